@@ -1,0 +1,1 @@
+//! The driver loop: the one place that blocks.

@@ -1,0 +1,1 @@
+//! The configuration file (TOML, default `/etc/cwmpd/cwmpd.toml`).

@@ -1,0 +1,373 @@
+//! TR-106 data types (TR-106 Amendment 8 §3.2; the `<dataType>` facets of the DM schema).
+//!
+//! Values travel as strings in CWMP; the engine keeps every value in its canonical lexical form and
+//! checks it against the parameter's [`TypeSpec`] before any backend sees it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fault::Fault;
+
+/// A TR-106 base type, with its `xsi:type` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum BaseType {
+    #[default]
+    #[serde(rename = "string")]
+    String,
+    #[serde(rename = "int")]
+    Int,
+    #[serde(rename = "unsignedInt")]
+    UnsignedInt,
+    #[serde(rename = "long")]
+    Long,
+    #[serde(rename = "unsignedLong")]
+    UnsignedLong,
+    #[serde(rename = "boolean")]
+    Boolean,
+    #[serde(rename = "dateTime")]
+    DateTime,
+    #[serde(rename = "base64")]
+    Base64,
+    #[serde(rename = "hexBinary")]
+    HexBinary,
+    #[serde(rename = "decimal")]
+    Decimal,
+}
+
+impl BaseType {
+    /// The name without prefix, as in the DM schema and after `xsd:` in `xsi:type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BaseType::String => "string",
+            BaseType::Int => "int",
+            BaseType::UnsignedInt => "unsignedInt",
+            BaseType::Long => "long",
+            BaseType::UnsignedLong => "unsignedLong",
+            BaseType::Boolean => "boolean",
+            BaseType::DateTime => "dateTime",
+            BaseType::Base64 => "base64",
+            BaseType::HexBinary => "hexBinary",
+            BaseType::Decimal => "decimal",
+        }
+    }
+
+    /// The `xsi:type` attribute value sent in a ParameterValueStruct.
+    pub fn xsi_type(self) -> &'static str {
+        match self {
+            BaseType::String => "xsd:string",
+            BaseType::Int => "xsd:int",
+            BaseType::UnsignedInt => "xsd:unsignedInt",
+            BaseType::Long => "xsd:long",
+            BaseType::UnsignedLong => "xsd:unsignedLong",
+            BaseType::Boolean => "xsd:boolean",
+            BaseType::DateTime => "xsd:dateTime",
+            BaseType::Base64 => "xsd:base64Binary",
+            BaseType::HexBinary => "xsd:hexBinary",
+            BaseType::Decimal => "xsd:decimal",
+        }
+    }
+
+    /// Reads an `xsi:type` value as sent by an ACS (`xsd:int`, `int`, `soapenc:base64`, …); the
+    /// prefix is ignored. `None` for a type we do not know.
+    pub fn from_xsi(s: &str) -> Option<BaseType> {
+        let local = s.rsplit(':').next().unwrap_or(s);
+        Some(match local {
+            "string" => BaseType::String,
+            "int" => BaseType::Int,
+            "unsignedInt" => BaseType::UnsignedInt,
+            "long" => BaseType::Long,
+            "unsignedLong" => BaseType::UnsignedLong,
+            "boolean" => BaseType::Boolean,
+            "dateTime" => BaseType::DateTime,
+            "base64" | "base64Binary" => BaseType::Base64,
+            "hexBinary" => BaseType::HexBinary,
+            "decimal" => BaseType::Decimal,
+            _ => return None,
+        })
+    }
+}
+
+/// An inclusive range facet; either end may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Range {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i128>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i128>,
+}
+
+/// A parameter's full type: the base type and its facets (TR-106 §3.2.1–3.2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TypeSpec {
+    #[serde(rename = "type")]
+    pub base: BaseType,
+    /// Maximum length in characters (string, base64, hexBinary: of the lexical form). For a list,
+    /// of the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// Minimum length, when the model states one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<u32>,
+    /// Allowed ranges of numeric values; empty means the base type's own range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<Range>,
+    /// Allowed values of a string; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "enum")]
+    pub enumeration: Vec<String>,
+    /// A comma-separated list of items of this type (TR-106 §3.2.3).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub list: bool,
+    /// The named TR-106 type it was resolved from (IPAddress, MACAddress, …), for documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl TypeSpec {
+    /// A plain type with no facets.
+    pub fn of(base: BaseType) -> TypeSpec {
+        TypeSpec {
+            base,
+            ..TypeSpec::default()
+        }
+    }
+
+    /// A string with a maximum length.
+    pub fn string(max_length: u32) -> TypeSpec {
+        TypeSpec {
+            max_length: Some(max_length),
+            ..TypeSpec::of(BaseType::String)
+        }
+    }
+
+    /// Checks a value given by the ACS or a user and returns its canonical lexical form
+    /// (`true`/`false` for booleans, no leading `+` or zeros for numbers). 9007 when the value is
+    /// not of the type or outside its facets.
+    pub fn check(&self, value: &str) -> Result<String, Fault> {
+        if let Some(max) = self.max_length {
+            if value.chars().count() > max as usize {
+                return Err(Fault::InvalidParameterValue(format!(
+                    "longer than {max} characters"
+                )));
+            }
+        }
+        if let Some(min) = self.min_length {
+            if !self.list && value.chars().count() < min as usize {
+                return Err(Fault::InvalidParameterValue(format!(
+                    "shorter than {min} characters"
+                )));
+            }
+        }
+        if self.list {
+            if value.is_empty() {
+                return Ok(String::new());
+            }
+            let mut out = String::with_capacity(value.len());
+            for (i, item) in value.split(',').enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&self.check_item(item.trim())?);
+            }
+            return Ok(out);
+        }
+        self.check_item(value)
+    }
+
+    fn check_item(&self, v: &str) -> Result<String, Fault> {
+        let bad = |what: &str| Fault::InvalidParameterValue(format!("{v:?} is not a valid {what}"));
+        let canon = match self.base {
+            BaseType::String => v.to_string(),
+            BaseType::Boolean => match v {
+                "true" | "1" => "true".to_string(),
+                "false" | "0" => "false".to_string(),
+                _ => return Err(bad("boolean")),
+            },
+            BaseType::Int | BaseType::UnsignedInt | BaseType::Long | BaseType::UnsignedLong => {
+                let n = parse_integer(v).ok_or_else(|| bad(self.base.name()))?;
+                let (lo, hi): (i128, i128) = match self.base {
+                    BaseType::Int => (i32::MIN as i128, i32::MAX as i128),
+                    BaseType::UnsignedInt => (0, u32::MAX as i128),
+                    BaseType::Long => (i64::MIN as i128, i64::MAX as i128),
+                    _ => (0, u64::MAX as i128),
+                };
+                if n < lo || n > hi {
+                    return Err(bad(self.base.name()));
+                }
+                if !self.ranges.is_empty()
+                    && !self.ranges.iter().any(|r| {
+                        r.min.is_none_or(|m| n >= m) && r.max.is_none_or(|m| n <= m)
+                    })
+                {
+                    return Err(Fault::InvalidParameterValue(format!(
+                        "{n} is outside the allowed range"
+                    )));
+                }
+                n.to_string()
+            }
+            BaseType::DateTime => {
+                if !is_datetime(v) {
+                    return Err(bad("dateTime"));
+                }
+                v.to_string()
+            }
+            BaseType::Base64 => {
+                if !is_base64(v) {
+                    return Err(bad("base64"));
+                }
+                v.to_string()
+            }
+            BaseType::HexBinary => {
+                if v.len() % 2 != 0 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad("hexBinary"));
+                }
+                v.to_string()
+            }
+            BaseType::Decimal => {
+                if !is_decimal(v) {
+                    return Err(bad("decimal"));
+                }
+                v.to_string()
+            }
+        };
+        if !self.enumeration.is_empty() && !self.enumeration.iter().any(|e| e == &canon) {
+            return Err(Fault::InvalidParameterValue(format!(
+                "{v:?} is not one of the allowed values"
+            )));
+        }
+        Ok(canon)
+    }
+}
+
+/// An xsd integer: optional sign, digits only.
+fn parse_integer(v: &str) -> Option<i128> {
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    if digits.is_empty() || digits.len() > 30 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<i128>().ok()
+}
+
+fn is_decimal(v: &str) -> bool {
+    let s = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let mut parts = s.splitn(2, '.');
+    let int = parts.next().unwrap_or("");
+    let frac = parts.next();
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    !(int.is_empty() && frac.is_none_or(str::is_empty))
+        && all_digits(int)
+        && frac.is_none_or(all_digits)
+}
+
+fn is_base64(v: &str) -> bool {
+    let s: Vec<u8> = v.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if s.len() % 4 != 0 {
+        return false;
+    }
+    let body_end = s.iter().rposition(|&b| b != b'=').map_or(0, |p| p + 1);
+    if s.len() - body_end > 2 {
+        return false;
+    }
+    s[..body_end]
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// xsd:dateTime: `YYYY-MM-DDThh:mm:ss[.frac][Z|(+|-)hh:mm]` (TR-106 §3.2.2 also allows the
+/// unknown time `0001-01-01T00:00:00Z`).
+pub fn is_datetime(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 19 {
+        return false;
+    }
+    let d = |i: usize| b[i].is_ascii_digit();
+    let shape = d(0) && d(1) && d(2) && d(3) && b[4] == b'-' && d(5) && d(6) && b[7] == b'-'
+        && d(8) && d(9) && b[10] == b'T' && d(11) && d(12) && b[13] == b':' && d(14) && d(15)
+        && b[16] == b':' && d(17) && d(18);
+    if !shape {
+        return false;
+    }
+    let num = |i: usize| (b[i] - b'0') as u32 * 10 + (b[i + 1] - b'0') as u32;
+    let (mo, day, h, mi, s) = (num(5), num(8), num(11), num(14), num(17));
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if rest.first() == Some(&b'.') {
+        let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &rest[1 + n..];
+    }
+    match rest {
+        [] | [b'Z'] => true,
+        [sign, h1, h2, b':', m1, m2] if (*sign == b'+' || *sign == b'-') => {
+            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_and_ranges() {
+        let t = TypeSpec {
+            ranges: vec![Range {
+                min: Some(1),
+                max: None,
+            }],
+            ..TypeSpec::of(BaseType::UnsignedInt)
+        };
+        assert_eq!(t.check("+0030").unwrap(), "30");
+        assert_eq!(t.check("0").unwrap_err().code(), 9007);
+        assert_eq!(t.check("-1").unwrap_err().code(), 9007);
+        assert_eq!(t.check("4294967296").unwrap_err().code(), 9007);
+        assert_eq!(t.check("12a").unwrap_err().code(), 9007);
+        assert_eq!(
+            TypeSpec::of(BaseType::Int).check("-2147483648").unwrap(),
+            "-2147483648"
+        );
+    }
+
+    #[test]
+    fn booleans_strings_lists() {
+        let b = TypeSpec::of(BaseType::Boolean);
+        assert_eq!(b.check("1").unwrap(), "true");
+        assert_eq!(b.check("false").unwrap(), "false");
+        assert!(b.check("yes").is_err());
+        let s = TypeSpec::string(3);
+        assert!(s.check("abc").is_ok());
+        assert!(s.check("abcd").is_err());
+        assert_eq!(s.check("é€ü").unwrap(), "é€ü");
+        let l = TypeSpec {
+            list: true,
+            enumeration: vec!["A".into(), "B".into()],
+            ..TypeSpec::of(BaseType::String)
+        };
+        assert_eq!(l.check("A, B").unwrap(), "A,B");
+        assert!(l.check("A,C").is_err());
+    }
+
+    #[test]
+    fn other_lexical_forms() {
+        assert!(is_datetime("2000-01-01T08:00:23"));
+        assert!(is_datetime("2026-11-21T05:50:00.123+01:00"));
+        assert!(is_datetime("0001-01-01T00:00:00Z"));
+        assert!(!is_datetime("2026-13-01T00:00:00Z"));
+        assert!(!is_datetime("2026-01-01 00:00:00"));
+        assert!(TypeSpec::of(BaseType::Base64).check("aGVsbG8=").is_ok());
+        assert!(TypeSpec::of(BaseType::Base64).check("aGVsbG8").is_err());
+        assert!(TypeSpec::of(BaseType::HexBinary).check("0aFF").is_ok());
+        assert!(TypeSpec::of(BaseType::HexBinary).check("0aF").is_err());
+        assert!(TypeSpec::of(BaseType::Decimal).check("-1.50").is_ok());
+        assert!(TypeSpec::of(BaseType::Decimal).check(".").is_err());
+        assert_eq!(BaseType::from_xsi("xsd:unsignedInt"), Some(BaseType::UnsignedInt));
+        assert_eq!(BaseType::from_xsi("soap-enc:base64"), Some(BaseType::Base64));
+    }
+}

@@ -1,0 +1,14 @@
+//! cwmpd: a TR-069 (CWMP 1.0–1.4) CPE agent. See ARCHITECTURE.md for the codemap and invariants.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod auth;
+pub mod config;
+pub mod datamodel;
+pub mod events;
+pub mod fault;
+pub mod rpc;
+pub mod session;
+pub mod soap;
+pub mod store;
+pub mod transport;
