@@ -1,1 +1,1265 @@
 //! The HTTP(S) client to the ACS (TR-069 §3.4): ureq over rustls with the ring provider.
+//!
+//! This is the only HTTP client code of the agent. One [`Transport`] serves one ACS; one CWMP
+//! session is a sequence of [`Transport::post`] calls ended by [`Transport::end_session`].
+//! Within a session it keeps:
+//! - one TCP connection where the ACS allows it (§3.4.1: the session is a series of POSTs on a
+//!   persistent connection); the idle pool keeps it for [`IDLE_AGE`];
+//! - the authentication state (§3.4.4, RFC 7616 / RFC 7617): a 401 is answered on the same
+//!   connection by re-sending the same body, later POSTs are pre-authorized with the same nonce
+//!   and nc+1, `stale=true` is answered with the new nonce, a rejected answer is an error;
+//! - the cookies (§3.4.4, RFC 6265) the ACS set, sent back on every later POST;
+//! - the URL of a redirect (§3.4.5: 301/302/307/308, at most [`MAX_REDIRECTS`]), used for the
+//!   rest of the session only.
+//!
+//! Every wait has a timeout; response bodies are capped; passwords never appear in a log line or
+//! an error text.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use ureq::http::Uri;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+
+use crate::auth::{self, AuthParams, DigestSession, Preferred};
+
+/// The CA bundle used when none is configured (OpenWrt's `ca-bundle` package installs it here).
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Redirects followed for one POST before giving up (TR-069 §3.4.5 asks for at least 5).
+pub const MAX_REDIRECTS: u32 = 5;
+/// How long an idle connection is kept for the next POST of the session.
+pub const IDLE_AGE: Duration = Duration::from_secs(120);
+/// Default cap on a response body (the SOAP layer applies its own, tighter limits).
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// Default for every network wait (TR-069 leaves it to the CPE; 30 s is common practice).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest CA bundle, certificate or key file read.
+const MAX_PEM_FILE: u64 = 4 * 1024 * 1024;
+/// Consecutive `stale=true` challenges accepted for one POST.
+const MAX_STALE_RETRIES: u32 = 2;
+/// Cookie jar limits, so a hostile ACS cannot grow it without bound.
+const MAX_COOKIES: usize = 32;
+const MAX_COOKIE_BYTES: usize = 4096;
+const MAX_JAR_BYTES: usize = 16 * 1024;
+
+/// How to reach one ACS.
+#[derive(Clone)]
+pub struct TransportConfig {
+    /// The ACS URL (`https://…` or `http://…`); no user information in it.
+    pub url: String,
+    /// User name for HTTP authentication (empty: never answer a 401).
+    pub username: String,
+    /// Password for HTTP authentication; never logged.
+    pub password: String,
+    /// PEM bundle of trusted CAs; `None` = [`SYSTEM_CA_FILE`].
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain (TR-069 §3.3 certificate-based CPE authentication).
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate (PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<PathBuf>,
+    /// Limit for name resolution plus TCP connect plus TLS handshake. Default 30 s.
+    pub connect_timeout: Duration,
+    /// Limit for each other wait: sending the request, the response headers, the body.
+    /// Default 30 s.
+    pub timeout: Duration,
+    /// Largest response body accepted. Default [`DEFAULT_MAX_BODY`].
+    pub max_body: usize,
+    /// The `User-Agent` header (printable ASCII). Default `cwmpd/<version>`.
+    pub user_agent: String,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            connect_timeout: DEFAULT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+            user_agent: format!("cwmpd/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// The password is redacted.
+impl fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_body", &self.max_body)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
+/// The ACS's answer to one POST, after authentication and redirects were dealt with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    /// The HTTP status (200 with a SOAP body, 204 or 200 empty to end the session, …).
+    pub status: u16,
+    /// The whole body.
+    pub body: Vec<u8>,
+    /// `Retry-After` in seconds (delta-seconds or an HTTP-date), typically with a 503.
+    pub retry_after: Option<u32>,
+}
+
+/// Why a POST failed. `Display` is one line and never contains a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// The configuration cannot work: bad URL, unreadable CA/certificate/key file.
+    Config(String),
+    /// Name resolution or TCP connection failed.
+    Connect(String),
+    /// The TLS handshake failed (unknown CA, wrong host name, client certificate refused…).
+    Tls(String),
+    /// A wait exceeded its limit (which one is named).
+    Timeout(String),
+    /// The connection broke or the ACS spoke broken HTTP.
+    Io(String),
+    /// The ACS refused our credentials or asked for a scheme we cannot answer.
+    Auth(String),
+    /// More than [`MAX_REDIRECTS`] redirects for one POST.
+    TooManyRedirects,
+    /// A redirect without a usable `Location`, or from https to http.
+    BadRedirect(String),
+    /// The response body exceeded the configured limit (given).
+    BodyTooLarge(usize),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::Config(m) => write!(f, "transport configuration: {m}"),
+            TransportError::Connect(m) => write!(f, "cannot connect to the ACS: {m}"),
+            TransportError::Tls(m) => write!(f, "TLS with the ACS failed: {m}"),
+            TransportError::Timeout(m) => write!(f, "timed out ({m})"),
+            TransportError::Io(m) => write!(f, "HTTP exchange with the ACS failed: {m}"),
+            TransportError::Auth(m) => write!(f, "authentication with the ACS failed: {m}"),
+            TransportError::TooManyRedirects => {
+                write!(f, "more than {MAX_REDIRECTS} redirects from the ACS")
+            }
+            TransportError::BadRedirect(m) => write!(f, "unusable redirect from the ACS: {m}"),
+            TransportError::BodyTooLarge(n) => {
+                write!(f, "the ACS response body exceeds {n} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// The blocking HTTP(S) client of one ACS.
+pub struct Transport {
+    cfg: TransportConfig,
+    target: Target,
+    session_target: Option<Target>,
+    agent_config: ureq::config::Config,
+    agent: ureq::Agent,
+    auth: Option<ClientAuth>,
+    jar: CookieJar,
+    rng: ring::rand::SystemRandom,
+}
+
+/// The authentication answered for the current session.
+enum ClientAuth {
+    Basic,
+    Digest(DigestSession),
+}
+
+impl Transport {
+    /// Validates the URL and loads the CA bundle and the client certificate once.
+    pub fn new(cfg: TransportConfig) -> Result<Transport, TransportError> {
+        let target = Target::parse(&cfg.url).map_err(TransportError::Config)?;
+        if cfg.user_agent.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
+            return Err(TransportError::Config(
+                "the User-Agent must be printable ASCII".into(),
+            ));
+        }
+        let tls = tls_config(&cfg, target.https)?;
+        // Every wait is bounded (ureq has no default). The per-call and global budgets cover one
+        // connect plus three waits (send, response headers, body).
+        let call_budget = cfg
+            .connect_timeout
+            .saturating_add(cfg.timeout.saturating_mul(3));
+        let agent_config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .https_only(false)
+            .tls_config(tls)
+            .user_agent(cfg.user_agent.as_str())
+            .max_idle_connections(2)
+            .max_idle_connections_per_host(1)
+            .max_idle_age(IDLE_AGE)
+            .timeout_resolve(Some(cfg.connect_timeout))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_send_request(Some(cfg.timeout))
+            .timeout_send_body(Some(cfg.timeout))
+            .timeout_recv_response(Some(cfg.timeout))
+            .timeout_recv_body(Some(cfg.timeout))
+            .timeout_per_read(Some(cfg.timeout))
+            .timeout_per_write(Some(cfg.timeout))
+            .timeout_per_call(Some(call_budget))
+            .timeout_global(Some(call_budget))
+            .build();
+        let agent = agent_config.new_agent();
+        Ok(Transport {
+            cfg,
+            target,
+            session_target: None,
+            agent_config,
+            agent,
+            auth: None,
+            jar: CookieJar::default(),
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+
+    /// POSTs one CWMP message (empty body = the empty POST) and returns the ACS's reply.
+    ///
+    /// 401 and redirects are handled here; any other status is returned as is.
+    pub fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError> {
+        let mut redirects = 0u32;
+        let mut answered = false;
+        let mut stale_retries = 0u32;
+        loop {
+            let target = self.session_target.as_ref().unwrap_or(&self.target).clone();
+            let authorization = match &mut self.auth {
+                None => None,
+                Some(ClientAuth::Basic) => Some(auth::basic_authorization(
+                    &self.cfg.username,
+                    &self.cfg.password,
+                )),
+                Some(ClientAuth::Digest(d)) => Some(d.authorization(
+                    "POST",
+                    &target.request_uri,
+                    &self.cfg.username,
+                    &self.cfg.password,
+                )),
+            };
+            let now = unix_now();
+            let cookie = self.jar.header(&target, now);
+            let reply = self.exchange(&target, body, authorization, cookie)?;
+            for set_cookie in &reply.set_cookies {
+                self.jar.store(set_cookie, &target, now);
+            }
+            match reply.status {
+                401 => {
+                    self.answer_challenge(&reply.www_authenticate, answered, &mut stale_retries)?;
+                    answered = true;
+                }
+                301 | 302 | 307 | 308 => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(TransportError::TooManyRedirects);
+                    }
+                    let next = redirect_target(&target, reply.location.as_deref())?;
+                    log::info!("ACS redirects ({}) to {}", reply.status, next.url);
+                    if !next.same_origin(&target) {
+                        // Credentials answered for one server are not sent to another.
+                        self.auth = None;
+                    }
+                    self.session_target = Some(next);
+                    answered = false;
+                }
+                status => {
+                    return Ok(HttpReply {
+                        status,
+                        body: reply.body,
+                        retry_after: reply
+                            .retry_after
+                            .as_deref()
+                            .and_then(|v| parse_retry_after(v, now)),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Ends the session: drops cookies, digest state and the connection, forgets a redirect.
+    pub fn end_session(&mut self) {
+        self.jar.clear();
+        self.auth = None;
+        self.session_target = None;
+        // A fresh agent has an empty pool: the kept-alive connection is closed.
+        self.agent = self.agent_config.new_agent();
+    }
+
+    /// Updates `self.auth` from the challenges of a 401 (RFC 7235 §3.1), or says why not.
+    /// `answered` is true when the request just rejected already carried credentials computed
+    /// from a challenge received during this POST.
+    fn answer_challenge(
+        &mut self,
+        headers: &[String],
+        answered: bool,
+        stale_retries: &mut u32,
+    ) -> Result<(), TransportError> {
+        let challenges: Vec<AuthParams> = headers
+            .iter()
+            .filter_map(|h| auth::parse_challenges(h).ok())
+            .flatten()
+            .collect();
+        if self.cfg.username.is_empty() {
+            return Err(TransportError::Auth(
+                "the ACS requires authentication but no username is configured".into(),
+            ));
+        }
+        match auth::preferred_challenge(&challenges) {
+            Some(Preferred::Digest(ch)) => {
+                let had_digest = matches!(self.auth, Some(ClientAuth::Digest(_)));
+                if had_digest && auth::is_stale(ch) {
+                    *stale_retries += 1;
+                    if *stale_retries > MAX_STALE_RETRIES {
+                        return Err(TransportError::Auth(
+                            "the ACS keeps declaring the digest nonce stale".into(),
+                        ));
+                    }
+                    log::debug!("digest nonce stale; answering the new nonce");
+                } else if answered {
+                    return Err(TransportError::Auth(
+                        "the ACS rejected the username or password (Digest)".into(),
+                    ));
+                }
+                let session = DigestSession::new(ch, &self.cnonce()?)
+                    .map_err(|e| TransportError::Auth(e.to_string()))?;
+                log::debug!(
+                    "answering a Digest {} challenge",
+                    session.algorithm().name()
+                );
+                self.auth = Some(ClientAuth::Digest(session));
+                Ok(())
+            }
+            Some(Preferred::Basic(_)) => {
+                if answered || matches!(self.auth, Some(ClientAuth::Basic)) {
+                    return Err(TransportError::Auth(
+                        "the ACS rejected the username or password (Basic)".into(),
+                    ));
+                }
+                if !self.session_target.as_ref().unwrap_or(&self.target).https {
+                    log::warn!("the ACS asks for Basic authentication over plain http");
+                }
+                self.auth = Some(ClientAuth::Basic);
+                Ok(())
+            }
+            None if challenges.is_empty() => Err(TransportError::Auth(
+                "401 without a usable WWW-Authenticate challenge".into(),
+            )),
+            None => {
+                let schemes: Vec<String> = challenges
+                    .iter()
+                    .take(4)
+                    .map(|c| c.scheme.chars().take(20).collect())
+                    .collect();
+                Err(TransportError::Auth(format!(
+                    "no supported challenge offered ({})",
+                    schemes.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// A fresh client nonce: 16 random bytes in hex (RFC 7616 §3.4).
+    fn cnonce(&self) -> Result<String, TransportError> {
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; 16];
+        self.rng
+            .fill(&mut b)
+            .map_err(|_| TransportError::Auth("no randomness for the digest cnonce".into()))?;
+        Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    }
+
+    /// One HTTP request and its whole response.
+    fn exchange(
+        &self,
+        target: &Target,
+        body: &[u8],
+        authorization: Option<String>,
+        cookie: Option<String>,
+    ) -> Result<RawReply, TransportError> {
+        let mut req = self.agent.post(target.url.as_str());
+        if body.is_empty() {
+            // §3.4.1: the empty POST has neither Content-Type nor SOAPAction.
+            req = req.header("Content-Length", "0");
+        } else {
+            // §3.4.1: a SOAP response in a request carries `SOAPAction:` with no value; we send
+            // the same for the CPE's own requests (as deployed agents do).
+            req = req
+                .header("Content-Type", "text/xml; charset=\"utf-8\"")
+                .header("SOAPAction", "");
+        }
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        let resp = req.send(body).map_err(classify)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers();
+        let all = |name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect()
+        };
+        let first = |name: &str| -> Option<String> {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let set_cookies = all("set-cookie");
+        let www_authenticate = all("www-authenticate");
+        let location = first("location");
+        let retry_after = first("retry-after");
+        let limit = u64::try_from(self.cfg.max_body).unwrap_or(u64::MAX);
+        let body_in = resp
+            .into_body()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => TransportError::BodyTooLarge(self.cfg.max_body),
+                other => classify(other),
+            })?;
+        log::debug!(
+            "POST {} ({} bytes) -> {} ({} bytes)",
+            target.url,
+            body.len(),
+            status,
+            body_in.len()
+        );
+        Ok(RawReply {
+            status,
+            body: body_in,
+            set_cookies,
+            www_authenticate,
+            location,
+            retry_after,
+        })
+    }
+}
+
+/// What `exchange` keeps of a response.
+struct RawReply {
+    status: u16,
+    body: Vec<u8>,
+    set_cookies: Vec<String>,
+    www_authenticate: Vec<String>,
+    location: Option<String>,
+    retry_after: Option<String>,
+}
+
+/// Maps a ureq error to ours, naming TLS failures as such.
+fn classify(e: ureq::Error) -> TransportError {
+    match e {
+        ureq::Error::Timeout(t) => TransportError::Timeout(t.to_string()),
+        ureq::Error::BodyExceedsLimit(n) => {
+            TransportError::BodyTooLarge(usize::try_from(n).unwrap_or(usize::MAX))
+        }
+        ureq::Error::HostNotFound => TransportError::Connect("host not found".into()),
+        ureq::Error::ConnectionFailed => TransportError::Connect("connection failed".into()),
+        ureq::Error::Rustls(r) => TransportError::Tls(r.to_string()),
+        ureq::Error::Tls(m) => TransportError::Tls(m.to_string()),
+        ureq::Error::Io(io) => {
+            if let Some(r) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return TransportError::Tls(r.to_string());
+            }
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused
+                | K::AddrNotAvailable
+                | K::NetworkUnreachable
+                | K::HostUnreachable => TransportError::Connect(io.to_string()),
+                K::TimedOut | K::WouldBlock => TransportError::Timeout(io.to_string()),
+                K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof => {
+                    TransportError::Io(format!("the ACS closed the connection ({io})"))
+                }
+                _ => TransportError::Io(io.to_string()),
+            }
+        }
+        other => TransportError::Io(other.to_string()),
+    }
+}
+
+/// Builds the rustls configuration: the ring provider, the CA bundle, the client certificate.
+fn tls_config(cfg: &TransportConfig, https: bool) -> Result<TlsConfig, TransportError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca_path = cfg
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_FILE));
+    let roots = match load_roots(&ca_path) {
+        Ok(r) => r,
+        // Plain http needs no CA; an https redirect would then fail verification.
+        Err(e) if !https => {
+            log::debug!("no CA bundle for a plain-http ACS: {e}");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let mut store = rustls::RootCertStore::empty();
+    let (added, _ignored) = store.add_parsable_certificates(roots.iter().cloned());
+    if added == 0 && https {
+        return Err(TransportError::Config(format!(
+            "no usable CA certificate in {}",
+            ca_path.display()
+        )));
+    }
+    let client_cert = match (&cfg.client_cert, &cfg.client_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let chain = load_certs(cert)?;
+            let (key_der, key_pem) = load_key(key)?;
+            // rustls checks that the key parses and matches the certificate here; ureq would
+            // panic on the same error later, so it is caught now.
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TransportError::Config(e.to_string()))?
+                .with_root_certificates(store)
+                .with_client_auth_cert(chain.clone(), key_der.clone_key())
+                .map_err(|e| {
+                    TransportError::Config(format!(
+                        "client certificate {} and key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+            let certs: Vec<Certificate<'static>> = chain
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+            // ureq takes the same first key of the PEM file that rustls just accepted.
+            let key = PrivateKey::from_pem(&key_pem).map_err(|e| {
+                TransportError::Config(format!("{}: no usable private key: {e}", key.display()))
+            })?;
+            Some(ClientCert::new_with_certs(&certs, key))
+        }
+        _ => {
+            return Err(TransportError::Config(
+                "client_cert and client_key must be given together".into(),
+            ))
+        }
+    };
+    let roots: Vec<Certificate<'static>> = roots
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .client_cert(client_cert)
+        .unversioned_rustls_crypto_provider(provider)
+        .build())
+}
+
+fn read_pem_file(path: &Path) -> Result<Vec<u8>, TransportError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
+    let mut data = Vec::new();
+    file.take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
+    if data.len() as u64 > MAX_PEM_FILE {
+        return Err(TransportError::Config(format!(
+            "{}: larger than {MAX_PEM_FILE} bytes",
+            path.display()
+        )));
+    }
+    Ok(data)
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let data = read_pem_file(path)?;
+    let certs = CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TransportError::Config(format!("{}: bad PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(TransportError::Config(format!(
+            "{}: no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    load_certs(path)
+}
+
+/// The first private key of a PEM file, and the file's bytes.
+fn load_key(path: &Path) -> Result<(PrivateKeyDer<'static>, Vec<u8>), TransportError> {
+    let data = read_pem_file(path)?;
+    // The error of the pem parser never contains key material, only its position and kind.
+    let key = PrivateKeyDer::from_pem_slice(&data).map_err(|e| {
+        TransportError::Config(format!("{}: no usable private key: {e}", path.display()))
+    })?;
+    Ok((key, data))
+}
+
+/// An ACS URL split into what the transport needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// The full URL as requested.
+    url: String,
+    https: bool,
+    /// Lower-case host (IPv6 in brackets), for cookies and origin checks.
+    host: String,
+    port: u16,
+    /// The path alone (for cookie paths, RFC 6265 §5.1.4).
+    path: String,
+    /// The request-target (path and query) used as the Digest `uri` (RFC 7616 §3.4).
+    request_uri: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let uri: Uri = url
+            .trim()
+            .parse()
+            .map_err(|_| "the ACS URL is not a valid URL".to_owned())?;
+        let https = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            _ => return Err("the ACS URL must start with http:// or https://".to_owned()),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| "the ACS URL has no host".to_owned())?;
+        if authority.as_str().contains('@') {
+            return Err(
+                "the ACS URL must not contain user information; use username/password".to_owned(),
+            );
+        }
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return Err("the ACS URL has no host".to_owned());
+        }
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path = match uri.path() {
+            "" => "/".to_owned(),
+            p => p.to_owned(),
+        };
+        let request_uri = uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .filter(|s| s.starts_with('/'))
+            .unwrap_or("/")
+            .to_owned();
+        Ok(Target {
+            url: uri.to_string(),
+            https,
+            host,
+            port,
+            path,
+            request_uri,
+        })
+    }
+
+    fn same_origin(&self, other: &Target) -> bool {
+        self.https == other.https && self.host == other.host && self.port == other.port
+    }
+
+    fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let default = if self.https { 443 } else { 80 };
+        if self.port == default {
+            format!("{scheme}://{}", self.host)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Resolves a redirect's `Location` against the current URL (RFC 3986 §5.2) and refuses a
+/// downgrade from https to http.
+fn redirect_target(base: &Target, location: Option<&str>) -> Result<Target, TransportError> {
+    let location = location
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| TransportError::BadRedirect("no Location header".into()))?;
+    let location = location.split('#').next().unwrap_or("");
+    let absolute = if has_scheme(location) {
+        location.to_owned()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        let scheme = if base.https { "https" } else { "http" };
+        format!("{scheme}://{rest}")
+    } else {
+        let (path, query) = match location.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (location, None),
+        };
+        let base_path = &base.path;
+        let merged = if path.is_empty() {
+            base_path.clone()
+        } else if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            let dir = base_path
+                .rfind('/')
+                .and_then(|i| base_path.get(..=i))
+                .unwrap_or("/");
+            format!("{dir}{path}")
+        };
+        let mut out = base.origin();
+        out.push_str(&remove_dot_segments(&merged));
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    };
+    let next = Target::parse(&absolute).map_err(TransportError::BadRedirect)?;
+    if base.https && !next.https {
+        return Err(TransportError::BadRedirect(
+            "refusing to follow a redirect from https to http".into(),
+        ));
+    }
+    Ok(next)
+}
+
+/// Whether a URI reference starts with `scheme:` (RFC 3986 §3.1).
+fn has_scheme(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((scheme, _)) => {
+            let mut b = scheme.bytes();
+            b.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && b.all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')
+        }
+        None => false,
+    }
+}
+
+/// RFC 3986 §5.2.4 for an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let segs: Vec<&str> = path.split('/').collect();
+    let last = segs.len().saturating_sub(1);
+    let mut out: Vec<&str> = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        match *s {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
+fn parse_retry_after(value: &str, now: u64) -> Option<u32> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            v.parse::<u64>()
+                .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        );
+    }
+    let at = parse_cookie_date(v)?;
+    Some(u32::try_from(at.saturating_sub(now)).unwrap_or(u32::MAX))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One stored cookie (RFC 6265 §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cookie {
+    name: String,
+    value: String,
+    domain: String,
+    host_only: bool,
+    path: String,
+    secure: bool,
+    expires: Option<u64>,
+}
+
+impl Cookie {
+    fn size(&self) -> usize {
+        self.name.len() + self.value.len()
+    }
+
+    fn matches(&self, target: &Target, now: u64) -> bool {
+        let domain_ok = if self.host_only {
+            target.host == self.domain
+        } else {
+            domain_match(&target.host, &self.domain)
+        };
+        domain_ok
+            && path_match(&target.path, &self.path)
+            && (!self.secure || target.https)
+            && self.expires.is_none_or(|t| t > now)
+    }
+}
+
+/// The session's cookies (TR-069 §3.4.4: the CPE returns every cookie the ACS set during the
+/// session on each later POST). Bounded by [`MAX_COOKIES`] and [`MAX_JAR_BYTES`].
+#[derive(Debug, Default)]
+struct CookieJar {
+    cookies: Vec<Cookie>,
+}
+
+impl CookieJar {
+    /// Stores one `Set-Cookie` received from `target` (RFC 6265 §5.2 and §5.3). Invalid
+    /// cookies are ignored; an expiry in the past deletes the cookie.
+    fn store(&mut self, set_cookie: &str, target: &Target, now: u64) {
+        let Some(c) = parse_set_cookie(set_cookie, target, now) else {
+            log::debug!("ignoring an unusable Set-Cookie from the ACS");
+            return;
+        };
+        self.cookies
+            .retain(|o| !(o.name == c.name && o.domain == c.domain && o.path == c.path));
+        if c.expires.is_some_and(|t| t <= now) {
+            return;
+        }
+        self.cookies.retain(|o| o.expires.is_none_or(|t| t > now));
+        let total: usize = self.cookies.iter().map(Cookie::size).sum();
+        if self.cookies.len() >= MAX_COOKIES || total + c.size() > MAX_JAR_BYTES {
+            log::warn!("cookie jar full; ignoring a cookie from the ACS");
+            return;
+        }
+        self.cookies.push(c);
+    }
+
+    /// The `Cookie` header for a request to `target` (RFC 6265 §5.4): longer paths first.
+    fn header(&self, target: &Target, now: u64) -> Option<String> {
+        let mut sel: Vec<&Cookie> = self
+            .cookies
+            .iter()
+            .filter(|c| c.matches(target, now))
+            .collect();
+        if sel.is_empty() {
+            return None;
+        }
+        // A stable sort keeps creation order among equal path lengths.
+        sel.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
+        let parts: Vec<String> = sel
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        Some(parts.join("; "))
+    }
+
+    fn clear(&mut self) {
+        self.cookies.clear();
+    }
+}
+
+fn parse_set_cookie(header: &str, target: &Target, now: u64) -> Option<Cookie> {
+    let mut parts = header.split(';');
+    let (name, value) = parts.next()?.split_once('=')?;
+    let (name, value) = (name.trim(), value.trim());
+    if name.is_empty() || name.len() + value.len() > MAX_COOKIE_BYTES {
+        return None;
+    }
+    let visible = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
+    if !visible(name) || name.contains('=') || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    let mut c = Cookie {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        domain: target.host.clone(),
+        host_only: true,
+        path: default_path(&target.path),
+        secure: false,
+        expires: None,
+    };
+    let mut max_age: Option<i64> = None;
+    let mut expires: Option<u64> = None;
+    for attr in parts {
+        let (k, v) = match attr.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (attr.trim(), ""),
+        };
+        if k.eq_ignore_ascii_case("max-age") {
+            let digits = v.strip_prefix('-').unwrap_or(v);
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                // Out-of-range values saturate (RFC 6265 §5.2.2).
+                max_age = Some(v.parse::<i64>().unwrap_or(if v.starts_with('-') {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }));
+            }
+        } else if k.eq_ignore_ascii_case("expires") {
+            if let Some(t) = parse_cookie_date(v) {
+                expires = Some(t);
+            }
+        } else if k.eq_ignore_ascii_case("domain") {
+            let d = v.trim_start_matches('.').to_ascii_lowercase();
+            if !d.is_empty() {
+                // §5.3 step 6: a Domain the request host does not match rejects the cookie.
+                if !domain_match(&target.host, &d) {
+                    return None;
+                }
+                c.domain = d;
+                c.host_only = c.domain == target.host;
+            }
+        } else if k.eq_ignore_ascii_case("path") {
+            if v.starts_with('/') {
+                c.path = v.to_owned();
+            }
+        } else if k.eq_ignore_ascii_case("secure") {
+            c.secure = true;
+        }
+    }
+    c.expires = match max_age {
+        Some(n) if n <= 0 => Some(0),
+        Some(n) => Some(now.saturating_add(n.unsigned_abs())),
+        None => expires.map(|t| t.max(1)),
+    };
+    Some(c)
+}
+
+/// RFC 6265 §5.1.3; an IP address only matches itself.
+fn domain_match(host: &str, domain: &str) -> bool {
+    if host == domain {
+        return true;
+    }
+    let is_ip = host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok();
+    !is_ip
+        && host.len() > domain.len()
+        && host.ends_with(domain)
+        && host
+            .as_bytes()
+            .get(host.len() - domain.len() - 1)
+            .is_some_and(|b| *b == b'.')
+}
+
+/// RFC 6265 §5.1.4 default-path.
+fn default_path(path: &str) -> String {
+    if !path.starts_with('/') {
+        return "/".to_owned();
+    }
+    match path.rfind('/') {
+        Some(0) | None => "/".to_owned(),
+        Some(i) => path.get(..i).unwrap_or("/").to_owned(),
+    }
+}
+
+/// RFC 6265 §5.1.4 path-match.
+fn path_match(request: &str, cookie: &str) -> bool {
+    request == cookie
+        || (request.starts_with(cookie)
+            && (cookie.ends_with('/') || request.as_bytes().get(cookie.len()) == Some(&b'/')))
+}
+
+/// The cookie-date algorithm of RFC 6265 §5.1.1 (also reads HTTP-dates), as Unix seconds.
+fn parse_cookie_date(s: &str) -> Option<u64> {
+    let is_delim = |c: char| matches!(c, '\t' | ' '..='/' | ';'..='@' | '['..='`' | '{'..='~');
+    let (mut time, mut day, mut month, mut year) = (None, None, None, None);
+    for tok in s.split(is_delim).filter(|t| !t.is_empty()) {
+        if time.is_none() {
+            if let Some(t) = parse_hms(tok) {
+                time = Some(t);
+                continue;
+            }
+        }
+        if day.is_none() {
+            if let Some(d) = leading_digits(tok, 1, 2) {
+                day = Some(d);
+                continue;
+            }
+        }
+        if month.is_none() {
+            let m = tok.get(..3).map(str::to_ascii_lowercase);
+            if let Some(i) = [
+                "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+            ]
+            .iter()
+            .position(|n| m.as_deref() == Some(*n))
+            {
+                month = Some(i as u64 + 1);
+                continue;
+            }
+        }
+        if year.is_none() {
+            if let Some(y) = leading_digits(tok, 2, 4) {
+                year = Some(y);
+            }
+        }
+    }
+    let (h, mi, se) = time?;
+    let (d, mo, mut y) = (day?, month?, year?);
+    if (70..=99).contains(&y) {
+        y += 1900;
+    } else if y <= 69 {
+        y += 2000;
+    }
+    if !(1..=31).contains(&d) || y < 1601 || h > 23 || mi > 59 || se > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d)?;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// `min..=max` digits at the start of `tok`, not followed by another digit.
+fn leading_digits(tok: &str, min: usize, max: usize) -> Option<u64> {
+    let n = tok.bytes().take_while(u8::is_ascii_digit).count();
+    if n < min || n > max {
+        return None;
+    }
+    tok.get(..n)?.parse().ok()
+}
+
+/// `hh:mm:ss` with 1–2 digits each (RFC 6265 §5.1.1 time-field).
+fn parse_hms(tok: &str) -> Option<(u64, u64, u64)> {
+    let mut it = tok.splitn(3, ':');
+    let h = leading_digits(it.next()?, 1, 2)?;
+    let m = leading_digits(it.next()?, 1, 2)?;
+    let s = leading_digits(it.next()?, 1, 2)?;
+    Some((h, m, s))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` before the epoch.
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let y = i64::try_from(y).ok()? - i64::from(m <= 2);
+    let m = i64::try_from(m).ok()?;
+    let d = i64::try_from(d).ok()?;
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Target {
+        Target::parse(url).unwrap()
+    }
+
+    #[test]
+    fn target_parsing_and_refusals() {
+        let t = target("https://ACS.example:8443/cwmp/acs?id=1");
+        assert!(t.https);
+        assert_eq!(t.host, "acs.example");
+        assert_eq!(t.port, 8443);
+        assert_eq!(t.path, "/cwmp/acs");
+        assert_eq!(t.request_uri, "/cwmp/acs?id=1");
+        let t = target("http://10.0.0.1");
+        assert_eq!(
+            (t.port, t.path.as_str(), t.request_uri.as_str()),
+            (80, "/", "/")
+        );
+        for bad in [
+            "ftp://x/",
+            "acs.example/cwmp",
+            "https://user:secret@acs.example/",
+            "http://",
+            "not a url",
+        ] {
+            let e = Target::parse(bad).unwrap_err();
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn redirect_resolution() {
+        let base = target("https://acs.example/a/b/c?x=1");
+        let r = |l: &str| redirect_target(&base, Some(l)).map(|t| t.url);
+        assert_eq!(r("/new").unwrap(), "https://acs.example/new");
+        assert_eq!(r("d").unwrap(), "https://acs.example/a/b/d");
+        assert_eq!(r("../d?y=2#frag").unwrap(), "https://acs.example/a/d?y=2");
+        assert_eq!(r("?z").unwrap(), "https://acs.example/a/b/c?z");
+        assert_eq!(r("//other:444/p").unwrap(), "https://other:444/p");
+        let other = redirect_target(&base, Some("https://Other.example/q")).unwrap();
+        assert_eq!(
+            (other.host.as_str(), other.path.as_str()),
+            ("other.example", "/q")
+        );
+        assert!(!other.same_origin(&base));
+        assert_eq!(r("/../../x").unwrap(), "https://acs.example/x");
+        assert!(matches!(
+            r("http://acs.example/"),
+            Err(TransportError::BadRedirect(_))
+        ));
+        assert!(matches!(
+            redirect_target(&base, None),
+            Err(TransportError::BadRedirect(_))
+        ));
+        assert!(r("https://a b/").is_err());
+        let plain = target("http://acs:7547/");
+        assert_eq!(
+            redirect_target(&plain, Some("https://acs:7548/x"))
+                .unwrap()
+                .url,
+            "https://acs:7548/x"
+        );
+    }
+
+    #[test]
+    fn cookie_dates() {
+        // RFC 9110 IMF-fixdate, RFC 850 and asctime forms, and a Netscape form with dashes.
+        let want = 784_111_777; // 1994-11-06 08:49:37 UTC
+        assert_eq!(
+            parse_cookie_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_cookie_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(want)
+        );
+        assert_eq!(parse_cookie_date("Sun Nov  6 08:49:37 1994"), Some(want));
+        assert_eq!(parse_cookie_date("Thu, 01-Jan-1970 00:00:01 GMT"), Some(1));
+        assert_eq!(
+            parse_cookie_date("Wed, 29 Feb 2040 23:59:59 GMT"),
+            Some(2_214_172_799)
+        );
+        for bad in [
+            "",
+            "tomorrow",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "06 Nov 1994",
+        ] {
+            assert_eq!(parse_cookie_date(bad), None, "{bad}");
+        }
+        assert_eq!(parse_retry_after("120", 0), Some(120));
+        assert_eq!(parse_retry_after("99999999999", 0), Some(u32::MAX));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", want),
+            Some(60)
+        );
+        assert_eq!(parse_retry_after("soon", 0), None);
+    }
+
+    #[test]
+    fn cookie_jar_stores_matches_and_expires() {
+        let t = target("http://acs.example:7547/cwmp/acs");
+        let now = 1_000_000;
+        let mut jar = CookieJar::default();
+        jar.store("session=abc123; Path=/; HttpOnly", &t, now);
+        jar.store("SerialNumber=0010; path=/", &t, now);
+        jar.store("scoped=1", &t, now); // default path /cwmp
+        jar.store("secure=1; Secure", &t, now);
+        jar.store("other=1; Domain=elsewhere.example", &t, now); // rejected
+        jar.store("bad name=1", &t, now);
+        jar.store("noequals", &t, now);
+        assert_eq!(
+            jar.header(&t, now).as_deref(),
+            Some("scoped=1; session=abc123; SerialNumber=0010")
+        );
+        // Replaced in place, deleted by Max-Age=0 and by an Expires in the past.
+        jar.store("session=def; Path=/", &t, now);
+        jar.store("scoped=; Max-Age=0", &t, now);
+        jar.store(
+            "SerialNumber=x; path=/; Expires=Thu, 01 Jan 1970 00:00:01 GMT",
+            &t,
+            now,
+        );
+        assert_eq!(jar.header(&t, now).as_deref(), Some("session=def"));
+        // Max-Age expires later; Secure cookies go over https only.
+        jar.store("short=1; Max-Age=10; Path=/", &t, now);
+        assert!(jar.header(&t, now + 5).unwrap().contains("short=1"));
+        assert!(!jar.header(&t, now + 11).unwrap().contains("short=1"));
+        let ts = target("https://acs.example/cwmp/acs");
+        jar.store("s2=1; Secure; Path=/", &ts, now);
+        assert!(jar.header(&ts, now).unwrap().contains("s2=1"));
+        assert!(!jar.header(&t, now).unwrap().contains("s2=1"));
+        // Domain cookies reach subdomains; host-only ones do not.
+        jar.store(
+            "dom=1; Domain=.example.example; Path=/",
+            &target("http://a.example.example/"),
+            now,
+        );
+        assert!(jar
+            .header(&target("http://b.example.example/"), now)
+            .unwrap()
+            .contains("dom=1"));
+        assert_eq!(jar.header(&target("http://other.example/"), now), None);
+        jar.clear();
+        assert_eq!(jar.header(&t, now), None);
+    }
+
+    #[test]
+    fn cookie_jar_is_bounded() {
+        let t = target("http://acs/");
+        let mut jar = CookieJar::default();
+        for i in 0..1000 {
+            jar.store(&format!("c{i}={}", "v".repeat(100)), &t, 0);
+        }
+        assert!(jar.cookies.len() <= MAX_COOKIES);
+        jar.clear();
+        jar.store(&format!("big={}", "v".repeat(MAX_COOKIE_BYTES)), &t, 0);
+        assert!(jar.cookies.is_empty());
+        for i in 0..10 {
+            jar.store(&format!("m{i}={}", "v".repeat(4000)), &t, 0);
+        }
+        let total: usize = jar.cookies.iter().map(Cookie::size).sum();
+        assert!(total <= MAX_JAR_BYTES && !jar.cookies.is_empty());
+    }
+
+    #[test]
+    fn paths_and_domains() {
+        assert_eq!(default_path("/"), "/");
+        assert_eq!(default_path("/acs"), "/");
+        assert_eq!(default_path("/a/b/c"), "/a/b");
+        assert!(path_match("/a/b", "/a"));
+        assert!(path_match("/a/b", "/a/"));
+        assert!(!path_match("/ab", "/a"));
+        assert!(domain_match("a.b.c", "b.c"));
+        assert!(!domain_match("ab.c", "b.c"));
+        assert!(!domain_match("1.2.3.4", "2.3.4"));
+        assert_eq!(remove_dot_segments("/a/./b/../c/."), "/a/c/");
+    }
+
+    #[test]
+    fn config_debug_and_errors_hide_the_password() {
+        let cfg = TransportConfig {
+            url: "http://acs/".into(),
+            password: "hunter2".into(),
+            ..TransportConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let bad = TransportConfig {
+            url: "http://user:hunter2@acs/".into(),
+            password: "hunter2".into(),
+            ..TransportConfig::default()
+        };
+        let e = Transport::new(bad).err().unwrap();
+        assert!(matches!(e, TransportError::Config(_)));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}
