@@ -1,1 +1,428 @@
-//! The configuration file (TOML, default `/etc/cwmpd/cwmpd.toml`).
+//! The configuration file (TOML, default path [`DEFAULT_PATH`]).
+//!
+//! Every field is documented with its default here and in the embedded example
+//! (`src/cwmpd.toml`, used as is when no config file exists). Values the ACS sets through
+//! `ManagementServer.*` override these and persist in the store; FactoryReset returns to them.
+//! Unknown keys are errors (a misspelt key must not be silently ignored); errors name the file and
+//! the line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the daemon looks for its config when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/cwmpd/cwmpd.toml";
+
+/// The embedded default configuration (also the documented example).
+pub const EMBEDDED: &str = include_str!("cwmpd.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub acs: Acs,
+    #[serde(default)]
+    pub device: Device,
+    #[serde(default)]
+    pub connection_request: ConnectionRequest,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// `[acs]`: how to reach the ACS (`ManagementServer.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Acs {
+    /// ACS URL (`ManagementServer.URL`). Default: empty (the agent does nothing until set).
+    pub url: String,
+    /// User name for the ACS (`ManagementServer.Username`). Default: empty.
+    pub username: String,
+    /// Password for the ACS (`ManagementServer.Password`). Default: empty.
+    pub password: String,
+    /// PEM file of CA certificates to verify the ACS. Default: the system bundle
+    /// `/etc/ssl/certs/ca-certificates.crt`.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS. Default: none.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`. Default: none.
+    pub client_key: Option<PathBuf>,
+    /// `ManagementServer.PeriodicInformEnable`. Default: true.
+    pub periodic_inform_enable: bool,
+    /// `ManagementServer.PeriodicInformInterval`, seconds (≥ 1). Default: 86400.
+    pub periodic_inform_interval: u32,
+    /// `ManagementServer.PeriodicInformTime` (xsd:dateTime phase reference). Default: unknown
+    /// time `0001-01-01T00:00:00Z` (no alignment).
+    pub periodic_inform_time: String,
+    /// `ManagementServer.CWMPRetryMinimumWaitInterval`, seconds. Default: 5.
+    pub retry_minimum_wait_interval: u32,
+    /// `ManagementServer.CWMPRetryIntervalMultiplier` (thousandths). Default: 2000.
+    pub retry_interval_multiplier: u32,
+    /// Seconds to wait for each connect, send and reply. Default: 30.
+    pub timeout: u32,
+    /// Highest CWMP version to offer: "1.0" … "1.4". Default: "1.4".
+    pub cwmp_version: String,
+}
+
+impl Default for Acs {
+    fn default() -> Self {
+        Acs {
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            periodic_inform_enable: true,
+            periodic_inform_interval: 86400,
+            periodic_inform_time: "0001-01-01T00:00:00Z".into(),
+            retry_minimum_wait_interval: 5,
+            retry_interval_multiplier: 2000,
+            timeout: 30,
+            cwmp_version: "1.4".into(),
+        }
+    }
+}
+
+/// `[device]`: identity (`DeviceInfo.*`, the Inform's DeviceId) and the data model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Device {
+    /// `DeviceInfo.Manufacturer`. Default: "cwmpd".
+    pub manufacturer: String,
+    /// `DeviceInfo.ManufacturerOUI`: six upper-case hex digits. Default: "000000".
+    pub oui: String,
+    /// `DeviceInfo.ProductClass`. Default: "Router".
+    pub product_class: String,
+    /// `DeviceInfo.SerialNumber`. Default: empty, meaning the MAC address of the first network
+    /// interface (upper-case hex, no separators), else the host name.
+    pub serial_number: String,
+    /// `DeviceInfo.HardwareVersion`. Default: empty.
+    pub hardware_version: String,
+    /// `DeviceInfo.SoftwareVersion`. Default: this agent's version.
+    pub software_version: String,
+    /// `DeviceInfo.ModelName`. Default: "Router".
+    pub model_name: String,
+    /// `DeviceInfo.Description`. Default: "cwmpd TR-069 CPE".
+    pub description: String,
+    /// `DeviceInfo.ProvisioningCode` before the ACS sets one. Default: empty.
+    pub provisioning_code: String,
+    /// The root data model: "tr181" (`Device.`) or "tr098" (`InternetGatewayDevice.`).
+    /// Default: "tr181".
+    pub data_model: String,
+    /// A directory of vendor data model files (definitions and bindings) loaded after the
+    /// built-in ones. Default: none.
+    pub datamodel_dir: Option<PathBuf>,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Device {
+            manufacturer: "cwmpd".into(),
+            oui: "000000".into(),
+            product_class: "Router".into(),
+            serial_number: String::new(),
+            hardware_version: String::new(),
+            software_version: env!("CARGO_PKG_VERSION").into(),
+            model_name: "Router".into(),
+            description: "cwmpd TR-069 CPE".into(),
+            provisioning_code: String::new(),
+            data_model: "tr181".into(),
+            datamodel_dir: None,
+        }
+    }
+}
+
+/// `[connection_request]`: the listener the ACS calls (TR-069 §3.2.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionRequest {
+    /// Address to listen on. Default: "0.0.0.0:7547".
+    pub listen: String,
+    /// `ManagementServer.ConnectionRequestUsername`. Default: empty.
+    pub username: String,
+    /// `ManagementServer.ConnectionRequestPassword`. Default: empty.
+    pub password: String,
+    /// The `ManagementServer.ConnectionRequestURL` to report, when it cannot be derived. Default:
+    /// derived from the listen address.
+    pub url: String,
+}
+
+impl Default for ConnectionRequest {
+    fn default() -> Self {
+        ConnectionRequest {
+            listen: "0.0.0.0:7547".into(),
+            username: String::new(),
+            password: String::new(),
+            url: String::new(),
+        }
+    }
+}
+
+/// `[storage]`: where the state that must survive a power cut lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Directory of the crash-safe state files; must be on persistent storage (on OpenWrt under
+    /// /etc, which survives reboots; /var is RAM). Default: "/etc/cwmpd/state".
+    pub dir: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            dir: PathBuf::from("/etc/cwmpd/state"),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// "error", "warn", "info", "debug" or "trace". Default: "info".
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A config error: the file, the line when known, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, &name)
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded() -> Config {
+        // safety: the embedded file is checked by a unit test.
+        Config::parse(EMBEDDED, "embedded default config").expect("embedded config is valid")
+    }
+
+    /// Parses and validates config text; `name` is used in errors.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+            file: name.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().to_string(),
+        })?;
+        cfg.validate().map_err(|(key, message)| ConfigError {
+            file: name.to_string(),
+            line: find_key_line(text, key),
+            message: format!("{key}: {message}"),
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let a = &self.acs;
+        if !a.url.is_empty() && !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+            return Err((
+                "url",
+                format!("{:?} is not an http:// or https:// URL", a.url),
+            ));
+        }
+        if a.periodic_inform_interval == 0 {
+            return Err(("periodic_inform_interval", "must be at least 1".into()));
+        }
+        if !crate::datamodel::types::is_datetime(&a.periodic_inform_time) {
+            return Err(("periodic_inform_time", "must be an xsd:dateTime".into()));
+        }
+        if !(1..=65535).contains(&a.retry_minimum_wait_interval) {
+            return Err(("retry_minimum_wait_interval", "must be 1–65535".into()));
+        }
+        if !(1000..=65535).contains(&a.retry_interval_multiplier) {
+            return Err(("retry_interval_multiplier", "must be 1000–65535".into()));
+        }
+        if a.timeout == 0 {
+            return Err(("timeout", "must be at least 1 second".into()));
+        }
+        if crate::soap::msg::CwmpVersion::parse(&a.cwmp_version).is_none() {
+            return Err((
+                "cwmp_version",
+                "must be one of 1.0, 1.1, 1.2, 1.3, 1.4".into(),
+            ));
+        }
+        if a.client_cert.is_some() != a.client_key.is_some() {
+            return Err((
+                "client_cert",
+                "client_cert and client_key go together".into(),
+            ));
+        }
+        let oui = &self.device.oui;
+        let upper_hex = |b: u8| b.is_ascii_digit() || (b'A'..=b'F').contains(&b);
+        if oui.len() != 6 || !oui.bytes().all(upper_hex) {
+            return Err(("oui", "must be six upper-case hex digits".into()));
+        }
+        if self.model().is_none() {
+            return Err(("data_model", "must be \"tr181\" or \"tr098\"".into()));
+        }
+        if self
+            .connection_request
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(("listen", "must be an address:port like 0.0.0.0:7547".into()));
+        }
+        if log_level(&self.log.level).is_none() {
+            return Err(("level", "must be error, warn, info, debug or trace".into()));
+        }
+        Ok(())
+    }
+
+    /// The root data model chosen.
+    pub fn model(&self) -> Option<crate::datamodel::schema::Model> {
+        use crate::datamodel::schema::Model;
+        match self.device.data_model.as_str() {
+            "tr181" => Some(Model::Tr181),
+            "tr098" => Some(Model::Tr098),
+            _ => None,
+        }
+    }
+
+    /// The log level filter.
+    pub fn log_level(&self) -> log::LevelFilter {
+        log_level(&self.log.level).unwrap_or(log::LevelFilter::Info)
+    }
+
+    /// The defaults of agent-owned data model values (the `agent` backend's keys), from this
+    /// config. `serial_number` must already be resolved by the caller when empty.
+    pub fn agent_defaults(&self) -> BTreeMap<String, String> {
+        let a = &self.acs;
+        let d = &self.device;
+        let c = &self.connection_request;
+        let pairs: [(&str, String); 22] = [
+            ("acs.url", a.url.clone()),
+            ("acs.username", a.username.clone()),
+            ("acs.password", a.password.clone()),
+            (
+                "acs.periodic_inform_enable",
+                a.periodic_inform_enable.to_string(),
+            ),
+            (
+                "acs.periodic_inform_interval",
+                a.periodic_inform_interval.to_string(),
+            ),
+            ("acs.periodic_inform_time", a.periodic_inform_time.clone()),
+            (
+                "acs.retry_minimum_wait_interval",
+                a.retry_minimum_wait_interval.to_string(),
+            ),
+            (
+                "acs.retry_interval_multiplier",
+                a.retry_interval_multiplier.to_string(),
+            ),
+            ("connection_request.url", c.url.clone()),
+            ("connection_request.username", c.username.clone()),
+            ("connection_request.password", c.password.clone()),
+            ("device.manufacturer", d.manufacturer.clone()),
+            ("device.oui", d.oui.clone()),
+            ("device.product_class", d.product_class.clone()),
+            ("device.serial_number", d.serial_number.clone()),
+            ("device.hardware_version", d.hardware_version.clone()),
+            ("device.software_version", d.software_version.clone()),
+            ("device.model_name", d.model_name.clone()),
+            ("device.description", d.description.clone()),
+            ("device.provisioning_code", d.provisioning_code.clone()),
+            ("parameter_key", String::new()),
+            ("acs.enable_cwmp", "true".to_string()),
+        ];
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+fn log_level(s: &str) -> Option<log::LevelFilter> {
+    Some(match s {
+        "error" => log::LevelFilter::Error,
+        "warn" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        _ => return None,
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+/// The line where `key =` is written, for validation errors.
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_is_valid() {
+        let c = Config::embedded();
+        assert_eq!(c.acs.periodic_inform_interval, 86400);
+        assert_eq!(c.connection_request.listen, "0.0.0.0:7547");
+        assert!(c.model().is_some());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = Config::parse("[acs]\nurl = \"ftp://x\"\n", "f.toml").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.to_string().starts_with("f.toml:2: url:"), "{e}");
+        let e = Config::parse("[acs]\n\nperiodc = 3\n", "g.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = Config::parse("[acs\n", "h.toml").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        let e = Config::parse("[device]\noui = \"00d0f8\"\n", "i.toml").unwrap_err();
+        assert!(e.to_string().contains("oui"), "{e}");
+    }
+
+    #[test]
+    fn defaults_fill_missing_fields() {
+        let c = Config::parse("[acs]\nurl = \"https://acs.example:7548/\"\n", "x").unwrap();
+        assert_eq!(c.acs.retry_minimum_wait_interval, 5);
+        assert_eq!(c.acs.retry_interval_multiplier, 2000);
+        assert_eq!(c.storage.dir, PathBuf::from("/etc/cwmpd/state"));
+        assert_eq!(c.agent_defaults()["acs.url"], "https://acs.example:7548/");
+    }
+}

@@ -1,0 +1,70 @@
+//! The few OS facts the agent itself needs (not data model values, which go through backends):
+//! the kernel's boot id, to tell a device boot (`1 BOOT`) from an agent restart, and a default
+//! serial number. Part of the backend room: no other module outside `datamodel::backend` reads OS
+//! files.
+
+use std::fs;
+use std::path::Path;
+
+/// The kernel's random boot id (changes at every boot); `None` where the kernel has none.
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A default serial number: the MAC address of the first non-loopback network interface (by
+/// name), upper-case hex without separators; else the host name; else "000000000000".
+pub fn default_serial_number() -> String {
+    mac_serial(Path::new("/sys/class/net"))
+        .or_else(|| {
+            fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "000000000000".to_string())
+}
+
+fn mac_serial(dir: &Path) -> Option<String> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lo")
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|n| {
+        let mac = fs::read_to_string(dir.join(&n).join("address")).ok()?;
+        let hex: String = mac
+            .trim()
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        (hex.len() == 12 && hex != "000000000000").then_some(hex)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_from_first_interface_mac() {
+        let d = std::env::temp_dir().join(format!("cwmpd-os-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        for (n, mac) in [
+            ("lo", "00:00:00:00:00:00"),
+            ("wan", "aa:bb:cc:dd:ee:02"),
+            ("eth0", "aa:bb:cc:dd:ee:01"),
+        ] {
+            fs::create_dir_all(d.join(n)).unwrap();
+            fs::write(d.join(n).join("address"), format!("{mac}\n")).unwrap();
+        }
+        assert_eq!(mac_serial(&d).as_deref(), Some("AABBCCDDEE01"));
+        let _ = fs::remove_dir_all(&d);
+        assert!(!default_serial_number().is_empty());
+    }
+}
