@@ -1,0 +1,538 @@
+//! Reading a SOAP envelope (TR-069 Annex A.2–A.4) with roxmltree, shared by both sides of the
+//! codec.
+//!
+//! [`document`] applies the limits before and while parsing (size, UTF-8, no DTD, node count,
+//! depth); [`envelope`] finds the header and the RPC element and decides the CWMP namespace;
+//! [`Args`] reads RPC arguments by local name, whatever their namespace or prefix (with a default
+//! namespace they inherit it), skipping whitespace and comments. Nothing here panics on input and
+//! nothing allocates in proportion to a count the sender claims (`SOAP-ENC:arrayType` sizes are
+//! never read): every list is as long as the elements actually present, which the node limit caps.
+
+use std::borrow::Cow;
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use super::msg::{CwmpNs, Header, ParseError, XsiType};
+use super::xml::{SOAP_ENV, XSI};
+use super::Limits;
+use crate::datamodel::types::BaseType;
+
+/// Parses `body` into a tree within `limits`. Every failure is [`ParseError::Malformed`].
+pub(crate) fn document<'i>(body: &'i [u8], limits: &Limits) -> Result<Document<'i>, ParseError> {
+    if body.len() > limits.max_bytes {
+        return Err(malformed(format!(
+            "envelope of {} bytes exceeds the limit of {} bytes",
+            body.len(),
+            limits.max_bytes
+        )));
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|e| malformed(format!("envelope is not UTF-8: {e}")))?;
+    // Whitespace before the XML declaration is not XML, but it is harmless: drop it (and a BOM).
+    let text = text.trim_start_matches('\u{FEFF}').trim();
+    if text.is_empty() {
+        return Err(malformed("empty body".into()));
+    }
+    // Also refuses any DOCTYPE, which roxmltree accepts when it has no internal subset.
+    check_depth(text, limits.max_depth)?;
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: u32::try_from(limits.max_nodes).unwrap_or(u32::MAX),
+    };
+    let doc = Document::parse_with_options(text, opts).map_err(|e| match e {
+        roxmltree::Error::DtdDetected => {
+            malformed("DTDs are not allowed in SOAP (SOAP 1.1 §3)".into())
+        }
+        roxmltree::Error::NodesLimitReached => malformed(format!(
+            "envelope has more than {} XML nodes",
+            limits.max_nodes
+        )),
+        e => malformed(format!("not well-formed XML: {e}")),
+    })?;
+    Ok(doc)
+}
+
+/// Measures element nesting on the raw text, before roxmltree sees it: roxmltree 0.20 parses
+/// nested elements by recursion, so a deeply nested envelope would exhaust the stack (an abort,
+/// not a panic) before any check on the tree could run. Comments, CDATA sections, processing
+/// instructions and quoted attribute values are skipped; a DOCTYPE is refused here already.
+/// Unterminated markup ends the scan and is left to the parser to report.
+fn check_depth(text: &str, max: usize) -> Result<(), ParseError> {
+    let b = text.as_bytes();
+    let find = |from: usize, pat: &[u8]| -> Option<usize> {
+        b.get(from..)?
+            .windows(pat.len())
+            .position(|w| w == pat)
+            .map(|p| from + p + pat.len())
+    };
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'<'))
+    {
+        let lt = i + off;
+        let rest = b.get(lt..).unwrap_or_default();
+        let next = if rest.starts_with(b"<!--") {
+            find(lt + 4, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            find(lt + 9, b"]]>")
+        } else if rest.starts_with(b"<?") {
+            find(lt + 2, b"?>")
+        } else if rest.starts_with(b"<!") {
+            return Err(malformed(
+                "DTDs are not allowed in SOAP (SOAP 1.1 §3)".into(),
+            ));
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            find(lt + 2, b">")
+        } else {
+            // A start tag: find its `>` outside quoted attribute values.
+            let mut j = lt + 1;
+            let mut quote = None;
+            let mut end = None;
+            while let Some(&c) = b.get(j) {
+                match (quote, c) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(c),
+                    (None, b'>') => {
+                        end = Some(j + 1);
+                        break;
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            if let Some(e) = end {
+                if depth + 1 > max {
+                    return Err(malformed(format!(
+                        "envelope is nested deeper than {max} elements"
+                    )));
+                }
+                // `<x/>` opens nothing.
+                if b.get(e.saturating_sub(2)) != Some(&b'/') {
+                    depth += 1;
+                }
+            }
+            end
+        };
+        match next {
+            Some(n) => i = n,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn malformed(msg: String) -> ParseError {
+    ParseError::Malformed(msg)
+}
+
+/// The parts of an envelope both sides need.
+pub(crate) struct Env<'a, 'i> {
+    pub ns: CwmpNs,
+    pub header: Header,
+    /// The first element of the Body; `None` for an empty `<Body/>`.
+    pub rpc: Option<Node<'a, 'i>>,
+}
+
+impl Env<'_, '_> {
+    /// The RPC element's local name ("" for an empty body).
+    pub fn method(&self) -> &str {
+        self.rpc.map_or("", |n| n.tag_name().name())
+    }
+
+    /// Whether the RPC element is in a namespace that is neither a cwmp one, nor SOAP-ENV, nor
+    /// none: then it is not a CWMP RPC, whatever its local name.
+    pub fn foreign(&self) -> bool {
+        self.rpc
+            .and_then(|n| n.tag_name().namespace())
+            .is_some_and(|u| CwmpNs::from_urn(u).is_none() && u != SOAP_ENV)
+    }
+}
+
+/// Finds Header and Body in the Envelope (§A.2.1), reads the header (§A.4.1) and decides the cwmp
+/// namespace: that of the RPC element, else that of `cwmp:ID`, else the first cwmp namespace
+/// declared on the Envelope, else `cwmp-1-0`. SOAP elements are matched by local name, so any
+/// prefix and a default namespace both work.
+pub(crate) fn envelope<'a, 'i>(doc: &'a Document<'i>) -> Result<Env<'a, 'i>, ParseError> {
+    let root = doc.root_element();
+    if root.tag_name().name() != "Envelope" {
+        return Err(malformed(format!(
+            "root element is <{}>, not a SOAP Envelope",
+            root.tag_name().name()
+        )));
+    }
+    let mut header_node = None;
+    let mut body_node = None;
+    for child in root.children().filter(Node::is_element) {
+        match child.tag_name().name() {
+            "Header" if header_node.is_none() => header_node = Some(child),
+            "Body" if body_node.is_none() => body_node = Some(child),
+            _ => {}
+        }
+    }
+    let body = body_node.ok_or_else(|| malformed("SOAP Envelope without a Body".into()))?;
+    let rpc = body.first_element_child();
+
+    let mut header = Header::default();
+    let mut id_ns = None;
+    if let Some(h) = header_node {
+        for el in h.children().filter(Node::is_element) {
+            read_header_element(el, &mut header, &mut id_ns);
+        }
+    }
+
+    let ns = rpc
+        .and_then(|n| n.tag_name().namespace())
+        .and_then(CwmpNs::from_urn)
+        .or(id_ns)
+        .or_else(|| root.namespaces().find_map(|n| CwmpNs::from_urn(n.uri())))
+        .unwrap_or(CwmpNs::V1_0);
+    Ok(Env { ns, header, rpc })
+}
+
+/// One SOAP header element (§A.4.1). Unparseable values of known elements are ignored: a header
+/// is advice about the session, not an argument, and dropping it is harmless.
+fn read_header_element(el: Node<'_, '_>, header: &mut Header, id_ns: &mut Option<CwmpNs>) {
+    let value = text(el);
+    match el.tag_name().name() {
+        // The ID is echoed as sent, without the whitespace of a pretty-printing ACS.
+        "ID" => {
+            header.id = Some(value.trim().to_string());
+            *id_ns = el.tag_name().namespace().and_then(CwmpNs::from_urn);
+        }
+        "HoldRequests" => header.hold_requests = parse_bool(&value),
+        "SessionTimeout" => header.session_timeout = value.trim().parse().ok(),
+        "SupportedCWMPVersions" => header.supported_versions = Some(value.trim().to_string()),
+        "UseCWMPVersion" => header.use_version = Some(value.trim().to_string()),
+        // CWMP 1.0's NoMoreRequests is deprecated and means nothing to a CPE (§A.4.1).
+        "NoMoreRequests" => {}
+        other => {
+            if must_understand(el) {
+                header.unknown_must_understand.push(other.to_string());
+            }
+        }
+    }
+}
+
+/// `mustUnderstand="1"` (or `true`), the attribute name in any case and any namespace: some ACSes
+/// write `mustunderstand`.
+fn must_understand(el: Node<'_, '_>) -> bool {
+    el.attributes().any(|a| {
+        a.name().eq_ignore_ascii_case("mustUnderstand") && parse_bool(a.value()) == Some(true)
+    })
+}
+
+/// The character data of an element: its text children joined, comments skipped. Borrowed when
+/// there is a single text child, the usual case.
+pub(crate) fn text<'a>(node: Node<'a, '_>) -> Cow<'a, str> {
+    let mut texts = node
+        .children()
+        .filter_map(|c| if c.is_text() { c.text() } else { None });
+    let Some(first) = texts.next() else {
+        return Cow::Borrowed("");
+    };
+    match texts.next() {
+        None => Cow::Borrowed(first),
+        Some(second) => {
+            let mut s = String::with_capacity(first.len() + second.len());
+            s.push_str(first);
+            s.push_str(second);
+            texts.for_each(|t| s.push_str(t));
+            Cow::Owned(s)
+        }
+    }
+}
+
+/// `xsd:boolean`: `1`, `0`, `true`, `false` (any case, surrounding whitespace ignored).
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    let s = s.trim();
+    if s == "1" || s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s == "0" || s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The `xsi:type` of an element, `None` when absent or empty. The attribute is looked up in the
+/// XML Schema instance namespace first, then by local name alone.
+pub(crate) fn xsi_type(node: Node<'_, '_>) -> Option<XsiType> {
+    let attr = node
+        .attributes()
+        .find(|a| a.namespace() == Some(XSI) && a.name() == "type")
+        .or_else(|| node.attributes().find(|a| a.name() == "type"))?;
+    let v = attr.value().trim();
+    if v.is_empty() {
+        return None;
+    }
+    Some(match BaseType::from_xsi(v) {
+        Some(t) => XsiType::Known(t),
+        None => XsiType::Unknown(v.to_string()),
+    })
+}
+
+/// A SOAP Fault (§A.5) as read from either side.
+pub(crate) struct SoapFault {
+    pub code: u32,
+    pub string: String,
+    /// `(ParameterName, FaultCode, FaultString)` of each SetParameterValuesFault.
+    pub params: Vec<(String, u32, String)>,
+}
+
+/// Reads `Fault/detail/Fault`: FaultCode (required), FaultString, SetParameterValuesFault list.
+pub(crate) fn soap_fault(node: Node<'_, '_>) -> Result<SoapFault, String> {
+    let cwmp_fault = Args(node)
+        .child("detail")
+        .and_then(|d| Args(d).child("Fault"))
+        .ok_or("SOAP Fault without detail/Fault")?;
+    let f = Args(cwmp_fault);
+    let mut params = Vec::new();
+    for p in f.all("SetParameterValuesFault") {
+        let p = Args(p);
+        params.push((
+            p.token("ParameterName")?,
+            p.u32("FaultCode")?,
+            p.text_or("FaultString"),
+        ));
+    }
+    Ok(SoapFault {
+        code: f.u32("FaultCode")?,
+        string: f.text_or("FaultString"),
+        params,
+    })
+}
+
+/// The arguments of an RPC or the fields of a struct: child elements read by local name. Every
+/// error is a sentence for `ParseError::BadArguments`.
+#[derive(Clone, Copy)]
+pub(crate) struct Args<'a, 'i>(pub Node<'a, 'i>);
+
+impl<'a, 'i> Args<'a, 'i> {
+    /// The first child element with this local name.
+    pub fn child(&self, name: &str) -> Option<Node<'a, 'i>> {
+        self.0
+            .children()
+            .find(|c| c.is_element() && c.tag_name().name() == name)
+    }
+
+    /// Every child element with this local name.
+    pub fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = Node<'a, 'i>> + 's {
+        self.0
+            .children()
+            .filter(move |c| c.is_element() && c.tag_name().name() == name)
+    }
+
+    fn required(&self, name: &str) -> Result<Node<'a, 'i>, String> {
+        self.child(name)
+            .ok_or_else(|| format!("missing argument {name}"))
+    }
+
+    /// A required string, exactly as sent (values may start or end with spaces).
+    pub fn text(&self, name: &str) -> Result<String, String> {
+        Ok(text(self.required(name)?).into_owned())
+    }
+
+    /// An optional string, exactly as sent; `""` when absent.
+    pub fn text_or(&self, name: &str) -> String {
+        self.child(name)
+            .map(|n| text(n).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A required token (names, paths, URLs, file types): surrounding whitespace dropped.
+    pub fn token(&self, name: &str) -> Result<String, String> {
+        Ok(text(self.required(name)?).trim().to_string())
+    }
+
+    /// An optional token; `""` when absent.
+    pub fn token_or(&self, name: &str) -> String {
+        self.child(name)
+            .map(|n| text(n).trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A required number (surrounding whitespace allowed).
+    pub fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
+        let n = self.required(name)?;
+        parse_num(name, &text(n))
+    }
+
+    /// A required `xsd:unsignedInt`.
+    pub fn u32(&self, name: &str) -> Result<u32, String> {
+        self.num(name)
+    }
+
+    /// An optional number: `default` when absent or empty, an error when present but not a
+    /// number.
+    pub fn num_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.child(name) {
+            None => Ok(default),
+            Some(n) => {
+                let t = text(n);
+                if t.trim().is_empty() {
+                    Ok(default)
+                } else {
+                    parse_num(name, &t)
+                }
+            }
+        }
+    }
+
+    /// A required `xsd:boolean`.
+    pub fn bool(&self, name: &str) -> Result<bool, String> {
+        let t = text(self.required(name)?);
+        parse_bool(&t).ok_or_else(|| format!("{name}: {:?} is not a boolean", t.trim()))
+    }
+
+    /// The items of a required SOAP array: its child elements, whatever their name, however many
+    /// `SOAP-ENC:arrayType` announces.
+    pub fn items(&self, name: &str) -> Result<impl Iterator<Item = Node<'a, 'i>>, String> {
+        Ok(self.required(name)?.children().filter(Node::is_element))
+    }
+
+    /// The items of an optional array; none when absent.
+    pub fn items_or(&self, name: &str) -> impl Iterator<Item = Node<'a, 'i>> {
+        self.child(name)
+            .into_iter()
+            .flat_map(|n| n.children().filter(Node::is_element))
+    }
+
+    /// A required array of structs, each read by `f`.
+    pub fn list<T>(
+        &self,
+        name: &str,
+        f: impl Fn(Args<'a, 'i>) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        self.items(name)?.map(|n| f(Args(n))).collect()
+    }
+
+    /// An optional array of structs; empty when absent.
+    pub fn list_or<T>(
+        &self,
+        name: &str,
+        f: impl Fn(Args<'a, 'i>) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        self.items_or(name).map(|n| f(Args(n))).collect()
+    }
+
+    /// A required array of `xsd:string` tokens (ParameterNames, MethodList).
+    pub fn strings(&self, name: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .items(name)?
+            .map(|n| text(n).trim().to_string())
+            .collect())
+    }
+
+    /// An optional array of `xsd:string` tokens (AccessList).
+    pub fn strings_or(&self, name: &str) -> Vec<String> {
+        self.items_or(name)
+            .map(|n| text(n).trim().to_string())
+            .collect()
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, t: &str) -> Result<T, String> {
+    t.trim()
+        .parse()
+        .map_err(|_| format!("{name}: {:?} is not a valid number", t.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_small_envelope() {
+        let big = vec![b' '; 100];
+        let small = Limits {
+            max_bytes: 50,
+            ..limits()
+        };
+        assert!(
+            matches!(document(&big, &small), Err(ParseError::Malformed(m)) if m.contains("100 bytes"))
+        );
+        assert!(
+            matches!(document(b"\xff<a/>", &limits()), Err(ParseError::Malformed(m)) if m.contains("UTF-8"))
+        );
+        assert!(
+            matches!(document(b"  \n", &limits()), Err(ParseError::Malformed(m)) if m.contains("empty"))
+        );
+        let dtd = b"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;</x>";
+        assert!(
+            matches!(document(dtd, &limits()), Err(ParseError::Malformed(m)) if m.contains("DTD"))
+        );
+        let empty_dtd = b"<!DOCTYPE x><x/>";
+        assert!(
+            matches!(document(empty_dtd, &limits()), Err(ParseError::Malformed(m)) if m.contains("DTD"))
+        );
+        assert!(document(b"\xef\xbb\xbf\n <?xml version=\"1.0\"?><x/>", &limits()).is_ok());
+    }
+
+    #[test]
+    fn node_and_depth_limits() {
+        let few = Limits {
+            max_nodes: 10,
+            ..limits()
+        };
+        let many = format!("<x>{}</x>", "<y/>".repeat(20));
+        assert!(
+            matches!(document(many.as_bytes(), &few), Err(ParseError::Malformed(m)) if m.contains("nodes"))
+        );
+        let deep = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert!(document(deep(32).as_bytes(), &limits()).is_ok());
+        assert!(
+            matches!(document(deep(33).as_bytes(), &limits()), Err(ParseError::Malformed(m)) if m.contains("deeper"))
+        );
+        // Very deep input is refused without exhausting the stack.
+        let huge = Limits {
+            max_nodes: 1_000_000,
+            max_bytes: 8 << 20,
+            max_depth: 32,
+        };
+        assert!(document(deep(200_000).as_bytes(), &huge).is_err());
+        // Markup-like text in comments, CDATA, PIs and attribute values does not count, and
+        // `<x/>` opens nothing; a `<x/>` one level too deep is still too deep.
+        let decoy = format!(
+            "{}<b a='>' c=\"/>\"/><!-- <a><a><a> --><![CDATA[<a><a>]]><?pi <a><a>?>{}",
+            "<a>".repeat(31),
+            "</a>".repeat(31)
+        );
+        assert!(document(decoy.as_bytes(), &limits()).is_ok());
+        let leaf = format!("{}<b/>{}", "<a>".repeat(32), "</a>".repeat(32));
+        assert!(document(leaf.as_bytes(), &limits()).is_err());
+        // Siblings after a deep branch are still checked.
+        let late = format!("<r><a/>{}</r>", deep(40));
+        assert!(document(late.as_bytes(), &limits()).is_err());
+    }
+
+    #[test]
+    fn text_joins_around_comments() {
+        let doc = Document::parse("<v>ab<!-- c -->cd<![CDATA[<e>]]></v>").unwrap();
+        assert_eq!(text(doc.root_element()), "abcd<e>");
+        let doc = Document::parse("<v/>").unwrap();
+        assert_eq!(text(doc.root_element()), "");
+    }
+
+    #[test]
+    fn booleans() {
+        for (s, b) in [
+            ("1", true),
+            (" true ", true),
+            ("TRUE", true),
+            ("0", false),
+            ("false\n", false),
+        ] {
+            assert_eq!(parse_bool(s), Some(b), "{s:?}");
+        }
+        assert_eq!(parse_bool("yes"), None);
+        assert_eq!(parse_bool(""), None);
+    }
+}
