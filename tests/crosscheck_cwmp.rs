@@ -8,7 +8,7 @@
 //!   (`"true"` would read as 0): we write booleans as `1`/`0`, which every reader accepts.
 //! - It writes ChangeDUState as one `<Operations>` wrapping `<InstallOpStruct>`… elements,
 //!   with CommandKey first, instead of one `<Operations xsi:type="cwmp:InstallOpStruct">` per
-//!   operation (§A.4.1.10); we read both. Its UninstallOpStruct has a URL that the schema lacks.
+//!   operation (§A.4.1.10); we read both. Its UninstallOpStruct has a URL that the schema lacks (we ignore it).
 //! - It writes SetParameterValues' ParameterKey before the ParameterList, against the schema's
 //!   order; we match arguments by name, so the order does not matter to us.
 //! - Its `mustUnderstand` attribute is unqualified; ours reads any spelling.
@@ -709,9 +709,10 @@ fn acs_cases() -> Vec<(cw::BodyElement, AcsMessage)> {
                         password: s("p"),
                         execution_env_ref: s("EE1"),
                     },
+                    // The crate's URL in UninstallOpStruct is not in the schema: ignored.
                     DuOperation::Uninstall {
-                        url: s("http://h/b.ipk"),
                         uuid: s("uuid-2"),
+                        version: String::new(),
                         execution_env_ref: s("EE1"),
                     },
                     DuOperation::Update {

@@ -269,8 +269,7 @@ fn acs_response_element(resp: &AcsResponse) -> &'static str {
     }
 }
 
-/// One ChangeDUState `Operations` element typed by `xsi:type` (§A.4.1.10). The schema's
-/// UninstallOpStruct has no URL, so [`DuOperation::Uninstall`]'s `url` is not sent.
+/// One ChangeDUState `Operations` element typed by `xsi:type` (§A.4.1.10).
 fn du_operation(w: &mut Writer, op: &DuOperation) {
     match op {
         DuOperation::Install {
@@ -303,11 +302,12 @@ fn du_operation(w: &mut Writer, op: &DuOperation) {
         }
         DuOperation::Uninstall {
             uuid,
+            version,
             execution_env_ref,
-            ..
         } => {
             w.raw("<Operations xsi:type=\"cwmp:UninstallOpStruct\">");
             w.elem("UUID", uuid);
+            w.elem("Version", version);
             w.elem("ExecutionEnvRef", execution_env_ref);
         }
     }

@@ -256,8 +256,8 @@ mod tests {
                         password: String::new(),
                     },
                     DuOperation::Uninstall {
-                        url: String::new(),
                         uuid: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
+                        version: "1.0".into(),
                         execution_env_ref: String::new(),
                     },
                 ],
@@ -799,8 +799,8 @@ mod tests {
             r,
             AcsRequest::ChangeDuState {
                 operations: vec![DuOperation::Uninstall {
-                    url: String::new(),
                     uuid: "u".into(),
+                    version: String::new(),
                     execution_env_ref: String::new()
                 }],
                 command_key: "k".into()

@@ -126,34 +126,75 @@ pub enum ParseError {
     /// Not XML, not a SOAP envelope, over a size limit, or has a DTD: the session is broken.
     Malformed(String),
     /// A well-formed envelope with an RPC we do not know: answer 9000 with this `cwmp:ID`.
-    UnknownMethod { id: Option<String>, ns: CwmpNs, method: String },
+    UnknownMethod {
+        id: Option<String>,
+        ns: CwmpNs,
+        method: String,
+    },
     /// A known RPC with bad arguments: answer 9003 with this `cwmp:ID`.
-    BadArguments { id: Option<String>, ns: CwmpNs, method: String, detail: String },
+    BadArguments {
+        id: Option<String>,
+        ns: CwmpNs,
+        method: String,
+        detail: String,
+    },
     /// A header element with `mustUnderstand="1"` we do not know: answer 9000 (SOAP 1.1 §4.2.3).
-    MustUnderstand { id: Option<String>, ns: CwmpNs, element: String },
+    MustUnderstand {
+        id: Option<String>,
+        ns: CwmpNs,
+        element: String,
+    },
 }
 
 /// An RPC the ACS asks the CPE to execute (§A.3.2, §A.4.1).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AcsRequest {
     GetRpcMethods,
-    GetParameterNames { path: String, next_level: bool },
-    GetParameterValues { names: Vec<String> },
-    SetParameterValues { list: Vec<SetValue>, parameter_key: String },
-    GetParameterAttributes { names: Vec<String> },
-    SetParameterAttributes { list: Vec<SetAttributes> },
-    AddObject { object_name: String, parameter_key: String },
-    DeleteObject { object_name: String, parameter_key: String },
-    Reboot { command_key: String },
+    GetParameterNames {
+        path: String,
+        next_level: bool,
+    },
+    GetParameterValues {
+        names: Vec<String>,
+    },
+    SetParameterValues {
+        list: Vec<SetValue>,
+        parameter_key: String,
+    },
+    GetParameterAttributes {
+        names: Vec<String>,
+    },
+    SetParameterAttributes {
+        list: Vec<SetAttributes>,
+    },
+    AddObject {
+        object_name: String,
+        parameter_key: String,
+    },
+    DeleteObject {
+        object_name: String,
+        parameter_key: String,
+    },
+    Reboot {
+        command_key: String,
+    },
     Download(Download),
     Upload(Upload),
     FactoryReset,
-    ScheduleInform { delay_seconds: u32, command_key: String },
+    ScheduleInform {
+        delay_seconds: u32,
+        command_key: String,
+    },
     GetQueuedTransfers,
     GetAllQueuedTransfers,
     ScheduleDownload(ScheduleDownload),
-    CancelTransfer { command_key: String },
-    ChangeDuState { operations: Vec<DuOperation>, command_key: String },
+    CancelTransfer {
+        command_key: String,
+    },
+    ChangeDuState {
+        operations: Vec<DuOperation>,
+        command_key: String,
+    },
 }
 
 impl AcsRequest {
@@ -261,9 +302,25 @@ pub struct TimeWindow {
 /// One ChangeDUState operation (§A.4.1.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DuOperation {
-    Install { url: String, uuid: String, username: String, password: String, execution_env_ref: String },
-    Update { uuid: String, version: String, url: String, username: String, password: String },
-    Uninstall { url: String, uuid: String, execution_env_ref: String },
+    Install {
+        url: String,
+        uuid: String,
+        username: String,
+        password: String,
+        execution_env_ref: String,
+    },
+    Update {
+        uuid: String,
+        version: String,
+        url: String,
+        username: String,
+        password: String,
+    },
+    Uninstall {
+        uuid: String,
+        version: String,
+        execution_env_ref: String,
+    },
 }
 
 /// A response from the ACS to a CPE request (§A.3.3, §A.4.2).
@@ -341,7 +398,12 @@ pub struct QueuedTransfer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpeRequest {
     Inform(Inform),
-    TransferComplete { command_key: String, fault: FaultStruct, start_time: String, complete_time: String },
+    TransferComplete {
+        command_key: String,
+        fault: FaultStruct,
+        start_time: String,
+        complete_time: String,
+    },
     AutonomousTransferComplete {
         announce_url: String,
         transfer_url: String,
@@ -353,8 +415,16 @@ pub enum CpeRequest {
         start_time: String,
         complete_time: String,
     },
-    RequestDownload { file_type: String, args: Vec<(String, String)> },
-    Kicked { command: String, referer: String, arg: String, next: String },
+    RequestDownload {
+        file_type: String,
+        args: Vec<(String, String)>,
+    },
+    Kicked {
+        command: String,
+        referer: String,
+        arg: String,
+        next: String,
+    },
     GetRpcMethods,
 }
 
@@ -386,21 +456,48 @@ pub struct Inform {
 /// What the CPE answers to an ACS request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpeResponse {
-    GetRpcMethods { methods: Vec<String> },
-    GetParameterNames { list: Vec<ParameterInfo> },
-    GetParameterValues { list: Vec<ParameterValue> },
-    SetParameterValues { status: u8 },
-    GetParameterAttributes { list: Vec<ParameterAttribute> },
+    GetRpcMethods {
+        methods: Vec<String>,
+    },
+    GetParameterNames {
+        list: Vec<ParameterInfo>,
+    },
+    GetParameterValues {
+        list: Vec<ParameterValue>,
+    },
+    SetParameterValues {
+        status: u8,
+    },
+    GetParameterAttributes {
+        list: Vec<ParameterAttribute>,
+    },
     SetParameterAttributes,
-    AddObject { instance_number: u32, status: u8 },
-    DeleteObject { status: u8 },
+    AddObject {
+        instance_number: u32,
+        status: u8,
+    },
+    DeleteObject {
+        status: u8,
+    },
     Reboot,
-    Download { status: u8, start_time: String, complete_time: String },
-    Upload { status: u8, start_time: String, complete_time: String },
+    Download {
+        status: u8,
+        start_time: String,
+        complete_time: String,
+    },
+    Upload {
+        status: u8,
+        start_time: String,
+        complete_time: String,
+    },
     FactoryReset,
     ScheduleInform,
-    GetQueuedTransfers { list: Vec<QueuedTransfer> },
-    GetAllQueuedTransfers { list: Vec<QueuedTransfer> },
+    GetQueuedTransfers {
+        list: Vec<QueuedTransfer>,
+    },
+    GetAllQueuedTransfers {
+        list: Vec<QueuedTransfer>,
+    },
     ScheduleDownload,
     CancelTransfer,
     ChangeDuState,

@@ -300,8 +300,8 @@ fn du_operation(kind: &str, o: Args<'_, '_>) -> Result<DuOperation, String> {
             password: o.text_or("Password"),
         },
         "UninstallOpStruct" => DuOperation::Uninstall {
-            url: o.token_or("URL"),
             uuid: o.token("UUID")?,
+            version: o.token_or("Version"),
             execution_env_ref: o.token_or("ExecutionEnvRef"),
         },
         other => return Err(format!("unknown ChangeDUState operation {other:?}")),
