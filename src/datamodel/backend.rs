@@ -1,30 +1,486 @@
-//! Backends: the only code that reads or changes where values live. Issue 2 has the `agent`
-//! backend (values the agent owns: ManagementServer, identity; seeded from the config file,
-//! overridden by the ACS, persisted in [`super::DmState`]) and `builtin` (computed values such as
-//! UpTime and CurrentLocalTime). Later: uci, sysfs/procfs, script.
+//! Backends: the only code that reads or changes where values live (ARCHITECTURE-GUIDE habits
+//! 8 and 9). Issue 2 has `agent` (values the agent owns: ManagementServer, identity; seeded from
+//! the config file and at run time, overridden by the ACS, persisted in [`super::DmState`]),
+//! `builtin` (computed read-only values such as UpTime) and `const` (a fixed value written in
+//! the binding). Later: uci, sysfs/procfs, script.
+//!
+//! The [`Backend`] trait is shaped for those: reads come in batches (one call per request with
+//! every key it needs), changes are staged, applied revertibly, then committed or rolled back
+//! across all backends (TR-069 §A.3.2.1: all or nothing), table instances are listed by backend
+//! key, and work that must wait for the end of the session (service reloads) runs in
+//! [`Backend::end_session`]. Instance numbers belong to the engine; a backend knows only its
+//! own keys (a uci section name, an index).
 
 use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::Applied;
+use crate::fault::Fault;
+
+/// What the engine lends a backend for one call.
+pub struct Cx<'a> {
+    /// The engine's persisted store of backend-owned values (`DmState.values`).
+    pub values: &'a mut BTreeMap<String, String>,
+    /// Set by a backend that changed `values` for good (the engine then persists its state).
+    pub changed: bool,
+}
+
+/// A place where values live.
+///
+/// Keys are the binding keys with the `{i}` placeholders already replaced by instance keys.
+/// Change methods are called as: `stage_*`… then `apply` (revertible), then `commit`; or
+/// `rollback` at any point before `commit`.
+pub trait Backend {
+    /// Whether the value under `key` can be changed through this backend.
+    fn writable(&self, key: &str) -> bool;
+
+    /// Whether the instances of the table under `table` can be added and deleted.
+    fn creatable(&self, table: &str) -> bool;
+
+    /// Reads many keys at once; `None` where the backend has no value (the engine then uses
+    /// the binding's or the model's default).
+    fn read(&mut self, cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault>;
+
+    /// The instance keys of the table under `table`, when the backend lists them (uci
+    /// sections); `None` when the engine's own bookkeeping is the list (agent-owned tables).
+    fn instances(&mut self, cx: &mut Cx<'_>, table: &str) -> Result<Option<Vec<String>>, Fault>;
+
+    /// Stages a new value (already type-checked). A 9005–9008 fault is reported for this
+    /// parameter; any other fails the whole request.
+    fn stage_set(&mut self, cx: &mut Cx<'_>, key: &str, value: &str) -> Result<(), Fault> {
+        let _ = (cx, value);
+        Err(Fault::NonWritableParameter(key.to_string()))
+    }
+
+    /// Stages a new instance of the table under `table`; `number` is the engine's instance
+    /// number for it. Returns the backend's key of the new instance.
+    fn stage_add(&mut self, cx: &mut Cx<'_>, table: &str, number: u32) -> Result<String, Fault> {
+        let _ = (cx, number);
+        Err(Fault::RequestDenied(format!("{table} is not creatable")))
+    }
+
+    /// Stages the deletion of one instance (and what it contains).
+    fn stage_delete(&mut self, cx: &mut Cx<'_>, table: &str, instance: &str) -> Result<(), Fault> {
+        let _ = (cx, instance);
+        Err(Fault::RequestDenied(format!("{table} is not deletable")))
+    }
+
+    /// Makes the staged changes effective, revertibly. Says whether they apply now or when the
+    /// session ends (SetParameterValues Status 0 or 1).
+    fn apply(&mut self, cx: &mut Cx<'_>) -> Result<Applied, Fault> {
+        let _ = cx;
+        Ok(Applied::Now)
+    }
+
+    /// Makes applied changes permanent.
+    fn commit(&mut self, cx: &mut Cx<'_>) {
+        let _ = cx;
+    }
+
+    /// Drops staged changes and reverts applied ones.
+    fn rollback(&mut self, cx: &mut Cx<'_>) {
+        let _ = cx;
+    }
+
+    /// Runs what was deferred to the end of the session; drops caches. Returns what failed.
+    fn end_session(&mut self, cx: &mut Cx<'_>) -> Vec<Fault> {
+        let _ = cx;
+        Vec::new()
+    }
+}
+
+/// The backends a binding can name (`backend:key` in `datamodel/bindings/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackendKind {
+    Agent,
+    Builtin,
+    Const,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 3] =
+        [BackendKind::Agent, BackendKind::Builtin, BackendKind::Const];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Agent => "agent",
+            BackendKind::Builtin => "builtin",
+            BackendKind::Const => "const",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<BackendKind> {
+        BackendKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Checks a binding key when the definitions are loaded.
+    pub fn check_key(self, key: &str) -> Result<(), String> {
+        match self {
+            BackendKind::Agent if key.is_empty() => Err("empty agent key".into()),
+            BackendKind::Builtin if !BUILTIN_KEYS.contains(&key) => Err(format!(
+                "unknown builtin {key:?} (known: {})",
+                BUILTIN_KEYS.join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The key under which the engine keeps ParameterKey in the agent backend (TR-069 §A.3.2.1:
+/// set only by a successful SetParameterValues, AddObject or DeleteObject).
+pub const PARAMETER_KEY: &str = "parameter_key";
 
 /// All backends the engine can bind to.
 pub struct Backends {
-    /// Defaults of agent-owned values, by key (`acs.url`, `device.manufacturer`, …): from the
-    /// config file, or pushed at run time by the agent (`connection_request.url`).
-    agent_defaults: BTreeMap<String, String>,
+    agent: AgentBackend,
+    builtin: BuiltinBackend,
+    constant: ConstBackend,
 }
 
 impl Backends {
     /// Backends with the agent-owned defaults taken from the config.
     pub fn new(agent_defaults: BTreeMap<String, String>) -> Backends {
-        Backends { agent_defaults }
+        Backends {
+            agent: AgentBackend {
+                defaults: agent_defaults,
+                staged: Vec::new(),
+                undo: Vec::new(),
+            },
+            builtin: BuiltinBackend {
+                model: String::new(),
+                uptime_file: "/proc/uptime".into(),
+            },
+            constant: ConstBackend,
+        }
     }
 
     /// Sets a run-time value of the agent backend (not persisted; e.g. ConnectionRequestURL).
     pub fn set_runtime(&mut self, key: &str, value: &str) {
-        self.agent_defaults.insert(key.to_string(), value.to_string());
+        self.agent
+            .defaults
+            .insert(key.to_string(), value.to_string());
     }
 
     /// The default (config or run-time) value of an agent-owned key.
     pub fn agent_default(&self, key: &str) -> Option<&str> {
-        self.agent_defaults.get(key).map(String::as_str)
+        self.agent.defaults.get(key).map(String::as_str)
+    }
+
+    /// Tells the builtin backend the model name (`Device:2.19`) for RootDataModelVersion and
+    /// DeviceSummary.
+    pub fn set_model_name(&mut self, name: &str) {
+        self.builtin.model = name.to_string();
+    }
+
+    /// Reads UpTime from another file than `/proc/uptime` (tests).
+    pub fn set_uptime_file(&mut self, path: &str) {
+        self.builtin.uptime_file = path.to_string();
+    }
+
+    /// The backend of a kind.
+    pub fn get(&mut self, kind: BackendKind) -> &mut dyn Backend {
+        match kind {
+            BackendKind::Agent => &mut self.agent,
+            BackendKind::Builtin => &mut self.builtin,
+            BackendKind::Const => &mut self.constant,
+        }
+    }
+
+    /// The backend of a kind, for questions that change nothing.
+    pub fn peek(&self, kind: BackendKind) -> &dyn Backend {
+        match kind {
+            BackendKind::Agent => &self.agent,
+            BackendKind::Builtin => &self.builtin,
+            BackendKind::Const => &self.constant,
+        }
+    }
+}
+
+/// The most the agent backend stores (keys and values, in bytes): a bound on what an ACS can
+/// make the CPE keep in its state file. A change beyond it fails with 9004.
+pub const MAX_AGENT_BYTES: usize = 64 * 1024;
+
+/// Values the agent owns: the ACS's value (kept in `DmState.values`) over the default from the
+/// config file or the run time.
+struct AgentBackend {
+    defaults: BTreeMap<String, String>,
+    staged: Vec<AgentOp>,
+    /// Old values of what `apply` changed, to restore on rollback.
+    undo: Vec<(String, Option<String>)>,
+}
+
+enum AgentOp {
+    Set(String, String),
+    /// Removes every value under this prefix (a deleted instance).
+    DeletePrefix(String),
+}
+
+impl Backend for AgentBackend {
+    fn writable(&self, _key: &str) -> bool {
+        true
+    }
+
+    fn creatable(&self, _table: &str) -> bool {
+        true
+    }
+
+    fn read(&mut self, cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
+        Ok(keys
+            .iter()
+            .map(|k| cx.values.get(*k).or_else(|| self.defaults.get(*k)).cloned())
+            .collect())
+    }
+
+    fn instances(&mut self, _cx: &mut Cx<'_>, _table: &str) -> Result<Option<Vec<String>>, Fault> {
+        Ok(None)
+    }
+
+    fn stage_set(&mut self, _cx: &mut Cx<'_>, key: &str, value: &str) -> Result<(), Fault> {
+        self.staged
+            .push(AgentOp::Set(key.to_string(), value.to_string()));
+        Ok(())
+    }
+
+    fn stage_add(&mut self, _cx: &mut Cx<'_>, _table: &str, number: u32) -> Result<String, Fault> {
+        // The instance number is the key: values of the instance start at their defaults.
+        Ok(number.to_string())
+    }
+
+    fn stage_delete(&mut self, _cx: &mut Cx<'_>, table: &str, instance: &str) -> Result<(), Fault> {
+        self.staged
+            .push(AgentOp::DeletePrefix(format!("{table}.{instance}.")));
+        Ok(())
+    }
+
+    fn apply(&mut self, cx: &mut Cx<'_>) -> Result<Applied, Fault> {
+        let mut size: usize = cx.values.iter().map(|(k, v)| k.len() + v.len()).sum();
+        for op in std::mem::take(&mut self.staged) {
+            match op {
+                AgentOp::Set(k, v) => {
+                    if cx.values.get(&k) != Some(&v) {
+                        size += k.len() + v.len();
+                        let old = cx.values.insert(k.clone(), v);
+                        if let Some(o) = &old {
+                            size = size.saturating_sub(k.len() + o.len());
+                        }
+                        self.undo.push((k, old));
+                        if size > MAX_AGENT_BYTES {
+                            // The engine rolls back what was applied so far.
+                            return Err(Fault::ResourcesExceeded(format!(
+                                "the agent store would exceed {MAX_AGENT_BYTES} bytes"
+                            )));
+                        }
+                    }
+                }
+                AgentOp::DeletePrefix(p) => {
+                    let gone: Vec<String> = cx
+                        .values
+                        .range(p.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&p))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in gone {
+                        let old = cx.values.remove(&k);
+                        self.undo.push((k, old));
+                    }
+                }
+            }
+        }
+        Ok(Applied::Now)
+    }
+
+    fn commit(&mut self, cx: &mut Cx<'_>) {
+        if !self.undo.is_empty() {
+            cx.changed = true;
+        }
+        self.undo.clear();
+    }
+
+    fn rollback(&mut self, cx: &mut Cx<'_>) {
+        self.staged.clear();
+        for (k, old) in self.undo.drain(..).rev() {
+            match old {
+                Some(v) => cx.values.insert(k, v),
+                None => cx.values.remove(&k),
+            };
+        }
+    }
+}
+
+/// The keys of the builtin backend.
+pub const BUILTIN_KEYS: &[&str] = &[
+    "uptime",
+    "current_local_time",
+    "root_data_model_version",
+    "device_summary",
+];
+
+/// Computed read-only values.
+struct BuiltinBackend {
+    /// The model name (`Device:2.19`).
+    model: String,
+    uptime_file: String,
+}
+
+impl BuiltinBackend {
+    fn value(&self, key: &str) -> Result<Option<String>, Fault> {
+        Ok(Some(match key {
+            // TR-181 DeviceInfo.UpTime: seconds since boot, from /proc/uptime ("12345.67 …").
+            "uptime" => {
+                let text = std::fs::read_to_string(&self.uptime_file)
+                    .map_err(|e| Fault::internal(format!("{}: {e}", self.uptime_file)))?;
+                let secs = text
+                    .split(['.', ' '])
+                    .next()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or_else(|| Fault::internal(format!("{}: unreadable", self.uptime_file)))?;
+                secs.min(u32::MAX as u64).to_string()
+            }
+            // Time.CurrentLocalTime: the system clock, in UTC.
+            "current_local_time" => {
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                format_utc(secs)
+            }
+            // Device.RootDataModelVersion: "2.19" of "Device:2.19".
+            "root_data_model_version" => self
+                .model
+                .split_once(':')
+                .map_or(String::new(), |(_, v)| v.to_string()),
+            // InternetGatewayDevice.DeviceSummary (TR-106 §3.7): the root object and version,
+            // with no profile claimed.
+            "device_summary" => format!("{}[]()", self.model),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+impl Backend for BuiltinBackend {
+    fn writable(&self, _key: &str) -> bool {
+        false
+    }
+
+    fn creatable(&self, _table: &str) -> bool {
+        false
+    }
+
+    fn read(&mut self, _cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
+        keys.iter().map(|k| self.value(k)).collect()
+    }
+
+    fn instances(&mut self, _cx: &mut Cx<'_>, _table: &str) -> Result<Option<Vec<String>>, Fault> {
+        Ok(Some(Vec::new()))
+    }
+}
+
+/// A fixed value: the key is the value (`const:false`).
+struct ConstBackend;
+
+impl Backend for ConstBackend {
+    fn writable(&self, _key: &str) -> bool {
+        false
+    }
+
+    fn creatable(&self, _table: &str) -> bool {
+        false
+    }
+
+    fn read(&mut self, _cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
+        Ok(keys.iter().map(|k| Some(k.to_string())).collect())
+    }
+
+    fn instances(&mut self, _cx: &mut Cx<'_>, _table: &str) -> Result<Option<Vec<String>>, Fault> {
+        Ok(Some(Vec::new()))
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` of seconds since the epoch (proleptic Gregorian calendar).
+pub fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(1_763_704_200), "2025-11-21T05:50:00Z");
+    }
+
+    #[test]
+    fn agent_apply_and_rollback() {
+        let mut values = BTreeMap::from([("t.1.a".to_string(), "x".to_string())]);
+        let mut b = Backends::new(BTreeMap::from([("k".to_string(), "def".to_string())]));
+        let agent = b.get(BackendKind::Agent);
+        let mut cx = Cx {
+            values: &mut values,
+            changed: false,
+        };
+        assert_eq!(
+            agent.read(&mut cx, &["k", "t.1.a", "none"]).unwrap(),
+            [Some("def".into()), Some("x".into()), None]
+        );
+        agent.stage_set(&mut cx, "k", "acs").unwrap();
+        agent.stage_delete(&mut cx, "t", "1").unwrap();
+        agent.apply(&mut cx).unwrap();
+        assert_eq!(cx.values.get("k").map(String::as_str), Some("acs"));
+        assert!(!cx.values.contains_key("t.1.a"));
+        agent.rollback(&mut cx);
+        assert!(!cx.changed);
+        assert_eq!(cx.values.len(), 1);
+        assert_eq!(cx.values.get("t.1.a").map(String::as_str), Some("x"));
+        agent.stage_set(&mut cx, "k", "acs").unwrap();
+        agent.apply(&mut cx).unwrap();
+        agent.commit(&mut cx);
+        assert!(cx.changed);
+        assert_eq!(cx.values.get("k").map(String::as_str), Some("acs"));
+    }
+
+    #[test]
+    fn builtin_values() {
+        let mut b = Backends::new(BTreeMap::new());
+        b.set_model_name("InternetGatewayDevice:1.14");
+        let mut values = BTreeMap::new();
+        let mut cx = Cx {
+            values: &mut values,
+            changed: false,
+        };
+        let r = b
+            .get(BackendKind::Builtin)
+            .read(&mut cx, &["root_data_model_version", "device_summary"])
+            .unwrap();
+        assert_eq!(r[0].as_deref(), Some("1.14"));
+        assert_eq!(r[1].as_deref(), Some("InternetGatewayDevice:1.14[]()"));
+        b.set_uptime_file("/nonexistent/uptime");
+        assert_eq!(
+            b.get(BackendKind::Builtin)
+                .read(&mut cx, &["uptime"])
+                .unwrap_err()
+                .code(),
+            9002
+        );
+        assert!(BackendKind::Builtin.check_key("uptime").is_ok());
+        assert!(BackendKind::Builtin.check_key("nothing").is_err());
     }
 }

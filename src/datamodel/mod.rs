@@ -6,16 +6,28 @@
 //! (instance numbers, attributes, ParameterKey, values the agent owns) in a [`DmState`] that the
 //! agent persists through the store. The RPC layer (`crate::rpc`) calls the methods of [`Engine`]
 //! and never sees a backend.
+//!
+//! Paths (TR-069 §A.2.2.1, TR-106 §3.1): a parameter is `Device.Foo.3.Bar`; a partial path ends
+//! with `.` and names an object (`Device.Foo.`: the table itself, `Device.Foo.3.`: one instance);
+//! the empty path is the top of the tree (GetParameterNames, §A.3.2.3). Anything else is 9005.
+//! Instance numbers are the engine's: handed out in order, never reused, kept across restarts
+//! in [`DmState::tables`] (§A.3.2.6).
 
 pub mod backend;
+pub mod generate;
 pub mod schema;
 pub mod types;
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::fault::Fault;
-use crate::soap::msg::{ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue};
+use crate::fault::{Fault, ParamFault};
+use crate::soap::msg::{
+    ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
+};
+use backend::{BackendKind, Cx, PARAMETER_KEY};
+use schema::{Access, ActiveNotify, Schema, Source};
+use types::BaseType;
 
 /// What the engine keeps across restarts (persisted by the agent through the store when
 /// [`Engine::take_dirty`] says it changed).
@@ -50,9 +62,31 @@ pub struct Attributes {
 pub struct TableState {
     /// The next instance number to hand out (never reused, §A.3.2.6).
     pub next: u32,
-    /// Instance number → backend key (a uci section name, an index, …).
-    #[serde(default)]
+    /// Instance number → backend key (a uci section name, an index, …). Written with string
+    /// keys, as TOML tables need them.
+    #[serde(default, with = "number_keys")]
     pub instances: BTreeMap<u32, String>,
+}
+
+/// A map with instance-number keys, serialized with string keys (`"3" = "cfg02"`).
+mod number_keys {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, String>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(k, v)| (k.to_string(), v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, String>, D::Error> {
+        let raw = BTreeMap::<String, String>::deserialize(d)?;
+        raw.into_iter()
+            .map(|(k, v)| match super::instance_number(&k) {
+                Some(n) => Ok((n, v)),
+                None => Err(D::Error::custom(format!("{k:?} is not an instance number"))),
+            })
+            .collect()
+    }
 }
 
 /// The result of a change that may apply later (SetParameterValues, AddObject, DeleteObject
@@ -72,6 +106,60 @@ impl Applied {
     }
 }
 
+/// The longest path accepted (the `Name` of the RPC schema is a string(256)).
+const MAX_PATH: usize = 256;
+
+/// The most instances one table may have, whatever the model says (a bound on what an ACS can
+/// make the CPE allocate; AddObject beyond it is 9004).
+pub const MAX_INSTANCES: usize = 1024;
+
+/// The only AccessList entity defined by TR-069 (§A.3.2.4).
+const SUBSCRIBER: &str = "Subscriber";
+
+/// The parameter path (relative to the root) of the InformParameter table (TR-069 §3.7.1.4).
+const INFORM_PARAMETER: &str = "ManagementServer.InformParameter.{i}.";
+
+/// The instance numbers and backend keys on a path, outermost first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Inst {
+    numbers: Vec<u32>,
+    keys: Vec<String>,
+}
+
+impl Inst {
+    fn with(&self, number: u32, key: &str) -> Inst {
+        let mut i = self.clone();
+        i.numbers.push(number);
+        i.keys.push(key.to_string());
+        i
+    }
+}
+
+/// What a path names.
+#[derive(Debug, Clone)]
+enum Node {
+    /// A single object, or one instance of a table (then the index is the `X.{i}.` object).
+    Object(usize, Inst),
+    /// A table: the collection `X.` of the `X.{i}.` object.
+    Table(usize, Inst),
+    /// A parameter: object index, parameter index.
+    Param(usize, usize, Inst),
+}
+
+/// One parameter instance.
+#[derive(Debug, Clone)]
+struct ParamRef {
+    obj: usize,
+    param: usize,
+    inst: Inst,
+}
+
+/// An entry of a GetParameterNames walk.
+enum Item {
+    Object { path: String, writable: bool },
+    Param(ParamRef),
+}
+
 /// The parameter tree: schema + backends + bookkeeping.
 pub struct Engine {
     schema: schema::Schema,
@@ -82,7 +170,8 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine from a loaded schema, the backends it binds to, and the persisted state.
-    pub fn new(schema: schema::Schema, backends: backend::Backends, state: DmState) -> Engine {
+    pub fn new(schema: schema::Schema, mut backends: backend::Backends, state: DmState) -> Engine {
+        backends.set_model_name(schema.model_name());
         Engine {
             schema,
             backends,
@@ -96,78 +185,541 @@ impl Engine {
         self.schema.root()
     }
 
+    /// The loaded definitions.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
     /// GetParameterNames (§A.3.2.3).
     pub fn names(&mut self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault> {
-        let _ = (path, next_level);
-        todo!("Engine::names")
+        let mut items = Vec::new();
+        if path.is_empty() {
+            // The empty path is the top of the hierarchy: its only child is the root object.
+            if next_level {
+                return Ok(vec![ParameterInfo {
+                    name: self.root().to_string(),
+                    writable: false,
+                }]);
+            }
+            self.walk(Node::Object(0, Inst::default()), true, &mut items)?;
+        } else {
+            match self.resolve(path)? {
+                Node::Param(..) if next_level => {
+                    return Err(Fault::InvalidArguments(
+                        format!("NextLevel is true but {path} is a parameter"),
+                        Vec::new(),
+                    ))
+                }
+                node if next_level => self.children(node, &mut items)?,
+                node => self.walk(node, true, &mut items)?,
+            }
+        }
+        Ok(items
+            .into_iter()
+            .map(|i| match i {
+                Item::Object { path, writable } => ParameterInfo {
+                    name: path,
+                    writable,
+                },
+                Item::Param(r) => ParameterInfo {
+                    writable: self.param_writable(&r),
+                    name: self.param_path(&r),
+                },
+            })
+            .collect())
     }
 
     /// GetParameterValues (§A.3.2.2): full and partial paths, in request order.
     pub fn values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
-        let _ = names;
-        todo!("Engine::values")
+        let mut refs = Vec::new();
+        for n in names {
+            let node = if n.is_empty() {
+                Node::Object(0, Inst::default())
+            } else {
+                self.resolve(n)?
+            };
+            self.params_under(node, &mut refs)?;
+        }
+        let values = self.read(&refs, true)?;
+        Ok(self.to_values(&refs, values))
     }
 
     /// SetParameterValues (§A.3.2.1): all validated first, then applied all-or-nothing;
     /// ParameterKey updated only on success.
     pub fn set_values(&mut self, list: &[SetValue], parameter_key: &str) -> Result<Applied, Fault> {
-        let _ = (list, parameter_key);
-        todo!("Engine::set_values")
+        check_parameter_key(parameter_key)?;
+        let applied = self.apply_sets(list, true)?;
+        self.set_parameter_key(parameter_key);
+        Ok(applied)
+    }
+
+    /// A local change (`cwmpd set`): validated and applied like SetParameterValues, but the
+    /// ParameterKey is left alone (only ACS methods change it, §A.3.2.1) and the changes are
+    /// not marked reported, so a notification tells the ACS about them (§A.3.2.4).
+    pub fn set_local(&mut self, list: &[SetValue]) -> Result<Applied, Fault> {
+        self.apply_sets(list, false)
     }
 
     /// GetParameterAttributes (§A.3.2.5).
     pub fn attributes(&mut self, names: &[String]) -> Result<Vec<ParameterAttribute>, Fault> {
-        let _ = names;
-        todo!("Engine::attributes")
+        let mut refs = Vec::new();
+        for n in names {
+            let node = if n.is_empty() {
+                Node::Object(0, Inst::default())
+            } else {
+                self.resolve(n)?
+            };
+            self.params_under(node, &mut refs)?;
+        }
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let name = self.param_path(r);
+                let access_list = self
+                    .state
+                    .attributes
+                    .get(&name)
+                    .map(|a| a.access_list.clone())
+                    .unwrap_or_default();
+                ParameterAttribute {
+                    notification: self.notification(r, &name),
+                    access_list,
+                    name,
+                }
+            })
+            .collect())
     }
 
     /// SetParameterAttributes (§A.3.2.4): all-or-nothing; 9009 where notification is refused.
+    ///
+    /// Active notification is refused (9009) on `canDeny` parameters, and turning it off on
+    /// `forceEnabled` ones; lightweight notification (3–6) is not supported (9009). For a
+    /// partial path the change applies to the parameters of the subtree that accept it; the
+    /// others keep their attribute (GetParameterAttributes shows it).
     pub fn set_attributes(&mut self, list: &[SetAttributes]) -> Result<(), Fault> {
-        let _ = list;
-        todo!("Engine::set_attributes")
+        // Validate everything first.
+        // (parameter, its path, new notification, new access list)
+        type Change = (ParamRef, String, Option<u8>, Option<Vec<String>>);
+        let mut plan: Vec<Change> = Vec::new();
+        for s in list {
+            let node = if s.name.is_empty() {
+                Node::Object(0, Inst::default())
+            } else {
+                self.resolve(&s.name)?
+            };
+            let single = matches!(node, Node::Param(..));
+            if s.notification_change {
+                match s.notification {
+                    0..=2 => {}
+                    3..=6 => {
+                        return Err(Fault::NotificationRejected(format!(
+                            "lightweight notification ({}) is not supported",
+                            s.notification
+                        )))
+                    }
+                    n => {
+                        return Err(Fault::InvalidArguments(
+                            format!("notification {n} is not 0–6"),
+                            Vec::new(),
+                        ))
+                    }
+                }
+            }
+            let access = if s.access_list_change {
+                let mut l: Vec<String> = Vec::new();
+                for e in &s.access_list {
+                    if e != SUBSCRIBER {
+                        return Err(Fault::InvalidArguments(
+                            format!("access list entity {e:?} is not {SUBSCRIBER:?}"),
+                            Vec::new(),
+                        ));
+                    }
+                    if !l.contains(e) {
+                        l.push(e.clone());
+                    }
+                }
+                Some(l)
+            } else {
+                None
+            };
+            let mut refs = Vec::new();
+            self.params_under(node, &mut refs)?;
+            for r in refs {
+                let name = self.param_path(&r);
+                let mut notification = s.notification_change.then_some(s.notification);
+                if let Some(n) = notification {
+                    let an = self.schema.objects()[r.obj].params[r.param]
+                        .def
+                        .active_notify;
+                    let refused = match an {
+                        ActiveNotify::CanDeny => n == 2,
+                        ActiveNotify::ForceEnabled => n != 2,
+                        _ => false,
+                    };
+                    if refused {
+                        if single {
+                            return Err(Fault::NotificationRejected(format!(
+                                "notification {n} is not allowed on {name}"
+                            )));
+                        }
+                        notification = None;
+                    }
+                }
+                plan.push((r, name, notification, access.clone()));
+            }
+        }
+        // Then apply. Newly notified parameters start from their current value (§A.3.2.4:
+        // only later changes are notified).
+        let mut baseline = Vec::new();
+        for (r, name, notification, access) in plan {
+            let old_n = self.notification(&r, &name);
+            let def = &self.schema.objects()[r.obj].params[r.param].def;
+            let default_n = def.active_notify.default_notification();
+            let mut a = self
+                .state
+                .attributes
+                .get(&name)
+                .cloned()
+                .unwrap_or(Attributes {
+                    notification: default_n,
+                    access_list: Vec::new(),
+                });
+            if let Some(n) = notification {
+                a.notification = n;
+            }
+            if let Some(l) = access {
+                a.access_list = l;
+            }
+            let is_default = a.notification == default_n && a.access_list.is_empty();
+            let changed = if is_default {
+                self.state.attributes.remove(&name).is_some()
+            } else if self.state.attributes.get(&name) != Some(&a) {
+                self.state.attributes.insert(name.clone(), a.clone());
+                true
+            } else {
+                false
+            };
+            self.dirty |= changed;
+            let new_n = self.notification(&r, &name);
+            if new_n == 0 {
+                self.dirty |= self.state.reported.remove(&name).is_some();
+            } else if old_n == 0 || !self.state.reported.contains_key(&name) {
+                baseline.push(r);
+            }
+        }
+        if !baseline.is_empty() {
+            let values = self.read_lenient(&baseline, true);
+            for (r, v) in baseline.iter().zip(values) {
+                if let Some(v) = v {
+                    let name = self.param_path(r);
+                    self.note_reported(name, v);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// AddObject (§A.3.2.6): returns the new instance number.
     pub fn add_object(&mut self, path: &str, parameter_key: &str) -> Result<(u32, Applied), Fault> {
-        let _ = (path, parameter_key);
-        todo!("Engine::add_object")
+        check_parameter_key(parameter_key)?;
+        let not_table = || Fault::InvalidParameterName(format!("{path} is not a table"));
+        if !path.ends_with('.') {
+            return Err(not_table());
+        }
+        let (t, inst) = match self.resolve(path)? {
+            Node::Table(t, inst) => (t, inst),
+            _ => return Err(not_table()),
+        };
+        if !self.creatable(t, &inst) {
+            return Err(Fault::InvalidParameterName(format!(
+                "{path} does not allow AddObject"
+            )));
+        }
+        let existing = self.instances(t, &inst)?;
+        let Some(table) = self.schema.objects()[t].table.clone() else {
+            return Err(not_table());
+        };
+        let max = table
+            .max_entries
+            .map_or(MAX_INSTANCES, |m| (m as usize).min(MAX_INSTANCES));
+        if existing.len() >= max {
+            return Err(Fault::ResourcesExceeded(format!(
+                "{path} already has {} instances",
+                existing.len()
+            )));
+        }
+        let tpath = self.table_path(t, &inst);
+        let ts = self.state.tables.get(&tpath).cloned().unwrap_or_default();
+        let last = existing.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        let number = ts.next.max(last.saturating_add(1)).max(1);
+        if number == u32::MAX {
+            return Err(Fault::ResourcesExceeded(format!(
+                "{path}: no instance numbers left"
+            )));
+        }
+        let tkey = expand(&table.binding.key, &inst.keys);
+        let kind = table.binding.backend;
+        let key = {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            let b = self.backends.get(kind);
+            match b.stage_add(&mut cx, &tkey, number) {
+                Ok(k) => k,
+                Err(e) => {
+                    b.rollback(&mut cx);
+                    return Err(e);
+                }
+            }
+        };
+        let applied = self.apply_all(&[kind])?;
+        let entry = self.state.tables.entry(tpath).or_default();
+        entry.instances.insert(number, key);
+        entry.next = number + 1;
+        self.dirty = true;
+        self.set_parameter_key(parameter_key);
+        Ok((number, applied))
     }
 
-    /// DeleteObject (§A.3.2.7).
+    /// DeleteObject (§A.3.2.7): removes the instance and everything under it (nested
+    /// instances, attributes, agent values).
     pub fn delete_object(&mut self, path: &str, parameter_key: &str) -> Result<Applied, Fault> {
-        let _ = (path, parameter_key);
-        todo!("Engine::delete_object")
+        check_parameter_key(parameter_key)?;
+        let not_instance =
+            || Fault::InvalidParameterName(format!("{path} is not a table instance"));
+        if !path.ends_with('.') {
+            return Err(not_instance());
+        }
+        let (t, inst) = match self.resolve(path)? {
+            Node::Object(t, inst) if self.schema.objects()[t].table.is_some() => (t, inst),
+            _ => return Err(not_instance()),
+        };
+        let mut parent_inst = inst.clone();
+        let (Some(number), Some(_)) = (parent_inst.numbers.pop(), parent_inst.keys.pop()) else {
+            return Err(not_instance());
+        };
+        if !self.creatable(t, &parent_inst) {
+            return Err(Fault::InvalidParameterName(format!(
+                "{path} does not allow DeleteObject"
+            )));
+        }
+        let min = self.schema.objects()[t]
+            .table
+            .as_ref()
+            .map_or(0, |tb| tb.min_entries as usize);
+        if self.instances(t, &parent_inst)?.len() <= min {
+            return Err(Fault::RequestDenied(format!(
+                "{path}: the table needs at least {min} instance(s)"
+            )));
+        }
+        // Nested instances first (innermost first), then the instance itself.
+        let mut doomed: Vec<(usize, Inst)> = Vec::new();
+        self.nested_instances(t, &inst, &mut doomed)?;
+        doomed.push((t, inst.clone()));
+        let mut touched: Vec<BackendKind> = Vec::new();
+        for (obj, i) in &doomed {
+            let Some(tb) = self.schema.objects()[*obj].table.as_ref() else {
+                continue;
+            };
+            let kind = tb.binding.backend;
+            let (Some(own_key), outer) = (i.keys.last(), &i.keys[..i.keys.len().saturating_sub(1)])
+            else {
+                continue;
+            };
+            let tkey = expand(&tb.binding.key, outer);
+            if !touched.contains(&kind) {
+                touched.push(kind);
+            }
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            if let Err(e) = self
+                .backends
+                .get(kind)
+                .stage_delete(&mut cx, &tkey, own_key)
+            {
+                self.rollback_all(&touched);
+                return Err(e);
+            }
+        }
+        let applied = self.apply_all(&touched)?;
+        let tpath = self.table_path(t, &parent_inst);
+        if let Some(ts) = self.state.tables.get_mut(&tpath) {
+            ts.instances.remove(&number);
+            ts.next = ts.next.max(number.saturating_add(1));
+        }
+        let prefix = format!("{tpath}{number}.");
+        self.state.tables.retain(|k, _| !k.starts_with(&prefix));
+        self.state.attributes.retain(|k, _| !k.starts_with(&prefix));
+        self.state.reported.retain(|k, _| !k.starts_with(&prefix));
+        self.dirty = true;
+        self.set_parameter_key(parameter_key);
+        Ok(applied)
     }
 
-    /// The parameters forced into every Inform (`forcedInform` in the model), with values.
+    /// The parameters forced into every Inform (`forcedInform` in the model), with values, then
+    /// the enabled `InformParameter` entries whose EventList is empty (TR-069 §3.7.1.4).
     pub fn forced_inform(&mut self) -> Vec<ParameterValue> {
-        todo!("Engine::forced_inform")
+        self.inform_parameters(&[])
+    }
+
+    /// The Inform ParameterList for these event codes, before notifications (TR-069 §3.7.1.4):
+    /// the forced parameters, then the parameters named by enabled `InformParameter` entries
+    /// whose EventList holds one of `events` (an empty EventList means every event but
+    /// `4 VALUE CHANGE`; with no events given, only entries with an empty EventList count).
+    /// Values that cannot be read are left out.
+    pub fn inform_parameters(&mut self, events: &[&str]) -> Vec<ParameterValue> {
+        let mut refs = Vec::new();
+        for o in 0..self.schema.objects().len() {
+            let forced: Vec<usize> = self.schema.objects()[o]
+                .params
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.def.forced_inform)
+                .map(|(i, _)| i)
+                .collect();
+            if forced.is_empty() {
+                continue;
+            }
+            for inst in self.all_instances(o) {
+                for &param in &forced {
+                    refs.push(ParamRef {
+                        obj: o,
+                        param,
+                        inst: inst.clone(),
+                    });
+                }
+            }
+        }
+        let mut seen: HashSet<String> = refs.iter().map(|r| self.param_path(r)).collect();
+        for pattern in self.inform_parameter_patterns(events) {
+            for r in self.expand_pattern(&pattern) {
+                if seen.insert(self.param_path(&r)) {
+                    refs.push(r);
+                }
+            }
+        }
+        let values = self.read_lenient(&refs, true);
+        refs.iter()
+            .zip(values)
+            .filter_map(|(r, v)| {
+                v.map(|value| ParameterValue {
+                    name: self.param_path(r),
+                    value,
+                    ty: self.base(r),
+                })
+            })
+            .collect()
     }
 
     /// Parameters with notification 1 or 2 whose value differs from the last reported one:
     /// `(changed, any_active)`. Call [`Engine::mark_reported`] once the Inform was accepted.
+    /// A parameter seen for the first time (e.g. a default-active one after the first start)
+    /// has its current value recorded instead of being reported.
     pub fn notifications(&mut self) -> (Vec<ParameterValue>, bool) {
-        todo!("Engine::notifications")
+        let mut candidates: BTreeSet<String> = self
+            .state
+            .attributes
+            .iter()
+            .filter(|(_, a)| (1..=2).contains(&a.notification))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for o in 0..self.schema.objects().len() {
+            let forced: Vec<usize> = self.schema.objects()[o]
+                .params
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.def.active_notify.default_notification() != 0)
+                .map(|(i, _)| i)
+                .collect();
+            if forced.is_empty() {
+                continue;
+            }
+            for inst in self.all_instances(o) {
+                for &param in &forced {
+                    candidates.insert(self.param_path(&ParamRef {
+                        obj: o,
+                        param,
+                        inst: inst.clone(),
+                    }));
+                }
+            }
+        }
+        let mut refs = Vec::new();
+        let mut notes = Vec::new();
+        for path in candidates {
+            if let Ok(Node::Param(obj, param, inst)) = self.resolve(&path) {
+                let r = ParamRef { obj, param, inst };
+                let n = self.notification(&r, &path);
+                if n != 0 {
+                    refs.push(r);
+                    notes.push(n);
+                }
+            }
+        }
+        let values = self.read_lenient(&refs, true);
+        let mut changed = Vec::new();
+        let mut active = false;
+        for ((r, n), v) in refs.iter().zip(notes).zip(values) {
+            let Some(value) = v else { continue };
+            let name = self.param_path(r);
+            match self.state.reported.get(&name) {
+                Some(old) if *old == value => {}
+                Some(_) => {
+                    active |= n == 2;
+                    changed.push(ParameterValue {
+                        name,
+                        value,
+                        ty: self.base(r),
+                    });
+                }
+                None => self.note_reported(name, value),
+            }
+        }
+        (changed, active)
     }
 
     /// Records values as reported to the ACS (after an InformResponse, or for changes the ACS made).
     pub fn mark_reported(&mut self, values: &[ParameterValue]) {
-        let _ = values;
-        todo!("Engine::mark_reported")
+        for pv in values {
+            if let Ok(Node::Param(obj, param, inst)) = self.resolve(&pv.name) {
+                let r = ParamRef { obj, param, inst };
+                if self.notification(&r, &pv.name) != 0 {
+                    self.note_reported(pv.name.clone(), pv.value.clone());
+                }
+            }
+        }
     }
 
-    /// Reads one value by full path (the agent reads its own settings this way).
+    /// Reads one value by full path (the agent reads its own settings this way). Unlike
+    /// GetParameterValues, a hidden value (a password) is returned as it is.
     pub fn value(&mut self, path: &str) -> Result<String, Fault> {
-        let r = self.values(&[path.to_string()])?;
-        r.into_iter()
+        let Node::Param(obj, param, inst) = self.resolve(path)? else {
+            return Err(Fault::InvalidParameterName(format!(
+                "{path} is not a parameter"
+            )));
+        };
+        let r = ParamRef { obj, param, inst };
+        self.read(std::slice::from_ref(&r), false)?
+            .into_iter()
             .next()
-            .map(|p| p.value)
             .ok_or_else(|| Fault::InvalidParameterName(path.to_string()))
     }
 
     /// Runs what was deferred to the end of the session (service reloads). Returns what failed.
     pub fn end_session(&mut self) -> Vec<Fault> {
-        todo!("Engine::end_session")
+        let mut faults = Vec::new();
+        for kind in BackendKind::ALL {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            faults.extend(self.backends.get(kind).end_session(&mut cx));
+            self.dirty |= cx.changed;
+        }
+        faults
     }
 
     /// The persisted state, if it changed since the last call (the agent writes it to the store).
@@ -179,7 +731,19 @@ impl Engine {
         }
     }
 
-    /// Forgets everything the ACS set (FactoryReset): values, attributes, instances.
+    /// The persisted state as it is now.
+    pub fn state(&self) -> &DmState {
+        &self.state
+    }
+
+    /// Takes the state another process wrote to the store (`cwmpd set` while the daemon runs).
+    pub fn replace_state(&mut self, state: DmState) {
+        self.state = state;
+        self.dirty = false;
+    }
+
+    /// Forgets everything the ACS set (FactoryReset): values, attributes, instances. Values
+    /// return to the config file's and the model's defaults; ParameterKey becomes empty.
     pub fn factory_reset(&mut self) {
         self.state = DmState::default();
         self.dirty = true;
@@ -188,5 +752,863 @@ impl Engine {
     /// The backends, for the agent to push runtime values (e.g. ConnectionRequestURL).
     pub fn backends_mut(&mut self) -> &mut backend::Backends {
         &mut self.backends
+    }
+
+    // ---- paths -------------------------------------------------------------------------------
+
+    /// Resolves a path (not the empty one) to what it names; 9005 when it names nothing.
+    fn resolve(&mut self, path: &str) -> Result<Node, Fault> {
+        let bad = || Fault::InvalidParameterName(path.to_string());
+        if path.len() > MAX_PATH {
+            return Err(bad());
+        }
+        let partial = path.ends_with('.');
+        let body = path.strip_suffix('.').unwrap_or(path);
+        let mut segs = body.split('.');
+        let root = self.root().trim_end_matches('.');
+        if segs.next() != Some(root) {
+            return Err(bad());
+        }
+        let segs: Vec<&str> = segs.collect();
+        let mut node = Node::Object(0, Inst::default());
+        for (i, seg) in segs.iter().enumerate() {
+            if seg.is_empty() {
+                return Err(bad());
+            }
+            let last = i + 1 == segs.len();
+            node = match node {
+                Node::Object(o, inst) => {
+                    let obj = &self.schema.objects()[o];
+                    if let Some(p) = obj.params.iter().position(|p| p.def.name == *seg) {
+                        if partial || !last {
+                            return Err(bad());
+                        }
+                        Node::Param(o, p, inst)
+                    } else {
+                        let c = *obj
+                            .children
+                            .iter()
+                            .find(|&&c| self.schema.objects()[c].name == *seg)
+                            .ok_or_else(bad)?;
+                        if self.schema.objects()[c].table.is_some() {
+                            Node::Table(c, inst)
+                        } else {
+                            Node::Object(c, inst)
+                        }
+                    }
+                }
+                Node::Table(t, inst) => {
+                    let n = instance_number(seg).ok_or_else(bad)?;
+                    let list = self.instances(t, &inst)?;
+                    let (_, key) = list.iter().find(|(m, _)| *m == n).ok_or_else(bad)?;
+                    Node::Object(t, inst.with(n, key))
+                }
+                Node::Param(..) => return Err(bad()),
+            };
+        }
+        match (&node, partial) {
+            (Node::Param(..), false) | (Node::Object(..) | Node::Table(..), true) => Ok(node),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The parameters named by an InformParameter pattern: a full or partial path where `*` may
+    /// stand for any instance number (TR-069 §3.7.1.4). Unknown names give nothing.
+    fn expand_pattern(&mut self, pattern: &str) -> Vec<ParamRef> {
+        let partial = pattern.ends_with('.');
+        let body = pattern.strip_suffix('.').unwrap_or(pattern);
+        let mut segs = body.split('.');
+        if pattern.len() > MAX_PATH || segs.next() != Some(self.root().trim_end_matches('.')) {
+            return Vec::new();
+        }
+        let segs: Vec<&str> = segs.collect();
+        let mut nodes = vec![Node::Object(0, Inst::default())];
+        for (i, seg) in segs.iter().enumerate() {
+            let last = i + 1 == segs.len();
+            let mut next = Vec::new();
+            for node in nodes {
+                match node {
+                    Node::Object(o, inst) => {
+                        let obj = &self.schema.objects()[o];
+                        if let Some(p) = obj.params.iter().position(|p| p.def.name == *seg) {
+                            if last && !partial {
+                                next.push(Node::Param(o, p, inst));
+                            }
+                        } else if let Some(&c) = obj
+                            .children
+                            .iter()
+                            .find(|&&c| self.schema.objects()[c].name == *seg)
+                        {
+                            next.push(if self.schema.objects()[c].table.is_some() {
+                                Node::Table(c, inst)
+                            } else {
+                                Node::Object(c, inst)
+                            });
+                        }
+                    }
+                    Node::Table(t, inst) => {
+                        let wanted = if *seg == "*" {
+                            None
+                        } else {
+                            instance_number(seg)
+                        };
+                        if wanted.is_none() && *seg != "*" {
+                            continue;
+                        }
+                        for (n, key) in self.instances(t, &inst).unwrap_or_default() {
+                            if wanted.is_none_or(|w| w == n) {
+                                next.push(Node::Object(t, inst.with(n, &key)));
+                            }
+                        }
+                    }
+                    Node::Param(..) => {}
+                }
+            }
+            nodes = next;
+        }
+        let mut refs = Vec::new();
+        for node in nodes {
+            let ok = matches!(node, Node::Param(..)) != partial;
+            if ok {
+                let _ = self.params_under(node, &mut refs);
+            }
+        }
+        refs
+    }
+
+    /// The instances of a table: `(number, backend key)`, by number. Instances a backend lists
+    /// get numbers on first sight; the numbers of vanished ones are not reused.
+    fn instances(&mut self, t: usize, inst: &Inst) -> Result<Vec<(u32, String)>, Fault> {
+        let Some(table) = self.schema.objects()[t].table.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let kind = table.binding.backend;
+        let tkey = expand(&table.binding.key, &inst.keys);
+        let tpath = self.table_path(t, inst);
+        let listed = {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            let r = self.backends.get(kind).instances(&mut cx, &tkey);
+            self.dirty |= cx.changed;
+            r?
+        };
+        if let Some(keys) = listed {
+            let mut ts = self.state.tables.get(&tpath).cloned().unwrap_or_default();
+            let before = ts.clone();
+            ts.instances.retain(|_, k| keys.contains(k));
+            for k in keys.iter().take(MAX_INSTANCES) {
+                if !ts.instances.values().any(|v| v == k) {
+                    let last = ts.instances.keys().next_back().copied().unwrap_or(0);
+                    let n = ts.next.max(last.saturating_add(1)).max(1);
+                    ts.instances.insert(n, k.clone());
+                    ts.next = n.saturating_add(1);
+                }
+            }
+            if ts != before {
+                self.state.tables.insert(tpath.clone(), ts);
+                self.dirty = true;
+            }
+        }
+        Ok(self
+            .state
+            .tables
+            .get(&tpath)
+            .map(|ts| ts.instances.iter().map(|(n, k)| (*n, k.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    /// Every instance combination of object `o` (one empty [`Inst`] outside tables).
+    fn all_instances(&mut self, o: usize) -> Vec<Inst> {
+        let mut chain = Vec::new();
+        let mut cur = Some(o);
+        while let Some(c) = cur {
+            chain.push(c);
+            cur = self.schema.objects()[c].parent;
+        }
+        let mut insts = vec![Inst::default()];
+        for &c in chain.iter().rev() {
+            if self.schema.objects()[c].table.is_none() {
+                continue;
+            }
+            let mut next = Vec::new();
+            for i in insts {
+                for (n, k) in self.instances(c, &i).unwrap_or_default() {
+                    next.push(i.with(n, &k));
+                }
+            }
+            insts = next;
+        }
+        insts
+    }
+
+    /// The instances of every table under the instance `(t, inst)`, innermost first.
+    fn nested_instances(
+        &mut self,
+        o: usize,
+        inst: &Inst,
+        out: &mut Vec<(usize, Inst)>,
+    ) -> Result<(), Fault> {
+        for c in self.schema.objects()[o].children.clone() {
+            if self.schema.objects()[c].table.is_some() {
+                for (n, k) in self.instances(c, inst)? {
+                    let i = inst.with(n, &k);
+                    self.nested_instances(c, &i, out)?;
+                    out.push((c, i));
+                }
+            } else {
+                self.nested_instances(c, inst, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn object_path(&self, o: usize, inst: &Inst) -> String {
+        fill(&self.schema.objects()[o].path, &inst.numbers)
+    }
+
+    fn table_path(&self, t: usize, inst: &Inst) -> String {
+        let p = &self.schema.objects()[t].path;
+        fill(p.strip_suffix("{i}.").unwrap_or(p), &inst.numbers)
+    }
+
+    fn param_path(&self, r: &ParamRef) -> String {
+        let mut s = self.object_path(r.obj, &r.inst);
+        s.push_str(&self.schema.objects()[r.obj].params[r.param].def.name);
+        s
+    }
+
+    fn base(&self, r: &ParamRef) -> BaseType {
+        self.schema.objects()[r.obj].params[r.param].def.ty.base
+    }
+
+    // ---- walks -------------------------------------------------------------------------------
+
+    /// A node and everything under it, objects included when `objects` (GPN NextLevel false).
+    fn walk(&mut self, node: Node, objects: bool, out: &mut Vec<Item>) -> Result<(), Fault> {
+        match node {
+            Node::Param(obj, param, inst) => out.push(Item::Param(ParamRef { obj, param, inst })),
+            Node::Object(o, inst) => {
+                if objects {
+                    let writable = self.schema.objects()[o].table.is_some()
+                        && self.creatable(o, &parent_of(&inst));
+                    out.push(Item::Object {
+                        path: self.object_path(o, &inst),
+                        writable,
+                    });
+                }
+                for param in 0..self.schema.objects()[o].params.len() {
+                    out.push(Item::Param(ParamRef {
+                        obj: o,
+                        param,
+                        inst: inst.clone(),
+                    }));
+                }
+                for c in self.schema.objects()[o].children.clone() {
+                    let child = if self.schema.objects()[c].table.is_some() {
+                        Node::Table(c, inst.clone())
+                    } else {
+                        Node::Object(c, inst.clone())
+                    };
+                    self.walk(child, objects, out)?;
+                }
+            }
+            Node::Table(t, inst) => {
+                if objects {
+                    out.push(Item::Object {
+                        path: self.table_path(t, &inst),
+                        writable: self.creatable(t, &inst),
+                    });
+                }
+                for (n, k) in self.instances(t, &inst)? {
+                    self.walk(Node::Object(t, inst.with(n, &k)), objects, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next level under a node (GPN NextLevel true).
+    fn children(&mut self, node: Node, out: &mut Vec<Item>) -> Result<(), Fault> {
+        match node {
+            Node::Param(..) => {}
+            Node::Object(o, inst) => {
+                for param in 0..self.schema.objects()[o].params.len() {
+                    out.push(Item::Param(ParamRef {
+                        obj: o,
+                        param,
+                        inst: inst.clone(),
+                    }));
+                }
+                for c in self.schema.objects()[o].children.clone() {
+                    let item = if self.schema.objects()[c].table.is_some() {
+                        Item::Object {
+                            path: self.table_path(c, &inst),
+                            writable: self.creatable(c, &inst),
+                        }
+                    } else {
+                        Item::Object {
+                            path: self.object_path(c, &inst),
+                            writable: false,
+                        }
+                    };
+                    out.push(item);
+                }
+            }
+            Node::Table(t, inst) => {
+                let writable = self.creatable(t, &inst);
+                for (n, k) in self.instances(t, &inst)? {
+                    out.push(Item::Object {
+                        path: self.object_path(t, &inst.with(n, &k)),
+                        writable,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn params_under(&mut self, node: Node, out: &mut Vec<ParamRef>) -> Result<(), Fault> {
+        let mut items = Vec::new();
+        self.walk(node, false, &mut items)?;
+        out.extend(items.into_iter().filter_map(|i| match i {
+            Item::Param(r) => Some(r),
+            Item::Object { .. } => None,
+        }));
+        Ok(())
+    }
+
+    /// Whether AddObject (on the table) and DeleteObject (on its instances) are allowed: the
+    /// model says `readWrite` and the backend can create.
+    fn creatable(&self, t: usize, inst: &Inst) -> bool {
+        let obj = &self.schema.objects()[t];
+        match &obj.table {
+            Some(tb) if obj.writable => self
+                .backends
+                .peek(tb.binding.backend)
+                .creatable(&expand(&tb.binding.key, &inst.keys)),
+            _ => false,
+        }
+    }
+
+    fn param_writable(&self, r: &ParamRef) -> bool {
+        let p = &self.schema.objects()[r.obj].params[r.param];
+        match &p.source {
+            Source::Bound(b) if p.def.access != Access::ReadOnly => self
+                .backends
+                .peek(b.backend)
+                .writable(&expand(&b.key, &r.inst.keys)),
+            _ => false,
+        }
+    }
+
+    // ---- values ------------------------------------------------------------------------------
+
+    /// Reads many parameters with one call per backend (ARCHITECTURE-GUIDE habit 9). With
+    /// `mask`, hidden parameters read as their type's null value (TR-106 A.2.3.5).
+    fn read(&mut self, refs: &[ParamRef], mask: bool) -> Result<Vec<String>, Fault> {
+        let got = self.read_inner(refs, mask, true)?;
+        Ok(got.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Like [`Engine::read`], but a failing backend only leaves its values out.
+    fn read_lenient(&mut self, refs: &[ParamRef], mask: bool) -> Vec<Option<String>> {
+        self.read_inner(refs, mask, false)
+            .unwrap_or_else(|_| vec![None; refs.len()])
+    }
+
+    fn read_inner(
+        &mut self,
+        refs: &[ParamRef],
+        mask: bool,
+        strict: bool,
+    ) -> Result<Vec<Option<String>>, Fault> {
+        let mut out: Vec<Option<String>> = vec![None; refs.len()];
+        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
+        for (i, r) in refs.iter().enumerate() {
+            let p = &self.schema.objects()[r.obj].params[r.param];
+            if mask && p.def.hidden {
+                out[i] = Some(null_value(p.def.ty.base).to_string());
+                continue;
+            }
+            match &p.source {
+                Source::Count(t) => {
+                    let t = *t;
+                    match self.instances(t, &r.inst) {
+                        Ok(l) => out[i] = Some(l.len().to_string()),
+                        Err(e) if strict => return Err(e),
+                        Err(e) => log::warn!("{}: {e}", self.param_path(r)),
+                    }
+                }
+                Source::Bound(b) => groups
+                    .entry(b.backend)
+                    .or_default()
+                    .push((i, expand(&b.key, &r.inst.keys))),
+            }
+        }
+        for (kind, items) in groups {
+            let keys: Vec<&str> = items.iter().map(|(_, k)| k.as_str()).collect();
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            let got = self.backends.get(kind).read(&mut cx, &keys);
+            self.dirty |= cx.changed;
+            let got = match got {
+                Ok(g) => g,
+                Err(e) if strict => return Err(e),
+                Err(e) => {
+                    log::warn!("{} backend: {e}", kind.name());
+                    continue;
+                }
+            };
+            for ((i, _), v) in items.iter().zip(got) {
+                let r = &refs[*i];
+                let p = &self.schema.objects()[r.obj].params[r.param];
+                let binding_default = match &p.source {
+                    Source::Bound(b) => b.default.clone(),
+                    Source::Count(_) => None,
+                };
+                // An empty value where the type has no empty form (an unset dateTime in the
+                // config file) counts as no value.
+                let raw = v
+                    .filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok())
+                    .or(binding_default)
+                    .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
+                    .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
+                // Values come back in their canonical lexical form (e.g. `1` → `true`) when
+                // they are valid; otherwise as the backend gave them.
+                out[*i] = Some(p.def.ty.check(&raw).unwrap_or(raw));
+            }
+        }
+        Ok(out)
+    }
+
+    fn to_values(&self, refs: &[ParamRef], values: Vec<String>) -> Vec<ParameterValue> {
+        refs.iter()
+            .zip(values)
+            .map(|(r, value)| ParameterValue {
+                name: self.param_path(r),
+                value,
+                ty: self.base(r),
+            })
+            .collect()
+    }
+
+    // ---- changes -----------------------------------------------------------------------------
+
+    /// Validates every change, stages them, applies them across backends, all or nothing.
+    fn apply_sets(&mut self, list: &[SetValue], from_acs: bool) -> Result<Applied, Fault> {
+        let mut seen = HashSet::new();
+        for sv in list {
+            if !seen.insert(sv.name.as_str()) {
+                return Err(Fault::InvalidArguments(
+                    format!("{} is given more than once", sv.name),
+                    Vec::new(),
+                ));
+            }
+        }
+        let mut faults = Vec::new();
+        let mut checked = Vec::new();
+        for sv in list {
+            match self.check_set(sv) {
+                Ok(x) => checked.push(x),
+                Err(fault) => faults.push(ParamFault {
+                    name: sv.name.clone(),
+                    fault,
+                }),
+            }
+        }
+        if !faults.is_empty() {
+            return Err(invalid(faults));
+        }
+        let mut touched: Vec<BackendKind> = Vec::new();
+        for (r, value) in &checked {
+            let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+                continue;
+            };
+            let kind = b.backend;
+            let key = expand(&b.key, &r.inst.keys);
+            if !touched.contains(&kind) {
+                touched.push(kind);
+            }
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            if let Err(fault) = self.backends.get(kind).stage_set(&mut cx, &key, value) {
+                if (9005..=9008).contains(&fault.code()) {
+                    faults.push(ParamFault {
+                        name: self.param_path(r),
+                        fault,
+                    });
+                } else {
+                    self.rollback_all(&touched);
+                    return Err(fault);
+                }
+            }
+        }
+        if !faults.is_empty() {
+            self.rollback_all(&touched);
+            return Err(invalid(faults));
+        }
+        let applied = self.apply_all(&touched)?;
+        if from_acs {
+            // Changes made by the ACS are not notified back to it (§A.3.2.4).
+            for (r, value) in &checked {
+                let name = self.param_path(r);
+                if self.notification(r, &name) != 0 {
+                    let p = &self.schema.objects()[r.obj].params[r.param].def;
+                    let shown = if p.hidden {
+                        null_value(p.ty.base).to_string()
+                    } else {
+                        value.clone()
+                    };
+                    self.note_reported(name, shown);
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Checks one SetParameterValuesStruct: the name (9005), writability (9008), the xsi:type
+    /// (9006; `xsd:string` is accepted for any type, as many ACSes send it) and the value
+    /// (9007). Returns the parameter and the value in canonical form.
+    fn check_set(&mut self, sv: &SetValue) -> Result<(ParamRef, String), Fault> {
+        let Node::Param(obj, param, inst) = self.resolve(&sv.name)? else {
+            return Err(Fault::InvalidParameterName(sv.name.clone()));
+        };
+        let r = ParamRef { obj, param, inst };
+        if !self.param_writable(&r) {
+            return Err(Fault::NonWritableParameter(sv.name.clone()));
+        }
+        let ty = &self.schema.objects()[obj].params[param].def.ty;
+        match &sv.xsi_type {
+            None => {}
+            Some(XsiType::Known(t)) if *t == ty.base || *t == BaseType::String => {}
+            Some(XsiType::Known(t)) => {
+                return Err(Fault::InvalidParameterType(format!(
+                    "{} is {}, not {}",
+                    sv.name,
+                    ty.base.xsi_type(),
+                    t.xsi_type()
+                )))
+            }
+            Some(XsiType::Unknown(t)) => {
+                return Err(Fault::InvalidParameterType(format!("unknown type {t:?}")))
+            }
+        }
+        let value = ty.check(&sv.value)?;
+        self.check_inform_parameter(&r, &value)?;
+        Ok((r, value))
+    }
+
+    /// The rules of the InformParameter table (TR-181 `ManagementServer.InformParameter.{i}.`,
+    /// TR-069 §3.7.1.4): ParameterName may use `*` only in place of instance numbers and may not
+    /// name a forced Inform parameter; EventList may not hold `4 VALUE CHANGE` (9007).
+    fn check_inform_parameter(&mut self, r: &ParamRef, value: &str) -> Result<(), Fault> {
+        let obj = &self.schema.objects()[r.obj];
+        if obj.path != format!("{}{INFORM_PARAMETER}", self.root()) {
+            return Ok(());
+        }
+        match obj.params[r.param].def.name.as_str() {
+            "ParameterName" => {
+                if !self.wildcards_on_instances(value) {
+                    return Err(Fault::InvalidParameterValue(format!(
+                        "{value:?}: `*` may only replace an instance number"
+                    )));
+                }
+                let forced = self.expand_pattern(value).iter().any(|p| {
+                    self.schema.objects()[p.obj].params[p.param]
+                        .def
+                        .forced_inform
+                });
+                if forced && !value.ends_with('.') {
+                    return Err(Fault::InvalidParameterValue(format!(
+                        "{value} is a forced Inform parameter"
+                    )));
+                }
+            }
+            "EventList" if value.split(',').any(|e| e.trim() == "4 VALUE CHANGE") => {
+                return Err(Fault::InvalidParameterValue(
+                    "\"4 VALUE CHANGE\" is not allowed in EventList".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether every `*` of a pattern stands where the tree has an instance number.
+    fn wildcards_on_instances(&self, pattern: &str) -> bool {
+        if !pattern.contains('*') {
+            return true;
+        }
+        let body = pattern.strip_suffix('.').unwrap_or(pattern);
+        let segs: Vec<&str> = body.split('.').collect();
+        if segs.first() != Some(&self.root().trim_end_matches('.')) {
+            return false;
+        }
+        let objects = self.schema.objects();
+        let mut o = 0;
+        let mut instance_position = false;
+        for (i, seg) in segs.iter().enumerate().skip(1) {
+            if instance_position {
+                if *seg != "*" && instance_number(seg).is_none() {
+                    return false;
+                }
+                instance_position = false;
+                continue;
+            }
+            match objects[o]
+                .children
+                .iter()
+                .find(|&&c| objects[c].name == *seg)
+            {
+                Some(&c) => {
+                    o = c;
+                    instance_position = objects[c].table.is_some();
+                }
+                // `*` where the tree has an object or a parameter name.
+                None if seg.contains('*') => return false,
+                // Past a parameter, or a name this CPE does not have, only the form can be
+                // checked: `*` is a whole node.
+                None => return segs[i..].iter().all(|s| *s == "*" || !s.contains('*')),
+            }
+        }
+        true
+    }
+
+    /// The ParameterName of each enabled InformParameter entry that applies to `events`.
+    fn inform_parameter_patterns(&mut self, events: &[&str]) -> Vec<String> {
+        let path = format!("{}{INFORM_PARAMETER}", self.root());
+        let Some(t) = self.schema.objects().iter().position(|o| o.path == path) else {
+            return Vec::new();
+        };
+        let field = |s: &Self, name: &str| {
+            s.schema.objects()[t]
+                .params
+                .iter()
+                .position(|p| p.def.name == name)
+        };
+        let (Some(enable), Some(pname), Some(elist)) = (
+            field(self, "Enable"),
+            field(self, "ParameterName"),
+            field(self, "EventList"),
+        ) else {
+            return Vec::new();
+        };
+        let mut refs = Vec::new();
+        for inst in self.all_instances(t) {
+            for param in [enable, pname, elist] {
+                refs.push(ParamRef {
+                    obj: t,
+                    param,
+                    inst: inst.clone(),
+                });
+            }
+        }
+        let values = self.read_lenient(&refs, false);
+        values
+            .chunks(3)
+            .filter_map(|c| match c {
+                [Some(en), Some(name), Some(list)] if en == "true" && !name.is_empty() => {
+                    let list: Vec<&str> = list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|e| !e.is_empty())
+                        .collect();
+                    let applies = if list.is_empty() {
+                        events.is_empty() || events.iter().any(|e| *e != "4 VALUE CHANGE")
+                    } else {
+                        events.iter().any(|e| list.contains(e))
+                    };
+                    applies.then(|| name.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn apply_all(&mut self, touched: &[BackendKind]) -> Result<Applied, Fault> {
+        let mut applied = Applied::Now;
+        for &kind in touched {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            match self.backends.get(kind).apply(&mut cx) {
+                Ok(Applied::AtSessionEnd) => applied = Applied::AtSessionEnd,
+                Ok(Applied::Now) => {}
+                Err(e) => {
+                    self.rollback_all(touched);
+                    return Err(e);
+                }
+            }
+        }
+        for &kind in touched {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            self.backends.get(kind).commit(&mut cx);
+            self.dirty |= cx.changed;
+        }
+        Ok(applied)
+    }
+
+    fn rollback_all(&mut self, touched: &[BackendKind]) {
+        for &kind in touched {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            self.backends.get(kind).rollback(&mut cx);
+        }
+    }
+
+    /// Sets ParameterKey after a successful SetParameterValues, AddObject or DeleteObject
+    /// (§A.3.2.1); the ACS made this change, so it is not notified back.
+    fn set_parameter_key(&mut self, key: &str) {
+        if self.state.values.get(PARAMETER_KEY).map(String::as_str) != Some(key) {
+            self.state
+                .values
+                .insert(PARAMETER_KEY.to_string(), key.to_string());
+            self.dirty = true;
+        }
+        let path = format!("{}ManagementServer.ParameterKey", self.root());
+        if let Ok(Node::Param(obj, param, inst)) = self.resolve(&path) {
+            if self.notification(&ParamRef { obj, param, inst }, &path) != 0 {
+                self.note_reported(path, key.to_string());
+            }
+        }
+    }
+
+    // ---- attributes --------------------------------------------------------------------------
+
+    /// The effective notification attribute: forced where the model forces it.
+    fn notification(&self, r: &ParamRef, path: &str) -> u8 {
+        let an = self.schema.objects()[r.obj].params[r.param]
+            .def
+            .active_notify;
+        if an == ActiveNotify::ForceEnabled {
+            return 2;
+        }
+        self.state
+            .attributes
+            .get(path)
+            .map_or(an.default_notification(), |a| a.notification)
+    }
+
+    fn note_reported(&mut self, path: String, value: String) {
+        if self.state.reported.get(&path) != Some(&value) {
+            self.state.reported.insert(path, value);
+            self.dirty = true;
+        }
+    }
+}
+
+/// ParameterKey is a string(32) (§A.3.2.1, `ParameterKeyType` of the RPC schema).
+fn check_parameter_key(key: &str) -> Result<(), Fault> {
+    if key.chars().count() > 32 {
+        return Err(Fault::InvalidArguments(
+            "ParameterKey is longer than 32 characters".into(),
+            Vec::new(),
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(faults: Vec<ParamFault>) -> Fault {
+    Fault::InvalidArguments(
+        format!("{} parameter(s) cannot be set", faults.len()),
+        faults,
+    )
+}
+
+/// An instance number as written in a path: digits, no leading zero, 1 or more (TR-106 §3.1).
+fn instance_number(seg: &str) -> Option<u32> {
+    if seg.starts_with('0') || !seg.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    seg.parse().ok().filter(|n| *n > 0)
+}
+
+/// Replaces each `{i}` of a generic path with the instance numbers, in order.
+fn fill(generic: &str, numbers: &[u32]) -> String {
+    let mut out = String::with_capacity(generic.len() + 8);
+    let mut rest = generic;
+    let mut nums = numbers.iter();
+    while let Some(pos) = rest.find("{i}") {
+        out.push_str(&rest[..pos]);
+        match nums.next() {
+            Some(n) => out.push_str(&n.to_string()),
+            None => out.push_str("{i}"),
+        }
+        rest = &rest[pos + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the `{i}` of a binding key with the innermost instance keys, in order (a key with
+/// one `{i}` takes the key of the innermost instance).
+fn expand(template: &str, keys: &[String]) -> String {
+    let n = template.matches("{i}").count();
+    if n == 0 {
+        return template.to_string();
+    }
+    let used = &keys[keys.len().saturating_sub(n)..];
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut rest = template;
+    let mut it = used.iter();
+    while let Some(pos) = rest.find("{i}") {
+        out.push_str(&rest[..pos]);
+        match it.next() {
+            Some(k) => out.push_str(k),
+            None => out.push_str("{i}"),
+        }
+        rest = &rest[pos + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The instance context of the table that holds an instance.
+fn parent_of(inst: &Inst) -> Inst {
+    let mut p = inst.clone();
+    p.numbers.pop();
+    p.keys.pop();
+    p
+}
+
+/// The null value of a base type (TR-106 A.2.3.5): what a hidden parameter reads back as.
+pub fn null_value(base: BaseType) -> &'static str {
+    match base {
+        BaseType::Int | BaseType::UnsignedInt | BaseType::Long | BaseType::UnsignedLong => "0",
+        BaseType::Decimal => "0",
+        BaseType::Boolean => "false",
+        BaseType::DateTime => "0001-01-01T00:00:00Z",
+        BaseType::String | BaseType::Base64 | BaseType::HexBinary => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_helpers() {
+        assert_eq!(fill("Device.A.{i}.B.{i}.", &[3, 7]), "Device.A.3.B.7.");
+        assert_eq!(fill("Device.A.", &[]), "Device.A.");
+        let keys = vec!["cfg1".to_string(), "cfg2".to_string()];
+        assert_eq!(expand("a.{i}.b.{i}.c", &keys), "a.cfg1.b.cfg2.c");
+        assert_eq!(expand("net.{i}.proto", &keys), "net.cfg2.proto");
+        assert_eq!(expand("x", &keys), "x");
+        assert_eq!(instance_number("12"), Some(12));
+        for bad in ["0", "01", "-1", "1a", "", "99999999999"] {
+            assert_eq!(instance_number(bad), None, "{bad}");
+        }
     }
 }

@@ -1,7 +1,20 @@
-//! The data model definitions, loaded from the files under `datamodel/` (see `datamodel/README.md`
-//! for the format). Definitions are generated from the BBF XML; bindings are ours.
+//! The data model definitions and bindings, loaded from the TOML files under `datamodel/` (the
+//! format is in `datamodel/README.md`).
+//!
+//! Definitions (objects, parameters, TR-106 types, access, `forcedInform`, `activeNotify`) are
+//! generated from the BBF XML by `cwmpd-dmgen`; bindings (which backend holds each parameter,
+//! under which key) are ours. Both are embedded in the binary, and a vendor directory may add
+//! files of either kind. Only bound parameters are exposed: [`Schema`] is the pruned tree the
+//! engine serves, in definition order.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::backend::BackendKind;
+use super::types::{BaseType, Range, TypeSpec};
 
 /// Which standard root the device presents (`[device] data_model`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +32,44 @@ impl Model {
             Model::Tr098 => "InternetGatewayDevice.",
         }
     }
+
+    /// The files embedded in the binary for this model: definitions first, then bindings, as
+    /// `(name, text)`.
+    pub fn embedded(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Model::Tr181 => TR181_FILES,
+            Model::Tr098 => TR098_FILES,
+        }
+    }
+
+    fn other(self) -> Model {
+        match self {
+            Model::Tr181 => Model::Tr098,
+            Model::Tr098 => Model::Tr181,
+        }
+    }
 }
+
+macro_rules! embed {
+    ($name:literal) => {
+        (
+            concat!("datamodel/", $name),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/datamodel/", $name)),
+        )
+    };
+}
+
+const TR181_FILES: &[(&str, &str)] = &[
+    embed!("tr181.toml"),
+    embed!("bindings/tr181-agent.toml"),
+    embed!("bindings/tr181-builtin.toml"),
+];
+
+const TR098_FILES: &[(&str, &str)] = &[
+    embed!("tr098.toml"),
+    embed!("bindings/tr098-agent.toml"),
+    embed!("bindings/tr098-builtin.toml"),
+];
 
 /// An error loading a data model file: names the file and the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,21 +90,1007 @@ impl std::fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The loaded definitions and bindings of one root model.
+/// Parameter or object access (DM Schema `ParameterAccess`; absent means `readOnly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Access {
+    #[default]
+    #[serde(rename = "readOnly")]
+    ReadOnly,
+    #[serde(rename = "readWrite")]
+    ReadWrite,
+    /// Writable once, then read-only. The engine treats it as writable.
+    #[serde(rename = "writeOnceReadOnly")]
+    WriteOnceReadOnly,
+}
+
+/// Whether active notification may be refused or is forced (DM Schema `activeNotify`,
+/// TR-069 §A.3.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ActiveNotify {
+    #[default]
+    #[serde(rename = "normal")]
+    Normal,
+    /// The CPE may refuse active notification (9009).
+    #[serde(rename = "canDeny")]
+    CanDeny,
+    /// Always active; cannot be turned off.
+    #[serde(rename = "forceEnabled")]
+    ForceEnabled,
+    /// Active by default; the ACS may change it.
+    #[serde(rename = "forceDefaultEnabled")]
+    ForceDefaultEnabled,
+}
+
+impl ActiveNotify {
+    /// The notification attribute a parameter has until the ACS sets one.
+    pub fn default_notification(self) -> u8 {
+        match self {
+            ActiveNotify::ForceEnabled | ActiveNotify::ForceDefaultEnabled => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// One parameter definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamDef {
+    pub name: String,
+    /// The type and its facets. `ty.enumeration` holds the values an ACS may set (those marked
+    /// `access="readOnly"` in the model are in [`ParamDef::enum_read_only`]).
+    pub ty: TypeSpec,
+    pub enum_read_only: Vec<String>,
+    /// Patterns of the model, kept as text (not enforced).
+    pub patterns: Vec<String>,
+    pub access: Access,
+    pub forced_inform: bool,
+    pub active_notify: ActiveNotify,
+    /// Reads back as the null value of its type (passwords; TR-106 A.2.3.5).
+    pub hidden: bool,
+    pub default: Option<String>,
+    /// `deprecated` or `obsoleted`; `None` when current.
+    pub status: Option<String>,
+    pub line: usize,
+}
+
+/// One unique key of a table (DM Schema `uniqueKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueKey {
+    pub functional: bool,
+    pub params: Vec<String>,
+}
+
+/// One object definition (`X.` or a table `X.{i}.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectDef {
+    /// The generic path (`Device.ManagementServer.InformParameter.{i}.`).
+    pub path: String,
+    pub access: Access,
+    pub min_entries: u32,
+    /// `None` for unbounded.
+    pub max_entries: Option<u32>,
+    pub num_entries: Option<String>,
+    pub enable: Option<String>,
+    pub unique_keys: Vec<UniqueKey>,
+    pub status: Option<String>,
+    pub params: Vec<ParamDef>,
+    pub file: String,
+    pub line: usize,
+}
+
+impl ObjectDef {
+    /// A multi-instance object: `maxEntries` is not 1 (DM Schema).
+    pub fn is_table(&self) -> bool {
+        self.max_entries != Some(1)
+    }
+}
+
+/// The definitions of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Definitions {
+    /// The model name (`Device:2.19`) of a generated file.
+    pub model: Option<String>,
+    pub objects: Vec<ObjectDef>,
+}
+
+/// Where a bound parameter's value lives: a backend and its key (with `{i}` placeholders for
+/// instance keys), and the value to use when the backend has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub backend: BackendKind,
+    pub key: String,
+    pub default: Option<String>,
+}
+
+/// An exposed parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub def: ParamDef,
+    pub source: Source,
+}
+
+/// Where an exposed parameter's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Bound(Binding),
+    /// The number of instances of a table (its `numEntriesParameter`), computed by the engine.
+    Count(usize),
+}
+
+/// An exposed table's instances binding and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub min_entries: u32,
+    pub max_entries: Option<u32>,
+    pub binding: Binding,
+}
+
+/// An exposed object of the pruned tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The generic path (`…InformParameter.{i}.` for a table).
+    pub path: String,
+    /// The name of the last node (`InformParameter`; `Device` for the root).
+    pub name: String,
+    /// `access="readWrite"`: for a table, AddObject/DeleteObject are allowed by the model.
+    pub writable: bool,
+    pub table: Option<Table>,
+    pub params: Vec<Param>,
+    /// Exposed child objects (single objects and tables), in definition order.
+    pub children: Vec<usize>,
+    pub parent: Option<usize>,
+}
+
+/// The loaded definitions and bindings of one root model: only exposed objects and parameters.
 #[derive(Debug, Clone)]
 pub struct Schema {
-    root: &'static str,
+    model: Model,
+    model_name: String,
+    objects: Vec<Object>,
 }
 
 impl Schema {
     /// Loads the embedded definitions of `model` plus every extra file in `extra_dir` (vendor
-    /// extensions), when given.
+    /// extensions, `*.toml` in name order), when given. Files of the other root model are
+    /// skipped, so one directory can serve both.
     pub fn load(model: Model, extra_dir: Option<&Path>) -> Result<Schema, LoadError> {
-        let _ = extra_dir;
-        todo!("Schema::load {:?}", model)
+        let mut files: Vec<(String, String, bool)> = model
+            .embedded()
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string(), false))
+            .collect();
+        if let Some(dir) = extra_dir {
+            let err = |e: std::io::Error| LoadError {
+                file: dir.display().to_string(),
+                line: None,
+                message: e.to_string(),
+            };
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .map_err(err)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            paths.sort();
+            for p in paths {
+                let text = std::fs::read_to_string(&p).map_err(|e| LoadError {
+                    file: p.display().to_string(),
+                    line: None,
+                    message: e.to_string(),
+                })?;
+                files.push((p.display().to_string(), text, true));
+            }
+        }
+        Schema::from_files(model, &files)
+    }
+
+    /// Builds a schema from `(file name, text, is_extension)` triples: the definitions and
+    /// bindings of every file, later bindings overriding earlier ones.
+    pub fn from_files(model: Model, files: &[(String, String, bool)]) -> Result<Schema, LoadError> {
+        let mut b = Builder::default();
+        for (name, text, extension) in files {
+            let parsed = parse_file(name, text)?;
+            b.add(model, name, parsed, *extension)?;
+        }
+        b.finish(model)
     }
 
     pub fn root(&self) -> &str {
-        self.root
+        self.model.root()
+    }
+
+    pub fn model(&self) -> Model {
+        self.model
+    }
+
+    /// The model name of the generated definitions (`Device:2.19`).
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// Every exposed object; index 0 is the root.
+    pub fn objects(&self) -> &[Object] {
+        &self.objects
+    }
+
+    /// The exposed object with this generic path.
+    pub fn object(&self, path: &str) -> Option<&Object> {
+        self.objects.iter().find(|o| o.path == path)
+    }
+
+    /// The exposed parameter with this generic path (`Device.ManagementServer.URL`).
+    pub fn param(&self, path: &str) -> Option<&Param> {
+        let dot = path.rfind('.')?;
+        let (obj, name) = path.split_at(dot + 1);
+        self.object(obj)?.params.iter().find(|p| p.def.name == name)
+    }
+}
+
+/// Parses the definitions of one file (its bindings are ignored), e.g. to compare a generated
+/// file with the BBF XML.
+pub fn parse_definitions(file: &str, text: &str) -> Result<Definitions, LoadError> {
+    parse_file(file, text).map(|p| p.definitions)
+}
+
+// ---- the file format -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    model: Option<RawModel>,
+    #[serde(default)]
+    object: Vec<RawObject>,
+    #[serde(default)]
+    bind: BTreeMap<String, BTreeMap<String, Spanned<RawBinding>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MaxEntries {
+    Count(u32),
+    Word(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObject {
+    name: Spanned<String>,
+    #[serde(default)]
+    access: Access,
+    #[serde(default)]
+    min_entries: Option<u32>,
+    #[serde(default)]
+    max_entries: Option<MaxEntries>,
+    #[serde(default)]
+    num_entries: Option<String>,
+    #[serde(default)]
+    enable: Option<String>,
+    #[serde(default)]
+    unique_keys: Vec<UniqueKey>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    params: Vec<RawParam>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    base: BaseType,
+    #[serde(default)]
+    list: bool,
+    #[serde(default)]
+    max_length: Option<u32>,
+    #[serde(default)]
+    min_length: Option<u32>,
+    #[serde(default)]
+    item_max_length: Option<u32>,
+    #[serde(default)]
+    ranges: Vec<RawRange>,
+    #[serde(default, rename = "enum")]
+    enumeration: Vec<String>,
+    #[serde(default)]
+    enum_read_only: Vec<String>,
+    #[serde(default)]
+    pattern: Vec<String>,
+    #[serde(default)]
+    named: Option<String>,
+    #[serde(default)]
+    access: Access,
+    #[serde(default)]
+    forced_inform: bool,
+    #[serde(default)]
+    active_notify: ActiveNotify,
+    #[serde(default)]
+    hidden: bool,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// A range facet (TOML integers are 64-bit).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    #[serde(default)]
+    min: Option<i64>,
+    #[serde(default)]
+    max: Option<i64>,
+    #[serde(default)]
+    step: Option<i64>,
+}
+
+/// A binding: `"backend:key"`, or `{ to = "backend:key", default = "value" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawBinding {
+    Short(String),
+    Long(LongBinding),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LongBinding {
+    to: String,
+    #[serde(default)]
+    default: Option<String>,
+}
+
+/// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
+/// instances of a table).
+struct BindEntry {
+    object: String,
+    name: String,
+    binding: Binding,
+    file: String,
+    line: usize,
+}
+
+struct ParsedFile {
+    definitions: Definitions,
+    binds: Vec<BindEntry>,
+}
+
+/// Line numbers of byte offsets (1-based), with one pass over the text.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
+fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
+    let lines = Lines::new(text);
+    let line_of = |_: &str, offset: usize| lines.of(offset);
+    let raw: RawFile = toml::from_str(text).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    let err = |offset: usize, message: String| LoadError {
+        file: file.to_string(),
+        line: Some(line_of(text, offset)),
+        message,
+    };
+    let mut objects = Vec::with_capacity(raw.object.len());
+    for o in raw.object {
+        let line = line_of(text, o.name.span().start);
+        let path = o.name.into_inner();
+        let max_entries = match o.max_entries {
+            None => Some(1),
+            Some(MaxEntries::Count(n)) => Some(n),
+            Some(MaxEntries::Word(w)) if w == "unbounded" => None,
+            Some(MaxEntries::Word(w)) => {
+                return Err(load_err(
+                    file,
+                    line,
+                    format!(
+                        "object {path}: max_entries must be a number or \"unbounded\", not {w:?}"
+                    ),
+                ))
+            }
+        };
+        let mut params = Vec::with_capacity(o.params.len());
+        for p in o.params {
+            let pline = line_of(text, p.name.span().start);
+            let name = p.name.into_inner();
+            let writable: Vec<String> = p
+                .enumeration
+                .iter()
+                .filter(|v| !p.enum_read_only.contains(v))
+                .cloned()
+                .collect();
+            let ty = TypeSpec {
+                base: p.base,
+                max_length: p.max_length,
+                min_length: p.min_length,
+                item_max_length: p.item_max_length,
+                ranges: p
+                    .ranges
+                    .iter()
+                    .map(|r| Range {
+                        min: r.min.map(i128::from),
+                        max: r.max.map(i128::from),
+                        step: r.step.map(i128::from),
+                    })
+                    .collect(),
+                enumeration: writable,
+                list: p.list,
+                named: p.named,
+            };
+            params.push(ParamDef {
+                name,
+                ty,
+                enum_read_only: p.enum_read_only,
+                patterns: p.pattern,
+                access: p.access,
+                forced_inform: p.forced_inform,
+                active_notify: p.active_notify,
+                hidden: p.hidden,
+                default: p.default,
+                status: p.status,
+                line: pline,
+            });
+        }
+        objects.push(ObjectDef {
+            path,
+            access: o.access,
+            min_entries: o.min_entries.unwrap_or(1),
+            max_entries,
+            num_entries: o.num_entries,
+            enable: o.enable,
+            unique_keys: o.unique_keys,
+            status: o.status,
+            params,
+            file: file.to_string(),
+            line,
+        });
+    }
+    let mut binds = Vec::new();
+    for (object, entries) in raw.bind {
+        for (name, value) in entries {
+            let offset = value.span().start;
+            let (to, default) = match value.into_inner() {
+                RawBinding::Short(s) => (s, None),
+                RawBinding::Long(l) => (l.to, l.default),
+            };
+            let binding = parse_binding(&to, default)
+                .map_err(|m| err(offset, format!("binding of {object}{name}: {m}")))?;
+            binds.push(BindEntry {
+                object: object.clone(),
+                name,
+                binding,
+                file: file.to_string(),
+                line: line_of(text, offset),
+            });
+        }
+    }
+    Ok(ParsedFile {
+        definitions: Definitions {
+            model: raw.model.map(|m| m.name),
+            objects,
+        },
+        binds,
+    })
+}
+
+/// Reads `backend:key`.
+fn parse_binding(to: &str, default: Option<String>) -> Result<Binding, String> {
+    let (backend, key) = to
+        .split_once(':')
+        .ok_or_else(|| format!("{to:?} is not `backend:key`"))?;
+    let kind = BackendKind::from_name(backend).ok_or_else(|| {
+        let known: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown backend {backend:?} (known: {})", known.join(", "))
+    })?;
+    kind.check_key(key)?;
+    Ok(Binding {
+        backend: kind,
+        key: key.to_string(),
+        default,
+    })
+}
+
+// ---- building the exposed tree ---------------------------------------------------------------
+
+#[derive(Default)]
+struct Builder {
+    model_name: Option<String>,
+    objects: Vec<ObjectDef>,
+    index: HashMap<String, usize>,
+    binds: Vec<BindEntry>,
+}
+
+fn load_err(file: &str, line: usize, message: String) -> LoadError {
+    LoadError {
+        file: file.to_string(),
+        line: Some(line),
+        message,
+    }
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        model: Model,
+        file: &str,
+        parsed: ParsedFile,
+        extension: bool,
+    ) -> Result<(), LoadError> {
+        let root = model.root();
+        let other = model.other().root();
+        let mut paths = parsed
+            .definitions
+            .objects
+            .iter()
+            .map(|o| (o.path.as_str(), o.line))
+            .chain(parsed.binds.iter().map(|b| (b.object.as_str(), b.line)));
+        if extension {
+            // A vendor file serves one root model; files of the other one are skipped.
+            let all: Vec<(&str, usize)> = paths.collect();
+            if !all.is_empty() && all.iter().all(|(p, _)| p.starts_with(other)) {
+                return Ok(());
+            }
+            if let Some((p, l)) = all.iter().find(|(p, _)| !p.starts_with(root)) {
+                return Err(load_err(file, *l, format!("{p} is not under {root}")));
+            }
+            if parsed.definitions.model.is_some() {
+                return Err(LoadError {
+                    file: file.to_string(),
+                    line: None,
+                    message: "[model] belongs only in the generated definitions".into(),
+                });
+            }
+        } else if let Some((p, l)) = paths.find(|(p, _)| !p.starts_with(root)) {
+            return Err(load_err(file, l, format!("{p} is not under {root}")));
+        }
+        if let Some(m) = parsed.definitions.model {
+            self.model_name = Some(m);
+        }
+        for o in parsed.definitions.objects {
+            if !o.path.ends_with('.') || o.path.contains("..") {
+                return Err(load_err(
+                    file,
+                    o.line,
+                    format!("object name {:?} must end with a single `.`", o.path),
+                ));
+            }
+            for p in &o.params {
+                if p.name.is_empty() || p.name.contains('.') || p.name.contains('{') {
+                    return Err(load_err(
+                        file,
+                        p.line,
+                        format!("bad parameter name {:?}", p.name),
+                    ));
+                }
+            }
+            match self.index.get(&o.path) {
+                None => {
+                    self.index.insert(o.path.clone(), self.objects.len());
+                    self.objects.push(o);
+                }
+                Some(&i) => {
+                    // A vendor file may add parameters to an object defined before.
+                    let existing = &mut self.objects[i];
+                    for p in o.params {
+                        if existing.params.iter().any(|e| e.name == p.name) {
+                            return Err(load_err(
+                                file,
+                                p.line,
+                                format!("{}{} is already defined", o.path, p.name),
+                            ));
+                        }
+                        existing.params.push(p);
+                    }
+                }
+            }
+        }
+        self.binds.extend(parsed.binds);
+        Ok(())
+    }
+
+    fn finish(self, model: Model) -> Result<Schema, LoadError> {
+        let root = model.root();
+        let Builder {
+            model_name,
+            objects: defs,
+            index,
+            binds,
+        } = self;
+        let model_name = model_name.ok_or_else(|| LoadError {
+            file: model
+                .embedded()
+                .first()
+                .map_or("datamodel", |f| f.0)
+                .to_string(),
+            line: None,
+            message: "no [model] in the definitions".into(),
+        })?;
+        let root_idx = *index.get(root).ok_or_else(|| LoadError {
+            file: model
+                .embedded()
+                .first()
+                .map_or("datamodel", |f| f.0)
+                .to_string(),
+            line: None,
+            message: format!("the root object {root} is not defined"),
+        })?;
+
+        // Parents: every object but the root has its containing object defined.
+        let mut parent: Vec<Option<usize>> = vec![None; defs.len()];
+        for (i, d) in defs.iter().enumerate() {
+            if i == root_idx {
+                continue;
+            }
+            let pp = super::generate::parent_path(&d.path).unwrap_or("");
+            let p = *index.get(pp).ok_or_else(|| {
+                load_err(
+                    &d.file,
+                    d.line,
+                    format!("{}: parent object {pp:?} is not defined", d.path),
+                )
+            })?;
+            if d.path.strip_prefix(pp).is_none_or(|rest| {
+                let rest = rest
+                    .strip_suffix(".{i}.")
+                    .or_else(|| rest.strip_suffix('.'));
+                rest.is_none_or(|r| r.is_empty() || r.contains('.') || r.contains('{'))
+            }) {
+                return Err(load_err(
+                    &d.file,
+                    d.line,
+                    format!("bad object name {:?}", d.path),
+                ));
+            }
+            if d.is_table() != d.path.ends_with(".{i}.") {
+                return Err(load_err(
+                    &d.file,
+                    d.line,
+                    format!(
+                        "{}: a table is named `….{{i}}.` and has max_entries other than 1",
+                        d.path
+                    ),
+                ));
+            }
+            parent[i] = Some(p);
+        }
+
+        // Bindings, later ones overriding earlier ones.
+        let mut table_bind: HashMap<usize, &BindEntry> = HashMap::new();
+        let mut param_bind: HashMap<(usize, usize), &BindEntry> = HashMap::new();
+        for b in &binds {
+            let o = *index.get(&b.object).ok_or_else(|| {
+                load_err(
+                    &b.file,
+                    b.line,
+                    format!("binding for undefined object {}", b.object),
+                )
+            })?;
+            if b.name == "{i}" {
+                if !defs[o].is_table() {
+                    return Err(load_err(
+                        &b.file,
+                        b.line,
+                        format!("{} is not a table: it has no instances to bind", b.object),
+                    ));
+                }
+                check_placeholders(&b.binding.key, table_depth(&defs, &parent, o) - 1)
+                    .map_err(|m| load_err(&b.file, b.line, m))?;
+                table_bind.insert(o, b);
+            } else {
+                let p = defs[o]
+                    .params
+                    .iter()
+                    .position(|p| p.name == b.name)
+                    .ok_or_else(|| {
+                        load_err(
+                            &b.file,
+                            b.line,
+                            format!("binding for undefined parameter {}{}", b.object, b.name),
+                        )
+                    })?;
+                check_placeholders(&b.binding.key, table_depth(&defs, &parent, o))
+                    .map_err(|m| load_err(&b.file, b.line, m))?;
+                if let Some(d) = &b.binding.default {
+                    defs[o].params[p].ty.check(d).map_err(|f| {
+                        load_err(
+                            &b.file,
+                            b.line,
+                            format!("default of {}{}: {}", b.object, b.name, f.detail()),
+                        )
+                    })?;
+                }
+                param_bind.insert((o, p), b);
+            }
+        }
+
+        // A bound parameter needs every table above it bound too; agent-owned table values live
+        // under the table's key so that DeleteObject can remove them.
+        for (&(o, _), b) in &param_bind {
+            let mut cur = Some(o);
+            while let Some(c) = cur {
+                if defs[c].is_table() {
+                    let Some(tb) = table_bind.get(&c) else {
+                        return Err(load_err(
+                            &b.file,
+                            b.line,
+                            format!(
+                                "{}{} is bound but its table {} has no `{{i}}` binding",
+                                b.object, b.name, defs[c].path
+                            ),
+                        ));
+                    };
+                    if tb.binding.backend == BackendKind::Agent
+                        && b.binding.backend == BackendKind::Agent
+                        && !b
+                            .binding
+                            .key
+                            .starts_with(&format!("{}.{{i}}.", tb.binding.key))
+                    {
+                        return Err(load_err(
+                            &b.file,
+                            b.line,
+                            format!(
+                                "agent key {:?} must start with its table's key {:?} followed by `.{{i}}.`",
+                                b.binding.key, tb.binding.key
+                            ),
+                        ));
+                    }
+                }
+                cur = parent[c];
+            }
+        }
+        for (&t, b) in &table_bind {
+            let mut cur = parent[t];
+            while let Some(c) = cur {
+                if defs[c].is_table() && !table_bind.contains_key(&c) {
+                    return Err(load_err(
+                        &b.file,
+                        b.line,
+                        format!(
+                            "{} is bound but its table {} has no `{{i}}` binding",
+                            defs[t].path, defs[c].path
+                        ),
+                    ));
+                }
+                cur = parent[c];
+            }
+        }
+
+        // Exposed: bound parameters, bound tables, the counts of exposed tables, and every
+        // object on the way to them.
+        let mut exposed = vec![false; defs.len()];
+        exposed[root_idx] = true;
+        for &(o, _) in param_bind.keys() {
+            exposed[o] = true;
+        }
+        for &t in table_bind.keys() {
+            exposed[t] = true;
+        }
+        for i in 0..defs.len() {
+            if exposed[i] {
+                let mut cur = parent[i];
+                while let Some(c) = cur {
+                    exposed[c] = true;
+                    cur = parent[c];
+                }
+            }
+        }
+        let mut new_index: Vec<Option<usize>> = vec![None; defs.len()];
+        let mut n = 0;
+        // The root first, then the others in definition order.
+        let order: Vec<usize> = std::iter::once(root_idx)
+            .chain((0..defs.len()).filter(|&i| i != root_idx))
+            .collect();
+        for &i in &order {
+            if exposed[i] {
+                new_index[i] = Some(n);
+                n += 1;
+            }
+        }
+        // The tables whose count parameter each object holds: (object, parameter name) → table.
+        let counts: HashMap<(usize, &str), usize> = (0..defs.len())
+            .filter(|c| table_bind.contains_key(c))
+            .filter_map(|c| Some(((parent[c]?, defs[c].num_entries.as_deref()?), c)))
+            .collect();
+        let mut objects: Vec<Object> = Vec::with_capacity(n);
+        for &i in &order {
+            let Some(_) = new_index[i] else { continue };
+            let d = &defs[i];
+            let name = d
+                .path
+                .trim_end_matches('.')
+                .trim_end_matches(".{i}")
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let mut params = Vec::new();
+            for (pi, p) in d.params.iter().enumerate() {
+                let source = if let Some(b) = param_bind.get(&(i, pi)) {
+                    Some(Source::Bound(b.binding.clone()))
+                } else {
+                    // The count of an exposed child table, computed by the engine.
+                    counts
+                        .get(&(i, p.name.as_str()))
+                        .and_then(|&c| new_index[c])
+                        .map(Source::Count)
+                };
+                if let Some(source) = source {
+                    params.push(Param {
+                        def: p.clone(),
+                        source,
+                    });
+                }
+            }
+            let table = table_bind.get(&i).map(|b| Table {
+                min_entries: d.min_entries,
+                max_entries: d.max_entries,
+                binding: b.binding.clone(),
+            });
+            objects.push(Object {
+                path: d.path.clone(),
+                name,
+                writable: d.access != Access::ReadOnly,
+                table,
+                params,
+                children: Vec::new(),
+                parent: parent[i].and_then(|p| new_index[p]),
+            });
+        }
+        for i in 0..objects.len() {
+            if let Some(p) = objects[i].parent {
+                objects[p].children.push(i);
+            }
+        }
+        Ok(Schema {
+            model,
+            model_name,
+            objects,
+        })
+    }
+}
+
+/// How many tables contain object `o` (itself included).
+fn table_depth(defs: &[ObjectDef], parent: &[Option<usize>], o: usize) -> usize {
+    let mut n = 0;
+    let mut cur = Some(o);
+    while let Some(c) = cur {
+        if defs[c].is_table() {
+            n += 1;
+        }
+        cur = parent[c];
+    }
+    n
+}
+
+/// A key may use at most as many `{i}` as there are instances above it.
+fn check_placeholders(key: &str, depth: usize) -> Result<(), String> {
+    let n = key.matches("{i}").count();
+    if n > depth {
+        return Err(format!(
+            "key {key:?} has {n} `{{i}}` but only {depth} table level(s) contain it"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFS: &str = r#"
+[model]
+name = "Device:2.19"
+
+[[object]]
+name = "Device."
+
+[[object]]
+name = "Device.A."
+params = [
+  { name = "X", type = "unsignedInt", access = "readWrite", ranges = [{ min = 1 }] },
+  { name = "Y", type = "string" },
+  { name = "TNumberOfEntries", type = "unsignedInt" },
+]
+
+[[object]]
+name = "Device.A.T.{i}."
+access = "readWrite"
+min_entries = 0
+max_entries = "unbounded"
+num_entries = "TNumberOfEntries"
+params = [ { name = "V", type = "string", access = "readWrite" } ]
+
+[[object]]
+name = "Device.B."
+params = [ { name = "Z", type = "string" } ]
+"#;
+
+    fn files(extra: &[(&str, &str)]) -> Vec<(String, String, bool)> {
+        let mut v = vec![("defs.toml".to_string(), DEFS.to_string(), false)];
+        v.extend(
+            extra
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string(), true)),
+        );
+        v
+    }
+
+    #[test]
+    fn prunes_to_bound_parameters() {
+        let bind = r#"
+[bind."Device.A."]
+X = { to = "agent:a.x", default = "5" }
+[bind."Device.A.T.{i}."]
+"{i}" = "agent:a.t"
+V = "agent:a.t.{i}.v"
+"#;
+        let s = Schema::from_files(Model::Tr181, &files(&[("b.toml", bind)])).unwrap();
+        assert_eq!(s.model_name(), "Device:2.19");
+        let paths: Vec<&str> = s.objects().iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, ["Device.", "Device.A.", "Device.A.T.{i}."]);
+        let a = s.object("Device.A.").unwrap();
+        let names: Vec<&str> = a.params.iter().map(|p| p.def.name.as_str()).collect();
+        assert_eq!(names, ["X", "TNumberOfEntries"]);
+        assert_eq!(a.params[1].source, Source::Count(2));
+        assert_eq!(s.objects()[0].children, [1]);
+        assert_eq!(a.children, [2]);
+        let x = s.param("Device.A.X").unwrap();
+        assert_eq!(x.def.ty.ranges[0].min, Some(1));
+        assert!(matches!(&x.source, Source::Bound(b) if b.default.as_deref() == Some("5")));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("[bind.\"Device.A.\"]\nX = \"nope:a.x\"\n", 2, "unknown backend"),
+            ("[bind.\"Device.A.\"]\n\nQ = \"agent:a.q\"\n", 3, "undefined parameter"),
+            ("[bind.\"Device.A.T.{i}.\"]\nV = \"agent:a.t.{i}.v\"\n", 2, "no `{i}` binding"),
+            ("[bind.\"Device.A.T.{i}.\"]\n\"{i}\" = \"agent:a.t\"\nV = \"agent:other.{i}.v\"\n", 3, "must start with"),
+            ("[bind.\"Device.A.\"]\nX = \"agent:a.{i}.x\"\n", 2, "table level"),
+            ("[bind.\"Device.A.\"]\nX = { to = \"agent:a.x\", default = \"0\" }\n", 2, "default"),
+            ("[[object]]\nname = \"Device.C.\"\nparams = [\n  { name = \"Q\", type = \"strin\" },\n]\n", 4, "unknown variant"),
+            ("[[object]]\nname = \"Device.Q.R.\"\n", 2, "parent object"),
+            ("\n[[object]]\nname = \"Device.A.\"\nparams = [ { name = \"X\", type = \"int\" } ]\n", 4, "already defined"),
+            ("[bind.\"Device.A.\"]\nY = \"builtin:nothing\"\n", 2, "builtin"),
+        ];
+        for (text, line, what) in cases {
+            let e = Schema::from_files(Model::Tr181, &files(&[("vendor.toml", text)])).unwrap_err();
+            assert_eq!(e.file, "vendor.toml", "{text}: {e}");
+            assert_eq!(e.line, Some(*line), "{text}: {e}");
+            assert!(e.message.contains(what), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn other_model_files_are_skipped() {
+        let other = "[bind.\"InternetGatewayDevice.A.\"]\nX = \"agent:x\"\n";
+        assert!(Schema::from_files(Model::Tr181, &files(&[("igd.toml", other)])).is_ok());
+        let mixed = "[bind.\"InternetGatewayDevice.A.\"]\nX = \"agent:x\"\n[bind.\"Device.A.\"]\nX = \"agent:x\"\n";
+        assert!(Schema::from_files(Model::Tr181, &files(&[("m.toml", mixed)])).is_err());
     }
 }

@@ -93,6 +93,21 @@ pub struct Range {
     pub min: Option<i128>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i128>,
+    /// Only values `min + k * step` are allowed (DM Schema `range@step`; `min` 0 when open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i128>,
+}
+
+impl Range {
+    /// Whether `n` lies in this range (and on its step).
+    pub fn contains(&self, n: i128) -> bool {
+        self.min.is_none_or(|m| n >= m)
+            && self.max.is_none_or(|m| n <= m)
+            && self
+                .step
+                .filter(|s| *s > 1)
+                .is_none_or(|s| (n - self.min.unwrap_or(0)).rem_euclid(s) == 0)
+    }
 }
 
 /// A parameter's full type: the base type and its facets (TR-106 §3.2.1–3.2.3).
@@ -100,13 +115,16 @@ pub struct Range {
 pub struct TypeSpec {
     #[serde(rename = "type")]
     pub base: BaseType,
-    /// Maximum length in characters (string, base64, hexBinary: of the lexical form). For a list,
-    /// of the whole list.
+    /// Maximum length: characters of a string, bytes of the binary data of base64 and hexBinary
+    /// (DM Schema size facet, TR-106 A.2.3.3). For a list, characters of the whole list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
     /// Minimum length, when the model states one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
+    /// For a list: the maximum length of each item (counted as [`TypeSpec::max_length`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_max_length: Option<u32>,
     /// Allowed ranges of numeric values; empty means the base type's own range.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<Range>,
@@ -146,18 +164,19 @@ impl TypeSpec {
     /// (`true`/`false` for booleans, no leading `+` or zeros for numbers). 9007 when the value is
     /// not of the type or outside its facets.
     pub fn check(&self, value: &str) -> Result<String, Fault> {
+        let len = if self.list {
+            value.chars().count()
+        } else {
+            self.length(value)
+        };
         if let Some(max) = self.max_length {
-            if value.chars().count() > max as usize {
-                return Err(Fault::InvalidParameterValue(format!(
-                    "longer than {max} characters"
-                )));
+            if len > max as usize {
+                return Err(Fault::InvalidParameterValue(format!("longer than {max}")));
             }
         }
         if let Some(min) = self.min_length {
-            if !self.list && value.chars().count() < min as usize {
-                return Err(Fault::InvalidParameterValue(format!(
-                    "shorter than {min} characters"
-                )));
+            if !self.list && len < min as usize {
+                return Err(Fault::InvalidParameterValue(format!("shorter than {min}")));
             }
         }
         if self.list {
@@ -169,11 +188,32 @@ impl TypeSpec {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&self.check_item(item.trim())?);
+                let item = item.trim();
+                if let Some(max) = self.item_max_length {
+                    if self.length(item) > max as usize {
+                        return Err(Fault::InvalidParameterValue(format!(
+                            "list item longer than {max} characters"
+                        )));
+                    }
+                }
+                out.push_str(&self.check_item(item)?);
             }
             return Ok(out);
         }
         self.check_item(value)
+    }
+
+    /// The length the size facet counts: characters of a string, bytes of binary data.
+    fn length(&self, v: &str) -> usize {
+        match self.base {
+            BaseType::HexBinary => v.len() / 2,
+            BaseType::Base64 => {
+                let chars = v.bytes().filter(|b| !b.is_ascii_whitespace()).count();
+                let pad = v.bytes().rev().take_while(|b| *b == b'=').count();
+                (chars / 4 * 3).saturating_sub(pad)
+            }
+            _ => v.chars().count(),
+        }
     }
 
     fn check_item(&self, v: &str) -> Result<String, Fault> {
@@ -196,11 +236,7 @@ impl TypeSpec {
                 if n < lo || n > hi {
                     return Err(bad(self.base.name()));
                 }
-                if !self.ranges.is_empty()
-                    && !self.ranges.iter().any(|r| {
-                        r.min.is_none_or(|m| n >= m) && r.max.is_none_or(|m| n <= m)
-                    })
-                {
+                if !self.ranges.is_empty() && !self.ranges.iter().any(|r| r.contains(n)) {
                     return Err(Fault::InvalidParameterValue(format!(
                         "{n} is outside the allowed range"
                     )));
@@ -282,10 +318,13 @@ pub fn is_datetime(v: &str) -> bool {
     if b.len() < 19 {
         return false;
     }
-    let d = |i: usize| b[i].is_ascii_digit();
-    let shape = d(0) && d(1) && d(2) && d(3) && b[4] == b'-' && d(5) && d(6) && b[7] == b'-'
-        && d(8) && d(9) && b[10] == b'T' && d(11) && d(12) && b[13] == b':' && d(14) && d(15)
-        && b[16] == b':' && d(17) && d(18);
+    let shape = b"dddd-dd-ddThh:mm:ss"
+        .iter()
+        .zip(b)
+        .all(|(want, c)| match want {
+            b'd' | b'h' | b'm' | b's' => c.is_ascii_digit(),
+            _ => c == want,
+        });
     if !shape {
         return false;
     }
@@ -321,6 +360,7 @@ mod tests {
             ranges: vec![Range {
                 min: Some(1),
                 max: None,
+                step: None,
             }],
             ..TypeSpec::of(BaseType::UnsignedInt)
         };
@@ -333,6 +373,24 @@ mod tests {
             TypeSpec::of(BaseType::Int).check("-2147483648").unwrap(),
             "-2147483648"
         );
+        let stepped = TypeSpec {
+            ranges: vec![Range {
+                min: Some(-10),
+                max: Some(10),
+                step: Some(5),
+            }],
+            ..TypeSpec::of(BaseType::Int)
+        };
+        assert_eq!(stepped.check("-5").unwrap(), "-5");
+        assert_eq!(stepped.check("3").unwrap_err().code(), 9007);
+        let items = TypeSpec {
+            list: true,
+            max_length: Some(10),
+            item_max_length: Some(2),
+            ..TypeSpec::of(BaseType::String)
+        };
+        assert_eq!(items.check("ab,cd").unwrap(), "ab,cd");
+        assert_eq!(items.check("abc").unwrap_err().code(), 9007);
     }
 
     #[test]
@@ -365,9 +423,26 @@ mod tests {
         assert!(TypeSpec::of(BaseType::Base64).check("aGVsbG8").is_err());
         assert!(TypeSpec::of(BaseType::HexBinary).check("0aFF").is_ok());
         assert!(TypeSpec::of(BaseType::HexBinary).check("0aF").is_err());
+        // Sizes of binary types count bytes (DM Schema, TR-106 A.2.3.3).
+        let two = |base| TypeSpec {
+            max_length: Some(2),
+            min_length: Some(2),
+            ..TypeSpec::of(base)
+        };
+        assert_eq!(two(BaseType::HexBinary).check("888E").unwrap(), "888E");
+        assert!(two(BaseType::HexBinary).check("888E00").is_err());
+        assert!(two(BaseType::HexBinary).check("88").is_err());
+        assert!(two(BaseType::Base64).check("aGk=").is_ok());
+        assert!(two(BaseType::Base64).check("aGVsbG8=").is_err());
         assert!(TypeSpec::of(BaseType::Decimal).check("-1.50").is_ok());
         assert!(TypeSpec::of(BaseType::Decimal).check(".").is_err());
-        assert_eq!(BaseType::from_xsi("xsd:unsignedInt"), Some(BaseType::UnsignedInt));
-        assert_eq!(BaseType::from_xsi("soap-enc:base64"), Some(BaseType::Base64));
+        assert_eq!(
+            BaseType::from_xsi("xsd:unsignedInt"),
+            Some(BaseType::UnsignedInt)
+        );
+        assert_eq!(
+            BaseType::from_xsi("soap-enc:base64"),
+            Some(BaseType::Base64)
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 use crate::datamodel::Engine;
 use crate::fault::Fault;
-use crate::soap::msg::{AcsRequest, CpeResponse, Download, QueuedTransfer, ScheduleDownload, Upload};
+use crate::soap::msg::{
+    AcsRequest, CpeResponse, Download, QueuedTransfer, ScheduleDownload, Upload,
+};
 
 /// Device actions the agent carries out (reboot, schedule, transfers). A method left at its
 /// default answers 9000 and is not listed by GetRPCMethods.
