@@ -1,1 +1,638 @@
-//! The driver loop: the one place that blocks.
+//! The driver loop: the one place that blocks (TR-069 §3.2 session initiation, §3.7 sessions).
+//!
+//! [`Agent`] owns the store, the data model engine, the persisted agent state and the channel
+//! other threads (the Connection Request listener, signal handlers) use to wake it. Everything it
+//! drives is pure: the session state machine ([`crate::session`]) says what to post, the codec
+//! ([`crate::soap`]) makes the bytes, the RPC layer ([`crate::rpc`]) runs requests on the engine.
+//! The loop decides *when*: at start (BOOT/BOOTSTRAP), periodic informs, scheduled informs,
+//! value changes with active notification, connection requests, and retries with the backoff of
+//! §3.2.1.1. Nothing else sleeps.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::datamodel::schema::Schema;
+use crate::datamodel::{backend::Backends, DmState, Engine};
+use crate::events::{self, Event, EventQueue};
+use crate::fault::Fault;
+use crate::rpc::{self, Control};
+use crate::schedule;
+use crate::session::{self, Action, Session, SessionParams};
+use crate::soap::msg::{CwmpNs, CwmpVersion, DeviceId, Inform};
+use crate::store::Store;
+use crate::transport::{Transport, TransportConfig};
+
+/// The store file of the agent's own state.
+const AGENT_FILE: &str = "agent";
+/// The store file of the data model's bookkeeping.
+const DATAMODEL_FILE: &str = "datamodel";
+/// How often values with notification on are compared (active notification latency).
+const NOTIFY_POLL: Duration = Duration::from_secs(10);
+/// Most ScheduleInform requests kept at once.
+const MAX_SCHEDULED: usize = 64;
+
+/// What must survive a restart, besides the data model's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// Events not yet acknowledged by an InformResponse.
+    #[serde(default)]
+    pub events: EventQueue,
+    /// Failed session attempts since the last successful one (the Inform's RetryCount).
+    #[serde(default)]
+    pub retry_count: u32,
+    /// The ACS URL whose BOOTSTRAP was acknowledged; BOOTSTRAP is sent again when it differs.
+    #[serde(default)]
+    pub bootstrapped_url: String,
+    /// The kernel boot id of the last start, to tell a device boot from an agent restart.
+    #[serde(default)]
+    pub boot_id: String,
+    /// The last session's end, for `cwmpd status`.
+    #[serde(default)]
+    pub last_session: Option<LastSession>,
+    /// The CWMP namespace that worked, by ACS URL (§A.2 version negotiation fallback).
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, String>,
+    /// Pending ScheduleInform requests (§A.4.1.4).
+    #[serde(default)]
+    pub scheduled: Vec<ScheduledInform>,
+}
+
+/// The end of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSession {
+    /// Unix time the session ended.
+    pub time: i64,
+    pub ok: bool,
+    /// "ok", or the one-line reason it failed.
+    pub result: String,
+}
+
+/// A ScheduleInform waiting for its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledInform {
+    pub at: i64,
+    pub command_key: String,
+}
+
+/// What wakes the loop from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// An authenticated Connection Request (§3.2.2): a session with `6 CONNECTION REQUEST`.
+    ConnectionRequest,
+    /// Stop the loop (tests, signals).
+    Stop,
+}
+
+/// The effective ManagementServer settings, read back from the data model after every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Settings {
+    url: String,
+    username: String,
+    password: String,
+    periodic_enable: bool,
+    periodic_interval: u32,
+    periodic_time: Option<i64>,
+    retry_min_wait: u32,
+    retry_multiplier: u32,
+}
+
+/// The agent: configuration, store, data model, persisted state and the wake-up channel.
+pub struct Agent {
+    cfg: Config,
+    store: Store,
+    engine: Engine,
+    state: AgentState,
+    tx: Sender<Trigger>,
+    rx: Receiver<Trigger>,
+    rng: ring::rand::SystemRandom,
+}
+
+/// The outcome of one session run by [`Agent::run_session`].
+pub type SessionResult = Result<(), String>;
+
+impl Agent {
+    /// Builds the agent from a validated config: opens the store, loads the data model and the
+    /// persisted state.
+    pub fn new(mut cfg: Config) -> Result<Agent, String> {
+        if cfg.device.serial_number.is_empty() {
+            cfg.device.serial_number = crate::os::default_serial_number();
+        }
+        if cfg.device.software_version.is_empty() {
+            cfg.device.software_version = env!("CARGO_PKG_VERSION").to_string();
+        }
+        let model = cfg.model().ok_or("invalid data_model")?;
+        let schema =
+            Schema::load(model, cfg.device.datamodel_dir.as_deref()).map_err(|e| e.to_string())?;
+        let mut store = Store::open(&cfg.storage.dir).map_err(|e| e.to_string())?;
+        let dm: DmState = store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
+        let state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
+        let mut backends = Backends::new(cfg.agent_defaults());
+        if cfg.connection_request.url.is_empty() {
+            backends.set_runtime(
+                "connection_request.url",
+                &default_cr_url(&cfg.connection_request.listen),
+            );
+        }
+        let engine = Engine::new(schema, backends, dm);
+        let (tx, rx) = mpsc::channel();
+        Ok(Agent {
+            cfg,
+            store,
+            engine,
+            state,
+            tx,
+            rx,
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+
+    /// A sender other threads use to wake the loop.
+    pub fn trigger_sender(&self) -> Sender<Trigger> {
+        self.tx.clone()
+    }
+
+    /// The persisted state (for `cwmpd status` and tests).
+    pub fn state(&self) -> &AgentState {
+        &self.state
+    }
+
+    /// The data model engine (for `cwmpd get/set`).
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Writes the engine's and the agent's state if they changed.
+    pub fn persist(&mut self) -> Result<(), String> {
+        if let Some(dm) = self.engine.take_dirty() {
+            self.store
+                .save(DATAMODEL_FILE, dm)
+                .map_err(|e| e.to_string())?;
+        }
+        self.store
+            .save(AGENT_FILE, &self.state)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Queues an event (from the CLI or a trigger).
+    pub fn add_event(&mut self, code: &str, command_key: &str) -> Result<(), String> {
+        self.state
+            .events
+            .add(Event::new(code, command_key))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Queues `1 BOOT` when the device booted since the last start (a new kernel boot id), and
+    /// `0 BOOTSTRAP` when this ACS URL never acknowledged one. Called once at start.
+    pub fn note_start(&mut self) -> Result<(), String> {
+        let boot = crate::os::boot_id().unwrap_or_default();
+        if boot.is_empty() || boot != self.state.boot_id {
+            self.state.events.rebooted();
+            self.add_event(events::BOOT, "")?;
+            self.state.boot_id = boot;
+        }
+        self.note_url()?;
+        self.persist()
+    }
+
+    /// Queues BOOTSTRAP when the ACS URL differs from the one that acknowledged it.
+    fn note_url(&mut self) -> Result<(), String> {
+        let url = self.settings().url;
+        if !url.is_empty()
+            && url != self.state.bootstrapped_url
+            && !self.state.events.contains(events::BOOTSTRAP)
+        {
+            if self.state.bootstrapped_url.is_empty() {
+                self.add_event(events::BOOTSTRAP, "")?;
+            } else {
+                self.state.events.url_changed();
+            }
+        }
+        Ok(())
+    }
+
+    fn settings(&mut self) -> Settings {
+        let root = self.engine.root().to_string();
+        let mut get = |name: &str| {
+            self.engine
+                .value(&format!("{root}ManagementServer.{name}"))
+                .unwrap_or_default()
+        };
+        let url = get("URL");
+        let username = get("Username");
+        let periodic_enable = get("PeriodicInformEnable") == "true";
+        let periodic_interval = get("PeriodicInformInterval")
+            .parse()
+            .unwrap_or(86400)
+            .max(1);
+        let periodic_time = schedule::periodic_reference(&get("PeriodicInformTime"));
+        let retry_min_wait = get("CWMPRetryMinimumWaitInterval")
+            .parse()
+            .unwrap_or(self.cfg.acs.retry_minimum_wait_interval);
+        let retry_multiplier = get("CWMPRetryIntervalMultiplier")
+            .parse()
+            .unwrap_or(self.cfg.acs.retry_interval_multiplier);
+        // Passwords read back empty through GetParameterValues; `value` gives the stored one.
+        let password = self
+            .engine
+            .value(&format!("{root}ManagementServer.Password"))
+            .unwrap_or_default();
+        Settings {
+            url,
+            username,
+            password,
+            periodic_enable,
+            periodic_interval,
+            periodic_time,
+            retry_min_wait,
+            retry_multiplier,
+        }
+    }
+
+    fn random_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        // A failing system RNG only makes the retry wait less random.
+        let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    /// Runs one session now with the pending events (none pending: `6 CONNECTION REQUEST`-less
+    /// sessions are allowed). Returns Ok when the session completed.
+    pub fn run_session(&mut self) -> SessionResult {
+        let settings = self.settings();
+        if settings.url.is_empty() {
+            return Err("no ACS URL configured (ManagementServer.URL)".into());
+        }
+        let (changed, _) = self.engine.notifications();
+        if !changed.is_empty() {
+            self.add_event(events::VALUE_CHANGE, "")?;
+        }
+        let codes: Vec<String> = self
+            .state
+            .events
+            .pending()
+            .map(|e| e.code.clone())
+            .collect();
+        let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+        let mut params = self.engine.inform_parameters(&codes);
+        for p in changed {
+            if !params.iter().any(|q| q.name == p.name) {
+                params.push(p);
+            }
+        }
+        let root = self.engine.root().to_string();
+        let mut info = |n: &str| {
+            self.engine
+                .value(&format!("{root}DeviceInfo.{n}"))
+                .unwrap_or_default()
+        };
+        let device_id = DeviceId {
+            manufacturer: info("Manufacturer"),
+            oui: info("ManufacturerOUI"),
+            product_class: info("ProductClass"),
+            serial_number: info("SerialNumber"),
+        };
+        let (event_list, in_flight) = self.state.events.for_inform();
+        let bootstrap_sent = event_list.iter().any(|e| e.code == events::BOOTSTRAP);
+        let version = CwmpVersion::parse(&self.cfg.acs.cwmp_version).unwrap_or(CwmpVersion::V1_4);
+        let mut ns = self
+            .state
+            .namespaces
+            .get(&settings.url)
+            .and_then(|u| CwmpNs::from_urn(u))
+            .unwrap_or(version.namespace());
+        log::info!(
+            "session to {}: events [{}]",
+            settings.url,
+            event_list
+                .iter()
+                .map(|e| e.code.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut transport =
+            Transport::new(self.transport_config(&settings)).map_err(|e| e.to_string())?;
+        let outcome = loop {
+            let inform = Inform {
+                device_id: device_id.clone(),
+                events: event_list.clone(),
+                max_envelopes: 1,
+                current_time: schedule::format_datetime(now_unix(), 0),
+                retry_count: self.state.retry_count,
+                parameters: params.clone(),
+            };
+            let p = SessionParams {
+                inform,
+                version: if ns == version.namespace() {
+                    version
+                } else {
+                    ns_version(ns)
+                },
+                ns,
+                cpe_requests: Vec::new(),
+                session_timeout: Some(self.cfg.acs.timeout),
+                limits: Default::default(),
+                max_exchanges: 10_000,
+            };
+            let outcome = self.drive(&mut transport, p, &in_flight);
+            transport.end_session();
+            match (&outcome.result, session::fallback(ns)) {
+                (Err(session::SessionError::VersionRejected(_)), Some(lower))
+                    if !outcome.inform_accepted =>
+                {
+                    log::warn!(
+                        "ACS refused the {} Inform; retrying with {}",
+                        ns.urn(),
+                        lower.urn()
+                    );
+                    ns = lower;
+                }
+                _ => break outcome,
+            }
+        };
+        if outcome.inform_accepted {
+            self.engine.mark_reported(&params);
+            if bootstrap_sent {
+                self.state.bootstrapped_url = settings.url.clone();
+            }
+        } else {
+            self.state.events.failed(&in_flight);
+        }
+        let result = match &outcome.result {
+            Ok(()) => {
+                self.state.retry_count = 0;
+                self.state
+                    .namespaces
+                    .insert(settings.url.clone(), outcome.ns.urn().to_string());
+                Ok(())
+            }
+            Err(e) => {
+                self.state.retry_count = self.state.retry_count.saturating_add(1);
+                Err(e.to_string())
+            }
+        };
+        for f in self.engine.end_session() {
+            log::warn!("deferred change failed: {f}");
+        }
+        self.state.last_session = Some(LastSession {
+            time: now_unix(),
+            ok: result.is_ok(),
+            result: match &result {
+                Ok(()) => "ok".into(),
+                Err(e) => e.clone(),
+            },
+        });
+        match &result {
+            Ok(()) => log::info!(
+                "session ended: ok ({} requests from the ACS)",
+                outcome.executed.len()
+            ),
+            Err(e) => log::warn!(
+                "session failed: {e} (retry count {})",
+                self.state.retry_count
+            ),
+        }
+        // The ACS may have changed the URL: the next session bootstraps the new ACS.
+        self.note_url()?;
+        self.persist()?;
+        result
+    }
+
+    /// Drives one session attempt to its end.
+    fn drive(
+        &mut self,
+        transport: &mut Transport,
+        p: SessionParams,
+        in_flight: &events::InFlight,
+    ) -> session::Outcome {
+        let (mut session, mut action) = Session::start(p);
+        let mut delivered = false;
+        loop {
+            action = match action {
+                Action::Post(body) => match transport.post(&body) {
+                    Ok(reply) => session.on_reply(reply.status, &reply.body),
+                    Err(e) => session.on_failure(&e.to_string()),
+                },
+                Action::Execute(req) => {
+                    log::info!("ACS request: {}", req.method());
+                    let now = now_unix();
+                    let resp = {
+                        let mut ctl = AgentControl {
+                            state: &mut self.state,
+                            now,
+                        };
+                        rpc::execute(&mut self.engine, &mut ctl, &req)
+                    };
+                    if let crate::soap::msg::CpeResponse::Fault(f) = &resp {
+                        log::info!("answered {} with fault {f}", req.method());
+                    }
+                    // What the ACS changed is persisted before the response is sent.
+                    if let Err(e) = self.persist() {
+                        log::error!("{e}");
+                    }
+                    session.executed(resp)
+                }
+                Action::Done(outcome) => return outcome,
+            };
+            if !delivered && session.inform_accepted() {
+                // Events are delivered the moment the InformResponse arrives (§3.7.1.5).
+                delivered = true;
+                self.state.events.delivered(in_flight);
+                if let Err(e) = self.persist() {
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+
+    fn transport_config(&self, s: &Settings) -> TransportConfig {
+        let a = &self.cfg.acs;
+        TransportConfig {
+            url: s.url.clone(),
+            username: s.username.clone(),
+            password: s.password.clone(),
+            ca_file: a.ca_file.clone(),
+            client_cert: a.client_cert.clone(),
+            client_key: a.client_key.clone(),
+            connect_timeout: Duration::from_secs(a.timeout.into()),
+            timeout: Duration::from_secs(a.timeout.into()),
+            max_body: 4 << 20,
+            user_agent: concat!("cwmpd/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+
+    /// The daemon: runs until a [`Trigger::Stop`] arrives.
+    pub fn run(&mut self) -> Result<(), String> {
+        self.note_start()?;
+        let mut next_periodic: Option<i64> = None;
+        let mut retry_at: i64 = 0;
+        let mut next_poll = now_unix();
+        let mut warned_no_url = false;
+        loop {
+            let now = now_unix();
+            let s = self.settings();
+            // Periodic informs (§3.2.1): re-planned whenever the settings change.
+            if s.periodic_enable {
+                let due = *next_periodic.get_or_insert_with(|| {
+                    schedule::next_periodic(now, s.periodic_interval, s.periodic_time)
+                });
+                if now >= due {
+                    self.add_event(events::PERIODIC, "")?;
+                    next_periodic = Some(schedule::next_periodic(
+                        now,
+                        s.periodic_interval,
+                        s.periodic_time,
+                    ));
+                }
+            } else {
+                next_periodic = None;
+            }
+            // ScheduleInform requests that came due (§A.4.1.4).
+            let due: Vec<ScheduledInform> = self
+                .state
+                .scheduled
+                .iter()
+                .filter(|x| x.at <= now)
+                .cloned()
+                .collect();
+            if !due.is_empty() {
+                self.state.scheduled.retain(|x| x.at > now);
+                self.add_event(events::SCHEDULED, "")?;
+                for d in due {
+                    self.add_event(events::M_SCHEDULE_INFORM, &d.command_key)?;
+                }
+                self.persist()?;
+            }
+            // A `cwmpd set` from the command line while the daemon runs.
+            if self.store.changed_on_disk(DATAMODEL_FILE) {
+                let dm: DmState = self.store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
+                self.engine.replace_state(dm);
+            }
+            // Value changes: an active notification starts a session (§3.2.1).
+            if now >= next_poll {
+                next_poll = now + NOTIFY_POLL.as_secs() as i64;
+                let (_, active) = self.engine.notifications();
+                if active && !self.state.events.contains(events::VALUE_CHANGE) {
+                    self.add_event(events::VALUE_CHANGE, "")?;
+                }
+            }
+            if !self.state.events.is_empty() && now >= retry_at {
+                if s.url.is_empty() {
+                    if !warned_no_url {
+                        log::warn!("events pending but no ACS URL is configured");
+                        warned_no_url = true;
+                    }
+                } else {
+                    warned_no_url = false;
+                    if self.run_session().is_err() {
+                        let s = self.settings();
+                        let wait = schedule::retry_wait(
+                            self.state.retry_count,
+                            s.retry_min_wait,
+                            s.retry_multiplier,
+                            self.random_u64(),
+                        );
+                        log::info!("next attempt in {} s", wait.as_secs());
+                        retry_at = now_unix() + wait.as_secs() as i64;
+                    } else {
+                        retry_at = 0;
+                        // The ACS may have changed the periodic settings.
+                        next_periodic = None;
+                    }
+                    continue;
+                }
+            }
+            let mut deadline = next_poll;
+            if let Some(p) = next_periodic {
+                deadline = deadline.min(p);
+            }
+            if let Some(x) = self.state.scheduled.iter().map(|x| x.at).min() {
+                deadline = deadline.min(x);
+            }
+            if !self.state.events.is_empty() && retry_at > now {
+                deadline = deadline.min(retry_at);
+            }
+            let wait = Duration::from_secs(deadline.saturating_sub(now_unix()).max(0) as u64)
+                .max(Duration::from_millis(200));
+            match self.rx.recv_timeout(wait) {
+                Ok(Trigger::ConnectionRequest) => {
+                    self.add_event(events::CONNECTION_REQUEST, "")?;
+                    // A connection request is answered now, whatever the backoff (§3.2.2).
+                    retry_at = 0;
+                }
+                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+/// The agent's side of the RPCs that act on the device (ScheduleInform now; Reboot, FactoryReset
+/// and transfers come with their own issue).
+struct AgentControl<'a> {
+    state: &'a mut AgentState,
+    now: i64,
+}
+
+impl Control for AgentControl<'_> {
+    fn supported(&self) -> &[&'static str] {
+        &["ScheduleInform"]
+    }
+
+    fn schedule_inform(&mut self, delay_seconds: u32, command_key: &str) -> Result<(), Fault> {
+        // §A.4.1.4: DelaySeconds must be greater than zero.
+        if delay_seconds == 0 {
+            return Err(Fault::InvalidArguments(
+                "DelaySeconds must be greater than 0".into(),
+                Vec::new(),
+            ));
+        }
+        if command_key.chars().count() > events::MAX_COMMAND_KEY_LEN {
+            return Err(Fault::InvalidArguments(
+                "CommandKey longer than 32 characters".into(),
+                Vec::new(),
+            ));
+        }
+        if self.state.scheduled.len() >= MAX_SCHEDULED {
+            return Err(Fault::ResourcesExceeded(
+                "too many scheduled informs".into(),
+            ));
+        }
+        self.state.scheduled.push(ScheduledInform {
+            at: self.now + i64::from(delay_seconds),
+            command_key: command_key.to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// The version a fallback namespace speaks.
+fn ns_version(ns: CwmpNs) -> CwmpVersion {
+    match ns {
+        CwmpNs::V1_0 => CwmpVersion::V1_0,
+        CwmpNs::V1_1 => CwmpVersion::V1_1,
+        _ => CwmpVersion::V1_2,
+    }
+}
+
+/// `http://HOST:PORT/` from the listen address (the CR issue derives it from the WAN address).
+fn default_cr_url(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if !a.ip().is_unspecified() => format!("http://{a}/"),
+        Ok(a) => format!("http://127.0.0.1:{}/", a.port()),
+        Err(_) => String::new(),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,1 +1,242 @@
-fn main() {}
+//! The `cwmpd` command line: the daemon and its local tools.
+//!
+//! ```text
+//! cwmpd [-c FILE] [run]                 the daemon
+//! cwmpd [-c FILE] inform [--event CODE]… one session now; exit 0 if it completed
+//! cwmpd [-c FILE] get PATH…             read parameters (partial paths end with '.')
+//! cwmpd [-c FILE] set PATH=VALUE…       write parameters, validated like SetParameterValues
+//! cwmpd [-c FILE] status                last session, retry count, pending events
+//! cwmpd [-c FILE] check                 validate the config and data model files
+//! ```
+//!
+//! Exit codes: 0 success, 1 the operation failed (a session, a set), 2 bad usage or config.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cwmpd::agent::Agent;
+use cwmpd::config::{self, Config};
+use cwmpd::soap::msg::SetValue;
+
+const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check]
+  -c FILE   config file (default /etc/cwmpd/cwmpd.toml; the embedded default when that is absent)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(args) {
+        Ok(code) => code,
+        Err((code, msg)) => {
+            eprintln!("cwmpd: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+type CliResult = Result<ExitCode, (u8, String)>;
+
+fn usage(msg: impl std::fmt::Display) -> (u8, String) {
+    (2, format!("{msg}\n{USAGE}"))
+}
+
+fn failed(msg: impl std::fmt::Display) -> (u8, String) {
+    (1, msg.to_string())
+}
+
+fn run(args: Vec<String>) -> CliResult {
+    let mut config_path: Option<PathBuf> = None;
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => {
+                config_path = Some(it.next().ok_or_else(|| usage("-c needs a file"))?.into())
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            "-V" | "--version" => {
+                println!("cwmpd {}", env!("CARGO_PKG_VERSION"));
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => {
+                rest.push(a);
+                rest.extend(it.by_ref());
+            }
+        }
+    }
+    let cfg = load_config(config_path.as_ref())?;
+    init_log(cfg.log_level());
+    let cmd = rest.first().map(String::as_str).unwrap_or("run");
+    let args = rest.get(1..).unwrap_or(&[]);
+    match cmd {
+        "run" => {
+            no_args(cmd, args)?;
+            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            agent.run().map_err(failed)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "inform" => {
+            let mut events = Vec::new();
+            let mut a = args.iter();
+            while let Some(x) = a.next() {
+                match x.as_str() {
+                    "--event" | "-e" => events.push(
+                        a.next()
+                            .ok_or_else(|| usage("--event needs a code"))?
+                            .clone(),
+                    ),
+                    other => return Err(usage(format!("inform: unexpected {other:?}"))),
+                }
+            }
+            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            agent.note_start().map_err(failed)?;
+            for e in &events {
+                agent.add_event(e, "").map_err(usage)?;
+            }
+            agent.run_session().map_err(failed)?;
+            println!("session completed");
+            Ok(ExitCode::SUCCESS)
+        }
+        "get" => {
+            if args.is_empty() {
+                return Err(usage("get needs at least one PATH"));
+            }
+            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            let values = agent
+                .engine()
+                .values(args)
+                .map_err(|f| failed(format!("fault {f}")))?;
+            for v in values {
+                println!("{} = {}", v.name, v.value);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "set" => {
+            if args.is_empty() {
+                return Err(usage("set needs at least one PATH=VALUE"));
+            }
+            let list = args
+                .iter()
+                .map(|a| {
+                    let (name, value) = a
+                        .split_once('=')
+                        .ok_or_else(|| usage(format!("{a:?} is not PATH=VALUE")))?;
+                    Ok(SetValue {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                        xsi_type: None,
+                    })
+                })
+                .collect::<Result<Vec<_>, (u8, String)>>()?;
+            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            match agent.engine().set_local(&list) {
+                Ok(_) => {}
+                Err(f) => {
+                    let mut msg = format!("fault {f}");
+                    for p in f.param_faults() {
+                        msg.push_str(&format!("\n  {}: {}", p.name, p.fault));
+                    }
+                    return Err(failed(msg));
+                }
+            }
+            for f in agent.engine().end_session() {
+                eprintln!("cwmpd: deferred change failed: {f}");
+            }
+            agent.persist().map_err(failed)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "status" => {
+            no_args(cmd, args)?;
+            let agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            let st = agent.state();
+            match &st.last_session {
+                Some(l) => println!(
+                    "last session: {} {}",
+                    cwmpd::schedule::format_datetime_utc(l.time),
+                    l.result
+                ),
+                None => println!("last session: never"),
+            }
+            println!("retry count: {}", st.retry_count);
+            let pending: Vec<String> = st
+                .events
+                .pending()
+                .map(|e| {
+                    if e.command_key.is_empty() {
+                        e.code.clone()
+                    } else {
+                        format!("{} ({})", e.code, e.command_key)
+                    }
+                })
+                .collect();
+            println!(
+                "pending events: {}",
+                if pending.is_empty() {
+                    "none".to_string()
+                } else {
+                    pending.join(", ")
+                }
+            );
+            for s in &st.scheduled {
+                println!(
+                    "scheduled inform: {} ({})",
+                    cwmpd::schedule::format_datetime_utc(s.at),
+                    s.command_key
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "check" => {
+            no_args(cmd, args)?;
+            let model = cfg
+                .model()
+                .ok_or_else(|| (2, "invalid data_model".to_string()))?;
+            let schema =
+                cwmpd::datamodel::schema::Schema::load(model, cfg.device.datamodel_dir.as_deref())
+                    .map_err(|e| (2, e.to_string()))?;
+            println!(
+                "ok: config valid; data model {} with {} parameters",
+                schema.root(),
+                schema
+                    .objects()
+                    .iter()
+                    .map(|o| o.params.len())
+                    .sum::<usize>()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(usage(format!("unknown command {other:?}"))),
+    }
+}
+
+fn no_args(cmd: &str, args: &[String]) -> Result<(), (u8, String)> {
+    match args.first() {
+        None => Ok(()),
+        Some(a) => Err(usage(format!("{cmd}: unexpected {a:?}"))),
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, (u8, String)> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| (2, e.to_string())),
+        None => {
+            let default = std::path::Path::new(config::DEFAULT_PATH);
+            if default.exists() {
+                Config::load(default).map_err(|e| (2, e.to_string()))
+            } else {
+                Ok(Config::embedded())
+            }
+        }
+    }
+}
+
+fn init_log(level: log::LevelFilter) {
+    let cfg = simplelog::ConfigBuilder::new()
+        .set_time_level(log::LevelFilter::Off)
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
+}
