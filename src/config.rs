@@ -249,7 +249,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let a = &self.acs;
-        if !a.url.is_empty() && !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+        let http = a.url.starts_with("http://") || a.url.starts_with("https://");
+        if !a.url.is_empty() && !http {
             return Err((
                 "url",
                 format!("{:?} is not an http:// or https:// URL", a.url),
