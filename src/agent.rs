@@ -98,6 +98,11 @@ struct Settings {
     periodic_time: Option<i64>,
     retry_min_wait: u32,
     retry_multiplier: u32,
+    /// `ManagementServer.EnableCWMP`: false stops every session (TR-181).
+    enable_cwmp: bool,
+    /// `ManagementServer.DefaultActiveNotificationThrottle`: minimum seconds between two
+    /// sessions started for active notifications.
+    active_throttle: u32,
 }
 
 /// The agent: configuration, store, data model, persisted state and the wake-up channel.
@@ -237,6 +242,10 @@ impl Agent {
         let retry_multiplier = get("CWMPRetryIntervalMultiplier")
             .parse()
             .unwrap_or(self.cfg.acs.retry_interval_multiplier);
+        let enable_cwmp = get("EnableCWMP") != "false";
+        let active_throttle = get("DefaultActiveNotificationThrottle")
+            .parse()
+            .unwrap_or(0);
         // Passwords read back empty through GetParameterValues; `value` gives the stored one.
         let password = self
             .engine
@@ -251,6 +260,8 @@ impl Agent {
             periodic_time,
             retry_min_wait,
             retry_multiplier,
+            enable_cwmp,
+            active_throttle,
         }
     }
 
@@ -398,8 +409,10 @@ impl Agent {
             ),
         }
         // The ACS may have changed the URL: the next session bootstraps the new ACS.
-        self.note_url()?;
-        self.persist()?;
+        if let Err(e) = self.note_url() {
+            log::error!("{e}");
+        }
+        self.save();
         result
     }
 
@@ -466,13 +479,30 @@ impl Agent {
         }
     }
 
-    /// The daemon: runs until a [`Trigger::Stop`] arrives.
+    /// Queues an event from the loop: a refused event is logged, never fatal.
+    fn queue(&mut self, code: &str, command_key: &str) {
+        if let Err(e) = self.add_event(code, command_key) {
+            log::error!("cannot queue event {code}: {e}");
+        }
+    }
+
+    /// Persists from the loop: a failed write is logged and tried again at the next change.
+    fn save(&mut self) {
+        if let Err(e) = self.persist() {
+            log::error!("{e}");
+        }
+    }
+
+    /// The daemon: runs until a [`Trigger::Stop`] arrives. Only a failure to start (an unusable
+    /// store) is returned; everything after that is logged and retried.
     pub fn run(&mut self) -> Result<(), String> {
         self.note_start()?;
         let mut next_periodic: Option<i64> = None;
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
-        let mut warned_no_url = false;
+        let mut warned_idle = false;
+        // When the last session for an active notification started (the throttle's reference).
+        let mut last_active: Option<i64> = None;
         loop {
             let now = now_unix();
             let s = self.settings();
@@ -482,7 +512,7 @@ impl Agent {
                     schedule::next_periodic(now, s.periodic_interval, s.periodic_time)
                 });
                 if now >= due {
-                    self.add_event(events::PERIODIC, "")?;
+                    self.queue(events::PERIODIC, "");
                     next_periodic = Some(schedule::next_periodic(
                         now,
                         s.periodic_interval,
@@ -502,33 +532,45 @@ impl Agent {
                 .collect();
             if !due.is_empty() {
                 self.state.scheduled.retain(|x| x.at > now);
-                self.add_event(events::SCHEDULED, "")?;
+                self.queue(events::SCHEDULED, "");
                 for d in due {
-                    self.add_event(events::M_SCHEDULE_INFORM, &d.command_key)?;
+                    self.queue(events::M_SCHEDULE_INFORM, &d.command_key);
                 }
-                self.persist()?;
+                self.save();
             }
             // A `cwmpd set` from the command line while the daemon runs.
             if self.store.changed_on_disk(DATAMODEL_FILE) {
-                let dm: DmState = self.store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
-                self.engine.replace_state(dm);
+                match self.store.load::<DmState>(DATAMODEL_FILE) {
+                    Ok(dm) => self.engine.replace_state(dm),
+                    Err(e) => log::error!("{e}"),
+                }
             }
             // Value changes: an active notification starts a session (§3.2.1).
             if now >= next_poll {
                 next_poll = now + NOTIFY_POLL.as_secs() as i64;
                 let (_, active) = self.engine.notifications();
-                if active && !self.state.events.contains(events::VALUE_CHANGE) {
-                    self.add_event(events::VALUE_CHANGE, "")?;
+                let throttled = last_active
+                    .is_some_and(|t| now < t.saturating_add(i64::from(s.active_throttle)));
+                if active && !throttled && !self.state.events.contains(events::VALUE_CHANGE) {
+                    self.queue(events::VALUE_CHANGE, "");
+                    last_active = Some(now);
                 }
             }
             if !self.state.events.is_empty() && now >= retry_at {
-                if s.url.is_empty() {
-                    if !warned_no_url {
-                        log::warn!("events pending but no ACS URL is configured");
-                        warned_no_url = true;
+                if s.url.is_empty() || !s.enable_cwmp {
+                    if !warned_idle {
+                        log::warn!(
+                            "events pending but no session is possible: {}",
+                            if s.url.is_empty() {
+                                "no ACS URL is configured"
+                            } else {
+                                "ManagementServer.EnableCWMP is false"
+                            }
+                        );
+                        warned_idle = true;
                     }
                 } else {
-                    warned_no_url = false;
+                    warned_idle = false;
                     if self.run_session().is_err() {
                         let s = self.settings();
                         let wait = schedule::retry_wait(
@@ -561,7 +603,7 @@ impl Agent {
                 .max(Duration::from_millis(200));
             match self.rx.recv_timeout(wait) {
                 Ok(Trigger::ConnectionRequest) => {
-                    self.add_event(events::CONNECTION_REQUEST, "")?;
+                    self.queue(events::CONNECTION_REQUEST, "");
                     // A connection request is answered now, whatever the backoff (§3.2.2).
                     retry_at = 0;
                 }
