@@ -47,14 +47,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating it if needed) the storage directory and removes temp files a power cut left.
+    /// Opens (creating it if needed) the storage directory and removes the temp files that a
+    /// power cut or a killed process left. Temp files are named `NAME.PID.tmp`: those of a process
+    /// still running (the daemon, while `cwmpd status` opens the same store) are left alone.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         fs::create_dir_all(dir).map_err(|e| err(dir, "cannot create the directory", e))?;
         if let Ok(entries) = fs::read_dir(dir) {
             for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "tmp") {
-                    let _ = fs::remove_file(&p);
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = name.strip_suffix(".tmp") {
+                    let writer = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
+                    if writer.is_none_or(|pid| !process_alive(pid)) {
+                        let _ = fs::remove_file(e.path());
+                    }
                 }
             }
         }
@@ -147,7 +152,7 @@ impl Store {
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = path.with_extension("tmp");
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -161,6 +166,12 @@ impl Store {
         fs::rename(&tmp, path).map_err(|e| err(path, "cannot rename into place", e))?;
         sync_dir(&self.dir).map_err(|e| err(&self.dir, "cannot sync the directory", e))
     }
+}
+
+/// Whether a process with this id runs (Linux `/proc`); this process counts as running. Where
+/// `/proc` is missing every other writer counts as gone, as after a reboot.
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -299,10 +310,14 @@ mod tests {
         fs::write(&pb, &bytes[..bytes.len() / 2]).unwrap();
         let mut st = Store::open(&d).unwrap();
         assert_eq!(st.load::<S>("b").unwrap(), S::default());
-        // A leftover temp file from a power cut is removed on open.
+        // A leftover temp file from a power cut is removed on open, one of a running writer is not.
         fs::write(d.join("c.tmp"), b"half").unwrap();
+        fs::write(d.join("c.4294967295.tmp"), b"half").unwrap();
+        fs::write(d.join(format!("c.{}.tmp", std::process::id())), b"live").unwrap();
         Store::open(&d).unwrap();
         assert!(!d.join("c.tmp").exists());
+        assert!(!d.join("c.4294967295.tmp").exists());
+        assert!(d.join(format!("c.{}.tmp", std::process::id())).exists());
         let _ = fs::remove_dir_all(&d);
     }
 }
