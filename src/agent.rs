@@ -22,7 +22,7 @@ use crate::fault::Fault;
 use crate::rpc::{self, Control};
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
-use crate::soap::msg::{CwmpNs, CwmpVersion, DeviceId, Inform};
+use crate::soap::msg::{CwmpNs, CwmpVersion, DeviceId, Inform, ParameterValue};
 use crate::store::Store;
 use crate::transport::{Transport, TransportConfig};
 
@@ -272,12 +272,53 @@ impl Agent {
         u64::from_le_bytes(b)
     }
 
-    /// Runs one session now with the pending events (none pending: `6 CONNECTION REQUEST`-less
-    /// sessions are allowed). Returns Ok when the session completed.
+    /// Runs one session now with the pending events. Returns Ok when the session completed;
+    /// every failure, including one before the first byte was sent, counts as a failed attempt
+    /// (RetryCount + 1, §3.2.1.1), so the caller's backoff always applies.
     pub fn run_session(&mut self) -> SessionResult {
+        let result = self.attempt();
+        for f in self.engine.end_session() {
+            log::warn!("deferred change failed: {f}");
+        }
+        match &result {
+            Ok(n) => {
+                self.state.retry_count = 0;
+                log::info!("session ended: ok ({n} requests from the ACS)");
+            }
+            Err(e) => {
+                self.state.retry_count = self.state.retry_count.saturating_add(1);
+                log::warn!(
+                    "session failed: {e} (retry count {})",
+                    self.state.retry_count
+                );
+            }
+        }
+        self.state.last_session = Some(LastSession {
+            time: now_unix(),
+            ok: result.is_ok(),
+            result: match &result {
+                Ok(_) => "ok".into(),
+                Err(e) => e.clone(),
+            },
+        });
+        // The ACS may have changed the URL: the next session bootstraps the new ACS.
+        if let Err(e) = self.note_url() {
+            log::error!("{e}");
+        }
+        self.save();
+        result.map(|_| ())
+    }
+
+    /// One session, with the CWMP version fallback of §A.2; returns how many ACS requests ran.
+    fn attempt(&mut self) -> Result<usize, String> {
+        // The URL may have changed outside a session (`cwmpd set`, a config reload).
+        self.note_url()?;
         let settings = self.settings();
-        if settings.url.is_empty() {
-            return Err("no ACS URL configured (ManagementServer.URL)".into());
+        if !usable_url(&settings.url) {
+            return Err(format!(
+                "no usable ACS URL (ManagementServer.URL is {:?})",
+                settings.url
+            ));
         }
         let (changed, _) = self.engine.notifications();
         if !changed.is_empty() {
@@ -309,13 +350,27 @@ impl Agent {
             serial_number: info("SerialNumber"),
         };
         let (event_list, in_flight) = self.state.events.for_inform();
-        let bootstrap_sent = event_list.iter().any(|e| e.code == events::BOOTSTRAP);
+        let fresh_start = event_list
+            .iter()
+            .any(|e| e.code == events::BOOT || e.code == events::BOOTSTRAP);
+        let delivery = Delivery {
+            in_flight,
+            params,
+            bootstrap_url: event_list
+                .iter()
+                .any(|e| e.code == events::BOOTSTRAP)
+                .then(|| settings.url.clone()),
+        };
         let version = CwmpVersion::parse(&self.cfg.acs.cwmp_version).unwrap_or(CwmpVersion::V1_4);
+        // The namespace that worked for this ACS, except after a boot or a bootstrap, when the
+        // highest version is offered again (the ACS may have been upgraded, or the fallback was
+        // caused by a passing error).
         let mut ns = self
             .state
             .namespaces
             .get(&settings.url)
             .and_then(|u| CwmpNs::from_urn(u))
+            .filter(|_| !fresh_start)
             .unwrap_or(version.namespace());
         log::info!(
             "session to {}: events [{}]",
@@ -326,8 +381,10 @@ impl Agent {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut transport =
-            Transport::new(self.transport_config(&settings)).map_err(|e| e.to_string())?;
+        let mut transport = Transport::new(self.transport_config(&settings)).map_err(|e| {
+            self.state.events.failed(&delivery.in_flight);
+            e.to_string()
+        })?;
         let outcome = loop {
             let inform = Inform {
                 device_id: device_id.clone(),
@@ -335,7 +392,7 @@ impl Agent {
                 max_envelopes: 1,
                 current_time: schedule::format_datetime(now_unix(), 0),
                 retry_count: self.state.retry_count,
-                parameters: params.clone(),
+                parameters: delivery.params.clone(),
             };
             let p = SessionParams {
                 inform,
@@ -348,9 +405,9 @@ impl Agent {
                 cpe_requests: Vec::new(),
                 session_timeout: Some(self.cfg.acs.timeout),
                 limits: Default::default(),
-                max_exchanges: 10_000,
+                max_exchanges: session::DEFAULT_MAX_EXCHANGES,
             };
-            let outcome = self.drive(&mut transport, p, &in_flight);
+            let outcome = self.drive(&mut transport, p, &delivery);
             transport.end_session();
             match (&outcome.result, session::fallback(ns)) {
                 (Err(session::SessionError::VersionRejected(_)), Some(lower))
@@ -366,54 +423,18 @@ impl Agent {
                 _ => break outcome,
             }
         };
-        if outcome.inform_accepted {
-            self.engine.mark_reported(&params);
-            if bootstrap_sent {
-                self.state.bootstrapped_url = settings.url.clone();
-            }
-        } else {
-            self.state.events.failed(&in_flight);
+        if !outcome.inform_accepted {
+            self.state.events.failed(&delivery.in_flight);
         }
-        let result = match &outcome.result {
+        match outcome.result {
             Ok(()) => {
-                self.state.retry_count = 0;
                 self.state
                     .namespaces
-                    .insert(settings.url.clone(), outcome.ns.urn().to_string());
-                Ok(())
+                    .insert(settings.url, outcome.ns.urn().to_string());
+                Ok(outcome.executed.len())
             }
-            Err(e) => {
-                self.state.retry_count = self.state.retry_count.saturating_add(1);
-                Err(e.to_string())
-            }
-        };
-        for f in self.engine.end_session() {
-            log::warn!("deferred change failed: {f}");
+            Err(e) => Err(e.to_string()),
         }
-        self.state.last_session = Some(LastSession {
-            time: now_unix(),
-            ok: result.is_ok(),
-            result: match &result {
-                Ok(()) => "ok".into(),
-                Err(e) => e.clone(),
-            },
-        });
-        match &result {
-            Ok(()) => log::info!(
-                "session ended: ok ({} requests from the ACS)",
-                outcome.executed.len()
-            ),
-            Err(e) => log::warn!(
-                "session failed: {e} (retry count {})",
-                self.state.retry_count
-            ),
-        }
-        // The ACS may have changed the URL: the next session bootstraps the new ACS.
-        if let Err(e) = self.note_url() {
-            log::error!("{e}");
-        }
-        self.save();
-        result
     }
 
     /// Drives one session attempt to its end.
@@ -421,7 +442,7 @@ impl Agent {
         &mut self,
         transport: &mut Transport,
         p: SessionParams,
-        in_flight: &events::InFlight,
+        delivery: &Delivery,
     ) -> session::Outcome {
         let (mut session, mut action) = Session::start(p);
         let mut delivered = false;
@@ -445,20 +466,22 @@ impl Agent {
                         log::info!("answered {} with fault {f}", req.method());
                     }
                     // What the ACS changed is persisted before the response is sent.
-                    if let Err(e) = self.persist() {
-                        log::error!("{e}");
-                    }
+                    self.save();
                     session.executed(resp)
                 }
                 Action::Done(outcome) => return outcome,
             };
             if !delivered && session.inform_accepted() {
-                // Events are delivered the moment the InformResponse arrives (§3.7.1.5).
+                // The InformResponse arrived: its events are delivered (§3.7.1.5), the values
+                // it carried are reported (so a change the ACS makes later in this session is
+                // not reported back to it), and a BOOTSTRAP is acknowledged. Persisted at once.
                 delivered = true;
-                self.state.events.delivered(in_flight);
-                if let Err(e) = self.persist() {
-                    log::error!("{e}");
+                self.state.events.delivered(&delivery.in_flight);
+                self.engine.mark_reported(&delivery.params);
+                if let Some(url) = &delivery.bootstrap_url {
+                    self.state.bootstrapped_url = url.clone();
                 }
+                self.save();
             }
         }
     }
@@ -503,10 +526,18 @@ impl Agent {
         let mut warned_idle = false;
         // When the last session for an active notification started (the throttle's reference).
         let mut last_active: Option<i64> = None;
+        // The periodic settings the current plan was made from.
+        let mut planned_for = None;
         loop {
             let now = now_unix();
             let s = self.settings();
-            // Periodic informs (§3.2.1): re-planned whenever the settings change.
+            // Periodic informs (§3.2.1): planned from the settings, re-planned only when they
+            // change (an ACS SPV, `cwmpd set`), so other sessions do not push the next one away.
+            let plan = (s.periodic_enable, s.periodic_interval, s.periodic_time);
+            if planned_for != Some(plan) {
+                planned_for = Some(plan);
+                next_periodic = None;
+            }
             if s.periodic_enable {
                 let due = *next_periodic.get_or_insert_with(|| {
                     schedule::next_periodic(now, s.periodic_interval, s.periodic_time)
@@ -557,12 +588,12 @@ impl Agent {
                 }
             }
             if !self.state.events.is_empty() && now >= retry_at {
-                if s.url.is_empty() || !s.enable_cwmp {
+                if !usable_url(&s.url) || !s.enable_cwmp {
                     if !warned_idle {
                         log::warn!(
                             "events pending but no session is possible: {}",
-                            if s.url.is_empty() {
-                                "no ACS URL is configured"
+                            if !usable_url(&s.url) {
+                                "no usable ACS URL is configured"
                             } else {
                                 "ManagementServer.EnableCWMP is false"
                             }
@@ -574,7 +605,7 @@ impl Agent {
                     if self.run_session().is_err() {
                         let s = self.settings();
                         let wait = schedule::retry_wait(
-                            self.state.retry_count,
+                            self.state.retry_count.max(1),
                             s.retry_min_wait,
                             s.retry_multiplier,
                             self.random_u64(),
@@ -583,8 +614,6 @@ impl Agent {
                         retry_at = now_unix() + wait.as_secs() as i64;
                     } else {
                         retry_at = 0;
-                        // The ACS may have changed the periodic settings.
-                        next_periodic = None;
                     }
                     continue;
                 }
@@ -612,6 +641,22 @@ impl Agent {
             }
         }
     }
+}
+
+/// What an Inform carries that is settled when its InformResponse arrives.
+struct Delivery {
+    in_flight: events::InFlight,
+    params: Vec<ParameterValue>,
+    /// The ACS URL, when the Inform carried `0 BOOTSTRAP`.
+    bootstrap_url: Option<String>,
+}
+
+/// Whether an ACS URL can be used: http(s) with a host.
+fn usable_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.starts_with(':'))
 }
 
 /// The agent's side of the RPCs that act on the device (ScheduleInform now; Reboot, FactoryReset

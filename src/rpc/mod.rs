@@ -61,7 +61,9 @@ fn not_supported(method: &str) -> Fault {
     Fault::MethodNotSupported(format!("{method} is not supported by this CPE"))
 }
 
-/// The methods every CPE must support (Table 5 of TR-069): always listed by GetRPCMethods.
+/// The methods the engine serves, always listed by GetRPCMethods. (TR-069 also requires Reboot
+/// and Download of a CPE; those, like every device action, are listed when the [`Control`]
+/// implementation supports them, so the list never names a method that would answer 9000.)
 pub const REQUIRED_METHODS: &[&str] = &[
     "GetRPCMethods",
     "GetParameterNames",
