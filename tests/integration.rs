@@ -1,0 +1,1404 @@
+//! End-to-end tests: the real `cwmpd` binary against the test ACS (`tests/support/acs.rs`) over
+//! HTTP and HTTPS (a CA → leaf chain from `tests/support/tls.rs`), with Digest authentication
+//! bound to the TCP connection and a mandatory session cookie, as GenieACS does.
+//!
+//! What is covered, with the TR-069 Amendment 6 section each part checks:
+//! - the Inform (§3.7.1.1, §A.3.3.1): events, DeviceId, forced parameters, RetryCount,
+//!   SupportedCWMPVersions; `0 BOOTSTRAP` only on first contact (Table 7);
+//! - a whole session (§3.7.2) with GPN, GPV, SPV (good and faulty: §A.3.2.1 all-or-nothing with
+//!   the per-parameter fault list), GPA/SPA, AddObject/DeleteObject (§A.3.2.6: instance numbers
+//!   never reused, also across restarts), an unknown RPC (9000);
+//! - TLS with an unknown CA (§3.3) failing with a one-line reason;
+//! - events kept across a SIGKILL until an InformResponse arrives (§3.7.1.5, Table 7);
+//! - ScheduleInform (§A.4.1.4) before and across a restart;
+//! - CWMP version negotiation (`cwmp-1-4.xsd` header comments; fallback for old ACSes);
+//! - an ACS moving the CPE to another ACS by SPV of ManagementServer.URL (`0 BOOTSTRAP` again)
+//!   and the daemon obeying PeriodicInformInterval set by the ACS (§3.2.1.1 periodic Inform);
+//! - the CLI: get, set (validated like SPV), status, check (exit codes 0/1/2).
+//!
+//! Every test has its own temporary directory, config file and ACS; every wait has a deadline;
+//! child processes are killed on drop.
+
+#[path = "support/acs.rs"]
+mod acs;
+#[path = "support/tls.rs"]
+mod tls;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use acs::{Acs, AcsOptions, Call, Cookie, Exchange, Reject, SessionRecord, Turn};
+use cwmpd::auth::Algorithm;
+use cwmpd::datamodel::types::BaseType;
+use cwmpd::soap::{
+    AcsRequest, CpeResponse, CwmpNs, ParameterInfo, SetAttributes, SetValue, XsiType,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cwmpd");
+const USER: &str = "cpe-it";
+const PASS: &str = "it-s3cret";
+const SERIAL: &str = "IT0000000001";
+/// Bound on one CLI run; generous because two cores are shared with the build.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on waiting for sessions.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// An ACS URL nobody answers: port 1 is privileged, so no test can listen there.
+const CLOSED_URL: &str = "http://127.0.0.1:1/acs";
+
+const MS: &str = "Device.ManagementServer.";
+const PII: &str = "Device.ManagementServer.PeriodicInformInterval";
+const PIE: &str = "Device.ManagementServer.PeriodicInformEnable";
+const PKEY: &str = "Device.ManagementServer.ParameterKey";
+const SWVER: &str = "Device.DeviceInfo.SoftwareVersion";
+const UPTIME: &str = "Device.DeviceInfo.UpTime";
+const INFORM_PARAM: &str = "Device.ManagementServer.InformParameter.";
+
+// ----------------------------------------------------------------------------------------------
+// 1. HTTP: the first Inform.
+
+#[test]
+fn http_inform_carries_bootstrap_boot_and_forced_parameters() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("http-inform", &acs.url(), None);
+
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, "first inform");
+    let s = acs
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = &s[0];
+    assert!(s.has_event("0 BOOTSTRAP"), "events {:?}", s.event_codes());
+    assert!(s.has_event("1 BOOT"), "events {:?}", s.event_codes());
+    let d = &s.inform.device_id;
+    assert_eq!(
+        (
+            d.manufacturer.as_str(),
+            d.oui.as_str(),
+            d.product_class.as_str(),
+            d.serial_number.as_str()
+        ),
+        ("cwmpd-it", "00D0F8", "ItRouter", SERIAL)
+    );
+    assert_eq!(s.inform.retry_count, 0);
+    assert_eq!(s.inform.max_envelopes, 1);
+    assert!(
+        s.inform.current_time.len() >= 20 && s.inform.current_time.contains('T'),
+        "CurrentTime {:?}",
+        s.inform.current_time
+    );
+    // §A.4.1 / cwmp-1-4.xsd: 1.4 is offered in the cwmp-1-2 namespace with SupportedCWMPVersions.
+    assert_eq!(s.ns, CwmpNs::V1_2);
+    let offered = s.header.supported_versions.clone().unwrap_or_default();
+    assert!(offered.contains("1.4"), "SupportedCWMPVersions {offered:?}");
+    // Forced Inform parameters (TR-181 forcedInform).
+    assert_eq!(s.param(SWVER), Some("9.8.7"), "{:#?}", s.inform.parameters);
+    assert!(s.param(PKEY).is_some(), "{:#?}", s.inform.parameters);
+    assert!(
+        s.param("Device.ManagementServer.ConnectionRequestURL")
+            .is_some(),
+        "{:#?}",
+        s.inform.parameters
+    );
+    assert!(s.param("Device.DeviceInfo.HardwareVersion").is_some());
+    assert!(s.param("Device.DeviceInfo.ProvisioningCode").is_some());
+
+    let out = cpe.cli(&["inform", "--event", "2 PERIODIC"]);
+    out.assert_code(0, "second inform");
+    let all = acs
+        .wait_sessions(2, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = &all[1];
+    assert!(!s.has_event("0 BOOTSTRAP"), "events {:?}", s.event_codes());
+    assert!(s.has_event("2 PERIODIC"), "events {:?}", s.event_codes());
+    assert_eq!(s.inform.retry_count, 0);
+}
+
+// ----------------------------------------------------------------------------------------------
+// 2. HTTPS, Digest bound to the connection, mandatory cookie, a whole session.
+
+#[test]
+fn https_digest_cookie_full_session() {
+    let pki = tls::Pki::new();
+    let acs = Acs::start(
+        AcsOptions::default()
+            .tls(pki.server_tls())
+            .digest(USER, PASS)
+            .cookie(Cookie::Session),
+    )
+    .expect("start ACS");
+    let cpe = Cpe::new("https-session", &acs.url(), Some(&pki.ca_file));
+    acs.push_script_fn(full_session_script());
+
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, "inform");
+    let all = acs
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = &all[0];
+    assert!(s.errors.is_empty(), "protocol errors: {:#?}", s.errors);
+    assert_eq!(s.user.as_deref(), Some(USER));
+    assert_eq!(s.exchanges.len(), 19, "{:#?}", s.exchanges);
+    for e in &s.exchanges {
+        assert_eq!(
+            e.echoed_id.as_deref(),
+            Some(e.id.as_str()),
+            "cwmp:ID of {e:?}"
+        );
+        assert_eq!(e.ns, Some(CwmpNs::V1_2), "namespace of {e:?}");
+    }
+    let ex = |i: usize| &s.exchanges[i];
+
+    // HTTP facts: a Digest challenge was answered, the cookie came back on every later POST,
+    // and the whole session used one TCP connection (§3.4.1, GenieACS's nonce binding).
+    let http = acs.http_log();
+    assert!(http.iter().any(|h| h.status == 401), "{http:#?}");
+    assert!(http.iter().all(|h| h.status != 400), "{http:#?}");
+    let cookie = s.cookie.clone().expect("cookie set");
+    let posts: Vec<_> = http.iter().filter(|h| h.session == Some(s.index)).collect();
+    assert_eq!(
+        posts.len(),
+        1 + 1 + 19,
+        "Inform, empty POST, 19 responses: {posts:#?}"
+    );
+    for h in posts.iter().filter(|h| h.note != "Inform") {
+        assert!(
+            h.cookie.as_deref().is_some_and(|c| c.contains(&cookie)),
+            "POST without the cookie: {h:?}"
+        );
+        assert_eq!(h.auth_scheme.as_deref(), Some("Digest"), "{h:?}");
+    }
+    let conns: std::collections::BTreeSet<u64> = posts.iter().map(|h| h.conn).collect();
+    assert_eq!(conns.len(), 1, "one TCP connection per session: {posts:#?}");
+
+    // GetRPCMethods lists the required methods (Table 5).
+    match &ex(0).response {
+        Ok(CpeResponse::GetRpcMethods { methods }) => {
+            for m in [
+                "GetParameterNames",
+                "SetParameterValues",
+                "AddObject",
+                "DeleteObject",
+            ] {
+                assert!(
+                    methods.iter().any(|x| x == m),
+                    "{m} missing from {methods:?}"
+                );
+            }
+        }
+        r => panic!("GetRPCMethods: {r:?}"),
+    }
+
+    // GPN NextLevel=true: only the direct children of the object (§A.3.2.3).
+    let level1 = gpn(ex(1));
+    assert!(
+        has_name(&level1, PII, Some(true)),
+        "PeriodicInformInterval writable: {level1:#?}"
+    );
+    assert!(has_name(&level1, INFORM_PARAM, None), "{level1:#?}");
+    for p in &level1 {
+        let rest = p
+            .name
+            .strip_prefix(MS)
+            .unwrap_or_else(|| panic!("{p:?} not under {MS}"));
+        let rest = rest.strip_suffix('.').unwrap_or(rest);
+        assert!(
+            !rest.is_empty() && !rest.contains('.'),
+            "not a direct child: {p:?}"
+        );
+    }
+    // GPN NextLevel=false: the whole subtree, a superset of the next level.
+    let subtree = gpn(ex(2));
+    assert!(subtree.len() > level1.len(), "{subtree:#?}");
+    for p in &level1 {
+        assert!(
+            has_name(&subtree, &p.name, Some(p.writable)),
+            "{p:?} missing"
+        );
+    }
+    assert!(
+        subtree.iter().all(|p| p.name.starts_with(MS)),
+        "{subtree:#?}"
+    );
+    // GPN on a full parameter path, NextLevel=false: just that parameter.
+    let one = gpn(ex(3));
+    assert_eq!(one.len(), 1, "{one:#?}");
+    assert!(has_name(&one, PII, Some(true)));
+    // GPN on an unknown path: 9005.
+    assert_eq!(fault_code(ex(4)), Some(9005), "{:?}", ex(4));
+
+    // GPV: a full and a partial path in one request.
+    let values = gpv(ex(5));
+    assert_eq!(value(&values, PII), Some(("3600", BaseType::UnsignedInt)));
+    assert_eq!(value(&values, SWVER).map(|v| v.0), Some("9.8.7"));
+    assert!(
+        values
+            .iter()
+            .filter(|p| p.name.starts_with("Device.DeviceInfo."))
+            .count()
+            >= 3,
+        "{values:#?}"
+    );
+    let has_uptime = values.iter().any(|p| p.name == UPTIME);
+
+    // SPV good: status 0, ParameterKey updated, the value reads back.
+    assert_eq!(
+        ex(6).response,
+        Ok(CpeResponse::SetParameterValues { status: 0 })
+    );
+    let v = gpv(ex(7));
+    assert_eq!(value(&v, PII).map(|v| v.0), Some("1800"));
+    assert_eq!(value(&v, PKEY).map(|v| v.0), Some("k1"));
+    assert_eq!(value(&v, PIE).map(|v| v.0), Some("true"));
+
+    // SPV faulty: 9003 with one entry per bad parameter, nothing applied, key unchanged.
+    let f = ex(8)
+        .fault()
+        .unwrap_or_else(|| panic!("faulty SPV: {:?}", ex(8)));
+    assert_eq!(f.code(), 9003, "{f:?}");
+    let mut list: Vec<(String, u32)> = f
+        .param_faults()
+        .iter()
+        .map(|p| (p.name.clone(), p.fault.code()))
+        .collect();
+    list.sort();
+    assert_eq!(
+        list,
+        vec![
+            (SWVER.to_string(), 9008),
+            ("Device.ManagementServer.NoSuchParameter".to_string(), 9005),
+            (PII.to_string(), 9007),
+        ]
+    );
+    let v = gpv(ex(9));
+    assert_eq!(value(&v, PII).map(|v| v.0), Some("1800"));
+    assert_eq!(value(&v, PKEY).map(|v| v.0), Some("k1"));
+    assert_eq!(
+        value(&v, PIE).map(|v| v.0),
+        Some("true"),
+        "a valid part was applied"
+    );
+
+    // SPA / GPA.
+    assert_eq!(ex(10).response, Ok(CpeResponse::SetParameterAttributes));
+    match &ex(11).response {
+        Ok(CpeResponse::GetParameterAttributes { list }) => {
+            assert_eq!(list.len(), 1, "{list:?}");
+            assert_eq!((list[0].name.as_str(), list[0].notification), (PII, 2));
+        }
+        r => panic!("GPA: {r:?}"),
+    }
+    // Active notification on UpTime (activeNotify="canDeny" in TR-181) is refused: 9009.
+    if has_uptime {
+        assert_eq!(fault_code(ex(12)), Some(9009), "{:?}", ex(12));
+    } else {
+        assert_eq!(fault_code(ex(12)), Some(9005), "{:?}", ex(12));
+    }
+
+    // AddObject twice: increasing instance numbers; DeleteObject removes one.
+    let n1 = instance(ex(13));
+    let n2 = instance(ex(14));
+    assert!(n1 >= 1 && n2 > n1, "instances {n1}, {n2}");
+    let table = gpn(ex(15));
+    assert!(
+        has_name(&table, &format!("{INFORM_PARAM}{n1}."), Some(true)),
+        "{table:#?}"
+    );
+    assert!(
+        has_name(&table, &format!("{INFORM_PARAM}{n2}."), Some(true)),
+        "{table:#?}"
+    );
+    assert!(
+        matches!(
+            ex(16).response,
+            Ok(CpeResponse::DeleteObject { status: 0 | 1 })
+        ),
+        "{:?}",
+        ex(16)
+    );
+    let table = gpn(ex(17));
+    assert!(
+        has_name(&table, &format!("{INFORM_PARAM}{n1}."), None),
+        "{table:#?}"
+    );
+    assert!(
+        !has_name(&table, &format!("{INFORM_PARAM}{n2}."), None),
+        "{table:#?}"
+    );
+
+    // An RPC the CPE does not know: 9000.
+    assert_eq!(fault_code(ex(18)), Some(9000), "{:?}", ex(18));
+
+    // The value set by the ACS reads back through the CLI too.
+    let out = cpe.cli(&["get", PII]);
+    out.assert_code(0, "get");
+    assert!(out.stdout.contains("1800"), "{out}");
+
+    // A restart of the binary: the instance numbers are never reused (§A.3.2.6), and the Inform
+    // carries the ParameterKey of the last successful change.
+    acs.push_script([
+        AcsRequest::AddObject {
+            object_name: INFORM_PARAM.into(),
+            parameter_key: "k6".into(),
+        },
+        AcsRequest::GetParameterNames {
+            path: INFORM_PARAM.into(),
+            next_level: true,
+        },
+    ]);
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, "second inform");
+    let all = acs
+        .wait_sessions(2, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = &all[1];
+    assert_eq!(s.param(PKEY), Some("k5"), "{:#?}", s.inform.parameters);
+    assert!(!s.has_event("0 BOOTSTRAP"), "{:?}", s.event_codes());
+    let n3 = instance(&s.exchanges[0]);
+    assert!(n3 > n2, "instance {n3} after {n2} was deleted: reused");
+    let table = gpn(&s.exchanges[1]);
+    assert!(
+        has_name(&table, &format!("{INFORM_PARAM}{n1}."), None),
+        "{table:#?}"
+    );
+    assert!(
+        has_name(&table, &format!("{INFORM_PARAM}{n3}."), None),
+        "{table:#?}"
+    );
+    assert!(
+        !has_name(&table, &format!("{INFORM_PARAM}{n2}."), None),
+        "{table:#?}"
+    );
+}
+
+/// The script of the whole session; the step number is the index in `exchanges`.
+fn full_session_script() -> impl FnMut(&Turn<'_>) -> Option<Call> + Send {
+    let mut step = 0;
+    move |turn: &Turn<'_>| {
+        let call: Call = match step {
+            0 => AcsRequest::GetRpcMethods.into(),
+            1 => gpn_req(MS, true),
+            2 => gpn_req(MS, false),
+            3 => gpn_req(PII, false),
+            4 => gpn_req("Device.NoSuchObject.", true),
+            5 => gpv_req(&[PII, "Device.DeviceInfo."]),
+            6 => spv_req(&[(PII, "1800", BaseType::UnsignedInt)], "k1"),
+            7 | 9 => gpv_req(&[PII, PKEY, PIE]),
+            8 => spv_req(
+                &[
+                    (PII, "soon", BaseType::UnsignedInt),
+                    (
+                        "Device.ManagementServer.NoSuchParameter",
+                        "x",
+                        BaseType::String,
+                    ),
+                    (SWVER, "1.0", BaseType::String),
+                    (PIE, "false", BaseType::Boolean),
+                ],
+                "k2",
+            ),
+            10 => spa_req(PII, 2),
+            11 => AcsRequest::GetParameterAttributes {
+                names: vec![PII.into()],
+            }
+            .into(),
+            12 => spa_req(UPTIME, 2),
+            13 => add_req("k3"),
+            14 => add_req("k4"),
+            15 | 17 => gpn_req(INFORM_PARAM, true),
+            16 => {
+                // Delete the second instance, whatever number it got.
+                let n = turn
+                    .session
+                    .exchanges
+                    .get(14)
+                    .map(instance)
+                    .unwrap_or(u32::MAX);
+                AcsRequest::DeleteObject {
+                    object_name: format!("{INFORM_PARAM}{n}."),
+                    parameter_key: "k5".into(),
+                }
+                .into()
+            }
+            18 => Call::Raw {
+                method: "FrobnicateWidget".into(),
+                body: "<cwmp:FrobnicateWidget><Level>3</Level></cwmp:FrobnicateWidget>".into(),
+            },
+            _ => return None,
+        };
+        step += 1;
+        Some(call)
+    }
+}
+
+#[test]
+fn https_with_an_unknown_ca_fails_with_one_line() {
+    let pki = tls::Pki::new();
+    let acs = Acs::start(
+        AcsOptions::default()
+            .tls(pki.server_tls())
+            .digest(USER, PASS),
+    )
+    .expect("start ACS");
+    let cpe = Cpe::new("https-unknown-ca", &acs.url(), Some(&pki.other_ca_file));
+    let out = cpe.cli(&["inform"]);
+    assert!(
+        matches!(out.code, Some(c) if c != 0),
+        "inform must fail: {out}"
+    );
+    let last = out
+        .stderr
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        last.contains("certificate") || last.contains("tls") || last.contains("issuer"),
+        "the reason should name the certificate problem: {out}"
+    );
+    assert!(
+        acs.sessions().is_empty(),
+        "no Inform may pass: {:#?}",
+        acs.sessions()
+    );
+    assert!(
+        !acs.tls_failures().is_empty(),
+        "the ACS saw no failed handshake"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 3. Events survive a SIGKILL until an InformResponse arrives.
+
+#[test]
+fn pending_events_survive_a_kill_and_are_delivered_after_restart() {
+    // The ACS is down: its port accepts TCP connections and closes them at once, so we know when
+    // the daemon has tried (its start events are queued before the first attempt).
+    let down = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = down.local_addr().expect("addr");
+    let url = format!("http://{addr}/acs");
+    let cpe = Cpe::new("restart", &url, None);
+    let daemon = cpe.spawn_run();
+    down.set_nonblocking(true).expect("nonblocking");
+    let tried = poll(Duration::from_secs(10), || down.accept().ok());
+    assert!(
+        tried.is_some(),
+        "the daemon never tried the ACS: {}",
+        daemon.log()
+    );
+    drop(tried);
+    let daemon_log = daemon.kill();
+    drop(down);
+
+    // BOOTSTRAP and BOOT were pending when it died; they still are.
+    let out = cpe.cli(&["status"]);
+    out.assert_code(0, "status after kill");
+    assert!(
+        out.stdout.contains("0 BOOTSTRAP") && out.stdout.contains("1 BOOT"),
+        "pending events lost by the kill: {out}\ndaemon: {daemon_log}"
+    );
+
+    // The ACS comes up on that address; the restarted daemon delivers them.
+    let acs = Acs::start(AcsOptions::default().bind(addr)).expect("start ACS on the reserved port");
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let s = &all[0];
+    assert!(s.has_event("0 BOOTSTRAP"), "{:?}", s.event_codes());
+    assert!(s.has_event("1 BOOT"), "{:?}", s.event_codes());
+    let daemon_log = daemon.kill();
+    let out = cpe.cli(&["status"]);
+    out.assert_code(0, "status after delivery");
+    assert!(
+        !out.stdout.contains("0 BOOTSTRAP") && !out.stdout.contains("1 BOOT"),
+        "status still lists delivered events: {out}\ndaemon: {daemon_log}"
+    );
+}
+
+/// An operator runs `cwmpd status` and `cwmpd get` on a live router: the daemon must not notice.
+#[test]
+fn status_and_get_while_the_daemon_runs_leave_it_running() {
+    // The ACS is down, so the daemon keeps retrying and persisting its retry count every second;
+    // it also writes its state at start, so it is started a few times. Whether a write and a CLI
+    // run meet is a matter of timing: this test can only fail, never pass, by luck.
+    let cpe = Cpe::new("live-status", CLOSED_URL, None);
+    for _ in 0..4 {
+        let mut daemon = cpe.spawn_run();
+        let until = Instant::now() + Duration::from_millis(1200);
+        while Instant::now() < until {
+            cpe.cli(&["status"]).assert_code(0, "status");
+            cpe.cli(&["get", PII]).assert_code(0, "get");
+            assert!(daemon.alive(), "the daemon died: {}", daemon.log());
+        }
+        // Neither may have disturbed the daemon's own writes to the store.
+        let log = daemon.kill();
+        assert!(
+            !log.contains("ERROR"),
+            "the daemon failed while status/get ran:\n{log}"
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// 4. ScheduleInform, also across a restart.
+
+#[test]
+fn schedule_inform_fires_also_across_a_restart() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    // Periodic sessions every 3 s give the restarted daemon occasions to talk to the ACS.
+    let cpe = Cpe::with_interval("schedule", &acs.url(), None, 3);
+    acs.push_script([AcsRequest::ScheduleInform {
+        delay_seconds: 1,
+        command_key: "sched-1".into(),
+    }]);
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter().any(|s| s.completed && s.has_event("3 SCHEDULED"))
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    assert_eq!(
+        all[0].exchanges.first().map(|e| &e.response),
+        Some(&Ok(CpeResponse::ScheduleInform))
+    );
+    let s = all
+        .iter()
+        .find(|s| s.has_event("3 SCHEDULED"))
+        .expect("found");
+    assert_eq!(
+        s.command_key("M ScheduleInform"),
+        Some("sched-1"),
+        "{:?}",
+        s.inform.events
+    );
+    let elapsed = s.started.duration_since(all[0].started);
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "scheduled too early: {elapsed:?}"
+    );
+
+    // Now a periodic session schedules one; the daemon is killed before it is due and started
+    // again: the ScheduleInform must survive (its CommandKey is persisted).
+    acs.push_script([AcsRequest::ScheduleInform {
+        delay_seconds: 4,
+        command_key: "sched-2".into(),
+    }]);
+    let scheduled = |s: &SessionRecord| {
+        s.completed
+            && s.exchanges.iter().any(|e| {
+                e.response == Ok(CpeResponse::ScheduleInform)
+                    && matches!(&e.call, Call::Rpc(AcsRequest::ScheduleInform { command_key, .. }) if command_key == "sched-2")
+            })
+    };
+    acs.wait_for(WAIT, |s| s.iter().any(scheduled))
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let _ = daemon.kill();
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .any(|s| s.completed && s.command_key("M ScheduleInform") == Some("sched-2"))
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let s = all
+        .iter()
+        .find(|s| s.command_key("M ScheduleInform") == Some("sched-2"))
+        .expect("found");
+    assert!(s.has_event("3 SCHEDULED"), "{:?}", s.event_codes());
+}
+
+// ----------------------------------------------------------------------------------------------
+// 5. Version negotiation.
+
+#[test]
+fn use_cwmp_version_keeps_the_cwmp_1_2_namespace() {
+    // Also the field capture's cookie style (`SerialNumber=…; path=/`, mandatory here).
+    let acs = Acs::start(
+        AcsOptions::default()
+            .use_version("1.4")
+            .cookie(Cookie::SerialNumber),
+    )
+    .expect("start ACS");
+    let cpe = Cpe::new("use-version", &acs.url(), None);
+    acs.push_script([gpv_req(&[PKEY]), gpn_req(PII, false)]);
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, "inform");
+    let all = acs
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = &all[0];
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(s.ns, CwmpNs::V1_2);
+    assert!(s.header.supported_versions.is_some());
+    assert_eq!(
+        s.cookie.as_deref(),
+        Some(&*format!("SerialNumber={SERIAL}"))
+    );
+    assert_eq!(s.exchanges.len(), 2);
+    for e in &s.exchanges {
+        assert_eq!(e.ns, Some(CwmpNs::V1_2), "{e:?}");
+        assert!(e.response.is_ok() && e.fault().is_none(), "{e:?}");
+    }
+}
+
+/// GenieACS and others answer in the non-standard `cwmp-1-4` namespace; the CPE must follow.
+#[test]
+fn acs_answering_in_the_cwmp_1_4_namespace_is_understood() {
+    let acs = Acs::start(AcsOptions::default().reply_ns(CwmpNs::V1_4)).expect("start ACS");
+    let cpe = Cpe::new("ns-1-4", &acs.url(), None);
+    acs.push_script([gpv_req(&[PKEY, PII])]);
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, "inform");
+    let all = acs
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = &all[0];
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(s.exchanges.len(), 1);
+    assert_eq!(value(&gpv(&s.exchanges[0]), PII).map(|v| v.0), Some("3600"));
+}
+
+#[test]
+fn old_acs_rejecting_cwmp_1_2_gets_a_fallback_that_is_remembered() {
+    // Two kinds of old ACS: one answering HTTP 500 with no body, one a SOAP fault (ending its
+    // sessions with 200 and an empty body rather than 204).
+    for (tag, reject, end_200) in [
+        ("old-acs-500", Reject::Http(500), false),
+        ("old-acs-fault", Reject::Fault(8000), true),
+    ] {
+        let mut opts = AcsOptions::default().reject(CwmpNs::V1_2, reject);
+        if end_200 {
+            opts = opts.end_with_200();
+        }
+        let acs = Acs::start(opts).expect("start ACS");
+        let cpe = Cpe::new(tag, &acs.url(), None);
+        acs.push_script([gpv_req(&[PKEY])]);
+        let out = cpe.cli(&["inform"]);
+        out.assert_code(0, tag);
+        let all = acs
+            .wait_sessions(1, WAIT)
+            .unwrap_or_else(|e| panic!("{tag}: {e}\n{out}"));
+        let first = &acs.sessions()[0];
+        assert!(
+            first.rejected && first.ns == CwmpNs::V1_2,
+            "{tag}: {first:#?}"
+        );
+        let worked = &all[0];
+        assert!(
+            matches!(worked.ns, CwmpNs::V1_1 | CwmpNs::V1_0),
+            "{tag}: fell back to {:?}",
+            worked.ns
+        );
+        assert_eq!(worked.exchanges.len(), 1, "{tag}");
+        assert_eq!(worked.exchanges[0].ns, Some(worked.ns), "{tag}");
+        let e = &worked.exchanges[0];
+        assert!(e.response.is_ok() && e.fault().is_none(), "{tag}: {e:?}");
+
+        // The next session starts directly with the namespace that worked.
+        let before = acs.sessions().len();
+        let out = cpe.cli(&["inform", "--event", "2 PERIODIC"]);
+        out.assert_code(0, tag);
+        acs.wait_sessions(2, WAIT)
+            .unwrap_or_else(|e| panic!("{tag}: {e}\n{out}"));
+        let sessions = acs.sessions();
+        let next = &sessions[before..];
+        assert_eq!(next.len(), 1, "{tag}: a second rejected attempt: {next:#?}");
+        assert_eq!(next[0].ns, worked.ns, "{tag}");
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// 6. The ACS moves the CPE, and sets the periodic interval.
+
+#[test]
+fn acs_set_url_moves_the_cpe_with_a_new_bootstrap() {
+    // A asks for Basic, B for Digest with SHA-256 (RFC 7616).
+    let a = Acs::start(AcsOptions::default().basic(USER, PASS)).expect("start ACS A");
+    let b = Acs::start(AcsOptions::default().digest_with(USER, PASS, Algorithm::Sha256))
+        .expect("start ACS B");
+    let cpe = Cpe::new("move", &a.url(), None);
+    a.push_script([spv_req(
+        &[("Device.ManagementServer.URL", &b.url(), BaseType::String)],
+        "move",
+    )]);
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, "inform to A");
+    let sa = a
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert!(
+        matches!(
+            sa[0].exchanges[0].response,
+            Ok(CpeResponse::SetParameterValues { .. })
+        ),
+        "{:?}",
+        sa[0].exchanges[0]
+    );
+
+    let out = cpe.cli(&["inform", "--event", "2 PERIODIC"]);
+    out.assert_code(0, "inform to B");
+    let sb = b
+        .wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert!(sb[0].has_event("0 BOOTSTRAP"), "{:?}", sb[0].event_codes());
+    assert_eq!(
+        sb[0]
+            .param("Device.ManagementServer.URL")
+            .unwrap_or(&b.url()),
+        b.url()
+    );
+    assert_eq!(a.sessions().len(), 1, "the CPE went back to A");
+    let out = cpe.cli(&["get", "Device.ManagementServer.URL"]);
+    assert!(out.stdout.contains(&b.url()), "{out}");
+}
+
+#[test]
+fn periodic_inform_interval_set_by_the_acs_is_obeyed() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("periodic", &acs.url(), None);
+    acs.push_script([spv_req(&[(PII, "2", BaseType::UnsignedInt)], "fast")]);
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .filter(|s| s.completed && s.has_event("2 PERIODIC"))
+                .count()
+                >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    assert_eq!(
+        all[0].exchanges[0].response,
+        Ok(CpeResponse::SetParameterValues { status: 0 })
+    );
+    let periodic: Vec<&SessionRecord> = all.iter().filter(|s| s.has_event("2 PERIODIC")).collect();
+    let gap = periodic[1].started.duration_since(periodic[0].started);
+    assert!(
+        gap >= Duration::from_millis(1500) && gap <= Duration::from_millis(4500),
+        "periodic sessions {gap:?} apart, want about 2 s"
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// 7. The CLI.
+
+#[test]
+fn cli_get_set_status_check() {
+    // No ACS is needed for local commands.
+    let cpe = Cpe::new("cli", CLOSED_URL, None);
+
+    let out = cpe.cli(&["check"]);
+    out.assert_code(0, "check");
+    let out = cpe.cli(&["get", PII]);
+    out.assert_code(0, "get");
+    assert!(out.stdout.contains("3600"), "{out}");
+    let out = cpe.cli(&["get", MS]);
+    out.assert_code(0, "get partial path");
+    assert!(
+        out.stdout.contains(PII) && out.stdout.contains(PIE),
+        "{out}"
+    );
+
+    let out = cpe.cli(&["set", &format!("{PII}=120")]);
+    out.assert_code(0, "set good");
+    let out = cpe.cli(&["get", PII]);
+    assert!(
+        out.stdout.contains("120") && !out.stdout.contains("3600"),
+        "{out}"
+    );
+
+    let out = cpe.cli(&["set", &format!("{PII}=often")]);
+    out.assert_code(1, "set of a bad value");
+    assert!(
+        out.all().contains("9007"),
+        "the fault should be shown: {out}"
+    );
+    let out = cpe.cli(&["set", "Device.ManagementServer.NoSuchParameter=1"]);
+    out.assert_code(1, "set of an unknown name");
+    assert!(out.all().contains("9005"), "{out}");
+    let out = cpe.cli(&["set", &format!("{SWVER}=0.0.1")]);
+    out.assert_code(1, "set of a read-only parameter");
+    assert!(out.all().contains("9008"), "{out}");
+    // All-or-nothing like SPV: a good value next to a bad one is not applied.
+    let out = cpe.cli(&["set", &format!("{PII}=240"), &format!("{PIE}=maybe")]);
+    out.assert_code(1, "set with one bad value");
+    let out = cpe.cli(&["get", PII]);
+    assert!(
+        out.stdout.contains("120") && !out.stdout.contains("240"),
+        "{out}"
+    );
+
+    let out = cpe.cli(&["status"]);
+    out.assert_code(0, "status");
+    assert!(!out.stdout.trim().is_empty(), "{out}");
+
+    // A broken config: exit 2 with file:line.
+    let bad = cpe.dir.path().join("broken.toml");
+    std::fs::write(
+        &bad,
+        "[acs]\nurl = \"http://127.0.0.1:1/acs\"\nperiodic_inform_interval = 0\n",
+    )
+    .expect("write");
+    let out = run(&["-c", &bad.display().to_string(), "check"]);
+    out.assert_code(2, "check of a broken config");
+    assert!(
+        out.stderr.contains(&format!("{}:3:", bad.display())),
+        "want {}:3: in {out}",
+        bad.display()
+    );
+    let out = run(&["-c", &bad.display().to_string(), "frobnicate"]);
+    out.assert_code(2, "unknown subcommand");
+}
+
+// ----------------------------------------------------------------------------------------------
+// The test ACS itself behaves like the ACSes it stands for (so the tests above mean something).
+
+#[test]
+fn test_acs_binds_the_digest_nonce_to_the_connection_and_requires_the_cookie() {
+    use cwmpd::auth::{self, DigestSession};
+    let acs = Acs::start(
+        AcsOptions::default()
+            .digest(USER, PASS)
+            .cookie(Cookie::Session),
+    )
+    .expect("start ACS");
+    let inform = inform_body();
+    let mut c1 = TcpStream::connect(acs.addr()).expect("connect");
+    let mut c2 = TcpStream::connect(acs.addr()).expect("connect");
+
+    let r = http_post(&mut c1, &inform, &[]);
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").expect("challenge");
+    let challenges = auth::parse_challenges(&challenge).expect("parse challenge");
+    let mut digest = DigestSession::new(&challenges[0], "0a4f113b").expect("digest");
+    let mut authz = || digest.authorization("POST", "/acs", USER, PASS);
+
+    // The nonce of connection 1 is refused on connection 2 (GenieACS behaviour).
+    let r = http_post(&mut c2, &inform, &[("Authorization", &authz())]);
+    assert_eq!(r.status, 401, "nonce accepted on another connection");
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|c| c.contains("stale=true")));
+
+    // On its own connection it works, and the ACS sets the session cookie.
+    let r = http_post(&mut c1, &inform, &[("Authorization", &authz())]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let set_cookie = r.header("set-cookie").expect("Set-Cookie");
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_string();
+    assert!(cookie.starts_with("session="), "{set_cookie}");
+
+    // Without the cookie: 400. With it: the session ends with 204.
+    let r = http_post(&mut c1, b"", &[("Authorization", &authz())]);
+    assert_eq!(r.status, 400);
+    let r = http_post(
+        &mut c1,
+        b"",
+        &[("Authorization", &authz()), ("Cookie", &cookie)],
+    );
+    assert_eq!(r.status, 204);
+    let s = acs
+        .wait_sessions(1, Duration::from_secs(5))
+        .expect("session");
+    assert_eq!(s[0].user.as_deref(), Some(USER));
+    assert_eq!(
+        s[0].errors.len(),
+        1,
+        "the cookie-less POST is recorded: {:?}",
+        s[0].errors
+    );
+}
+
+#[test]
+fn test_acs_runs_a_scripted_session_over_https_with_the_cwmpd_transport() {
+    use cwmpd::transport::{Transport, TransportConfig};
+    let pki = tls::Pki::new();
+    let acs = Acs::start(
+        AcsOptions::default()
+            .tls(pki.server_tls())
+            .digest(USER, PASS)
+            .cookie(Cookie::SerialNumber)
+            .end_with_200(),
+    )
+    .expect("start ACS");
+    acs.push_script([gpv_req(&[PKEY])]);
+    let mut t = Transport::new(TransportConfig {
+        url: acs.url(),
+        username: USER.into(),
+        password: PASS.into(),
+        ca_file: Some(pki.ca_file.clone()),
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(5),
+        ..TransportConfig::default()
+    })
+    .expect("transport");
+    let r = t.post(&inform_body()).expect("Inform");
+    assert_eq!(r.status, 200);
+    let r = t.post(b"").expect("empty POST");
+    let req = cwmpd::soap::parse_acs(&r.body, &Default::default()).expect("ACS request");
+    let id = req.header.id.clone();
+    assert!(matches!(
+        req.body,
+        cwmpd::soap::AcsMessage::Request(AcsRequest::GetParameterValues { .. })
+    ));
+    let resp = CpeResponse::GetParameterValues {
+        list: vec![cwmpd::soap::ParameterValue {
+            name: PKEY.into(),
+            value: "k<&>".into(),
+            ty: BaseType::String,
+        }],
+    };
+    let r = t
+        .post(&cwmpd::soap::emit_response(
+            CwmpNs::V1_2,
+            id.as_deref(),
+            &resp,
+        ))
+        .expect("response");
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 0),
+        "the session ends with 200 empty"
+    );
+    t.end_session();
+    let s = acs
+        .wait_sessions(1, Duration::from_secs(5))
+        .expect("session");
+    assert!(s[0].errors.is_empty(), "{:?}", s[0].errors);
+    assert_eq!(
+        s[0].cookie.as_deref(),
+        Some(&*format!("SerialNumber={SERIAL}"))
+    );
+    assert_eq!(s[0].exchanges[0].response, Ok(resp));
+    assert!(acs.tls_failures().is_empty());
+}
+
+// ----------------------------------------------------------------------------------------------
+// Helpers.
+
+fn gpn_req(path: &str, next_level: bool) -> Call {
+    AcsRequest::GetParameterNames {
+        path: path.into(),
+        next_level,
+    }
+    .into()
+}
+
+fn gpv_req(names: &[&str]) -> Call {
+    AcsRequest::GetParameterValues {
+        names: names.iter().map(|n| n.to_string()).collect(),
+    }
+    .into()
+}
+
+fn spv_req(list: &[(&str, &str, BaseType)], key: &str) -> Call {
+    AcsRequest::SetParameterValues {
+        list: list
+            .iter()
+            .map(|(name, value, ty)| SetValue {
+                name: name.to_string(),
+                value: value.to_string(),
+                xsi_type: Some(XsiType::Known(*ty)),
+            })
+            .collect(),
+        parameter_key: key.into(),
+    }
+    .into()
+}
+
+fn spa_req(name: &str, notification: u8) -> Call {
+    AcsRequest::SetParameterAttributes {
+        list: vec![SetAttributes {
+            name: name.into(),
+            notification_change: true,
+            notification,
+            access_list_change: false,
+            access_list: Vec::new(),
+        }],
+    }
+    .into()
+}
+
+fn add_req(key: &str) -> Call {
+    AcsRequest::AddObject {
+        object_name: INFORM_PARAM.into(),
+        parameter_key: key.into(),
+    }
+    .into()
+}
+
+fn gpn(e: &Exchange) -> Vec<ParameterInfo> {
+    match &e.response {
+        Ok(CpeResponse::GetParameterNames { list }) => list.clone(),
+        r => panic!("{} answered {r:?}", e.call.method()),
+    }
+}
+
+fn gpv(e: &Exchange) -> Vec<cwmpd::soap::ParameterValue> {
+    match &e.response {
+        Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
+        r => panic!("{} answered {r:?}", e.call.method()),
+    }
+}
+
+fn instance(e: &Exchange) -> u32 {
+    match &e.response {
+        Ok(CpeResponse::AddObject {
+            instance_number, ..
+        }) => *instance_number,
+        r => panic!("{} answered {r:?}", e.call.method()),
+    }
+}
+
+fn fault_code(e: &Exchange) -> Option<u32> {
+    e.fault().map(|f| f.code())
+}
+
+fn has_name(list: &[ParameterInfo], name: &str, writable: Option<bool>) -> bool {
+    list.iter()
+        .any(|p| p.name == name && writable.is_none_or(|w| p.writable == w))
+}
+
+fn value<'a>(list: &'a [cwmpd::soap::ParameterValue], name: &str) -> Option<(&'a str, BaseType)> {
+    list.iter()
+        .find(|p| p.name == name)
+        .map(|p| (p.value.as_str(), p.ty))
+}
+
+/// Polls `f` every 100 ms until it gives a value or `timeout` passes.
+fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cwmpd-it-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One CPE: a temp dir with its config file and storage.
+struct Cpe {
+    dir: TempDir,
+    cfg: PathBuf,
+}
+
+impl Cpe {
+    fn new(tag: &str, url: &str, ca_file: Option<&Path>) -> Cpe {
+        Cpe::with_interval(tag, url, ca_file, 3600)
+    }
+
+    fn with_interval(tag: &str, url: &str, ca_file: Option<&Path>, interval: u32) -> Cpe {
+        let dir = TempDir::new(tag);
+        let cfg = dir.path().join("cwmpd.toml");
+        let ca = ca_file
+            .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+            .unwrap_or_default();
+        let text = format!(
+            "[acs]\n\
+             url = {url:?}\n\
+             username = {USER:?}\n\
+             password = {PASS:?}\n\
+             {ca}\
+             periodic_inform_interval = {interval}\n\
+             retry_minimum_wait_interval = 1\n\
+             retry_interval_multiplier = 1000\n\
+             timeout = 5\n\
+             \n\
+             [device]\n\
+             manufacturer = \"cwmpd-it\"\n\
+             oui = \"00D0F8\"\n\
+             product_class = \"ItRouter\"\n\
+             serial_number = {SERIAL:?}\n\
+             software_version = \"9.8.7\"\n\
+             \n\
+             [connection_request]\n\
+             listen = \"127.0.0.1:0\"\n\
+             \n\
+             [storage]\n\
+             dir = {:?}\n\
+             \n\
+             [log]\n\
+             level = \"debug\"\n",
+            dir.path().join("state").display().to_string()
+        );
+        std::fs::write(&cfg, text).expect("write config");
+        Cpe { dir, cfg }
+    }
+
+    fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<String> {
+        let mut v = vec!["-c".to_string(), self.cfg.display().to_string()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// Runs one CLI command to completion (bounded).
+    fn cli(&self, rest: &[&str]) -> Out {
+        let args = self.args(rest);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs)
+    }
+
+    /// Starts `cwmpd -c cfg run`.
+    fn spawn_run(&self) -> Daemon {
+        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("clone log file");
+        let child = Command::new(BIN)
+            .args(self.args(&["run"]))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("spawn cwmpd run");
+        Daemon { child, log }
+    }
+}
+
+/// A number unique within this test process.
+fn rand_tag() -> usize {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A running `cwmpd run`, SIGKILLed on drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// What it logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, reap, and return the log.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The outcome of a CLI run.
+struct Out {
+    args: Vec<String>,
+    /// `None` when killed at the deadline.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn assert_code(&self, code: i32, what: &str) {
+        assert_eq!(self.code, Some(code), "{what}: {self}");
+    }
+
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`cwmpd {}` exited {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs the binary with `args`, killing it at [`CLI_TIMEOUT`].
+fn run(args: &[&str]) -> Out {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cwmpd");
+    let reader = |r: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Out {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// An Inform as a CPE would send it, for the ACS self-test.
+fn inform_body() -> Vec<u8> {
+    use cwmpd::soap::{CpeRequest, DeviceId, EventStruct, Header, Inform};
+    let inform = Inform {
+        device_id: DeviceId {
+            manufacturer: "cwmpd-it".into(),
+            oui: "00D0F8".into(),
+            product_class: "ItRouter".into(),
+            serial_number: SERIAL.into(),
+        },
+        events: vec![EventStruct {
+            code: "1 BOOT".into(),
+            command_key: String::new(),
+        }],
+        max_envelopes: 1,
+        current_time: "2024-01-01T00:00:00Z".into(),
+        retry_count: 0,
+        parameters: Vec::new(),
+    };
+    let header = Header {
+        id: Some("1".into()),
+        ..Header::default()
+    };
+    cwmpd::soap::emit_request(CwmpNs::V1_2, &header, &CpeRequest::Inform(inform))
+}
+
+struct RawReply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RawReply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// One POST to /acs on an open connection, and its reply (Content-Length or 204 only).
+fn http_post(conn: &mut TcpStream, body: &[u8], headers: &[(&str, &str)]) -> RawReply {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut req = format!(
+        "POST /acs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).expect("write");
+    conn.write_all(body).expect("write body");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = conn.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = conn.read(&mut chunk).expect("read body");
+        assert!(n > 0, "connection closed in body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    RawReply {
+        status,
+        headers,
+        body,
+    }
+}
