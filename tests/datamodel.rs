@@ -1247,3 +1247,19 @@ fn tr098_model() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+/// One GPV naming `Device.` thousands of times must not expand the tree without bound: it
+/// answers 9004 (Resources exceeded) instead of allocating until the router runs out of memory.
+#[test]
+fn requests_expanding_too_many_parameters_answer_9004() {
+    let mut e = engine(Model::Tr181);
+    let per_root = e.values(&["Device.".to_string()]).unwrap().len();
+    assert!(per_root > 10);
+    let n = cwmpd::datamodel::MAX_PARAMS_PER_REQUEST / per_root + 2;
+    let names = vec!["Device.".to_string(); n];
+    assert_eq!(e.values(&names).unwrap_err().code(), 9004);
+    assert_eq!(e.attributes(&names).unwrap_err().code(), 9004);
+    // Just under the cap still works.
+    let ok = vec!["Device.".to_string(); cwmpd::datamodel::MAX_PARAMS_PER_REQUEST / per_root];
+    assert!(e.values(&ok).is_ok());
+}

@@ -113,6 +113,12 @@ const MAX_PATH: usize = 256;
 /// make the CPE allocate; AddObject beyond it is 9004).
 pub const MAX_INSTANCES: usize = 1024;
 
+/// Most parameters one GetParameterValues, GetParameterAttributes or SetParameterAttributes may
+/// cover after partial paths are expanded; beyond it the request answers 9004. One ACS message of
+/// 4 MiB could otherwise name `Device.` a hundred thousand times and expand the whole tree each
+/// time.
+pub const MAX_PARAMS_PER_REQUEST: usize = 20_000;
+
 /// The only AccessList entity defined by TR-069 (§A.3.2.4).
 const SUBSCRIBER: &str = "Subscriber";
 
@@ -1076,6 +1082,11 @@ impl Engine {
             Item::Param(r) => Some(r),
             Item::Object { .. } => None,
         }));
+        if out.len() > MAX_PARAMS_PER_REQUEST {
+            return Err(Fault::ResourcesExceeded(format!(
+                "the request covers more than {MAX_PARAMS_PER_REQUEST} parameters"
+            )));
+        }
         Ok(())
     }
 
