@@ -134,7 +134,9 @@ impl Agent {
             Schema::load(model, cfg.device.datamodel_dir.as_deref()).map_err(|e| e.to_string())?;
         let mut store = Store::open(&cfg.storage.dir).map_err(|e| e.to_string())?;
         let dm: DmState = store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
-        let state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
+        let mut state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
+        // A state file is trusted no more than the ACS: the same bound as ScheduleInform's.
+        state.scheduled.truncate(MAX_SCHEDULED);
         let mut backends = Backends::new(cfg.agent_defaults());
         if cfg.connection_request.url.is_empty() {
             backends.set_runtime(
@@ -276,17 +278,23 @@ impl Agent {
     /// every failure, including one before the first byte was sent, counts as a failed attempt
     /// (RetryCount + 1, §3.2.1.1), so the caller's backoff always applies.
     pub fn run_session(&mut self) -> SessionResult {
-        let result = self.attempt();
+        let (result, inform_accepted) = self.attempt();
         for f in self.engine.end_session() {
             log::warn!("deferred change failed: {f}");
         }
+        // RetryCount counts attempts to deliver the Inform (§3.2.1.1, §A.3.3.1): once an
+        // InformResponse arrived, that session is no longer being retried.
+        if inform_accepted {
+            self.state.retry_count = 0;
+        }
         match &result {
             Ok(n) => {
-                self.state.retry_count = 0;
                 log::info!("session ended: ok ({n} requests from the ACS)");
             }
             Err(e) => {
-                self.state.retry_count = self.state.retry_count.saturating_add(1);
+                if !inform_accepted {
+                    self.state.retry_count = self.state.retry_count.saturating_add(1);
+                }
                 log::warn!(
                     "session failed: {e} (retry count {})",
                     self.state.retry_count
@@ -309,8 +317,15 @@ impl Agent {
         result.map(|_| ())
     }
 
-    /// One session, with the CWMP version fallback of §A.2; returns how many ACS requests ran.
-    fn attempt(&mut self) -> Result<usize, String> {
+    /// One session, with the CWMP version fallback of §A.2: how many ACS requests ran, and
+    /// whether the InformResponse arrived.
+    fn attempt(&mut self) -> (Result<usize, String>, bool) {
+        let mut accepted = false;
+        let r = self.attempt_inner(&mut accepted);
+        (r, accepted)
+    }
+
+    fn attempt_inner(&mut self, accepted: &mut bool) -> Result<usize, String> {
         // The URL may have changed outside a session (`cwmpd set`, a config reload).
         self.note_url()?;
         let settings = self.settings();
@@ -322,7 +337,7 @@ impl Agent {
         }
         let (changed, _) = self.engine.notifications();
         if !changed.is_empty() {
-            self.add_event(events::VALUE_CHANGE, "")?;
+            self.queue(events::VALUE_CHANGE, "");
         }
         let codes: Vec<String> = self
             .state
@@ -423,11 +438,14 @@ impl Agent {
                 _ => break outcome,
             }
         };
+        *accepted = outcome.inform_accepted;
         if !outcome.inform_accepted {
             self.state.events.failed(&delivery.in_flight);
         }
         match outcome.result {
             Ok(()) => {
+                // Only the current ACS's namespace is kept, so the file cannot grow with URLs.
+                self.state.namespaces.retain(|u, _| *u == settings.url);
                 self.state
                     .namespaces
                     .insert(settings.url, outcome.ns.urn().to_string());
@@ -502,10 +520,15 @@ impl Agent {
         }
     }
 
-    /// Queues an event from the loop: a refused event is logged, never fatal.
-    fn queue(&mut self, code: &str, command_key: &str) {
-        if let Err(e) = self.add_event(code, command_key) {
-            log::error!("cannot queue event {code}: {e}");
+    /// Queues an event from the loop: a refused event is logged, never fatal. Returns whether a
+    /// new event was queued (a single event already pending is not new).
+    fn queue(&mut self, code: &str, command_key: &str) -> bool {
+        match self.state.events.add(Event::new(code, command_key)) {
+            Ok(new) => new,
+            Err(e) => {
+                log::error!("cannot queue event {code}: {e}");
+                false
+            }
         }
     }
 
@@ -543,7 +566,10 @@ impl Agent {
                     schedule::next_periodic(now, s.periodic_interval, s.periodic_time)
                 });
                 if now >= due {
-                    self.queue(events::PERIODIC, "");
+                    // A new event ends a retry backoff: the session is attempted now.
+                    if self.queue(events::PERIODIC, "") {
+                        retry_at = 0;
+                    }
                     next_periodic = Some(schedule::next_periodic(
                         now,
                         s.periodic_interval,
@@ -567,6 +593,7 @@ impl Agent {
                 for d in due {
                     self.queue(events::M_SCHEDULE_INFORM, &d.command_key);
                 }
+                retry_at = 0;
                 self.save();
             }
             // A `cwmpd set` from the command line while the daemon runs.
@@ -582,9 +609,9 @@ impl Agent {
                 let (_, active) = self.engine.notifications();
                 let throttled = last_active
                     .is_some_and(|t| now < t.saturating_add(i64::from(s.active_throttle)));
-                if active && !throttled && !self.state.events.contains(events::VALUE_CHANGE) {
-                    self.queue(events::VALUE_CHANGE, "");
+                if active && !throttled && self.queue(events::VALUE_CHANGE, "") {
                     last_active = Some(now);
+                    retry_at = 0;
                 }
             }
             if !self.state.events.is_empty() && now >= retry_at {
