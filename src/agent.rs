@@ -30,6 +30,8 @@ use crate::transport::{Transport, TransportConfig};
 const AGENT_FILE: &str = "agent";
 /// The store file of the data model's bookkeeping.
 const DATAMODEL_FILE: &str = "datamodel";
+/// The longest `Retry-After` of an ACS that is honoured, in seconds.
+const MAX_RETRY_AFTER: u32 = 3600;
 /// How often values with notification on are compared (active notification latency).
 const NOTIFY_POLL: Duration = Duration::from_secs(10);
 /// Most ScheduleInform requests kept at once.
@@ -114,6 +116,8 @@ pub struct Agent {
     tx: Sender<Trigger>,
     rx: Receiver<Trigger>,
     rng: ring::rand::SystemRandom,
+    /// `Retry-After` of the last 503/429 from the ACS, used as the least backoff (RFC 9110 §10.2.3).
+    retry_after: Option<u32>,
 }
 
 /// The outcome of one session run by [`Agent::run_session`].
@@ -154,6 +158,7 @@ impl Agent {
             tx,
             rx,
             rng: ring::rand::SystemRandom::new(),
+            retry_after: None,
         })
     }
 
@@ -278,6 +283,7 @@ impl Agent {
     /// every failure, including one before the first byte was sent, counts as a failed attempt
     /// (RetryCount + 1, §3.2.1.1), so the caller's backoff always applies.
     pub fn run_session(&mut self) -> SessionResult {
+        self.retry_after = None;
         let (result, inform_accepted) = self.attempt();
         for f in self.engine.end_session() {
             log::warn!("deferred change failed: {f}");
@@ -467,7 +473,12 @@ impl Agent {
         loop {
             action = match action {
                 Action::Post(body) => match transport.post(&body) {
-                    Ok(reply) => session.on_reply(reply.status, &reply.body),
+                    Ok(reply) => {
+                        if matches!(reply.status, 429 | 503) {
+                            self.retry_after = reply.retry_after.map(|s| s.min(MAX_RETRY_AFTER));
+                        }
+                        session.on_reply(reply.status, &reply.body)
+                    }
                     Err(e) => session.on_failure(&e.to_string()),
                 },
                 Action::Execute(req) => {
@@ -636,7 +647,8 @@ impl Agent {
                             s.retry_min_wait,
                             s.retry_multiplier,
                             self.random_u64(),
-                        );
+                        )
+                        .max(Duration::from_secs(self.retry_after.unwrap_or(0).into()));
                         log::info!("next attempt in {} s", wait.as_secs());
                         retry_at = now_unix() + wait.as_secs() as i64;
                     } else {

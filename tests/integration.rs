@@ -522,6 +522,27 @@ fn pending_events_survive_a_kill_and_are_delivered_after_restart() {
     );
 }
 
+/// An overloaded ACS answers 503 with `Retry-After`: the retry waits at least that long, not the
+/// 1–2 s of the configured backoff, and then delivers the events with RetryCount 1 (§3.2.1.1).
+#[test]
+fn retry_after_of_a_busy_acs_is_honoured() {
+    let acs = Acs::start(AcsOptions::default().busy(1, 4)).expect("start ACS");
+    let cpe = Cpe::new("busy", &acs.url(), None);
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| s.len() >= 2 && s[1].completed)
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let gap = all[1].started.duration_since(all[0].started);
+    assert!(all[0].rejected, "the first Inform was answered 503");
+    assert!(
+        gap >= Duration::from_millis(3900),
+        "retried after {gap:?}, before Retry-After: 4\ndaemon: {}",
+        daemon.log()
+    );
+    assert_eq!(all[1].inform.retry_count, 1);
+    assert!(all[1].has_event("1 BOOT"), "{:?}", all[1].event_codes());
+}
+
 /// An operator runs `cwmpd status` and `cwmpd get` on a live router: the daemon must not notice.
 #[test]
 fn status_and_get_while_the_daemon_runs_leave_it_running() {

@@ -101,6 +101,9 @@ pub struct AcsOptions {
     /// Informs in these namespaces are refused with `reject_with`.
     pub reject_inform: Vec<CwmpNs>,
     pub reject_with: Reject,
+    /// The first `n` Informs are answered `503 Service Unavailable` with `Retry-After: secs`
+    /// (an overloaded ACS). Default: none.
+    pub busy: Option<(usize, u32)>,
     /// End sessions with 200 and an empty body instead of 204 (both allowed by §3.7.2.4).
     pub end_with_200: bool,
     /// Print every message as it happens.
@@ -121,6 +124,7 @@ impl Default for AcsOptions {
             reply_ns: None,
             reject_inform: Vec::new(),
             reject_with: Reject::Http(500),
+            busy: None,
             end_with_200: false,
             verbose: false,
             realm: "cwmpd test ACS".into(),
@@ -179,6 +183,11 @@ impl AcsOptions {
     pub fn reject(mut self, ns: CwmpNs, how: Reject) -> Self {
         self.reject_inform.push(ns);
         self.reject_with = how;
+        self
+    }
+
+    pub fn busy(mut self, informs: usize, retry_after: u32) -> Self {
+        self.busy = Some((informs, retry_after));
         self
     }
 
@@ -1167,7 +1176,8 @@ fn start_session(
     let index = state.sessions.len();
     entry.session = Some(index);
     entry.note = "Inform".into();
-    let rejected = opts.reject_inform.contains(&ns);
+    let busy = opts.busy.filter(|(n, _)| index < *n).map(|(_, secs)| secs);
+    let rejected = busy.is_some() || opts.reject_inform.contains(&ns);
     state.sessions.push(SessionRecord {
         index,
         started: Instant::now(),
@@ -1183,6 +1193,13 @@ fn start_session(
         errors: Vec::new(),
     });
     shared.say(&describe_inform(index, ns, header, inform, entry));
+    if let Some(secs) = busy {
+        entry.note = format!("busy, Retry-After {secs}");
+        shared.say(&format!("── ACS → CPE ── HTTP 503, Retry-After: {secs}\n"));
+        let mut reply = Reply::new(503);
+        reply.headers.push(("Retry-After".into(), secs.to_string()));
+        return reply;
+    }
     if rejected {
         entry.note = format!("Inform refused ({})", ns.urn());
         return match opts.reject_with {
