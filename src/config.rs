@@ -195,24 +195,9 @@ impl Default for Log {
     }
 }
 
-/// A config error: the file, the line when known, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A config error: the file, the line when known, and what is wrong (the same shape as a data
+/// model file's error).
+pub type ConfigError = crate::datamodel::schema::LoadError;
 
 impl Config {
     /// Reads and validates a config file.

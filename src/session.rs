@@ -676,18 +676,7 @@ fn answers(method: &str, resp: &AcsResponse) -> bool {
 fn describe(msg: &AcsMessage) -> String {
     let name = match msg {
         AcsMessage::Request(req) => req.method(),
-        AcsMessage::Response(resp) => match resp {
-            AcsResponse::Inform { .. } => "InformResponse",
-            AcsResponse::TransferComplete => "TransferCompleteResponse",
-            AcsResponse::AutonomousTransferComplete => "AutonomousTransferCompleteResponse",
-            AcsResponse::RequestDownload => "RequestDownloadResponse",
-            AcsResponse::GetRpcMethods { .. } => "GetRPCMethodsResponse",
-            AcsResponse::Kicked { .. } => "KickedResponse",
-            AcsResponse::DuStateChangeComplete => "DUStateChangeCompleteResponse",
-            AcsResponse::AutonomousDuStateChangeComplete => {
-                "AutonomousDUStateChangeCompleteResponse"
-            }
-        },
+        AcsMessage::Response(resp) => resp.element(),
         AcsMessage::Fault(fault) => return format!("fault {}", fault.code),
         AcsMessage::Empty => "an empty envelope",
     };

@@ -71,7 +71,7 @@ const TR098_FILES: &[(&str, &str)] = &[
     embed!("bindings/tr098-builtin.toml"),
 ];
 
-/// An error loading a data model file: names the file and the line.
+/// An error loading a file (a data model file, the config file): names the file and the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
     pub file: String,

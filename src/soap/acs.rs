@@ -216,7 +216,7 @@ pub fn emit_acs_response(ns: CwmpNs, header: &Header, resp: &AcsResponse) -> Vec
             _ => 128,
         };
     let mut w = Writer::envelope(capacity, ns, &HeaderOut::acs(header));
-    let name = acs_response_element(resp);
+    let name = resp.element();
     match resp {
         AcsResponse::Inform { max_envelopes } => {
             w.start_rpc(name);
@@ -253,20 +253,6 @@ pub fn emit_acs_fault(ns: CwmpNs, id: Option<&str>, fault: &AcsFault) -> Vec<u8>
     };
     w.fault(faultcode, fault.code, &fault.string, &[]);
     w.finish()
-}
-
-/// The element name of an ACS response (§A.3.3, §A.4.2).
-fn acs_response_element(resp: &AcsResponse) -> &'static str {
-    match resp {
-        AcsResponse::Inform { .. } => "InformResponse",
-        AcsResponse::TransferComplete => "TransferCompleteResponse",
-        AcsResponse::AutonomousTransferComplete => "AutonomousTransferCompleteResponse",
-        AcsResponse::RequestDownload => "RequestDownloadResponse",
-        AcsResponse::GetRpcMethods { .. } => "GetRPCMethodsResponse",
-        AcsResponse::Kicked { .. } => "KickedResponse",
-        AcsResponse::DuStateChangeComplete => "DUStateChangeCompleteResponse",
-        AcsResponse::AutonomousDuStateChangeComplete => "AutonomousDUStateChangeCompleteResponse",
-    }
 }
 
 /// One ChangeDUState `Operations` element typed by `xsi:type` (§A.4.1.10).

@@ -336,6 +336,24 @@ pub enum AcsResponse {
     AutonomousDuStateChangeComplete,
 }
 
+impl AcsResponse {
+    /// The response's element name (`InformResponse`, …; §A.3.3, §A.4.2).
+    pub fn element(&self) -> &'static str {
+        match self {
+            AcsResponse::Inform { .. } => "InformResponse",
+            AcsResponse::TransferComplete => "TransferCompleteResponse",
+            AcsResponse::AutonomousTransferComplete => "AutonomousTransferCompleteResponse",
+            AcsResponse::RequestDownload => "RequestDownloadResponse",
+            AcsResponse::GetRpcMethods { .. } => "GetRPCMethodsResponse",
+            AcsResponse::Kicked { .. } => "KickedResponse",
+            AcsResponse::DuStateChangeComplete => "DUStateChangeCompleteResponse",
+            AcsResponse::AutonomousDuStateChangeComplete => {
+                "AutonomousDUStateChangeCompleteResponse"
+            }
+        }
+    }
+}
+
 /// One EventStruct of an Inform (§A.3.3.1, Table 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventStruct {
