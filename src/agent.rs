@@ -609,8 +609,15 @@ impl Agent {
             }
             // A `cwmpd set` from the command line while the daemon runs.
             if self.store.changed_on_disk(DATAMODEL_FILE) {
-                match self.store.load::<DmState>(DATAMODEL_FILE) {
-                    Ok(dm) => self.engine.replace_state(dm),
+                match self.store.load_existing::<DmState>(DATAMODEL_FILE) {
+                    Ok(Some(dm)) => self.engine.replace_state(dm),
+                    // Removed or corrupt under a running daemon: its own state is the good
+                    // copy (instance numbers must never be handed out twice); write it back.
+                    Ok(None) => {
+                        if let Err(e) = self.store.save(DATAMODEL_FILE, self.engine.state()) {
+                            log::error!("{e}");
+                        }
+                    }
                     Err(e) => log::error!("{e}"),
                 }
             }

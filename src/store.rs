@@ -87,19 +87,28 @@ impl Store {
     /// Loads a state file; a missing file gives the default. A corrupt file is moved aside as
     /// `NAME.corrupt`, logged, and the default is returned.
     pub fn load<T: DeserializeOwned + Default>(&mut self, name: &str) -> Result<T, StoreError> {
+        Ok(self.load_existing(name)?.unwrap_or_default())
+    }
+
+    /// Loads a state file; `None` when it is missing or corrupt (a corrupt one is moved aside as
+    /// `NAME.corrupt` and logged). A caller that holds the state in memory keeps it then.
+    pub fn load_existing<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
         let path = self.path(name);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.known.remove(name);
-                return Ok(T::default());
+                return Ok(None);
             }
             Err(e) => return Err(err(&path, "cannot read", e)),
         };
         match decode::<T>(&bytes) {
             Ok(v) => {
                 self.known.insert(name.to_string(), bytes);
-                Ok(v)
+                Ok(Some(v))
             }
             Err(why) => {
                 let aside = self.dir.join(format!("{name}.corrupt"));
@@ -110,7 +119,7 @@ impl Store {
                 );
                 fs::rename(&path, &aside).map_err(|e| err(&path, "cannot move aside", e))?;
                 self.known.remove(name);
-                Ok(T::default())
+                Ok(None)
             }
         }
     }
@@ -279,6 +288,19 @@ mod tests {
         assert!(!st.changed_on_disk("a"));
         st2.save("a", &S { n: 4, v: vec![] }).unwrap();
         assert!(st.changed_on_disk("a"));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn load_existing_tells_missing_and_corrupt_from_valid() {
+        let d = tmpdir("existing");
+        let mut st = Store::open(&d).unwrap();
+        assert_eq!(st.load_existing::<S>("a").unwrap(), None);
+        st.save("a", &S { n: 9, v: vec![] }).unwrap();
+        assert_eq!(st.load_existing::<S>("a").unwrap().map(|s| s.n), Some(9));
+        fs::write(d.join("a.toml"), b"# cwmpd-store v1 len=3 crc=00000000\nn=1").unwrap();
+        assert_eq!(st.load_existing::<S>("a").unwrap(), None);
+        assert!(d.join("a.corrupt").exists());
         let _ = fs::remove_dir_all(&d);
     }
 
