@@ -298,7 +298,11 @@ mod tests {
         assert_eq!(st.load_existing::<S>("a").unwrap(), None);
         st.save("a", &S { n: 9, v: vec![] }).unwrap();
         assert_eq!(st.load_existing::<S>("a").unwrap().map(|s| s.n), Some(9));
-        fs::write(d.join("a.toml"), b"# cwmpd-store v1 len=3 crc=00000000\nn=1").unwrap();
+        fs::write(
+            d.join("a.toml"),
+            b"# cwmpd-store v1 len=3 crc=00000000\nn=1",
+        )
+        .unwrap();
         assert_eq!(st.load_existing::<S>("a").unwrap(), None);
         assert!(d.join("a.corrupt").exists());
         let _ = fs::remove_dir_all(&d);
