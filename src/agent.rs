@@ -190,12 +190,12 @@ impl Agent {
         Ok(())
     }
 
-    /// Queues an event (from the CLI or a trigger).
-    pub fn add_event(&mut self, code: &str, command_key: &str) -> Result<(), String> {
+    /// Queues an event (from the CLI or a trigger). Returns whether a new event was queued (a
+    /// single event already pending is not new).
+    pub fn add_event(&mut self, code: &str, command_key: &str) -> Result<bool, String> {
         self.state
             .events
             .add(Event::new(code, command_key))
-            .map(|_| ())
             .map_err(|e| e.to_string())
     }
 
@@ -253,11 +253,8 @@ impl Agent {
         let active_throttle = get("DefaultActiveNotificationThrottle")
             .parse()
             .unwrap_or(0);
-        // Passwords read back empty through GetParameterValues; `value` gives the stored one.
-        let password = self
-            .engine
-            .value(&format!("{root}ManagementServer.Password"))
-            .unwrap_or_default();
+        // GetParameterValues reads passwords back empty; `Engine::value` gives the stored one.
+        let password = get("Password");
         Settings {
             url,
             username,
@@ -534,13 +531,10 @@ impl Agent {
     /// Queues an event from the loop: a refused event is logged, never fatal. Returns whether a
     /// new event was queued (a single event already pending is not new).
     fn queue(&mut self, code: &str, command_key: &str) -> bool {
-        match self.state.events.add(Event::new(code, command_key)) {
-            Ok(new) => new,
-            Err(e) => {
-                log::error!("cannot queue event {code}: {e}");
-                false
-            }
-        }
+        self.add_event(code, command_key).unwrap_or_else(|e| {
+            log::error!("cannot queue event {code}: {e}");
+            false
+        })
     }
 
     /// Persists from the loop: a failed write is logged and tried again at the next change.
