@@ -12,7 +12,8 @@
 //! own keys (a uci section name, an index).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Applied;
 use crate::fault::Fault;
@@ -87,6 +88,79 @@ pub trait Backend {
         let _ = cx;
         Vec::new()
     }
+
+    /// Drops cached snapshots, so the next read sees the system as it is now. The engine calls
+    /// it when a session starts and before each notification check; between two calls every
+    /// read of a backend comes from one snapshot (no instance appears between a
+    /// GetParameterNames and the GetParameterValues that follows).
+    fn invalidate(&mut self) {}
+
+    /// Instances of `table` that vanished (`gone`) and appeared (`new`) since the engine last
+    /// listed it, and which of them are the same instance under a new key: `(old, new)` pairs.
+    /// (A uci anonymous section is renamed when its content or position changes.)
+    fn renamed(&mut self, table: &str, gone: &[String], new: &[String]) -> Vec<(String, String)> {
+        let _ = (table, gone, new);
+        Vec::new()
+    }
+
+    /// Files or directories whose change may change values of this backend (watched with
+    /// inotify by the agent; e.g. the uci config directory).
+    fn watch_paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+}
+
+/// Where the OS-facing backends find the system (`[datamodel]` of the config file). Tests point
+/// these at a fixture tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// Prefix of every path the `file` backend reads (`/` on a router).
+    pub root: PathBuf,
+    /// The `uci` command.
+    pub uci_bin: PathBuf,
+    /// The uci configuration directory (`uci -c`).
+    pub uci_config: PathBuf,
+    /// The directory of the agent's own uncommitted uci changes (`uci -t`); in RAM.
+    pub uci_savedir: PathBuf,
+    /// Shell command run once at the end of a session in which a uci package changed, by
+    /// package (`network` = `/etc/init.d/network reload`). A package without one is applied
+    /// at once.
+    pub reload: BTreeMap<String, String>,
+    /// Most time a vendor script may take per call.
+    pub script_timeout: Duration,
+}
+
+impl Default for Platform {
+    fn default() -> Platform {
+        let reload = [
+            ("network", "/etc/init.d/network reload"),
+            ("wireless", "/sbin/wifi reload"),
+            ("dhcp", "/etc/init.d/dnsmasq reload"),
+            ("firewall", "/etc/init.d/firewall reload"),
+            ("system", "/etc/init.d/system reload"),
+            ("dropbear", "/etc/init.d/dropbear reload"),
+        ];
+        Platform {
+            root: PathBuf::from("/"),
+            uci_bin: PathBuf::from("uci"),
+            uci_config: PathBuf::from("/etc/config"),
+            uci_savedir: PathBuf::from("/var/run/cwmpd/uci"),
+            reload: reload
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            script_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A vendor script declared in a data model file (`[script.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptDef {
+    /// The executable, resolved against the directory of the file that declared it.
+    pub path: PathBuf,
+    /// Overrides [`Platform::script_timeout`].
+    pub timeout: Option<Duration>,
 }
 
 /// The backends a binding can name (`backend:key` in `datamodel/bindings/`).
@@ -95,17 +169,29 @@ pub enum BackendKind {
     Agent,
     Builtin,
     Const,
+    Uci,
+    File,
+    Script,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 3] =
-        [BackendKind::Agent, BackendKind::Builtin, BackendKind::Const];
+    pub const ALL: [BackendKind; 6] = [
+        BackendKind::Agent,
+        BackendKind::Builtin,
+        BackendKind::Const,
+        BackendKind::Uci,
+        BackendKind::File,
+        BackendKind::Script,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Agent => "agent",
             BackendKind::Builtin => "builtin",
             BackendKind::Const => "const",
+            BackendKind::Uci => "uci",
+            BackendKind::File => "file",
+            BackendKind::Script => "script",
         }
     }
 
@@ -121,6 +207,9 @@ impl BackendKind {
                 "unknown builtin {key:?} (known: {})",
                 BUILTIN_KEYS.join(", ")
             )),
+            BackendKind::Uci => super::uci::check_key(key),
+            BackendKind::File => super::file::check_key(key),
+            BackendKind::Script => super::script::check_key(key),
             _ => Ok(()),
         }
     }
@@ -135,12 +224,23 @@ pub struct Backends {
     agent: AgentBackend,
     builtin: BuiltinBackend,
     constant: ConstBackend,
+    uci: super::uci::UciBackend,
+    file: super::file::FileBackend,
+    script: super::script::ScriptBackend,
 }
 
 impl Backends {
-    /// Backends with the agent-owned defaults taken from the config.
+    /// Backends with the agent-owned defaults taken from the config, on a router's real paths.
     pub fn new(agent_defaults: BTreeMap<String, String>) -> Backends {
+        Backends::with_platform(agent_defaults, &Platform::default())
+    }
+
+    /// Backends with the agent-owned defaults taken from the config, on the given paths.
+    pub fn with_platform(agent_defaults: BTreeMap<String, String>, platform: &Platform) -> Backends {
         Backends {
+            uci: super::uci::UciBackend::new(platform),
+            file: super::file::FileBackend::new(platform),
+            script: super::script::ScriptBackend::new(platform),
             agent: AgentBackend {
                 defaults: agent_defaults,
                 staged: Vec::new(),
@@ -177,12 +277,20 @@ impl Backends {
         self.builtin.uptime_file = path.to_string();
     }
 
+    /// Tells the script backend the scripts the data model files declared.
+    pub fn set_scripts(&mut self, scripts: BTreeMap<String, ScriptDef>) {
+        self.script.set_scripts(scripts);
+    }
+
     /// The backend of a kind.
     pub fn get(&mut self, kind: BackendKind) -> &mut dyn Backend {
         match kind {
             BackendKind::Agent => &mut self.agent,
             BackendKind::Builtin => &mut self.builtin,
             BackendKind::Const => &mut self.constant,
+            BackendKind::Uci => &mut self.uci,
+            BackendKind::File => &mut self.file,
+            BackendKind::Script => &mut self.script,
         }
     }
 
@@ -192,6 +300,9 @@ impl Backends {
             BackendKind::Agent => &self.agent,
             BackendKind::Builtin => &self.builtin,
             BackendKind::Const => &self.constant,
+            BackendKind::Uci => &self.uci,
+            BackendKind::File => &self.file,
+            BackendKind::Script => &self.script,
         }
     }
 }

@@ -14,9 +14,14 @@
 //! in [`DmState::tables`] (§A.3.2.6).
 
 pub mod backend;
+pub mod file;
 pub mod generate;
+pub mod process;
 pub mod schema;
+pub mod transform;
+pub mod script;
 pub mod types;
+pub mod uci;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -42,9 +47,6 @@ pub struct DmState {
     /// Instance bookkeeping, by table path with instance numbers (`Device.Foo.1.Bar.`).
     #[serde(default)]
     pub tables: BTreeMap<String, TableState>,
-    /// Last value reported to the ACS of each parameter with notification on, by full path.
-    #[serde(default)]
-    pub reported: BTreeMap<String, String>,
 }
 
 /// A parameter's attributes (§A.3.2.4).
@@ -172,17 +174,22 @@ pub struct Engine {
     backends: backend::Backends,
     state: DmState,
     dirty: bool,
+    /// Last value reported to the ACS (or first seen) of each parameter with notification on,
+    /// by full path. Kept in RAM only: a notification check must not write to flash.
+    reported: BTreeMap<String, String>,
 }
 
 impl Engine {
     /// Builds an engine from a loaded schema, the backends it binds to, and the persisted state.
     pub fn new(schema: schema::Schema, mut backends: backend::Backends, state: DmState) -> Engine {
         backends.set_model_name(schema.model_name());
+        backends.set_scripts(schema.scripts().clone());
         Engine {
             schema,
             backends,
             state,
             dirty: false,
+            reported: BTreeMap::new(),
         }
     }
 
@@ -408,8 +415,8 @@ impl Engine {
             self.dirty |= changed;
             let new_n = self.notification(&r, &name);
             if new_n == 0 {
-                self.dirty |= self.state.reported.remove(&name).is_some();
-            } else if old_n == 0 || !self.state.reported.contains_key(&name) {
+                self.reported.remove(&name);
+            } else if old_n == 0 || !self.reported.contains_key(&name) {
                 baseline.push(r);
             }
         }
@@ -559,7 +566,7 @@ impl Engine {
         let prefix = format!("{tpath}{number}.");
         self.state.tables.retain(|k, _| !k.starts_with(&prefix));
         self.state.attributes.retain(|k, _| !k.starts_with(&prefix));
-        self.state.reported.retain(|k, _| !k.starts_with(&prefix));
+        self.reported.retain(|k, _| !k.starts_with(&prefix));
         self.dirty = true;
         self.set_parameter_key(parameter_key);
         Ok(applied)
@@ -671,7 +678,7 @@ impl Engine {
         for ((r, n), v) in refs.iter().zip(notes).zip(values) {
             let Some(value) = v else { continue };
             let name = self.param_path(r);
-            match self.state.reported.get(&name) {
+            match self.reported.get(&name) {
                 Some(old) if *old == value => {}
                 Some(_) => {
                     active |= n == 2;
@@ -697,6 +704,12 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The last value reported to the ACS (or first seen) of a parameter with notification on;
+    /// kept in RAM only.
+    pub fn last_reported(&self, path: &str) -> Option<&str> {
+        self.reported.get(path).map(String::as_str)
     }
 
     /// Reads one value by full path (the agent reads its own settings this way). Unlike
@@ -726,6 +739,23 @@ impl Engine {
             self.dirty |= cx.changed;
         }
         faults
+    }
+
+    /// Drops every backend's snapshot: the next reads see the system as it is now. Called when
+    /// a session starts and before each notification check; in between, all reads of a
+    /// backend come from one snapshot.
+    pub fn invalidate(&mut self) {
+        for kind in BackendKind::ALL {
+            self.backends.get(kind).invalidate();
+        }
+    }
+
+    /// What the backends want watched for changes (the uci config directory).
+    pub fn watch_paths(&self) -> Vec<std::path::PathBuf> {
+        BackendKind::ALL
+            .iter()
+            .flat_map(|k| self.backends.peek(*k).watch_paths())
+            .collect()
     }
 
     /// The persisted state, if it changed since the last call (the agent writes it to the store).
@@ -891,6 +921,15 @@ impl Engine {
         let kind = table.binding.backend;
         let tkey = expand(&table.binding.key, &inst.keys);
         let tpath = self.table_path(t, inst);
+        let tkey = if has_nested(&tkey) {
+            match self.resolve_nested(std::slice::from_ref(&tkey)).pop().flatten() {
+                Some(k) => k,
+                // What the table hangs on does not exist: it has no instances.
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            tkey
+        };
         let listed = {
             let mut cx = Cx {
                 values: &mut self.state.values,
@@ -903,6 +942,35 @@ impl Engine {
         if let Some(keys) = listed {
             let mut ts = self.state.tables.get(&tpath).cloned().unwrap_or_default();
             let before = ts.clone();
+            // Instances whose key changed (a uci anonymous section that was edited or moved)
+            // keep their number.
+            let gone: Vec<String> = ts
+                .instances
+                .values()
+                .filter(|k| !keys.contains(k))
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                let new: Vec<String> = keys
+                    .iter()
+                    .filter(|k| !ts.instances.values().any(|v| v == *k))
+                    .cloned()
+                    .collect();
+                if !new.is_empty() {
+                    let pairs = self.backends.get(kind).renamed(&tkey, &gone, &new);
+                    for (old, new) in pairs {
+                        if !gone.contains(&old) || !keys.contains(&new) {
+                            continue;
+                        }
+                        for v in ts.instances.values_mut() {
+                            if *v == old {
+                                v.clone_from(&new);
+                            }
+                        }
+                        self.rekey_agent_values(&old, &new);
+                    }
+                }
+            }
             ts.instances.retain(|_, k| keys.contains(k));
             for k in keys.iter().take(MAX_INSTANCES) {
                 if !ts.instances.values().any(|v| v == k) {
@@ -923,6 +991,28 @@ impl Engine {
             .get(&tpath)
             .map(|ts| ts.instances.iter().map(|(n, k)| (*n, k.clone())).collect())
             .unwrap_or_default())
+    }
+
+    /// Moves agent-owned values (an Alias) from an instance's old key to its new one: every
+    /// dot-separated segment equal to `old` is replaced.
+    fn rekey_agent_values(&mut self, old: &str, new: &str) {
+        let moved: Vec<String> = self
+            .state
+            .values
+            .keys()
+            .filter(|k| k.split('.').any(|seg| seg == old))
+            .cloned()
+            .collect();
+        for k in moved {
+            if let Some(v) = self.state.values.remove(&k) {
+                let nk: Vec<&str> = k
+                    .split('.')
+                    .map(|seg| if seg == old { new } else { seg })
+                    .collect();
+                self.state.values.insert(nk.join("."), v);
+                self.dirty = true;
+            }
+        }
     }
 
     /// Every instance combination of object `o` (one empty [`Inst`] outside tables).
@@ -1106,7 +1196,7 @@ impl Engine {
     fn param_writable(&self, r: &ParamRef) -> bool {
         let p = &self.schema.objects()[r.obj].params[r.param];
         match &p.source {
-            Source::Bound(b) if p.def.access != Access::ReadOnly => self
+            Source::Bound(b) if p.def.access != Access::ReadOnly && b.invertible() => self
                 .backends
                 .peek(b.backend)
                 .writable(&expand(&b.key, &r.inst.keys)),
@@ -1158,6 +1248,39 @@ impl Engine {
                     .push((i, expand(&b.key, &r.inst.keys))),
             }
         }
+        // Keys holding a reference to another backend's value (`{uci:network.lan.device}`)
+        // are completed first, all of them with one read per backend.
+        let mut unresolved: Vec<usize> = Vec::new();
+        for items in groups.values_mut() {
+            let nested: Vec<String> = items
+                .iter()
+                .filter(|(_, k)| has_nested(k))
+                .map(|(_, k)| k.clone())
+                .collect();
+            if nested.is_empty() {
+                continue;
+            }
+            let mut done = self.resolve_nested(&nested).into_iter();
+            items.retain_mut(|(i, k)| {
+                if !has_nested(k) {
+                    return true;
+                }
+                match done.next().flatten() {
+                    Some(full) => {
+                        *k = full;
+                        true
+                    }
+                    None => {
+                        unresolved.push(*i);
+                        false
+                    }
+                }
+            });
+        }
+        for i in unresolved {
+            out[i] = Some(self.fallback_value(&refs[i]));
+        }
+        let mut ref_cache: BTreeMap<usize, Vec<(u32, String)>> = BTreeMap::new();
         for (kind, items) in groups {
             let keys: Vec<&str> = items.iter().map(|(_, k)| k.as_str()).collect();
             let mut cx = Cx {
@@ -1176,6 +1299,10 @@ impl Engine {
             };
             for ((i, _), v) in items.iter().zip(got) {
                 let r = &refs[*i];
+                let v = match v {
+                    Some(raw) => self.from_backend(r, raw, &mut ref_cache),
+                    None => None,
+                };
                 let p = &self.schema.objects()[r.obj].params[r.param];
                 let binding_default = match &p.source {
                     Source::Bound(b) => b.default.clone(),
@@ -1194,6 +1321,156 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// The value of a parameter whose backend has none: the binding's default, the model's,
+    /// or the type's null value.
+    fn fallback_value(&self, r: &ParamRef) -> String {
+        let p = &self.schema.objects()[r.obj].params[r.param];
+        let binding_default = match &p.source {
+            Source::Bound(b) => b.default.clone(),
+            Source::Count(_) => None,
+        };
+        binding_default
+            .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
+            .unwrap_or_else(|| null_value(p.def.ty.base).to_string())
+    }
+
+    /// A backend value as the model shows it: the binding's `transform`, then `map`, then `ref`
+    /// (instance keys → instance paths; keys of no instance are left out). `None` when the
+    /// transform does not apply (the parameter then reads as having no value).
+    fn from_backend(
+        &mut self,
+        r: &ParamRef,
+        raw: String,
+        ref_cache: &mut BTreeMap<usize, Vec<(u32, String)>>,
+    ) -> Option<String> {
+        let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+            return Some(raw);
+        };
+        let mut v = match b.transform {
+            Some(t) => t.read(&raw)?,
+            None => raw,
+        };
+        if let Some((_, m)) = b.map.iter().find(|(k, _)| *k == v) {
+            v = m.clone();
+        }
+        let Some(target) = b.reference.clone() else {
+            return Some(v);
+        };
+        let t = self.schema.objects().iter().position(|o| o.path == target)?;
+        if !ref_cache.contains_key(&t) {
+            let list = self.instances(t, &Inst::default()).unwrap_or_default();
+            ref_cache.insert(t, list);
+        }
+        let list = ref_cache.get(&t)?;
+        let paths: Vec<String> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .filter_map(|k| list.iter().find(|(_, key)| key == k))
+            .map(|(n, _)| fill(target.strip_suffix('.').unwrap_or(&target), &[*n]))
+            .collect();
+        Some(paths.join(","))
+    }
+
+    /// A model value (valid for its type) as the backend stores it: the inverse of
+    /// [`Engine::from_backend`]. 9007 when it has none (an unknown instance path).
+    fn to_backend(&mut self, r: &ParamRef, value: &str) -> Result<String, Fault> {
+        let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+            return Ok(value.to_string());
+        };
+        let (transform, map, reference) = (b.transform, b.map.clone(), b.reference.clone());
+        let mut v = value.to_string();
+        if let Some(target) = reference {
+            let t = self
+                .schema
+                .objects()
+                .iter()
+                .position(|o| o.path == target)
+                .ok_or_else(|| Fault::internal(format!("no table {target}")))?;
+            let list = self.instances(t, &Inst::default())?;
+            let prefix = target.strip_suffix("{i}.").unwrap_or(&target);
+            let mut keys = Vec::new();
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let n = item
+                    .strip_suffix('.')
+                    .unwrap_or(item)
+                    .strip_prefix(prefix)
+                    .and_then(instance_number);
+                let key = n.and_then(|n| list.iter().find(|(m, _)| *m == n));
+                match key {
+                    Some((_, k)) => keys.push(k.clone()),
+                    None => {
+                        return Err(Fault::InvalidParameterValue(format!(
+                            "{item:?} is not an instance of {}",
+                            prefix.trim_end_matches('.')
+                        )))
+                    }
+                }
+            }
+            v = keys.join(",");
+        }
+        if let Some((k, _)) = map.iter().find(|(_, m)| *m == v) {
+            v = k.clone();
+        }
+        if let Some(t) = transform {
+            v = t.write(&v).ok_or_else(|| {
+                Fault::InvalidParameterValue(format!("{value:?} cannot be stored"))
+            })?;
+        }
+        Ok(v)
+    }
+
+    /// Completes keys that hold references to other backends' values: `{kind:key}` is replaced
+    /// by that value (read once per backend for all keys). `None` for a key whose reference
+    /// has no value.
+    fn resolve_nested(&mut self, keys: &[String]) -> Vec<Option<String>> {
+        let mut wanted: BTreeMap<BackendKind, Vec<String>> = BTreeMap::new();
+        for k in keys {
+            for (_, _, kind, inner) in nested_refs(k) {
+                let list = wanted.entry(kind).or_default();
+                if !list.iter().any(|x| x == inner) {
+                    list.push(inner.to_string());
+                }
+            }
+        }
+        let mut values: BTreeMap<(BackendKind, String), String> = BTreeMap::new();
+        for (kind, list) in wanted {
+            let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            match self.backends.get(kind).read(&mut cx, &refs) {
+                Ok(got) => {
+                    for (k, v) in list.iter().zip(got) {
+                        if let Some(v) = v {
+                            values.insert((kind, k.clone()), v);
+                        }
+                    }
+                }
+                Err(e) => log::warn!("{} backend: {e}", kind.name()),
+            }
+        }
+        keys.iter()
+            .map(|k| {
+                let mut out = String::with_capacity(k.len());
+                let mut last = 0;
+                for (start, end, kind, inner) in nested_refs(k) {
+                    out.push_str(&k[last..start]);
+                    let v = values.get(&(kind, inner.to_string()))?;
+                    // A value is one path segment of the key: nothing may escape it.
+                    if v.is_empty() || v.contains(['/', '{', '}']) || v == ".." {
+                        return None;
+                    }
+                    out.push_str(v);
+                    last = end;
+                }
+                out.push_str(&k[last..]);
+                Some(out)
+            })
+            .collect()
     }
 
     fn to_values(&self, refs: &[ParamRef], values: Vec<String>) -> Vec<ParameterValue> {
@@ -1235,12 +1512,26 @@ impl Engine {
             return Err(invalid(faults));
         }
         let mut touched: Vec<BackendKind> = Vec::new();
-        for (r, value) in &checked {
+        for (r, _, stored) in &checked {
             let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
                 continue;
             };
             let kind = b.backend;
             let key = expand(&b.key, &r.inst.keys);
+            let key = if has_nested(&key) {
+                match self.resolve_nested(std::slice::from_ref(&key)).pop().flatten() {
+                    Some(k) => k,
+                    None => {
+                        faults.push(ParamFault {
+                            name: self.param_path(r),
+                            fault: Fault::internal(format!("{key}: a reference has no value")),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                key
+            };
             if !touched.contains(&kind) {
                 touched.push(kind);
             }
@@ -1248,7 +1539,7 @@ impl Engine {
                 values: &mut self.state.values,
                 changed: false,
             };
-            if let Err(fault) = self.backends.get(kind).stage_set(&mut cx, &key, value) {
+            if let Err(fault) = self.backends.get(kind).stage_set(&mut cx, &key, stored) {
                 if (9005..=9008).contains(&fault.code()) {
                     faults.push(ParamFault {
                         name: self.param_path(r),
@@ -1267,7 +1558,7 @@ impl Engine {
         let applied = self.apply_all(&touched)?;
         if from_acs {
             // Changes made by the ACS are not notified back to it (§A.3.2.4).
-            for (r, value) in &checked {
+            for (r, value, _) in &checked {
                 let name = self.param_path(r);
                 if self.notification(r, &name) != 0 {
                     let p = &self.schema.objects()[r.obj].params[r.param].def;
@@ -1286,7 +1577,7 @@ impl Engine {
     /// Checks one SetParameterValuesStruct: the name (9005), writability (9008), the xsi:type
     /// (9006; `xsd:string` is accepted for any type, as many ACSes send it) and the value
     /// (9007). Returns the parameter and the value in canonical form.
-    fn check_set(&mut self, sv: &SetValue) -> Result<(ParamRef, String), Fault> {
+    fn check_set(&mut self, sv: &SetValue) -> Result<(ParamRef, String, String), Fault> {
         let Node::Param(obj, param, inst) = self.resolve(&sv.name)? else {
             return Err(Fault::InvalidParameterName(sv.name.clone()));
         };
@@ -1312,7 +1603,8 @@ impl Engine {
         }
         let value = ty.check(&sv.value)?;
         self.check_inform_parameter(&r, &value)?;
-        Ok((r, value))
+        let stored = self.to_backend(&r, &value)?;
+        Ok((r, value, stored))
     }
 
     /// The rules of the InformParameter table (TR-181 `ManagementServer.InformParameter.{i}.`,
@@ -1513,10 +1805,7 @@ impl Engine {
     }
 
     fn note_reported(&mut self, path: String, value: String) {
-        if self.state.reported.get(&path) != Some(&value) {
-            self.state.reported.insert(path, value);
-            self.dirty = true;
-        }
+        self.reported.insert(path, value);
     }
 }
 
@@ -1583,6 +1872,34 @@ fn expand(template: &str, keys: &[String]) -> String {
         rest = &rest[pos + 3..];
     }
     out.push_str(rest);
+    out
+}
+
+/// Whether a key (after `{i}` expansion) holds a reference to another backend's value.
+fn has_nested(key: &str) -> bool {
+    !nested_refs(key).is_empty()
+}
+
+/// The references `{kind:key}` in a key: (start, end, backend, inner key), `end` exclusive.
+fn nested_refs(key: &str) -> Vec<(usize, usize, BackendKind, &str)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = key[from..].find('{') {
+        let start = from + pos;
+        let after = &key[start + 1..];
+        let Some(colon) = after.find(':') else { break };
+        let Some(kind) = BackendKind::from_name(&after[..colon]) else {
+            from = start + 1;
+            continue;
+        };
+        let Some(close) = after.find('}') else { break };
+        if close < colon {
+            from = start + 1;
+            continue;
+        }
+        out.push((start, start + close + 2, kind, &after[colon + 1..close]));
+        from = start + close + 2;
+    }
     out
 }
 

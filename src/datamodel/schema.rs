@@ -8,12 +8,14 @@
 //! engine serves, in definition order.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::backend::BackendKind;
+use super::backend::{BackendKind, ScriptDef};
+use super::transform::Transform;
 use super::types::{BaseType, Range, TypeSpec};
 
 /// Which standard root the device presents (`[device] data_model`).
@@ -70,6 +72,10 @@ const TR098_FILES: &[(&str, &str)] = &[
     embed!("bindings/tr098-agent.toml"),
     embed!("bindings/tr098-builtin.toml"),
 ];
+
+const TR181_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181.toml")];
+
+const TR098_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098.toml")];
 
 /// An error loading a file (a data model file, the config file): names the file and the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +206,20 @@ pub struct Binding {
     pub backend: BackendKind,
     pub key: String,
     pub default: Option<String>,
+    /// `map`: backend value → model value, tried in order (inverse on write).
+    pub map: Vec<(String, String)>,
+    /// `transform`: a pure conversion applied before `map` on read, after it on write.
+    pub transform: Option<Transform>,
+    /// `ref`: the backend value is the instance key of an instance of this table (generic
+    /// path, `Device.WiFi.Radio.{i}.`), shown as that instance's path (TR-106 references).
+    pub reference: Option<String>,
+}
+
+impl Binding {
+    /// Whether a model value can be turned back into a backend value.
+    pub fn invertible(&self) -> bool {
+        self.transform.is_none_or(Transform::writable)
+    }
 }
 
 /// An exposed parameter.
@@ -247,6 +267,7 @@ pub struct Schema {
     model: Model,
     model_name: String,
     objects: Vec<Object>,
+    scripts: BTreeMap<String, ScriptDef>,
 }
 
 impl Schema {
@@ -254,12 +275,28 @@ impl Schema {
     /// extensions, `*.toml` in name order), when given. Files of the other root model are
     /// skipped, so one directory can serve both.
     pub fn load(model: Model, extra_dir: Option<&Path>) -> Result<Schema, LoadError> {
+        Schema::load_for(model, false, extra_dir)
+    }
+
+    /// Like [`Schema::load`], with the embedded OpenWrt bindings (`datamodel/bindings/openwrt/`)
+    /// when `openwrt`. A missing `extra_dir` counts as empty.
+    pub fn load_for(
+        model: Model,
+        openwrt: bool,
+        extra_dir: Option<&Path>,
+    ) -> Result<Schema, LoadError> {
+        let platform: &[(&str, &str)] = match (openwrt, model) {
+            (false, _) => &[],
+            (true, Model::Tr181) => TR181_OPENWRT,
+            (true, Model::Tr098) => TR098_OPENWRT,
+        };
         let mut files: Vec<(String, String, bool)> = model
             .embedded()
             .iter()
+            .chain(platform)
             .map(|(n, t)| (n.to_string(), t.to_string(), false))
             .collect();
-        if let Some(dir) = extra_dir {
+        if let Some(dir) = extra_dir.filter(|d| d.exists()) {
             let err = |e: std::io::Error| LoadError {
                 file: dir.display().to_string(),
                 line: None,
@@ -317,6 +354,11 @@ impl Schema {
         self.objects.iter().find(|o| o.path == path)
     }
 
+    /// The vendor scripts the files declared (`[script.NAME]`).
+    pub fn scripts(&self) -> &BTreeMap<String, ScriptDef> {
+        &self.scripts
+    }
+
     /// The exposed parameter with this generic path (`Device.ManagementServer.URL`).
     pub fn param(&self, path: &str) -> Option<&Param> {
         let dot = path.rfind('.')?;
@@ -342,6 +384,17 @@ struct RawFile {
     object: Vec<RawObject>,
     #[serde(default)]
     bind: BTreeMap<String, BTreeMap<String, Spanned<RawBinding>>>,
+    #[serde(default)]
+    script: BTreeMap<String, Spanned<RawScript>>,
+}
+
+/// `[script.NAME]`: a vendor script of the `script` backend.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScript {
+    path: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -446,6 +499,12 @@ struct LongBinding {
     to: String,
     #[serde(default)]
     default: Option<String>,
+    #[serde(default)]
+    map: BTreeMap<String, String>,
+    #[serde(default)]
+    transform: Option<String>,
+    #[serde(default, rename = "ref")]
+    reference: Option<String>,
 }
 
 /// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
@@ -461,6 +520,8 @@ struct BindEntry {
 struct ParsedFile {
     definitions: Definitions,
     binds: Vec<BindEntry>,
+    /// Declared scripts with the line of their declaration; paths as written.
+    scripts: Vec<(String, ScriptDef, usize)>,
 }
 
 /// Line numbers of byte offsets (1-based), with one pass over the text.
@@ -573,12 +634,11 @@ fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
     for (object, entries) in raw.bind {
         for (name, value) in entries {
             let offset = value.span().start;
-            let (to, default) = match value.into_inner() {
-                RawBinding::Short(s) => (s, None),
-                RawBinding::Long(l) => (l.to, l.default),
-            };
-            let binding = parse_binding(&to, default)
-                .map_err(|m| err(offset, format!("binding of {object}{name}: {m}")))?;
+            let binding = match value.into_inner() {
+                RawBinding::Short(s) => parse_binding(&s, None),
+                RawBinding::Long(l) => long_binding(l),
+            }
+            .map_err(|m| err(offset, format!("binding of {object}{name}: {m}")))?;
             binds.push(BindEntry {
                 object: object.clone(),
                 name,
@@ -588,13 +648,58 @@ fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
             });
         }
     }
+    let mut scripts = Vec::new();
+    for (name, raw) in raw.script {
+        let line = line_of(text, raw.span().start);
+        let raw = raw.into_inner();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(load_err(file, line, format!("bad script name {name:?}")));
+        }
+        if raw.path.is_empty() {
+            return Err(load_err(file, line, format!("script {name}: empty path")));
+        }
+        scripts.push((
+            name,
+            ScriptDef {
+                path: PathBuf::from(raw.path),
+                timeout: raw.timeout_ms.map(Duration::from_millis),
+            },
+            line,
+        ));
+    }
     Ok(ParsedFile {
         definitions: Definitions {
             model: raw.model.map(|m| m.name),
             objects,
         },
         binds,
+        scripts,
     })
+}
+
+/// Reads the long form of a binding: `{ to, default, map, transform, ref }`.
+fn long_binding(l: LongBinding) -> Result<Binding, String> {
+    let mut b = parse_binding(&l.to, l.default)?;
+    b.map = l.map.into_iter().collect();
+    if let Some(t) = l.transform {
+        b.transform = Some(Transform::from_name(&t).ok_or_else(|| {
+            let known: Vec<&str> = Transform::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown transform {t:?} (known: {})", known.join(", "))
+        })?);
+    }
+    if let Some(r) = l.reference {
+        if !r.ends_with('.') || r.contains("{i}") {
+            return Err(format!(
+                "ref {r:?} must name a table with a final `.` (`Device.WiFi.Radio.`)"
+            ));
+        }
+        b.reference = Some(format!("{r}{{i}}."));
+    }
+    Ok(b)
 }
 
 /// Reads `backend:key`.
@@ -606,12 +711,59 @@ fn parse_binding(to: &str, default: Option<String>) -> Result<Binding, String> {
         let known: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
         format!("unknown backend {backend:?} (known: {})", known.join(", "))
     })?;
-    kind.check_key(key)?;
+    // Nested references (`{uci:network.{i}.device}`) are checked with their own backend;
+    // the outer key is checked with placeholders in their place.
+    let mut outer = String::with_capacity(key.len());
+    let mut rest = key;
+    while let Some(start) = rest.find('{') {
+        outer.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        if let Some(tail) = after.strip_prefix("i}") {
+            outer.push_str("i0");
+            rest = tail;
+            continue;
+        }
+        let inner_end = nested_end(after).ok_or_else(|| format!("unclosed `{{` in {key:?}"))?;
+        let inner = &after[..inner_end];
+        let (ib, ik) = inner
+            .split_once(':')
+            .ok_or_else(|| format!("`{{{inner}}}` in {key:?} is not `{{backend:key}}`"))?;
+        let ikind = BackendKind::from_name(ib)
+            .ok_or_else(|| format!("unknown backend {ib:?} in {key:?}"))?;
+        if ik.contains('{') && ik.replace("{i}", "").contains('{') {
+            return Err(format!("{key:?}: references nest one level only"));
+        }
+        ikind.check_key(&ik.replace("{i}", "i0"))?;
+        outer.push_str("x0");
+        rest = &after[inner_end + 1..];
+    }
+    outer.push_str(rest);
+    if kind != BackendKind::Const {
+        kind.check_key(&outer)?;
+    }
     Ok(Binding {
         backend: kind,
         key: key.to_string(),
         default,
+        map: Vec::new(),
+        transform: None,
+        reference: None,
     })
+}
+
+/// The offset of the `}` closing a nested reference that starts right after a `{` (the
+/// reference may itself hold `{i}`).
+pub fn nested_end(after: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in after.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 // ---- building the exposed tree ---------------------------------------------------------------
@@ -622,6 +774,7 @@ struct Builder {
     objects: Vec<ObjectDef>,
     index: HashMap<String, usize>,
     binds: Vec<BindEntry>,
+    scripts: BTreeMap<String, ScriptDef>,
 }
 
 fn load_err(file: &str, line: usize, message: String) -> LoadError {
@@ -709,6 +862,22 @@ impl Builder {
             }
         }
         self.binds.extend(parsed.binds);
+        for (name, mut def, line) in parsed.scripts {
+            if self.scripts.contains_key(&name) {
+                return Err(load_err(
+                    file,
+                    line,
+                    format!("script {name} is already declared"),
+                ));
+            }
+            // A relative path is relative to the directory of the file that declares it.
+            if def.path.is_relative() {
+                if let Some(dir) = Path::new(file).parent() {
+                    def.path = dir.join(&def.path);
+                }
+            }
+            self.scripts.insert(name, def);
+        }
         Ok(())
     }
 
@@ -719,6 +888,7 @@ impl Builder {
             objects: defs,
             index,
             binds,
+            scripts,
         } = self;
         let model_name = model_name.ok_or_else(|| LoadError {
             file: model
@@ -966,10 +1136,43 @@ impl Builder {
                 objects[p].children.push(i);
             }
         }
+        // A `ref` names a bound top-level table.
+        for o in &objects {
+            let bindings = o
+                .params
+                .iter()
+                .filter_map(|p| match &p.source {
+                    Source::Bound(b) => Some((p.def.name.as_str(), b)),
+                    Source::Count(_) => None,
+                })
+                .chain(o.table.iter().map(|t| ("{i}", &t.binding)));
+            for (name, b) in bindings {
+                let Some(r) = &b.reference else { continue };
+                let ok = objects.iter().any(|t| {
+                    t.path == *r && t.table.is_some() && r.matches("{i}").count() == 1
+                });
+                if !ok {
+                    let bind = binds
+                        .iter()
+                        .rev()
+                        .find(|e| e.object == o.path && e.name == name);
+                    return Err(load_err(
+                        bind.map_or("datamodel", |e| e.file.as_str()),
+                        bind.map_or(0, |e| e.line),
+                        format!(
+                            "{}{name}: ref {} is not a bound table outside other tables",
+                            o.path,
+                            r.trim_end_matches("{i}.")
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Schema {
             model,
             model_name,
             objects,
+            scripts,
         })
     }
 }
