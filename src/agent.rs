@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::datamodel::schema::Schema;
 use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
 use crate::fault::Fault;
@@ -33,7 +32,6 @@ const DATAMODEL_FILE: &str = "datamodel";
 /// The longest `Retry-After` of an ACS that is honoured, in seconds.
 const MAX_RETRY_AFTER: u32 = 3600;
 /// How often values with notification on are compared (active notification latency).
-const NOTIFY_POLL: Duration = Duration::from_secs(10);
 /// Most ScheduleInform requests kept at once.
 const MAX_SCHEDULED: usize = 64;
 
@@ -85,6 +83,8 @@ pub struct ScheduledInform {
 pub enum Trigger {
     /// An authenticated Connection Request (§3.2.2): a session with `6 CONNECTION REQUEST`.
     ConnectionRequest,
+    /// A watched file changed (uci config): check the notified values now.
+    ValuesChanged,
     /// Stop the loop (tests, signals).
     Stop,
 }
@@ -134,14 +134,13 @@ impl Agent {
             cfg.device.software_version = env!("CARGO_PKG_VERSION").to_string();
         }
         let model = cfg.model().ok_or("invalid data_model")?;
-        let schema =
-            Schema::load(model, cfg.device.datamodel_dir.as_deref()).map_err(|e| e.to_string())?;
+        let schema = cfg.datamodel.schema(model).map_err(|e| e.to_string())?;
         let mut store = Store::open(&cfg.storage.dir).map_err(|e| e.to_string())?;
         let dm: DmState = store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
         let mut state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
         // A state file is trusted no more than the ACS: the same bound as ScheduleInform's.
         state.scheduled.truncate(MAX_SCHEDULED);
-        let mut backends = Backends::new(cfg.agent_defaults());
+        let mut backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
         if cfg.connection_request.url.is_empty() {
             backends.set_runtime(
                 "connection_request.url",
@@ -338,6 +337,9 @@ impl Agent {
                 settings.url
             ));
         }
+        // One snapshot of the system per session, from its start (§A.3.2: a GetParameterNames
+        // and the GetParameterValues that follows see the same instances).
+        self.engine.invalidate();
         let (changed, _) = self.engine.notifications();
         if !changed.is_empty() {
             self.queue(events::VALUE_CHANGE, "");
@@ -548,6 +550,7 @@ impl Agent {
     /// store) is returned; everything after that is logged and retried.
     pub fn run(&mut self) -> Result<(), String> {
         self.note_start()?;
+        watch(self.engine.watch_paths(), self.tx.clone());
         let mut next_periodic: Option<i64> = None;
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
@@ -617,7 +620,9 @@ impl Agent {
             }
             // Value changes: an active notification starts a session (§3.2.1).
             if now >= next_poll {
-                next_poll = now + NOTIFY_POLL.as_secs() as i64;
+                next_poll = now + i64::from(self.cfg.datamodel.poll_interval);
+                // Values are read anew: the system may have changed since the last look.
+                self.engine.invalidate();
                 let (_, active) = self.engine.notifications();
                 let throttled = last_active
                     .is_some_and(|t| now < t.saturating_add(i64::from(s.active_throttle)));
@@ -676,10 +681,67 @@ impl Agent {
                     // A connection request is answered now, whatever the backoff (§3.2.2).
                     retry_at = 0;
                 }
+                Ok(Trigger::ValuesChanged) => next_poll = now_unix(),
                 Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
+    }
+}
+
+/// Watches `paths` (directories) with inotify from a thread of its own and sends
+/// [`Trigger::ValuesChanged`] after each burst of changes (a `uci commit` renames a file into
+/// place). A path that cannot be watched is logged; polling still covers it.
+fn watch(paths: Vec<std::path::PathBuf>, tx: Sender<Trigger>) {
+    use inotify::{Inotify, WatchMask};
+    if paths.is_empty() {
+        return;
+    }
+    let mut ino = match Inotify::init() {
+        Ok(i) => i,
+        Err(e) => {
+            log::warn!("inotify: {e}; changes are found by polling only");
+            return;
+        }
+    };
+    let mask = WatchMask::CLOSE_WRITE
+        | WatchMask::MOVED_TO
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM;
+    let mut any = false;
+    for p in &paths {
+        match ino.watches().add(p, mask) {
+            Ok(_) => any = true,
+            Err(e) => log::warn!("inotify: cannot watch {}: {e}", p.display()),
+        }
+    }
+    if !any {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("watch".into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Err(e) = ino.read_events_blocking(&mut buf) {
+                    log::warn!("inotify: {e}; changes are found by polling only");
+                    return;
+                }
+                // A burst (a uci commit of several packages) makes one check.
+                std::thread::sleep(Duration::from_millis(200));
+                while let Ok(mut ev) = ino.read_events(&mut buf) {
+                    if ev.next().is_none() {
+                        break;
+                    }
+                }
+                if tx.send(Trigger::ValuesChanged).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("inotify thread: {e}");
     }
 }
 

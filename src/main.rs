@@ -108,9 +108,13 @@ fn run(args: Vec<String>) -> CliResult {
                 .engine()
                 .values(args)
                 .map_err(|f| failed(format!("fault {f}")))?;
+            let mut out = String::new();
             for v in values {
-                println!("{} = {}", v.name, v.value);
+                let ty = v.ty.xsi_type();
+                let ty = ty.strip_prefix("xsd:").unwrap_or(ty);
+                out.push_str(&format!("{} [{ty}] = {}\n", v.name, v.value));
             }
+            print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
         "set" => {
@@ -193,17 +197,21 @@ fn run(args: Vec<String>) -> CliResult {
             let model = cfg
                 .model()
                 .ok_or_else(|| (2, "invalid data_model".to_string()))?;
-            let schema =
-                cwmpd::datamodel::schema::Schema::load(model, cfg.device.datamodel_dir.as_deref())
-                    .map_err(|e| (2, e.to_string()))?;
+            let schema = cfg
+                .datamodel
+                .schema(model)
+                .map_err(|e| (2, e.to_string()))?;
             println!(
-                "ok: config valid; data model {} with {} parameters",
+                "ok: config valid; data model {} ({}) with {} parameter definitions in {} objects, {} vendor script(s)",
                 schema.root(),
+                if cfg.datamodel.openwrt() { "openwrt" } else { "generic" },
                 schema
                     .objects()
                     .iter()
                     .map(|o| o.params.len())
-                    .sum::<usize>()
+                    .sum::<usize>(),
+                schema.objects().len(),
+                schema.scripts().len()
             );
             Ok(ExitCode::SUCCESS)
         }
