@@ -1265,3 +1265,157 @@ fn requests_expanding_too_many_parameters_answer_9004() {
     let ok = vec!["Device.".to_string(); cwmpd::datamodel::MAX_PARAMS_PER_REQUEST / per_root];
     assert!(e.values(&ok).is_ok());
 }
+
+// ---- binding transforms, maps, references ------------------------------------------------------
+
+const TRANSFORMS: &str = r#"
+[[object]]
+name = "Device.X_T."
+params = [
+  { name = "Flag", type = "boolean", access = "readWrite" },
+  { name = "Mask", type = "string", access = "readWrite" },
+  { name = "Hex", type = "string" },
+  { name = "Pick", type = "string", access = "readWrite", list = true },
+  { name = "Nested", type = "string" },
+  { name = "Missing", type = "string", default = "none" },
+  { name = "Mode", type = "string", access = "readWrite", enum = ["Fast", "Slow"] },
+  { name = "ItemNumberOfEntries", type = "unsignedInt" },
+]
+
+[[object]]
+name = "Device.X_T.Item.{i}."
+access = "readWrite"
+min_entries = 0
+max_entries = "unbounded"
+num_entries = "ItemNumberOfEntries"
+params = [{ name = "Name", type = "string" }]
+
+[bind."Device.X_T."]
+Flag = { to = "agent:t.disabled", transform = "not", default = "true" }
+Mask = { to = "agent:t.prefix", transform = "prefix_mask", default = "255.255.255.0" }
+Hex = { to = "const:0101A8C0", transform = "hexip4" }
+Pick = { to = "agent:t.pick", ref = "Device.X_T.Item." }
+Nested = "const:v-{agent:t.name}"
+Missing = "const:{agent:t.nothing}"
+Mode = { to = "agent:t.mode", map = { "1" = "Fast", "2" = "Slow" } }
+
+[bind."Device.X_T.Item.{i}."]
+"{i}" = "agent:t.item"
+Name = "const:item-{i}"
+"#;
+
+#[test]
+fn binding_transforms_maps_and_references() {
+    let dir = scratch_dir("transforms");
+    std::fs::write(dir.join("t.toml"), TRANSFORMS).unwrap();
+    let schema = Schema::load(Model::Tr181, Some(&dir)).unwrap();
+    let mut d = defaults();
+    d.insert("t.name".into(), "abc".into());
+    let mut e = Engine::new(schema, Backends::new(d), DmState::default());
+    // Read side: transform, default through the transform, map, nested reference.
+    assert_eq!(value(&mut e, "Device.X_T.Hex"), "192.168.1.1");
+    assert_eq!(value(&mut e, "Device.X_T.Flag"), "true");
+    assert_eq!(value(&mut e, "Device.X_T.Mask"), "255.255.255.0");
+    assert_eq!(value(&mut e, "Device.X_T.Nested"), "v-abc");
+    assert_eq!(value(&mut e, "Device.X_T.Missing"), "none");
+    // Write side: the backend receives the stored form.
+    e.set_values(
+        &[
+            set("Device.X_T.Flag", "false"),
+            set("Device.X_T.Mask", "255.255.0.0"),
+            set("Device.X_T.Mode", "Slow"),
+        ],
+        "k1",
+    )
+    .unwrap();
+    let stored = |e: &Engine, k: &str| e.state().values.get(k).cloned();
+    assert_eq!(stored(&e, "t.disabled").as_deref(), Some("1"));
+    assert_eq!(stored(&e, "t.prefix").as_deref(), Some("16"));
+    assert_eq!(stored(&e, "t.mode").as_deref(), Some("2"));
+    assert_eq!(value(&mut e, "Device.X_T.Flag"), "false");
+    assert_eq!(value(&mut e, "Device.X_T.Mask"), "255.255.0.0");
+    assert_eq!(value(&mut e, "Device.X_T.Mode"), "Slow");
+    // A value the transform cannot store is refused for that parameter, and nothing changes.
+    let f = e
+        .set_values(
+            &[
+                set("Device.X_T.Mask", "255.0.255.0"),
+                set("Device.X_T.Flag", "true"),
+            ],
+            "k2",
+        )
+        .unwrap_err();
+    assert_eq!(f.code(), 9003);
+    assert_eq!(f.param_faults()[0].fault.code(), 9007);
+    assert_eq!(value(&mut e, "Device.X_T.Flag"), "false");
+    // A read-only transform makes the parameter read-only.
+    let hex = names(&mut e, "Device.X_T.Hex", false);
+    assert!(!hex[0].1, "{hex:?}");
+    // References: instance keys are shown as instance paths, and back.
+    let (n1, _) = e.add_object("Device.X_T.Item.", "k3").unwrap();
+    let (n2, _) = e.add_object("Device.X_T.Item.", "k4").unwrap();
+    assert_eq!(
+        value(&mut e, &format!("Device.X_T.Item.{n2}.Name")),
+        format!("item-{n2}")
+    );
+    let both = format!("Device.X_T.Item.{n1},Device.X_T.Item.{n2}.");
+    e.set_values(&[set("Device.X_T.Pick", &both)], "k5")
+        .unwrap();
+    assert_eq!(
+        stored(&e, "t.pick").as_deref(),
+        Some(format!("{n1},{n2}").as_str())
+    );
+    assert_eq!(
+        value(&mut e, "Device.X_T.Pick"),
+        format!("Device.X_T.Item.{n1},Device.X_T.Item.{n2}")
+    );
+    let f = e
+        .set_values(&[set("Device.X_T.Pick", "Device.X_T.Item.99")], "k6")
+        .unwrap_err();
+    assert_eq!(f.param_faults()[0].fault.code(), 9007);
+    // A deleted instance disappears from the reference.
+    e.delete_object(&format!("Device.X_T.Item.{n1}."), "k7")
+        .unwrap();
+    assert_eq!(
+        value(&mut e, "Device.X_T.Pick"),
+        format!("Device.X_T.Item.{n2}")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_transforms_and_references_name_the_file_and_line() {
+    let dir = scratch_dir("bad-transform");
+    let f = dir.join("t.toml");
+    for (text, line, what) in [
+        (
+            "[bind.\"Device.DeviceInfo.\"]\n\nModelNumber = { to = \"const:x\", transform = \"rot13\" }\n",
+            3,
+            "unknown transform",
+        ),
+        (
+            "[bind.\"Device.DeviceInfo.\"]\nModelNumber = { to = \"const:x\", ref = \"Device.DeviceInfo.\" }\n",
+            2,
+            "not a bound table",
+        ),
+        (
+            "[bind.\"Device.DeviceInfo.\"]\nModelNumber = \"const:{nosuch:x}\"\n",
+            2,
+            "",
+        ),
+        ("[script.\"bad name\"]\npath = \"x.sh\"\n", 1, "bad script name"),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        let e = Schema::load(Model::Tr181, Some(&dir)).unwrap_err();
+        assert_eq!(e.file, f.display().to_string(), "{e}");
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.message.contains(what), "{e}");
+    }
+    // A declared script's path is relative to the file that declares it.
+    std::fs::write(&f, "[script.acme]\npath = \"acme.sh\"\ntimeout_ms = 1500\n").unwrap();
+    let s = Schema::load(Model::Tr181, Some(&dir)).unwrap();
+    let acme = &s.scripts()["acme"];
+    assert_eq!(acme.path, dir.join("acme.sh"));
+    assert_eq!(acme.timeout, Some(std::time::Duration::from_millis(1500)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
