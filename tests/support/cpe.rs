@@ -1,0 +1,376 @@
+//! The CPE side of the end-to-end tests: a temporary directory with a config file, the real
+//! `cwmpd` binary run as a daemon or as a CLI command (bounded), and the ACS request helpers the
+//! test files share.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::acs::{Call, Exchange};
+use cwmpd::datamodel::types::BaseType;
+use cwmpd::soap::{AcsRequest, CpeResponse, ParameterInfo, SetAttributes, SetValue, XsiType};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cwmpd");
+pub const USER: &str = "cpe-it";
+pub const PASS: &str = "it-s3cret";
+pub const SERIAL: &str = "IT0000000001";
+/// Bound on one CLI run; generous because two cores are shared with the build.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on waiting for sessions.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn gpn_req(path: &str, next_level: bool) -> Call {
+    AcsRequest::GetParameterNames {
+        path: path.into(),
+        next_level,
+    }
+    .into()
+}
+
+pub fn gpv_req(names: &[&str]) -> Call {
+    AcsRequest::GetParameterValues {
+        names: names.iter().map(|n| n.to_string()).collect(),
+    }
+    .into()
+}
+
+pub fn spv_req(list: &[(&str, &str, BaseType)], key: &str) -> Call {
+    AcsRequest::SetParameterValues {
+        list: list
+            .iter()
+            .map(|(name, value, ty)| SetValue {
+                name: name.to_string(),
+                value: value.to_string(),
+                xsi_type: Some(XsiType::Known(*ty)),
+            })
+            .collect(),
+        parameter_key: key.into(),
+    }
+    .into()
+}
+
+pub fn spa_req(name: &str, notification: u8) -> Call {
+    AcsRequest::SetParameterAttributes {
+        list: vec![SetAttributes {
+            name: name.into(),
+            notification_change: true,
+            notification,
+            access_list_change: false,
+            access_list: Vec::new(),
+        }],
+    }
+    .into()
+}
+
+pub fn add_req_at(object: &str, key: &str) -> Call {
+    AcsRequest::AddObject {
+        object_name: object.into(),
+        parameter_key: key.into(),
+    }
+    .into()
+}
+
+pub fn delete_req(object: &str, key: &str) -> Call {
+    AcsRequest::DeleteObject {
+        object_name: object.into(),
+        parameter_key: key.into(),
+    }
+    .into()
+}
+
+pub fn gpn(e: &Exchange) -> Vec<ParameterInfo> {
+    match &e.response {
+        Ok(CpeResponse::GetParameterNames { list }) => list.clone(),
+        r => panic!("{} answered {r:?}", e.call.method()),
+    }
+}
+
+pub fn gpv(e: &Exchange) -> Vec<cwmpd::soap::ParameterValue> {
+    match &e.response {
+        Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
+        r => panic!("{} answered {r:?}", e.call.method()),
+    }
+}
+
+pub fn instance(e: &Exchange) -> u32 {
+    match &e.response {
+        Ok(CpeResponse::AddObject {
+            instance_number, ..
+        }) => *instance_number,
+        r => panic!("{} answered {r:?}", e.call.method()),
+    }
+}
+
+pub fn fault_code(e: &Exchange) -> Option<u32> {
+    e.fault().map(|f| f.code())
+}
+
+pub fn has_name(list: &[ParameterInfo], name: &str, writable: Option<bool>) -> bool {
+    list.iter()
+        .any(|p| p.name == name && writable.is_none_or(|w| p.writable == w))
+}
+
+pub fn value<'a>(
+    list: &'a [cwmpd::soap::ParameterValue],
+    name: &str,
+) -> Option<(&'a str, BaseType)> {
+    list.iter()
+        .find(|p| p.name == name)
+        .map(|p| (p.value.as_str(), p.ty))
+}
+
+/// Polls `f` every 100 ms until it gives a value or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cwmpd-it-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One CPE: a temp dir with its config file and storage.
+pub struct Cpe {
+    pub dir: TempDir,
+    pub cfg: PathBuf,
+}
+
+impl Cpe {
+    pub fn new(tag: &str, url: &str, ca_file: Option<&Path>) -> Cpe {
+        Cpe::with_interval(tag, url, ca_file, 3600)
+    }
+
+    pub fn with_interval(tag: &str, url: &str, ca_file: Option<&Path>, interval: u32) -> Cpe {
+        Cpe::with_config(tag, url, ca_file, interval, |_| String::new())
+    }
+
+    /// A CPE whose config ends with `extra(dir)` (e.g. a `[datamodel]` section with paths in
+    /// the CPE's own directory).
+    pub fn with_config(
+        tag: &str,
+        url: &str,
+        ca_file: Option<&Path>,
+        interval: u32,
+        extra: impl FnOnce(&Path) -> String,
+    ) -> Cpe {
+        let dir = TempDir::new(tag);
+        let cfg = dir.path().join("cwmpd.toml");
+        let ca = ca_file
+            .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+            .unwrap_or_default();
+        let text = format!(
+            "[acs]\n\
+             url = {url:?}\n\
+             username = {USER:?}\n\
+             password = {PASS:?}\n\
+             {ca}\
+             periodic_inform_interval = {interval}\n\
+             retry_minimum_wait_interval = 1\n\
+             retry_interval_multiplier = 1000\n\
+             timeout = 5\n\
+             \n\
+             [device]\n\
+             manufacturer = \"cwmpd-it\"\n\
+             oui = \"00D0F8\"\n\
+             product_class = \"ItRouter\"\n\
+             serial_number = {SERIAL:?}\n\
+             software_version = \"9.8.7\"\n\
+             \n\
+             [connection_request]\n\
+             listen = \"127.0.0.1:0\"\n\
+             \n\
+             [storage]\n\
+             dir = {:?}\n\
+             \n\
+             [log]\n\
+             level = \"debug\"\n",
+            dir.path().join("state").display().to_string()
+        );
+        let text = text + &extra(dir.path());
+        std::fs::write(&cfg, text).expect("write config");
+        Cpe { dir, cfg }
+    }
+
+    pub fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<String> {
+        let mut v = vec!["-c".to_string(), self.cfg.display().to_string()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// Runs one CLI command to completion (bounded).
+    pub fn cli(&self, rest: &[&str]) -> Out {
+        let args = self.args(rest);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs)
+    }
+
+    /// Starts `cwmpd -c cfg run`.
+    pub fn spawn_run(&self) -> Daemon {
+        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("clone log file");
+        let child = Command::new(BIN)
+            .args(self.args(&["run"]))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("spawn cwmpd run");
+        Daemon { child, log }
+    }
+}
+
+/// A number unique within this test process.
+pub fn rand_tag() -> usize {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A running `cwmpd run`, SIGKILLed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, reap, and return the log.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The outcome of a CLI run.
+pub struct Out {
+    pub args: Vec<String>,
+    /// `None` when killed at the deadline.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn assert_code(&self, code: i32, what: &str) {
+        assert_eq!(self.code, Some(code), "{what}: {self}");
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`cwmpd {}` exited {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs the binary with `args`, killing it at [`CLI_TIMEOUT`].
+pub fn run(args: &[&str]) -> Out {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cwmpd");
+    let reader = |r: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Out {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
