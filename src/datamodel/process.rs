@@ -4,8 +4,10 @@
 //! which counts them for the benchmark (issue 3: no process per parameter).
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,8 +63,8 @@ impl std::fmt::Display for RunError {
 /// A started command, to wait for later (several `uci show` run side by side).
 pub struct Running {
     child: std::process::Child,
-    out: thread::JoinHandle<(Vec<u8>, bool)>,
-    err: thread::JoinHandle<Vec<u8>>,
+    out: Receiver<(Vec<u8>, bool)>,
+    err: Receiver<Vec<u8>>,
     started: Instant,
     timeout: Duration,
     max_output: usize,
@@ -82,7 +84,10 @@ pub fn start(
         Stdio::piped()
     })
     .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .stderr(Stdio::piped())
+    // Its own process group: at the deadline the command and everything it started are
+    // killed together.
+    .process_group(0);
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     SPAWNS.fetch_add(1, Ordering::Relaxed);
     if let Some(mut pipe) = child.stdin.take() {
@@ -93,26 +98,30 @@ pub fn start(
         });
     }
     let stdout = child.stdout.take();
-    let out = thread::spawn(move || {
+    let (out_tx, out) = mpsc::channel();
+    thread::spawn(move || {
         let mut buf = Vec::new();
         let mut over = false;
         if let Some(s) = stdout {
             // One byte more than allowed tells an overflow from an exact fit.
-            let limit = u64::try_from(max_output).unwrap_or(u64::MAX).saturating_add(1);
+            let limit = u64::try_from(max_output)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
             let _ = s.take(limit).read_to_end(&mut buf);
             over = buf.len() > max_output;
             buf.truncate(max_output);
             // Dropping the pipe here makes a child that keeps writing die of SIGPIPE.
         }
-        (buf, over)
+        let _ = out_tx.send((buf, over));
     });
     let stderr = child.stderr.take();
-    let err = thread::spawn(move || {
+    let (err_tx, err) = mpsc::channel();
+    thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(s) = stderr {
             let _ = s.take(4096).read_to_end(&mut buf);
         }
-        buf
+        let _ = err_tx.send(buf);
     });
     Ok(Running {
         child,
@@ -144,8 +153,15 @@ impl Running {
             thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
         };
-        let (stdout, over) = self.out.join().unwrap_or_default();
-        let stderr = self.err.join().unwrap_or_default();
+        // The output ends when every holder of the pipe is gone: a background job the command
+        // left behind may hold it, so the wait for it keeps the same deadline.
+        let left = self.timeout.saturating_sub(self.started.elapsed());
+        let Ok((stdout, over)) = self.out.recv_timeout(left) else {
+            self.kill();
+            return Err(RunError::Timeout(self.timeout));
+        };
+        let left = self.timeout.saturating_sub(self.started.elapsed());
+        let stderr = self.err.recv_timeout(left).unwrap_or_default();
         if over {
             return Err(RunError::TooMuchOutput(self.max_output));
         }
@@ -156,7 +172,16 @@ impl Running {
         })
     }
 
+    /// Kills the command's process group (what it started too), then the command itself.
     fn kill(&mut self) {
+        // Without `unsafe` there is no kill(2) here; kill(1) takes a negative group id.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -189,13 +214,30 @@ mod tests {
     #[test]
     fn output_input_and_status() {
         let before = spawns();
-        let o = run(&mut Command::new("/bin/cat"), b"abc", Duration::from_secs(5), 100).unwrap();
+        let o = run(
+            &mut Command::new("/bin/cat"),
+            b"abc",
+            Duration::from_secs(5),
+            100,
+        )
+        .unwrap();
         assert!(o.status.success());
         assert_eq!(o.stdout, b"abc");
         assert!(spawns() > before);
         let o = shell("echo oops >&2; exit 3", Duration::from_secs(5)).unwrap();
         assert_eq!(o.status.code(), Some(3));
         assert_eq!(o.stderr_line(), "oops");
+    }
+
+    #[test]
+    fn a_background_job_holding_the_output_does_not_hold_the_agent() {
+        let t = Instant::now();
+        let e = shell("sleep 5 & echo started", Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(e, RunError::Timeout(_)), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // The job was killed with its group: nothing of it is left writing.
+        let o = shell("(sleep 0.1 &) ; echo ok", Duration::from_secs(5)).unwrap();
+        assert_eq!(o.stdout, b"ok\n");
     }
 
     #[test]
