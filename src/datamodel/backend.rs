@@ -89,6 +89,12 @@ pub trait Backend {
         Vec::new()
     }
 
+    /// The values the last failed `apply` refused (9005–9008), by key; the engine reports them
+    /// per parameter (§A.3.2.1). Taking them clears the list.
+    fn take_set_faults(&mut self) -> Vec<(String, Fault)> {
+        Vec::new()
+    }
+
     /// Drops cached snapshots, so the next read sees the system as it is now. The engine calls
     /// it when a session starts and before each notification check; between two calls every
     /// read of a backend comes from one snapshot (no instance appears between a
@@ -236,7 +242,10 @@ impl Backends {
     }
 
     /// Backends with the agent-owned defaults taken from the config, on the given paths.
-    pub fn with_platform(agent_defaults: BTreeMap<String, String>, platform: &Platform) -> Backends {
+    pub fn with_platform(
+        agent_defaults: BTreeMap<String, String>,
+        platform: &Platform,
+    ) -> Backends {
         Backends {
             uci: super::uci::UciBackend::new(platform),
             file: super::file::FileBackend::new(platform),

@@ -18,8 +18,8 @@ pub mod file;
 pub mod generate;
 pub mod process;
 pub mod schema;
-pub mod transform;
 pub mod script;
+pub mod transform;
 pub mod types;
 pub mod uci;
 
@@ -922,7 +922,11 @@ impl Engine {
         let tkey = expand(&table.binding.key, &inst.keys);
         let tpath = self.table_path(t, inst);
         let tkey = if has_nested(&tkey) {
-            match self.resolve_nested(std::slice::from_ref(&tkey)).pop().flatten() {
+            match self
+                .resolve_nested(std::slice::from_ref(&tkey))
+                .pop()
+                .flatten()
+            {
                 Some(k) => k,
                 // What the table hangs on does not exist: it has no instances.
                 None => return Ok(Vec::new()),
@@ -1358,7 +1362,11 @@ impl Engine {
         let Some(target) = b.reference.clone() else {
             return Some(v);
         };
-        let t = self.schema.objects().iter().position(|o| o.path == target)?;
+        let t = self
+            .schema
+            .objects()
+            .iter()
+            .position(|o| o.path == target)?;
         if !ref_cache.contains_key(&t) {
             let list = self.instances(t, &Inst::default()).unwrap_or_default();
             ref_cache.insert(t, list);
@@ -1512,6 +1520,8 @@ impl Engine {
             return Err(invalid(faults));
         }
         let mut touched: Vec<BackendKind> = Vec::new();
+        // What was staged where: (backend, key, parameter path), to name refused parameters.
+        let mut staged: Vec<(BackendKind, String, String)> = Vec::new();
         for (r, _, stored) in &checked {
             let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
                 continue;
@@ -1519,7 +1529,11 @@ impl Engine {
             let kind = b.backend;
             let key = expand(&b.key, &r.inst.keys);
             let key = if has_nested(&key) {
-                match self.resolve_nested(std::slice::from_ref(&key)).pop().flatten() {
+                match self
+                    .resolve_nested(std::slice::from_ref(&key))
+                    .pop()
+                    .flatten()
+                {
                     Some(k) => k,
                     None => {
                         faults.push(ParamFault {
@@ -1535,6 +1549,7 @@ impl Engine {
             if !touched.contains(&kind) {
                 touched.push(kind);
             }
+            staged.push((kind, key.clone(), self.param_path(r)));
             let mut cx = Cx {
                 values: &mut self.state.values,
                 changed: false,
@@ -1555,7 +1570,31 @@ impl Engine {
             self.rollback_all(&touched);
             return Err(invalid(faults));
         }
-        let applied = self.apply_all(&touched)?;
+        let applied = match self.apply_all(&touched) {
+            Ok(a) => a,
+            Err(e) => {
+                // A backend that refused values while applying says which (§A.3.2.1: 9003
+                // with the refused parameters); everything was rolled back already.
+                let mut faults = Vec::new();
+                for &kind in &touched {
+                    for (key, fault) in self.backends.get(kind).take_set_faults() {
+                        if let Some((_, _, name)) =
+                            staged.iter().find(|(k, sk, _)| *k == kind && *sk == key)
+                        {
+                            faults.push(ParamFault {
+                                name: name.clone(),
+                                fault,
+                            });
+                        }
+                    }
+                }
+                return Err(if faults.is_empty() {
+                    e
+                } else {
+                    invalid(faults)
+                });
+            }
+        };
         if from_acs {
             // Changes made by the ACS are not notified back to it (§A.3.2.4).
             for (r, value, _) in &checked {
