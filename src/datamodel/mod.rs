@@ -1304,7 +1304,7 @@ impl Engine {
             for ((i, _), v) in items.iter().zip(got) {
                 let r = &refs[*i];
                 let v = match v {
-                    Some(raw) => self.from_backend(r, raw, &mut ref_cache),
+                    Some(raw) => self.shown_value(r, raw, &mut ref_cache),
                     None => None,
                 };
                 let p = &self.schema.objects()[r.obj].params[r.param];
@@ -1343,7 +1343,7 @@ impl Engine {
     /// A backend value as the model shows it: the binding's `transform`, then `map`, then `ref`
     /// (instance keys → instance paths; keys of no instance are left out). `None` when the
     /// transform does not apply (the parameter then reads as having no value).
-    fn from_backend(
+    fn shown_value(
         &mut self,
         r: &ParamRef,
         raw: String,
@@ -1367,9 +1367,8 @@ impl Engine {
             .objects()
             .iter()
             .position(|o| o.path == target)?;
-        if !ref_cache.contains_key(&t) {
-            let list = self.instances(t, &Inst::default()).unwrap_or_default();
-            ref_cache.insert(t, list);
+        if let std::collections::btree_map::Entry::Vacant(e) = ref_cache.entry(t) {
+            e.insert(self.instances(t, &Inst::default()).unwrap_or_default());
         }
         let list = ref_cache.get(&t)?;
         let paths: Vec<String> = v
@@ -1383,8 +1382,8 @@ impl Engine {
     }
 
     /// A model value (valid for its type) as the backend stores it: the inverse of
-    /// [`Engine::from_backend`]. 9007 when it has none (an unknown instance path).
-    fn to_backend(&mut self, r: &ParamRef, value: &str) -> Result<String, Fault> {
+    /// [`Engine::shown_value`]. 9007 when it has none (an unknown instance path).
+    fn stored_value(&mut self, r: &ParamRef, value: &str) -> Result<String, Fault> {
         let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
             return Ok(value.to_string());
         };
@@ -1642,7 +1641,7 @@ impl Engine {
         }
         let value = ty.check(&sv.value)?;
         self.check_inform_parameter(&r, &value)?;
-        let stored = self.to_backend(&r, &value)?;
+        let stored = self.stored_value(&r, &value)?;
         Ok((r, value, stored))
     }
 
