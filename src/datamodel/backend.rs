@@ -257,7 +257,7 @@ impl Backends {
             },
             builtin: BuiltinBackend {
                 model: String::new(),
-                uptime_file: "/proc/uptime".into(),
+                uptime_file: platform.root.join("proc/uptime").display().to_string(),
             },
             constant: ConstBackend,
         }
