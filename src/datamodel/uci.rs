@@ -1280,39 +1280,34 @@ fn emit(out: &mut String, pkg: &str, from: &[&Section], to: &[&Section], pair: &
 }
 
 /// Writes the commands that turn the options `from` of the section `r` into `to`, keeping
-/// their order (uci appends a new option; options from the first one out of order on are
-/// deleted and written again).
+/// their order. libuci appends an option it sets, also one that exists (`uci_set` frees the old
+/// option and allocates a new one at the end), so after the batch the section holds the
+/// options it did not touch, in their order, then the written ones in write order. The
+/// options of `to` after its longest prefix of untouched ones are therefore all written again.
 fn emit_options(out: &mut String, r: &str, from: &[(String, Value)], to: &[(String, Value)]) {
     let old = |n: &str| from.iter().find(|(o, _)| o == n).map(|(_, v)| v);
-    let to_names: Vec<&str> = to.iter().map(|(n, _)| n.as_str()).collect();
-    let mut natural: Vec<&str> = from
+    let new = |n: &str| to.iter().find(|(o, _)| o == n).map(|(_, v)| v);
+    // Options kept as they are, in their present order.
+    let untouched: Vec<&str> = from
         .iter()
+        .filter(|(n, v)| new(n) == Some(v))
         .map(|(n, _)| n.as_str())
-        .filter(|n| to_names.contains(n))
         .collect();
-    natural.extend(to_names.iter().filter(|n| old(n).is_none()));
-    let d = natural
+    let keep = untouched
         .iter()
-        .zip(&to_names)
-        .position(|(a, b)| a != b)
-        .unwrap_or(to_names.len());
+        .zip(to)
+        .take_while(|(u, (n, _))| **u == n.as_str())
+        .count();
     for (n, _) in from {
-        if !to_names.contains(&n.as_str()) {
+        let rewritten = to[keep..].iter().any(|(t, _)| t == n);
+        if new(n).is_none() || (rewritten && untouched.contains(&n.as_str())) {
             let _ = writeln!(out, "delete {r}.{n}");
         }
     }
-    for (k, (n, v)) in to.iter().enumerate() {
-        let prev = old(n);
-        if k < d {
-            if prev != Some(v) {
-                write_option(out, r, n, v, prev.is_some());
-            }
-        } else {
-            if prev.is_some() {
-                let _ = writeln!(out, "delete {r}.{n}");
-            }
-            write_option(out, r, n, v, false);
-        }
+    for (n, v) in &to[keep..] {
+        // Deleted above when it was untouched; a changed one is replaced (and so appended).
+        let exists = old(n).is_some() && !untouched.contains(&n.as_str());
+        write_option(out, r, n, v, exists);
     }
 }
 
@@ -1563,12 +1558,13 @@ mod tests {
             "delete p.a.y\nset p.a.z='it'\\''s'\nadd_list p.b.n='only'\ndelete p.cfg0292bd\n\
              set p.cwmp00000001='t'\nset p.cwmp00000001.k='v'\n"
         );
-        // Back: `y` returns before `z`, the anonymous section at its place, `n` goes.
+        // Back: `y` returns before `z` (libuci appends what it sets, so `z`, changed, follows
+        // `y`), the anonymous section at its place, `n` goes.
         let mut inv = String::new();
         emit(&mut inv, "p", &a, &b, &[Some(0), None, Some(1)]);
         assert_eq!(
             inv,
-            "set p.a.y='2'\ndelete p.a.z\nset p.a.z='3'\ndelete p.b.n\ndelete p.cwmp00000001\n\
+            "set p.a.y='2'\nset p.a.z='3'\ndelete p.b.n\ndelete p.cwmp00000001\n\
              add p 'rule'\nadd_list p.@rule[-1].l='p'\nadd_list p.@rule[-1].l='q'\n\
              reorder p.@rule[-1]=1\n"
         );
