@@ -741,6 +741,41 @@ impl Engine {
         faults
     }
 
+    /// Where each parameter under `path` lives: `(parameter path, backend, key)` with the
+    /// instance keys and nested references filled in; computed counts are left out. For
+    /// diagnostics and for the benchmark's per-parameter comparison.
+    pub fn bound_keys(&mut self, path: &str) -> Result<Vec<(String, BackendKind, String)>, Fault> {
+        let node = if path.is_empty() {
+            Node::Object(0, Inst::default())
+        } else {
+            self.resolve(path)?
+        };
+        let mut refs = Vec::new();
+        self.params_under(node, &mut refs)?;
+        let mut out = Vec::new();
+        for r in &refs {
+            let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+                continue;
+            };
+            let kind = b.backend;
+            let key = expand(&b.key, &r.inst.keys);
+            let key = if has_nested(&key) {
+                match self
+                    .resolve_nested(std::slice::from_ref(&key))
+                    .pop()
+                    .flatten()
+                {
+                    Some(k) => k,
+                    None => continue,
+                }
+            } else {
+                key
+            };
+            out.push((self.param_path(r), kind, key));
+        }
+        Ok(out)
+    }
+
     /// Drops every backend's snapshot: the next reads see the system as it is now. Called when
     /// a session starts and before each notification check; in between, all reads of a
     /// backend come from one snapshot.
@@ -1200,10 +1235,24 @@ impl Engine {
     fn param_writable(&self, r: &ParamRef) -> bool {
         let p = &self.schema.objects()[r.obj].params[r.param];
         match &p.source {
-            Source::Bound(b) if p.def.access != Access::ReadOnly && b.invertible() => self
-                .backends
-                .peek(b.backend)
-                .writable(&expand(&b.key, &r.inst.keys)),
+            Source::Bound(b) if p.def.access != Access::ReadOnly && b.invertible() => {
+                let key = expand(&b.key, &r.inst.keys);
+                // A reference inside the key is resolved when writing; its shape is enough here.
+                let key = if has_nested(&key) {
+                    let mut shape = String::with_capacity(key.len());
+                    let mut last = 0;
+                    for (start, end, _, _) in nested_refs(&key) {
+                        shape.push_str(&key[last..start]);
+                        shape.push_str("x0");
+                        last = end;
+                    }
+                    shape.push_str(&key[last..]);
+                    shape
+                } else {
+                    key
+                };
+                self.backends.peek(b.backend).writable(&key)
+            }
             _ => false,
         }
     }
@@ -1418,8 +1467,17 @@ impl Engine {
             }
             v = keys.join(",");
         }
-        if let Some((k, _)) = map.iter().find(|(_, m)| *m == v) {
-            v = k.clone();
+        if !map.is_empty() {
+            // With a map, only the mapped values can be stored (an enumeration the backend
+            // spells its own way).
+            match map.iter().find(|(_, m)| *m == v) {
+                Some((k, _)) => v = k.clone(),
+                None => {
+                    return Err(Fault::InvalidParameterValue(format!(
+                        "{value:?} is not one of the values this device can store"
+                    )))
+                }
+            }
         }
         if let Some(t) = transform {
             v = t.write(&v).ok_or_else(|| {

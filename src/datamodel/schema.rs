@@ -1148,9 +1148,9 @@ impl Builder {
                 .chain(o.table.iter().map(|t| ("{i}", &t.binding)));
             for (name, b) in bindings {
                 let Some(r) = &b.reference else { continue };
-                let ok = objects.iter().any(|t| {
-                    t.path == *r && t.table.is_some() && r.matches("{i}").count() == 1
-                });
+                let ok = objects
+                    .iter()
+                    .any(|t| t.path == *r && t.table.is_some() && r.matches("{i}").count() == 1);
                 if !ok {
                     let bind = binds
                         .iter()

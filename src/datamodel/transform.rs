@@ -24,10 +24,19 @@ pub enum Transform {
     Remaining,
     /// Bytes → KiB.
     Kib,
+    /// 32 hexadecimal digits of `/proc/net/if_inet6` → an IPv6 address (`fe80::1`).
+    HexIp6,
+    /// A dnsmasq/OpenWrt duration (`12h`, `30m`, `45`, `infinite`) ↔ seconds (`infinite` is
+    /// -1, TR-181's "infinite" lease).
+    Duration,
+    /// Hundredths → units (kernel centiseconds → seconds).
+    Centi,
+    /// A 64-bit counter as a 32-bit one (TR-098 `unsignedInt` statistics wrap).
+    Wrap32,
 }
 
 impl Transform {
-    pub const ALL: [Transform; 8] = [
+    pub const ALL: [Transform; 12] = [
         Transform::HexIp4,
         Transform::Word,
         Transform::Not,
@@ -36,6 +45,10 @@ impl Transform {
         Transform::Lower,
         Transform::Remaining,
         Transform::Kib,
+        Transform::HexIp6,
+        Transform::Duration,
+        Transform::Centi,
+        Transform::Wrap32,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +61,10 @@ impl Transform {
             Transform::Lower => "lower",
             Transform::Remaining => "remaining",
             Transform::Kib => "kib",
+            Transform::HexIp6 => "hexip6",
+            Transform::Duration => "duration",
+            Transform::Centi => "centi",
+            Transform::Wrap32 => "wrap32",
         }
     }
 
@@ -59,7 +76,11 @@ impl Transform {
     pub fn writable(self) -> bool {
         matches!(
             self,
-            Transform::Not | Transform::PrefixMask | Transform::Upper | Transform::Lower
+            Transform::Not
+                | Transform::PrefixMask
+                | Transform::Upper
+                | Transform::Lower
+                | Transform::Duration
         )
     }
 
@@ -92,6 +113,19 @@ impl Transform {
                 Some(at.saturating_sub(now).max(0).to_string())
             }
             Transform::Kib => raw.parse::<u64>().ok().map(|b| (b / 1024).to_string()),
+            Transform::HexIp6 => {
+                if raw.len() != 32 {
+                    return None;
+                }
+                let n = u128::from_str_radix(raw, 16).ok()?;
+                Some(std::net::Ipv6Addr::from(n).to_string())
+            }
+            Transform::Duration => duration_seconds(raw).map(|s| s.to_string()),
+            Transform::Centi => raw.parse::<u64>().ok().map(|c| (c / 100).to_string()),
+            Transform::Wrap32 => raw
+                .parse::<u64>()
+                .ok()
+                .map(|n| (n & u64::from(u32::MAX)).to_string()),
         }
     }
 
@@ -104,9 +138,41 @@ impl Transform {
             Transform::PrefixMask => prefix_of(value).map(|p| p.to_string()),
             Transform::Upper => Some(value.to_ascii_uppercase()),
             Transform::Lower => Some(value.to_ascii_lowercase()),
+            Transform::Duration => {
+                let secs: i64 = value.trim().parse().ok()?;
+                Some(match secs {
+                    -1 => "infinite".to_string(),
+                    s if s < 0 => return None,
+                    s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+                    s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+                    s => s.to_string(),
+                })
+            }
             _ => None,
         }
     }
+}
+
+/// Seconds of a dnsmasq duration: a number with an optional unit `s`, `m`, `h`, `d`, `w`;
+/// `infinite` is -1.
+fn duration_seconds(s: &str) -> Option<i64> {
+    if s.eq_ignore_ascii_case("infinite") {
+        return Some(-1);
+    }
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+        _ => (s, 's'),
+    };
+    let n: i64 = num.parse().ok().filter(|n| *n >= 0)?;
+    let mul = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(mul)
 }
 
 /// The boolean forms OpenWrt accepts (`config_get_bool`).
@@ -142,18 +208,40 @@ mod tests {
 
     #[test]
     fn reads() {
-        assert_eq!(Transform::HexIp4.read("0101A8C0").as_deref(), Some("192.168.1.1"));
-        assert_eq!(Transform::HexIp4.read("00000000").as_deref(), Some("0.0.0.0"));
+        assert_eq!(
+            Transform::HexIp4.read("0101A8C0").as_deref(),
+            Some("192.168.1.1")
+        );
+        assert_eq!(
+            Transform::HexIp4.read("00000000").as_deref(),
+            Some("0.0.0.0")
+        );
         assert_eq!(Transform::HexIp4.read("zz"), None);
         assert_eq!(Transform::Word.read("16384 kB").as_deref(), Some("16384"));
         assert_eq!(Transform::Word.read("   "), None);
         assert_eq!(Transform::Not.read("1").as_deref(), Some("false"));
         assert_eq!(Transform::Not.read("off").as_deref(), Some("true"));
         assert_eq!(Transform::Not.read("maybe"), None);
-        assert_eq!(Transform::PrefixMask.read("24").as_deref(), Some("255.255.255.0"));
+        assert_eq!(
+            Transform::PrefixMask.read("24").as_deref(),
+            Some("255.255.255.0")
+        );
         assert_eq!(Transform::PrefixMask.read("0").as_deref(), Some("0.0.0.0"));
         assert_eq!(Transform::PrefixMask.read("33"), None);
         assert_eq!(Transform::Kib.read("2048").as_deref(), Some("2"));
+        assert_eq!(
+            Transform::HexIp6
+                .read("fe800000000000000211223344556677")
+                .as_deref(),
+            Some("fe80::211:2233:4455:6677")
+        );
+        assert_eq!(Transform::HexIp6.read("fe80"), None);
+        assert_eq!(Transform::Duration.read("12h").as_deref(), Some("43200"));
+        assert_eq!(Transform::Duration.read("90").as_deref(), Some("90"));
+        assert_eq!(Transform::Duration.read("infinite").as_deref(), Some("-1"));
+        assert_eq!(Transform::Duration.read("5x"), None);
+        assert_eq!(Transform::Centi.read("30000").as_deref(), Some("300"));
+        assert_eq!(Transform::Wrap32.read("4294967301").as_deref(), Some("5"));
         assert_eq!(Transform::Remaining.read("1").as_deref(), Some("0"));
         let later = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -172,14 +260,28 @@ mod tests {
     fn writes() {
         assert_eq!(Transform::Not.write("true").as_deref(), Some("0"));
         assert_eq!(Transform::Not.write("false").as_deref(), Some("1"));
-        assert_eq!(Transform::PrefixMask.write("255.255.255.0").as_deref(), Some("24"));
-        assert_eq!(Transform::PrefixMask.write("255.255.255.255").as_deref(), Some("32"));
+        assert_eq!(
+            Transform::PrefixMask.write("255.255.255.0").as_deref(),
+            Some("24")
+        );
+        assert_eq!(
+            Transform::PrefixMask.write("255.255.255.255").as_deref(),
+            Some("32")
+        );
         assert_eq!(Transform::PrefixMask.write("0.0.0.0").as_deref(), Some("0"));
         assert_eq!(Transform::PrefixMask.write("255.0.255.0"), None);
         assert_eq!(Transform::HexIp4.write("1.2.3.4"), None);
+        assert_eq!(Transform::Duration.write("43200").as_deref(), Some("12h"));
+        assert_eq!(Transform::Duration.write("120").as_deref(), Some("2m"));
+        assert_eq!(Transform::Duration.write("61").as_deref(), Some("61"));
+        assert_eq!(Transform::Duration.write("-1").as_deref(), Some("infinite"));
+        assert_eq!(Transform::Duration.write("-5"), None);
         for t in Transform::ALL {
             assert_eq!(Transform::from_name(t.name()), Some(t));
-            assert_eq!(t.writable(), t.write("1").is_some() || t == Transform::PrefixMask);
+            assert_eq!(
+                t.writable(),
+                t.write("1").is_some() || t == Transform::PrefixMask
+            );
         }
     }
 }
