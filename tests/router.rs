@@ -1,0 +1,500 @@
+//! The real `cwmpd` binary on the fixture router (`tests/fixtures/router/`: uci config files,
+//! /sys, /proc, /tmp) with the real `uci` command, against the test ACS: what an operator's ACS
+//! does with a home gateway (TR-069 Annex A parameter RPCs on TR-181 `Device:2`).
+//!
+//! - a GenieACS-style discovery: GetParameterNames with NextLevel=true level by level, then
+//!   GetParameterValues in batches of 32 (every name answers, with its type);
+//! - SetParameterValues of the Wi-Fi SSID and the DHCP pool range in one call: the values land in
+//!   the uci files, Status is 1 and each touched service is reloaded once, after the session;
+//! - a SetParameterValues that fails leaves the uci files as they were: a bad value (9007) and a
+//!   failure while applying (a vendor script refusing) both roll everything back;
+//! - AddObject/DeleteObject of a port mapping and of a static DHCP lease (uci sections);
+//! - a uci value edited outside the agent, with active notification on, starts a
+//!   `4 VALUE CHANGE` session carrying the new value (inotify on the config directory).
+
+#[path = "support/acs.rs"]
+mod acs;
+#[path = "support/cpe.rs"]
+mod cpe;
+#[path = "support/uci.rs"]
+mod uci_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
+use cpe::*;
+use cwmpd::datamodel::types::BaseType;
+use cwmpd::soap::{AcsRequest, CpeResponse};
+
+const SSID1: &str = "Device.WiFi.SSID.1.SSID";
+const POOL1: &str = "Device.DHCPv4.Server.Pool.1.";
+const PORTMAP: &str = "Device.NAT.PortMapping.";
+
+/// A CPE on a fresh copy of the fixture router; reload commands append the package name to
+/// `reloads.log` in the CPE's directory.
+struct Router {
+    cpe: Cpe,
+}
+
+impl Router {
+    fn new(tag: &str, acs: &Acs, vendor: Option<&Path>) -> Router {
+        let uci = uci_support::uci_bin();
+        let cpe = Cpe::with_config(tag, &acs.url(), None, 3600, |dir| {
+            let root = dir.join("root");
+            copy_tree(&fixture(), &root);
+            let reloads = dir.join("reloads.log");
+            let vendor_dir = vendor.map_or_else(|| dir.join("datamodel.d"), Path::to_path_buf);
+            let mut s = format!(
+                "\n[datamodel]\nplatform = \"openwrt\"\nroot = {:?}\nuci = {:?}\nuci_savedir = {:?}\ndir = {:?}\npoll_interval = 2\n\n[datamodel.reload]\n",
+                root.display().to_string(),
+                uci.display().to_string(),
+                dir.join("uci-save").display().to_string(),
+                vendor_dir.display().to_string(),
+            );
+            for pkg in ["network", "wireless", "dhcp", "firewall", "system"] {
+                s.push_str(&format!(
+                    "{pkg} = \"echo {pkg} >> '{}'\"\n",
+                    reloads.display()
+                ));
+            }
+            s
+        });
+        Router { cpe }
+    }
+
+    fn dir(&self) -> &Path {
+        self.cpe.dir.path()
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir().join("root/etc/config")
+    }
+
+    /// `uci -c <config dir> ARGS` with the real uci; its stdout.
+    fn uci(&self, args: &[&str]) -> String {
+        let out = Command::new(uci_support::uci_bin())
+            .arg("-c")
+            .arg(self.config_dir())
+            .arg("-t")
+            .arg(self.dir().join("uci-test-save"))
+            .args(args)
+            .output()
+            .expect("run uci");
+        assert!(
+            out.status.success(),
+            "uci {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn reloads(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir().join("reloads.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// One session run with `cwmpd inform` (the CLI runs exactly one session and exits).
+    fn session(&self) {
+        self.cpe.cli(&["inform"]).assert_code(0, "inform");
+    }
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn last_session(acs: &Acs) -> SessionRecord {
+    acs.completed().pop().expect("a completed session")
+}
+
+fn response(s: &SessionRecord, i: usize) -> &CpeResponse {
+    match &s.exchanges[i].response {
+        Ok(r) => r,
+        Err(e) => panic!("exchange {i}: {e}"),
+    }
+}
+
+fn spv_status(s: &SessionRecord, i: usize) -> u8 {
+    match response(s, i) {
+        CpeResponse::SetParameterValues { status } => *status,
+        r => panic!("SPV answered {r:?}"),
+    }
+}
+
+/// The section name behind an instance, found through the uci values it shows.
+fn section_with(r: &Router, pkg: &str, option: &str, value: &str) -> Option<String> {
+    r.uci(&["-X", "show", pkg])
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, v)| k.ends_with(&format!(".{option}")) && v.trim_matches('\'') == value)
+        .and_then(|(k, _)| k.split('.').nth(1).map(str::to_string))
+}
+
+#[test]
+fn genieacs_style_discovery_reads_every_parameter_in_batches() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("discovery", &acs, None);
+    // Level by level, as GenieACS discovers a new device, then GPVs of 32 names.
+    let mut queue = vec!["Device.".to_string()];
+    let mut params: Vec<String> = Vec::new();
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut started_gpv = false;
+    acs.push_script_fn(move |t: &Turn<'_>| {
+        if let Some(last) = t.last {
+            if let Ok(CpeResponse::GetParameterNames { list }) = &last.response {
+                for p in list {
+                    if p.name.ends_with('.') {
+                        queue.push(p.name.clone());
+                    } else {
+                        params.push(p.name.clone());
+                    }
+                }
+            }
+        }
+        if let Some(path) = queue.pop() {
+            return Some(gpn_req(&path, true));
+        }
+        if !started_gpv {
+            started_gpv = true;
+            params.sort();
+            batches = params.chunks(32).map(<[String]>::to_vec).collect();
+            batches.reverse();
+        }
+        let b = batches.pop()?;
+        let names: Vec<&str> = b.iter().map(String::as_str).collect();
+        Some(gpv_req(&names))
+    });
+    router.session();
+    let s = last_session(&acs);
+    let mut names = Vec::new();
+    let mut values: BTreeMap<String, (String, BaseType)> = BTreeMap::new();
+    for (i, e) in s.exchanges.iter().enumerate() {
+        match response(&s, i) {
+            CpeResponse::GetParameterNames { list } => {
+                names.extend(list.iter().filter(|p| !p.name.ends_with('.')).cloned())
+            }
+            CpeResponse::GetParameterValues { list } => {
+                let asked = match &e.call {
+                    Call::Rpc(AcsRequest::GetParameterValues { names }) => names.len(),
+                    c => panic!("unexpected {c:?}"),
+                };
+                assert_eq!(list.len(), asked, "every name of a batch answers");
+                for v in list {
+                    values.insert(v.name.clone(), (v.value.clone(), v.ty));
+                }
+            }
+            r => panic!("unexpected answer {r:?}"),
+        }
+    }
+    assert!(
+        names.len() >= 500,
+        "a typical router shows at least 500 parameters, got {}",
+        names.len()
+    );
+    assert_eq!(values.len(), names.len(), "each name read exactly once");
+    for n in &names {
+        assert!(values.contains_key(&n.name), "{} was not read", n.name);
+    }
+    // Live values from the fixture, with their types.
+    let v = |n: &str| values.get(n).map(|(v, t)| (v.as_str(), *t));
+    assert_eq!(
+        v("Device.WiFi.SSIDNumberOfEntries").map(|x| x.1),
+        Some(BaseType::UnsignedInt)
+    );
+    let ssid_count: usize = v("Device.WiFi.SSIDNumberOfEntries")
+        .unwrap()
+        .0
+        .parse()
+        .unwrap();
+    assert!(ssid_count >= 2);
+    let lan_ip = values.iter().find(|(k, (val, _))| {
+        k.starts_with("Device.IP.Interface.") && k.ends_with(".IPAddress") && val == "192.168.1.1"
+    });
+    assert!(lan_ip.is_some(), "the LAN address is read from uci");
+    assert!(values
+        .iter()
+        .any(|(k, (_, t))| k.ends_with(".Stats.BytesReceived") && *t == BaseType::UnsignedLong));
+    // The discovery wrote nothing to the router's configuration.
+    assert!(router.reloads().is_empty());
+}
+
+#[test]
+fn spv_of_ssid_and_dhcp_range_lands_in_uci_and_reloads_each_service_once() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("spv", &acs, None);
+    let ssid_before = { router.cpe.cli(&["get", SSID1]).stdout };
+    assert!(ssid_before.contains(SSID1), "{ssid_before}");
+    let min = format!("{POOL1}MinAddress");
+    let max = format!("{POOL1}MaxAddress");
+    acs.push_script([
+        spv_req(
+            &[
+                (SSID1, "Operator-WiFi", BaseType::String),
+                (&min, "192.168.1.50", BaseType::String),
+                (&max, "192.168.1.99", BaseType::String),
+            ],
+            "spv-1",
+        ),
+        gpv_req(&[SSID1, &min, &max]),
+    ]);
+    router.session();
+    let s = last_session(&acs);
+    assert_eq!(spv_status(&s, 0), 1, "applied when the session ends");
+    let got = gpv(&s.exchanges[1]);
+    assert_eq!(value(&got, SSID1).map(|v| v.0), Some("Operator-WiFi"));
+    assert_eq!(value(&got, &min).map(|v| v.0), Some("192.168.1.50"));
+    assert_eq!(value(&got, &max).map(|v| v.0), Some("192.168.1.99"));
+    // In the uci files, in OpenWrt's own form.
+    assert!(section_with(&router, "wireless", "ssid", "Operator-WiFi").is_some());
+    assert_eq!(router.uci(&["get", "dhcp.lan.start"]), "50");
+    assert_eq!(router.uci(&["get", "dhcp.lan.limit"]), "50");
+    // Each touched service reloaded once, after the session.
+    let mut reloads = router.reloads();
+    reloads.sort();
+    assert_eq!(reloads, ["dhcp", "wireless"]);
+    // Read back through the CLI too (a new process: nothing cached).
+    let out = router.cpe.cli(&["get", &min]);
+    assert!(out.stdout.contains("192.168.1.50"), "{out}");
+}
+
+#[test]
+fn failing_spv_leaves_uci_untouched() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    // A vendor parameter whose script refuses every change while applying.
+    let vendor = TempDir::new("refusing-vendor");
+    std::fs::write(
+        vendor.path().join("refuse.sh"),
+        "#!/bin/sh\ncase \"$1\" in\n  get) while read k; do printf 'ok\\t%s\\toff\\n' \"$k\"; done ;;\n  set) cat >/dev/null; echo 'flash is read-only' >&2; exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    make_executable(&vendor.path().join("refuse.sh"));
+    std::fs::write(
+        vendor.path().join("refuse.toml"),
+        "[script.refuse]\npath = \"refuse.sh\"\n\n[[object]]\nname = \"Device.X_TEST_Refuse.\"\nparams = [{ name = \"Mode\", type = \"string\", access = \"readWrite\" }]\n\n[bind.\"Device.X_TEST_Refuse.\"]\nMode = \"script:refuse:mode\"\n",
+    )
+    .unwrap();
+    let router = Router::new("rollback", &acs, Some(vendor.path()));
+    // What uci holds (a commit rewrites a hand-written file in uci's own layout, so the
+    // comparison is of the configuration, in order, not of the bytes).
+    let before = router.uci(&["export", "wireless"]);
+    let dhcp_before = router.uci(&["export", "dhcp"]);
+    let max = format!("{POOL1}MaxAddress");
+    acs.push_script([
+        // A value outside the LAN subnet: refused before anything is applied.
+        spv_req(
+            &[
+                (SSID1, "Never-1", BaseType::String),
+                (&max, "10.9.9.9", BaseType::String),
+            ],
+            "bad-1",
+        ),
+        // Everything valid, but one backend fails while applying: uci is rolled back.
+        spv_req(
+            &[
+                (SSID1, "Never-2", BaseType::String),
+                ("Device.X_TEST_Refuse.Mode", "on", BaseType::String),
+            ],
+            "bad-2",
+        ),
+        gpv_req(&[SSID1, "Device.ManagementServer.ParameterKey"]),
+    ]);
+    router.session();
+    let s = last_session(&acs);
+    let f = s.exchanges[0].fault().expect("fault for the bad value");
+    assert_eq!(f.code(), 9003);
+    assert_eq!(f.param_faults().len(), 1, "{f:?}");
+    assert_eq!(f.param_faults()[0].name, max);
+    assert_eq!(f.param_faults()[0].fault.code(), 9007);
+    let f = s.exchanges[1].fault().expect("fault for the failed apply");
+    assert!(f.code() >= 9000, "{f:?}");
+    let got = gpv(&s.exchanges[2]);
+    assert!(!value(&got, SSID1).unwrap().0.starts_with("Never"));
+    assert_eq!(
+        value(&got, "Device.ManagementServer.ParameterKey").map(|v| v.0),
+        Some(""),
+        "ParameterKey changes only on success"
+    );
+    assert_eq!(router.uci(&["export", "wireless"]), before);
+    assert_eq!(router.uci(&["export", "dhcp"]), dhcp_before);
+    assert!(router.reloads().is_empty(), "nothing to reload");
+}
+
+#[test]
+fn add_and_delete_a_port_mapping_and_a_static_lease() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("addobj", &acs, None);
+    let redirects_before = router
+        .uci(&["-X", "show", "firewall"])
+        .matches("=redirect")
+        .count();
+    let hosts_before = router.uci(&["-X", "show", "dhcp"]).matches("=host").count();
+    let lease = format!("{POOL1}StaticAddress.");
+    acs.push_script_fn({
+        let lease = lease.clone();
+        let mut step = 0;
+        let mut pm = 0;
+        let mut sa = 0;
+        move |t: &Turn<'_>| {
+            step += 1;
+            match step {
+                1 => Some(add_req_at(PORTMAP, "add-pm")),
+                2 => {
+                    pm = instance(t.last?);
+                    let p = |n: &str| format!("{PORTMAP}{pm}.{n}");
+                    Some(spv_req(
+                        &[
+                            (&p("Enable"), "true", BaseType::Boolean),
+                            (&p("ExternalPort"), "8443", BaseType::UnsignedInt),
+                            (&p("InternalPort"), "443", BaseType::UnsignedInt),
+                            (&p("InternalClient"), "192.168.1.77", BaseType::String),
+                            (&p("Protocol"), "TCP", BaseType::String),
+                            (&p("Description"), "tr069-test", BaseType::String),
+                        ],
+                        "set-pm",
+                    ))
+                }
+                3 => Some(add_req_at(&lease, "add-sa")),
+                4 => {
+                    sa = instance(t.last?);
+                    let p = |n: &str| format!("{lease}{sa}.{n}");
+                    Some(spv_req(
+                        &[
+                            (&p("Chaddr"), "02:00:00:aa:bb:cc", BaseType::String),
+                            (&p("Yiaddr"), "192.168.1.88", BaseType::String),
+                        ],
+                        "set-sa",
+                    ))
+                }
+                5 => Some(gpv_req(&[
+                    &format!("{PORTMAP}{pm}."),
+                    &format!("{lease}{sa}."),
+                ])),
+                _ => None,
+            }
+        }
+    });
+    router.session();
+    let s = last_session(&acs);
+    for (i, e) in s.exchanges.iter().enumerate() {
+        assert!(e.fault().is_none(), "exchange {i}: {:?}", e.response);
+    }
+    let pm = instance(&s.exchanges[0]);
+    let sa = instance(&s.exchanges[2]);
+    let got = gpv(&s.exchanges[4]);
+    assert_eq!(
+        value(&got, &format!("{PORTMAP}{pm}.InternalClient")).map(|v| v.0),
+        Some("192.168.1.77")
+    );
+    // New uci sections with OpenWrt's options.
+    let section = section_with(&router, "firewall", "dest_ip", "192.168.1.77").expect("redirect");
+    assert_eq!(
+        router.uci(&["get", &format!("firewall.{section}")]),
+        "redirect"
+    );
+    assert_eq!(
+        router.uci(&["get", &format!("firewall.{section}.src_dport")]),
+        "8443"
+    );
+    assert_eq!(
+        router.uci(&["get", &format!("firewall.{section}.dest_port")]),
+        "443"
+    );
+    assert_eq!(
+        router.uci(&["get", &format!("firewall.{section}.src")]),
+        "wan"
+    );
+    let host = section_with(&router, "dhcp", "ip", "192.168.1.88").expect("host");
+    assert_eq!(
+        router
+            .uci(&["get", &format!("dhcp.{host}.mac")])
+            .to_ascii_lowercase(),
+        "02:00:00:aa:bb:cc"
+    );
+    assert_eq!(
+        router
+            .uci(&["-X", "show", "firewall"])
+            .matches("=redirect")
+            .count(),
+        redirects_before + 1
+    );
+
+    // Deleting them removes the sections; the instance numbers are not reused.
+    acs.push_script([
+        delete_req(&format!("{PORTMAP}{pm}."), "del-pm"),
+        delete_req(&format!("{lease}{sa}."), "del-sa"),
+        add_req_at(PORTMAP, "add-again"),
+    ]);
+    router.session();
+    let s = last_session(&acs);
+    assert!(
+        s.exchanges[0].fault().is_none(),
+        "{:?}",
+        s.exchanges[0].response
+    );
+    assert!(
+        s.exchanges[1].fault().is_none(),
+        "{:?}",
+        s.exchanges[1].response
+    );
+    assert!(instance(&s.exchanges[2]) > pm);
+    assert!(section_with(&router, "firewall", "dest_ip", "192.168.1.77").is_none());
+    assert!(section_with(&router, "dhcp", "ip", "192.168.1.88").is_none());
+    assert_eq!(
+        router.uci(&["-X", "show", "dhcp"]).matches("=host").count(),
+        hosts_before
+    );
+}
+
+#[test]
+fn a_uci_edit_outside_the_agent_starts_a_value_change_session() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("notify", &acs, None);
+    acs.push_script([spa_req(SSID1, 2)]);
+    let daemon = router.cpe.spawn_run();
+    acs.wait_sessions(1, WAIT).expect("boot session");
+    assert!(
+        poll(WAIT, || (acs.completed().len() == 1).then_some(())).is_some(),
+        "{}",
+        daemon.log()
+    );
+    // Someone edits the Wi-Fi name with uci (LuCI, ssh) and commits.
+    let shown = router.cpe.cli(&["get", SSID1]).stdout;
+    let ssid = shown.rsplit(" = ").next().unwrap().trim();
+    let section = section_with(&router, "wireless", "ssid", ssid).expect("the section of SSID 1");
+    router.uci(&["set", &format!("wireless.{section}.ssid=Changed-By-Hand")]);
+    router.uci(&["commit", "wireless"]);
+    let s = poll(WAIT, || {
+        acs.completed()
+            .into_iter()
+            .find(|s| s.has_event("4 VALUE CHANGE"))
+    })
+    .unwrap_or_else(|| panic!("no VALUE CHANGE session\n{}", daemon.log()));
+    assert_eq!(s.param(SSID1), Some("Changed-By-Hand"));
+    // The agent's own change is not notified back.
+    assert!(!daemon.log().contains("panicked"));
+}
+
+fn make_executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut perm = std::fs::metadata(p).unwrap().permissions();
+    perm.set_mode(0o755);
+    std::fs::set_permissions(p, perm).unwrap();
+}
