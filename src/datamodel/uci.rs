@@ -1,11 +1,13 @@
 //! The `uci` backend: values that live in OpenWrt's configuration (`/etc/config`), read and
 //! written through the system's own `uci` command, never by editing its files (issue 3; key
-//! grammar in `/work/notes/issue3-spec.md`).
+//! grammar below and in `datamodel/README.md`).
 //!
-//! Reads take one `uci -n export PKG` per package per snapshot (all the packages a request
-//! needs are started side by side, then waited for): never a process per parameter. (`export`
-//! rather than `show`: it tells a one-item list from a plain option, which an exact rollback
-//! needs; `-n` names anonymous sections as `uci -X show` does.) The snapshot is
+//! Reads: the first read of a snapshot is one `uci -n export` of the whole configuration
+//! directory; a package it did not give (missing, or one uci cannot load) and a package the
+//! agent changed since are read alone with `uci -n export PKG` (several side by side). Never a
+//! process per parameter. (`export` rather than `show`: it tells a one-item list from a plain
+//! option, which an exact rollback needs; `-n` names anonymous sections as `uci -X show` does.)
+//! The snapshot is
 //! kept until [`Backend::invalidate`] or the end of the session, so every read between two
 //! invalidations sees one state (no instance appears between a GetParameterNames and the
 //! GetParameterValues that follows).
@@ -63,6 +65,8 @@ pub struct UciBackend {
     reload: BTreeMap<String, String>,
     /// Packages as read since the last invalidation, by name.
     snapshot: BTreeMap<String, Package>,
+    /// Whether this snapshot began with one export of the whole directory.
+    read_all: bool,
     /// Staged changes, by package.
     staged: BTreeMap<String, Work>,
     /// Staged `@min`/`@max` writes, by (package, section name); resolved at apply.
@@ -105,6 +109,7 @@ impl UciBackend {
             savedir: platform.uci_savedir.clone(),
             reload: platform.reload.clone(),
             snapshot: BTreeMap::new(),
+            read_all: false,
             staged: BTreeMap::new(),
             ranges: BTreeMap::new(),
             undo: None,
@@ -141,6 +146,21 @@ impl UciBackend {
             return Ok(());
         }
         self.ensure_savedir()?;
+        let missing = if !self.read_all {
+            // The first read of a snapshot exports the whole directory: one process start
+            // instead of one per package as the request walks the tree (a single-core router
+            // runs them one after the other anyway). What it did not give (a package that does
+            // not exist, or does not load) is asked for on its own below, for the precise
+            // answer; packages changed by the agent are read again on their own.
+            self.read_all = true;
+            self.load_all();
+            missing
+                .into_iter()
+                .filter(|p| !self.snapshot.contains_key(*p))
+                .collect()
+        } else {
+            missing
+        };
         let started: Vec<_> = missing
             .iter()
             .map(|p| {
@@ -187,6 +207,32 @@ impl UciBackend {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Reads every package of the config directory with one `uci -n export` into the snapshot
+    /// (those not in it already). uci skips a package it cannot load (and says so on stderr);
+    /// output that does not parse is ignored here, so the caller asks per package.
+    fn load_all(&mut self) {
+        let Ok(out) = process::run(
+            self.command().args(["-n", "export"]),
+            b"",
+            UCI_TIMEOUT,
+            MAX_OUTPUT,
+        ) else {
+            return;
+        };
+        if !out.status.success() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (name, chunk) in split_packages(&text) {
+            if self.snapshot.contains_key(name) {
+                continue;
+            }
+            if let Ok(pkg) = parse_export(name, chunk) {
+                self.snapshot.insert(name.to_string(), pkg);
+            }
+        }
     }
 
     /// Runs one `uci batch`. uci goes on after a failing command and exits 0, so anything on
@@ -693,11 +739,13 @@ impl Backend for UciBackend {
         }
         self.clear_staged();
         self.snapshot.clear();
+        self.read_all = false;
         faults
     }
 
     fn invalidate(&mut self) {
         self.snapshot.clear();
+        self.read_all = false;
     }
 
     fn renamed(&mut self, _table: &str, gone: &[String], new: &[String]) -> Vec<(String, String)> {
@@ -819,6 +867,28 @@ fn anonymous_name(index: usize, ty: &str) -> String {
         h = (h << 5).wrapping_add(h).wrapping_add(c);
     }
     format!("cfg{:02x}{:04x}", index.saturating_add(1), h & 0xffff)
+}
+
+/// Splits the export of several packages at its `package NAME` lines: `(name, text)` with
+/// the text starting at that line. A value spanning lines that holds such a line would split
+/// wrongly; the parts then fail to parse and are read on their own.
+fn split_packages(text: &str) -> Vec<(&str, &str)> {
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = line.trim_end_matches('\n').strip_prefix("package ") {
+            starts.push((pos, name));
+        }
+        pos += line.len();
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, (at, name))| {
+            let end = starts.get(i + 1).map_or(text.len(), |(e, _)| *e);
+            (*name, text.get(*at..end).unwrap_or(""))
+        })
+        .collect()
 }
 
 /// Parses `uci -n export PKG`: `package PKG`, then per section `config TYPE 'NAME'` (`-n`
