@@ -1280,6 +1280,7 @@ params = [
   { name = "Missing", type = "string", default = "none" },
   { name = "Mode", type = "string", access = "readWrite", enum = ["Fast", "Slow"] },
   { name = "ItemNumberOfEntries", type = "unsignedInt" },
+  { name = "Chan", type = "unsignedInt", ranges = [{ max = 200 }] },
 ]
 
 [[object]]
@@ -1298,6 +1299,7 @@ Pick = { to = "agent:t.pick", ref = "Device.X_T.Item." }
 Nested = "const:v-{agent:t.name}"
 Missing = "const:{agent:t.nothing}"
 Mode = { to = "agent:t.mode", map = { "1" = "Fast", "2" = "Slow" } }
+Chan = { to = "const:auto", default = "0" }
 
 [bind."Device.X_T.Item.{i}."]
 "{i}" = "agent:t.item"
@@ -1318,6 +1320,8 @@ fn binding_transforms_maps_and_references() {
     assert_eq!(value(&mut e, "Device.X_T.Mask"), "255.255.255.0");
     assert_eq!(value(&mut e, "Device.X_T.Nested"), "v-abc");
     assert_eq!(value(&mut e, "Device.X_T.Missing"), "none");
+    // A backend value its type does not allow is not shown (uci's `channel 'auto'`).
+    assert_eq!(value(&mut e, "Device.X_T.Chan"), "0");
     // Write side: the backend receives the stored form.
     e.set_values(
         &[
@@ -1335,6 +1339,11 @@ fn binding_transforms_maps_and_references() {
     assert_eq!(value(&mut e, "Device.X_T.Flag"), "false");
     assert_eq!(value(&mut e, "Device.X_T.Mask"), "255.255.0.0");
     assert_eq!(value(&mut e, "Device.X_T.Mode"), "Slow");
+    // A map restricts what can be stored.
+    let f = e
+        .set_values(&[set("Device.X_T.Mode", "Medium")], "k1b")
+        .unwrap_err();
+    assert_eq!(f.param_faults()[0].fault.code(), 9007);
     // A value the transform cannot store is refused for that parameter, and nothing changes.
     let f = e
         .set_values(

@@ -273,6 +273,21 @@ fn spv_of_ssid_and_dhcp_range_lands_in_uci_and_reloads_each_service_once() {
     // Read back through the CLI too (a new process: nothing cached).
     let out = router.cpe.cli(&["get", &min]);
     assert!(out.stdout.contains("192.168.1.50"), "{out}");
+
+    // The same values again (an ACS re-sending its configuration): nothing is written, nothing
+    // reloaded, and the change is effective at once (Status 0).
+    let wireless = router.uci(&["export", "wireless"]);
+    acs.push_script([spv_req(
+        &[
+            (SSID1, "Operator-WiFi", BaseType::String),
+            (&max, "192.168.1.99", BaseType::String),
+        ],
+        "spv-2",
+    )]);
+    router.session();
+    assert_eq!(spv_status(&last_session(&acs), 0), 0);
+    assert_eq!(router.reloads().len(), 2, "no new reload");
+    assert_eq!(router.uci(&["export", "wireless"]), wireless);
 }
 
 #[test]

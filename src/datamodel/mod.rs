@@ -1368,9 +1368,19 @@ impl Engine {
                     .or(binding_default)
                     .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
                     .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
-                // Values come back in their canonical lexical form (e.g. `1` → `true`) when
-                // they are valid; otherwise as the backend gave them.
-                out[*i] = Some(p.def.ty.check(&raw).unwrap_or(raw));
+                // Values come back in their canonical lexical form (e.g. `1` → `true`). A value
+                // its type does not allow (uci's `channel 'auto'` for an unsignedInt) is not
+                // shown to the ACS: the parameter reads as having no value; a value only the
+                // CPE may report (`enum_read_only`) is kept.
+                out[*i] = Some(match p.def.ty.check(&raw) {
+                    Ok(v) => v,
+                    Err(_) if p.def.enum_read_only.contains(&raw) => raw,
+                    Err(e) => {
+                        log::debug!("{}: {e}; shown as its default", self.param_path(r));
+                        let fallback = self.fallback_value(r);
+                        p.def.ty.check(&fallback).unwrap_or(fallback)
+                    }
+                });
             }
         }
         Ok(out)
@@ -1576,6 +1586,17 @@ impl Engine {
         if !faults.is_empty() {
             return Err(invalid(faults));
         }
+        // A value that already reads as asked is not written: an ACS re-sending its whole
+        // configuration reloads no service, and a backend value several model values share
+        // (WPA2 and WPA3 both shown as `11i`) is not replaced by another.
+        let refs: Vec<ParamRef> = checked.iter().map(|(r, _, _)| r.clone()).collect();
+        let current = self.read_lenient(&refs, false);
+        let checked: Vec<(ParamRef, String, String)> = checked
+            .into_iter()
+            .zip(current)
+            .filter(|((_, value, _), now)| now.as_ref() != Some(value))
+            .map(|(c, _)| c)
+            .collect();
         let mut touched: Vec<BackendKind> = Vec::new();
         // What was staged where: (backend, key, parameter path), to name refused parameters.
         let mut staged: Vec<(BackendKind, String, String)> = Vec::new();

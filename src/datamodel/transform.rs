@@ -20,7 +20,8 @@ pub enum Transform {
     Upper,
     /// Lower case.
     Lower,
-    /// An absolute time in Unix seconds → seconds from now, at least 0 (lease remaining time).
+    /// An absolute time in Unix seconds → seconds from now, at least 0 (lease remaining time);
+    /// 0, dnsmasq's infinite lease, is -1 (TR-181 `LeaseTimeRemaining`: -1 is infinite).
     Remaining,
     /// Bytes → KiB.
     Kib,
@@ -107,6 +108,9 @@ impl Transform {
             Transform::Lower => Some(raw.to_ascii_lowercase()),
             Transform::Remaining => {
                 let at: i64 = raw.parse().ok()?;
+                if at == 0 {
+                    return Some("-1".to_string());
+                }
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -243,6 +247,7 @@ mod tests {
         assert_eq!(Transform::Centi.read("30000").as_deref(), Some("300"));
         assert_eq!(Transform::Wrap32.read("4294967301").as_deref(), Some("5"));
         assert_eq!(Transform::Remaining.read("1").as_deref(), Some("0"));
+        assert_eq!(Transform::Remaining.read("0").as_deref(), Some("-1"));
         let later = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
