@@ -513,3 +513,68 @@ fn make_executable(p: &Path) {
     perm.set_mode(0o755);
     std::fs::set_permissions(p, perm).unwrap();
 }
+
+#[test]
+fn cli_get_lists_both_trees_with_types_and_check_names_a_bad_file() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let vendor = TempDir::new("cli-vendor");
+    let router = Router::new("cli", &acs, Some(vendor.path()));
+    let out = router.cpe.cli(&["check"]);
+    out.assert_code(0, "check");
+    assert!(out.stdout.contains("openwrt"), "{out}");
+    // Every parameter with its type and value.
+    let out = router.cpe.cli(&["get", "Device."]);
+    out.assert_code(0, "get Device.");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.len() >= 500, "{} parameters", lines.len());
+    for l in &lines {
+        let (name, rest) = l.split_once(" [").unwrap_or_else(|| panic!("{l:?}"));
+        assert!(name.starts_with("Device."), "{l:?}");
+        let ty = rest.split(']').next().unwrap_or_default();
+        assert!(
+            [
+                "string",
+                "int",
+                "unsignedInt",
+                "long",
+                "unsignedLong",
+                "boolean",
+                "dateTime",
+                "base64",
+                "hexBinary",
+                "decimal"
+            ]
+            .contains(&ty),
+            "{l:?}"
+        );
+    }
+    assert!(out
+        .stdout
+        .contains("Device.DeviceInfo.SoftwareVersion [string] = 23.05"));
+    // The same router as TR-098.
+    let cfg = std::fs::read_to_string(&router.cpe.cfg).unwrap();
+    std::fs::write(
+        &router.cpe.cfg,
+        cfg.replace("[device]\n", "[device]\ndata_model = \"tr098\"\n"),
+    )
+    .unwrap();
+    let out = router.cpe.cli(&["get", "InternetGatewayDevice."]);
+    out.assert_code(0, "get InternetGatewayDevice.");
+    assert!(out.stdout.lines().count() >= 300, "{out}");
+    assert!(out.stdout.contains(
+        "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement.MinAddress [string] = 192.168.1.100"
+    ), "{out}");
+    // A broken vendor file: exit 2 and the file and line.
+    let bad = vendor.path().join("broken.toml");
+    std::fs::write(
+        &bad,
+        "[bind.\"InternetGatewayDevice.DeviceInfo.\"]\nModelName = \"const:x\"\nNoSuch = \"uci:system.@system[0].hostname\"\n",
+    )
+    .unwrap();
+    let out = router.cpe.cli(&["check"]);
+    out.assert_code(2, "check with a broken file");
+    assert!(
+        out.stderr.contains(&format!("{}:3", bad.display())),
+        "{out}"
+    );
+}
