@@ -754,24 +754,9 @@ impl Engine {
         self.params_under(node, &mut refs)?;
         let mut out = Vec::new();
         for r in &refs {
-            let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
-                continue;
-            };
-            let kind = b.backend;
-            let key = expand(&b.key, &r.inst.keys);
-            let key = if has_nested(&key) {
-                match self
-                    .resolve_nested(std::slice::from_ref(&key))
-                    .pop()
-                    .flatten()
-                {
-                    Some(k) => k,
-                    None => continue,
-                }
-            } else {
-                key
-            };
-            out.push((self.param_path(r), kind, key));
+            if let Some((kind, Ok(key))) = self.full_key(r) {
+                out.push((self.param_path(r), kind, key));
+            }
         }
         Ok(out)
     }
@@ -1497,6 +1482,24 @@ impl Engine {
         Ok(v)
     }
 
+    /// The backend and key of a bound parameter with `{i}` filled in and references resolved;
+    /// `Err(key)` when a reference in it has no value, `None` for a computed count.
+    fn full_key(&mut self, r: &ParamRef) -> Option<(BackendKind, Result<String, String>)> {
+        let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+            return None;
+        };
+        let kind = b.backend;
+        let key = expand(&b.key, &r.inst.keys);
+        if !has_nested(&key) {
+            return Some((kind, Ok(key)));
+        }
+        let full = self
+            .resolve_nested(std::slice::from_ref(&key))
+            .pop()
+            .flatten();
+        Some((kind, full.ok_or(key)))
+    }
+
     /// Completes keys that hold references to other backends' values: `{kind:key}` is replaced
     /// by that value (read once per backend for all keys). `None` for a key whose reference
     /// has no value.
@@ -1601,28 +1604,16 @@ impl Engine {
         // What was staged where: (backend, key, parameter path), to name refused parameters.
         let mut staged: Vec<(BackendKind, String, String)> = Vec::new();
         for (r, _, stored) in &checked {
-            let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
-                continue;
-            };
-            let kind = b.backend;
-            let key = expand(&b.key, &r.inst.keys);
-            let key = if has_nested(&key) {
-                match self
-                    .resolve_nested(std::slice::from_ref(&key))
-                    .pop()
-                    .flatten()
-                {
-                    Some(k) => k,
-                    None => {
-                        faults.push(ParamFault {
-                            name: self.param_path(r),
-                            fault: Fault::internal(format!("{key}: a reference has no value")),
-                        });
-                        continue;
-                    }
+            let (kind, key) = match self.full_key(r) {
+                None => continue,
+                Some((kind, Ok(key))) => (kind, key),
+                Some((_, Err(key))) => {
+                    faults.push(ParamFault {
+                        name: self.param_path(r),
+                        fault: Fault::internal(format!("{key}: a reference has no value")),
+                    });
+                    continue;
                 }
-            } else {
-                key
             };
             if !touched.contains(&kind) {
                 touched.push(kind);
