@@ -13,6 +13,8 @@
 //! per-parameter runs (for profiling); `GPV_CACHED=1` also prints GPVs served from a kept
 //! snapshot (the engine's own cost, without the `uci` process).
 
+#[path = "../tests/support/tempdir.rs"]
+mod tempdir;
 #[path = "../tests/support/uci.rs"]
 mod uci_support;
 

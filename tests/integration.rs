@@ -23,6 +23,8 @@
 mod acs;
 #[path = "support/cpe.rs"]
 mod cpe;
+#[path = "support/tempdir.rs"]
+mod tempdir;
 #[path = "support/tls.rs"]
 mod tls;
 

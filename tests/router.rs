@@ -16,6 +16,8 @@
 mod acs;
 #[path = "support/cpe.rs"]
 mod cpe;
+#[path = "support/tempdir.rs"]
+mod tempdir;
 #[path = "support/uci.rs"]
 mod uci_support;
 
