@@ -580,3 +580,61 @@ fn cli_get_lists_both_trees_with_types_and_check_names_a_bad_file() {
         "{out}"
     );
 }
+
+#[test]
+fn instance_numbers_follow_their_sections_when_others_are_deleted() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("stable", &acs, None);
+    let descriptions = |s: &SessionRecord, i: usize| -> BTreeMap<String, String> {
+        gpv(&s.exchanges[i])
+            .into_iter()
+            .filter(|v| v.name.ends_with(".Description"))
+            .map(|v| (v.name, v.value))
+            .collect()
+    };
+    let leases = format!("{POOL1}StaticAddress.");
+    acs.push_script([gpv_req(&[PORTMAP]), gpv_req(&[&leases])]);
+    router.session();
+    let s = last_session(&acs);
+    let before = descriptions(&s, 0);
+    assert!(before.len() >= 3, "{before:?}");
+    let lease_count = gpv(&s.exchanges[1]).len();
+    assert!(lease_count > 0);
+    // The first port forward goes: the anonymous sections after it are renamed by uci
+    // (cfg02… becomes cfg01…), but each keeps its instance number. The WAN pool goes: the
+    // static leases it lists (they belong to dnsmasq, not to the pool) stay.
+    let first = before
+        .keys()
+        .next()
+        .unwrap()
+        .trim_end_matches("Description")
+        .to_string();
+    acs.push_script([
+        delete_req(&first, "del-1"),
+        gpv_req(&[PORTMAP]),
+        delete_req("Device.DHCPv4.Server.Pool.2.", "del-pool"),
+        gpv_req(&[&leases]),
+    ]);
+    router.session();
+    let s = last_session(&acs);
+    for i in [0, 2] {
+        assert!(
+            s.exchanges[i].fault().is_none(),
+            "{:?}",
+            s.exchanges[i].response
+        );
+    }
+    let after = descriptions(&s, 1);
+    let mut expected = before.clone();
+    expected.retain(|k, _| !k.starts_with(&first));
+    assert_eq!(after, expected);
+    assert_eq!(gpv(&s.exchanges[3]).len(), lease_count, "the leases stay");
+    // Also in a new process (numbers and keys come from the store).
+    let out = router.cpe.cli(&["get", PORTMAP]);
+    for (name, value) in &expected {
+        assert!(
+            out.stdout.contains(&format!("{name} [string] = {value}")),
+            "{out}"
+        );
+    }
+}

@@ -615,15 +615,26 @@ fn renamed_anonymous_sections() {
         read(&mut b, &[&format!("fw.{}.name", new[0])]),
         vec![opt("edited")]
     );
-    // Same position, other hash: edited (a uci that hashes options renames on edit).
-    let edited = format!("{}ffff", &gone[0][..5]);
+    // A name that changed hands is followed too: the first rule is deleted, the other moves
+    // into its name, and the name the engine knew for it is gone.
+    let all = instances(&mut b, "fw.@rule");
+    u.uci(&["batch"], &format!("delete fw.{}\ncommit fw\n", all[0]));
+    b.invalidate();
+    let now = instances(&mut b, "fw.@rule");
+    assert_eq!(now.len(), 1);
+    let known = vec![all[1].clone()];
+    let pairs = b.renamed("fw.@rule", &known, &now);
     assert_eq!(
-        b.renamed("fw.@rule", &gone, &[edited.clone(), "lan".into()]),
-        vec![(gone[0].clone(), edited)]
+        pairs,
+        vec![(all[1].clone(), now[0].clone())],
+        "{all:?} {now:?}"
     );
-    assert!(b
-        .renamed("fw.@rule", &["lan".into()], &["wan".into()])
-        .is_empty());
+    assert_eq!(
+        read(&mut b, &[&format!("fw.{}.name", now[0])]),
+        vec![opt("edited")]
+    );
+    // Told once: the next listing pairs nothing.
+    assert!(b.renamed("fw.@rule", &now, &now).is_empty());
 }
 
 #[test]

@@ -101,11 +101,18 @@ pub trait Backend {
     /// GetParameterNames and the GetParameterValues that follows).
     fn invalidate(&mut self) {}
 
-    /// Instances of `table` that vanished (`gone`) and appeared (`new`) since the engine last
-    /// listed it, and which of them are the same instance under a new key: `(old, new)` pairs.
-    /// (A uci anonymous section is renamed when its content or position changes.)
-    fn renamed(&mut self, table: &str, gone: &[String], new: &[String]) -> Vec<(String, String)> {
-        let _ = (table, gone, new);
+    /// Called after each listing of `table` with the keys the engine knows its instances by
+    /// (`known`) and the keys just listed: which known keys now name another instance, and the
+    /// key their instance goes by now, as `(old, new)` pairs applied all at once. (libuci
+    /// renames every anonymous section after a deleted one: the instance numbers must follow
+    /// the sections, not the names.)
+    fn renamed(
+        &mut self,
+        table: &str,
+        known: &[String],
+        listed: &[String],
+    ) -> Vec<(String, String)> {
+        let _ = (table, known, listed);
         Vec::new()
     }
 

@@ -540,6 +540,13 @@ impl Engine {
             else {
                 continue;
             };
+            let nested = *obj != t;
+            // A nested table whose instances do not hang on this one (static leases listed
+            // under every DHCP pool) or that cannot be deleted (addresses read from /proc)
+            // loses only its bookkeeping: deleting a pool must not delete the leases.
+            if nested && (!tb.binding.key.contains("{i}") || !self.creatable(*obj, &parent_of(i))) {
+                continue;
+            }
             let tkey = expand(&tb.binding.key, outer);
             if !touched.contains(&kind) {
                 touched.push(kind);
@@ -961,43 +968,51 @@ impl Engine {
             };
             let r = self.backends.get(kind).instances(&mut cx, &tkey);
             self.dirty |= cx.changed;
-            r?
+            match r {
+                // A broken vendor script does not cost the rest of the tree: its table keeps
+                // the instances last listed.
+                Err(e) if kind == BackendKind::Script => {
+                    log::warn!("{tpath}: {e}");
+                    None
+                }
+                r => r?,
+            }
         };
-        if let Some(keys) = listed {
+        if let Some(mut keys) = listed {
             let mut ts = self.state.tables.get(&tpath).cloned().unwrap_or_default();
             let before = ts.clone();
-            // Instances whose key changed (a uci anonymous section that was edited or moved)
-            // keep their number.
-            let gone: Vec<String> = ts
-                .instances
-                .values()
-                .filter(|k| !keys.contains(k))
-                .cloned()
+            // Instances whose key changed (a uci anonymous section renamed because one before
+            // it was deleted, or moved) keep their number: the backend says which, as pairs
+            // applied all at once (two sections may swap names). Keys that could reach into
+            // another key (`{`, `}`) are not taken.
+            keys.retain(|k| !k.contains(['{', '}']));
+            let known: Vec<String> = ts.instances.values().cloned().collect();
+            let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
+            let pairs: BTreeMap<String, String> = self
+                .backends
+                .get(kind)
+                .renamed(&tkey, &known, &keys)
+                .into_iter()
+                .filter(|(_, new)| listed.contains(new.as_str()))
                 .collect();
-            if !gone.is_empty() {
-                let new: Vec<String> = keys
-                    .iter()
-                    .filter(|k| !ts.instances.values().any(|v| v == *k))
-                    .cloned()
-                    .collect();
-                if !new.is_empty() {
-                    let pairs = self.backends.get(kind).renamed(&tkey, &gone, &new);
-                    for (old, new) in pairs {
-                        if !gone.contains(&old) || !keys.contains(&new) {
-                            continue;
-                        }
-                        for v in ts.instances.values_mut() {
-                            if *v == old {
-                                v.clone_from(&new);
-                            }
-                        }
-                        self.rekey_agent_values(&old, &new);
+            if !pairs.is_empty() {
+                for v in ts.instances.values_mut() {
+                    if let Some(new) = pairs.get(v.as_str()) {
+                        v.clone_from(new);
                     }
                 }
+                self.rekey_agent_values(&pairs);
             }
-            ts.instances.retain(|_, k| keys.contains(k));
+            ts.instances.retain(|_, k| listed.contains(k.as_str()));
+            let mut have: HashSet<String> = ts.instances.values().cloned().collect();
+            if keys.len() > MAX_INSTANCES {
+                log::warn!(
+                    "{tpath}: {} instances, only the first {MAX_INSTANCES} are served",
+                    keys.len()
+                );
+            }
             for k in keys.iter().take(MAX_INSTANCES) {
-                if !ts.instances.values().any(|v| v == k) {
+                if have.insert(k.clone()) {
                     let last = ts.instances.keys().next_back().copied().unwrap_or(0);
                     let n = ts.next.max(last.saturating_add(1)).max(1);
                     ts.instances.insert(n, k.clone());
@@ -1017,25 +1032,28 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// Moves agent-owned values (an Alias) from an instance's old key to its new one: every
-    /// dot-separated segment equal to `old` is replaced.
-    fn rekey_agent_values(&mut self, old: &str, new: &str) {
+    /// Moves agent-owned values (an Alias) from instances' old keys to their new ones: every
+    /// dot-separated segment that is an old key is replaced.
+    fn rekey_agent_values(&mut self, pairs: &BTreeMap<String, String>) {
         let moved: Vec<String> = self
             .state
             .values
             .keys()
-            .filter(|k| k.split('.').any(|seg| seg == old))
+            .filter(|k| k.split('.').any(|seg| pairs.contains_key(seg)))
             .cloned()
             .collect();
-        for k in moved {
-            if let Some(v) = self.state.values.remove(&k) {
-                let nk: Vec<&str> = k
-                    .split('.')
-                    .map(|seg| if seg == old { new } else { seg })
-                    .collect();
-                self.state.values.insert(nk.join("."), v);
-                self.dirty = true;
-            }
+        // All at once: take every moved value out, then put them back under the new keys.
+        let taken: Vec<(String, String)> = moved
+            .into_iter()
+            .filter_map(|k| self.state.values.remove(&k).map(|v| (k, v)))
+            .collect();
+        for (k, v) in taken {
+            let nk: Vec<&str> = k
+                .split('.')
+                .map(|seg| pairs.get(seg).map_or(seg, String::as_str))
+                .collect();
+            self.state.values.insert(nk.join("."), v);
+            self.dirty = true;
         }
     }
 
@@ -1329,9 +1347,16 @@ impl Engine {
             self.dirty |= cx.changed;
             let got = match got {
                 Ok(g) => g,
-                Err(e) if strict => return Err(e),
+                // A broken vendor script does not cost the rest of the tree either: its
+                // parameters read as their defaults, and the failure is logged.
+                Err(e) if strict && kind != BackendKind::Script => return Err(e),
                 Err(e) => {
                     log::warn!("{} backend: {e}", kind.name());
+                    if strict {
+                        for (i, _) in &items {
+                            out[*i] = Some(self.fallback_value(&refs[*i]));
+                        }
+                    }
                     continue;
                 }
             };

@@ -58,6 +58,9 @@ const DEFAULT_LIMIT: u64 = 150;
 const NETWORK: &str = "network";
 
 /// The uci backend (see the module documentation).
+/// The sections of one listing of a table, by name.
+type Listing = BTreeMap<String, Section>;
+
 pub struct UciBackend {
     bin: PathBuf,
     config: PathBuf,
@@ -67,6 +70,9 @@ pub struct UciBackend {
     snapshot: BTreeMap<String, Package>,
     /// Whether this snapshot began with one export of the whole directory.
     read_all: bool,
+    /// Per table key: the sections of its two last listings that differed (before, now), by
+    /// name: what a name held before the sections were renumbered (see [`Backend::renamed`]).
+    listings: BTreeMap<String, (Listing, Listing)>,
     /// Staged changes, by package.
     staged: BTreeMap<String, Work>,
     /// Staged `@min`/`@max` writes, by (package, section name); resolved at apply.
@@ -110,6 +116,7 @@ impl UciBackend {
             reload: platform.reload.clone(),
             snapshot: BTreeMap::new(),
             read_all: false,
+            listings: BTreeMap::new(),
             staged: BTreeMap::new(),
             ranges: BTreeMap::new(),
             undo: None,
@@ -233,6 +240,17 @@ impl UciBackend {
                 self.snapshot.insert(name.to_string(), pkg);
             }
         }
+    }
+
+    /// Drops a package from the snapshot.
+    fn forget(&mut self, pkg: &str) {
+        self.snapshot.remove(pkg);
+    }
+
+    /// Drops the whole snapshot.
+    fn forget_all(&mut self) {
+        self.snapshot.clear();
+        self.read_all = false;
     }
 
     /// Runs one `uci batch`. uci goes on after a failing command and exits 0, so anything on
@@ -506,6 +524,19 @@ impl Backend for UciBackend {
                 items
             }
         };
+        // What each listed section holds, to follow sections whose names change.
+        if let TableKey::Type { .. } = &t {
+            let now: BTreeMap<String, Section> = pkg
+                .sections
+                .iter()
+                .filter(|s| keys.contains(&s.name))
+                .map(|s| (s.name.clone(), s.clone()))
+                .collect();
+            let entry = self.listings.entry(table.to_string()).or_default();
+            if entry.1 != now {
+                entry.0 = std::mem::replace(&mut entry.1, now);
+            }
+        }
         Ok(Some(keys))
     }
 
@@ -664,7 +695,7 @@ impl Backend for UciBackend {
             return Ok(Applied::Now);
         }
         for p in &packages {
-            self.snapshot.remove(p);
+            self.forget(p);
         }
         self.undo = Some(Undo {
             batch: inverse,
@@ -695,7 +726,7 @@ impl Backend for UciBackend {
         self.clear_staged();
         if let Some(u) = self.undo.take() {
             for p in &u.packages {
-                self.snapshot.remove(p);
+                self.forget(p);
             }
             if let Err(e) = self.run_batch(&u.batch) {
                 log::error!(
@@ -738,18 +769,27 @@ impl Backend for UciBackend {
             }
         }
         self.clear_staged();
-        self.snapshot.clear();
-        self.read_all = false;
+        self.forget_all();
         faults
     }
 
     fn invalidate(&mut self) {
-        self.snapshot.clear();
-        self.read_all = false;
+        self.forget_all();
     }
 
-    fn renamed(&mut self, _table: &str, gone: &[String], new: &[String]) -> Vec<(String, String)> {
-        pair_renamed(gone, new)
+    fn renamed(
+        &mut self,
+        table: &str,
+        known: &[String],
+        listed: &[String],
+    ) -> Vec<(String, String)> {
+        let Some((before, now)) = self.listings.get_mut(table) else {
+            return Vec::new();
+        };
+        let pairs = pair_renamed(before, now, known, listed);
+        // Followed once: the engine now knows the new names.
+        before.clone_from(now);
+        pairs
     }
 
     fn watch_paths(&self) -> Vec<PathBuf> {
@@ -1092,7 +1132,7 @@ fn parse_sec(s: &str) -> Result<SecRef<'_>, String> {
         let n: i64 = n
             .parse()
             .ok()
-            .filter(|n: &i64| n.abs() <= MAX_SECTION_INDEX)
+            .filter(|n: &i64| n.unsigned_abs() <= MAX_SECTION_INDEX.unsigned_abs())
             .ok_or_else(|| format!("bad section index {n:?} in {s:?}"))?;
         Ok(SecRef::Nth(ty, n))
     } else if is_name(s) {
@@ -1405,40 +1445,42 @@ fn write_option(out: &mut String, r: &str, n: &str, v: &Value, exists: bool) {
 
 // ---- anonymous section identity -------------------------------------------------------------
 
-/// Pairs vanished and new anonymous section names that are the same section: first by the hash
-/// part (the section moved), then by the position part (it was edited).
-fn pair_renamed(gone: &[String], new: &[String]) -> Vec<(String, String)> {
-    fn parts(k: &str) -> Option<(&str, &str)> {
-        if !is_anonymous(k) {
-            return None;
-        }
-        let rest = k.get(3..)?;
-        Some(rest.split_at(rest.len().checked_sub(4)?))
-    }
-    let mut free: Vec<bool> = vec![true; new.len()];
-    let mut pairs = Vec::new();
-    let mut left = Vec::new();
-    let take = |free: &mut Vec<bool>, want: &dyn Fn(&str, &str) -> bool| {
-        let j = new
-            .iter()
-            .zip(free.iter())
-            .position(|(n, f)| *f && parts(n).is_some_and(|(o, h)| want(o, h)))?;
-        if let Some(f) = free.get_mut(j) {
-            *f = false;
-        }
-        new.get(j).cloned()
+/// Which sections the engine knows by name (`known`) now go by another name. libuci names an
+/// anonymous section `cfg` + its position + a hash of its TYPE only: deleting a section
+/// renames every anonymous one after it, and a name may then belong to another section. The
+/// content tells them apart: a known name whose section (as `before` had it) is not what it
+/// holds now follows the listed section that holds exactly that content and whose own name
+/// changed hands too. A section edited in place keeps its name; anything ambiguous stays as it
+/// is. Returns `(old name, new name)` pairs, to apply all at once (they may form a cycle).
+fn pair_renamed(
+    before: &BTreeMap<String, Section>,
+    now: &BTreeMap<String, Section>,
+    known: &[String],
+    listed: &[String],
+) -> Vec<(String, String)> {
+    let same = |a: &Section, b: &Section| a.ty == b.ty && a.options == b.options;
+    // A name is free to receive a section when it is new, or its section is not the one the
+    // engine knew by it.
+    let free = |name: &str| match (before.get(name), now.get(name)) {
+        (Some(b), Some(n)) => !same(b, n),
+        _ => true,
     };
-    for g in gone {
-        let Some((_, gh)) = parts(g) else { continue };
-        match take(&mut free, &|_, h| h == gh) {
-            Some(n) => pairs.push((g.clone(), n)),
-            None => left.push(g),
+    let mut taken: BTreeSet<&str> = BTreeSet::new();
+    let mut pairs = Vec::new();
+    for k in known {
+        let Some(was) = before.get(k) else { continue };
+        if now.get(k).is_some_and(|n| same(was, n)) {
+            continue;
         }
-    }
-    for g in left {
-        let Some((go, _)) = parts(g) else { continue };
-        if let Some(n) = take(&mut free, &|o, _| o == go) {
-            pairs.push((g.clone(), n));
+        let target = listed.iter().find(|m| {
+            *m != k
+                && !taken.contains(m.as_str())
+                && free(m)
+                && now.get(*m).is_some_and(|n| same(was, n))
+        });
+        if let Some(m) = target {
+            taken.insert(m);
+            pairs.push((k.clone(), m.clone()));
         }
     }
     pairs
@@ -1692,19 +1734,55 @@ mod tests {
 
     #[test]
     fn renamed_pairs() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        // Moved (same hash, new position), then edited (same position, new hash).
-        let pairs = pair_renamed(
-            &s(&["cfg0392bd", "cfg05aaaa", "lan"]),
-            &s(&["cfg0592bd", "cfg05bbbb", "wan"]),
-        );
+        let sec = |name: &str, v: &str| Section {
+            name: name.into(),
+            ty: "redirect".into(),
+            options: vec![("name".into(), Value::One(v.into()))],
+        };
+        let map = |v: Vec<Section>| -> BTreeMap<String, Section> {
+            v.into_iter().map(|s| (s.name.clone(), s)).collect()
+        };
+        let names = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let before = map(vec![
+            sec("cfg01aaaa", "a"),
+            sec("cfg02aaaa", "b"),
+            sec("cfg03aaaa", "c"),
+        ]);
+        // `a` deleted (the engine forgot cfg01): b and c moved up a place.
+        let now = map(vec![sec("cfg01aaaa", "b"), sec("cfg02aaaa", "c")]);
         assert_eq!(
-            pairs,
+            pair_renamed(
+                &before,
+                &now,
+                &names(&["cfg02aaaa", "cfg03aaaa"]),
+                &names(&["cfg01aaaa", "cfg02aaaa"])
+            ),
             vec![
-                ("cfg0392bd".to_string(), "cfg0592bd".to_string()),
-                ("cfg05aaaa".to_string(), "cfg05bbbb".to_string())
+                pair("cfg02aaaa", "cfg01aaaa"),
+                pair("cfg03aaaa", "cfg02aaaa")
             ]
         );
-        assert!(pair_renamed(&s(&["cfg0392bd"]), &s(&["cfg0412ab"])).is_empty());
+        // Two swapped places.
+        let swapped = map(vec![
+            sec("cfg01aaaa", "b"),
+            sec("cfg02aaaa", "a"),
+            sec("cfg03aaaa", "c"),
+        ]);
+        let all = names(&["cfg01aaaa", "cfg02aaaa", "cfg03aaaa"]);
+        assert_eq!(
+            pair_renamed(&before, &swapped, &all, &all),
+            vec![
+                pair("cfg01aaaa", "cfg02aaaa"),
+                pair("cfg02aaaa", "cfg01aaaa")
+            ]
+        );
+        // Edited in place: the name holds.
+        let edited = map(vec![
+            sec("cfg01aaaa", "a2"),
+            sec("cfg02aaaa", "b"),
+            sec("cfg03aaaa", "c"),
+        ]);
+        assert!(pair_renamed(&before, &edited, &all, &all).is_empty());
     }
 }
