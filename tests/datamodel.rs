@@ -1413,6 +1413,11 @@ fn bad_transforms_and_references_name_the_file_and_line() {
             "",
         ),
         ("[script.\"bad name\"]\npath = \"x.sh\"\n", 1, "bad script name"),
+        (
+            "[bind.\"Device.DeviceInfo.\"]\nModelNumber = \"script:nobody:model\"\n",
+            2,
+            "no [script.nobody] declares",
+        ),
     ] {
         std::fs::write(&f, text).unwrap();
         let e = Schema::load(Model::Tr181, Some(&dir)).unwrap_err();
@@ -1426,5 +1431,42 @@ fn bad_transforms_and_references_name_the_file_and_line() {
     let acme = &s.scripts()["acme"];
     assert_eq!(acme.path, dir.join("acme.sh"));
     assert_eq!(acme.timeout, Some(std::time::Duration::from_millis(1500)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broken_vendor_script_costs_only_its_own_parameters() {
+    let dir = scratch_dir("broken-script");
+    std::fs::write(
+        dir.join("broken.sh"),
+        "#!/bin/sh\necho 'not the protocol'\nexit 1\n",
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(dir.join("broken.sh"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(dir.join("broken.sh"), perm).unwrap();
+    std::fs::write(
+        dir.join("broken.toml"),
+        r#"[script.broken]
+path = "broken.sh"
+
+[[object]]
+name = "Device.X_B."
+params = [{ name = "Level", type = "unsignedInt", default = "7" }]
+
+[bind."Device.X_B."]
+Level = "script:broken:level"
+"#,
+    )
+    .unwrap();
+    let schema = Schema::load(Model::Tr181, Some(&dir)).unwrap();
+    let mut e = Engine::new(schema, Backends::new(defaults()), DmState::default());
+    // The whole tree still answers; the script's parameter reads as its default.
+    let all = e.values(&["Device.".to_string()]).unwrap();
+    let level = all.iter().find(|v| v.name == "Device.X_B.Level").unwrap();
+    assert_eq!(level.value, "7");
+    assert!(all.iter().any(|v| v.name == "Device.ManagementServer.URL"));
     let _ = std::fs::remove_dir_all(&dir);
 }

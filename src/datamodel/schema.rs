@@ -948,6 +948,32 @@ impl Builder {
             parent[i] = Some(p);
         }
 
+        // A script binding names a declared script (`[script.NAME]`), also inside a reference.
+        for b in &binds {
+            let mut named: Vec<&str> = Vec::new();
+            if b.binding.backend == BackendKind::Script {
+                named.push(&b.binding.key);
+            }
+            let mut rest = b.binding.key.as_str();
+            while let Some(at) = rest.find("{script:") {
+                rest = &rest[at + "{script:".len()..];
+                named.push(rest);
+            }
+            for key in named {
+                let name = key.split(':').next().unwrap_or_default();
+                if !scripts.contains_key(name) {
+                    return Err(load_err(
+                        &b.file,
+                        b.line,
+                        format!(
+                            "binding of {}{} uses script {name:?}, which no [script.{name}] declares",
+                            b.object, b.name
+                        ),
+                    ));
+                }
+            }
+        }
+
         // Bindings, later ones overriding earlier ones.
         let mut table_bind: HashMap<usize, &BindEntry> = HashMap::new();
         let mut param_bind: HashMap<(usize, usize), &BindEntry> = HashMap::new();

@@ -693,6 +693,8 @@ impl Backend for ScriptBackend {
                 log::warn!("script {name}: rollback of add {t} {k} failed: {f}");
             }
         }
+        // The restoring calls may have said `deferred`: that belongs to no change of the ACS.
+        self.pending_deferred = false;
     }
 
     fn end_session(&mut self, _cx: &mut Cx<'_>) -> Vec<Fault> {
