@@ -550,7 +550,12 @@ impl Agent {
     /// store) is returned; everything after that is logged and retried.
     pub fn run(&mut self) -> Result<(), String> {
         self.note_start()?;
-        watch(self.engine.watch_paths(), self.tx.clone());
+        let watch_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        watch(
+            self.engine.watch_paths(),
+            self.tx.clone(),
+            watch_pending.clone(),
+        );
         let mut next_periodic: Option<i64> = None;
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
@@ -681,7 +686,10 @@ impl Agent {
                     // A connection request is answered now, whatever the backoff (§3.2.2).
                     retry_at = 0;
                 }
-                Ok(Trigger::ValuesChanged) => next_poll = now_unix(),
+                Ok(Trigger::ValuesChanged) => {
+                    watch_pending.store(false, std::sync::atomic::Ordering::Release);
+                    next_poll = now_unix();
+                }
                 Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -692,7 +700,11 @@ impl Agent {
 /// Watches `paths` (directories) with inotify from a thread of its own and sends
 /// [`Trigger::ValuesChanged`] after each burst of changes (a `uci commit` renames a file into
 /// place). A path that cannot be watched is logged; polling still covers it.
-fn watch(paths: Vec<std::path::PathBuf>, tx: Sender<Trigger>) {
+fn watch(
+    paths: Vec<std::path::PathBuf>,
+    tx: Sender<Trigger>,
+    pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     use inotify::{Inotify, WatchMask};
     if paths.is_empty() {
         return;
@@ -724,9 +736,13 @@ fn watch(paths: Vec<std::path::PathBuf>, tx: Sender<Trigger>) {
         .spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
-                if let Err(e) = ino.read_events_blocking(&mut buf) {
-                    log::warn!("inotify: {e}; changes are found by polling only");
-                    return;
+                match ino.read_events_blocking(&mut buf) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::warn!("inotify: {e}; changes are found by polling only");
+                        return;
+                    }
                 }
                 // A burst (a uci commit of several packages) makes one check.
                 std::thread::sleep(Duration::from_millis(200));
@@ -735,7 +751,10 @@ fn watch(paths: Vec<std::path::PathBuf>, tx: Sender<Trigger>) {
                         break;
                     }
                 }
-                if tx.send(Trigger::ValuesChanged).is_err() {
+                // One check pending at a time: bursts during a long session do not pile up.
+                if !pending.swap(true, std::sync::atomic::Ordering::AcqRel)
+                    && tx.send(Trigger::ValuesChanged).is_err()
+                {
                     return;
                 }
             }
