@@ -1,5 +1,5 @@
 //! The `file` backend: values read from sysfs, procfs and plain files (issue 3, "Backends:
-//! sysfs / procfs / files"; the key grammar is the one of `/work/notes/issue3-spec.md`). It
+//! sysfs / procfs / files"; the key grammar is below and in `datamodel/README.md`). It
 //! serves the TR-181 parameters that live in the kernel rather than in the configuration:
 //! `Device.DeviceInfo` (UpTime, MemoryStatus, ProcessStatus, release info), the `Stats.` of
 //! `Ethernet.Interface`, `IP.Interface` and `WiFi.SSID`, link state and MAC addresses, the
@@ -43,8 +43,8 @@
 //! value (a value cut in the middle would be wrong). Tables keep at most [`MAX_ROWS`] rows,
 //! directory scans look at most at [`MAX_DIR_SCAN`] entries. Only regular files are opened (a
 //! FIFO or a device never blocks the agent). Content that is not UTF-8 is read lossily and
-//! control characters (the NULs of `/proc/PID/cmdline`) become spaces, so a value is always
-//! printable in the SOAP envelope.
+//! control characters other than newline and tab (the NULs of `/proc/PID/cmdline`) become
+//! spaces, so a value is always printable in the SOAP envelope.
 //!
 //! Limits of the grammar: a path cannot contain `#`, and one whose last component contains `:`
 //! reads as `PATH:FIELD`; a `where` value cannot contain `[`. A key with a `..` component is
