@@ -560,10 +560,11 @@ impl Backend for ScriptBackend {
             let def = self.def(name)?;
             reply.check_status(name, def, &args)?;
             let mut keys: Vec<String> = Vec::new();
+            let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
             for line in reply.lines {
                 match line {
                     Line::Instance(k) => {
-                        if !keys.contains(&k) {
+                        if seen.insert(k.clone()) {
                             keys.push(k);
                         }
                     }
