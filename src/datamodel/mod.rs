@@ -1431,11 +1431,7 @@ impl Engine {
         let Some(target) = b.reference.clone() else {
             return Some(v);
         };
-        let t = self
-            .schema
-            .objects()
-            .iter()
-            .position(|o| o.path == target)?;
+        let t = self.schema.object_index(&target)?;
         if let std::collections::btree_map::Entry::Vacant(e) = ref_cache.entry(t) {
             e.insert(self.instances(t, &Inst::default()).unwrap_or_default());
         }
@@ -1461,9 +1457,7 @@ impl Engine {
         if let Some(target) = reference {
             let t = self
                 .schema
-                .objects()
-                .iter()
-                .position(|o| o.path == target)
+                .object_index(&target)
                 .ok_or_else(|| Fault::internal(format!("no table {target}")))?;
             let list = self.instances(t, &Inst::default())?;
             let prefix = target.strip_suffix("{i}.").unwrap_or(&target);
@@ -1819,7 +1813,7 @@ impl Engine {
     /// The ParameterName of each enabled InformParameter entry that applies to `events`.
     fn inform_parameter_patterns(&mut self, events: &[&str]) -> Vec<String> {
         let path = format!("{}{INFORM_PARAMETER}", self.root());
-        let Some(t) = self.schema.objects().iter().position(|o| o.path == path) else {
+        let Some(t) = self.schema.object_index(&path) else {
             return Vec::new();
         };
         let field = |s: &Self, name: &str| {

@@ -351,7 +351,12 @@ impl Schema {
 
     /// The exposed object with this generic path.
     pub fn object(&self, path: &str) -> Option<&Object> {
-        self.objects.iter().find(|o| o.path == path)
+        self.objects.get(self.object_index(path)?)
+    }
+
+    /// The index in [`Schema::objects`] of the exposed object with this generic path.
+    pub fn object_index(&self, path: &str) -> Option<usize> {
+        self.objects.iter().position(|o| o.path == path)
     }
 
     /// The vendor scripts the files declared (`[script.NAME]`).
