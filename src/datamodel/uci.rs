@@ -242,12 +242,7 @@ impl UciBackend {
         }
     }
 
-    /// Drops a package from the snapshot.
-    fn forget(&mut self, pkg: &str) {
-        self.snapshot.remove(pkg);
-    }
-
-    /// Drops the whole snapshot.
+    /// Drops the whole snapshot; the next read exports the whole directory again.
     fn forget_all(&mut self) {
         self.snapshot.clear();
         self.read_all = false;
@@ -695,7 +690,7 @@ impl Backend for UciBackend {
             return Ok(Applied::Now);
         }
         for p in &packages {
-            self.forget(p);
+            self.snapshot.remove(p);
         }
         self.undo = Some(Undo {
             batch: inverse,
@@ -726,7 +721,7 @@ impl Backend for UciBackend {
         self.clear_staged();
         if let Some(u) = self.undo.take() {
             for p in &u.packages {
-                self.forget(p);
+                self.snapshot.remove(p);
             }
             if let Err(e) = self.run_batch(&u.batch) {
                 log::error!(
