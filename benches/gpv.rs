@@ -15,12 +15,13 @@
 
 #[path = "../tests/support/tempdir.rs"]
 mod tempdir;
+use tempdir::copy_tree;
 #[path = "../tests/support/uci.rs"]
 mod uci_support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -252,19 +253,6 @@ fn append(path: &Path, text: &str) {
     let mut s = std::fs::read_to_string(path).expect("fixture file");
     s.push_str(text);
     std::fs::write(path, s).expect("write fixture copy");
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read fixture") {
-        let e = e.expect("entry");
-        let target: PathBuf = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn median(v: &mut [Duration]) -> Duration {

@@ -18,6 +18,7 @@ mod acs;
 mod cpe;
 #[path = "support/tempdir.rs"]
 mod tempdir;
+use tempdir::{copy_tree, make_executable};
 #[path = "support/uci.rs"]
 mod uci_support;
 
@@ -108,19 +109,6 @@ impl Router {
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read fixture") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn last_session(acs: &Acs) -> SessionRecord {
@@ -507,13 +495,6 @@ fn a_uci_edit_outside_the_agent_starts_a_value_change_session() {
     assert_eq!(s.param(SSID1), Some("Changed-By-Hand"));
     // The agent's own change is not notified back.
     assert!(!daemon.log().contains("panicked"));
-}
-
-fn make_executable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mut perm = std::fs::metadata(p).unwrap().permissions();
-    perm.set_mode(0o755);
-    std::fs::set_permissions(p, perm).unwrap();
 }
 
 #[test]

@@ -50,9 +50,7 @@ fn logging_uci(dir: &TempDir, log: &Path) -> PathBuf {
         uci_bin().display()
     );
     std::fs::write(&p, script).unwrap();
-    let mut perm = std::fs::metadata(&p).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&p, perm).unwrap();
+    tempdir::make_executable(&p);
     p
 }
 

@@ -1,4 +1,4 @@
-//! A temporary directory for tests, removed on drop (shared by the test support modules).
+//! A temporary directory for tests, removed on drop, and the file helpers the test files share.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -33,4 +33,26 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Copies the directory tree `from` into `to` (a fixture into a test's own directory).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Makes a file (a test script) executable.
+pub fn make_executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut perm = std::fs::metadata(p).expect("metadata").permissions();
+    perm.set_mode(0o755);
+    std::fs::set_permissions(p, perm).expect("chmod");
 }
