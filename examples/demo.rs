@@ -21,7 +21,8 @@ use acs::{Acs, AcsOptions, Call, Cookie, Turn};
 use cwmpd::agent::Agent;
 use cwmpd::config::Config;
 use cwmpd::datamodel::types::BaseType;
-use cwmpd::soap::{AcsRequest, CpeResponse, SetAttributes, SetValue, XsiType};
+use cwmpd::soap::acs::set_parameter_values;
+use cwmpd::soap::{AcsRequest, CpeResponse, SetAttributes};
 
 const USER: &str = "demo-cpe";
 const PASS: &str = "demo-password";
@@ -110,10 +111,10 @@ fn provisioning() -> impl FnMut(&Turn<'_>) -> Option<Call> + Send {
                 .map(String::from)
                 .to_vec(),
             },
-            4 => spv(&[(PII, "300", BaseType::UnsignedInt)], "demo-1"),
+            4 => set_parameter_values(&[(PII, "300", BaseType::UnsignedInt)], "demo-1"),
             // A faulty one: a bad value, a read-only parameter and an unknown name. Nothing is
             // applied and the CPE lists each bad parameter (§A.3.2.1).
-            5 => spv(
+            5 => set_parameter_values(
                 &[
                     (PII, "often", BaseType::UnsignedInt),
                     ("Device.DeviceInfo.SoftwareVersion", "2.0", BaseType::String),
@@ -156,20 +157,6 @@ fn provisioning() -> impl FnMut(&Turn<'_>) -> Option<Call> + Send {
             _ => return None,
         };
         Some(Call::Rpc(req))
-    }
-}
-
-fn spv(list: &[(&str, &str, BaseType)], key: &str) -> AcsRequest {
-    AcsRequest::SetParameterValues {
-        list: list
-            .iter()
-            .map(|(name, value, ty)| SetValue {
-                name: name.to_string(),
-                value: value.to_string(),
-                xsi_type: Some(XsiType::Known(*ty)),
-            })
-            .collect(),
-        parameter_key: key.into(),
     }
 }
 

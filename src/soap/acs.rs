@@ -42,6 +42,21 @@ pub fn parse_cpe(body: &[u8], limits: &Limits) -> Result<Envelope<CpeMessage>, P
     })
 }
 
+/// A SetParameterValues request as an ACS writes it: each value typed with its `xsi:type`.
+pub fn set_parameter_values(list: &[(&str, &str, BaseType)], parameter_key: &str) -> AcsRequest {
+    AcsRequest::SetParameterValues {
+        list: list
+            .iter()
+            .map(|(name, value, ty)| SetValue {
+                name: name.to_string(),
+                value: value.to_string(),
+                xsi_type: Some(XsiType::Known(*ty)),
+            })
+            .collect(),
+        parameter_key: parameter_key.into(),
+    }
+}
+
 /// Emits an ACS request with the given header (`cwmp:ID`, HoldRequests).
 pub fn emit_acs_request(ns: CwmpNs, header: &Header, req: &AcsRequest) -> Vec<u8> {
     let capacity = BASE_CAPACITY

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::acs::{Call, Exchange};
 use cwmpd::datamodel::types::BaseType;
-use cwmpd::soap::{AcsRequest, CpeResponse, ParameterInfo, SetAttributes, SetValue, XsiType};
+use cwmpd::soap::{AcsRequest, CpeResponse, ParameterInfo, SetAttributes};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cwmpd");
 pub const USER: &str = "cpe-it";
@@ -39,18 +39,7 @@ pub fn gpv_req(names: &[&str]) -> Call {
 }
 
 pub fn spv_req(list: &[(&str, &str, BaseType)], key: &str) -> Call {
-    AcsRequest::SetParameterValues {
-        list: list
-            .iter()
-            .map(|(name, value, ty)| SetValue {
-                name: name.to_string(),
-                value: value.to_string(),
-                xsi_type: Some(XsiType::Known(*ty)),
-            })
-            .collect(),
-        parameter_key: key.into(),
-    }
-    .into()
+    cwmpd::soap::acs::set_parameter_values(list, key).into()
 }
 
 pub fn spa_req(name: &str, notification: u8) -> Call {
