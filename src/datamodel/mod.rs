@@ -853,11 +853,7 @@ impl Engine {
                             .iter()
                             .find(|&&c| self.schema.objects()[c].name == *seg)
                             .ok_or_else(bad)?;
-                        if self.schema.objects()[c].table.is_some() {
-                            Node::Table(c, inst)
-                        } else {
-                            Node::Object(c, inst)
-                        }
+                        self.child_node(c, inst)
                     }
                 }
                 Node::Table(t, inst) => {
@@ -902,11 +898,7 @@ impl Engine {
                             .iter()
                             .find(|&&c| self.schema.objects()[c].name == *seg)
                         {
-                            next.push(if self.schema.objects()[c].table.is_some() {
-                                Node::Table(c, inst)
-                            } else {
-                                Node::Object(c, inst)
-                            });
+                            next.push(self.child_node(c, inst));
                         }
                     }
                     Node::Table(t, inst) => {
@@ -1102,6 +1094,16 @@ impl Engine {
         Ok(())
     }
 
+    /// What the child object `c` of an object with instance context `inst` is: a table, or a
+    /// single object.
+    fn child_node(&self, c: usize, inst: Inst) -> Node {
+        if self.schema.objects()[c].table.is_some() {
+            Node::Table(c, inst)
+        } else {
+            Node::Object(c, inst)
+        }
+    }
+
     fn object_path(&self, o: usize, inst: &Inst) -> String {
         fill(&self.schema.objects()[o].path, &inst.numbers)
     }
@@ -1144,11 +1146,7 @@ impl Engine {
                     }));
                 }
                 for c in self.schema.objects()[o].children.clone() {
-                    let child = if self.schema.objects()[c].table.is_some() {
-                        Node::Table(c, inst.clone())
-                    } else {
-                        Node::Object(c, inst.clone())
-                    };
+                    let child = self.child_node(c, inst.clone());
                     self.walk(child, objects, out)?;
                 }
             }
