@@ -316,30 +316,12 @@ fn du_operation(w: &mut Writer, op: &DuOperation) {
 }
 
 fn cpe_body(env: &Env<'_, '_>, node: Node<'_, '_>) -> Result<CpeMessage, ParseError> {
-    let method = env.method();
-    let bad = |detail: String| ParseError::BadArguments {
-        id: env.header.id.clone(),
-        ns: env.ns,
-        method: method.to_string(),
-        detail,
-    };
-    if method == "Fault" {
-        let f = tree::soap_fault(node).map_err(bad)?;
-        return Ok(CpeMessage::Response(CpeResponse::Fault(cpe_fault(f))));
-    }
-    if !env.foreign() {
-        if let Some(req) = cpe_request(method, Args(node)) {
-            return req.map(CpeMessage::Request).map_err(bad);
-        }
-        if let Some(resp) = cpe_response(method, Args(node)) {
-            return resp.map(CpeMessage::Response).map_err(bad);
-        }
-    }
-    Err(ParseError::UnknownMethod {
-        id: env.header.id.clone(),
-        ns: env.ns,
-        method: method.to_string(),
-    })
+    env.message(
+        node,
+        |f| CpeMessage::Response(CpeResponse::Fault(cpe_fault(f))),
+        |m, a| cpe_request(m, a).map(|r| r.map(CpeMessage::Request)),
+        |m, a| cpe_response(m, a).map(|r| r.map(CpeMessage::Response)),
+    )
 }
 
 /// A CPE fault back into a [`Fault`]: the detail is the FaultString without the standard text

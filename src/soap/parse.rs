@@ -47,33 +47,17 @@ pub(crate) fn parse_acs(body: &[u8], limits: &Limits) -> Result<Envelope<AcsMess
 }
 
 fn acs_body(env: &Env<'_, '_>, node: Node<'_, '_>) -> Result<AcsMessage, ParseError> {
-    let method = env.method();
-    let bad = |detail: String| ParseError::BadArguments {
-        id: env.header.id.clone(),
-        ns: env.ns,
-        method: method.to_string(),
-        detail,
-    };
-    if method == "Fault" {
-        let f = tree::soap_fault(node).map_err(bad)?;
-        return Ok(AcsMessage::Fault(AcsFault {
-            code: f.code,
-            string: f.string,
-        }));
-    }
-    if !env.foreign() {
-        if let Some(req) = acs_request(method, Args(node)) {
-            return req.map(AcsMessage::Request).map_err(bad);
-        }
-        if let Some(resp) = acs_response(method, Args(node)) {
-            return resp.map(AcsMessage::Response).map_err(bad);
-        }
-    }
-    Err(ParseError::UnknownMethod {
-        id: env.header.id.clone(),
-        ns: env.ns,
-        method: method.to_string(),
-    })
+    env.message(
+        node,
+        |f| {
+            AcsMessage::Fault(AcsFault {
+                code: f.code,
+                string: f.string,
+            })
+        },
+        |m, a| acs_request(m, a).map(|r| r.map(AcsMessage::Request)),
+        |m, a| acs_response(m, a).map(|r| r.map(AcsMessage::Response)),
+    )
 }
 
 /// An ACS → CPE request by element name; `None` when the name is not one.

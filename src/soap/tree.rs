@@ -150,6 +150,42 @@ impl Env<'_, '_> {
             .and_then(|n| n.tag_name().namespace())
             .is_some_and(|u| CwmpNs::from_urn(u).is_none() && u != SOAP_ENV)
     }
+
+    /// The typed message of the RPC element `node`, for either side: a SOAP Fault through
+    /// `fault`, a request or response by element name through `request`/`response` (each
+    /// `None` when the name is not one of its kind). Bad arguments and unknown methods become
+    /// the [`ParseError`] that names the method and the `cwmp:ID`.
+    pub fn message<M>(
+        &self,
+        node: Node<'_, '_>,
+        fault: impl FnOnce(SoapFault) -> M,
+        request: impl FnOnce(&str, Args<'_, '_>) -> Option<Result<M, String>>,
+        response: impl FnOnce(&str, Args<'_, '_>) -> Option<Result<M, String>>,
+    ) -> Result<M, ParseError> {
+        let method = self.method();
+        let bad = |detail: String| ParseError::BadArguments {
+            id: self.header.id.clone(),
+            ns: self.ns,
+            method: method.to_string(),
+            detail,
+        };
+        if method == "Fault" {
+            return soap_fault(node).map(fault).map_err(bad);
+        }
+        if !self.foreign() {
+            if let Some(m) = request(method, Args(node)) {
+                return m.map_err(bad);
+            }
+            if let Some(m) = response(method, Args(node)) {
+                return m.map_err(bad);
+            }
+        }
+        Err(ParseError::UnknownMethod {
+            id: self.header.id.clone(),
+            ns: self.ns,
+            method: method.to_string(),
+        })
+    }
 }
 
 /// Finds Header and Body in the Envelope (§A.2.1), reads the header (§A.4.1) and decides the cwmp
