@@ -1138,13 +1138,7 @@ impl Engine {
                         writable,
                     });
                 }
-                for param in 0..self.schema.objects()[o].params.len() {
-                    out.push(Item::Param(ParamRef {
-                        obj: o,
-                        param,
-                        inst: inst.clone(),
-                    }));
-                }
+                self.push_params(o, &inst, out);
                 for c in self.schema.objects()[o].children.clone() {
                     let child = self.child_node(c, inst.clone());
                     self.walk(child, objects, out)?;
@@ -1165,18 +1159,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Every parameter of the object `o` in instance context `inst`, in definition order.
+    fn push_params(&self, o: usize, inst: &Inst, out: &mut Vec<Item>) {
+        for param in 0..self.schema.objects()[o].params.len() {
+            out.push(Item::Param(ParamRef {
+                obj: o,
+                param,
+                inst: inst.clone(),
+            }));
+        }
+    }
+
     /// The next level under a node (GPN NextLevel true).
     fn children(&mut self, node: Node, out: &mut Vec<Item>) -> Result<(), Fault> {
         match node {
             Node::Param(..) => {}
             Node::Object(o, inst) => {
-                for param in 0..self.schema.objects()[o].params.len() {
-                    out.push(Item::Param(ParamRef {
-                        obj: o,
-                        param,
-                        inst: inst.clone(),
-                    }));
-                }
+                self.push_params(o, &inst, out);
                 for c in self.schema.objects()[o].children.clone() {
                     let item = if self.schema.objects()[c].table.is_some() {
                         Item::Object {
