@@ -73,6 +73,8 @@ pub struct UciBackend {
     /// Per table key: the sections of its two last listings that differed (before, now), by
     /// name: what a name held before the sections were renumbered (see [`Backend::renamed`]).
     listings: BTreeMap<String, (Listing, Listing)>,
+    /// Tables whose listing is recorded in `listings` for the current snapshot.
+    recorded: BTreeSet<String>,
     /// Staged changes, by package.
     staged: BTreeMap<String, Work>,
     /// Staged `@min`/`@max` writes, by (package, section name); resolved at apply.
@@ -117,6 +119,7 @@ impl UciBackend {
             snapshot: BTreeMap::new(),
             read_all: false,
             listings: BTreeMap::new(),
+            recorded: BTreeSet::new(),
             staged: BTreeMap::new(),
             ranges: BTreeMap::new(),
             undo: None,
@@ -245,6 +248,7 @@ impl UciBackend {
     /// Drops the whole snapshot; the next read exports the whole directory again.
     fn forget_all(&mut self) {
         self.snapshot.clear();
+        self.recorded.clear();
         self.read_all = false;
     }
 
@@ -519,8 +523,9 @@ impl Backend for UciBackend {
                 items
             }
         };
-        // What each listed section holds, to follow sections whose names change.
-        if let TableKey::Type { .. } = &t {
+        // What each listed section holds, to follow sections whose names change: recorded
+        // once per snapshot of the package (a walk lists the same table many times).
+        if matches!(t, TableKey::Type { .. }) && self.recorded.insert(table.to_string()) {
             let now: BTreeMap<String, Section> = pkg
                 .sections
                 .iter()
@@ -691,6 +696,7 @@ impl Backend for UciBackend {
         }
         for p in &packages {
             self.snapshot.remove(p);
+            self.recorded.clear();
         }
         self.undo = Some(Undo {
             batch: inverse,
@@ -722,6 +728,7 @@ impl Backend for UciBackend {
         if let Some(u) = self.undo.take() {
             for p in &u.packages {
                 self.snapshot.remove(p);
+                self.recorded.clear();
             }
             if let Err(e) = self.run_batch(&u.batch) {
                 log::error!(
