@@ -579,8 +579,10 @@ impl DigestSession {
 pub enum NonceStatus {
     /// Issued by us, not expired, nonce count acceptable.
     Valid,
-    /// Unknown, expired or replayed: the client must retry with a fresh nonce.
+    /// Expired or replayed: the client may retry with a fresh nonce (`stale=true`).
     Stale,
+    /// Not one of ours (forged, or from before a restart): a plain failure.
+    Unknown,
 }
 
 /// The outcome of checking an `Authorization` header on the server side.
@@ -704,6 +706,7 @@ impl DigestServer {
         match nonce_status(nonce, nc) {
             NonceStatus::Valid => Verdict::Ok,
             NonceStatus::Stale => Verdict::Stale,
+            NonceStatus::Unknown => Verdict::Bad,
         }
     }
 }
@@ -787,7 +790,8 @@ fn truncated(s: &str) -> String {
     s.chars().take(32).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
