@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::connreq::{self, listener::Phase, ConnReq};
 use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
 use crate::fault::Fault;
@@ -59,6 +60,9 @@ pub struct AgentState {
     /// Pending ScheduleInform requests (§A.4.1.4).
     #[serde(default)]
     pub scheduled: Vec<ScheduledInform>,
+    /// The random path of ConnectionRequestURL, generated once (§3.2.2: unique per CPE).
+    #[serde(default)]
+    pub connection_request_path: String,
 }
 
 /// The end of a session.
@@ -105,6 +109,8 @@ struct Settings {
     /// `ManagementServer.DefaultActiveNotificationThrottle`: minimum seconds between two
     /// sessions started for active notifications.
     active_throttle: u32,
+    /// What the Connection Request listener follows.
+    connection_request: connreq::Inputs,
 }
 
 /// The agent: configuration, store, data model, persisted state and the wake-up channel.
@@ -118,6 +124,10 @@ pub struct Agent {
     rng: ring::rand::SystemRandom,
     /// `Retry-After` of the last 503/429 from the ACS, used as the least backoff (RFC 9110 §10.2.3).
     retry_after: Option<u32>,
+    /// The Connection Request listener, while the daemon runs.
+    connreq: Option<ConnReq>,
+    /// ConnectionRequestURL changed since the loop last looked.
+    url_changed: bool,
 }
 
 /// The outcome of one session run by [`Agent::run_session`].
@@ -140,16 +150,10 @@ impl Agent {
         let mut state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
         // A state file is trusted no more than the ACS: the same bound as ScheduleInform's.
         state.scheduled.truncate(MAX_SCHEDULED);
-        let mut backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
-        if cfg.connection_request.url.is_empty() {
-            backends.set_runtime(
-                "connection_request.url",
-                &default_cr_url(&cfg.connection_request.listen),
-            );
-        }
+        let backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
         let engine = Engine::new(schema, backends, dm);
         let (tx, rx) = mpsc::channel();
-        Ok(Agent {
+        let mut agent = Agent {
             cfg,
             store,
             engine,
@@ -158,7 +162,77 @@ impl Agent {
             rx,
             rng: ring::rand::SystemRandom::new(),
             retry_after: None,
-        })
+            connreq: None,
+            url_changed: false,
+        };
+        // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
+        if agent.state.connection_request_path.is_empty() {
+            let mut b = [0u8; 16];
+            ring::rand::SecureRandom::fill(&agent.rng, &mut b)
+                .map_err(|_| "the system random generator failed")?;
+            agent.state.connection_request_path = connreq::url::random_path(&b);
+            agent
+                .store
+                .save(AGENT_FILE, &agent.state)
+                .map_err(|e| e.to_string())?;
+        }
+        // What the CLI shows; the daemon replaces it once its listener is bound.
+        let acs_url = agent.settings().url;
+        let url = connreq::provisional_url(
+            &agent.cfg.connection_request,
+            &agent.state.connection_request_path,
+            &acs_url,
+        );
+        agent
+            .engine
+            .backends_mut()
+            .set_runtime("connection_request.url", &url);
+        Ok(agent)
+    }
+
+    /// Starts the Connection Request listener (§3.2.2) and sets ConnectionRequestURL.
+    fn start_connreq(&mut self) -> Result<(), String> {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&self.rng, &mut key)
+            .map_err(|_| "the system random generator failed")?;
+        let tx = self.tx.clone();
+        self.connreq = Some(ConnReq::new(
+            &self.cfg.connection_request,
+            &self.state.connection_request_path,
+            &key,
+            move || {
+                let _ = tx.send(Trigger::ConnectionRequest);
+            },
+        ));
+        let s = self.settings();
+        if s.connection_request.username.is_empty() && s.connection_request.password.is_empty() {
+            log::warn!(
+                "ConnectionRequestUsername and ConnectionRequestPassword are empty: any client \
+                 can compute the digest until the ACS sets them"
+            );
+        }
+        self.follow_connreq(&s, true);
+        Ok(())
+    }
+
+    /// Lets the listener follow the settings; when ConnectionRequestURL changed, the agent
+    /// backend reports the new one and `url_changed` is set.
+    fn follow_connreq(&mut self, s: &Settings, recheck: bool) {
+        let Some(cr) = &mut self.connreq else {
+            return;
+        };
+        if let Some(url) = cr.update(&s.connection_request, recheck) {
+            self.engine
+                .backends_mut()
+                .set_runtime("connection_request.url", &url);
+            self.url_changed = true;
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        if let Some(cr) = &self.connreq {
+            cr.set_phase(phase);
+        }
     }
 
     /// A sender other threads use to wake the loop.
@@ -254,6 +328,20 @@ impl Agent {
             .unwrap_or(0);
         // GetParameterValues reads passwords back empty; `Engine::value` gives the stored one.
         let password = get("Password");
+        let cr_username = get("ConnectionRequestUsername");
+        let cr_password = get("ConnectionRequestPassword");
+        let connection_request = connreq::Inputs {
+            // TR-098 has no HTTPConnectionRequestEnable: the config decides there.
+            enabled: self
+                .engine
+                .value(&format!(
+                    "{root}ManagementServer.HTTPConnectionRequestEnable"
+                ))
+                .map_or(self.cfg.connection_request.enable, |v| v != "false"),
+            username: cr_username,
+            password: cr_password,
+            acs_url: url.clone(),
+        };
         Settings {
             url,
             username,
@@ -265,6 +353,7 @@ impl Agent {
             retry_multiplier,
             enable_cwmp,
             active_throttle,
+            connection_request,
         }
     }
 
@@ -280,10 +369,17 @@ impl Agent {
     /// (RetryCount + 1, §3.2.1.1), so the caller's backoff always applies.
     pub fn run_session(&mut self) -> SessionResult {
         self.retry_after = None;
+        // Connection requests from here on join this session (§3.2.2).
+        self.set_phase(Phase::Running);
         let (result, inform_accepted) = self.attempt();
         for f in self.engine.end_session() {
             log::warn!("deferred change failed: {f}");
         }
+        // The session may have moved the ACS (and so the route to it) or changed the
+        // credentials: the listener follows before it takes the next request as new.
+        let s = self.settings();
+        self.follow_connreq(&s, true);
+        self.set_phase(Phase::Idle);
         // RetryCount counts attempts to deliver the Inform (§3.2.1.1, §A.3.3.1): once an
         // InformResponse arrived, that session is no longer being retried.
         if inform_accepted {
@@ -550,6 +646,7 @@ impl Agent {
     /// store) is returned; everything after that is logged and retried.
     pub fn run(&mut self) -> Result<(), String> {
         self.note_start()?;
+        self.start_connreq()?;
         let watch_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         watch(
             self.engine.watch_paths(),
@@ -567,6 +664,12 @@ impl Agent {
         loop {
             let now = now_unix();
             let s = self.settings();
+            // ConnectionRequestURL follows the WAN address; a change is a forced active
+            // notification (TR-181 ManagementServer.ConnectionRequestURL): checked now.
+            self.follow_connreq(&s, false);
+            if std::mem::take(&mut self.url_changed) {
+                next_poll = now;
+            }
             // Periodic informs (§3.2.1): planned from the settings, re-planned only when they
             // change (an ACS SPV, `cwmpd set`), so other sessions do not push the next one away.
             let plan = (s.periodic_enable, s.periodic_interval, s.periodic_time);
@@ -638,6 +741,8 @@ impl Agent {
             }
             if !self.state.events.is_empty() && now >= retry_at {
                 if !usable_url(&s.url) || !s.enable_cwmp {
+                    // Nothing will serve a pending connection request: later ones are new.
+                    self.set_phase(Phase::Idle);
                     if !warned_idle {
                         log::warn!(
                             "events pending but no session is possible: {}",
@@ -678,8 +783,11 @@ impl Agent {
             if !self.state.events.is_empty() && retry_at > now {
                 deadline = deadline.min(retry_at);
             }
-            let wait = Duration::from_secs(deadline.saturating_sub(now_unix()).max(0) as u64)
-                .max(Duration::from_millis(200));
+            let mut wait = Duration::from_secs(deadline.saturating_sub(now_unix()).max(0) as u64);
+            if let Some(cr) = &self.connreq {
+                wait = wait.min(cr.until_check());
+            }
+            let wait = wait.max(Duration::from_millis(200));
             match self.rx.recv_timeout(wait) {
                 Ok(Trigger::ConnectionRequest) => {
                     self.queue(events::CONNECTION_REQUEST, "");
@@ -825,15 +933,6 @@ fn ns_version(ns: CwmpNs) -> CwmpVersion {
         CwmpNs::V1_0 => CwmpVersion::V1_0,
         CwmpNs::V1_1 => CwmpVersion::V1_1,
         _ => CwmpVersion::V1_2,
-    }
-}
-
-/// `http://HOST:PORT/` from the listen address (the CR issue derives it from the WAN address).
-fn default_cr_url(listen: &str) -> String {
-    match listen.parse::<std::net::SocketAddr>() {
-        Ok(a) if !a.ip().is_unspecified() => format!("http://{a}/"),
-        Ok(a) => format!("http://127.0.0.1:{}/", a.port()),
-        Err(_) => String::new(),
     }
 }
 

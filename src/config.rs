@@ -138,25 +138,177 @@ impl Default for Device {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionRequest {
-    /// Address to listen on. Default: "0.0.0.0:7547".
+    /// `ManagementServer.HTTPConnectionRequestEnable`'s default: listen at all. Default: true.
+    pub enable: bool,
+    /// Address to listen on; port 0 takes any free port. Default: "0.0.0.0:7547".
     pub listen: String,
     /// `ManagementServer.ConnectionRequestUsername`. Default: empty.
     pub username: String,
     /// `ManagementServer.ConnectionRequestPassword`. Default: empty.
     pub password: String,
-    /// The `ManagementServer.ConnectionRequestURL` to report, when it cannot be derived. Default:
-    /// derived from the listen address.
+    /// A complete `http://` URL to report instead of a derived one (a port forward in front of
+    /// the CPE); its path is the one served, its host the one checked. Default: empty.
     pub url: String,
+    /// Where the URL's host comes from: "acs" (the local address used to reach the ACS),
+    /// "interface:NAME" (that interface's address), or a fixed host name or address.
+    /// Default: "acs".
+    pub host: String,
+    /// The URL's path; empty means random, generated once and kept in the store.
+    /// Default: empty.
+    pub path: String,
+    /// Bind only the URL's address (rebound when it changes) rather than `listen`'s.
+    /// Default: false.
+    pub bind_url_address: bool,
+    /// Requests must name the URL's host in `Host` (a DNS-rebinding defence). Default: true.
+    pub check_host: bool,
+    /// Digest realm. Default: "cwmpd".
+    pub realm: String,
+    /// Digest algorithm challenged: "MD5", "MD5-sess", "SHA-256" or "SHA-256-sess".
+    /// Default: "MD5" (many ACSes compute MD5 whatever the challenge says).
+    pub digest_algorithm: String,
+    /// Accept HTTP Basic too (old ACSes; the password crosses the network in clear).
+    /// Default: false.
+    pub allow_basic: bool,
+    /// Seconds a nonce is valid; then `stale=true`. Default: 30.
+    pub nonce_lifetime: u32,
+    /// Requests that start a session: this many back to back… Default: 3.
+    pub rate_burst: u32,
+    /// …then one more per this many seconds; beyond, 503. Default: 5.
+    pub rate_interval: u32,
+    /// Connections (each one thread) served at once. Default: 8.
+    pub max_connections: u32,
+    /// Bytes of request line and headers. Default: 8192.
+    pub max_header_bytes: u32,
+    /// Seconds a connection has to send a whole request head (and keep-alive idle time).
+    /// Default: 5.
+    pub request_timeout: u32,
+    /// Seconds between re-evaluations of the URL's address. Default: 10.
+    pub check_interval: u32,
 }
 
 impl Default for ConnectionRequest {
     fn default() -> Self {
         ConnectionRequest {
+            enable: true,
             listen: "0.0.0.0:7547".into(),
             username: String::new(),
             password: String::new(),
             url: String::new(),
+            host: "acs".into(),
+            path: String::new(),
+            bind_url_address: false,
+            check_host: true,
+            realm: "cwmpd".into(),
+            digest_algorithm: "MD5".into(),
+            allow_basic: false,
+            nonce_lifetime: 30,
+            rate_burst: 3,
+            rate_interval: 5,
+            max_connections: 8,
+            max_header_bytes: 8192,
+            request_timeout: 5,
+            check_interval: 10,
         }
+    }
+}
+
+impl ConnectionRequest {
+    /// Checks the fields a running listener relies on.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        use crate::connreq::url;
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "connection_request.listen",
+                "must be an address:port like 0.0.0.0:7547".into(),
+            ));
+        }
+        if !self.url.is_empty() && url::split_url(&self.url).is_none() {
+            return Err((
+                "connection_request.url",
+                format!("{:?} is not an http://host[:port]/path URL", self.url),
+            ));
+        }
+        if url::HostSource::parse(&self.host).is_none() {
+            return Err((
+                "connection_request.host",
+                "must be \"acs\", \"interface:NAME\" or a host name or address".into(),
+            ));
+        }
+        let path_ok = self.path.is_empty()
+            || (self.path.starts_with('/')
+                && self.path.len() <= 256
+                && self
+                    .path
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#'));
+        if !path_ok {
+            return Err((
+                "connection_request.path",
+                "must start with / and hold no spaces, ? or #".into(),
+            ));
+        }
+        if crate::auth::Algorithm::parse(&self.digest_algorithm).is_none() {
+            return Err((
+                "connection_request.digest_algorithm",
+                "must be MD5, MD5-sess, SHA-256 or SHA-256-sess".into(),
+            ));
+        }
+        if self.realm.is_empty() || self.realm.contains(['"', '\\']) {
+            return Err((
+                "connection_request.realm",
+                "must be non-empty, without \" or \\".into(),
+            ));
+        }
+        let ranges: [(&'static str, u32, u32, u32); 7] = [
+            (
+                "connection_request.nonce_lifetime",
+                self.nonce_lifetime,
+                1,
+                3600,
+            ),
+            (
+                "connection_request.rate_burst",
+                self.rate_burst,
+                1,
+                1_000_000,
+            ),
+            (
+                "connection_request.rate_interval",
+                self.rate_interval,
+                0,
+                86400,
+            ),
+            (
+                "connection_request.max_connections",
+                self.max_connections,
+                1,
+                256,
+            ),
+            (
+                "connection_request.max_header_bytes",
+                self.max_header_bytes,
+                1024,
+                65536,
+            ),
+            (
+                "connection_request.request_timeout",
+                self.request_timeout,
+                1,
+                300,
+            ),
+            (
+                "connection_request.check_interval",
+                self.check_interval,
+                1,
+                86400,
+            ),
+        ];
+        for (key, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Err((key, format!("must be {lo}–{hi}")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -361,14 +513,7 @@ impl Config {
         if self.model().is_none() {
             return Err(("data_model", "must be \"tr181\" or \"tr098\"".into()));
         }
-        if self
-            .connection_request
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .is_err()
-        {
-            return Err(("listen", "must be an address:port like 0.0.0.0:7547".into()));
-        }
+        self.connection_request.validate()?;
         if log_level(&self.log.level).is_none() {
             return Err(("level", "must be error, warn, info, debug or trace".into()));
         }
@@ -406,7 +551,7 @@ impl Config {
         let a = &self.acs;
         let d = &self.device;
         let c = &self.connection_request;
-        let pairs: [(&str, String); 22] = [
+        let pairs: [(&str, String); 23] = [
             ("acs.url", a.url.clone()),
             ("acs.username", a.username.clone()),
             ("acs.password", a.password.clone()),
@@ -428,6 +573,7 @@ impl Config {
                 a.retry_interval_multiplier.to_string(),
             ),
             ("connection_request.url", c.url.clone()),
+            ("connection_request.enable", c.enable.to_string()),
             ("connection_request.username", c.username.clone()),
             ("connection_request.password", c.password.clone()),
             ("device.manufacturer", d.manufacturer.clone()),
@@ -462,13 +608,26 @@ fn line_of(text: &str, offset: usize) -> usize {
         .map_or(1, |t| t.matches('\n').count() + 1)
 }
 
-/// The line where `key =` is written, for validation errors.
+/// The line where `key =` is written, for validation errors. A `section.key` is looked for
+/// inside its `[section]` only.
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    let (section, key) = match key.split_once('.') {
+        Some((s, k)) => (Some(s), k),
+        None => (None, key),
+    };
+    let mut inside = section.is_none();
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            if let Some(s) = section {
+                if l.starts_with('[') {
+                    inside = l.trim_end() == format!("[{s}]");
+                    return false;
+                }
+            }
+            inside
+                && l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map(|i| i + 1)
 }

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod auth;
 pub mod config;
+pub mod connreq;
 pub mod datamodel;
 pub mod events;
 pub mod fault;

@@ -1,0 +1,494 @@
+//! The Connection Request listener's sockets and threads (TR-069 §3.2.2), made to hold on a
+//! port that faces the internet.
+//!
+//! One accept thread, and one thread per connection, at most `max_connections` of them. When
+//! they are all taken, a new connection evicts the oldest one that is still waiting for or
+//! reading a request (slowloris connections are the oldest), so a real ACS gets in during an
+//! attack. Each connection has `request_timeout` in total to deliver a whole head, read into one
+//! buffer of `max_header_bytes` allocated when it is accepted: nothing an attacker sends makes
+//! anything bigger. The decisions are [`super::gate`]'s, the parsing [`super::http`]'s.
+//!
+//! Why not `tiny_http` (the design's first choice): it starts a thread for every connection
+//! without a cap, sets no read deadline, and reads a header line into a vector that grows
+//! without bound; `benches/cr_attack.rs` measures both under the same attacks.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::gate::{Gate, Outcome, Reply};
+use super::http::{self, Version};
+
+/// Requests served on one keep-alive connection (a Digest exchange needs two).
+const MAX_REQUESTS_PER_CONNECTION: usize = 8;
+/// Stack of a connection thread: parsing and digest hashing need little.
+const CONNECTION_STACK: usize = 128 * 1024;
+/// How long the accept thread waits for an evicted connection's thread to end.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
+
+/// Whether a session is under way, as the listener needs to know (§3.2.2: requests before the
+/// session starts make only one session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Idle = 0,
+    /// An accepted request woke the agent; its session has not started yet.
+    Pending = 1,
+    Running = 2,
+}
+
+/// The socket limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// Why a request or connection got no `200`, for the rate-limited summary log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    Challenged,
+    AuthFailed,
+    Stale,
+    NotFound,
+    BodyRefused,
+    BadRequest,
+    TooLarge,
+    TimedOut,
+    Evicted,
+    Refused,
+    RateLimited,
+}
+
+const COUNTS: [(Count, &str); 11] = [
+    (Count::Challenged, "challenged"),
+    (Count::AuthFailed, "failed authentication"),
+    (Count::Stale, "stale nonce"),
+    (Count::NotFound, "not found"),
+    (Count::BodyRefused, "with a body"),
+    (Count::BadRequest, "malformed"),
+    (Count::TooLarge, "header too large"),
+    (Count::TimedOut, "timed out"),
+    (Count::Evicted, "evicted"),
+    (Count::Refused, "refused (no free slot)"),
+    (Count::RateLimited, "rate limited"),
+];
+
+/// What the threads share.
+struct Shared {
+    gate: Mutex<Gate>,
+    phase: AtomicU8,
+    wake: Box<dyn Fn() + Send + Sync>,
+    limits: Limits,
+    epoch: Instant,
+    conns: Mutex<Vec<Slot>>,
+    freed: Condvar,
+    next_id: AtomicU64,
+    counts: [AtomicU64; COUNTS.len()],
+}
+
+/// A live connection.
+struct Slot {
+    id: u64,
+    since: Instant,
+    /// Waiting for or reading a request (may be evicted); false while answering one.
+    reading: bool,
+    /// Shut down by eviction; its thread is ending.
+    evicted: bool,
+    stream: TcpStream,
+}
+
+/// A bound socket and its accept thread.
+struct Bound {
+    requested: SocketAddr,
+    local: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+/// The listener: rebindable, with the gate the agent reconfigures.
+pub struct Listener {
+    shared: Arc<Shared>,
+    bound: Option<Bound>,
+    summary_at: Instant,
+}
+
+impl Listener {
+    /// A listener (not bound yet). `wake` is called after a request was accepted and answered.
+    pub fn new(gate: Gate, limits: Limits, wake: impl Fn() + Send + Sync + 'static) -> Listener {
+        Listener {
+            shared: Arc::new(Shared {
+                gate: Mutex::new(gate),
+                phase: AtomicU8::new(Phase::Idle as u8),
+                wake: Box::new(wake),
+                limits,
+                epoch: Instant::now(),
+                conns: Mutex::new(Vec::new()),
+                freed: Condvar::new(),
+                next_id: AtomicU64::new(0),
+                counts: Default::default(),
+            }),
+            bound: None,
+            summary_at: Instant::now(),
+        }
+    }
+
+    /// Binds `addr` (if not already bound to it) and starts accepting; an earlier socket is
+    /// closed. On failure the earlier socket, if any, keeps serving. Returns the local address.
+    pub fn bind(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        if let Some(b) = &self.bound {
+            if b.requested == addr {
+                return Ok(b.local);
+            }
+        }
+        let socket = match TcpListener::bind(addr) {
+            Ok(s) => s,
+            // The old socket may hold the port (a wildcard address): close it and retry.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && self.bound.is_some() => {
+                let old = self.bound.as_ref().map(|b| b.requested);
+                self.unbind();
+                match TcpListener::bind(addr) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if let Some(old) = old {
+                            let _ = self.bind(old);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let local = socket.local_addr()?;
+        self.unbind();
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = self.shared.clone();
+        let stop2 = stop.clone();
+        thread::Builder::new()
+            .name("cr-accept".into())
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || accept_loop(socket, shared, stop2))?;
+        self.bound = Some(Bound {
+            requested: addr,
+            local,
+            stop,
+        });
+        Ok(local)
+    }
+
+    /// Stops accepting (connections being served finish).
+    pub fn unbind(&mut self) {
+        if let Some(b) = self.bound.take() {
+            b.stop.store(true, Ordering::Release);
+            // Wake the blocking accept with a connection of our own.
+            let mut to = b.local;
+            if to.ip().is_unspecified() {
+                to.set_ip(match to {
+                    SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&to, Duration::from_secs(1));
+        }
+    }
+
+    /// The address asked for and the one bound, while bound.
+    pub fn bound(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.bound.as_ref().map(|b| (b.requested, b.local))
+    }
+
+    /// Tells the listener whether a session is under way.
+    pub fn set_phase(&self, phase: Phase) {
+        self.shared.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// Runs `f` on the gate (to reconfigure it).
+    pub fn with_gate<R>(&self, f: impl FnOnce(&mut Gate) -> R) -> R {
+        f(&mut lock(&self.shared.gate))
+    }
+
+    /// Logs what was rejected since the last summary, at most once per `every`.
+    pub fn log_summary(&mut self, every: Duration) {
+        let elapsed = self.summary_at.elapsed();
+        if elapsed < every {
+            return;
+        }
+        let mut parts = Vec::new();
+        let mut total = 0;
+        for ((_, name), c) in COUNTS.iter().zip(&self.shared.counts) {
+            let n = c.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                total += n;
+                parts.push(format!("{n} {name}"));
+            }
+        }
+        self.summary_at = Instant::now();
+        if total > 0 {
+            log::info!(
+                "connection requests rejected in the last {} s: {total} ({})",
+                elapsed.as_secs(),
+                parts.join(", ")
+            );
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.unbind();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one still holds consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn count(&self, c: Count) {
+        if let Some(i) = COUNTS.iter().position(|(k, _)| *k == c) {
+            if let Some(n) = self.counts.get(i) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn set_reading(&self, id: u64, reading: bool) {
+        if let Some(s) = lock(&self.conns).iter_mut().find(|s| s.id == id) {
+            s.reading = reading;
+        }
+    }
+
+    fn release(&self, id: u64) {
+        lock(&self.conns).retain(|s| s.id != id);
+        self.freed.notify_all();
+    }
+}
+
+fn accept_loop(socket: TcpListener, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    for conn in socket.incoming() {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        match conn {
+            Ok(stream) => admit(&shared, stream),
+            // Out of file descriptors or memory: let the system breathe instead of spinning.
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                log::debug!("connection request accept: {e}");
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Gives a connection a slot and a thread, evicting the oldest reader when all are taken.
+fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+    let Ok(handle) = stream.try_clone() else {
+        return;
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let max = shared.limits.max_connections.max(1);
+    {
+        let mut conns = lock(&shared.conns);
+        if conns.len() >= max {
+            let victim = conns
+                .iter_mut()
+                .filter(|s| s.reading && !s.evicted)
+                .min_by_key(|s| s.since);
+            if let Some(v) = victim {
+                v.evicted = true;
+                let _ = v.stream.shutdown(Shutdown::Both);
+                shared.count(Count::Evicted);
+            }
+            let deadline = Instant::now() + EVICTION_WAIT;
+            while conns.len() >= max {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    shared.count(Count::Refused);
+                    return;
+                }
+                conns = match shared.freed.wait_timeout(conns, left) {
+                    Ok((c, _)) => c,
+                    Err(e) => e.into_inner().0,
+                };
+            }
+        }
+        conns.push(Slot {
+            id,
+            since: Instant::now(),
+            reading: true,
+            evicted: false,
+            stream: handle,
+        });
+    }
+    let s = shared.clone();
+    let spawned = thread::Builder::new()
+        .name("cr-conn".into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || {
+            serve(&s, stream, id);
+            s.release(id);
+        });
+    if spawned.is_err() {
+        shared.release(id);
+    }
+}
+
+/// Serves the requests of one connection until it closes, errs, times out or is evicted.
+fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let limits = shared.limits;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(limits.request_timeout));
+    let mut buf: Vec<u8> = Vec::with_capacity(limits.max_header_bytes);
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        shared.set_reading(id, true);
+        let end = match read_head(&mut stream, &mut buf, &limits) {
+            Ok(end) => end,
+            Err(ReadEnd::TooLarge) => {
+                shared.count(Count::TooLarge);
+                answer(&mut stream, Version::Http11, 431, &[], true);
+                return;
+            }
+            Err(ReadEnd::TimedOut) => {
+                shared.count(Count::TimedOut);
+                return;
+            }
+            Err(ReadEnd::Closed) => return,
+        };
+        shared.set_reading(id, false);
+        let (reply, close) = match http::parse_head(buf.get(..end).unwrap_or_default()) {
+            Err(e) => {
+                log::debug!("connection request from {peer}: {e}");
+                shared.count(Count::BadRequest);
+                answer(&mut stream, Version::Http11, 400, &[], true);
+                return;
+            }
+            Ok(head) => {
+                let reply = decide(shared, &head);
+                let close = reply.close || head.close;
+                answer(
+                    &mut stream,
+                    head.version,
+                    reply.status,
+                    &reply.challenges,
+                    close,
+                );
+                (reply, close)
+            }
+        };
+        match reply.outcome {
+            Outcome::Accepted => {
+                log::info!("connection request from {peer}: accepted");
+                // §3.2.2: the answer goes out before the session starts.
+                (shared.wake)();
+            }
+            Outcome::Coalesced => log::info!("connection request from {peer}: coalesced"),
+            Outcome::RateLimited => {
+                log::info!("connection request from {peer}: refused (rate limit)");
+                shared.count(Count::RateLimited);
+            }
+            Outcome::Challenged => shared.count(Count::Challenged),
+            Outcome::AuthFailed => shared.count(Count::AuthFailed),
+            Outcome::Stale => shared.count(Count::Stale),
+            Outcome::NotFound => shared.count(Count::NotFound),
+            Outcome::BodyRefused => shared.count(Count::BodyRefused),
+        }
+        if close {
+            return;
+        }
+        buf.drain(..end.min(buf.len()));
+    }
+}
+
+/// The gate's answer, with the session phase read and set under the gate's lock so two
+/// simultaneous requests cannot both start a session.
+fn decide(shared: &Shared, head: &http::Head<'_>) -> Reply {
+    let mut random = [0u8; 8];
+    // A failing system RNG leaves the nonce's random part zero; its MAC and time still make it
+    // unique per millisecond and unforgeable.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    let mut gate = lock(&shared.gate);
+    let busy = shared.phase.load(Ordering::Acquire) != Phase::Idle as u8;
+    let reply = gate.decide(head, shared.now_ms(), random, busy);
+    if reply.outcome == Outcome::Accepted {
+        shared.phase.store(Phase::Pending as u8, Ordering::Release);
+    }
+    reply
+}
+
+enum ReadEnd {
+    TooLarge,
+    TimedOut,
+    Closed,
+}
+
+/// Reads into `buf` (never beyond its capacity) until it holds a whole head, within the
+/// request deadline. Returns the head's length.
+fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limits) -> Result<usize, ReadEnd> {
+    let deadline = Instant::now() + limits.request_timeout;
+    let mut chunk = [0u8; 1024];
+    loop {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2).
+        let skip = http::skip_leading_newlines(buf);
+        if skip > 0 {
+            buf.drain(..skip);
+        }
+        if let Some(end) = http::head_end(buf) {
+            return Ok(end);
+        }
+        let room = limits.max_header_bytes.saturating_sub(buf.len());
+        if room == 0 {
+            return Err(ReadEnd::TooLarge);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadEnd::TimedOut);
+        }
+        if stream.set_read_timeout(Some(left)).is_err() {
+            return Err(ReadEnd::Closed);
+        }
+        let want = room.min(chunk.len());
+        match stream.read(chunk.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => return Err(ReadEnd::Closed),
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ReadEnd::TimedOut)
+            }
+            Err(_) => return Err(ReadEnd::Closed),
+        }
+    }
+}
+
+/// Writes an answer; a connection that ends is shut down for writing so the client sees the
+/// whole answer before the close.
+fn answer(
+    stream: &mut TcpStream,
+    version: Version,
+    status: u16,
+    challenges: &[String],
+    close: bool,
+) {
+    let bytes = http::response(version, status, challenges, close);
+    let _ = stream.write_all(&bytes);
+    if close {
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+}

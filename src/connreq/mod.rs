@@ -1,0 +1,377 @@
+//! The Connection Request (TR-069 §3.2.2): the ACS asks the CPE to open a session by an HTTP
+//! GET to `ManagementServer.ConnectionRequestURL`.
+//!
+//! - [`http`]: the request head, parsed from bytes (pure).
+//! - [`gate`]: what to answer: path, Host, Digest/Basic authentication, nonces, replay, rate
+//!   limit, coalescing (pure: time and randomness are arguments).
+//! - [`listener`]: the socket, its threads and their limits.
+//! - [`url`]: how the URL is made (pure); the addresses come from [`crate::os`].
+//!
+//! [`ConnReq`] ties them together for the agent's loop: it keeps the URL right as the WAN
+//! address moves (re-evaluated every `check_interval` and after every session), rebinds the
+//! listener when it must, and follows what the ACS sets (credentials, enable).
+
+pub mod gate;
+pub mod http;
+pub mod listener;
+pub mod url;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::auth::Algorithm;
+use crate::config;
+use gate::{Gate, GateConfig};
+use listener::{Limits, Listener, Phase};
+use url::HostSource;
+
+/// How long a resolved ACS address is used before it is looked up again.
+const RESOLVE_TTL: Duration = Duration::from_secs(300);
+/// How often the rejected-requests summary may be logged.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// What the agent's data model says, read at every loop turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// `ManagementServer.HTTPConnectionRequestEnable`.
+    pub enabled: bool,
+    pub username: String,
+    pub password: String,
+    /// `ManagementServer.URL`, for the "acs" host source.
+    pub acs_url: String,
+}
+
+/// The listener and its URL.
+pub struct ConnReq {
+    cfg: config::ConnectionRequest,
+    source: HostSource,
+    listen: SocketAddr,
+    /// The served path (configured, from the fixed URL, or the persisted random one).
+    path: String,
+    listener: Listener,
+    /// The URL's host as it goes into the URL (IPv6 in brackets); empty while unknown.
+    host: String,
+    url: String,
+    next_check: Instant,
+    /// The ACS host and what it resolved to, and when.
+    resolved: Option<(String, SocketAddr, Instant)>,
+    /// The last bind or address error, logged once until it changes.
+    last_error: String,
+    /// The port last bound (the URL keeps it while the listener is disabled).
+    port: Option<u16>,
+}
+
+impl ConnReq {
+    /// The listener for `cfg` (validated), serving `path` when the config names none. `wake` is
+    /// called after a request was accepted. Nothing is bound until [`ConnReq::update`].
+    pub fn new(
+        cfg: &config::ConnectionRequest,
+        path: &str,
+        key: &[u8; 32],
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> ConnReq {
+        let listen = cfg
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 7547)));
+        let fixed = url::split_url(&cfg.url);
+        let (source, path) = match &fixed {
+            Some((host, _, p)) => (HostSource::Fixed(host.clone()), p.clone()),
+            None => (
+                HostSource::parse(&cfg.host).unwrap_or(HostSource::Acs),
+                if cfg.path.is_empty() {
+                    path.to_string()
+                } else {
+                    cfg.path.clone()
+                },
+            ),
+        };
+        let gate = Gate::new(
+            GateConfig {
+                path: path.clone(),
+                host: String::new(),
+                port: 0,
+                check_host: cfg.check_host,
+                username: cfg.username.clone(),
+                password: cfg.password.clone(),
+                realm: cfg.realm.clone(),
+                algorithm: Algorithm::parse(&cfg.digest_algorithm).unwrap_or(Algorithm::Md5),
+                allow_basic: cfg.allow_basic,
+                nonce_lifetime_ms: u64::from(cfg.nonce_lifetime) * 1000,
+                rate_burst: cfg.rate_burst,
+                rate_interval_ms: u64::from(cfg.rate_interval) * 1000,
+            },
+            key,
+        );
+        let limits = Limits {
+            max_connections: cfg.max_connections as usize,
+            max_header_bytes: cfg.max_header_bytes as usize,
+            request_timeout: Duration::from_secs(cfg.request_timeout.into()),
+        };
+        ConnReq {
+            cfg: cfg.clone(),
+            source,
+            listen,
+            path,
+            listener: Listener::new(gate, limits, wake),
+            host: String::new(),
+            url: String::new(),
+            next_check: Instant::now(),
+            resolved: None,
+            last_error: String::new(),
+            port: None,
+        }
+    }
+
+    /// The URL as last evaluated (empty while no host is known).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The local address the listener is bound to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.bound().map(|(_, local)| local)
+    }
+
+    /// Time until the address is due for its next look.
+    pub fn until_check(&self) -> Duration {
+        self.next_check.saturating_duration_since(Instant::now())
+    }
+
+    /// Tells the listener whether a session is under way.
+    pub fn set_phase(&self, phase: Phase) {
+        self.listener.set_phase(phase);
+    }
+
+    /// Follows the data model and the network: credentials and enable at every call, the
+    /// address every `check_interval` (or now, with `recheck`). Returns the new URL when it
+    /// changed.
+    pub fn update(&mut self, inputs: &Inputs, recheck: bool) -> Option<String> {
+        let now = Instant::now();
+        if recheck || now >= self.next_check {
+            self.next_check = now + Duration::from_secs(self.cfg.check_interval.into());
+            match self.evaluate_host(&inputs.acs_url) {
+                Ok(host) => self.host = host,
+                Err(e) => self.note_error(format!("ConnectionRequestURL: {e}")),
+            }
+        }
+        if inputs.enabled {
+            let want = url::bind_address(
+                self.listen,
+                url::host_ip(&self.host),
+                self.cfg.bind_url_address,
+            );
+            if self
+                .listener
+                .bound()
+                .is_none_or(|(requested, _)| requested != want)
+            {
+                match self.listener.bind(want) {
+                    Ok(local) => {
+                        log::info!("connection requests: listening on {local}");
+                        self.port = Some(local.port());
+                        self.last_error.clear();
+                    }
+                    Err(e) => self
+                        .note_error(format!("connection requests: cannot listen on {want}: {e}")),
+                }
+            }
+        } else if self.listener.bound().is_some() {
+            log::info!("connection requests: disabled (HTTPConnectionRequestEnable)");
+            self.listener.unbind();
+        }
+        let port = match url::split_url(&self.cfg.url) {
+            Some((_, port, _)) => port,
+            None => self.port.unwrap_or(self.listen.port()),
+        };
+        self.listener.with_gate(|g| {
+            let mut c = g.config().clone();
+            c.host = self.host.clone();
+            c.port = port;
+            c.username = inputs.username.clone();
+            c.password = inputs.password.clone();
+            if c != *g.config() {
+                g.reconfigure(c);
+            }
+        });
+        self.listener.log_summary(SUMMARY_EVERY);
+        let url = if self.host.is_empty() {
+            String::new()
+        } else {
+            url::format_url(&self.host, port, &self.path)
+        };
+        if url == self.url {
+            return None;
+        }
+        log::info!("ConnectionRequestURL is now {url:?}");
+        self.url = url.clone();
+        Some(url)
+    }
+
+    /// The URL's host from the configured source.
+    fn evaluate_host(&mut self, acs_url: &str) -> Result<String, String> {
+        match &self.source {
+            HostSource::Fixed(h) => Ok(h.clone()),
+            HostSource::Interface(name) => {
+                let all = crate::os::interface_addresses().map_err(|e| e.to_string())?;
+                url::pick_address(&all, name)
+                    .map(url::url_host)
+                    .ok_or_else(|| format!("interface {name} has no usable address"))
+            }
+            HostSource::Acs => {
+                let ip = self.acs_route(acs_url)?;
+                Ok(url::url_host(ip))
+            }
+        }
+    }
+
+    /// The local address the kernel uses towards the ACS (its name looked up at most every
+    /// [`RESOLVE_TTL`]). Without a usable ACS URL: the listen address when it is a specific one.
+    fn acs_route(&mut self, acs_url: &str) -> Result<IpAddr, String> {
+        let Some((host, port)) = acs_host_port(acs_url) else {
+            if !self.listen.ip().is_unspecified() {
+                return Ok(self.listen.ip());
+            }
+            return Err("no ACS URL to find the WAN address from".into());
+        };
+        let addr = match &self.resolved {
+            Some((h, a, at)) if *h == host && at.elapsed() < RESOLVE_TTL => *a,
+            _ => {
+                let addrs = crate::os::resolve(&host, port)
+                    .map_err(|e| format!("cannot resolve the ACS host {host}: {e}"))?;
+                let a = *addrs
+                    .first()
+                    .ok_or_else(|| format!("the ACS host {host} has no address"))?;
+                self.resolved = Some((host, a, Instant::now()));
+                a
+            }
+        };
+        crate::os::source_address(addr).map_err(|e| format!("no route to the ACS at {addr}: {e}"))
+    }
+
+    fn note_error(&mut self, e: String) {
+        if e != self.last_error {
+            log::warn!("{e}");
+            self.last_error = e;
+        }
+    }
+}
+
+/// ConnectionRequestURL as far as it can be known without a listener (for the command line):
+/// the configured URL, or the host from its source — without a DNS look-up — with the listen
+/// port. Empty when unknown.
+pub fn provisional_url(cfg: &config::ConnectionRequest, path: &str, acs_url: &str) -> String {
+    if !cfg.url.is_empty() {
+        return cfg.url.clone();
+    }
+    let listen: Option<SocketAddr> = cfg.listen.parse().ok();
+    let host = match HostSource::parse(&cfg.host) {
+        Some(HostSource::Fixed(h)) => Some(h),
+        Some(HostSource::Interface(name)) => crate::os::interface_addresses()
+            .ok()
+            .and_then(|all| url::pick_address(&all, &name))
+            .map(url::url_host),
+        Some(HostSource::Acs) => acs_host_port(acs_url)
+            .and_then(|(h, p)| Some(SocketAddr::new(url::host_ip(&h)?, p)))
+            .and_then(|a| crate::os::source_address(a).ok())
+            .or(listen.map(|l| l.ip()).filter(|ip| !ip.is_unspecified()))
+            .map(url::url_host),
+        None => None,
+    };
+    let path = if cfg.path.is_empty() { path } else { &cfg.path };
+    match (host, listen) {
+        (Some(h), Some(l)) => url::format_url(&h, l.port(), path),
+        _ => String::new(),
+    }
+}
+
+/// The host and port of an `http(s)://` ACS URL.
+fn acs_host_port(acs_url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = if let Some(r) = acs_url.strip_prefix("https://") {
+        (r, 443)
+    } else {
+        (acs_url.strip_prefix("http://")?, 80)
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let (host, port) = http::split_host(authority)?;
+    Some((host.to_string(), port.unwrap_or(default_port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acs_hosts() {
+        assert_eq!(
+            acs_host_port("https://acs.example/x"),
+            Some(("acs.example".into(), 443))
+        );
+        assert_eq!(
+            acs_host_port("http://10.0.0.1:7557/"),
+            Some(("10.0.0.1".into(), 7557))
+        );
+        assert_eq!(acs_host_port("http://[::1]:9/a"), Some(("[::1]".into(), 9)));
+        assert_eq!(acs_host_port("http://u:p@h:1"), Some(("h".into(), 1)));
+        assert_eq!(acs_host_port("ftp://h"), None);
+        assert_eq!(acs_host_port(""), None);
+    }
+
+    fn inputs(acs: &str) -> Inputs {
+        Inputs {
+            enabled: true,
+            username: "u".into(),
+            password: "p".into(),
+            acs_url: acs.into(),
+        }
+    }
+
+    #[test]
+    fn url_from_the_route_to_the_acs_with_the_bound_port() {
+        let cfg = config::ConnectionRequest {
+            listen: "127.0.0.1:0".into(),
+            ..Default::default()
+        };
+        let mut cr = ConnReq::new(&cfg, "/abc", &[1; 32], || {});
+        let url = cr
+            .update(&inputs("http://127.0.0.1:9/acs"), true)
+            .expect("a URL");
+        let port = cr.local_addr().expect("bound").port();
+        assert_ne!(port, 0);
+        assert_eq!(url, format!("http://127.0.0.1:{port}/abc"));
+        assert_eq!(cr.update(&inputs("http://127.0.0.1:9/acs"), true), None);
+        // Disabled by the ACS: the socket closes, the URL stays.
+        let mut off = inputs("http://127.0.0.1:9/acs");
+        off.enabled = false;
+        assert_eq!(cr.update(&off, false), None);
+        assert!(cr.local_addr().is_none());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
+    #[test]
+    fn fixed_url_and_interface_sources() {
+        let cfg = config::ConnectionRequest {
+            listen: "127.0.0.1:0".into(),
+            url: "http://cpe.example:8000/fixed".into(),
+            ..Default::default()
+        };
+        let mut cr = ConnReq::new(&cfg, "/ignored", &[1; 32], || {});
+        assert_eq!(
+            cr.update(&inputs(""), true).as_deref(),
+            Some("http://cpe.example:8000/fixed")
+        );
+        let cfg = config::ConnectionRequest {
+            listen: "127.0.0.1:0".into(),
+            host: "interface:lo".into(),
+            path: "/p".into(),
+            ..Default::default()
+        };
+        let mut cr = ConnReq::new(&cfg, "/ignored", &[1; 32], || {});
+        let url = cr.update(&inputs(""), true).expect("a URL");
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/p"),
+            "{url}"
+        );
+    }
+}
