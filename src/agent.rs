@@ -63,6 +63,10 @@ pub struct AgentState {
     /// The random path of ConnectionRequestURL, generated once (§3.2.2: unique per CPE).
     #[serde(default)]
     pub connection_request_path: String,
+    /// The ConnectionRequestURL the ACS last acknowledged, so that one changed while the agent
+    /// was not running (a restart, a WAN change meanwhile) is reported at start.
+    #[serde(default)]
+    pub reported_connection_request_url: String,
 }
 
 /// The end of a session.
@@ -212,6 +216,17 @@ impl Agent {
             );
         }
         self.follow_connreq(&s, true);
+        self.url_changed = false;
+        // Notification bookkeeping is RAM: a URL that moved while the agent was down is told
+        // here (a forced active notification, TR-181), else the ACS could not reach the CPE.
+        let url = self.connreq.as_ref().map(|c| c.url().to_string());
+        if let Some(url) = url {
+            let known = self.state.reported_connection_request_url.clone();
+            if !known.is_empty() && known != url && self.queue(events::VALUE_CHANGE, "") {
+                log::info!("ConnectionRequestURL changed since it was last reported ({known})");
+                self.save();
+            }
+        }
         Ok(())
     }
 
@@ -602,6 +617,13 @@ impl Agent {
                 delivered = true;
                 self.state.events.delivered(&delivery.in_flight);
                 self.engine.mark_reported(&delivery.params);
+                if let Some(p) = delivery
+                    .params
+                    .iter()
+                    .find(|p| p.name.ends_with("ManagementServer.ConnectionRequestURL"))
+                {
+                    self.state.reported_connection_request_url = p.value.clone();
+                }
                 if let Some(url) = &delivery.bootstrap_url {
                     self.state.bootstrapped_url = url.clone();
                 }

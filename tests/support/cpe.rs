@@ -190,6 +190,33 @@ impl Cpe {
         Cpe { dir, cfg }
     }
 
+    /// A CPE whose `[connection_request]` section gets `cr_lines` (TOML `key = value` lines)
+    /// after its `listen = "127.0.0.1:0"`: TOML forbids a second `[connection_request]` table,
+    /// so the lines go into the one the config writer made (`listen`: [`Cpe::with_cr_listen`]).
+    pub fn with_cr(tag: &str, url: &str, cr_lines: &str) -> Cpe {
+        Cpe::with_cr_listen(tag, url, "127.0.0.1:0", cr_lines)
+    }
+
+    /// [`Cpe::with_cr`] with another `listen` address (e.g. a fixed port that must stay the
+    /// same across a restart of the daemon).
+    pub fn with_cr_listen(tag: &str, url: &str, listen: &str, cr_lines: &str) -> Cpe {
+        let cpe = Cpe::new(tag, url, None);
+        let text = std::fs::read_to_string(&cpe.cfg).expect("read config");
+        let anchor = "[connection_request]\nlisten = \"127.0.0.1:0\"\n";
+        assert!(
+            text.contains(anchor),
+            "no {anchor:?} in the config:\n{text}"
+        );
+        let mut lines = cr_lines.to_string();
+        if !lines.is_empty() && !lines.ends_with('\n') {
+            lines.push('\n');
+        }
+        let section = format!("[connection_request]\nlisten = {listen:?}\n{lines}");
+        let text = text.replacen(anchor, &section, 1);
+        std::fs::write(&cpe.cfg, text).expect("write config");
+        cpe
+    }
+
     pub fn args<'a>(&'a self, rest: &[&'a str]) -> Vec<String> {
         let mut v = vec!["-c".to_string(), self.cfg.display().to_string()];
         v.extend(rest.iter().map(|s| s.to_string()));
