@@ -346,13 +346,15 @@ impl Agent {
         let cr_username = get("ConnectionRequestUsername");
         let cr_password = get("ConnectionRequestPassword");
         let connection_request = connreq::Inputs {
-            // TR-098 has no HTTPConnectionRequestEnable: the config decides there.
+            // TR-098 has no HTTPConnectionRequestEnable: the config decides there. With
+            // EnableCWMP false no request is accepted either (TR-181 ManagementServer).
             enabled: self
                 .engine
                 .value(&format!(
                     "{root}ManagementServer.HTTPConnectionRequestEnable"
                 ))
-                .map_or(self.cfg.connection_request.enable, |v| v != "false"),
+                .map_or(self.cfg.connection_request.enable, |v| v != "false")
+                && enable_cwmp,
             username: cr_username,
             password: cr_password,
             acs_url: url.clone(),
@@ -387,14 +389,16 @@ impl Agent {
         // Connection requests from here on join this session (§3.2.2).
         self.set_phase(Phase::Running);
         let (result, inform_accepted) = self.attempt();
-        for f in self.engine.end_session() {
-            log::warn!("deferred change failed: {f}");
-        }
         // The session may have moved the ACS (and so the route to it) or changed the
-        // credentials: the listener follows before it takes the next request as new.
+        // credentials: the listener follows before it takes the next request as new. From
+        // here on a request means a new session (§3.2.2): the deferred work below (service
+        // reloads) may take a while, and the ACS may ask right after it ended the session.
         let s = self.settings();
         self.follow_connreq(&s, true);
         self.set_phase(Phase::Idle);
+        for f in self.engine.end_session() {
+            log::warn!("deferred change failed: {f}");
+        }
         // RetryCount counts attempts to deliver the Inform (§3.2.1.1, §A.3.3.1): once an
         // InformResponse arrived, that session is no longer being retried.
         if inform_accepted {

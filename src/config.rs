@@ -173,7 +173,7 @@ pub struct ConnectionRequest {
     pub nonce_lifetime: u32,
     /// Requests that start a session: this many back to back… Default: 3.
     pub rate_burst: u32,
-    /// …then one more per this many seconds; beyond, 503. Default: 5.
+    /// …then one more per this many seconds (0: no limit); beyond, 503. Default: 5.
     pub rate_interval: u32,
     /// Connections (each one thread) served at once. Default: 8.
     pub max_connections: u32,

@@ -274,6 +274,8 @@ impl Gate {
         if now_ms.saturating_sub(issued_ms) > self.cfg.nonce_lifetime_ms {
             return NonceStatus::Stale;
         }
+        // Keyed on the decoded bytes: the same nonce in another case is the same nonce.
+        let nonce = auth::hex(&b);
         if let Some(u) = self.used.iter_mut().find(|u| u.nonce == nonce) {
             if nc <= u.nc {
                 return NonceStatus::Stale;
@@ -293,7 +295,7 @@ impl Gate {
             }
         }
         self.used.push(Used {
-            nonce: nonce.to_string(),
+            nonce,
             issued_ms,
             nc,
         });

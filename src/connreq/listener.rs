@@ -1,12 +1,16 @@
 //! The Connection Request listener's sockets and threads (TR-069 §3.2.2), made to hold on a
 //! port that faces the internet.
 //!
-//! One accept thread, and one thread per connection, at most `max_connections` of them. When
-//! they are all taken, a new connection evicts the oldest one that is still waiting for or
-//! reading a request (slowloris connections are the oldest), so a real ACS gets in during an
-//! attack. Each connection has `request_timeout` in total to deliver a whole head, read into one
-//! buffer of `max_header_bytes` allocated when it is accepted: nothing an attacker sends makes
-//! anything bigger. The decisions are [`super::gate`]'s, the parsing [`super::http`]'s.
+//! One accept thread and a fixed pool of `max_connections` worker threads, started once: the
+//! thread count does not move under attack, and no thread is created per connection. When every
+//! worker is busy, a new connection evicts a connection still waiting for its request: first
+//! the oldest that has not completed one (floods, slowloris), and only then a keep-alive one
+//! that already got our challenge (an ACS about to answer it). Each connection has
+//! `request_timeout` in total to deliver a whole head, read into one buffer of
+//! `max_header_bytes` allocated when it is taken: nothing an attacker sends makes anything
+//! bigger. The accept socket is polled, so the accept thread can be stopped and joined before
+//! a rebind, even when its address has gone. The decisions are [`super::gate`]'s, the parsing
+//! [`super::http`]'s.
 //!
 //! Why not `tiny_http` (the design's first choice): it starts a thread for every connection
 //! without a cap, sets no read deadline, and reads a header line into a vector that grows
@@ -24,10 +28,16 @@ use super::http::{self, Version};
 
 /// Requests served on one keep-alive connection (a Digest exchange needs two).
 const MAX_REQUESTS_PER_CONNECTION: usize = 8;
-/// Stack of a connection thread: parsing and digest hashing need little.
+/// Stack of a worker thread: parsing and digest hashing need little.
 const CONNECTION_STACK: usize = 128 * 1024;
-/// How long the accept thread waits for an evicted connection's thread to end.
+/// How long the accept thread waits for a worker to be free (an evicted connection's worker
+/// is free within microseconds).
 const EVICTION_WAIT: Duration = Duration::from_millis(200);
+/// Connections the kernel queues before the accept thread takes them (capped by
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 1024;
+/// How often an idle accept thread looks for a connection or a stop.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
 
 /// Whether a session is under way, as the listener needs to know (§3.2.2: requests before the
 /// session starts make only one session).
@@ -85,19 +95,41 @@ struct Shared {
     wake: Box<dyn Fn() + Send + Sync>,
     limits: Limits,
     epoch: Instant,
-    conns: Mutex<Vec<Slot>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection is queued for the workers (or the pool closes).
+    work: Condvar,
+    /// Signalled when a worker becomes free.
     freed: Condvar,
     next_id: AtomicU64,
     counts: [AtomicU64; COUNTS.len()],
 }
 
-/// A live connection.
+/// The workers' state.
+#[derive(Default)]
+struct Pool {
+    /// Connections being served, one per busy worker.
+    slots: Vec<Slot>,
+    /// A connection handed over by the accept thread, not yet taken by a worker.
+    queued: Option<TcpStream>,
+    /// Workers waiting for a connection.
+    idle: usize,
+    /// Workers started.
+    workers: usize,
+    /// The listener is gone: workers end.
+    closed: bool,
+}
+
+/// A connection being served.
 struct Slot {
     id: u64,
+    /// When it started waiting for its current request.
     since: Instant,
     /// Waiting for or reading a request (may be evicted); false while answering one.
     reading: bool,
-    /// Shut down by eviction; its thread is ending.
+    /// Requests answered on it (a connection still open after one got our challenge: only
+    /// wrong paths, hosts and heads close at once).
+    served: usize,
+    /// Shut down by eviction; its worker is about to be free.
     evicted: bool,
     stream: TcpStream,
 }
@@ -107,6 +139,7 @@ struct Bound {
     requested: SocketAddr,
     local: SocketAddr,
     stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 /// The listener: rebindable, with the gate the agent reconfigures.
@@ -126,7 +159,8 @@ impl Listener {
                 wake: Box::new(wake),
                 limits,
                 epoch: Instant::now(),
-                conns: Mutex::new(Vec::new()),
+                pool: Mutex::new(Pool::default()),
+                work: Condvar::new(),
                 freed: Condvar::new(),
                 next_id: AtomicU64::new(0),
                 counts: Default::default(),
@@ -144,13 +178,13 @@ impl Listener {
                 return Ok(b.local);
             }
         }
-        let socket = match TcpListener::bind(addr) {
+        let socket = match listen(addr) {
             Ok(s) => s,
             // The old socket may hold the port (a wildcard address): close it and retry.
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && self.bound.is_some() => {
                 let old = self.bound.as_ref().map(|b| b.requested);
                 self.unbind();
-                match TcpListener::bind(addr) {
+                match listen(addr) {
                     Ok(s) => s,
                     Err(e) => {
                         if let Some(old) = old {
@@ -163,11 +197,13 @@ impl Listener {
             Err(e) => return Err(e),
         };
         let local = socket.local_addr()?;
+        socket.set_nonblocking(true)?;
         self.unbind();
+        self.start_workers();
         let stop = Arc::new(AtomicBool::new(false));
         let shared = self.shared.clone();
         let stop2 = stop.clone();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("cr-accept".into())
             .stack_size(CONNECTION_STACK)
             .spawn(move || accept_loop(socket, shared, stop2))?;
@@ -175,23 +211,45 @@ impl Listener {
             requested: addr,
             local,
             stop,
+            thread: Some(thread),
         });
         Ok(local)
     }
 
-    /// Stops accepting (connections being served finish).
-    pub fn unbind(&mut self) {
-        if let Some(b) = self.bound.take() {
-            b.stop.store(true, Ordering::Release);
-            // Wake the blocking accept with a connection of our own.
-            let mut to = b.local;
-            if to.ip().is_unspecified() {
-                to.set_ip(match to {
-                    SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                });
+    /// Starts the workers that are missing (once; a failed start is retried at the next bind).
+    fn start_workers(&self) {
+        let missing = {
+            let pool = lock(&self.shared.pool);
+            self.shared
+                .limits
+                .max_connections
+                .max(1)
+                .saturating_sub(pool.workers)
+        };
+        for _ in 0..missing {
+            let shared = self.shared.clone();
+            let started = thread::Builder::new()
+                .name("cr-conn".into())
+                .stack_size(CONNECTION_STACK)
+                .spawn(move || worker(&shared));
+            match started {
+                Ok(_) => lock(&self.shared.pool).workers += 1,
+                Err(e) => {
+                    log::warn!("connection requests: cannot start a worker: {e}");
+                    break;
+                }
             }
-            let _ = TcpStream::connect_timeout(&to, Duration::from_secs(1));
+        }
+    }
+
+    /// Stops accepting and waits for the accept thread to end, so the address is free again
+    /// (connections being served finish on their own).
+    pub fn unbind(&mut self) {
+        if let Some(mut b) = self.bound.take() {
+            b.stop.store(true, Ordering::Release);
+            if let Some(t) = b.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 
@@ -239,7 +297,24 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.unbind();
+        lock(&self.shared.pool).closed = true;
+        self.shared.work.notify_all();
     }
+}
+
+/// A listening socket with a backlog deep enough for a burst of connections (std's is 128),
+/// `SO_REUSEADDR` (a rebind right after a close), and both families on `[::]`.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // Where the system default is IPv6 only, [::] would not take IPv4.
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -260,85 +335,127 @@ impl Shared {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Marks a connection as waiting for a request (from now: a keep-alive connection that
+    /// just got its challenge is younger than a slowloris one) or as being answered.
     fn set_reading(&self, id: u64, reading: bool) {
-        if let Some(s) = lock(&self.conns).iter_mut().find(|s| s.id == id) {
+        if let Some(s) = lock(&self.pool).slots.iter_mut().find(|s| s.id == id) {
+            if reading && !s.reading {
+                s.since = Instant::now();
+                s.served += 1;
+            }
             s.reading = reading;
         }
-    }
-
-    fn release(&self, id: u64) {
-        lock(&self.conns).retain(|s| s.id != id);
-        self.freed.notify_all();
     }
 }
 
 fn accept_loop(socket: TcpListener, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
-    for conn in socket.incoming() {
-        if stop.load(Ordering::Acquire) {
-            return;
-        }
-        match conn {
-            Ok(stream) => admit(&shared, stream),
+    // The poll interval starts at a millisecond after a connection and doubles up to
+    // ACCEPT_POLL while none comes: a burst is accepted as fast as it arrives (the kernel's
+    // backlog must not overflow into SYN retries), an idle listener wakes ten times a second.
+    let mut idle = Duration::from_millis(1);
+    while !stop.load(Ordering::Acquire) {
+        match socket.accept() {
+            Ok((stream, _)) => {
+                idle = Duration::from_millis(1);
+                admit(&shared, stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(idle);
+                idle = (idle * 2).min(ACCEPT_POLL);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // Out of file descriptors or memory: let the system breathe instead of spinning.
-            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+            Err(e) => {
                 log::debug!("connection request accept: {e}");
                 thread::sleep(Duration::from_millis(50));
             }
-            Err(_) => {}
         }
     }
 }
 
-/// Gives a connection a slot and a thread, evicting the oldest reader when all are taken.
-fn admit(shared: &Arc<Shared>, stream: TcpStream) {
-    let Ok(handle) = stream.try_clone() else {
+/// Hands a connection to a free worker. When none is free, a connection waiting for its
+/// request is evicted: the oldest that has not completed a request first, then the oldest
+/// idle keep-alive one.
+fn admit(shared: &Shared, stream: TcpStream) {
+    // Accepted sockets do not inherit the listener's non-blocking mode on Linux; be sure.
+    if stream.set_nonblocking(false).is_err() {
         return;
-    };
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let max = shared.limits.max_connections.max(1);
-    {
-        let mut conns = lock(&shared.conns);
-        if conns.len() >= max {
-            let victim = conns
-                .iter_mut()
-                .filter(|s| s.reading && !s.evicted)
-                .min_by_key(|s| s.since);
-            if let Some(v) = victim {
-                v.evicted = true;
-                let _ = v.stream.shutdown(Shutdown::Both);
-                shared.count(Count::Evicted);
+    }
+    let mut pool = lock(&shared.pool);
+    let deadline = Instant::now() + EVICTION_WAIT;
+    let mut evicted = false;
+    loop {
+        // The previous connection is taken by its worker at once; only then is it known
+        // whether a worker is left.
+        if pool.queued.is_none() {
+            if pool.idle > 0 {
+                break;
             }
-            let deadline = Instant::now() + EVICTION_WAIT;
-            while conns.len() >= max {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    shared.count(Count::Refused);
-                    return;
+            if !evicted {
+                evicted = true;
+                let victim = pool
+                    .slots
+                    .iter_mut()
+                    .filter(|s| s.reading && !s.evicted)
+                    .min_by_key(|s| (s.served > 0, s.since));
+                if let Some(v) = victim {
+                    v.evicted = true;
+                    let _ = v.stream.shutdown(Shutdown::Both);
+                    shared.count(Count::Evicted);
                 }
-                conns = match shared.freed.wait_timeout(conns, left) {
-                    Ok((c, _)) => c,
-                    Err(e) => e.into_inner().0,
-                };
             }
         }
-        conns.push(Slot {
-            id,
-            since: Instant::now(),
-            reading: true,
-            evicted: false,
-            stream: handle,
-        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            shared.count(Count::Refused);
+            return;
+        }
+        pool = match shared.freed.wait_timeout(pool, left) {
+            Ok((p, _)) => p,
+            Err(e) => e.into_inner().0,
+        };
     }
-    let s = shared.clone();
-    let spawned = thread::Builder::new()
-        .name("cr-conn".into())
-        .stack_size(CONNECTION_STACK)
-        .spawn(move || {
-            serve(&s, stream, id);
-            s.release(id);
-        });
-    if spawned.is_err() {
-        shared.release(id);
+    pool.queued = Some(stream);
+    shared.work.notify_one();
+}
+
+/// A worker: serves one connection at a time, for the listener's life.
+fn worker(shared: &Shared) {
+    let mut pool = lock(&shared.pool);
+    loop {
+        pool.idle += 1;
+        shared.freed.notify_all();
+        while pool.queued.is_none() && !pool.closed {
+            pool = match shared.work.wait(pool) {
+                Ok(p) => p,
+                Err(e) => e.into_inner(),
+            };
+        }
+        pool.idle -= 1;
+        if pool.closed {
+            pool.workers -= 1;
+            return;
+        }
+        let Some(stream) = pool.queued.take() else {
+            continue;
+        };
+        shared.freed.notify_all();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        match stream.try_clone() {
+            Ok(handle) => pool.slots.push(Slot {
+                id,
+                since: Instant::now(),
+                reading: true,
+                served: 0,
+                evicted: false,
+                stream: handle,
+            }),
+            Err(_) => continue,
+        }
+        drop(pool);
+        serve(shared, stream, id);
+        pool = lock(&shared.pool);
+        pool.slots.retain(|s| s.id != id);
     }
 }
 
@@ -352,7 +469,7 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.request_timeout));
     let mut buf: Vec<u8> = Vec::with_capacity(limits.max_header_bytes);
-    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+    for n in 1..=MAX_REQUESTS_PER_CONNECTION {
         shared.set_reading(id, true);
         let end = match read_head(&mut stream, &mut buf, &limits) {
             Ok(end) => end,
@@ -377,7 +494,7 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
             }
             Ok(head) => {
                 let reply = decide(shared, &head);
-                let close = reply.close || head.close;
+                let close = reply.close || head.close || n == MAX_REQUESTS_PER_CONNECTION;
                 answer(
                     &mut stream,
                     head.version,
@@ -394,9 +511,11 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
                 // §3.2.2: the answer goes out before the session starts.
                 (shared.wake)();
             }
-            Outcome::Coalesced => log::info!("connection request from {peer}: coalesced"),
+            // Per-request lines only at debug: with the credentials known (or empty), these
+            // could otherwise flood the log at wire speed. The summary counts the refusals.
+            Outcome::Coalesced => log::debug!("connection request from {peer}: coalesced"),
             Outcome::RateLimited => {
-                log::info!("connection request from {peer}: refused (rate limit)");
+                log::debug!("connection request from {peer}: refused (rate limit)");
                 shared.count(Count::RateLimited);
             }
             Outcome::Challenged => shared.count(Count::Challenged),
@@ -439,15 +558,22 @@ enum ReadEnd {
 fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limits) -> Result<usize, ReadEnd> {
     let deadline = Instant::now() + limits.request_timeout;
     let mut chunk = [0u8; 1024];
+    // Bytes already searched for the end of the head (each read only adds to it).
+    let mut scanned = 0usize;
     loop {
         // Empty lines before a request line are ignored (RFC 9112 §2.2).
         let skip = http::skip_leading_newlines(buf);
         if skip > 0 {
             buf.drain(..skip);
+            scanned = 0;
         }
-        if let Some(end) = http::head_end(buf) {
-            return Ok(end);
+        // The end marker is at most 4 bytes: resume 3 bytes before where the last search
+        // stopped, so a head trickled byte by byte costs linear time, not quadratic.
+        let from = scanned.saturating_sub(3);
+        if let Some(end) = buf.get(from..).and_then(http::head_end) {
+            return Ok(from + end);
         }
+        scanned = buf.len();
         let room = limits.max_header_bytes.saturating_sub(buf.len());
         if room == 0 {
             return Err(ReadEnd::TooLarge);

@@ -27,6 +27,8 @@ use url::HostSource;
 
 /// How long a resolved ACS address is used before it is looked up again.
 const RESOLVE_TTL: Duration = Duration::from_secs(300);
+/// How long after a failed look-up of the ACS name the next one is tried.
+const RESOLVE_RETRY: Duration = Duration::from_secs(60);
 /// How often the rejected-requests summary may be logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -53,8 +55,8 @@ pub struct ConnReq {
     host: String,
     url: String,
     next_check: Instant,
-    /// The ACS host and what it resolved to, and when.
-    resolved: Option<(String, SocketAddr, Instant)>,
+    /// The ACS host, what it resolved to (empty when the look-up failed), and when.
+    resolved: Option<(String, Vec<SocketAddr>, Instant)>,
     /// The last bind or address error, logged once until it changes.
     last_error: String,
     /// The port last bound (the URL keeps it while the listener is disabled).
@@ -155,12 +157,12 @@ impl ConnReq {
                 Err(e) => self.note_error(format!("ConnectionRequestURL: {e}")),
             }
         }
-        if inputs.enabled {
-            let want = url::bind_address(
-                self.listen,
-                url::host_ip(&self.host),
-                self.cfg.bind_url_address,
-            );
+        let host_ip = url::host_ip(&self.host);
+        // Bound to the URL's address only: nothing is opened before that address is known
+        // (the WAN may come up after the agent), so the LAN never sees the port.
+        let waiting = self.cfg.bind_url_address && host_ip.is_none();
+        if inputs.enabled && !waiting {
+            let want = url::bind_address(self.listen, host_ip, self.cfg.bind_url_address);
             if self
                 .listener
                 .bound()
@@ -177,7 +179,13 @@ impl ConnReq {
                 }
             }
         } else if self.listener.bound().is_some() {
-            log::info!("connection requests: disabled (HTTPConnectionRequestEnable)");
+            if waiting {
+                log::info!("connection requests: closed until the URL's address is known");
+            } else {
+                log::info!(
+                    "connection requests: disabled (HTTPConnectionRequestEnable, EnableCWMP)"
+                );
+            }
             self.listener.unbind();
         }
         let port = match url::split_url(&self.cfg.url) {
@@ -234,19 +242,26 @@ impl ConnReq {
             }
             return Err("no ACS URL to find the WAN address from".into());
         };
-        let addr = match &self.resolved {
-            Some((h, a, at)) if *h == host && at.elapsed() < RESOLVE_TTL => *a,
+        let fresh =
+            |at: &Instant, ok: bool| at.elapsed() < if ok { RESOLVE_TTL } else { RESOLVE_RETRY };
+        let addrs = match &self.resolved {
+            Some((h, a, at)) if *h == host && fresh(at, !a.is_empty()) => a.clone(),
             _ => {
-                let addrs = crate::os::resolve(&host, port)
-                    .map_err(|e| format!("cannot resolve the ACS host {host}: {e}"))?;
-                let a = *addrs
-                    .first()
-                    .ok_or_else(|| format!("the ACS host {host} has no address"))?;
-                self.resolved = Some((host, a, Instant::now()));
+                // A failure is remembered too: with DNS down, the loop must not block on the
+                // resolver at every check.
+                let a = crate::os::resolve(&host, port).unwrap_or_default();
+                self.resolved = Some((host.clone(), a.clone(), Instant::now()));
                 a
             }
         };
-        crate::os::source_address(addr).map_err(|e| format!("no route to the ACS at {addr}: {e}"))
+        if addrs.is_empty() {
+            return Err(format!("cannot resolve the ACS host {host}"));
+        }
+        // The first address with a route (an unroutable IPv6 answer must not hide IPv4).
+        addrs
+            .iter()
+            .find_map(|a| crate::os::source_address(*a).ok())
+            .ok_or_else(|| format!("no route to the ACS at {host}"))
     }
 
     fn note_error(&mut self, e: String) {
