@@ -171,10 +171,7 @@ impl Agent {
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
-            let mut b = [0u8; 16];
-            ring::rand::SecureRandom::fill(&agent.rng, &mut b)
-                .map_err(|_| "the system random generator failed")?;
-            agent.state.connection_request_path = connreq::url::random_path(&b);
+            agent.state.connection_request_path = connreq::url::random_path(&agent.random()?);
             agent
                 .store
                 .save(AGENT_FILE, &agent.state)
@@ -196,9 +193,7 @@ impl Agent {
 
     /// Starts the Connection Request listener (§3.2.2) and sets ConnectionRequestURL.
     fn start_connreq(&mut self) -> Result<(), String> {
-        let mut key = [0u8; 32];
-        ring::rand::SecureRandom::fill(&self.rng, &mut key)
-            .map_err(|_| "the system random generator failed")?;
+        let key = self.random()?;
         let tx = self.tx.clone();
         self.connreq = Some(ConnReq::new(
             &self.cfg.connection_request,
@@ -375,10 +370,16 @@ impl Agent {
     }
 
     fn random_u64(&self) -> u64 {
-        let mut b = [0u8; 8];
         // A failing system RNG only makes the retry wait less random.
-        let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
-        u64::from_le_bytes(b)
+        u64::from_le_bytes(self.random().unwrap_or_default())
+    }
+
+    /// `N` bytes from the system CSPRNG.
+    fn random<const N: usize>(&self) -> Result<[u8; N], String> {
+        let mut b = [0u8; N];
+        ring::rand::SecureRandom::fill(&self.rng, &mut b)
+            .map_err(|_| "the system random generator failed")?;
+        Ok(b)
     }
 
     /// Runs one session now with the pending events. Returns Ok when the session completed;

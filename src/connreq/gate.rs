@@ -156,11 +156,7 @@ impl Gate {
                 Verdict::Bad
             }
         } else {
-            let server = DigestServer {
-                realm: self.cfg.realm.clone(),
-                algorithm: self.cfg.algorithm,
-                opaque: None,
-            };
+            let server = self.digest();
             let (username, password) = (self.cfg.username.clone(), self.cfg.password.clone());
             server.verify(
                 authorization,
@@ -182,6 +178,15 @@ impl Gate {
                     self.plain(503, Outcome::RateLimited)
                 }
             }
+        }
+    }
+
+    /// The Digest side of the configuration (the challenge and its verification).
+    fn digest(&self) -> DigestServer {
+        DigestServer {
+            realm: self.cfg.realm.clone(),
+            algorithm: self.cfg.algorithm,
+            opaque: None,
         }
     }
 
@@ -230,12 +235,7 @@ impl Gate {
         stale: bool,
         outcome: Outcome,
     ) -> Reply {
-        let server = DigestServer {
-            realm: self.cfg.realm.clone(),
-            algorithm: self.cfg.algorithm,
-            opaque: None,
-        };
-        let mut challenges = vec![server.challenge(&self.nonce(now_ms, random), stale)];
+        let mut challenges = vec![self.digest().challenge(&self.nonce(now_ms, random), stale)];
         if self.cfg.allow_basic {
             challenges.push(auth::basic_challenge(&self.cfg.realm));
         }
@@ -264,8 +264,9 @@ impl Gate {
             return NonceStatus::Unknown;
         };
         let tag = hmac::sign(&self.key, &b[..16]);
-        // ring's verify compares in constant time; the tag is truncated, so compare the prefix.
-        if !constant_time_eq(&tag.as_ref()[..16], &b[16..]) {
+        // The tag is truncated, so ring's verify cannot be used: compare the prefix in
+        // constant time.
+        if !auth::constant_time_eq(&tag.as_ref()[..16], &b[16..]) {
             return NonceStatus::Unknown;
         }
         let mut t = [0u8; 8];
@@ -334,11 +335,6 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
         *o = u8::try_from(hi * 16 + lo).ok()?;
     }
     Some(out)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct ConnReq {
     last_error: String,
     /// The port last bound (the URL keeps it while the listener is disabled).
     port: Option<u16>,
+    /// The port of a configured `url` (a port forward), which the URL always carries.
+    fixed_port: Option<u16>,
 }
 
 impl ConnReq {
@@ -122,6 +124,7 @@ impl ConnReq {
             resolved: None,
             last_error: String::new(),
             port: None,
+            fixed_port: fixed.map(|(_, port, _)| port),
         }
     }
 
@@ -188,10 +191,7 @@ impl ConnReq {
             }
             self.listener.unbind();
         }
-        let port = match url::split_url(&self.cfg.url) {
-            Some((_, port, _)) => port,
-            None => self.port.unwrap_or(self.listen.port()),
-        };
+        let port = self.fixed_port.or(self.port).unwrap_or(self.listen.port());
         self.listener.with_gate(|g| {
             let mut c = g.config().clone();
             c.host = self.host.clone();
@@ -218,19 +218,8 @@ impl ConnReq {
 
     /// The URL's host from the configured source.
     fn evaluate_host(&mut self, acs_url: &str) -> Result<String, String> {
-        match &self.source {
-            HostSource::Fixed(h) => Ok(h.clone()),
-            HostSource::Interface(name) => {
-                let all = crate::os::interface_addresses().map_err(|e| e.to_string())?;
-                url::pick_address(&all, name)
-                    .map(url::url_host)
-                    .ok_or_else(|| format!("interface {name} has no usable address"))
-            }
-            HostSource::Acs => {
-                let ip = self.acs_route(acs_url)?;
-                Ok(url::url_host(ip))
-            }
-        }
+        let source = self.source.clone();
+        host_from(&source, || self.acs_route(acs_url))
     }
 
     /// The local address the kernel uses towards the ACS (its name looked up at most every
@@ -280,23 +269,37 @@ pub fn provisional_url(cfg: &config::ConnectionRequest, path: &str, acs_url: &st
         return cfg.url.clone();
     }
     let listen: Option<SocketAddr> = cfg.listen.parse().ok();
-    let host = match HostSource::parse(&cfg.host) {
-        Some(HostSource::Fixed(h)) => Some(h),
-        Some(HostSource::Interface(name)) => crate::os::interface_addresses()
-            .ok()
-            .and_then(|all| url::pick_address(&all, &name))
-            .map(url::url_host),
-        Some(HostSource::Acs) => acs_host_port(acs_url)
-            .and_then(|(h, p)| Some(SocketAddr::new(url::host_ip(&h)?, p)))
-            .and_then(|a| crate::os::source_address(a).ok())
-            .or(listen.map(|l| l.ip()).filter(|ip| !ip.is_unspecified()))
-            .map(url::url_host),
-        None => None,
-    };
+    let host = HostSource::parse(&cfg.host).and_then(|source| {
+        host_from(&source, || {
+            acs_host_port(acs_url)
+                .and_then(|(h, p)| Some(SocketAddr::new(url::host_ip(&h)?, p)))
+                .and_then(|a| crate::os::source_address(a).ok())
+                .or(listen.map(|l| l.ip()).filter(|ip| !ip.is_unspecified()))
+                .ok_or_else(String::new)
+        })
+        .ok()
+    });
     let path = if cfg.path.is_empty() { path } else { &cfg.path };
     match (host, listen) {
         (Some(h), Some(l)) => url::format_url(&h, l.port(), path),
         _ => String::new(),
+    }
+}
+
+/// The URL's host from `source`; `acs_route` gives the local address towards the ACS.
+fn host_from(
+    source: &HostSource,
+    acs_route: impl FnOnce() -> Result<IpAddr, String>,
+) -> Result<String, String> {
+    match source {
+        HostSource::Fixed(h) => Ok(h.clone()),
+        HostSource::Interface(name) => {
+            let all = crate::os::interface_addresses().map_err(|e| e.to_string())?;
+            url::pick_address(&all, name)
+                .map(url::url_host)
+                .ok_or_else(|| format!("interface {name} has no usable address"))
+        }
+        HostSource::Acs => acs_route().map(url::url_host),
     }
 }
 
