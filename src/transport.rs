@@ -465,8 +465,9 @@ struct RawReply {
     retry_after: Option<String>,
 }
 
-/// Maps a ureq error to ours, naming TLS failures as such.
-fn classify(e: ureq::Error) -> TransportError {
+/// Maps a ureq error to ours, naming TLS failures as such (also used by the file-transfer
+/// client, `transfer::client`).
+pub(crate) fn classify(e: ureq::Error) -> TransportError {
     match e {
         ureq::Error::Timeout(t) => TransportError::Timeout(t.to_string()),
         ureq::Error::BodyExceedsLimit(n) => {
@@ -501,7 +502,9 @@ fn classify(e: ureq::Error) -> TransportError {
 }
 
 /// Builds the rustls configuration: the ring provider, the CA bundle, the client certificate.
-fn tls_config(cfg: &TransportConfig, https: bool) -> Result<TlsConfig, TransportError> {
+/// The file-transfer client (`transfer::client`) uses the same one (issue 5: downloads use the
+/// TLS settings of the ACS connection).
+pub(crate) fn tls_config(cfg: &TransportConfig, https: bool) -> Result<TlsConfig, TransportError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca_path = cfg
         .ca_file
@@ -618,21 +621,21 @@ fn load_key(path: &Path) -> Result<(PrivateKeyDer<'static>, Vec<u8>), TransportE
 
 /// An ACS URL split into what the transport needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
+pub(crate) struct Target {
     /// The full URL as requested.
-    url: String,
-    https: bool,
+    pub(crate) url: String,
+    pub(crate) https: bool,
     /// Lower-case host (IPv6 in brackets), for cookies and origin checks.
     host: String,
     port: u16,
     /// The path alone (for cookie paths, RFC 6265 §5.1.4).
     path: String,
     /// The request-target (path and query) used as the Digest `uri` (RFC 7616 §3.4).
-    request_uri: String,
+    pub(crate) request_uri: String,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
+    pub(crate) fn parse(url: &str) -> Result<Target, String> {
         let uri: Uri = url
             .trim()
             .parse()
@@ -675,11 +678,11 @@ impl Target {
         })
     }
 
-    fn same_origin(&self, other: &Target) -> bool {
+    pub(crate) fn same_origin(&self, other: &Target) -> bool {
         self.https == other.https && self.host == other.host && self.port == other.port
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
         let default = if self.https { 443 } else { 80 };
         if self.port == default {
@@ -692,7 +695,10 @@ impl Target {
 
 /// Resolves a redirect's `Location` against the current URL (RFC 3986 §5.2) and refuses a
 /// downgrade from https to http.
-fn redirect_target(base: &Target, location: Option<&str>) -> Result<Target, TransportError> {
+pub(crate) fn redirect_target(
+    base: &Target,
+    location: Option<&str>,
+) -> Result<Target, TransportError> {
     let location = location
         .map(str::trim)
         .filter(|l| !l.is_empty())
