@@ -14,4 +14,5 @@ pub mod schedule;
 pub mod session;
 pub mod soap;
 pub mod store;
+pub mod transfer;
 pub mod transport;

@@ -1,0 +1,1822 @@
+//! The HTTP(S) client of file transfers (TR-069 §3.4.3): it fetches the file of a Download
+//! (§A.3.2.8) from a file server into a local file and sends the file of an Upload (§A.3.2.9)
+//! with PUT or POST, and says why it failed as a TransferComplete fault code (§A.3.2.8 and
+//! §A.5.1 fault table, 9010–9019).
+//!
+//! - http and https only (§3.4.3 makes HTTP/HTTPS the mandatory transport); https uses the same
+//!   TLS setup as the ACS connection (`transport::tls_config`: ring, the configured CA bundle,
+//!   the client certificate).
+//! - The first request carries no credentials; a 401 is answered once with Digest (RFC 7616:
+//!   MD5, SHA-256 and their -sess forms, qop=auth) when offered, else Basic (§3.4.3 requires
+//!   both), with the Download's Username/Password or, when Username is empty, the URL's
+//!   user information.
+//! - Redirects (301/302/303/307/308) are followed up to [`MAX_REDIRECTS`] times, never from
+//!   https to http, and credentials are only ever sent to the origin of the given URL.
+//! - A download streams to disk in chunks of at most [`CHUNK`] bytes and is fsync'd: a firmware
+//!   image never sits in RAM. The ACS's FileSize bounds what is read.
+//! - An upload streams the file with `Content-Length` and `Expect: 100-continue`, so a server
+//!   that wants credentials answers before the body is sent.
+//!
+//! Every network wait is bounded by [`ClientConfig::timeout`]; messages are one line, name the
+//! URL without its user information and never contain a password.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ureq::http::Response;
+use ureq::{Body, SendBody};
+
+use crate::auth::{self, AuthParams, DigestSession, Preferred};
+use crate::datamodel::process;
+use crate::transport::{self, Target, TransportConfig, TransportError};
+
+/// Redirects followed for one transfer (TR-069 §3.4.5 asks for at least 5).
+pub const MAX_REDIRECTS: u32 = transport::MAX_REDIRECTS;
+/// Largest piece of a download held in memory and written at once.
+pub const CHUNK: usize = 64 * 1024;
+/// Most of an error response's body read (to keep the connection for the next request).
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+/// Consecutive `stale=true` Digest challenges accepted for one transfer (RFC 7616 §3.3).
+const MAX_STALE_RETRIES: u32 = 2;
+/// How long a server may take to answer `Expect: 100-continue` before the body is sent anyway
+/// (RFC 9110 §10.1.1; curl waits as long).
+const AWAIT_100: Duration = Duration::from_secs(1);
+/// Limit for `df`.
+const DF_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest piece of text from the server or the OS quoted in a message.
+const MAX_QUOTED: usize = 160;
+
+/// TransferComplete fault codes (TR-069 §A.5.1).
+const DOWNLOAD_FAILURE: u32 = 9010;
+const UPLOAD_FAILURE: u32 = 9011;
+const AUTH_FAILURE: u32 = 9012;
+const UNSUPPORTED_PROTOCOL: u32 = 9013;
+const CANNOT_CONTACT: u32 = 9015;
+const CANNOT_ACCESS: u32 = 9016;
+const INCOMPLETE: u32 = 9017;
+const CORRUPTED: u32 = 9018;
+
+/// How to talk to file servers.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// PEM bundle of trusted CAs; `None` = the system bundle (`transport::SYSTEM_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain (TR-069 §3.3), presented to https file servers too.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub client_key: Option<PathBuf>,
+    /// Limit for resolving plus connecting plus the TLS handshake, and for each later wait
+    /// (one read or one write). Default 30 s; zero means the default.
+    pub timeout: Duration,
+    /// The `User-Agent` header (printable ASCII; anything else is replaced by the default).
+    /// Default `cwmpd/<version>`.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            timeout: transport::DEFAULT_TIMEOUT,
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+/// Why a transfer failed: the TransferComplete FaultCode (9010–9019) and FaultString, and
+/// whether trying again later may succeed (cannot connect, cut off, server error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// 9010..=9019 (§A.5.1); 9011 is the generic failure of an upload.
+    pub code: u32,
+    /// One line, naming the URL without user information; never a password.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+}
+
+impl Failure {
+    fn new(code: u32, retryable: bool, message: String) -> Failure {
+        Failure {
+            code,
+            message,
+            retryable,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The HTTP method of an upload (§A.3.2.9 leaves it to the CPE; PUT is what servers expect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadMethod {
+    Put,
+    Post,
+}
+
+impl UploadMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            UploadMethod::Put => "PUT",
+            UploadMethod::Post => "POST",
+        }
+    }
+}
+
+/// GETs `url` into the file `dest` (created or truncated; written in chunks of at most
+/// [`CHUNK`] bytes and fsync'd at the end; never the whole body in RAM). `expected_size` is the
+/// ACS's FileSize when non-zero: a body announcing or delivering another size is "corrupted"
+/// (9018) and no more than `expected_size + 1` bytes are read. Returns the bytes written.
+///
+/// `dest` is left as it is on failure (the caller owns it).
+pub fn download(
+    cfg: &ClientConfig,
+    url: &str,
+    username: &str,
+    password: &str,
+    dest: &Path,
+    expected_size: Option<u64>,
+) -> Result<u64, Failure> {
+    let job = Job::new(cfg, url, username, password, Direction::Download)?;
+    let expected = expected_size.filter(|n| *n > 0);
+    let (target, resp) = job.exchange(Op::Download)?;
+    let announced = resp.body().content_length();
+    if let (Some(want), Some(got)) = (expected, announced) {
+        if want != got {
+            return Err(Failure::new(
+                CORRUPTED,
+                false,
+                format!(
+                    "{} announces {got} bytes but the FileSize is {want}",
+                    target.url
+                ),
+            ));
+        }
+    }
+    log::info!(
+        "downloading {} ({} bytes) to {}",
+        target.url,
+        announced.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+        dest.display()
+    );
+    let local = |e: io::Error| {
+        Failure::new(
+            DOWNLOAD_FAILURE,
+            false,
+            format!(
+                "cannot write {}: {}",
+                dest.display(),
+                quoted(&e.to_string())
+            ),
+        )
+    };
+    let mut file = File::create(dest).map_err(local)?;
+    let mut body = resp.into_body().into_reader();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total: u64 = 0;
+    loop {
+        // With a FileSize, one byte more than announced is enough to call the file corrupted.
+        let room = match expected {
+            Some(want) => (want + 1).saturating_sub(total).min(CHUNK as u64),
+            None => CHUNK as u64,
+        };
+        let n = match Read::by_ref(&mut body).take(room).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let e = ureq::Error::from(e);
+                let of = announced.map_or_else(String::new, |n| format!(" of {n}"));
+                return Err(Failure::new(
+                    INCOMPLETE,
+                    true,
+                    format!(
+                        "the download of {} broke off after {total}{of} bytes: {}",
+                        target.url,
+                        quoted(&e.to_string())
+                    ),
+                ));
+            }
+        };
+        let Some(chunk) = buf.get(..n) else {
+            return Err(Failure::new(
+                INCOMPLETE,
+                true,
+                format!("the download of {} returned an impossible read", target.url),
+            ));
+        };
+        file.write_all(chunk).map_err(local)?;
+        total += n as u64;
+        if let Some(want) = expected {
+            if total > want {
+                return Err(Failure::new(
+                    CORRUPTED,
+                    false,
+                    format!(
+                        "{} sends more than the FileSize of {want} bytes",
+                        target.url
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(want) = expected {
+        if total != want {
+            return Err(Failure::new(
+                CORRUPTED,
+                false,
+                format!(
+                    "{} delivered {total} bytes but the FileSize is {want}",
+                    target.url
+                ),
+            ));
+        }
+    }
+    file.sync_all().map_err(local)?;
+    log::info!("downloaded {total} bytes from {}", target.url);
+    Ok(total)
+}
+
+/// Sends the file `src` to `url` with PUT or POST (`Content-Length` = its size, streamed from
+/// the file; re-opened when a 401 or a redirect makes it go again). Any 2xx is success, as is a
+/// 303 (RFC 9110 §15.4.4: the server processed the request and points elsewhere).
+pub fn upload(
+    cfg: &ClientConfig,
+    url: &str,
+    username: &str,
+    password: &str,
+    method: UploadMethod,
+    src: &Path,
+) -> Result<(), Failure> {
+    let job = Job::new(cfg, url, username, password, Direction::Upload)?;
+    let (target, resp) = job.exchange(Op::Upload { method, src })?;
+    log::info!(
+        "uploaded {} with {} to {} ({})",
+        src.display(),
+        method.as_str(),
+        target.url,
+        resp.status().as_u16()
+    );
+    drain(resp);
+    Ok(())
+}
+
+/// Free bytes for an unprivileged writer in `dir` (checked against FileSize before a download,
+/// §A.3.2.8), from `df -Pk DIR` (the POSIX format, which busybox and GNU df both print);
+/// `None` when unknown (no `df`, no such directory, output not understood).
+pub fn free_space(dir: &Path) -> Option<u64> {
+    let out = process::run(
+        Command::new("df").arg("-Pk").arg("--").arg(dir),
+        b"",
+        DF_TIMEOUT,
+        64 * 1024,
+    );
+    match out {
+        Ok(o) if o.status.success() => parse_df(&String::from_utf8_lossy(&o.stdout)),
+        Ok(o) => {
+            log::debug!("df {}: {}", dir.display(), o.stderr_line());
+            None
+        }
+        Err(e) => {
+            log::debug!("df {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+/// The `Available` column (1024-byte blocks) of `df -P -k` output, in bytes: the field before
+/// the first `NN%` (Capacity), which stays right when the file system name has spaces.
+fn parse_df(text: &str) -> Option<u64> {
+    let line = text.lines().skip(1).find(|l| !l.trim().is_empty())?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let capacity = fields
+        .iter()
+        .enumerate()
+        .skip(4)
+        .find(|(_, f)| f.ends_with('%'))
+        .map(|(i, _)| i)?;
+    let avail: u64 = fields.get(capacity.checked_sub(1)?)?.parse().ok()?;
+    avail.checked_mul(1024)
+}
+
+/// Which transfer a request serves: it decides the fault codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Download,
+    Upload,
+}
+
+impl Direction {
+    /// The fault of a failure without a more specific code.
+    fn generic(self) -> u32 {
+        match self {
+            Direction::Download => DOWNLOAD_FAILURE,
+            Direction::Upload => UPLOAD_FAILURE,
+        }
+    }
+
+    /// The fault of an answer refusing the file (9016 exists for downloads only).
+    fn refused(self) -> u32 {
+        match self {
+            Direction::Download => CANNOT_ACCESS,
+            Direction::Upload => UPLOAD_FAILURE,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+        }
+    }
+}
+
+/// One request to make, possibly several times (401, redirects).
+#[derive(Clone, Copy)]
+enum Op<'a> {
+    Download,
+    Upload { method: UploadMethod, src: &'a Path },
+}
+
+impl Op<'_> {
+    fn method(&self) -> &'static str {
+        match self {
+            Op::Download => "GET",
+            Op::Upload { method, .. } => method.as_str(),
+        }
+    }
+}
+
+/// The credentials answered for the current origin.
+enum ClientAuth {
+    Basic,
+    Digest(DigestSession),
+}
+
+/// One transfer: the validated URL, the credentials to use, the HTTP agent.
+struct Job {
+    direction: Direction,
+    target: Target,
+    username: String,
+    /// Never logged nor put in a message.
+    password: String,
+    agent: ureq::Agent,
+    rng: ring::rand::SystemRandom,
+}
+
+impl Job {
+    /// Checks the URL (§A.3.2.8: an unsupported scheme is 9013) and sets up the agent.
+    fn new(
+        cfg: &ClientConfig,
+        url: &str,
+        username: &str,
+        password: &str,
+        direction: Direction,
+    ) -> Result<Job, Failure> {
+        let split = split_url(url, direction)?;
+        let target = Target::parse(&split.url).map_err(|_| {
+            Failure::new(
+                UNSUPPORTED_PROTOCOL,
+                false,
+                format!(
+                    "the {} URL {} is not a valid http(s) URL",
+                    direction.noun(),
+                    quoted(&split.url)
+                ),
+            )
+        })?;
+        let (username, password) = match (username.is_empty(), split.userinfo) {
+            (true, Some((u, p))) => (u, p),
+            _ => (username.to_owned(), password.to_owned()),
+        };
+        let agent = build_agent(cfg, target.https).map_err(|e| {
+            let detail = match e {
+                TransportError::Config(m) => m,
+                other => other.to_string(),
+            };
+            Failure::new(
+                CANNOT_CONTACT,
+                false,
+                format!("cannot set up TLS for {}: {}", target.url, quoted(&detail)),
+            )
+        })?;
+        Ok(Job {
+            direction,
+            target,
+            username,
+            password,
+            agent,
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+
+    /// Sends the request until it gets a final answer: a 401 is answered once (per origin),
+    /// redirects are followed. Returns the success response (2xx, or 303 for an upload) with
+    /// its body unread and the URL that gave it.
+    fn exchange(&self, op: Op<'_>) -> Result<(Target, Response<Body>), Failure> {
+        let mut target = self.target.clone();
+        // Credentials go to the origin of the URL the ACS gave, never to another one.
+        let mut may_authenticate = true;
+        let mut auth: Option<ClientAuth> = None;
+        let mut answered = false;
+        let mut stale_retries = 0u32;
+        let mut redirects = 0u32;
+        let mut expect_100 = true;
+        loop {
+            let authorization = match &mut auth {
+                None => None,
+                Some(ClientAuth::Basic) => {
+                    Some(auth::basic_authorization(&self.username, &self.password))
+                }
+                Some(ClientAuth::Digest(d)) => Some(d.authorization(
+                    op.method(),
+                    &target.request_uri,
+                    &self.username,
+                    &self.password,
+                )),
+            };
+            let resp = self.send(&target, op, authorization, expect_100)?;
+            let status = resp.status().as_u16();
+            match status {
+                200..=299 => return Ok((target, resp)),
+                303 if matches!(op, Op::Upload { .. }) => return Ok((target, resp)),
+                401 => {
+                    let challenges: Vec<AuthParams> = resp
+                        .headers()
+                        .get_all("www-authenticate")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .filter_map(|h| auth::parse_challenges(h).ok())
+                        .flatten()
+                        .collect();
+                    drain(resp);
+                    if !may_authenticate && !self.username.is_empty() {
+                        return Err(Failure::new(
+                            AUTH_FAILURE,
+                            false,
+                            format!(
+                                "{} (redirected from {}) asks for credentials, which are only sent to {}",
+                                target.url,
+                                self.target.url,
+                                self.target.origin()
+                            ),
+                        ));
+                    }
+                    self.answer_challenge(
+                        &challenges,
+                        &target,
+                        &mut auth,
+                        answered,
+                        &mut stale_retries,
+                    )?;
+                    answered = true;
+                }
+                301 | 302 | 303 | 307 | 308 => {
+                    let location = resp
+                        .headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    drain(resp);
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(Failure::new(
+                            self.direction.refused(),
+                            false,
+                            format!(
+                                "more than {MAX_REDIRECTS} redirects for {}",
+                                self.target.url
+                            ),
+                        ));
+                    }
+                    let next =
+                        transport::redirect_target(&target, location.as_deref()).map_err(|e| {
+                            let detail = match e {
+                                TransportError::BadRedirect(m) => {
+                                    m.replace("the ACS URL", "the redirect URL")
+                                }
+                                other => other.to_string(),
+                            };
+                            Failure::new(
+                                self.direction.refused(),
+                                false,
+                                format!(
+                                    "unusable redirect ({status}) from {}: {}",
+                                    target.url,
+                                    quoted(&detail)
+                                ),
+                            )
+                        })?;
+                    log::info!(
+                        "{} redirected ({status}) from {} to {}",
+                        self.direction.noun(),
+                        target.url,
+                        next.url
+                    );
+                    if !next.same_origin(&target) {
+                        auth = None;
+                    }
+                    may_authenticate = next.same_origin(&self.target);
+                    answered = false;
+                    target = next;
+                }
+                417 if expect_100 => {
+                    // The server does not do `Expect: 100-continue` (RFC 9110 §10.1.1): again
+                    // without it.
+                    drain(resp);
+                    expect_100 = false;
+                }
+                _ => return Err(self.status_failure(status, &target)),
+            }
+        }
+    }
+
+    /// Sends one request. Errors before a response are "cannot contact" (9015), except an
+    /// upload cut while its body was being sent (9011).
+    fn send(
+        &self,
+        target: &Target,
+        op: Op<'_>,
+        authorization: Option<String>,
+        expect_100: bool,
+    ) -> Result<Response<Body>, Failure> {
+        match op {
+            Op::Download => {
+                let mut req = self.agent.get(target.url.as_str());
+                if let Some(a) = authorization {
+                    req = req.header("Authorization", a);
+                }
+                req.call().map_err(|e| self.send_failure(e, target, false))
+            }
+            Op::Upload { method, src } => {
+                let unreadable = |e: io::Error| {
+                    Failure::new(
+                        UPLOAD_FAILURE,
+                        false,
+                        format!(
+                            "cannot read the file to upload {}: {}",
+                            src.display(),
+                            quoted(&e.to_string())
+                        ),
+                    )
+                };
+                let file = File::open(src).map_err(unreadable)?;
+                let len = file.metadata().map_err(unreadable)?.len();
+                let mut reader = CountingReader {
+                    inner: file,
+                    read: 0,
+                    error: None,
+                };
+                let mut req = match method {
+                    UploadMethod::Put => self.agent.put(target.url.as_str()),
+                    UploadMethod::Post => self.agent.post(target.url.as_str()),
+                };
+                req = req
+                    .header("Content-Length", len.to_string())
+                    .header("Content-Type", "application/octet-stream");
+                if expect_100 && len > 0 {
+                    req = req.header("Expect", "100-continue");
+                }
+                if let Some(a) = authorization {
+                    req = req.header("Authorization", a);
+                }
+                let result = req.send(SendBody::from_reader(&mut reader));
+                if let Some(e) = reader.error.take() {
+                    return Err(unreadable(e));
+                }
+                result.map_err(|e| self.send_failure(e, target, reader.read > 0))
+            }
+        }
+    }
+
+    /// The fault of a request that got no response.
+    fn send_failure(&self, e: ureq::Error, target: &Target, body_started: bool) -> Failure {
+        let text = quoted(&e.to_string());
+        let url = &target.url;
+        match transport::classify(e) {
+            TransportError::Tls(_) => Failure::new(
+                CANNOT_CONTACT,
+                true,
+                format!("TLS with the file server failed for {url}: {text}"),
+            ),
+            TransportError::Connect(_) => Failure::new(
+                CANNOT_CONTACT,
+                true,
+                format!("cannot connect to the file server for {url}: {text}"),
+            ),
+            _ if body_started => Failure::new(
+                self.direction.generic(),
+                true,
+                format!("the upload to {url} broke off: {text}"),
+            ),
+            _ => Failure::new(
+                CANNOT_CONTACT,
+                true,
+                format!("no answer from the file server for {url}: {text}"),
+            ),
+        }
+    }
+
+    /// The fault of a final status that is neither success, 401 nor a redirect: a refusal
+    /// (4xx, 9016 / 9011) or a server error (5xx, worth another attempt).
+    fn status_failure(&self, status: u16, target: &Target) -> Failure {
+        let reason = ureq::http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        // 408 Request Timeout and 429 Too Many Requests say "later" as much as a 5xx does.
+        let retryable = status >= 500 || status == 408 || status == 429;
+        Failure::new(
+            self.direction.refused(),
+            retryable,
+            format!(
+                "the file server answered {status} {reason} for {}",
+                target.url
+            )
+            .replace("  ", " ")
+            .trim_end()
+            .to_owned(),
+        )
+    }
+
+    /// Picks the answer to a 401 (RFC 7235 §3.1) or says why there is none (9012).
+    fn answer_challenge(
+        &self,
+        challenges: &[AuthParams],
+        target: &Target,
+        auth: &mut Option<ClientAuth>,
+        answered: bool,
+        stale_retries: &mut u32,
+    ) -> Result<(), Failure> {
+        let fail = |why: String| Failure::new(AUTH_FAILURE, false, why);
+        let url = &target.url;
+        if self.username.is_empty() {
+            return Err(fail(format!(
+                "{url} requires authentication but no Username was given"
+            )));
+        }
+        match auth::preferred_challenge(challenges) {
+            Some(Preferred::Digest(ch)) => {
+                let had_digest = matches!(auth, Some(ClientAuth::Digest(_)));
+                if had_digest && auth::is_stale(ch) {
+                    *stale_retries += 1;
+                    if *stale_retries > MAX_STALE_RETRIES {
+                        return Err(fail(format!(
+                            "{url} keeps declaring the Digest nonce stale"
+                        )));
+                    }
+                } else if answered {
+                    return Err(fail(format!(
+                        "{url} rejected the Username or Password (Digest)"
+                    )));
+                }
+                let session = DigestSession::new(ch, &self.cnonce()?).map_err(|e| {
+                    fail(format!(
+                        "cannot answer the Digest challenge of {url}: {}",
+                        quoted(&e.to_string())
+                    ))
+                })?;
+                log::debug!(
+                    "answering a Digest {} challenge from {url}",
+                    session.algorithm().name()
+                );
+                *auth = Some(ClientAuth::Digest(session));
+                Ok(())
+            }
+            Some(Preferred::Basic(_)) => {
+                if answered || matches!(auth, Some(ClientAuth::Basic)) {
+                    return Err(fail(format!(
+                        "{url} rejected the Username or Password (Basic)"
+                    )));
+                }
+                if !target.https {
+                    log::warn!("{url} asks for Basic authentication over plain http");
+                }
+                *auth = Some(ClientAuth::Basic);
+                Ok(())
+            }
+            None if challenges.is_empty() => Err(fail(format!(
+                "{url} answered 401 without a usable WWW-Authenticate challenge"
+            ))),
+            None => {
+                let schemes: Vec<String> = challenges
+                    .iter()
+                    .take(4)
+                    .map(|c| quoted(&c.scheme).chars().take(20).collect())
+                    .collect();
+                Err(fail(format!(
+                    "{url} offers no supported authentication ({})",
+                    schemes.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// A fresh client nonce: 16 random bytes in hex (RFC 7616 §3.4).
+    fn cnonce(&self) -> Result<String, Failure> {
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b).map_err(|_| {
+            Failure::new(
+                self.direction.generic(),
+                false,
+                "no randomness for the Digest cnonce".to_owned(),
+            )
+        })?;
+        Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    }
+}
+
+/// The file of an upload as ureq reads it: counts what was read (to tell a cut upload from a
+/// server that could not be reached) and keeps a local read error apart from network errors.
+struct CountingReader {
+    inner: File,
+    read: u64,
+    error: Option<io::Error>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                self.error = Some(e);
+                Err(io::Error::new(kind, "reading the file to upload failed"))
+            }
+        }
+    }
+}
+
+/// A URL with its user information taken out (RFC 3986 §3.2.1).
+struct SplitUrl {
+    /// The URL without user information and fragment.
+    url: String,
+    /// The percent-decoded user name and password, when the URL had them.
+    userinfo: Option<(String, String)>,
+}
+
+/// Takes the user information out of `url` and refuses any scheme but http and https (9013).
+fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Failure> {
+    let url = url.trim();
+    let unsupported = |what: String| {
+        Failure::new(
+            UNSUPPORTED_PROTOCOL,
+            false,
+            format!("unsupported protocol for the {}: {what}", direction.noun()),
+        )
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(unsupported(if url.is_empty() {
+            "the URL is empty".to_owned()
+        } else if url.contains('@') {
+            "the URL is not an http or https URL".to_owned()
+        } else {
+            format!("{} is not an http or https URL", quoted(url))
+        }));
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..authority_end).unwrap_or("");
+    let tail = rest.get(authority_end..).unwrap_or("");
+    // The fragment is never sent (RFC 9110 §4.2.4).
+    let tail = tail.split('#').next().unwrap_or("");
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let clean = format!("{scheme}://{host}{tail}");
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(unsupported(quoted(&clean)));
+    }
+    let userinfo = userinfo.map(|u| match u.split_once(':') {
+        Some((name, pass)) => (percent_decode(name), percent_decode(pass)),
+        None => (percent_decode(u), String::new()),
+    });
+    Ok(SplitUrl {
+        url: clean,
+        userinfo,
+    })
+}
+
+/// Decodes `%XX` escapes (RFC 3986 §2.1); a malformed escape is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] of a response we do not use, so the connection can serve
+/// the next request; a longer body is dropped with its connection.
+fn drain(resp: Response<Body>) {
+    let mut body = resp
+        .into_body()
+        .into_with_config()
+        .limit(MAX_ERROR_BODY)
+        .reader();
+    let _ = io::copy(&mut body, &mut io::sink());
+}
+
+/// The ureq agent of one transfer: the ACS connection's TLS setup, no automatic redirects (they
+/// are followed here), HTTP statuses as responses, and a bound on every wait.
+fn build_agent(cfg: &ClientConfig, https: bool) -> Result<ureq::Agent, TransportError> {
+    let tls_source = TransportConfig {
+        ca_file: cfg.ca_file.clone(),
+        client_cert: cfg.client_cert.clone(),
+        client_key: cfg.client_key.clone(),
+        ..TransportConfig::default()
+    };
+    let tls = transport::tls_config(&tls_source, https)?;
+    let timeout = if cfg.timeout.is_zero() {
+        transport::DEFAULT_TIMEOUT
+    } else {
+        cfg.timeout
+    };
+    let user_agent = if !cfg.user_agent.is_empty()
+        && cfg.user_agent.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
+        cfg.user_agent.clone()
+    } else {
+        default_user_agent()
+    };
+    // A firmware image may take many minutes: there is no budget for the whole body, but each
+    // read and write is bounded, as are connecting and waiting for the response headers.
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .https_only(false)
+        .tls_config(tls)
+        .user_agent(user_agent.as_str())
+        .max_idle_connections(1)
+        .max_idle_connections_per_host(1)
+        .max_idle_age(timeout)
+        .timeout_resolve(Some(timeout))
+        .timeout_connect(Some(timeout))
+        .timeout_send_request(Some(timeout))
+        .timeout_await_100(Some(AWAIT_100.min(timeout / 2)))
+        .timeout_recv_response(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
+        .build();
+    Ok(config.new_agent())
+}
+
+fn default_user_agent() -> String {
+    format!("cwmpd/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Text from the server or the OS made fit for a one-line message: control characters become
+/// spaces, and it is cut at [`MAX_QUOTED`] characters.
+fn quoted(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_QUOTED)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(MAX_QUOTED).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    use md5::{Digest as _, Md5};
+
+    /// One request as the test server saw it.
+    #[derive(Debug, Clone, Default)]
+    struct Req {
+        method: String,
+        path: String,
+        /// Names lower-cased.
+        headers: Vec<(String, String)>,
+        /// `None` while the client waits for `100 Continue`.
+        body: Option<Vec<u8>>,
+    }
+
+    impl Req {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    enum Reply {
+        /// A complete response with `Content-Length`; the connection stays open.
+        Full(u16, Vec<(String, String)>, Vec<u8>),
+        /// These bytes, then the connection is closed.
+        Raw(Vec<u8>),
+        /// These bytes, then silence for that long, then close.
+        Stall(Vec<u8>, Duration),
+        /// To a request whose body is pending: `100 Continue`, then read the body.
+        Continue,
+    }
+
+    fn full(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        Reply::Full(
+            status,
+            headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body.to_vec(),
+        )
+    }
+
+    type Handler = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
+
+    /// A tiny threaded HTTP/1.1 server (plain or rustls) recording every request.
+    struct Server {
+        port: u16,
+        https: bool,
+        log: Arc<Mutex<Vec<Req>>>,
+    }
+
+    impl Server {
+        fn start(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Server {
+            Server::spawn(None, true, Arc::new(handler))
+        }
+
+        /// A server that ignores `Expect: 100-continue` (the client must send the body anyway).
+        fn start_without_100(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Server {
+            Server::spawn(None, false, Arc::new(handler))
+        }
+
+        fn start_tls(
+            tls: Arc<rustls::ServerConfig>,
+            handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+        ) -> Server {
+            Server::spawn(Some(tls), true, Arc::new(handler))
+        }
+
+        fn spawn(tls: Option<Arc<rustls::ServerConfig>>, honour_100: bool, h: Handler) -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let https = tls.is_some();
+            let log2 = log.clone();
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let (h, log, tls) = (h.clone(), log2.clone(), tls.clone());
+                    thread::spawn(move || match tls {
+                        None => serve(stream, &h, &log, honour_100),
+                        Some(cfg) => {
+                            let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                                return;
+                            };
+                            serve(rustls::StreamOwned::new(conn, stream), &h, &log, honour_100)
+                        }
+                    });
+                }
+            });
+            Server { port, https, log }
+        }
+
+        fn url(&self, path: &str) -> String {
+            let scheme = if self.https { "https" } else { "http" };
+            format!("{scheme}://127.0.0.1:{}{path}", self.port)
+        }
+
+        fn requests(&self) -> Vec<Req> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    fn serve<S: Read + Write>(stream: S, h: &Handler, log: &Mutex<Vec<Req>>, honour_100: bool) {
+        let mut s = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if s.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut parts = line.split_whitespace();
+            let mut req = Req {
+                method: parts.next().unwrap_or("").to_owned(),
+                path: parts.next().unwrap_or("").to_owned(),
+                ..Req::default()
+            };
+            loop {
+                let mut l = String::new();
+                if s.read_line(&mut l).unwrap_or(0) == 0 {
+                    return;
+                }
+                let l = l.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = l.split_once(':') {
+                    req.headers
+                        .push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let len: usize = req
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if honour_100 && req.header("expect") == Some("100-continue") {
+                match h(&req) {
+                    Reply::Continue => {
+                        let _ = s.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        let _ = s.get_mut().flush();
+                    }
+                    other => {
+                        log.lock().unwrap().push(req);
+                        respond(s.get_mut(), other);
+                        return;
+                    }
+                }
+            }
+            let mut body = vec![0u8; len];
+            if s.read_exact(&mut body).is_err() {
+                return;
+            }
+            req.body = Some(body);
+            let reply = h(&req);
+            log.lock().unwrap().push(req);
+            if !respond(s.get_mut(), reply) {
+                return;
+            }
+        }
+    }
+
+    /// Writes a reply; false when the connection must close.
+    fn respond<S: Write>(s: &mut S, reply: Reply) -> bool {
+        match reply {
+            Reply::Full(status, headers, body) => {
+                let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+                for (n, v) in headers {
+                    head.push_str(&format!("{n}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let ok = s.write_all(head.as_bytes()).is_ok() && s.write_all(&body).is_ok();
+                ok && s.flush().is_ok()
+            }
+            Reply::Raw(bytes) => {
+                let _ = s.write_all(&bytes);
+                let _ = s.flush();
+                false
+            }
+            Reply::Stall(bytes, d) => {
+                let _ = s.write_all(&bytes);
+                let _ = s.flush();
+                thread::sleep(d);
+                false
+            }
+            Reply::Continue => {
+                let _ = s.write_all(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n");
+                false
+            }
+        }
+    }
+
+    /// A private temporary directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static SEQ: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "cwmpd-client-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn cfg() -> ClientConfig {
+        ClientConfig {
+            timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Not-so-random bytes that are not all alike (catches reordered or repeated chunks).
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| ((i * 7 + i / 251) % 256) as u8).collect()
+    }
+
+    fn md5_hex(s: &str) -> String {
+        Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    const CHALLENGE: &str =
+        "Digest realm=\"files\", qop=\"auth\", nonce=\"n0nce42\", opaque=\"op\"";
+
+    /// Whether `authorization` is a right Digest answer (RFC 7616 §3.4.1, MD5, qop=auth),
+    /// computed here independently of `crate::auth`.
+    fn digest_ok(req: &Req, user: &str, pass: &str) -> bool {
+        let Some(a) = req.header("authorization") else {
+            return false;
+        };
+        let Ok(c) = auth::parse_credentials(a) else {
+            return false;
+        };
+        let p = |n: &str| c.param(n).unwrap_or("").to_owned();
+        if !c.is_scheme("Digest")
+            || p("username") != user
+            || p("realm") != "files"
+            || p("nonce") != "n0nce42"
+            || p("uri") != req.path
+            || p("qop") != "auth"
+            || p("opaque") != "op"
+        {
+            return false;
+        }
+        let ha1 = md5_hex(&format!("{user}:files:{pass}"));
+        let ha2 = md5_hex(&format!("{}:{}", req.method, req.path));
+        let want = md5_hex(&format!(
+            "{ha1}:n0nce42:{}:{}:auth:{ha2}",
+            p("nc"),
+            p("cnonce")
+        ));
+        p("response") == want
+    }
+
+    fn assert_fails(r: Result<impl fmt::Debug, Failure>, code: u32, retryable: bool) -> Failure {
+        match r {
+            Err(f) => {
+                assert_eq!((f.code, f.retryable), (code, retryable), "{f:?}");
+                assert!(!f.message.contains('\n'), "{f:?}");
+                assert!(!f.message.contains("hunter2"), "{f:?}");
+                f
+            }
+            Ok(v) => panic!("expected fault {code}, got {v:?}"),
+        }
+    }
+
+    #[test]
+    fn download_200_streams_the_exact_body_to_the_file() {
+        let data = pattern(300_000);
+        let d2 = data.clone();
+        let srv = Server::start(move |_| full(200, &[], &d2));
+        let tmp = TempDir::new();
+        let dest = tmp.path("fw.part");
+        std::fs::write(&dest, b"old content that is longer than nothing").unwrap();
+        let n = download(&cfg(), &srv.url("/fw.bin"), "", "", &dest, None).unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        let reqs = srv.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(
+            (reqs[0].method.as_str(), reqs[0].path.as_str()),
+            ("GET", "/fw.bin")
+        );
+        assert!(reqs[0].header("authorization").is_none());
+        assert!(reqs[0].header("user-agent").unwrap().starts_with("cwmpd/"));
+        // The same with the right FileSize.
+        let n = download(&cfg(), &srv.url("/fw.bin"), "", "", &dest, Some(n)).unwrap();
+        assert_eq!(n, data.len() as u64);
+    }
+
+    #[test]
+    fn error_statuses_map_to_9016() {
+        let srv = Server::start(|r| {
+            let status = r.path.trim_start_matches('/').parse().unwrap_or(500);
+            full(status, &[], b"no such file")
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        for (status, retryable) in [(404, false), (403, false), (410, false), (400, false)] {
+            let url = srv.url(&format!("/{status}"));
+            let f = assert_fails(download(&cfg(), &url, "", "", &dest, None), 9016, retryable);
+            assert!(f.message.contains(&url), "{f:?}");
+            assert!(f.message.contains(&status.to_string()), "{f:?}");
+        }
+        for status in [500, 503] {
+            let url = srv.url(&format!("/{status}"));
+            assert_fails(download(&cfg(), &url, "", "", &dest, None), 9016, true);
+        }
+        // A status that is no redirect we follow and no success.
+        assert_fails(
+            download(&cfg(), &srv.url("/300"), "", "", &dest, None),
+            9016,
+            false,
+        );
+    }
+
+    #[test]
+    fn unauthorized_without_username_is_9012_after_one_request() {
+        let srv = Server::start(|_| full(401, &[("WWW-Authenticate", CHALLENGE)], b""));
+        let tmp = TempDir::new();
+        let f = assert_fails(
+            download(&cfg(), &srv.url("/f"), "", "", &tmp.path("f"), None),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("no Username"), "{f:?}");
+        assert_eq!(srv.requests().len(), 1);
+    }
+
+    #[test]
+    fn digest_challenge_is_answered_and_a_wrong_password_is_9012() {
+        let srv = Server::start(|r| {
+            if digest_ok(r, "cpe", "s3cret") {
+                full(200, &[], b"firmware")
+            } else {
+                full(401, &[("WWW-Authenticate", CHALLENGE)], b"denied")
+            }
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        let n = download(
+            &cfg(),
+            &srv.url("/img?v=2"),
+            "cpe",
+            "s3cret",
+            &dest,
+            Some(8),
+        )
+        .unwrap();
+        assert_eq!(n, 8);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"firmware");
+        let reqs = srv.requests();
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs[0].header("authorization").is_none());
+        let a = auth::parse_credentials(reqs[1].header("authorization").unwrap()).unwrap();
+        assert_eq!(a.param("nc"), Some("00000001"));
+        assert_eq!(a.param("uri"), Some("/img?v=2"));
+
+        let f = assert_fails(
+            download(&cfg(), &srv.url("/img"), "cpe", "hunter2", &dest, None),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("rejected"), "{f:?}");
+        // One unauthenticated request and one answer, no more.
+        assert_eq!(srv.requests().len(), 4);
+    }
+
+    #[test]
+    fn basic_with_credentials_from_the_url_and_rejection() {
+        let srv = Server::start(|r| {
+            let ok = r
+                .header("authorization")
+                .and_then(|a| auth::basic_credentials(a).ok())
+                == Some(("alice".to_owned(), "p@ss:word".to_owned()));
+            if ok {
+                full(200, &[], b"web")
+            } else {
+                full(401, &[("WWW-Authenticate", "Basic realm=\"x\"")], b"")
+            }
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        let url = format!("http://alice:p%40ss%3Aword@127.0.0.1:{}/w", srv.port);
+        assert_eq!(download(&cfg(), &url, "", "", &dest, None).unwrap(), 3);
+        // Given credentials win over the URL's; they are wrong here.
+        let url = format!("http://alice:hunter2@127.0.0.1:{}/w", srv.port);
+        let f = assert_fails(
+            download(&cfg(), &url, "bob", "hunter2", &dest, None),
+            9012,
+            false,
+        );
+        assert!(f.message.contains(&srv.url("/w")), "{f:?}");
+        assert!(!f.message.contains("alice"), "{f:?}");
+    }
+
+    #[test]
+    fn truncated_body_and_read_timeout_are_9017() {
+        let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+        raw.extend_from_slice(&pattern(500));
+        let (r1, r2) = (raw.clone(), raw);
+        let srv = Server::start(move |r| {
+            if r.path == "/cut" {
+                Reply::Raw(r1.clone())
+            } else {
+                Reply::Stall(r2.clone(), Duration::from_secs(3))
+            }
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        let f = assert_fails(
+            download(&cfg(), &srv.url("/cut"), "", "", &dest, None),
+            9017,
+            true,
+        );
+        assert!(f.message.contains("500 of 1000"), "{f:?}");
+        let quick = ClientConfig {
+            timeout: Duration::from_millis(700),
+            ..cfg()
+        };
+        let started = std::time::Instant::now();
+        assert_fails(
+            download(&quick, &srv.url("/stall"), "", "", &dest, None),
+            9017,
+            true,
+        );
+        assert!(started.elapsed() < Duration::from_millis(2900));
+    }
+
+    #[test]
+    fn size_other_than_file_size_is_9018() {
+        let srv = Server::start(|r| {
+            let n: usize = r.path.trim_start_matches("/close/").parse().unwrap_or(0);
+            if r.path.starts_with("/close/") {
+                // No Content-Length: the body ends when the connection closes.
+                let mut raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+                raw.extend_from_slice(&pattern(n));
+                Reply::Raw(raw)
+            } else {
+                full(200, &[], &pattern(100))
+            }
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        for want in [99, 101] {
+            let f = assert_fails(
+                download(&cfg(), &srv.url("/f"), "", "", &dest, Some(want)),
+                9018,
+                false,
+            );
+            assert!(f.message.contains(&want.to_string()), "{f:?}");
+        }
+        // Zero means "not given".
+        assert_eq!(
+            download(&cfg(), &srv.url("/f"), "", "", &dest, Some(0)).unwrap(),
+            100
+        );
+        // Longer than announced: reading stops one byte past the FileSize.
+        assert_fails(
+            download(&cfg(), &srv.url("/close/300000"), "", "", &dest, Some(1000)),
+            9018,
+            false,
+        );
+        assert_eq!(std::fs::metadata(&dest).unwrap().len(), 1001);
+        assert_fails(
+            download(&cfg(), &srv.url("/close/500"), "", "", &dest, Some(1000)),
+            9018,
+            false,
+        );
+        assert_eq!(
+            download(&cfg(), &srv.url("/close/1000"), "", "", &dest, Some(1000)).unwrap(),
+            1000
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), pattern(1000));
+    }
+
+    #[test]
+    fn connection_refused_is_9015_retryable() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let tmp = TempDir::new();
+        let url = format!("http://127.0.0.1:{port}/f");
+        let f = assert_fails(
+            download(&cfg(), &url, "", "", &tmp.path("f"), None),
+            9015,
+            true,
+        );
+        assert!(f.message.contains(&url), "{f:?}");
+        let src = tmp.path("up");
+        std::fs::write(&src, b"x").unwrap();
+        assert_fails(
+            upload(&cfg(), &url, "", "", UploadMethod::Put, &src),
+            9015,
+            true,
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_garbage_are_9013() {
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        for url in [
+            "ftp://user:hunter2@files.example/fw.bin",
+            "tftp://10.0.0.1/fw.bin",
+            "file:///etc/passwd",
+            "garbage",
+            "user:hunter2@host/fw",
+            "",
+            "http://",
+            "https://bad host/x",
+        ] {
+            let f = assert_fails(download(&cfg(), url, "", "", &dest, None), 9013, false);
+            assert!(!f.message.contains("user"), "{f:?}");
+        }
+        let src = tmp.path("up");
+        std::fs::write(&src, b"x").unwrap();
+        assert_fails(
+            upload(&cfg(), "ftp://h/x", "", "", UploadMethod::Put, &src),
+            9013,
+            false,
+        );
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn local_write_errors_are_9010() {
+        let srv = Server::start(|_| full(200, &[], &pattern(1000)));
+        let tmp = TempDir::new();
+        assert_fails(
+            download(
+                &cfg(),
+                &srv.url("/f"),
+                "",
+                "",
+                &tmp.path("no/such/dir"),
+                None,
+            ),
+            9010,
+            false,
+        );
+        // /dev/full fails every write with ENOSPC, as a full flash would.
+        let full_dev = Path::new("/dev/full");
+        if full_dev.exists() {
+            assert_fails(
+                download(&cfg(), &srv.url("/f"), "", "", full_dev, None),
+                9010,
+                false,
+            );
+        }
+    }
+
+    #[test]
+    fn put_upload_arrives_intact_after_a_digest_challenge_before_the_body() {
+        let data = pattern(200_000);
+        let srv = Server::start(|r| {
+            if r.body.is_none() {
+                // Asked for `100 Continue`: refuse early when the credentials are missing.
+                if digest_ok(r, "cpe", "pw") {
+                    Reply::Continue
+                } else {
+                    full(401, &[("WWW-Authenticate", CHALLENGE)], b"")
+                }
+            } else if digest_ok(r, "cpe", "pw") {
+                full(201, &[], b"")
+            } else {
+                full(401, &[("WWW-Authenticate", CHALLENGE)], b"")
+            }
+        });
+        let tmp = TempDir::new();
+        let src = tmp.path("backup.tar.gz");
+        std::fs::write(&src, &data).unwrap();
+        upload(
+            &cfg(),
+            &srv.url("/up/cfg"),
+            "cpe",
+            "pw",
+            UploadMethod::Put,
+            &src,
+        )
+        .unwrap();
+        let reqs = srv.requests();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert!(reqs[0].header("authorization").is_none());
+        assert!(
+            reqs[0].body.is_none(),
+            "the body was sent before the challenge"
+        );
+        assert_eq!(reqs[1].method, "PUT");
+        assert_eq!(reqs[1].header("content-length"), Some("200000"));
+        assert!(reqs[1].header("transfer-encoding").is_none());
+        assert_eq!(reqs[1].body.as_deref(), Some(&data[..]));
+        // A wrong password: 9012.
+        assert_fails(
+            upload(
+                &cfg(),
+                &srv.url("/up/cfg"),
+                "cpe",
+                "hunter2",
+                UploadMethod::Put,
+                &src,
+            ),
+            9012,
+            false,
+        );
+    }
+
+    #[test]
+    fn post_upload_to_a_server_ignoring_expect() {
+        let srv = Server::start_without_100(|r| match r.path.as_str() {
+            "/ok" => full(200, &[], b""),
+            "/busy" => full(500, &[], b"try later"),
+            _ => full(403, &[], b""),
+        });
+        let tmp = TempDir::new();
+        let src = tmp.path("log");
+        let data = b"Jan  1 00:00:00 kernel: hello\n".repeat(100);
+        std::fs::write(&src, &data).unwrap();
+        upload(&cfg(), &srv.url("/ok"), "", "", UploadMethod::Post, &src).unwrap();
+        let reqs = srv.requests();
+        assert_eq!(reqs[0].method, "POST");
+        assert_eq!(
+            reqs[0].header("content-length"),
+            Some(&*data.len().to_string())
+        );
+        assert_eq!(reqs[0].body.as_deref(), Some(&data[..]));
+        let f = assert_fails(
+            upload(&cfg(), &srv.url("/busy"), "", "", UploadMethod::Post, &src),
+            9011,
+            true,
+        );
+        assert!(f.message.contains("500"), "{f:?}");
+        assert_fails(
+            upload(&cfg(), &srv.url("/no"), "", "", UploadMethod::Put, &src),
+            9011,
+            false,
+        );
+        // An empty file goes out with Content-Length: 0.
+        let empty = tmp.path("empty");
+        std::fs::write(&empty, b"").unwrap();
+        upload(&cfg(), &srv.url("/ok"), "", "", UploadMethod::Put, &empty).unwrap();
+        let last = srv.requests().pop().unwrap();
+        assert_eq!(last.header("content-length"), Some("0"));
+        // A missing file is the CPE's failure, not the server's.
+        assert_fails(
+            upload(
+                &cfg(),
+                &srv.url("/ok"),
+                "",
+                "",
+                UploadMethod::Put,
+                &tmp.path("none"),
+            ),
+            9011,
+            false,
+        );
+    }
+
+    #[test]
+    fn upload_500_is_9011_retryable_and_401_without_username_9012() {
+        let srv = Server::start(|r| match r.path.as_str() {
+            "/auth" => full(401, &[("WWW-Authenticate", "Basic realm=\"u\"")], b""),
+            _ => {
+                if r.body.is_none() {
+                    Reply::Continue
+                } else {
+                    full(500, &[], b"")
+                }
+            }
+        });
+        let tmp = TempDir::new();
+        let src = tmp.path("cfg");
+        std::fs::write(&src, b"config").unwrap();
+        assert_fails(
+            upload(&cfg(), &srv.url("/x"), "", "", UploadMethod::Put, &src),
+            9011,
+            true,
+        );
+        assert_fails(
+            upload(&cfg(), &srv.url("/auth"), "", "", UploadMethod::Put, &src),
+            9012,
+            false,
+        );
+    }
+
+    #[test]
+    fn redirects_are_followed_and_credentials_stay_with_the_origin() {
+        let other = Server::start(|r| {
+            if r.path == "/open" {
+                full(200, &[], b"elsewhere")
+            } else {
+                full(401, &[("WWW-Authenticate", "Basic realm=\"o\"")], b"")
+            }
+        });
+        let other_base = other.url("");
+        let srv = Server::start(move |r| match r.path.as_str() {
+            "/start" => full(302, &[("Location", "/real")], b""),
+            "/real" => {
+                if r.header("authorization").is_some() {
+                    full(200, &[], b"real")
+                } else {
+                    full(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], b"")
+                }
+            }
+            "/away" => full(307, &[("Location", &format!("{other_base}/secret"))], b""),
+            "/away-open" => full(301, &[("Location", &format!("{other_base}/open"))], b""),
+            "/loop" => full(302, &[("Location", "/loop")], b""),
+            _ => full(308, &[], b""),
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        assert_eq!(
+            download(&cfg(), &srv.url("/start"), "u", "pw", &dest, None).unwrap(),
+            4
+        );
+        assert_eq!(
+            download(&cfg(), &srv.url("/away-open"), "u", "pw", &dest, None).unwrap(),
+            9
+        );
+        let f = assert_fails(
+            download(&cfg(), &srv.url("/away"), "u", "pw", &dest, None),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("only sent to"), "{f:?}");
+        assert!(other
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none()));
+        let before = srv.requests().len();
+        assert_fails(
+            download(&cfg(), &srv.url("/loop"), "", "", &dest, None),
+            9016,
+            false,
+        );
+        assert_eq!(srv.requests().len() - before, MAX_REDIRECTS as usize + 1);
+        assert_fails(
+            download(&cfg(), &srv.url("/nolocation"), "", "", &dest, None),
+            9016,
+            false,
+        );
+    }
+
+    #[test]
+    fn https_uses_the_configured_ca() {
+        let pki = TestPki::new();
+        let srv = Server::start_tls(pki.server_config(), |r| {
+            if r.path == "/down" {
+                full(302, &[("Location", "http://127.0.0.1:1/x")], b"")
+            } else {
+                full(200, &[], b"secure")
+            }
+        });
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        let trusted = ClientConfig {
+            ca_file: Some(pki.ca_file.clone()),
+            ..cfg()
+        };
+        assert_eq!(
+            download(&trusted, &srv.url("/f"), "", "", &dest, None).unwrap(),
+            6
+        );
+        // No https → http downgrade.
+        assert_fails(
+            download(&trusted, &srv.url("/down"), "", "", &dest, None),
+            9016,
+            false,
+        );
+        let unknown = ClientConfig {
+            ca_file: Some(pki.other_ca_file.clone()),
+            ..cfg()
+        };
+        let f = assert_fails(
+            download(&unknown, &srv.url("/f"), "", "", &dest, None),
+            9015,
+            true,
+        );
+        assert!(f.message.contains("TLS"), "{f:?}");
+        // A CA bundle that cannot be read.
+        let missing = ClientConfig {
+            ca_file: Some(tmp.path("none.pem")),
+            ..cfg()
+        };
+        assert_fails(
+            download(&missing, &srv.url("/f"), "", "", &dest, None),
+            9015,
+            false,
+        );
+    }
+
+    /// A CA, a leaf for 127.0.0.1 signed by it, and an unrelated CA, as PEM files.
+    struct TestPki {
+        _dir: TempDir,
+        ca_file: PathBuf,
+        other_ca_file: PathBuf,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key_der: Vec<u8>,
+    }
+
+    impl TestPki {
+        fn new() -> TestPki {
+            use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+            let ca = |cn: &str| {
+                let key = KeyPair::generate().unwrap();
+                let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+                p.distinguished_name.push(DnType::CommonName, cn);
+                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                (p.self_signed(&key).unwrap(), key)
+            };
+            let (ca_cert, ca_key) = ca("client test CA");
+            let (other, _) = ca("unrelated CA");
+            let leaf_key = KeyPair::generate().unwrap();
+            let mut p =
+                CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                    .unwrap();
+            p.is_ca = IsCa::ExplicitNoCa;
+            let leaf = p.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+            let dir = TempDir::new();
+            let ca_file = dir.path("ca.pem");
+            let other_ca_file = dir.path("other.pem");
+            std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+            std::fs::write(&other_ca_file, other.pem()).unwrap();
+            TestPki {
+                _dir: dir,
+                ca_file,
+                other_ca_file,
+                chain: vec![leaf.der().clone(), ca_cert.der().clone()],
+                key_der: leaf_key.serialize_der(),
+            }
+        }
+
+        fn server_config(&self) -> Arc<rustls::ServerConfig> {
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                rustls::pki_types::PrivatePkcs8KeyDer::from(self.key_der.clone()),
+            );
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Arc::new(
+                rustls::ServerConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_single_cert(self.chain.clone(), key)
+                    .unwrap(),
+            )
+        }
+    }
+
+    #[test]
+    fn url_userinfo_is_split_and_decoded() {
+        let s = split_url("HTTP://a%20b:c%3Ad@Host:81/p?q=1#frag", Direction::Download).unwrap();
+        assert_eq!(s.url, "HTTP://Host:81/p?q=1");
+        assert_eq!(s.userinfo, Some(("a b".to_owned(), "c:d".to_owned())));
+        let s = split_url("https://host/a@b", Direction::Download).unwrap();
+        assert_eq!((s.url.as_str(), s.userinfo), ("https://host/a@b", None));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn df_output_is_parsed() {
+        let gnu = "Filesystem     1024-blocks      Used Available Capacity Mounted on\n\
+                   /dev/nvme0n1p2   490617784 123456789 342132124      27% /\n";
+        assert_eq!(parse_df(gnu), Some(342_132_124 * 1024));
+        let busybox = "Filesystem           1024-blocks    Used Available Capacity Mounted on\n\
+                       /dev/root                 5120      5120         0 100% /rom\n";
+        assert_eq!(parse_df(busybox), Some(0));
+        let spaced = "Filesystem 1024-blocks Used Available Capacity Mounted on\n\
+                      my disk 100 40 60 40% /mnt/a b\n";
+        assert_eq!(parse_df(spaced), Some(60 * 1024));
+        assert_eq!(parse_df(""), None);
+        assert_eq!(parse_df("Filesystem\nnonsense here\n"), None);
+        let tmp = TempDir::new();
+        assert!(free_space(&tmp.0).is_some_and(|n| n > 0));
+        assert_eq!(free_space(&tmp.path("missing")), None);
+    }
+
+    #[test]
+    fn quoted_text_is_one_bounded_line() {
+        let q = quoted(&format!("a\r\nb{}", "x".repeat(1000)));
+        assert!(!q.contains('\n') && !q.contains('\r'));
+        assert!(q.chars().count() <= MAX_QUOTED + 1);
+    }
+}
