@@ -148,6 +148,25 @@ impl Store {
         Ok(true)
     }
 
+    /// The names of the state files in the directory (not temp or corrupt ones), sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.strip_suffix(".toml")
+                            .filter(|stem| !stem.is_empty() && !stem.contains('.'))
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// Removes a state file (FactoryReset).
     pub fn remove(&mut self, name: &str) -> Result<(), StoreError> {
         let path = self.path(name);
