@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
 use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
@@ -22,8 +22,12 @@ use crate::fault::Fault;
 use crate::rpc::{self, Control};
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
-use crate::soap::msg::{CwmpNs, CwmpVersion, DeviceId, Inform, ParameterValue};
+use crate::soap::msg::{
+    CpeRequest, CwmpNs, CwmpVersion, DeviceId, Download, FaultStruct, Inform, ParameterValue,
+    QueuedTransfer, ScheduleDownload, Upload,
+};
 use crate::store::Store;
+use crate::transfer::{self, client, hooks, FileKind, FileType, Next, Transfers};
 use crate::transport::{Transport, TransportConfig};
 
 /// The store file of the agent's own state.
@@ -67,7 +71,87 @@ pub struct AgentState {
     /// was not running (a restart, a WAN change meanwhile) is reported at start.
     #[serde(default)]
     pub reported_connection_request_url: String,
+    /// Downloads and Uploads from their request until their TransferComplete is acknowledged.
+    #[serde(default)]
+    pub transfers: Transfers,
+    /// A Reboot the ACS asked for (§A.3.2.10), until the next start reports it.
+    #[serde(default)]
+    pub reboot: Option<PendingAction>,
+    /// A FactoryReset the ACS asked for (§A.4.1.3), until the next start carries it out.
+    #[serde(default)]
+    pub factory_reset: Option<PendingAction>,
+    /// AutonomousTransferComplete reports not yet acknowledged (§A.4.2.2).
+    #[serde(default)]
+    pub autonomous: Vec<AutonomousTransfer>,
+    /// RequestDownload calls not yet answered by the ACS (§A.4.2.1).
+    #[serde(default)]
+    pub requests: Vec<DownloadRequest>,
+    /// DeviceInfo.SoftwareVersion at the last start, to notice a firmware change the ACS did not
+    /// ask for.
+    #[serde(default)]
+    pub software_version: String,
 }
+
+/// A Reboot or FactoryReset: journalled when the ACS asks, marked `started` before its hook runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAction {
+    /// The CommandKeys of the Reboot requests (each gets its `M Reboot`).
+    #[serde(default)]
+    pub command_keys: Vec<String>,
+    /// The hook was started: the next start is the one after it.
+    #[serde(default)]
+    pub started: bool,
+    /// Hook runs that failed.
+    #[serde(default)]
+    pub tries: u32,
+    /// Not tried again before this time.
+    #[serde(default)]
+    pub next_try: i64,
+}
+
+/// An AutonomousTransferComplete to report (§A.4.2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutonomousTransfer {
+    pub is_download: bool,
+    pub file_type: String,
+    #[serde(default)]
+    pub transfer_url: String,
+    #[serde(default)]
+    pub file_size: u32,
+    #[serde(default)]
+    pub fault_code: u32,
+    #[serde(default)]
+    pub fault_string: String,
+}
+
+/// A RequestDownload asked for with `cwmpd request-download` (§A.4.2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadRequest {
+    /// The request file it came from (so a file picked up twice is queued once).
+    pub name: String,
+    pub file_type: String,
+    #[serde(default)]
+    pub args: Vec<FileTypeArg>,
+}
+
+/// One ArgStruct of a RequestDownload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileTypeArg {
+    pub name: String,
+    pub value: String,
+}
+
+/// Where `cwmpd request-download` leaves its requests for the daemon (under the storage dir).
+pub const REQUESTS_DIR: &str = "requests";
+/// Most RequestDownload calls kept at once.
+const MAX_REQUESTS: usize = 16;
+/// Most ArgStructs of one RequestDownload, and their longest name and value.
+pub const MAX_REQUEST_ARGS: usize = 16;
+pub const MAX_REQUEST_ARG_LEN: usize = 256;
+/// Runs of a failing Reboot/FactoryReset hook before the request is given up.
+const MAX_HOOK_TRIES: u32 = 3;
+/// Seconds between two runs of a failing Reboot/FactoryReset hook.
+const HOOK_RETRY_WAIT: i64 = 60;
 
 /// The end of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +177,21 @@ pub enum Trigger {
     ConnectionRequest,
     /// A watched file changed (uci config): check the notified values now.
     ValuesChanged,
+    /// A transfer's fetch, upload or apply finished in its thread.
+    Transfer(JobDone),
+    /// `cwmpd request-download` left a request.
+    Requests,
     /// Stop the loop (tests, signals).
     Stop,
+}
+
+/// What a transfer thread reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDone {
+    pub id: u64,
+    /// Which step finished.
+    pub apply: bool,
+    pub result: Result<(), client::Failure>,
 }
 
 /// The effective ManagementServer settings, read back from the data model after every change.
@@ -132,6 +229,12 @@ pub struct Agent {
     connreq: Option<ConnReq>,
     /// ConnectionRequestURL changed since the loop last looked.
     url_changed: bool,
+    /// The hooks in force (config, else the platform's defaults).
+    hooks: ResolvedHooks,
+    /// When a Reboot/FactoryReset hook returned 0: the agent holds until it is stopped.
+    hold_since: Option<i64>,
+    /// Where `cwmpd request-download` leaves requests (opened by the daemon).
+    requests: Option<Store>,
 }
 
 /// The outcome of one session run by [`Agent::run_session`].
@@ -150,13 +253,14 @@ impl Agent {
         let model = cfg.model().ok_or("invalid data_model")?;
         let schema = cfg.datamodel.schema(model).map_err(|e| e.to_string())?;
         let mut store = Store::open(&cfg.storage.dir).map_err(|e| e.to_string())?;
-        let dm: DmState = store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
         let mut state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
+        let dm: DmState = store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
         // A state file is trusted no more than the ACS: the same bound as ScheduleInform's.
         state.scheduled.truncate(MAX_SCHEDULED);
         let backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
         let engine = Engine::new(schema, backends, dm);
         let (tx, rx) = mpsc::channel();
+        let hooks = cfg.hooks.resolve(cfg.datamodel.openwrt());
         let mut agent = Agent {
             cfg,
             store,
@@ -168,6 +272,9 @@ impl Agent {
             retry_after: None,
             connreq: None,
             url_changed: false,
+            hooks,
+            hold_since: None,
+            requests: None,
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
@@ -285,12 +392,36 @@ impl Agent {
     /// Queues `1 BOOT` when the device booted since the last start (a new kernel boot id), and
     /// `0 BOOTSTRAP` when this ACS URL never acknowledged one. Called once at start.
     pub fn note_start(&mut self) -> Result<(), String> {
+        if self.state.factory_reset.as_ref().is_some_and(|f| f.started) {
+            // §A.4.1.3: the reset hook ran (OpenWrt's firstboot wipes the storage directory
+            // itself). What the agent kept goes too, so it starts as new: `0 BOOTSTRAP` (no URL
+            // acknowledged one) and `1 BOOT` (no boot id known). Idempotent if cut midway: the
+            // mark goes with the agent file, written last.
+            log::warn!("factory reset: forgetting everything the ACS set");
+            self.state = AgentState {
+                connection_request_path: connreq::url::random_path(&self.random()?),
+                ..AgentState::default()
+            };
+            self.engine.factory_reset();
+            clean_transfer_dir(&self.cfg.transfer.dir, &self.state.transfers);
+            let acs_url = self.settings().url;
+            let url = connreq::provisional_url(
+                &self.cfg.connection_request,
+                &self.state.connection_request_path,
+                &acs_url,
+            );
+            self.engine
+                .backends_mut()
+                .set_runtime("connection_request.url", &url);
+        }
         let boot = crate::os::boot_id().unwrap_or_default();
-        if boot.is_empty() || boot != self.state.boot_id {
+        let booted = boot.is_empty() || boot != self.state.boot_id;
+        if booted {
             self.state.events.rebooted();
             self.add_event(events::BOOT, "")?;
             self.state.boot_id = boot;
         }
+        self.recover(booted)?;
         self.note_url()?;
         self.persist()
     }
@@ -485,12 +616,16 @@ impl Agent {
             product_class: info("ProductClass"),
             serial_number: info("SerialNumber"),
         };
+        // The CPE's own requests, and the events they need in this Inform (§3.7.1.5).
+        self.ensure_cpe_events();
+        let (cpe_requests, cpe_items) = self.cpe_requests();
         let (event_list, in_flight) = self.state.events.for_inform();
         let fresh_start = event_list
             .iter()
             .any(|e| e.code == events::BOOT || e.code == events::BOOTSTRAP);
         let delivery = Delivery {
             in_flight,
+            cpe_items,
             params,
             bootstrap_url: event_list
                 .iter()
@@ -538,7 +673,7 @@ impl Agent {
                     ns_version(ns)
                 },
                 ns,
-                cpe_requests: Vec::new(),
+                cpe_requests: cpe_requests.clone(),
                 session_timeout: Some(self.cfg.acs.timeout),
                 limits: Default::default(),
                 max_exchanges: session::DEFAULT_MAX_EXCHANGES,
@@ -563,6 +698,18 @@ impl Agent {
         if !outcome.inform_accepted {
             self.state.events.failed(&delivery.in_flight);
         }
+        // An ACS that refuses a RequestDownload or an AutonomousTransferComplete (8000 and the
+        // like) will refuse it again: it is dropped. A refused TransferComplete is kept: the
+        // ACS asked for that transfer and must hear how it ended.
+        if let Err(session::SessionError::AcsFault(f)) = &outcome.result {
+            if let Some(item) = delivery.cpe_items.get(outcome.delivered) {
+                if !matches!(item, CpeItem::Transfer(_)) {
+                    log::warn!("the ACS refused {item:?} with {f:?}; dropped");
+                    self.settle(item);
+                    self.save();
+                }
+            }
+        }
         match outcome.result {
             Ok(()) => {
                 // Only the current ACS's namespace is kept, so the file cannot grow with URLs.
@@ -585,6 +732,7 @@ impl Agent {
     ) -> session::Outcome {
         let (mut session, mut action) = Session::start(p);
         let mut delivered = false;
+        let mut settled = 0;
         loop {
             action = match action {
                 Action::Post(body) => match transport.post(&body) {
@@ -602,6 +750,11 @@ impl Agent {
                     let resp = {
                         let mut ctl = AgentControl {
                             state: &mut self.state,
+                            hooks: &self.hooks,
+                            limits: transfer::Limits {
+                                max_queued: self.cfg.transfer.max_queued as usize,
+                                retries: self.cfg.transfer.retries,
+                            },
                             now,
                         };
                         rpc::execute(&mut self.engine, &mut ctl, &req)
@@ -615,6 +768,21 @@ impl Agent {
                 }
                 Action::Done(outcome) => return outcome,
             };
+            // A TransferComplete (or other CPE request) the ACS answered is settled and written
+            // at once: it is never sent again (§3.7.1.5, exactly once as far as a cut allows).
+            if session.delivered() > settled {
+                let upto = session.delivered();
+                let items: Vec<CpeItem> = delivery
+                    .cpe_items
+                    .get(settled..upto)
+                    .unwrap_or_default()
+                    .to_vec();
+                for item in &items {
+                    self.settle(item);
+                }
+                settled = upto;
+                self.save();
+            }
             if !delivered && session.inform_accepted() {
                 // The InformResponse arrived: its events are delivered (§3.7.1.5), the values
                 // it carried are reported (so a change the ACS makes later in this session is
@@ -679,7 +847,23 @@ impl Agent {
             self.engine.watch_paths(),
             self.tx.clone(),
             watch_pending.clone(),
+            Trigger::ValuesChanged,
         );
+        // `cwmpd request-download` leaves its requests in a directory of their own.
+        let requests_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        match Store::open(&self.cfg.storage.dir.join(REQUESTS_DIR)) {
+            Ok(store) => {
+                watch(
+                    vec![store.dir().to_path_buf()],
+                    self.tx.clone(),
+                    requests_pending.clone(),
+                    Trigger::Requests,
+                );
+                self.requests = Some(store);
+            }
+            Err(e) => log::error!("{e}; request-download is not available"),
+        }
+        self.pick_up_requests();
         let mut next_periodic: Option<i64> = None;
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
@@ -697,6 +881,10 @@ impl Agent {
             if std::mem::take(&mut self.url_changed) {
                 next_poll = now;
             }
+            // Reboot/FactoryReset after the session that asked; the wait for the device to go
+            // down; the transfers that are due (between sessions only).
+            let hold = self.device_step(now);
+            let transfer_wake = if hold { None } else { self.transfer_step(now) };
             // Periodic informs (§3.2.1): planned from the settings, re-planned only when they
             // change (an ACS SPV, `cwmpd set`), so other sessions do not push the next one away.
             let plan = (s.periodic_enable, s.periodic_interval, s.periodic_time);
@@ -756,6 +944,7 @@ impl Agent {
             // Value changes: an active notification starts a session (§3.2.1).
             if now >= next_poll {
                 next_poll = now + i64::from(self.cfg.datamodel.poll_interval);
+                self.pick_up_requests();
                 // Values are read anew: the system may have changed since the last look.
                 self.engine.invalidate();
                 let (_, active) = self.engine.notifications();
@@ -766,7 +955,7 @@ impl Agent {
                     retry_at = 0;
                 }
             }
-            if !self.state.events.is_empty() && now >= retry_at {
+            if !hold && !self.state.events.is_empty() && now >= retry_at {
                 if !usable_url(&s.url) || !s.enable_cwmp {
                     // Nothing will serve a pending connection request: later ones are new.
                     self.set_phase(Phase::Idle);
@@ -810,6 +999,12 @@ impl Agent {
             if !self.state.events.is_empty() && retry_at > now {
                 deadline = deadline.min(retry_at);
             }
+            if let Some(t) = transfer_wake {
+                deadline = deadline.min(t);
+            }
+            if let Some(since) = self.hold_since {
+                deadline = deadline.min(since + i64::from(self.cfg.transfer.reboot_timeout) + 1);
+            }
             let mut wait = Duration::from_secs(deadline.saturating_sub(now_unix()).max(0) as u64);
             if let Some(cr) = &self.connreq {
                 wait = wait.min(cr.until_check());
@@ -825,6 +1020,11 @@ impl Agent {
                     watch_pending.store(false, std::sync::atomic::Ordering::Release);
                     next_poll = now_unix();
                 }
+                Ok(Trigger::Transfer(done)) => self.job_done(done),
+                Ok(Trigger::Requests) => {
+                    requests_pending.store(false, std::sync::atomic::Ordering::Release);
+                    self.pick_up_requests();
+                }
                 Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -832,13 +1032,565 @@ impl Agent {
     }
 }
 
-/// Watches `paths` (directories) with inotify from a thread of its own and sends
-/// [`Trigger::ValuesChanged`] after each burst of changes (a `uci commit` renames a file into
+/// One of the CPE's own requests in a session, so that an acknowledged one is removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CpeItem {
+    Transfer(u64),
+    Autonomous,
+    Request(String),
+}
+
+impl Agent {
+    /// What the records of the previous run mean now (a reboot, a kill, a power cut happened).
+    /// `booted`: the kernel boot id changed (then `1 BOOT` is queued already).
+    fn recover(&mut self, booted: bool) -> Result<(), String> {
+        let now = now_unix();
+        // The start after a Reboot's hook ran (§A.3.2.10): `1 BOOT` and `M Reboot` with each
+        // CommandKey, written together with the record's removal: exactly once. A restart of
+        // the agent alone counts too (the hook was started: the device is, or was, going down).
+        if let Some(r) = self.state.reboot.take() {
+            if r.started {
+                if !booted {
+                    self.state.events.rebooted();
+                    self.add_event(events::BOOT, "")?;
+                }
+                for k in &r.command_keys {
+                    self.add_event(events::M_REBOOT, k)?;
+                }
+                log::info!("started after the Reboot hook ran");
+            } else {
+                // Asked for but never carried out: still owed.
+                self.state.reboot = Some(r);
+            }
+        }
+        let hooks = self.hooks.clone();
+        let dir = self.cfg.transfer.dir.clone();
+        let firmware = self.state.transfers.recover(
+            now,
+            |k| apply_reboots(&hooks, k),
+            |id| transfer_file(&dir, id, "file").is_file(),
+        );
+        clean_transfer_dir(&dir, &self.state.transfers);
+        // A firmware the ACS did not install (§A.4.2.2 AutonomousTransferComplete): the version
+        // changed and no Download of ours explains it.
+        let root = self.engine.root().to_string();
+        let sw = self
+            .engine
+            .value(&format!("{root}DeviceInfo.SoftwareVersion"))
+            .unwrap_or_default();
+        let known = std::mem::replace(&mut self.state.software_version, sw.clone());
+        if !known.is_empty() && known != sw && firmware == 0 {
+            log::info!("software version changed from {known} to {sw} without a Download");
+            if self.state.autonomous.len() < MAX_SCHEDULED {
+                self.state.autonomous.push(AutonomousTransfer {
+                    is_download: true,
+                    file_type: "1 Firmware Upgrade Image".into(),
+                    transfer_url: String::new(),
+                    file_size: 0,
+                    fault_code: 0,
+                    fault_string: String::new(),
+                });
+            }
+        }
+        self.ensure_cpe_events();
+        Ok(())
+    }
+
+    /// Queues the events the CPE's own pending requests need (§3.7.1.5): `7 TRANSFER COMPLETE`
+    /// and one `M Download`/`M ScheduleDownload`/`M Upload` per completed transfer,
+    /// `10 AUTONOMOUS TRANSFER COMPLETE`, `9 REQUEST DOWNLOAD`. Called whenever one is added and
+    /// before every Inform, so a session that ended before the request was acknowledged is
+    /// followed by one that carries its events again.
+    fn ensure_cpe_events(&mut self) {
+        let mut want: Vec<(&'static str, String)> = Vec::new();
+        for t in self.state.transfers.completed() {
+            want.push((t.origin.event(), t.command_key.clone()));
+        }
+        if !want.is_empty() && !self.state.events.contains(events::TRANSFER_COMPLETE) {
+            self.queue(events::TRANSFER_COMPLETE, "");
+        }
+        let mut counts: BTreeMap<(&str, String), usize> = BTreeMap::new();
+        for e in self.state.events.pending() {
+            if let Some(code) = [
+                events::M_DOWNLOAD,
+                events::M_SCHEDULE_DOWNLOAD,
+                events::M_UPLOAD,
+            ]
+            .into_iter()
+            .find(|c| *c == e.code)
+            {
+                *counts.entry((code, e.command_key.clone())).or_default() += 1;
+            }
+        }
+        for (code, key) in want {
+            let have = counts.entry((code, key.clone())).or_default();
+            if *have > 0 {
+                *have -= 1;
+            } else {
+                self.queue(code, &key);
+            }
+        }
+        if !self.state.autonomous.is_empty()
+            && !self
+                .state
+                .events
+                .contains(events::AUTONOMOUS_TRANSFER_COMPLETE)
+        {
+            self.queue(events::AUTONOMOUS_TRANSFER_COMPLETE, "");
+        }
+        if !self.state.requests.is_empty() && !self.state.events.contains(events::REQUEST_DOWNLOAD)
+        {
+            self.queue(events::REQUEST_DOWNLOAD, "");
+        }
+    }
+
+    /// The CPE's own requests for the next session, in order: TransferCompletes,
+    /// AutonomousTransferCompletes, RequestDownloads.
+    fn cpe_requests(&self) -> (Vec<CpeRequest>, Vec<CpeItem>) {
+        let mut reqs = Vec::new();
+        let mut items = Vec::new();
+        for t in self.state.transfers.completed() {
+            reqs.push(CpeRequest::TransferComplete {
+                command_key: t.command_key.clone(),
+                fault: t.fault(),
+                start_time: time_text(t.start_time),
+                complete_time: time_text(t.complete_time),
+            });
+            items.push(CpeItem::Transfer(t.id));
+        }
+        for a in &self.state.autonomous {
+            reqs.push(CpeRequest::AutonomousTransferComplete {
+                announce_url: String::new(),
+                transfer_url: a.transfer_url.clone(),
+                is_download: a.is_download,
+                file_type: a.file_type.clone(),
+                file_size: a.file_size,
+                target_file_name: String::new(),
+                fault: FaultStruct {
+                    code: a.fault_code,
+                    string: a.fault_string.clone(),
+                },
+                start_time: time_text(0),
+                complete_time: time_text(0),
+            });
+            items.push(CpeItem::Autonomous);
+        }
+        for r in &self.state.requests {
+            reqs.push(CpeRequest::RequestDownload {
+                file_type: r.file_type.clone(),
+                args: r
+                    .args
+                    .iter()
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect(),
+            });
+            items.push(CpeItem::Request(r.name.clone()));
+        }
+        (reqs, items)
+    }
+
+    /// The ACS answered one of the CPE's requests: it is settled for good.
+    fn settle(&mut self, item: &CpeItem) {
+        match item {
+            CpeItem::Transfer(id) => {
+                if let Some(t) = self.state.transfers.get(*id) {
+                    log::info!(
+                        "TransferComplete for {:?} acknowledged by the ACS",
+                        t.command_key
+                    );
+                }
+                self.state.transfers.remove(*id);
+            }
+            CpeItem::Autonomous => {
+                if !self.state.autonomous.is_empty() {
+                    self.state.autonomous.remove(0);
+                }
+            }
+            CpeItem::Request(name) => self.state.requests.retain(|r| r.name != *name),
+        }
+    }
+
+    /// Reboot and FactoryReset (§A.3.2.10, §A.4.1.3) once the session that asked has ended, and
+    /// the wait for the device to go down after a hook that reboots it. Returns whether the agent
+    /// holds (no session, no transfer).
+    fn device_step(&mut self, now: i64) -> bool {
+        let timeout = i64::from(self.cfg.transfer.reboot_timeout);
+        let mut changed = false;
+        for t in &mut self.state.transfers.list {
+            if t.state == transfer::State::AwaitingReboot && now > t.since.saturating_add(timeout) {
+                log::error!(
+                    "the device did not restart within {timeout} s after the apply hook of {:?}",
+                    t.command_key
+                );
+                t.finish(
+                    now,
+                    9010,
+                    format!("the device did not restart within {timeout} s after the apply hook"),
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            self.ensure_cpe_events();
+            self.save();
+        }
+        if let Some(since) = self.hold_since {
+            if now <= since.saturating_add(timeout) {
+                return true;
+            }
+            log::error!("the device did not restart within {timeout} s after the hook");
+            self.hold_since = None;
+            for a in [&mut self.state.factory_reset, &mut self.state.reboot] {
+                if let Some(p) = a.as_mut().filter(|p| p.started) {
+                    p.started = false;
+                    p.tries += 1;
+                    p.next_try = now + HOOK_RETRY_WAIT;
+                }
+            }
+            self.save();
+        }
+        if self.state.transfers.awaiting_reboot() {
+            return true;
+        }
+        // A FactoryReset first (it reboots too), else a Reboot.
+        for reset in [true, false] {
+            let (what, line) = if reset {
+                ("FactoryReset", self.hooks.factory_reset.clone())
+            } else {
+                ("Reboot", self.hooks.reboot.clone())
+            };
+            let slot = if reset {
+                &mut self.state.factory_reset
+            } else {
+                &mut self.state.reboot
+            };
+            let Some(p) = slot.as_mut() else {
+                continue;
+            };
+            if p.started || now < p.next_try {
+                continue;
+            }
+            // Marked before the hook runs: a cut during it is the reboot it was meant to be.
+            p.started = true;
+            let key = p.command_keys.first().cloned().unwrap_or_default();
+            self.save();
+            let call = hooks::Call {
+                command_key: &key,
+                ..Default::default()
+            };
+            let hook_timeout = Duration::from_secs(self.cfg.transfer.hook_timeout.into());
+            let result = if line.trim().is_empty() {
+                Err(hooks::HookError {
+                    code: 9002,
+                    message: format!("no {what} hook is configured"),
+                })
+            } else {
+                hooks::run(&line, &call, hook_timeout, 9002)
+            };
+            match result {
+                Ok(()) => {
+                    log::info!("{what} hook done; waiting for the device to restart");
+                    self.hold_since = Some(now_unix());
+                    return true;
+                }
+                Err(e) => {
+                    let slot = if reset {
+                        &mut self.state.factory_reset
+                    } else {
+                        &mut self.state.reboot
+                    };
+                    if let Some(p) = slot.as_mut() {
+                        p.started = false;
+                        p.tries += 1;
+                        p.next_try = now + HOOK_RETRY_WAIT;
+                        if p.tries >= MAX_HOOK_TRIES {
+                            log::error!(
+                                "{what} failed {} times, giving up: {}",
+                                p.tries,
+                                e.message
+                            );
+                            *slot = None;
+                        } else {
+                            log::error!("{what} failed (try {}): {}", p.tries, e.message);
+                        }
+                    }
+                    self.save();
+                }
+            }
+        }
+        false
+    }
+
+    /// Starts what is due among the transfers (never during a session: the loop calls this
+    /// between sessions). Returns when to look again.
+    fn transfer_step(&mut self, now: i64) -> Option<i64> {
+        let before = self.state.transfers.completed().count();
+        let next = self.state.transfers.next(now);
+        let mut changed = self.state.transfers.completed().count() != before;
+        let wake = match next {
+            Next::Wait(t) => t,
+            Next::Start(id) => {
+                self.start_job(id, false, now);
+                changed = true;
+                None
+            }
+            Next::Apply(id) => {
+                self.start_job(id, true, now);
+                changed = true;
+                None
+            }
+        };
+        if changed {
+            self.ensure_cpe_events();
+            self.save();
+        }
+        wake
+    }
+
+    /// Marks and persists the transfer's next step, then runs it in a thread of its own, which
+    /// reports with [`Trigger::Transfer`].
+    fn start_job(&mut self, id: u64, apply: bool, now: i64) {
+        let dir = self.cfg.transfer.dir.clone();
+        let hooks = self.hooks.clone();
+        let Some(t) = self.state.transfers.get_mut(id) else {
+            return;
+        };
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            let code = if t.origin.is_download() { 9010 } else { 9011 };
+            t.finish(now, code, format!("cannot create {}: {e}", dir.display()));
+            return;
+        }
+        if apply {
+            t.state = transfer::State::Applying;
+        } else {
+            t.state = transfer::State::Fetching;
+            t.attempts += 1;
+            t.start_time = now;
+        }
+        let t = t.clone();
+        // Written before the step begins (the journal of §Durability in ARCHITECTURE.md).
+        self.save();
+        let hook_timeout = Duration::from_secs(self.cfg.transfer.hook_timeout.into());
+        let cfg = self.client_config();
+        let method = if self.cfg.transfer.upload_method == "POST" {
+            client::UploadMethod::Post
+        } else {
+            client::UploadMethod::Put
+        };
+        let kind = t.kind();
+        log::info!(
+            "{} {} {:?} ({}) attempt {}",
+            if apply { "applying" } else { "starting" },
+            match t.origin {
+                transfer::Origin::Download => "Download",
+                transfer::Origin::ScheduleDownload => "ScheduleDownload",
+                transfer::Origin::Upload => "Upload",
+            },
+            t.command_key,
+            t.file_type,
+            t.attempts
+        );
+        let job = move || -> Result<(), client::Failure> {
+            let fail = |code: u32, message: String| client::Failure {
+                code,
+                message,
+                retryable: false,
+            };
+            let file = transfer_file(&dir, t.id, "file");
+            if apply {
+                let line = apply_hook(&hooks, kind, &t.file_type);
+                if line.is_empty() {
+                    return Err(fail(9010, format!("no hook applies {:?}", t.file_type)));
+                }
+                let call = hooks::Call {
+                    file: Some(&file),
+                    target: &t.target_file_name,
+                    file_type: &t.file_type,
+                    instance: None,
+                    command_key: &t.command_key,
+                };
+                return hooks::run(line, &call, hook_timeout, 9010)
+                    .map_err(|e| fail(e.code, e.message));
+            }
+            if !t.origin.is_download() {
+                let up = transfer_file(&dir, t.id, "up");
+                let line = produce_hook(&hooks, kind);
+                let instance = FileType::upload(&t.file_type).and_then(|f| f.instance);
+                let call = hooks::Call {
+                    file: Some(&up),
+                    target: "",
+                    file_type: &t.file_type,
+                    instance,
+                    command_key: &t.command_key,
+                };
+                let r = hooks::run(line, &call, hook_timeout, 9011)
+                    .map_err(|e| fail(e.code, e.message))
+                    .and_then(|()| {
+                        client::upload(&cfg, &t.url, &t.username, &t.password, method, &up)
+                    });
+                let _ = std::fs::remove_file(&up);
+                return r;
+            }
+            let expected = (t.file_size > 0).then_some(u64::from(t.file_size));
+            if let (Some(size), Some(free)) = (expected, client::free_space(&dir)) {
+                if size > free {
+                    return Err(fail(
+                        9010,
+                        format!(
+                            "the file ({size} bytes) does not fit in {} ({free} bytes free)",
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+            let part = transfer_file(&dir, t.id, "part");
+            let r = client::download(&cfg, &t.url, &t.username, &t.password, &part, expected)
+                .and_then(|_| {
+                    std::fs::rename(&part, &file)
+                        .map_err(|e| fail(9010, format!("cannot rename {}: {e}", part.display())))
+                });
+            if r.is_err() {
+                let _ = std::fs::remove_file(&part);
+            }
+            r
+        };
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("transfer".into())
+            .spawn(move || {
+                let result = job();
+                let _ = tx.send(Trigger::Transfer(JobDone { id, apply, result }));
+            });
+        if let Err(e) = spawned {
+            self.job_done(JobDone {
+                id,
+                apply,
+                result: Err(client::Failure {
+                    code: 9002,
+                    message: format!("cannot start the transfer thread: {e}"),
+                    retryable: true,
+                }),
+            });
+        }
+    }
+
+    /// A transfer thread finished a step: the record moves on and is persisted.
+    fn job_done(&mut self, done: JobDone) {
+        let now = now_unix();
+        let dir = self.cfg.transfer.dir.clone();
+        let retry_interval = self.cfg.transfer.retry_interval;
+        let reboots = {
+            let Some(t) = self.state.transfers.get(done.id) else {
+                return;
+            };
+            apply_reboots(&self.hooks, t.kind())
+        };
+        let Some(t) = self.state.transfers.get_mut(done.id) else {
+            return;
+        };
+        let key = t.command_key.clone();
+        match (done.apply, done.result) {
+            (false, Ok(())) if t.origin.is_download() => {
+                log::info!("{key:?}: file downloaded; applying it next");
+                t.state = transfer::State::Fetched;
+            }
+            (false, Ok(())) => {
+                log::info!("{key:?}: upload done");
+                t.finish(now, 0, "");
+            }
+            (false, Err(f)) => {
+                log::warn!("{key:?}: transfer failed with {}: {}", f.code, f.message);
+                self.state.transfers.failed(
+                    done.id,
+                    now,
+                    f.code,
+                    &f.message,
+                    f.retryable,
+                    retry_interval,
+                );
+            }
+            (true, Ok(())) => {
+                if reboots {
+                    log::info!("{key:?}: applied; waiting for the device to restart");
+                    t.state = transfer::State::AwaitingReboot;
+                    t.since = now;
+                } else {
+                    log::info!("{key:?}: applied");
+                    t.finish(now, 0, "");
+                    let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
+                }
+            }
+            (true, Err(f)) => {
+                log::warn!("{key:?}: apply failed with {}: {}", f.code, f.message);
+                t.finish(now, f.code, f.message);
+                let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
+            }
+        }
+        self.ensure_cpe_events();
+        self.save();
+    }
+
+    /// The file server client's settings: the ACS connection's TLS settings (§3.4.3).
+    fn client_config(&self) -> client::ClientConfig {
+        let a = &self.cfg.acs;
+        client::ClientConfig {
+            ca_file: a.ca_file.clone(),
+            client_cert: a.client_cert.clone(),
+            client_key: a.client_key.clone(),
+            timeout: Duration::from_secs(self.cfg.transfer.timeout.into()),
+            user_agent: concat!("cwmpd/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+
+    /// Takes the requests `cwmpd request-download` left (§A.4.2.1) into the agent's state, then
+    /// removes their files.
+    fn pick_up_requests(&mut self) {
+        let Some(store) = &mut self.requests else {
+            return;
+        };
+        let mut taken = Vec::new();
+        for name in store.names() {
+            match store.load_existing::<DownloadRequest>(&name) {
+                Ok(Some(mut r)) => {
+                    r.name = name.clone();
+                    if self.state.requests.iter().any(|x| x.name == name) {
+                    } else if let Err(e) = validate_request(&r) {
+                        log::error!("request {name}: {e}; dropped");
+                    } else if self.state.requests.len() >= MAX_REQUESTS {
+                        log::error!("request {name}: {MAX_REQUESTS} requests pending; dropped");
+                    } else {
+                        log::info!("RequestDownload of {:?} queued", r.file_type);
+                        self.state.requests.push(r);
+                    }
+                    taken.push(name);
+                }
+                Ok(None) => {}
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        if taken.is_empty() {
+            return;
+        }
+        self.ensure_cpe_events();
+        self.save();
+        if let Some(store) = &mut self.requests {
+            for name in taken {
+                if let Err(e) = store.remove(&name) {
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+}
+
+/// Watches `paths` (directories) with inotify from a thread of its own and sends `trigger`
+/// ([`Trigger::ValuesChanged`], [`Trigger::Requests`]) after each burst of changes (a `uci commit` renames a file into
 /// place). A path that cannot be watched is logged; polling still covers it.
 fn watch(
     paths: Vec<std::path::PathBuf>,
     tx: Sender<Trigger>,
     pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    trigger: Trigger,
 ) {
     use inotify::{Inotify, WatchMask};
     if paths.is_empty() {
@@ -888,7 +1640,7 @@ fn watch(
                 }
                 // One check pending at a time: bursts during a long session do not pile up.
                 if !pending.swap(true, std::sync::atomic::Ordering::AcqRel)
-                    && tx.send(Trigger::ValuesChanged).is_err()
+                    && tx.send(trigger.clone()).is_err()
                 {
                     return;
                 }
@@ -899,9 +1651,11 @@ fn watch(
     }
 }
 
-/// What an Inform carries that is settled when its InformResponse arrives.
+/// What an Inform carries that is settled when its InformResponse arrives, and the CPE's own
+/// requests of the session, settled one by one as the ACS answers them.
 struct Delivery {
     in_flight: events::InFlight,
+    cpe_items: Vec<CpeItem>,
     params: Vec<ParameterValue>,
     /// The ACS URL, when the Inform carried `0 BOOTSTRAP`.
     bootstrap_url: Option<String>,
@@ -915,16 +1669,68 @@ fn usable_url(url: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.starts_with(':'))
 }
 
-/// The agent's side of the RPCs that act on the device (ScheduleInform now; Reboot, FactoryReset
-/// and transfers come with their own issue).
+/// The agent's side of the RPCs that act on the device: ScheduleInform, Reboot, FactoryReset and
+/// the transfers. Each only journals the request in the state (persisted by the loop before the
+/// response is posted); the work happens after the session.
 struct AgentControl<'a> {
     state: &'a mut AgentState,
+    hooks: &'a ResolvedHooks,
+    limits: transfer::Limits,
     now: i64,
 }
 
+impl AgentControl<'_> {
+    fn downloads(&self) -> bool {
+        !self.hooks.firmware.is_empty()
+            || !self.hooks.web_content.is_empty()
+            || !self.hooks.config.is_empty()
+            || !self.hooks.vendor.is_empty()
+    }
+
+    fn uploads(&self) -> bool {
+        !self.hooks.upload_config.is_empty() || !self.hooks.upload_log.is_empty()
+    }
+
+    fn require(&self, supported: bool, method: &str) -> Result<(), Fault> {
+        if supported {
+            Ok(())
+        } else {
+            Err(Fault::MethodNotSupported(format!(
+                "{method} is not supported by this CPE (no hook is configured)"
+            )))
+        }
+    }
+}
+
 impl Control for AgentControl<'_> {
-    fn supported(&self) -> &[&'static str] {
-        &["ScheduleInform"]
+    fn supported(&self) -> Vec<&'static str> {
+        let mut m = vec!["ScheduleInform"];
+        if !self.hooks.reboot.is_empty() {
+            m.push("Reboot");
+        }
+        if !self.hooks.factory_reset.is_empty() {
+            m.push("FactoryReset");
+        }
+        if self.downloads() {
+            m.extend([
+                "Download",
+                "ScheduleDownload",
+                "CancelTransfer",
+                "GetQueuedTransfers",
+                "GetAllQueuedTransfers",
+            ]);
+        }
+        if self.uploads() {
+            m.push("Upload");
+            if !self.downloads() {
+                m.extend([
+                    "CancelTransfer",
+                    "GetQueuedTransfers",
+                    "GetAllQueuedTransfers",
+                ]);
+            }
+        }
+        m
     }
 
     fn schedule_inform(&mut self, delay_seconds: u32, command_key: &str) -> Result<(), Fault> {
@@ -935,12 +1741,7 @@ impl Control for AgentControl<'_> {
                 Vec::new(),
             ));
         }
-        if command_key.chars().count() > events::MAX_COMMAND_KEY_LEN {
-            return Err(Fault::InvalidArguments(
-                "CommandKey longer than 32 characters".into(),
-                Vec::new(),
-            ));
-        }
+        check_command_key(command_key)?;
         if self.state.scheduled.len() >= MAX_SCHEDULED {
             return Err(Fault::ResourcesExceeded(
                 "too many scheduled informs".into(),
@@ -952,6 +1753,211 @@ impl Control for AgentControl<'_> {
         });
         Ok(())
     }
+
+    fn reboot(&mut self, command_key: &str) -> Result<(), Fault> {
+        self.require(!self.hooks.reboot.is_empty(), "Reboot")?;
+        check_command_key(command_key)?;
+        let r = self.state.reboot.get_or_insert_with(PendingAction::default);
+        if r.command_keys.len() >= MAX_SCHEDULED {
+            return Err(Fault::ResourcesExceeded("too many Reboot requests".into()));
+        }
+        r.command_keys.push(command_key.to_string());
+        Ok(())
+    }
+
+    fn factory_reset(&mut self) -> Result<(), Fault> {
+        self.require(!self.hooks.factory_reset.is_empty(), "FactoryReset")?;
+        self.state
+            .factory_reset
+            .get_or_insert_with(PendingAction::default);
+        Ok(())
+    }
+
+    fn download(&mut self, d: &Download) -> Result<(u8, String, String), Fault> {
+        self.require(self.downloads(), "Download")?;
+        let hooks = self.hooks;
+        let t = self
+            .state
+            .transfers
+            .download(d, self.now, self.limits, |ft, text| {
+                !apply_hook(hooks, ft.kind, text).is_empty()
+            })?;
+        log::info!(
+            "Download {:?} ({}) of {} queued for {}",
+            t.command_key,
+            t.file_type,
+            t.url,
+            schedule::format_datetime(t.not_before, 0)
+        );
+        // Status 1: the result follows in TransferComplete (§A.3.2.8).
+        Ok((1, time_text(0), time_text(0)))
+    }
+
+    fn upload(&mut self, u: &Upload) -> Result<(u8, String, String), Fault> {
+        self.require(self.uploads(), "Upload")?;
+        let hooks = self.hooks;
+        let t = self
+            .state
+            .transfers
+            .upload(u, self.now, self.limits, |ft| {
+                !produce_hook(hooks, ft.kind).is_empty()
+            })?;
+        log::info!(
+            "Upload {:?} ({}) to {} queued",
+            t.command_key,
+            t.file_type,
+            t.url
+        );
+        Ok((1, time_text(0), time_text(0)))
+    }
+
+    fn schedule_download(&mut self, d: &ScheduleDownload) -> Result<(), Fault> {
+        self.require(self.downloads(), "ScheduleDownload")?;
+        let hooks = self.hooks;
+        let t = self
+            .state
+            .transfers
+            .schedule_download(d, self.now, self.limits, |ft, text| {
+                !apply_hook(hooks, ft.kind, text).is_empty()
+            })?;
+        log::info!(
+            "ScheduleDownload {:?} ({}) of {} queued",
+            t.command_key,
+            t.file_type,
+            t.url
+        );
+        Ok(())
+    }
+
+    fn cancel_transfer(&mut self, command_key: &str) -> Result<(), Fault> {
+        self.require(self.downloads() || self.uploads(), "CancelTransfer")?;
+        self.state.transfers.cancel(command_key)
+    }
+
+    fn queued_transfers(&mut self) -> Result<Vec<QueuedTransfer>, Fault> {
+        self.require(self.downloads() || self.uploads(), "GetQueuedTransfers")?;
+        Ok(self
+            .state
+            .transfers
+            .list
+            .iter()
+            .map(transfer::Transfer::queued)
+            .collect())
+    }
+}
+
+fn check_command_key(command_key: &str) -> Result<(), Fault> {
+    if command_key.chars().count() > events::MAX_COMMAND_KEY_LEN {
+        return Err(Fault::InvalidArguments(
+            "CommandKey longer than 32 characters".into(),
+            Vec::new(),
+        ));
+    }
+    Ok(())
+}
+
+/// The hook applying a downloaded file of this kind ("" = none).
+fn apply_hook<'a>(hooks: &'a ResolvedHooks, kind: FileKind, file_type: &str) -> &'a str {
+    match kind {
+        FileKind::Firmware => &hooks.firmware,
+        FileKind::WebContent => &hooks.web_content,
+        FileKind::Config => &hooks.config,
+        FileKind::Log => "",
+        FileKind::Vendor => {
+            let want = transfer::normalize(file_type);
+            hooks
+                .vendor
+                .iter()
+                .find(|(k, _)| transfer::normalize(k) == want)
+                .map_or("", |(_, v)| v.as_str())
+        }
+    }
+}
+
+/// Whether the apply hook of this kind reboots the device.
+fn apply_reboots(hooks: &ResolvedHooks, kind: FileKind) -> bool {
+    match kind {
+        FileKind::Firmware => hooks.firmware_reboots,
+        FileKind::WebContent => hooks.web_content_reboots,
+        FileKind::Config => hooks.config_reboots,
+        FileKind::Log | FileKind::Vendor => false,
+    }
+}
+
+/// The hook producing an upload's file of this kind ("" = none).
+fn produce_hook(hooks: &ResolvedHooks, kind: FileKind) -> &str {
+    match kind {
+        FileKind::Config => &hooks.upload_config,
+        FileKind::Log => &hooks.upload_log,
+        _ => "",
+    }
+}
+
+/// A Unix time as xsd:dateTime; [`transfer::UNKNOWN_TIME`] is the schema's unknown time.
+fn time_text(t: i64) -> String {
+    if t == transfer::UNKNOWN_TIME {
+        "0001-01-01T00:00:00Z".to_string()
+    } else {
+        schedule::format_datetime(t, 0)
+    }
+}
+
+/// The file of transfer `id` in the transfer directory: `part` while it arrives, `file` when
+/// whole, `up` for an upload being produced.
+fn transfer_file(dir: &std::path::Path, id: u64, ext: &str) -> std::path::PathBuf {
+    dir.join(format!("{id}.{ext}"))
+}
+
+/// Removes what a cut left in the transfer directory: every partial download and upload, and
+/// whole files no record waits to apply.
+fn clean_transfer_dir(dir: &std::path::Path, transfers: &Transfers) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((id, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let Ok(id) = id.parse::<u64>() else {
+            continue;
+        };
+        let keep = ext == "file"
+            && transfers
+                .get(id)
+                .is_some_and(|t| t.state == transfer::State::Fetched);
+        if matches!(ext, "part" | "file" | "up") && !keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Checks a RequestDownload (from the command line or a request file): a download FileType
+/// (§A.4.2.1), at most [`MAX_REQUEST_ARGS`] arguments of bounded length.
+pub fn validate_request(r: &DownloadRequest) -> Result<(), String> {
+    if FileType::download(&r.file_type).is_none() {
+        return Err(format!(
+            "{:?} is not a download FileType (1 Firmware Upgrade Image, 2 Web Content, 3 Vendor \
+             Configuration File or X <OUI> <name>)",
+            r.file_type
+        ));
+    }
+    if r.args.len() > MAX_REQUEST_ARGS {
+        return Err(format!("at most {MAX_REQUEST_ARGS} arguments"));
+    }
+    for a in &r.args {
+        if a.name.is_empty()
+            || a.name.chars().count() > 64
+            || a.value.chars().count() > MAX_REQUEST_ARG_LEN
+        {
+            return Err(format!(
+                "argument {:?}: the name must be 1-64 characters, the value at most \
+                 {MAX_REQUEST_ARG_LEN}",
+                a.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The version a fallback namespace speaks.

@@ -19,7 +19,8 @@ use cwmpd::agent::Agent;
 use cwmpd::config::{self, Config};
 use cwmpd::soap::msg::SetValue;
 
-const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check]
+const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check
+             | request-download FILETYPE [NAME=VALUE]...]
   -c FILE   config file (default /etc/cwmpd/cwmpd.toml; the embedded default when that is absent)";
 
 fn main() -> ExitCode {
@@ -190,6 +191,62 @@ fn run(args: Vec<String>) -> CliResult {
                     s.command_key
                 );
             }
+            for t in &st.transfers.list {
+                println!(
+                    "transfer: {:?} {} {} {:?}{}",
+                    t.command_key,
+                    t.file_type,
+                    t.url,
+                    t.state,
+                    if t.state == cwmpd::transfer::State::Done {
+                        format!(" (fault {})", t.fault_code)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if let Some(r) = &st.reboot {
+                println!("reboot pending: {:?}", r.command_keys);
+            }
+            if st.factory_reset.is_some() {
+                println!("factory reset pending");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "request-download" => {
+            // §A.4.2.1: the daemon's next session asks the ACS for a file of this type.
+            let file_type = args
+                .first()
+                .ok_or_else(|| usage("request-download needs a FILETYPE"))?;
+            let list = args
+                .get(1..)
+                .unwrap_or(&[])
+                .iter()
+                .map(|a| {
+                    let (name, value) = a
+                        .split_once('=')
+                        .ok_or_else(|| usage(format!("{a:?} is not NAME=VALUE")))?;
+                    Ok(cwmpd::agent::FileTypeArg {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, (u8, String)>>()?;
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let name = format!("rd-{nanos}-{}", std::process::id());
+            let req = cwmpd::agent::DownloadRequest {
+                name: name.clone(),
+                file_type: file_type.trim().to_string(),
+                args: list,
+            };
+            cwmpd::agent::validate_request(&req).map_err(usage)?;
+            let dir = cfg.storage.dir.join(cwmpd::agent::REQUESTS_DIR);
+            let mut store = cwmpd::store::Store::open(&dir).map_err(failed)?;
+            store.save(&name, &req).map_err(failed)?;
+            println!("queued");
             Ok(ExitCode::SUCCESS)
         }
         "check" => {

@@ -14,8 +14,8 @@ use crate::soap::msg::{
 /// default answers 9000 and is not listed by GetRPCMethods.
 pub trait Control {
     /// The optional methods this agent supports, as listed by GetRPCMethods.
-    fn supported(&self) -> &[&'static str] {
-        &[]
+    fn supported(&self) -> Vec<&'static str> {
+        Vec::new()
     }
     /// Reboot (§A.3.2.10): reboot after the session ends; `M Reboot` with the CommandKey next.
     fn reboot(&mut self, command_key: &str) -> Result<(), Fault> {
@@ -79,7 +79,7 @@ pub const REQUIRED_METHODS: &[&str] = &[
 pub fn method_list(ctl: &dyn Control) -> Vec<String> {
     REQUIRED_METHODS
         .iter()
-        .chain(ctl.supported())
+        .chain(ctl.supported().iter())
         .map(|m| m.to_string())
         .collect()
 }
