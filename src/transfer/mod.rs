@@ -304,46 +304,12 @@ impl Transfers {
         limits: Limits,
         supported: impl Fn(&FileType, &str) -> bool,
     ) -> Result<&Transfer, Fault> {
-        let ft = FileType::download(&d.file_type)
-            .ok_or_else(|| invalid(format!("FileType {:?} is not a download type", d.file_type)))?;
-        if !supported(&ft, &d.file_type) {
-            return Err(invalid(format!(
-                "FileType {:?} is not supported by this CPE",
-                d.file_type
-            )));
-        }
-        check_args(
-            &d.command_key,
-            &d.url,
-            &d.username,
-            &d.password,
-            &d.target_file_name,
-        )?;
         let start = now.saturating_add(i64::from(d.delay_seconds));
-        let t = Transfer {
-            id: 0,
-            origin: Origin::Download,
-            command_key: d.command_key.clone(),
-            file_type: d.file_type.trim().to_string(),
-            url: d.url.trim().to_string(),
-            username: d.username.clone(),
-            password: d.password.clone(),
-            file_size: d.file_size,
-            target_file_name: d.target_file_name.clone(),
-            windows: vec![Window {
-                start,
-                end: i64::MAX,
-            }],
-            max_retries: limits.retries,
-            attempts: 0,
-            not_before: start,
-            state: State::Queued,
-            start_time: UNKNOWN_TIME,
-            complete_time: UNKNOWN_TIME,
-            fault_code: 0,
-            fault_string: String::new(),
-            since: 0,
+        let window = Window {
+            start,
+            end: i64::MAX,
         };
+        let t = download_record(d, Origin::Download, vec![window], limits.retries, supported)?;
         self.push(t, limits)
     }
 
@@ -357,16 +323,6 @@ impl Transfers {
         limits: Limits,
         supported: impl Fn(&FileType, &str) -> bool,
     ) -> Result<&Transfer, Fault> {
-        let as_download = Download {
-            command_key: d.command_key.clone(),
-            file_type: d.file_type.clone(),
-            url: d.url.clone(),
-            username: d.username.clone(),
-            password: d.password.clone(),
-            file_size: d.file_size,
-            target_file_name: d.target_file_name.clone(),
-            ..Default::default()
-        };
         if d.time_windows.is_empty() || d.time_windows.len() > 2 {
             return Err(invalid(
                 "TimeWindowList must have one or two windows".into(),
@@ -407,29 +363,24 @@ impl Transfers {
                 end: now.saturating_add(i64::from(w.window_end)),
             });
         }
-        let limits = Limits {
-            retries: retries.unwrap_or(limits.retries),
-            ..limits
+        let as_download = Download {
+            command_key: d.command_key.clone(),
+            file_type: d.file_type.clone(),
+            url: d.url.clone(),
+            username: d.username.clone(),
+            password: d.password.clone(),
+            file_size: d.file_size,
+            target_file_name: d.target_file_name.clone(),
+            ..Default::default()
         };
-        let first = windows.first().map_or(now, |w| w.start);
-        let id = self
-            .download(&as_download, now, limits, supported)
-            .map(|t| t.id)?;
-        // safety of the lookup: `download` just returned this id; a duplicate returns the
-        // earlier record, which keeps its own windows.
-        if let Some(t) = self
-            .list
-            .iter_mut()
-            .find(|t| t.id == id && t.origin == Origin::Download && t.state == State::Queued)
-        {
-            if t.windows.len() == 1 && t.windows.first().is_some_and(|w| w.end == i64::MAX) {
-                t.origin = Origin::ScheduleDownload;
-                t.windows = windows;
-                t.not_before = first;
-            }
-        }
-        self.get(id)
-            .ok_or_else(|| Fault::internal("scheduled download vanished"))
+        let t = download_record(
+            &as_download,
+            Origin::ScheduleDownload,
+            windows,
+            retries.unwrap_or(limits.retries),
+            supported,
+        )?;
+        self.push(t, limits)
     }
 
     /// Validates and queues an Upload (§A.3.2.9). `supported` says whether the FileType's kind
@@ -689,6 +640,54 @@ impl Transfers {
     pub fn completed(&self) -> impl Iterator<Item = &Transfer> {
         self.list.iter().filter(|t| t.state == State::Done)
     }
+}
+
+/// A Download's or ScheduleDownload's record, validated (§A.3.2.8): a download FileType with
+/// an apply hook (`supported`), and the argument checks.
+fn download_record(
+    d: &Download,
+    origin: Origin,
+    windows: Vec<Window>,
+    max_retries: u32,
+    supported: impl Fn(&FileType, &str) -> bool,
+) -> Result<Transfer, Fault> {
+    let ft = FileType::download(&d.file_type)
+        .ok_or_else(|| invalid(format!("FileType {:?} is not a download type", d.file_type)))?;
+    if !supported(&ft, &d.file_type) {
+        return Err(invalid(format!(
+            "FileType {:?} is not supported by this CPE",
+            d.file_type
+        )));
+    }
+    check_args(
+        &d.command_key,
+        &d.url,
+        &d.username,
+        &d.password,
+        &d.target_file_name,
+    )?;
+    let not_before = windows.first().map_or(0, |w| w.start);
+    Ok(Transfer {
+        id: 0,
+        origin,
+        command_key: d.command_key.clone(),
+        file_type: d.file_type.trim().to_string(),
+        url: d.url.trim().to_string(),
+        username: d.username.clone(),
+        password: d.password.clone(),
+        file_size: d.file_size,
+        target_file_name: d.target_file_name.clone(),
+        windows,
+        max_retries,
+        attempts: 0,
+        not_before,
+        state: State::Queued,
+        start_time: UNKNOWN_TIME,
+        complete_time: UNKNOWN_TIME,
+        fault_code: 0,
+        fault_string: String::new(),
+        since: 0,
+    })
 }
 
 /// The checks every transfer RPC makes on its strings (`string(32)`/`string(256)`).
