@@ -746,7 +746,8 @@ impl Agent {
                 },
                 Action::Execute(req) => {
                     log::info!("ACS request: {}", req.method());
-                    let now = now_unix();
+                    // Rounded up: what the ACS delays by DelaySeconds never fires early.
+                    let now = now_unix_ceil();
                     let resp = {
                         let mut ctl = AgentControl {
                             state: &mut self.state,
@@ -1069,6 +1070,7 @@ impl Agent {
             now,
             |k| apply_reboots(&hooks, k),
             |id| transfer_file(&dir, id, "file").is_file(),
+            |id| transfer_file(&dir, id, "started").exists(),
         );
         clean_transfer_dir(&dir, &self.state.transfers);
         // A firmware the ACS did not install (§A.4.2.2 AutonomousTransferComplete): the version
@@ -1409,6 +1411,15 @@ impl Agent {
                     instance: None,
                     command_key: &t.command_key,
                 };
+                // The mark `recover` tells a started hook by (a hook that reboots may never
+                // return).
+                let started = transfer_file(&dir, t.id, "started");
+                if let Err(e) = std::fs::write(&started, b"") {
+                    return Err(fail(
+                        9010,
+                        format!("cannot write {}: {e}", started.display()),
+                    ));
+                }
                 return hooks::run(line, &call, hook_timeout, 9010)
                     .map_err(|e| fail(e.code, e.message));
             }
@@ -1525,6 +1536,14 @@ impl Agent {
                 t.finish(now, f.code, f.message);
                 let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
             }
+        }
+        let finished = self
+            .state
+            .transfers
+            .get(done.id)
+            .is_none_or(|t| t.state == transfer::State::Done);
+        if done.apply && finished {
+            let _ = std::fs::remove_file(transfer_file(&dir, done.id, "started"));
         }
         self.ensure_cpe_events();
         self.save();
@@ -1926,7 +1945,7 @@ fn clean_transfer_dir(dir: &std::path::Path, transfers: &Transfers) {
             && transfers
                 .get(id)
                 .is_some_and(|t| t.state == transfer::State::Fetched);
-        if matches!(ext, "part" | "file" | "up") && !keep {
+        if matches!(ext, "part" | "file" | "up" | "started") && !keep {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -1967,6 +1986,15 @@ fn ns_version(ns: CwmpNs) -> CwmpVersion {
         CwmpNs::V1_1 => CwmpVersion::V1_1,
         _ => CwmpVersion::V1_2,
     }
+}
+
+/// Seconds since the Unix epoch, rounded up (a time `now_unix_ceil() + n` is at least `n`
+/// seconds away).
+fn now_unix_ceil() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0))
+        .unwrap_or(0)
 }
 
 /// Seconds since the Unix epoch.

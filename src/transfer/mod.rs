@@ -584,15 +584,22 @@ impl Transfers {
     ///   attempts are left, else 9010.
     ///
     /// `reboots(kind)` tells whether a kind's hook reboots; `file_present(id)` whether the
-    /// whole downloaded file is there. Returns the firmware downloads completed this way.
+    /// whole downloaded file is there; `hook_started(id)` whether the apply hook was started
+    /// (a mark written just before it; a cut between the `Applying` mark and the hook's start
+    /// applies again). Returns the firmware downloads completed this way.
     pub fn recover(
         &mut self,
         now: i64,
         reboots: impl Fn(FileKind) -> bool,
         file_present: impl Fn(u64) -> bool,
+        hook_started: impl Fn(u64) -> bool,
     ) -> usize {
         let mut firmware = 0;
         for t in &mut self.list {
+            if t.state == State::Applying && file_present(t.id) && !hook_started(t.id) {
+                t.state = State::Fetched;
+                continue;
+            }
             match t.state {
                 State::Queued | State::Done => {}
                 State::Fetching => {
@@ -906,8 +913,9 @@ mod tests {
             "apply-fw",
             "apply-cfg",
             "apply-cfg-gone",
+            "apply-fw-not-started",
         ] {
-            let ft = if k == "apply-fw" {
+            let ft = if k.starts_with("apply-fw") {
                 "1 Firmware Upgrade Image"
             } else {
                 "3 Vendor Configuration File"
@@ -929,7 +937,13 @@ mod tests {
         set(&mut q, 3, State::Applying, 1);
         set(&mut q, 4, State::Applying, 1);
         set(&mut q, 5, State::Applying, 1);
-        let fw = q.recover(50, |k| k == FileKind::Firmware, |id| id == 4);
+        set(&mut q, 6, State::Applying, 1);
+        let fw = q.recover(
+            50,
+            |k| k == FileKind::Firmware,
+            |id| id == 4 || id == 6,
+            |id| id != 6,
+        );
         assert_eq!(fw, 1);
         let st = |id| {
             let t = q.get(id).unwrap();
@@ -940,6 +954,8 @@ mod tests {
         assert_eq!(st(3), (State::Done, 0));
         assert_eq!(st(4), (State::Fetched, 0));
         assert_eq!(st(5), (State::Done, 9010));
+        // Cut before its hook started: applied again, not reported done.
+        assert_eq!(st(6), (State::Fetched, 0));
         assert_eq!(q.next(50), Next::Apply(4));
     }
 }
