@@ -358,9 +358,14 @@ impl Transfers {
             } else {
                 u32::try_from(w.max_retries).unwrap_or(0)
             });
+            // `now` is the request's time rounded up (nothing starts early); the end is counted
+            // from the second before, and a window holds while `end > now`, so nothing starts
+            // after it either.
             windows.push(Window {
                 start: now.saturating_add(i64::from(w.window_start)),
-                end: now.saturating_add(i64::from(w.window_end)),
+                end: now
+                    .saturating_add(i64::from(w.window_end))
+                    .saturating_sub(1),
             });
         }
         let as_download = Download {
@@ -516,7 +521,7 @@ impl Transfers {
         let mut start = None;
         for t in self.list.iter_mut().filter(|t| t.state == State::Queued) {
             let from = t.not_before;
-            match t.windows.iter().find(|w| w.end >= now.max(from)) {
+            match t.windows.iter().find(|w| w.end > now.max(from)) {
                 None => {
                     let why = if t.origin == Origin::ScheduleDownload {
                         "not completed within the time windows"
