@@ -120,6 +120,9 @@ pub struct Outcome {
     pub inform_accepted: bool,
     /// How many of [`SessionParams::cpe_requests`] (from the front) the ACS answered.
     pub delivered: usize,
+    /// The index in [`SessionParams::cpe_requests`] of a request the ACS answered with a fault
+    /// (other than 8005 within the retries): the session ended there.
+    pub refused: Option<usize>,
     /// The CWMP version of the session (the one offered when no InformResponse came).
     pub version: CwmpVersion,
     /// The namespace the Inform was sent in: what to remember for this ACS URL once accepted.
@@ -216,6 +219,8 @@ pub struct Session {
     ns: CwmpNs,
     requests: Vec<CpeRequest>,
     delivered: usize,
+    /// A CPE request the ACS answered with a fault.
+    refused: Option<usize>,
     inform_accepted: bool,
     /// `HoldRequests` of the ACS's most recent envelope (§A.4.1; absent = false).
     hold: bool,
@@ -276,6 +281,7 @@ impl Session {
             ns: params.ns,
             requests: params.cpe_requests,
             delivered: 0,
+            refused: None,
             inform_accepted: false,
             hold: false,
             limits: params.limits,
@@ -506,6 +512,7 @@ impl Session {
                 if fault.is_retry() && resent < MAX_RETRY_REQUEST {
                     self.send_request(index, resent + 1)
                 } else {
+                    self.refused = Some(index);
                     self.finish(Err(SessionError::AcsFault(fault)))
                 }
             }
@@ -641,6 +648,7 @@ impl Session {
             result,
             inform_accepted: self.inform_accepted,
             delivered: self.delivered,
+            refused: self.refused,
             version: self.version,
             ns: self.inform_ns,
             acs_ns: self.ns,
@@ -1132,6 +1140,20 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
         let a = s.on_reply(500, &acs::emit_acs_fault(NS12, None, &refused));
         assert_eq!(outcome(&a).result, Err(SessionError::AcsFault(refused)));
         assert_eq!(outcome(&a).delivered, 0);
+        // The agent learns which of its requests was refused.
+        assert_eq!(outcome(&a).refused, Some(0));
+    }
+
+    #[test]
+    fn a_fault_to_the_inform_refuses_no_cpe_request() {
+        let (mut s, _) = Session::start(params(NS12, vec![transfer_complete("fw-1")]));
+        let busy = AcsFault {
+            code: 8005,
+            string: "Retry request".into(),
+        };
+        let a = s.on_reply(500, &acs::emit_acs_fault(NS12, None, &busy));
+        assert!(outcome(&a).result.is_err(), "{a:?}");
+        assert_eq!(outcome(&a).refused, None);
     }
 
     #[test]
