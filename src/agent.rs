@@ -23,8 +23,8 @@ use crate::rpc::{self, Control};
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
 use crate::soap::msg::{
-    CpeRequest, CwmpNs, CwmpVersion, DeviceId, Download, FaultStruct, Inform, ParameterValue,
-    QueuedTransfer, ScheduleDownload, Upload,
+    AcsRequest, CpeRequest, CpeResponse, CwmpNs, CwmpVersion, DeviceId, Download, FaultStruct,
+    Inform, ParameterValue, QueuedTransfer, ScheduleDownload, Upload,
 };
 use crate::store::Store;
 use crate::transfer::{self, client, hooks, FileKind, FileType, Next, Transfers};
@@ -235,6 +235,8 @@ pub struct Agent {
     hold_since: Option<i64>,
     /// Where `cwmpd request-download` leaves requests (opened by the daemon).
     requests: Option<Store>,
+    /// The kernel boot id changed since the last start (`1 BOOT` is queued).
+    booted: bool,
 }
 
 /// The outcome of one session run by [`Agent::run_session`].
@@ -275,6 +277,7 @@ impl Agent {
             hooks,
             hold_since: None,
             requests: None,
+            booted: false,
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
@@ -392,6 +395,22 @@ impl Agent {
     /// Queues `1 BOOT` when the device booted since the last start (a new kernel boot id), and
     /// `0 BOOTSTRAP` when this ACS URL never acknowledged one. Called once at start.
     pub fn note_start(&mut self) -> Result<(), String> {
+        let boot = crate::os::boot_id().unwrap_or_default();
+        let booted = boot.is_empty() || boot != self.state.boot_id;
+        if booted {
+            self.state.events.rebooted();
+            self.add_event(events::BOOT, "")?;
+            self.state.boot_id = boot;
+        }
+        self.booted = booted;
+        self.note_url()?;
+        self.persist()
+    }
+
+    /// The daemon's start: a FactoryReset carried out, `1 BOOT`/`0 BOOTSTRAP`, then what the
+    /// records of the previous run mean now ([`Agent::recover`]). Only the daemon does this: a
+    /// `cwmpd inform` beside a running daemon must not touch its transfers.
+    fn start_daemon(&mut self) -> Result<(), String> {
         if self.state.factory_reset.as_ref().is_some_and(|f| f.started) {
             // §A.4.1.3: the reset hook ran (OpenWrt's firstboot wipes the storage directory
             // itself). What the agent kept goes too, so it starts as new: `0 BOOTSTRAP` (no URL
@@ -414,15 +433,8 @@ impl Agent {
                 .backends_mut()
                 .set_runtime("connection_request.url", &url);
         }
-        let boot = crate::os::boot_id().unwrap_or_default();
-        let booted = boot.is_empty() || boot != self.state.boot_id;
-        if booted {
-            self.state.events.rebooted();
-            self.add_event(events::BOOT, "")?;
-            self.state.boot_id = boot;
-        }
-        self.recover(booted)?;
-        self.note_url()?;
+        self.note_start()?;
+        self.recover(self.booted)?;
         self.persist()
     }
 
@@ -702,7 +714,7 @@ impl Agent {
         // like) will refuse it again: it is dropped. A refused TransferComplete is kept: the
         // ACS asked for that transfer and must hear how it ended.
         if let Err(session::SessionError::AcsFault(f)) = &outcome.result {
-            if let Some(item) = delivery.cpe_items.get(outcome.delivered) {
+            if let Some(item) = outcome.refused.and_then(|i| delivery.cpe_items.get(i)) {
                 if !matches!(item, CpeItem::Transfer(_)) {
                     log::warn!("the ACS refused {item:?} with {f:?}; dropped");
                     self.settle(item);
@@ -748,7 +760,20 @@ impl Agent {
                     log::info!("ACS request: {}", req.method());
                     // Rounded up: what the ACS delays by DelaySeconds never fires early.
                     let now = now_unix_ceil();
-                    let resp = {
+                    // The requests that are journalled: their response promises work that a
+                    // failed write would lose, so a failed write answers 9002 and undoes them.
+                    let journalled = matches!(
+                        req,
+                        AcsRequest::Download(_)
+                            | AcsRequest::Upload(_)
+                            | AcsRequest::ScheduleDownload(_)
+                            | AcsRequest::Reboot { .. }
+                            | AcsRequest::FactoryReset
+                            | AcsRequest::ScheduleInform { .. }
+                            | AcsRequest::CancelTransfer { .. }
+                    );
+                    let before = journalled.then(|| self.state.clone());
+                    let mut resp = {
                         let mut ctl = AgentControl {
                             state: &mut self.state,
                             hooks: &self.hooks,
@@ -760,11 +785,20 @@ impl Agent {
                         };
                         rpc::execute(&mut self.engine, &mut ctl, &req)
                     };
-                    if let crate::soap::msg::CpeResponse::Fault(f) = &resp {
+                    if let CpeResponse::Fault(f) = &resp {
                         log::info!("answered {} with fault {f}", req.method());
                     }
                     // What the ACS changed is persisted before the response is sent.
-                    self.save();
+                    if let Err(e) = self.persist() {
+                        log::error!("{e}");
+                        if let Some(before) = before {
+                            self.state = before;
+                            resp = CpeResponse::Fault(Fault::internal(format!(
+                                "{} could not be recorded: {e}",
+                                req.method()
+                            )));
+                        }
+                    }
                     session.executed(resp)
                 }
                 Action::Done(outcome) => return outcome,
@@ -841,7 +875,7 @@ impl Agent {
     /// The daemon: runs until a [`Trigger::Stop`] arrives. Only a failure to start (an unusable
     /// store) is returned; everything after that is logged and retried.
     pub fn run(&mut self) -> Result<(), String> {
-        self.note_start()?;
+        self.start_daemon()?;
         self.start_connreq()?;
         let watch_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         watch(
@@ -1230,6 +1264,11 @@ impl Agent {
                     format!("the device did not restart within {timeout} s after the apply hook"),
                 );
                 changed = true;
+                // Whatever the hook did to the firmware, the ACS asked for it: no
+                // AutonomousTransferComplete for it at the next start.
+                if t.kind() == FileKind::Firmware {
+                    self.state.software_version.clear();
+                }
             }
         }
         if changed {
@@ -1247,12 +1286,24 @@ impl Agent {
                     p.started = false;
                     p.tries += 1;
                     p.next_try = now + HOOK_RETRY_WAIT;
+                    if p.tries >= MAX_HOOK_TRIES {
+                        log::error!(
+                            "the hook did not restart the device {} times; giving up",
+                            p.tries
+                        );
+                        *a = None;
+                    }
                 }
             }
             self.save();
         }
         if self.state.transfers.awaiting_reboot() {
             return true;
+        }
+        // Never while a transfer's file is moving or being installed (a reboot in the middle of
+        // a sysupgrade would brick the device): after it.
+        if self.state.transfers.busy() {
+            return false;
         }
         // A FactoryReset first (it reboots too), else a Reboot.
         for reset in [true, false] {
@@ -1362,6 +1413,7 @@ impl Agent {
             t.finish(now, code, format!("cannot create {}: {e}", dir.display()));
             return;
         }
+        let prev = t.clone();
         if apply {
             t.state = transfer::State::Applying;
         } else {
@@ -1370,8 +1422,18 @@ impl Agent {
             t.start_time = now;
         }
         let t = t.clone();
-        // Written before the step begins (the journal of §Durability in ARCHITECTURE.md).
-        self.save();
+        // Written before the step begins; a step that cannot be recorded does not begin (it is
+        // tried again after retry_interval).
+        if let Err(e) = self.persist() {
+            log::error!("{e}; transfer {:?} postponed", t.command_key);
+            if let Some(r) = self.state.transfers.get_mut(id) {
+                *r = transfer::Transfer {
+                    not_before: now.saturating_add(self.cfg.transfer.retry_interval.into()),
+                    ..prev
+                };
+            }
+            return;
+        }
         let hook_timeout = Duration::from_secs(self.cfg.transfer.hook_timeout.into());
         let cfg = self.client_config();
         let method = if self.cfg.transfer.upload_method == "POST" {
@@ -1443,7 +1505,12 @@ impl Agent {
                 return r;
             }
             let expected = (t.file_size > 0).then_some(u64::from(t.file_size));
-            if let (Some(size), Some(free)) = (expected, client::free_space(&dir)) {
+            let free = client::free_space(&dir);
+            // Without a FileSize, a quarter of the free space stays free (the directory is
+            // RAM on a router).
+            let mut cfg = cfg;
+            cfg.max_download = free.map(|f| f - f / 4);
+            if let (Some(size), Some(free)) = (expected, free) {
                 if size > free {
                     return Err(fail(
                         9010,
@@ -1469,7 +1536,16 @@ impl Agent {
         let spawned = std::thread::Builder::new()
             .name("transfer".into())
             .spawn(move || {
-                let result = job();
+                // A panic in the transfer code must not leave the record marked as running
+                // with no thread behind it: it becomes a retryable internal error.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                    .unwrap_or_else(|_| {
+                        Err(client::Failure {
+                            code: 9002,
+                            message: "internal error in the transfer thread".into(),
+                            retryable: true,
+                        })
+                    });
                 let _ = tx.send(Trigger::Transfer(JobDone { id, apply, result }));
             });
         if let Err(e) = spawned {
@@ -1490,11 +1566,11 @@ impl Agent {
         let now = now_unix();
         let dir = self.cfg.transfer.dir.clone();
         let retry_interval = self.cfg.transfer.retry_interval;
-        let reboots = {
+        let (reboots, kind) = {
             let Some(t) = self.state.transfers.get(done.id) else {
                 return;
             };
-            apply_reboots(&self.hooks, t.kind())
+            (apply_reboots(&self.hooks, t.kind()), t.kind())
         };
         let Some(t) = self.state.transfers.get_mut(done.id) else {
             return;
@@ -1520,21 +1596,18 @@ impl Agent {
                     retry_interval,
                 );
             }
+            (true, Ok(())) if reboots => {
+                log::info!("{key:?}: applied; waiting for the device to restart");
+                t.state = transfer::State::AwaitingReboot;
+                t.since = now;
+            }
             (true, Ok(())) => {
-                if reboots {
-                    log::info!("{key:?}: applied; waiting for the device to restart");
-                    t.state = transfer::State::AwaitingReboot;
-                    t.since = now;
-                } else {
-                    log::info!("{key:?}: applied");
-                    t.finish(now, 0, "");
-                    let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
-                }
+                log::info!("{key:?}: applied");
+                t.finish(now, 0, "");
             }
             (true, Err(f)) => {
                 log::warn!("{key:?}: apply failed with {}: {}", f.code, f.message);
                 t.finish(now, f.code, f.message);
-                let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
             }
         }
         let finished = self
@@ -1542,11 +1615,19 @@ impl Agent {
             .transfers
             .get(done.id)
             .is_none_or(|t| t.state == transfer::State::Done);
-        if done.apply && finished {
-            let _ = std::fs::remove_file(transfer_file(&dir, done.id, "started"));
+        if done.apply && finished && kind == FileKind::Firmware {
+            // The ACS asked for this firmware: no AutonomousTransferComplete for the version it
+            // brought.
+            self.state.software_version.clear();
         }
         self.ensure_cpe_events();
+        // Written before the files go: a cut in between finds the record done, not an apply
+        // whose file vanished.
         self.save();
+        if done.apply && finished {
+            let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
+            let _ = std::fs::remove_file(transfer_file(&dir, done.id, "started"));
+        }
     }
 
     /// The file server client's settings: the ACS connection's TLS settings (§3.4.3).
@@ -1558,6 +1639,7 @@ impl Agent {
             client_key: a.client_key.clone(),
             timeout: Duration::from_secs(self.cfg.transfer.timeout.into()),
             user_agent: concat!("cwmpd/", env!("CARGO_PKG_VERSION")).to_string(),
+            max_download: None,
         }
     }
 
@@ -1805,7 +1887,7 @@ impl Control for AgentControl<'_> {
             "Download {:?} ({}) of {} queued for {}",
             t.command_key,
             t.file_type,
-            t.url,
+            transfer::redact_url(&t.url),
             schedule::format_datetime(t.not_before, 0)
         );
         // Status 1: the result follows in TransferComplete (§A.3.2.8).
@@ -1825,7 +1907,7 @@ impl Control for AgentControl<'_> {
             "Upload {:?} ({}) to {} queued",
             t.command_key,
             t.file_type,
-            t.url
+            transfer::redact_url(&t.url)
         );
         Ok((1, time_text(0), time_text(0)))
     }
@@ -1843,7 +1925,7 @@ impl Control for AgentControl<'_> {
             "ScheduleDownload {:?} ({}) of {} queued",
             t.command_key,
             t.file_type,
-            t.url
+            transfer::redact_url(&t.url)
         );
         Ok(())
     }

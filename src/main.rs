@@ -196,7 +196,7 @@ fn run(args: Vec<String>) -> CliResult {
                     "transfer: {:?} {} {} {:?}{}",
                     t.command_key,
                     t.file_type,
-                    t.url,
+                    cwmpd::transfer::redact_url(&t.url),
                     t.state,
                     if t.state == cwmpd::transfer::State::Done {
                         format!(" (fault {})", t.fault_code)

@@ -75,6 +75,9 @@ pub struct ClientConfig {
     /// The `User-Agent` header (printable ASCII; anything else is replaced by the default).
     /// Default `cwmpd/<version>`.
     pub user_agent: String,
+    /// Most bytes a download without a FileSize may bring (the room left in the transfer
+    /// directory, which is RAM on a router); beyond it, 9010. `None`: no limit.
+    pub max_download: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +88,7 @@ impl Default for ClientConfig {
             client_key: None,
             timeout: transport::DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
+            max_download: None,
         }
     }
 }
@@ -165,6 +169,25 @@ pub fn download(
             ));
         }
     }
+    // Without a FileSize the room left is the limit (a body that never ends must not fill the
+    // RAM disk).
+    let cap = if expected.is_none() {
+        cfg.max_download
+    } else {
+        None
+    };
+    if let (Some(cap), Some(got)) = (cap, announced) {
+        if got > cap {
+            return Err(Failure::new(
+                DOWNLOAD_FAILURE,
+                false,
+                format!(
+                    "{} announces {got} bytes; only {cap} may be stored",
+                    target.url
+                ),
+            ));
+        }
+    }
     log::info!(
         "downloading {} ({} bytes) to {}",
         target.url,
@@ -188,8 +211,11 @@ pub fn download(
     let mut total: u64 = 0;
     loop {
         // With a FileSize, one byte more than announced is enough to call the file corrupted.
-        let room = match expected {
-            Some(want) => (want + 1).saturating_sub(total).min(CHUNK as u64),
+        let room = match expected.or(cap) {
+            Some(want) => want
+                .saturating_add(1)
+                .saturating_sub(total)
+                .min(CHUNK as u64),
             None => CHUNK as u64,
         };
         let n = match Read::by_ref(&mut body).take(room).read(&mut buf) {
@@ -219,6 +245,18 @@ pub fn download(
         };
         file.write_all(chunk).map_err(local)?;
         total += n as u64;
+        if let Some(cap) = cap {
+            if total > cap {
+                return Err(Failure::new(
+                    DOWNLOAD_FAILURE,
+                    false,
+                    format!(
+                        "{} sends more than the {cap} bytes that may be stored",
+                        target.url
+                    ),
+                ));
+            }
+        }
         if let Some(want) = expected {
             if total > want {
                 return Err(Failure::new(
@@ -1135,6 +1173,31 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn a_download_without_file_size_stops_at_the_room_left() {
+        let srv = Server::start(|_req: &Req| full(200, &[], &pattern(300_000)));
+        let tmp = TempDir::new();
+        let dest = tmp.path("f");
+        let small = ClientConfig {
+            max_download: Some(100_000),
+            ..cfg()
+        };
+        let f = assert_fails(
+            download(&small, &srv.url("/f"), "", "", &dest, None),
+            9010,
+            false,
+        );
+        assert!(f.message.contains("100000"), "{f:?}");
+        let roomy = ClientConfig {
+            max_download: Some(300_000),
+            ..cfg()
+        };
+        assert_eq!(
+            download(&roomy, &srv.url("/f"), "", "", &dest, None).unwrap(),
+            300_000
+        );
     }
 
     fn cfg() -> ClientConfig {

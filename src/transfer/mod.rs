@@ -117,6 +117,20 @@ impl FileType {
     }
 }
 
+/// A URL for a log line or `cwmpd status`: user information (`http://user:pass@host/`) is
+/// replaced by `***`, so a password given in the URL never reaches syslog.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+        None => url.to_string(),
+    }
+}
+
 /// Lower case, single spaces, trimmed.
 pub fn normalize(s: &str) -> String {
     s.split_whitespace()
@@ -361,11 +375,14 @@ impl Transfers {
             // `now` is the request's time rounded up (nothing starts early); the end is counted
             // from the second before, and a window holds while `end > now`, so nothing starts
             // after it either.
+            let start = now.saturating_add(i64::from(w.window_start));
             windows.push(Window {
-                start: now.saturating_add(i64::from(w.window_start)),
+                start,
+                // A window of zero length still holds one attempt.
                 end: now
                     .saturating_add(i64::from(w.window_end))
-                    .saturating_sub(1),
+                    .saturating_sub(1)
+                    .max(start.saturating_add(1)),
             });
         }
         let as_download = Download {
@@ -893,6 +910,19 @@ mod tests {
         assert_eq!(q.next(1031), Next::Wait(None));
         let t = q.get(1).unwrap();
         assert_eq!((t.state, t.fault_code), (State::Done, 9020));
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("http://u:secret@files.example:8080/a@b?x=1"),
+            "http://***@files.example:8080/a@b?x=1"
+        );
+        assert_eq!(
+            redact_url("https://files.example/fw"),
+            "https://files.example/fw"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]
