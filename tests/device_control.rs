@@ -40,8 +40,9 @@ mod tls;
 
 use cpe::*;
 use files::{
-    assert_times, assert_transfer_events, download, hook_runs, hook_script, transfer_completes,
-    transfer_cpe, wait_transfer_complete, FileServer, Tc,
+    assert_times, assert_transfer_events, download, expected_methods, hook_runs, hook_script,
+    rpc_methods, transfer_completes, transfer_cpe, wait_transfer_complete, FileServer, Tc,
+    TRANSFER_RPCS,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -66,27 +67,6 @@ const SWVER: &str = "Device.DeviceInfo.SoftwareVersion";
 const FIRMWARE: &str = "1 Firmware Upgrade Image";
 const WEB_CONTENT: &str = "2 Web Content";
 const CONFIG_FILE: &str = "3 Vendor Configuration File";
-
-/// What GetRPCMethods always lists (spec-5: "the 8 parameter RPCs").
-const PARAM_RPCS: [&str; 8] = [
-    "GetRPCMethods",
-    "GetParameterNames",
-    "GetParameterValues",
-    "SetParameterValues",
-    "GetParameterAttributes",
-    "SetParameterAttributes",
-    "AddObject",
-    "DeleteObject",
-];
-
-/// Listed when any download hook is set.
-const TRANSFER_RPCS: [&str; 5] = [
-    "Download",
-    "ScheduleDownload",
-    "CancelTransfer",
-    "GetQueuedTransfers",
-    "GetAllQueuedTransfers",
-];
 
 /// Slack for comparing the ACS's clock readings with the CPE's: both are this machine's
 /// monotonic clock, so only scheduling jitter is allowed.
@@ -127,10 +107,7 @@ fn reboot_ends_the_session_runs_the_hook_holds_and_reports_m_reboot_once() {
         }
         _ => None,
     });
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = run_until_sessions(&acs, &cpe, 1);
     let s0 = &all[0];
     assert_eq!(s0.exchanges.len(), 3, "{:#?}", s0.exchanges);
     assert_eq!(
@@ -148,26 +125,11 @@ fn reboot_ends_the_session_runs_the_hook_holds_and_reports_m_reboot_once() {
 
     // Then the hook runs, and the agent holds: no session while the device goes down (the
     // periodic interval is 2 s).
-    poll(WAIT, || {
-        (!hook_runs(&cpe, "reboot").is_empty()).then_some(())
-    })
-    .unwrap_or_else(|| panic!("the reboot hook never ran\ndaemon: {}", daemon.log()));
-    let n = acs.sessions().len();
-    thread::sleep(Duration::from_secs(5));
-    assert_eq!(
-        acs.sessions().len(),
-        n,
-        "a session while held for the reboot: {}\ndaemon: {}",
-        summary(&acs.sessions()),
-        daemon.log()
-    );
+    assert_hook_then_held(&acs, &cpe, &daemon, "reboot", Duration::from_secs(5));
     let _ = daemon.kill();
 
     // "The device reboots": the next start reports the Reboot, once.
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_for(WAIT, |s| s.len() > n && s[n].completed)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all, n) = run_next_session(&acs, &cpe);
     let boot = &all[n];
     assert!(boot.has_event("1 BOOT"), "{:?}", boot.inform.events);
     assert_eq!(
@@ -179,11 +141,7 @@ fn reboot_ends_the_session_runs_the_hook_holds_and_reports_m_reboot_once() {
     let _ = daemon.kill();
 
     // A plain restart: nothing pending, so the next session (periodic) has neither.
-    let m = acs.sessions().len();
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_for(WAIT, |s| s.len() > m && s[m].completed)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all, m) = run_next_session(&acs, &cpe);
     let next = &all[m];
     assert!(
         !next.has_event("1 BOOT") && next.command_key("M Reboot").is_none(),
@@ -237,11 +195,7 @@ fn without_hooks_reboot_and_transfers_answer_9000_and_are_not_listed() {
     let mut script = vec![Call::from(AcsRequest::GetRpcMethods)];
     script.extend(not_listed);
     acs.push_script(script);
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "inform");
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let all = inform_and_wait(&acs, &cpe, "inform", 1);
     let s = &all[0];
     assert_eq!(s.exchanges.len(), 9, "{:#?}", s.exchanges);
     assert_eq!(
@@ -299,10 +253,7 @@ fn factory_reset_runs_the_hook_and_the_next_start_is_a_new_device() {
         AcsRequest::GetAllQueuedTransfers.into(),
         AcsRequest::FactoryReset.into(),
     ]);
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_sessions(2, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = run_until_sessions(&acs, &cpe, 2);
     let (s0, s1) = (&all[0], &all[1]);
     assert_eq!(s0.exchanges.len(), 4, "{:#?}", s0.exchanges);
     assert!(
@@ -342,18 +293,7 @@ fn factory_reset_runs_the_hook_and_the_next_start_is_a_new_device() {
     );
     assert_eq!(s1.exchanges[3].response, Ok(CpeResponse::FactoryReset));
 
-    poll(WAIT, || {
-        (!hook_runs(&cpe, "reset").is_empty()).then_some(())
-    })
-    .unwrap_or_else(|| panic!("the factory_reset hook never ran\ndaemon: {}", daemon.log()));
-    let n = acs.sessions().len();
-    thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        acs.sessions().len(),
-        n,
-        "a session while held for the reset\ndaemon: {}",
-        daemon.log()
-    );
+    assert_hook_then_held(&acs, &cpe, &daemon, "reset", Duration::from_secs(3));
     let _ = daemon.kill();
 
     acs.push_script([
@@ -364,10 +304,7 @@ fn factory_reset_runs_the_hook_and_the_next_start_is_a_new_device() {
         .into(),
         AcsRequest::GetAllQueuedTransfers.into(),
     ]);
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_for(WAIT, |s| s.len() > n && s[n].completed)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (_daemon, all, n) = run_next_session(&acs, &cpe);
     let s = &all[n];
     assert!(
         s.has_event("0 BOOTSTRAP") && s.has_event("1 BOOT"),
@@ -432,10 +369,7 @@ fn schedule_inform_survives_a_kill_and_fires_once_not_early() {
             .into(),
         )
     });
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = run_until_sessions(&acs, &cpe, 1);
     assert_eq!(
         all[0].exchanges.first().map(|e| &e.response),
         Some(&Ok(CpeResponse::ScheduleInform))
@@ -456,14 +390,7 @@ fn schedule_inform_survives_a_kill_and_fires_once_not_early() {
         });
     }
     thread::sleep((t0 + Duration::from_secs(1)).saturating_duration_since(Instant::now()));
-    let _ = daemon.kill();
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_for(WAIT, |s| {
-            s.iter()
-                .any(|s| s.completed && s.command_key("M ScheduleInform") == Some("si-2"))
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = restart_until_reported(&acs, &cpe, daemon, "M ScheduleInform", "si-2");
     let si1: Vec<&SessionRecord> = all
         .iter()
         .filter(|s| s.command_key("M ScheduleInform") == Some("si-1"))
@@ -541,10 +468,7 @@ fn schedule_download_honours_its_windows_and_refuses_what_it_cannot_do() {
         }
         Some(c)
     });
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = run_until_sessions(&acs, &cpe, 1);
     let s0 = &all[0];
     assert_eq!(s0.exchanges.len(), 7, "{:#?}", s0.exchanges);
     for e in &s0.exchanges[..2] {
@@ -674,10 +598,7 @@ fn queued_transfers_are_listed_and_cancelled_only_before_they_start() {
         AcsRequest::GetAllQueuedTransfers.into(),
         cancel("nope"),
     ]);
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = run_until_sessions(&acs, &cpe, 1);
     let s0 = &all[0];
     assert_eq!(s0.exchanges.len(), 9, "{:#?}", s0.exchanges);
     for e in &s0.exchanges[..3] {
@@ -803,10 +724,7 @@ fn a_firmware_change_nobody_asked_for_is_reported_once() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
     let cpe = transfer_cpe("autonomous", &acs.url(), None, 2, "", "");
     set_software_version(&cpe, "1.0");
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, all) = run_until_sessions(&acs, &cpe, 1);
     assert_eq!(all[0].param(SWVER), Some("1.0"));
     assert!(!all[0].has_event("10 AUTONOMOUS TRANSFER COMPLETE"));
     let _ = daemon.kill();
@@ -844,11 +762,7 @@ fn a_firmware_change_nobody_asked_for_is_reported_once() {
     acs.wait_for(WAIT, |x| x.iter().any(|x| x.completed && x.index > after))
         .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
     let _ = daemon.kill();
-    let m = acs.sessions().len();
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_for(WAIT, |s| s.len() > m && s[m].completed)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (_daemon, all, _) = run_next_session(&acs, &cpe);
     let reported: Vec<usize> = all
         .iter()
         .filter(|s| atc_event(s) || !autonomous(s).is_empty())
@@ -869,9 +783,7 @@ fn a_firmware_change_nobody_asked_for_is_reported_once() {
 fn request_download_from_the_command_line_reaches_the_acs_once() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
     let cpe = transfer_cpe("request-dl", &acs.url(), None, 3600, "", "");
-    let daemon = cpe.spawn_run();
-    acs.wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (daemon, _) = run_until_sessions(&acs, &cpe, 1);
 
     let bad = cpe.cli(&["request-download", "7 Bogus File"]);
     bad.assert_code(2, "a FileType TR-069 does not define");
@@ -2230,23 +2142,41 @@ fn md5_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn rpc_methods(e: &Exchange) -> BTreeSet<String> {
-    match &e.response {
-        Ok(CpeResponse::GetRpcMethods { methods }) => {
-            let set: BTreeSet<String> = methods.iter().cloned().collect();
-            assert_eq!(set.len(), methods.len(), "duplicates in {methods:?}");
-            set
-        }
-        r => panic!("GetRPCMethods answered {r:?}"),
-    }
+/// Starts the daemon of `cpe` and waits for `n` completed sessions; returns the daemon and the
+/// sessions.
+fn run_until_sessions(acs: &Acs, cpe: &Cpe, n: usize) -> (Daemon, Vec<SessionRecord>) {
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_sessions(n, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    (daemon, all)
 }
 
-fn expected_methods(extra: &[&str]) -> BTreeSet<String> {
-    PARAM_RPCS
-        .iter()
-        .chain(extra)
-        .map(|m| m.to_string())
-        .collect()
+/// Starts the daemon of `cpe` (again: the last one was killed) and waits for the next session
+/// to complete; returns the daemon, every session and the index of the new one.
+fn run_next_session(acs: &Acs, cpe: &Cpe) -> (Daemon, Vec<SessionRecord>, usize) {
+    let n = acs.sessions().len();
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| s.len() > n && s[n].completed)
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    (daemon, all, n)
+}
+
+/// Waits for the hook `name` to run, then asserts the agent holds (§A.3.2.10, spec-5: the device
+/// is going down): no session for `hold`, although the periodic interval is shorter.
+fn assert_hook_then_held(acs: &Acs, cpe: &Cpe, daemon: &Daemon, name: &str, hold: Duration) {
+    poll(WAIT, || (!hook_runs(cpe, name).is_empty()).then_some(()))
+        .unwrap_or_else(|| panic!("the {name} hook never ran\ndaemon: {}", daemon.log()));
+    let n = acs.sessions().len();
+    thread::sleep(hold);
+    assert_eq!(
+        acs.sessions().len(),
+        n,
+        "a session while held after the {name} hook: {}\ndaemon: {}",
+        summary(&acs.sessions()),
+        daemon.log()
+    );
 }
 
 fn queued(e: &Exchange) -> Vec<QueuedTransfer> {

@@ -58,11 +58,7 @@ fn http_inform_carries_bootstrap_boot_and_forced_parameters() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
     let cpe = Cpe::new("http-inform", &acs.url(), None);
 
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "first inform");
-    let s = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let s = inform_and_wait(&acs, &cpe, "first inform", 1);
     let s = &s[0];
     assert!(s.has_event("0 BOOTSTRAP"), "events {:?}", s.event_codes());
     assert!(s.has_event("1 BOOT"), "events {:?}", s.event_codes());
@@ -126,11 +122,7 @@ fn https_digest_cookie_full_session() {
     let cpe = Cpe::new("https-session", &acs.url(), Some(&pki.ca_file));
     acs.push_script_fn(full_session_script());
 
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "inform");
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let all = inform_and_wait(&acs, &cpe, "inform", 1);
     let s = &all[0];
     assert!(s.errors.is_empty(), "protocol errors: {:#?}", s.errors);
     assert_eq!(s.user.as_deref(), Some(USER));
@@ -342,11 +334,7 @@ fn https_digest_cookie_full_session() {
             next_level: true,
         },
     ]);
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "second inform");
-    let all = acs
-        .wait_sessions(2, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let all = inform_and_wait(&acs, &cpe, "second inform", 2);
     let s = &all[1];
     assert_eq!(s.param(PKEY), Some("k5"), "{:#?}", s.inform.parameters);
     assert!(!s.has_event("0 BOOTSTRAP"), "{:?}", s.event_codes());
@@ -611,14 +599,7 @@ fn schedule_inform_fires_also_across_a_restart() {
     };
     acs.wait_for(WAIT, |s| s.iter().any(scheduled))
         .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
-    let _ = daemon.kill();
-    let daemon = cpe.spawn_run();
-    let all = acs
-        .wait_for(WAIT, |s| {
-            s.iter()
-                .any(|s| s.completed && s.command_key("M ScheduleInform") == Some("sched-2"))
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let (_daemon, all) = restart_until_reported(&acs, &cpe, daemon, "M ScheduleInform", "sched-2");
     let s = all
         .iter()
         .find(|s| s.command_key("M ScheduleInform") == Some("sched-2"))
@@ -640,11 +621,7 @@ fn use_cwmp_version_keeps_the_cwmp_1_2_namespace() {
     .expect("start ACS");
     let cpe = Cpe::new("use-version", &acs.url(), None);
     acs.push_script([gpv_req(&[PKEY]), gpn_req(PII, false)]);
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "inform");
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let all = inform_and_wait(&acs, &cpe, "inform", 1);
     let s = &all[0];
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(s.ns, CwmpNs::V1_2);
@@ -666,11 +643,7 @@ fn acs_answering_in_the_cwmp_1_4_namespace_is_understood() {
     let acs = Acs::start(AcsOptions::default().reply_ns(CwmpNs::V1_4)).expect("start ACS");
     let cpe = Cpe::new("ns-1-4", &acs.url(), None);
     acs.push_script([gpv_req(&[PKEY, PII])]);
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "inform");
-    let all = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let all = inform_and_wait(&acs, &cpe, "inform", 1);
     let s = &all[0];
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(s.exchanges.len(), 1);
@@ -692,11 +665,7 @@ fn old_acs_rejecting_cwmp_1_2_gets_a_fallback_that_is_remembered() {
         let acs = Acs::start(opts).expect("start ACS");
         let cpe = Cpe::new(tag, &acs.url(), None);
         acs.push_script([gpv_req(&[PKEY])]);
-        let out = cpe.cli(&["inform"]);
-        out.assert_code(0, tag);
-        let all = acs
-            .wait_sessions(1, WAIT)
-            .unwrap_or_else(|e| panic!("{tag}: {e}\n{out}"));
+        let all = inform_and_wait(&acs, &cpe, tag, 1);
         let first = &acs.sessions()[0];
         assert!(
             first.rejected && first.ns == CwmpNs::V1_2,
@@ -740,11 +709,7 @@ fn acs_set_url_moves_the_cpe_with_a_new_bootstrap() {
         &[("Device.ManagementServer.URL", &b.url(), BaseType::String)],
         "move",
     )]);
-    let out = cpe.cli(&["inform"]);
-    out.assert_code(0, "inform to A");
-    let sa = a
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let sa = inform_and_wait(&a, &cpe, "inform to A", 1);
     assert!(
         matches!(
             sa[0].exchanges[0].response,

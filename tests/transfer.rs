@@ -38,7 +38,6 @@ mod tls;
 use cpe::*;
 use files::*;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -131,6 +130,31 @@ fn reported(acs: &Acs, daemon: &Daemon, key: &str, method: &str) -> (SessionReco
     (s, tc)
 }
 
+/// A fresh ACS and CPE `tag` (periodic interval `interval`, `[transfer]` lines `transfer`,
+/// `[hooks]` body `hooks`) with the hook script `<hook.0>.sh` that runs `hook.1` and exits 0.
+fn setup(tag: &str, interval: u32, transfer: &str, hooks: &str, hook: (&str, &str)) -> (Acs, Cpe) {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = transfer_cpe(tag, &acs.url(), None, interval, transfer, hooks);
+    hook_script(&cpe, hook.0, hook.1, 0);
+    (acs, cpe)
+}
+
+/// Sends `req` (a Download or an Upload) in the first session of a new daemon of `cpe`; checks
+/// the response (Status 1), the events and that the TransferComplete is reported once
+/// (§A.3.3.2); returns the daemon and the TransferComplete.
+fn transfer_once(acs: &Acs, cpe: &Cpe, req: AcsRequest) -> (Daemon, Tc) {
+    let (key, method) = match &req {
+        AcsRequest::Download(d) => (d.command_key.clone(), "Download"),
+        AcsRequest::Upload(u) => (u.command_key.clone(), "Upload"),
+        r => panic!("not a transfer: {r:?}"),
+    };
+    acs.push_script([req]);
+    let daemon = cpe.spawn_run();
+    assert_status_1(&exchanges_of(acs, &daemon, method)[0], &daemon);
+    let (_, tc) = reported(acs, &daemon, &key, &format!("M {method}"));
+    (daemon, tc)
+}
+
 /// A finished Download: what the test needs to look at.
 struct Outcome {
     acs: Acs,
@@ -139,11 +163,9 @@ struct Outcome {
     tc: Tc,
 }
 
-/// Runs `dl` on a fresh CPE (CA `ca`, `[transfer]` lines `transfer`) whose firmware hook
-/// `fw.sh` runs `body` and exits `status`; checks the DownloadResponse (Status 1), the events
-/// and that the TransferComplete is reported once; returns it.
+/// Runs `dl` on a fresh CPE `tr-<CommandKey>` (CA `ca`, `[transfer]` lines `transfer`) whose
+/// firmware hook `fw.sh` runs `body` and exits `status` (see [`transfer_once`]).
 fn download_outcome(
-    tag: &str,
     ca: Option<&Path>,
     transfer: &str,
     dl: Download,
@@ -151,14 +173,10 @@ fn download_outcome(
     status: i32,
 ) -> Outcome {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(tag, &acs.url(), ca, INTERVAL, transfer, FW_HOOK);
+    let tag = format!("tr-{}", dl.command_key);
+    let cpe = transfer_cpe(&tag, &acs.url(), ca, INTERVAL, transfer, FW_HOOK);
     hook_script(&cpe, "fw", body, status);
-    let key = dl.command_key.clone();
-    acs.push_script([AcsRequest::Download(dl)]);
-    let daemon = cpe.spawn_run();
-    let ex = exchanges_of(&acs, &daemon, "Download");
-    assert_status_1(&ex[0], &daemon);
-    let (_, tc) = reported(&acs, &daemon, &key, "M Download");
+    let (daemon, tc) = transfer_once(&acs, &cpe, AcsRequest::Download(dl));
     Outcome {
         acs,
         cpe,
@@ -167,9 +185,46 @@ fn download_outcome(
     }
 }
 
-/// Asserts the TransferComplete has `code` (with the daemon's log on failure).
-fn assert_code(o: &Outcome, code: u32) {
+/// Asserts the TransferComplete has `code` (with known times when it is 0) and the firmware
+/// hook ran `runs` times (with the daemon's log on failure).
+fn expect(o: &Outcome, code: u32, runs: usize) {
     assert_eq!(o.tc.code, code, "{:?}\ndaemon: {}", o.tc, o.daemon.log());
+    if code == 0 {
+        assert_times(&o.tc);
+    }
+    let seen = hook_runs(&o.cpe, "fw");
+    assert_eq!(
+        seen.len(),
+        runs,
+        "hook runs {seen:#?}\ndaemon: {}",
+        o.daemon.log()
+    );
+}
+
+/// A fault-matrix case: `dl` with the defaults of [`download_outcome`] (no CA, no `[transfer]`
+/// lines, a hook that succeeds), then [`expect`].
+fn case(dl: Download, code: u32, runs: usize) -> Outcome {
+    let o = download_outcome(None, "", dl, "", 0);
+    expect(&o, code, runs);
+    o
+}
+
+/// The small image of the fault-matrix cases, served at `/fw.bin` behind `auth`.
+fn fw_server(auth: HttpAuth) -> FileServer {
+    FileServer::file(None, "/fw.bin", image(1000, 2), auth)
+}
+
+/// The credentials of the protected file servers.
+const FILE_USER: &str = "fileuser";
+const FILE_PASS: &str = "filepass";
+
+/// A firmware Download of `url` that logs in as [`FILE_USER`] with `pass`.
+fn fw_login(key: &str, url: &str, pass: &str) -> Download {
+    Download {
+        username: FILE_USER.into(),
+        password: pass.into(),
+        ..download(key, FW, url)
+    }
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -185,16 +240,8 @@ fn firmware_download_ok_hook_sees_the_exact_bytes() {
         target_file_name: "image.bin".into(),
         ..download("fw-ok-1", FW, &server.url("/fw/image.bin"))
     };
-    let o = download_outcome(
-        "tr-fw-ok",
-        None,
-        "",
-        dl,
-        "cp \"$CWMPD_FILE\" {dir}/fw-seen.bin",
-        0,
-    );
-    assert_code(&o, 0);
-    assert_times(&o.tc);
+    let o = download_outcome(None, "", dl, "cp \"$CWMPD_FILE\" {dir}/fw-seen.bin", 0);
+    expect(&o, 0, 1);
     let start = parse_time(&o.tc.start_time).unwrap_or(0.0);
     assert!(
         start >= before - 2.0,
@@ -203,7 +250,6 @@ fn firmware_download_ok_hook_sees_the_exact_bytes() {
     );
 
     let runs = hook_runs(&o.cpe, "fw");
-    assert_eq!(runs.len(), 1, "hook runs {runs:#?}");
     let run = &runs[0];
     let file = run.var("CWMPD_FILE");
     assert_eq!(run.args, vec![file.to_string(), "image.bin".to_string()]);
@@ -228,20 +274,14 @@ fn firmware_download_ok_hook_sees_the_exact_bytes() {
 // ----------------------------------------------------------------------------------------------
 // 2. A firmware hook that reboots: the agent holds; the result comes after the restart.
 
+/// The hook line of a firmware hook that reboots the device.
+const FW_REBOOTS: &str = "firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = true\n";
+
 #[test]
 fn rebooting_firmware_hook_holds_then_reports_once_after_restart() {
     let body = image(50_000, 9);
     let server = FileServer::file(None, "/fw.bin", body.clone(), HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "tr-fw-reboot",
-        &acs.url(),
-        None,
-        2,
-        "",
-        "firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = true\n",
-    );
-    hook_script(&cpe, "fw", "", 0);
+    let (acs, cpe) = setup("tr-fw-reboot", 2, "", FW_REBOOTS, ("fw", ""));
     acs.push_script([AcsRequest::Download(download(
         "fw-reboot",
         FW,
@@ -290,57 +330,42 @@ fn rebooting_firmware_hook_holds_then_reports_once_after_restart() {
 
 #[test]
 fn rebooting_hook_that_never_reboots_reports_9010_after_reboot_timeout() {
-    let server = FileServer::file(None, "/fw.bin", image(1000, 3), HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "tr-fw-noreboot",
-        &acs.url(),
-        None,
-        INTERVAL,
-        "reboot_timeout = 2\n",
-        "firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = true\n",
-    );
-    hook_script(&cpe, "fw", "", 0);
-    acs.push_script([AcsRequest::Download(download(
-        "fw-stuck",
-        FW,
-        &server.url("/fw.bin"),
-    ))]);
-    let daemon = cpe.spawn_run();
-    let (_, tc) = reported(&acs, &daemon, "fw-stuck", "M Download");
+    let server = fw_server(HttpAuth::None);
+    let transfer = "reboot_timeout = 2\n";
+    let (acs, cpe) = setup("tr-fw-noreboot", INTERVAL, transfer, FW_REBOOTS, ("fw", ""));
+    let dl = download("fw-stuck", FW, &server.url("/fw.bin"));
+    let (daemon, tc) = transfer_once(&acs, &cpe, AcsRequest::Download(dl));
     assert_eq!(tc.code, 9010, "{tc:?}\ndaemon: {}", daemon.log());
 }
 
 // ----------------------------------------------------------------------------------------------
 // 3. HTTPS file servers: the CPE's CA (the ACS connection's TLS settings) and an unknown CA.
 
+/// A Download from an https file server whose certificate the CPE's CA signed (`trusted`) or
+/// another CA signed.
+fn https_download(key: &str, trusted: bool) -> (FileServer, Outcome) {
+    let pki = Pki::new();
+    let unknown = Pki::new();
+    let signer = if trusted { &pki } else { &unknown };
+    let tls = Some(signer.server_tls());
+    let server = FileServer::file(tls, "/fw.bin", image(20_000, 11), HttpAuth::None);
+    let dl = download(key, FW, &server.url("/fw.bin"));
+    let o = download_outcome(Some(&pki.ca_file), "", dl, "", 0);
+    (server, o)
+}
+
 #[test]
 fn https_file_server_signed_by_the_cpe_ca() {
-    let pki = Pki::new();
-    let body = image(20_000, 11);
-    let server = FileServer::file(Some(pki.server_tls()), "/fw.bin", body, HttpAuth::None);
-    let dl = download("https-ok", FW, &server.url("/fw.bin"));
-    let o = download_outcome("tr-https", Some(&pki.ca_file), "", dl, "", 0);
-    assert_code(&o, 0);
-    assert_times(&o.tc);
+    let (server, o) = https_download("https-ok", true);
+    expect(&o, 0, 1);
     assert_eq!(server.count("GET"), 1);
 }
 
 #[test]
 fn https_file_server_of_an_unknown_ca_is_9015() {
-    let pki = Pki::new();
-    let unknown = Pki::new();
-    let server = FileServer::file(
-        Some(unknown.server_tls()),
-        "/fw.bin",
-        image(1000, 1),
-        HttpAuth::None,
-    );
-    let dl = download("https-unknown", FW, &server.url("/fw.bin"));
-    let o = download_outcome("tr-https-bad", Some(&pki.ca_file), "", dl, "", 0);
-    assert_code(&o, 9015);
+    let (server, o) = https_download("https-unknown", false);
+    expect(&o, 9015, 0);
     assert_eq!(server.count("GET"), 0, "a request passed the handshake");
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -348,89 +373,61 @@ fn https_file_server_of_an_unknown_ca_is_9015() {
 
 #[test]
 fn not_found_is_9016() {
-    let server = FileServer::file(None, "/fw.bin", image(1000, 2), HttpAuth::None);
-    let dl = download("nf", FW, &server.url("/missing.bin"));
-    let o = download_outcome("tr-404", None, "", dl, "", 0);
-    assert_code(&o, 9016);
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
+    let server = fw_server(HttpAuth::None);
+    case(download("nf", FW, &server.url("/missing.bin")), 9016, 0);
 }
 
 #[test]
 fn unauthorized_without_username_is_9012() {
-    let server = FileServer::file(None, "/fw.bin", image(1000, 2), HttpAuth::digest("u", "p"));
-    let dl = download("noauth", FW, &server.url("/fw.bin"));
-    let o = download_outcome("tr-401", None, "", dl, "", 0);
-    assert_code(&o, 9012);
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
+    let server = fw_server(HttpAuth::digest("u", "p"));
+    case(download("noauth", FW, &server.url("/fw.bin")), 9012, 0);
 }
 
 #[test]
 fn digest_with_the_right_credentials() {
     let body = image(40_000, 5);
-    let server = FileServer::file(
-        None,
-        "/secret/fw.bin",
-        body.clone(),
-        HttpAuth::digest("fileuser", "filepass"),
+    let auth = HttpAuth::digest(FILE_USER, FILE_PASS);
+    let server = FileServer::file(None, "/secret/fw.bin", body.clone(), auth);
+    let o = case(
+        fw_login("digest-ok", &server.url("/secret/fw.bin"), FILE_PASS),
+        0,
+        1,
     );
-    let dl = Download {
-        username: "fileuser".into(),
-        password: "filepass".into(),
-        ..download("digest-ok", FW, &server.url("/secret/fw.bin"))
-    };
-    let o = download_outcome("tr-digest", None, "", dl, "", 0);
-    assert_code(&o, 0);
-    assert_times(&o.tc);
     let reqs = server.requests();
     assert!(
         reqs.iter()
-            .any(|r| r.method == "GET" && digest_ok(r, "fileuser", "filepass")),
+            .any(|r| r.method == "GET" && digest_ok(r, FILE_USER, FILE_PASS)),
         "no correct Digest GET: {reqs:#?}"
     );
-    let runs = hook_runs(&o.cpe, "fw");
-    assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].var("SIZE"), body.len().to_string());
+    assert_eq!(
+        hook_runs(&o.cpe, "fw")[0].var("SIZE"),
+        body.len().to_string()
+    );
 }
 
 #[test]
 fn digest_with_a_wrong_password_is_9012() {
-    let server = FileServer::file(
-        None,
-        "/fw.bin",
-        image(1000, 2),
-        HttpAuth::digest("fileuser", "filepass"),
+    let server = fw_server(HttpAuth::digest(FILE_USER, FILE_PASS));
+    case(
+        fw_login("digest-bad", &server.url("/fw.bin"), "wrong"),
+        9012,
+        0,
     );
-    let dl = Download {
-        username: "fileuser".into(),
-        password: "wrong".into(),
-        ..download("digest-bad", FW, &server.url("/fw.bin"))
-    };
-    let o = download_outcome("tr-digest-bad", None, "", dl, "", 0);
-    assert_code(&o, 9012);
     let reqs = server.requests();
     assert!(
         reqs.iter().any(|r| r.header("authorization").is_some()),
         "the credentials were never sent: {reqs:#?}"
     );
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
 }
 
 #[test]
 fn basic_with_the_right_credentials() {
-    let server = FileServer::file(
-        None,
-        "/fw.bin",
-        image(5000, 4),
-        HttpAuth::basic("fileuser", "filepass"),
+    let server = fw_server(HttpAuth::basic(FILE_USER, FILE_PASS));
+    case(
+        fw_login("basic-ok", &server.url("/fw.bin"), FILE_PASS),
+        0,
+        1,
     );
-    let dl = Download {
-        username: "fileuser".into(),
-        password: "filepass".into(),
-        ..download("basic-ok", FW, &server.url("/fw.bin"))
-    };
-    let o = download_outcome("tr-basic", None, "", dl, "", 0);
-    assert_code(&o, 0);
-    assert_eq!(hook_runs(&o.cpe, "fw").len(), 1);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -445,72 +442,53 @@ fn truncated_body_is_9017_after_one_retry() {
             .close()
     });
     let dl = download("trunc", FW, &server.url("/fw.bin"));
-    let o = download_outcome(
-        "tr-trunc",
-        None,
-        "retries = 1\nretry_interval = 1\n",
-        dl,
-        "",
-        0,
-    );
-    assert_code(&o, 9017);
+    let o = download_outcome(None, "retries = 1\nretry_interval = 1\n", dl, "", 0);
+    expect(&o, 9017, 0);
     assert_eq!(server.count("GET"), 2, "{:#?}", server.requests());
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
 }
 
 #[test]
 fn file_size_other_than_the_body_is_9018() {
-    let body = image(4000, 8);
-    let server = FileServer::file(None, "/fw.bin", body.clone(), HttpAuth::None);
+    let server = fw_server(HttpAuth::None);
     let dl = Download {
-        file_size: body.len() as u32 + 10,
+        file_size: 1000 + 10,
         ..download("size", FW, &server.url("/fw.bin"))
     };
-    let o = download_outcome("tr-size", None, "", dl, "", 0);
-    assert_code(&o, 9018);
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
+    case(dl, 9018, 0);
 }
 
 #[test]
 fn ftp_url_is_9013() {
-    let dl = download("ftp", FW, "ftp://127.0.0.1:21/fw.bin");
-    let o = download_outcome("tr-ftp", None, "", dl, "", 0);
-    assert_code(&o, 9013);
+    case(download("ftp", FW, "ftp://127.0.0.1:21/fw.bin"), 9013, 0);
 }
 
 #[test]
 fn connection_refused_is_9015() {
-    let dl = download("refused", FW, CLOSED);
-    let o = download_outcome("tr-refused", None, "", dl, "", 0);
-    assert_code(&o, 9015);
-    assert!(hook_runs(&o.cpe, "fw").is_empty(), "the hook ran");
+    case(download("refused", FW, CLOSED), 9015, 0);
 }
 
 // ----------------------------------------------------------------------------------------------
 // 6. The apply hook's exit status.
 
+/// A good download whose firmware hook runs `body` and exits `status`: the hook runs once and
+/// the TransferComplete has `code`.
+fn apply_hook_case(key: &str, body: &str, status: i32, code: u32) -> Outcome {
+    let server = fw_server(HttpAuth::None);
+    let dl = download(key, FW, &server.url("/fw.bin"));
+    let o = download_outcome(None, "", dl, body, status);
+    expect(&o, code, 1);
+    o
+}
+
 #[test]
 fn apply_hook_exit_18_is_9018() {
-    let server = FileServer::file(None, "/fw.bin", image(1000, 2), HttpAuth::None);
-    let dl = download("hook18", FW, &server.url("/fw.bin"));
-    let o = download_outcome("tr-hook18", None, "", dl, "", 18);
-    assert_code(&o, 9018);
-    assert_eq!(hook_runs(&o.cpe, "fw").len(), 1);
+    apply_hook_case("hook18", "", 18, 9018);
 }
 
 #[test]
 fn apply_hook_exit_1_is_9010_with_its_stderr() {
-    let server = FileServer::file(None, "/fw.bin", image(1000, 2), HttpAuth::None);
-    let dl = download("hook1", FW, &server.url("/fw.bin"));
-    let o = download_outcome(
-        "tr-hook1",
-        None,
-        "",
-        dl,
-        "echo 'bad image' >&2\necho 'second line' >&2",
-        1,
-    );
-    assert_code(&o, 9010);
+    let stderr = "echo 'bad image' >&2\necho 'second line' >&2";
+    let o = apply_hook_case("hook1", stderr, 1, 9010);
     assert!(
         o.tc.string.contains("bad image"),
         "FaultString {:?}",
@@ -525,16 +503,8 @@ fn apply_hook_exit_1_is_9010_with_its_stderr() {
 fn file_type_case_and_faults_in_the_response() {
     let body = image(3000, 12);
     let server = FileServer::file(None, "/cfg.tgz", body.clone(), HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "tr-filetype",
-        &acs.url(),
-        None,
-        INTERVAL,
-        "",
-        "config = \"{dir}/cfg.sh {file}\"\nconfig_reboots = false\n",
-    );
-    hook_script(&cpe, "cfg", "", 0);
+    let hooks = "config = \"{dir}/cfg.sh {file}\"\nconfig_reboots = false\n";
+    let (acs, cpe) = setup("tr-filetype", INTERVAL, "", hooks, ("cfg", ""));
     let url = server.url("/cfg.tgz");
     acs.push_script([
         AcsRequest::Download(download("cfg-lower", "3 vendor configuration file", &url)),
@@ -581,9 +551,7 @@ fn file_type_case_and_faults_in_the_response() {
 #[test]
 fn identical_download_is_not_queued_twice() {
     let server = FileServer::file(None, "/fw.bin", image(2000, 13), HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe("tr-dup", &acs.url(), None, INTERVAL, "", FW_HOOK);
-    hook_script(&cpe, "fw", "", 0);
+    let (acs, cpe) = setup("tr-dup", INTERVAL, "", FW_HOOK, ("fw", ""));
     // An ACS that lost the first response sends the same Download again.
     let dl = Download {
         delay_seconds: 1,
@@ -607,9 +575,7 @@ fn identical_download_is_not_queued_twice() {
 #[test]
 fn delay_seconds_postpones_the_fetch() {
     let server = FileServer::file(None, "/fw.bin", image(2000, 14), HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe("tr-delay", &acs.url(), None, INTERVAL, "", FW_HOOK);
-    hook_script(&cpe, "fw", "", 0);
+    let (acs, cpe) = setup("tr-delay", INTERVAL, "", FW_HOOK, ("fw", ""));
     let answered: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let a = answered.clone();
     let mut dl = Some(Download {
@@ -653,33 +619,31 @@ fn delay_seconds_postpones_the_fetch() {
 // ----------------------------------------------------------------------------------------------
 // 9. Upload.
 
+/// The FileType of the configuration backups (§A.3.2.9).
+const CONFIG: &str = "1 Vendor Configuration File";
 const UPLOAD_BYTES: &[u8] = b"CFG\x01\x02\xff config backup\nend";
 /// `printf` arguments that write [`UPLOAD_BYTES`] (octal escapes for the binary bytes).
 const UPLOAD_PRINTF: &str = "printf 'CFG\\001\\002\\377 config backup\\nend'";
+/// The hook line of the configuration backup.
+const UPLOAD_CONFIG: &str = "upload_config = \"{dir}/upcfg.sh {file}\"\n";
+
+/// Runs `up` on a fresh CPE `tr-<CommandKey>` (`[transfer]` lines `transfer`, `[hooks]` body
+/// `hooks`) whose upload hook `<hook>.sh` writes [`UPLOAD_BYTES`] (see [`transfer_once`]);
+/// asserts the TransferComplete has `code`.
+fn upload_outcome(transfer: &str, hooks: &str, hook: &str, up: Upload, code: u32) -> (Cpe, Tc) {
+    let tag = format!("tr-{}", up.command_key);
+    let write = format!("{UPLOAD_PRINTF} > \"$1\"");
+    let (acs, cpe) = setup(&tag, INTERVAL, transfer, hooks, (hook, &write));
+    let (daemon, tc) = transfer_once(&acs, &cpe, AcsRequest::Upload(up));
+    assert_eq!(tc.code, code, "{tc:?}\ndaemon: {}", daemon.log());
+    (cpe, tc)
+}
 
 #[test]
 fn upload_config_puts_the_bytes_the_hook_wrote() {
     let server = FileServer::sink(None, 200, HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "tr-up-put",
-        &acs.url(),
-        None,
-        INTERVAL,
-        "",
-        "upload_config = \"{dir}/upcfg.sh {file}\"\n",
-    );
-    hook_script(&cpe, "upcfg", &format!("{UPLOAD_PRINTF} > \"$1\""), 0);
-    let url = server.url("/backup/cfg.bin");
-    acs.push_script([AcsRequest::Upload(upload(
-        "up-1",
-        "1 Vendor Configuration File",
-        &url,
-    ))]);
-    let daemon = cpe.spawn_run();
-    assert_status_1(&exchanges_of(&acs, &daemon, "Upload")[0], &daemon);
-    let (_, tc) = reported(&acs, &daemon, "up-1", "M Upload");
-    assert_eq!(tc.code, 0, "{tc:?}\ndaemon: {}", daemon.log());
+    let up = upload("up-1", CONFIG, &server.url("/backup/cfg.bin"));
+    let (cpe, tc) = upload_outcome("", UPLOAD_CONFIG, "upcfg", up, 0);
     assert_times(&tc);
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1, "{reqs:#?}");
@@ -700,25 +664,13 @@ fn upload_config_puts_the_bytes_the_hook_wrote() {
 #[test]
 fn upload_log_instance_with_post_and_digest() {
     let server = FileServer::sink(None, 201, HttpAuth::digest("upuser", "uppass"));
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "tr-up-post",
-        &acs.url(),
-        None,
-        INTERVAL,
-        "upload_method = \"POST\"\n",
-        "upload_log = \"{dir}/uplog.sh {file} {instance}\"\n",
-    );
-    hook_script(&cpe, "uplog", &format!("{UPLOAD_PRINTF} > \"$1\""), 0);
-    acs.push_script([AcsRequest::Upload(Upload {
+    let up = Upload {
         username: "upuser".into(),
         password: "uppass".into(),
         ..upload("up-log", "4 vendor log file 2", &server.url("/logs"))
-    })]);
-    let daemon = cpe.spawn_run();
-    assert_status_1(&exchanges_of(&acs, &daemon, "Upload")[0], &daemon);
-    let (_, tc) = reported(&acs, &daemon, "up-log", "M Upload");
-    assert_eq!(tc.code, 0, "{tc:?}\ndaemon: {}", daemon.log());
+    };
+    let hooks = "upload_log = \"{dir}/uplog.sh {file} {instance}\"\n";
+    let (cpe, _) = upload_outcome("upload_method = \"POST\"\n", hooks, "uplog", up, 0);
     let reqs = server.requests();
     let ok: Vec<_> = reqs
         .iter()
@@ -737,24 +689,8 @@ fn upload_log_instance_with_post_and_digest() {
 #[test]
 fn upload_rejected_by_the_server_is_9011() {
     let server = FileServer::sink(None, 500, HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "tr-up-500",
-        &acs.url(),
-        None,
-        INTERVAL,
-        "",
-        "upload_config = \"{dir}/upcfg.sh {file}\"\n",
-    );
-    hook_script(&cpe, "upcfg", &format!("{UPLOAD_PRINTF} > \"$1\""), 0);
-    acs.push_script([AcsRequest::Upload(upload(
-        "up-500",
-        "1 Vendor Configuration File",
-        &server.url("/u"),
-    ))]);
-    let daemon = cpe.spawn_run();
-    let (_, tc) = reported(&acs, &daemon, "up-500", "M Upload");
-    assert_eq!(tc.code, 9011, "{tc:?}\ndaemon: {}", daemon.log());
+    let up = upload("up-500", CONFIG, &server.url("/u"));
+    upload_outcome("", UPLOAD_CONFIG, "upcfg", up, 9011);
     assert_eq!(server.count("PUT"), 1, "{:#?}", server.requests());
 }
 
@@ -764,9 +700,7 @@ fn upload_rejected_by_the_server_is_9011() {
 #[test]
 fn hook_arguments_are_shell_quoted() {
     let server = FileServer::file(None, "/fw.bin", image(1000, 15), HttpAuth::None);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe("tr-quote", &acs.url(), None, INTERVAL, "", FW_HOOK);
-    hook_script(&cpe, "fw", "", 0);
+    let (acs, cpe) = setup("tr-quote", INTERVAL, "", FW_HOOK, ("fw", ""));
     let p1 = cpe.dir.path().join("pwned-1");
     let p2 = cpe.dir.path().join("pwned-2");
     let p3 = cpe.dir.path().join("pwned-3");
@@ -781,12 +715,11 @@ fn hook_arguments_are_shell_quoted() {
         "test target too long: {}",
         target.len()
     );
-    acs.push_script([AcsRequest::Download(Download {
+    let dl = Download {
         target_file_name: target.clone(),
         ..download("quote", FW, &server.url("/fw.bin"))
-    })]);
-    let daemon = cpe.spawn_run();
-    let (_, tc) = reported(&acs, &daemon, "quote", "M Download");
+    };
+    let (daemon, tc) = transfer_once(&acs, &cpe, AcsRequest::Download(dl));
     assert_eq!(tc.code, 0, "{tc:?}\ndaemon: {}", daemon.log());
     for p in [&p1, &p2, &p3] {
         assert!(
@@ -804,26 +737,6 @@ fn hook_arguments_are_shell_quoted() {
 // ----------------------------------------------------------------------------------------------
 // 11. GetRPCMethods lists what the hooks support; the rest is 9000.
 
-/// The 8 parameter RPCs (§A.3.1) and ScheduleInform: always listed.
-const ALWAYS: [&str; 9] = [
-    "GetRPCMethods",
-    "GetParameterNames",
-    "GetParameterValues",
-    "SetParameterValues",
-    "GetParameterAttributes",
-    "SetParameterAttributes",
-    "AddObject",
-    "DeleteObject",
-    "ScheduleInform",
-];
-const DOWNLOADS: [&str; 5] = [
-    "Download",
-    "ScheduleDownload",
-    "CancelTransfer",
-    "GetQueuedTransfers",
-    "GetAllQueuedTransfers",
-];
-
 /// Runs `calls` in the first session of a CPE with `hooks`; returns that session's exchanges.
 fn first_session(tag: &str, hooks: &str, calls: Vec<AcsRequest>) -> Vec<Exchange> {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
@@ -836,17 +749,6 @@ fn first_session(tag: &str, hooks: &str, calls: Vec<AcsRequest>) -> Vec<Exchange
     all[0].exchanges.clone()
 }
 
-fn methods(e: &Exchange) -> BTreeSet<String> {
-    match &e.response {
-        Ok(CpeResponse::GetRpcMethods { methods }) => methods.iter().cloned().collect(),
-        r => panic!("GetRPCMethods answered {r:?}"),
-    }
-}
-
-fn set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn get_rpc_methods_follows_the_hooks() {
     // Only the firmware hook.
@@ -855,8 +757,8 @@ fn get_rpc_methods_follows_the_hooks() {
         "firmware = \"/bin/true {file}\"\n",
         vec![AcsRequest::GetRpcMethods],
     );
-    let want: BTreeSet<String> = set(&ALWAYS).union(&set(&DOWNLOADS)).cloned().collect();
-    assert_eq!(methods(&ex[0]), want);
+    let want = expected_methods(&[["ScheduleInform"].as_slice(), &TRANSFER_RPCS].concat());
+    assert_eq!(rpc_methods(&ex[0]), want);
 
     // Only an upload hook.
     let ex = first_session(
@@ -865,16 +767,14 @@ fn get_rpc_methods_follows_the_hooks() {
         vec![AcsRequest::GetRpcMethods],
     );
     // CancelTransfer and the queue RPCs serve uploads too (A.4.1.5, A.4.1.6, A.4.1.9).
-    let mut want = set(&ALWAYS);
-    for m in [
+    let want = expected_methods(&[
+        "ScheduleInform",
         "Upload",
         "CancelTransfer",
         "GetQueuedTransfers",
         "GetAllQueuedTransfers",
-    ] {
-        want.insert(m.into());
-    }
-    assert_eq!(methods(&ex[0]), want);
+    ]);
+    assert_eq!(rpc_methods(&ex[0]), want);
 
     // No hook at all: no transfer or device control RPC, and those answer 9000.
     let ex = first_session(
@@ -883,11 +783,11 @@ fn get_rpc_methods_follows_the_hooks() {
         vec![
             AcsRequest::GetRpcMethods,
             AcsRequest::Download(download("x", FW, "http://127.0.0.1:1/x")),
-            AcsRequest::Upload(upload("y", "1 Vendor Configuration File", CLOSED)),
+            AcsRequest::Upload(upload("y", CONFIG, CLOSED)),
             AcsRequest::GetQueuedTransfers,
         ],
     );
-    assert_eq!(methods(&ex[0]), set(&ALWAYS));
+    assert_eq!(rpc_methods(&ex[0]), expected_methods(&["ScheduleInform"]));
     assert_eq!(ex.len(), 4, "{ex:#?}");
     for e in &ex[1..] {
         assert_eq!(fault_code(e), Some(9000), "{e:?}");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::acs::{Call, Exchange};
+use super::acs::{Acs, Call, Exchange, SessionRecord};
 use cwmpd::datamodel::types::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse, ParameterInfo, SetAttributes};
 
@@ -282,6 +282,36 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `cwmpd inform` at `cpe` (it must exit 0; `what` names it in a failure) and waits for `n`
+/// completed sessions at `acs`; returns them.
+pub fn inform_and_wait(acs: &Acs, cpe: &Cpe, what: &str, n: usize) -> Vec<SessionRecord> {
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(0, what);
+    acs.wait_sessions(n, WAIT)
+        .unwrap_or_else(|e| panic!("{what}: {e}\n{out}"))
+}
+
+/// Kills `daemon` (a power cut) and starts `cpe` again, then waits for a completed session whose
+/// Inform carries the event `method` (e.g. `M ScheduleInform`, TR-069 §3.7.1.5 Table 7) with
+/// the CommandKey `key`; returns the new daemon and every session so far.
+pub fn restart_until_reported(
+    acs: &Acs,
+    cpe: &Cpe,
+    daemon: Daemon,
+    method: &str,
+    key: &str,
+) -> (Daemon, Vec<SessionRecord>) {
+    let _ = daemon.kill();
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .any(|s| s.completed && s.command_key(method) == Some(key))
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    (daemon, all)
 }
 
 /// The outcome of a CLI run.

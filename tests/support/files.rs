@@ -48,9 +48,12 @@
 //!   timeout) -> Result<(), String>` (waits for a completed session later than index `after`, then
 //!   checks exactly one TransferComplete for `key` in all sessions), `parse_time(s) -> Option<f64>`
 //!   (xsd:dateTime → Unix seconds), `TIME_UNKNOWN`.
+//! - GetRPCMethods (§A.3.1.1): `rpc_methods(exchange) -> BTreeSet<String>` (the response's list,
+//!   no name twice), `expected_methods(extra) -> BTreeSet<String>` (`cwmpd::rpc::REQUIRED_METHODS`
+//!   and `extra`), `TRANSFER_RPCS` (listed when a download hook is set).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,10 +61,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use md5::{Digest as _, Md5};
 use rustls::ServerConfig;
 
-use super::acs::{Acs, SessionRecord};
+use super::acs::{Acs, Exchange, SessionRecord};
 use super::cpe::Cpe;
 use super::tls::{Request, Response, TestServer};
-use cwmpd::soap::{CpeRequest, Download, Upload};
+use cwmpd::soap::{CpeRequest, CpeResponse, Download, Upload};
 
 /// The unknown time of §A.3.3.2 (StartTime/CompleteTime of a DownloadResponse with Status 1).
 pub const TIME_UNKNOWN: &str = "0001-01-01T00:00:00Z";
@@ -655,6 +658,40 @@ pub fn parse_time(s: &str) -> Option<f64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some((days * 86_400 + hh * 3600 + mm * 60 - offset) as f64 + ss)
+}
+
+// ----------------------------------------------------------------------------------------------
+// GetRPCMethods (§A.3.1.1).
+
+/// Listed by GetRPCMethods when any download hook is set (spec-5).
+pub const TRANSFER_RPCS: [&str; 5] = [
+    "Download",
+    "ScheduleDownload",
+    "CancelTransfer",
+    "GetQueuedTransfers",
+    "GetAllQueuedTransfers",
+];
+
+/// The method list of a GetRPCMethodsResponse as a set; asserts no name is listed twice.
+pub fn rpc_methods(e: &Exchange) -> BTreeSet<String> {
+    match &e.response {
+        Ok(CpeResponse::GetRpcMethods { methods }) => {
+            let set: BTreeSet<String> = methods.iter().cloned().collect();
+            assert_eq!(set.len(), methods.len(), "duplicates in {methods:?}");
+            set
+        }
+        r => panic!("GetRPCMethods answered {r:?}"),
+    }
+}
+
+/// What GetRPCMethods must list: the methods the engine always serves
+/// (`cwmpd::rpc::REQUIRED_METHODS`, spec-5: "the 8 parameter RPCs") and `extra`.
+pub fn expected_methods(extra: &[&str]) -> BTreeSet<String> {
+    cwmpd::rpc::REQUIRED_METHODS
+        .iter()
+        .chain(extra)
+        .map(|m| m.to_string())
+        .collect()
 }
 
 #[cfg(test)]
