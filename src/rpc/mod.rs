@@ -184,3 +184,28 @@ fn run(engine: &mut Engine, ctl: &mut dyn Control, req: &AcsRequest) -> Result<C
         AcsRequest::ChangeDuState { .. } => return Err(not_supported("ChangeDUState")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The methods §A.3.1 requires of every CPE that the engine serves itself (Reboot and
+    /// Download follow the hooks, see the agent's `Control`): pinned here by name, since the
+    /// integration tests build their expected lists from this constant.
+    #[test]
+    fn required_methods_are_the_parameter_rpcs() {
+        assert_eq!(
+            REQUIRED_METHODS,
+            [
+                "GetRPCMethods",
+                "GetParameterNames",
+                "GetParameterValues",
+                "SetParameterValues",
+                "GetParameterAttributes",
+                "SetParameterAttributes",
+                "AddObject",
+                "DeleteObject",
+            ]
+        );
+    }
+}
