@@ -119,6 +119,15 @@ impl Event {
     }
 }
 
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::soap::msg::event_label(
+            &self.code,
+            &self.command_key,
+        ))
+    }
+}
+
 /// How often an event code may appear in one Inform (Table 7, "Cumulative behavior").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cumulative {

@@ -165,17 +165,7 @@ fn run(args: Vec<String>) -> CliResult {
                 None => println!("last session: never"),
             }
             println!("retry count: {}", st.retry_count);
-            let pending: Vec<String> = st
-                .events
-                .pending()
-                .map(|e| {
-                    if e.command_key.is_empty() {
-                        e.code.clone()
-                    } else {
-                        format!("{} ({})", e.code, e.command_key)
-                    }
-                })
-                .collect();
+            let pending: Vec<String> = st.events.pending().map(|e| e.to_string()).collect();
             println!(
                 "pending events: {}",
                 if pending.is_empty() {

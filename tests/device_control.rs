@@ -2257,18 +2257,7 @@ fn summary(sessions: &[SessionRecord]) -> String {
     sessions
         .iter()
         .map(|s| {
-            let events: Vec<String> = s
-                .inform
-                .events
-                .iter()
-                .map(|e| {
-                    if e.command_key.is_empty() {
-                        e.code.clone()
-                    } else {
-                        format!("{} ({})", e.code, e.command_key)
-                    }
-                })
-                .collect();
+            let events: Vec<String> = s.inform.events.iter().map(|e| e.to_string()).collect();
             let reqs: Vec<String> = s
                 .cpe_requests
                 .iter()

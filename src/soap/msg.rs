@@ -361,6 +361,21 @@ pub struct EventStruct {
     pub command_key: String,
 }
 
+/// `1 BOOT`, or `M Reboot (key)` with its CommandKey: how logs and `cwmpd status` name an event.
+pub fn event_label(code: &str, command_key: &str) -> String {
+    if command_key.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} ({command_key})")
+    }
+}
+
+impl std::fmt::Display for EventStruct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&event_label(&self.code, &self.command_key))
+    }
+}
+
 /// DeviceIdStruct (§A.3.3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceId {

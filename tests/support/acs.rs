@@ -1453,17 +1453,7 @@ fn describe_inform(
         "   DeviceId   {} / OUI {} / {} / serial {}\n",
         d.manufacturer, d.oui, d.product_class, d.serial_number
     ));
-    let events: Vec<String> = inform
-        .events
-        .iter()
-        .map(|e| {
-            if e.command_key.is_empty() {
-                e.code.clone()
-            } else {
-                format!("{} ({})", e.code, e.command_key)
-            }
-        })
-        .collect();
+    let events: Vec<String> = inform.events.iter().map(|e| e.to_string()).collect();
     out.push_str(&format!("   Events     {}\n", events.join(", ")));
     out.push_str(&format!(
         "   RetryCount {}   CurrentTime {}\n",
