@@ -9,16 +9,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the daemon looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/cwmpd/cwmpd.toml";
+
+/// The UCI form of the config on OpenWrt, used when [`DEFAULT_PATH`] does not exist.
+pub const UCI_PATH: &str = "/etc/config/cwmpd";
 
 /// The embedded default configuration (also the documented example).
 pub const EMBEDDED: &str = include_str!("cwmpd.toml");
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -40,7 +43,7 @@ pub struct Config {
 }
 
 /// `[acs]`: how to reach the ACS (`ManagementServer.*`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Acs {
     /// ACS URL (`ManagementServer.URL`). Default: empty (the agent does nothing until set).
@@ -94,7 +97,7 @@ impl Default for Acs {
 }
 
 /// `[device]`: identity (`DeviceInfo.*`, the Inform's DeviceId) and the data model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Device {
     /// `DeviceInfo.Manufacturer`. Default: "cwmpd".
@@ -139,7 +142,7 @@ impl Default for Device {
 }
 
 /// `[connection_request]`: the listener the ACS calls (TR-069 §3.2.2).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionRequest {
     /// `ManagementServer.HTTPConnectionRequestEnable`'s default: listen at all. Default: true.
@@ -317,7 +320,7 @@ impl ConnectionRequest {
 }
 
 /// `[storage]`: where the state that must survive a power cut lives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     /// Directory of the crash-safe state files; must be on persistent storage (on OpenWrt under
@@ -334,7 +337,7 @@ impl Default for Storage {
 }
 
 /// `[datamodel]`: where the data model finds the system (the backends' paths).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Datamodel {
     /// "auto" (OpenWrt when `<root>/etc/openwrt_release` exists), "openwrt" or "generic": with
@@ -362,6 +365,10 @@ pub struct Datamodel {
     pub poll_interval: u32,
     /// Most seconds a vendor script may run per call. Default: 10.
     pub script_timeout: u32,
+    /// The config was read from `<uci_config>/cwmpd` (OpenWrt): ManagementServer's settings
+    /// are then bound to that uci package, so what the ACS sets shows in `uci show cwmpd`.
+    #[serde(skip)]
+    pub cwmpd_uci: bool,
 }
 
 impl Default for Datamodel {
@@ -377,6 +384,7 @@ impl Default for Datamodel {
             reload: p.reload,
             poll_interval: 30,
             script_timeout: 10,
+            cwmpd_uci: false,
         }
     }
 }
@@ -416,12 +424,17 @@ impl Datamodel {
         &self,
         model: crate::datamodel::schema::Model,
     ) -> Result<crate::datamodel::schema::Schema, crate::datamodel::schema::LoadError> {
-        crate::datamodel::schema::Schema::load_for(model, self.openwrt(), Some(&self.dir))
+        crate::datamodel::schema::Schema::load_with(
+            model,
+            self.openwrt(),
+            self.cwmpd_uci,
+            Some(&self.dir),
+        )
     }
 }
 
 /// `[transfer]`: how Download and Upload files are moved (TR-069 §3.4.3, §A.3.2.8, §A.3.2.9).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Transfer {
     /// Where downloads arrive and uploads are produced (created when missing). Not the storage
@@ -464,7 +477,7 @@ impl Default for Transfer {
 /// `[hooks]`: the OS actions behind Download, Upload, Reboot and FactoryReset (shell command
 /// lines). A key left out takes the platform's default ([`Hooks::resolve`]); an empty command
 /// means the action is not supported (and its RPC is not listed by GetRPCMethods).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Hooks {
     /// Applies a Download of FileType `1 Firmware Upgrade Image`. OpenWrt: `sysupgrade {file}`.
@@ -542,7 +555,7 @@ impl Hooks {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// "error", "warn", "info", "debug" or "trace". Default: "info".
@@ -570,6 +583,19 @@ impl Config {
             line: None,
             message: format!("cannot read: {e}"),
         })?;
+        if looks_like_uci(&text) {
+            let mut cfg = Config::parse_uci(&text, &name)?;
+            // The data model binds ManagementServer to this package when it is the one the uci
+            // backend reads (`<uci_config>/cwmpd`).
+            let dir = cfg
+                .datamodel
+                .uci_config
+                .clone()
+                .unwrap_or_else(|| cfg.datamodel.root.join("etc/config"));
+            cfg.datamodel.cwmpd_uci = path.file_name().is_some_and(|f| f == "cwmpd")
+                && path.parent().and_then(|p| p.canonicalize().ok()) == dir.canonicalize().ok();
+            return Ok(cfg);
+        }
         Config::parse(&text, &name)
     }
 
@@ -577,6 +603,121 @@ impl Config {
     pub fn embedded() -> Config {
         // safety: the embedded file is checked by a unit test.
         Config::parse(EMBEDDED, "embedded default config").expect("embedded config is valid")
+    }
+
+    /// Parses and validates a UCI config file (`/etc/config/cwmpd`): each section's type is a
+    /// table of the TOML config (`config acs` is `[acs]`, `config reload` is
+    /// `[datamodel.reload]`), each option a key, typed as the TOML key is (booleans `1`/`0`,
+    /// `true`/`false`, `yes`/`no`, `on`/`off`); `list vendor 'X <OUI> <name>=COMMAND'` in
+    /// `config hooks` fills `[hooks.vendor]`. An empty option of a key without a default is left
+    /// out. Errors name the file and the line.
+    pub fn parse_uci(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let err = |line: Option<usize>, message: String| ConfigError {
+            file: name.to_string(),
+            line,
+            message,
+        };
+        let sections = crate::uciconf::parse(text).map_err(|(l, m)| err(Some(l), m))?;
+        let defaults = toml::Table::try_from(Config::default())
+            .map_err(|e| err(None, format!("internal: {e}")))?;
+        let mut root = toml::Table::new();
+        // "table.key" -> line, to name the line of a validation error.
+        let mut lines: Vec<(String, usize)> = Vec::new();
+        for s in &sections {
+            let path: Vec<&str> = match s.ty.as_str() {
+                "reload" => vec!["datamodel", "reload"],
+                t => vec![t],
+            };
+            let mut default_table = Some(&defaults);
+            for p in &path {
+                default_table = default_table
+                    .and_then(|t| t.get(*p))
+                    .and_then(toml::Value::as_table);
+            }
+            if path.len() == 1 && !defaults.contains_key(path[0]) {
+                return Err(err(
+                    Some(s.line),
+                    format!("unknown section type {:?}", s.ty),
+                ));
+            }
+            let mut table = toml::Table::new();
+            for o in &s.options {
+                let at = |m: String| err(Some(o.line), format!("{}.{}: {m}", s.ty, o.name));
+                lines.push((format!("{}.{}", path.join("."), o.name), o.line));
+                if s.ty == "hooks" && o.name == "vendor" {
+                    let mut vendor = toml::Table::new();
+                    for v in &o.values {
+                        let (ft, cmd) = v
+                            .split_once('=')
+                            .ok_or_else(|| at(format!("{v:?} is not FILETYPE=COMMAND")))?;
+                        vendor.insert(ft.trim().to_string(), toml::Value::String(cmd.to_string()));
+                    }
+                    table.insert("vendor".into(), toml::Value::Table(vendor));
+                    continue;
+                }
+                let kind = default_table.and_then(|t| t.get(&o.name));
+                let one = |v: &str| -> Result<toml::Value, ConfigError> {
+                    Ok(match kind {
+                        Some(toml::Value::Boolean(_)) => {
+                            toml::Value::Boolean(match v.to_ascii_lowercase().as_str() {
+                                "1" | "true" | "yes" | "on" | "enabled" => true,
+                                "0" | "false" | "no" | "off" | "disabled" => false,
+                                _ => return Err(at(format!("{v:?} is not a boolean (1/0)"))),
+                            })
+                        }
+                        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                            v.trim()
+                                .parse()
+                                .map_err(|_| at(format!("{v:?} is not a number")))?,
+                        ),
+                        _ => toml::Value::String(v.to_string()),
+                    })
+                };
+                let value = if o.list || matches!(kind, Some(toml::Value::Array(_))) {
+                    toml::Value::Array(o.values.iter().map(|v| one(v)).collect::<Result<_, _>>()?)
+                } else {
+                    let v = o.values.first().map(String::as_str).unwrap_or("");
+                    if v.is_empty() && kind.is_none() {
+                        continue;
+                    }
+                    one(v)?
+                };
+                table.insert(o.name.clone(), value);
+            }
+            // Insert at the path, merging with a table already there (two sections of a type).
+            let mut at = &mut root;
+            for p in &path {
+                at = match at
+                    .entry(p.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(err(Some(s.line), format!("{} given twice", s.ty))),
+                };
+            }
+            for (k, v) in table {
+                if at.insert(k.clone(), v).is_some() {
+                    return Err(err(Some(s.line), format!("{}.{k} given twice", s.ty)));
+                }
+            }
+        }
+        let line_of = |key: &str| {
+            lines
+                .iter()
+                .find(|(k, _)| k == key || k.ends_with(&format!(".{key}")))
+                .map(|(_, l)| *l)
+        };
+        let cfg: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                let message = e.message().to_string();
+                // "unknown field `x`": point at the option.
+                let line = message.split('`').nth(1).and_then(&line_of);
+                err(line, message)
+            })?;
+        cfg.validate()
+            .map_err(|(key, message)| err(line_of(key), format!("{key}: {message}")))?;
+        Ok(cfg)
     }
 
     /// Parses and validates config text; `name` is used in errors.
@@ -760,6 +901,14 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// The line where `key =` is written, for validation errors. A `section.key` is looked for
 /// inside its `[section]` only.
+/// A UCI file starts (after comments and blank lines) with `package` or `config`; TOML cannot.
+fn looks_like_uci(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with("config ") || l == "config" || l.starts_with("package "))
+}
+
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
     let (section, key) = match key.split_once('.') {
         Some((s, k)) => (Some(s), k),
@@ -785,6 +934,70 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uci_config_maps_onto_the_same_settings() {
+        let text = "config acs 'acs'\n\
+                    \toption url 'https://acs.example/cwmp'\n\
+                    \toption periodic_inform_enable 'no'\n\
+                    \toption periodic_inform_interval '600'\n\
+                    \toption ca_file ''\n\
+                    config connection_request\n\
+                    \toption allow_basic 1\n\
+                    config hooks 'hooks'\n\
+                    \toption reboot '/sbin/reboot'\n\
+                    \tlist vendor 'X 00D0F8 Voice=/bin/voice {file}'\n\
+                    config reload 'reload'\n\
+                    \toption network ''\n\
+                    config log 'log'\n\
+                    \toption level 'debug'\n";
+        assert!(looks_like_uci(text));
+        let c = Config::parse_uci(text, "/etc/config/cwmpd").unwrap();
+        assert_eq!(c.acs.url, "https://acs.example/cwmp");
+        assert!(!c.acs.periodic_inform_enable);
+        assert_eq!(c.acs.periodic_inform_interval, 600);
+        assert_eq!(
+            c.acs.ca_file, None,
+            "an empty option without a default is left out"
+        );
+        assert!(c.connection_request.allow_basic);
+        assert_eq!(c.hooks.reboot.as_deref(), Some("/sbin/reboot"));
+        assert_eq!(
+            c.hooks.vendor.get("X 00D0F8 Voice").map(String::as_str),
+            Some("/bin/voice {file}")
+        );
+        assert_eq!(
+            c.datamodel.reload.get("network").map(String::as_str),
+            Some("")
+        );
+        assert_eq!(c.log.level, "debug");
+        // Defaults for what the file leaves out.
+        assert_eq!(c.connection_request.listen, "0.0.0.0:7547");
+        for (bad, line, what) in [
+            (
+                "config acs\n\toption periodic_inform_interval 'often'\n",
+                2,
+                "not a number",
+            ),
+            (
+                "config acs\n\toption periodic_inform_enable 'maybe'\n",
+                2,
+                "not a boolean",
+            ),
+            (
+                "config acs\n\toption periodic_inform_interval '0'\n",
+                2,
+                "at least 1",
+            ),
+            ("config acs\n\n\toption urll 'x'\n", 3, "unknown field"),
+            ("config nonsense\n", 1, "unknown section"),
+        ] {
+            let e = Config::parse_uci(bad, "f").unwrap_err();
+            assert_eq!(e.line, Some(line), "{bad:?}: {e}");
+            assert!(e.message.contains(what), "{bad:?}: {e}");
+        }
+        assert!(!looks_like_uci(EMBEDDED));
+    }
 
     #[test]
     fn embedded_config_is_valid() {

@@ -16,3 +16,4 @@ pub mod soap;
 pub mod store;
 pub mod transfer;
 pub mod transport;
+pub mod uciconf;

@@ -21,7 +21,8 @@ use cwmpd::soap::msg::SetValue;
 
 const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check
              | request-download FILETYPE [NAME=VALUE]...]
-  -c FILE   config file (default /etc/cwmpd/cwmpd.toml; the embedded default when that is absent)";
+  -c FILE   config file, TOML or UCI (default /etc/cwmpd/cwmpd.toml, else /etc/config/cwmpd, else
+            the embedded default)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -278,8 +279,11 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, (u8, String)> {
         Some(p) => Config::load(p).map_err(|e| (2, e.to_string())),
         None => {
             let default = std::path::Path::new(config::DEFAULT_PATH);
+            let uci = std::path::Path::new(config::UCI_PATH);
             if default.exists() {
                 Config::load(default).map_err(|e| (2, e.to_string()))
+            } else if uci.exists() {
+                Config::load(uci).map_err(|e| (2, e.to_string()))
             } else {
                 Ok(Config::embedded())
             }

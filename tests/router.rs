@@ -619,3 +619,108 @@ fn instance_numbers_follow_their_sections_when_others_are_deleted() {
         );
     }
 }
+
+/// On OpenWrt the agent's config is `/etc/config/cwmpd` (issue 6): the same settings as the
+/// TOML file, read from UCI; ManagementServer values the ACS sets are written back there, so
+/// `uci show cwmpd` shows them and the next start uses them.
+#[test]
+fn the_uci_config_is_the_config_and_follows_the_acs() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("rt-ucicfg", &acs, None);
+    let dir = router.dir().to_path_buf();
+    let root = dir.join("root");
+    let conf = router.config_dir().join("cwmpd");
+    std::fs::write(
+        &conf,
+        format!(
+            "# cwmpd on the fixture router\n\
+             config acs 'acs'\n\
+             \toption url '{url}'\n\
+             \toption username '{USER}'\n\
+             \toption password \"{PASS}\"\n\
+             \toption periodic_inform_enable '1'\n\
+             \toption periodic_inform_interval '3600'\n\
+             \toption timeout 5\n\n\
+             config device 'device'\n\
+             \toption oui '00D0F8'\n\
+             \toption serial_number '{SERIAL}'\n\n\
+             config connection_request 'connection_request'\n\
+             \toption enable '1'\n\
+             \toption listen '127.0.0.1:0'\n\n\
+             config storage 'storage'\n\
+             \toption dir '{state}'\n\n\
+             config datamodel 'datamodel'\n\
+             \toption platform 'openwrt'\n\
+             \toption root '{root}'\n\
+             \toption uci '{uci}'\n\
+             \toption uci_savedir '{save}'\n\n\
+             config reload 'reload'\n\
+             \toption network ''\n\n\
+             config log 'log'\n\
+             \toption level 'debug'\n",
+            url = acs.url(),
+            state = dir.join("uci-state").display(),
+            root = root.display(),
+            uci = uci_support::uci_bin().display(),
+            save = dir.join("uci-save2").display(),
+        ),
+    )
+    .expect("write /etc/config/cwmpd");
+    let conf_s = conf.display().to_string();
+    run(&["-c", &conf_s, "check"]).assert_code(0, "check of the uci config");
+    acs.push_script([spv_req(
+        &[
+            (
+                "Device.ManagementServer.PeriodicInformInterval",
+                "1234",
+                BaseType::UnsignedInt,
+            ),
+            (
+                "Device.ManagementServer.ConnectionRequestUsername",
+                "cr-user",
+                BaseType::String,
+            ),
+        ],
+        "uci-1",
+    )]);
+    run(&["-c", &conf_s, "inform"]).assert_code(0, "inform with the uci config");
+    let s = last_session(&acs);
+    assert_eq!(s.inform.device_id.serial_number, SERIAL);
+    assert!(
+        s.exchanges[0].fault().is_none(),
+        "{:?}",
+        s.exchanges[0].response
+    );
+    let shown = router.uci(&["show", "cwmpd"]);
+    assert!(
+        shown.contains("cwmpd.acs.periodic_inform_interval='1234'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("cwmpd.connection_request.username='cr-user'"),
+        "{shown}"
+    );
+    // The next process reads it back from the file.
+    let out = run(&[
+        "-c",
+        &conf_s,
+        "get",
+        "Device.ManagementServer.PeriodicInformInterval",
+    ]);
+    assert!(out.stdout.contains("= 1234"), "{out}");
+    // A typo names the file and the line.
+    // (uci commit rewrote the file in its own layout: the line is looked up.)
+    let text = std::fs::read_to_string(&conf).expect("read back");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("option timeout"))
+        .expect("the timeout option is still there");
+    std::fs::write(&conf, text.replace("option timeout", "option timout")).expect("write");
+    let out = run(&["-c", &conf_s, "check"]);
+    out.assert_code(2, "a misspelt option");
+    assert!(
+        out.stderr
+            .contains(&format!("cwmpd:{line}: unknown field `timout`")),
+        "{out}"
+    );
+}

@@ -77,6 +77,11 @@ const TR181_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181.toml")];
 
 const TR098_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098.toml")];
 
+/// ManagementServer bound to `/etc/config/cwmpd`, when the agent's config is that file.
+const TR181_CWMPD_UCI: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181-cwmpd.toml")];
+
+const TR098_CWMPD_UCI: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098-cwmpd.toml")];
+
 /// An error loading a file (a data model file, the config file): names the file and the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
@@ -285,15 +290,32 @@ impl Schema {
         openwrt: bool,
         extra_dir: Option<&Path>,
     ) -> Result<Schema, LoadError> {
+        Schema::load_with(model, openwrt, false, extra_dir)
+    }
+
+    /// [`Schema::load_for`], and with `cwmpd_uci` ManagementServer bound to the agent's own uci
+    /// package (the config came from `/etc/config/cwmpd`).
+    pub fn load_with(
+        model: Model,
+        openwrt: bool,
+        cwmpd_uci: bool,
+        extra_dir: Option<&Path>,
+    ) -> Result<Schema, LoadError> {
         let platform: &[(&str, &str)] = match (openwrt, model) {
             (false, _) => &[],
             (true, Model::Tr181) => TR181_OPENWRT,
             (true, Model::Tr098) => TR098_OPENWRT,
         };
+        let own: &[(&str, &str)] = match (cwmpd_uci, model) {
+            (false, _) => &[],
+            (true, Model::Tr181) => TR181_CWMPD_UCI,
+            (true, Model::Tr098) => TR098_CWMPD_UCI,
+        };
         let mut files: Vec<(String, String, bool)> = model
             .embedded()
             .iter()
             .chain(platform)
+            .chain(own)
             .map(|(n, t)| (n.to_string(), t.to_string(), false))
             .collect();
         if let Some(dir) = extra_dir.filter(|d| d.exists()) {
