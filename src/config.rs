@@ -560,12 +560,16 @@ impl Hooks {
 pub struct Log {
     /// "error", "warn", "info", "debug" or "trace". Default: "info".
     pub level: String,
+    /// "auto" (syslog on OpenWrt when `/dev/log` exists, else stderr), "syslog" or "stderr".
+    /// Default: "auto".
+    pub target: String,
 }
 
 impl Default for Log {
     fn default() -> Self {
         Log {
             level: "info".into(),
+            target: "auto".into(),
         }
     }
 }
@@ -780,6 +784,9 @@ impl Config {
             return Err(("data_model", "must be \"tr181\" or \"tr098\"".into()));
         }
         self.connection_request.validate()?;
+        if !["auto", "syslog", "stderr"].contains(&self.log.target.as_str()) {
+            return Err(("log.target", "must be auto, syslog or stderr".into()));
+        }
         if log_level(&self.log.level).is_none() {
             return Err(("level", "must be error, warn, info, debug or trace".into()));
         }

@@ -14,6 +14,7 @@ pub mod schedule;
 pub mod session;
 pub mod soap;
 pub mod store;
+pub mod syslog;
 pub mod transfer;
 pub mod transport;
 pub mod uciconf;

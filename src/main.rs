@@ -69,7 +69,7 @@ fn run(args: Vec<String>) -> CliResult {
         }
     }
     let cfg = load_config(config_path.as_ref())?;
-    init_log(cfg.log_level());
+    init_log(&cfg);
     let cmd = rest.first().map(String::as_str).unwrap_or("run");
     let args = rest.get(1..).unwrap_or(&[]);
     match cmd {
@@ -291,7 +291,26 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, (u8, String)> {
     }
 }
 
-fn init_log(level: log::LevelFilter) {
+/// Logging goes to syslog with real severities on OpenWrt (`[log] target`), else to stderr.
+fn init_log(cfg: &Config) {
+    let level = cfg.log_level();
+    let syslog = match cfg.log.target.as_str() {
+        "syslog" => true,
+        "auto" => cfg.datamodel.openwrt(),
+        _ => false,
+    };
+    if syslog {
+        if let Some(logger) = cwmpd::syslog::Syslog::connect(level) {
+            if log::set_boxed_logger(Box::new(logger)).is_ok() {
+                log::set_max_level(level);
+                return;
+            }
+        }
+    }
+    init_stderr_log(level);
+}
+
+fn init_stderr_log(level: log::LevelFilter) {
     let cfg = simplelog::ConfigBuilder::new()
         .set_time_level(log::LevelFilter::Off)
         .set_target_level(log::LevelFilter::Off)

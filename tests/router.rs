@@ -657,7 +657,8 @@ fn the_uci_config_is_the_config_and_follows_the_acs() {
              config reload 'reload'\n\
              \toption network ''\n\n\
              config log 'log'\n\
-             \toption level 'debug'\n",
+             \toption level 'debug'\n\
+             \toption target 'stderr'\n",
             url = acs.url(),
             state = dir.join("uci-state").display(),
             root = root.display(),

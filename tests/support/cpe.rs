@@ -182,7 +182,8 @@ impl Cpe {
              dir = {:?}\n\
              \n\
              [log]\n\
-             level = \"debug\"\n",
+             level = \"debug\"\n\
+             target = \"stderr\"\n",
             dir.path().join("state").display().to_string()
         );
         let text = text + &extra(dir.path());

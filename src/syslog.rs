@@ -1,0 +1,142 @@
+//! Logging to syslog (`/dev/log`, RFC 3164 framing) with real severities: on OpenWrt procd logs
+//! a service's stderr at one level (err), so the agent speaks to logd itself and `logread`
+//! shows warnings as warnings. Elsewhere, and whenever `/dev/log` cannot take a message, lines
+//! go to stderr. No crate: a Unix datagram socket is all it takes.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
+
+/// The syslog socket of every Linux libc (and of OpenWrt's logd).
+pub const SOCKET: &str = "/dev/log";
+/// `daemon` facility (RFC 5424 §6.2.1: 3).
+const FACILITY_DAEMON: u8 = 3;
+/// Longest message sent in one datagram (logd and busybox syslogd take at least this).
+const MAX_MESSAGE: usize = 1024;
+
+/// A logger writing to `/dev/log`.
+pub struct Syslog {
+    socket: Mutex<Option<UnixDatagram>>,
+    level: log::LevelFilter,
+    ident: String,
+}
+
+impl Syslog {
+    /// Connects to [`SOCKET`]; `None` when there is no syslog daemon.
+    pub fn connect(level: log::LevelFilter) -> Option<Syslog> {
+        let s = UnixDatagram::unbound().ok()?;
+        s.connect(SOCKET).ok()?;
+        Some(Syslog {
+            socket: Mutex::new(Some(s)),
+            level,
+            ident: format!("cwmpd[{}]", std::process::id()),
+        })
+    }
+}
+
+/// The RFC 3164 priority of a log level: error 3, warning 4, info 6, debug and trace 7.
+pub fn priority(level: log::Level) -> u8 {
+    let severity = match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    };
+    FACILITY_DAEMON * 8 + severity
+}
+
+/// One datagram: `<PRI>ident: message`, the message cut at [`MAX_MESSAGE`] bytes (on a char
+/// boundary) and with its line ends replaced (one record per message).
+pub fn frame(level: log::Level, ident: &str, message: &str) -> String {
+    let mut m: String = message
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    if m.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+    }
+    format!("<{}>{ident}: {m}", priority(level))
+}
+
+impl log::Log for Syslog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = frame(record.level(), &self.ident, &record.args().to_string());
+        let sent = self
+            .socket
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.send(line.as_bytes()).is_ok()))
+            .unwrap_or(false);
+        if !sent {
+            // logd restarting, or its buffer full: the message still goes somewhere.
+            let _ = writeln!(std::io::stderr(), "{} {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_the_severity() {
+        assert_eq!(
+            frame(log::Level::Warn, "cwmpd[7]", "a\nb"),
+            "<28>cwmpd[7]: a b"
+        );
+        assert_eq!(priority(log::Level::Error), 27);
+        assert_eq!(priority(log::Level::Info), 30);
+        assert_eq!(priority(log::Level::Trace), 31);
+        let long = "é".repeat(1000);
+        let f = frame(log::Level::Info, "x", &long);
+        assert!(f.len() <= MAX_MESSAGE + 10, "{}", f.len());
+    }
+
+    #[test]
+    fn messages_reach_a_syslog_socket() {
+        let dir = std::env::temp_dir().join(format!("cwmpd-syslog-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let server = UnixDatagram::bind(&path).unwrap();
+        let client = UnixDatagram::unbound().unwrap();
+        client.connect(&path).unwrap();
+        let logger = Syslog {
+            socket: Mutex::new(Some(client)),
+            level: log::LevelFilter::Info,
+            ident: "cwmpd[1]".into(),
+        };
+        use log::Log;
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Error)
+                .args(format_args!("session failed"))
+                .build(),
+        );
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Debug)
+                .args(format_args!("not sent"))
+                .build(),
+        );
+        let mut buf = [0u8; 256];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<27>cwmpd[1]: session failed");
+        server.set_nonblocking(true).unwrap();
+        assert!(server.recv(&mut buf).is_err(), "debug is below the level");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
