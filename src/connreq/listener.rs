@@ -18,7 +18,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -100,8 +100,10 @@ struct Shared {
     work: Condvar,
     /// Signalled when a worker becomes free.
     freed: Condvar,
-    next_id: AtomicU64,
-    counts: [AtomicU64; COUNTS.len()],
+    // usize, not u64: 32-bit MIPS has no 64-bit atomics (the ids only need to differ among the
+    // connections alive at once; fetch_add wraps).
+    next_id: AtomicUsize,
+    counts: [AtomicUsize; COUNTS.len()],
 }
 
 /// The workers' state.
@@ -162,7 +164,7 @@ impl Listener {
                 pool: Mutex::new(Pool::default()),
                 work: Condvar::new(),
                 freed: Condvar::new(),
-                next_id: AtomicU64::new(0),
+                next_id: AtomicUsize::new(0),
                 counts: Default::default(),
             }),
             bound: None,
@@ -440,7 +442,7 @@ fn worker(shared: &Shared) {
             continue;
         };
         shared.freed.notify_all();
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed) as u64;
         match stream.try_clone() {
             Ok(handle) => pool.slots.push(Slot {
                 id,

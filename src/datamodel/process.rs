@@ -6,17 +6,18 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// How many processes backends started since the agent began (see [`spawns`]).
-static SPAWNS: AtomicU64 = AtomicU64::new(0);
+// usize: 32-bit MIPS has no 64-bit atomics.
+static SPAWNS: AtomicUsize = AtomicUsize::new(0);
 
 /// The number of processes backends have started so far.
 pub fn spawns() -> u64 {
-    SPAWNS.load(Ordering::Relaxed)
+    SPAWNS.load(Ordering::Relaxed) as u64
 }
 
 /// What a finished command left.
