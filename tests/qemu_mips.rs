@@ -31,7 +31,6 @@ mod tls;
 mod uci_support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -326,27 +325,7 @@ impl Qemu {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.qemu.display()));
-        let reader = |r: Option<Box<dyn Read + Send>>| {
-            thread::spawn(move || {
-                let mut s = String::new();
-                if let Some(mut r) = r {
-                    let _ = r.read_to_string(&mut s);
-                }
-                s
-            })
-        };
-        let out = reader(
-            child
-                .stdout
-                .take()
-                .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        );
-        let err = reader(
-            child
-                .stderr
-                .take()
-                .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        );
+        let (out, err) = cpe::read_output(&mut child);
         let status = PathBuf::from(format!("/proc/{}/status", child.id()));
         let deadline = Instant::now() + QEMU_TIMEOUT;
         let mut peak = 0;

@@ -356,6 +356,30 @@ pub fn run(args: &[&str]) -> Out {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn cwmpd");
+    let (out, err) = read_output(&mut child);
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Out {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Reads a spawned child's piped stdout and stderr to their ends in two threads (so neither
+/// pipe fills and blocks it); join them once it exited.
+pub fn read_output(child: &mut Child) -> (thread::JoinHandle<String>, thread::JoinHandle<String>) {
     let reader = |r: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut s = String::new();
@@ -377,22 +401,5 @@ pub fn run(args: &[&str]) -> Out {
             .take()
             .map(|r| Box::new(r) as Box<dyn Read + Send>),
     );
-    let deadline = Instant::now() + CLI_TIMEOUT;
-    let code = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status.code(),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    Out {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    (out, err)
 }
