@@ -74,6 +74,9 @@ use crate::soap::{
 /// before the session gives up.
 pub const MAX_RETRY_REQUEST: u32 = 3;
 
+/// Unparsable ACS messages in a row after which the session ends (each is answered 9003 first).
+pub const MAX_MALFORMED_IN_A_ROW: u32 = 3;
+
 /// A default for [`SessionParams::max_exchanges`]: far more POSTs than a provisioning session
 /// needs (GenieACS walks a TR-181 tree in a few hundred), few enough to stop a looping ACS.
 pub const DEFAULT_MAX_EXCHANGES: u32 = 5000;
@@ -221,6 +224,8 @@ pub struct Session {
     delivered: usize,
     /// A CPE request the ACS answered with a fault.
     refused: Option<usize>,
+    /// Unparsable ACS messages since the last good one.
+    malformed: u32,
     inform_accepted: bool,
     /// `HoldRequests` of the ACS's most recent envelope (§A.4.1; absent = false).
     hold: bool,
@@ -282,6 +287,7 @@ impl Session {
             requests: params.cpe_requests,
             delivered: 0,
             refused: None,
+            malformed: 0,
             inform_accepted: false,
             hold: false,
             limits: params.limits,
@@ -331,6 +337,9 @@ impl Session {
             }
             State::ExpectAcsRequest => {
                 let reply = self.classify(status, body);
+                if !matches!(reply, Reply::Unparsable(ParseError::Malformed(_))) {
+                    self.malformed = 0;
+                }
                 self.acs_request(reply)
             }
         };
@@ -591,8 +600,16 @@ impl Session {
                 self.post_fault(ns, id.as_deref(), fault)
             }
             Reply::Unparsable(ParseError::Malformed(why)) => {
-                // Not an envelope at all: answer 9003 without an ID in the session's namespace;
-                // a looping ACS is stopped by max_exchanges.
+                // Not an envelope at all: answer 9003 without an ID in the session's namespace.
+                // An ACS that sends nothing else is broken: the session ends after a few in a
+                // row (each may take up to the timeout; max_exchanges alone would allow hours).
+                self.malformed += 1;
+                if self.malformed >= MAX_MALFORMED_IN_A_ROW {
+                    return self.finish(Err(SessionError::Malformed(format!(
+                        "{why} ({} unparsable messages in a row)",
+                        self.malformed
+                    ))));
+                }
                 let fault =
                     Fault::InvalidArguments(format!("malformed envelope: {why}"), Vec::new());
                 self.post_fault(self.ns, None, fault)
@@ -1154,6 +1171,28 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
         let a = s.on_reply(500, &acs::emit_acs_fault(NS12, None, &busy));
         assert!(outcome(&a).result.is_err(), "{a:?}");
         assert_eq!(outcome(&a).refused, None);
+    }
+
+    #[test]
+    fn an_acs_sending_only_garbage_ends_the_session() {
+        let (mut s, _) = accepted(params(NS12, vec![]), inform_response(NS12, None, None));
+        // One bad message is answered 9003 and the session goes on; a good one resets the count.
+        for _ in 0..2 {
+            let a = s.on_reply(200, b"<not-soap/>");
+            assert_eq!(fault_code(&parsed(&a)), 9003);
+        }
+        let a = s.on_reply(200, &gpv(NS12, "g", None));
+        assert!(matches!(a, Action::Execute(_)));
+        let _ = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        for _ in 0..2 {
+            let a = s.on_reply(200, b"garbage");
+            assert_eq!(fault_code(&parsed(&a)), 9003);
+        }
+        let a = s.on_reply(200, b"garbage");
+        assert!(
+            matches!(outcome(&a).result, Err(SessionError::Malformed(_))),
+            "{a:?}"
+        );
     }
 
     #[test]

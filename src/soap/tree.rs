@@ -200,6 +200,14 @@ pub(crate) fn envelope<'a, 'i>(doc: &'a Document<'i>) -> Result<Env<'a, 'i>, Par
             root.tag_name().name()
         )));
     }
+    // SOAP 1.1 §4.1.2: an Envelope in another namespace (SOAP 1.2's) is a version mismatch,
+    // not a message. One without a namespace is read (broken ACSes send them).
+    if let Some(ns) = root.tag_name().namespace().filter(|n| *n != SOAP_ENV) {
+        return Err(malformed(format!(
+            "the Envelope is in namespace {:?}, not SOAP 1.1's",
+            ns.chars().take(80).collect::<String>()
+        )));
+    }
     let mut header_node = None;
     let mut body_node = None;
     for child in root.children().filter(Node::is_element) {
