@@ -153,10 +153,11 @@ const MAX_HOOK_TRIES: u32 = 3;
 /// Seconds between two runs of a failing Reboot/FactoryReset hook.
 const HOOK_RETRY_WAIT: i64 = 60;
 
-/// The end of a session.
+/// The result of the sessions since `time`: the first session that ended this way (kept
+/// unchanged while later sessions end the same way, so that they write nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastSession {
-    /// Unix time the session ended.
+    /// Unix time the first session with this result ended.
     pub time: i64,
     pub ok: bool,
     /// "ok", or the one-line reason it failed.
@@ -562,14 +563,24 @@ impl Agent {
                 );
             }
         }
-        self.state.last_session = Some(LastSession {
-            time: now_unix(),
-            ok: result.is_ok(),
-            result: match &result {
-                Ok(_) => "ok".into(),
-                Err(e) => e.clone(),
-            },
-        });
+        let text = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.clone(),
+        };
+        // Written only when the result differs from the last one: a periodic session that
+        // changes nothing writes nothing to flash (its time would be the only new byte).
+        if self
+            .state
+            .last_session
+            .as_ref()
+            .is_none_or(|l| l.ok != result.is_ok() || l.result != text)
+        {
+            self.state.last_session = Some(LastSession {
+                time: now_unix(),
+                ok: result.is_ok(),
+                result: text,
+            });
+        }
         // The ACS may have changed the URL: the next session bootstraps the new ACS.
         if let Err(e) = self.note_url() {
             log::error!("{e}");

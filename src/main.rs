@@ -159,9 +159,9 @@ fn run(args: Vec<String>) -> CliResult {
             let st = agent.state();
             match &st.last_session {
                 Some(l) => println!(
-                    "last session: {} {}",
-                    cwmpd::schedule::format_datetime_utc(l.time),
-                    l.result
+                    "last session: {} (every session since {})",
+                    l.result,
+                    cwmpd::schedule::format_datetime_utc(l.time)
                 ),
                 None => println!("last session: never"),
             }
