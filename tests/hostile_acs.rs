@@ -1,0 +1,1299 @@
+//! The hostile and broken ACS suite (issue 7): the real `cwmpd` binary against ACSes that send
+//! garbage, truncated or oversized envelopes, unknown namespaces and RPCs, HTTP errors with and
+//! without `Retry-After`, redirect loops and downgrades, ever-growing cookies, silence, stalled
+//! bodies, and TLS certificates that must be refused.
+//!
+//! Every case runs with `[acs] timeout = 2` and `retry_minimum_wait_interval = 1` and asserts:
+//! - the outcome: a one-line reason on stderr and exit code 1 (`cwmpd inform`), the right CWMP
+//!   fault answered (TR-069 §A.5: 9000 for an unknown method, 9003 for a malformed request), or
+//!   a retry with the backoff of §3.2.1.1 (`cwmpd run`), not before a `Retry-After`
+//!   (RFC 9110 §10.2.3);
+//! - the bound: `cwmpd inform` ends within 3 × timeout + 5 s, and with exit code 1 (a signal, a
+//!   crash, or the test's kill at its deadline shows as no exit code);
+//! - the memory: for the daemon cases VmRSS grows less than 8 MiB between the first failed
+//!   attempt and the last, and the peak (VmHWM) stays far below a 64 MiB body.
+//!
+//! All cases run concurrently in one test (`every_hostile_case`), which prints the table
+//! `case | outcome | seconds` on stderr and then fails listing every case that did not hold.
+//! See it with `cargo test --test hostile_acs -- --nocapture`.
+
+#[path = "support/acs.rs"]
+mod acs;
+#[path = "support/cpe.rs"]
+mod cpe;
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/tempdir.rs"]
+mod tempdir;
+#[path = "support/tls.rs"]
+mod tls;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cpe::{Cpe, Out};
+use hostile::{BadCerts, Hostile, Reply, Seen};
+use tls::Pki;
+
+/// `[acs] timeout`, seconds.
+const TIMEOUT: u64 = 2;
+/// The bound on one `cwmpd inform` against a broken ACS.
+const INFORM_BOUND: Duration = Duration::from_secs(3 * TIMEOUT + 5);
+/// Allowed VmRSS growth of the daemon across failed attempts.
+const RSS_GROWTH: u64 = 8 << 20;
+/// The size of the streamed "huge envelope".
+const HUGE: u64 = 64 << 20;
+/// The transport's body cap (`agent.rs` gives the transport 4 MiB).
+const BODY_CAP: u64 = 4 << 20;
+/// Redirects followed per POST (`transport::MAX_REDIRECTS`).
+const MAX_REDIRECTS: usize = 5;
+/// The cookie jar's byte cap (`transport.rs` `MAX_JAR_BYTES`).
+const JAR_BYTES: usize = 16 * 1024;
+
+const NS12: &str = "urn:dslforum-org:cwmp-1-2";
+
+/// One line of the table.
+struct Row {
+    case: &'static str,
+    outcome: String,
+    secs: f64,
+    fails: Vec<String>,
+}
+
+/// Collects what did not hold in one case.
+#[derive(Default)]
+struct Check {
+    fails: Vec<String>,
+}
+
+impl Check {
+    fn that(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.fails.push(what());
+        }
+    }
+}
+
+/// All cases, concurrently; prints the table, then fails with every case that did not hold.
+#[test]
+fn every_hostile_case() {
+    type Case = (&'static str, fn() -> Row);
+    let cases: Vec<Case> = vec![
+        ("garbage body (64 KiB random, 200)", garbage_body),
+        ("garbage mid-session once", garbage_mid_session),
+        ("garbage mid-session forever", garbage_forever),
+        (
+            "garbage mid-session forever, 1 s per reply",
+            slow_garbage_forever,
+        ),
+        ("not HTTP at all (random bytes, close)", not_http),
+        ("truncated XML", truncated_xml),
+        (
+            "unknown cwmp namespace (InformResponse)",
+            unknown_cwmp_namespace,
+        ),
+        (
+            "unknown cwmp namespace (ACS request)",
+            unknown_cwmp_namespace_request,
+        ),
+        (
+            "SOAP 1.2 envelope namespace (InformResponse)",
+            wrong_soap_namespace,
+        ),
+        (
+            "SOAP 1.2 envelope namespace (ACS request)",
+            wrong_soap_namespace_request,
+        ),
+        ("unknown RPC", unknown_rpc),
+        ("huge envelope 64 MiB (Content-Length)", huge_content_length),
+        ("huge envelope 64 MiB (chunked)", huge_chunked),
+        ("huge response head (1 MiB header)", huge_head),
+        ("deep nesting (100k elements)", deep_nesting),
+        ("HTTP 500", http_500),
+        ("HTTP 503", http_503),
+        ("redirect loop (302 to itself)", redirect_loop),
+        ("redirect https -> http", redirect_downgrade),
+        ("cookies growing 4 KiB per response", cookie_growth),
+        ("accepts, reads, never answers", never_answers),
+        ("accepts, never reads", black_hole),
+        ("headers then stalled body", stalled_body),
+        ("body dripping 1 byte / 500 ms", dripping_body),
+        ("connection closed mid-body", closed_mid_body),
+        ("TLS expired certificate", tls_expired),
+        ("TLS wrong host name", tls_wrong_host),
+        ("TLS unknown CA", tls_unknown_ca),
+        ("TLS CA certificate as leaf", tls_ca_as_leaf),
+        ("daemon: HTTP 503, backoff", daemon_503),
+        ("daemon: HTTP 503 + Retry-After: 3", daemon_503_retry_after),
+        ("daemon: HTTP 500, backoff", daemon_500),
+        ("daemon: HTTP 500 + Retry-After: 3", daemon_500_retry_after),
+        ("daemon: rotating hostile ACS, RSS", daemon_rotating),
+    ];
+    let start = Instant::now();
+    let rows: Vec<Row> = thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|(name, f)| {
+                let f = *f;
+                (*name, s.spawn(f))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(name, h)| {
+                h.join().unwrap_or_else(|_| Row {
+                    case: name,
+                    outcome: "the case itself panicked".into(),
+                    secs: 0.0,
+                    fails: vec!["panicked (see above)".into()],
+                })
+            })
+            .collect()
+    });
+    let width = rows.iter().map(|r| r.case.len()).max().unwrap_or(10);
+    let mut table = format!(
+        "\nhostile ACS suite ([acs] timeout = {TIMEOUT} s, retry_minimum_wait_interval = 1), \
+         wall {:.1} s\n| {:width$} | {:>6} | outcome\n|{}|{}|{}\n",
+        start.elapsed().as_secs_f64(),
+        "case",
+        "s",
+        "-".repeat(width + 2),
+        "-".repeat(8),
+        "-".repeat(60),
+    );
+    for r in &rows {
+        let mark = if r.fails.is_empty() { "" } else { "FAILED: " };
+        table.push_str(&format!(
+            "| {:width$} | {:>6.1} | {mark}{}\n",
+            r.case, r.secs, r.outcome
+        ));
+    }
+    eprintln!("{table}");
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.fails.is_empty())
+        .map(|r| format!("{}:\n  - {}", r.case, r.fails.join("\n  - ")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} case(s) did not hold:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelopes.
+
+fn envelope(soap_ns: &str, cwmp_ns: &str, id: &str, body: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <soap-env:Envelope xmlns:soap-env=\"{soap_ns}\" \
+         xmlns:soap-enc=\"http://schemas.xmlsoap.org/soap/encoding/\" \
+         xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:cwmp=\"{cwmp_ns}\">\
+         <soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">{id}</cwmp:ID></soap-env:Header>\
+         <soap-env:Body>{body}</soap-env:Body></soap-env:Envelope>"
+    )
+}
+
+const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+
+fn inform_response() -> String {
+    envelope(
+        SOAP_NS,
+        NS12,
+        "inform-1",
+        "<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>",
+    )
+}
+
+fn get_rpc_methods(id: &str) -> String {
+    envelope(
+        SOAP_NS,
+        NS12,
+        id,
+        "<cwmp:GetRPCMethods></cwmp:GetRPCMethods>",
+    )
+}
+
+/// The first element inside a SOAP Body (`"(empty POST)"` for none), for failure reports.
+fn body_element(text: &str) -> String {
+    if text.trim().is_empty() {
+        return "(empty POST)".into();
+    }
+    text.find(":Body>")
+        .and_then(|i| text.get(i + ":Body>".len()..))
+        .and_then(|rest| rest.split(['>', ' ']).next())
+        .map_or_else(|| short(text), str::to_string)
+}
+
+fn is_inform(s: &Seen) -> bool {
+    s.text().contains(":Inform>")
+}
+
+/// `n` pseudo-random bytes (xorshift64) from `seed`.
+fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the CPE.
+
+/// A CPE with `[acs] timeout = 2`, `retry_minimum_wait_interval = 1` and the given multiplier.
+fn hostile_cpe(tag: &str, url: &str, ca: Option<&Path>, multiplier: u32) -> Cpe {
+    let cpe = Cpe::with_config(tag, url, ca, 3600, |_| String::new());
+    let text = std::fs::read_to_string(&cpe.cfg).expect("read config");
+    for needle in [
+        "\ntimeout = 5\n",
+        "\nretry_minimum_wait_interval = 1\n",
+        "\nretry_interval_multiplier = 1000\n",
+    ] {
+        assert!(
+            text.contains(needle),
+            "no {needle:?} in the config:\n{text}"
+        );
+    }
+    let text = text.replacen("\ntimeout = 5\n", &format!("\ntimeout = {TIMEOUT}\n"), 1);
+    let text = text.replacen(
+        "\nretry_interval_multiplier = 1000\n",
+        &format!("\nretry_interval_multiplier = {multiplier}\n"),
+        1,
+    );
+    std::fs::write(&cpe.cfg, text).expect("write config");
+    cpe
+}
+
+/// Runs `cwmpd inform` and times it.
+fn inform(cpe: &Cpe) -> (Out, f64) {
+    let t = Instant::now();
+    let out = cpe.cli(&["inform"]);
+    (out, t.elapsed().as_secs_f64())
+}
+
+/// The CLI's one-line reason: the last stderr line (`cwmpd: …`).
+fn reason(out: &Out) -> String {
+    out.stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn short(s: &str) -> String {
+    const MAX: usize = 150;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// The last `n` lines of `text`, for failure reports.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .get(lines.len().saturating_sub(n)..)
+        .unwrap_or_default()
+        .join("\n      ")
+}
+
+/// Asserts a `cwmpd inform` that must fail: exit code 1 (not a signal, not killed at the
+/// deadline), within [`INFORM_BOUND`], with a one-line `cwmpd: …` reason containing every one
+/// of `needles` (case-insensitive).
+fn expect_failure(c: &mut Check, out: &Out, secs: f64, needles: &[&str]) -> String {
+    let why = reason(out);
+    c.that(out.code == Some(1), || {
+        format!(
+            "exit code {:?}, expected Some(1) (None = signal or killed at the deadline); log:\n      {}",
+            out.code,
+            tail(&out.stderr, 15)
+        )
+    });
+    c.that(secs <= INFORM_BOUND.as_secs_f64(), || {
+        format!("took {secs:.1} s, bound {} s", INFORM_BOUND.as_secs())
+    });
+    c.that(why.starts_with("cwmpd: "), || {
+        format!("no `cwmpd: …` reason line; last line {why:?}")
+    });
+    let lower = why.to_ascii_lowercase();
+    for n in needles {
+        c.that(lower.contains(&n.to_ascii_lowercase()), || {
+            format!("reason {why:?} does not mention {n:?}")
+        });
+    }
+    why.trim_start_matches("cwmpd: ").to_string()
+}
+
+/// Asserts a `cwmpd inform` that must complete (exit 0 within the bound).
+fn expect_success(c: &mut Check, out: &Out, secs: f64) {
+    c.that(out.code == Some(0), || {
+        format!(
+            "exit code {:?}, expected 0; log:\n      {}",
+            out.code,
+            tail(&out.stderr, 15)
+        )
+    });
+    c.that(secs <= INFORM_BOUND.as_secs_f64(), || {
+        format!("took {secs:.1} s, bound {} s", INFORM_BOUND.as_secs())
+    });
+}
+
+fn row(case: &'static str, outcome: String, secs: f64, c: Check) -> Row {
+    Row {
+        case,
+        outcome: short(&outcome),
+        secs,
+        fails: c.fails,
+    }
+}
+
+/// A plain hostile ACS and one `cwmpd inform` against it that must fail with `needles`.
+fn failing_inform<H>(case: &'static str, needles: &[&str], handler: H) -> (Row, Vec<Seen>)
+where
+    H: Fn(&Seen) -> Reply + Send + Sync + 'static,
+{
+    let acs = Hostile::start(None, handler);
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, needles);
+    (row(case, why, secs, c), acs.seen())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies.
+
+fn garbage_body() -> Row {
+    let s = seed();
+    let (mut r, seen) = failing_inform(
+        "garbage body (64 KiB random, 200)",
+        &["malformed"],
+        move |_| Reply::full(200, random_bytes(s, 64 * 1024)),
+    );
+    // Unparsable is not a version refusal: no namespace fallback, one POST.
+    let mut c = Check { fails: r.fails };
+    c.that(seen.len() == 1, || {
+        format!("{} POSTs, expected 1", seen.len())
+    });
+    r.fails = c.fails;
+    r.outcome = format!("{} (seed {s})", r.outcome);
+    r
+}
+
+/// A valid InformResponse, then garbage for the empty POST, then 204: the CPE answers the
+/// garbage with a 9003 fault (TR-069 §A.5) and the session goes on.
+fn garbage_mid_session() -> Row {
+    let s = seed();
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if r.body.is_empty() {
+            Reply::full(200, random_bytes(s, 4096))
+        } else {
+            Reply::full(204, "")
+        }
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    expect_success(&mut c, &out, secs);
+    let seen = acs.seen();
+    let fault = seen.iter().find(|r| r.text().contains("Fault"));
+    c.that(
+        fault.is_some_and(|f| f.text().contains("<FaultCode>9003</FaultCode>")),
+        || {
+            format!(
+                "no 9003 fault posted; POSTs: {:?}",
+                seen.iter().map(|r| short(&r.text())).collect::<Vec<_>>()
+            )
+        },
+    );
+    row(
+        "garbage mid-session once",
+        "answered 9003, session completed (exit 0)".into(),
+        secs,
+        c,
+    )
+}
+
+/// Garbage for every POST after the InformResponse: the CPE answers 9003 to each and ends the
+/// session after `MAX_MALFORMED_IN_A_ROW` of them.
+fn garbage_forever() -> Row {
+    let s = seed();
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else {
+            Reply::full(200, random_bytes(s ^ r.n as u64, 256))
+        }
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, &["unparsable messages in a row"]);
+    let n = acs.seen().len();
+    // The Inform, the empty POST, then a 9003 for each unparsable reply but the last.
+    let cap = 1 + cwmpd::session::MAX_MALFORMED_IN_A_ROW as usize;
+    c.that(n <= cap, || format!("{n} POSTs, more than {cap}"));
+    row(
+        "garbage mid-session forever",
+        format!("{why} after {n} POSTs"),
+        secs,
+        c,
+    )
+}
+
+/// As [`garbage_forever`], each garbage reply 1 s late (half the timeout): no single wait
+/// times out, so only a bound on the session itself can end it within the time limit.
+fn slow_garbage_forever() -> Row {
+    let s = seed();
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else {
+            thread::sleep(Duration::from_secs(1));
+            Reply::full(200, random_bytes(s ^ r.n as u64, 256))
+        }
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, &[]);
+    let n = acs.seen().len();
+    let outcome = if out.code.is_none() {
+        format!("still in the session when killed at {secs:.0} s, after {n} POSTs")
+    } else {
+        format!("{why} after {n} POSTs")
+    };
+    row(
+        "garbage mid-session forever, 1 s per reply",
+        outcome,
+        secs,
+        c,
+    )
+}
+
+fn not_http() -> Row {
+    let s = seed();
+    failing_inform(
+        "not HTTP at all (random bytes, close)",
+        &["HTTP exchange with the ACS failed"],
+        move |_| Reply::RawClose(random_bytes(s, 8192)),
+    )
+    .0
+}
+
+fn truncated_xml() -> Row {
+    failing_inform("truncated XML", &["malformed"], |_| {
+        let full = inform_response();
+        Reply::soap(full.get(..full.len() / 2).unwrap_or_default().to_string())
+    })
+    .0
+}
+
+/// An InformResponse whose envelope is in `soap_ns` with cwmp namespace `cwmp_ns`: refused
+/// at once (one POST), with a one-line reason.
+fn bad_namespace_inform(
+    case: &'static str,
+    soap_ns: &'static str,
+    cwmp_ns: &'static str,
+    reason: &'static str,
+) -> Row {
+    let (mut r, seen) = failing_inform(case, &[reason], move |_| {
+        Reply::soap(envelope(
+            soap_ns,
+            cwmp_ns,
+            "inform-1",
+            "<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>",
+        ))
+    });
+    let mut c = Check { fails: r.fails };
+    c.that(seen.len() == 1, || {
+        format!(
+            "{} POSTs, expected the InformResponse to be refused at once; the CPE took it and \
+             went on: {:?}",
+            seen.len(),
+            seen.iter()
+                .map(|r| body_element(&r.text()))
+                .collect::<Vec<_>>()
+        )
+    });
+    r.fails = c.fails;
+    r
+}
+
+fn unknown_cwmp_namespace() -> Row {
+    bad_namespace_inform(
+        "unknown cwmp namespace (InformResponse)",
+        SOAP_NS,
+        "urn:dslforum-org:cwmp-9-9",
+        "InformResponse",
+    )
+}
+
+/// SOAP 1.1 §4.1.2: an Envelope in another namespace (here SOAP 1.2's) is a version error
+/// and must be discarded.
+fn wrong_soap_namespace() -> Row {
+    bad_namespace_inform(
+        "SOAP 1.2 envelope namespace (InformResponse)",
+        "http://www.w3.org/2003/05/soap-envelope",
+        NS12,
+        "not SOAP 1.1",
+    )
+}
+
+/// A GetRPCMethods in a bad namespace after a good InformResponse: the CPE must not execute
+/// it; it answers a CWMP fault (9000 or 9003, TR-069 §A.5) with the request's ID and the
+/// session goes on to its end.
+fn bad_namespace_request(case: &'static str, soap_ns: &'static str, cwmp_ns: &'static str) -> Row {
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if r.body.is_empty() {
+            Reply::soap(envelope(
+                soap_ns,
+                cwmp_ns,
+                "ns-7",
+                "<cwmp:GetRPCMethods></cwmp:GetRPCMethods>",
+            ))
+        } else {
+            Reply::full(204, "")
+        }
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    expect_success(&mut c, &out, secs);
+    let seen = acs.seen();
+    let answer = seen.iter().find(|r| !is_inform(r) && !r.body.is_empty());
+    let code = answer.and_then(|a| {
+        let t = a.text();
+        let from = t.find("<FaultCode>")? + "<FaultCode>".len();
+        t.get(from..from + 4).map(str::to_string)
+    });
+    c.that(matches!(code.as_deref(), Some("9000" | "9003")), || {
+        format!(
+            "expected a 9000/9003 fault, the CPE answered {:?}",
+            answer.map(|a| body_element(&a.text()))
+        )
+    });
+    row(
+        case,
+        format!(
+            "answered fault {}, session completed",
+            code.as_deref().unwrap_or("none")
+        ),
+        secs,
+        c,
+    )
+}
+
+fn unknown_cwmp_namespace_request() -> Row {
+    bad_namespace_request(
+        "unknown cwmp namespace (ACS request)",
+        SOAP_NS,
+        "urn:dslforum-org:cwmp-9-9",
+    )
+}
+
+fn wrong_soap_namespace_request() -> Row {
+    bad_namespace_request(
+        "SOAP 1.2 envelope namespace (ACS request)",
+        "http://www.w3.org/2003/05/soap-envelope",
+        NS12,
+    )
+}
+
+/// An RPC no CWMP version defines: the CPE answers 9000 "Method not supported" with the
+/// request's `cwmp:ID` (TR-069 §A.5, §A.4.1.1) and the session goes on to its end.
+fn unknown_rpc() -> Row {
+    let acs = Hostile::start(None, |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if r.body.is_empty() {
+            Reply::soap(envelope(
+                SOAP_NS,
+                NS12,
+                "hostile-42",
+                "<cwmp:X_Hostile_Frobnicate><Level>11</Level></cwmp:X_Hostile_Frobnicate>",
+            ))
+        } else {
+            Reply::full(204, "")
+        }
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    expect_success(&mut c, &out, secs);
+    let seen = acs.seen();
+    let answer = seen.iter().find(|r| r.text().contains("Fault"));
+    let ok = answer.is_some_and(|a| {
+        let t = a.text();
+        t.contains("<FaultCode>9000</FaultCode>") && t.contains(">hostile-42</")
+    });
+    c.that(ok, || {
+        format!(
+            "no 9000 fault with ID hostile-42; POSTs: {:?}",
+            seen.iter().map(|r| short(&r.text())).collect::<Vec<_>>()
+        )
+    });
+    row(
+        "unknown RPC",
+        "answered 9000 with the request's ID, session completed (exit 0)".into(),
+        secs,
+        c,
+    )
+}
+
+fn huge_content_length() -> Row {
+    failing_inform(
+        "huge envelope 64 MiB (Content-Length)",
+        &["exceeds", &BODY_CAP.to_string()],
+        |_| Reply::Stream {
+            total: HUGE,
+            chunked: false,
+        },
+    )
+    .0
+}
+
+fn huge_chunked() -> Row {
+    failing_inform(
+        "huge envelope 64 MiB (chunked)",
+        &["exceeds", &BODY_CAP.to_string()],
+        |_| Reply::Stream {
+            total: HUGE,
+            chunked: true,
+        },
+    )
+    .0
+}
+
+fn huge_head() -> Row {
+    failing_inform("huge response head (1 MiB header)", &["transport"], |_| {
+        let mut head = b"HTTP/1.1 200 OK\r\nX-Hostile: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 1 << 20));
+        head.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        Reply::RawClose(head)
+    })
+    .0
+}
+
+fn deep_nesting() -> Row {
+    const DEPTH: usize = 100_000;
+    let body = format!("{}{}", "<a>".repeat(DEPTH), "</a>".repeat(DEPTH));
+    let env = envelope(SOAP_NS, NS12, "inform-1", &body);
+    failing_inform("deep nesting (100k elements)", &["malformed"], move |_| {
+        Reply::soap(env.clone())
+    })
+    .0
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP status, redirects, cookies.
+
+/// HTTP 500 to the Inform: taken as a refusal of the namespace (§A.2 fallback to cwmp-1-1,
+/// then cwmp-1-0), then the session fails.
+fn http_500() -> Row {
+    let (mut r, seen) = failing_inform("HTTP 500", &["HTTP 500"], |_| Reply::full(500, ""));
+    let mut c = Check { fails: r.fails };
+    c.that(seen.len() == 3, || {
+        format!("{} POSTs, expected 3 (cwmp-1-2, 1-1, 1-0)", seen.len())
+    });
+    r.fails = c.fails;
+    r.outcome = format!(
+        "{} after {} POSTs (namespace fallback)",
+        r.outcome,
+        seen.len()
+    );
+    r
+}
+
+fn http_503() -> Row {
+    let (mut r, seen) = failing_inform("HTTP 503", &["HTTP 503"], |_| {
+        Reply::full(503, "busy").header("Retry-After", "1")
+    });
+    let mut c = Check { fails: r.fails };
+    c.that(seen.len() == 1, || {
+        format!("{} POSTs, expected 1", seen.len())
+    });
+    r.fails = c.fails;
+    r
+}
+
+fn redirect_loop() -> Row {
+    // The Location names the server itself, whose address is known once it listens.
+    let addr = Arc::new(std::sync::OnceLock::<String>::new());
+    let a2 = addr.clone();
+    let acs = Hostile::start(None, move |r| {
+        let url = format!("http://{}{}", a2.get().map_or("", String::as_str), r.path);
+        Reply::full(302, "").header("Location", &url)
+    });
+    let _ = addr.set(acs.addr.to_string());
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, &["redirects"]);
+    let n = acs.seen().len();
+    c.that(n == MAX_REDIRECTS + 1, || {
+        format!("{n} requests, expected {}", MAX_REDIRECTS + 1)
+    });
+    row(
+        "redirect loop (302 to itself)",
+        format!("{why} ({n} requests)"),
+        secs,
+        c,
+    )
+}
+
+/// An https ACS redirecting to plain http (TR-069 §3.4.5 keeps the session secure): refused,
+/// and the http server never hears from the CPE.
+fn redirect_downgrade() -> Row {
+    let pki = Pki::new();
+    let plain = Hostile::start(None, |_| Reply::soap(inform_response()));
+    let target = plain.url("/acs");
+    let acs = Hostile::start(Some(pki.server_tls()), move |_| {
+        Reply::full(302, "").header("Location", &target)
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), Some(&pki.ca_file), 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, &["redirect"]);
+    let leaked = plain.seen().len();
+    c.that(leaked == 0, || {
+        format!("the http server got {leaked} requests")
+    });
+    c.that(acs.seen().len() == 1, || {
+        format!(
+            "the https ACS got {} requests, expected 1",
+            acs.seen().len()
+        )
+    });
+    row("redirect https -> http", why, secs, c)
+}
+
+/// A new 4,000-byte cookie with every response over 100 exchanges (400 KB set in all): the jar
+/// (TR-069 §3.4.4) keeps echoing cookies, and the `Cookie` header stays within the jar's cap.
+fn cookie_growth() -> Row {
+    const ROUNDS: usize = 100;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sent2 = sent.clone();
+    let acs = Hostile::start(None, move |r| {
+        let k = sent2.fetch_add(1, Ordering::SeqCst);
+        let cookie = format!("c{k}={}; Path=/", "v".repeat(4000));
+        let reply = if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if k < ROUNDS {
+            Reply::soap(get_rpc_methods(&format!("rpc-{k}")))
+        } else {
+            Reply::full(204, "")
+        };
+        reply.header("Set-Cookie", &cookie)
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    expect_success(&mut c, &out, secs);
+    let seen = acs.seen();
+    let longest = seen
+        .iter()
+        .map(|r| r.header("cookie").map_or(0, str::len))
+        .max()
+        .unwrap_or(0);
+    let echoed = seen.iter().filter(|r| r.header("cookie").is_some()).count();
+    c.that(longest <= JAR_BYTES + 1024, || {
+        format!("a Cookie header of {longest} bytes (jar cap {JAR_BYTES})")
+    });
+    c.that(echoed + 1 >= seen.len() && seen.len() > ROUNDS, || {
+        format!(
+            "{echoed} of {} POSTs carried cookies (every POST after the first should)",
+            seen.len()
+        )
+    });
+    let set = sent.load(Ordering::SeqCst);
+    row(
+        "cookies growing 4 KiB per response",
+        format!(
+            "completed; {set} cookies ({} KB) set, longest Cookie header {longest} B",
+            set * 4000 / 1000
+        ),
+        secs,
+        c,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Silence.
+
+fn at_least_timeout(c: &mut Check, secs: f64) {
+    c.that(secs >= TIMEOUT as f64 - 0.1, || {
+        format!("gave up after {secs:.1} s, before the {TIMEOUT} s timeout")
+    });
+}
+
+fn never_answers() -> Row {
+    let (mut r, _) = failing_inform("accepts, reads, never answers", &["timed out"], |_| {
+        Reply::Silent
+    });
+    let mut c = Check { fails: r.fails };
+    at_least_timeout(&mut c, r.secs);
+    r.fails = c.fails;
+    r
+}
+
+fn black_hole() -> Row {
+    let acs = Hostile::black_hole();
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, &["timed out"]);
+    at_least_timeout(&mut c, secs);
+    row("accepts, never reads", why, secs, c)
+}
+
+fn stalled_body() -> Row {
+    let (mut r, _) = failing_inform("headers then stalled body", &["timed out"], |_| {
+        Reply::Stall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n\
+              <soap-env:Envelope"
+                .to_vec(),
+        )
+    });
+    let mut c = Check { fails: r.fails };
+    at_least_timeout(&mut c, r.secs);
+    r.fails = c.fails;
+    r
+}
+
+/// A byte every 500 ms never trips a per-read timeout: the call's overall budget must end it.
+fn dripping_body() -> Row {
+    failing_inform("body dripping 1 byte / 500 ms", &["timed out"], |_| {
+        Reply::Drip {
+            head: b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 10000000\r\n\r\n"
+                .to_vec(),
+            every: Duration::from_millis(500),
+        }
+    })
+    .0
+}
+
+fn closed_mid_body() -> Row {
+    failing_inform("connection closed mid-body", &["transport"], |_| {
+        Reply::RawClose(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5000\r\n\r\n\
+              <soap-env:Envelope xmlns:soap-env="
+                .to_vec(),
+        )
+    })
+    .0
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (TR-069 §3.3: the CPE authenticates the ACS by its certificate).
+
+fn tls_case(
+    case: &'static str,
+    config: Arc<rustls::ServerConfig>,
+    ca_file: &Path,
+    needles: &[&str],
+) -> Row {
+    let acs = Hostile::start(Some(config), |_| Reply::soap(inform_response()));
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), Some(ca_file), 1000);
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, needles);
+    let n = acs.seen().len();
+    c.that(n == 0, || {
+        format!("the ACS read {n} requests over an unverified channel")
+    });
+    row(case, why, secs, c)
+}
+
+fn tls_expired() -> Row {
+    let pki = Pki::new();
+    let bad = BadCerts::new();
+    tls_case(
+        "TLS expired certificate",
+        hostile::server_tls(&pki, &bad.expired),
+        &bad.ca_file,
+        &["TLS", "expired"],
+    )
+}
+
+fn tls_wrong_host() -> Row {
+    let pki = Pki::new();
+    tls_case(
+        "TLS wrong host name",
+        pki.server_config(&pki.wrong_name, false),
+        &pki.ca_file,
+        &["TLS", "not valid for name"],
+    )
+}
+
+fn tls_unknown_ca() -> Row {
+    let pki = Pki::new();
+    tls_case(
+        "TLS unknown CA",
+        pki.server_tls(),
+        &pki.other_ca_file,
+        &["TLS", "UnknownIssuer"],
+    )
+}
+
+fn tls_ca_as_leaf() -> Row {
+    let pki = Pki::new();
+    let bad = BadCerts::new();
+    tls_case(
+        "TLS CA certificate as leaf",
+        hostile::server_tls(&pki, &bad.ca_as_leaf),
+        &bad.ca_file,
+        &["TLS", "CaUsedAsEndEntity"],
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon: retries with backoff (TR-069 §3.2.1.1), Retry-After, bounded memory.
+
+/// VmRSS and VmHWM of `pid`, in bytes.
+fn memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
+/// The start times of the session attempts: each begins with an Inform in the highest
+/// namespace (a fallback Inform in cwmp-1-1/1-0 belongs to the same attempt).
+fn attempts(seen: &[Seen]) -> Vec<Instant> {
+    seen.iter()
+        .filter(|r| is_inform(r) && r.text().contains(NS12))
+        .map(|r| r.at)
+        .collect()
+}
+
+/// The `RetryCount` of each attempt's first Inform.
+fn retry_counts(seen: &[Seen]) -> Vec<u32> {
+    seen.iter()
+        .filter(|r| is_inform(r) && r.text().contains(NS12))
+        .filter_map(|r| {
+            let t = r.text();
+            let from = t.find("<RetryCount>")? + "<RetryCount>".len();
+            let to = from + t.get(from..)?.find('<')?;
+            t.get(from..to)?.parse().ok()
+        })
+        .collect()
+}
+
+/// What [`run_daemon`] saw.
+struct DaemonRun {
+    gaps: Vec<f64>,
+    counts: Vec<u32>,
+    first: Option<(u64, u64)>,
+    last: Option<(u64, u64)>,
+    failures: usize,
+    alive: bool,
+    log: String,
+    secs: f64,
+}
+
+/// Runs the daemon against `acs` until `want` attempts failed (or `limit` passed): the gaps
+/// between attempts, the memory after the first failed attempt and at the end, and the log.
+fn run_daemon(acs: &Hostile, multiplier: u32, want: usize, limit: Duration) -> DaemonRun {
+    run_daemon_from(acs, multiplier, 1, want, limit)
+}
+
+/// [`run_daemon`] with the first memory reading after `baseline` failed attempts.
+fn run_daemon_from(
+    acs: &Hostile,
+    multiplier: u32,
+    baseline: usize,
+    want: usize,
+    limit: Duration,
+) -> DaemonRun {
+    let cpe = hostile_cpe("hostile-d", &acs.url("/acs"), None, multiplier);
+    let t = Instant::now();
+    let mut d = cpe.spawn_run();
+    let pid = d.child.id();
+    // The first attempt has failed once the log says so.
+    let failures = |d: &cpe::Daemon| d.log().matches("session failed").count();
+    let failed_once = cpe::poll(limit, || (failures(&d) >= baseline).then_some(()));
+    let first = failed_once.and_then(|_| memory(pid));
+    let _ = cpe::poll(limit.saturating_sub(t.elapsed()), || {
+        (failures(&d) >= want).then_some(())
+    });
+    let last = memory(pid);
+    let alive = d.alive();
+    let secs = t.elapsed().as_secs_f64();
+    let log = d.kill();
+    let failures = log.matches("session failed").count();
+    let seen = acs.seen();
+    let starts = attempts(&seen);
+    let gaps = starts
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some(b.duration_since(*a).as_secs_f64()),
+            _ => None,
+        })
+        .collect();
+    DaemonRun {
+        gaps,
+        counts: retry_counts(&seen),
+        first,
+        last,
+        failures,
+        alive,
+        log,
+        secs,
+    }
+}
+
+/// The common daemon assertions: alive, RSS growth, RetryCount counting up (§3.2.1.1).
+fn check_daemon(c: &mut Check, r: &DaemonRun, want: usize) {
+    c.that(r.alive, || {
+        format!("the daemon died; log:\n      {}", tail(&r.log, 15))
+    });
+    c.that(r.failures >= want && r.gaps.len() + 1 >= want, || {
+        format!(
+            "{} failed attempts ({} seen by the ACS), expected {want}; log:\n      {}",
+            r.failures,
+            r.gaps.len() + 1,
+            tail(&r.log, 15)
+        )
+    });
+    match (r.first, r.last) {
+        (Some((a, _)), Some((b, _))) => c.that(b.saturating_sub(a) < RSS_GROWTH, || {
+            format!("VmRSS grew from {:.1} to {:.1} MiB", mib(a), mib(b))
+        }),
+        _ => c.that(false, || "VmRSS could not be read".into()),
+    }
+    let expected: Vec<u32> = (0..r.counts.len() as u32).collect();
+    c.that(r.counts == expected, || {
+        format!("Inform RetryCounts {:?}, expected {expected:?}", r.counts)
+    });
+}
+
+fn rss_text(r: &DaemonRun) -> String {
+    match (r.first, r.last) {
+        (Some((a, _)), Some((b, h))) => format!(
+            "VmRSS {:.1} -> {:.1} MiB, VmHWM {:.1} MiB",
+            mib(a),
+            mib(b),
+            mib(h)
+        ),
+        _ => "VmRSS unreadable".into(),
+    }
+}
+
+/// The §3.2.1.1 backoff with multiplier 2000 and minimum 1 s: the k-th wait (k = 1, 2, …) lies in
+/// [2^(k-1), 2^k] s. The agent schedules in whole seconds, so a wait is checked as ≥ its lower
+/// end minus the rounding (the lower end is whole) and ≤ its upper end plus 1.5 s of slack for
+/// the attempt itself and a loaded machine.
+fn check_backoff(c: &mut Check, gaps: &[f64]) {
+    for (k, g) in gaps.iter().enumerate() {
+        let lo = f64::from(1u32 << k);
+        let hi = 2.0 * lo;
+        c.that(*g >= lo - 0.05 && *g <= hi + 1.5, || {
+            format!(
+                "wait {} was {g:.2} s, expected within [{lo}, {hi}] s (+1.5 s slack); waits {gaps:.2?}",
+                k + 1
+            )
+        });
+    }
+    if let (Some(first), Some(last)) = (gaps.first(), gaps.last()) {
+        if gaps.len() >= 3 {
+            c.that(last > first, || {
+                format!("no backoff growth: waits {gaps:.2?}")
+            });
+        }
+    }
+}
+
+fn daemon_backoff(case: &'static str, status: u16) -> Row {
+    const WANT: usize = 4;
+    let acs = Hostile::start(None, move |_| Reply::full(status, ""));
+    let r = run_daemon(&acs, 2000, WANT, Duration::from_secs(30));
+    let mut c = Check::default();
+    check_daemon(&mut c, &r, WANT);
+    check_backoff(&mut c, &r.gaps);
+    row(
+        case,
+        format!(
+            "retried, waits {:.1?} s, RetryCount {:?}; {}",
+            r.gaps,
+            r.counts,
+            rss_text(&r)
+        ),
+        r.secs,
+        c,
+    )
+}
+
+fn daemon_503() -> Row {
+    daemon_backoff("daemon: HTTP 503, backoff", 503)
+}
+
+fn daemon_500() -> Row {
+    daemon_backoff("daemon: HTTP 500, backoff", 500)
+}
+
+/// `Retry-After: 3` with a 1 s backoff (multiplier 1000): every next attempt waits ≥ 3 s
+/// (RFC 9110 §10.2.3). `honoured` says whether the status must honour it: RFC 9110 defines
+/// Retry-After for 503 (and 3xx); with a 500 the wait is only reported.
+fn daemon_retry_after(case: &'static str, status: u16, honoured: bool) -> Row {
+    const WANT: usize = 3;
+    let acs = Hostile::start(None, move |_| {
+        Reply::full(status, "").header("Retry-After", "3")
+    });
+    let r = run_daemon(&acs, 1000, WANT, Duration::from_secs(30));
+    let mut c = Check::default();
+    check_daemon(&mut c, &r, WANT);
+    for g in &r.gaps {
+        if honoured {
+            c.that(*g >= 3.0 - 0.05, || {
+                format!(
+                    "an attempt came {g:.2} s after the previous one despite Retry-After: 3; \
+                     waits {:.2?}; log:\n      {}",
+                    r.gaps,
+                    tail(
+                        &r.log
+                            .lines()
+                            .filter(|l| l.contains("session failed") || l.contains("next attempt"))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        6
+                    )
+                )
+            });
+        }
+        c.that(*g <= 3.0 + 2.0, || {
+            format!("a wait of {g:.2} s, expected about 3 s")
+        });
+    }
+    row(
+        case,
+        format!(
+            "retried, waits {:.2?} s{}; {}",
+            r.gaps,
+            if honoured {
+                ""
+            } else {
+                " (Retry-After not required with 500)"
+            },
+            rss_text(&r)
+        ),
+        r.secs,
+        c,
+    )
+}
+
+fn daemon_503_retry_after() -> Row {
+    daemon_retry_after("daemon: HTTP 503 + Retry-After: 3", 503, true)
+}
+
+fn daemon_500_retry_after() -> Row {
+    daemon_retry_after("daemon: HTTP 500 + Retry-After: 3", 500, false)
+}
+
+/// The daemon against an ACS whose every TCP connection misbehaves in another way (garbage,
+/// truncation, 64 MiB bodies, deep nesting, not HTTP, unknown namespace, 503, a redirect loop,
+/// a stalled body): it keeps retrying, its RSS stays flat and its peak stays far below
+/// the 64 MiB it was sent.
+fn daemon_rotating() -> Row {
+    // The memory is read after one round of the nine behaviours and again after another.
+    const BASELINE: usize = 10;
+    const WANT: usize = 19;
+    let s = seed();
+    let deep = {
+        let body = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        envelope(SOAP_NS, NS12, "inform-1", &body)
+    };
+    let addr = Arc::new(std::sync::OnceLock::<String>::new());
+    let a2 = addr.clone();
+    let acs = Hostile::start(None, move |r| match r.conn % 9 {
+        1 => Reply::full(200, random_bytes(s ^ r.n as u64, 64 * 1024)),
+        2 => Reply::Stream {
+            total: HUGE,
+            chunked: r.n % 2 == 0,
+        },
+        3 => Reply::soap(deep.clone()),
+        4 => {
+            let full = inform_response();
+            Reply::soap(full.get(..full.len() / 2).unwrap_or_default().to_string())
+        }
+        5 => Reply::RawClose(random_bytes(s ^ r.n as u64, 4096)),
+        6 => Reply::soap(envelope(
+            SOAP_NS,
+            "urn:dslforum-org:cwmp-9-9",
+            "x",
+            "<cwmp:InformResponse/>",
+        )),
+        7 => Reply::full(503, "").header("Retry-After", "1"),
+        8 => {
+            let url = format!("http://{}{}", a2.get().map_or("", String::as_str), r.path);
+            Reply::full(302, "").header("Location", &url)
+        }
+        _ => Reply::Stall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n<soap-env:Envelope".to_vec(),
+        ),
+    });
+    let _ = addr.set(acs.addr.to_string());
+    let r = run_daemon_from(&acs, 1000, BASELINE, WANT, Duration::from_secs(60));
+    let mut c = Check::default();
+    c.that(r.alive, || {
+        format!("the daemon died; log:\n      {}", tail(&r.log, 15))
+    });
+    c.that(r.failures >= WANT, || {
+        format!("{} failed attempts, expected {WANT}", r.failures)
+    });
+    match (r.first, r.last) {
+        (Some((a, _)), Some((b, hwm))) => {
+            c.that(b.saturating_sub(a) < RSS_GROWTH, || {
+                format!("VmRSS grew from {:.1} to {:.1} MiB", mib(a), mib(b))
+            });
+            c.that(hwm < HUGE / 2, || {
+                format!(
+                    "VmHWM {:.1} MiB: the 64 MiB body was not cut early",
+                    mib(hwm)
+                )
+            });
+        }
+        _ => c.that(false, || "VmRSS could not be read".into()),
+    }
+    row(
+        "daemon: rotating hostile ACS, RSS",
+        format!(
+            "{} attempts over {} connections, all failed and retried; after attempt {BASELINE}: {}",
+            r.failures,
+            acs.connections(),
+            rss_text(&r)
+        ),
+        r.secs,
+        c,
+    )
+}
