@@ -1,0 +1,1118 @@
+//! The benchmark report of issue 7: one command, one table, every figure measured in this run.
+//!
+//! `cargo bench --bench report` (release profile; harness = false; about 15 s once built, every
+//! wait bounded so that it ends within about three minutes). What it measures, and how:
+//!
+//! - **Binary size**: the release `cwmpd` this bench runs (`CARGO_BIN_EXE_cwmpd`, built with
+//!   `cargo build --release` when absent), as built and stripped (a copy through `strip` or
+//!   `llvm-strip`); the same for `target/cross/mips-unknown-linux-musl/cwmpd` when a cross build
+//!   left one there.
+//! - **Daemon on the generic platform** (the real binary, `cwmpd run`, against the test ACS over
+//!   HTTPS with Digest and a session cookie, `tests/support/acs.rs` and `tls.rs`): the time from
+//!   the spawn to the ACS receiving the first Inform (TR-069 §3.7.1.1), VmRSS a second after
+//!   that session, and what one periodic session with nothing changed (§3.7.1.5 `2 PERIODIC`)
+//!   writes to the storage directory, from a second after the first session to a second after
+//!   the periodic one: a snapshot of every file (size, inode, mtime, content) before and after
+//!   (the lines that changed are named), the inotify events of the directory in between, and
+//!   the daemon's `write_bytes` of `/proc/PID/io` (its log goes to a pipe, so only files count).
+//! - **Daemon on the fixture router** (`tests/fixtures/router/` scaled up as `benches/gpv.rs`
+//!   does, the OpenWrt bindings and the real `uci`): a GetParameterValues of `Device.` (more
+//!   than 2,000 parameters, §A.3.2.2) over TLS in a periodic session. The peak RSS is the
+//!   daemon's VmHWM, reset (`/proc/PID/clear_refs` 5) before that session; the GPV time is the
+//!   ACS's, from handing the request to the HTTP layer to having parsed the response.
+//! - **SOAP parse throughput**: cwmpd's parser (`soap::parse_acs` for ACS messages,
+//!   `soap::acs::parse_cpe` for CPE messages) against `cwmp::parse_bytes` (the `cwmp` 0.2 crate)
+//!   on the same bytes: the field capture's eight messages (`tests/golden/field-capture-1/`) and
+//!   the 2,000-parameter GetParameterValuesResponse the daemon sent above (re-emitted by
+//!   `soap::emit_response` from what the ACS parsed).
+//! - **Process spawns per session**: the library `Agent` in this process on another copy of
+//!   the scaled router, counted by `cwmpd::datamodel::process::spawns()` around a periodic
+//!   session with no RPC and around one with the GPV of `Device.`.
+//!
+//! A figure that cannot be measured here (no cross build, no `strip`) says why instead of a
+//! number; nothing in the table is typed in.
+#![forbid(unsafe_code)]
+
+#[path = "../tests/support/acs.rs"]
+mod acs;
+#[path = "../tests/support/tempdir.rs"]
+mod tempdir;
+#[path = "../tests/support/tls.rs"]
+mod tls;
+#[path = "../tests/support/uci.rs"]
+mod uci_support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use acs::{Acs, AcsOptions, Call, Cookie, SessionRecord, Turn};
+use cwmpd::agent::Agent;
+use cwmpd::config::Config;
+use cwmpd::datamodel::process;
+use cwmpd::soap::acs::parse_cpe;
+use cwmpd::soap::{
+    emit_response, parse_acs, AcsRequest, CpeResponse, CwmpNs, Limits, ParameterValue,
+};
+use tempdir::{copy_tree, TempDir};
+
+/// The ACS credentials the CPEs are given (the ACS challenges with Digest, as GenieACS does).
+const USER: &str = "bench-cpe";
+const PASS: &str = "bench-s3cret";
+/// Seconds between periodic Informs of the daemons: long enough for the figures taken between
+/// two sessions, short enough for the whole report to stay well under three minutes.
+const PERIODIC_S: u32 = 4;
+/// Bound on waiting for any one session.
+const WAIT: Duration = Duration::from_secs(40);
+/// Extra port forwards and static leases added to the fixture router (as `benches/gpv.rs`).
+const REDIRECTS: usize = 100;
+const HOSTS: usize = 30;
+/// The GetParameterValues must cover at least this many parameters.
+const GPV_TARGET: usize = 2_000;
+/// Time given to each parser on each message set.
+const PARSE_TIME: Duration = Duration::from_millis(1_500);
+
+fn main() {
+    let start = Instant::now();
+    let work = TempDir(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cwmpd-bench-report-{}", std::process::id())),
+    );
+    let _ = std::fs::remove_dir_all(work.path());
+    if let Err(e) = std::fs::create_dir_all(work.path()) {
+        println!("cannot create {}: {e}", work.path().display());
+        return;
+    }
+    let mut table = Table::default();
+    let pki = tls::Pki::new();
+
+    sizes(&mut table, work.path());
+    generic_daemon(&mut table, work.path(), &pki);
+    let gpv_response = router_daemon(&mut table, work.path(), &pki);
+    parse_throughput(&mut table, gpv_response.as_ref());
+    spawns_per_session(&mut table, work.path(), &pki);
+
+    println!(
+        "\ncwmpd benchmark report ({} build, {} {}), every figure measured in this run",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
+    table.print();
+    println!("total time: {:.1} s", start.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table.
+
+/// One line: the figure, cwmpd's value, the comparison's value (if any), how it was measured.
+struct Row {
+    figure: String,
+    cwmpd: String,
+    other: String,
+    how: String,
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    fn row(&mut self, figure: &str, cwmpd: String, other: &str, how: &str) {
+        println!("  measured: {figure}: {cwmpd} {other}");
+        self.rows.push(Row {
+            figure: figure.into(),
+            cwmpd,
+            other: other.into(),
+            how: how.into(),
+        });
+    }
+
+    /// A figure that could not be measured, with the reason.
+    fn missing(&mut self, figure: &str, why: &str) {
+        self.row(figure, "not measured".into(), "", why);
+    }
+
+    fn print(&self) {
+        let head = ["figure", "cwmpd", "cwmp 0.2 crate", "how"];
+        let width = |i: usize, f: fn(&Row) -> &str| {
+            self.rows
+                .iter()
+                .map(|r| f(r).chars().count())
+                .chain([head.get(i).map_or(0, |h| h.len())])
+                .max()
+                .unwrap_or(0)
+        };
+        let w = [
+            width(0, |r| &r.figure),
+            width(1, |r| &r.cwmpd),
+            width(2, |r| &r.other),
+        ];
+        let line = |a: &str, b: &str, c: &str, d: &str| {
+            println!(
+                "| {a:<w0$} | {b:>w1$} | {c:>w2$} | {d}",
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2]
+            );
+        };
+        line(head[0], head[1], head[2], head[3]);
+        println!(
+            "|{}|{}|{}|{}",
+            "-".repeat(w[0] + 2),
+            "-".repeat(w[1] + 2),
+            "-".repeat(w[2] + 2),
+            "-".repeat(20)
+        );
+        for r in &self.rows {
+            line(&r.figure, &r.cwmpd, &r.other, &r.how);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary sizes.
+
+fn sizes(table: &mut Table, work: &Path) {
+    let x86 = PathBuf::from(env!("CARGO_BIN_EXE_cwmpd"));
+    if !x86.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let _ = Command::new(cargo)
+            .args(["build", "--release", "--bin", "cwmpd"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+    }
+    let figure = format!("release binary, {}", std::env::consts::ARCH);
+    match size_row(&x86, work, "x86") {
+        Ok(v) => table.row(
+            &figure,
+            v,
+            "",
+            &format!("{} (as built / stripped copy)", x86.display()),
+        ),
+        Err(e) => table.missing(&figure, &e),
+    }
+    let mips =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cross/mips-unknown-linux-musl/cwmpd");
+    let figure = "release binary, mips-unknown-linux-musl";
+    if !mips.is_file() {
+        table.missing(figure, &format!("no cross build at {}", mips.display()));
+        return;
+    }
+    let age = std::fs::metadata(&mips)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or(String::new(), |d| {
+            format!(", built {:.1} h ago", d.as_secs_f64() / 3600.0)
+        });
+    match size_row(&mips, work, "mips") {
+        Ok(v) => table.row(
+            figure,
+            v,
+            "",
+            &format!("{} (as built / stripped copy{age})", mips.display()),
+        ),
+        Err(e) => table.missing(figure, &e),
+    }
+}
+
+/// `"<as built> / <stripped>"` in bytes.
+fn size_row(bin: &Path, work: &Path, tag: &str) -> Result<String, String> {
+    let built = std::fs::metadata(bin)
+        .map_err(|e| format!("{}: {e}", bin.display()))?
+        .len();
+    let copy = work.join(format!("cwmpd-{tag}.stripped"));
+    let mut stripped = None;
+    for tool in ["llvm-strip", "strip"] {
+        let _ = std::fs::remove_file(&copy);
+        let ok = Command::new(tool)
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&copy)
+            .arg(bin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            stripped = std::fs::metadata(&copy).ok().map(|m| m.len());
+            break;
+        }
+    }
+    Ok(match stripped {
+        Some(s) => format!("{} / {}", bytes(built), bytes(s)),
+        None => format!("{} / (no strip tool)", bytes(built)),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon on the generic platform: time to the first Inform, idle RSS, storage writes.
+
+fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
+    const FIRST: &str = "time from start to first Inform";
+    const IDLE: &str = "idle RSS (after start and one session)";
+    const WRITES: &str = "bytes written to storage dir, periodic session, no change";
+    let acs = match start_acs(pki) {
+        Ok(a) => a,
+        Err(e) => {
+            for f in [FIRST, IDLE, WRITES] {
+                table.missing(f, &e);
+            }
+            return;
+        }
+    };
+    let dir = work.join("generic");
+    let state = dir.join("state");
+    let dm = format!(
+        "[datamodel]\nplatform = \"generic\"\ndir = {:?}\n",
+        dir.join("datamodel.d").display().to_string()
+    );
+    let cfg = match write_config(&dir, &acs, pki, &dm) {
+        Ok(c) => c,
+        Err(e) => {
+            for f in [FIRST, IDLE, WRITES] {
+                table.missing(f, &e);
+            }
+            return;
+        }
+    };
+    let spawned = Instant::now();
+    let daemon = match Daemon::spawn(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            for f in [FIRST, IDLE, WRITES] {
+                table.missing(f, &e);
+            }
+            return;
+        }
+    };
+    let first = match acs.wait_sessions(1, WAIT) {
+        Ok(s) => s,
+        Err(e) => {
+            let why = format!(
+                "no session: {}; daemon: {}",
+                first_line(&e),
+                daemon.log_tail()
+            );
+            for f in [FIRST, IDLE, WRITES] {
+                table.missing(f, &why);
+            }
+            return;
+        }
+    };
+    if let Some(s) = first.first() {
+        table.row(
+            FIRST,
+            ms(s.started.saturating_duration_since(spawned)),
+            "",
+            &format!(
+                "spawn of `cwmpd run` -> the test ACS has the Inform ({}), HTTPS + Digest",
+                s.event_codes().join(", ")
+            ),
+        );
+    }
+    thread::sleep(Duration::from_secs(1));
+    match proc_status(daemon.pid, "VmRSS") {
+        Some(kib) => table.row(
+            IDLE,
+            format!("{kib} KiB"),
+            "",
+            &format!(
+                "VmRSS of the daemon 1 s after its first session (VmHWM {} KiB, {} threads)",
+                proc_status(daemon.pid, "VmHWM").unwrap_or(0),
+                proc_status(daemon.pid, "Threads").unwrap_or(0)
+            ),
+        ),
+        None => table.missing(IDLE, "cannot read /proc/PID/status"),
+    }
+
+    // Storage writes: from now until one second after the periodic session.
+    let watch = StoreWatch::start(&state);
+    let before = snapshot(&state);
+    let io_before = proc_io(daemon.pid, "write_bytes");
+    let periodic = acs.wait_sessions(2, WAIT + Duration::from_secs(PERIODIC_S.into()));
+    thread::sleep(Duration::from_secs(1));
+    let after = snapshot(&state);
+    let io_after = proc_io(daemon.pid, "write_bytes");
+    let events = watch.map(|w| w.events());
+    match periodic {
+        Ok(s)
+            if s.get(1)
+                .is_some_and(|s| s.has_event(cwmpd::events::PERIODIC)) =>
+        {
+            let (written, files) = diff(&before, &after);
+            let io = match (io_before, io_after) {
+                (Some(a), Some(b)) => format!("{} B", b.saturating_sub(a)),
+                _ => "unreadable".into(),
+            };
+            let inotify = events.map_or("unavailable".into(), |e| e.to_string());
+            table.row(
+                WRITES,
+                format!("{written} B"),
+                "",
+                &format!(
+                    "files changed in the store dir: {} ({}); inotify events: {inotify}; \
+                     daemon write_bytes (/proc/PID/io): {io}; goal 0",
+                    files.len(),
+                    if files.is_empty() {
+                        "none".to_string()
+                    } else {
+                        files.join(", ")
+                    }
+                ),
+            );
+        }
+        Ok(s) => table.missing(
+            WRITES,
+            &format!(
+                "the second session was not periodic: {:?}",
+                s.get(1).map(SessionRecord::event_codes)
+            ),
+        ),
+        Err(e) => table.missing(
+            WRITES,
+            &format!(
+                "no periodic session: {}; daemon: {}",
+                first_line(&e),
+                daemon.log_tail()
+            ),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon on the scaled fixture router: GetParameterValues of Device. over TLS.
+
+/// The GPV response the daemon sent (as the ACS parsed it) and its namespace.
+struct GpvResponse {
+    ns: CwmpNs,
+    id: String,
+    list: Vec<ParameterValue>,
+}
+
+fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvResponse> {
+    const PEAK: &str = "peak RSS during GPV of Device. over TLS";
+    const TIME: &str = "GPV time, Device. over TLS";
+    let fail = |table: &mut Table, why: &str| {
+        table.missing(PEAK, why);
+        table.missing(TIME, why);
+        None
+    };
+    let acs = match start_acs(pki) {
+        Ok(a) => a,
+        Err(e) => return fail(table, &e),
+    };
+    let timing = GpvTiming::default();
+    // The boot session asks nothing; the first periodic one asks for the whole tree.
+    acs.push_script(Vec::<Call>::new());
+    acs.push_script_fn(timing.script());
+    let dir = work.join("router");
+    let dm = match router_section(&dir) {
+        Ok(s) => s,
+        Err(e) => return fail(table, &e),
+    };
+    let cfg = match write_config(&dir, &acs, pki, &dm) {
+        Ok(c) => c,
+        Err(e) => return fail(table, &e),
+    };
+    let daemon = match Daemon::spawn(&cfg) {
+        Ok(d) => d,
+        Err(e) => return fail(table, &e),
+    };
+    if let Err(e) = acs.wait_sessions(1, WAIT) {
+        return fail(
+            table,
+            &format!(
+                "no session: {}; daemon: {}",
+                first_line(&e),
+                daemon.log_tail()
+            ),
+        );
+    }
+    thread::sleep(Duration::from_millis(500));
+    let rss_before = proc_status(daemon.pid, "VmRSS").unwrap_or(0);
+    let reset = std::fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5").is_ok();
+    let sessions = match acs.wait_sessions(2, WAIT + Duration::from_secs(PERIODIC_S.into())) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                table,
+                &format!(
+                    "no GPV session: {}; daemon: {}",
+                    first_line(&e),
+                    daemon.log_tail()
+                ),
+            )
+        }
+    };
+    let hwm = proc_status(daemon.pid, "VmHWM");
+    let Some(exchange) = sessions.get(1).and_then(|s| s.exchanges.first()) else {
+        return fail(table, "the GPV session had no exchange");
+    };
+    let list = match &exchange.response {
+        Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
+        other => return fail(table, &format!("GPV answered {other:?}")),
+    };
+    let n = list.len();
+    let short = if n < GPV_TARGET {
+        format!(" (FEWER than {GPV_TARGET})")
+    } else {
+        String::new()
+    };
+    let body = emit_response(
+        exchange.ns.unwrap_or(CwmpNs::V1_2),
+        exchange.echoed_id.as_deref(),
+        &CpeResponse::GetParameterValues { list: list.clone() },
+    );
+    match hwm {
+        Some(kib) => table.row(
+            PEAK,
+            format!("{kib} KiB"),
+            "",
+            &format!(
+                "VmHWM of the daemon{} over the session; VmRSS before it {rss_before} KiB; \
+                 {n} parameters{short}",
+                if reset {
+                    " (reset before the session)"
+                } else {
+                    " since start (clear_refs refused)"
+                }
+            ),
+        ),
+        None => table.missing(PEAK, "cannot read /proc/PID/status"),
+    }
+    match timing.elapsed() {
+        Some(d) => table.row(
+            TIME,
+            ms(d),
+            "",
+            &format!(
+                "at the ACS: request out -> response in and parsed; {n} parameters{short}, \
+                 response {}",
+                bytes(body.len() as u64)
+            ),
+        ),
+        None => table.missing(TIME, "the ACS did not time the GPV"),
+    }
+    Some(GpvResponse {
+        ns: exchange.ns.unwrap_or(CwmpNs::V1_2),
+        id: exchange.echoed_id.clone().unwrap_or_default(),
+        list,
+    })
+}
+
+/// When the ACS handed the GPV to the HTTP layer and when it had the response parsed.
+#[derive(Clone, Default)]
+struct GpvTiming(Arc<Mutex<(Option<Instant>, Option<Instant>)>>);
+
+impl GpvTiming {
+    /// The session script: a GetParameterValues of `Device.`, then the end of the session.
+    fn script(&self) -> impl FnMut(&Turn<'_>) -> Option<Call> + Send + 'static {
+        let times = self.0.clone();
+        move |turn: &Turn<'_>| {
+            let mut t = times.lock().unwrap_or_else(|p| p.into_inner());
+            if turn.last.is_some() {
+                t.1 = Some(Instant::now());
+                return None;
+            }
+            t.0 = Some(Instant::now());
+            Some(Call::Rpc(AcsRequest::GetParameterValues {
+                names: vec!["Device.".into()],
+            }))
+        }
+    }
+
+    fn elapsed(&self) -> Option<Duration> {
+        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Some(t.1?.saturating_duration_since(t.0?))
+    }
+}
+
+/// A copy of the fixture router scaled up, and the `[datamodel]` section that uses it.
+fn router_section(dir: &Path) -> Result<String, String> {
+    let root = dir.join("root");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router"),
+        &root,
+    );
+    scale(&root)?;
+    // `uci_bin` panics with the reason when it can neither find nor build uci: that figure is
+    // then reported as not measured instead of ending the report.
+    let uci = std::panic::catch_unwind(uci_support::uci_bin)
+        .map_err(|_| "no uci binary (set CWMPD_UCI, or see tests/support/uci.rs)".to_string())?;
+    Ok(format!(
+        "[datamodel]\nplatform = \"openwrt\"\nroot = {:?}\nuci = {:?}\nuci_savedir = {:?}\n\
+         dir = {:?}\n\n[datamodel.reload]\n",
+        root.display().to_string(),
+        uci.display().to_string(),
+        dir.join("uci-save").display().to_string(),
+        dir.join("datamodel.d").display().to_string(),
+    ))
+}
+
+/// Adds port forwards, static leases and their DHCP leases to the fixture copy (the same
+/// scaling as `benches/gpv.rs`).
+fn scale(root: &Path) -> Result<(), String> {
+    let mut fw = String::new();
+    for i in 0..REDIRECTS {
+        let _ = write!(
+            fw,
+            "\nconfig redirect\n\toption name 'bench-{i}'\n\toption src 'wan'\n\toption src_dport '{}'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.{}'\n\toption dest_port '{}'\n\tlist proto 'tcp'\n\toption target 'DNAT'\n",
+            20000 + i,
+            100 + i % 100,
+            8000 + i
+        );
+    }
+    append(&root.join("etc/config/firewall"), &fw)?;
+    let mut dhcp = String::new();
+    let mut leases = String::new();
+    for i in 0..HOSTS {
+        let _ = write!(
+            dhcp,
+            "\nconfig host\n\toption name 'bench-host-{i}'\n\toption mac '02:42:00:00:{:02x}:{:02x}'\n\toption ip '192.168.1.{}'\n",
+            i / 256,
+            i % 256,
+            20 + i
+        );
+        let _ = writeln!(
+            leases,
+            "2051218800 02:42:00:00:{:02x}:{:02x} 192.168.1.{} bench-host-{i} *",
+            i / 256,
+            i % 256,
+            20 + i
+        );
+    }
+    append(&root.join("etc/config/dhcp"), &dhcp)?;
+    append(&root.join("tmp/dhcp.leases"), &leases)
+}
+
+fn append(path: &Path, text: &str) -> Result<(), String> {
+    let mut s = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    s.push_str(text);
+    std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SOAP parse throughput, cwmpd against the cwmp crate.
+
+/// Who sent a message, so which of our parsers reads it.
+#[derive(Clone, Copy)]
+enum Sender {
+    Acs,
+    Cpe,
+}
+
+fn parse_throughput(table: &mut Table, gpv: Option<&GpvResponse>) {
+    let limits = Limits::default();
+    let ours = |from: Sender, b: &[u8]| match from {
+        Sender::Acs => parse_acs(b, &limits).is_ok(),
+        Sender::Cpe => parse_cpe(b, &limits).is_ok(),
+    };
+    let theirs = |b: &[u8]| cwmp::parse_bytes(b).is_ok();
+
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/field-capture-1");
+    let mut set: Vec<(Sender, Vec<u8>)> = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(&capture)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".xml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut refused = Vec::new();
+    for n in &names {
+        let from = if n.contains("-cpe-") {
+            Sender::Cpe
+        } else {
+            Sender::Acs
+        };
+        let Ok(b) = std::fs::read(capture.join(n)) else {
+            continue;
+        };
+        // Only what both parsers accept is timed: the same messages for both.
+        match (ours(from, &b), theirs(&b)) {
+            (true, true) => set.push((from, b)),
+            (o, t) => refused.push(format!("{n} (cwmpd {o}, cwmp {t})")),
+        }
+    }
+    let figure = format!("SOAP parse, field capture ({} messages)", set.len());
+    if set.is_empty() {
+        table.missing(
+            &figure,
+            &format!("no message both parse: {}", refused.join(", ")),
+        );
+    } else {
+        throughput_row(table, &figure, &set, &ours, &theirs, &refused);
+    }
+
+    let figure = "SOAP parse, GetParameterValuesResponse of Device.";
+    match gpv {
+        Some(g) => {
+            let body = emit_response(
+                g.ns,
+                Some(g.id.as_str()),
+                &CpeResponse::GetParameterValues {
+                    list: g.list.clone(),
+                },
+            );
+            let figure = format!("{figure} ({} parameters)", g.list.len());
+            if ours(Sender::Cpe, &body) && theirs(&body) {
+                throughput_row(table, &figure, &[(Sender::Cpe, body)], &ours, &theirs, &[]);
+            } else {
+                table.missing(&figure, "a parser refused the response");
+            }
+        }
+        None => table.missing(figure, "no GPV response (see above)"),
+    }
+}
+
+fn throughput_row(
+    table: &mut Table,
+    figure: &str,
+    set: &[(Sender, Vec<u8>)],
+    ours: &dyn Fn(Sender, &[u8]) -> bool,
+    theirs: &dyn Fn(&[u8]) -> bool,
+    refused: &[String],
+) {
+    let total: usize = set.iter().map(|(_, b)| b.len()).sum();
+    let a = time_set(set.len(), total, || {
+        for (from, b) in set {
+            std::hint::black_box(ours(*from, std::hint::black_box(b)));
+        }
+    });
+    let b = time_set(set.len(), total, || {
+        for (_, m) in set {
+            std::hint::black_box(theirs(std::hint::black_box(m)));
+        }
+    });
+    let mut how = format!(
+        "{} per pass; cwmpd / cwmp speed: {:.2}x",
+        bytes(total as u64),
+        a.0 / b.0.max(1e-9)
+    );
+    if !refused.is_empty() {
+        let _ = write!(how, "; left out (a parser refused): {}", refused.join(", "));
+    }
+    table.row(
+        figure,
+        format!("{:.1} MB/s, {:.0} msg/s", a.0, a.1),
+        &format!("{:.1} MB/s, {:.0} msg/s", b.0, b.1),
+        &how,
+    );
+}
+
+/// Runs `pass` (one parse of each of `msgs` messages, `bytes` in all) for [`PARSE_TIME`];
+/// returns MB/s (10^6 bytes) and messages per second.
+fn time_set(msgs: usize, bytes: usize, mut pass: impl FnMut()) -> (f64, f64) {
+    for _ in 0..3 {
+        pass();
+    }
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < PARSE_TIME {
+        pass();
+        n += 1;
+    }
+    let secs = t.elapsed().as_secs_f64().max(1e-9);
+    (
+        (bytes as f64 * n as f64) / secs / 1e6,
+        (msgs as f64 * n as f64) / secs,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process spawns per session, in this process with the library agent.
+
+fn spawns_per_session(table: &mut Table, work: &Path, pki: &tls::Pki) {
+    const PERIODIC: &str = "process spawns per session, periodic (no RPC)";
+    const GPV: &str = "process spawns per session, with GPV of Device.";
+    let fail = |table: &mut Table, why: &str| {
+        table.missing(PERIODIC, why);
+        table.missing(GPV, why);
+    };
+    let acs = match start_acs(pki) {
+        Ok(a) => a,
+        Err(e) => return fail(table, &e),
+    };
+    acs.push_script(Vec::<Call>::new());
+    acs.push_script(Vec::<Call>::new());
+    acs.push_script_fn(GpvTiming::default().script());
+    let dir = work.join("in-process");
+    let cfg = router_section(&dir)
+        .and_then(|dm| write_config(&dir, &acs, pki, &dm))
+        .and_then(|p| {
+            let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+            Config::parse(&text, "bench").map_err(|e| e.to_string())
+        });
+    let mut agent = match cfg.and_then(Agent::new) {
+        Ok(a) => a,
+        Err(e) => return fail(table, &e),
+    };
+    let boot = agent.note_start().and_then(|()| session(&mut agent, None));
+    let periodic = boot.and_then(|b| Ok((b, session(&mut agent, Some(cwmpd::events::PERIODIC))?)));
+    let gpv = periodic.and_then(|p| Ok((p, session(&mut agent, Some(cwmpd::events::PERIODIC))?)));
+    let ((boot, periodic), gpv) = match gpv {
+        Ok(v) => v,
+        Err(e) => return fail(table, &e),
+    };
+    let n = acs
+        .completed()
+        .get(2)
+        .and_then(|s| s.exchanges.first())
+        .and_then(|e| match &e.response {
+            Ok(CpeResponse::GetParameterValues { list }) => Some(list.len()),
+            _ => None,
+        });
+    table.row(
+        PERIODIC,
+        periodic.to_string(),
+        "",
+        &format!(
+            "cwmpd::datamodel::process::spawns() around Agent::run_session, scaled router \
+             (boot session before it: {boot})"
+        ),
+    );
+    table.row(
+        GPV,
+        gpv.to_string(),
+        "",
+        &format!(
+            "the same, a periodic session with one GPV of Device. ({} parameters)",
+            n.map_or("?".into(), |n| n.to_string())
+        ),
+    );
+}
+
+/// One session of `agent` (with `event` queued first); the processes backends started in it.
+fn session(agent: &mut Agent, event: Option<&str>) -> Result<u64, String> {
+    if let Some(e) = event {
+        agent.add_event(e, "")?;
+    }
+    let before = process::spawns();
+    agent.run_session()?;
+    Ok(process::spawns() - before)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test ACS, the config, the daemon.
+
+/// The test ACS over HTTPS with Digest and a GenieACS-style session cookie.
+fn start_acs(pki: &tls::Pki) -> Result<Acs, String> {
+    Acs::start(
+        AcsOptions::default()
+            .tls(pki.server_tls())
+            .digest(USER, PASS)
+            .cookie(Cookie::Session),
+    )
+    .map_err(|e| format!("cannot start the test ACS: {e}"))
+}
+
+/// Writes `dir/cwmpd.toml` for `acs` with the storage in `dir/state`, the connection request
+/// listener on a free local port, log level warn on stderr, and `extra` at the end.
+fn write_config(dir: &Path, acs: &Acs, pki: &tls::Pki, extra: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = format!(
+        "[acs]\n\
+         url = {:?}\n\
+         username = {USER:?}\n\
+         password = {PASS:?}\n\
+         ca_file = {:?}\n\
+         periodic_inform_interval = {PERIODIC_S}\n\
+         retry_minimum_wait_interval = 1\n\
+         timeout = 10\n\
+         \n\
+         [device]\n\
+         manufacturer = \"cwmpd-bench\"\n\
+         oui = \"00D0F8\"\n\
+         product_class = \"BenchRouter\"\n\
+         serial_number = \"BENCH0000001\"\n\
+         software_version = \"1.0.0\"\n\
+         \n\
+         [connection_request]\n\
+         listen = \"127.0.0.1:0\"\n\
+         \n\
+         [storage]\n\
+         dir = {:?}\n\
+         \n\
+         [log]\n\
+         level = \"warn\"\n\
+         target = \"stderr\"\n\
+         \n\
+         {extra}",
+        acs.url(),
+        pki.ca_file.display().to_string(),
+        dir.join("state").display().to_string(),
+    );
+    let cfg = dir.join("cwmpd.toml");
+    std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+    Ok(cfg)
+}
+
+/// `cwmpd -c CFG run`, its stderr kept (bounded) from a pipe; killed and reaped on drop.
+struct Daemon {
+    child: Child,
+    pid: u32,
+    log: Arc<Mutex<String>>,
+}
+
+/// Most bytes of the daemon's log kept.
+const MAX_LOG: usize = 64 * 1024;
+
+impl Daemon {
+    fn spawn(cfg: &Path) -> Result<Daemon, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cwmpd"))
+            .arg("-c")
+            .arg(cfg)
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start cwmpd: {e}"))?;
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(mut err) = child.stderr.take() {
+            let log = log.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                    if l.len() < MAX_LOG {
+                        l.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default()));
+                    }
+                }
+            });
+        }
+        Ok(Daemon {
+            pid: child.id(),
+            child,
+            log,
+        })
+    }
+
+    /// The last lines of its log, for a figure that could not be measured.
+    fn log_tail(&self) -> String {
+        let l = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let lines: Vec<&str> = l.lines().collect();
+        let from = lines.len().saturating_sub(3);
+        lines.get(from..).unwrap_or_default().join(" | ")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc and the storage directory.
+
+/// A `kB` field of `/proc/PID/status` (or a plain count such as `Threads`).
+fn proc_status(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    field(&text, key)
+}
+
+/// A field of `/proc/PID/io`.
+fn proc_io(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    field(&text, key)
+}
+
+fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What identifies a file's content and its last write.
+#[derive(PartialEq)]
+struct FileState {
+    len: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    content: Vec<u8>,
+}
+
+/// Every file under `dir`, by path.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, FileState> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                todo.push(p);
+            } else if m.is_file() {
+                let content = std::fs::read(&p).unwrap_or_default();
+                out.insert(
+                    p,
+                    FileState {
+                        len: m.len(),
+                        ino: m.ino(),
+                        mtime: (m.mtime(), m.mtime_nsec()),
+                        content,
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The bytes of the files that are new or were rewritten between two snapshots (a file written
+/// counts whole, even with the same content), and their names (removed ones marked).
+fn diff(
+    before: &BTreeMap<PathBuf, FileState>,
+    after: &BTreeMap<PathBuf, FileState>,
+) -> (u64, Vec<String>) {
+    let name = |p: &Path| {
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    };
+    let mut bytes = 0;
+    let mut files = Vec::new();
+    for (p, s) in after {
+        let old = before.get(p);
+        if old == Some(s) {
+            continue;
+        }
+        bytes += s.len;
+        let what = match old {
+            None => "new".to_string(),
+            Some(o) if o.content == s.content => "rewritten, same content".to_string(),
+            Some(o) => format!("changed: {}", changed_keys(&o.content, &s.content)),
+        };
+        files.push(format!("{} {what}", name(p)));
+    }
+    for p in before.keys().filter(|p| !after.contains_key(*p)) {
+        files.push(format!("{} (removed)", name(p)));
+    }
+    (bytes, files)
+}
+
+/// The keys (`key = …` lines, else the lines) of `after` that `before` does not have; a few.
+fn changed_keys(before: &[u8], after: &[u8]) -> String {
+    let before = String::from_utf8_lossy(before);
+    let after = String::from_utf8_lossy(after);
+    let old: std::collections::BTreeSet<&str> = before.lines().collect();
+    let mut keys: Vec<String> = Vec::new();
+    for l in after.lines().filter(|l| !old.contains(l)) {
+        let k = l.split_once(" =").map_or(l, |(k, _)| k).trim();
+        let k: String = k.chars().take(40).collect();
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let more = keys.len().saturating_sub(6);
+    keys.truncate(6);
+    let mut s = keys.join(", ");
+    if more > 0 {
+        let _ = write!(s, " and {more} more");
+    }
+    s
+}
+
+/// inotify on the storage directory: every create, write, move and delete in it.
+struct StoreWatch(inotify::Inotify);
+
+impl StoreWatch {
+    fn start(dir: &Path) -> Option<StoreWatch> {
+        use inotify::WatchMask;
+        let i = inotify::Inotify::init().ok()?;
+        i.watches()
+            .add(
+                dir,
+                WatchMask::CREATE
+                    | WatchMask::MODIFY
+                    | WatchMask::CLOSE_WRITE
+                    | WatchMask::MOVED_TO
+                    | WatchMask::MOVED_FROM
+                    | WatchMask::DELETE
+                    | WatchMask::ATTRIB,
+            )
+            .ok()?;
+        Some(StoreWatch(i))
+    }
+
+    /// The events so far.
+    fn events(mut self) -> usize {
+        let mut buf = [0u8; 4096];
+        let mut n = 0;
+        while let Ok(events) = self.0.read_events(&mut buf) {
+            let k = events.count();
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting.
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// `1,234,567 B` (exact bytes, grouped).
+fn bytes(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out + " B"
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Only compiled while Cargo.toml does not declare this bench with `harness = false` (cargo
+    /// then builds it with libtest): `cargo test --release --bench report -- --nocapture` runs
+    /// the report. With `harness = false` this module is not compiled.
+    #[test]
+    fn report() {
+        super::main();
+    }
+}
