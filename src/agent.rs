@@ -1217,8 +1217,8 @@ impl Agent {
                     code: a.fault_code,
                     string: a.fault_string.clone(),
                 },
-                start_time: time_text(0),
-                complete_time: time_text(0),
+                start_time: time_text(transfer::UNKNOWN_TIME),
+                complete_time: time_text(transfer::UNKNOWN_TIME),
             });
             items.push(CpeItem::Autonomous);
         }
@@ -1853,7 +1853,7 @@ impl Control for AgentControl<'_> {
                 Vec::new(),
             ));
         }
-        check_command_key(command_key)?;
+        transfer::check_command_key(command_key)?;
         if self.state.scheduled.len() >= MAX_SCHEDULED {
             return Err(Fault::ResourcesExceeded(
                 "too many scheduled informs".into(),
@@ -1868,7 +1868,7 @@ impl Control for AgentControl<'_> {
 
     fn reboot(&mut self, command_key: &str) -> Result<(), Fault> {
         self.require(!self.hooks.reboot.is_empty(), "Reboot")?;
-        check_command_key(command_key)?;
+        transfer::check_command_key(command_key)?;
         let r = self.state.reboot.get_or_insert_with(PendingAction::default);
         if r.command_keys.len() >= MAX_SCHEDULED {
             return Err(Fault::ResourcesExceeded("too many Reboot requests".into()));
@@ -1902,7 +1902,11 @@ impl Control for AgentControl<'_> {
             schedule::format_datetime(t.not_before, 0)
         );
         // Status 1: the result follows in TransferComplete (§A.3.2.8).
-        Ok((1, time_text(0), time_text(0)))
+        Ok((
+            1,
+            time_text(transfer::UNKNOWN_TIME),
+            time_text(transfer::UNKNOWN_TIME),
+        ))
     }
 
     fn upload(&mut self, u: &Upload) -> Result<(u8, String, String), Fault> {
@@ -1920,7 +1924,11 @@ impl Control for AgentControl<'_> {
             t.file_type,
             transfer::redact_url(&t.url)
         );
-        Ok((1, time_text(0), time_text(0)))
+        Ok((
+            1,
+            time_text(transfer::UNKNOWN_TIME),
+            time_text(transfer::UNKNOWN_TIME),
+        ))
     }
 
     fn schedule_download(&mut self, d: &ScheduleDownload) -> Result<(), Fault> {
@@ -1956,16 +1964,6 @@ impl Control for AgentControl<'_> {
             .map(transfer::Transfer::queued)
             .collect())
     }
-}
-
-fn check_command_key(command_key: &str) -> Result<(), Fault> {
-    if command_key.chars().count() > events::MAX_COMMAND_KEY_LEN {
-        return Err(Fault::InvalidArguments(
-            "CommandKey longer than 32 characters".into(),
-            Vec::new(),
-        ));
-    }
-    Ok(())
 }
 
 /// The hook applying a downloaded file of this kind ("" = none).
@@ -2005,10 +2003,11 @@ fn produce_hook(hooks: &ResolvedHooks, kind: FileKind) -> &str {
     }
 }
 
-/// A Unix time as xsd:dateTime; [`transfer::UNKNOWN_TIME`] is the schema's unknown time.
+/// A Unix time as xsd:dateTime; [`transfer::UNKNOWN_TIME`] is written as the schema writes it
+/// (`0001-01-01T00:00:00Z`).
 fn time_text(t: i64) -> String {
     if t == transfer::UNKNOWN_TIME {
-        "0001-01-01T00:00:00Z".to_string()
+        schedule::format_datetime_utc(t)
     } else {
         schedule::format_datetime(t, 0)
     }

@@ -34,8 +34,8 @@ use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, 
 /// Longest URL, Username, Password and TargetFileName accepted (`string(256)` in the schema).
 pub const MAX_ARG_LEN: usize = 256;
 
-/// The unknown time of the schema (`0001-01-01T00:00:00Z`), as a Unix time of 0 here.
-pub const UNKNOWN_TIME: i64 = 0;
+/// The unknown time of the schema (`0001-01-01T00:00:00Z`): a time not (yet) known.
+pub use crate::schedule::UNKNOWN_TIME;
 
 /// What a FileType names (§A.3.2.8 and §A.3.2.9 tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,32 +422,20 @@ impl Transfers {
                 u.file_type
             )));
         }
-        check_args(&u.command_key, &u.url, &u.username, &u.password, "")?;
         let start = now.saturating_add(i64::from(u.delay_seconds));
-        let t = Transfer {
-            id: 0,
-            origin: Origin::Upload,
+        let as_download = Download {
             command_key: u.command_key.clone(),
-            file_type: u.file_type.trim().to_string(),
-            url: u.url.trim().to_string(),
+            file_type: u.file_type.clone(),
+            url: u.url.clone(),
             username: u.username.clone(),
             password: u.password.clone(),
-            file_size: 0,
-            target_file_name: String::new(),
-            windows: vec![Window {
-                start,
-                end: i64::MAX,
-            }],
-            max_retries: limits.retries,
-            attempts: 0,
-            not_before: start,
-            state: State::Queued,
-            start_time: UNKNOWN_TIME,
-            complete_time: UNKNOWN_TIME,
-            fault_code: 0,
-            fault_string: String::new(),
-            since: 0,
+            ..Default::default()
         };
+        let window = Window {
+            start,
+            end: i64::MAX,
+        };
+        let t = queued_record(&as_download, Origin::Upload, vec![window], limits.retries)?;
         self.push(t, limits)
     }
 
@@ -688,6 +676,17 @@ fn download_record(
             d.file_type
         )));
     }
+    queued_record(d, origin, windows, max_retries)
+}
+
+/// A queued record of any transfer RPC (an Upload's arguments in a `Download`, FileSize and
+/// TargetFileName empty), after the string checks every one of them makes.
+fn queued_record(
+    d: &Download,
+    origin: Origin,
+    windows: Vec<Window>,
+    max_retries: u32,
+) -> Result<Transfer, Fault> {
     check_args(
         &d.command_key,
         &d.url,
@@ -719,6 +718,14 @@ fn download_record(
     })
 }
 
+/// A CommandKey fits `CommandKeyType` (`string(32)`): every RPC that takes one checks it so.
+pub fn check_command_key(command_key: &str) -> Result<(), Fault> {
+    if command_key.chars().count() > MAX_COMMAND_KEY_LEN {
+        return Err(invalid("CommandKey longer than 32 characters".into()));
+    }
+    Ok(())
+}
+
 /// The checks every transfer RPC makes on its strings (`string(32)`/`string(256)`).
 fn check_args(
     command_key: &str,
@@ -727,9 +734,7 @@ fn check_args(
     password: &str,
     target: &str,
 ) -> Result<(), Fault> {
-    if command_key.chars().count() > MAX_COMMAND_KEY_LEN {
-        return Err(invalid("CommandKey longer than 32 characters".into()));
-    }
+    check_command_key(command_key)?;
     if url.trim().is_empty() {
         return Err(invalid("URL is empty".into()));
     }
