@@ -40,15 +40,15 @@ mod tls;
 
 use cpe::*;
 use files::{
-    assert_times, assert_transfer_events, download, expected_methods, hook_runs, hook_script,
-    rpc_methods, transfer_completes, transfer_cpe, wait_transfer_complete, FileServer, Tc,
-    TRANSFER_RPCS,
+    assert_times, assert_transfer_events, check_state_files, download, expected_methods, hook_runs,
+    hook_script, list_dir, rpc_methods, transfer_completes, transfer_cpe, wait_transfer_complete,
+    FileServer, Rng, Tc, TRANSFER_RPCS,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -1724,86 +1724,6 @@ impl Mark {
 
     fn is(&self, what: &str, key: &str, generation: u32) -> bool {
         self.what == what && self.key == key && self.generation == generation
-    }
-}
-
-/// Every `*.toml` of the store has a valid header, length, CRC and TOML body; no `*.corrupt`
-/// exists. Returns the number of `*.tmp` files.
-fn check_state_files(dir: &Path) -> Result<usize, String> {
-    let mut tmp = 0;
-    for name in list_dir(dir) {
-        let path = dir.join(&name);
-        if name.ends_with(".corrupt") {
-            return Err(format!("{} exists", path.display()));
-        }
-        if name.ends_with(".tmp") {
-            tmp += 1;
-            continue;
-        }
-        if !name.ends_with(".toml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: unreadable: {e}", path.display()))?;
-        let (header, body) = text
-            .split_once('\n')
-            .ok_or_else(|| format!("{}: no header line", path.display()))?;
-        let mut len = None;
-        let mut crc = None;
-        for f in header.split_whitespace() {
-            if let Some(v) = f.strip_prefix("len=") {
-                len = v.parse::<usize>().ok();
-            } else if let Some(v) = f.strip_prefix("crc=") {
-                crc = u32::from_str_radix(v, 16).ok();
-            }
-        }
-        if !header.starts_with("# cwmpd-store v1")
-            || len != Some(body.len())
-            || crc != Some(cwmpd::store::crc32(body.as_bytes()))
-        {
-            return Err(format!(
-                "{}: torn or corrupt (header {header:?}, body {} bytes)",
-                path.display(),
-                body.len()
-            ));
-        }
-        toml::from_str::<toml::Table>(body)
-            .map_err(|e| format!("{}: not TOML: {e}", path.display()))?;
-    }
-    Ok(tmp)
-}
-
-fn list_dir(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// xorshift64*: reproducible random kill points from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi.saturating_sub(lo) + 1))
     }
 }
 

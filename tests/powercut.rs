@@ -28,7 +28,7 @@
 //! varies). The long variant takes `CWMPD_CUTS` (default 1000).
 //!
 //! Helpers copied from `tests/device_control.rs` (not shared there): `check_state_files`,
-//! `list_dir`, `Rng`, `lock`, a shorter `summary`.
+//! `lock`, a shorter `summary`.
 
 #[path = "support/acs.rs"]
 mod acs;
@@ -42,7 +42,10 @@ mod tempdir;
 mod tls;
 
 use cpe::*;
-use files::{download, hook_runs, hook_script, transfer_completes, transfer_cpe, FileServer, Tc};
+use files::{
+    check_state_files, download, hook_runs, hook_script, list_dir, transfer_completes,
+    transfer_cpe, FileServer, Rng, Tc,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -1275,86 +1278,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (u64, u64, i64, i64)> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Every `*.toml` of the store has a valid header, length, CRC and TOML body; no `*.corrupt`
-/// exists. Returns the number of `*.tmp` files. (Copied from `tests/device_control.rs`.)
-fn check_state_files(dir: &Path) -> Result<usize, String> {
-    let mut tmp = 0;
-    for name in list_dir(dir) {
-        let path = dir.join(&name);
-        if name.ends_with(".corrupt") {
-            return Err(format!("{} exists", path.display()));
-        }
-        if name.ends_with(".tmp") {
-            tmp += 1;
-            continue;
-        }
-        if !name.ends_with(".toml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: unreadable: {e}", path.display()))?;
-        let (header, body) = text
-            .split_once('\n')
-            .ok_or_else(|| format!("{}: no header line", path.display()))?;
-        let mut len = None;
-        let mut crc = None;
-        for f in header.split_whitespace() {
-            if let Some(v) = f.strip_prefix("len=") {
-                len = v.parse::<usize>().ok();
-            } else if let Some(v) = f.strip_prefix("crc=") {
-                crc = u32::from_str_radix(v, 16).ok();
-            }
-        }
-        if !header.starts_with("# cwmpd-store v1")
-            || len != Some(body.len())
-            || crc != Some(cwmpd::store::crc32(body.as_bytes()))
-        {
-            return Err(format!(
-                "{}: torn or corrupt (header {header:?}, body {} bytes)",
-                path.display(),
-                body.len()
-            ));
-        }
-        toml::from_str::<toml::Table>(body)
-            .map_err(|e| format!("{}: not TOML: {e}", path.display()))?;
-    }
-    Ok(tmp)
-}
-
-fn list_dir(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// xorshift64*: reproducible choices from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0.max(1);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi.saturating_sub(lo) + 1))
-    }
 }
 
 /// One line per session: index, completed, events, CPE requests, ACS requests.
