@@ -41,8 +41,8 @@ mod tls;
 use cpe::*;
 use files::{
     assert_times, assert_transfer_events, check_state_files, download, expected_methods, hook_runs,
-    hook_script, list_dir, rpc_methods, transfer_completes, transfer_cpe, wait_transfer_complete,
-    FileServer, Rng, Tc, TRANSFER_RPCS,
+    hook_script, list_dir, log_tails, rpc_methods, seed_from_env, session_calls,
+    transfer_completes, transfer_cpe, wait_transfer_complete, FileServer, Rng, Tc, TRANSFER_RPCS,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -996,15 +996,7 @@ struct Ctl {
 
 impl Bench {
     fn new(tag: &str) -> Bench {
-        let seed = std::env::var("CWMPD_KILL_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-                    | 1
-            });
+        let seed = seed_from_env("CWMPD_KILL_SEED");
         let acs = Acs::start(AcsOptions::default()).expect("start ACS");
         let proxy = Proxy::start(acs.addr()).expect("start proxy");
         let image: Vec<u8> = (0..FW_SIZE)
@@ -1614,19 +1606,7 @@ impl Bench {
     /// Panics with everything needed to understand the failure.
     fn fail(&mut self, key: &str, what: &str) -> ! {
         let sessions = self.acs.sessions();
-        let logs: Vec<String> = self
-            .logs
-            .iter()
-            .rev()
-            .take(3)
-            .rev()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let from = lines.len().saturating_sub(60);
-                format!("--- {}\n{}", p.display(), lines[from..].join("\n"))
-            })
-            .collect();
+        let logs = log_tails(&self.logs, 3, 60);
         let kills: Vec<String> = self
             .kills
             .iter()
@@ -2177,26 +2157,7 @@ fn summary(sessions: &[SessionRecord]) -> String {
     sessions
         .iter()
         .map(|s| {
-            let events: Vec<String> = s.inform.events.iter().map(|e| e.to_string()).collect();
-            let reqs: Vec<String> = s
-                .cpe_requests
-                .iter()
-                .map(|(_, r)| match r {
-                    CpeRequest::TransferComplete {
-                        command_key, fault, ..
-                    } => format!("TransferComplete({command_key}, {})", fault.code),
-                    r => r.method().to_string(),
-                })
-                .collect();
-            let calls: Vec<String> = s
-                .exchanges
-                .iter()
-                .map(|e| match (&e.call, &e.response) {
-                    (c, Ok(CpeResponse::Fault(f))) => format!("{} -> {}", c.method(), f.code()),
-                    (c, Ok(_)) => c.method().to_string(),
-                    (c, Err(e)) => format!("{} -> {e}", c.method()),
-                })
-                .collect();
+            let (events, reqs, calls) = session_calls(s);
             format!(
                 "  #{} +{:.2}s {} events {:?} cpe {:?} acs {:?}{}",
                 s.index,

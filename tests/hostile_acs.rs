@@ -281,6 +281,14 @@ fn hostile_cpe(tag: &str, url: &str, ca: Option<&Path>, multiplier: u32) -> Cpe 
     cpe
 }
 
+/// One `cwmpd inform` of a fresh [`hostile_cpe`] against `acs` (`ca`: the CA file for an https
+/// ACS), timed, with a fresh [`Check`] for what the case asserts about it.
+fn inform_once(acs: &Hostile, ca: Option<&Path>) -> (Out, f64, Check) {
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), ca, 1000);
+    let (out, secs) = inform(&cpe);
+    (out, secs, Check::default())
+}
+
 /// Runs `cwmpd inform` and times it.
 fn inform(cpe: &Cpe) -> (Out, f64) {
     let t = Instant::now();
@@ -366,15 +374,27 @@ fn row(case: &'static str, outcome: String, secs: f64, c: Check) -> Row {
     }
 }
 
+/// A plain ACS for one request inside a session: an InformResponse to the Inform, `request` to
+/// the CPE's empty POST, and 204 (the end of the session) to anything else.
+fn one_request_acs(request: Reply) -> Hostile {
+    Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if r.body.is_empty() {
+            request.clone()
+        } else {
+            Reply::full(204, "")
+        }
+    })
+}
+
 /// A plain hostile ACS and one `cwmpd inform` against it that must fail with `needles`.
 fn failing_inform<H>(case: &'static str, needles: &[&str], handler: H) -> (Row, Vec<Seen>)
 where
     H: Fn(&Seen) -> Reply + Send + Sync + 'static,
 {
     let acs = Hostile::start(None, handler);
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, None);
     let why = expect_failure(&mut c, &out, secs, needles);
     (row(case, why, secs, c), acs.seen())
 }
@@ -403,18 +423,8 @@ fn garbage_body() -> Row {
 /// garbage with a 9003 fault (TR-069 §A.5) and the session goes on.
 fn garbage_mid_session() -> Row {
     let s = seed();
-    let acs = Hostile::start(None, move |r| {
-        if is_inform(r) {
-            Reply::soap(inform_response())
-        } else if r.body.is_empty() {
-            Reply::full(200, random_bytes(s, 4096))
-        } else {
-            Reply::full(204, "")
-        }
-    });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let acs = one_request_acs(Reply::full(200, random_bytes(s, 4096)));
+    let (out, secs, mut c) = inform_once(&acs, None);
     expect_success(&mut c, &out, secs);
     let seen = acs.seen();
     let fault = seen.iter().find(|r| r.text().contains("Fault"));
@@ -446,9 +456,7 @@ fn garbage_forever() -> Row {
             Reply::full(200, random_bytes(s ^ r.n as u64, 256))
         }
     });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, None);
     let why = expect_failure(&mut c, &out, secs, &["unparsable messages in a row"]);
     let n = acs.seen().len();
     // The Inform, the empty POST, then a 9003 for each unparsable reply but the last.
@@ -474,9 +482,7 @@ fn slow_garbage_forever() -> Row {
             Reply::full(200, random_bytes(s ^ r.n as u64, 256))
         }
     });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, None);
     let why = expect_failure(&mut c, &out, secs, &[]);
     let n = acs.seen().len();
     let outcome = if out.code.is_none() {
@@ -565,23 +571,13 @@ fn wrong_soap_namespace() -> Row {
 /// it; it answers a CWMP fault (9000 or 9003, TR-069 §A.5) with the request's ID and the
 /// session goes on to its end.
 fn bad_namespace_request(case: &'static str, soap_ns: &'static str, cwmp_ns: &'static str) -> Row {
-    let acs = Hostile::start(None, move |r| {
-        if is_inform(r) {
-            Reply::soap(inform_response())
-        } else if r.body.is_empty() {
-            Reply::soap(envelope(
-                soap_ns,
-                cwmp_ns,
-                "ns-7",
-                "<cwmp:GetRPCMethods></cwmp:GetRPCMethods>",
-            ))
-        } else {
-            Reply::full(204, "")
-        }
-    });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let acs = one_request_acs(Reply::soap(envelope(
+        soap_ns,
+        cwmp_ns,
+        "ns-7",
+        "<cwmp:GetRPCMethods></cwmp:GetRPCMethods>",
+    )));
+    let (out, secs, mut c) = inform_once(&acs, None);
     expect_success(&mut c, &out, secs);
     let seen = acs.seen();
     let answer = seen.iter().find(|r| !is_inform(r) && !r.body.is_empty());
@@ -626,23 +622,13 @@ fn wrong_soap_namespace_request() -> Row {
 /// An RPC no CWMP version defines: the CPE answers 9000 "Method not supported" with the
 /// request's `cwmp:ID` (TR-069 §A.5, §A.4.1.1) and the session goes on to its end.
 fn unknown_rpc() -> Row {
-    let acs = Hostile::start(None, |r| {
-        if is_inform(r) {
-            Reply::soap(inform_response())
-        } else if r.body.is_empty() {
-            Reply::soap(envelope(
-                SOAP_NS,
-                NS12,
-                "hostile-42",
-                "<cwmp:X_Hostile_Frobnicate><Level>11</Level></cwmp:X_Hostile_Frobnicate>",
-            ))
-        } else {
-            Reply::full(204, "")
-        }
-    });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let acs = one_request_acs(Reply::soap(envelope(
+        SOAP_NS,
+        NS12,
+        "hostile-42",
+        "<cwmp:X_Hostile_Frobnicate><Level>11</Level></cwmp:X_Hostile_Frobnicate>",
+    )));
+    let (out, secs, mut c) = inform_once(&acs, None);
     expect_success(&mut c, &out, secs);
     let seen = acs.seen();
     let answer = seen.iter().find(|r| r.text().contains("Fault"));
@@ -749,9 +735,7 @@ fn redirect_loop() -> Row {
         Reply::full(302, "").header("Location", &url)
     });
     let _ = addr.set(acs.addr.to_string());
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, None);
     let why = expect_failure(&mut c, &out, secs, &["redirects"]);
     let n = acs.seen().len();
     c.that(n == MAX_REDIRECTS + 1, || {
@@ -774,9 +758,7 @@ fn redirect_downgrade() -> Row {
     let acs = Hostile::start(Some(pki.server_tls()), move |_| {
         Reply::full(302, "").header("Location", &target)
     });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), Some(&pki.ca_file), 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, Some(&pki.ca_file));
     let why = expect_failure(&mut c, &out, secs, &["redirect"]);
     let leaked = plain.seen().len();
     c.that(leaked == 0, || {
@@ -809,9 +791,7 @@ fn cookie_growth() -> Row {
         };
         reply.header("Set-Cookie", &cookie)
     });
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, None);
     expect_success(&mut c, &out, secs);
     let seen = acs.seen();
     let longest = seen
@@ -862,9 +842,7 @@ fn never_answers() -> Row {
 
 fn black_hole() -> Row {
     let acs = Hostile::black_hole();
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, None);
     let why = expect_failure(&mut c, &out, secs, &["timed out"]);
     at_least_timeout(&mut c, secs);
     row("accepts, never reads", why, secs, c)
@@ -917,9 +895,7 @@ fn tls_case(
     needles: &[&str],
 ) -> Row {
     let acs = Hostile::start(Some(config), |_| Reply::soap(inform_response()));
-    let cpe = hostile_cpe("hostile", &acs.url("/acs"), Some(ca_file), 1000);
-    let (out, secs) = inform(&cpe);
-    let mut c = Check::default();
+    let (out, secs, mut c) = inform_once(&acs, Some(ca_file));
     let why = expect_failure(&mut c, &out, secs, needles);
     let n = acs.seen().len();
     c.that(n == 0, || {

@@ -43,8 +43,8 @@ mod tls;
 
 use cpe::*;
 use files::{
-    check_state_files, download, hook_runs, hook_script, list_dir, transfer_completes,
-    transfer_cpe, FileServer, Rng, Tc,
+    check_state_files, download, hook_runs, hook_script, list_dir, log_tails, seed_from_env,
+    session_calls, transfer_completes, transfer_cpe, FileServer, Rng, Tc,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -52,7 +52,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use cwmpd::datamodel::types::BaseType;
@@ -177,15 +177,7 @@ struct Rig {
 
 impl Rig {
     fn new(tag: &str) -> Rig {
-        let seed = std::env::var("CWMPD_POWERCUT_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-                    | 1
-            });
+        let seed = seed_from_env("CWMPD_POWERCUT_SEED");
         let acs = Acs::start(AcsOptions::default()).expect("start ACS");
         let body: Vec<u8> = (0..FILE_SIZE).map(|i| (i % 251) as u8).collect();
         let files = FileServer::start(None, move |req| {
@@ -838,19 +830,7 @@ impl Rig {
     /// Panics with every violation and what is needed to understand it.
     fn fail(&mut self, what: Vec<String>) -> ! {
         let sessions = self.acs.sessions();
-        let logs: Vec<String> = self
-            .logs
-            .iter()
-            .rev()
-            .take(3)
-            .rev()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let from = lines.len().saturating_sub(60);
-                format!("--- {}\n{}", p.display(), lines[from..].join("\n"))
-            })
-            .collect();
+        let logs = log_tails(&self.logs, 3, 60);
         let cuts: Vec<String> = self
             .cuts
             .iter()
@@ -1285,26 +1265,7 @@ fn summary(sessions: &[SessionRecord]) -> String {
     sessions
         .iter()
         .map(|s| {
-            let events: Vec<String> = s.inform.events.iter().map(|e| e.to_string()).collect();
-            let reqs: Vec<String> = s
-                .cpe_requests
-                .iter()
-                .map(|(_, r)| match r {
-                    cwmpd::soap::CpeRequest::TransferComplete {
-                        command_key, fault, ..
-                    } => format!("TransferComplete({command_key}, {})", fault.code),
-                    r => r.method().to_string(),
-                })
-                .collect();
-            let calls: Vec<String> = s
-                .exchanges
-                .iter()
-                .map(|e| match (&e.call, &e.response) {
-                    (c, Ok(CpeResponse::Fault(f))) => format!("{} -> {}", c.method(), f.code()),
-                    (c, Ok(_)) => c.method().to_string(),
-                    (c, Err(e)) => format!("{} -> {e}", c.method()),
-                })
-                .collect();
+            let (events, reqs, calls) = session_calls(s);
             format!(
                 "  #{} {} events {:?} cpe {:?} acs {:?}",
                 s.index,

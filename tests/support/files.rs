@@ -753,6 +753,63 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A session's Inform events, CPE requests (a TransferComplete with its key and fault code) and
+/// ACS requests (with the fault code or error that answered each), for failure reports.
+pub fn session_calls(s: &SessionRecord) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let events: Vec<String> = s.inform.events.iter().map(|e| e.to_string()).collect();
+    let reqs: Vec<String> = s
+        .cpe_requests
+        .iter()
+        .map(|(_, r)| match r {
+            CpeRequest::TransferComplete {
+                command_key, fault, ..
+            } => format!("TransferComplete({command_key}, {})", fault.code),
+            r => r.method().to_string(),
+        })
+        .collect();
+    let calls: Vec<String> = s
+        .exchanges
+        .iter()
+        .map(|e| match (&e.call, &e.response) {
+            (c, Ok(CpeResponse::Fault(f))) => format!("{} -> {}", c.method(), f.code()),
+            (c, Ok(_)) => c.method().to_string(),
+            (c, Err(e)) => format!("{} -> {e}", c.method()),
+        })
+        .collect();
+    (events, reqs, calls)
+}
+
+/// The last `lines` lines of each of the last `files` logs in `paths`, oldest first, each under
+/// a `--- <path>` line: the daemon logs a failing kill or power-cut test prints.
+pub fn log_tails(paths: &[PathBuf], files: usize, lines: usize) -> Vec<String> {
+    paths
+        .iter()
+        .rev()
+        .take(files)
+        .rev()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let from = all.len().saturating_sub(lines);
+            format!("--- {}\n{}", p.display(), all[from..].join("\n"))
+        })
+        .collect()
+}
+
+/// The seed given in the environment variable `var`, else one from the clock (odd, never 0),
+/// for an [`Rng`] whose seed the test prints so that a failure can be replayed.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        })
+}
+
 /// xorshift64*: reproducible choices from a printed seed.
 pub struct Rng(pub u64);
 

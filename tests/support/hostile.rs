@@ -4,10 +4,10 @@
 //! Unlike `tls.rs`'s well-behaved [`TestServer`](super::tls::TestServer), a [`Hostile`] server
 //! answers each request with whatever [`Reply`] the test's closure picks: a full response, a body
 //! streamed far beyond any sane size, raw bytes, silence, headers followed by a stalled or
-//! dripping body. It runs on std's `TcpListener` (plain) or on rustls with a server config from
-//! `tls.rs`'s [`Pki`]; it records every request it read (with its arrival time) so tests can
-//! assert on what the CPE sent and when (TR-069 §3.2.1.1 retry timing, §3.4.4 cookies, §3.4.5
-//! redirects).
+//! dripping body. It shares `tls.rs`'s accept loop ([`Server`]), plain-or-TLS [`Conn`] and
+//! request reader, and serves plain or over rustls with a server config from `tls.rs`'s [`Pki`];
+//! it records every request it read (with its arrival time) so tests can assert on what the CPE
+//! sent and when (TR-069 §3.2.1.1 retry timing, §3.4.4 cookies, §3.4.5 redirects).
 //!
 //! [`BadCerts`] generates what TR-069 §3.3 says a CPE must refuse: an expired leaf, a CA
 //! certificate served as the leaf (webpki's `CaUsedAsEndEntity`), next to `Pki`'s wrong-name leaf
@@ -15,25 +15,20 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{Shutdown, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
+use rustls::ServerConfig;
+
+use super::tls::{
+    find_header, leaf_params, make_ca, read_request, reason, write_leaf, Conn, Leaf, Pki, Server,
 };
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use super::tls::{Leaf, Pki};
-
-/// Largest request head the server reads.
-const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body the server reads (a CPE's Inform is a few KiB).
-const MAX_BODY: usize = 16 * 1024 * 1024;
 /// How long a silent or stalling connection is held at most, whatever the client does.
 const HOLD_LIMIT: Duration = Duration::from_secs(60);
 /// The size of each write of a streamed body.
@@ -58,11 +53,7 @@ pub struct Seen {
 impl Seen {
     /// The first header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The body as text (lossy).
@@ -131,13 +122,7 @@ impl Reply {
 type Handler = dyn Fn(&Seen) -> Reply + Send + Sync + 'static;
 
 /// A misbehaving HTTP/1.1 server on 127.0.0.1:0, plain or TLS.
-pub struct Hostile {
-    pub addr: SocketAddr,
-    pub https: bool,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
+pub type Hostile = Server<Seen>;
 
 impl Hostile {
     /// Starts serving; `tls` = `None` for plain http. `handler` picks the reply to each request.
@@ -146,7 +131,11 @@ impl Hostile {
         H: Fn(&Seen) -> Reply + Send + Sync + 'static,
     {
         let handler: Arc<Handler> = Arc::new(handler);
-        Hostile::listen(tls.is_some(), move |ctx, stream, conn| {
+        Server::listen(tls.is_some(), move |stream, conn, seen, stop| {
+            let ctx = Ctx {
+                seen: seen.clone(),
+                stop: stop.clone(),
+            };
             let tls = tls.clone();
             let handler = handler.clone();
             thread::spawn(move || {
@@ -160,65 +149,12 @@ impl Hostile {
     pub fn black_hole() -> Hostile {
         // The accepted sockets live as long as the accept loop (until the server is dropped).
         let mut held: Vec<TcpStream> = Vec::new();
-        Hostile::listen(false, move |_, stream, _| held.push(stream))
-    }
-
-    fn listen<F>(https: bool, mut on_accept: F) -> Hostile
-    where
-        F: FnMut(Ctx, TcpStream, usize) + Send + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ctx = Ctx {
-            seen: seen.clone(),
-            stop: stop.clone(),
-        };
-        let accept_stop = stop.clone();
-        let accept_conns = connections.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let conn = accept_conns.fetch_add(1, Ordering::SeqCst) + 1;
-                on_accept(ctx.clone(), stream, conn);
-            }
-        });
-        Hostile {
-            addr,
-            https,
-            seen,
-            connections,
-            stop,
-        }
-    }
-
-    /// `http(s)://127.0.0.1:PORT` + `path`.
-    pub fn url(&self, path: &str) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{}{path}", self.addr)
+        Server::listen(false, move |stream, _, _, _| held.push(stream))
     }
 
     /// Every request read so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().map(|r| r.clone()).unwrap_or_default()
-    }
-
-    /// TCP connections accepted so far.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        self.recorded()
     }
 }
 
@@ -227,37 +163,6 @@ impl Drop for Hostile {
 struct Ctx {
     seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
-}
-
-/// A plain or TLS connection.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-        }
-    }
 }
 
 fn serve(
@@ -270,13 +175,7 @@ fn serve(
     tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
     let raw = tcp.try_clone()?;
-    let mut conn = match tls {
-        Some(cfg) => {
-            let sc = ServerConnection::new(cfg).map_err(io::Error::other)?;
-            Conn::Tls(Box::new(StreamOwned::new(sc, tcp)))
-        }
-        None => Conn::Plain(tcp),
-    };
+    let mut conn = Conn::new(tcp, tls)?;
     let mut buf: Vec<u8> = Vec::new();
     loop {
         if ctx.stop.load(Ordering::SeqCst) {
@@ -398,75 +297,6 @@ fn hold(conn: &mut Conn) {
     }
 }
 
-type Parsed = (String, String, Vec<(String, String)>, Vec<u8>);
-
-/// Reads one request (Content-Length bodies only); `None` on a clean end of the connection.
-fn read_request(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<Option<Parsed>> {
-    let head_end = loop {
-        if let Some(i) = find(buf, b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::other("request head too large"));
-        }
-        let mut chunk = [0u8; 8192];
-        let n = match conn.read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-    };
-    let head = String::from_utf8_lossy(buf.get(..head_end).unwrap_or_default()).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next().unwrap_or("").split(' ');
-    let method = parts.next().unwrap_or("").to_owned();
-    let path = parts.next().unwrap_or("").to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(io::Error::other("request body too large"));
-    }
-    let body_start = head_end + 4;
-    while buf.len() < body_start + len {
-        let mut chunk = [0u8; 8192];
-        let n = conn.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-    }
-    let body = buf
-        .get(body_start..body_start + len)
-        .unwrap_or_default()
-        .to_vec();
-    buf.drain(..body_start + len);
-    Ok(Some((method, path, headers, body)))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        302 => "Found",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
-}
-
 /// Certificates a CPE must refuse (TR-069 §3.3), each as a [`Leaf`] to serve with
 /// [`Pki::server_config`], and the CA file that makes everything else about them valid.
 pub struct BadCerts {
@@ -491,20 +321,9 @@ impl BadCerts {
             SEQ.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).expect("create cert dir");
-        let sans = ["localhost".to_string(), "127.0.0.1".to_string()];
+        let sans = ["localhost", "127.0.0.1"];
         // The CA names the loopback host too, so served as a leaf only its CA-ness is wrong.
-        let ca_key = KeyPair::generate().expect("key");
-        let mut ca_params = CertificateParams::new(sans.to_vec()).expect("params");
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "cwmpd hostile CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = ca_params.self_signed(&ca_key).expect("self-signed CA");
+        let (ca, ca_key) = make_ca("cwmpd hostile CA", &sans);
         let ca_file = dir.join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).expect("write CA");
         let ca_as_leaf = write_leaf(
@@ -516,13 +335,8 @@ impl BadCerts {
         );
 
         let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(sans.to_vec()).expect("params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Common name "localhost", the first of `sans`.
+        let mut params = leaf_params("expired", &sans, ExtendedKeyUsagePurpose::ServerAuth);
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         let cert = params.signed_by(&key, &ca, &ca_key).expect("sign leaf");
@@ -545,25 +359,6 @@ impl BadCerts {
 impl Drop for BadCerts {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn write_leaf(
-    dir: &Path,
-    name: &str,
-    pem: &str,
-    key: &KeyPair,
-    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-) -> Leaf {
-    let cert_file = dir.join(format!("{name}.pem"));
-    let key_file = dir.join(format!("{name}.key"));
-    std::fs::write(&cert_file, pem).expect("write cert");
-    std::fs::write(&key_file, key.serialize_pem()).expect("write key");
-    Leaf {
-        chain,
-        key_der: key.serialize_der(),
-        cert_file,
-        key_file,
     }
 }
 

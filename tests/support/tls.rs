@@ -71,8 +71,8 @@ impl Pki {
                 .unwrap_or(0)
         ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
-        let (ca, ca_key) = make_ca("cwmpd test CA");
-        let (other_ca, _) = make_ca("unrelated CA");
+        let (ca, ca_key) = make_ca("cwmpd test CA", &[]);
+        let (other_ca, _) = make_ca("unrelated CA", &[]);
         let ca_file = dir.join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).expect("write ca");
         let other_ca_file = dir.join("other-ca.pem");
@@ -148,9 +148,11 @@ impl Drop for Pki {
     }
 }
 
-fn make_ca(cn: &str) -> (Certificate, KeyPair) {
+/// A self-signed CA certificate named `cn` (subject alternative names `sans`) and its key.
+pub fn make_ca(cn: &str, sans: &[&str]) -> (Certificate, KeyPair) {
     let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .expect("params");
     params.distinguished_name.push(DnType::CommonName, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
@@ -171,6 +173,22 @@ fn make_leaf(
     ca_key: &KeyPair,
 ) -> Leaf {
     let key = KeyPair::generate().expect("key");
+    let cert = leaf_params(name, sans, eku)
+        .signed_by(&key, ca, ca_key)
+        .expect("sign leaf");
+    // The chain file holds the leaf then the CA, as servers usually present it.
+    write_leaf(
+        dir,
+        name,
+        &format!("{}{}", cert.pem(), ca.pem()),
+        &key,
+        vec![cert.der().clone(), ca.der().clone()],
+    )
+}
+
+/// The parameters of a leaf certificate for `sans` (its common name the first of them, else
+/// `name`) with the extended key usage `eku`.
+pub fn leaf_params(name: &str, sans: &[&str], eku: ExtendedKeyUsagePurpose) -> CertificateParams {
     let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .expect("params");
     params
@@ -179,14 +197,23 @@ fn make_leaf(
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![eku];
-    let cert = params.signed_by(&key, ca, ca_key).expect("sign leaf");
+    params
+}
+
+/// Writes `pem` (the certificate chain) to `<dir>/<name>.pem` and `key` to `<dir>/<name>.key`.
+pub fn write_leaf(
+    dir: &Path,
+    name: &str,
+    pem: &str,
+    key: &KeyPair,
+    chain: Vec<CertificateDer<'static>>,
+) -> Leaf {
     let cert_file = dir.join(format!("{name}.pem"));
     let key_file = dir.join(format!("{name}.key"));
-    // The chain file holds the leaf then the CA, as servers usually present it.
-    std::fs::write(&cert_file, format!("{}{}", cert.pem(), ca.pem())).expect("write cert");
+    std::fs::write(&cert_file, pem).expect("write cert");
     std::fs::write(&key_file, key.serialize_pem()).expect("write key");
     Leaf {
-        chain: vec![cert.der().clone(), ca.der().clone()],
+        chain,
         key_der: key.serialize_der(),
         cert_file,
         key_file,
@@ -210,11 +237,7 @@ pub struct Request {
 impl Request {
     /// The first header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// Every header `name`.
@@ -226,6 +249,15 @@ impl Request {
             .map(|(_, v)| v.as_str())
             .collect()
     }
+}
+
+/// The first of `headers` (names lower-cased) named `name` (case-insensitive).
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A reply produced by the test's handler.
@@ -278,13 +310,7 @@ impl Response {
 type Handler = dyn Fn(&Request) -> Response + Send + Sync + 'static;
 
 /// A threaded HTTP/1.1 server on 127.0.0.1:0 (keep-alive, Content-Length bodies).
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub https: bool,
-    requests: Arc<Mutex<Vec<Request>>>,
-    connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
+pub type TestServer = Server<Request>;
 
 impl TestServer {
     /// Starts serving; `tls` = `None` for plain http.
@@ -292,46 +318,80 @@ impl TestServer {
     where
         H: Fn(&Request) -> Response + Send + Sync + 'static,
     {
+        let handler: Arc<Handler> = Arc::new(handler);
+        Server::listen(tls.is_some(), move |stream, conn, requests, stop| {
+            let tls = tls.clone();
+            let handler = handler.clone();
+            let requests = requests.clone();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let raw = stream.try_clone();
+                if serve_connection(stream, conn, tls, &*handler, &requests, &stop).is_err() {
+                    // A lingering close, as real servers do: a TLS alert just sent (say, for
+                    // a refused client certificate) reaches the client instead of being
+                    // lost to a reset caused by its unread request.
+                    if let Ok(mut raw) = raw {
+                        let _ = raw.set_read_timeout(Some(Duration::from_millis(500)));
+                        let mut sink = [0u8; 4096];
+                        while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
+                    }
+                }
+            });
+        })
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.recorded()
+    }
+}
+
+/// A test server's TCP listener on 127.0.0.1:0 and the requests its connections recorded (`R`,
+/// one request as the server read it): [`TestServer`] (`R` = [`Request`]) and `hostile.rs`'s
+/// `Hostile` (`R` = its `Seen`). The accept loop (its own thread) numbers each connection (1 for
+/// the first, 2 for the next…) and hands it to a closure, with the record and the stop flag that
+/// is set when the server is dropped.
+pub struct Server<R> {
+    pub addr: SocketAddr,
+    /// Whether the connections are served over TLS (for [`Server::url`]'s scheme).
+    pub https: bool,
+    log: Arc<Mutex<Vec<R>>>,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<R: Clone + Send + 'static> Server<R> {
+    /// Binds and starts accepting; `on_accept(stream, connection number, record, stop flag)`
+    /// runs on the accept thread for every accepted connection until the server is dropped.
+    pub fn listen<F>(https: bool, mut on_accept: F) -> Server<R>
+    where
+        F: FnMut(TcpStream, usize, &Arc<Mutex<Vec<R>>>, &Arc<AtomicBool>) + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let server = TestServer {
-            addr,
-            https: tls.is_some(),
-            requests: requests.clone(),
-            connections: connections.clone(),
-            stop: stop.clone(),
-        };
+        let accept_log = log.clone();
+        let accept_stop = stop.clone();
+        let accept_conns = connections.clone();
         thread::spawn(move || {
             for stream in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
+                if accept_stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let conn = connections.fetch_add(1, Ordering::SeqCst) + 1;
-                let tls = tls.clone();
-                let handler = handler.clone();
-                let requests = requests.clone();
-                let stop = stop.clone();
-                thread::spawn(move || {
-                    let raw = stream.try_clone();
-                    if serve_connection(stream, conn, tls, &*handler, &requests, &stop).is_err() {
-                        // A lingering close, as real servers do: a TLS alert just sent (say, for
-                        // a refused client certificate) reaches the client instead of being
-                        // lost to a reset caused by its unread request.
-                        if let Ok(mut raw) = raw {
-                            let _ = raw.set_read_timeout(Some(Duration::from_millis(500)));
-                            let mut sink = [0u8; 4096];
-                            while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
-                        }
-                    }
-                });
+                let conn = accept_conns.fetch_add(1, Ordering::SeqCst) + 1;
+                on_accept(stream, conn, &accept_log, &accept_stop);
             }
         });
-        server
+        Server {
+            addr,
+            https,
+            log,
+            connections,
+            stop,
+        }
     }
 
     /// `http(s)://127.0.0.1:PORT` + `path`.
@@ -340,9 +400,9 @@ impl TestServer {
         format!("{scheme}://{}{path}", self.addr)
     }
 
-    /// Every request received so far, in arrival order.
-    pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    /// Every request recorded so far, in arrival order.
+    pub fn recorded(&self) -> Vec<R> {
+        self.log.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// TCP connections accepted so far.
@@ -351,7 +411,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl<R> Drop for Server<R> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
@@ -359,14 +419,27 @@ impl Drop for TestServer {
     }
 }
 
-/// A plain or TLS connection.
-enum Conn {
+/// A plain or TLS server-side connection.
+pub enum Conn {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
 }
 
 impl Conn {
-    fn client_cert(&self) -> bool {
+    /// Wraps an accepted socket: plain with `tls` = `None`, else the server side of a TLS
+    /// session whose handshake runs on the first read or write.
+    pub fn new(tcp: TcpStream, tls: Option<Arc<ServerConfig>>) -> io::Result<Conn> {
+        Ok(match tls {
+            Some(cfg) => {
+                let sc = ServerConnection::new(cfg).map_err(io::Error::other)?;
+                Conn::Tls(Box::new(StreamOwned::new(sc, tcp)))
+            }
+            None => Conn::Plain(tcp),
+        })
+    }
+
+    /// Whether the TLS client presented a certificate.
+    pub fn client_cert(&self) -> bool {
         match self {
             Conn::Plain(_) => false,
             Conn::Tls(s) => s.conn.peer_certificates().is_some_and(|c| !c.is_empty()),
@@ -399,7 +472,9 @@ impl Write for Conn {
     }
 }
 
+/// Largest request head [`read_request`] reads.
 const MAX_HEAD: usize = 64 * 1024;
+/// Largest request body [`read_request`] reads (a CPE's Inform is a few KiB).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
 fn serve_connection(
@@ -413,13 +488,7 @@ fn serve_connection(
     tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
     tcp.set_write_timeout(Some(Duration::from_secs(20)))?;
     let raw = tcp.try_clone()?;
-    let mut conn = match tls {
-        Some(cfg) => {
-            let sc = ServerConnection::new(cfg).map_err(io::Error::other)?;
-            Conn::Tls(Box::new(StreamOwned::new(sc, tcp)))
-        }
-        None => Conn::Plain(tcp),
-    };
+    let mut conn = Conn::new(tcp, tls)?;
     let mut buf: Vec<u8> = Vec::new();
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -474,10 +543,12 @@ fn serve_connection(
     }
 }
 
-type Parsed = (String, String, Vec<(String, String)>, Vec<u8>);
+/// A request's method, path, headers (names lower-cased) and body.
+pub type Parsed = (String, String, Vec<(String, String)>, Vec<u8>);
 
-/// Reads one request; `None` on a clean end of the connection.
-fn read_request(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<Option<Parsed>> {
+/// Reads one request (Content-Length bodies only) into `buf`, which keeps what was read beyond
+/// it for the next call; `None` on a clean end of the connection.
+pub fn read_request(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<Option<Parsed>> {
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i;
@@ -532,7 +603,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn reason(status: u16) -> &'static str {
+/// The reason phrase for `status` ("Status" for one not listed).
+pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         204 => "No Content",
