@@ -13,15 +13,16 @@
 //! per-parameter runs (for profiling); `GPV_CACHED=1` also prints GPVs served from a kept
 //! snapshot (the engine's own cost, without the `uci` process).
 
+#[path = "support/scale.rs"]
+mod scale;
+use scale::{HOSTS, REDIRECTS};
 #[path = "../tests/support/tempdir.rs"]
 mod tempdir;
-use tempdir::copy_tree;
 #[path = "../tests/support/uci.rs"]
 mod uci_support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,9 +34,6 @@ use cwmpd::rpc::{self, Control};
 use cwmpd::soap::acs;
 use cwmpd::soap::*;
 
-/// Extra port forwards and static leases added to the fixture.
-const REDIRECTS: usize = 100;
-const HOSTS: usize = 30;
 /// Timed runs of the engine path.
 const RUNS: usize = 30;
 /// Timed runs of the per-parameter path (each starts hundreds of processes).
@@ -50,11 +48,7 @@ fn main() {
     let work = std::env::temp_dir().join(format!("cwmpd-bench-gpv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let root = work.join("root");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router"),
-        &root,
-    );
-    scale(&root);
+    scale::scaled_router(&root).unwrap_or_else(|e| panic!("scaling the fixture router: {e}"));
     let platform = Platform {
         root: root.clone(),
         uci_bin: uci.clone(),
@@ -212,47 +206,6 @@ fn uci_get_arg(key: &str) -> String {
         Some(i) if key.ends_with(']') => key[..i].to_string(),
         _ => key.to_string(),
     }
-}
-
-/// Adds port forwards, static leases and their DHCP leases to the fixture copy.
-fn scale(root: &Path) {
-    let mut fw = String::new();
-    for i in 0..REDIRECTS {
-        let _ = write!(
-            fw,
-            "\nconfig redirect\n\toption name 'bench-{i}'\n\toption src 'wan'\n\toption src_dport '{}'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.{}'\n\toption dest_port '{}'\n\tlist proto 'tcp'\n\toption target 'DNAT'\n",
-            20000 + i,
-            100 + i % 100,
-            8000 + i
-        );
-    }
-    append(&root.join("etc/config/firewall"), &fw);
-    let mut dhcp = String::new();
-    let mut leases = String::new();
-    for i in 0..HOSTS {
-        let _ = write!(
-            dhcp,
-            "\nconfig host\n\toption name 'bench-host-{i}'\n\toption mac '02:42:00:00:{:02x}:{:02x}'\n\toption ip '192.168.1.{}'\n",
-            i / 256,
-            i % 256,
-            20 + i
-        );
-        let _ = writeln!(
-            leases,
-            "2051218800 02:42:00:00:{:02x}:{:02x} 192.168.1.{} bench-host-{i} *",
-            i / 256,
-            i % 256,
-            20 + i
-        );
-    }
-    append(&root.join("etc/config/dhcp"), &dhcp);
-    append(&root.join("tmp/dhcp.leases"), &leases);
-}
-
-fn append(path: &Path, text: &str) {
-    let mut s = std::fs::read_to_string(path).expect("fixture file");
-    s.push_str(text);
-    std::fs::write(path, s).expect("write fixture copy");
 }
 
 fn median(v: &mut [Duration]) -> Duration {

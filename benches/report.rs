@@ -35,6 +35,8 @@
 
 #[path = "../tests/support/acs.rs"]
 mod acs;
+#[path = "support/scale.rs"]
+mod scale;
 #[path = "../tests/support/tempdir.rs"]
 mod tempdir;
 #[path = "../tests/support/tls.rs"]
@@ -60,7 +62,7 @@ use cwmpd::soap::acs::parse_cpe;
 use cwmpd::soap::{
     emit_response, parse_acs, AcsRequest, CpeResponse, CwmpNs, Limits, ParameterValue,
 };
-use tempdir::{copy_tree, TempDir};
+use tempdir::TempDir;
 
 /// The ACS credentials the CPEs are given (the ACS challenges with Digest, as GenieACS does).
 const USER: &str = "bench-cpe";
@@ -70,9 +72,6 @@ const PASS: &str = "bench-s3cret";
 const PERIODIC_S: u32 = 4;
 /// Bound on waiting for any one session.
 const WAIT: Duration = Duration::from_secs(40);
-/// Extra port forwards and static leases added to the fixture router (as `benches/gpv.rs`).
-const REDIRECTS: usize = 100;
-const HOSTS: usize = 30;
 /// The GetParameterValues must cover at least this many parameters.
 const GPV_TARGET: usize = 2_000;
 /// Time given to each parser on each message set.
@@ -543,11 +542,7 @@ impl GpvTiming {
 /// A copy of the fixture router scaled up, and the `[datamodel]` section that uses it.
 fn router_section(dir: &Path) -> Result<String, String> {
     let root = dir.join("root");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router"),
-        &root,
-    );
-    scale(&root)?;
+    scale::scaled_router(&root)?;
     // `uci_bin` panics with the reason when it can neither find nor build uci: that figure is
     // then reported as not measured instead of ending the report.
     let uci = std::panic::catch_unwind(uci_support::uci_bin)
@@ -560,48 +555,6 @@ fn router_section(dir: &Path) -> Result<String, String> {
         dir.join("uci-save").display().to_string(),
         dir.join("datamodel.d").display().to_string(),
     ))
-}
-
-/// Adds port forwards, static leases and their DHCP leases to the fixture copy (the same
-/// scaling as `benches/gpv.rs`).
-fn scale(root: &Path) -> Result<(), String> {
-    let mut fw = String::new();
-    for i in 0..REDIRECTS {
-        let _ = write!(
-            fw,
-            "\nconfig redirect\n\toption name 'bench-{i}'\n\toption src 'wan'\n\toption src_dport '{}'\n\toption dest 'lan'\n\toption dest_ip '192.168.1.{}'\n\toption dest_port '{}'\n\tlist proto 'tcp'\n\toption target 'DNAT'\n",
-            20000 + i,
-            100 + i % 100,
-            8000 + i
-        );
-    }
-    append(&root.join("etc/config/firewall"), &fw)?;
-    let mut dhcp = String::new();
-    let mut leases = String::new();
-    for i in 0..HOSTS {
-        let _ = write!(
-            dhcp,
-            "\nconfig host\n\toption name 'bench-host-{i}'\n\toption mac '02:42:00:00:{:02x}:{:02x}'\n\toption ip '192.168.1.{}'\n",
-            i / 256,
-            i % 256,
-            20 + i
-        );
-        let _ = writeln!(
-            leases,
-            "2051218800 02:42:00:00:{:02x}:{:02x} 192.168.1.{} bench-host-{i} *",
-            i / 256,
-            i % 256,
-            20 + i
-        );
-    }
-    append(&root.join("etc/config/dhcp"), &dhcp)?;
-    append(&root.join("tmp/dhcp.leases"), &leases)
-}
-
-fn append(path: &Path, text: &str) -> Result<(), String> {
-    let mut s = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    s.push_str(text);
-    std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 // ---------------------------------------------------------------------------------------------
