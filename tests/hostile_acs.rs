@@ -44,6 +44,8 @@ const TIMEOUT: u64 = 2;
 const INFORM_BOUND: Duration = Duration::from_secs(3 * TIMEOUT + 5);
 /// Allowed VmRSS growth of the daemon across failed attempts.
 const RSS_GROWTH: u64 = 8 << 20;
+/// How much the rotating case's idle RSS may still grow between its second and last round.
+const PLATEAU: u64 = 2 << 20;
 /// The size of the streamed "huge envelope".
 const HUGE: u64 = 64 << 20;
 /// The transport's body cap (`agent.rs` gives the transport 4 MiB).
@@ -992,6 +994,9 @@ struct DaemonRun {
     counts: Vec<u32>,
     first: Option<(u64, u64)>,
     last: Option<(u64, u64)>,
+    /// (VmRSS, VmHWM) read as each attempt's failure was logged, the daemon then idle in its
+    /// backoff: `rss[k - 1]` after the k-th.
+    rss: Vec<Option<(u64, u64)>>,
     failures: usize,
     alive: bool,
     log: String,
@@ -999,7 +1004,7 @@ struct DaemonRun {
 }
 
 /// Runs the daemon against `acs` until `want` attempts failed (or `limit` passed): the gaps
-/// between attempts, the memory after the first failed attempt and at the end, and the log.
+/// between attempts, the memory after each failed attempt and at the end, and the log.
 fn run_daemon(acs: &Hostile, multiplier: u32, want: usize, limit: Duration) -> DaemonRun {
     run_daemon_from(acs, multiplier, 1, want, limit)
 }
@@ -1018,11 +1023,17 @@ fn run_daemon_from(
     let pid = d.child.id();
     // The first attempt has failed once the log says so.
     let failures = |d: &cpe::Daemon| d.log().matches("session failed").count();
-    let failed_once = cpe::poll(limit, || (failures(&d) >= baseline).then_some(()));
-    let first = failed_once.and_then(|_| memory(pid));
-    let _ = cpe::poll(limit.saturating_sub(t.elapsed()), || {
-        (failures(&d) >= want).then_some(())
-    });
+    let mut rss = Vec::new();
+    for k in 1..=want {
+        let failed = cpe::poll(limit.saturating_sub(t.elapsed()), || {
+            (failures(&d) >= k).then_some(())
+        });
+        if failed.is_none() {
+            break;
+        }
+        rss.push(memory(pid));
+    }
+    let first = rss.get(baseline.saturating_sub(1)).copied().flatten();
     let last = memory(pid);
     let alive = d.alive();
     let secs = t.elapsed().as_secs_f64();
@@ -1042,6 +1053,7 @@ fn run_daemon_from(
         counts: retry_counts(&seen),
         first,
         last,
+        rss,
         failures,
         alive,
         log,
@@ -1198,12 +1210,14 @@ fn daemon_500_retry_after() -> Row {
 
 /// The daemon against an ACS whose every TCP connection misbehaves in another way (garbage,
 /// truncation, 64 MiB bodies, deep nesting, not HTTP, unknown namespace, 503, a redirect loop,
-/// a stalled body): it keeps retrying, its RSS stays flat and its peak stays far below
-/// the 64 MiB it was sent.
+/// a stalled body): it keeps retrying, its peak stays far below the 64 MiB it was sent, and its
+/// idle RSS (read after each failed attempt) stops growing after the first rounds: the highest
+/// reading of the last round is within [`PLATEAU`] of the second round's.
 fn daemon_rotating() -> Row {
-    // The memory is read after one round of the nine behaviours and again after another.
-    const BASELINE: usize = 10;
-    const WANT: usize = 19;
+    // Nine behaviours, one per connection, so a round of nine attempts meets every one.
+    const ROUND: usize = 9;
+    const ROUNDS: usize = 4;
+    const WANT: usize = ROUND * ROUNDS;
     let s = seed();
     let deep = {
         let body = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
@@ -1239,7 +1253,7 @@ fn daemon_rotating() -> Row {
         ),
     });
     let _ = addr.set(acs.addr.to_string());
-    let r = run_daemon_from(&acs, 1000, BASELINE, WANT, Duration::from_secs(60));
+    let r = run_daemon_from(&acs, 1000, 2 * ROUND, WANT, Duration::from_secs(150));
     let mut c = Check::default();
     c.that(r.alive, || {
         format!("the daemon died; log:\n      {}", tail(&r.log, 15))
@@ -1247,10 +1261,25 @@ fn daemon_rotating() -> Row {
     c.that(r.failures >= WANT, || {
         format!("{} failed attempts, expected {WANT}", r.failures)
     });
-    match (r.first, r.last) {
-        (Some((a, _)), Some((b, hwm))) => {
-            c.that(b.saturating_sub(a) < RSS_GROWTH, || {
-                format!("VmRSS grew from {:.1} to {:.1} MiB", mib(a), mib(b))
+    // The highest idle VmRSS of each round.
+    let rounds: Vec<Option<u64>> = r
+        .rss
+        .chunks(ROUND)
+        .map(|round| round.iter().map(|m| m.map(|(rss, _)| rss)).max().flatten())
+        .collect();
+    let hwm = r.last.map(|(_, hwm)| hwm);
+    match (
+        rounds.get(1).copied().flatten(),
+        rounds.last().copied().flatten(),
+        hwm,
+    ) {
+        (Some(second), Some(last), Some(hwm)) if rounds.len() == ROUNDS => {
+            c.that(last.saturating_sub(second) < PLATEAU, || {
+                format!(
+                    "idle VmRSS still growing: {:.1} MiB in round 2, {:.1} MiB in round {ROUNDS}",
+                    mib(second),
+                    mib(last)
+                )
             });
             c.that(hwm < HUGE / 2, || {
                 format!(
@@ -1259,15 +1288,23 @@ fn daemon_rotating() -> Row {
                 )
             });
         }
-        _ => c.that(false, || "VmRSS could not be read".into()),
+        _ => c.that(false, || {
+            format!("VmRSS could not be read after every attempt: {rounds:?}")
+        }),
     }
+    let per_round: Vec<String> = rounds
+        .iter()
+        .map(|m| m.map_or("?".into(), |b| format!("{:.1}", mib(b))))
+        .collect();
     row(
         "daemon: rotating hostile ACS, RSS",
         format!(
-            "{} attempts over {} connections, all failed and retried; after attempt {BASELINE}: {}",
+            "{} attempts over {} connections, all failed and retried; idle VmRSS per round of \
+             {ROUND}: [{}] MiB, VmHWM {:.1} MiB",
             r.failures,
             acs.connections(),
-            rss_text(&r)
+            per_round.join(", "),
+            hwm.map_or(0.0, mib)
         ),
         r.secs,
         c,
