@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
-use crate::datamodel::{backend::Backends, DmState, Engine};
+use crate::datamodel::{backend::Backends, process, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
 use crate::fault::Fault;
 use crate::rpc::{self, Control};
@@ -531,6 +531,7 @@ impl Agent {
     /// (RetryCount + 1, §3.2.1.1), so the caller's backoff always applies.
     pub fn run_session(&mut self) -> SessionResult {
         self.retry_after = None;
+        let spawns = process::spawns();
         // Connection requests from here on join this session (§3.2.2).
         self.set_phase(Phase::Running);
         let (result, inform_accepted) = self.attempt();
@@ -549,16 +550,20 @@ impl Agent {
         if inform_accepted {
             self.state.retry_count = 0;
         }
+        // Processes the data model backends started (uci, scripts) in this session.
+        let spawned = process::spawns().saturating_sub(spawns);
         match &result {
             Ok(n) => {
-                log::info!("session ended: ok ({n} requests from the ACS)");
+                log::info!(
+                    "session ended: ok ({n} requests from the ACS, {spawned} processes started)"
+                );
             }
             Err(e) => {
                 if !inform_accepted {
                     self.state.retry_count = self.state.retry_count.saturating_add(1);
                 }
                 log::warn!(
-                    "session failed: {e} (retry count {})",
+                    "session failed: {e} (retry count {}, {spawned} processes started)",
                     self.state.retry_count
                 );
             }

@@ -177,12 +177,15 @@ impl Running {
     fn kill(&mut self) {
         // Without `unsafe` there is no kill(2) here; kill(1) takes a negative group id.
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
+        let killed = Command::new("kill")
             .args(["-KILL", "--", &group])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if killed.is_ok() {
+            SPAWNS.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
