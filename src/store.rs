@@ -215,34 +215,35 @@ fn err(path: &Path, what: &str, e: io::Error) -> StoreError {
 
 /// The header line and the TOML body.
 fn encode(body: &str) -> Vec<u8> {
-    let mut out = format!(
+    let mut out = encode_header(body).into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The header line of a file holding `body`, with its newline.
+fn encode_header(body: &str) -> String {
+    format!(
         "{MAGIC} len={} crc={:08x}\n",
         body.len(),
         crc32(body.as_bytes())
     )
-    .into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     let (header, body) = text.split_once('\n').ok_or("no header line")?;
-    let rest = header.strip_prefix(MAGIC).ok_or("unknown header")?.trim();
-    let mut len = None;
-    let mut crc = None;
-    for field in rest.split_whitespace() {
-        if let Some(v) = field.strip_prefix("len=") {
-            len = v.parse::<usize>().ok();
-        } else if let Some(v) = field.strip_prefix("crc=") {
-            crc = u32::from_str_radix(v, 16).ok();
-        }
-    }
+    let rest = header.strip_prefix(MAGIC).ok_or("unknown header")?;
+    let len = rest
+        .strip_prefix(" len=")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse::<usize>().ok());
     if len != Some(body.len()) {
         return Err("length does not match (truncated?)".into());
     }
-    if crc != Some(crc32(body.as_bytes())) {
-        return Err("checksum does not match".into());
+    // Only the header `encode` writes for this body is accepted, to the byte: another version
+    // (`v10`), a field twice, or a header line run into the body is not this format.
+    if header.as_bytes() != encode_header(body).trim_end().as_bytes() {
+        return Err("checksum does not match, or the header is malformed".into());
     }
     toml::from_str(body).map_err(|e| format!("invalid content: {e}"))
 }
@@ -325,6 +326,35 @@ mod tests {
         assert_eq!(st.load_existing::<S>("a").unwrap(), None);
         assert!(d.join("a.corrupt").exists());
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn only_the_exact_header_is_accepted() {
+        let body = "n = 1\nv = []\n";
+        let good = String::from_utf8(encode(body)).unwrap();
+        assert_eq!(decode::<S>(good.as_bytes()).unwrap().n, 1);
+        let header = good.lines().next().unwrap().to_string();
+        let upper = header.replace("crc=", "CRC=");
+        let hex_upper = format!(
+            "{MAGIC} len={} crc={:08X}",
+            body.len(),
+            crc32(body.as_bytes())
+        );
+        for bad in [
+            header.replace("v1 ", "v10 "),
+            format!("{header} len={}", body.len()),
+            format!("{header} "),
+            header.replace(" len=", "  len="),
+            header.replace("len=", "len=0"),
+            upper,
+            hex_upper,
+        ] {
+            if bad == header {
+                continue;
+            }
+            let file = format!("{bad}\n{body}");
+            assert!(decode::<S>(file.as_bytes()).is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]
