@@ -1034,6 +1034,17 @@ fn parse_cookie_date(s: &str) -> Option<u64> {
     if !(1..=31).contains(&d) || y < 1601 || h > 23 || mi > 59 || se > 59 {
         return None;
     }
+    // "If no such date exists" (§5.1.1 step 6): 31 February is not 3 March.
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if d > month_days {
+        return None;
+    }
     let days = days_from_civil(y, mo, d)?;
     Some(days * 86_400 + h * 3600 + mi * 60 + se)
 }
@@ -1047,11 +1058,16 @@ fn leading_digits(tok: &str, min: usize, max: usize) -> Option<u64> {
     tok.get(..n)?.parse().ok()
 }
 
-/// `hh:mm:ss` with 1–2 digits each (RFC 6265 §5.1.1 time-field).
+/// `hh:mm:ss` with 1–2 digits each (RFC 6265 §5.1.1 hms-time; only the seconds may be followed
+/// by more, a non-digit first).
 fn parse_hms(tok: &str) -> Option<(u64, u64, u64)> {
     let mut it = tok.splitn(3, ':');
-    let h = leading_digits(it.next()?, 1, 2)?;
-    let m = leading_digits(it.next()?, 1, 2)?;
+    let whole = |f: &str| {
+        let n = leading_digits(f, 1, 2)?;
+        f.bytes().all(|b| b.is_ascii_digit()).then_some(n)
+    };
+    let h = whole(it.next()?)?;
+    let m = whole(it.next()?)?;
     let s = leading_digits(it.next()?, 1, 2)?;
     Some((h, m, s))
 }
@@ -1067,6 +1083,126 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// Thin wrappers over the private parsers of ACS response headers, for the `http_headers` fuzz
+/// target (`fuzz/`) only: not part of the API, hidden from the docs, used nowhere else. Each
+/// takes the ACS URL as text where the parser takes a `Target`.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{CookieJar, Target};
+
+    /// A stored cookie (RFC 6265 §5.3), field by field.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Cookie {
+        pub name: String,
+        pub value: String,
+        pub domain: String,
+        pub host_only: bool,
+        pub path: String,
+        pub secure: bool,
+        pub expires: Option<u64>,
+    }
+
+    impl From<&super::Cookie> for Cookie {
+        fn from(c: &super::Cookie) -> Self {
+            Cookie {
+                name: c.name.clone(),
+                value: c.value.clone(),
+                domain: c.domain.clone(),
+                host_only: c.host_only,
+                path: c.path.clone(),
+                secure: c.secure,
+                expires: c.expires,
+            }
+        }
+    }
+
+    /// The parts of a parsed or resolved URL the properties need.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Url {
+        pub url: String,
+        pub https: bool,
+        pub host: String,
+        pub port: u16,
+        pub path: String,
+    }
+
+    fn url(t: &Target) -> Url {
+        Url {
+            url: t.url.clone(),
+            https: t.https,
+            host: t.host.clone(),
+            port: t.port,
+            path: t.path.clone(),
+        }
+    }
+
+    /// `Target::parse`: an ACS URL, or why it is refused.
+    pub fn parse_url(acs_url: &str) -> Result<Url, String> {
+        Target::parse(acs_url).map(|t| url(&t))
+    }
+
+    /// `parse_set_cookie` of one `Set-Cookie` value received from `acs_url` at `now`; `Err`
+    /// when `acs_url` is not a valid ACS URL.
+    pub fn parse_set_cookie(
+        header: &str,
+        acs_url: &str,
+        now: u64,
+    ) -> Result<Option<Cookie>, String> {
+        let target = Target::parse(acs_url)?;
+        Ok(super::parse_set_cookie(header, &target, now)
+            .as_ref()
+            .map(Cookie::from))
+    }
+
+    /// A session's cookie jar after storing each `Set-Cookie` value received from `acs_url` at
+    /// `now`, in order: its cookies, and the `Cookie` header of the next POST to `acs_url`.
+    pub fn cookie_jar(
+        set_cookies: &[&str],
+        acs_url: &str,
+        now: u64,
+    ) -> Result<(Vec<Cookie>, Option<String>), String> {
+        let target = Target::parse(acs_url)?;
+        let mut jar = CookieJar::default();
+        for s in set_cookies {
+            jar.store(s, &target, now);
+        }
+        let header = jar.header(&target, now);
+        Ok((jar.cookies.iter().map(Cookie::from).collect(), header))
+    }
+
+    /// `parse_cookie_date`: RFC 6265 §5.1.1 cookie-date or HTTP-date, as Unix seconds.
+    pub fn parse_cookie_date(s: &str) -> Option<u64> {
+        super::parse_cookie_date(s)
+    }
+
+    /// `days_from_civil`: days since 1970-01-01 of a proleptic Gregorian date.
+    pub fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+        super::days_from_civil(y, m, d)
+    }
+
+    /// `parse_retry_after`: seconds to wait from `now`.
+    pub fn parse_retry_after(value: &str, now: u64) -> Option<u32> {
+        super::parse_retry_after(value, now)
+    }
+
+    /// `remove_dot_segments`: RFC 3986 §5.2.4 for an absolute path.
+    pub fn remove_dot_segments(path: &str) -> String {
+        super::remove_dot_segments(path)
+    }
+
+    /// `redirect_target`: a redirect's `Location` resolved against `base_url`; the outer `Err`
+    /// when `base_url` is not a valid ACS URL, the inner one when the redirect is refused.
+    pub fn redirect_target(
+        base_url: &str,
+        location: Option<&str>,
+    ) -> Result<Result<Url, String>, String> {
+        let base = Target::parse(base_url)?;
+        Ok(super::redirect_target(&base, location)
+            .map(|t| url(&t))
+            .map_err(|e| e.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -1150,6 +1286,11 @@ mod tests {
         );
         assert_eq!(parse_cookie_date("Sun Nov  6 08:49:37 1994"), Some(want));
         assert_eq!(parse_cookie_date("Thu, 01-Jan-1970 00:00:01 GMT"), Some(1));
+        // Only the seconds of an hms-time may run on into other characters.
+        assert_eq!(
+            parse_cookie_date("Sun, 06 Nov 1994 08:49:37x GMT"),
+            Some(want)
+        );
         assert_eq!(
             parse_cookie_date("Wed, 29 Feb 2040 23:59:59 GMT"),
             Some(2_214_172_799)
@@ -1159,6 +1300,10 @@ mod tests {
             "tomorrow",
             "Sun, 32 Nov 1994 08:49:37 GMT",
             "06 Nov 1994",
+            "Thu, 31 Feb 2000 00:00:00 GMT",
+            "Sat, 29 Feb 2100 00:00:00 GMT",
+            "Thu, 31 Apr 2000 00:00:00 GMT",
+            "Sun, 06 Nov 1994 0x:49:37 GMT",
         ] {
             assert_eq!(parse_cookie_date(bad), None, "{bad}");
         }
