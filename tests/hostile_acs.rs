@@ -35,7 +35,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cpe::{Cpe, Out};
-use hostile::{BadCerts, Hostile, Reply, Seen};
+use cwmpd::soap::{Limits, ParseError};
+use hostile::{xml_garbage, BadCerts, Hostile, Reply, Seen};
 use tls::Pki;
 
 /// `[acs] timeout`, seconds.
@@ -84,11 +85,11 @@ impl Check {
 fn every_hostile_case() {
     type Case = (&'static str, fn() -> Row);
     let cases: Vec<Case> = vec![
-        ("garbage body (64 KiB random, 200)", garbage_body),
-        ("garbage mid-session once", garbage_mid_session),
-        ("garbage mid-session forever", garbage_forever),
+        ("garbage body (XML-shaped, 200)", garbage_body),
+        ("garbage mid-session once (XML-shaped)", garbage_mid_session),
+        ("garbage mid-session forever (XML-shaped)", garbage_forever),
         (
-            "garbage mid-session forever, 1 s per reply",
+            "garbage mid-session forever, 1 s per reply (random bytes)",
             slow_garbage_forever,
         ),
         ("not HTTP at all (random bytes, close)", not_http),
@@ -256,6 +257,102 @@ fn seed() -> u64 {
         .map_or(7, |d| d.as_nanos() as u64)
 }
 
+/// Real ACS envelopes to mutate into XML-shaped garbage: a field capture's InformResponse,
+/// GetParameterValues and Download (CWMP 1.0, `soap:` prefix, HoldRequests, comments in
+/// Chinese), golden requests, and this suite's own InformResponse and GetRPCMethods.
+fn garbage_bases() -> Vec<String> {
+    [
+        include_str!("golden/field-capture-1/02-acs-informresponse.xml"),
+        include_str!("golden/field-capture-1/03-acs-getparametervalues.xml"),
+        include_str!("golden/field-capture-1/05-acs-download-config.xml"),
+        include_str!("golden/cases/gpn-next-level.xml"),
+        include_str!("golden/cases/schedule-inform.xml"),
+        include_str!("golden/cases/spv-xsi-types.xml"),
+        include_str!("golden/cases/add-object.xml"),
+        include_str!("golden/cases/reboot.xml"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([inform_response(), get_rpc_methods("g-1")])
+    .collect()
+}
+
+/// How the CPE's parser refuses a body: the four [`ParseError`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    /// Not well-formed XML, or not a SOAP envelope (answered 9003 mid-session).
+    Malformed,
+    /// A known RPC with bad arguments (9003).
+    BadArguments,
+    /// An RPC nobody defines (9000).
+    UnknownMethod,
+    /// An unknown header with mustUnderstand="1" (9000).
+    MustUnderstand,
+}
+
+impl Refusal {
+    fn of(e: &ParseError) -> Refusal {
+        match e {
+            ParseError::Malformed(_) => Refusal::Malformed,
+            ParseError::BadArguments { .. } => Refusal::BadArguments,
+            ParseError::UnknownMethod { .. } => Refusal::UnknownMethod,
+            ParseError::MustUnderstand { .. } => Refusal::MustUnderstand,
+        }
+    }
+
+    /// The CWMP fault the CPE answers an ACS request refused this way with (TR-069 §A.5).
+    fn fault_code(self) -> u32 {
+        match self {
+            Refusal::Malformed | Refusal::BadArguments => 9003,
+            Refusal::UnknownMethod | Refusal::MustUnderstand => 9000,
+        }
+    }
+}
+
+/// The text of a parse error the CPE's reason must carry: the parser's own words (not a
+/// generic "malformed"), so the reason proves the body reached the parser or the RPC mapping.
+fn refusal_text(e: &ParseError) -> String {
+    match e {
+        ParseError::Malformed(why) => why.clone(),
+        ParseError::UnknownMethod { method, .. } => method.clone(),
+        ParseError::BadArguments { detail, .. } => detail.clone(),
+        ParseError::MustUnderstand { element, .. } => element.clone(),
+    }
+}
+
+/// XML-shaped garbage (valid UTF-8) that the CPE's parser (the one its session uses, with the
+/// session's limits) refuses as `want`: one of [`garbage_bases`] mutated by
+/// [`xml_garbage`], the first of the seeds from `seed` on that gives a refusal of that kind.
+/// Reproducible: the test computes again what the ACS served.
+fn refused_garbage(seed: u64, want: Refusal) -> (String, ParseError) {
+    let bases = garbage_bases();
+    for k in 0..200_000u64 {
+        let s = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9));
+        let base = &bases[(s % bases.len() as u64) as usize];
+        let g = xml_garbage(s, base);
+        if g.trim_ascii().is_empty() {
+            continue;
+        }
+        if let Err(e) = cwmpd::soap::parse_acs(g.as_bytes(), &Limits::default()) {
+            if Refusal::of(&e) == want {
+                return (g, e);
+            }
+        }
+    }
+    panic!("no {want:?} garbage from seed {seed}");
+}
+
+/// The kinds of refusal a round of garbage cases cycles through: the XML parser's and each
+/// of the RPC mapping's.
+const REFUSALS: [Refusal; 6] = [
+    Refusal::Malformed,
+    Refusal::BadArguments,
+    Refusal::UnknownMethod,
+    Refusal::MustUnderstand,
+    Refusal::Malformed,
+    Refusal::Malformed,
+];
+
 // ---------------------------------------------------------------------------------------------
 // Running the CPE.
 
@@ -404,76 +501,244 @@ where
 // ---------------------------------------------------------------------------------------------
 // Bodies.
 
+/// XML-shaped garbage (valid UTF-8, so it gets past the UTF-8 check to the XML parser and
+/// the RPC mapping) for the Inform: one `cwmpd inform` per kind of refusal in [`REFUSALS`].
+/// Each fails at once with the parser's own reason (not the UTF-8 one), after one POST:
+/// unparsable is not a version refusal, so no namespace fallback.
 fn garbage_body() -> Row {
+    let t = Instant::now();
     let s = seed();
-    let (mut r, seen) = failing_inform(
-        "garbage body (64 KiB random, 200)",
-        &["malformed"],
-        move |_| Reply::full(200, random_bytes(s, 64 * 1024)),
-    );
-    // Unparsable is not a version refusal: no namespace fallback, one POST.
-    let mut c = Check { fails: r.fails };
-    c.that(seen.len() == 1, || {
-        format!("{} POSTs, expected 1", seen.len())
+    let garbage: Vec<(String, ParseError)> = REFUSALS
+        .iter()
+        .enumerate()
+        .map(|(i, w)| refused_garbage(s.wrapping_add(i as u64 * 1_000_003), *w))
+        .collect();
+    let bodies: Vec<String> = garbage.iter().map(|(g, _)| g.clone()).collect();
+    let round = Arc::new(AtomicUsize::new(0));
+    let r2 = round.clone();
+    let acs = Hostile::start(None, move |_| {
+        Reply::soap(
+            bodies
+                .get(r2.load(Ordering::SeqCst))
+                .cloned()
+                .unwrap_or_default(),
+        )
     });
-    r.fails = c.fails;
-    r.outcome = format!("{} (seed {s})", r.outcome);
-    r
-}
-
-/// A valid InformResponse, then garbage for the empty POST, then 204: the CPE answers the
-/// garbage with a 9003 fault (TR-069 §A.5) and the session goes on.
-fn garbage_mid_session() -> Row {
-    let s = seed();
-    let acs = one_request_acs(Reply::full(200, random_bytes(s, 4096)));
-    let (out, secs, mut c) = inform_once(&acs, None);
-    expect_success(&mut c, &out, secs);
-    let seen = acs.seen();
-    let fault = seen.iter().find(|r| r.text().contains("Fault"));
-    c.that(
-        fault.is_some_and(|f| f.text().contains("<FaultCode>9003</FaultCode>")),
-        || {
+    let mut c = Check::default();
+    let mut reasons = Vec::new();
+    for (k, (g, e)) in garbage.iter().enumerate() {
+        round.store(k, Ordering::SeqCst);
+        let before = acs.seen().len();
+        let (out, secs, mut ck) = inform_once(&acs, None);
+        let why = expect_failure(&mut ck, &out, secs, &[]);
+        let want = refusal_text(e);
+        ck.that(why.contains(&want), || {
+            format!("reason {why:?} does not carry the parser's {want:?}")
+        });
+        ck.that(!why.contains("not UTF-8"), || {
+            format!("reason {why:?} is the UTF-8 one for UTF-8 garbage")
+        });
+        let posts = acs.seen().len() - before;
+        ck.that(posts == 1, || format!("{posts} POSTs, expected 1"));
+        c.fails.extend(ck.fails.into_iter().map(|f| {
             format!(
-                "no 9003 fault posted; POSTs: {:?}",
-                seen.iter().map(|r| short(&r.text())).collect::<Vec<_>>()
+                "round {k} ({:?}, garbage {:?}): {f}",
+                Refusal::of(e),
+                short(g)
             )
-        },
-    );
+        }));
+        reasons.push(why);
+    }
+    let kinds: Vec<Refusal> = garbage.iter().map(|(_, e)| Refusal::of(e)).collect();
     row(
-        "garbage mid-session once",
-        "answered 9003, session completed (exit 0)".into(),
-        secs,
+        "garbage body (XML-shaped, 200)",
+        format!(
+            "seed {s}: {} refused at once ({}), each with the parser's words, e.g. {}",
+            garbage.len(),
+            kinds_text(&kinds),
+            reasons.get(1).map_or("", String::as_str)
+        ),
+        t.elapsed().as_secs_f64(),
         c,
     )
 }
 
-/// Garbage for every POST after the InformResponse: the CPE answers 9003 to each and ends the
-/// session after `MAX_MALFORMED_IN_A_ROW` of them.
+/// `Malformed×3 BadArguments …`: how many refusals of each kind.
+fn kinds_text(kinds: &[Refusal]) -> String {
+    let mut counts: Vec<(Refusal, usize)> = Vec::new();
+    for k in kinds {
+        match counts.iter_mut().find(|(r, _)| r == k) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*k, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(k, n)| {
+            if *n > 1 {
+                format!("{k:?}×{n}")
+            } else {
+                format!("{k:?}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The FaultCode of a CPE fault response, if `text` is one.
+fn fault_code(text: &str) -> Option<u32> {
+    let from = text.find("<FaultCode>")? + "<FaultCode>".len();
+    let to = from + text.get(from..)?.find('<')?;
+    text.get(from..to)?.trim().parse().ok()
+}
+
+/// A valid InformResponse, then XML-shaped garbage for the empty POST, then 204; one
+/// `cwmpd inform` per kind of refusal in [`REFUSALS`]: the CPE answers each with the fault
+/// TR-069 §A.5 gives for it (9003 malformed or bad arguments, 9000 unknown method or
+/// mustUnderstand header, with the request's ID when it could read one) and the session goes
+/// on to its end.
+fn garbage_mid_session() -> Row {
+    let t = Instant::now();
+    let s = seed();
+    let garbage: Vec<(String, ParseError)> = REFUSALS
+        .iter()
+        .enumerate()
+        .map(|(i, w)| refused_garbage(s.wrapping_add(i as u64 * 7_000_003), *w))
+        .collect();
+    let bodies: Vec<String> = garbage.iter().map(|(g, _)| g.clone()).collect();
+    let round = Arc::new(AtomicUsize::new(0));
+    let r2 = round.clone();
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if r.body.is_empty() {
+            Reply::soap(
+                bodies
+                    .get(r2.load(Ordering::SeqCst))
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        } else {
+            Reply::full(204, "")
+        }
+    });
+    let mut c = Check::default();
+    let mut answered = Vec::new();
+    for (k, (g, e)) in garbage.iter().enumerate() {
+        round.store(k, Ordering::SeqCst);
+        let before = acs.seen().len();
+        let (out, secs, mut ck) = inform_once(&acs, None);
+        expect_success(&mut ck, &out, secs);
+        let seen = acs.seen();
+        let posts: Vec<String> = seen
+            .get(before..)
+            .unwrap_or_default()
+            .iter()
+            .map(Seen::text)
+            .collect();
+        let kind = Refusal::of(e);
+        // Inform, empty POST, the fault.
+        let answer = posts.get(2);
+        let code = answer.and_then(|a| fault_code(a));
+        ck.that(code == Some(kind.fault_code()), || {
+            format!(
+                "answered {:?}, expected fault {}; POSTs: {:?}",
+                answer.map(|a| body_element(a)),
+                kind.fault_code(),
+                posts.iter().map(|p| short(p)).collect::<Vec<_>>()
+            )
+        });
+        ck.that(!answer.is_some_and(|a| a.contains("not UTF-8")), || {
+            format!("the fault is the UTF-8 one for UTF-8 garbage: {answer:?}")
+        });
+        let id = match e {
+            ParseError::Malformed(_) => None,
+            ParseError::UnknownMethod { id, .. }
+            | ParseError::BadArguments { id, .. }
+            | ParseError::MustUnderstand { id, .. } => id.clone(),
+        };
+        // An ID the parser read is echoed (checked when it needs no escaping).
+        if let Some(id) = id.filter(|i| i.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'))
+        {
+            ck.that(
+                answer.is_some_and(|a| a.contains(&format!(">{id}</"))),
+                || format!("the fault does not carry the request's cwmp:ID {id:?}: {answer:?}"),
+            );
+        }
+        c.fails.extend(
+            ck.fails
+                .into_iter()
+                .map(|f| format!("round {k} ({kind:?}, garbage {:?}): {f}", short(g))),
+        );
+        answered.push(code.map_or("none".to_string(), |n| n.to_string()));
+    }
+    let kinds: Vec<Refusal> = garbage.iter().map(|(_, e)| Refusal::of(e)).collect();
+    row(
+        "garbage mid-session once (XML-shaped)",
+        format!(
+            "seed {s}: {}; each session completed",
+            kinds
+                .iter()
+                .zip(&answered)
+                .map(|(k, a)| format!("{k:?}→{a}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        t.elapsed().as_secs_f64(),
+        c,
+    )
+}
+
+/// XML-shaped garbage (each refused by the XML parser, not the UTF-8 check) for every POST
+/// after the InformResponse: the CPE answers 9003 to each and ends the session after
+/// `MAX_MALFORMED_IN_A_ROW` of them, with the parser's reason for the last.
 fn garbage_forever() -> Row {
     let s = seed();
+    // Enough for every POST the session may make (the cap below, and more).
+    let garbage: Vec<(String, ParseError)> = (0..16u64)
+        .map(|i| refused_garbage(s.wrapping_add(i * 5_000_011), Refusal::Malformed))
+        .collect();
+    let bodies: Vec<String> = garbage.iter().map(|(g, _)| g.clone()).collect();
     let acs = Hostile::start(None, move |r| {
         if is_inform(r) {
             Reply::soap(inform_response())
         } else {
-            Reply::full(200, random_bytes(s ^ r.n as u64, 256))
+            Reply::soap(bodies.get(r.n % 16).cloned().unwrap_or_default())
         }
     });
     let (out, secs, mut c) = inform_once(&acs, None);
     let why = expect_failure(&mut c, &out, secs, &["unparsable messages in a row"]);
-    let n = acs.seen().len();
+    let seen = acs.seen();
+    let n = seen.len();
     // The Inform, the empty POST, then a 9003 for each unparsable reply but the last.
     let cap = 1 + cwmpd::session::MAX_MALFORMED_IN_A_ROW as usize;
     c.that(n <= cap, || format!("{n} POSTs, more than {cap}"));
+    if let Some(last) = seen.last().filter(|r| !is_inform(r)) {
+        if let Some((_, e)) = garbage.get(last.n % 16) {
+            let want = refusal_text(e);
+            c.that(why.contains(&want), || {
+                format!("reason {why:?} does not carry the parser's {want:?} for the last garbage")
+            });
+        }
+    }
+    c.that(!why.contains("not UTF-8"), || {
+        format!("reason {why:?} is the UTF-8 one for UTF-8 garbage")
+    });
+    let faults: Vec<Option<u32>> = seen.iter().skip(2).map(|r| fault_code(&r.text())).collect();
+    c.that(faults.iter().all(|f| *f == Some(9003)), || {
+        format!("the garbage was answered with {faults:?}, expected 9003 each")
+    });
     row(
-        "garbage mid-session forever",
-        format!("{why} after {n} POSTs"),
+        "garbage mid-session forever (XML-shaped)",
+        format!("seed {s}: {why} after {n} POSTs"),
         secs,
         c,
     )
 }
 
-/// As [`garbage_forever`], each garbage reply 1 s late (half the timeout): no single wait
-/// times out, so only a bound on the session itself can end it within the time limit.
+/// As [`garbage_forever`], but random bytes (not UTF-8: the garbage case that stops at the
+/// UTF-8 check), each reply 1 s late (half the timeout): no single wait times out, so only a
+/// bound on the session itself can end it within the time limit.
 fn slow_garbage_forever() -> Row {
     let s = seed();
     let acs = Hostile::start(None, move |r| {
@@ -485,7 +750,7 @@ fn slow_garbage_forever() -> Row {
         }
     });
     let (out, secs, mut c) = inform_once(&acs, None);
-    let why = expect_failure(&mut c, &out, secs, &[]);
+    let why = expect_failure(&mut c, &out, secs, &["not UTF-8"]);
     let n = acs.seen().len();
     let outcome = if out.code.is_none() {
         format!("still in the session when killed at {secs:.0} s, after {n} POSTs")
@@ -493,7 +758,7 @@ fn slow_garbage_forever() -> Row {
         format!("{why} after {n} POSTs")
     };
     row(
-        "garbage mid-session forever, 1 s per reply",
+        "garbage mid-session forever, 1 s per reply (random bytes)",
         outcome,
         secs,
         c,
@@ -1178,6 +1443,16 @@ fn daemon_retry_after(case: &'static str, status: u16, honoured: bool) -> Row {
                     )
                 )
             });
+        } else {
+            // Not bound to wait for Retry-After, but never earlier than the backoff's minimum
+            // (retry_minimum_wait_interval = 1 s, multiplier 1000: every wait is 1 s).
+            c.that(*g >= 1.0 - 0.05, || {
+                format!(
+                    "an attempt came {g:.2} s after the previous one, before the 1 s minimum \
+                     wait; waits {:.2?}",
+                    r.gaps
+                )
+            });
         }
         c.that(*g <= 3.0 + 2.0, || {
             format!("a wait of {g:.2} s, expected about 3 s")
@@ -1225,6 +1500,11 @@ fn daemon_rotating() -> Row {
     };
     let addr = Arc::new(std::sync::OnceLock::<String>::new());
     let a2 = addr.clone();
+    // The requests answered with a redirect: the Inform after one is the same attempt.
+    let redirected = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeSet::<usize>::new(),
+    ));
+    let red2 = redirected.clone();
     let acs = Hostile::start(None, move |r| match r.conn % 9 {
         1 => Reply::full(200, random_bytes(s ^ r.n as u64, 64 * 1024)),
         2 => Reply::Stream {
@@ -1245,6 +1525,9 @@ fn daemon_rotating() -> Row {
         )),
         7 => Reply::full(503, "").header("Retry-After", "1"),
         8 => {
+            if let Ok(mut set) = red2.lock() {
+                set.insert(r.n);
+            }
             let url = format!("http://{}{}", a2.get().map_or("", String::as_str), r.path);
             Reply::full(302, "").header("Location", &url)
         }
@@ -1260,6 +1543,56 @@ fn daemon_rotating() -> Row {
     });
     c.that(r.failures >= WANT, || {
         format!("{} failed attempts, expected {WANT}", r.failures)
+    });
+    // The attempts: each starts with an Inform that is not a redirect hop of the one before
+    // (the transport follows MAX_REDIRECTS 302s per POST, the next one ends the attempt).
+    let seen = acs.seen();
+    let redirected = redirected.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut starts: Vec<&Seen> = Vec::new();
+    let mut hops = 0;
+    for q in seen
+        .iter()
+        .filter(|q| is_inform(q) && q.text().contains(NS12))
+    {
+        if redirected.contains(&(q.n - 1)) && hops < MAX_REDIRECTS && !starts.is_empty() {
+            hops += 1;
+        } else {
+            hops = 0;
+            starts.push(q);
+        }
+    }
+    let gaps: Vec<f64> = starts
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some(b.at.duration_since(a.at).as_secs_f64()),
+            _ => None,
+        })
+        .collect();
+    let counts = retry_counts(&starts.iter().map(|q| (*q).clone()).collect::<Vec<_>>());
+    // Every behaviour fails the attempt; the next waits at least the backoff's 1 s
+    // (retry_minimum_wait_interval = 1, multiplier 1000; the 503's Retry-After is 1 s too).
+    let early: Vec<String> = gaps
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| **g < 1.0 - 0.05)
+        .map(|(k, g)| format!("attempt {} came {g:.2} s after the one before", k + 2))
+        .collect();
+    c.that(early.is_empty(), || {
+        format!("retried before the 1 s minimum wait: {early:?}; waits {gaps:.2?}")
+    });
+    let expected: Vec<u32> = (0..counts.len() as u32).collect();
+    c.that(counts == expected && counts.len() == starts.len(), || {
+        format!(
+            "Inform RetryCounts {counts:?} over {} attempts, expected {expected:?}",
+            starts.len()
+        )
+    });
+    c.that(starts.len() + 1 >= r.failures, || {
+        format!(
+            "{} attempts seen by the ACS, {} failures logged",
+            starts.len(),
+            r.failures
+        )
     });
     // The highest idle VmRSS of each round.
     let rounds: Vec<Option<u64>> = r
@@ -1299,10 +1632,13 @@ fn daemon_rotating() -> Row {
     row(
         "daemon: rotating hostile ACS, RSS",
         format!(
-            "{} attempts over {} connections, all failed and retried; idle VmRSS per round of \
-             {ROUND}: [{}] MiB, VmHWM {:.1} MiB",
+            "{} attempts over {} connections, all failed and retried, waits {:.1}–{:.1} s, \
+             RetryCount 0–{}; idle VmRSS per round of {ROUND}: [{}] MiB, VmHWM {:.1} MiB",
             r.failures,
             acs.connections(),
+            gaps.iter().copied().fold(f64::INFINITY, f64::min),
+            gaps.iter().copied().fold(0.0, f64::max),
+            counts.last().copied().unwrap_or(0),
             per_round.join(", "),
             hwm.map_or(0.0, mib)
         ),

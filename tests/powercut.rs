@@ -4,13 +4,25 @@
 //! whose durability it checks:
 //!
 //! - §3.7.1.5 and Table 7: every `M Reboot`, `M Download` and `M ScheduleInform` with its
-//!   CommandKey is delivered exactly once in an Inform the ACS answered. A second delivery is
-//!   allowed only when the ACS's InformResponse cannot have reached the CPE (the CPE posted
-//!   nothing more in that session) and, for `M Download`, also when the TransferComplete of that
-//!   session was not acknowledged (Table 7 keeps `M Download` with its TransferComplete).
+//!   CommandKey is delivered exactly once in an Inform whose InformResponse the CPE read: it
+//!   posted again in that session, or (killed in between) its log shows the answer read (the
+//!   transport's `POST … -> 200` debug line, written before the agent acts on it). An Inform the
+//!   ACS answered but the CPE never read the answer to does not count: an agent that drops
+//!   events when it sends the Inform fails here. A second delivery is allowed only when the
+//!   ACS's InformResponse cannot have reached the CPE (the CPE posted nothing more in that
+//!   session) and, for `M Download`, also when the TransferComplete of that session was not
+//!   acknowledged (Table 7 keeps `M Download` with its TransferComplete, so it must also appear
+//!   in a session whose TransferCompleteResponse the CPE read).
 //! - §A.3.3.2 TransferComplete: acknowledged exactly once per CommandKey (a resend only when the
-//!   ACS's answer cannot have reached the CPE), identical each time it is sent.
-//! - §A.3.2.10 Reboot: the start after it reports `1 BOOT` with `M Reboot`.
+//!   ACS's answer cannot have reached the CPE), identical each time it is sent; that of each
+//!   acknowledged Download is sent in a session whose TransferCompleteResponse the CPE read (as
+//!   above: it posted again, or its log shows the answer read).
+//! - `0 BOOTSTRAP` (Table 7): in the first Inform, never again after the first session in which
+//!   the CPE read the InformResponse to it.
+//! - §A.3.2.10 Reboot: the start after it reports `1 BOOT` with `M Reboot`; and the first Inform
+//!   after each run of the Reboot hook (a daemon generation that ran it, then was killed)
+//!   carries `1 BOOT` and `M Reboot` with the hook's CommandKey, and the hook runs once per
+//!   Reboot (the cut after it is the reboot, not a reason to run it again).
 //! - §A.4.1.4 ScheduleInform: `3 SCHEDULED` with `M ScheduleInform`, never before DelaySeconds.
 //! - §A.3.2.1 SetParameterValues and §A.3.2.6 AddObject: the ParameterKey is the one of the last
 //!   acknowledged request that sets it (or of a later one whose response the cut swallowed); the
@@ -73,6 +85,8 @@ const SPA_PARAMS: [&str; 4] = [
 const FIRMWARE: &str = "1 Firmware Upgrade Image";
 const CONFIG_FILE: &str = "3 Vendor Configuration File";
 const M_REBOOT: &str = "M Reboot";
+const BOOT: &str = "1 BOOT";
+const BOOTSTRAP: &str = "0 BOOTSTRAP";
 const M_DOWNLOAD: &str = "M Download";
 const M_SCHEDULE_INFORM: &str = "M ScheduleInform";
 /// The file every Download fetches.
@@ -160,7 +174,13 @@ struct Rig {
     _files: FileServer,
     cpe: Cpe,
     daemon: Option<Daemon>,
+    /// Per generation: its daemon's log and when it was started (an Inform the ACS recorded
+    /// later than a start is of that generation or a later one).
     logs: Vec<PathBuf>,
+    starts: Vec<Instant>,
+    /// Per killed generation: the answers its log shows read in its last session (a killed
+    /// daemon's log no longer changes).
+    replies_read: BTreeMap<usize, usize>,
     /// Incremented at each kill; the hooks tag their marks with it.
     generation: u32,
     ctl: Arc<Mutex<Ctl>>,
@@ -216,7 +236,7 @@ impl Rig {
         hook_script(
             &cpe,
             "reboot",
-            "echo \"held $(cat {dir}/generation) reboot\" >> {dir}/marks",
+            "echo \"held $(cat {dir}/generation) reboot $CWMPD_COMMAND_KEY\" >> {dir}/marks",
             0,
         );
         std::fs::write(cpe.dir.path().join("generation"), "0").expect("write generation");
@@ -241,6 +261,8 @@ impl Rig {
             cpe,
             daemon: None,
             logs: Vec::new(),
+            starts: Vec::new(),
+            replies_read: BTreeMap::new(),
             generation: 0,
             ctl,
             scripts: 0,
@@ -257,6 +279,7 @@ impl Rig {
     }
 
     fn start_daemon(&mut self) {
+        self.starts.push(Instant::now());
         let d = self.cpe.spawn_run();
         self.logs.push(d.log.clone());
         self.daemon = Some(d);
@@ -354,21 +377,94 @@ impl Rig {
         }
     }
 
-    /// Reported = carried by any Inform (or, for a TransferComplete, any session) the ACS saw:
-    /// an Inform answered just before a cut counts, the CPE may have taken it as delivered.
+    /// Reported = carried by an Inform whose InformResponse the CPE read (or, for a
+    /// TransferComplete, sent in a session where it read the TransferCompleteResponse): it
+    /// posted again after it, or it was killed right after its log shows the answer read (it
+    /// may have taken it as delivered: it will not come again). An Inform the CPE never read
+    /// the answer to does not count: the agent must send its events again.
     fn note_reported(&mut self) {
         let sessions = self.acs.sessions();
-        let tcs: HashSet<String> = transfer_completes(&sessions)
-            .into_iter()
-            .map(|t| t.command_key)
-            .collect();
-        let events: HashSet<(String, String)> = sessions
-            .iter()
-            .flat_map(|s| s.inform.events.iter())
-            .map(|e| (e.code.clone(), e.command_key.clone()))
-            .collect();
+        let posted = lock(&self.ctl).posted.clone();
+        let heard = self.heard(&sessions, &posted);
+        let mut tcs: HashSet<String> = HashSet::new();
+        let mut events: HashSet<(String, String)> = HashSet::new();
+        for (s, h) in sessions.iter().zip(&heard) {
+            if h.inform != Read::No {
+                events.extend(
+                    s.inform
+                        .events
+                        .iter()
+                        .map(|e| (e.code.clone(), e.command_key.clone())),
+                );
+            }
+            tcs.extend(
+                h.tc.iter()
+                    .filter(|(_, r)| *r != Read::No)
+                    .map(|(k, _)| k.clone()),
+            );
+        }
         lock(&self.ctl).seen_reported(&tcs, &events);
         self.last_look = Instant::now();
+    }
+
+    /// Per session (indexed like `sessions`): which of the ACS's answers the CPE read.
+    /// `posted`: the sessions in which the CPE reached its empty POST.
+    fn heard(&mut self, sessions: &[SessionRecord], posted: &BTreeSet<usize>) -> Vec<Heard> {
+        let gen_of = |s: &SessionRecord| self.starts.iter().rposition(|t| *t <= s.started);
+        // The last session of each generation: the one a kill may have cut after an answer.
+        let mut last: BTreeMap<usize, usize> = BTreeMap::new();
+        for s in sessions {
+            if let Some(g) = gen_of(s) {
+                last.insert(g, s.index);
+            }
+        }
+        let killed = self.generation as usize;
+        let mut out = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            let replies = match gen_of(s) {
+                Some(g) if g < killed && last.get(&g) == Some(&s.index) => {
+                    match self.replies_read.get(&g) {
+                        Some(n) => *n,
+                        None => {
+                            let n = self.logs.get(g).map_or(0, |p| replies_read(p));
+                            self.replies_read.insert(g, n);
+                            n
+                        }
+                    }
+                }
+                _ => 0,
+            };
+            // The CPE's POST `k` of the session (0: the Inform, `i + 1`: its request `i`).
+            let read = |k: usize| {
+                if s.completed
+                    || s.cpe_requests.len() > k
+                    || !s.exchanges.is_empty()
+                    || posted.contains(&s.index)
+                {
+                    Read::Yes
+                } else if replies > k {
+                    Read::Maybe
+                } else {
+                    Read::No
+                }
+            };
+            let tc = s
+                .cpe_requests
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, r))| match r {
+                    cwmpd::soap::CpeRequest::TransferComplete { command_key, .. } => {
+                        Some((command_key.clone(), read(i + 1)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            out.push(Heard {
+                inform: read(0),
+                tc,
+            });
+        }
+        out
     }
 
     /// Whether a Reboot or firmware hook of the running daemon ran: it now waits for the device
@@ -467,7 +563,7 @@ impl Rig {
             }
             if Instant::now() > deadline {
                 self.fail(vec![format!(
-                    "60 s after the last cut, still not reported: {owed:?}"
+                    "60 s after the last cut, still not reported in an Inform whose InformResponse (a TransferComplete whose answer) the CPE read: {owed:?}"
                 )]);
             }
         }
@@ -495,27 +591,24 @@ impl Rig {
         let c = lock(&self.ctl).clone_view();
         let mut bad: Vec<String> = Vec::new();
         let mut lines: Vec<String> = Vec::new();
-        let posted_after_inform = |s: &SessionRecord| {
-            s.completed
-                || !s.cpe_requests.is_empty()
-                || !s.exchanges.is_empty()
-                || c.posted.contains(&s.index)
-        };
-        // The CPE posted something after its `i`-th request of session `s` (so it read the
-        // ACS's answer to it).
-        let posted_after = |s: &SessionRecord, i: usize| {
-            s.completed
-                || s.cpe_requests.len() > i + 1
-                || !s.exchanges.is_empty()
-                || c.posted.contains(&s.index)
-        };
+        // What the CPE read of each session's answers: `Yes` when it posted again after one,
+        // `Maybe` when killed right after its log showed the answer read.
+        let heard = self.heard(&sessions, &c.posted);
+        let inform_read = |i: usize| heard.get(i).map_or(Read::No, |h| h.inform);
+        let tc_read = |i: usize, key: &str| heard.get(i).and_then(|h| h.tc(key));
+        // The log lines `replies_read` counts are still written (else every `Maybe` would be a
+        // `No`, and the checks below stricter than the agent's guarantee).
+        if !self.logs.iter().any(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .any(is_answer_line)
+        }) {
+            bad.push(
+                "no daemon log has a `POST … -> 200 (…)` debug line: the transport's log format changed, update `is_answer_line`".into(),
+            );
+        }
         let tcs = transfer_completes(&sessions);
-        let tc_acked_in = |s: &SessionRecord, key: &str| {
-            s.cpe_requests.iter().enumerate().any(|(i, (_, r))| {
-                matches!(r, cwmpd::soap::CpeRequest::TransferComplete { command_key, .. } if command_key == key)
-                    && posted_after(s, i)
-            })
-        };
 
         // 1. Events with a CommandKey: exactly once, redelivered only where allowed.
         let mut delivered: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
@@ -547,8 +640,8 @@ impl Rig {
                 let Some(s) = sessions.get(i) else { continue };
                 let last = n + 1 == at.len();
                 if !last {
-                    let allowed =
-                        !posted_after_inform(s) || (code == M_DOWNLOAD && !tc_acked_in(s, key));
+                    let allowed = inform_read(i) != Read::Yes
+                        || (code == M_DOWNLOAD && tc_read(i, key) != Some(Read::Yes));
                     if allowed {
                         redelivered += 1;
                     } else {
@@ -560,7 +653,7 @@ impl Rig {
                     }
                 }
                 let companion = match code.as_str() {
-                    M_REBOOT => "1 BOOT",
+                    M_REBOOT => BOOT,
                     M_DOWNLOAD => "7 TRANSFER COMPLETE",
                     _ => "3 SCHEDULED",
                 };
@@ -582,23 +675,149 @@ impl Rig {
                 }
             }
         }
+        // Each acknowledged request's event reached the ACS in an Inform whose InformResponse
+        // the CPE read (it posted again after it, or its log shows it read just before the
+        // kill); `M Download` in one whose TransferComplete for the same key was answered and
+        // read too (Table 7 keeps it until then). An Inform cut before the CPE read the answer
+        // does not count: the agent must send the event again.
         let mut owed_by_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        let mut only_by_log = 0;
         for op in c.ops.iter().filter(|o| o.acked()) {
             let Some(code) = op.event() else { continue };
             let e = owed_by_kind.entry(code).or_default();
             e.0 += 1;
-            if delivered.contains_key(&(code.to_string(), op.key.clone())) {
+            let at = delivered
+                .get(&(code.to_string(), op.key.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let read = |i: usize| {
+                let r = inform_read(i);
+                if code == M_DOWNLOAD && r != Read::No {
+                    tc_read(i, &op.key).unwrap_or(Read::No)
+                } else {
+                    r
+                }
+            };
+            if at.iter().any(|&i| read(i) == Read::Yes) {
                 e.1 += 1;
-            } else {
+            } else if at.iter().any(|&i| read(i) == Read::Maybe) {
+                e.1 += 1;
+                only_by_log += 1;
+            } else if at.is_empty() {
                 bad.push(format!(
                     "{code} {:?}: acknowledged {} never reported",
+                    op.key,
+                    op.call.method()
+                ));
+            } else {
+                let what = if code == M_DOWNLOAD {
+                    "InformResponse and TransferCompleteResponse"
+                } else {
+                    "InformResponse"
+                };
+                bad.push(format!(
+                    "{code} {:?}: acknowledged {}, reported only in sessions {at:?} whose {what} the CPE never read (dropped when sent, not when acknowledged?)",
                     op.key,
                     op.call.method()
                 ));
             }
         }
         lines.push(format!(
-            "  events with a CommandKey: {events_checked} (code, key) pairs delivered; acknowledged requests reported (acked/reported) {owed_by_kind:?}; redeliveries allowed (InformResponse or TransferCompleteResponse lost): {redelivered}"
+            "  events with a CommandKey: {events_checked} (code, key) pairs delivered; acknowledged requests reported in a session whose InformResponse (M Download: and TransferCompleteResponse) the CPE read (acked/reported) {owed_by_kind:?}, {only_by_log} of them read only as the log shows (killed before it posted again); redeliveries allowed (InformResponse or TransferCompleteResponse lost): {redelivered}"
+        ));
+
+        // 1b. `0 BOOTSTRAP` in the first Inform, and never again once the CPE read the
+        // InformResponse to one (§3.7.1.5, Table 7: the ACS URL is then bootstrapped, written
+        // before the CPE posts again).
+        let bootstraps: Vec<usize> = sessions
+            .iter()
+            .filter(|s| s.has_event(BOOTSTRAP))
+            .map(|s| s.index)
+            .collect();
+        if bootstraps.first() != Some(&0) {
+            bad.push(format!(
+                "the first Inform has no {BOOTSTRAP} (sessions with it: {bootstraps:?})"
+            ));
+        }
+        let bootstrapped = bootstraps
+            .iter()
+            .copied()
+            .find(|&i| inform_read(i) == Read::Yes);
+        // Killed right after reading the InformResponse, the CPE may have taken it without a
+        // later session to show it.
+        let maybe = bootstraps.iter().any(|&i| inform_read(i) == Read::Maybe);
+        match bootstrapped {
+            None if maybe => {}
+            None => bad.push(format!(
+                "no Inform with {BOOTSTRAP} was acknowledged (sessions with it: {bootstraps:?})"
+            )),
+            Some(b) => {
+                let again: Vec<usize> = bootstraps.iter().copied().filter(|&i| i > b).collect();
+                if !again.is_empty() {
+                    bad.push(format!(
+                        "{BOOTSTRAP} again in sessions {again:?} after the CPE read the InformResponse of session {b}"
+                    ));
+                }
+            }
+        }
+
+        // 1c. The start after each Reboot hook ran (§A.3.2.10): its first Inform carries
+        // `1 BOOT` and `M Reboot` with the CommandKey (the agent marks the Reboot started and
+        // writes it before the hook runs, so a mark of the hook means the next start owes them).
+        let gen_of = |s: &SessionRecord| self.starts.iter().rposition(|t| *t <= s.started);
+        let mut reboots_checked = 0;
+        // And the hook runs once per Reboot: the agent writes the Reboot as started before
+        // running it, so a cut after it is the reboot, never a reason to run it again (the hook
+        // here always succeeds, and the test cuts long before the agent's reboot timeout).
+        let mut runs: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for m in marks(&self.cpe) {
+            if m.what == "held" && m.rest.first().map(String::as_str) == Some("reboot") {
+                runs.entry(m.rest.get(1).cloned().unwrap_or_default())
+                    .or_default()
+                    .push(m.generation);
+            }
+        }
+        for (key, gens) in &runs {
+            if gens.len() > 1 {
+                bad.push(format!(
+                    "the Reboot hook ran {} times for {key:?} (generations {gens:?}): run again after the cut that was its reboot",
+                    gens.len()
+                ));
+            }
+        }
+        for m in marks(&self.cpe) {
+            // A hook of the running daemon: the device has not gone down yet.
+            if m.what != "held"
+                || m.rest.first().map(String::as_str) != Some("reboot")
+                || m.generation >= self.generation
+            {
+                continue;
+            }
+            reboots_checked += 1;
+            let key = m.rest.get(1).cloned().unwrap_or_default();
+            let g = m.generation as usize;
+            match sessions.iter().find(|s| gen_of(s).is_some_and(|sg| sg > g)) {
+                None => bad.push(format!(
+                    "the Reboot hook ran in generation {g} (key {key:?}); no Inform after it"
+                )),
+                Some(s) => {
+                    let has_key = s
+                        .inform
+                        .events
+                        .iter()
+                        .any(|e| e.code == M_REBOOT && e.command_key == key);
+                    if !s.has_event(BOOT) || !has_key {
+                        bad.push(format!(
+                            "the Reboot hook ran in generation {g} (key {key:?}); the first Inform after it (session {}) lacks {BOOT} or {M_REBOOT} {key:?}: {:?}",
+                            s.index, s.inform.events
+                        ));
+                    }
+                }
+            }
+        }
+        lines.push(format!(
+            "  {BOOTSTRAP}: in the first Inform, acknowledged in session {}, never again after; Reboot hook runs: {reboots_checked} (one per CommandKey), each followed by an Inform with {BOOT} and its {M_REBOOT}",
+            bootstrapped.map_or("- (read only as the log shows)".to_string(), |b| b.to_string())
         ));
 
         // 2. TransferComplete: acknowledged exactly once per CommandKey, identical resends.
@@ -624,12 +843,7 @@ impl Rig {
                 let Some(s) = sessions.get(t.session) else {
                     continue;
                 };
-                let i = s
-                    .cpe_requests
-                    .iter()
-                    .position(|(_, r)| matches!(r, cwmpd::soap::CpeRequest::TransferComplete { command_key, .. } if command_key == key))
-                    .unwrap_or(0);
-                if posted_after(s, i) {
+                if tc_read(s.index, key) == Some(Read::Yes) {
                     bad.push(format!(
                         "TransferComplete {key:?} sent again after the CPE went on in session {} (its answer had arrived)",
                         t.session
@@ -651,16 +865,33 @@ impl Rig {
             .iter()
             .filter(|o| o.acked() && o.event() == Some(M_DOWNLOAD))
             .collect();
+        // Each acknowledged Download's TransferComplete was sent in a session where the CPE read
+        // the TransferCompleteResponse (posted again after it, or its log shows it read just
+        // before the kill): one cut before the CPE read it does not count, it must come again.
+        let mut tc_only_by_log = 0;
         for op in &acked_downloads {
-            if !by_key.contains_key(&op.key) {
+            let sent_in: Vec<usize> = by_key
+                .get(&op.key)
+                .map(|l| l.iter().map(|t| t.session).collect())
+                .unwrap_or_default();
+            let reads: Vec<Option<Read>> = sent_in.iter().map(|&i| tc_read(i, &op.key)).collect();
+            if reads.contains(&Some(Read::Yes)) {
+            } else if reads.contains(&Some(Read::Maybe)) {
+                tc_only_by_log += 1;
+            } else if sent_in.is_empty() {
                 bad.push(format!(
                     "Download {:?} acknowledged, no TransferComplete",
+                    op.key
+                ));
+            } else {
+                bad.push(format!(
+                    "Download {:?} acknowledged, its TransferComplete sent only in sessions {sent_in:?} whose TransferCompleteResponse the CPE never read (settled when sent, not when acknowledged?)",
                     op.key
                 ));
             }
         }
         lines.push(format!(
-            "  TransferComplete: {} CommandKeys ({} acknowledged Downloads), each acknowledged once; FaultCodes {codes:?}; resent because the answer was lost: {tc_resent}",
+            "  TransferComplete: {} CommandKeys ({} acknowledged Downloads), each acknowledged once in a session where the CPE read the answer ({tc_only_by_log} read only as the log shows); FaultCodes {codes:?}; resent because the answer was lost: {tc_resent}",
             by_key.len(),
             acked_downloads.len()
         ));
@@ -1219,10 +1450,12 @@ fn work_script(ctl: Arc<Mutex<Ctl>>) -> impl FnMut(&Turn<'_>) -> Option<Call> + 
 // ----------------------------------------------------------------------------------------------
 // Helpers.
 
-/// A line a hook wrote: `cfg GEN KEY` or `held GEN fw|reboot [KEY]`.
+/// A line a hook wrote: `cfg GEN KEY` or `held GEN fw|reboot KEY`.
 struct Mark {
     what: String,
     generation: u32,
+    /// What follows: `[KEY]` or `[fw|reboot, KEY]`.
+    rest: Vec<String>,
 }
 
 fn marks(cpe: &Cpe) -> Vec<Mark> {
@@ -1234,6 +1467,7 @@ fn marks(cpe: &Cpe) -> Vec<Mark> {
             Some(Mark {
                 what: w.next()?.to_string(),
                 generation: w.next()?.parse().ok()?,
+                rest: w.map(str::to_string).collect(),
             })
         })
         .collect()
@@ -1254,6 +1488,60 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (u64, u64, i64, i64)> {
         }
     }
     out
+}
+
+/// Whether the CPE read the ACS's answer to one of its POSTs in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Nothing shows it did: what the answer acknowledges must come again.
+    No,
+    /// Killed right after its log showed the answer read, before anything more reached the
+    /// ACS: it may have taken the answer (and written it) or not.
+    Maybe,
+    /// It posted again in the session.
+    Yes,
+}
+
+/// What the CPE read of one session's answers.
+struct Heard {
+    /// The InformResponse.
+    inform: Read,
+    /// Each TransferComplete of the session (CommandKey) and its TransferCompleteResponse.
+    tc: Vec<(String, Read)>,
+}
+
+impl Heard {
+    /// The TransferComplete for `key` was sent in this session and its answer read (`Yes`), or
+    /// maybe read; `None` when it was not sent.
+    fn tc(&self, key: &str) -> Option<Read> {
+        self.tc
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, r)| *r)
+            .max_by_key(|r| match r {
+                Read::No => 0,
+                Read::Maybe => 1,
+                Read::Yes => 2,
+            })
+    }
+}
+
+/// How many answers of the ACS a daemon's log shows read in its last session (after its last
+/// `session to … events […]` line): the transport's debug line `POST URL (N bytes) -> 200 (M
+/// bytes)` is written once the answer's body is read, before the agent acts on it.
+fn replies_read(log: &Path) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines
+        .iter()
+        .rposition(|l| l.contains("session to "))
+        .map_or(lines.len(), |i| i + 1);
+    lines[from..].iter().filter(|l| is_answer_line(l)).count()
+}
+
+/// The transport's debug line for a POST answered with 200 and read.
+fn is_answer_line(l: &str) -> bool {
+    l.contains("POST ") && l.contains(" -> 200 (")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -366,3 +366,248 @@ impl Drop for BadCerts {
 pub fn server_tls(pki: &Pki, leaf: &Leaf) -> Arc<ServerConfig> {
     pki.server_config(leaf, false)
 }
+
+/// A small seeded PRNG (xorshift64*) for reproducible garbage.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        // Never 0 (a fixed point); the multiplier spreads nearby seeds.
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Printable ASCII, markup characters included.
+fn printable(rng: &mut XorShift, n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b' ' + rng.below(95) as u8))
+        .collect()
+}
+
+/// Element and attribute names: real SOAP/CWMP ones and invented ones.
+const NAMES: &[&str] = &[
+    "soap-env:Envelope",
+    "soap-env:Body",
+    "soap-env:Header",
+    "soap-env:Fault",
+    "cwmp:ID",
+    "cwmp:HoldRequests",
+    "cwmp:InformResponse",
+    "cwmp:GetParameterValues",
+    "cwmp:SetParameterValues",
+    "cwmp:Fault",
+    "MaxEnvelopes",
+    "ParameterNames",
+    "ParameterList",
+    "ParameterValueStruct",
+    "Name",
+    "Value",
+    "string",
+    "x",
+    "a:b:c",
+    "1bad",
+    "xsi:type",
+    "X_Hostile",
+];
+
+/// Entity and character references, good and bad.
+const ENTITIES: &[&str] = &[
+    "&#0;",
+    "&bogus;",
+    "&amp;",
+    "&lt;",
+    "&#x110000;",
+    "&#xD800;",
+    "&#65;",
+    "&",
+    "&#;",
+    "&quot",
+    "&#x1F600;",
+    "&apos;",
+];
+
+/// Valid UTF-8 beyond ASCII.
+const UNICODE: &[&str] = &[
+    "é", "中", "😀", "\u{FEFF}", "\u{202E}", "\u{7F}", "\u{85}", "ß",
+];
+
+/// Attributes to slip into a start tag.
+const ATTRIBUTES: &[&str] = &[
+    " a=\"b\"",
+    " soap-env:mustUnderstand=\"1\"",
+    " xmlns:cwmp=\"urn:dslforum-org:cwmp-9-9\"",
+    " xmlns=\"urn:x\"",
+    " xsi:type=\"xsd:unsignedInt\"",
+    " a=\"1\" a=\"2\"",
+    " b='<'",
+    " c=unquoted",
+    " soap-env:arrayType=\"xsd:string[99999999]\"",
+];
+
+/// XML-shaped garbage, always valid UTF-8: `base` (a real envelope) with 1–4 random mutations
+/// (character ranges deleted, duplicated or swapped; tags, entities, CDATA, comments,
+/// processing instructions, attributes, printable ASCII or non-ASCII characters inserted; an
+/// element name renamed everywhere; a text content replaced). Reproducible from `seed`.
+pub fn xml_garbage(seed: u64, base: &str) -> String {
+    let mut rng = XorShift::new(seed);
+    let mut text: Vec<char> = base.chars().collect();
+    let rounds = 1 + rng.below(4);
+    for _ in 0..rounds {
+        let len = text.len();
+        let at = rng.below(len + 1);
+        let span = 1 + rng.below(24);
+        let insert = |text: &mut Vec<char>, at: usize, s: &str| {
+            let at = at.min(text.len());
+            text.splice(at..at, s.chars());
+        };
+        match rng.below(12) {
+            0 => {
+                let end = (at + span).min(len);
+                text.drain(at.min(end)..end);
+            }
+            1 => {
+                let end = (at + span).min(len);
+                let piece: String = text.get(at..end).unwrap_or_default().iter().collect();
+                insert(&mut text, end, &piece);
+            }
+            2 => {
+                // Swap two ranges.
+                let b = rng.below(len + 1);
+                let (a, b) = (at.min(b), at.max(b));
+                let a_end = (a + span).min(b);
+                let b_end = (b + span).min(len);
+                let first: Vec<char> = text.get(a..a_end).unwrap_or_default().to_vec();
+                let second: Vec<char> = text.get(b..b_end).unwrap_or_default().to_vec();
+                text.splice(b..b_end, first);
+                text.splice(a..a_end, second);
+            }
+            3 => {
+                let name = rng.pick(NAMES);
+                let tag = match rng.below(3) {
+                    0 => format!("<{name}>"),
+                    1 => format!("</{name}>"),
+                    _ => format!("<{name}/>"),
+                };
+                insert(&mut text, at, &tag);
+            }
+            4 => {
+                let e = rng.pick(ENTITIES).to_string();
+                insert(&mut text, at, &e);
+            }
+            5 => {
+                let filler = printable(&mut rng, span);
+                let piece = match rng.below(4) {
+                    0 => format!("<![CDATA[{filler}]]>"),
+                    1 => format!("<!--{}-->", filler.replace('-', "_")),
+                    2 => format!("<?pi {}?>", filler.replace('?', "_")),
+                    _ => format!("<![CDATA[{filler}"),
+                };
+                insert(&mut text, at, &piece);
+            }
+            6 => {
+                // An attribute after an element name: right before a `>` or `/>`.
+                let closes: Vec<usize> = text
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == '>')
+                    .map(|(i, _)| i)
+                    .collect();
+                if !closes.is_empty() {
+                    let mut i = *rng.pick(&closes);
+                    if i > 0 && text.get(i - 1) == Some(&'/') {
+                        i -= 1;
+                    }
+                    let a = rng.pick(ATTRIBUTES).to_string();
+                    insert(&mut text, i, &a);
+                }
+            }
+            7 => {
+                let s = printable(&mut rng, span);
+                insert(&mut text, at, &s);
+            }
+            8 => {
+                let u = rng.pick(UNICODE).to_string();
+                insert(&mut text, at, &u);
+            }
+            9 => {
+                // Rename one element everywhere (the document stays well-formed).
+                let s: String = text.iter().collect();
+                let names: Vec<&str> = s
+                    .split('<')
+                    .skip(1)
+                    .filter_map(|t| {
+                        let t = t.trim_start_matches('/');
+                        let end = t.find(['>', ' ', '/'])?;
+                        let name = t.get(..end)?;
+                        (!name.is_empty() && !name.starts_with(['?', '!'])).then_some(name)
+                    })
+                    .collect();
+                if !names.is_empty() {
+                    let old = *rng.pick(&names);
+                    let new = match rng.below(3) {
+                        0 => format!("{old}X"),
+                        1 => rng.pick(NAMES).to_string(),
+                        _ => old.get(..old.len() / 2).unwrap_or("y").to_string(),
+                    };
+                    let renamed = s
+                        .replace(&format!("<{old}>"), &format!("<{new}>"))
+                        .replace(&format!("<{old} "), &format!("<{new} "))
+                        .replace(&format!("<{old}/"), &format!("<{new}/"))
+                        .replace(&format!("</{old}>"), &format!("</{new}>"));
+                    text = renamed.chars().collect();
+                }
+            }
+            10 => {
+                // Replace one text content (between `>` and `<`).
+                let starts: Vec<usize> = text
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, c)| **c == '>' && text.get(i + 1).is_some_and(|n| *n != '<'))
+                    .map(|(i, _)| i + 1)
+                    .collect();
+                if !starts.is_empty() {
+                    let from = *rng.pick(&starts);
+                    let to = text
+                        .get(from..)
+                        .and_then(|rest| rest.iter().position(|c| *c == '<'))
+                        .map_or(text.len(), |p| from + p);
+                    let new = match rng.below(4) {
+                        0 => printable(&mut rng, span).replace(['<', '&'], "_"),
+                        1 => "-1".to_string(),
+                        2 => "99999999999999999999".to_string(),
+                        _ => rng.pick(ENTITIES).to_string(),
+                    };
+                    text.splice(from..to, new.chars());
+                }
+            }
+            _ => {
+                // Truncate.
+                text.truncate(at.max(1));
+            }
+        }
+    }
+    text.into_iter().collect()
+}
