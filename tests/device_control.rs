@@ -1015,23 +1015,24 @@ impl Bench {
             "firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = true\n",
         );
         // The firmware "upgrade": marks its start (with the image's MD5: what it applies must be
-        // the whole image) and its end, tagged with the daemon generation that started it.
+        // the whole image) and its end, tagged with the daemon generation that started it (from
+        // the environment the daemon passes on: a hook started just before a kill may run after
+        // it, when a file would already name the next generation).
         hook_script(
             &cpe,
             "fw",
-            "g=$(cat {dir}/generation)\n\
+            "g=$KILLTEST_GENERATION\n\
              m=$(md5sum < \"$1\" | cut -d' ' -f1)\n\
              echo \"start $CWMPD_COMMAND_KEY $g $m\" >> {dir}/marks\n\
              sleep 1\n\
              echo \"done $CWMPD_COMMAND_KEY $g\" >> {dir}/marks",
             0,
         );
-        std::fs::write(cpe.dir.path().join("generation"), "0").expect("write generation");
         let ctl = Arc::new(Mutex::new(Ctl {
             url_base: fw.url(),
             ..Ctl::default()
         }));
-        let daemon = cpe.spawn_run();
+        let daemon = cpe.spawn_run_env(&[("KILLTEST_GENERATION", "0")]);
         let mut bench = Bench {
             acs,
             proxy,
@@ -1196,11 +1197,6 @@ impl Bench {
             let _ = d.kill();
         }
         self.generation += 1;
-        std::fs::write(
-            self.cpe.dir.path().join("generation"),
-            self.generation.to_string(),
-        )
-        .expect("write generation");
         // What the ACS and the proxy were handling when it died settles.
         thread::sleep(Duration::from_millis(30));
         let state = self.cpe.dir.path().join("state");
@@ -1218,7 +1214,10 @@ impl Bench {
             phase,
             tmp_left,
         });
-        let d = self.cpe.spawn_run();
+        let generation = self.generation.to_string();
+        let d = self
+            .cpe
+            .spawn_run_env(&[("KILLTEST_GENERATION", generation.as_str())]);
         self.logs.push(d.log.clone());
         self.daemon = Some(d);
         self.life_started = Instant::now();

@@ -220,26 +220,27 @@ impl Rig {
              firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = true\n\
              reboot = \"{dir}/reboot.sh\"\n",
         );
-        // Each hook leaves a mark with the daemon generation that ran it.
+        // Each hook leaves a mark with the daemon generation that ran it: from the environment
+        // the daemon passes on (a hook started just before a cut may run after it, when a file
+        // would already name the next generation).
         hook_script(
             &cpe,
             "cfg",
-            "echo \"cfg $(cat {dir}/generation) $CWMPD_COMMAND_KEY\" >> {dir}/marks",
+            "echo \"cfg $POWERCUT_GENERATION $CWMPD_COMMAND_KEY\" >> {dir}/marks",
             0,
         );
         hook_script(
             &cpe,
             "fw",
-            "echo \"held $(cat {dir}/generation) fw $CWMPD_COMMAND_KEY\" >> {dir}/marks",
+            "echo \"held $POWERCUT_GENERATION fw $CWMPD_COMMAND_KEY\" >> {dir}/marks",
             0,
         );
         hook_script(
             &cpe,
             "reboot",
-            "echo \"held $(cat {dir}/generation) reboot $CWMPD_COMMAND_KEY\" >> {dir}/marks",
+            "echo \"held $POWERCUT_GENERATION reboot $CWMPD_COMMAND_KEY\" >> {dir}/marks",
             0,
         );
-        std::fs::write(cpe.dir.path().join("generation"), "0").expect("write generation");
         let ctl = Arc::new(Mutex::new(Ctl {
             mode: Mode::Work,
             url_base: files.url("/f/"),
@@ -280,7 +281,10 @@ impl Rig {
 
     fn start_daemon(&mut self) {
         self.starts.push(Instant::now());
-        let d = self.cpe.spawn_run();
+        let generation = self.generation.to_string();
+        let d = self
+            .cpe
+            .spawn_run_env(&[("POWERCUT_GENERATION", generation.as_str())]);
         self.logs.push(d.log.clone());
         self.daemon = Some(d);
     }
@@ -491,11 +495,6 @@ impl Rig {
             let _ = d.kill();
         }
         self.generation += 1;
-        std::fs::write(
-            self.cpe.dir.path().join("generation"),
-            self.generation.to_string(),
-        )
-        .expect("write generation");
         let tmp_left = match check_state_files(&self.state_dir()) {
             Ok(n) => n,
             Err(e) => self.fail(vec![format!(

@@ -233,11 +233,17 @@ impl Cpe {
 
     /// Starts `cwmpd -c cfg run`.
     pub fn spawn_run(&self) -> Daemon {
+        self.spawn_run_env(&[])
+    }
+
+    /// [`Cpe::spawn_run`] with `env` added to the daemon's environment (its hooks inherit it).
+    pub fn spawn_run_env(&self, env: &[(&str, &str)]) -> Daemon {
         let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("clone log file");
         let child = Command::new(BIN)
             .args(self.args(&["run"]))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
