@@ -39,6 +39,8 @@
 
 #[path = "../tests/support/acs.rs"]
 mod acs;
+#[path = "../tests/support/cpe.rs"]
+mod cpe;
 #[path = "support/scale.rs"]
 mod scale;
 #[path = "../tests/support/tempdir.rs"]
@@ -539,7 +541,7 @@ fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvRe
     };
     let hwm = proc_status(daemon.pid, "VmHWM");
     // The daemon logs a session's end just after the ACS saw it.
-    let spawned = poll(Duration::from_secs(5), || {
+    let spawned = cpe::poll(Duration::from_secs(5), || {
         let counts = daemon.session_spawns();
         (counts.len() >= 3).then_some(counts)
     })
@@ -936,20 +938,6 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Calls `f` every 50 ms until it gives a value or `limit` passes.
-fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
     }
 }
 
