@@ -231,11 +231,23 @@ fn mips_size(table: &mut Table) {
     let (linked, stripped) = (dir.join("release/cwmpd"), dir.join("cwmpd"));
     eprintln!("  building: cross/build.sh --no-budget {TARGET}");
     let started = Instant::now();
+    // The environment of a shell, not the one `cargo bench` gives this process: its CARGO_*
+    // variables and library path make the cross build's fingerprints differ from a direct
+    // `cross/build.sh`, so each would rebuild everything after the other (90 s each).
+    let keep = |k: &str| {
+        matches!(
+            k,
+            "PATH" | "HOME" | "USER" | "LANG" | "LC_ALL" | "TMPDIR" | "CI" | "CARGO_HOME"
+        ) || k.starts_with("RUSTUP_HOME")
+            || k.starts_with("PYENV")
+            || k.starts_with("CARGO_TERM_")
+            || k == "CARGO_INCREMENTAL"
+    };
     let build = Command::new(root.join("cross/build.sh"))
         .args(["--no-budget", TARGET])
         .current_dir(root)
-        // cargo points this at the host toolchain's libraries; Debian's rustc needs its own.
-        .env_remove("LD_LIBRARY_PATH")
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(keep)))
         .stdin(Stdio::null())
         .output();
     let provenance = match build {
