@@ -775,7 +775,7 @@ impl Agent {
                 Action::Execute(req) => {
                     log::info!("ACS request: {}", req.method());
                     // Rounded up: what the ACS delays by DelaySeconds never fires early.
-                    let now = now_unix_ceil();
+                    let now = unix_after(Duration::ZERO);
                     // The requests that are journalled: their response promises work that a
                     // failed write would lose, so a failed write answers 9002 and undoes them.
                     let journalled = matches!(
@@ -2085,18 +2085,10 @@ fn ns_version(ns: CwmpNs) -> CwmpVersion {
     }
 }
 
-/// Seconds since the Unix epoch, rounded up (a time `now_unix_ceil() + n` is at least `n`
-/// seconds away).
-fn now_unix_ceil() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0))
-        .unwrap_or(0)
-}
-
 /// The first whole second of the Unix epoch at least `wait` from now: an attempt the loop starts
 /// once `now_unix()` reaches it has waited `wait` or longer, never less (§3.2.1.1's minimum wait,
-/// a Retry-After), and less than a second more.
+/// a Retry-After), and less than a second more. With no wait, now rounded up: a time
+/// `unix_after(Duration::ZERO) + n` is at least `n` seconds away.
 fn unix_after(wait: Duration) -> i64 {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
