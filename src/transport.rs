@@ -1042,14 +1042,8 @@ fn parse_cookie_date(s: &str) -> Option<u64> {
         return None;
     }
     // "If no such date exists" (§5.1.1 step 6): 31 February is not 3 March.
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = match mo {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if d > month_days {
+    let (yi, mo32) = (i64::try_from(y).ok()?, u32::try_from(mo).ok()?);
+    if d > u64::from(crate::schedule::days_in_month(yi, mo32)) {
         return None;
     }
     let days = days_from_civil(y, mo, d)?;
@@ -1079,17 +1073,15 @@ fn parse_hms(tok: &str) -> Option<(u64, u64, u64)> {
     Some((h, m, s))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date; `None` before the epoch.
+/// Days since 1970-01-01 of a proleptic Gregorian date (the schedule's count); `None` before
+/// the epoch or for a year, month or day out of range.
 fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
-    let y = i64::try_from(y).ok()? - i64::from(m <= 2);
-    let m = i64::try_from(m).ok()?;
-    let d = i64::try_from(d).ok()?;
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    u64::try_from(era * 146_097 + doe - 719_468).ok()
+    let days = crate::schedule::days_from_civil(
+        i64::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    );
+    u64::try_from(days).ok()
 }
 
 /// Thin wrappers over the private parsers of ACS response headers, for the `http_headers` fuzz
