@@ -851,10 +851,7 @@ fn kill_test_exactly_one_transfer_complete_per_download() {
 #[test]
 #[ignore]
 fn kill_test_long() {
-    let kills = std::env::var("CWMPD_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let kills = files::number_from_env("CWMPD_KILLS", 300);
     kill_test("kill-long", kills);
 }
 

@@ -108,10 +108,7 @@ fn power_cuts_lose_no_event_and_corrupt_no_file() {
 #[test]
 #[ignore]
 fn power_cuts_long() {
-    let cuts = std::env::var("CWMPD_CUTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let cuts = files::number_from_env("CWMPD_CUTS", 1000);
     power_cut("powercut-long", cuts);
 }
 

@@ -796,6 +796,14 @@ pub fn log_tails(paths: &[PathBuf], files: usize, lines: usize) -> Vec<String> {
         .collect()
 }
 
+/// The number in the environment variable `var` (a long run's size), else `default`.
+pub fn number_from_env<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The seed given in the environment variable `var`, else one from the clock (odd, never 0),
 /// for an [`Rng`] whose seed the test prints so that a failure can be replayed.
 pub fn seed_from_env(var: &str) -> u64 {
