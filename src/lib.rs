@@ -9,6 +9,7 @@ pub mod datamodel;
 pub mod events;
 pub mod fault;
 pub mod os;
+pub mod private;
 pub mod rpc;
 pub mod schedule;
 pub mod session;
