@@ -244,7 +244,7 @@ fn run_one_session(cfg: Config) -> Result<(), String> {
 
 /// What `cwmpd run` does.
 fn run_daemon(cfg: Config) -> Result<(), String> {
-    Agent::new(cfg)?.run()
+    Agent::new(cfg)?.run().map(drop)
 }
 
 /// A private temporary directory, removed on drop.

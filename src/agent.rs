@@ -19,6 +19,7 @@ use crate::connreq::{self, listener::Phase, ConnReq};
 use crate::datamodel::{backend::Backends, process, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
 use crate::fault::Fault;
+use crate::private::PrivateDir;
 use crate::rpc::{self, Control};
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
@@ -182,8 +183,11 @@ pub enum Trigger {
     Transfer(JobDone),
     /// `cwmpd request-download` left a request.
     Requests,
-    /// Stop the loop (tests, signals).
+    /// Stop the loop (tests, SIGTERM, SIGINT).
     Stop,
+    /// Re-read the configuration (SIGHUP): the loop returns [`Exit::Reload`] once no transfer
+    /// step is running, and the daemon starts again on the new file.
+    Reload,
 }
 
 /// What a transfer thread reports.
@@ -423,7 +427,10 @@ impl Agent {
                 ..AgentState::default()
             };
             self.engine.factory_reset();
-            clean_transfer_dir(&self.cfg.transfer.dir, &self.state.transfers);
+            match self.transfer_dir() {
+                Ok(dir) => clean_transfer_dir(&dir, &self.state.transfers),
+                Err(e) => log::error!("{e}"),
+            }
             let acs_url = self.settings().url;
             let url = connreq::provisional_url(
                 &self.cfg.connection_request,
@@ -888,9 +895,15 @@ impl Agent {
         }
     }
 
-    /// The daemon: runs until a [`Trigger::Stop`] arrives. Only a failure to start (an unusable
-    /// store) is returned; everything after that is logged and retried.
-    pub fn run(&mut self) -> Result<(), String> {
+    /// The daemon: runs until a [`Trigger::Stop`] arrives, or a [`Trigger::Reload`] and no
+    /// transfer step runs. Only a failure to start (an unusable store, another daemon on the
+    /// same storage directory) is returned; everything after that is logged and retried.
+    ///
+    /// The state lock is held for each loop turn and its session, and released while the loop
+    /// waits: a `cwmpd set` runs between two turns, and the turn after it reads what it wrote.
+    pub fn run(&mut self) -> Result<Exit, String> {
+        let daemon_lock = self.store.lock_daemon().map_err(|e| e.to_string())?;
+        let mut state_lock = Some(self.lock_state());
         self.start_daemon()?;
         self.start_connreq()?;
         let watch_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -923,7 +936,16 @@ impl Agent {
         let mut last_active: Option<i64> = None;
         // The periodic settings the current plan was made from.
         let mut planned_for = None;
+        let mut reload = false;
         loop {
+            if state_lock.is_none() {
+                state_lock = Some(self.lock_state());
+            }
+            if reload && !self.state.transfers.busy() {
+                log::info!("re-reading the configuration");
+                drop(daemon_lock);
+                return Ok(Exit::Reload);
+            }
             let now = now_unix();
             let s = self.settings();
             // ConnectionRequestURL follows the WAN address; a change is a forced active
@@ -1061,7 +1083,10 @@ impl Agent {
                 wait = wait.min(cr.until_check());
             }
             let wait = wait.max(Duration::from_millis(200));
-            match self.rx.recv_timeout(wait) {
+            drop(state_lock.take());
+            let got = self.rx.recv_timeout(wait);
+            state_lock = Some(self.lock_state());
+            match got {
                 Ok(Trigger::ConnectionRequest) => {
                     self.queue(events::CONNECTION_REQUEST, "");
                     // A connection request is answered now, whatever the backoff (§3.2.2).
@@ -1076,11 +1101,30 @@ impl Agent {
                     requests_pending.store(false, std::sync::atomic::Ordering::Release);
                     self.pick_up_requests();
                 }
-                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Ok(Trigger::Reload) => {
+                    if self.state.transfers.busy() {
+                        log::info!("SIGHUP: the configuration is re-read when the transfer ends");
+                    }
+                    reload = true;
+                }
+                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    log::info!("stopping");
+                    drop(daemon_lock);
+                    return Ok(Exit::Stop);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
+}
+
+/// Why [`Agent::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped (SIGTERM, SIGINT, [`Trigger::Stop`]).
+    Stop,
+    /// SIGHUP: start again with the configuration file read anew.
+    Reload,
 }
 
 /// One of the CPE's own requests in a session, so that an acknowledged one is removed.
@@ -1115,14 +1159,21 @@ impl Agent {
             }
         }
         let hooks = self.hooks.clone();
-        let dir = self.cfg.transfer.dir.clone();
+        // A directory that cannot be made private counts as empty: its files are not trusted.
+        let dir = self.transfer_dir().map_err(|e| log::error!("{e}")).ok();
+        let present = |id: u64, ext: &str| {
+            dir.as_ref()
+                .is_some_and(|d| d.open_file(&transfer_file(id, ext)).is_ok())
+        };
         let firmware = self.state.transfers.recover(
             now,
             |k| apply_reboots(&hooks, k),
-            |id| transfer_file(&dir, id, "file").is_file(),
-            |id| transfer_file(&dir, id, "started").exists(),
+            |id| present(id, "file"),
+            |id| present(id, "started"),
         );
-        clean_transfer_dir(&dir, &self.state.transfers);
+        if let Some(dir) = &dir {
+            clean_transfer_dir(dir, &self.state.transfers);
+        }
         // A firmware the ACS did not install (§A.4.2.2 AutonomousTransferComplete): the version
         // changed and no Download of ours explains it.
         let root = self.engine.root().to_string();
@@ -1419,16 +1470,20 @@ impl Agent {
     /// Marks and persists the transfer's next step, then runs it in a thread of its own, which
     /// reports with [`Trigger::Transfer`].
     fn start_job(&mut self, id: u64, apply: bool, now: i64) {
-        let dir = self.cfg.transfer.dir.clone();
+        // Opened and checked before every job: private to the agent, whatever was there.
+        let dir = self.transfer_dir();
         let hooks = self.hooks.clone();
         let Some(t) = self.state.transfers.get_mut(id) else {
             return;
         };
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            let code = if t.origin.is_download() { 9010 } else { 9011 };
-            t.finish(now, code, format!("cannot create {}: {e}", dir.display()));
-            return;
-        }
+        let dir = match dir {
+            Ok(d) => d,
+            Err(e) => {
+                let code = if t.origin.is_download() { 9010 } else { 9011 };
+                t.finish(now, code, e);
+                return;
+            }
+        };
         let prev = t.clone();
         if apply {
             t.state = transfer::State::Applying;
@@ -1476,11 +1531,23 @@ impl Agent {
                 message,
                 retryable: false,
             };
-            let file = transfer_file(&dir, t.id, "file");
+            let file_name = transfer_file(t.id, "file");
+            let file = dir.join(&file_name);
             if apply {
                 let line = apply_hook(&hooks, kind, &t.file_type);
                 if line.is_empty() {
                     return Err(fail(9010, format!("no hook applies {:?}", t.file_type)));
+                }
+                // The hook gets a path nobody else can rename or rewrite: the directory is
+                // still the private one opened, and the file in it is a regular file.
+                if let Err(e) = dir
+                    .check()
+                    .and_then(|()| dir.open_file(&file_name).map(drop))
+                {
+                    return Err(fail(
+                        9010,
+                        format!("{} is not the file downloaded: {e}", file.display()),
+                    ));
                 }
                 let call = hooks::Call {
                     file: Some(&file),
@@ -1491,18 +1558,19 @@ impl Agent {
                 };
                 // The mark `recover` tells a started hook by (a hook that reboots may never
                 // return).
-                let started = transfer_file(&dir, t.id, "started");
-                if let Err(e) = std::fs::write(&started, b"") {
-                    return Err(fail(
-                        9010,
-                        format!("cannot write {}: {e}", started.display()),
-                    ));
+                if let Err(e) = dir.create(&transfer_file(t.id, "started")) {
+                    return Err(fail(9010, e.to_string()));
                 }
                 return hooks::run(line, &call, hook_timeout, 9010)
                     .map_err(|e| fail(e.code, e.message));
             }
             if !t.origin.is_download() {
-                let up = transfer_file(&dir, t.id, "up");
+                let up_name = transfer_file(t.id, "up");
+                let up = dir.join(&up_name);
+                // The produce hook writes a new file: nothing left from before is sent.
+                if let Err(e) = dir.remove(&up_name) {
+                    return Err(fail(9011, e.to_string()));
+                }
                 let line = produce_hook(&hooks, kind);
                 let instance = FileType::upload(&t.file_type).and_then(|f| f.instance);
                 let call = hooks::Call {
@@ -1515,13 +1583,17 @@ impl Agent {
                 let r = hooks::run(line, &call, hook_timeout, 9011)
                     .map_err(|e| fail(e.code, e.message))
                     .and_then(|()| {
-                        client::upload(&cfg, &t.url, &t.username, &t.password, method, &up)
+                        dir.check()
+                            .map_err(|e| fail(9011, e.to_string()))
+                            .and_then(|()| {
+                                client::upload(&cfg, &t.url, &t.username, &t.password, method, &up)
+                            })
                     });
-                let _ = std::fs::remove_file(&up);
+                let _ = dir.remove(&up_name);
                 return r;
             }
             let expected = (t.file_size > 0).then_some(u64::from(t.file_size));
-            let free = client::free_space(&dir);
+            let free = client::free_space(dir.path());
             // Without a FileSize, a quarter of the free space stays free (the directory is
             // RAM on a router).
             let mut cfg = cfg;
@@ -1532,19 +1604,33 @@ impl Agent {
                         9010,
                         format!(
                             "the file ({size} bytes) does not fit in {} ({free} bytes free)",
-                            dir.display()
+                            dir.path().display()
                         ),
                     ));
                 }
             }
-            let part = transfer_file(&dir, t.id, "part");
-            let r = client::download(&cfg, &t.url, &t.username, &t.password, &part, expected)
+            let part_name = transfer_file(t.id, "part");
+            let part = dir.join(&part_name);
+            let r = dir
+                .create(&part_name)
+                .map_err(|e| fail(9010, e.to_string()))
+                .and_then(|dest| {
+                    client::download_to(
+                        &cfg,
+                        &t.url,
+                        &t.username,
+                        &t.password,
+                        dest,
+                        &part,
+                        expected,
+                    )
+                })
                 .and_then(|_| {
-                    std::fs::rename(&part, &file)
-                        .map_err(|e| fail(9010, format!("cannot rename {}: {e}", part.display())))
+                    dir.rename(&part_name, &file_name)
+                        .map_err(|e| fail(9010, e.to_string()))
                 });
             if r.is_err() {
-                let _ = std::fs::remove_file(&part);
+                let _ = dir.remove(&part_name);
             }
             r
         };
@@ -1580,7 +1666,6 @@ impl Agent {
     /// A transfer thread finished a step: the record moves on and is persisted.
     fn job_done(&mut self, done: JobDone) {
         let now = now_unix();
-        let dir = self.cfg.transfer.dir.clone();
         let retry_interval = self.cfg.transfer.retry_interval;
         let (reboots, kind) = {
             let Some(t) = self.state.transfers.get(done.id) else {
@@ -1641,9 +1726,41 @@ impl Agent {
         // whose file vanished.
         self.save();
         if done.apply && finished {
-            let _ = std::fs::remove_file(transfer_file(&dir, done.id, "file"));
-            let _ = std::fs::remove_file(transfer_file(&dir, done.id, "started"));
+            match self.transfer_dir() {
+                Ok(dir) => {
+                    let _ = dir.remove(&transfer_file(done.id, "file"));
+                    let _ = dir.remove(&transfer_file(done.id, "started"));
+                }
+                Err(e) => log::error!("{e}"),
+            }
         }
+    }
+
+    /// The state lock for a loop turn of the daemon; one that cannot be taken (the lock file
+    /// cannot be opened) is logged, and the turn runs without it.
+    fn lock_state(&self) -> Option<crate::store::StateLock> {
+        self.store
+            .lock_state(None)
+            .map_err(|e| log::error!("{e}"))
+            .ok()
+    }
+
+    /// Claims the storage directory for a session run outside the daemon (`cwmpd inform`): it
+    /// fails when a daemon runs on it (two agents must not drive sessions and write the same
+    /// state).
+    pub fn lock_daemon(&self) -> Result<crate::store::DaemonLock, String> {
+        self.store.lock_daemon().map_err(|e| e.to_string())
+    }
+
+    /// The transfer directory, opened as a private directory (created 0700; a symlink or a
+    /// directory of another owner moved aside and replaced).
+    fn transfer_dir(&self) -> Result<PrivateDir, String> {
+        PrivateDir::open(&self.cfg.transfer.dir).map_err(|e| {
+            format!(
+                "transfer directory {}: {e}",
+                self.cfg.transfer.dir.display()
+            )
+        })
     }
 
     /// The file server client's settings: the ACS connection's TLS settings (§3.4.3).
@@ -2020,18 +2137,17 @@ fn time_text(t: i64) -> String {
 
 /// The file of transfer `id` in the transfer directory: `part` while it arrives, `file` when
 /// whole, `up` for an upload being produced.
-fn transfer_file(dir: &std::path::Path, id: u64, ext: &str) -> std::path::PathBuf {
-    dir.join(format!("{id}.{ext}"))
+fn transfer_file(id: u64, ext: &str) -> String {
+    format!("{id}.{ext}")
 }
 
 /// Removes what a cut left in the transfer directory: every partial download and upload, and
 /// whole files no record waits to apply.
-fn clean_transfer_dir(dir: &std::path::Path, transfers: &Transfers) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+fn clean_transfer_dir(dir: &PrivateDir, transfers: &Transfers) {
+    let Ok(names) = dir.names() else {
         return;
     };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
+    for name in names {
         let Some((id, ext)) = name.split_once('.') else {
             continue;
         };
@@ -2043,7 +2159,7 @@ fn clean_transfer_dir(dir: &std::path::Path, transfers: &Transfers) {
                 .get(id)
                 .is_some_and(|t| t.state == transfer::State::Fetched);
         if matches!(ext, "part" | "file" | "up" | "started") && !keep {
-            let _ = std::fs::remove_file(e.path());
+            let _ = dir.remove(&name);
         }
     }
 }

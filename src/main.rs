@@ -25,6 +25,9 @@ const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | ge
             the embedded default)";
 
 fn main() -> ExitCode {
+    // Everything the agent and its hooks create is private (SECURITY.md): 0600 files, 0700
+    // directories, unless a mode is given.
+    cwmpd::private::set_umask();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(args) {
         Ok(code) => code,
@@ -70,14 +73,24 @@ fn run(args: Vec<String>) -> CliResult {
     }
     let cfg = load_config(config_path.as_ref())?;
     init_log(&cfg);
+    warn_if_readable(config_path.as_ref(), &cfg);
     let cmd = rest.first().map(String::as_str).unwrap_or("run");
     let args = rest.get(1..).unwrap_or(&[]);
     match cmd {
         "run" => {
             no_args(cmd, args)?;
+            // Before any thread starts, so that every thread inherits the mask and only the
+            // signal thread sees them.
+            let signals = block_signals().map_err(failed)?;
             let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
-            agent.run().map_err(failed)?;
-            Ok(ExitCode::SUCCESS)
+            wait_for_signals(signals, agent.trigger_sender());
+            match agent.run().map_err(failed)? {
+                cwmpd::agent::Exit::Stop => Ok(ExitCode::SUCCESS),
+                cwmpd::agent::Exit::Reload => {
+                    drop(agent);
+                    Err(failed(reexec()))
+                }
+            }
         }
         "inform" => {
             let mut events = Vec::new();
@@ -93,6 +106,12 @@ fn run(args: Vec<String>) -> CliResult {
                 }
             }
             let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            // One session driver per storage directory.
+            let _lock = agent.lock_daemon().map_err(|e| {
+                failed(format!(
+                    "{e}: the daemon runs the sessions itself (stop it to run `cwmpd inform`)"
+                ))
+            })?;
             agent.note_start().map_err(failed)?;
             for e in &events {
                 agent.add_event(e, "").map_err(usage)?;
@@ -136,6 +155,11 @@ fn run(args: Vec<String>) -> CliResult {
                     })
                 })
                 .collect::<Result<Vec<_>, (u8, String)>>()?;
+            // Read, changed and written while a running daemon waits between its loop turns;
+            // its next turn reads what was written.
+            let _lock = cwmpd::store::Store::open(&cfg.storage.dir)
+                .and_then(|s| s.lock_state(Some(std::time::Duration::from_secs(120))))
+                .map_err(failed)?;
             let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
             match agent.engine().set_local(&list) {
                 Ok(_) => {}
@@ -288,6 +312,83 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, (u8, String)> {
                 Ok(Config::embedded())
             }
         }
+    }
+}
+
+/// The signals the daemon handles: blocked here (in the main thread, before any other thread
+/// exists) and received by one thread with `sigwait`.
+fn block_signals() -> Result<nix::sys::signal::SigSet, String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(set)
+}
+
+/// SIGTERM and SIGINT stop the loop between two writes; SIGHUP makes it re-read the config.
+/// Processes the agent starts get an empty signal mask (std resets it when it spawns).
+fn wait_for_signals(
+    set: nix::sys::signal::SigSet,
+    tx: std::sync::mpsc::Sender<cwmpd::agent::Trigger>,
+) {
+    use cwmpd::agent::Trigger;
+    use nix::sys::signal::Signal;
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            let trigger = match set.wait() {
+                Ok(Signal::SIGHUP) => Trigger::Reload,
+                Ok(_) => Trigger::Stop,
+                Err(_) => continue,
+            };
+            if tx.send(trigger).is_err() {
+                return;
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the signal thread: {e}; SIGTERM and SIGHUP are not handled");
+    }
+}
+
+/// Starts this program again with the same arguments (SIGHUP): the configuration is read anew
+/// and every part starts from it, with the state the store kept. Returns only on failure.
+fn reexec() -> String {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return format!("cannot find the program to restart: {e}"),
+    };
+    let e = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    format!("cannot restart {}: {e}", exe.display())
+}
+
+/// A config file that holds a password should be readable by root only.
+fn warn_if_readable(path: Option<&PathBuf>, cfg: &Config) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = match path {
+        Some(p) => p.clone(),
+        None => [config::DEFAULT_PATH, config::UCI_PATH]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_default(),
+    };
+    let secrets = !cfg.acs.password.is_empty() || !cfg.connection_request.password.is_empty();
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if secrets && mode & 0o077 != 0 {
+        log::warn!(
+            "{}: holds passwords but has mode {mode:o}: other local users can read them (chmod 600)",
+            path.display()
+        );
     }
 }
 

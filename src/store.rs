@@ -8,12 +8,25 @@
 //! match (a torn write on a filesystem that does not honour rename, bit rot, a hand edit gone wrong)
 //! is moved aside as `NAME.corrupt`, logged, and replaced by the default state: it is never trusted.
 //!
+//! The directory is private ([`crate::private::PrivateDir`]: 0700, files 0600, created
+//! exclusively without following links); it holds passwords (TOML mode) and the Connection
+//! Request path. Two locks keep one writer: the daemon holds [`DaemonLock`] for its life (a
+//! second daemon or a `cwmpd inform` beside it is refused), and [`StateLock`] is held by whoever
+//! reads, changes and writes the state files (the daemon for a loop turn and its session,
+//! `cwmpd set` for its whole run).
+//!
 //! Only this module writes to the storage directory.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::private::PrivateDir;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -38,7 +51,7 @@ impl std::error::Error for StoreError {}
 /// A directory of crash-safe state files.
 #[derive(Debug)]
 pub struct Store {
-    dir: PathBuf,
+    dir: PrivateDir,
     /// The exact bytes last read from or written to each file, to skip writes that change nothing
     /// and to notice changes made by another process (`cwmpd set` while the daemon runs).
     known: HashMap<String, Vec<u8>>,
@@ -50,21 +63,24 @@ impl Store {
     /// Opens (creating it if needed) the storage directory and removes the temp files that a
     /// power cut or a killed process left. Temp files are named `NAME.PID.tmp`: those of a process
     /// still running (the daemon, while `cwmpd status` opens the same store) are left alone.
+    ///
+    /// The directory is made private (see the module doc); files an older version left
+    /// readable by others are corrected.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(dir).map_err(|e| err(dir, "cannot create the directory", e))?;
-        if let Ok(entries) = fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
+        let pdir = PrivateDir::open(dir).map_err(|e| err(dir, "not usable", e))?;
+        crate::private::make_private(pdir.path());
+        if let Ok(names) = pdir.names() {
+            for name in names {
                 if let Some(stem) = name.strip_suffix(".tmp") {
                     let writer = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
                     if writer.is_none_or(|pid| !process_alive(pid)) {
-                        let _ = fs::remove_file(e.path());
+                        let _ = pdir.remove(&name);
                     }
                 }
             }
         }
         Ok(Store {
-            dir: dir.to_path_buf(),
+            dir: pdir,
             known: HashMap::new(),
             writes: 0,
         })
@@ -72,7 +88,7 @@ impl Store {
 
     /// The storage directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// Number of files written since the store was opened.
@@ -81,7 +97,15 @@ impl Store {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.toml"))
+        self.dir.join(&file_name(name))
+    }
+
+    /// Reads a state file (never through a link); `NotFound` when missing.
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        let mut f = self.dir.open_file(&file_name(name))?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes)?;
+        Ok(bytes)
     }
 
     /// Loads a state file; a missing file gives the default. A corrupt file is moved aside as
@@ -97,7 +121,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<T>, StoreError> {
         let path = self.path(name);
-        let bytes = match fs::read(&path) {
+        let bytes = match self.read(name) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.known.remove(name);
@@ -111,13 +135,15 @@ impl Store {
                 Ok(Some(v))
             }
             Err(why) => {
-                let aside = self.dir.join(format!("{name}.corrupt"));
+                let aside = format!("{name}.corrupt");
                 log::error!(
                     "{}: corrupt state file ({why}); moved to {} and starting from defaults",
                     path.display(),
-                    aside.display()
+                    self.dir.join(&aside).display()
                 );
-                fs::rename(&path, &aside).map_err(|e| err(&path, "cannot move aside", e))?;
+                self.dir
+                    .rename(&file_name(name), &aside)
+                    .map_err(|e| err(&path, "cannot move aside", e))?;
                 self.known.remove(name);
                 Ok(None)
             }
@@ -126,7 +152,7 @@ impl Store {
 
     /// Whether the file differs from what this store last read or wrote (another process wrote it).
     pub fn changed_on_disk(&self, name: &str) -> bool {
-        let on_disk = fs::read(self.path(name)).ok();
+        let on_disk = self.read(name).ok();
         on_disk.as_deref() != self.known.get(name).map(Vec::as_slice)
     }
 
@@ -142,7 +168,7 @@ impl Store {
         if self.known.get(name) == Some(&bytes) {
             return Ok(false);
         }
-        self.write_atomic(&path, &bytes)?;
+        self.write_atomic(name, &bytes)?;
         self.known.insert(name.to_string(), bytes);
         self.writes += 1;
         Ok(true)
@@ -150,12 +176,13 @@ impl Store {
 
     /// The names of the state files in the directory (not temp or corrupt ones), sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
+        let mut names: Vec<String> = self
+            .dir
+            .names()
+            .map(|names| {
+                names
+                    .into_iter()
+                    .filter_map(|name| {
                         name.strip_suffix(".toml")
                             .filter(|stem| !stem.is_empty() && !stem.contains('.'))
                             .map(str::to_owned)
@@ -170,40 +197,136 @@ impl Store {
     /// Removes a state file (FactoryReset).
     pub fn remove(&mut self, name: &str) -> Result<(), StoreError> {
         let path = self.path(name);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(&path, "cannot remove", e)),
-        }
+        self.dir
+            .remove(&file_name(name))
+            .map_err(|e| err(&path, "cannot remove", e))?;
         self.known.remove(name);
-        sync_dir(&self.dir).map_err(|e| err(&self.dir, "cannot sync the directory", e))
+        self.sync_dir()
     }
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| err(&tmp, "cannot create", e))?;
-        f.write_all(bytes)
-            .map_err(|e| err(&tmp, "cannot write", e))?;
-        f.sync_all().map_err(|e| err(&tmp, "cannot fsync", e))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| err(path, "cannot rename into place", e))?;
-        sync_dir(&self.dir).map_err(|e| err(&self.dir, "cannot sync the directory", e))
+    /// Write-temp (created exclusively, 0600, never through a link), fsync, rename, fsync-dir.
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = format!("{name}.{}.tmp", std::process::id());
+        let tmp_path = self.dir.join(&tmp);
+        let written = self.dir.create(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = self.dir.remove(&tmp);
+            return Err(err(&tmp_path, "cannot write", e));
+        }
+        if let Err(e) = self.dir.rename(&tmp, &file_name(name)) {
+            let _ = self.dir.remove(&tmp);
+            return Err(err(&self.path(name), "cannot rename into place", e));
+        }
+        self.sync_dir()
     }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        nix::unistd::fsync(self.dir.fd())
+            .map_err(|e| err(self.dir.path(), "cannot sync the directory", errno(e)))
+    }
+
+    /// Claims the storage directory for this daemon for as long as the lock lives: an exclusive
+    /// `flock` on `daemon.lock`, which names the daemon's pid. A second daemon (or a `cwmpd
+    /// inform`) on the same directory gets an error naming the one running.
+    pub fn lock_daemon(&self) -> Result<DaemonLock, StoreError> {
+        let path = self.dir.join(DAEMON_LOCK);
+        let file = self
+            .dir
+            .open_rw(DAEMON_LOCK)
+            .map_err(|e| err(&path, "cannot open", e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut f) => {
+                let pid = std::process::id().to_string();
+                let _ = f
+                    .set_len(0)
+                    .and_then(|()| f.rewind())
+                    .and_then(|()| f.write_all(pid.as_bytes()));
+                Ok(DaemonLock { _file: f })
+            }
+            Err((mut f, Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = Read::by_ref(&mut f).take(32).read_to_string(&mut pid);
+                Err(StoreError {
+                    path: self.dir.path().to_path_buf(),
+                    message: format!(
+                        "a cwmpd daemon (pid {}) is running on this storage directory",
+                        pid.trim()
+                    ),
+                })
+            }
+            Err((_, e)) => Err(err(&path, "cannot lock", errno(e))),
+        }
+    }
+
+    /// Takes the state lock: waits while another process holds it (the daemon in a loop turn
+    /// or a session, `cwmpd set`), at most `wait` (`None`: as long as it takes).
+    pub fn lock_state(&self, wait: Option<Duration>) -> Result<StateLock, StoreError> {
+        let path = self.dir.join(STATE_LOCK);
+        let open = || {
+            self.dir
+                .open_rw(STATE_LOCK)
+                .map_err(|e| err(&path, "cannot open", e))
+        };
+        let Some(wait) = wait else {
+            return Flock::lock(open()?, FlockArg::LockExclusive)
+                .map(|f| StateLock { _file: f })
+                .map_err(|(_, e)| err(&path, "cannot lock", errno(e)));
+        };
+        let end = Instant::now() + wait;
+        let mut file = open()?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(f) => return Ok(StateLock { _file: f }),
+                Err((f, Errno::EWOULDBLOCK)) if Instant::now() < end => {
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(StoreError {
+                        path: self.dir.path().to_path_buf(),
+                        message: format!(
+                            "the state is in use (the daemon is in a session) for more than {} s",
+                            wait.as_secs()
+                        ),
+                    })
+                }
+                Err((_, e)) => return Err(err(&path, "cannot lock", errno(e))),
+            }
+        }
+    }
+}
+
+/// The lock files (not state files: they carry no `.toml`).
+const DAEMON_LOCK: &str = "daemon.lock";
+const STATE_LOCK: &str = "state.lock";
+
+/// Held by the daemon for its life (see [`Store::lock_daemon`]).
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: Flock<File>,
+}
+
+/// Held while the state files are read, changed and written (see [`Store::lock_state`]).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: Flock<File>,
+}
+
+fn file_name(name: &str) -> String {
+    format!("{name}.toml")
+}
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
 }
 
 /// Whether a process with this id runs (Linux `/proc`); this process counts as running. Where
 /// `/proc` is missing every other writer counts as gone, as after a reboot.
 fn process_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn err(path: &Path, what: &str, e: io::Error) -> StoreError {
@@ -265,6 +388,7 @@ pub fn crc32(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use std::fs;
 
     #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
     struct S {

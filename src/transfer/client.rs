@@ -139,17 +139,19 @@ impl UploadMethod {
     }
 }
 
-/// GETs `url` into the file `dest` (created or truncated; written in chunks of at most
-/// [`CHUNK`] bytes and fsync'd at the end; never the whole body in RAM). `expected_size` is the
-/// ACS's FileSize when non-zero: a body announcing or delivering another size is "corrupted"
-/// (9018) and no more than `expected_size + 1` bytes are read. Returns the bytes written.
+/// GETs `url` into `file`, a new empty file the caller created (written in chunks of at most
+/// [`CHUNK`] bytes and fsync'd at the end; never the whole body in RAM); `dest` is its path, for
+/// messages. `expected_size` is the ACS's FileSize when non-zero: a body announcing or
+/// delivering another size is "corrupted" (9018) and no more than `expected_size + 1` bytes are
+/// read. Returns the bytes written.
 ///
-/// `dest` is left as it is on failure (the caller owns it).
-pub fn download(
+/// The file is left as it is on failure (the caller owns it).
+pub fn download_to(
     cfg: &ClientConfig,
     url: &str,
     username: &str,
     password: &str,
+    file: File,
     dest: &Path,
     expected_size: Option<u64>,
 ) -> Result<u64, Failure> {
@@ -205,7 +207,7 @@ pub fn download(
             ),
         )
     };
-    let mut file = File::create(dest).map_err(local)?;
+    let mut file = file;
     let mut body = resp.into_body().into_reader();
     let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
@@ -610,7 +612,13 @@ impl Job {
                         ),
                     )
                 };
-                let file = File::open(src).map_err(unreadable)?;
+                // Never through a link: the file is the one the produce hook wrote.
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                    .open(src)
+                    .map_err(unreadable)?;
                 let len = file.metadata().map_err(unreadable)?.len();
                 let mut reader = CountingReader {
                     inner: file,
@@ -957,6 +965,25 @@ mod tests {
     use std::thread;
 
     use md5::{Digest as _, Md5};
+
+    /// [`download_to`] a file created (or truncated) at `dest` (left as it is on failure).
+    fn download(
+        cfg: &ClientConfig,
+        url: &str,
+        username: &str,
+        password: &str,
+        dest: &Path,
+        expected_size: Option<u64>,
+    ) -> Result<u64, Failure> {
+        let file = File::create(dest).map_err(|e| {
+            Failure::new(
+                DOWNLOAD_FAILURE,
+                false,
+                format!("cannot write {}: {e}", dest.display()),
+            )
+        })?;
+        download_to(cfg, url, username, password, file, dest, expected_size)
+    }
 
     /// One request as the test server saw it.
     #[derive(Debug, Clone, Default)]
@@ -1521,7 +1548,8 @@ mod tests {
             9013,
             false,
         );
-        assert!(!dest.exists());
+        // Nothing was fetched into the file the caller made.
+        assert_eq!(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0), 0);
     }
 
     #[test]
