@@ -244,13 +244,15 @@ impl PrivateDir {
         Ok(File::from(fd))
     }
 
-    /// Opens `name` for reading and writing, creating it (0600) when missing, never through a
-    /// link; it must be a regular file (lock files).
-    pub fn open_rw(&self, name: &str) -> io::Result<File> {
+    /// Opens `name`, creating it (0600) when missing, never through a link; it must be a
+    /// regular file (lock files). `write`: for writing too (else read-only, so that taking a
+    /// lock writes nothing, not even an inotify close-after-write).
+    pub fn open_lock(&self, name: &str, write: bool) -> io::Result<File> {
+        let access = if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
         let fd = openat(
             &self.fd,
             plain(name)?,
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            access | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(FILE_MODE),
         )
         .map_err(io_err)?;

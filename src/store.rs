@@ -235,7 +235,7 @@ impl Store {
         let path = self.dir.join(DAEMON_LOCK);
         let file = self
             .dir
-            .open_rw(DAEMON_LOCK)
+            .open_lock(DAEMON_LOCK, true)
             .map_err(|e| err(&path, "cannot open", e))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut f) => {
@@ -267,7 +267,7 @@ impl Store {
         let path = self.dir.join(STATE_LOCK);
         let open = || {
             self.dir
-                .open_rw(STATE_LOCK)
+                .open_lock(STATE_LOCK, false)
                 .map_err(|e| err(&path, "cannot open", e))
         };
         let Some(wait) = wait else {
