@@ -862,6 +862,7 @@ impl Agent {
             url: s.url.clone(),
             username: s.username.clone(),
             password: s.password.clone(),
+            allow_basic_over_http: a.allow_basic_over_http,
             ca_file: a.ca_file.clone(),
             client_cert: a.client_cert.clone(),
             client_key: a.client_key.clone(),
@@ -1656,6 +1657,7 @@ impl Agent {
             timeout: Duration::from_secs(self.cfg.transfer.timeout.into()),
             user_agent: concat!("cwmpd/", env!("CARGO_PKG_VERSION")).to_string(),
             max_download: None,
+            allow_basic_over_http: a.allow_basic_over_http,
         }
     }
 
