@@ -186,6 +186,8 @@ pub struct Transport {
 /// What the request a 401 answered carried.
 #[derive(Clone, Copy)]
 struct Sent {
+    /// An `Authorization` header.
+    credentials: bool,
     /// Credentials computed from a challenge received during this POST.
     answered: bool,
 }
@@ -268,6 +270,7 @@ impl Transport {
             };
             let now = unix_now();
             let cookie = self.jar.header(&target, now);
+            let sent_credentials = authorization.is_some();
             let reply = self.exchange(&target, body, authorization, cookie)?;
             for set_cookie in &reply.set_cookies {
                 self.jar.store(set_cookie, &target, now);
@@ -277,7 +280,10 @@ impl Transport {
                     self.answer_challenge(
                         &reply.www_authenticate,
                         &target,
-                        Sent { answered },
+                        Sent {
+                            credentials: sent_credentials,
+                            answered,
+                        },
                         &mut stale_retries,
                     )?;
                     answered = true;
@@ -399,6 +405,10 @@ impl Transport {
                 self.auth = Some(ClientAuth::Basic);
                 Ok(())
             }
+            // What GenieACS answers to a wrong password: 401 with no new challenge.
+            None if challenges.is_empty() && sent.credentials => Err(TransportError::Auth(
+                "the ACS refused the credentials (wrong username or password)".into(),
+            )),
             None if challenges.is_empty() => Err(TransportError::Auth(
                 "401 without a usable WWW-Authenticate challenge".into(),
             )),

@@ -1,8 +1,11 @@
 //! Where the agent's passwords may go, seen from outside with the real `cwmpd` binary, the test
-//! ACS (`tests/support/acs.rs`) and real file servers over real sockets (issue 14, finding 5):
+//! ACS (`tests/support/acs.rs`) and real file servers over real sockets (issue 14, findings 5
+//! and 12):
 //!
 //! - an ACS (or anyone on the path to a plain-http ACS) that asks for Basic over http gets no
-//!   password, and the log says why; `[acs] allow_basic_over_http = true` is the explicit opt-in.
+//!   password, and the log says why; `[acs] allow_basic_over_http = true` is the explicit opt-in;
+//! - a wrong password refused as GenieACS refuses it (401 without a new challenge) is logged as
+//!   refused credentials, without the password.
 //!
 //! (The transport's own rules — no credentials to another origin after a redirect, Basic over
 //! https — are in `tests/transport.rs`; the file-transfer side in `tests/transfer.rs`.)
@@ -64,4 +67,28 @@ fn basic_over_plain_http_gets_no_password_without_the_opt_in() {
         .iter()
         .any(|e| e.auth_scheme.as_deref() == Some("Basic")));
     assert_eq!(acs.completed().len(), 1);
+}
+
+#[test]
+fn a_wrong_password_is_logged_as_refused_credentials() {
+    // GenieACS answers wrong credentials with a 401 that carries no new challenge.
+    let acs = Acs::start(
+        AcsOptions::default()
+            .digest(USER, "not-the-cpe-password")
+            .bare_refusal(),
+    )
+    .expect("start ACS");
+    let cpe = Cpe::new("refused", &acs.url(), None);
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(1, "inform with a wrong password");
+    let log = out.all();
+    assert!(
+        log.contains("the ACS refused the credentials"),
+        "not named as refused credentials: {out}"
+    );
+    assert!(!log.contains("without a usable WWW-Authenticate"), "{out}");
+    assert!(!log.contains(PASS), "{out}");
+    let http = acs.http_log();
+    assert_eq!(http.len(), 2, "{http:#?}");
+    assert_eq!(http[1].auth_scheme.as_deref(), Some("Digest"));
 }

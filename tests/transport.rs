@@ -635,3 +635,35 @@ fn credentials_go_only_to_the_configured_acs_origin() {
     assert_eq!(last.path, "/final");
     assert_eq!(param(last, "uri").as_deref(), Some("/final"));
 }
+
+#[test]
+fn a_refused_password_is_named_as_such() {
+    let pki = Pki::new();
+    // GenieACS answers wrong credentials with a 401 that has no new challenge, and closes.
+    let ds = DigestServer {
+        realm: "acs".into(),
+        algorithm: Algorithm::Md5,
+        opaque: None,
+    };
+    let server = TestServer::start(Some(pki.server_tls()), move |req| {
+        if req.header("authorization").is_some() {
+            Response::new(401).body("Unauthorized").close()
+        } else {
+            Response::new(401).header("WWW-Authenticate", &ds.challenge("n0nce", false))
+        }
+    });
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"inform"));
+    assert!(matches!(e, TransportError::Auth(_)), "{e:?}");
+    assert!(e.to_string().contains("refused the credentials"), "{e}");
+    assert_eq!(server.requests().len(), 2);
+
+    // A 401 without a challenge to a request without credentials is not a refused password.
+    let bare = TestServer::start(Some(pki.server_tls()), |_| Response::new(401));
+    let mut t = Transport::new(config(bare.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"inform"));
+    assert!(
+        e.to_string().contains("without a usable WWW-Authenticate"),
+        "{e}"
+    );
+}

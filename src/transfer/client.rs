@@ -763,6 +763,9 @@ impl Job {
                 *auth = Some(ClientAuth::Basic);
                 Ok(())
             }
+            None if challenges.is_empty() && answered => Err(fail(format!(
+                "{url} refused the credentials (wrong Username or Password)"
+            ))),
             None if challenges.is_empty() => Err(fail(format!(
                 "{url} answered 401 without a usable WWW-Authenticate challenge"
             ))),
@@ -1382,6 +1385,48 @@ mod tests {
         assert!(f.message.contains("rejected"), "{f:?}");
         // One unauthenticated request and one answer, no more.
         assert_eq!(srv.requests().len(), 4);
+    }
+
+    #[test]
+    fn a_bare_401_to_credentials_says_they_were_refused() {
+        // GenieACS's file server and others answer wrong credentials with no new challenge.
+        let srv = Server::start(|r| {
+            if r.header("authorization").is_some() {
+                full(401, &[], b"")
+            } else {
+                full(401, &[("WWW-Authenticate", CHALLENGE)], b"")
+            }
+        });
+        let tmp = TempDir::new();
+        let f = assert_fails(
+            download(
+                &cfg(),
+                &srv.url("/f"),
+                "cpe",
+                "hunter2",
+                &tmp.path("f"),
+                None,
+            ),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("refused the credentials"), "{f:?}");
+        assert_eq!(srv.requests().len(), 2);
+        // Without credentials sent, a bare 401 is what it is.
+        let bare = Server::start(|_| full(401, &[], b""));
+        let f = assert_fails(
+            download(
+                &cfg(),
+                &bare.url("/f"),
+                "cpe",
+                "hunter2",
+                &tmp.path("f"),
+                None,
+            ),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("without a usable"), "{f:?}");
     }
 
     #[test]
