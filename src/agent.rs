@@ -609,7 +609,7 @@ impl Agent {
         if !usable_url(&settings.url) {
             return Err(format!(
                 "no usable ACS URL (ManagementServer.URL is {:?})",
-                settings.url
+                transfer::redact_url(&settings.url)
             ));
         }
         // One snapshot of the system per session, from its start (§A.3.2: a GetParameterNames
@@ -673,7 +673,7 @@ impl Agent {
             .unwrap_or(version.namespace());
         log::info!(
             "session to {}: events [{}]",
-            settings.url,
+            transfer::redact_url(&settings.url),
             event_list
                 .iter()
                 .map(|e| e.code.as_str())

@@ -229,3 +229,25 @@ fn nothing_secret_is_logged_at_trace() {
         }
     }
 }
+
+#[test]
+fn a_password_in_the_acs_url_is_not_logged() {
+    // The transport refuses user information in the ACS URL; the log line naming the URL
+    // before it does must not show the password either.
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("url-userinfo", &acs.url(), None);
+    let with_userinfo = acs
+        .url()
+        .replacen("http://", "http://someone:url-Secr3t@", 1);
+    edit_config(
+        &cpe,
+        &format!("url = {:?}", acs.url()),
+        &format!("url = {with_userinfo:?}"),
+    );
+    edit_config(&cpe, "level = \"debug\"", "level = \"trace\"");
+    let out = cpe.cli(&["inform"]);
+    out.assert_code(1, "inform to a URL with user information");
+    assert!(out.all().contains("user information"), "{out}");
+    assert!(!out.all().contains("url-Secr3t"), "{out}");
+    assert!(acs.http_log().is_empty());
+}
