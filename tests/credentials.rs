@@ -251,3 +251,31 @@ fn a_password_in_the_acs_url_is_not_logged() {
     assert!(!out.all().contains("url-Secr3t"), "{out}");
     assert!(acs.http_log().is_empty());
 }
+
+#[test]
+fn the_opt_in_is_off_by_default_and_read_from_toml_and_uci() {
+    use cwmpd::config::Config;
+    assert!(!Config::embedded().acs.allow_basic_over_http);
+    assert!(
+        !Config::parse("[acs]\n", "t.toml")
+            .unwrap()
+            .acs
+            .allow_basic_over_http
+    );
+    let toml = Config::parse("[acs]\nallow_basic_over_http = true\n", "t.toml").unwrap();
+    assert!(toml.acs.allow_basic_over_http);
+    let uci = "config acs 'acs'\n\toption allow_basic_over_http '1'\n";
+    assert!(
+        Config::parse_uci(uci, "cwmpd")
+            .unwrap()
+            .acs
+            .allow_basic_over_http
+    );
+    let uci = "config acs 'acs'\n\toption allow_basic_over_http '0'\n";
+    assert!(
+        !Config::parse_uci(uci, "cwmpd")
+            .unwrap()
+            .acs
+            .allow_basic_over_http
+    );
+}
