@@ -616,7 +616,7 @@ impl Agent {
         if !usable_url(&settings.url) {
             return Err(format!(
                 "no usable ACS URL (ManagementServer.URL is {:?})",
-                settings.url
+                transfer::redact_url(&settings.url)
             ));
         }
         // One snapshot of the system per session, from its start (§A.3.2: a GetParameterNames
@@ -680,7 +680,7 @@ impl Agent {
             .unwrap_or(version.namespace());
         log::info!(
             "session to {}: events [{}]",
-            settings.url,
+            transfer::redact_url(&settings.url),
             event_list
                 .iter()
                 .map(|e| e.code.as_str())
@@ -869,6 +869,7 @@ impl Agent {
             url: s.url.clone(),
             username: s.username.clone(),
             password: s.password.clone(),
+            allow_basic_over_http: a.allow_basic_over_http,
             ca_file: a.ca_file.clone(),
             client_cert: a.client_cert.clone(),
             client_key: a.client_key.clone(),
@@ -1773,6 +1774,7 @@ impl Agent {
             timeout: Duration::from_secs(self.cfg.transfer.timeout.into()),
             user_agent: concat!("cwmpd/", env!("CARGO_PKG_VERSION")).to_string(),
             max_download: None,
+            allow_basic_over_http: a.allow_basic_over_http,
         }
     }
 

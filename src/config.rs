@@ -59,6 +59,10 @@ pub struct Acs {
     pub client_cert: Option<PathBuf>,
     /// PEM private key of `client_cert`. Default: none.
     pub client_key: Option<PathBuf>,
+    /// Answer a Basic challenge over plain http (the ACS, or a file server of a Download or
+    /// Upload), which sends the password in clear text. Default: false: over http only Digest
+    /// is answered, so an on-path attacker cannot downgrade Digest to Basic to read it.
+    pub allow_basic_over_http: bool,
     /// `ManagementServer.PeriodicInformEnable`. Default: true.
     pub periodic_inform_enable: bool,
     /// `ManagementServer.PeriodicInformInterval`, seconds (≥ 1). Default: 86400.
@@ -85,6 +89,7 @@ impl Default for Acs {
             ca_file: None,
             client_cert: None,
             client_key: None,
+            allow_basic_over_http: false,
             periodic_inform_enable: true,
             periodic_inform_interval: 86400,
             periodic_inform_time: "0001-01-01T00:00:00Z".into(),

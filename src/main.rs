@@ -417,5 +417,9 @@ fn init_stderr_log(level: log::LevelFilter) {
         .set_target_level(log::LevelFilter::Off)
         .set_thread_level(log::LevelFilter::Off)
         .build();
-    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
+    // Through the same filter as syslog: no library trace output (the wire, secrets included).
+    let logger = simplelog::WriteLogger::new(level, cfg, std::io::stderr());
+    if log::set_boxed_logger(Box::new(cwmpd::syslog::Redacting(logger))).is_ok() {
+        log::set_max_level(level);
+    }
 }

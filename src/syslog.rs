@@ -2,6 +2,9 @@
 //! a service's stderr at one level (err), so the agent speaks to logd itself and `logread`
 //! shows warnings as warnings. Elsewhere, and whenever `/dev/log` cannot take a message, lines
 //! go to stderr. No crate: a Unix datagram socket is all it takes.
+//!
+//! Both loggers (this one and the stderr one, wrapped in [`Redacting`]) pass only the records
+//! [`loggable`] accepts: the `trace` output of the libraries is the wire itself, secrets included.
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
@@ -31,6 +34,41 @@ impl Syslog {
             level,
             ident: format!("cwmpd[{}]", std::process::id()),
         })
+    }
+}
+
+/// Whether a record may be logged at all: the agent's own records (target `cwmpd…`) at every
+/// level, those of the libraries (ureq, ureq-proto, rustls) up to `debug` only.
+///
+/// At `trace`, ureq-proto dumps every byte sent and received in hex: the `Authorization`
+/// header, the `Cookie`, and the SOAP bodies with the passwords a SetParameterValues, a
+/// Download or an Upload carries. A hex dump cut into 16-byte rows cannot be redacted reliably,
+/// so it is dropped whole. At `debug` ureq logs the request and response heads through its own
+/// allow-list (no `Authorization`, no `Cookie`, the path and query hidden), rustls only
+/// handshake facts. The agent's own records never carry a password, an `Authorization` header
+/// or a message body at any level.
+pub fn loggable(metadata: &log::Metadata<'_>) -> bool {
+    let target = metadata.target();
+    let own = target == "cwmpd" || target.starts_with("cwmpd::");
+    own || metadata.level() <= log::Level::Debug
+}
+
+/// A logger that hands `inner` only the records [`loggable`] accepts.
+pub struct Redacting<L>(pub L);
+
+impl<L: log::Log> log::Log for Redacting<L> {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        loggable(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if loggable(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
     }
 }
 
@@ -64,7 +102,7 @@ pub fn frame(level: log::Level, ident: &str, message: &str) -> String {
 
 impl log::Log for Syslog {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= self.level && loggable(metadata)
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -103,6 +141,28 @@ mod tests {
         let long = "é".repeat(1000);
         let f = frame(log::Level::Info, "x", &long);
         assert!(f.len() <= MAX_MESSAGE + 10, "{}", f.len());
+    }
+
+    #[test]
+    fn library_trace_records_are_never_logged() {
+        let meta = |level, target| log::Metadata::builder().level(level).target(target).build();
+        assert!(loggable(&meta(log::Level::Trace, "cwmpd::transport")));
+        assert!(loggable(&meta(log::Level::Trace, "cwmpd")));
+        assert!(loggable(&meta(
+            log::Level::Debug,
+            "ureq::unversioned::transport"
+        )));
+        assert!(!loggable(&meta(log::Level::Trace, "ureq_proto::util")));
+        assert!(!loggable(&meta(log::Level::Trace, "rustls::client::hs")));
+        assert!(!loggable(&meta(log::Level::Trace, "cwmpdx")));
+        let logger = Syslog {
+            socket: Mutex::new(None),
+            level: log::LevelFilter::Trace,
+            ident: "cwmpd[1]".into(),
+        };
+        use log::Log;
+        assert!(!logger.enabled(&meta(log::Level::Trace, "ureq_proto::util")));
+        assert!(logger.enabled(&meta(log::Level::Trace, "cwmpd::agent")));
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! - the authentication state (§3.4.4, RFC 7616 / RFC 7617): a 401 is answered on the same
 //!   connection by re-sending the same body, later POSTs are pre-authorized with the same nonce
 //!   and nc+1, `stale=true` is answered with the new nonce, a rejected answer is an error;
+//!   credentials go only to the origin (scheme, host, port) of the configured ACS URL, never to
+//!   the target of a redirect to another origin, and Basic (the password in clear text) is
+//!   answered over plain http only when [`TransportConfig::allow_basic_over_http`] says so;
 //! - the cookies (§3.4.4, RFC 6265) the ACS set, sent back on every later POST;
 //! - the URL of a redirect (§3.4.5: 301/302/307/308, at most [`MAX_REDIRECTS`]), used for the
 //!   rest of the session only.
@@ -55,6 +58,9 @@ pub struct TransportConfig {
     pub username: String,
     /// Password for HTTP authentication; never logged.
     pub password: String,
+    /// Answer a Basic challenge over plain http (the password in clear text). Default false:
+    /// over http only Digest is answered, so an on-path attacker cannot downgrade to Basic.
+    pub allow_basic_over_http: bool,
     /// PEM bundle of trusted CAs; `None` = [`SYSTEM_CA_FILE`].
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain (TR-069 §3.3 certificate-based CPE authentication).
@@ -78,6 +84,7 @@ impl Default for TransportConfig {
             url: String::new(),
             username: String::new(),
             password: String::new(),
+            allow_basic_over_http: false,
             ca_file: None,
             client_cert: None,
             client_key: None,
@@ -96,6 +103,7 @@ impl fmt::Debug for TransportConfig {
             .field("url", &self.url)
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("allow_basic_over_http", &self.allow_basic_over_http)
             .field("ca_file", &self.ca_file)
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
@@ -173,6 +181,15 @@ pub struct Transport {
     auth: Option<ClientAuth>,
     jar: CookieJar,
     rng: ring::rand::SystemRandom,
+}
+
+/// What the request a 401 answered carried.
+#[derive(Clone, Copy)]
+struct Sent {
+    /// An `Authorization` header.
+    credentials: bool,
+    /// Credentials computed from a challenge received during this POST.
+    answered: bool,
 }
 
 /// The authentication answered for the current session.
@@ -253,13 +270,22 @@ impl Transport {
             };
             let now = unix_now();
             let cookie = self.jar.header(&target, now);
+            let sent_credentials = authorization.is_some();
             let reply = self.exchange(&target, body, authorization, cookie)?;
             for set_cookie in &reply.set_cookies {
                 self.jar.store(set_cookie, &target, now);
             }
             match reply.status {
                 401 => {
-                    self.answer_challenge(&reply.www_authenticate, answered, &mut stale_retries)?;
+                    self.answer_challenge(
+                        &reply.www_authenticate,
+                        &target,
+                        Sent {
+                            credentials: sent_credentials,
+                            answered,
+                        },
+                        &mut stale_retries,
+                    )?;
                     answered = true;
                 }
                 301 | 302 | 307 | 308 => {
@@ -299,20 +325,31 @@ impl Transport {
         self.agent = self.agent_config.new_agent();
     }
 
-    /// Updates `self.auth` from the challenges of a 401 (RFC 7235 §3.1), or says why not.
-    /// `answered` is true when the request just rejected already carried credentials computed
-    /// from a challenge received during this POST.
+    /// Updates `self.auth` from the challenges of a 401 that `target` answered (RFC 7235 §3.1),
+    /// or says why not. `sent` says what the request just rejected carried.
     fn answer_challenge(
         &mut self,
         headers: &[String],
-        answered: bool,
+        target: &Target,
+        sent: Sent,
         stale_retries: &mut u32,
     ) -> Result<(), TransportError> {
+        let answered = sent.answered;
         let challenges: Vec<AuthParams> = headers
             .iter()
             .filter_map(|h| auth::parse_challenges(h).ok())
             .flatten()
             .collect();
+        if !target.same_origin(&self.target) {
+            // A redirect led to another server: the ACS password is not its business (and a
+            // hostile or spoofed ACS could otherwise collect it with a redirect of its own).
+            return Err(TransportError::Auth(format!(
+                "{} (reached by a redirect) asks for credentials, which are only sent to the \
+                 configured ACS origin {}",
+                target.origin(),
+                self.target.origin()
+            )));
+        }
         if self.cfg.username.is_empty() {
             return Err(TransportError::Auth(
                 "the ACS requires authentication but no username is configured".into(),
@@ -349,12 +386,29 @@ impl Transport {
                         "the ACS rejected the username or password (Basic)".into(),
                     ));
                 }
-                if !self.session_target.as_ref().unwrap_or(&self.target).https {
-                    log::warn!("the ACS asks for Basic authentication over plain http");
+                if !target.https {
+                    if !self.cfg.allow_basic_over_http {
+                        // Anyone on the path could have replaced a Digest challenge with this one
+                        // to read the password.
+                        return Err(TransportError::Auth(
+                            "the ACS asks for Basic authentication over plain http, which would \
+                             send the password in clear text: refused (only Digest is answered \
+                             over http unless [acs] allow_basic_over_http is set)"
+                                .into(),
+                        ));
+                    }
+                    log::warn!(
+                        "the ACS asks for Basic authentication over plain http: the password \
+                         goes in clear text (allow_basic_over_http is set)"
+                    );
                 }
                 self.auth = Some(ClientAuth::Basic);
                 Ok(())
             }
+            // What GenieACS answers to a wrong password: 401 with no new challenge.
+            None if challenges.is_empty() && sent.credentials => Err(TransportError::Auth(
+                "the ACS refused the credentials (wrong username or password)".into(),
+            )),
             None if challenges.is_empty() => Err(TransportError::Auth(
                 "401 without a usable WWW-Authenticate challenge".into(),
             )),

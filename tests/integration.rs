@@ -700,11 +700,18 @@ fn old_acs_rejecting_cwmp_1_2_gets_a_fallback_that_is_remembered() {
 
 #[test]
 fn acs_set_url_moves_the_cpe_with_a_new_bootstrap() {
-    // A asks for Basic, B for Digest with SHA-256 (RFC 7616).
-    let a = Acs::start(AcsOptions::default().basic(USER, PASS)).expect("start ACS A");
+    // A asks for Basic (over https: Basic over plain http is refused by default), B for
+    // Digest with SHA-256 (RFC 7616).
+    let pki = tls::Pki::new();
+    let a = Acs::start(
+        AcsOptions::default()
+            .tls(pki.server_tls())
+            .basic(USER, PASS),
+    )
+    .expect("start ACS A");
     let b = Acs::start(AcsOptions::default().digest_with(USER, PASS, Algorithm::Sha256))
         .expect("start ACS B");
-    let cpe = Cpe::new("move", &a.url(), None);
+    let cpe = Cpe::new("move", &a.url(), Some(&pki.ca_file));
     a.push_script([spv_req(
         &[("Device.ManagementServer.URL", &b.url(), BaseType::String)],
         "move",

@@ -422,12 +422,42 @@ fn digest_with_a_wrong_password_is_9012() {
 
 #[test]
 fn basic_with_the_right_credentials() {
+    // Over https: over plain http Basic is refused by default (next test).
+    let pki = Pki::new();
+    let auth = HttpAuth::basic(FILE_USER, FILE_PASS);
+    let server = FileServer::file(Some(pki.server_tls()), "/fw.bin", image(1000, 2), auth);
+    let dl = fw_login("basic-ok", &server.url("/fw.bin"), FILE_PASS);
+    let o = download_outcome(Some(&pki.ca_file), "", dl, "", 0);
+    expect(&o, 0, 1);
+}
+
+/// Issue 14, finding 5: a file server (or anyone on the path to it) that asks for Basic over
+/// plain http gets no password, unless `[acs] allow_basic_over_http` says so.
+#[test]
+fn basic_over_plain_http_only_with_the_opt_in() {
     let server = fw_server(HttpAuth::basic(FILE_USER, FILE_PASS));
-    case(
-        fw_login("basic-ok", &server.url("/fw.bin"), FILE_PASS),
+    let o = case(
+        fw_login("basic-http", &server.url("/fw.bin"), FILE_PASS),
+        9012,
         0,
-        1,
     );
+    assert!(o.tc.string.contains("allow_basic_over_http"), "{:?}", o.tc);
+    let reqs = server.requests();
+    assert!(!reqs.is_empty());
+    assert!(
+        reqs.iter().all(|r| r.header("authorization").is_none()),
+        "the password went out: {reqs:#?}"
+    );
+
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = transfer_cpe("tr-basic-opt-in", &acs.url(), None, INTERVAL, "", FW_HOOK);
+    let text = std::fs::read_to_string(&cpe.cfg).expect("read config");
+    let text = text.replacen("[acs]\n", "[acs]\nallow_basic_over_http = true\n", 1);
+    std::fs::write(&cpe.cfg, text).expect("write config");
+    hook_script(&cpe, "fw", "", 0);
+    let dl = fw_login("basic-opt-in", &server.url("/fw.bin"), FILE_PASS);
+    let (daemon, tc) = transfer_once(&acs, &cpe, AcsRequest::Download(dl));
+    assert_eq!(tc.code, 0, "{tc:?}\ndaemon: {}", daemon.log());
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -514,3 +514,156 @@ fn plain_http_and_bad_configuration() {
         TransportError::Connect(_)
     ));
 }
+
+// ----------------------------------------------------------------------------------------------
+// Where the password may go (issue 14, finding 5): Basic only where it is not in clear text, and
+// credentials only to the configured ACS origin.
+
+/// A server that asks for Basic only, as an on-path attacker of a plain-http ACS would after
+/// replacing the ACS's Digest challenge.
+fn basic_only(req: &Request) -> Response {
+    match req.header("authorization") {
+        Some(h) if auth::verify_basic(h, USER, PASS) => echo(req),
+        _ => Response::new(401).header("WWW-Authenticate", &auth::basic_challenge("acs")),
+    }
+}
+
+#[test]
+fn basic_over_plain_http_is_refused_unless_allowed() {
+    let pki = Pki::new();
+    let server = TestServer::start(None, basic_only);
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"inform"));
+    assert!(matches!(e, TransportError::Auth(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("Basic") && text.contains("plain http"),
+        "{text}"
+    );
+    assert!(text.contains("allow_basic_over_http"), "{text}");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1, "nothing after the Basic challenge");
+    assert_eq!(reqs[0].header("authorization"), None);
+
+    // The explicit opt-in of the config: the password is sent after the challenge.
+    let mut cfg = config(server.url("/acs"), &pki.ca_file);
+    cfg.allow_basic_over_http = true;
+    let mut t = Transport::new(cfg).unwrap();
+    assert_eq!(t.post(b"inform").unwrap().status, 200);
+    let reqs = server.requests();
+    assert_eq!(
+        reqs.last().unwrap().header("authorization"),
+        Some(auth::basic_authorization(USER, PASS).as_str())
+    );
+
+    // Digest offered next to Basic over http is answered (Digest wins).
+    let ds = DigestServer {
+        realm: "acs".into(),
+        algorithm: Algorithm::Md5,
+        opaque: None,
+    };
+    let both = TestServer::start(None, move |req| match req.header("authorization") {
+        Some(h) if h.starts_with("Digest") => echo(req),
+        _ => Response::new(401)
+            .header("WWW-Authenticate", &auth::basic_challenge("acs"))
+            .header("WWW-Authenticate", &ds.challenge("n0nce", false)),
+    });
+    let mut t = Transport::new(config(both.url("/acs"), &pki.ca_file)).unwrap();
+    assert_eq!(t.post(b"inform").unwrap().status, 200);
+}
+
+/// An https server that asks for Digest (any answer passes) on every path but `/open`; a body
+/// `move` is answered 307 to `to` + `/acs`, a path `/same` 307 to `/final` on the same server.
+fn digest_any(pki: &Pki, to: Option<String>) -> TestServer {
+    let ds = DigestServer {
+        realm: "acs".into(),
+        algorithm: Algorithm::Md5,
+        opaque: None,
+    };
+    TestServer::start(Some(pki.server_tls()), move |req| {
+        if req.path == "/same" {
+            return Response::new(307).header("Location", "/final");
+        }
+        if req.header("authorization").is_none() && req.path != "/open" {
+            return Response::new(401).header("WWW-Authenticate", &ds.challenge("n0nce", false));
+        }
+        match &to {
+            Some(to) if req.body == b"move" => {
+                Response::new(307).header("Location", &format!("{to}/acs"))
+            }
+            _ => echo(req),
+        }
+    })
+}
+
+#[test]
+fn credentials_go_only_to_the_configured_acs_origin() {
+    let pki = Pki::new();
+    // Another port of the same host is another origin.
+    let other = digest_any(&pki, None);
+    let acs = digest_any(&pki, Some(other.url("")));
+    assert_ne!(acs.url(""), other.url(""));
+
+    // The session authenticates with the ACS, then the ACS redirects to the other server, which
+    // asks for credentials: none are sent to it, pre-authorized or answered.
+    let mut t = Transport::new(config(acs.url("/acs"), &pki.ca_file)).unwrap();
+    assert_eq!(t.post(b"inform").unwrap().status, 200);
+    let e = expect_err(t.post(b"move"));
+    assert!(matches!(e, TransportError::Auth(_)), "{e:?}");
+    assert!(e.to_string().contains("only sent to"), "{e}");
+    assert!(e.to_string().contains(&acs.url("")), "{e}");
+    let seen = other.requests();
+    assert_eq!(seen.len(), 1, "one request, no answer to the challenge");
+    assert!(seen.iter().all(|r| r.header("authorization").is_none()));
+
+    // A fresh session redirected there at once: the same.
+    t.end_session();
+    let mut t = Transport::new(config(acs.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"move"));
+    assert!(e.to_string().contains("only sent to"), "{e}");
+    assert!(other
+        .requests()
+        .iter()
+        .all(|r| r.header("authorization").is_none()));
+
+    // A redirect within the ACS origin keeps authenticating.
+    let mut t = Transport::new(config(acs.url("/same"), &pki.ca_file)).unwrap();
+    let r = t.post(b"inform").unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"inform"[..]));
+    let reqs = acs.requests();
+    let last = reqs.last().unwrap();
+    assert_eq!(last.path, "/final");
+    assert_eq!(param(last, "uri").as_deref(), Some("/final"));
+}
+
+#[test]
+fn a_refused_password_is_named_as_such() {
+    let pki = Pki::new();
+    // GenieACS answers wrong credentials with a 401 that has no new challenge, and closes.
+    let ds = DigestServer {
+        realm: "acs".into(),
+        algorithm: Algorithm::Md5,
+        opaque: None,
+    };
+    let server = TestServer::start(Some(pki.server_tls()), move |req| {
+        if req.header("authorization").is_some() {
+            Response::new(401).body("Unauthorized").close()
+        } else {
+            Response::new(401).header("WWW-Authenticate", &ds.challenge("n0nce", false))
+        }
+    });
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"inform"));
+    assert!(matches!(e, TransportError::Auth(_)), "{e:?}");
+    assert!(e.to_string().contains("refused the credentials"), "{e}");
+    assert_eq!(server.requests().len(), 2);
+
+    // A 401 without a challenge to a request without credentials is not a refused password.
+    let bare = TestServer::start(Some(pki.server_tls()), |_| Response::new(401));
+    let mut t = Transport::new(config(bare.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"inform"));
+    assert!(
+        e.to_string().contains("without a usable WWW-Authenticate"),
+        "{e}"
+    );
+}

@@ -10,6 +10,8 @@
 //!   MD5, SHA-256 and their -sess forms, qop=auth) when offered, else Basic (§3.4.3 requires
 //!   both), with the Download's Username/Password or, when Username is empty, the URL's
 //!   user information.
+//! - Basic sends the password in clear text: over plain http it is answered only when
+//!   [`ClientConfig::allow_basic_over_http`] says so (Digest always is).
 //! - Redirects (301/302/303/307/308) are followed up to [`MAX_REDIRECTS`] times, never from
 //!   https to http, and credentials are only ever sent to the origin of the given URL.
 //! - A download streams to disk in chunks of at most [`CHUNK`] bytes and is fsync'd: a firmware
@@ -78,6 +80,9 @@ pub struct ClientConfig {
     /// Most bytes a download without a FileSize may bring (the room left in the transfer
     /// directory, which is RAM on a router); beyond it, 9010. `None`: no limit.
     pub max_download: Option<u64>,
+    /// Answer a Basic challenge over plain http (the password in clear text). Default false:
+    /// over http only Digest is answered (`[acs] allow_basic_over_http`).
+    pub allow_basic_over_http: bool,
 }
 
 impl Default for ClientConfig {
@@ -89,6 +94,7 @@ impl Default for ClientConfig {
             timeout: transport::DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
             max_download: None,
+            allow_basic_over_http: false,
         }
     }
 }
@@ -412,6 +418,7 @@ struct Job {
     username: String,
     /// Never logged nor put in a message.
     password: String,
+    allow_basic_over_http: bool,
     agent: ureq::Agent,
     rng: ring::rand::SystemRandom,
 }
@@ -457,6 +464,7 @@ impl Job {
             target,
             username,
             password,
+            allow_basic_over_http: cfg.allow_basic_over_http,
             agent,
             rng: ring::rand::SystemRandom::new(),
         })
@@ -748,11 +756,24 @@ impl Job {
                     )));
                 }
                 if !target.https {
-                    log::warn!("{url} asks for Basic authentication over plain http");
+                    if !self.allow_basic_over_http {
+                        return Err(fail(format!(
+                            "{url} asks for Basic authentication over plain http, which would \
+                             send the password in clear text: refused (only Digest is answered \
+                             over http unless [acs] allow_basic_over_http is set)"
+                        )));
+                    }
+                    log::warn!(
+                        "{url} asks for Basic authentication over plain http: the password goes \
+                         in clear text (allow_basic_over_http is set)"
+                    );
                 }
                 *auth = Some(ClientAuth::Basic);
                 Ok(())
             }
+            None if challenges.is_empty() && answered => Err(fail(format!(
+                "{url} refused the credentials (wrong Username or Password)"
+            ))),
             None if challenges.is_empty() => Err(fail(format!(
                 "{url} answered 401 without a usable WWW-Authenticate challenge"
             ))),
@@ -1394,6 +1415,48 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_401_to_credentials_says_they_were_refused() {
+        // GenieACS's file server and others answer wrong credentials with no new challenge.
+        let srv = Server::start(|r| {
+            if r.header("authorization").is_some() {
+                full(401, &[], b"")
+            } else {
+                full(401, &[("WWW-Authenticate", CHALLENGE)], b"")
+            }
+        });
+        let tmp = TempDir::new();
+        let f = assert_fails(
+            download(
+                &cfg(),
+                &srv.url("/f"),
+                "cpe",
+                "hunter2",
+                &tmp.path("f"),
+                None,
+            ),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("refused the credentials"), "{f:?}");
+        assert_eq!(srv.requests().len(), 2);
+        // Without credentials sent, a bare 401 is what it is.
+        let bare = Server::start(|_| full(401, &[], b""));
+        let f = assert_fails(
+            download(
+                &cfg(),
+                &bare.url("/f"),
+                "cpe",
+                "hunter2",
+                &tmp.path("f"),
+                None,
+            ),
+            9012,
+            false,
+        );
+        assert!(f.message.contains("without a usable"), "{f:?}");
+    }
+
+    #[test]
     fn basic_with_credentials_from_the_url_and_rejection() {
         let srv = Server::start(|r| {
             let ok = r
@@ -1409,11 +1472,21 @@ mod tests {
         let tmp = TempDir::new();
         let dest = tmp.path("f");
         let url = format!("http://alice:p%40ss%3Aword@127.0.0.1:{}/w", srv.port);
-        assert_eq!(download(&cfg(), &url, "", "", &dest, None).unwrap(), 3);
+        // Over plain http the password would travel in clear text: refused by default, and
+        // nothing but the unauthenticated request went out.
+        let f = assert_fails(download(&cfg(), &url, "", "", &dest, None), 9012, false);
+        assert!(f.message.contains("allow_basic_over_http"), "{f:?}");
+        assert_eq!(srv.requests().len(), 1);
+        assert!(srv.requests()[0].header("authorization").is_none());
+        let opted_in = ClientConfig {
+            allow_basic_over_http: true,
+            ..cfg()
+        };
+        assert_eq!(download(&opted_in, &url, "", "", &dest, None).unwrap(), 3);
         // Given credentials win over the URL's; they are wrong here.
         let url = format!("http://alice:hunter2@127.0.0.1:{}/w", srv.port);
         let f = assert_fails(
-            download(&cfg(), &url, "bob", "hunter2", &dest, None),
+            download(&opted_in, &url, "bob", "hunter2", &dest, None),
             9012,
             false,
         );
@@ -1738,6 +1811,11 @@ mod tests {
         });
         let tmp = TempDir::new();
         let dest = tmp.path("f");
+        // The servers ask for Basic over plain http.
+        let cfg = || ClientConfig {
+            allow_basic_over_http: true,
+            ..cfg()
+        };
         assert_eq!(
             download(&cfg(), &srv.url("/start"), "u", "pw", &dest, None).unwrap(),
             4

@@ -9,7 +9,8 @@
 //! - Authentication: none, Basic, or Digest (RFC 7616, `qop=auth`) with the nonce bound to the TCP
 //!   connection as GenieACS does: a nonce presented on another connection is refused with a new
 //!   challenge (`stale=true`). Every POST is authenticated; the client may reuse the nonce with
-//!   an increasing nonce count.
+//!   an increasing nonce count. Wrong credentials get a new challenge, or (`bare_refusal`, as
+//!   GenieACS does) a 401 without any and the connection closed.
 //! - Cookies: optionally a session cookie set with the InformResponse (`session=<random>; Path=/`
 //!   like GenieACS, or `SerialNumber=…; path=/` like the IIS-based ACS of the field capture),
 //!   after which a POST of the session without it gets **400** (GenieACS behaviour).
@@ -110,6 +111,8 @@ pub struct AcsOptions {
     pub verbose: bool,
     /// Digest realm.
     pub realm: String,
+    /// Wrong credentials get a 401 without a challenge and the connection is closed (GenieACS).
+    pub bare_refusal: bool,
 }
 
 impl Default for AcsOptions {
@@ -128,6 +131,7 @@ impl Default for AcsOptions {
             end_with_200: false,
             verbose: false,
             realm: "cwmpd test ACS".into(),
+            bare_refusal: false,
         }
     }
 }
@@ -198,6 +202,12 @@ impl AcsOptions {
 
     pub fn verbose(mut self) -> Self {
         self.verbose = true;
+        self
+    }
+
+    /// Refuse wrong credentials as GenieACS does: 401 without a challenge, connection closed.
+    pub fn bare_refusal(mut self) -> Self {
+        self.bare_refusal = true;
         self
     }
 }
@@ -963,6 +973,7 @@ fn authenticate(
         Auth::None => Ok(None),
         Auth::Basic { username, password } => match authorization {
             Some(a) if auth::verify_basic(a, username, password) => Ok(Some(username.clone())),
+            Some(_) if opts.bare_refusal => Err(bare_refusal(shared)),
             other => {
                 let mut r = Reply::new(401);
                 r.headers.push((
@@ -1012,6 +1023,7 @@ fn authenticate(
             };
             match verdict {
                 Some(Verdict::Ok) => Ok(Some(username.clone())),
+                Some(Verdict::Bad) if opts.bare_refusal => Err(bare_refusal(shared)),
                 v => {
                     let stale = v == Some(Verdict::Stale);
                     let nonce = shared.random();
@@ -1036,6 +1048,15 @@ fn authenticate(
             }
         }
     }
+}
+
+/// GenieACS's answer to wrong credentials: 401, no challenge, `Connection: close`.
+fn bare_refusal(shared: &Shared) -> (Reply, String) {
+    let note = "401 bad credentials (no challenge, closed)";
+    shared.say(&format!("   ACS: {note}\n"));
+    let mut r = Reply::new(401);
+    r.close = true;
+    (r, note.into())
 }
 
 /// The CWMP part of a POST (§3.7.1).
