@@ -582,8 +582,8 @@ fn instance_numbers_follow_their_sections_when_others_are_deleted() {
     let lease_count = gpv(&s.exchanges[1]).len();
     assert!(lease_count > 0);
     // The first port forward goes: the anonymous sections after it are renamed by uci
-    // (cfg02… becomes cfg01…), but each keeps its instance number. The WAN pool goes: the
-    // static leases it lists (they belong to dnsmasq, not to the pool) stay.
+    // (cfg02… becomes cfg01…), but each keeps its instance number. The WAN pool goes: it
+    // lists no static lease (they are in the LAN's subnet), so the LAN pool's stay.
     let first = before
         .keys()
         .next()
