@@ -25,6 +25,8 @@ mod uci_support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use cpe::*;
@@ -618,6 +620,88 @@ fn instance_numbers_follow_their_sections_when_others_are_deleted() {
             "{out}"
         );
     }
+}
+
+/// Issue 14, finding 7: deleting an anonymous uci section makes uci rename those after it;
+/// the agent must record the new names with the delete, before it answers. The daemon is
+/// SIGKILLed the moment the DeleteObjectResponse reaches the ACS (no listing after it), and
+/// the next process still shows the survivors under their numbers: {1, 3}, not {1, 4}.
+#[test]
+fn instance_numbers_survive_a_kill_right_after_delete_object() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("delete-kill", &acs, None);
+    let pid = Arc::new(AtomicU32::new(0));
+    acs.push_script_fn({
+        let pid = pid.clone();
+        let mut step = 0;
+        move |_: &Turn<'_>| {
+            step += 1;
+            match step {
+                1 => Some(gpv_req(&[PORTMAP])),
+                2 => Some(delete_req(&format!("{PORTMAP}2."), "del-2")),
+                _ => {
+                    // The DeleteObjectResponse has arrived: a power cut now.
+                    let p = poll(WAIT, || {
+                        Some(pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
+                    })
+                    .expect("the daemon's pid");
+                    let killed = Command::new("kill")
+                        .args(["-KILL", &p.to_string()])
+                        .status()
+                        .expect("run kill");
+                    assert!(killed.success());
+                    None
+                }
+            }
+        }
+    });
+    let mut daemon = router.cpe.spawn_run();
+    pid.store(daemon.child.id(), Ordering::SeqCst);
+    let sessions = acs
+        .wait_for(WAIT, |s| s.first().is_some_and(|s| s.exchanges.len() >= 2))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{}",
+                daemon.log()
+            )
+        });
+    assert!(
+        poll(WAIT, || (!daemon.alive()).then_some(())).is_some(),
+        "the daemon was killed"
+    );
+    let first = &sessions[0];
+    let descriptions: BTreeMap<String, String> = gpv(&first.exchanges[0])
+        .into_iter()
+        .filter(|v| v.name.ends_with(".Description"))
+        .map(|v| (v.name, v.value))
+        .collect();
+    assert_eq!(descriptions.len(), 3, "{descriptions:?}");
+    assert!(
+        first.exchanges[1].fault().is_none(),
+        "{:?}",
+        first.exchanges[1].response
+    );
+    let log = daemon.kill();
+
+    // The next start (a new process: only the store knows the numbers).
+    acs.push_script([gpn_req(PORTMAP, true), gpv_req(&[PORTMAP])]);
+    router.session();
+    let s = last_session(&acs);
+    let names: Vec<String> = gpn(&s.exchanges[0]).into_iter().map(|p| p.name).collect();
+    assert_eq!(
+        names,
+        [format!("{PORTMAP}1."), format!("{PORTMAP}3.")],
+        "daemon log:\n{log}"
+    );
+    let after: BTreeMap<String, String> = gpv(&s.exchanges[1])
+        .into_iter()
+        .filter(|v| v.name.ends_with(".Description"))
+        .map(|v| (v.name, v.value))
+        .collect();
+    let mut expected = descriptions.clone();
+    expected.retain(|k, _| !k.starts_with(&format!("{PORTMAP}2.")));
+    assert_eq!(after, expected, "each keeps its section");
 }
 
 /// On OpenWrt the agent's config is `/etc/config/cwmpd` (issue 6): the same settings as the
