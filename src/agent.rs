@@ -789,6 +789,8 @@ impl Agent {
                             | AcsRequest::CancelTransfer { .. }
                     );
                     let before = journalled.then(|| self.state.clone());
+                    // A data model change is committed only once it is persisted (below).
+                    self.engine.hold();
                     let mut resp = {
                         let mut ctl = AgentControl {
                             state: &mut self.state,
@@ -804,11 +806,20 @@ impl Agent {
                     if let CpeResponse::Fault(f) = &resp {
                         log::info!("answered {} with fault {f}", req.method());
                     }
-                    // What the ACS changed is persisted before the response is sent.
-                    if let Err(e) = self.persist() {
+                    // What the ACS changed is persisted before the response is sent; what
+                    // could not be recorded is undone everywhere (uci included) and answered
+                    // 9002: nothing is acknowledged that a restart would lose.
+                    let saved = self.persist();
+                    let undone = self.engine.settle(saved.is_ok());
+                    if let Err(e) = saved {
                         log::error!("{e}");
-                        if let Some(before) = before {
+                        let refused = if let Some(before) = before {
                             self.state = before;
+                            true
+                        } else {
+                            undone && !matches!(resp, CpeResponse::Fault(_))
+                        };
+                        if refused {
                             resp = CpeResponse::Fault(Fault::internal(format!(
                                 "{} could not be recorded: {e}",
                                 req.method()

@@ -704,6 +704,120 @@ fn instance_numbers_survive_a_kill_right_after_delete_object() {
     assert_eq!(after, expected, "each keeps its section");
 }
 
+/// A tmpfs mounted on a directory for the life of the value (the test runs as root, as CI
+/// does); unmounted on drop, also when the test fails.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill the storage and must run as root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// Writes `dir/filler` until the filesystem is full.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("create the filler");
+    let block = [0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// Issue 14, finding 6: nothing is acknowledged that is not durable. With the storage
+/// directory's filesystem full, SetParameterValues and AddObject cannot record what they change
+/// (the ParameterKey, the new instance): they answer 9002 and everything is undone, the uci
+/// side included, so the ACS and the device agree. Once there is room the same requests work.
+#[test]
+fn a_full_storage_refuses_changes_and_leaves_uci_untouched() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("full", &acs, None);
+    let state = router.dir().join("state");
+    let _tmpfs = Tmpfs::mount(&state, "256k");
+    // A first session: the state files exist, the port forwards have their numbers.
+    acs.push_script([gpv_req(&[PORTMAP])]);
+    router.session();
+    let wireless = router.uci(&["export", "wireless"]);
+    let firewall = router.uci(&["export", "firewall"]);
+    let key = "Device.ManagementServer.ParameterKey";
+    let requests = || {
+        [
+            spv_req(&[(SSID1, "Full-Disk", BaseType::String)], "full-1"),
+            add_req_at(PORTMAP, "full-2"),
+            gpv_req(&[SSID1, key]),
+            gpn_req(PORTMAP, true),
+        ]
+    };
+    let filler = fill(&state);
+    acs.push_script(requests());
+    // The end of the session cannot be recorded either: the exit code is not the point here.
+    let out = router.cpe.cli(&["inform"]);
+    let s = last_session(&acs);
+    for i in [0, 1] {
+        assert_eq!(
+            fault_code(&s.exchanges[i]),
+            Some(9002),
+            "exchange {i}
+{out}"
+        );
+    }
+    let got = gpv(&s.exchanges[2]);
+    assert_ne!(value(&got, SSID1).map(|v| v.0), Some("Full-Disk"));
+    assert_eq!(value(&got, key).map(|v| v.0), Some(""));
+    let names: Vec<String> = gpn(&s.exchanges[3]).into_iter().map(|p| p.name).collect();
+    assert_eq!(names.len(), 3, "no new instance: {names:?}");
+    assert_eq!(router.uci(&["export", "wireless"]), wireless);
+    assert_eq!(router.uci(&["export", "firewall"]), firewall);
+    assert!(router.reloads().is_empty(), "nothing to reload");
+
+    // Room again: the same requests are applied and recorded.
+    std::fs::remove_file(&filler).expect("free the space");
+    acs.push_script(requests());
+    router.session();
+    let s = last_session(&acs);
+    assert!(
+        s.exchanges[0].fault().is_none(),
+        "{:?}",
+        s.exchanges[0].response
+    );
+    assert_eq!(instance(&s.exchanges[1]), 4);
+    let got = gpv(&s.exchanges[2]);
+    assert_eq!(value(&got, SSID1).map(|v| v.0), Some("Full-Disk"));
+    assert_eq!(value(&got, key).map(|v| v.0), Some("full-2"));
+    assert!(section_with(&router, "wireless", "ssid", "Full-Disk").is_some());
+    assert_ne!(router.uci(&["export", "firewall"]), firewall);
+}
+
 /// On OpenWrt the agent's config is `/etc/config/cwmpd` (issue 6): the same settings as the
 /// TOML file, read from UCI; ManagementServer values the ACS sets are written back there, so
 /// `uci show cwmpd` shows them and the next start uses them.
