@@ -1808,6 +1808,7 @@ impl Engine {
         }
         let value = ty.check(&sv.value)?;
         self.check_inform_parameter(&r, &value)?;
+        self.check_acs_url(&r, &value)?;
         let stored = self.stored_value(&r, &value)?;
         Ok((r, value, stored))
     }
@@ -1846,6 +1847,34 @@ impl Engine {
             _ => {}
         }
         Ok(())
+    }
+
+    /// `ManagementServer.URL` (TR-181 and TR-098) "MUST be in the form of a valid HTTP or
+    /// HTTPS URL" (9007 otherwise): a URL the agent can reach its ACS at, so that no value can
+    /// orphan the device (`file://`, empty, a line break). The value is not echoed: a URL with
+    /// user information would carry a password.
+    fn check_acs_url(&self, r: &ParamRef, value: &str) -> Result<(), Fault> {
+        let obj = &self.schema.objects()[r.obj];
+        if obj.path != format!("{}ManagementServer.", self.root())
+            || obj.params[r.param].def.name != "URL"
+        {
+            return Ok(());
+        }
+        let bad = |why: &str| {
+            Err(Fault::InvalidParameterValue(format!(
+                "ManagementServer.URL must be a valid HTTP or HTTPS URL: {why}"
+            )))
+        };
+        if value.is_empty() {
+            return bad("it is empty");
+        }
+        if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return bad("it holds a space or a control character");
+        }
+        match crate::transport::Target::parse(value) {
+            Ok(_) => Ok(()),
+            Err(why) => bad(&why),
+        }
     }
 
     /// Whether every `*` of a pattern stands where the tree has an instance number.
