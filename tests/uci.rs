@@ -635,6 +635,49 @@ fn renamed_anonymous_sections() {
     assert!(b.renamed("fw.@rule", &now, &now).is_empty());
 }
 
+/// Issue 14, finding 7: the renames the backend's own delete causes are reported with the
+/// change (`take_renames`), as the names real uci gives the sections afterwards; a rollback
+/// reports none.
+#[test]
+fn a_delete_reports_the_renames_it_causes() {
+    let u = UciDir::new("uci-take-renames");
+    u.write(
+        "fw",
+        "config rule\n\toption name 'a'\n\nconfig zone 'z'\n\toption name 'z'\n\n\
+         config rule\n\toption name 'b'\n\nconfig rule\n\toption name 'c'\n",
+    );
+    let mut b = backend(&u);
+    let rules = instances(&mut b, "fw.@rule");
+    assert_eq!(rules.len(), 3);
+    let name_of = |b: &mut UciBackend, sec: &str| read(b, &[&format!("fw.{sec}.name")]);
+    // Deleted and rolled back: nothing to report.
+    let mut s = store();
+    b.stage_delete(&mut s.cx(), "fw.@rule", &rules[0]).unwrap();
+    b.apply(&mut s.cx()).unwrap();
+    b.rollback(&mut s.cx());
+    assert!(b.take_renames().is_empty());
+    b.invalidate();
+    assert_eq!(instances(&mut b, "fw.@rule"), rules);
+    // Deleted for good: `b` and `c` move up, and uci names them by their new positions.
+    b.stage_delete(&mut s.cx(), "fw.@rule", &rules[0]).unwrap();
+    b.apply(&mut s.cx()).unwrap();
+    let renames = b.take_renames();
+    b.commit(&mut s.cx());
+    b.invalidate();
+    let now = instances(&mut b, "fw.@rule");
+    assert_eq!(now.len(), 2);
+    assert_eq!(
+        renames,
+        vec![
+            ("fw".to_string(), rules[1].clone(), now[0].clone()),
+            ("fw".to_string(), rules[2].clone(), now[1].clone()),
+        ]
+    );
+    assert_eq!(name_of(&mut b, &now[0]), vec![opt("b")]);
+    assert_eq!(name_of(&mut b, &now[1]), vec![opt("c")]);
+    assert!(b.take_renames().is_empty(), "taken once");
+}
+
 #[test]
 fn reloads_run_once_per_package_at_session_end() {
     let u = UciDir::new("uci-reload");
