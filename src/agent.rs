@@ -293,16 +293,13 @@ impl Agent {
                 .map_err(|e| e.to_string())?;
         }
         // What the CLI shows; the daemon replaces it once its listener is bound.
-        let acs_url = agent.settings().url;
+        let s = agent.settings();
         let url = connreq::provisional_url(
             &agent.cfg.connection_request,
             &agent.state.connection_request_path,
-            &acs_url,
+            &s.url,
         );
-        agent
-            .engine
-            .backends_mut()
-            .set_runtime("connection_request.url", &url);
+        agent.show_connreq_url(&url, s.connection_request.enabled);
         Ok(agent)
     }
 
@@ -329,7 +326,7 @@ impl Agent {
         self.url_changed = false;
         // Notification bookkeeping is RAM: a URL that moved while the agent was down is told
         // here (a forced active notification, TR-181), else the ACS could not reach the CPE.
-        let url = self.connreq.as_ref().map(|c| c.url().to_string());
+        let url = self.connreq.is_some().then(|| self.shown_connreq_url());
         if let Some(url) = url {
             let known = self.state.reported_connection_request_url.clone();
             if !known.is_empty() && known != url && self.queue(events::VALUE_CHANGE, "") {
@@ -346,12 +343,34 @@ impl Agent {
         let Some(cr) = &mut self.connreq else {
             return;
         };
-        if let Some(url) = cr.update(&s.connection_request, recheck) {
-            self.engine
-                .backends_mut()
-                .set_runtime("connection_request.url", &url);
+        cr.update(&s.connection_request, recheck);
+        let url = cr.url().to_string();
+        if self.show_connreq_url(&url, s.connection_request.enabled) {
             self.url_changed = true;
         }
+    }
+
+    /// Sets ConnectionRequestURL in the data model: `url`, or empty while connection requests
+    /// are disabled (TR-181 HTTPConnectionRequestEnable: "ConnectionRequestURL MUST be set to
+    /// empty"; in GetParameterValues and in the Inform alike). Returns whether it changed.
+    fn show_connreq_url(&mut self, url: &str, enabled: bool) -> bool {
+        let shown = if enabled { url } else { "" };
+        if self.shown_connreq_url() == shown {
+            return false;
+        }
+        self.engine
+            .backends_mut()
+            .set_runtime("connection_request.url", shown);
+        true
+    }
+
+    /// ConnectionRequestURL as the data model shows it now.
+    fn shown_connreq_url(&mut self) -> String {
+        self.engine
+            .backends_mut()
+            .agent_default("connection_request.url")
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -796,6 +815,8 @@ impl Agent {
                             | AcsRequest::CancelTransfer { .. }
                     );
                     let before = journalled.then(|| self.state.clone());
+                    // A data model change is committed only once it is persisted (below).
+                    self.engine.hold();
                     let mut resp = {
                         let mut ctl = AgentControl {
                             state: &mut self.state,
@@ -811,11 +832,20 @@ impl Agent {
                     if let CpeResponse::Fault(f) = &resp {
                         log::info!("answered {} with fault {f}", req.method());
                     }
-                    // What the ACS changed is persisted before the response is sent.
-                    if let Err(e) = self.persist() {
+                    // What the ACS changed is persisted before the response is sent; what
+                    // could not be recorded is undone everywhere (uci included) and answered
+                    // 9002: nothing is acknowledged that a restart would lose.
+                    let saved = self.persist();
+                    let undone = self.engine.settle(saved.is_ok());
+                    if let Err(e) = saved {
                         log::error!("{e}");
-                        if let Some(before) = before {
+                        let refused = if let Some(before) = before {
                             self.state = before;
+                            true
+                        } else {
+                            undone && !matches!(resp, CpeResponse::Fault(_))
+                        };
+                        if refused {
                             resp = CpeResponse::Fault(Fault::internal(format!(
                                 "{} could not be recorded: {e}",
                                 req.method()

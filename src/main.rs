@@ -161,9 +161,12 @@ fn run(args: Vec<String>) -> CliResult {
                 .and_then(|s| s.lock_state(Some(std::time::Duration::from_secs(120))))
                 .map_err(failed)?;
             let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+            // Committed only once persisted: a change that cannot be recorded is undone.
+            agent.engine().hold();
             match agent.engine().set_local(&list) {
                 Ok(_) => {}
                 Err(f) => {
+                    agent.engine().settle(false);
                     let mut msg = format!("fault {f}");
                     for p in f.param_faults() {
                         msg.push_str(&format!("\n  {}: {}", p.name, p.fault));
@@ -171,6 +174,9 @@ fn run(args: Vec<String>) -> CliResult {
                     return Err(failed(msg));
                 }
             }
+            let saved = agent.persist();
+            agent.engine().settle(saved.is_ok());
+            saved.map_err(|e| failed(format!("{e}; nothing was changed")))?;
             for f in agent.engine().end_session() {
                 eprintln!("cwmpd: deferred change failed: {f}");
             }

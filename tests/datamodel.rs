@@ -1470,3 +1470,55 @@ Level = "script:broken:level"
     assert!(all.iter().any(|v| v.name == "Device.ManagementServer.URL"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14, finding 6: `ManagementServer.URL` "MUST be in the form of a valid HTTP or HTTPS
+/// URL" (TR-181, TR-098): any other value would orphan the device. Refused with 9007 for the
+/// parameter, inside the SetParameterValues fault (9003), changing nothing; from `cwmpd set`
+/// too.
+#[test]
+fn management_server_url_must_be_http_or_https() {
+    for model in [Model::Tr181, Model::Tr098] {
+        let mut e = engine(model);
+        let url = format!("{}ManagementServer.URL", model.root());
+        let before = value(&mut e, &url);
+        for bad in [
+            "",
+            "file:///etc/passwd",
+            "ftp://acs.example.net/",
+            "acs.example.net/cwmp",
+            "https://",
+            "http:///cwmp",
+            "https://acs.example.net/\n",
+            "https://acs.example.net/cwmp\r\nX: y",
+            " https://acs.example.net/",
+            "https://acs.example.net/a b",
+            "https://user:secret@acs.example.net/",
+        ] {
+            let f = e.set_values(&[set(&url, bad)], "bad-url").unwrap_err();
+            assert_eq!(f.code(), 9003, "{model:?} {bad:?}: {f}");
+            let p = f.param_faults();
+            assert_eq!(p.len(), 1, "{model:?} {bad:?}: {f:?}");
+            assert_eq!(p[0].name, url);
+            assert_eq!(p[0].fault.code(), 9007, "{model:?} {bad:?}: {f:?}");
+            assert!(!p[0].fault.to_string().contains("secret"), "{}", p[0].fault);
+            assert_eq!(e.set_local(&[set(&url, bad)]).unwrap_err().code(), 9003);
+            assert_eq!(value(&mut e, &url), before, "{model:?} {bad:?}");
+        }
+        assert_eq!(
+            value(
+                &mut e,
+                &format!("{}ManagementServer.ParameterKey", model.root())
+            ),
+            ""
+        );
+        for good in [
+            "https://acs.example.net:7548/cwmp",
+            "http://192.0.2.10/acs?id=1",
+            "HTTPS://[2001:db8::1]:8443/",
+        ] {
+            e.set_values(&[set(&url, good)], "good-url")
+                .unwrap_or_else(|f| panic!("{model:?} {good:?}: {f:?}"));
+            assert_eq!(value(&mut e, &url), good);
+        }
+    }
+}

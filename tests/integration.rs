@@ -1062,3 +1062,65 @@ fn http_post(conn: &mut TcpStream, body: &[u8], headers: &[(&str, &str)]) -> Raw
         body,
     }
 }
+
+/// Issue 14, finding 10: while HTTPConnectionRequestEnable is false, ConnectionRequestURL reads
+/// empty (TR-181: "ConnectionRequestURL MUST be set to empty"), in GetParameterValues and in
+/// the Inform, in the daemon and in a CLI session alike; enabled again, the URL is back.
+#[test]
+fn connection_request_url_is_empty_while_disabled() {
+    const CRURL: &str = "Device.ManagementServer.ConnectionRequestURL";
+    const CREN: &str = "Device.ManagementServer.HTTPConnectionRequestEnable";
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("crurl-off", &acs.url(), None);
+    acs.push_script([spv_req(&[(CREN, "false", BaseType::Boolean)], "cr-off")]);
+    acs.push_script([gpv_req(&[CRURL, CREN])]);
+    let daemon = cpe.spawn_run();
+    // The URL going empty is a change of a forced active notification: a session tells it.
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .any(|s| s.completed && s.has_event("4 VALUE CHANGE"))
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let first = &all[0];
+    assert!(
+        first.param(CRURL).is_some_and(|u| u.starts_with("http://")),
+        "{:#?}",
+        first.inform.parameters
+    );
+    assert!(
+        first.exchanges[0].fault().is_none(),
+        "{:?}",
+        first.exchanges
+    );
+    let vc = all
+        .iter()
+        .find(|s| s.has_event("4 VALUE CHANGE"))
+        .expect("the VALUE CHANGE session");
+    assert_eq!(vc.param(CRURL), Some(""), "{:#?}", vc.inform.parameters);
+    let got = gpv(&vc.exchanges[0]);
+    assert_eq!(value(&got, CRURL).map(|v| v.0), Some(""));
+    assert_eq!(value(&got, CREN).map(|v| v.0), Some("false"));
+    let _ = daemon.kill();
+
+    // A CLI session (a new process) shows it empty too.
+    acs.push_script([gpv_req(&[CRURL])]);
+    let n = acs.completed().len();
+    let s = inform_and_wait(&acs, &cpe, "inform while disabled", n + 1)
+        .pop()
+        .unwrap();
+    assert_eq!(s.param(CRURL), Some(""), "{:#?}", s.inform.parameters);
+    assert_eq!(value(&gpv(&s.exchanges[0]), CRURL).map(|v| v.0), Some(""));
+
+    // Enabled again: the URL is back, in the Inform of the next session.
+    acs.push_script([spv_req(&[(CREN, "true", BaseType::Boolean)], "cr-on")]);
+    inform_and_wait(&acs, &cpe, "enable", n + 2);
+    let s = inform_and_wait(&acs, &cpe, "inform while enabled", n + 3)
+        .pop()
+        .unwrap();
+    assert!(
+        s.param(CRURL).is_some_and(|u| u.starts_with("http://")),
+        "{:#?}",
+        s.inform.parameters
+    );
+}

@@ -25,6 +25,8 @@ mod uci_support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use cpe::*;
@@ -582,8 +584,8 @@ fn instance_numbers_follow_their_sections_when_others_are_deleted() {
     let lease_count = gpv(&s.exchanges[1]).len();
     assert!(lease_count > 0);
     // The first port forward goes: the anonymous sections after it are renamed by uci
-    // (cfg02… becomes cfg01…), but each keeps its instance number. The WAN pool goes: the
-    // static leases it lists (they belong to dnsmasq, not to the pool) stay.
+    // (cfg02… becomes cfg01…), but each keeps its instance number. The WAN pool goes: it
+    // lists no static lease (they are in the LAN's subnet), so the LAN pool's stay.
     let first = before
         .keys()
         .next()
@@ -618,6 +620,202 @@ fn instance_numbers_follow_their_sections_when_others_are_deleted() {
             "{out}"
         );
     }
+}
+
+/// Issue 14, finding 7: deleting an anonymous uci section makes uci rename those after it;
+/// the agent must record the new names with the delete, before it answers. The daemon is
+/// SIGKILLed the moment the DeleteObjectResponse reaches the ACS (no listing after it), and
+/// the next process still shows the survivors under their numbers: {1, 3}, not {1, 4}.
+#[test]
+fn instance_numbers_survive_a_kill_right_after_delete_object() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("delete-kill", &acs, None);
+    let pid = Arc::new(AtomicU32::new(0));
+    acs.push_script_fn({
+        let pid = pid.clone();
+        let mut step = 0;
+        move |_: &Turn<'_>| {
+            step += 1;
+            match step {
+                1 => Some(gpv_req(&[PORTMAP])),
+                2 => Some(delete_req(&format!("{PORTMAP}2."), "del-2")),
+                _ => {
+                    // The DeleteObjectResponse has arrived: a power cut now.
+                    let p = poll(WAIT, || {
+                        Some(pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
+                    })
+                    .expect("the daemon's pid");
+                    let killed = Command::new("kill")
+                        .args(["-KILL", &p.to_string()])
+                        .status()
+                        .expect("run kill");
+                    assert!(killed.success());
+                    None
+                }
+            }
+        }
+    });
+    let mut daemon = router.cpe.spawn_run();
+    pid.store(daemon.child.id(), Ordering::SeqCst);
+    let sessions = acs
+        .wait_for(WAIT, |s| s.first().is_some_and(|s| s.exchanges.len() >= 2))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{}",
+                daemon.log()
+            )
+        });
+    assert!(
+        poll(WAIT, || (!daemon.alive()).then_some(())).is_some(),
+        "the daemon was killed"
+    );
+    let first = &sessions[0];
+    let descriptions: BTreeMap<String, String> = gpv(&first.exchanges[0])
+        .into_iter()
+        .filter(|v| v.name.ends_with(".Description"))
+        .map(|v| (v.name, v.value))
+        .collect();
+    assert_eq!(descriptions.len(), 3, "{descriptions:?}");
+    assert!(
+        first.exchanges[1].fault().is_none(),
+        "{:?}",
+        first.exchanges[1].response
+    );
+    let log = daemon.kill();
+
+    // The next start (a new process: only the store knows the numbers).
+    acs.push_script([gpn_req(PORTMAP, true), gpv_req(&[PORTMAP])]);
+    router.session();
+    let s = last_session(&acs);
+    let names: Vec<String> = gpn(&s.exchanges[0]).into_iter().map(|p| p.name).collect();
+    assert_eq!(
+        names,
+        [format!("{PORTMAP}1."), format!("{PORTMAP}3.")],
+        "daemon log:\n{log}"
+    );
+    let after: BTreeMap<String, String> = gpv(&s.exchanges[1])
+        .into_iter()
+        .filter(|v| v.name.ends_with(".Description"))
+        .map(|v| (v.name, v.value))
+        .collect();
+    let mut expected = descriptions.clone();
+    expected.retain(|k, _| !k.starts_with(&format!("{PORTMAP}2.")));
+    assert_eq!(after, expected, "each keeps its section");
+}
+
+/// A tmpfs mounted on a directory for the life of the value (the test runs as root, as CI
+/// does); unmounted on drop, also when the test fails.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill the storage and must run as root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// Writes `dir/filler` until the filesystem is full.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("create the filler");
+    let block = [0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// Issue 14, finding 6: nothing is acknowledged that is not durable. With the storage
+/// directory's filesystem full, SetParameterValues and AddObject cannot record what they change
+/// (the ParameterKey, the new instance): they answer 9002 and everything is undone, the uci
+/// side included, so the ACS and the device agree. Once there is room the same requests work.
+#[test]
+fn a_full_storage_refuses_changes_and_leaves_uci_untouched() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let router = Router::new("full", &acs, None);
+    let state = router.dir().join("state");
+    let _tmpfs = Tmpfs::mount(&state, "256k");
+    // A first session: the state files exist, the port forwards have their numbers.
+    acs.push_script([gpv_req(&[PORTMAP])]);
+    router.session();
+    let wireless = router.uci(&["export", "wireless"]);
+    let firewall = router.uci(&["export", "firewall"]);
+    let key = "Device.ManagementServer.ParameterKey";
+    let requests = || {
+        [
+            spv_req(&[(SSID1, "Full-Disk", BaseType::String)], "full-1"),
+            add_req_at(PORTMAP, "full-2"),
+            gpv_req(&[SSID1, key]),
+            gpn_req(PORTMAP, true),
+        ]
+    };
+    let filler = fill(&state);
+    acs.push_script(requests());
+    // The end of the session cannot be recorded either: the exit code is not the point here.
+    let out = router.cpe.cli(&["inform"]);
+    let s = last_session(&acs);
+    for i in [0, 1] {
+        assert_eq!(
+            fault_code(&s.exchanges[i]),
+            Some(9002),
+            "exchange {i}
+{out}"
+        );
+    }
+    let got = gpv(&s.exchanges[2]);
+    assert_ne!(value(&got, SSID1).map(|v| v.0), Some("Full-Disk"));
+    assert_eq!(value(&got, key).map(|v| v.0), Some(""));
+    let names: Vec<String> = gpn(&s.exchanges[3]).into_iter().map(|p| p.name).collect();
+    assert_eq!(names.len(), 3, "no new instance: {names:?}");
+    assert_eq!(router.uci(&["export", "wireless"]), wireless);
+    assert_eq!(router.uci(&["export", "firewall"]), firewall);
+    assert!(router.reloads().is_empty(), "nothing to reload");
+
+    // Room again: the same requests are applied and recorded.
+    std::fs::remove_file(&filler).expect("free the space");
+    acs.push_script(requests());
+    router.session();
+    let s = last_session(&acs);
+    assert!(
+        s.exchanges[0].fault().is_none(),
+        "{:?}",
+        s.exchanges[0].response
+    );
+    assert_eq!(instance(&s.exchanges[1]), 4);
+    let got = gpv(&s.exchanges[2]);
+    assert_eq!(value(&got, SSID1).map(|v| v.0), Some("Full-Disk"));
+    assert_eq!(value(&got, key).map(|v| v.0), Some("full-2"));
+    assert!(section_with(&router, "wireless", "ssid", "Full-Disk").is_some());
+    assert_ne!(router.uci(&["export", "firewall"]), firewall);
 }
 
 /// On OpenWrt the agent's config is `/etc/config/cwmpd` (issue 6): the same settings as the

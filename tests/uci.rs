@@ -635,6 +635,49 @@ fn renamed_anonymous_sections() {
     assert!(b.renamed("fw.@rule", &now, &now).is_empty());
 }
 
+/// Issue 14, finding 7: the renames the backend's own delete causes are reported with the
+/// change (`take_renames`), as the names real uci gives the sections afterwards; a rollback
+/// reports none.
+#[test]
+fn a_delete_reports_the_renames_it_causes() {
+    let u = UciDir::new("uci-take-renames");
+    u.write(
+        "fw",
+        "config rule\n\toption name 'a'\n\nconfig zone 'z'\n\toption name 'z'\n\n\
+         config rule\n\toption name 'b'\n\nconfig rule\n\toption name 'c'\n",
+    );
+    let mut b = backend(&u);
+    let rules = instances(&mut b, "fw.@rule");
+    assert_eq!(rules.len(), 3);
+    let name_of = |b: &mut UciBackend, sec: &str| read(b, &[&format!("fw.{sec}.name")]);
+    // Deleted and rolled back: nothing to report.
+    let mut s = store();
+    b.stage_delete(&mut s.cx(), "fw.@rule", &rules[0]).unwrap();
+    b.apply(&mut s.cx()).unwrap();
+    b.rollback(&mut s.cx());
+    assert!(b.take_renames().is_empty());
+    b.invalidate();
+    assert_eq!(instances(&mut b, "fw.@rule"), rules);
+    // Deleted for good: `b` and `c` move up, and uci names them by their new positions.
+    b.stage_delete(&mut s.cx(), "fw.@rule", &rules[0]).unwrap();
+    b.apply(&mut s.cx()).unwrap();
+    let renames = b.take_renames();
+    b.commit(&mut s.cx());
+    b.invalidate();
+    let now = instances(&mut b, "fw.@rule");
+    assert_eq!(now.len(), 2);
+    assert_eq!(
+        renames,
+        vec![
+            ("fw".to_string(), rules[1].clone(), now[0].clone()),
+            ("fw".to_string(), rules[2].clone(), now[1].clone()),
+        ]
+    );
+    assert_eq!(name_of(&mut b, &now[0]), vec![opt("b")]);
+    assert_eq!(name_of(&mut b, &now[1]), vec![opt("c")]);
+    assert!(b.take_renames().is_empty(), "taken once");
+}
+
 #[test]
 fn reloads_run_once_per_package_at_session_end() {
     let u = UciDir::new("uci-reload");
@@ -728,4 +771,117 @@ fn missing_or_failing_uci_is_a_9002() {
     // An invalid key (a nested reference that read empty) has no value.
     assert_eq!(read(&mut b, &["p..v", "p.s.v"]), vec![None, opt("1")]);
     assert!(!b.writable("p..v") && b.writable("p.s.v"));
+}
+
+/// An instance path (`Device.A.3.B.`) is an instance of a generic path (`Device.A.{i}.B.`).
+fn generic_matches(generic: &str, path: &str) -> bool {
+    let (g, p): (Vec<&str>, Vec<&str>) = (generic.split('.').collect(), path.split('.').collect());
+    g.len() == p.len()
+        && g.iter().zip(&p).all(|(g, p)| {
+            g == p || (*g == "{i}" && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Issue 14, finding 8: every uci section appears under exactly one parent. The whole fixture
+/// router tree is walked (TR-181 and TR-098, every table listed), and no section that a nested
+/// table lists may be listed under two parent instances — by the same table (static leases
+/// under every DHCP pool) or by two tables (port forwards under both a WANIPConnection and a
+/// WANPPPConnection). A nested table that shows its parent's own section (the IPv4Address of an
+/// interface, the WANConnectionDevice of the WAN interface) is a view of that parent, not a
+/// second parent.
+#[test]
+fn no_uci_section_is_listed_under_two_parents() {
+    use cwmpd::datamodel::backend::{BackendKind, Backends};
+    use cwmpd::datamodel::schema::{Model, Schema};
+    use cwmpd::datamodel::{DmState, Engine};
+    use std::collections::BTreeSet;
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router");
+    for model in [Model::Tr181, Model::Tr098] {
+        let dir = TempDir::new("two-parents");
+        let root = dir.path().join("root");
+        tempdir::copy_tree(&fixture, &root);
+        let platform = Platform {
+            root: root.clone(),
+            uci_bin: uci_bin(),
+            uci_config: root.join("etc/config"),
+            uci_savedir: dir.path().join("save"),
+            reload: BTreeMap::new(),
+            ..Platform::default()
+        };
+        let schema = Schema::load_for(model, true, None).expect("data model loads");
+        let mut engine = Engine::new(
+            schema,
+            Backends::with_platform(BTreeMap::new(), &platform),
+            DmState::default(),
+        );
+        let names = engine.names("", false).expect("the whole tree");
+        assert!(names.len() > 300, "{model:?}: {} names", names.len());
+        let tables = engine.state().tables.clone();
+        let objects = engine.schema().objects();
+        // The uci table (package) a listed table path belongs to.
+        let uci_table = |tpath: &str| {
+            objects.iter().find_map(|o| {
+                let tb = o.table.as_ref()?;
+                let generic = o.path.strip_suffix("{i}.")?;
+                (generic_matches(generic, tpath) && tb.binding.backend == BackendKind::Uci)
+                    .then(|| tb.binding.key.split('.').next().unwrap_or("").to_string())
+            })
+        };
+        // (package, section) → the parent instances of the nested tables that list it.
+        let mut parents: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for (tpath, ts) in &tables {
+            let Some(pkg) = uci_table(tpath) else {
+                continue;
+            };
+            let segs: Vec<&str> = tpath.trim_end_matches('.').split('.').collect();
+            let Some(at) = segs
+                .iter()
+                .rposition(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue; // a top-level table: no parent instance
+            };
+            let parent = format!("{}.", segs[..=at].join("."));
+            let parent_table = format!("{}.", segs[..at].join("."));
+            let number: u32 = segs[at].parse().unwrap();
+            let parent_section = uci_table(&parent_table).and_then(|p| {
+                let key = tables.get(&parent_table)?.instances.get(&number)?;
+                Some((p, key.clone()))
+            });
+            for key in ts.instances.values() {
+                let section = (pkg.clone(), key.clone());
+                if parent_section.as_ref() == Some(&section) {
+                    continue; // a view of its parent
+                }
+                parents
+                    .entry(section)
+                    .or_default()
+                    .insert(format!("{tpath} (in {parent})"));
+            }
+        }
+        let twice: Vec<String> = parents
+            .iter()
+            .filter(|(_, p)| p.len() > 1)
+            .map(|((pkg, sec), p)| format!("{pkg}.{sec}: {p:?}"))
+            .collect();
+        assert!(
+            twice.is_empty(),
+            "{model:?}: sections under two parents:\n{}",
+            twice.join("\n")
+        );
+        // The walk did see the nested tables at stake: the three static leases (and, in
+        // TR-098, the three port forwards) are each listed once.
+        let hosts = parents.keys().filter(|(pkg, _)| pkg == "dhcp").count();
+        assert_eq!(hosts, 3, "{model:?}: {parents:?}");
+        let redirects = parents
+            .iter()
+            .filter(|((pkg, _), p)| {
+                pkg == "firewall"
+                    && p.iter()
+                        .all(|p| p.contains("WANIPConnection.1.PortMapping"))
+            })
+            .count();
+        let expected = if model == Model::Tr098 { 3 } else { 0 };
+        assert_eq!(redirects, expected, "{model:?}: {parents:?}");
+    }
 }

@@ -116,6 +116,16 @@ pub trait Backend {
         Vec::new()
     }
 
+    /// After a successful `apply`: the instance keys that change renamed, as `(scope, old,
+    /// new)` applied all at once, where the scope is the head of the table keys concerned (up
+    /// to their first `.`: a uci package). (libuci names anonymous sections by position: a
+    /// deleted section renames every anonymous one after it. The engine maps the instance
+    /// numbers to the new names before the change is acknowledged, so a restart before the
+    /// next listing keeps them.) Taking them clears the list; a rollback drops them.
+    fn take_renames(&mut self) -> Vec<(String, String, String)> {
+        Vec::new()
+    }
+
     /// Files or directories whose change may change values of this backend (watched with
     /// inotify by the agent; e.g. the uci config directory).
     fn watch_paths(&self) -> Vec<PathBuf> {

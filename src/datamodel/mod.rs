@@ -177,6 +177,18 @@ pub struct Engine {
     /// Last value reported to the ACS (or first seen) of each parameter with notification on,
     /// by full path. Kept in RAM only: a notification check must not write to flash.
     reported: BTreeMap<String, String>,
+    /// Set by [`Engine::hold`]: changes wait for [`Engine::settle`] to be committed.
+    hold: bool,
+    /// What a held change can be undone with.
+    pending: Option<Pending>,
+}
+
+/// A change applied (revertibly) but not committed yet: what it is undone with.
+struct Pending {
+    state: DmState,
+    reported: BTreeMap<String, String>,
+    /// The backends whose applied changes wait for their commit.
+    touched: Vec<BackendKind>,
 }
 
 impl Engine {
@@ -190,6 +202,49 @@ impl Engine {
             state,
             dirty: false,
             reported: BTreeMap::new(),
+            hold: false,
+            pending: None,
+        }
+    }
+
+    /// Holds the commit of the changes that follow (SetParameterValues, SetParameterAttributes,
+    /// AddObject, DeleteObject) until [`Engine::settle`]: the caller first makes the changed
+    /// state durable, since nothing may be acknowledged that a power cut would lose.
+    pub fn hold(&mut self) {
+        self.hold = true;
+    }
+
+    /// Ends a [`Engine::hold`]. `durable`: the state after the change was written, so the
+    /// change is committed. Otherwise it is undone everywhere — the backends roll back what they
+    /// applied (uci runs the inverse batch), the engine's state and notification bookkeeping
+    /// return to what they were — and `true` is returned when there was something to undo.
+    pub fn settle(&mut self, durable: bool) -> bool {
+        self.hold = false;
+        let Some(p) = self.pending.take() else {
+            return false;
+        };
+        if durable {
+            self.commit_all(&p.touched);
+            return false;
+        }
+        let undone = !p.touched.is_empty() || p.state != self.state || p.reported != self.reported;
+        self.rollback_all(&p.touched);
+        self.state = p.state;
+        self.reported = p.reported;
+        // What is in memory now may differ from the file (a write that failed midway): the
+        // next persist compares and writes what is needed.
+        self.dirty = true;
+        undone
+    }
+
+    /// Under [`Engine::hold`], remembers the state before the first change of the request.
+    fn begin_change(&mut self) {
+        if self.hold && self.pending.is_none() {
+            self.pending = Some(Pending {
+                state: self.state.clone(),
+                reported: self.reported.clone(),
+                touched: Vec::new(),
+            });
         }
     }
 
@@ -261,6 +316,7 @@ impl Engine {
     /// ParameterKey updated only on success.
     pub fn set_values(&mut self, list: &[SetValue], parameter_key: &str) -> Result<Applied, Fault> {
         check_parameter_key(parameter_key)?;
+        self.begin_change();
         let applied = self.apply_sets(list, true)?;
         self.set_parameter_key(parameter_key);
         Ok(applied)
@@ -270,6 +326,7 @@ impl Engine {
     /// ParameterKey is left alone (only ACS methods change it, §A.3.2.1) and the changes are
     /// not marked reported, so a notification tells the ACS about them (§A.3.2.4).
     pub fn set_local(&mut self, list: &[SetValue]) -> Result<Applied, Fault> {
+        self.begin_change();
         self.apply_sets(list, false)
     }
 
@@ -310,6 +367,7 @@ impl Engine {
     /// partial path the change applies to the parameters of the subtree that accept it; the
     /// others keep their attribute (GetParameterAttributes shows it).
     pub fn set_attributes(&mut self, list: &[SetAttributes]) -> Result<(), Fault> {
+        self.begin_change();
         // Validate everything first.
         // (parameter, its path, new notification, new access list)
         type Change = (ParamRef, String, Option<u8>, Option<Vec<String>>);
@@ -435,6 +493,7 @@ impl Engine {
     /// AddObject (§A.3.2.6): returns the new instance number.
     pub fn add_object(&mut self, path: &str, parameter_key: &str) -> Result<(u32, Applied), Fault> {
         check_parameter_key(parameter_key)?;
+        self.begin_change();
         let not_table = || Fault::InvalidParameterName(format!("{path} is not a table"));
         if !path.ends_with('.') {
             return Err(not_table());
@@ -499,6 +558,7 @@ impl Engine {
     /// instances, attributes, agent values).
     pub fn delete_object(&mut self, path: &str, parameter_key: &str) -> Result<Applied, Fault> {
         check_parameter_key(parameter_key)?;
+        self.begin_change();
         let not_instance =
             || Fault::InvalidParameterName(format!("{path} is not a table instance"));
         if !path.ends_with('.') {
@@ -541,9 +601,10 @@ impl Engine {
                 continue;
             };
             let nested = *obj != t;
-            // A nested table whose instances do not hang on this one (static leases listed
-            // under every DHCP pool) or that cannot be deleted (addresses read from /proc)
-            // loses only its bookkeeping: deleting a pool must not delete the leases.
+            // A nested table whose instances do not hang on this one (port forwards of the
+            // WAN zone shown under its `wan` connection, `under`) or that cannot be deleted
+            // (addresses read from /proc) loses only its bookkeeping: deleting a connection
+            // must not delete the firewall's port forwards.
             if nested && (!tb.binding.key.contains("{i}") || !self.creatable(*obj, &parent_of(i))) {
                 continue;
             }
@@ -940,6 +1001,18 @@ impl Engine {
         let kind = table.binding.backend;
         let tkey = expand(&table.binding.key, &inst.keys);
         let tpath = self.table_path(t, inst);
+        if table
+            .binding
+            .under
+            .as_ref()
+            .is_some_and(|u| inst.keys.last() != Some(u))
+        {
+            // Its instances belong to another parent instance.
+            if self.state.tables.remove(&tpath).is_some() {
+                self.dirty = true;
+            }
+            return Ok(Vec::new());
+        }
         let tkey = if has_nested(&tkey) {
             match self
                 .resolve_nested(std::slice::from_ref(&tkey))
@@ -1224,10 +1297,18 @@ impl Engine {
     fn creatable(&self, t: usize, inst: &Inst) -> bool {
         let obj = &self.schema.objects()[t];
         match &obj.table {
-            Some(tb) if obj.writable => self
-                .backends
-                .peek(tb.binding.backend)
-                .creatable(&expand(&tb.binding.key, &inst.keys)),
+            Some(tb)
+                if obj.writable
+                    && tb
+                        .binding
+                        .under
+                        .as_ref()
+                        .is_none_or(|u| inst.keys.last() == Some(u)) =>
+            {
+                self.backends
+                    .peek(tb.binding.backend)
+                    .creatable(&expand(&tb.binding.key, &inst.keys))
+            }
             _ => false,
         }
     }
@@ -1727,6 +1808,7 @@ impl Engine {
         }
         let value = ty.check(&sv.value)?;
         self.check_inform_parameter(&r, &value)?;
+        self.check_acs_url(&r, &value)?;
         let stored = self.stored_value(&r, &value)?;
         Ok((r, value, stored))
     }
@@ -1765,6 +1847,34 @@ impl Engine {
             _ => {}
         }
         Ok(())
+    }
+
+    /// `ManagementServer.URL` (TR-181 and TR-098) "MUST be in the form of a valid HTTP or
+    /// HTTPS URL" (9007 otherwise): a URL the agent can reach its ACS at, so that no value can
+    /// orphan the device (`file://`, empty, a line break). The value is not echoed: a URL with
+    /// user information would carry a password.
+    fn check_acs_url(&self, r: &ParamRef, value: &str) -> Result<(), Fault> {
+        let obj = &self.schema.objects()[r.obj];
+        if obj.path != format!("{}ManagementServer.", self.root())
+            || obj.params[r.param].def.name != "URL"
+        {
+            return Ok(());
+        }
+        let bad = |why: &str| {
+            Err(Fault::InvalidParameterValue(format!(
+                "ManagementServer.URL must be a valid HTTP or HTTPS URL: {why}"
+            )))
+        };
+        if value.is_empty() {
+            return bad("it is empty");
+        }
+        if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return bad("it holds a space or a control character");
+        }
+        match crate::transport::Target::parse(value) {
+            Ok(_) => Ok(()),
+            Err(why) => bad(&why),
+        }
     }
 
     /// Whether every `*` of a pattern stands where the tree has an instance number.
@@ -1874,6 +1984,26 @@ impl Engine {
                 }
             }
         }
+        // Keys the change itself renamed (uci names anonymous sections by position: a deleted
+        // section renames those after it) are followed now, so the state written before the
+        // response already maps each instance number to its section's new name.
+        self.follow_renames(touched);
+        if self.hold {
+            if let Some(p) = &mut self.pending {
+                for &kind in touched {
+                    if !p.touched.contains(&kind) {
+                        p.touched.push(kind);
+                    }
+                }
+                self.dirty = true;
+                return Ok(applied);
+            }
+        }
+        self.commit_all(touched);
+        Ok(applied)
+    }
+
+    fn commit_all(&mut self, touched: &[BackendKind]) {
         for &kind in touched {
             let mut cx = Cx {
                 values: &mut self.state.values,
@@ -1882,7 +2012,50 @@ impl Engine {
             self.backends.get(kind).commit(&mut cx);
             self.dirty |= cx.changed;
         }
-        Ok(applied)
+    }
+
+    /// Takes the renames of the applied change from each backend and moves the instances (and
+    /// agent values such as an Alias) of the tables in their scope to the new keys.
+    fn follow_renames(&mut self, touched: &[BackendKind]) {
+        for &kind in touched {
+            let renames = self.backends.get(kind).take_renames();
+            if renames.is_empty() {
+                continue;
+            }
+            let mut by_scope: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for (scope, old, new) in renames {
+                by_scope.entry(scope).or_default().insert(old, new);
+            }
+            // The tables of this backend in each scope, by generic table path.
+            let tables: Vec<(String, &BTreeMap<String, String>)> = self
+                .schema
+                .objects()
+                .iter()
+                .filter_map(|o| {
+                    let tb = o.table.as_ref().filter(|tb| tb.binding.backend == kind)?;
+                    let scope = tb.binding.key.split('.').next()?;
+                    let pairs = by_scope.get(scope)?;
+                    let generic = o.path.strip_suffix("{i}.").unwrap_or(&o.path);
+                    Some((generic.to_string(), pairs))
+                })
+                .collect();
+            for (tpath, ts) in self.state.tables.iter_mut() {
+                let Some((_, pairs)) = tables.iter().find(|(g, _)| generic_matches(g, tpath))
+                else {
+                    continue;
+                };
+                // All at once: two sections may trade names.
+                for v in ts.instances.values_mut() {
+                    if let Some(new) = pairs.get(v.as_str()) {
+                        v.clone_from(new);
+                        self.dirty = true;
+                    }
+                }
+            }
+            for pairs in by_scope.values() {
+                self.rekey_agent_values(pairs);
+            }
+        }
     }
 
     fn rollback_all(&mut self, touched: &[BackendKind]) {
@@ -1957,6 +2130,21 @@ fn instance_number(seg: &str) -> Option<u32> {
         return None;
     }
     seg.parse().ok().filter(|n| *n > 0)
+}
+
+/// Whether a path with instance numbers (`Device.A.3.B.`) is an instance of a generic path
+/// (`Device.A.{i}.B.`).
+fn generic_matches(generic: &str, path: &str) -> bool {
+    let mut g = generic.split('.');
+    let mut p = path.split('.');
+    loop {
+        match (g.next(), p.next()) {
+            (None, None) => return true,
+            (Some("{i}"), Some(n)) if instance_number(n).is_some() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Replaces each `{i}` of a generic path with the instance numbers, in order.
@@ -2059,6 +2247,11 @@ mod tests {
         assert_eq!(expand("net.{i}.proto", &keys), "net.cfg2.proto");
         assert_eq!(expand("x", &keys), "x");
         assert_eq!(instance_number("12"), Some(12));
+        assert!(generic_matches("Device.A.{i}.B.", "Device.A.3.B."));
+        assert!(generic_matches("Device.A.", "Device.A."));
+        assert!(!generic_matches("Device.A.{i}.B.", "Device.A.3.C."));
+        assert!(!generic_matches("Device.A.{i}.B.", "Device.A.x.B."));
+        assert!(!generic_matches("Device.A.", "Device.A.1."));
         for bad in ["0", "01", "-1", "1a", "", "99999999999"] {
             assert_eq!(instance_number(bad), None, "{bad}");
         }

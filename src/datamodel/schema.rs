@@ -218,6 +218,11 @@ pub struct Binding {
     /// `ref`: the backend value is the instance key of an instance of this table (generic
     /// path, `Device.WiFi.Radio.{i}.`), shown as that instance's path (TR-106 references).
     pub reference: Option<String>,
+    /// `under` (a nested table's `{i}` only): the table has instances only in the enclosing
+    /// instance whose key this is; elsewhere it is empty. For instances that would otherwise
+    /// show under several parents (port forwards of a firewall zone, listed by each WAN
+    /// connection): each appears under exactly one.
+    pub under: Option<String>,
 }
 
 impl Binding {
@@ -532,6 +537,8 @@ struct LongBinding {
     transform: Option<String>,
     #[serde(default, rename = "ref")]
     reference: Option<String>,
+    #[serde(default)]
+    under: Option<String>,
 }
 
 /// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
@@ -708,7 +715,7 @@ fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
     })
 }
 
-/// Reads the long form of a binding: `{ to, default, map, transform, ref }`.
+/// Reads the long form of a binding: `{ to, default, map, transform, ref, under }`.
 fn long_binding(l: LongBinding) -> Result<Binding, String> {
     let mut b = parse_binding(&l.to, l.default)?;
     b.map = l.map.into_iter().collect();
@@ -725,6 +732,12 @@ fn long_binding(l: LongBinding) -> Result<Binding, String> {
             ));
         }
         b.reference = Some(format!("{r}{{i}}."));
+    }
+    if let Some(u) = l.under {
+        if u.is_empty() || u.contains(['{', '}']) {
+            return Err(format!("under {u:?} must be an instance key"));
+        }
+        b.under = Some(u);
     }
     Ok(b)
 }
@@ -775,6 +788,7 @@ fn parse_binding(to: &str, default: Option<String>) -> Result<Binding, String> {
         map: Vec::new(),
         transform: None,
         reference: None,
+        under: None,
     })
 }
 
@@ -1022,6 +1036,16 @@ impl Builder {
                 }
                 check_placeholders(&b.binding.key, table_depth(&defs, &parent, o) - 1)
                     .map_err(|m| load_err(&b.file, b.line, m))?;
+                if b.binding.under.is_some() && table_depth(&defs, &parent, o) < 2 {
+                    return Err(load_err(
+                        &b.file,
+                        b.line,
+                        format!(
+                            "`under` needs a table inside another table, not {}",
+                            b.object
+                        ),
+                    ));
+                }
                 table_bind.insert(o, b);
             } else {
                 let p = defs[o]
@@ -1037,6 +1061,16 @@ impl Builder {
                     })?;
                 check_placeholders(&b.binding.key, table_depth(&defs, &parent, o))
                     .map_err(|m| load_err(&b.file, b.line, m))?;
+                if b.binding.under.is_some() {
+                    return Err(load_err(
+                        &b.file,
+                        b.line,
+                        format!(
+                            "`under` is for a table's `{{i}}`, not {}{}",
+                            b.object, b.name
+                        ),
+                    ));
+                }
                 if let Some(d) = &b.binding.default {
                     defs[o].params[p].ty.check(d).map_err(|f| {
                         load_err(
@@ -1333,6 +1367,8 @@ V = "agent:a.t.{i}.v"
             ("[[object]]\nname = \"Device.Q.R.\"\n", 2, "parent object"),
             ("\n[[object]]\nname = \"Device.A.\"\nparams = [ { name = \"X\", type = \"int\" } ]\n", 4, "already defined"),
             ("[bind.\"Device.A.\"]\nY = \"builtin:nothing\"\n", 2, "builtin"),
+            ("[bind.\"Device.A.\"]\nX = { to = \"agent:a.x\", under = \"wan\" }\n", 2, "`under` is for a table"),
+            ("[bind.\"Device.A.T.{i}.\"]\n\"{i}\" = { to = \"agent:a.t\", under = \"wan\" }\n", 2, "inside another table"),
         ];
         for (text, line, what) in cases {
             let e = Schema::from_files(Model::Tr181, &files(&[("vendor.toml", text)])).unwrap_err();

@@ -25,8 +25,13 @@
 //! dnsmasq pool, from its `start`/`limit` and the subnet of `network.<interface>`). SEC is a
 //! section name (anonymous ones as `uci -X show` prints them, `cfgOOHHHH`) or `@TYPE[N]`.
 //! Table keys: `PKG.@TYPE` (every section of TYPE), `PKG.@TYPE?OPT=a|b&OPT!=c&.name!=x`
-//! (filtered; AddObject creates a named section that matches), `PKG.SEC` (0 or 1 instance),
-//! `PKG.SEC.OPT[]` (the items of a list option).
+//! (filtered; AddObject creates a named section that matches; the condition `@pool=P` holds for
+//! the sections — static leases — that belong to the dnsmasq pool `P` of the package, by the
+//! subnet of their `ip`), `PKG.SEC` (0 or 1 instance), `PKG.SEC.OPT[]` (the items of a list
+//! option).
+//!
+//! Deleting an anonymous section makes libuci rename those after it (names are positions):
+//! [`Backend::take_renames`] gives the new names right after the change is applied.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +86,8 @@ pub struct UciBackend {
     ranges: BTreeMap<(String, String), Range>,
     /// What `apply` changed, to undo on rollback.
     undo: Option<Undo>,
+    /// The anonymous sections the last `apply` renamed: (package, old name, new name).
+    renames: Vec<(String, String, String)>,
     /// Packages changed in this session whose services reload at its end.
     reloads: BTreeSet<String>,
 }
@@ -123,6 +130,7 @@ impl UciBackend {
             staged: BTreeMap::new(),
             ranges: BTreeMap::new(),
             undo: None,
+            renames: Vec::new(),
             reloads: BTreeSet::new(),
         }
     }
@@ -493,17 +501,35 @@ impl Backend for UciBackend {
         let Ok(t) = parse_table_key(table) else {
             return Ok(Some(Vec::new()));
         };
-        self.load([t.pkg()])?;
+        let by_pool =
+            matches!(&t, TableKey::Type { conds, .. } if conds.iter().any(|c| c.opt == POOL));
+        if by_pool {
+            self.load([t.pkg(), NETWORK])?;
+        } else {
+            self.load([t.pkg()])?;
+        }
         let Some(pkg) = self.snapshot.get(t.pkg()) else {
             return Ok(Some(Vec::new()));
         };
         let keys = match &t {
-            TableKey::Type { ty, conds, .. } => pkg
-                .sections
-                .iter()
-                .filter(|s| s.ty == *ty && matches_filter(s, conds))
-                .map(|s| s.name.clone())
-                .collect(),
+            TableKey::Type { ty, conds, .. } => {
+                let pools = by_pool.then(|| {
+                    let net: Vec<&Section> = self
+                        .snapshot
+                        .get(NETWORK)
+                        .map(|n| n.sections.iter().collect())
+                        .unwrap_or_default();
+                    Pools::of(pkg.sections.iter(), &net)
+                });
+                pkg.sections
+                    .iter()
+                    .filter(|s| {
+                        s.ty == *ty
+                            && matches_filter(s, conds, pools.as_ref().and_then(|p| p.owner(s)))
+                    })
+                    .map(|s| s.name.clone())
+                    .collect()
+            }
             TableKey::Single { sec, .. } => locate(&pkg.sections, |s| s, sec)
                 .and_then(|i| pkg.sections.get(i))
                 .map(|s| vec![s.name.clone()])
@@ -614,12 +640,34 @@ impl Backend for UciBackend {
         };
         // The new section takes the first value each `OPT=a|b` condition allows, so that it
         // belongs to the table it was added to.
-        for c in conds.iter().filter(|c| !c.negate && c.opt != ".name") {
+        for c in conds
+            .iter()
+            .filter(|c| !c.negate && c.opt != ".name" && c.opt != POOL)
+        {
             if let Some(v) = c.alts.iter().find(|a| !a.is_empty()) {
                 sec.set(c.opt, Some(Value::One(v.to_string())));
             }
         }
-        if !matches_filter(&sec, &conds) {
+        let pool = if conds.iter().any(|c| c.opt == POOL) {
+            self.load([NETWORK])?;
+            self.work(pkg);
+            let net: Vec<&Section> = match self.staged.get(NETWORK) {
+                Some(w) => w.after.iter().map(|e| &e.sec).collect(),
+                None => self
+                    .snapshot
+                    .get(NETWORK)
+                    .map(|n| n.sections.iter().collect())
+                    .unwrap_or_default(),
+            };
+            self.staged.get(pkg).and_then(|w| {
+                Pools::of(w.after.iter().map(|e| &e.sec), &net)
+                    .owner(&sec)
+                    .map(str::to_string)
+            })
+        } else {
+            None
+        };
+        if !matches_filter(&sec, &conds, pool.as_deref()) {
             return Err(Fault::RequestDenied(format!(
                 "{table}: a new section cannot match this filter"
             )));
@@ -654,10 +702,12 @@ impl Backend for UciBackend {
     }
 
     fn apply(&mut self, _cx: &mut Cx<'_>) -> Result<Applied, Fault> {
+        self.renames.clear();
         self.resolve_ranges()?;
         let mut forward = String::new();
         let mut inverse = String::new();
         let mut packages = Vec::new();
+        let mut renames = Vec::new();
         for (pkg, w) in &self.staged {
             let after: Vec<&Section> = w.after.iter().map(|e| &e.sec).collect();
             let before: Vec<&Section> = w.before.sections.iter().collect();
@@ -682,6 +732,15 @@ impl Backend for UciBackend {
                     s
                 })
                 .collect();
+            // The sections that keep living under another name (those after a deleted or
+            // before an added anonymous section).
+            for (e, p) in w.after.iter().zip(&predicted) {
+                if let Some(old) = e.origin.and_then(|j| w.before.sections.get(j)) {
+                    if old.name != p.name {
+                        renames.push((pkg.clone(), old.name.clone(), p.name.clone()));
+                    }
+                }
+            }
             let from: Vec<&Section> = predicted.iter().collect();
             let back: Vec<Option<usize>> = (0..before.len())
                 .map(|j| w.after.iter().position(|e| e.origin == Some(j)))
@@ -705,6 +764,15 @@ impl Backend for UciBackend {
         // On failure the engine calls rollback, which runs the inverse batch (uci goes on
         // after a failed command, so part of the batch may have landed).
         self.run_batch(&forward)?;
+        if !renames.is_empty() {
+            // The engine learns the new names from `take_renames`: what the listings of these
+            // packages recorded under the old names must not be followed a second time.
+            let renamed: BTreeSet<&str> = renames.iter().map(|(p, _, _)| p.as_str()).collect();
+            self.listings.retain(|table, _| {
+                parse_table_key(table).map_or(true, |t| !renamed.contains(t.pkg()))
+            });
+            self.renames = renames;
+        }
         if packages.iter().any(|p| self.reload.contains_key(p)) {
             Ok(Applied::AtSessionEnd)
         } else {
@@ -725,6 +793,7 @@ impl Backend for UciBackend {
 
     fn rollback(&mut self, _cx: &mut Cx<'_>) {
         self.clear_staged();
+        self.renames.clear();
         if let Some(u) = self.undo.take() {
             for p in &u.packages {
                 self.snapshot.remove(p);
@@ -792,6 +861,10 @@ impl Backend for UciBackend {
         // Followed once: the engine now knows the new names.
         before.clone_from(now);
         pairs
+    }
+
+    fn take_renames(&mut self) -> Vec<(String, String, String)> {
+        std::mem::take(&mut self.renames)
     }
 
     fn watch_paths(&self) -> Vec<PathBuf> {
@@ -1247,7 +1320,7 @@ fn parse_conds(f: &str) -> Result<Vec<Cond<'_>>, String> {
             Some(o) => (o, true),
             None => (lhs, false),
         };
-        if opt != ".name" && !is_name(opt) {
+        if opt != ".name" && opt != POOL && !is_name(opt) {
             return Err(format!("bad option {opt:?} in condition {c:?}"));
         }
         conds.push(Cond {
@@ -1259,12 +1332,17 @@ fn parse_conds(f: &str) -> Result<Vec<Cond<'_>>, String> {
     Ok(conds)
 }
 
-/// Whether a section passes every condition of a filter (an absent option equals ``).
-fn matches_filter(s: &Section, conds: &[Cond<'_>]) -> bool {
+/// Whether a section passes every condition of a filter (an absent option equals ``). `pool`
+/// is what the section's [`POOL`] pseudo option reads (computed by the caller when a condition
+/// names it).
+fn matches_filter(s: &Section, conds: &[Cond<'_>], pool: Option<&str>) -> bool {
     conds.iter().all(|c| {
         let hit = c.alts.iter().any(|a| {
             if c.opt == ".name" {
                 return s.name == *a;
+            }
+            if c.opt == POOL {
+                return pool.unwrap_or("") == *a;
             }
             match s.opt(c.opt) {
                 None => a.is_empty(),
@@ -1279,6 +1357,57 @@ fn matches_filter(s: &Section, conds: &[Cond<'_>]) -> bool {
 }
 
 // ---- the DHCP pool pseudo options ----------------------------------------------------------
+
+/// The filter pseudo option naming the dnsmasq pool (`config dhcp` section) a section with an
+/// `ip` option (a static lease, `config host`) belongs to: see [`Pools::owner`].
+const POOL: &str = "@pool";
+
+/// The `config dhcp` sections of a package, in order: name, subnet (network and broadcast
+/// address, when its interface has one) and whether it serves (`ignore` is not set).
+struct Pools(Vec<PoolEntry>);
+
+/// One pool of [`Pools`]: section name, subnet (network, broadcast), whether it serves.
+type PoolEntry = (String, Option<(u32, u32)>, bool);
+
+impl Pools {
+    fn of<'s>(sections: impl Iterator<Item = &'s Section>, network: &[&Section]) -> Pools {
+        Pools(
+            sections
+                .filter(|s| s.ty == "dhcp")
+                .map(|s| {
+                    let subnet =
+                        pool_of(s, network.iter().copied()).map(|p| (p.network, p.broadcast));
+                    let ignored = s.opt("ignore").and_then(|v| v.items().first().copied());
+                    let serves = !matches!(ignored, Some("1" | "yes" | "on" | "true" | "enabled"));
+                    (s.name.clone(), subnet, serves)
+                })
+                .collect(),
+        )
+    }
+
+    /// The pool of a section: the first whose subnet holds its `ip` (dnsmasq picks the pool of a
+    /// static lease by subnet); one with no address there (or none of any pool) belongs to the
+    /// first pool that serves, else to the first pool. So each section belongs to exactly one.
+    fn owner(&self, s: &Section) -> Option<&str> {
+        let ip = s
+            .opt("ip")
+            .and_then(|v| {
+                v.items()
+                    .first()
+                    .and_then(|i| i.trim().parse::<Ipv4Addr>().ok())
+            })
+            .map(u32::from);
+        let by_subnet = ip.and_then(|ip| {
+            self.0
+                .iter()
+                .find(|(_, subnet, _)| subnet.is_some_and(|(net, bcast)| ip > net && ip < bcast))
+        });
+        by_subnet
+            .or_else(|| self.0.iter().find(|(_, _, serves)| *serves))
+            .or_else(|| self.0.first())
+            .map(|(name, _, _)| name.as_str())
+    }
+}
 
 /// A dnsmasq pool and its subnet, as host-order IPv4 addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1623,14 +1752,14 @@ mod tests {
         assert_eq!(conds.len(), 3);
         assert!(conds[1].negate && conds[2].negate && !conds[0].negate);
         let s = sec("cwmp1", "r", &[("a", one("x"))]);
-        assert!(matches_filter(&s, &conds));
+        assert!(matches_filter(&s, &conds, None));
         // `a` absent matches the empty alternative; `b` must not be `y`.
         let s = sec("cwmp1", "r", &[("c", one("z"))]);
-        assert!(matches_filter(&s, &conds));
+        assert!(matches_filter(&s, &conds, None));
         let s = sec("cwmp1", "r", &[("b", one("y"))]);
-        assert!(!matches_filter(&s, &conds));
+        assert!(!matches_filter(&s, &conds, None));
         let s = sec("lo", "r", &[]);
-        assert!(!matches_filter(&s, &conds));
+        assert!(!matches_filter(&s, &conds, None));
     }
 
     #[test]
