@@ -25,8 +25,7 @@ const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | ge
             the embedded default)";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(args) {
+    match utf8_args(std::env::args_os().skip(1)).and_then(run) {
         Ok(code) => code,
         Err((code, msg)) => {
             eprintln!("cwmpd: {msg}");
@@ -36,6 +35,22 @@ fn main() -> ExitCode {
 }
 
 type CliResult = Result<ExitCode, (u8, String)>;
+
+/// The arguments as text: one that is not UTF-8 is a usage error (exit 2), never a panic
+/// (`std::env::args` panics on it).
+fn utf8_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<String>, (u8, String)> {
+    args.enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                usage(format!(
+                    "argument {} ({:?}) is not valid UTF-8",
+                    i + 1,
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
 
 fn usage(msg: impl std::fmt::Display) -> (u8, String) {
     (2, format!("{msg}\n{USAGE}"))

@@ -833,6 +833,64 @@ fn cli_get_set_status_check() {
     out.assert_code(2, "unknown subcommand");
 }
 
+/// Runs the binary with arguments that need not be UTF-8, killed at [`CLI_TIMEOUT`]: (exit
+/// code, stderr).
+fn run_os(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cwmpd");
+    let (_out, err) = read_output(&mut child);
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    (code, err.join().unwrap_or_default())
+}
+
+#[test]
+fn cli_refuses_non_utf8_arguments_and_endless_config_files() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let cpe = Cpe::new("cli-bytes", CLOSED_URL, None);
+    let cfg = cpe.cfg.as_os_str();
+    let bad = OsStr::from_bytes(b"Device.\xff\xfe");
+    // In every position: the command, its arguments, the config path.
+    for args in [
+        vec![OsStr::new("-c"), cfg, OsStr::new("get"), bad],
+        vec![OsStr::new("-c"), cfg, bad],
+        vec![OsStr::new("-c"), bad, OsStr::new("check")],
+        vec![bad],
+    ] {
+        let (code, stderr) = run_os(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not valid UTF-8") && stderr.contains("usage:"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // An endless config file is refused at its bound, naming the file (not read until the
+    // memory runs out).
+    let out = run(&["-c", "/dev/zero", "check"]);
+    out.assert_code(2, "-c /dev/zero");
+    assert!(
+        out.stderr.contains("/dev/zero: larger than"),
+        "the file and the reason: {out}"
+    );
+}
+
 // ----------------------------------------------------------------------------------------------
 // The test ACS itself behaves like the ACSes it stands for (so the tests above mean something).
 
