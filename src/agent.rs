@@ -203,6 +203,7 @@ struct Settings {
     password: String,
     periodic_enable: bool,
     periodic_interval: u32,
+    /// PeriodicInformTime in Unix milliseconds, its fraction kept; `None` for the unknown time.
     periodic_time: Option<i64>,
     retry_min_wait: u32,
     retry_multiplier: u32,
@@ -915,6 +916,7 @@ impl Agent {
             Err(e) => log::error!("{e}; request-download is not available"),
         }
         self.pick_up_requests();
+        // In Unix milliseconds: PeriodicInformTime may carry a fraction (schedule::next_periodic).
         let mut next_periodic: Option<i64> = None;
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
@@ -944,16 +946,17 @@ impl Agent {
                 next_periodic = None;
             }
             if s.periodic_enable {
+                let now_ms = now_unix_ms();
                 let due = *next_periodic.get_or_insert_with(|| {
-                    schedule::next_periodic(now, s.periodic_interval, s.periodic_time)
+                    schedule::next_periodic(now_ms, s.periodic_interval, s.periodic_time)
                 });
-                if now >= due {
+                if now_ms >= due {
                     // A new event ends a retry backoff: the session is attempted now.
                     if self.queue(events::PERIODIC, "") {
                         retry_at = 0;
                     }
                     next_periodic = Some(schedule::next_periodic(
-                        now,
+                        now_ms,
                         s.periodic_interval,
                         s.periodic_time,
                     ));
@@ -1041,9 +1044,6 @@ impl Agent {
                 }
             }
             let mut deadline = next_poll;
-            if let Some(p) = next_periodic {
-                deadline = deadline.min(p);
-            }
             if let Some(x) = self.state.scheduled.iter().map(|x| x.at).min() {
                 deadline = deadline.min(x);
             }
@@ -1057,6 +1057,9 @@ impl Agent {
                 deadline = deadline.min(since + i64::from(self.cfg.transfer.reboot_timeout) + 1);
             }
             let mut wait = until_unix(deadline);
+            if let Some(p) = next_periodic {
+                wait = wait.min(until_unix_ms(p));
+            }
             if let Some(cr) = &self.connreq {
                 wait = wait.min(cr.until_check());
             }
@@ -2105,6 +2108,22 @@ fn until_unix(at: i64) -> Duration {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     Duration::from_secs(u64::try_from(at).unwrap_or(0)).saturating_sub(now)
+}
+
+/// How long from now until the Unix time `at_ms` (milliseconds); zero when it has passed.
+fn until_unix_ms(at_ms: i64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(u64::try_from(at_ms).unwrap_or(0)).saturating_sub(now)
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Seconds since the Unix epoch.

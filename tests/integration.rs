@@ -762,6 +762,65 @@ fn periodic_inform_interval_set_by_the_acs_is_obeyed() {
     );
 }
 
+#[test]
+fn periodic_informs_keep_the_fraction_of_periodic_inform_time() {
+    // GenieACS writes PeriodicInformTime with milliseconds. Every 4 s at .900 of the second:
+    // an agent that drops the fraction informs 900 ms before each phase point.
+    const INTERVAL_MS: i64 = 4000;
+    const REFERENCE: &str = "2020-01-01T00:00:00.900Z";
+    let reference_ms: i64 = 1_577_836_800_900;
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("periodic-fraction", &acs.url(), None);
+    acs.push_script([spv_req(
+        &[
+            (
+                "Device.ManagementServer.PeriodicInformTime",
+                REFERENCE,
+                BaseType::DateTime,
+            ),
+            (PII, "4", BaseType::UnsignedInt),
+        ],
+        "phase",
+    )]);
+    // The ACS's arrival times as Unix milliseconds.
+    let (sys0, inst0) = (std::time::SystemTime::now(), Instant::now());
+    let unix_ms = |t: Instant| {
+        let at = sys0 + t.duration_since(inst0);
+        at.duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis() as i64
+    };
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .filter(|s| s.completed && s.has_event("2 PERIODIC"))
+                .count()
+                >= 3
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    assert_eq!(
+        all[0].exchanges[0].response,
+        Ok(CpeResponse::SetParameterValues { status: 0 })
+    );
+    // Each periodic Inform reaches the ACS at or after its phase point, and well before the
+    // middle of the interval (an Inform that ignored the fraction arrives 900 ms early, at
+    // 3100 ms + its latency after the previous point).
+    let offsets: Vec<i64> = all
+        .iter()
+        .filter(|s| s.has_event("2 PERIODIC"))
+        .map(|s| (unix_ms(s.started) - reference_ms).rem_euclid(INTERVAL_MS))
+        .collect();
+    eprintln!("periodic Informs {offsets:?} ms after their phase points");
+    assert!(
+        offsets.iter().all(|&o| o < INTERVAL_MS / 2),
+        "periodic Informs {offsets:?} ms after their phase points (.900 of every 4th second); \
+         above {} ms means early\ndaemon: {}",
+        INTERVAL_MS / 2,
+        daemon.log()
+    );
+}
+
 // ----------------------------------------------------------------------------------------------
 // 7. The CLI.
 
