@@ -209,8 +209,9 @@ struct Settings {
     retry_multiplier: u32,
     /// `ManagementServer.EnableCWMP`: false stops every session (TR-181).
     enable_cwmp: bool,
-    /// `ManagementServer.DefaultActiveNotificationThrottle`: minimum seconds between two
-    /// sessions started for active notifications.
+    /// `ManagementServer.DefaultActiveNotificationThrottle`: minimum seconds from the end of the
+    /// last successfully completed session (of any kind) to a session started only for an
+    /// active notification.
     active_throttle: u32,
     /// What the Connection Request listener follows.
     connection_request: connreq::Inputs,
@@ -921,8 +922,9 @@ impl Agent {
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
         let mut warned_idle = false;
-        // When the last session for an active notification started (the throttle's reference).
-        let mut last_active: Option<i64> = None;
+        // When the last successfully completed session ended, whatever it carried: the
+        // reference of DefaultActiveNotificationThrottle (TR-181; RAM only, as it allows).
+        let mut last_completed: Option<i64> = None;
         // The periodic settings the current plan was made from.
         let mut planned_for = None;
         loop {
@@ -1002,11 +1004,20 @@ impl Agent {
                 // Values are read anew: the system may have changed since the last look.
                 self.engine.invalidate();
                 let (_, active) = self.engine.notifications();
-                let throttled = last_active
-                    .is_some_and(|t| now < t.saturating_add(i64::from(s.active_throttle)));
-                if active && !throttled && self.queue(events::VALUE_CHANGE, "") {
-                    last_active = Some(now);
-                    retry_at = 0;
+                // A session only for an active notification waits until the throttle has
+                // passed since the last completed session; the change stays pending (it is
+                // compared with the last reported value) and goes with any earlier session.
+                let until = last_completed
+                    .filter(|_| s.active_throttle > 0)
+                    .map(|t| t.saturating_add(i64::from(s.active_throttle)))
+                    .filter(|&until| now < until);
+                match until {
+                    Some(until) if active => next_poll = next_poll.min(until),
+                    _ => {
+                        if active && self.queue(events::VALUE_CHANGE, "") {
+                            retry_at = 0;
+                        }
+                    }
                 }
             }
             if !hold && !self.state.events.is_empty() && now >= retry_at {
@@ -1026,7 +1037,12 @@ impl Agent {
                     }
                 } else {
                     warned_idle = false;
-                    if self.run_session().is_err() {
+                    let result = self.run_session();
+                    if result.is_ok() {
+                        // Rounded up: the throttle is never shorter than asked.
+                        last_completed = Some(unix_after(Duration::ZERO));
+                    }
+                    if result.is_err() {
                         let s = self.settings();
                         let wait = schedule::retry_wait(
                             self.state.retry_count.max(1),
