@@ -650,6 +650,10 @@ impl Agent {
         self.ensure_cpe_events();
         let (cpe_requests, cpe_items) = self.cpe_requests();
         let (event_list, in_flight) = self.state.events.for_inform();
+        if event_list.is_empty() {
+            // Never an Inform without an event (§3.7.1.5): the callers queue one first.
+            return Err("no event to report: an Inform carries at least one".into());
+        }
         let fresh_start = event_list
             .iter()
             .any(|e| e.code == events::BOOT || e.code == events::BOOTSTRAP);

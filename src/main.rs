@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cwmpd [-c FILE] [run]                 the daemon
-//! cwmpd [-c FILE] inform [--event CODE]… one session now; exit 0 if it completed
+//! cwmpd [-c FILE] inform [--event CODE]… one session now (`2 PERIODIC` when no event is
+//!                                       pending or given); exit 0 if it completed
 //! cwmpd [-c FILE] get PATH…             read parameters (partial paths end with '.')
 //! cwmpd [-c FILE] set PATH=VALUE…       write parameters, validated like SetParameterValues
 //! cwmpd [-c FILE] status                last session, retry count, pending events
@@ -111,6 +112,15 @@ fn run(args: Vec<String>) -> CliResult {
             agent.note_start().map_err(failed)?;
             for e in &events {
                 agent.add_event(e, "").map_err(usage)?;
+            }
+            // An Inform carries at least one event (TR-069 §3.7.1.5). With nothing pending and
+            // none given, this is the device checking in of its own accord, which is what a
+            // periodic Inform is: `2 PERIODIC` (the ACS's usual check-in handling runs; the
+            // daemon's periodic schedule is not moved).
+            if agent.state().events.is_empty() {
+                agent
+                    .add_event(cwmpd::events::PERIODIC, "")
+                    .map_err(failed)?;
             }
             agent.run_session().map_err(failed)?;
             println!("session completed");

@@ -106,6 +106,28 @@ fn http_inform_carries_bootstrap_boot_and_forced_parameters() {
     assert_eq!(s.inform.retry_count, 0);
 }
 
+#[test]
+fn inform_with_nothing_pending_carries_2_periodic() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("inform-nothing", &acs.url(), None);
+    let all = inform_and_wait(&acs, &cpe, "first inform", 1);
+    assert!(all[0].has_event("1 BOOT"), "{:?}", all[0].event_codes());
+    // Nothing is pending now (same boot, BOOTSTRAP acknowledged): an Inform still carries an
+    // event (§3.7.1.5), the README's choice for a local check-in.
+    let out = cpe.cli(&["status"]);
+    assert!(out.stdout.contains("pending events: none"), "{out}");
+    let all = inform_and_wait(&acs, &cpe, "inform with nothing pending", 2);
+    assert_eq!(all[1].event_codes(), ["2 PERIODIC"]);
+    // Given events are sent as they are, without a PERIODIC beside them.
+    let all = {
+        let out = cpe.cli(&["inform", "--event", "6 CONNECTION REQUEST"]);
+        out.assert_code(0, "inform --event");
+        acs.wait_sessions(3, WAIT)
+            .unwrap_or_else(|e| panic!("{e}\n{out}"))
+    };
+    assert_eq!(all[2].event_codes(), ["6 CONNECTION REQUEST"]);
+}
+
 // ----------------------------------------------------------------------------------------------
 // 2. HTTPS, Digest bound to the connection, mandatory cookie, a whole session.
 
