@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -358,6 +358,11 @@ impl Agent {
         }
     }
 
+    /// Whether a connection request joined the running session since the last look.
+    fn take_joined(&self) -> bool {
+        self.connreq.as_ref().is_some_and(ConnReq::take_joined)
+    }
+
     /// A sender other threads use to wake the loop.
     pub fn trigger_sender(&self) -> Sender<Trigger> {
         self.tx.clone()
@@ -534,6 +539,8 @@ impl Agent {
     pub fn run_session(&mut self) -> SessionResult {
         self.retry_after = None;
         let spawns = process::spawns();
+        // Requests that joined an earlier session were settled with it.
+        self.take_joined();
         // Connection requests from here on join this session (§3.2.2).
         self.set_phase(Phase::Running);
         let (result, inform_accepted) = self.attempt();
@@ -544,6 +551,13 @@ impl Agent {
         let s = self.settings();
         self.follow_connreq(&s, true);
         self.set_phase(Phase::Idle);
+        // A request that joined this session was answered 200 on the promise of a session; if
+        // this one failed (an ACS that held it to the time limit, a broken connection), it is
+        // still owed one: `6 CONNECTION REQUEST` goes with the next, after the §3.2.1.1 wait
+        // (a request that joined is not rate-limited, so it does not cut the backoff short).
+        if self.take_joined() && result.is_err() && self.queue(events::CONNECTION_REQUEST, "") {
+            log::info!("a connection request joined the failed session; it is kept for the next");
+        }
         for f in self.engine.end_session() {
             log::warn!("deferred change failed: {f}");
         }
@@ -605,6 +619,10 @@ impl Agent {
     }
 
     fn attempt_inner(&mut self, accepted: &mut bool) -> Result<usize, String> {
+        // The wall-clock budget of the whole attempt, version fallbacks included: no ACS holds
+        // the one loop longer (`[acs] session_limit`).
+        let limit = self.cfg.acs.session_limit;
+        let deadline = Instant::now() + Duration::from_secs(limit.into());
         // The URL may have changed outside a session (`cwmpd set`, a config reload).
         self.note_url()?;
         let settings = self.settings();
@@ -690,6 +708,7 @@ impl Agent {
             self.state.events.failed(&delivery.in_flight);
             e.to_string()
         })?;
+        transport.set_deadline(Some(deadline));
         let outcome = loop {
             let inform = Inform {
                 device_id: device_id.clone(),
@@ -712,7 +731,7 @@ impl Agent {
                 limits: Default::default(),
                 max_exchanges: session::DEFAULT_MAX_EXCHANGES,
             };
-            let outcome = self.drive(&mut transport, p, &delivery);
+            let outcome = self.drive(&mut transport, p, &delivery, (deadline, limit));
             transport.end_session();
             match (&outcome.result, session::fallback(ns)) {
                 (Err(session::SessionError::VersionRejected(_)), Some(lower))
@@ -757,18 +776,22 @@ impl Agent {
         }
     }
 
-    /// Drives one session attempt to its end.
+    /// Drives one session attempt to its end, or to `limit`: (the instant, its seconds).
     fn drive(
         &mut self,
         transport: &mut Transport,
         p: SessionParams,
         delivery: &Delivery,
+        limit: (Instant, u32),
     ) -> session::Outcome {
         let (mut session, mut action) = Session::start(p);
         let mut delivered = false;
         let mut settled = 0;
+        let expired = || Instant::now() >= limit.0;
         loop {
             action = match action {
+                // Every POST starts within the limit, and the transport cuts it at the limit.
+                Action::Post(_) if expired() => session.time_limit(limit.1),
                 Action::Post(body) => match transport.post(&body) {
                     Ok(reply) => {
                         if matches!(reply.status, 429 | 503) {
@@ -776,6 +799,7 @@ impl Agent {
                         }
                         session.on_reply(reply.status, &reply.body)
                     }
+                    Err(_) if expired() => session.time_limit(limit.1),
                     Err(e) => session.on_failure(&e.to_string()),
                 },
                 Action::Execute(req) => {

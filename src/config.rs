@@ -76,6 +76,12 @@ pub struct Acs {
     pub retry_interval_multiplier: u32,
     /// Seconds to wait for each connect, send and reply. Default: 30.
     pub timeout: u32,
+    /// Most seconds one session may last, from its first connect to its end, however the ACS
+    /// paces it (an endless stream of requests, each answer just inside `timeout`): then it
+    /// ends as a failed session (§3.2.1.1 retry) and the loop goes on with periodic Informs
+    /// and Connection Requests. Default: 600, twice a full GenieACS discovery (about 250
+    /// exchanges, 1 MB up) over a 64 kbit/s link with 600 ms round trips. 1–86400.
+    pub session_limit: u32,
     /// Highest CWMP version to offer: "1.0" … "1.4". Default: "1.4".
     pub cwmp_version: String,
 }
@@ -95,6 +101,7 @@ impl Default for Acs {
             retry_minimum_wait_interval: 5,
             retry_interval_multiplier: 2000,
             timeout: 30,
+            session_limit: 600,
             cwmp_version: "1.4".into(),
         }
     }
@@ -800,6 +807,9 @@ impl Config {
         }
         if a.timeout == 0 {
             return Err(("timeout", "must be at least 1 second".into()));
+        }
+        if !(1..=86400).contains(&a.session_limit) {
+            return Err(("session_limit", "must be 1–86400 seconds".into()));
         }
         if crate::soap::msg::CwmpVersion::parse(&a.cwmp_version).is_none() {
             return Err((
