@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -207,13 +207,15 @@ struct Settings {
     password: String,
     periodic_enable: bool,
     periodic_interval: u32,
+    /// PeriodicInformTime in Unix milliseconds, its fraction kept; `None` for the unknown time.
     periodic_time: Option<i64>,
     retry_min_wait: u32,
     retry_multiplier: u32,
     /// `ManagementServer.EnableCWMP`: false stops every session (TR-181).
     enable_cwmp: bool,
-    /// `ManagementServer.DefaultActiveNotificationThrottle`: minimum seconds between two
-    /// sessions started for active notifications.
+    /// `ManagementServer.DefaultActiveNotificationThrottle`: minimum seconds from the end of the
+    /// last successfully completed session (of any kind) to a session started only for an
+    /// active notification.
     active_throttle: u32,
     /// What the Connection Request listener follows.
     connection_request: connreq::Inputs,
@@ -377,6 +379,11 @@ impl Agent {
         if let Some(cr) = &self.connreq {
             cr.set_phase(phase);
         }
+    }
+
+    /// Whether a connection request joined the running session since the last look.
+    fn take_joined(&self) -> bool {
+        self.connreq.as_ref().is_some_and(ConnReq::take_joined)
     }
 
     /// A sender other threads use to wake the loop.
@@ -558,6 +565,8 @@ impl Agent {
     pub fn run_session(&mut self) -> SessionResult {
         self.retry_after = None;
         let spawns = process::spawns();
+        // Requests that joined an earlier session were settled with it.
+        self.take_joined();
         // Connection requests from here on join this session (§3.2.2).
         self.set_phase(Phase::Running);
         let (result, inform_accepted) = self.attempt();
@@ -568,6 +577,13 @@ impl Agent {
         let s = self.settings();
         self.follow_connreq(&s, true);
         self.set_phase(Phase::Idle);
+        // A request that joined this session was answered 200 on the promise of a session; if
+        // this one failed (an ACS that held it to the time limit, a broken connection), it is
+        // still owed one: `6 CONNECTION REQUEST` goes with the next, after the §3.2.1.1 wait
+        // (a request that joined is not rate-limited, so it does not cut the backoff short).
+        if self.take_joined() && result.is_err() && self.queue(events::CONNECTION_REQUEST, "") {
+            log::info!("a connection request joined the failed session; it is kept for the next");
+        }
         for f in self.engine.end_session() {
             log::warn!("deferred change failed: {f}");
         }
@@ -629,6 +645,10 @@ impl Agent {
     }
 
     fn attempt_inner(&mut self, accepted: &mut bool) -> Result<usize, String> {
+        // The wall-clock budget of the whole attempt, version fallbacks included: no ACS holds
+        // the one loop longer (`[acs] session_limit`).
+        let limit = self.cfg.acs.session_limit;
+        let deadline = Instant::now() + Duration::from_secs(limit.into());
         // The URL may have changed outside a session (`cwmpd set`, a config reload).
         self.note_url()?;
         let settings = self.settings();
@@ -674,6 +694,10 @@ impl Agent {
         self.ensure_cpe_events();
         let (cpe_requests, cpe_items) = self.cpe_requests();
         let (event_list, in_flight) = self.state.events.for_inform();
+        if event_list.is_empty() {
+            // Never an Inform without an event (§3.7.1.5): the callers queue one first.
+            return Err("no event to report: an Inform carries at least one".into());
+        }
         let fresh_start = event_list
             .iter()
             .any(|e| e.code == events::BOOT || e.code == events::BOOTSTRAP);
@@ -710,6 +734,7 @@ impl Agent {
             self.state.events.failed(&delivery.in_flight);
             e.to_string()
         })?;
+        transport.set_deadline(Some(deadline));
         let outcome = loop {
             let inform = Inform {
                 device_id: device_id.clone(),
@@ -732,7 +757,7 @@ impl Agent {
                 limits: Default::default(),
                 max_exchanges: session::DEFAULT_MAX_EXCHANGES,
             };
-            let outcome = self.drive(&mut transport, p, &delivery);
+            let outcome = self.drive(&mut transport, p, &delivery, (deadline, limit));
             transport.end_session();
             match (&outcome.result, session::fallback(ns)) {
                 (Err(session::SessionError::VersionRejected(_)), Some(lower))
@@ -777,18 +802,22 @@ impl Agent {
         }
     }
 
-    /// Drives one session attempt to its end.
+    /// Drives one session attempt to its end, or to `limit`: (the instant, its seconds).
     fn drive(
         &mut self,
         transport: &mut Transport,
         p: SessionParams,
         delivery: &Delivery,
+        limit: (Instant, u32),
     ) -> session::Outcome {
         let (mut session, mut action) = Session::start(p);
         let mut delivered = false;
         let mut settled = 0;
+        let expired = || Instant::now() >= limit.0;
         loop {
             action = match action {
+                // Every POST starts within the limit, and the transport cuts it at the limit.
+                Action::Post(_) if expired() => session.time_limit(limit.1),
                 Action::Post(body) => match transport.post(&body) {
                     Ok(reply) => {
                         if matches!(reply.status, 429 | 503) {
@@ -796,6 +825,7 @@ impl Agent {
                         }
                         session.on_reply(reply.status, &reply.body)
                     }
+                    Err(_) if expired() => session.time_limit(limit.1),
                     Err(e) => session.on_failure(&e.to_string()),
                 },
                 Action::Execute(req) => {
@@ -959,12 +989,14 @@ impl Agent {
             Err(e) => log::error!("{e}; request-download is not available"),
         }
         self.pick_up_requests();
+        // In Unix milliseconds: PeriodicInformTime may carry a fraction (schedule::next_periodic).
         let mut next_periodic: Option<i64> = None;
         let mut retry_at: i64 = 0;
         let mut next_poll = now_unix();
         let mut warned_idle = false;
-        // When the last session for an active notification started (the throttle's reference).
-        let mut last_active: Option<i64> = None;
+        // When the last successfully completed session ended, whatever it carried: the
+        // reference of DefaultActiveNotificationThrottle (TR-181; RAM only, as it allows).
+        let mut last_completed: Option<i64> = None;
         // The periodic settings the current plan was made from.
         let mut planned_for = None;
         let mut reload = false;
@@ -997,16 +1029,17 @@ impl Agent {
                 next_periodic = None;
             }
             if s.periodic_enable {
+                let now_ms = now_unix_ms();
                 let due = *next_periodic.get_or_insert_with(|| {
-                    schedule::next_periodic(now, s.periodic_interval, s.periodic_time)
+                    schedule::next_periodic(now_ms, s.periodic_interval, s.periodic_time)
                 });
-                if now >= due {
+                if now_ms >= due {
                     // A new event ends a retry backoff: the session is attempted now.
                     if self.queue(events::PERIODIC, "") {
                         retry_at = 0;
                     }
                     next_periodic = Some(schedule::next_periodic(
-                        now,
+                        now_ms,
                         s.periodic_interval,
                         s.periodic_time,
                     ));
@@ -1052,11 +1085,20 @@ impl Agent {
                 // Values are read anew: the system may have changed since the last look.
                 self.engine.invalidate();
                 let (_, active) = self.engine.notifications();
-                let throttled = last_active
-                    .is_some_and(|t| now < t.saturating_add(i64::from(s.active_throttle)));
-                if active && !throttled && self.queue(events::VALUE_CHANGE, "") {
-                    last_active = Some(now);
-                    retry_at = 0;
+                // A session only for an active notification waits until the throttle has
+                // passed since the last completed session; the change stays pending (it is
+                // compared with the last reported value) and goes with any earlier session.
+                let until = last_completed
+                    .filter(|_| s.active_throttle > 0)
+                    .map(|t| t.saturating_add(i64::from(s.active_throttle)))
+                    .filter(|&until| now < until);
+                match until {
+                    Some(until) if active => next_poll = next_poll.min(until),
+                    _ => {
+                        if active && self.queue(events::VALUE_CHANGE, "") {
+                            retry_at = 0;
+                        }
+                    }
                 }
             }
             if !hold && !self.state.events.is_empty() && now >= retry_at {
@@ -1076,7 +1118,12 @@ impl Agent {
                     }
                 } else {
                     warned_idle = false;
-                    if self.run_session().is_err() {
+                    let result = self.run_session();
+                    if result.is_ok() {
+                        // Rounded up: the throttle is never shorter than asked.
+                        last_completed = Some(unix_after(Duration::ZERO));
+                    }
+                    if result.is_err() {
                         let s = self.settings();
                         let wait = schedule::retry_wait(
                             self.state.retry_count.max(1),
@@ -1094,9 +1141,6 @@ impl Agent {
                 }
             }
             let mut deadline = next_poll;
-            if let Some(p) = next_periodic {
-                deadline = deadline.min(p);
-            }
             if let Some(x) = self.state.scheduled.iter().map(|x| x.at).min() {
                 deadline = deadline.min(x);
             }
@@ -1110,6 +1154,9 @@ impl Agent {
                 deadline = deadline.min(since + i64::from(self.cfg.transfer.reboot_timeout) + 1);
             }
             let mut wait = until_unix(deadline);
+            if let Some(p) = next_periodic {
+                wait = wait.min(until_unix_ms(p));
+            }
             if let Some(cr) = &self.connreq {
                 wait = wait.min(cr.until_check());
             }
@@ -2253,6 +2300,22 @@ fn until_unix(at: i64) -> Duration {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     Duration::from_secs(u64::try_from(at).unwrap_or(0)).saturating_sub(now)
+}
+
+/// How long from now until the Unix time `at_ms` (milliseconds); zero when it has passed.
+fn until_unix_ms(at_ms: i64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(u64::try_from(at_ms).unwrap_or(0)).saturating_sub(now)
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Seconds since the Unix epoch.

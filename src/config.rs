@@ -17,6 +17,10 @@ pub const DEFAULT_PATH: &str = "/etc/cwmpd/cwmpd.toml";
 /// The UCI form of the config on OpenWrt, used when [`DEFAULT_PATH`] does not exist.
 pub const UCI_PATH: &str = "/etc/config/cwmpd";
 
+/// The largest config file read; a bigger one (or an endless one such as `/dev/zero`) is an
+/// error naming the file. The embedded default is about 7 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// The embedded default configuration (also the documented example).
 pub const EMBEDDED: &str = include_str!("cwmpd.toml");
 
@@ -76,6 +80,12 @@ pub struct Acs {
     pub retry_interval_multiplier: u32,
     /// Seconds to wait for each connect, send and reply. Default: 30.
     pub timeout: u32,
+    /// Most seconds one session may last, from its first connect to its end, however the ACS
+    /// paces it (an endless stream of requests, each answer just inside `timeout`): then it
+    /// ends as a failed session (§3.2.1.1 retry) and the loop goes on with periodic Informs
+    /// and Connection Requests. Default: 600, twice a full GenieACS discovery (about 250
+    /// exchanges, 1 MB up) over a 64 kbit/s link with 600 ms round trips. 1–86400.
+    pub session_limit: u32,
     /// Highest CWMP version to offer: "1.0" … "1.4". Default: "1.4".
     pub cwmp_version: String,
 }
@@ -96,6 +106,7 @@ impl Default for Acs {
             retry_minimum_wait_interval: 5,
             retry_interval_multiplier: 2000,
             timeout: 30,
+            session_limit: 600,
             cwmp_version: "1.4".into(),
         }
     }
@@ -586,11 +597,29 @@ pub type ConfigError = crate::datamodel::schema::LoadError;
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        use std::io::Read;
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let err = |message: String| ConfigError {
             file: name.clone(),
             line: None,
-            message: format!("cannot read: {e}"),
+            message,
+        };
+        // Bounded: `-c /dev/zero` (or any endless file) is refused, never read to the end.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(err(format!(
+                "larger than {} KiB: not a config file",
+                MAX_CONFIG_BYTES >> 10
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            err(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         if looks_like_uci(&text) {
             let mut cfg = Config::parse_uci(&text, &name)?;
@@ -627,7 +656,7 @@ impl Config {
             message,
         };
         let sections = crate::uciconf::parse(text).map_err(|(l, m)| err(Some(l), m))?;
-        let defaults = toml::Table::try_from(Config::default())
+        let defaults = toml::Table::try_from(Config::uci_types())
             .map_err(|e| err(None, format!("internal: {e}")))?;
         let mut root = toml::Table::new();
         // "table.key" -> line, to name the line of a validation error.
@@ -729,6 +758,22 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The defaults, plus a value of the right type for each optional key that has a type other
+    /// than text: the UCI reader types an option by its key's default, and a `None` is absent
+    /// from the serialized defaults (so `option firmware_reboots 1` was read as the string "1"
+    /// and refused as not a boolean). Optional text keys stay absent: an empty option of one is
+    /// left out (the platform's default applies), not taken as "".
+    fn uci_types() -> Config {
+        let mut c = Config::default();
+        c.hooks = Hooks {
+            firmware_reboots: Some(false),
+            web_content_reboots: Some(false),
+            config_reboots: Some(false),
+            ..c.hooks
+        };
+        c
+    }
+
     /// Parses and validates config text; `name` is used in errors.
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
@@ -767,6 +812,9 @@ impl Config {
         }
         if a.timeout == 0 {
             return Err(("timeout", "must be at least 1 second".into()));
+        }
+        if !(1..=86400).contains(&a.session_limit) {
+            return Err(("session_limit", "must be 1–86400 seconds".into()));
         }
         if crate::soap::msg::CwmpVersion::parse(&a.cwmp_version).is_none() {
             return Err((
@@ -1009,6 +1057,53 @@ mod tests {
             assert!(e.message.contains(what), "{bad:?}: {e}");
         }
         assert!(!looks_like_uci(EMBEDDED));
+    }
+
+    #[test]
+    fn uci_reboots_options_are_booleans() {
+        for key in ["firmware_reboots", "web_content_reboots", "config_reboots"] {
+            for (text, want) in [("1", true), ("0", false), ("yes", true), ("off", false)] {
+                let uci = format!("config hooks 'hooks'\n\toption {key} '{text}'\n");
+                let c = Config::parse_uci(&uci, "/etc/config/cwmpd")
+                    .unwrap_or_else(|e| panic!("{key} {text}: {e}"));
+                let got = match key {
+                    "firmware_reboots" => c.hooks.firmware_reboots,
+                    "web_content_reboots" => c.hooks.web_content_reboots,
+                    _ => c.hooks.config_reboots,
+                };
+                assert_eq!(got, Some(want), "{key} {text}");
+            }
+            let uci = format!("config hooks\n\toption {key} 'maybe'\n");
+            let e = Config::parse_uci(&uci, "f").unwrap_err();
+            assert_eq!(e.line, Some(2), "{e}");
+            assert!(e.message.contains("not a boolean"), "{e}");
+        }
+        // Left out, they take the platform's default; an empty text hook is still left out.
+        let c = Config::parse_uci("config hooks\n\toption firmware ''\n", "f").unwrap();
+        assert_eq!((c.hooks.firmware, c.hooks.firmware_reboots), (None, None));
+    }
+
+    #[test]
+    fn a_config_file_is_read_up_to_a_bound() {
+        let dir = std::env::temp_dir().join(format!("cwmpd-cfg-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.toml");
+        let mut text = String::from("[acs]\n");
+        while (text.len() as u64) <= MAX_CONFIG_BYTES {
+            text.push_str("# padding padding padding padding padding padding padding\n");
+        }
+        std::fs::write(&big, &text).unwrap();
+        let e = Config::load(&big).unwrap_err();
+        assert_eq!(e.file, big.display().to_string());
+        assert!(e.message.contains("larger than 1024 KiB"), "{e}");
+        let bytes = dir.join("bytes.toml");
+        std::fs::write(&bytes, b"[acs]\nurl = \"\xff\"\n").unwrap();
+        let e = Config::load(&bytes).unwrap_err();
+        assert!(e.message.contains("not UTF-8"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        // An endless file stops at the bound.
+        let e = Config::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().starts_with("/dev/zero: larger than"), "{e}");
     }
 
     #[test]

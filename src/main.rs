@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cwmpd [-c FILE] [run]                 the daemon
-//! cwmpd [-c FILE] inform [--event CODE]… one session now; exit 0 if it completed
+//! cwmpd [-c FILE] inform [--event CODE]… one session now (`2 PERIODIC` when no event is
+//!                                       pending or given); exit 0 if it completed
 //! cwmpd [-c FILE] get PATH…             read parameters (partial paths end with '.')
 //! cwmpd [-c FILE] set PATH=VALUE…       write parameters, validated like SetParameterValues
 //! cwmpd [-c FILE] status                last session, retry count, pending events
@@ -28,8 +29,7 @@ fn main() -> ExitCode {
     // Everything the agent and its hooks create is private (SECURITY.md): 0600 files, 0700
     // directories, unless a mode is given.
     cwmpd::private::set_umask();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(args) {
+    match utf8_args(std::env::args_os().skip(1)).and_then(run) {
         Ok(code) => code,
         Err((code, msg)) => {
             eprintln!("cwmpd: {msg}");
@@ -39,6 +39,22 @@ fn main() -> ExitCode {
 }
 
 type CliResult = Result<ExitCode, (u8, String)>;
+
+/// The arguments as text: one that is not UTF-8 is a usage error (exit 2), never a panic
+/// (`std::env::args` panics on it).
+fn utf8_args(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<String>, (u8, String)> {
+    args.enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                usage(format!(
+                    "argument {} ({:?}) is not valid UTF-8",
+                    i + 1,
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
 
 fn usage(msg: impl std::fmt::Display) -> (u8, String) {
     (2, format!("{msg}\n{USAGE}"))
@@ -115,6 +131,15 @@ fn run(args: Vec<String>) -> CliResult {
             agent.note_start().map_err(failed)?;
             for e in &events {
                 agent.add_event(e, "").map_err(usage)?;
+            }
+            // An Inform carries at least one event (TR-069 §3.7.1.5). With nothing pending and
+            // none given, this is the device checking in of its own accord, which is what a
+            // periodic Inform is: `2 PERIODIC` (the ACS's usual check-in handling runs; the
+            // daemon's periodic schedule is not moved).
+            if agent.state().events.is_empty() {
+                agent
+                    .add_event(cwmpd::events::PERIODIC, "")
+                    .map_err(failed)?;
             }
             agent.run_session().map_err(failed)?;
             println!("session completed");

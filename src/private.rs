@@ -248,7 +248,11 @@ impl PrivateDir {
     /// regular file (lock files). `write`: for writing too (else read-only, so that taking a
     /// lock writes nothing, not even an inotify close-after-write).
     pub fn open_lock(&self, name: &str, write: bool) -> io::Result<File> {
-        let access = if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
+        let access = if write {
+            OFlag::O_RDWR
+        } else {
+            OFlag::O_RDONLY
+        };
         let fd = openat(
             &self.fd,
             plain(name)?,

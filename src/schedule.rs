@@ -16,6 +16,8 @@ pub const RETRY_GROWTH_CAP: u32 = 10;
 /// The unknown time `0001-01-01T00:00:00Z` (TR-106 §3.2.1) as Unix seconds: for
 /// PeriodicInformTime it means "no particular phase".
 pub const UNKNOWN_TIME: i64 = -62_135_596_800;
+/// [`UNKNOWN_TIME`] in milliseconds.
+pub const UNKNOWN_TIME_MS: i64 = UNKNOWN_TIME * 1000;
 
 /// The wait before the `retry_count`-th retry of a failed session (§3.2.1.1). The n-th retry
 /// waits a time drawn uniformly from `[m·(k/1000)^(n-1), m·(k/1000)^n]` seconds, where `m` is
@@ -53,26 +55,29 @@ pub fn retry_range_ms(retry_count: u32, min_wait_s: u32, multiplier: u32) -> (u6
     (lo as u64, hi as u64)
 }
 
-/// When the next periodic Inform is due, in Unix seconds: the first instant after `now` that is
-/// `periodic_inform_time` plus a whole multiple of `interval` (TR-181 PeriodicInformTime: "each
-/// Inform … MUST occur at this reference time plus or minus an integer multiple of the
-/// PeriodicInformInterval"; the reference may lie arbitrarily far in the past or future). Without a
-/// reference (`None`, or the unknown time) the CPE picks the phase: `now + interval`. An interval
-/// of 0 is taken as 1 second (TR-181 range `[1:]`).
-pub fn next_periodic(now: i64, interval: u32, periodic_inform_time: Option<i64>) -> i64 {
-    let interval = i64::from(interval.max(1));
-    match periodic_inform_time {
-        Some(reference) if reference != UNKNOWN_TIME => {
-            let ahead = (i128::from(reference) - i128::from(now)).rem_euclid(i128::from(interval));
-            // ahead < interval <= u32::MAX, so it fits in i64.
+/// When the next periodic Inform is due, in Unix **milliseconds**: the first instant after
+/// `now_ms` that is `reference_ms` plus a whole multiple of `interval` seconds (TR-181
+/// PeriodicInformTime: "each Inform … MUST occur at this reference time plus or minus an
+/// integer multiple of the PeriodicInformInterval"; the reference may lie arbitrarily far in the
+/// past or future). Milliseconds, because the reference may carry a fraction (GenieACS sends
+/// `…T03:00:00.500Z`): a phase truncated to whole seconds would make every Inform early.
+/// Without a reference (`None`, or the unknown time) the CPE picks the phase:
+/// `now_ms + interval`. An interval of 0 is taken as 1 second (TR-181 range `[1:]`).
+pub fn next_periodic(now_ms: i64, interval: u32, reference_ms: Option<i64>) -> i64 {
+    let interval_ms = i64::from(interval.max(1)) * 1000;
+    match reference_ms {
+        Some(reference) if reference != UNKNOWN_TIME_MS => {
+            let ahead =
+                (i128::from(reference) - i128::from(now_ms)).rem_euclid(i128::from(interval_ms));
+            // ahead < interval_ms <= u32::MAX * 1000, so it fits in i64.
             let ahead = ahead as i64;
             if ahead == 0 {
-                now.saturating_add(interval)
+                now_ms.saturating_add(interval_ms)
             } else {
-                now.saturating_add(ahead)
+                now_ms.saturating_add(ahead)
             }
         }
-        _ => now.saturating_add(interval),
+        _ => now_ms.saturating_add(interval_ms),
     }
 }
 
@@ -113,9 +118,24 @@ pub fn format_datetime_utc(unix: i64) -> String {
 
 /// Parses an `xsd:dateTime` (`YYYY-MM-DDThh:mm:ss[.fraction][Z|±hh:mm]`) to Unix seconds. Without
 /// a zone designator the time is taken as UTC (TR-106 §3.2.1: "all times MUST be expressed in
-/// UTC" unless stated otherwise). Fractions are dropped; `24:00:00` is the end of the day and a
-/// leap second `:60` counts as the next second. `None` when the text is not a valid dateTime.
+/// UTC" unless stated otherwise). Fractions are dropped ([`parse_datetime_ms`] keeps them);
+/// `24:00:00` is the end of the day and a leap second `:60` counts as the next second. `None`
+/// when the text is not a valid dateTime.
 pub fn parse_datetime(s: &str) -> Option<i64> {
+    parse_datetime_parts(s).map(|(secs, _)| secs)
+}
+
+/// [`parse_datetime`] in Unix milliseconds, keeping the fraction: its first three digits, and
+/// one millisecond more when the digits after them are not all zero (a time is never taken as
+/// earlier than written: a periodic Inform must not come before its phase). `None` also for a
+/// year too far out for milliseconds in an `i64` (about 292 million years).
+pub fn parse_datetime_ms(s: &str) -> Option<i64> {
+    let (secs, millis) = parse_datetime_parts(s)?;
+    secs.checked_mul(1000)?.checked_add(millis)
+}
+
+/// Unix seconds and the milliseconds of the fraction (0–1000, rounded up).
+fn parse_datetime_parts(s: &str) -> Option<(i64, i64)> {
     let s = s.trim();
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -156,12 +176,27 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         return None;
     }
     let mut tail = rest.get(15..)?;
+    let mut millis: i64 = 0;
     if tail.first() == Some(&b'.') {
-        let n = tail[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let digits = &tail[1..];
+        let n = digits.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return None;
         }
-        tail = &tail[1 + n..];
+        for i in 0..3 {
+            millis = millis * 10
+                + digits
+                    .get(i)
+                    .filter(|_| i < n)
+                    .map_or(0, |d| i64::from(d - b'0'));
+        }
+        if digits
+            .get(3..n)
+            .is_some_and(|r| r.iter().any(|&d| d != b'0'))
+        {
+            millis += 1;
+        }
+        tail = &digits[n..];
     }
     let offset_s: i64 = match tail {
         [] | [b'Z'] => 0,
@@ -185,13 +220,14 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     };
     let days = days_from_civil(year, month, day);
     let secs = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-    Some(days * 86_400 + secs - offset_s)
+    Some((days * 86_400 + secs - offset_s, millis))
 }
 
-/// The PeriodicInformTime reference from its parameter value: `None` for the unknown time or an
-/// unparsable value (then the CPE picks the phase).
+/// The PeriodicInformTime reference from its parameter value, in Unix milliseconds (the
+/// fraction kept): `None` for the unknown time or an unparsable value (then the CPE picks the
+/// phase).
 pub fn periodic_reference(value: &str) -> Option<i64> {
-    parse_datetime(value).filter(|&t| t != UNKNOWN_TIME)
+    parse_datetime_ms(value).filter(|&t| t != UNKNOWN_TIME_MS)
 }
 
 fn is_leap(y: i64) -> bool {
@@ -293,36 +329,94 @@ mod tests {
         let _ = retry_wait(u32::MAX, u32::MAX, u32::MAX, u64::MAX);
     }
 
+    /// Unix milliseconds of a dateTime, for the periodic tests.
+    fn ms(s: &str) -> i64 {
+        parse_datetime_ms(s).unwrap()
+    }
+
+    /// A time in milliseconds as `…T03:00:00.250Z`.
+    fn text_ms(t: i64) -> String {
+        let mut s = format_datetime_utc(t.div_euclid(1000));
+        s.insert_str(s.len() - 1, &format!(".{:03}", t.rem_euclid(1000)));
+        s
+    }
+
     #[test]
     fn periodic_without_reference_is_now_plus_interval() {
-        assert_eq!(next_periodic(1_000, 300, None), 1_300);
-        assert_eq!(next_periodic(1_000, 300, Some(UNKNOWN_TIME)), 1_300);
-        assert_eq!(next_periodic(1_000, 0, None), 1_001);
+        assert_eq!(next_periodic(1_000_250, 300, None), 1_300_250);
+        assert_eq!(
+            next_periodic(1_000_000, 300, Some(UNKNOWN_TIME_MS)),
+            1_300_000
+        );
+        assert_eq!(next_periodic(1_000_000, 0, None), 1_001_000);
     }
 
     #[test]
     fn periodic_aligns_to_the_reference_phase() {
         // Daily informs at 03:00 UTC; the reference is years in the past.
-        let reference = parse_datetime("2001-01-01T03:00:00Z").unwrap();
-        let now = parse_datetime("2026-11-21T05:50:26Z").unwrap();
+        let reference = ms("2001-01-01T03:00:00Z");
+        let now = ms("2026-11-21T05:50:26Z");
         let next = next_periodic(now, 86_400, Some(reference));
-        assert_eq!(format_datetime_utc(next), "2026-11-22T03:00:00Z");
+        assert_eq!(text_ms(next), "2026-11-22T03:00:00.000Z");
         // A reference in the future works the same way.
-        let future = parse_datetime("2100-06-01T03:00:00Z").unwrap();
+        let future = ms("2100-06-01T03:00:00Z");
         assert_eq!(next_periodic(now, 86_400, Some(future)), next);
         // Exactly on a phase point: the next one, not now.
-        let on = parse_datetime("2026-11-21T03:00:00Z").unwrap();
-        assert_eq!(next_periodic(on, 86_400, Some(reference)), on + 86_400);
+        let on = ms("2026-11-21T03:00:00Z");
+        assert_eq!(next_periodic(on, 86_400, Some(reference)), on + 86_400_000);
         // Hourly at :15 with a reference given in another zone.
-        let r = parse_datetime("2020-01-01T10:15:00+02:00").unwrap();
-        let n = next_periodic(
-            parse_datetime("2026-03-01T12:16:00Z").unwrap(),
-            3600,
-            Some(r),
-        );
-        assert_eq!(format_datetime_utc(n), "2026-03-01T13:15:00Z");
+        let r = ms("2020-01-01T10:15:00+02:00");
+        let n = next_periodic(ms("2026-03-01T12:16:00Z"), 3600, Some(r));
+        assert_eq!(text_ms(n), "2026-03-01T13:15:00.000Z");
         // Extremes do not overflow.
         assert_eq!(next_periodic(i64::MAX - 1, 10, Some(0)), i64::MAX);
+    }
+
+    #[test]
+    fn periodic_keeps_the_fraction_of_the_reference() {
+        // GenieACS writes milliseconds: the phase is 03:00:00.750, not 03:00:00 (which would
+        // make every Inform 750 ms early).
+        let reference = ms("2001-01-01T03:00:00.750Z");
+        let next = next_periodic(ms("2026-11-21T05:50:26Z"), 86_400, Some(reference));
+        assert_eq!(text_ms(next), "2026-11-22T03:00:00.750Z");
+        // Between the whole second and the fraction, the phase point is still ahead.
+        let now = ms("2026-11-22T03:00:00.300Z");
+        assert_eq!(next_periodic(now, 86_400, Some(reference)), next);
+        // Every 10 s at .125.
+        let r = ms("2020-01-01T00:00:00.125Z");
+        let n = next_periodic(ms("2026-03-01T12:16:03.500Z"), 10, Some(r));
+        assert_eq!(text_ms(n), "2026-03-01T12:16:10.125Z");
+        // The unknown time with a fraction of zeros is still the unknown time.
+        assert_eq!(periodic_reference("0001-01-01T00:00:00.000Z"), None);
+    }
+
+    #[test]
+    fn fractions_are_kept_to_the_millisecond_and_never_rounded_down() {
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:01.5Z"), Some(1_500));
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:01.05Z"), Some(1_050));
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:01.123Z"), Some(1_123));
+        assert_eq!(
+            parse_datetime_ms("1970-01-01T00:00:01.123000Z"),
+            Some(1_123)
+        );
+        // Below a millisecond: rounded up, so the time is never earlier than written.
+        assert_eq!(
+            parse_datetime_ms("1970-01-01T00:00:01.1230001Z"),
+            Some(1_124)
+        );
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:01.9999Z"), Some(2_000));
+        assert_eq!(parse_datetime_ms("1969-12-31T23:59:59.250Z"), Some(-750));
+        assert_eq!(
+            parse_datetime_ms("2026-11-21T06:50:26.040+01:00"),
+            Some(1_795_240_226_040)
+        );
+        // Seconds drop the fraction (floor), before the epoch too.
+        assert_eq!(parse_datetime("1969-12-31T23:59:59.250Z"), Some(-1));
+        let long = format!("1970-01-01T00:00:01.{}Z", "0".repeat(10_000));
+        assert_eq!(parse_datetime_ms(&long), Some(1_000));
+        // Years beyond milliseconds in an i64 are refused there, not overflowed.
+        assert_eq!(parse_datetime_ms("999999999-01-01T00:00:00Z"), None);
+        assert!(parse_datetime("999999999-01-01T00:00:00Z").is_some());
     }
 
     #[test]
@@ -442,6 +536,7 @@ mod tests {
     fn periodic_reference_ignores_unknown_time() {
         assert_eq!(periodic_reference("0001-01-01T00:00:00Z"), None);
         assert_eq!(periodic_reference("garbage"), None);
-        assert_eq!(periodic_reference("1970-01-01T00:01:00Z"), Some(60));
+        assert_eq!(periodic_reference("1970-01-01T00:01:00Z"), Some(60_000));
+        assert_eq!(periodic_reference("1970-01-01T00:01:00.042Z"), Some(60_042));
     }
 }

@@ -155,6 +155,8 @@ pub enum SessionError {
     Transport(String),
     /// The session reached [`SessionParams::max_exchanges`] POSTs.
     TooManyExchanges,
+    /// The session ran past the agent's wall-clock limit for one session (seconds).
+    TimeLimit(u32),
     /// The agent called the session out of turn (a bug in the caller).
     OutOfOrder(&'static str),
 }
@@ -171,6 +173,10 @@ impl fmt::Display for SessionError {
             SessionError::Protocol(why) => write!(f, "protocol error: {why}"),
             SessionError::Transport(why) => write!(f, "transport: {why}"),
             SessionError::TooManyExchanges => write!(f, "too many exchanges in one session"),
+            SessionError::TimeLimit(secs) => write!(
+                f,
+                "the session exceeded its time limit of {secs} s ([acs] session_limit)"
+            ),
             SessionError::OutOfOrder(why) => write!(f, "session driven out of order: {why}"),
         }
     }
@@ -372,6 +378,19 @@ impl Session {
         let (next, action) = match state {
             State::Done(outcome) => (State::Done(outcome.clone()), Action::Done(outcome)),
             _ => self.finish(Err(SessionError::Transport(reason.to_string()))),
+        };
+        self.state = next;
+        action
+    }
+
+    /// The caller's clock says the session has run for its whole time limit (`secs`): it ends
+    /// now, failed, in whatever state it was ([`SessionError::TimeLimit`]). A session already
+    /// done stays as it ended.
+    pub fn time_limit(&mut self, secs: u32) -> Action {
+        let state = std::mem::replace(&mut self.state, State::Moving);
+        let (next, action) = match state {
+            State::Done(outcome) => (State::Done(outcome.clone()), Action::Done(outcome)),
+            _ => self.finish(Err(SessionError::TimeLimit(secs))),
         };
         self.state = next;
         action
@@ -1376,6 +1395,37 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
             let a = s.on_reply(status, b"");
             assert_eq!(outcome(&a).result, Err(SessionError::Http(status)));
         }
+    }
+
+    #[test]
+    fn the_time_limit_ends_the_session_in_any_state() {
+        // Before the InformResponse: failed, nothing delivered.
+        let (mut s, _) = Session::start(params(NS12, vec![]));
+        match s.time_limit(600) {
+            Action::Done(o) => {
+                assert_eq!(o.result, Err(SessionError::TimeLimit(600)));
+                assert!(!o.inform_accepted);
+            }
+            a => panic!("{a:?}"),
+        }
+        // Later inputs get the same end.
+        assert!(
+            matches!(s.on_failure("late"), Action::Done(o) if o.result == Err(SessionError::TimeLimit(600)))
+        );
+        // After the InformResponse, while the ACS keeps the session going: the Inform stays
+        // accepted (its events were delivered), the session failed.
+        let (mut s, a) = accepted(params(NS12, vec![]), inform_response(NS12, None, None));
+        assert!(matches!(a, Action::Post(_)), "{a:?}");
+        match s.time_limit(5) {
+            Action::Done(o) => {
+                assert_eq!(o.result, Err(SessionError::TimeLimit(5)));
+                assert!(o.inform_accepted);
+            }
+            a => panic!("{a:?}"),
+        }
+        assert!(SessionError::TimeLimit(5)
+            .to_string()
+            .contains("time limit of 5 s"));
     }
 
     #[test]

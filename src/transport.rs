@@ -21,7 +21,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -181,6 +181,8 @@ pub struct Transport {
     auth: Option<ClientAuth>,
     jar: CookieJar,
     rng: ring::rand::SystemRandom,
+    /// The end of the session's time budget ([`Transport::set_deadline`]).
+    deadline: Option<Instant>,
 }
 
 /// What the request a 401 answered carried.
@@ -243,7 +245,15 @@ impl Transport {
             auth: None,
             jar: CookieJar::default(),
             rng: ring::rand::SystemRandom::new(),
+            deadline: None,
         })
+    }
+
+    /// No exchange runs past `at` (the agent's wall-clock limit of a session): each one's
+    /// global timeout is cut to what is left, and none starts after it
+    /// ([`TransportError::Timeout`]). `None` leaves only the per-call budgets.
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = at;
     }
 
     /// POSTs one CWMP message (empty body = the empty POST) and returns the ACS's reply.
@@ -445,6 +455,19 @@ impl Transport {
         cookie: Option<String>,
     ) -> Result<RawReply, TransportError> {
         let mut req = self.agent.post(target.url.as_str());
+        if let Some(at) = self.deadline {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(TransportError::Timeout("the session's time limit".into()));
+            }
+            let budget = self
+                .cfg
+                .connect_timeout
+                .saturating_add(self.cfg.timeout.saturating_mul(3));
+            if left < budget {
+                req = req.config().timeout_global(Some(left)).build();
+            }
+        }
         if body.is_empty() {
             // §3.4.1: the empty POST has neither Content-Type nor SOAPAction.
             req = req.header("Content-Length", "0");

@@ -1046,6 +1046,77 @@ fn fixed_host_name_is_reported_and_checked() {
     env.finish();
 }
 
+#[test]
+fn a_request_that_joined_a_session_held_to_the_time_limit_still_gets_a_session() {
+    // An ACS that never ends a session (a cheap request every 300 ms, forever) holds it only
+    // until `[acs] session_limit`; a request that joined the held session (answered 200,
+    // coalesced) is still owed a session, which follows after the §3.2.1.1 wait (1 s here).
+    const LIMIT: Duration = Duration::from_secs(4);
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let lines = format!("username = {CR_USER:?}\npassword = {CR_PASS:?}\n");
+    let cpe = Cpe::with_cr("cr-held", &acs.url(), &lines);
+    let text = std::fs::read_to_string(&cpe.cfg).expect("read config");
+    assert!(text.contains("\ntimeout = 5\n"), "{text}");
+    let text = text.replacen(
+        "\ntimeout = 5\n",
+        &format!("\ntimeout = 5\nsession_limit = {}\n", LIMIT.as_secs()),
+        1,
+    );
+    std::fs::write(&cpe.cfg, text).expect("write config");
+    let env = Env::launch(acs, cpe);
+    env.acs.push_script_fn(|_| {
+        thread::sleep(Duration::from_millis(300));
+        Some(cwmpd::soap::AcsRequest::GetRpcMethods.into())
+    });
+    let r = env.url.authorized_get();
+    assert_eq!(r.status, 200, "{r:?}");
+    let held = env
+        .acs
+        .wait_for(SESSION_WAIT, |s| s.len() >= 2 && !s[1].exchanges.is_empty())
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", env.daemon.log()))
+        .remove(1);
+    assert!(held.has_event(CR_EVENT), "{:?}", held.event_codes());
+    // This one joins the held session.
+    let r = env.url.authorized_get();
+    assert_eq!(r.status, 200, "{r:?}");
+    let all = env
+        .acs
+        .wait_for(LIMIT + WAIT, |s| {
+            s.iter()
+                .skip(2)
+                .any(|s| s.completed && s.has_event(CR_EVENT))
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "no session for the joined request: {e}\ndaemon: {}",
+                env.daemon.log()
+            )
+        });
+    let held = &all[1];
+    assert!(!held.completed, "the ACS ended the held session itself");
+    assert!(
+        held.exchanges.len() >= 3,
+        "the session was not held: {:?}",
+        held.exchanges
+    );
+    let next = all
+        .iter()
+        .skip(2)
+        .find(|s| s.has_event(CR_EVENT))
+        .expect("the joined request's session");
+    assert!(
+        next.started.duration_since(held.started) >= LIMIT,
+        "the next session started {:?} after the held one",
+        next.started.duration_since(held.started)
+    );
+    let log = env.daemon.log();
+    assert!(
+        log.contains("time limit of 4 s"),
+        "the held session's end is not logged as the time limit:\n{log}"
+    );
+    env.finish();
+}
+
 // ----------------------------------------------------------------------------------------------
 // The test environment: one ACS, one CPE, its daemon, the URL it reported.
 

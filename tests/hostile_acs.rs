@@ -92,6 +92,10 @@ fn every_hostile_case() {
             "garbage mid-session forever, 1 s per reply (random bytes)",
             slow_garbage_forever,
         ),
+        (
+            "valid requests forever, 1.9 s per reply (session_limit 5 s)",
+            valid_requests_forever,
+        ),
         ("not HTTP at all (random bytes, close)", not_http),
         ("truncated XML", truncated_xml),
         (
@@ -760,6 +764,52 @@ fn slow_garbage_forever() -> Row {
     row(
         "garbage mid-session forever, 1 s per reply (random bytes)",
         outcome,
+        secs,
+        c,
+    )
+}
+
+/// Valid requests forever (GetRPCMethods), each sent 1.9 s after the CPE's answer, just inside
+/// the 2 s timeout: nothing is malformed, no wait times out and the exchange cap is hours
+/// away, so only the session's wall-clock limit (`[acs] session_limit`, 5 s here) ends it,
+/// as a failure naming the limit.
+fn valid_requests_forever() -> Row {
+    const LIMIT: u64 = 5;
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else {
+            thread::sleep(Duration::from_millis(1900));
+            Reply::soap(get_rpc_methods(&format!("hold-{}", r.n)))
+        }
+    });
+    let cpe = hostile_cpe("hostile", &acs.url("/acs"), None, 1000);
+    let text = std::fs::read_to_string(&cpe.cfg).expect("read config");
+    let line = format!("\ntimeout = {TIMEOUT}\n");
+    assert!(text.contains(&line), "no {line:?} in the config:\n{text}");
+    let text = text.replacen(
+        &line,
+        &format!("\ntimeout = {TIMEOUT}\nsession_limit = {LIMIT}\n"),
+        1,
+    );
+    std::fs::write(&cpe.cfg, text).expect("write config");
+    let (out, secs) = inform(&cpe);
+    let mut c = Check::default();
+    let why = expect_failure(&mut c, &out, secs, &["time limit of 5 s"]);
+    let seen = acs.seen();
+    let answers = seen
+        .iter()
+        .filter(|r| r.text().contains("GetRPCMethodsResponse"))
+        .count();
+    c.that(answers >= 1, || {
+        format!("the CPE answered no GetRPCMethods: {} POSTs", seen.len())
+    });
+    c.that(secs >= LIMIT as f64, || {
+        format!("ended after {secs:.1} s, before the {LIMIT} s limit")
+    });
+    row(
+        "valid requests forever, 1.9 s per reply (session_limit 5 s)",
+        format!("{why} after {} POSTs", seen.len()),
         secs,
         c,
     )

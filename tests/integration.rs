@@ -106,6 +106,28 @@ fn http_inform_carries_bootstrap_boot_and_forced_parameters() {
     assert_eq!(s.inform.retry_count, 0);
 }
 
+#[test]
+fn inform_with_nothing_pending_carries_2_periodic() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("inform-nothing", &acs.url(), None);
+    let all = inform_and_wait(&acs, &cpe, "first inform", 1);
+    assert!(all[0].has_event("1 BOOT"), "{:?}", all[0].event_codes());
+    // Nothing is pending now (same boot, BOOTSTRAP acknowledged): an Inform still carries an
+    // event (§3.7.1.5), the README's choice for a local check-in.
+    let out = cpe.cli(&["status"]);
+    assert!(out.stdout.contains("pending events: none"), "{out}");
+    let all = inform_and_wait(&acs, &cpe, "inform with nothing pending", 2);
+    assert_eq!(all[1].event_codes(), ["2 PERIODIC"]);
+    // Given events are sent as they are, without a PERIODIC beside them.
+    let all = {
+        let out = cpe.cli(&["inform", "--event", "6 CONNECTION REQUEST"]);
+        out.assert_code(0, "inform --event");
+        acs.wait_sessions(3, WAIT)
+            .unwrap_or_else(|e| panic!("{e}\n{out}"))
+    };
+    assert_eq!(all[2].event_codes(), ["6 CONNECTION REQUEST"]);
+}
+
 // ----------------------------------------------------------------------------------------------
 // 2. HTTPS, Digest bound to the connection, mandatory cookie, a whole session.
 
@@ -769,6 +791,65 @@ fn periodic_inform_interval_set_by_the_acs_is_obeyed() {
     );
 }
 
+#[test]
+fn periodic_informs_keep_the_fraction_of_periodic_inform_time() {
+    // GenieACS writes PeriodicInformTime with milliseconds. Every 4 s at .900 of the second:
+    // an agent that drops the fraction informs 900 ms before each phase point.
+    const INTERVAL_MS: i64 = 4000;
+    const REFERENCE: &str = "2020-01-01T00:00:00.900Z";
+    let reference_ms: i64 = 1_577_836_800_900;
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::new("periodic-fraction", &acs.url(), None);
+    acs.push_script([spv_req(
+        &[
+            (
+                "Device.ManagementServer.PeriodicInformTime",
+                REFERENCE,
+                BaseType::DateTime,
+            ),
+            (PII, "4", BaseType::UnsignedInt),
+        ],
+        "phase",
+    )]);
+    // The ACS's arrival times as Unix milliseconds.
+    let (sys0, inst0) = (std::time::SystemTime::now(), Instant::now());
+    let unix_ms = |t: Instant| {
+        let at = sys0 + t.duration_since(inst0);
+        at.duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis() as i64
+    };
+    let daemon = cpe.spawn_run();
+    let all = acs
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .filter(|s| s.completed && s.has_event("2 PERIODIC"))
+                .count()
+                >= 3
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    assert_eq!(
+        all[0].exchanges[0].response,
+        Ok(CpeResponse::SetParameterValues { status: 0 })
+    );
+    // Each periodic Inform reaches the ACS at or after its phase point, and well before the
+    // middle of the interval (an Inform that ignored the fraction arrives 900 ms early, at
+    // 3100 ms + its latency after the previous point).
+    let offsets: Vec<i64> = all
+        .iter()
+        .filter(|s| s.has_event("2 PERIODIC"))
+        .map(|s| (unix_ms(s.started) - reference_ms).rem_euclid(INTERVAL_MS))
+        .collect();
+    eprintln!("periodic Informs {offsets:?} ms after their phase points");
+    assert!(
+        offsets.iter().all(|&o| o < INTERVAL_MS / 2),
+        "periodic Informs {offsets:?} ms after their phase points (.900 of every 4th second); \
+         above {} ms means early\ndaemon: {}",
+        INTERVAL_MS / 2,
+        daemon.log()
+    );
+}
+
 // ----------------------------------------------------------------------------------------------
 // 7. The CLI.
 
@@ -838,6 +919,64 @@ fn cli_get_set_status_check() {
     );
     let out = run(&["-c", &bad.display().to_string(), "frobnicate"]);
     out.assert_code(2, "unknown subcommand");
+}
+
+/// Runs the binary with arguments that need not be UTF-8, killed at [`CLI_TIMEOUT`]: (exit
+/// code, stderr).
+fn run_os(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cwmpd");
+    let (_out, err) = read_output(&mut child);
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    (code, err.join().unwrap_or_default())
+}
+
+#[test]
+fn cli_refuses_non_utf8_arguments_and_endless_config_files() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let cpe = Cpe::new("cli-bytes", CLOSED_URL, None);
+    let cfg = cpe.cfg.as_os_str();
+    let bad = OsStr::from_bytes(b"Device.\xff\xfe");
+    // In every position: the command, its arguments, the config path.
+    for args in [
+        vec![OsStr::new("-c"), cfg, OsStr::new("get"), bad],
+        vec![OsStr::new("-c"), cfg, bad],
+        vec![OsStr::new("-c"), bad, OsStr::new("check")],
+        vec![bad],
+    ] {
+        let (code, stderr) = run_os(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not valid UTF-8") && stderr.contains("usage:"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // An endless config file is refused at its bound, naming the file (not read until the
+    // memory runs out).
+    let out = run(&["-c", "/dev/zero", "check"]);
+    out.assert_code(2, "-c /dev/zero");
+    assert!(
+        out.stderr.contains("/dev/zero: larger than"),
+        "the file and the reason: {out}"
+    );
 }
 
 // ----------------------------------------------------------------------------------------------

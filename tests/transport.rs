@@ -470,6 +470,33 @@ fn silent_servers_time_out() {
 }
 
 #[test]
+fn the_session_deadline_cuts_a_post_short_and_refuses_the_next() {
+    // The per-call budget is 4 x 20 s; the session's deadline, 1 s away, cuts the wait for a
+    // server that never answers.
+    let pki = Pki::new();
+    let server = TestServer::start(None, |_| Response::hang());
+    let mut t = Transport::new(TransportConfig {
+        connect_timeout: Duration::from_secs(20),
+        timeout: Duration::from_secs(20),
+        ..config(server.url("/acs"), &pki.ca_file)
+    })
+    .unwrap();
+    let start = Instant::now();
+    t.set_deadline(Some(start + Duration::from_secs(1)));
+    let e = expect_err(t.post(b"inform"));
+    assert!(matches!(e, TransportError::Timeout(_)), "{e:?}");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // Past the deadline no exchange starts.
+    let e = expect_err(t.post(b"inform"));
+    assert!(e.to_string().contains("time limit"), "{e}");
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
 fn oversized_body_and_retry_after() {
     let pki = Pki::new();
     let server = TestServer::start(Some(pki.server_tls()), |req| {

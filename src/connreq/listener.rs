@@ -92,6 +92,9 @@ const COUNTS: [(Count, &str); 11] = [
 struct Shared {
     gate: Mutex<Gate>,
     phase: AtomicU8,
+    /// A request was accepted into a running session (coalesced, no wake-up) since the agent
+    /// last looked ([`Listener::take_joined`]).
+    joined: AtomicBool,
     wake: Box<dyn Fn() + Send + Sync>,
     limits: Limits,
     epoch: Instant,
@@ -158,6 +161,7 @@ impl Listener {
             shared: Arc::new(Shared {
                 gate: Mutex::new(gate),
                 phase: AtomicU8::new(Phase::Idle as u8),
+                joined: AtomicBool::new(false),
                 wake: Box::new(wake),
                 limits,
                 epoch: Instant::now(),
@@ -263,6 +267,12 @@ impl Listener {
     /// Tells the listener whether a session is under way.
     pub fn set_phase(&self, phase: Phase) {
         self.shared.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// Whether a request joined a running session since the last call (and clears it): if
+    /// that session failed, the request is still owed a session.
+    pub fn take_joined(&self) -> bool {
+        self.shared.joined.swap(false, Ordering::AcqRel)
     }
 
     /// Runs `f` on the gate (to reconfigure it).
@@ -541,10 +551,14 @@ fn decide(shared: &Shared, head: &http::Head<'_>) -> Reply {
     // unique per millisecond and unforgeable.
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
     let mut gate = lock(&shared.gate);
-    let busy = shared.phase.load(Ordering::Acquire) != Phase::Idle as u8;
-    let reply = gate.decide(head, shared.now_ms(), random, busy);
-    if reply.outcome == Outcome::Accepted {
-        shared.phase.store(Phase::Pending as u8, Ordering::Release);
+    let phase = shared.phase.load(Ordering::Acquire);
+    let reply = gate.decide(head, shared.now_ms(), random, phase != Phase::Idle as u8);
+    match reply.outcome {
+        Outcome::Accepted => shared.phase.store(Phase::Pending as u8, Ordering::Release),
+        Outcome::Coalesced if phase == Phase::Running as u8 => {
+            shared.joined.store(true, Ordering::Release)
+        }
+        _ => {}
     }
     reply
 }

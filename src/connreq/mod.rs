@@ -148,6 +148,11 @@ impl ConnReq {
         self.listener.set_phase(phase);
     }
 
+    /// Whether a request joined a running session since the last call (and clears it).
+    pub fn take_joined(&self) -> bool {
+        self.listener.take_joined()
+    }
+
     /// Follows the data model and the network: credentials and enable at every call, the
     /// address every `check_interval` (or now, with `recheck`). Returns the new URL when it
     /// changed.

@@ -278,6 +278,9 @@ pub struct SessionRecord {
     pub rejected: bool,
     /// The session ended with the ACS's empty response.
     pub completed: bool,
+    /// When the ACS decided on that empty response (before it was sent: the CPE's session
+    /// ends after this).
+    pub ended: Option<Instant>,
     /// The cookie the ACS set (`name=value`), if any.
     pub cookie: Option<String>,
     /// The user name the CPE authenticated as (Basic or Digest).
@@ -1207,6 +1210,7 @@ fn start_session(
         inform: inform.clone(),
         rejected,
         completed: false,
+        ended: None,
         cookie: None,
         user,
         cpe_requests: Vec::new(),
@@ -1392,6 +1396,7 @@ fn next_request(shared: &Shared, state: &mut State, ns: CwmpNs) -> Reply {
             *live = None;
             if let Some(s) = sessions.get_mut(index) {
                 s.completed = true;
+                s.ended = Some(Instant::now());
             }
             let status = if shared.opts.end_with_200 { 200 } else { 204 };
             shared.say(&format!(
