@@ -30,6 +30,16 @@
 //! - **Process spawns per session**: that daemon's own count, from the line it logs at the end
 //!   of each session ("N processes started": every process its backends start, and the `kill`
 //!   of a command past its deadline), for the periodic session with no RPC and the GPV one.
+//! - **Wrong Digest guesses answered per second from one source** (issue 14): the real daemon's
+//!   Connection Request listener on 127.0.0.1 (credentials set, no ACS) and one client thread
+//!   guessing as fast as it can, as an attacker who found the port and the path would: on each
+//!   keep-alive connection a GET for a challenge, then Digest answers with a wrong password on
+//!   its nonce until the connection closes. A guess is answered when it gets its verdict (`401`
+//!   to a request with credentials); a throttled source gets `503` without one. Once with the
+//!   throttle off (`auth_fail_interval = 0`, what every release before it did) for
+//!   [`GUESS_TIME_OFF`], once with the defaults (`auth_fail_burst = 20`, `auth_fail_interval =
+//!   10`) for [`GUESS_TIME_ON`]: the burst, then one guess per interval. More verdicts than the
+//!   defaults allow is a problem.
 //!
 //! A figure that cannot be measured here (no cross build, no `strip`) says why instead of a
 //! number; nothing in the table is typed in. Such a figure, and a storage write by the
@@ -79,6 +89,14 @@ const WAIT: Duration = Duration::from_secs(40);
 const GPV_TARGET: usize = 2_000;
 /// Time given to each parser on each message set.
 const PARSE_TIME: Duration = Duration::from_millis(1_500);
+/// How long the unthrottled listener is guessed at.
+const GUESS_TIME_OFF: Duration = Duration::from_secs(2);
+/// How long the throttled one is: a little more than one `auth_fail_interval` after the burst.
+const GUESS_TIME_ON: Duration = Duration::from_secs(11);
+/// The defaults of `auth_fail_burst` and `auth_fail_interval` (seconds), which the embedded
+/// config must have.
+const FAIL_BURST: u64 = 20;
+const FAIL_INTERVAL_S: u64 = 10;
 
 fn main() {
     let start = Instant::now();
@@ -98,6 +116,7 @@ fn main() {
     generic_daemon(&mut table, work.path(), &pki);
     let gpv_response = router_daemon(&mut table, work.path(), &pki);
     parse_throughput(&mut table, gpv_response.as_ref());
+    auth_throttle(&mut table, work.path());
 
     println!(
         "\ncwmpd benchmark report ({} build, {} {}), every figure measured in this run",
@@ -951,6 +970,204 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrong Digest guesses at the Connection Request listener.
+
+fn auth_throttle(table: &mut Table, work: &Path) {
+    const OFF: &str = "wrong Digest guesses answered per second, one source, no throttle";
+    const ON: &str = "wrong Digest guesses answered per second, one source, throttled";
+    let defaults = cwmpd::config::Config::embedded().connection_request;
+    if (
+        u64::from(defaults.auth_fail_burst),
+        u64::from(defaults.auth_fail_interval),
+    ) != (FAIL_BURST, FAIL_INTERVAL_S)
+    {
+        table.problems.push(format!(
+            "the embedded auth_fail_burst/auth_fail_interval are {}/{}, this bench expects \
+             {FAIL_BURST}/{FAIL_INTERVAL_S}",
+            defaults.auth_fail_burst, defaults.auth_fail_interval
+        ));
+    }
+    match guess_run(
+        &work.join("guess-off"),
+        "auth_fail_interval = 0\n",
+        GUESS_TIME_OFF,
+    ) {
+        Ok(g) => table.row(
+            OFF,
+            format!("{:.0}/s", g.answered as f64 / g.time.as_secs_f64()),
+            "",
+            &format!(
+                "auth_fail_interval = 0 (before issue 14): {} verdicts in {:.1} s",
+                g.answered,
+                g.time.as_secs_f64()
+            ),
+        ),
+        Err(e) => table.missing(OFF, &e),
+    }
+    match guess_run(&work.join("guess-on"), "", GUESS_TIME_ON) {
+        Ok(g) => {
+            let allowed = FAIL_BURST + g.time.as_secs() / FAIL_INTERVAL_S + 1;
+            table.row(
+                ON,
+                format!("{:.2}/s", g.answered as f64 / g.time.as_secs_f64()),
+                "",
+                &format!(
+                    "defaults (burst {FAIL_BURST}, then 1 per {FAIL_INTERVAL_S} s): {} verdicts \
+                     and {} refused with 503 in {:.1} s",
+                    g.answered,
+                    g.throttled,
+                    g.time.as_secs_f64()
+                ),
+            );
+            if g.answered > allowed {
+                table.problems.push(format!(
+                    "{ON}: {} verdicts in {:.1} s, the throttle allows {allowed}",
+                    g.answered,
+                    g.time.as_secs_f64()
+                ));
+            }
+            if g.throttled == 0 {
+                table
+                    .problems
+                    .push(format!("{ON}: no request was refused with 503"));
+            }
+        }
+        Err(e) => table.missing(ON, &e),
+    }
+}
+
+/// What one guessing run saw.
+struct Guesses {
+    answered: u64,
+    throttled: u64,
+    time: Duration,
+}
+
+/// Starts the daemon in `dir` with `extra` lines in `[connection_request]` and guesses at it
+/// for `time` from one thread.
+fn guess_run(dir: &Path, extra: &str, time: Duration) -> Result<Guesses, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("a free port: {e}"))?;
+    let cfg = dir.join("cwmpd.toml");
+    let text = format!(
+        "[acs]\n\
+         url = \"\"\n\
+         \n\
+         [connection_request]\n\
+         listen = \"127.0.0.1:{port}\"\n\
+         url = \"http://127.0.0.1:{port}/cr\"\n\
+         username = \"acs-cr\"\n\
+         password = \"cr-s3cret-not-guessed\"\n\
+         {extra}\
+         \n\
+         [storage]\n\
+         dir = {:?}\n\
+         \n\
+         [datamodel]\n\
+         platform = \"generic\"\n\
+         \n\
+         [log]\n\
+         level = \"warn\"\n\
+         target = \"stderr\"\n",
+        dir.join("state").display().to_string()
+    );
+    std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+    let daemon = Daemon::spawn(&cfg)?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let up = cpe::poll(WAIT, || std::net::TcpStream::connect(addr).ok());
+    if up.is_none() {
+        return Err(format!("the listener never came up: {}", daemon.log_tail()));
+    }
+    let mut g = Guesses {
+        answered: 0,
+        throttled: 0,
+        time: Duration::ZERO,
+    };
+    let start = Instant::now();
+    let mut guess = 0u64;
+    while start.elapsed() < time {
+        let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+            continue;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = conn.set_nodelay(true);
+        let head = |auth: &str| {
+            format!("GET /cr HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n").into_bytes()
+        };
+        let Some((status, nonce)) = http_exchange(&mut conn, &head("")) else {
+            continue;
+        };
+        if status == 503 {
+            g.throttled += 1;
+            // Refusals are not what is measured: a pause keeps the loop from spending every
+            // ephemeral port on them.
+            thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let Some(nonce) = nonce else {
+            return Err(format!("no challenge (status {status})"));
+        };
+        let mut nc = 0u32;
+        while start.elapsed() < time {
+            nc += 1;
+            guess += 1;
+            // Any response value is a guess; the server computes the right one to compare.
+            let auth = format!(
+                "Authorization: Digest username=\"acs-cr\", realm=\"cwmpd\", \
+                 nonce=\"{nonce}\", uri=\"/cr\", qop=auth, nc={nc:08x}, \
+                 cnonce=\"0a4f113b\", response=\"{guess:032x}\", algorithm=MD5\r\n"
+            );
+            match http_exchange(&mut conn, &head(&auth)) {
+                Some((401, _)) => g.answered += 1,
+                Some((503, _)) => {
+                    g.throttled += 1;
+                    thread::sleep(Duration::from_millis(2));
+                    break;
+                }
+                Some((s, _)) => return Err(format!("a wrong guess got {s}")),
+                None => break,
+            }
+        }
+    }
+    g.time = start.elapsed();
+    drop(daemon);
+    Ok(g)
+}
+
+/// Writes a request and reads one answer head: its status and a Digest nonce, if any; `None`
+/// when the connection ended first.
+fn http_exchange(conn: &mut std::net::TcpStream, req: &[u8]) -> Option<(u16, Option<String>)> {
+    use std::io::Write as _;
+    conn.write_all(req).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > 16 * 1024 {
+            return None;
+        }
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(chunk.get(..n)?);
+    };
+    let head = String::from_utf8_lossy(buf.get(..end)?).into_owned();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let nonce = head
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(String::from);
+    Some((status, nonce))
 }
 
 // ---------------------------------------------------------------------------------------------

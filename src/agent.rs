@@ -296,11 +296,7 @@ impl Agent {
         }
         // What the CLI shows; the daemon replaces it once its listener is bound.
         let s = agent.settings();
-        let url = connreq::provisional_url(
-            &agent.cfg.connection_request,
-            &agent.state.connection_request_path,
-            &s.url,
-        );
+        let url = agent.provisional_url();
         agent.show_connreq_url(&url, s.connection_request.enabled);
         Ok(agent)
     }
@@ -317,26 +313,42 @@ impl Agent {
                 let _ = tx.send(Trigger::ConnectionRequest);
             },
         ));
+        // With an empty ConnectionRequestPassword the listener stays closed (and says so).
         let s = self.settings();
-        if s.connection_request.username.is_empty() && s.connection_request.password.is_empty() {
-            log::warn!(
-                "ConnectionRequestUsername and ConnectionRequestPassword are empty: any client \
-                 can compute the digest until the ACS sets them"
-            );
-        }
         self.follow_connreq(&s, true);
         self.url_changed = false;
+        // The listener's URL from now on, even when it is the empty one it starts from.
+        if let Some(url) = self.connreq.as_ref().map(|c| c.url().to_string()) {
+            self.engine
+                .backends_mut()
+                .set_runtime("connection_request.url", &url);
+        }
         // Notification bookkeeping is RAM: a URL that moved while the agent was down is told
         // here (a forced active notification, TR-181), else the ACS could not reach the CPE.
         let url = self.connreq.is_some().then(|| self.shown_connreq_url());
         if let Some(url) = url {
             let known = self.state.reported_connection_request_url.clone();
             if !known.is_empty() && known != url && self.queue(events::VALUE_CHANGE, "") {
-                log::info!("ConnectionRequestURL changed since it was last reported ({known})");
+                // Not the URLs themselves: their path is a secret.
+                log::info!("ConnectionRequestURL changed since it was last reported");
                 self.save();
             }
         }
         Ok(())
+    }
+
+    /// ConnectionRequestURL before the listener runs (empty while no password is set: nothing
+    /// will serve it).
+    fn provisional_url(&mut self) -> String {
+        let s = self.settings();
+        if s.connection_request.password.is_empty() {
+            return String::new();
+        }
+        connreq::provisional_url(
+            &self.cfg.connection_request,
+            &self.state.connection_request_path,
+            &s.url,
+        )
     }
 
     /// Lets the listener follow the settings; when ConnectionRequestURL changed, the agent
@@ -457,12 +469,7 @@ impl Agent {
                 Ok(dir) => clean_transfer_dir(&dir, &self.state.transfers),
                 Err(e) => log::error!("{e}"),
             }
-            let acs_url = self.settings().url;
-            let url = connreq::provisional_url(
-                &self.cfg.connection_request,
-                &self.state.connection_request_path,
-                &acs_url,
-            );
+            let url = self.provisional_url();
             self.engine
                 .backends_mut()
                 .set_runtime("connection_request.url", &url);

@@ -167,7 +167,8 @@ pub struct ConnectionRequest {
     pub listen: String,
     /// `ManagementServer.ConnectionRequestUsername`. Default: empty.
     pub username: String,
-    /// `ManagementServer.ConnectionRequestPassword`. Default: empty.
+    /// `ManagementServer.ConnectionRequestPassword`; while it is empty nothing listens (the
+    /// ACS usually sets it in its first session). Default: empty.
     pub password: String,
     /// A complete `http://` URL to report instead of a derived one (a port forward in front of
     /// the CPE); its path is the one served, its host the one checked. Default: empty.
@@ -184,7 +185,7 @@ pub struct ConnectionRequest {
     pub bind_url_address: bool,
     /// Requests must name the URL's host in `Host` (a DNS-rebinding defence). Default: true.
     pub check_host: bool,
-    /// Digest realm. Default: "cwmpd".
+    /// Digest realm (printable, without `"` or `\`: it goes into a header). Default: "cwmpd".
     pub realm: String,
     /// Digest algorithm challenged: "MD5", "MD5-sess", "SHA-256" or "SHA-256-sess".
     /// Default: "MD5" (many ACSes compute MD5 whatever the challenge says).
@@ -198,6 +199,14 @@ pub struct ConnectionRequest {
     pub rate_burst: u32,
     /// …then one more per this many seconds (0: no limit); beyond, 503. Default: 5.
     pub rate_interval: u32,
+    /// Wrong answers a source (an IPv4 address, an IPv6 /64) may give back to back…
+    /// Default: 20.
+    pub auth_fail_burst: u32,
+    /// …then one more per this many seconds; meanwhile its requests get 503 unverified
+    /// (0: no throttling). Default: 10.
+    pub auth_fail_interval: u32,
+    /// Seconds between two summaries of the rejected requests in the log. Default: 60.
+    pub summary_interval: u32,
     /// Connections (each one thread) served at once. Default: 8.
     pub max_connections: u32,
     /// Bytes of request line and headers. Default: 8192.
@@ -227,6 +236,9 @@ impl Default for ConnectionRequest {
             nonce_lifetime: 30,
             rate_burst: 3,
             rate_interval: 5,
+            auth_fail_burst: 20,
+            auth_fail_interval: 10,
+            summary_interval: 60,
             max_connections: 8,
             max_header_bytes: 8192,
             request_timeout: 5,
@@ -276,13 +288,17 @@ impl ConnectionRequest {
                 "must be MD5, MD5-sess, SHA-256 or SHA-256-sess".into(),
             ));
         }
-        if self.realm.is_empty() || self.realm.contains(['"', '\\']) {
+        // It goes into WWW-Authenticate: a CR or LF would start another header.
+        if self.realm.is_empty()
+            || self.realm.contains(['"', '\\'])
+            || self.realm.chars().any(char::is_control)
+        {
             return Err((
                 "connection_request.realm",
-                "must be non-empty, without \" or \\".into(),
+                "must be non-empty, without \", \\ or control characters (CR, LF, tab…)".into(),
             ));
         }
-        let ranges: [(&'static str, u32, u32, u32); 7] = [
+        let ranges: [(&'static str, u32, u32, u32); 10] = [
             (
                 "connection_request.nonce_lifetime",
                 self.nonce_lifetime,
@@ -299,6 +315,24 @@ impl ConnectionRequest {
                 "connection_request.rate_interval",
                 self.rate_interval,
                 0,
+                86400,
+            ),
+            (
+                "connection_request.auth_fail_burst",
+                self.auth_fail_burst,
+                1,
+                1_000_000,
+            ),
+            (
+                "connection_request.auth_fail_interval",
+                self.auth_fail_interval,
+                0,
+                86400,
+            ),
+            (
+                "connection_request.summary_interval",
+                self.summary_interval,
+                1,
                 86400,
             ),
             (

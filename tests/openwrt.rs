@@ -3,8 +3,9 @@
 //! - `files/cwmpd.init`: `sh -n`, `shellcheck -s sh`, and its functions run by `sh` with procd's
 //!   and rc.common's functions replaced by ones that print their arguments, while `config_get`
 //!   reads the UCI file through the real `uci`: the command line, respawn, logging to logd, the
-//!   firewall rule for the Connection Request port (TR-069 §3.2.2) present only when enabled and
-//!   with the port and family of `listen`, the reload and interface triggers, reload as a restart.
+//!   firewall rule for the Connection Request port (TR-069 §3.2.2) present only when enabled
+//!   and a password is set (the agent does not listen without one), with the port and family
+//!   of `listen`, the reload and interface triggers, reload as a restart.
 //! - `files/cwmpd.config`: read by the real `uci` (`uci show`, the README's `uci set`/`commit`),
 //!   and accepted by the real `cwmpd check` (the UCI config maps onto the TOML config), with its
 //!   commented options enabled too.
@@ -227,9 +228,34 @@ fn start_service_runs_the_agent_on_the_uci_config_under_procd() {
     assert!(respawn[0] >= 60 && (1..=60).contains(&respawn[1]) && respawn[2] >= 1);
 }
 
+/// The uci batch line that gives the shipped config a Connection Request password.
+const WITH_PASSWORD: &str = "set cwmpd.connection_request.password='cr-s3cret'";
+
+#[test]
+fn firewall_stays_closed_while_the_password_is_empty() {
+    // As shipped: no credentials, so no rule (and the agent does not listen).
+    let u = shipped_config("owrt-fw-nopass", "");
+    let trace = run_init(&u, "start_service");
+    assert!(firewall_rules(&trace).is_empty(), "{trace}");
+    assert!(!trace.contains("json_add_array firewall"), "{trace}");
+    assert!(trace.contains("procd_set_param command /usr/sbin/cwmpd"));
+    // A username alone does not open it; an empty password option neither.
+    for changes in [
+        "set cwmpd.connection_request.username='acs'",
+        "set cwmpd.connection_request.password=''",
+    ] {
+        let u = shipped_config("owrt-fw-user", changes);
+        let trace = run_init(&u, "start_service");
+        assert!(firewall_rules(&trace).is_empty(), "{changes}:\n{trace}");
+    }
+    // The password set (by hand or by the ACS): the rule at the next start.
+    let u = shipped_config("owrt-fw-pass", WITH_PASSWORD);
+    assert_eq!(firewall_rules(&run_init(&u, "start_service")).len(), 1);
+}
+
 #[test]
 fn firewall_opens_the_connection_request_port_of_listen_on_wan() {
-    let u = shipped_config("owrt-fw", "");
+    let u = shipped_config("owrt-fw", WITH_PASSWORD);
     let trace = run_init(&u, "start_service");
     let rules = firewall_rules(&trace);
     assert_eq!(rules.len(), 1, "one rule in:\n{trace}");
@@ -262,7 +288,7 @@ fn firewall_follows_the_listen_address_and_port() {
     for (listen, port, family, dest_ip) in cases {
         let u = shipped_config(
             "owrt-listen",
-            &format!("set cwmpd.connection_request.listen='{listen}'"),
+            &format!("set cwmpd.connection_request.listen='{listen}'\n{WITH_PASSWORD}"),
         );
         let rules = firewall_rules(&run_init(&u, "start_service"));
         assert_eq!(rules.len(), 1, "{listen}");
@@ -280,7 +306,10 @@ fn firewall_follows_the_listen_address_and_port() {
         assert_eq!(r.get("dest_ip").map(String::as_str), dest_ip, "{listen}");
     }
     // No listen option: the agent's default, 0.0.0.0:7547.
-    let u = shipped_config("owrt-nolisten", "delete cwmpd.connection_request.listen");
+    let u = shipped_config(
+        "owrt-nolisten",
+        &format!("delete cwmpd.connection_request.listen\n{WITH_PASSWORD}"),
+    );
     let rules = firewall_rules(&run_init(&u, "start_service"));
     assert_eq!(
         rules
@@ -296,7 +325,7 @@ fn firewall_stays_closed_when_connection_requests_are_disabled() {
     for off in ["0", "off", "false"] {
         let u = shipped_config(
             "owrt-crdis",
-            &format!("set cwmpd.connection_request.enable='{off}'"),
+            &format!("set cwmpd.connection_request.enable='{off}'\n{WITH_PASSWORD}"),
         );
         let trace = run_init(&u, "start_service");
         assert!(firewall_rules(&trace).is_empty(), "enable={off}:\n{trace}");
@@ -305,7 +334,10 @@ fn firewall_stays_closed_when_connection_requests_are_disabled() {
         assert!(trace.contains("procd_set_param command /usr/sbin/cwmpd"));
     }
     // No enable option: enabled, as in the agent.
-    let u = shipped_config("owrt-crdef", "delete cwmpd.connection_request.enable");
+    let u = shipped_config(
+        "owrt-crdef",
+        &format!("delete cwmpd.connection_request.enable\n{WITH_PASSWORD}"),
+    );
     assert_eq!(firewall_rules(&run_init(&u, "start_service")).len(), 1);
 }
 
@@ -313,7 +345,7 @@ fn firewall_stays_closed_when_connection_requests_are_disabled() {
 fn a_listen_without_a_port_opens_nothing() {
     let u = shipped_config(
         "owrt-noport",
-        "set cwmpd.connection_request.listen='0.0.0.0'",
+        &format!("set cwmpd.connection_request.listen='0.0.0.0'\n{WITH_PASSWORD}"),
     );
     let o = init_output(&u, "start_service");
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -696,7 +728,11 @@ fn makefile_recipes_prepare_the_crate_and_install_the_package() {
     ] {
         assert_eq!(mode(&root.join(path)), m, "{path}");
     }
-    assert!(root.join("etc/cwmpd/datamodel.d").is_dir());
+    // /etc/cwmpd holds the state with its passwords (issue 14): root's alone.
+    for dir in ["etc/cwmpd", "etc/cwmpd/datamodel.d"] {
+        assert!(root.join(dir).is_dir(), "{dir}");
+        assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
+    }
     for (installed, source) in [
         ("etc/init.d/cwmpd", "files/cwmpd.init"),
         ("etc/config/cwmpd", "files/cwmpd.config"),

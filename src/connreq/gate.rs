@@ -1,9 +1,11 @@
 //! What the Connection Request listener answers (TR-069 §3.2.2), as a pure function of a parsed
 //! request head, the time and random bytes.
 //!
-//! The checks, in order: method, path and Host (`404`, no detail), a body (`413`), HTTP Digest
-//! authentication with `qop="auth"` (RFC 7616; `401` with a fresh challenge, `stale=true` for an
-//! expired nonce or a replayed nonce count), Basic only when configured (RFC 7617), then the
+//! The checks, in order: method, path and Host (`404`, no detail), a body (`413`), the source's
+//! failure allowance ([`super::throttle`]: `503` without a verdict once it is spent), HTTP
+//! Digest authentication with `qop="auth"` (RFC 7616; `401` with a fresh challenge,
+//! `stale=true` for an expired nonce or a replayed nonce count; never accepted while the
+//! password is empty), Basic only when configured (RFC 7617), then the
 //! session policy: a request while a session is pending or running joins it (`200`, §3.2.2:
 //! "only one session"), otherwise a token of the rate limit is taken (`200`, a session starts)
 //! or there is none (`503` without `Retry-After`, as §3.2.2 asks).
@@ -13,9 +15,12 @@
 //! nonces that authenticated a request are remembered (with their highest nonce count, a bounded
 //! table), which is what replay detection needs.
 
+use std::net::IpAddr;
+
 use ring::hmac;
 
 use super::http::{self, Head};
+use super::throttle::{Source, Throttle};
 use crate::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
 
 /// Nonces remembered with their highest nonce count. Only authenticated requests add one.
@@ -45,6 +50,10 @@ pub struct GateConfig {
     pub rate_burst: u32,
     /// Milliseconds after which one more may.
     pub rate_interval_ms: u64,
+    /// Wrong answers a source may give back to back…
+    pub fail_burst: u32,
+    /// …then one more per this many milliseconds (0: no throttling).
+    pub fail_interval_ms: u64,
 }
 
 /// What became of a request: the listener counts these and logs the accepted ones.
@@ -60,6 +69,8 @@ pub enum Outcome {
     Challenged,
     /// Wrong credentials, or an answer to another challenge than ours.
     AuthFailed,
+    /// From a source that spent its failure allowance: `503`, nothing verified.
+    Throttled,
     /// Right credentials with an expired or replayed nonce.
     Stale,
     /// Another method, path or host.
@@ -99,13 +110,17 @@ pub struct Gate {
     /// `rate_interval_ms`; the allowance grows with time up to `rate_burst` requests' worth.
     allowance_ms: u64,
     allowance_at_ms: u64,
+    /// Failed authentication per source.
+    throttle: Throttle,
 }
 
 impl Gate {
     /// A gate with its nonce key (32 bytes from the CSPRNG).
     pub fn new(cfg: GateConfig, key: &[u8; 32]) -> Gate {
         let allowance_ms = full_allowance(&cfg);
+        let throttle = Throttle::new(cfg.fail_burst, cfg.fail_interval_ms);
         Gate {
+            throttle,
             cfg,
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
             used: Vec::new(),
@@ -125,26 +140,48 @@ impl Gate {
     pub fn reconfigure(&mut self, cfg: GateConfig) {
         let rate_changed = (cfg.rate_burst, cfg.rate_interval_ms)
             != (self.cfg.rate_burst, self.cfg.rate_interval_ms);
+        self.throttle
+            .configure(cfg.fail_burst, cfg.fail_interval_ms);
         self.cfg = cfg;
         if rate_changed {
             self.allowance_ms = full_allowance(&self.cfg);
         }
     }
 
-    /// Decides the answer to `head`. `now_ms` is monotonic milliseconds, `random` fresh CSPRNG
-    /// bytes for a nonce, `busy` whether a session is pending or running. The caller, holding
-    /// the same lock, marks a session pending on [`Outcome::Accepted`].
-    pub fn decide(&mut self, head: &Head<'_>, now_ms: u64, random: [u8; 8], busy: bool) -> Reply {
+    /// The per-source table (the listener counts rejections in it for its summary).
+    pub fn throttle(&mut self) -> &mut Throttle {
+        &mut self.throttle
+    }
+
+    /// Decides the answer to `head` from `peer`. `now_ms` is monotonic milliseconds, `random`
+    /// fresh CSPRNG bytes for a nonce, `busy` whether a session is pending or running. The
+    /// caller, holding the same lock, marks a session pending on [`Outcome::Accepted`].
+    pub fn decide(
+        &mut self,
+        head: &Head<'_>,
+        peer: IpAddr,
+        now_ms: u64,
+        random: [u8; 8],
+        busy: bool,
+    ) -> Reply {
         if !self.is_ours(head) {
             return self.plain(404, Outcome::NotFound);
         }
         if head.has_body {
             return self.plain(413, Outcome::BodyRefused);
         }
+        let source = Source::of(peer);
+        if !self.throttle.allows(source, now_ms) {
+            return self.plain(503, Outcome::Throttled);
+        }
         let Some(authorization) = head.authorization else {
             return self.challenge(head, now_ms, random, false, Outcome::Challenged);
         };
-        let verdict = if authorization
+        let verdict = if self.cfg.password.is_empty() {
+            // Nothing to check against: anyone could compute the answer (the listener is not
+            // even bound then; this holds while it closes).
+            Verdict::Bad
+        } else if authorization
             .get(..6)
             .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
         {
@@ -167,6 +204,12 @@ impl Gate {
                 |nonce, nc| self.check_nonce(nonce, nc, now_ms),
             )
         };
+        if verdict == Verdict::Bad {
+            self.throttle.failed(source, now_ms);
+        } else {
+            // Right credentials (a stale nonce too): this source is the ACS.
+            self.throttle.succeeded(source, now_ms);
+        }
         match verdict {
             Verdict::Bad => self.challenge(head, now_ms, random, false, Outcome::AuthFailed),
             Verdict::Stale => self.challenge(head, now_ms, random, true, Outcome::Stale),
@@ -357,8 +400,12 @@ mod tests {
             nonce_lifetime_ms: 30_000,
             rate_burst: 2,
             rate_interval_ms: 5_000,
+            fail_burst: 20,
+            fail_interval_ms: 10_000,
         }
     }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
     fn gate() -> Gate {
         Gate::new(cfg(), &[7u8; 32])
@@ -374,7 +421,7 @@ mod tests {
 
     fn decide(g: &mut Gate, raw: &str, now: u64, busy: bool) -> Reply {
         let head = parse_head(raw.as_bytes()).expect("head");
-        g.decide(&head, now, [now as u8; 8], busy)
+        g.decide(&head, PEER, now, [now as u8; 8], busy)
     }
 
     /// The client side of one Digest exchange, as an ACS does it.
@@ -606,6 +653,75 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_password_accepts_nothing() {
+        let mut g = Gate::new(
+            GateConfig {
+                username: String::new(),
+                password: String::new(),
+                ..cfg()
+            },
+            &[3; 32],
+        );
+        let r = decide(&mut g, &get("/cr", "10.0.0.1:7547", None), 0, false);
+        let (_, a) = answer(&r, "", "", "/cr");
+        let r = decide(&mut g, &get("/cr", "10.0.0.1:7547", Some(&a)), 1, false);
+        assert_eq!((r.status, r.outcome), (401, Outcome::AuthFailed));
+    }
+
+    #[test]
+    fn a_failing_source_is_throttled_and_others_are_not() {
+        let mut g = Gate::new(
+            GateConfig {
+                fail_burst: 3,
+                ..cfg()
+            },
+            &[4; 32],
+        );
+        let attacker = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+        let ask = |g: &mut Gate, peer: IpAddr, pass: &str, now: u64| {
+            let raw = get("/cr", "10.0.0.1:7547", None);
+            let head = parse_head(raw.as_bytes()).expect("head");
+            let r = g.decide(&head, peer, now, [1; 8], false);
+            if r.status != 401 {
+                return r;
+            }
+            let (_, a) = answer(&r, "acs", pass, "/cr");
+            let raw = get("/cr", "10.0.0.1:7547", Some(&a));
+            let head = parse_head(raw.as_bytes()).expect("head");
+            g.decide(&head, peer, now, [2; 8], true)
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                ask(&mut g, attacker, "guess", 0).outcome,
+                Outcome::AuthFailed
+            );
+        }
+        // Spent: nothing is verified, not even the right password.
+        let r = ask(&mut g, attacker, "guess", 0);
+        assert_eq!(
+            (r.status, r.outcome, r.close),
+            (503, Outcome::Throttled, true)
+        );
+        assert_eq!(
+            ask(&mut g, attacker, "secret", 0).outcome,
+            Outcome::Throttled
+        );
+        // The ACS elsewhere gets in, again and again.
+        for now in [0, 1, 2] {
+            assert_eq!(ask(&mut g, PEER, "secret", now).outcome, Outcome::Coalesced);
+        }
+        // One more guess per interval.
+        assert_eq!(
+            ask(&mut g, attacker, "guess", 10_000).outcome,
+            Outcome::AuthFailed
+        );
+        assert_eq!(
+            ask(&mut g, attacker, "guess", 10_000).outcome,
+            Outcome::Throttled
+        );
+    }
+
+    #[test]
     fn junk_authorization_never_panics() {
         let mut g = gate();
         for a in [
@@ -619,7 +735,7 @@ mod tests {
         ] {
             let raw = get("/cr", "10.0.0.1:7547", Some(a));
             if let Ok(head) = parse_head(raw.as_bytes()) {
-                assert_eq!(g.decide(&head, 0, [0; 8], false).status, 401, "{a}");
+                assert_eq!(g.decide(&head, PEER, 0, [0; 8], false).status, 401, "{a}");
             }
         }
         assert_eq!(unhex::<2>("0g00"), None);

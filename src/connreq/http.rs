@@ -278,6 +278,11 @@ fn reason(status: u16) -> &'static str {
 pub fn response(version: Version, status: u16, challenges: &[String], close: bool) -> Vec<u8> {
     let mut out = format!("{} {status} {}\r\n", version.as_str(), reason(status));
     for c in challenges {
+        // A control character would end the header and start another (the realm is checked
+        // when the config is read; this holds whatever reaches here).
+        if c.chars().any(char::is_control) {
+            continue;
+        }
         out.push_str("WWW-Authenticate: ");
         out.push_str(c);
         out.push_str("\r\n");
@@ -295,6 +300,25 @@ pub fn response(version: Version, status: u16, challenges: &[String], close: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_header_is_injected() {
+        let r = response(
+            Version::Http11,
+            401,
+            &[
+                "Digest realm=\"a\r\nSet-Cookie: x=1\"".into(),
+                "Basic realm=\"ok\"".into(),
+            ],
+            false,
+        );
+        let text = String::from_utf8(r).unwrap();
+        assert!(!text.contains("Set-Cookie"), "{text}");
+        assert!(
+            text.contains("WWW-Authenticate: Basic realm=\"ok\"\r\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn head_end_finds_crlf_and_lf_endings() {

@@ -17,7 +17,7 @@
 //! without bound; `benches/cr_attack.rs` measures both under the same attacks.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::gate::{Gate, Outcome, Reply};
 use super::http::{self, Version};
+use super::throttle::Source;
 
 /// Requests served on one keep-alive connection (a Digest exchange needs two).
 const MAX_REQUESTS_PER_CONNECTION: usize = 8;
@@ -58,12 +59,17 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// Why a request or connection got no `200`, for the rate-limited summary log.
+/// What became of requests and connections, for the rate-limited summary log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Count {
+    /// Authenticated: a session started or joined (`200`).
+    Accepted,
+    /// Challenged without credentials (the first leg of Digest: not a rejection by itself).
     Challenged,
+    /// Carried credentials that got a verdict (each answers a challenge).
+    Answered,
     AuthFailed,
-    Stale,
+    Throttled,
     NotFound,
     BodyRefused,
     BadRequest,
@@ -74,10 +80,11 @@ enum Count {
     RateLimited,
 }
 
-const COUNTS: [(Count, &str); 11] = [
-    (Count::Challenged, "challenged"),
+/// The rejections, as the summary names them (challenges that were never answered are
+/// counted apart: `Challenged` minus `Answered`).
+const REJECTIONS: [(Count, &str); 10] = [
     (Count::AuthFailed, "failed authentication"),
-    (Count::Stale, "stale nonce"),
+    (Count::Throttled, "throttled"),
     (Count::NotFound, "not found"),
     (Count::BodyRefused, "with a body"),
     (Count::BadRequest, "malformed"),
@@ -87,6 +94,26 @@ const COUNTS: [(Count, &str); 11] = [
     (Count::Refused, "refused (no free slot)"),
     (Count::RateLimited, "rate limited"),
 ];
+
+/// Every counter, in the order of `Shared::counts`.
+const COUNTS: [Count; 13] = [
+    Count::Accepted,
+    Count::Challenged,
+    Count::Answered,
+    Count::AuthFailed,
+    Count::Throttled,
+    Count::NotFound,
+    Count::BodyRefused,
+    Count::BadRequest,
+    Count::TooLarge,
+    Count::TimedOut,
+    Count::Evicted,
+    Count::Refused,
+    Count::RateLimited,
+];
+
+/// Sources the summary names.
+const TOP_SOURCES: usize = 3;
 
 /// What the threads share.
 struct Shared {
@@ -152,6 +179,8 @@ pub struct Listener {
     shared: Arc<Shared>,
     bound: Option<Bound>,
     summary_at: Instant,
+    /// Challenges of the last summary's period not answered in it.
+    unanswered: usize,
 }
 
 impl Listener {
@@ -173,6 +202,7 @@ impl Listener {
             }),
             bound: None,
             summary_at: Instant::now(),
+            unanswered: 0,
         }
     }
 
@@ -280,29 +310,71 @@ impl Listener {
         f(&mut lock(&self.shared.gate))
     }
 
-    /// Logs what was rejected since the last summary, at most once per `every`.
+    /// Logs what was accepted and rejected since the last summary, with the sources most
+    /// rejected, at most once per `every` (nothing when nothing happened).
     pub fn log_summary(&mut self, every: Duration) {
         let elapsed = self.summary_at.elapsed();
         if elapsed < every {
             return;
         }
+        self.summary_at = Instant::now();
+        if let Some(line) = self.summary(elapsed) {
+            log::info!("{line}");
+        }
+    }
+
+    /// The summary line of the counts since the last one (which it resets); `None` when
+    /// nothing was accepted or rejected.
+    fn summary(&mut self, elapsed: Duration) -> Option<String> {
+        let mut n = [0usize; COUNTS.len()];
+        for (v, c) in n.iter_mut().zip(&self.shared.counts) {
+            *v = c.swap(0, Ordering::Relaxed);
+        }
+        let get = |k: Count| {
+            COUNTS
+                .iter()
+                .position(|c| *c == k)
+                .and_then(|i| n.get(i).copied())
+                .unwrap_or(0)
+        };
+        let top = self.with_gate(|g| g.throttle().take_top(TOP_SOURCES));
         let mut parts = Vec::new();
         let mut total = 0;
-        for ((_, name), c) in COUNTS.iter().zip(&self.shared.counts) {
-            let n = c.swap(0, Ordering::Relaxed);
-            if n > 0 {
-                total += n;
-                parts.push(format!("{n} {name}"));
+        // A challenge answered (on its connection or another) shares that answer's fate. One
+        // not answered by the end of the next summary's period never was (the nonce is stale
+        // by then); answers go to the older challenges first.
+        let answered = get(Count::Answered);
+        let settled = self.unanswered.min(answered);
+        let unanswered = self.unanswered - settled;
+        self.unanswered = get(Count::Challenged).saturating_sub(answered - settled);
+        if unanswered > 0 {
+            total += unanswered;
+            parts.push(format!("{unanswered} challenged, never answered"));
+        }
+        for (k, name) in REJECTIONS {
+            let v = get(k);
+            if v > 0 {
+                total += v;
+                parts.push(format!("{v} {name}"));
             }
         }
-        self.summary_at = Instant::now();
-        if total > 0 {
-            log::info!(
-                "connection requests rejected in the last {} s: {total} ({})",
-                elapsed.as_secs(),
-                parts.join(", ")
-            );
+        let accepted = get(Count::Accepted);
+        if total == 0 && accepted == 0 {
+            return None;
         }
+        let mut line = format!(
+            "connection requests in the last {} s: {accepted} accepted, {total} rejected",
+            elapsed.as_secs(),
+        );
+        if !parts.is_empty() {
+            line.push_str(&format!(" ({})", parts.join(", ")));
+        }
+        if !top.is_empty() {
+            let named: Vec<String> = top.iter().map(|(s, v)| format!("{s} ({v})")).collect();
+            line.push_str("; most rejected from ");
+            line.push_str(&named.join(", "));
+        }
+        Some(line)
     }
 }
 
@@ -336,11 +408,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn count(&self, c: Count) {
-        if let Some(i) = COUNTS.iter().position(|(k, _)| *k == c) {
+        if let Some(i) = COUNTS.iter().position(|k| *k == c) {
             if let Some(n) = self.counts.get(i) {
                 n.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Counts a rejection and charges it to `peer`'s line of the summary.
+    fn reject(&self, c: Count, peer: IpAddr) {
+        self.count(c);
+        let now = self.now_ms();
+        lock(&self.gate).throttle().rejected(Source::of(peer), now);
     }
 
     fn now_ms(&self) -> u64 {
@@ -367,9 +446,9 @@ fn accept_loop(socket: TcpListener, shared: Arc<Shared>, stop: Arc<AtomicBool>) 
     let mut idle = Duration::from_millis(1);
     while !stop.load(Ordering::Acquire) {
         match socket.accept() {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 idle = Duration::from_millis(1);
-                admit(&shared, stream);
+                admit(&shared, stream, peer.ip());
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 thread::sleep(idle);
@@ -388,7 +467,7 @@ fn accept_loop(socket: TcpListener, shared: Arc<Shared>, stop: Arc<AtomicBool>) 
 /// Hands a connection to a free worker. When none is free, a connection waiting for its
 /// request is evicted: the oldest that has not completed a request first, then the oldest
 /// idle keep-alive one.
-fn admit(shared: &Shared, stream: TcpStream) {
+fn admit(shared: &Shared, stream: TcpStream, peer: IpAddr) {
     // Accepted sockets do not inherit the listener's non-blocking mode on Linux; be sure.
     if stream.set_nonblocking(false).is_err() {
         return;
@@ -419,7 +498,8 @@ fn admit(shared: &Shared, stream: TcpStream) {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            shared.count(Count::Refused);
+            drop(pool);
+            shared.reject(Count::Refused, peer);
             return;
         }
         pool = match shared.freed.wait_timeout(pool, left) {
@@ -473,10 +553,10 @@ fn worker(shared: &Shared) {
 
 /// Serves the requests of one connection until it closes, errs, times out or is evicted.
 fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
+    // An address that cannot be known counts as 0.0.0.0 (one source for all of them).
     let peer = stream
         .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| "?".into());
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
     let limits = shared.limits;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.request_timeout));
@@ -486,12 +566,12 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
         let end = match read_head(&mut stream, &mut buf, &limits) {
             Ok(end) => end,
             Err(ReadEnd::TooLarge) => {
-                shared.count(Count::TooLarge);
+                shared.reject(Count::TooLarge, peer);
                 answer(&mut stream, Version::Http11, 431, &[], true);
                 return;
             }
             Err(ReadEnd::TimedOut) => {
-                shared.count(Count::TimedOut);
+                shared.reject(Count::TimedOut, peer);
                 return;
             }
             Err(ReadEnd::Closed) => return,
@@ -500,12 +580,12 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
         let (reply, close) = match http::parse_head(buf.get(..end).unwrap_or_default()) {
             Err(e) => {
                 log::debug!("connection request from {peer}: {e}");
-                shared.count(Count::BadRequest);
+                shared.reject(Count::BadRequest, peer);
                 answer(&mut stream, Version::Http11, 400, &[], true);
                 return;
             }
             Ok(head) => {
-                let reply = decide(shared, &head);
+                let reply = decide(shared, &head, peer);
                 let close = reply.close || head.close || n == MAX_REQUESTS_PER_CONNECTION;
                 answer(
                     &mut stream,
@@ -517,24 +597,20 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
                 (reply, close)
             }
         };
+        // Per-request lines only at debug: with the credentials known, these could otherwise
+        // flood the log at wire speed. The summary counts the refusals (`decide` charged them
+        // to their source).
         match reply.outcome {
             Outcome::Accepted => {
                 log::info!("connection request from {peer}: accepted");
                 // §3.2.2: the answer goes out before the session starts.
                 (shared.wake)();
             }
-            // Per-request lines only at debug: with the credentials known (or empty), these
-            // could otherwise flood the log at wire speed. The summary counts the refusals.
             Outcome::Coalesced => log::debug!("connection request from {peer}: coalesced"),
             Outcome::RateLimited => {
                 log::debug!("connection request from {peer}: refused (rate limit)");
-                shared.count(Count::RateLimited);
             }
-            Outcome::Challenged => shared.count(Count::Challenged),
-            Outcome::AuthFailed => shared.count(Count::AuthFailed),
-            Outcome::Stale => shared.count(Count::Stale),
-            Outcome::NotFound => shared.count(Count::NotFound),
-            Outcome::BodyRefused => shared.count(Count::BodyRefused),
+            _ => {}
         }
         if close {
             return;
@@ -544,21 +620,42 @@ fn serve(shared: &Shared, mut stream: TcpStream, id: u64) {
 }
 
 /// The gate's answer, with the session phase read and set under the gate's lock so two
-/// simultaneous requests cannot both start a session.
-fn decide(shared: &Shared, head: &http::Head<'_>) -> Reply {
+/// simultaneous requests cannot both start a session; counted, a rejection charged to `peer`.
+fn decide(shared: &Shared, head: &http::Head<'_>, peer: IpAddr) -> Reply {
     let mut random = [0u8; 8];
     // A failing system RNG leaves the nonce's random part zero; its MAC and time still make it
     // unique per millisecond and unforgeable.
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
     let mut gate = lock(&shared.gate);
     let phase = shared.phase.load(Ordering::Acquire);
-    let reply = gate.decide(head, shared.now_ms(), random, phase != Phase::Idle as u8);
+    let now = shared.now_ms();
+    let reply = gate.decide(head, peer, now, random, phase != Phase::Idle as u8);
     match reply.outcome {
         Outcome::Accepted => shared.phase.store(Phase::Pending as u8, Ordering::Release),
         Outcome::Coalesced if phase == Phase::Running as u8 => {
             shared.joined.store(true, Ordering::Release)
         }
         _ => {}
+    }
+    let (count, rejected) = match reply.outcome {
+        Outcome::Accepted | Outcome::Coalesced => (Some(Count::Accepted), false),
+        Outcome::Challenged => (Some(Count::Challenged), false),
+        // Right credentials on an old nonce: a challenge again, answered by the retry.
+        Outcome::Stale => (None, false),
+        Outcome::RateLimited => (Some(Count::RateLimited), true),
+        Outcome::AuthFailed => (Some(Count::AuthFailed), true),
+        Outcome::Throttled => (Some(Count::Throttled), true),
+        Outcome::NotFound => (Some(Count::NotFound), true),
+        Outcome::BodyRefused => (Some(Count::BodyRefused), true),
+    };
+    if head.authorization.is_some() && reply.outcome != Outcome::Throttled {
+        shared.count(Count::Answered);
+    }
+    if let Some(c) = count {
+        shared.count(c);
+    }
+    if rejected {
+        gate.throttle().rejected(Source::of(peer), now);
     }
     reply
 }

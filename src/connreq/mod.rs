@@ -4,16 +4,23 @@
 //! - [`http`]: the request head, parsed from bytes (pure).
 //! - [`gate`]: what to answer: path, Host, Digest/Basic authentication, nonces, replay, rate
 //!   limit, coalescing (pure: time and randomness are arguments).
+//! - [`throttle`]: failed authentication throttled per source, in a table of fixed size.
 //! - [`listener`]: the socket, its threads and their limits.
 //! - [`url`]: how the URL is made (pure); the addresses come from [`crate::os`].
 //!
 //! [`ConnReq`] ties them together for the agent's loop: it keeps the URL right as the WAN
 //! address moves (re-evaluated every `check_interval` and after every session), rebinds the
-//! listener when it must, and follows what the ACS sets (credentials, enable).
+//! listener when it must, and follows what the ACS sets (credentials, enable). Nothing listens
+//! while `ConnectionRequestPassword` is empty (the ACS sets it, or the config): no request can
+//! start a session without a secret, and ConnectionRequestURL reads empty meanwhile.
+//!
+//! The URL's path is a secret too (the only one an ACS needs besides the credentials): it is
+//! never logged; the log names the address and port.
 
 pub mod gate;
 pub mod http;
 pub mod listener;
+pub mod throttle;
 pub mod url;
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,8 +36,6 @@ use url::HostSource;
 const RESOLVE_TTL: Duration = Duration::from_secs(300);
 /// How long after a failed look-up of the ACS name the next one is tried.
 const RESOLVE_RETRY: Duration = Duration::from_secs(60);
-/// How often the rejected-requests summary may be logged.
-const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// What the agent's data model says, read at every loop turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub struct ConnReq {
     port: Option<u16>,
     /// The port of a configured `url` (a port forward), which the URL always carries.
     fixed_port: Option<u16>,
+    /// Closed for want of a password (logged once per change).
+    no_password: bool,
 }
 
 impl ConnReq {
@@ -104,6 +111,8 @@ impl ConnReq {
                 nonce_lifetime_ms: u64::from(cfg.nonce_lifetime) * 1000,
                 rate_burst: cfg.rate_burst,
                 rate_interval_ms: u64::from(cfg.rate_interval) * 1000,
+                fail_burst: cfg.auth_fail_burst,
+                fail_interval_ms: u64::from(cfg.auth_fail_interval) * 1000,
             },
             key,
         );
@@ -125,10 +134,11 @@ impl ConnReq {
             last_error: String::new(),
             port: None,
             fixed_port: fixed.map(|(_, port, _)| port),
+            no_password: false,
         }
     }
 
-    /// The URL as last evaluated (empty while no host is known).
+    /// The URL as last evaluated (empty while no host is known or no password is set).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -169,7 +179,18 @@ impl ConnReq {
         // Bound to the URL's address only: nothing is opened before that address is known
         // (the WAN may come up after the agent), so the LAN never sees the port.
         let waiting = self.cfg.bind_url_address && host_ip.is_none();
-        if inputs.enabled && !waiting {
+        // No password, no listener: anyone could answer a challenge for empty credentials.
+        let no_password = inputs.password.is_empty();
+        if no_password != self.no_password {
+            self.no_password = no_password;
+            if no_password && inputs.enabled {
+                log::info!(
+                    "connection requests: not listening until ConnectionRequestPassword is set \
+                     (by the ACS, or [connection_request] password)"
+                );
+            }
+        }
+        if inputs.enabled && !waiting && !no_password {
             let want = url::bind_address(self.listen, host_ip, self.cfg.bind_url_address);
             if self
                 .listener
@@ -187,12 +208,14 @@ impl ConnReq {
                 }
             }
         } else if self.listener.bound().is_some() {
-            if waiting {
-                log::info!("connection requests: closed until the URL's address is known");
-            } else {
+            if !inputs.enabled {
                 log::info!(
                     "connection requests: disabled (HTTPConnectionRequestEnable, EnableCWMP)"
                 );
+            } else if no_password {
+                log::info!("connection requests: closed, ConnectionRequestPassword is empty");
+            } else if waiting {
+                log::info!("connection requests: closed until the URL's address is known");
             }
             self.listener.unbind();
         }
@@ -207,8 +230,11 @@ impl ConnReq {
                 g.reconfigure(c);
             }
         });
-        self.listener.log_summary(SUMMARY_EVERY);
-        let url = if self.host.is_empty() {
+        self.listener
+            .log_summary(Duration::from_secs(self.cfg.summary_interval.into()));
+        // Nothing serves the URL without a password: the ACS is told none (an ACS that sets
+        // the credentials hears of the URL at once, through `4 VALUE CHANGE`).
+        let url = if self.host.is_empty() || no_password {
             String::new()
         } else {
             url::format_url(&self.host, port, &self.path)
@@ -216,7 +242,15 @@ impl ConnReq {
         if url == self.url {
             return None;
         }
-        log::info!("ConnectionRequestURL is now {url:?}");
+        // Without the path: it is a secret.
+        log::info!(
+            "ConnectionRequestURL is now {}",
+            if url.is_empty() {
+                "empty".to_string()
+            } else {
+                format!("http://{}:{port}/…", self.host)
+            }
+        );
         self.url = url.clone();
         Some(url)
     }
@@ -368,6 +402,35 @@ mod tests {
         let mut off = inputs("http://127.0.0.1:9/acs");
         off.enabled = false;
         assert_eq!(cr.update(&off, false), None);
+        assert!(cr.local_addr().is_none());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
+    #[test]
+    fn nothing_listens_and_no_url_without_a_password() {
+        let cfg = config::ConnectionRequest {
+            listen: "127.0.0.1:0".into(),
+            ..Default::default()
+        };
+        let mut cr = ConnReq::new(&cfg, "/abc", &[1; 32], || {});
+        let mut none = inputs("http://127.0.0.1:9/acs");
+        none.username.clear();
+        none.password.clear();
+        assert_eq!(cr.update(&none, true), None);
+        assert!(cr.local_addr().is_none());
+        assert_eq!(cr.url(), "");
+        // A username alone is not enough.
+        none.username = "u".into();
+        assert_eq!(cr.update(&none, true), None);
+        assert!(cr.local_addr().is_none());
+        // The password set (by the ACS): open, and the URL is told.
+        let url = cr
+            .update(&inputs("http://127.0.0.1:9/acs"), false)
+            .expect("a URL");
+        let port = cr.local_addr().expect("bound").port();
+        assert_eq!(url, format!("http://127.0.0.1:{port}/abc"));
+        // Cleared again: closed, and the URL empty.
+        assert_eq!(cr.update(&none, false).as_deref(), Some(""));
         assert!(cr.local_addr().is_none());
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     }
