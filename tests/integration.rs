@@ -1210,7 +1210,12 @@ fn connection_request_url_is_empty_while_disabled() {
     const CRURL: &str = "Device.ManagementServer.ConnectionRequestURL";
     const CREN: &str = "Device.ManagementServer.HTTPConnectionRequestEnable";
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = Cpe::new("crurl-off", &acs.url(), None);
+    // With credentials: without a password nothing listens and the URL reads empty anyway.
+    let cpe = Cpe::with_cr(
+        "crurl-off",
+        &acs.url(),
+        "username = \"cr-user\"\npassword = \"cr-pass\"",
+    );
     acs.push_script([spv_req(&[(CREN, "false", BaseType::Boolean)], "cr-off")]);
     acs.push_script([gpv_req(&[CRURL, CREN])]);
     let daemon = cpe.spawn_run();
