@@ -302,20 +302,13 @@ fn a_second_daemon_and_an_inform_beside_a_daemon_are_refused_and_set_coordinates
     let st = wait_exit(&mut first, WAIT).unwrap_or_else(|| panic!("no exit on SIGTERM"));
     assert!(st.success(), "exit {st:?}\n{}", first.log());
     assert!(first.log().contains("stopping"), "{}", first.log());
-    // The next daemon (the lock went with the first) serves the value the CLI wrote.
+    // The lock went with the daemon: `cwmpd inform` runs now, and serves what the CLI wrote.
     acs.push_script([gpv_req(&[name])]);
-    let next = cpe.spawn_run();
-    let s = acs
-        .wait_for(WAIT, |s| {
-            s.iter()
-                .any(|s| s.completed && !s.calls("GetParameterValues").is_empty())
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", next.log()));
-    let e = s
-        .iter()
-        .find_map(|s| s.calls("GetParameterValues").first().cloned().cloned())
-        .expect("found above");
-    match &e.response {
+    let n = acs.completed().len();
+    let s = inform_and_wait(&acs, &cpe, "inform after the daemon stopped", n + 1)
+        .pop()
+        .expect("a session");
+    match &s.exchanges[0].response {
         Ok(CpeResponse::GetParameterValues { list }) => {
             assert_eq!(list[0].value, "4321", "{list:?}")
         }
