@@ -227,21 +227,7 @@ impl PrivateDir {
 
     /// Opens `name` for reading without following a symlink; it must be a regular file.
     pub fn open_file(&self, name: &str) -> io::Result<File> {
-        let fd = openat(
-            &self.fd,
-            plain(name)?,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        )
-        .map_err(io_err)?;
-        let st = fstat(&fd).map_err(io_err)?;
-        if !is_regular(&st) {
-            return Err(other(format!(
-                "{} is not a regular file",
-                self.join(name).display()
-            )));
-        }
-        Ok(File::from(fd))
+        self.open_regular(name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
     }
 
     /// Opens `name`, creating it (0600) when missing, never through a link; it must be a
@@ -253,10 +239,16 @@ impl PrivateDir {
         } else {
             OFlag::O_RDONLY
         };
+        self.open_regular(name, access | OFlag::O_CREAT)
+    }
+
+    /// `openat` of `name` with `flags` plus `O_NOFOLLOW|O_CLOEXEC` (mode 0600 if it creates);
+    /// anything but a regular file is refused.
+    fn open_regular(&self, name: &str, flags: OFlag) -> io::Result<File> {
         let fd = openat(
             &self.fd,
             plain(name)?,
-            access | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(FILE_MODE),
         )
         .map_err(io_err)?;
