@@ -1258,6 +1258,8 @@ impl Agent {
         );
         if let Some(dir) = &dir {
             clean_transfer_dir(dir, &self.state.transfers);
+            // A whole file kept for its apply, written by an older version: 0600 now.
+            crate::private::make_private(dir.path());
         }
         // A firmware the ACS did not install (§A.4.2.2 AutonomousTransferComplete): the version
         // changed and no Download of ours explains it.
