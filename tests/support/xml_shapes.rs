@@ -5,8 +5,8 @@
 //! Each shape has a width (how many declarations, attributes or CDATA sections one element or
 //! text holds, or how long the namespace URI is): [`Shape::hostile`] makes it grow with the
 //! size (what makes roxmltree's work quadratic), [`Shape::at_limits`] holds it at what
-//! `Limits::default()` allows and repeats it up to the size (the worst an ACS may send that the
-//! pre-scan does not refuse at once).
+//! `Limits::default()` allows and repeats it up to the size or the per-envelope limits (the
+//! worst an ACS may send that the pre-scan lets through).
 #![allow(dead_code)]
 
 use cwmpd::soap::Limits;
@@ -85,7 +85,10 @@ impl Shape {
         self.build(bytes, width, false)
     }
 
-    /// About `bytes` bytes of this shape as wide as `Limits::default()` allows, repeated.
+    /// This shape as wide as `Limits::default()` allows, repeated up to `bytes` or as often as
+    /// the per-envelope limits allow: the most work an ACS can make the parser do per byte
+    /// without being refused (in the shapes that stay within a per-envelope limit the envelope
+    /// is smaller than `bytes`).
     pub fn at_limits(self, bytes: usize) -> String {
         let l = Limits::default();
         let scope = l.max_namespaces_in_scope - ENVELOPE_PREFIXES;
@@ -106,28 +109,42 @@ impl Shape {
     }
 
     /// The body of the shape, `width` wide, in an envelope of about `bytes` bytes; `repeat`:
-    /// the wide element (or text) again and again, else once.
+    /// the wide element (or text) again and again within the per-envelope limits, else once.
     fn build(self, bytes: usize, width: usize, repeat: bool) -> String {
+        let l = Limits::default();
         let budget = bytes.saturating_sub(envelope("").len());
         let mut body = String::with_capacity(budget + 256);
+        // Namespace bindings recorded so far (the Envelope's five), for the per-envelope limit.
+        let mut bound = ENVELOPE_PREFIXES;
+        // How many units of `per` bindings fit in what is left (unbounded for the hostile form).
+        let fit = |bound: usize, per: usize| {
+            if repeat {
+                (l.max_namespace_bindings - bound) / per
+            } else {
+                usize::MAX
+            }
+        };
+        // Attributes: the Header's `mustUnderstand`.
+        let attributes_left = l.max_attributes - 1;
         let decls = |out: &mut String, n: usize, from: usize| {
             for i in from..from + n {
                 out.push_str(&format!(" xmlns:p{i}=\"urn:p\""));
             }
         };
-        // Siblings up to the budget, then `close`.
-        let siblings = |body: &mut String, unit: &dyn Fn(usize) -> String, close: &str| {
-            let mut i = 0;
-            loop {
-                let u = unit(i);
-                if body.len() + u.len() + close.len() > budget {
-                    break;
+        // Up to `max` siblings within the budget, then `close`.
+        let siblings =
+            |body: &mut String, max: usize, unit: &dyn Fn(usize) -> String, close: &str| {
+                let mut i = 0;
+                while i < max {
+                    let u = unit(i);
+                    if body.len() + u.len() + close.len() > budget {
+                        break;
+                    }
+                    body.push_str(&u);
+                    i += 1;
                 }
-                body.push_str(&u);
-                i += 1;
-            }
-            body.push_str(close);
-        };
+                body.push_str(close);
+            };
         match self {
             Shape::XmlnsOneElement | Shape::Attributes => {
                 let one = |body: &mut String, n: usize, room: usize| {
@@ -146,7 +163,12 @@ impl Shape {
                 if repeat {
                     let mut el = String::new();
                     one(&mut el, width, usize::MAX);
-                    siblings(&mut body, &|_| el.clone(), "");
+                    let max = if self == Shape::Attributes {
+                        attributes_left / width
+                    } else {
+                        fit(bound, ENVELOPE_PREFIXES + width)
+                    };
+                    siblings(&mut body, max, &|_| el.clone(), "");
                 } else {
                     one(&mut body, width, budget);
                 }
@@ -157,16 +179,29 @@ impl Shape {
                 body.push_str("<W");
                 decls(&mut body, width, 0);
                 body.push('>');
-                let unit: Box<dyn Fn(usize) -> String> = match self {
-                    Shape::XmlnsSiblingsSamePrefix => {
-                        Box::new(|_| "<a xmlns:p0=\"urn:q\"/>".into())
-                    }
-                    Shape::XmlnsSiblingsNewPrefix => {
-                        Box::new(|i| format!("<a xmlns:q{i}=\"urn:q\"/>"))
-                    }
-                    _ => Box::new(|_| "<a xmlns=\"urn:q\"/>".into()),
+                bound += ENVELOPE_PREFIXES + width;
+                // The distinct declarations left for the siblings' new prefixes.
+                let fresh = (l.max_distinct_namespaces - ENVELOPE_PREFIXES)
+                    .saturating_sub(width)
+                    .max(1);
+                let (unit, per): (Box<dyn Fn(usize) -> String>, usize) = match self {
+                    Shape::XmlnsSiblingsSamePrefix => (
+                        Box::new(|_| "<a xmlns:p0=\"urn:q\"/>".into()),
+                        ENVELOPE_PREFIXES + width,
+                    ),
+                    Shape::XmlnsSiblingsNewPrefix => (
+                        Box::new(move |i| {
+                            let i = if repeat { i % fresh } else { i };
+                            format!("<a xmlns:q{i}=\"urn:q\"/>")
+                        }),
+                        ENVELOPE_PREFIXES + width + 1,
+                    ),
+                    _ => (
+                        Box::new(|_| "<a xmlns=\"urn:q\"/>".into()),
+                        ENVELOPE_PREFIXES + width + 1,
+                    ),
                 };
-                siblings(&mut body, &*unit, "</W>");
+                siblings(&mut body, fit(bound, per), &*unit, "</W>");
             }
             Shape::XmlnsNested => {
                 const LEVELS: usize = 25;
@@ -177,20 +212,29 @@ impl Shape {
                     let n = per.min(width - declared);
                     decls(&mut body, n, declared);
                     declared += n;
+                    if n > 0 {
+                        bound += ENVELOPE_PREFIXES + declared;
+                    }
                     body.push('>');
                 }
                 siblings(
                     &mut body,
+                    fit(bound, ENVELOPE_PREFIXES + declared + 1),
                     &|_| "<a xmlns:q=\"urn:q\"/>".into(),
                     &"</W>".repeat(LEVELS),
                 );
             }
             Shape::XmlnsDistinctUris => {
                 body.push_str("<W>");
+                let fresh = l.max_distinct_namespaces - ENVELOPE_PREFIXES;
                 // Descending URIs: each new one sorts first.
                 siblings(
                     &mut body,
-                    &|i| format!("<a xmlns:p=\"urn:{:08}\"/>", 99_999_999 - i),
+                    fit(bound, ENVELOPE_PREFIXES + 1),
+                    &|i| {
+                        let i = if repeat { i % fresh } else { i };
+                        format!("<a xmlns:p=\"urn:{:08}\"/>", 99_999_999 - i)
+                    },
                     "</W>",
                 );
             }
@@ -199,10 +243,13 @@ impl Shape {
                 body.push_str("<W xmlns:p=\"urn:");
                 body.push_str(&"u".repeat(uri_len.saturating_sub(4)));
                 body.push_str("\">");
-                let attrs = if repeat {
-                    Limits::default().max_element_attributes
+                let (attrs, max) = if repeat {
+                    (
+                        l.max_element_attributes,
+                        attributes_left / l.max_element_attributes,
+                    )
                 } else {
-                    2
+                    (2, usize::MAX)
                 };
                 let el = format!(
                     "<a{}/>",
@@ -210,7 +257,7 @@ impl Shape {
                         .map(|i| format!(" p:a{i}=\"\""))
                         .collect::<String>()
                 );
-                siblings(&mut body, &|_| el.clone(), "</W>");
+                siblings(&mut body, max, &|_| el.clone(), "</W>");
             }
             Shape::CdataRun => {
                 let text = |n: usize, room: usize| {
@@ -225,7 +272,7 @@ impl Shape {
                 };
                 if repeat {
                     let v = text(width, usize::MAX);
-                    siblings(&mut body, &|_| v.clone(), "");
+                    siblings(&mut body, usize::MAX, &|_| v.clone(), "");
                 } else {
                     body.push_str(&text(width, budget));
                 }
