@@ -1,6 +1,6 @@
 //! The benchmark report of issue 7: one command, one table, every figure measured in this run.
 //!
-//! `cargo bench --bench report` (release profile; harness = false; about 15 s once built, plus
+//! `cargo bench --bench report` (release profile; harness = false; about 40 s once built, plus
 //! the mips build when the source changed since the last; every wait bounded). What it measures, and how:
 //!
 //! - **Binary size**: the release `cwmpd` this bench runs (`CARGO_BIN_EXE_cwmpd`, built with
@@ -27,6 +27,17 @@
 //!   on the same bytes: the field capture's eight messages (`tests/golden/field-capture-1/`) and
 //!   the 2,000-parameter GetParameterValuesResponse the daemon sent above (re-emitted by
 //!   `soap::emit_response` from what the ACS parsed).
+//! - **XML worst cases** (issue 14, finding 2): each shape roxmltree 0.20 parses in more than
+//!   linear time (`tests/support/xml_shapes.rs`), before and after the pre-scan's bounds. Before:
+//!   roxmltree alone with the options the codec used to give it (no DTD, 200,000 nodes), on the
+//!   hostile shape at sizes doubling from 4 KiB until one parse takes 0.7 s; the growth per
+//!   doubling of the last two and the time it projects for 4 MiB. After: cwmpd's parser
+//!   (`soap::parse_acs`, `Limits::default()`) on the hostile shape at the 4 MiB cap and on the
+//!   shape as wide and as often as the limits allow, up to 4 MiB (best of three), per MiB, with
+//!   what it did (the shapes at the limits stop where a per-envelope limit would refuse them, so
+//!   some are smaller than 4 MiB); for scale, a well-behaved 4 MiB SetParameterValues. Goal: no
+//!   worst case costs more than 30 times the well-behaved envelope per MiB (the densest, the
+//!   namespace copies of redeclaring siblings, cost about 10 times).
 //! - **Process spawns per session**: that daemon's own count, from the line it logs at the end
 //!   of each session ("N processes started": every process its backends start, and the `kill`
 //!   of a command past its deadline), for the periodic session with no RPC and the GPV one.
@@ -59,6 +70,8 @@ mod tempdir;
 mod tls;
 #[path = "../tests/support/uci.rs"]
 mod uci_support;
+#[path = "../tests/support/xml_shapes.rs"]
+mod xml_shapes;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -73,7 +86,7 @@ use std::time::{Duration, Instant, SystemTime};
 use acs::{Acs, AcsOptions, Call, Cookie, SessionRecord, Turn};
 use cwmpd::soap::acs::parse_cpe;
 use cwmpd::soap::{
-    emit_response, parse_acs, AcsRequest, CpeResponse, CwmpNs, Limits, ParameterValue,
+    emit_response, parse_acs, AcsRequest, CpeResponse, CwmpNs, Limits, ParameterValue, ParseError,
 };
 use tempdir::TempDir;
 
@@ -117,6 +130,7 @@ fn main() {
     let gpv_response = router_daemon(&mut table, work.path(), &pki);
     parse_throughput(&mut table, gpv_response.as_ref());
     auth_throttle(&mut table, work.path());
+    xml_worst_cases(&mut table);
 
     println!(
         "\ncwmpd benchmark report ({} build, {} {}), every figure measured in this run",
@@ -836,6 +850,174 @@ fn time_set(msgs: usize, bytes: usize, mut pass: impl FnMut()) -> (f64, f64) {
         (bytes as f64 * n as f64) / secs / 1e6,
         (msgs as f64 * n as f64) / secs,
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// XML worst cases: what roxmltree parses in more than linear time, before and after the bounds.
+
+/// A "before" parse this long ends the doubling of the size.
+const BEFORE_TIME: Duration = Duration::from_millis(700);
+/// The goal: no worst case costs more than this many times the well-behaved envelope per MiB.
+const WORST_FACTOR: f64 = 30.0;
+
+fn xml_worst_cases(table: &mut Table) {
+    let limits = Limits::default();
+    let cap = limits.max_bytes;
+    let mib = |n: usize| n as f64 / (1u64 << 20) as f64;
+
+    let normal = well_behaved_spv(cap);
+    let (t, outcome) = time_codec(&normal, &limits);
+    let base = t.as_secs_f64() / mib(normal.len());
+    table.row(
+        "XML worst cases: well-behaved SetParameterValues (scale)",
+        format!("{:.1} ms/MiB", base * 1e3),
+        "",
+        &format!(
+            "{}, {} in {}; every row below: after = cwmpd's parser, 4 MiB (the hostile shape; \
+             the shape as wide and as often as the limits allow), before = raw roxmltree (the \
+             unfixed path) in the second column",
+            bytes(normal.len() as u64),
+            outcome,
+            ms(t)
+        ),
+    );
+
+    for shape in xml_shapes::Shape::ALL {
+        let figure = format!("XML worst case: {}", shape.name());
+        // Before: the hostile shape at doubling sizes through roxmltree alone.
+        let mut points: Vec<(usize, Duration)> = Vec::new();
+        let mut size = 4 << 10;
+        loop {
+            let text = shape.hostile(size);
+            let t = Instant::now();
+            std::hint::black_box(raw_roxmltree(std::hint::black_box(&text)));
+            points.push((text.len(), t.elapsed()));
+            if t.elapsed() >= BEFORE_TIME || size >= cap {
+                break;
+            }
+            size = (size * 2).min(cap);
+        }
+        let before = match points.as_slice() {
+            [.., (n0, t0), (n1, t1)] => {
+                let growth = t1.as_secs_f64() / t0.as_secs_f64().max(1e-9);
+                let per_size = (*n1 as f64 / *n0 as f64).max(1.0 + 1e-9);
+                let exponent = growth.ln() / per_size.ln();
+                let projected = if *n1 >= cap {
+                    t1.as_secs_f64()
+                } else {
+                    t1.as_secs_f64() * (cap as f64 / *n1 as f64).powf(exponent.max(1.0))
+                };
+                format!(
+                    "{} at {} (x{growth:.1} for x{per_size:.1} size: n^{exponent:.1}); 4 MiB: {}{}",
+                    secs_text(t1.as_secs_f64()),
+                    kib(*n1),
+                    if *n1 >= cap { "" } else { "~" },
+                    secs_text(projected)
+                )
+            }
+            [(n1, t1)] => format!("{} at {}", secs_text(t1.as_secs_f64()), kib(*n1)),
+            [] => String::new(),
+        };
+        // After: cwmpd on the hostile shape and on the shape at the limits, both at 4 MiB.
+        let hostile = shape.hostile(cap);
+        let (th, oh) = time_codec(&hostile, &limits);
+        let wide = shape.at_limits(cap);
+        let (tw, ow) = time_codec(&wide, &limits);
+        let worst = (th.as_secs_f64() / mib(hostile.len())).max(tw.as_secs_f64() / mib(wide.len()));
+        table.row(
+            &figure,
+            format!(
+                "{:.1} / {:.1} ms/MiB",
+                th.as_secs_f64() * 1e3 / mib(hostile.len()),
+                tw.as_secs_f64() * 1e3 / mib(wide.len())
+            ),
+            &format!("before: {before}"),
+            &format!(
+                "after: hostile {} {oh} in {}; at the limits {} {ow} in {}",
+                bytes(hostile.len() as u64),
+                ms(th),
+                bytes(wide.len() as u64),
+                ms(tw)
+            ),
+        );
+        if worst > WORST_FACTOR * base {
+            table.problems.push(format!(
+                "{figure}: {:.1} ms/MiB, more than {WORST_FACTOR} times the well-behaved \
+                 envelope's {:.1} ms/MiB",
+                worst * 1e3,
+                base * 1e3
+            ));
+        }
+    }
+}
+
+/// What the codec did before the bounds: roxmltree with no DTD and the node limit.
+fn raw_roxmltree(text: &str) -> bool {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 200_000,
+    };
+    roxmltree::Document::parse_with_options(text, opts).is_ok()
+}
+
+/// cwmpd's parser on `text`: the best of three, and what it did ("parsed", or "refused" and
+/// the reason).
+fn time_codec(text: &str, limits: &Limits) -> (Duration, String) {
+    let mut best = Duration::MAX;
+    let mut outcome = String::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = parse_acs(std::hint::black_box(text.as_bytes()), limits);
+        best = best.min(t.elapsed());
+        outcome = match r {
+            Err(ParseError::Malformed(m)) => format!("refused ({m})"),
+            // A message, or a request whose arguments are wrong: either way parsed.
+            _ => "parsed".into(),
+        };
+    }
+    (best, outcome)
+}
+
+/// A SetParameterValues from the ACS as large as the size and node limits allow.
+fn well_behaved_spv(cap: usize) -> String {
+    let mut params = String::new();
+    let room = cap - xml_shapes::envelope("").len() - 400;
+    let mut n = 0;
+    // Five nodes per parameter, within the 200,000 nodes.
+    while n < 39_000 {
+        let p = format!(
+            "<ParameterValueStruct><Name>Device.X_Bench.Item.{n}.Value</Name>\
+             <Value xsi:type=\"xsd:string\">value {n}</Value></ParameterValueStruct>"
+        );
+        if params.len() + p.len() > room {
+            break;
+        }
+        params.push_str(&p);
+        n += 1;
+    }
+    xml_shapes::envelope("").replace(
+        "<cwmp:GetParameterNames></cwmp:GetParameterNames>",
+        &format!(
+            "<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\
+             \"cwmp:ParameterValueStruct[{n}]\">{params}</ParameterList>\
+             <ParameterKey>bench</ParameterKey></cwmp:SetParameterValues>"
+        ),
+    )
+}
+
+fn kib(n: usize) -> String {
+    format!("{} KiB", n >> 10)
+}
+
+/// Seconds as ms, s, min, h or days.
+fn secs_text(s: f64) -> String {
+    match s {
+        s if s < 1.0 => format!("{:.0} ms", s * 1e3),
+        s if s < 120.0 => format!("{s:.1} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 2.0 * 86400.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.0} days", s / 86400.0),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

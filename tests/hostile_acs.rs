@@ -10,6 +10,8 @@
 //!   (RFC 9110 §10.2.3);
 //! - the bound: `cwmpd inform` ends within 3 × timeout + 5 s, and with exit code 1 (a signal, a
 //!   crash, or the test's kill at its deadline shows as no exit code);
+//! - for an ACS request in one of the XML shapes roxmltree parses in quadratic time (issue 14,
+//!   finding 2), the daemon's 9003 answer within the bound, and its next session;
 //! - the memory: for the daemon cases VmRSS grows less than 8 MiB between the first failed
 //!   attempt and the last, and the peak (VmHWM) stays far below a 64 MiB body.
 //!
@@ -27,6 +29,8 @@ mod hostile;
 mod tempdir;
 #[path = "support/tls.rs"]
 mod tls;
+#[path = "support/xml_shapes.rs"]
+mod xml_shapes;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -138,6 +142,10 @@ fn every_hostile_case() {
         ("daemon: HTTP 500, backoff", daemon_500),
         ("daemon: HTTP 500 + Retry-After: 3", daemon_500_retry_after),
         ("daemon: rotating hostile ACS, RSS", daemon_rotating),
+        (
+            "daemon: quadratic XML (4 MiB of xmlns redeclarations)",
+            daemon_quadratic_xml,
+        ),
     ];
     let start = Instant::now();
     let rows: Vec<Row> = thread::scope(|s| {
@@ -1697,6 +1705,105 @@ fn daemon_rotating() -> Row {
             hwm.map_or(0.0, mib)
         ),
         r.secs,
+        c,
+    )
+}
+
+/// The daemon against an ACS whose first request is 4 MiB of namespace redeclarations
+/// (`xml_shapes::Shape::XmlnsSiblingsSamePrefix`: an element declaring ~87,000 prefixes and
+/// siblings each declaring one of them again; roxmltree 0.20 copies and compares every binding
+/// in scope for every sibling, days of work). The pre-scan refuses it: the daemon answers 9003
+/// within [`INFORM_BOUND`] of receiving it, ends the session, and the next periodic session
+/// (`periodic_inform_interval = 2`) comes; the ACS then ends each session at once.
+fn daemon_quadratic_xml() -> Row {
+    const INTERVAL: u32 = 2;
+    let hostile = xml_shapes::Shape::XmlnsSiblingsSamePrefix.hostile(BODY_CAP as usize - 4096);
+    let size = hostile.len();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let s2 = sent.clone();
+    let acs = Hostile::start(None, move |r| {
+        if is_inform(r) {
+            Reply::soap(inform_response())
+        } else if r.body.is_empty() && s2.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::soap(hostile.clone())
+        } else {
+            Reply::full(204, "")
+        }
+    });
+    let cpe = hostile_cpe("hostile-xml", &acs.url("/acs"), None, 1000);
+    let text = std::fs::read_to_string(&cpe.cfg).expect("read config");
+    let text = text.replacen(
+        "\nperiodic_inform_interval = 3600\n",
+        &format!("\nperiodic_inform_interval = {INTERVAL}\n"),
+        1,
+    );
+    std::fs::write(&cpe.cfg, text).expect("write config");
+    let t = Instant::now();
+    let mut d = cpe.spawn_run();
+    let informs = |acs: &Hostile| acs.seen().iter().filter(|q| is_inform(q)).count();
+    let second = cpe::poll(Duration::from_secs(40), || {
+        (informs(&acs) >= 2).then_some(())
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let alive = d.alive();
+    let log = d.kill();
+    let seen = acs.seen();
+    let mut c = Check::default();
+    c.that(alive, || {
+        format!("the daemon died; log:\n      {}", tail(&log, 15))
+    });
+    // The POST after the empty one (which got the envelope) is the answer.
+    let empty = seen.iter().position(|q| q.body.is_empty());
+    let answer = empty.and_then(|k| seen.get(k + 1));
+    let code = answer.and_then(|a| fault_code(&a.text()));
+    c.that(code == Some(9003), || {
+        format!(
+            "answered {:?}, expected fault 9003; POSTs: {:?}; log:\n      {}",
+            answer.map(|a| body_element(&a.text())),
+            seen.iter().map(|q| short(&q.text())).collect::<Vec<_>>(),
+            tail(&log, 15)
+        )
+    });
+    let answered_in = match (empty.and_then(|k| seen.get(k)), answer) {
+        (Some(q), Some(a)) => a.at.duration_since(q.at).as_secs_f64(),
+        _ => f64::INFINITY,
+    };
+    c.that(answered_in <= INFORM_BOUND.as_secs_f64(), || {
+        format!(
+            "the answer came {answered_in:.1} s after the envelope was sent, bound {} s",
+            INFORM_BOUND.as_secs()
+        )
+    });
+    let why = answer.map(Seen::text).unwrap_or_default();
+    c.that(why.contains("namespace prefixes in scope"), || {
+        format!(
+            "the fault does not give the pre-scan's reason: {}",
+            short(&why)
+        )
+    });
+    let next = seen.iter().filter(|q| is_inform(q)).nth(1);
+    c.that(
+        second.is_some() && next.is_some_and(|q| q.text().contains("2 PERIODIC")),
+        || {
+            format!(
+                "no periodic session after the refused envelope within 40 s; Informs: {}; \
+                 log:\n      {}",
+                informs(&acs),
+                tail(&log, 15)
+            )
+        },
+    );
+    row(
+        "daemon: quadratic XML (4 MiB of xmlns redeclarations)",
+        format!(
+            "{size} bytes sent: answered {} in {answered_in:.2} s; next Inform {}",
+            code.map_or("nothing".into(), |c| format!("fault {c}")),
+            next.map_or("not seen".into(), |q| format!(
+                "{:.1} s after the start",
+                q.at.duration_since(t).as_secs_f64()
+            ))
+        ),
+        secs,
         c,
     )
 }

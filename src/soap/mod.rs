@@ -11,8 +11,10 @@
 //!
 //! Parsing (habit 11 of the guide: safe defaults): the body is refused before parsing when it is
 //! larger than [`Limits::max_bytes`] or not UTF-8, roxmltree refuses DTDs and stops at
-//! [`Limits::max_nodes`], and nesting deeper than [`Limits::max_depth`] is refused by a scan of the
-//! raw text before roxmltree (which recurses once per level) sees it.
+//! [`Limits::max_nodes`], and one scan of the raw text before roxmltree sees it refuses nesting
+//! deeper than [`Limits::max_depth`] (roxmltree recurses once per level) and every shape that
+//! roxmltree would parse in more than linear time (too many attributes on an element or
+//! namespace prefixes in scope, and the other bounds of [`Limits`]).
 //! Every such refusal is [`ParseError::Malformed`]; nothing panics, and no list is sized from a
 //! count the sender claims. Tolerance (§A.2 as practised): any prefix or a default namespace,
 //! `cwmp-1-0` … `cwmp-1-4`, arguments by local name, `SOAP-ENC:arrayType` and `xsi:type` optional,
@@ -33,6 +35,14 @@ mod xml;
 pub use msg::*;
 
 /// Size limits applied while parsing (safe defaults: the guide's habit 11).
+///
+/// Besides size, nodes and depth, they bound what roxmltree 0.20 does in more than linear time
+/// (ARCHITECTURE.md, "XML parsing in linear time"): attributes per element (checked pairwise for
+/// duplicates), namespace prefixes in scope (copied to every element that declares one, looked
+/// up for every name), distinct declarations (kept in a sorted array), prefix and URI lengths
+/// (compared byte by byte in those loops) and CDATA sections in a row (each one re-copies the
+/// text before it). The pre-scan that measures depth checks them all in the same pass, so every
+/// envelope up to [`Limits::max_bytes`] is parsed or refused in time linear in its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest body accepted, in bytes. Default 4 MiB.
@@ -42,6 +52,25 @@ pub struct Limits {
     /// Deepest element nesting. Default 32. Keep it in the hundreds at most: the XML parser
     /// recurses once per level.
     pub max_depth: usize,
+    /// Most attributes on one element, namespace declarations not counted. Default 16 (CWMP
+    /// elements carry at most three: `xsi:type`, `SOAP-ENC:arrayType`, `mustUnderstand`).
+    pub max_element_attributes: usize,
+    /// Most attributes in one envelope, namespace declarations not counted. Default 200,000.
+    pub max_attributes: usize,
+    /// Most namespace prefixes in scope at any element, the default namespace counted as one
+    /// (a prefix declared again inside its scope is still one). Default 32.
+    pub max_namespaces_in_scope: usize,
+    /// Most namespace bindings recorded: at each element that declares a namespace, the prefixes
+    /// in scope there, summed over the envelope. Default 262,144 (an envelope that declares its
+    /// five prefixes again on every element stays far below it).
+    pub max_namespace_bindings: usize,
+    /// Most distinct (prefix, URI) declarations in one envelope. Default 1,024.
+    pub max_distinct_namespaces: usize,
+    /// Longest namespace prefix and namespace URI in a declaration, in bytes. Default 256.
+    pub max_namespace_len: usize,
+    /// Most CDATA sections in one run of character data (not separated by an element, a
+    /// comment or a processing instruction). Default 16.
+    pub max_cdata_run: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +79,13 @@ impl Default for Limits {
             max_bytes: 4 << 20,
             max_nodes: 200_000,
             max_depth: 32,
+            max_element_attributes: 16,
+            max_attributes: 200_000,
+            max_namespaces_in_scope: 32,
+            max_namespace_bindings: 1 << 18,
+            max_distinct_namespaces: 1024,
+            max_namespace_len: 256,
+            max_cdata_run: 16,
         }
     }
 }
