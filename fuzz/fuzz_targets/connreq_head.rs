@@ -7,13 +7,16 @@
 //!
 //! When the gate challenges a request, the Digest answer a client computes for the same head
 //! (and the Basic one, when allowed) must be accepted, and a replay of it must be refused as
-//! stale. Nothing may panic.
+//! stale. Requests come from a few sources in turn (IPv4, two IPv6 addresses of one /64, an
+//! IPv4-mapped IPv6 address), each charged with its failures by the gate's throttle, whose
+//! burst is large enough that a correct answer is never throttled here. Nothing may panic.
 #![no_main]
 
 use cwmpd::auth::{self, Algorithm, DigestSession};
 use cwmpd::connreq::gate::{Gate, GateConfig, Outcome};
 use cwmpd::connreq::http::{self, Head};
 use libfuzzer_sys::fuzz_target;
+use std::net::IpAddr;
 
 const USER: &str = "cr-user";
 const PASS: &str = "cr-pass";
@@ -23,8 +26,15 @@ fuzz_target!(|data: &[u8]| {
     let mut with_basic = Gate::new(config(Algorithm::Sha256, true), &[9; 32]);
     let mut buf = data;
     let mut now_ms = 1_000u64;
+    let peers: [IpAddr; 4] = [
+        [192, 0, 2, 7].into(),
+        "2001:db8::1".parse().expect("address"),
+        "2001:db8::2".parse().expect("address"),
+        "::ffff:192.0.2.7".parse().expect("address"),
+    ];
     // At most as many requests as a connection may carry (listener: MAX_REQUESTS_PER_CONNECTION).
-    for _ in 0..16 {
+    for n in 0..16 {
+        let peer = peers[n % peers.len()];
         buf = buf
             .get(http::skip_leading_newlines(buf)..)
             .unwrap_or_default();
@@ -51,10 +61,10 @@ fuzz_target!(|data: &[u8]| {
         }
         now_ms += 10;
         for gate in [&mut digest_only, &mut with_basic] {
-            let reply = gate.decide(&head, now_ms, [1, 2, 3, 4, 5, 6, 7, 8], false);
+            let reply = gate.decide(&head, peer, now_ms, [1, 2, 3, 4, 5, 6, 7, 8], false);
             let _ = http::response(head.version, reply.status, &reply.challenges, reply.close);
             if reply.status == 401 {
-                answer_challenge(gate, &head, &reply.challenges, now_ms);
+                answer_challenge(gate, &head, peer, &reply.challenges, now_ms);
             }
         }
     }
@@ -75,11 +85,19 @@ fn config(algorithm: Algorithm, allow_basic: bool) -> GateConfig {
         nonce_lifetime_ms: 30_000,
         rate_burst: 1_000,
         rate_interval_ms: 1,
+        fail_burst: 1_000,
+        fail_interval_ms: 1,
     }
 }
 
 /// Answers a `401` as a client would and checks that the answer is accepted, once.
-fn answer_challenge(gate: &mut Gate, head: &Head<'_>, challenges: &[String], now_ms: u64) {
+fn answer_challenge(
+    gate: &mut Gate,
+    head: &Head<'_>,
+    peer: IpAddr,
+    challenges: &[String],
+    now_ms: u64,
+) {
     let Some(first) = challenges.first() else {
         panic!("401 without a challenge");
     };
@@ -102,13 +120,13 @@ fn answer_challenge(gate: &mut Gate, head: &Head<'_>, challenges: &[String], now
             authorization: Some(&authorization),
             ..head.clone()
         };
-        let reply = gate.decide(&answered, now_ms + 1, [0; 8], false);
+        let reply = gate.decide(&answered, peer, now_ms + 1, [0; 8], false);
         assert_eq!(
             reply.outcome,
             Outcome::Accepted,
             "a correct Digest answer was not accepted: {answered:?}"
         );
-        let replay = gate.decide(&answered, now_ms + 2, [0; 8], false);
+        let replay = gate.decide(&answered, peer, now_ms + 2, [0; 8], false);
         assert_eq!(
             replay.outcome,
             Outcome::Stale,
@@ -121,7 +139,7 @@ fn answer_challenge(gate: &mut Gate, head: &Head<'_>, challenges: &[String], now
             authorization: Some(&basic),
             ..head.clone()
         };
-        let reply = gate.decide(&answered, now_ms + 3, [0; 8], true);
+        let reply = gate.decide(&answered, peer, now_ms + 3, [0; 8], true);
         assert_eq!(reply.outcome, Outcome::Coalesced, "Basic was not accepted");
     }
 }
