@@ -204,11 +204,13 @@ impl Gate {
                 |nonce, nc| self.check_nonce(nonce, nc, now_ms),
             )
         };
-        if verdict == Verdict::Bad {
-            self.throttle.failed(source, now_ms);
-        } else {
-            // Right credentials (a stale nonce too): this source is the ACS.
-            self.throttle.succeeded(source, now_ms);
+        match verdict {
+            Verdict::Bad => self.throttle.failed(source, now_ms),
+            // Right credentials on a fresh nonce: this source is the ACS.
+            Verdict::Ok => self.throttle.succeeded(source, now_ms),
+            // Right credentials on an old or used nonce prove nothing about this source (a
+            // captured answer replayed gives it): neither charged nor forgiven.
+            Verdict::Stale => {}
         }
         match verdict {
             Verdict::Bad => self.challenge(head, now_ms, random, false, Outcome::AuthFailed),
@@ -719,6 +721,52 @@ mod tests {
             ask(&mut g, attacker, "guess", 10_000).outcome,
             Outcome::Throttled
         );
+    }
+
+    /// A captured answer replayed from another address is stale: it proves nothing about that
+    /// source, which is neither forgiven its failures nor trusted (before, it was both, and
+    /// interleaving replays with guesses defeated the throttle).
+    #[test]
+    fn a_replayed_answer_neither_forgives_nor_trusts_a_source() {
+        let mut g = Gate::new(
+            GateConfig {
+                fail_burst: 3,
+                ..cfg()
+            },
+            &[5; 32],
+        );
+        let attacker = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+        let plain = get("/cr", "10.0.0.1:7547", None);
+        let first = parse_head(plain.as_bytes()).expect("head");
+        let r = g.decide(&first, PEER, 0, [1; 8], false);
+        let (_, captured) = answer(&r, "acs", "secret", "/cr");
+        let raw = get("/cr", "10.0.0.1:7547", Some(&captured));
+        let good = parse_head(raw.as_bytes()).expect("head");
+        assert_eq!(
+            g.decide(&good, PEER, 0, [2; 8], false).outcome,
+            Outcome::Accepted
+        );
+        let guess = |g: &mut Gate| {
+            let r = g.decide(&first, attacker, 0, [3; 8], true);
+            if r.status != 401 {
+                return r.outcome;
+            }
+            let (_, a) = answer(&r, "acs", "guess", "/cr");
+            let raw = get("/cr", "10.0.0.1:7547", Some(&a));
+            let head = parse_head(raw.as_bytes()).expect("head");
+            g.decide(&head, attacker, 0, [4; 8], true).outcome
+        };
+        for _ in 0..2 {
+            assert_eq!(guess(&mut g), Outcome::AuthFailed);
+        }
+        assert_eq!(
+            g.decide(&good, attacker, 0, [5; 8], true).outcome,
+            Outcome::Stale
+        );
+        assert_eq!(guess(&mut g), Outcome::AuthFailed);
+        assert_eq!(guess(&mut g), Outcome::Throttled);
+        let trusted = g.throttle().trusted(8);
+        assert_eq!(trusted, vec![Source::of(PEER)]);
     }
 
     #[test]

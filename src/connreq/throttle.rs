@@ -7,7 +7,9 @@
 //! source without room for one more failure gets no verdict on any request (the listener
 //! answers `503` without looking at it), so guessing from it runs at one guess per `interval`;
 //! other sources are not affected. A source that authenticates is forgiven its failures and
-//! marked trusted: it keeps its entry when the table is full.
+//! marked trusted: it keeps its entry when the table is full. The agent keeps the few most
+//! recently trusted sources in its state and hands them back at start ([`Throttle::trust`]), so
+//! an attacker who fills the table with debtors after a restart cannot lock the ACS out.
 //!
 //! The table holds at most [`MAX_SOURCES`] entries, allocated once. A new source takes a free
 //! entry, else the entry of an untrusted source with no debt (nothing is lost), else the
@@ -47,6 +49,19 @@ impl Source {
     }
 }
 
+impl std::str::FromStr for Source {
+    type Err = ();
+
+    /// What [`Source`]'s `Display` writes: an IPv4 address, or an IPv6 prefix with `/64`.
+    fn from_str(s: &str) -> Result<Source, ()> {
+        match s.strip_suffix("/64") {
+            Some(p) => p.parse::<Ipv6Addr>().map(|a| Source::of(IpAddr::V6(a))),
+            None => s.parse::<Ipv4Addr>().map(|a| Source::V4(a.octets())),
+        }
+        .map_err(|_| ())
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -66,8 +81,10 @@ struct Entry {
     /// Failures' worth of time the source may still spend, as of `at_ms`.
     allowance_ms: u64,
     at_ms: u64,
-    /// Authenticated since it entered the table.
+    /// Authenticated since it entered the table (or handed back as trusted at start).
     trusted: bool,
+    /// When it last authenticated.
+    trusted_ms: u64,
     /// Rejected requests since the last summary.
     rejected: u32,
     /// The last time anything was noted for it.
@@ -165,9 +182,25 @@ impl Throttle {
         let full = self.full();
         if let Some(e) = self.entries.get_mut(i) {
             e.trusted = true;
+            e.trusted_ms = now_ms;
             e.allowance_ms = full;
             e.at_ms = now_ms;
         }
+    }
+
+    /// Marks sources trusted as if they had authenticated now (the ones the agent kept from
+    /// before a restart); at most [`MAX_SOURCES`] take entries.
+    pub fn trust(&mut self, sources: &[Source], now_ms: u64) {
+        for s in sources {
+            self.succeeded(*s, now_ms);
+        }
+    }
+
+    /// The trusted sources, the most recently authenticated first, at most `n`.
+    pub fn trusted(&self, n: usize) -> Vec<Source> {
+        let mut t: Vec<&Entry> = self.entries.iter().filter(|e| e.trusted).collect();
+        t.sort_by_key(|e| std::cmp::Reverse(e.trusted_ms));
+        t.into_iter().take(n).map(|e| e.source).collect()
     }
 
     /// Counts a rejected request of `source` for the summary.
@@ -209,6 +242,7 @@ impl Throttle {
             allowance_ms: full,
             at_ms: now_ms,
             trusted: false,
+            trusted_ms: 0,
             rejected: 0,
             seen_ms: now_ms,
         };
@@ -252,6 +286,45 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(Source::of(mapped).to_string(), "192.0.2.7");
         assert_eq!(Source::of(mapped), Source::of("192.0.2.7".parse().unwrap()));
+    }
+
+    /// A table full of debtors (an attacker's 128 or more addresses, each spending what it
+    /// earns) locks out a new source; a source handed back as trusted (the ACS, kept by the
+    /// agent across a restart) is let through, and the sources round-trip as text.
+    #[test]
+    fn a_trusted_source_gets_in_when_debtors_fill_the_table() {
+        let mut t = Throttle::new(2, 1_000);
+        let acs = v4(250);
+        let round = |t: &mut Throttle, now: u64| {
+            for i in 0..MAX_SOURCES {
+                let s = Source::V4([198, 51, (i / 256) as u8, (i % 256) as u8]);
+                while t.allows(s, now) {
+                    t.failed(s, now);
+                }
+            }
+        };
+        round(&mut t, 0);
+        assert!(
+            !t.allows(acs, 0),
+            "a new source inherits a debtor's allowance"
+        );
+        let mut kept = Throttle::new(2, 1_000);
+        let text: Vec<String> = [acs, Source::of("2001:db8:7::5".parse().unwrap())]
+            .iter()
+            .map(Source::to_string)
+            .collect();
+        let back: Vec<Source> = text.iter().map(|s| s.parse().unwrap()).collect();
+        kept.trust(&back, 0);
+        assert_eq!(kept.trusted(8), back);
+        for now in [0, 10_000, 60_000] {
+            round(&mut kept, now);
+            assert!(
+                kept.allows(acs, now),
+                "the trusted ACS is locked out at {now}"
+            );
+        }
+        assert!("203.0.113.1/64".parse::<Source>().is_err());
+        assert!("2001:db8::1".parse::<Source>().is_err());
     }
 
     #[test]
