@@ -72,6 +72,11 @@ pub struct AgentState {
     /// was not running (a restart, a WAN change meanwhile) is reported at start.
     #[serde(default)]
     pub reported_connection_request_url: String,
+    /// The sources (an IPv4 address, an IPv6 /64) whose Connection Requests authenticated, the
+    /// most recent first (at most `connreq::KEPT_SOURCES`): trusted again at start, so that an
+    /// attacker who fills the failure throttle's table cannot lock the ACS out after a restart.
+    #[serde(default)]
+    pub trusted_connreq_sources: Vec<String>,
     /// Downloads and Uploads from their request until their TransferComplete is acknowledged.
     #[serde(default)]
     pub transfers: Transfers,
@@ -313,6 +318,9 @@ impl Agent {
                 let _ = tx.send(Trigger::ConnectionRequest);
             },
         ));
+        if let Some(cr) = &self.connreq {
+            cr.trust_sources(&self.state.trusted_connreq_sources);
+        }
         // With an empty ConnectionRequestPassword the listener stays closed (and says so).
         let s = self.settings();
         self.follow_connreq(&s, true);
@@ -1173,6 +1181,7 @@ impl Agent {
             state_lock = Some(self.lock_state());
             match got {
                 Ok(Trigger::ConnectionRequest) => {
+                    self.keep_trusted_sources();
                     self.queue(events::CONNECTION_REQUEST, "");
                     // A connection request is answered now, whatever the backoff (§3.2.2).
                     retry_at = 0;
@@ -1820,6 +1829,23 @@ impl Agent {
                 }
                 Err(e) => log::error!("{e}"),
             }
+        }
+    }
+
+    /// Keeps the Connection Request sources that authenticated (written only when the set
+    /// changed, not when the same sources alternate: no write per Connection Request).
+    fn keep_trusted_sources(&mut self) {
+        let Some(list) = self.connreq.as_ref().map(ConnReq::trusted_sources) else {
+            return;
+        };
+        let sorted = |l: &[String]| {
+            let mut v = l.to_vec();
+            v.sort();
+            v
+        };
+        if sorted(&list) != sorted(&self.state.trusted_connreq_sources) {
+            self.state.trusted_connreq_sources = list;
+            self.save();
         }
     }
 

@@ -1307,6 +1307,77 @@ fn a_failing_source_is_throttled_another_gets_in_and_the_summary_names_it() {
     env.finish();
 }
 
+/// Issue 14 (review): more sources than the failure throttle's table holds, each spending its
+/// allowance, lock out every new source; the ACS's source, which authenticated before a
+/// restart, is kept in the agent's state and trusted again, so it still gets in. Fails before:
+/// after the restart the ACS was a new source and got 503.
+#[test]
+fn the_acs_source_is_trusted_across_a_restart_while_debtors_fill_the_table() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let port = free_port();
+    let lines = format!(
+        "username = {CR_USER:?}\npassword = {CR_PASS:?}\n\
+         auth_fail_burst = 1\nauth_fail_interval = 3600\n"
+    );
+    let cpe = Cpe::with_cr_listen(
+        "cr-trusted",
+        &acs.url(),
+        &format!("127.0.0.1:{port}"),
+        &lines,
+    );
+    let env = Env::launch(acs, cpe);
+    let right = format!("{CR_USER}:{CR_PASS}");
+    let wrong = format!("{CR_USER}:not-the-password");
+    let url = env.url.text.clone();
+    let from = |source: &str, userpass: &str| {
+        curl(&["--interface", source, "--digest", "-u", userpass, &url])
+    };
+    let Some(o) = from("127.0.0.1", &right) else {
+        return;
+    };
+    assert_eq!(o.status, 200, "{o:?}");
+    env.wait_cr(1);
+    let state = env.cpe.dir.path().join("state").join("agent.toml");
+    poll(WAIT, || {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        text.contains("trusted_connreq_sources = [\"127.0.0.1\"]")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the ACS's source is not kept\ndaemon: {}", env.daemon.log()));
+
+    // A restart: the table is empty again; the same URL (a fixed port).
+    let Env {
+        acs, cpe, daemon, ..
+    } = env;
+    drop(daemon);
+    let daemon = cpe.spawn_run();
+    poll(WAIT, || {
+        let o = from("127.0.0.9", &wrong).expect("curl");
+        (o.status == 401).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the listener is not back\ndaemon: {}", daemon.log()));
+    // An attacker's 140 sources, each spending its one failure: the table holds 128.
+    for i in 0..140u32 {
+        let source = format!("127.0.{}.{}", 1 + i / 200, 1 + i % 200);
+        let o = from(&source, &wrong).expect("curl");
+        assert!(matches!(o.status, 401 | 503), "{o:?}");
+    }
+    // A new source inherits a debtor's allowance: nothing of it is verified.
+    let o = from("127.0.0.3", &right).expect("curl");
+    assert_eq!(o.status, 503, "{o:?}");
+    // The ACS is trusted from the state and gets in.
+    let o = from("127.0.0.1", &right).expect("curl");
+    assert_eq!(o.status, 200, "{o:?}\ndaemon: {}", daemon.log());
+    acs.wait_for(SESSION_WAIT, |s| {
+        s.iter()
+            .filter(|s| s.completed && s.has_event(CR_EVENT))
+            .count()
+            >= 2
+    })
+    .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    drop(cpe);
+}
+
 #[test]
 fn the_path_is_never_logged_even_at_trace() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");

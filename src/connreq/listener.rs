@@ -310,6 +310,12 @@ impl Listener {
         f(&mut lock(&self.shared.gate))
     }
 
+    /// Marks `sources` as trusted in the gate's throttle, as of now.
+    pub fn trust(&self, sources: &[Source]) {
+        let now = self.shared.now_ms();
+        self.with_gate(|g| g.throttle().trust(sources, now));
+    }
+
     /// Logs what was accepted and rejected since the last summary, with the sources most
     /// rejected, at most once per `every` (nothing when nothing happened).
     pub fn log_summary(&mut self, every: Duration) {

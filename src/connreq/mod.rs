@@ -163,6 +163,28 @@ impl ConnReq {
         self.listener.take_joined()
     }
 
+    /// The sources that authenticated, the most recent first, at most [`KEPT_SOURCES`], as
+    /// text (the agent keeps them in its state).
+    pub fn trusted_sources(&self) -> Vec<String> {
+        self.listener
+            .with_gate(|g| g.throttle().trusted(KEPT_SOURCES))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Trusts the sources the agent kept from before (text that does not parse is skipped):
+    /// an ACS that authenticated once is not locked out by an attacker who fills the throttle's
+    /// table after a restart.
+    pub fn trust_sources(&self, sources: &[String]) {
+        let list: Vec<throttle::Source> = sources
+            .iter()
+            .take(KEPT_SOURCES)
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        self.listener.trust(&list);
+    }
+
     /// Follows the data model and the network: credentials and enable at every call, the
     /// address every `check_interval` (or now, with `recheck`). Returns the new URL when it
     /// changed.
@@ -303,6 +325,10 @@ impl ConnReq {
 /// ConnectionRequestURL as far as it can be known without a listener (for the command line):
 /// the configured URL, or the host from its source — without a DNS look-up — with the listen
 /// port. Empty when unknown.
+/// How many authenticated sources the agent keeps across restarts (an ACS behind a few
+/// addresses or load balancers).
+pub const KEPT_SOURCES: usize = 8;
+
 pub fn provisional_url(cfg: &config::ConnectionRequest, path: &str, acs_url: &str) -> String {
     if !cfg.url.is_empty() {
         return cfg.url.clone();
