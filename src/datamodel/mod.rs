@@ -1742,13 +1742,17 @@ impl Engine {
                 // A backend that refused values while applying says which (§A.3.2.1: 9003
                 // with the refused parameters); everything was rolled back already.
                 let mut faults = Vec::new();
+                // Indexed once: a backend may refuse as many values as were staged.
+                let mut by_key: std::collections::HashMap<(BackendKind, &str), &String> =
+                    std::collections::HashMap::with_capacity(staged.len());
+                for (k, key, name) in &staged {
+                    by_key.entry((*k, key.as_str())).or_insert(name);
+                }
                 for &kind in &touched {
                     for (key, fault) in self.backends.get(kind).take_set_faults() {
-                        if let Some((_, _, name)) =
-                            staged.iter().find(|(k, sk, _)| *k == kind && *sk == key)
-                        {
+                        if let Some(name) = by_key.get(&(kind, key.as_str())) {
                             faults.push(ParamFault {
-                                name: name.clone(),
+                                name: (*name).clone(),
                                 fault,
                             });
                         }
