@@ -3,7 +3,9 @@
 //! file it did not create (SECURITY.md, "an unprivileged local account").
 //!
 //! - [`set_umask`]: the daemon, the CLI and every process they start (hooks, uci, vendor scripts)
-//!   create files 0600 and directories 0700 unless they say otherwise.
+//!   create files 0600 and directories 0700 unless they say otherwise; only the service reload
+//!   commands of `[datamodel.reload]` run with umask 022 (`datamodel::process::service_shell`:
+//!   what init scripts write for services that drop root must stay readable to them).
 //! - [`PrivateDir`]: a directory owned by the effective uid with no group or other bits, held
 //!   open as a directory fd. It is checked with `lstat`/`fstat` when opened (a symlink or a
 //!   directory of another owner is moved aside and replaced; extra mode bits are removed), its
@@ -34,7 +36,7 @@ pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
 /// Sets the process's umask to 077: files 0600, directories 0700, for the agent and every
-/// process it starts (they inherit it).
+/// process it starts (they inherit it; service reload commands set 022 for themselves).
 pub fn set_umask() {
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
 }
