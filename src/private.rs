@@ -3,11 +3,15 @@
 //! file it did not create (SECURITY.md, "an unprivileged local account").
 //!
 //! - [`set_umask`]: the daemon, the CLI and every process they start (hooks, uci, vendor scripts)
-//!   create files 0600 and directories 0700 unless they say otherwise.
+//!   create files 0600 and directories 0700 unless they say otherwise; only the service reload
+//!   commands of `[datamodel.reload]` run with umask 022 (`datamodel::process::service_shell`:
+//!   what init scripts write for services that drop root must stay readable to them).
 //! - [`PrivateDir`]: a directory owned by the effective uid with no group or other bits, held
 //!   open as a directory fd. It is checked with `lstat`/`fstat` when opened (a symlink or a
 //!   directory of another owner is moved aside and replaced; extra mode bits are removed), its
-//!   ancestors must not be writable by another account (except sticky ones such as `/tmp`), and
+//!   ancestors, walked from `/` without following a link another account could have planted,
+//!   must be owned by root or us and not writable by another account (except sticky ones such
+//!   as `/tmp`), and
 //!   [`PrivateDir::check`] proves before each use that the path still names the same private
 //!   directory. Files in it are created relative to the fd with `O_CREAT|O_EXCL|O_NOFOLLOW`,
 //!   mode 0600: a name planted by someone else is never opened, only removed.
@@ -18,12 +22,12 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, renameat, OFlag, AT_FDCWD};
-use nix::sys::stat::{fchmod, fstat, mkdirat, FileStat, Mode, SFlag};
+use nix::fcntl::{openat, readlinkat, renameat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 /// Mode of the directories the agent creates.
@@ -32,7 +36,7 @@ pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
 /// Sets the process's umask to 077: files 0600, directories 0700, for the agent and every
-/// process it starts (they inherit it).
+/// process it starts (they inherit it; service reload commands set 022 for themselves).
 pub fn set_umask() {
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
 }
@@ -63,9 +67,10 @@ impl PrivateDir {
     /// Opens `path` as a private directory, creating it (and missing parents, 0700) when it does
     /// not exist. An existing entry that is a symlink, not a directory, or owned by another user
     /// is renamed aside (`NAME.untrusted-<nanos>`, logged) and replaced by a new directory;
-    /// group/other bits of our own directory are removed (logged). An ancestor writable by
-    /// another account (and not sticky) is refused: whoever can write it could swap the
-    /// directory.
+    /// group/other bits of our own directory are removed (logged). The parents are walked from
+    /// `/` one by one (`open_ancestors`): one owned by another account, or writable by one
+    /// (and not sticky), is refused, and so is a symlink that another account could have
+    /// planted; whoever controls a parent could swap or redirect the directory.
     pub fn open(path: &Path) -> io::Result<PrivateDir> {
         let path = absolute(path)?;
         let name = match path.file_name() {
@@ -73,22 +78,8 @@ impl PrivateDir {
             None => return Err(other(format!("{}: not a directory name", path.display()))),
         };
         let parent = path.parent().unwrap_or(Path::new("/"));
-        if !parent.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(parent)
-                .map_err(|e| other(format!("cannot create {}: {e}", parent.display())))?;
-        }
-        let parent = check_ancestors(parent)?;
+        let (pfd, parent) = open_ancestors(parent)?;
         let path = parent.join(&name);
-        let pfd = openat(
-            AT_FDCWD,
-            &parent,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| other(format!("cannot open {}: {}", parent.display(), io_err(e))))?;
         for attempt in 0..2 {
             match mkdirat(&pfd, name.as_os_str(), Mode::from_bits_truncate(DIR_MODE)) {
                 Ok(()) | Err(Errno::EEXIST) => {}
@@ -302,7 +293,7 @@ impl PrivateDir {
 }
 
 fn is_regular(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+    is_type(st, SFlag::S_IFREG)
 }
 
 /// A file name without a directory part (the agent names its own files; this keeps it so).
@@ -333,29 +324,169 @@ fn absolute(path: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-/// Every ancestor (the resolved path of `dir` and each of its parents) must be owned by root or
-/// by us and not writable by group or others unless sticky (`/tmp`): else another account could
-/// rename our directory away and put its own in its place. Returns the resolved `dir` (on
-/// OpenWrt `/var` is a link to `/tmp`).
-fn check_ancestors(dir: &Path) -> io::Result<PathBuf> {
-    let real = std::fs::canonicalize(dir)
-        .map_err(|e| other(format!("cannot resolve {}: {e}", dir.display())))?;
+/// Most symbolic links followed on the way to a private directory (as the kernel's `ELOOP`).
+const MAX_LINKS: u32 = 40;
+
+/// Most attempts to create a missing ancestor that someone else keeps creating or removing.
+const MAX_CREATE: u32 = 3;
+
+fn is_type(st: &FileStat, t: SFlag) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == t
+}
+
+/// Whether a directory may hold (or lead to) a private directory: owned by root or by us, and
+/// not writable by group or others unless sticky (`/tmp`), so that no other account can rename
+/// what is in it.
+fn trusted_dir(st: &FileStat, me: u32) -> bool {
+    let sticky = st.st_mode & 0o1000 != 0;
+    (st.st_uid == 0 || st.st_uid == me) && (st.st_mode & 0o022 == 0 || sticky)
+}
+
+/// Opens the directory `dir` (absolute, without `..`) for a private directory to be made in it,
+/// walking its components from `/` without ever following a link blindly: each directory is
+/// opened relative to its parent's fd with `O_NOFOLLOW` and must be [`trusted_dir`]; a missing
+/// one is created by us (0700, `mkdirat`; one that appears meanwhile is opened and checked like
+/// any other); a symbolic link is followed only when it is owned by root or by us and sits in a
+/// directory nobody else may write (OpenWrt's `/var -> /tmp`), never one in a sticky directory
+/// like `/tmp`, where any account may plant one. Returns the fd and the resolved path.
+fn open_ancestors(dir: &Path) -> io::Result<(OwnedFd, PathBuf)> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStrExt;
+
     let me = euid();
-    for a in real.ancestors() {
-        let m = std::fs::metadata(a).map_err(|e| other(format!("{}: {e}", a.display())))?;
-        let mode = m.permissions().mode();
-        let sticky = mode & 0o1000 != 0;
-        if (m.uid() != 0 && m.uid() != me) || (mode & 0o022 != 0 && !sticky) {
+    let dir_flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let untrusted = |shown: &Path, st: &FileStat| {
+        other(format!(
+            "{} (uid {}, mode {:o}) can be changed by another account: refusing to keep private \
+             files below it",
+            shown.display(),
+            st.st_uid,
+            st.st_mode & 0o7777
+        ))
+    };
+    let root = openat(AT_FDCWD, "/", dir_flags, Mode::empty())
+        .map_err(|e| other(format!("cannot open /: {}", io_err(e))))?;
+    let st = fstat(&root).map_err(io_err)?;
+    if !trusted_dir(&st, me) {
+        return Err(untrusted(Path::new("/"), &st));
+    }
+    // The directories resolved so far, from `/`: (name, fd, stat), each one checked.
+    let mut walked: Vec<(OsString, OwnedFd, FileStat)> = vec![(OsString::new(), root, st)];
+    let path_of = |walked: &[(OsString, OwnedFd, FileStat)]| {
+        let mut p = PathBuf::from("/");
+        p.extend(walked.iter().skip(1).map(|(n, _, _)| n));
+        p
+    };
+    let mut todo: VecDeque<OsString> = dir
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0u32;
+    while let Some(name) = todo.pop_front() {
+        match name.as_bytes() {
+            b"" | b"." => continue,
+            b".." => {
+                if walked.len() > 1 {
+                    walked.pop();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let Some((_, pfd, pst)) = walked.last() else {
+            return Err(other("the walk lost its root".to_owned()));
+        };
+        let shown = path_of(&walked).join(&name);
+        let mut created = 0u32;
+        let opened = loop {
+            match openat(pfd, name.as_os_str(), dir_flags, Mode::empty()) {
+                Ok(fd) => break Some(fd),
+                Err(Errno::ENOENT) if created < MAX_CREATE => {
+                    created += 1;
+                    match mkdirat(pfd, name.as_os_str(), Mode::from_bits_truncate(DIR_MODE)) {
+                        // EEXIST: someone else made it meanwhile; it is opened and checked.
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => {
+                            return Err(other(format!(
+                                "cannot create {}: {}",
+                                shown.display(),
+                                io_err(e)
+                            )))
+                        }
+                    }
+                }
+                // O_NOFOLLOW on a symlink, O_DIRECTORY on something else.
+                Err(Errno::ELOOP | Errno::ENOTDIR) => break None,
+                Err(e) => {
+                    return Err(other(format!(
+                        "cannot open {}: {}",
+                        shown.display(),
+                        io_err(e)
+                    )))
+                }
+            }
+        };
+        if let Some(fd) = opened {
+            let st = fstat(&fd).map_err(io_err)?;
+            if !trusted_dir(&st, me) {
+                return Err(untrusted(&shown, &st));
+            }
+            walked.push((name, fd, st));
+            continue;
+        }
+        let st = fstatat(pfd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| other(format!("{}: {}", shown.display(), io_err(e))))?;
+        if !is_type(&st, SFlag::S_IFLNK) {
+            return Err(other(format!("{}: not a directory", shown.display())));
+        }
+        if st.st_uid != 0 && st.st_uid != me {
             return Err(other(format!(
-                "{} (uid {}, mode {:o}) can be changed by another account: refusing to keep \
-                 private files below it",
-                a.display(),
-                m.uid(),
-                mode & 0o7777
+                "{} is a symbolic link of uid {}: refusing to follow it to a private directory",
+                shown.display(),
+                st.st_uid
             )));
         }
+        if pst.st_mode & 0o022 != 0 {
+            return Err(other(format!(
+                "{} is a symbolic link in a directory other accounts may write (mode {:o}): \
+                 refusing to follow it to a private directory",
+                shown.display(),
+                pst.st_mode & 0o7777
+            )));
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(other(format!(
+                "{}: too many levels of symbolic links",
+                dir.display()
+            )));
+        }
+        let target = readlinkat(pfd, name.as_os_str())
+            .map_err(|e| other(format!("{}: {}", shown.display(), io_err(e))))?;
+        if target.is_empty() {
+            return Err(other(format!("{}: an empty symbolic link", shown.display())));
+        }
+        let target = Path::new(&target);
+        if target.is_absolute() {
+            walked.truncate(1);
+        }
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push_front(n.to_owned()),
+                Component::ParentDir => todo.push_front(OsString::from("..")),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
     }
-    Ok(real)
+    let path = path_of(&walked);
+    match walked.pop() {
+        Some((_, fd, _)) => Ok((fd, path)),
+        None => Err(other("the walk lost its root".to_owned())),
+    }
 }
 
 /// Makes an existing tree of the agent's private: directories 0700, files 0600 (what an older
@@ -480,6 +611,75 @@ mod tests {
         assert!(PrivateDir::open(&open.join("t")).is_err());
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(PrivateDir::open(&open.join("t")).is_ok());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// Fails before the review of issue 14's fixes: the missing parents were made with
+    /// `create_dir_all`, which followed a link planted in a sticky directory, and the resolved
+    /// path was checked instead of the one walked.
+    #[test]
+    fn a_link_in_a_shared_directory_on_the_way_is_never_followed() {
+        let base = tmp("midlink");
+        let shared = base.join("tmp");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let flash = base.join("flash");
+        std::fs::create_dir(&flash).unwrap();
+        // Even a link of our own there: anyone could have put it in a sticky directory.
+        symlink(&flash, shared.join("x")).unwrap();
+        let e = PrivateDir::open(&shared.join("x/cwmpd/dl")).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(&flash).unwrap().count(), 0);
+        // A link whose target leads through one.
+        symlink(shared.join("x/in"), base.join("via")).unwrap();
+        assert!(PrivateDir::open(&base.join("via/cwmpd")).is_err());
+        assert_eq!(std::fs::read_dir(&flash).unwrap().count(), 0);
+        // A loop of links ends, and so does a file on the way.
+        symlink("l2", base.join("l1")).unwrap();
+        symlink("l1", base.join("l2")).unwrap();
+        let e = PrivateDir::open(&base.join("l1/t")).unwrap_err();
+        assert!(e.to_string().contains("too many levels"), "{e}");
+        std::fs::write(base.join("file"), b"").unwrap();
+        let e = PrivateDir::open(&base.join("file/t")).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        // A directory others may write on the way (not sticky) is refused, even a missing
+        // parent below it is not made.
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(PrivateDir::open(&open.join("a/t")).is_err());
+        assert!(!open.join("a").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn links_in_private_places_are_followed_and_missing_parents_made_0700() {
+        // OpenWrt's /var -> /tmp: a link of root (or ours) in a directory only it may write.
+        let base = tmp("trustedlink");
+        let shared = base.join("tmp");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        symlink("tmp", base.join("var")).unwrap();
+        symlink(base.join("var"), base.join("abs")).unwrap();
+        symlink("./sub/../tmp", base.join("rel")).unwrap();
+        std::fs::create_dir(base.join("sub")).unwrap();
+        let d = PrivateDir::open(&base.join("var/cwmpd")).unwrap();
+        assert_eq!(d.path(), shared.join("cwmpd"));
+        d.create("f").unwrap();
+        d.check().unwrap();
+        drop(d);
+        for via in ["abs", "rel"] {
+            let d = PrivateDir::open(&base.join(via).join("cwmpd")).unwrap();
+            assert_eq!(d.path(), shared.join("cwmpd"), "{via}");
+            assert!(shared.join("cwmpd/f").exists(), "{via}");
+        }
+        // Missing parents are made 0700, by us.
+        let d = PrivateDir::open(&base.join("var/a/b/t")).unwrap();
+        assert_eq!(d.path(), shared.join("a/b/t"));
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&shared.join("a")), 0o700);
+        assert_eq!(mode(&shared.join("a/b")), 0o700);
+        assert_eq!(mode(&shared.join("a/b/t")), 0o700);
         std::fs::remove_dir_all(&base).unwrap();
     }
 

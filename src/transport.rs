@@ -304,7 +304,11 @@ impl Transport {
                         return Err(TransportError::TooManyRedirects);
                     }
                     let next = redirect_target(&target, reply.location.as_deref())?;
-                    log::info!("ACS redirects ({}) to {}", reply.status, next.url);
+                    log::info!(
+                        "ACS redirects ({}) to {}",
+                        reply.status,
+                        crate::transfer::redact_url(&next.url)
+                    );
                     if !next.same_origin(&target) {
                         // Credentials answered for one server are not sent to another.
                         self.auth = None;
@@ -516,7 +520,7 @@ impl Transport {
             })?;
         log::debug!(
             "POST {} ({} bytes) -> {} ({} bytes)",
-            target.url,
+            crate::transfer::redact_url(&target.url),
             body.len(),
             status,
             body_in.len()

@@ -8,7 +8,9 @@
 //!   refused credentials, without the password;
 //! - at log level `trace`, nothing secret reaches the log: not the ACS password, not the
 //!   passwords a SetParameterValues sets, not a Download's or an Upload's file-server password,
-//!   not an `Authorization` header — neither as text nor inside a hex dump of the wire.
+//!   not an `Authorization` header — neither as text nor inside a hex dump of the wire; nor the
+//!   query of a file's URL (a signed URL's signature), which log lines and messages replace by
+//!   `?…`.
 //!
 //! (The transport's own rules — no credentials to another origin after a redirect, Basic over
 //! https — are in `tests/transport.rs`; the file-transfer side in `tests/transfer.rs`.)
@@ -227,6 +229,69 @@ fn nothing_secret_is_logged_at_trace() {
         for header in ["authorization:", "cookie:"] {
             assert!(!lower.contains(header), "{header} in {what}");
         }
+    }
+}
+
+/// Fails before the review of issue 14's fixes: "downloading <url>", "downloaded … from <url>",
+/// "uploaded … to <url>", the redirect line and the failure messages carried the whole URL, so a
+/// signed URL's signature (`X-Amz-Signature=…`, as good as a password until it expires) landed
+/// in logread.
+#[test]
+fn the_query_of_a_signed_url_is_not_logged() {
+    const DL_SIG: &str = "dl-Sig-s3cr3t";
+    const REDIRECT_SIG: &str = "redirect-Sig-s3cr3t";
+    const MISS_SIG: &str = "miss-Sig-s3cr3t";
+    const UP_SIG: &str = "up-Sig-s3cr3t";
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let server = FileServer::start(None, |req| {
+        let (path, query) = req.path.split_once('?').unwrap_or((req.path.as_str(), ""));
+        match (req.method.as_str(), path) {
+            ("GET", "/r") if query.contains(REDIRECT_SIG) => tls::Response::new(302).header(
+                "Location",
+                &format!("/fw.bin?X-Amz-Signature={DL_SIG}&X-Amz-Expires=300"),
+            ),
+            ("GET", "/fw.bin") if query.contains(DL_SIG) => {
+                tls::Response::new(200).body(b"firmware image".to_vec())
+            }
+            ("PUT" | "POST", "/backup") if query.contains(UP_SIG) => tls::Response::new(200),
+            _ => tls::Response::new(404).body("not found"),
+        }
+    });
+    let hooks = "firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = false\n\
+                 upload_config = \"{dir}/upcfg.sh {file}\"\n";
+    let cpe = transfer_cpe("signed-url", &acs.url(), None, 3600, "", hooks);
+    hook_script(&cpe, "fw", "", 0);
+    hook_script(&cpe, "upcfg", "printf 'config backup' > \"$1\"", 0);
+    edit_config(&cpe, "level = \"debug\"", "level = \"trace\"");
+    let signed = |path: &str, sig: &str| {
+        server.url(&format!(
+            "{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={sig}"
+        ))
+    };
+    acs.push_script([
+        AcsRequest::Download(download("dl-signed", FW, &signed("/r", REDIRECT_SIG))),
+        AcsRequest::Download(download("dl-missing", FW, &signed("/missing", MISS_SIG))),
+        AcsRequest::Upload(upload("up-signed", CONFIG, &signed("/backup", UP_SIG))),
+    ]);
+    let daemon = cpe.spawn_run();
+    let mut codes = Vec::new();
+    for key in ["dl-signed", "dl-missing", "up-signed"] {
+        let (_, tc) = wait_transfer_complete(&acs, key, WAIT)
+            .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+        codes.push(tc.code);
+    }
+    let log = daemon.kill();
+    // The signed URLs worked (their queries went to the server), the one that failed failed.
+    assert_eq!(codes[0], 0, "{log}");
+    assert_ne!(codes[1], 0, "{log}");
+    assert_eq!(codes[2], 0, "{log}");
+    assert_eq!(server.count("GET"), 3, "{:?}", server.requests());
+    for secret in [DL_SIG, REDIRECT_SIG, MISS_SIG, UP_SIG, "X-Amz-"] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+    // The URLs are still named in the log, without their query.
+    for shown in ["/r?…", "/fw.bin?…", "/missing?…", "/backup?…"] {
+        assert!(log.contains(shown), "no {shown} in the log:\n{log}");
     }
 }
 

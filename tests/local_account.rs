@@ -7,7 +7,10 @@
 //!   like the agent's files (`1.part`, `1.started`, `1.file`) makes root write nothing through
 //!   them; the directory is replaced by a private one (0700, root) that the account cannot
 //!   enter, so it cannot swap the image the firmware hook flashes; the hook sees exactly the
-//!   bytes downloaded.
+//!   bytes downloaded. A transfer directory nested below a sticky directory (`/tmp/x/cwmpd`)
+//!   is reached component by component: a link the account planted on the way (`/tmp/x ->`
+//!   a directory of root's) is not followed and a directory it owns there is refused; either
+//!   way root writes nothing and runs no hook.
 //! - Everything the agent and its hooks write is private: the storage directory 0700 and its
 //!   files 0600 (also when an older version left them 0755/0644), an uploaded config backup
 //!   0600; a config file holding a password readable by others is warned about.
@@ -183,6 +186,86 @@ fn a_transfer_directory_planted_by_another_account_is_replaced_and_never_followe
     assert!(!as_nobody(&format!("touch {d}/9.file")));
     assert!(!as_nobody(&format!("mv {d} {d}.mine")));
     drop(daemon);
+}
+
+/// Fails before the review of issue 14's fixes: only the last component of the transfer
+/// directory was protected. Its missing parents were made with `create_dir_all` through any
+/// link and the resolved path was checked, so a link planted at an intermediate component
+/// (`/tmp/x -> /overlay`) made root build the directory and write the image where the account
+/// chose (flash).
+#[test]
+fn a_link_planted_on_the_way_to_a_nested_transfer_directory_is_not_followed() {
+    // The link to a directory of root's (flash, /etc).
+    nested_transfer_refused(
+        "local-nested-link",
+        |x, flash| format!("ln -s {} {x}", shell_quote(&flash.display().to_string())),
+        |shared, log| {
+            assert!(log.contains("is a symbolic link of uid 65534"), "{log}");
+            assert_eq!(list_dir(shared), ["x"]);
+            let m = std::fs::symlink_metadata(shared.join("x")).expect("the link");
+            assert!(m.file_type().is_symlink() && m.uid() == NOBODY, "{m:?}");
+        },
+    );
+    // The account owning the intermediate directory instead: refused too, nothing written (it
+    // blocks transfers, as it could before; a private directory right in /tmp avoids that).
+    nested_transfer_refused(
+        "local-nested-dir",
+        |x, _| format!("mkdir {x} && chmod 777 {x}"),
+        |shared, log| {
+            assert!(
+                log.contains("(uid 65534, mode 777) can be changed by another account"),
+                "{log}"
+            );
+            assert!(list_dir(&shared.join("x")).is_empty());
+        },
+    );
+}
+
+/// A daemon whose transfer directory is `<shared>/x/cwmpd` in a sticky world-writable
+/// directory, where the unprivileged account first ran `plant(<shared>/x quoted, flash)`: a
+/// Download must fail without writing anything in `flash` (a directory of root's) or running
+/// the hook; then `check(<shared>, the daemon's log)`.
+fn nested_transfer_refused(
+    tag: &str,
+    plant: impl Fn(&str, &Path) -> String,
+    check: impl Fn(&Path, &str),
+) {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let server = FileServer::file(None, "/fw.bin", b"image".to_vec(), HttpAuth::None);
+    let pre = TempDirLike::new();
+    let nested = pre.shared.join("x").join("cwmpd");
+    let cpe = transfer_cpe(
+        tag,
+        &acs.url(),
+        None,
+        3600,
+        &format!("dir = {:?}", nested.display().to_string()),
+        "firmware = \"{dir}/fw.sh {file}\"\nfirmware_reboots = false\n",
+    );
+    hook_script(&cpe, "fw", "", 0);
+    let flash = cpe.dir.path().join("flash");
+    std::fs::create_dir(&flash).expect("mkdir flash");
+    chmod(&flash, 0o755);
+    let x = shell_quote(&pre.shared.join("x").display().to_string());
+    let plant = plant(&x, &flash);
+    assert!(as_nobody(&plant), "nobody could not {plant}");
+    acs.push_script([AcsRequest::Download(download(
+        "nested-1",
+        "1 Firmware Upgrade Image",
+        &server.url("/fw.bin"),
+    ))]);
+    let daemon = cpe.spawn_run();
+    let (_, tc) = wait_transfer_complete(&acs, "nested-1", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\ndaemon: {}", daemon.log()));
+    let log = daemon.kill();
+    assert_ne!(tc.code, 0, "{tc:?}\ndaemon: {log}");
+    assert!(
+        list_dir(&flash).is_empty(),
+        "root wrote below the planted link: {:?}\ndaemon: {log}",
+        list_dir(&flash),
+    );
+    assert!(hook_runs(&cpe, "fw").is_empty(), "the hook ran");
+    check(&pre.shared, &log);
 }
 
 /// A world-writable, sticky directory like /tmp inside a test directory.

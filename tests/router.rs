@@ -23,6 +23,7 @@ use tempdir::{copy_tree, make_executable};
 mod uci_support;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -263,6 +264,18 @@ fn spv_of_ssid_and_dhcp_range_lands_in_uci_and_reloads_each_service_once() {
     let mut reloads = router.reloads();
     reloads.sort();
     assert_eq!(reloads, ["dhcp", "wireless"]);
+    // What a reload command writes is readable by services that drop root (dnsmasq reads the
+    // `/tmp/hosts/dhcp.*` its init script writes as user `dnsmasq`): the commands run with umask
+    // 022, not the agent's 077. Fails before the review of issue 14's fixes (0600).
+    let log_mode = std::fs::metadata(router.dir().join("reloads.log"))
+        .expect("reloads.log")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(
+        log_mode, 0o644,
+        "mode of the file the reload command created"
+    );
     // Read back through the CLI too (a new process: nothing cached).
     let out = router.cpe.cli(&["get", &min]);
     assert!(out.stdout.contains("192.168.1.50"), "{out}");

@@ -201,7 +201,7 @@ pub fn run(
     start(cmd, stdin, timeout, max_output)?.wait()
 }
 
-/// Runs a shell command line (`sh -c`), e.g. a service reload hook of the config file.
+/// Runs a shell command line (`sh -c`) with the agent's umask (077).
 pub fn shell(line: &str, timeout: Duration) -> Result<Output, RunError> {
     run(
         Command::new("/bin/sh").arg("-c").arg(line),
@@ -209,6 +209,14 @@ pub fn shell(line: &str, timeout: Duration) -> Result<Output, RunError> {
         timeout,
         64 * 1024,
     )
+}
+
+/// Runs a service reload command line of the config file (`/etc/init.d/dnsmasq reload`) with
+/// umask 022, as when the init system runs them: what their init scripts write for a service
+/// that drops root (`/tmp/hosts/dhcp.*`, read by dnsmasq as `dnsmasq`) must stay readable
+/// (0644), not private like what the agent itself writes (077, [`crate::private::set_umask`]).
+pub fn service_shell(line: &str, timeout: Duration) -> Result<Output, RunError> {
+    shell(&format!("umask 022\n{line}"), timeout)
 }
 
 #[cfg(test)]
@@ -231,6 +239,11 @@ mod tests {
         let o = shell("echo oops >&2; exit 3", Duration::from_secs(5)).unwrap();
         assert_eq!(o.status.code(), Some(3));
         assert_eq!(o.stderr_line(), "oops");
+        let o = service_shell("umask; exit 4", Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (o.status.code(), o.stdout.as_slice()),
+            (Some(4), &b"0022\n"[..])
+        );
     }
 
     #[test]

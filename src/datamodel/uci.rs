@@ -821,7 +821,7 @@ impl Backend for UciBackend {
             let Some(cmd) = self.reload.get(pkg) else {
                 continue;
             };
-            let failed = match process::shell(cmd, RELOAD_TIMEOUT) {
+            let failed = match process::service_shell(cmd, RELOAD_TIMEOUT) {
                 Ok(o) if o.status.success() => None,
                 Ok(o) => {
                     let line = o.stderr_line();

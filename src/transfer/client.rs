@@ -32,6 +32,7 @@ use std::time::Duration;
 use ureq::http::Response;
 use ureq::{Body, SendBody};
 
+use super::redact_url;
 use crate::auth::{self, AuthParams, DigestSession, Preferred};
 use crate::datamodel::process;
 use crate::transport::{self, Target, TransportConfig, TransportError};
@@ -172,7 +173,7 @@ pub fn download_to(
                 false,
                 format!(
                     "{} announces {got} bytes but the FileSize is {want}",
-                    target.url
+                    shown(&target)
                 ),
             ));
         }
@@ -191,14 +192,14 @@ pub fn download_to(
                 false,
                 format!(
                     "{} announces {got} bytes; only {cap} may be stored",
-                    target.url
+                    shown(&target)
                 ),
             ));
         }
     }
     log::info!(
         "downloading {} ({} bytes) to {}",
-        target.url,
+        shown(&target),
         announced.map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
         dest.display()
     );
@@ -238,7 +239,7 @@ pub fn download_to(
                     true,
                     format!(
                         "the download of {} broke off after {total}{of} bytes: {}",
-                        target.url,
+                        shown(&target),
                         quoted(&e.to_string())
                     ),
                 ));
@@ -248,7 +249,10 @@ pub fn download_to(
             return Err(Failure::new(
                 INCOMPLETE,
                 true,
-                format!("the download of {} returned an impossible read", target.url),
+                format!(
+                    "the download of {} returned an impossible read",
+                    shown(&target)
+                ),
             ));
         };
         file.write_all(chunk).map_err(local)?;
@@ -260,7 +264,7 @@ pub fn download_to(
                     false,
                     format!(
                         "{} sends more than the {cap} bytes that may be stored",
-                        target.url
+                        shown(&target)
                     ),
                 ));
             }
@@ -272,7 +276,7 @@ pub fn download_to(
                     false,
                     format!(
                         "{} sends more than the FileSize of {want} bytes",
-                        target.url
+                        shown(&target)
                     ),
                 ));
             }
@@ -285,13 +289,13 @@ pub fn download_to(
                 false,
                 format!(
                     "{} delivered {total} bytes but the FileSize is {want}",
-                    target.url
+                    shown(&target)
                 ),
             ));
         }
     }
     file.sync_all().map_err(local)?;
-    log::info!("downloaded {total} bytes from {}", target.url);
+    log::info!("downloaded {total} bytes from {}", shown(&target));
     Ok(total)
 }
 
@@ -312,7 +316,7 @@ pub fn upload(
         "uploaded {} with {} to {} ({})",
         src.display(),
         method.as_str(),
-        target.url,
+        shown(&target),
         resp.status().as_u16()
     );
     drain(resp);
@@ -440,7 +444,7 @@ impl Job {
                 format!(
                     "the {} URL {} is not a valid http(s) URL",
                     direction.noun(),
-                    quoted(&split.url)
+                    quoted(&redact_url(&split.url))
                 ),
             )
         })?;
@@ -456,7 +460,11 @@ impl Job {
             Failure::new(
                 CANNOT_CONTACT,
                 false,
-                format!("cannot set up TLS for {}: {}", target.url, quoted(&detail)),
+                format!(
+                    "cannot set up TLS for {}: {}",
+                    shown(&target),
+                    quoted(&detail)
+                ),
             )
         })?;
         Ok(Job {
@@ -516,8 +524,8 @@ impl Job {
                             false,
                             format!(
                                 "{} (redirected from {}) asks for credentials, which are only sent to {}",
-                                target.url,
-                                self.target.url,
+                                shown(&target),
+                                shown(&self.target),
                                 self.target.origin()
                             ),
                         ));
@@ -545,7 +553,7 @@ impl Job {
                             false,
                             format!(
                                 "more than {MAX_REDIRECTS} redirects for {}",
-                                self.target.url
+                                shown(&self.target)
                             ),
                         ));
                     }
@@ -562,7 +570,7 @@ impl Job {
                                 false,
                                 format!(
                                     "unusable redirect ({status}) from {}: {}",
-                                    target.url,
+                                    shown(&target),
                                     quoted(&detail)
                                 ),
                             )
@@ -570,8 +578,8 @@ impl Job {
                     log::info!(
                         "{} redirected ({status}) from {} to {}",
                         self.direction.noun(),
-                        target.url,
-                        next.url
+                        shown(&target),
+                        shown(&next)
                     );
                     if !next.same_origin(&target) {
                         auth = None;
@@ -658,7 +666,7 @@ impl Job {
     /// The fault of a request that got no response.
     fn send_failure(&self, e: ureq::Error, target: &Target, body_started: bool) -> Failure {
         let text = quoted(&e.to_string());
-        let url = &target.url;
+        let url = shown(target);
         match transport::classify(e) {
             TransportError::Tls(_) => Failure::new(
                 CANNOT_CONTACT,
@@ -697,7 +705,7 @@ impl Job {
             retryable,
             format!(
                 "the file server answered {status} {reason} for {}",
-                target.url
+                shown(target)
             )
             .replace("  ", " ")
             .trim_end()
@@ -715,7 +723,7 @@ impl Job {
         stale_retries: &mut u32,
     ) -> Result<(), Failure> {
         let fail = |why: String| Failure::new(AUTH_FAILURE, false, why);
-        let url = &target.url;
+        let url = shown(target);
         if self.username.is_empty() {
             return Err(fail(format!(
                 "{url} requires authentication but no Username was given"
@@ -830,6 +838,12 @@ impl Read for CountingReader {
     }
 }
 
+/// `target`'s URL as messages and log lines show it, without its query ([`redact_url`]: a signed
+/// URL's signature is a credential).
+fn shown(target: &Target) -> String {
+    redact_url(&target.url)
+}
+
 /// A URL with its user information taken out (RFC 3986 §3.2.1).
 struct SplitUrl {
     /// The URL without user information and fragment.
@@ -854,7 +868,7 @@ fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Failure> {
         } else if url.contains('@') {
             "the URL is not an http or https URL".to_owned()
         } else {
-            format!("{} is not an http or https URL", quoted(url))
+            format!("{} is not an http or https URL", quoted(&redact_url(url)))
         }));
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -868,7 +882,7 @@ fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Failure> {
     };
     let clean = format!("{scheme}://{host}{tail}");
     if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return Err(unsupported(quoted(&clean)));
+        return Err(unsupported(quoted(&redact_url(&clean))));
     }
     let userinfo = userinfo.map(|u| match u.split_once(':') {
         Some((name, pass)) => (percent_decode(name), percent_decode(pass)),
