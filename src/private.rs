@@ -468,7 +468,10 @@ fn open_ancestors(dir: &Path) -> io::Result<(OwnedFd, PathBuf)> {
         let target = readlinkat(pfd, name.as_os_str())
             .map_err(|e| other(format!("{}: {}", shown.display(), io_err(e))))?;
         if target.is_empty() {
-            return Err(other(format!("{}: an empty symbolic link", shown.display())));
+            return Err(other(format!(
+                "{}: an empty symbolic link",
+                shown.display()
+            )));
         }
         let target = Path::new(&target);
         if target.is_absolute() {
