@@ -120,6 +120,20 @@ fn mips_https_digest_session_on_the_fixture_router() {
     )
     .expect("start ACS");
     let router = router_cpe("qemu-session", &acs.url(), Some(&pki.ca_file));
+    // Connection Request credentials: without a password nothing listens and the Inform's
+    // ConnectionRequestURL reads empty (issue 14).
+    let text = std::fs::read_to_string(&router.cfg).expect("read config");
+    let anchor = "[connection_request]\nlisten = \"127.0.0.1:0\"\n";
+    assert!(
+        text.contains(anchor),
+        "no {anchor:?} in the config:\n{text}"
+    );
+    let text = text.replacen(
+        anchor,
+        &format!("{anchor}username = \"cr-user\"\npassword = \"cr-pass\"\n"),
+        1,
+    );
+    std::fs::write(&router.cfg, text).expect("write config");
     let mut step = 0;
     acs.push_script_fn(move |t: &Turn<'_>| {
         step += 1;
