@@ -87,9 +87,11 @@ fn run(args: Vec<String>) -> CliResult {
             }
         }
     }
-    let cfg = load_config(config_path.as_ref())?;
+    let (cfg, cfg_file) = load_config(config_path.as_ref())?;
     init_log(&cfg);
-    warn_if_readable(config_path.as_ref(), &cfg);
+    if let Some(file) = &cfg_file {
+        warn_if_readable(file, &cfg);
+    }
     let cmd = rest.first().map(String::as_str).unwrap_or("run");
     let args = rest.get(1..).unwrap_or(&[]);
     match cmd {
@@ -329,20 +331,20 @@ fn no_args(cmd: &str, args: &[String]) -> Result<(), (u8, String)> {
     }
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, (u8, String)> {
-    match path {
-        Some(p) => Config::load(p).map_err(|e| (2, e.to_string())),
-        None => {
-            let default = std::path::Path::new(config::DEFAULT_PATH);
-            let uci = std::path::Path::new(config::UCI_PATH);
-            if default.exists() {
-                Config::load(default).map_err(|e| (2, e.to_string()))
-            } else if uci.exists() {
-                Config::load(uci).map_err(|e| (2, e.to_string()))
-            } else {
-                Ok(Config::embedded())
-            }
-        }
+/// The config and the file it was read from (`None`: the embedded default).
+fn load_config(path: Option<&PathBuf>) -> Result<(Config, Option<PathBuf>), (u8, String)> {
+    let file = match path {
+        Some(p) => Some(p.clone()),
+        None => [config::DEFAULT_PATH, config::UCI_PATH]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists()),
+    };
+    match file {
+        Some(f) => Config::load(&f)
+            .map(|c| (c, Some(f)))
+            .map_err(|e| (2, e.to_string())),
+        None => Ok((Config::embedded(), None)),
     }
 }
 
@@ -400,18 +402,10 @@ fn reexec() -> String {
 }
 
 /// A config file that holds a password should be readable by root only.
-fn warn_if_readable(path: Option<&PathBuf>, cfg: &Config) {
+fn warn_if_readable(path: &std::path::Path, cfg: &Config) {
     use std::os::unix::fs::PermissionsExt;
-    let path = match path {
-        Some(p) => p.clone(),
-        None => [config::DEFAULT_PATH, config::UCI_PATH]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_default(),
-    };
     let secrets = !cfg.acs.password.is_empty() || !cfg.connection_request.password.is_empty();
-    let Ok(meta) = std::fs::metadata(&path) else {
+    let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
     let mode = meta.permissions().mode() & 0o777;
