@@ -27,12 +27,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cwmpd::datamodel::backend::{BackendKind, Backends, Platform};
-use cwmpd::datamodel::process;
 use cwmpd::datamodel::schema::{Model, Schema};
 use cwmpd::datamodel::{DmState, Engine};
 use cwmpd::rpc::{self, Control};
 use cwmpd::soap::acs;
 use cwmpd::soap::*;
+use cwmpd::sys::process;
 
 /// Timed runs of the engine path.
 const RUNS: usize = 30;

@@ -16,10 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
-use crate::datamodel::{backend::Backends, process, DmState, Engine};
+use crate::cwmp::fault::Fault;
+use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
-use crate::fault::Fault;
-use crate::private::PrivateDir;
 use crate::rpc::{self, Control};
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
@@ -27,7 +26,9 @@ use crate::soap::msg::{
     AcsRequest, CpeRequest, CpeResponse, CwmpNs, CwmpVersion, DeviceId, Download, FaultStruct,
     Inform, ParameterValue, QueuedTransfer, ScheduleDownload, Upload,
 };
-use crate::store::Store;
+use crate::sys::private::PrivateDir;
+use crate::sys::process;
+use crate::sys::store::Store;
 use crate::transfer::{self, client, hooks, FileKind, FileType, Next, Transfers};
 use crate::transport::{Transport, TransportConfig};
 
@@ -259,7 +260,7 @@ impl Agent {
     /// persisted state.
     pub fn new(mut cfg: Config) -> Result<Agent, String> {
         if cfg.device.serial_number.is_empty() {
-            cfg.device.serial_number = crate::os::default_serial_number();
+            cfg.device.serial_number = crate::sys::os::default_serial_number();
         }
         if cfg.device.software_version.is_empty() {
             cfg.device.software_version = env!("CARGO_PKG_VERSION").to_string();
@@ -446,7 +447,7 @@ impl Agent {
     /// Queues `1 BOOT` when the device booted since the last start (a new kernel boot id), and
     /// `0 BOOTSTRAP` when this ACS URL never acknowledged one. Called once at start.
     pub fn note_start(&mut self) -> Result<(), String> {
-        let boot = crate::os::boot_id().unwrap_or_default();
+        let boot = crate::sys::os::boot_id().unwrap_or_default();
         let booted = boot.is_empty() || boot != self.state.boot_id;
         if booted {
             self.state.events.rebooted();
@@ -1268,7 +1269,7 @@ impl Agent {
         if let Some(dir) = &dir {
             clean_transfer_dir(dir, &self.state.transfers);
             // A whole file kept for its apply, written by an older version: 0600 now.
-            crate::private::make_private(dir.path());
+            crate::sys::private::make_private(dir.path());
         }
         // A firmware the ACS did not install (§A.4.2.2 AutonomousTransferComplete): the version
         // changed and no Download of ours explains it.
@@ -1851,7 +1852,7 @@ impl Agent {
 
     /// The state lock for a loop turn of the daemon; one that cannot be taken (the lock file
     /// cannot be opened) is logged, and the turn runs without it.
-    fn lock_state(&self) -> Option<crate::store::StateLock> {
+    fn lock_state(&self) -> Option<crate::sys::store::StateLock> {
         self.store
             .lock_state(None)
             .map_err(|e| log::error!("{e}"))
@@ -1861,7 +1862,7 @@ impl Agent {
     /// Claims the storage directory for a session run outside the daemon (`cwmpd inform`): it
     /// fails when a daemon runs on it (two agents must not drive sessions and write the same
     /// state).
-    pub fn lock_daemon(&self) -> Result<crate::store::DaemonLock, String> {
+    pub fn lock_daemon(&self) -> Result<crate::sys::store::DaemonLock, String> {
         self.store.lock_daemon().map_err(|e| e.to_string())
     }
 

@@ -28,7 +28,7 @@ const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | ge
 fn main() -> ExitCode {
     // Everything the agent and its hooks create is private (SECURITY.md): 0600 files, 0700
     // directories, unless a mode is given.
-    cwmpd::private::set_umask();
+    cwmpd::sys::private::set_umask();
     match utf8_args(std::env::args_os().skip(1)).and_then(run) {
         Ok(code) => code,
         Err((code, msg)) => {
@@ -184,7 +184,7 @@ fn run(args: Vec<String>) -> CliResult {
                 .collect::<Result<Vec<_>, (u8, String)>>()?;
             // Read, changed and written while a running daemon waits between its loop turns;
             // its next turn reads what was written.
-            let _lock = cwmpd::store::Store::open(&cfg.storage.dir)
+            let _lock = cwmpd::sys::store::Store::open(&cfg.storage.dir)
                 .and_then(|s| s.lock_state(Some(std::time::Duration::from_secs(120))))
                 .map_err(failed)?;
             let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
@@ -292,7 +292,7 @@ fn run(args: Vec<String>) -> CliResult {
             };
             cwmpd::agent::validate_request(&req).map_err(usage)?;
             let dir = cfg.storage.dir.join(cwmpd::agent::REQUESTS_DIR);
-            let mut store = cwmpd::store::Store::open(&dir).map_err(failed)?;
+            let mut store = cwmpd::sys::store::Store::open(&dir).map_err(failed)?;
             store.save(&name, &req).map_err(failed)?;
             println!("queued");
             Ok(ExitCode::SUCCESS)
@@ -426,7 +426,7 @@ fn init_log(cfg: &Config) {
         _ => false,
     };
     if syslog {
-        if let Some(logger) = cwmpd::syslog::Syslog::connect(level) {
+        if let Some(logger) = cwmpd::sys::syslog::Syslog::connect(level) {
             if log::set_boxed_logger(Box::new(logger)).is_ok() {
                 log::set_max_level(level);
                 return;
@@ -444,7 +444,7 @@ fn init_stderr_log(level: log::LevelFilter) {
         .build();
     // Through the same filter as syslog: no library trace output (the wire, secrets included).
     let logger = simplelog::WriteLogger::new(level, cfg, std::io::stderr());
-    if log::set_boxed_logger(Box::new(cwmpd::syslog::Redacting(logger))).is_ok() {
+    if log::set_boxed_logger(Box::new(cwmpd::sys::syslog::Redacting(logger))).is_ok() {
         log::set_max_level(level);
     }
 }

@@ -64,7 +64,7 @@
 
 use std::fmt;
 
-use crate::fault::{AcsFault, Fault};
+use crate::cwmp::fault::{AcsFault, Fault};
 use crate::soap::{
     self, AcsMessage, AcsRequest, AcsResponse, CpeRequest, CpeResponse, CwmpNs, CwmpVersion,
     Envelope, Header, Inform, Limits, ParseError,

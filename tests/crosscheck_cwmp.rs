@@ -16,8 +16,8 @@
 //!   compared as instants; its AddObjectResponse parser `unwrap`s the InstanceNumber.
 
 use cwmp::protocol as cw;
+use cwmpd::cwmp::fault::{AcsFault, Fault, ParamFault};
 use cwmpd::datamodel::types::BaseType;
-use cwmpd::fault::{AcsFault, Fault, ParamFault};
 use cwmpd::soap::acs::{self, CpeMessage};
 use cwmpd::soap::*;
 
@@ -425,8 +425,8 @@ fn our_faults_parse_with_cwmp() {
     ];
     for f in faults {
         let faultcode = match f.origin() {
-            cwmpd::fault::FaultOrigin::Client => "Client",
-            cwmpd::fault::FaultOrigin::Server => "Server",
+            cwmpd::cwmp::fault::FaultOrigin::Client => "Client",
+            cwmpd::cwmp::fault::FaultOrigin::Server => "Server",
         };
         // `cwmp` has no SetParameterValuesFault list (see the module doc).
         check(

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cwmpd::fault::{AcsFault, Fault, ParamFault};
+use cwmpd::cwmp::fault::{AcsFault, Fault, ParamFault};
 use cwmpd::soap::acs::{self, CpeMessage};
 use cwmpd::soap::*;
 

@@ -29,7 +29,7 @@
 //!   values of SPV survive likewise.
 //! - §A.3.2.4 SetParameterAttributes: an acknowledged Notification stays set.
 //! - §A.3.2.6 AddObject: instance numbers the ACS was given are never handed out twice and stay.
-//! - The store (`src/store.rs`): after every cut each state file has a valid header, length, CRC
+//! - The store (`src/sys/store.rs`): after every cut each state file has a valid header, length, CRC
 //!   and TOML body; no `*.corrupt`; temp files only of the dead writer, removed at the next start.
 //!
 //! Kills: `random` (0–2.5 s after a start), `write` (0–5 ms after the 1st–4th store write seen

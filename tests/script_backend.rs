@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use cwmpd::cwmp::fault::Fault;
 use cwmpd::datamodel::backend::{Backend, Backends, Cx, Platform, ScriptDef};
 use cwmpd::datamodel::schema::{Model, Schema};
 use cwmpd::datamodel::script::ScriptBackend;
 use cwmpd::datamodel::{Applied, DmState, Engine};
-use cwmpd::fault::Fault;
 use cwmpd::soap::msg::SetValue;
 
 /// A key/value store script: state in `$0.d`, each call logged in `$0.log`. `get` answers the

@@ -18,10 +18,10 @@ mod uci_support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cwmpd::cwmp::fault::Fault;
 use cwmpd::datamodel::backend::{Backend, Cx, Platform};
 use cwmpd::datamodel::uci::UciBackend;
 use cwmpd::datamodel::Applied;
-use cwmpd::fault::Fault;
 use uci_support::{uci_bin, TempDir, UciDir};
 
 fn platform(u: &UciDir, bin: &Path, reload: &[(&str, &str)]) -> Platform {

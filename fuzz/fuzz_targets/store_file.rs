@@ -1,4 +1,4 @@
-//! Fuzzes the store's reading of its own state files (src/store.rs: a `# cwmpd-store v1
+//! Fuzzes the store's reading of its own state files (src/sys/store.rs: a `# cwmpd-store v1
 //! len=… crc=…` header line, then TOML) on arbitrary bytes, through the public API the agent
 //! uses: the bytes are written as `agent.toml` (the agent's [`AgentState`]) or
 //! `datamodel.toml` (the engine's [`DmState`]) in a scratch directory and read with
@@ -16,7 +16,7 @@
 //!
 //! Properties: nothing panics. The store trusts a file exactly when the harness's own reading of
 //! the header (exactly `# cwmpd-store v1 len=<body bytes> crc=<CRC-32 of the body, 8 lower-case
-//! hex digits>`, the one header src/store.rs writes) says it is intact and
+//! hex digits>`, the one header src/sys/store.rs writes) says it is intact and
 //! the body decodes as TOML, and then it returns what the body decodes to; otherwise the file is
 //! moved aside as `NAME.corrupt` and not trusted (`None`). A state that loads is saved, read
 //! back, and saving that again writes nothing (the stored form is a fixpoint). A file the store
@@ -28,12 +28,12 @@ use std::sync::OnceLock;
 
 use cwmpd::agent::AgentState;
 use cwmpd::datamodel::DmState;
-use cwmpd::store::Store;
+use cwmpd::sys::store::Store;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The header's start (src/store.rs `MAGIC`).
+/// The header's start (src/sys/store.rs `MAGIC`).
 const MAGIC: &str = "# cwmpd-store v1";
 /// One scratch directory per process (tmpfs when there is one: every run writes and fsyncs).
 fn dir() -> &'static PathBuf {
@@ -94,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// CRC-32 as src/store.rs documents it (IEEE 802.3, reflected, as zlib), table-driven here so
+/// CRC-32 as src/sys/store.rs documents it (IEEE 802.3, reflected, as zlib), table-driven here so
 /// that it does not share code with `store::crc32`.
 fn crc32(data: &[u8]) -> u32 {
     static TABLE: OnceLock<[u32; 256]> = OnceLock::new();

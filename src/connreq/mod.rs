@@ -6,7 +6,7 @@
 //!   limit, coalescing (pure: time and randomness are arguments).
 //! - [`throttle`]: failed authentication throttled per source, in a table of fixed size.
 //! - [`listener`]: the socket, its threads and their limits.
-//! - [`url`]: how the URL is made (pure); the addresses come from [`crate::os`].
+//! - [`url`]: how the URL is made (pure); the addresses come from [`crate::sys::os`].
 //!
 //! [`ConnReq`] ties them together for the agent's loop: it keeps the URL right as the WAN
 //! address moves (re-evaluated every `check_interval` and after every session), rebinds the
@@ -299,7 +299,7 @@ impl ConnReq {
             _ => {
                 // A failure is remembered too: with DNS down, the loop must not block on the
                 // resolver at every check.
-                let a = crate::os::resolve(&host, port).unwrap_or_default();
+                let a = crate::sys::os::resolve(&host, port).unwrap_or_default();
                 self.resolved = Some((host.clone(), a.clone(), Instant::now()));
                 a
             }
@@ -310,7 +310,7 @@ impl ConnReq {
         // The first address with a route (an unroutable IPv6 answer must not hide IPv4).
         addrs
             .iter()
-            .find_map(|a| crate::os::source_address(*a).ok())
+            .find_map(|a| crate::sys::os::source_address(*a).ok())
             .ok_or_else(|| format!("no route to the ACS at {host}"))
     }
 
@@ -338,7 +338,7 @@ pub fn provisional_url(cfg: &config::ConnectionRequest, path: &str, acs_url: &st
         host_from(&source, || {
             acs_host_port(acs_url)
                 .and_then(|(h, p)| Some(SocketAddr::new(url::host_ip(&h)?, p)))
-                .and_then(|a| crate::os::source_address(a).ok())
+                .and_then(|a| crate::sys::os::source_address(a).ok())
                 .or(listen.map(|l| l.ip()).filter(|ip| !ip.is_unspecified()))
                 .ok_or_else(String::new)
         })
@@ -359,7 +359,7 @@ fn host_from(
     match source {
         HostSource::Fixed(h) => Ok(h.clone()),
         HostSource::Interface(name) => {
-            let all = crate::os::interface_addresses().map_err(|e| e.to_string())?;
+            let all = crate::sys::os::interface_addresses().map_err(|e| e.to_string())?;
             url::pick_address(&all, name)
                 .map(url::url_host)
                 .ok_or_else(|| format!("interface {name} has no usable address"))

@@ -1,6 +1,6 @@
 //! `ManagementServer.ConnectionRequestURL` (TR-069 §3.2.2, TR-181 ManagementServer): where the
 //! host, port and path come from, as pure functions. The OS facts (interface addresses, the
-//! route to the ACS) come from [`crate::os`].
+//! route to the ACS) come from [`crate::sys::os`].
 
 use std::net::{IpAddr, SocketAddr};
 

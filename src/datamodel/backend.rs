@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Applied;
-use crate::fault::Fault;
+use crate::cwmp::fault::Fault;
 
 /// What the engine lends a backend for one call.
 pub struct Cx<'a> {

@@ -62,7 +62,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::backend::{Backend, Cx, Platform};
-use crate::fault::Fault;
+use crate::cwmp::fault::Fault;
 
 /// The most bytes read of one file.
 pub const MAX_FILE_BYTES: usize = 1 << 20;

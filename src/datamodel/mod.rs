@@ -16,7 +16,6 @@
 pub mod backend;
 pub mod file;
 pub mod generate;
-pub mod process;
 pub mod schema;
 pub mod script;
 pub mod transform;
@@ -26,7 +25,7 @@ pub mod uci;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::fault::{Fault, ParamFault};
+use crate::cwmp::fault::{Fault, ParamFault};
 use crate::soap::msg::{
     ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
 };

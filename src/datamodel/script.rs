@@ -20,7 +20,7 @@
 //! default). A script that exits with another status, runs longer than its timeout, writes more
 //! than [`MAX_OUTPUT`] bytes or a line outside the protocol, or cannot be started costs 9002 for
 //! what was asked of it, never a hang or a crash of the agent: every call goes through
-//! [`super::process`].
+//! [`crate::sys::process`].
 //!
 //! Consistency (TR-069 §A.3.2.1, all or nothing): values and instance lists read are kept until
 //! [`Backend::invalidate`] (one snapshot per session), and a script that failed a read is not
@@ -36,9 +36,9 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use super::backend::{Backend, Cx, Platform, ScriptDef};
-use super::process::{self, Running};
 use super::Applied;
-use crate::fault::Fault;
+use crate::cwmp::fault::Fault;
+use crate::sys::process::{self, Running};
 
 /// The most bytes a script may write on stdout in one call; more is 9002.
 pub const MAX_OUTPUT: usize = 1024 * 1024;

@@ -43,8 +43,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::backend::{Backend, Cx, Platform};
-use super::{process, Applied};
-use crate::fault::Fault;
+use super::Applied;
+use crate::cwmp::fault::Fault;
+use crate::sys::process;
 
 /// Most time one `uci` call may take.
 const UCI_TIMEOUT: Duration = Duration::from_secs(10);

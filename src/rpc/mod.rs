@@ -4,8 +4,8 @@
 //! One module per RPC family: parameter RPCs go straight to the engine ([`crate::datamodel`]);
 //! device control and transfers go through the [`Control`] trait that the agent implements.
 
+use crate::cwmp::fault::Fault;
 use crate::datamodel::Engine;
-use crate::fault::Fault;
 use crate::soap::msg::{
     AcsRequest, CpeResponse, Download, QueuedTransfer, ScheduleDownload, Upload,
 };

@@ -6,7 +6,7 @@
 
 use super::msg::*;
 use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
-use crate::fault::{Fault, FaultOrigin};
+use crate::cwmp::fault::{Fault, FaultOrigin};
 
 /// See [`super::emit_request`].
 pub(crate) fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec<u8> {

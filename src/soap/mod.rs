@@ -123,8 +123,8 @@ pub fn emit_response(ns: CwmpNs, id: Option<&str>, resp: &CpeResponse) -> Vec<u8
 mod tests {
     use super::acs::{self, CpeMessage};
     use super::*;
+    use crate::cwmp::fault::{AcsFault, Fault, ParamFault};
     use crate::datamodel::types::BaseType;
-    use crate::fault::{AcsFault, Fault, ParamFault};
 
     const ALL_NS: [CwmpNs; 5] = [
         CwmpNs::V1_0,

@@ -4,8 +4,8 @@
 //! The soap layer turns bytes into these types and these types into bytes; nothing above it sees
 //! XML. Field names follow the schema's element names in snake case.
 
+use crate::cwmp::fault::{AcsFault, Fault};
 use crate::datamodel::types::BaseType;
-use crate::fault::{AcsFault, Fault};
 
 /// The CWMP namespace an envelope uses (`urn:dslforum-org:cwmp-1-N`). CWMP 1.2, 1.3 and 1.4 all use
 /// `cwmp-1-2` (see the header comments of `cwmp-1-3.xsd` and `cwmp-1-4.xsd`); the non-standard

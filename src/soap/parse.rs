@@ -20,7 +20,7 @@ use roxmltree::Node;
 use super::msg::*;
 use super::tree::{self, Args, Env};
 use super::Limits;
-use crate::fault::AcsFault;
+use crate::cwmp::fault::AcsFault;
 
 /// See [`super::parse_acs`].
 pub(crate) fn parse_acs(body: &[u8], limits: &Limits) -> Result<Envelope<AcsMessage>, ParseError> {

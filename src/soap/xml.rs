@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use super::msg::{CwmpNs, Header};
-use crate::fault::ParamFault;
+use crate::cwmp::fault::ParamFault;
 
 /// The SOAP 1.1 envelope namespace (TR-069 §A.2.1).
 pub(crate) const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";

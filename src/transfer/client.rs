@@ -34,7 +34,7 @@ use ureq::{Body, SendBody};
 
 use super::redact_url;
 use crate::auth::{self, AuthParams, DigestSession, Preferred};
-use crate::datamodel::process;
+use crate::sys::process;
 use crate::transport::{self, Target, TransportConfig, TransportError};
 
 /// Redirects followed for one transfer (TR-069 §3.4.5 asks for at least 5).

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::datamodel::process;
+use crate::sys::process;
 
 /// Most bytes a hook may write on stdout before it is killed (a chatty sysupgrade included).
 const MAX_OUTPUT: usize = 1 << 20;

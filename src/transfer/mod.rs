@@ -27,8 +27,8 @@ pub mod hooks;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cwmp::fault::Fault;
 use crate::events::{self, MAX_COMMAND_KEY_LEN};
-use crate::fault::Fault;
 use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, Upload};
 
 /// Longest URL, Username, Password and TargetFileName accepted (`string(256)` in the schema).

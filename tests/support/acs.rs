@@ -40,7 +40,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cwmpd::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
-use cwmpd::fault::AcsFault;
+use cwmpd::cwmp::fault::AcsFault;
 use cwmpd::soap::acs::{
     emit_acs_fault, emit_acs_request, emit_acs_response, parse_cpe, CpeMessage,
 };
@@ -254,7 +254,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// The fault the CPE answered with, if it did.
-    pub fn fault(&self) -> Option<&cwmpd::fault::Fault> {
+    pub fn fault(&self) -> Option<&cwmpd::cwmp::fault::Fault> {
         match &self.response {
             Ok(CpeResponse::Fault(f)) => Some(f),
             _ => None,

@@ -727,7 +727,7 @@ pub fn check_state_files(dir: &Path) -> Result<usize, String> {
         }
         if !header.starts_with("# cwmpd-store v1")
             || len != Some(body.len())
-            || crc != Some(cwmpd::store::crc32(body.as_bytes()))
+            || crc != Some(cwmpd::sys::store::crc32(body.as_bytes()))
         {
             return Err(format!(
                 "{}: torn or corrupt (header {header:?}, body {} bytes)",

@@ -214,7 +214,7 @@ pub fn shell(line: &str, timeout: Duration) -> Result<Output, RunError> {
 /// Runs a service reload command line of the config file (`/etc/init.d/dnsmasq reload`) with
 /// umask 022, as when the init system runs them: what their init scripts write for a service
 /// that drops root (`/tmp/hosts/dhcp.*`, read by dnsmasq as `dnsmasq`) must stay readable
-/// (0644), not private like what the agent itself writes (077, [`crate::private::set_umask`]).
+/// (0644), not private like what the agent itself writes (077, [`crate::sys::private::set_umask`]).
 pub fn service_shell(line: &str, timeout: Duration) -> Result<Output, RunError> {
     shell(&format!("umask 022\n{line}"), timeout)
 }

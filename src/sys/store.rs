@@ -8,7 +8,7 @@
 //! match (a torn write on a filesystem that does not honour rename, bit rot, a hand edit gone wrong)
 //! is moved aside as `NAME.corrupt`, logged, and replaced by the default state: it is never trusted.
 //!
-//! The directory is private ([`crate::private::PrivateDir`]: 0700, files 0600, created
+//! The directory is private ([`crate::sys::private::PrivateDir`]: 0700, files 0600, created
 //! exclusively without following links); it holds passwords (TOML mode) and the Connection
 //! Request path. Two locks keep one writer: the daemon holds [`DaemonLock`] for its life (a
 //! second daemon or a `cwmpd inform` beside it is refused), and [`StateLock`] is held by whoever
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::private::PrivateDir;
+use crate::sys::private::PrivateDir;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -68,7 +68,7 @@ impl Store {
     /// readable by others are corrected.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let pdir = PrivateDir::open(dir).map_err(|e| err(dir, "not usable", e))?;
-        crate::private::make_private(pdir.path());
+        crate::sys::private::make_private(pdir.path());
         if let Ok(names) = pdir.names() {
             for name in names {
                 if let Some(stem) = name.strip_suffix(".tmp") {
