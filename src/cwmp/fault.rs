@@ -187,6 +187,77 @@ impl fmt::Display for Fault {
 
 impl std::error::Error for Fault {}
 
+/// The fault of a file transfer, as TransferComplete and AutonomousTransferComplete report it
+/// (§A.3.3.2, Table A.5: 9010–9019; 9002 when the CPE itself failed). Stored as its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferFault {
+    /// 9002: the CPE could not keep or finish the transfer (its store, its directory, a hook's
+    /// refusal to start).
+    Internal,
+    /// 9010: a download failed (or its apply hook did).
+    Download,
+    /// 9011: an upload failed.
+    Upload,
+    /// 9012: the file server refused the credentials.
+    ServerAuthentication,
+    /// 9013: the URL's scheme is not one the CPE speaks.
+    UnsupportedProtocol,
+    /// 9015: the file server could not be reached.
+    CannotContact,
+    /// 9016: the file server refused the file.
+    CannotAccess,
+    /// 9017: the download stopped before its end.
+    Incomplete,
+    /// 9018: the file is not what was announced (its size).
+    Corrupted,
+}
+
+impl TransferFault {
+    /// Every transfer fault, for tables and tests.
+    pub const ALL: [TransferFault; 9] = [
+        TransferFault::Internal,
+        TransferFault::Download,
+        TransferFault::Upload,
+        TransferFault::ServerAuthentication,
+        TransferFault::UnsupportedProtocol,
+        TransferFault::CannotContact,
+        TransferFault::CannotAccess,
+        TransferFault::Incomplete,
+        TransferFault::Corrupted,
+    ];
+
+    /// The CWMP fault code.
+    pub const fn code(self) -> u32 {
+        match self {
+            TransferFault::Internal => 9002,
+            TransferFault::Download => 9010,
+            TransferFault::Upload => 9011,
+            TransferFault::ServerAuthentication => 9012,
+            TransferFault::UnsupportedProtocol => 9013,
+            TransferFault::CannotContact => 9015,
+            TransferFault::CannotAccess => 9016,
+            TransferFault::Incomplete => 9017,
+            TransferFault::Corrupted => 9018,
+        }
+    }
+
+    /// The fault of a code read back from the store; `None` for a code no transfer reports.
+    pub fn from_code(code: u32) -> Option<TransferFault> {
+        TransferFault::ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    /// The standard text of the code (Table A.5).
+    pub fn standard_text(self) -> &'static str {
+        standard_text(self.code())
+    }
+}
+
+impl fmt::Display for TransferFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code(), self.standard_text())
+    }
+}
+
 /// An ACS fault 8000–8006 received in answer to a CPE request (§A.5, `ACSFaultCodeType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcsFault {
@@ -204,6 +275,16 @@ impl AcsFault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_transfer_fault_reads_back_from_its_code() {
+        for f in TransferFault::ALL {
+            assert_eq!(TransferFault::from_code(f.code()), Some(f));
+            assert!(matches!(f.code(), 9002 | 9010..=9019), "{f}");
+        }
+        assert_eq!(TransferFault::from_code(9014), None);
+        assert_eq!(TransferFault::from_code(0), None);
+    }
 
     #[test]
     fn codes_and_origins() {
