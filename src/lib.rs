@@ -2,17 +2,15 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
-pub mod auth;
 pub mod config;
 pub mod connreq;
 pub mod cwmp;
 pub mod datamodel;
 pub mod events;
+pub mod http;
 pub mod rpc;
 pub mod schedule;
 pub mod session;
 pub mod soap;
 pub mod sys;
 pub mod transfer;
-pub mod transport;
-pub mod uciconf;

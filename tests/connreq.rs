@@ -2,7 +2,7 @@
 //! real `cwmpd run` daemon (`tests/support/cpe.rs`) with the test ACS (`tests/support/acs.rs`),
 //! called by real HTTP clients: `curl` (its Digest does the same-connection retry GenieACS
 //! does) and raw `TcpStream` requests whose Digest responses (RFC 7616) are computed here with
-//! `md-5` and `ring`, never with `cwmpd::auth` (that is what is under test).
+//! `md-5` and `ring`, never with `cwmpd::http::auth` (that is what is under test).
 //!
 //! What is covered, against `notes/spec-4.md` (the listener's contract):
 //! - an unauthenticated GET gets 401 with a Digest challenge (realm, `qop="auth"`, algorithm,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use cwmpd::datamodel::backend::file::{check_key, FileBackend, MAX_FILE_BYTES, MAX_ROWS};
 use cwmpd::datamodel::backend::{Backend, Cx, Platform};
-use cwmpd::datamodel::file::{check_key, FileBackend, MAX_FILE_BYTES, MAX_ROWS};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router")

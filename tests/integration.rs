@@ -35,8 +35,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, Cookie, Reject, SessionRecord, Turn};
-use cwmpd::auth::Algorithm;
 use cwmpd::datamodel::types::BaseType;
+use cwmpd::http::auth::Algorithm;
 use cwmpd::soap::{AcsRequest, CpeResponse, CwmpNs};
 
 /// An ACS URL nobody answers: port 1 is privileged, so no test can listen there.
@@ -984,7 +984,7 @@ fn cli_refuses_non_utf8_arguments_and_endless_config_files() {
 
 #[test]
 fn test_acs_binds_the_digest_nonce_to_the_connection_and_requires_the_cookie() {
-    use cwmpd::auth::{self, DigestSession};
+    use cwmpd::http::auth::{self, DigestSession};
     let acs = Acs::start(
         AcsOptions::default()
             .digest(USER, PASS)
@@ -1039,7 +1039,7 @@ fn test_acs_binds_the_digest_nonce_to_the_connection_and_requires_the_cookie() {
 
 #[test]
 fn test_acs_runs_a_scripted_session_over_https_with_the_cwmpd_transport() {
-    use cwmpd::transport::{Transport, TransportConfig};
+    use cwmpd::http::acs::{Transport, TransportConfig};
     let pki = tls::Pki::new();
     let acs = Acs::start(
         AcsOptions::default()

@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cwmpd::cwmp::fault::Fault;
+use cwmpd::datamodel::backend::script::ScriptBackend;
 use cwmpd::datamodel::backend::{Backend, Backends, Cx, Platform, ScriptDef};
 use cwmpd::datamodel::schema::{Model, Schema};
-use cwmpd::datamodel::script::ScriptBackend;
 use cwmpd::datamodel::{Applied, DmState, Engine};
 use cwmpd::soap::msg::SetValue;
 

@@ -10,8 +10,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cwmpd::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
-use cwmpd::transport::{Transport, TransportConfig, TransportError};
+use cwmpd::http::acs::{Transport, TransportConfig, TransportError};
+use cwmpd::http::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
 use tls::{Pki, Request, Response, TestServer};
 
 const USER: &str = "cpe-000001";
@@ -39,7 +39,7 @@ fn echo(req: &Request) -> Response {
     }
 }
 
-fn expect_err(r: Result<cwmpd::transport::HttpReply, TransportError>) -> TransportError {
+fn expect_err(r: Result<cwmpd::http::acs::HttpReply, TransportError>) -> TransportError {
     match r {
         Ok(reply) => panic!("expected an error, got status {}", reply.status),
         Err(e) => {

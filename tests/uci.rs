@@ -1,4 +1,4 @@
-//! The uci backend (`src/datamodel/uci.rs`) against the REAL OpenWrt `uci` command on
+//! The uci backend (`src/datamodel/backend/uci/mod.rs`) against the REAL OpenWrt `uci` command on
 //! temporary config directories (issue 3: no fake uci; `tests/support/uci.rs` builds it).
 //!
 //! Covered: `uci show` parsing of tricky values written by uci itself (quotes, newlines,
@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cwmpd::cwmp::fault::Fault;
+use cwmpd::datamodel::backend::uci::UciBackend;
 use cwmpd::datamodel::backend::{Backend, Cx, Platform};
-use cwmpd::datamodel::uci::UciBackend;
 use cwmpd::datamodel::Applied;
 use uci_support::{uci_bin, TempDir, UciDir};
 

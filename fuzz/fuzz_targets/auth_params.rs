@@ -14,7 +14,7 @@
 //! Nothing may panic; every header is bounded by [`auth::MAX_HEADER_LEN`].
 #![no_main]
 
-use cwmpd::auth::{
+use cwmpd::http::auth::{
     self, Algorithm, AuthParams, DigestServer, DigestSession, NonceStatus, Preferred, Verdict,
 };
 use libfuzzer_sys::fuzz_target;

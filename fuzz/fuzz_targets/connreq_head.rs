@@ -12,7 +12,7 @@
 //! burst is large enough that a correct answer is never throttled here. Nothing may panic.
 #![no_main]
 
-use cwmpd::auth::{self, Algorithm, DigestSession};
+use cwmpd::http::auth::{self, Algorithm, DigestSession};
 use cwmpd::connreq::gate::{Gate, GateConfig, Outcome};
 use cwmpd::connreq::http::{self, Head};
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,4 @@
-//! Fuzzes the parsers of the ACS's HTTP response headers in the transport (src/transport.rs,
+//! Fuzzes the parsers of the ACS's HTTP response headers in the transport (src/http/acs.rs,
 //! reached through its hidden `transport::fuzzing` wrappers): `Set-Cookie` (RFC 6265 §5.2) and
 //! the session's cookie jar (§5.3, §5.4), the cookie-date / HTTP-date parser (§5.1.1, RFC 9110
 //! §5.6.7) with its calendar arithmetic, `Retry-After` (RFC 9110 §10.2.3), and the resolution of
@@ -17,7 +17,7 @@
 //! | 5 | UTF-8, a `Location` value | from https, never http; a relative reference stays on the base's origin and its path has no dot segment |
 #![no_main]
 
-use cwmpd::transport::fuzzing::{self as t, Cookie, Url};
+use cwmpd::http::acs::fuzzing::{self as t, Cookie, Url};
 use libfuzzer_sys::fuzz_target;
 
 /// The ACS URLs the cookies come from and the redirects start at: http and https, a port, an
@@ -37,7 +37,7 @@ const ACS_URLS: [&str; 8] = [
 const NOW: u64 = 1_700_000_000;
 /// The last second a 4-digit year reaches: 9999-12-31 23:59:59 UTC.
 const MAX_TIME: u64 = 253_402_300_799;
-/// src/transport.rs `MAX_COOKIE_BYTES`, `MAX_COOKIES`, `MAX_JAR_BYTES`.
+/// src/http/acs.rs `MAX_COOKIE_BYTES`, `MAX_COOKIES`, `MAX_JAR_BYTES`.
 const MAX_COOKIE_BYTES: usize = 4096;
 const MAX_COOKIES: usize = 32;
 const MAX_JAR_BYTES: usize = 16 * 1024;

@@ -21,7 +21,7 @@ use ring::hmac;
 
 use super::http::{self, Head};
 use super::throttle::{Source, Throttle};
-use crate::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
+use crate::http::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
 
 /// Nonces remembered with their highest nonce count. Only authenticated requests add one.
 const MAX_USED_NONCES: usize = 32;
@@ -385,8 +385,8 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{parse_challenges, DigestSession};
     use crate::connreq::http::parse_head;
+    use crate::http::auth::{parse_challenges, DigestSession};
 
     fn cfg() -> GateConfig {
         GateConfig {

@@ -26,8 +26,8 @@ pub mod url;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::auth::Algorithm;
 use crate::config;
+use crate::http::auth::Algorithm;
 use gate::{Gate, GateConfig};
 use listener::{Limits, Listener, Phase};
 use url::HostSource;

@@ -14,13 +14,10 @@
 //! in [`DmState::tables`] (§A.3.2.6).
 
 pub mod backend;
-pub mod file;
 pub mod generate;
 pub mod schema;
-pub mod script;
 pub mod transform;
 pub mod types;
-pub mod uci;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -1874,7 +1871,7 @@ impl Engine {
         if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return bad("it holds a space or a control character");
         }
-        match crate::transport::Target::parse(value) {
+        match crate::http::acs::Target::parse(value) {
             Ok(_) => Ok(()),
             Err(why) => bad(&why),
         }

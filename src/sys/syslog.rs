@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn library_trace_records_are_never_logged() {
         let meta = |level, target| log::Metadata::builder().level(level).target(target).build();
-        assert!(loggable(&meta(log::Level::Trace, "cwmpd::transport")));
+        assert!(loggable(&meta(log::Level::Trace, "cwmpd::http::acs")));
         assert!(loggable(&meta(log::Level::Trace, "cwmpd")));
         assert!(loggable(&meta(
             log::Level::Debug,

@@ -26,7 +26,7 @@
 //! deadline. In verbose mode every message is printed as it happens, for a human reader.
 //!
 //! It uses only the `cwmpd` library (its ACS-side codec `cwmpd::soap::acs` and the server side
-//! of `cwmpd::auth`), std and rustls, so the demo can include it with `#[path]`.
+//! of `cwmpd::http::auth`), std and rustls, so the demo can include it with `#[path]`.
 #![allow(dead_code)]
 
 use std::collections::hash_map::RandomState;
@@ -39,8 +39,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use cwmpd::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
 use cwmpd::cwmp::fault::AcsFault;
+use cwmpd::http::auth::{self, Algorithm, DigestServer, NonceStatus, Verdict};
 use cwmpd::soap::acs::{
     emit_acs_fault, emit_acs_request, emit_acs_response, parse_cpe, CpeMessage,
 };

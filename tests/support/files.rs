@@ -1,6 +1,6 @@
 //! Test support for file transfers and device control (issue 5, `notes/spec-5.md`; TR-069
 //! Amendment 6 §A.3.2.8 Download, §A.3.2.9 Upload, §A.3.3.2 TransferComplete): a file server
-//! with Basic or Digest authentication checked here independently of `cwmpd::auth`, a CPE with
+//! with Basic or Digest authentication checked here independently of `cwmpd::http::auth`, a CPE with
 //! `[transfer]` and `[hooks]` sections, hook scripts that log what they saw, and the
 //! TransferComplete requests the test ACS recorded.
 //!
@@ -227,7 +227,7 @@ fn nonce() -> String {
 }
 
 /// Whether `req` carries a correct RFC 7616 Digest (MD5, `qop=auth`) for `user`/`pass` in
-/// [`REALM`] and the request's own method and path: computed here, not by `cwmpd::auth`.
+/// [`REALM`] and the request's own method and path: computed here, not by `cwmpd::http::auth`.
 pub fn digest_ok(req: &Request, user: &str, pass: &str) -> bool {
     let Some(h) = req.header("authorization") else {
         return false;

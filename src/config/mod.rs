@@ -6,6 +6,8 @@
 //! Unknown keys are errors (a misspelt key must not be silently ignored); errors name the file and
 //! the line.
 
+pub mod uci;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +24,7 @@ pub const UCI_PATH: &str = "/etc/config/cwmpd";
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// The embedded default configuration (also the documented example).
-pub const EMBEDDED: &str = include_str!("cwmpd.toml");
+pub const EMBEDDED: &str = include_str!("../cwmpd.toml");
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -282,7 +284,7 @@ impl ConnectionRequest {
                 "must start with / and hold no spaces, ? or #".into(),
             ));
         }
-        if crate::auth::Algorithm::parse(&self.digest_algorithm).is_none() {
+        if crate::http::auth::Algorithm::parse(&self.digest_algorithm).is_none() {
             return Err((
                 "connection_request.digest_algorithm",
                 "must be MD5, MD5-sess, SHA-256 or SHA-256-sess".into(),
@@ -689,7 +691,7 @@ impl Config {
             line,
             message,
         };
-        let sections = crate::uciconf::parse(text).map_err(|(l, m)| err(Some(l), m))?;
+        let sections = crate::config::uci::parse(text).map_err(|(l, m)| err(Some(l), m))?;
         let defaults = toml::Table::try_from(Config::uci_types())
             .map_err(|e| err(None, format!("internal: {e}")))?;
         let mut root = toml::Table::new();

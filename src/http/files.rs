@@ -4,7 +4,7 @@
 //! §A.5.1 fault table, 9010–9019).
 //!
 //! - http and https only (§3.4.3 makes HTTP/HTTPS the mandatory transport); https uses the same
-//!   TLS setup as the ACS connection (`transport::tls_config`: ring, the configured CA bundle,
+//!   TLS setup as the ACS connection (`acs::tls_config`: ring, the configured CA bundle,
 //!   the client certificate).
 //! - The first request carries no credentials; a 401 is answered once with Digest (RFC 7616:
 //!   MD5, SHA-256 and their -sess forms, qop=auth) when offered, else Basic (§3.4.3 requires
@@ -32,13 +32,13 @@ use std::time::Duration;
 use ureq::http::Response;
 use ureq::{Body, SendBody};
 
-use super::redact_url;
-use crate::auth::{self, AuthParams, DigestSession, Preferred};
+use crate::http::acs::{self, Target, TransportConfig, TransportError};
+use crate::http::auth::{self, AuthParams, DigestSession, Preferred};
 use crate::sys::process;
-use crate::transport::{self, Target, TransportConfig, TransportError};
+use crate::transfer::redact_url;
 
 /// Redirects followed for one transfer (TR-069 §3.4.5 asks for at least 5).
-pub const MAX_REDIRECTS: u32 = transport::MAX_REDIRECTS;
+pub const MAX_REDIRECTS: u32 = acs::MAX_REDIRECTS;
 /// Largest piece of a download held in memory and written at once.
 pub const CHUNK: usize = 64 * 1024;
 /// Most of an error response's body read (to keep the connection for the next request).
@@ -66,7 +66,7 @@ const CORRUPTED: u32 = 9018;
 /// How to talk to file servers.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// PEM bundle of trusted CAs; `None` = the system bundle (`transport::SYSTEM_CA_FILE`).
+    /// PEM bundle of trusted CAs; `None` = the system bundle (`acs::SYSTEM_CA_FILE`).
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain (TR-069 §3.3), presented to https file servers too.
     pub client_cert: Option<PathBuf>,
@@ -92,7 +92,7 @@ impl Default for ClientConfig {
             ca_file: None,
             client_cert: None,
             client_key: None,
-            timeout: transport::DEFAULT_TIMEOUT,
+            timeout: acs::DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
             max_download: None,
             allow_basic_over_http: false,
@@ -557,24 +557,23 @@ impl Job {
                             ),
                         ));
                     }
-                    let next =
-                        transport::redirect_target(&target, location.as_deref()).map_err(|e| {
-                            let detail = match e {
-                                TransportError::BadRedirect(m) => {
-                                    m.replace("the ACS URL", "the redirect URL")
-                                }
-                                other => other.to_string(),
-                            };
-                            Failure::new(
-                                self.direction.refused(),
-                                false,
-                                format!(
-                                    "unusable redirect ({status}) from {}: {}",
-                                    shown(&target),
-                                    quoted(&detail)
-                                ),
-                            )
-                        })?;
+                    let next = acs::redirect_target(&target, location.as_deref()).map_err(|e| {
+                        let detail = match e {
+                            TransportError::BadRedirect(m) => {
+                                m.replace("the ACS URL", "the redirect URL")
+                            }
+                            other => other.to_string(),
+                        };
+                        Failure::new(
+                            self.direction.refused(),
+                            false,
+                            format!(
+                                "unusable redirect ({status}) from {}: {}",
+                                shown(&target),
+                                quoted(&detail)
+                            ),
+                        )
+                    })?;
                     log::info!(
                         "{} redirected ({status}) from {} to {}",
                         self.direction.noun(),
@@ -667,7 +666,7 @@ impl Job {
     fn send_failure(&self, e: ureq::Error, target: &Target, body_started: bool) -> Failure {
         let text = quoted(&e.to_string());
         let url = shown(target);
-        match transport::classify(e) {
+        match acs::classify(e) {
             TransportError::Tls(_) => Failure::new(
                 CANNOT_CONTACT,
                 true,
@@ -937,9 +936,9 @@ fn build_agent(cfg: &ClientConfig, https: bool) -> Result<ureq::Agent, Transport
         client_key: cfg.client_key.clone(),
         ..TransportConfig::default()
     };
-    let tls = transport::tls_config(&tls_source, https)?;
+    let tls = acs::tls_config(&tls_source, https)?;
     let timeout = if cfg.timeout.is_zero() {
-        transport::DEFAULT_TIMEOUT
+        acs::DEFAULT_TIMEOUT
     } else {
         cfg.timeout
     };
@@ -1285,7 +1284,7 @@ mod tests {
         "Digest realm=\"files\", qop=\"auth\", nonce=\"n0nce42\", opaque=\"op\"";
 
     /// Whether `authorization` is a right Digest answer (RFC 7616 §3.4.1, MD5, qop=auth),
-    /// computed here independently of `crate::auth`.
+    /// computed here independently of `crate::http::auth`.
     fn digest_ok(req: &Req, user: &str, pass: &str) -> bool {
         let Some(a) = req.header("authorization") else {
             return false;

@@ -35,8 +35,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use super::backend::{Backend, Cx, Platform, ScriptDef};
 use super::Applied;
+use super::{Backend, Cx, Platform, ScriptDef};
 use crate::cwmp::fault::Fault;
 use crate::sys::process::{self, Running};
 

@@ -28,7 +28,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::http::Uri;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
-use crate::auth::{self, AuthParams, DigestSession, Preferred};
+use crate::http::auth::{self, AuthParams, DigestSession, Preferred};
 
 /// The CA bundle used when none is configured (OpenWrt's `ca-bundle` package installs it here).
 pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";

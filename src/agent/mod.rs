@@ -19,6 +19,8 @@ use crate::connreq::{self, listener::Phase, ConnReq};
 use crate::cwmp::fault::Fault;
 use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event, EventQueue};
+use crate::http::acs::{Transport, TransportConfig};
+use crate::http::files as client;
 use crate::rpc::{self, Control};
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
@@ -29,8 +31,7 @@ use crate::soap::msg::{
 use crate::sys::private::PrivateDir;
 use crate::sys::process;
 use crate::sys::store::Store;
-use crate::transfer::{self, client, hooks, FileKind, FileType, Next, Transfers};
-use crate::transport::{Transport, TransportConfig};
+use crate::transfer::{self, hooks, FileKind, FileType, Next, Transfers};
 
 /// The store file of the agent's own state.
 const AGENT_FILE: &str = "agent";

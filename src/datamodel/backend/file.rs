@@ -61,7 +61,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::backend::{Backend, Cx, Platform};
+use super::{Backend, Cx, Platform};
 use crate::cwmp::fault::Fault;
 
 /// The most bytes read of one file.

@@ -11,6 +11,10 @@
 //! [`Backend::end_session`]. Instance numbers belong to the engine; a backend knows only its
 //! own keys (a uci section name, an index).
 
+pub mod file;
+pub mod script;
+pub mod uci;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -230,9 +234,9 @@ impl BackendKind {
                 "unknown builtin {key:?} (known: {})",
                 BUILTIN_KEYS.join(", ")
             )),
-            BackendKind::Uci => super::uci::check_key(key),
-            BackendKind::File => super::file::check_key(key),
-            BackendKind::Script => super::script::check_key(key),
+            BackendKind::Uci => self::uci::check_key(key),
+            BackendKind::File => self::file::check_key(key),
+            BackendKind::Script => self::script::check_key(key),
             _ => Ok(()),
         }
     }
@@ -247,9 +251,9 @@ pub struct Backends {
     agent: AgentBackend,
     builtin: BuiltinBackend,
     constant: ConstBackend,
-    uci: super::uci::UciBackend,
-    file: super::file::FileBackend,
-    script: super::script::ScriptBackend,
+    uci: self::uci::UciBackend,
+    file: self::file::FileBackend,
+    script: self::script::ScriptBackend,
 }
 
 impl Backends {
@@ -264,9 +268,9 @@ impl Backends {
         platform: &Platform,
     ) -> Backends {
         Backends {
-            uci: super::uci::UciBackend::new(platform),
-            file: super::file::FileBackend::new(platform),
-            script: super::script::ScriptBackend::new(platform),
+            uci: self::uci::UciBackend::new(platform),
+            file: self::file::FileBackend::new(platform),
+            script: self::script::ScriptBackend::new(platform),
             agent: AgentBackend {
                 defaults: agent_defaults,
                 staged: Vec::new(),
