@@ -28,7 +28,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::http::Uri;
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
-use crate::http::auth::{self, AuthParams, DigestSession, Preferred};
+use crate::http::auth::DigestSession;
+use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
+use crate::http::url::Origin;
 
 /// The CA bundle used when none is configured (OpenWrt's `ca-bundle` package installs it here).
 pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -42,8 +44,6 @@ pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest CA bundle, certificate or key file read.
 const MAX_PEM_FILE: u64 = 4 * 1024 * 1024;
-/// Consecutive `stale=true` challenges accepted for one POST.
-const MAX_STALE_RETRIES: u32 = 2;
 /// Cookie jar limits, so a hostile ACS cannot grow it without bound.
 const MAX_COOKIES: usize = 32;
 const MAX_COOKIE_BYTES: usize = 4096;
@@ -185,21 +185,6 @@ pub struct Transport {
     deadline: Option<Instant>,
 }
 
-/// What the request a 401 answered carried.
-#[derive(Clone, Copy)]
-struct Sent {
-    /// An `Authorization` header.
-    credentials: bool,
-    /// Credentials computed from a challenge received during this POST.
-    answered: bool,
-}
-
-/// The authentication answered for the current session.
-enum ClientAuth {
-    Basic,
-    Digest(DigestSession),
-}
-
 impl Transport {
     /// Validates the URL and loads the CA bundle and the client certificate once.
     pub fn new(cfg: TransportConfig) -> Result<Transport, TransportError> {
@@ -261,42 +246,27 @@ impl Transport {
     /// 401 and redirects are handled here; any other status is returned as is.
     pub fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError> {
         let mut redirects = 0u32;
-        let mut answered = false;
-        let mut stale_retries = 0u32;
+        let mut tried = Tried::default();
         loop {
             let target = self.session_target.as_ref().unwrap_or(&self.target).clone();
-            let authorization = match &mut self.auth {
-                None => None,
-                Some(ClientAuth::Basic) => Some(auth::basic_authorization(
-                    &self.cfg.username,
-                    &self.cfg.password,
-                )),
-                Some(ClientAuth::Digest(d)) => Some(d.authorization(
+            let authorization = self.auth.as_mut().map(|a| {
+                a.authorization(
                     "POST",
                     &target.request_uri,
                     &self.cfg.username,
                     &self.cfg.password,
-                )),
-            };
+                )
+            });
             let now = unix_now();
             let cookie = self.jar.header(&target, now);
-            let sent_credentials = authorization.is_some();
+            tried.sent = self.auth.as_ref().map(ClientAuth::scheme);
             let reply = self.exchange(&target, body, authorization, cookie)?;
             for set_cookie in &reply.set_cookies {
                 self.jar.store(set_cookie, &target, now);
             }
             match reply.status {
                 401 => {
-                    self.answer_challenge(
-                        &reply.www_authenticate,
-                        &target,
-                        Sent {
-                            credentials: sent_credentials,
-                            answered,
-                        },
-                        &mut stale_retries,
-                    )?;
-                    answered = true;
+                    self.answer_challenge(&reply.www_authenticate, &target, &mut tried)?;
                 }
                 301 | 302 | 307 | 308 => {
                     redirects += 1;
@@ -314,7 +284,7 @@ impl Transport {
                         self.auth = None;
                     }
                     self.session_target = Some(next);
-                    answered = false;
+                    tried.answered = false;
                 }
                 status => {
                     return Ok(HttpReply {
@@ -339,53 +309,28 @@ impl Transport {
         self.agent = self.agent_config.new_agent();
     }
 
-    /// Updates `self.auth` from the challenges of a 401 that `target` answered (RFC 7235 §3.1),
-    /// or says why not. `sent` says what the request just rejected carried.
+    /// Updates `self.auth` from the challenges of a 401 that `target` answered (RFC 7235 §3.1,
+    /// decided by [`policy::decide`]), or says why not.
     fn answer_challenge(
         &mut self,
         headers: &[String],
         target: &Target,
-        sent: Sent,
-        stale_retries: &mut u32,
+        tried: &mut Tried,
     ) -> Result<(), TransportError> {
-        let answered = sent.answered;
-        let challenges: Vec<AuthParams> = headers
-            .iter()
-            .filter_map(|h| auth::parse_challenges(h).ok())
-            .flatten()
-            .collect();
-        if !target.same_origin(&self.target) {
-            // A redirect led to another server: the ACS password is not its business (and a
-            // hostile or spoofed ACS could otherwise collect it with a redirect of its own).
-            return Err(TransportError::Auth(format!(
-                "{} (reached by a redirect) asks for credentials, which are only sent to the \
-                 configured ACS origin {}",
-                target.origin(),
-                self.target.origin()
-            )));
-        }
-        if self.cfg.username.is_empty() {
-            return Err(TransportError::Auth(
-                "the ACS requires authentication but no username is configured".into(),
-            ));
-        }
-        match auth::preferred_challenge(&challenges) {
-            Some(Preferred::Digest(ch)) => {
-                let had_digest = matches!(self.auth, Some(ClientAuth::Digest(_)));
-                if had_digest && auth::is_stale(ch) {
-                    *stale_retries += 1;
-                    if *stale_retries > MAX_STALE_RETRIES {
-                        return Err(TransportError::Auth(
-                            "the ACS keeps declaring the digest nonce stale".into(),
-                        ));
-                    }
+        let facts = Unauthorized {
+            origin: &target.origin(),
+            credentials_origin: &self.target.origin(),
+            has_username: !self.cfg.username.is_empty(),
+            allow_basic_over_http: self.cfg.allow_basic_over_http,
+        };
+        let decision = policy::decide(headers.iter().map(String::as_str), &facts, tried);
+        tried.record(&decision);
+        match decision {
+            Decision::Digest { challenge, stale } => {
+                if stale {
                     log::debug!("digest nonce stale; answering the new nonce");
-                } else if answered {
-                    return Err(TransportError::Auth(
-                        "the ACS rejected the username or password (Digest)".into(),
-                    ));
                 }
-                let session = DigestSession::new(ch, &self.cnonce()?)
+                let session = DigestSession::new(&challenge, &self.cnonce()?)
                     .map_err(|e| TransportError::Auth(e.to_string()))?;
                 log::debug!(
                     "answering a Digest {} challenge",
@@ -394,23 +339,8 @@ impl Transport {
                 self.auth = Some(ClientAuth::Digest(session));
                 Ok(())
             }
-            Some(Preferred::Basic(_)) => {
-                if answered || matches!(self.auth, Some(ClientAuth::Basic)) {
-                    return Err(TransportError::Auth(
-                        "the ACS rejected the username or password (Basic)".into(),
-                    ));
-                }
-                if !target.https {
-                    if !self.cfg.allow_basic_over_http {
-                        // Anyone on the path could have replaced a Digest challenge with this one
-                        // to read the password.
-                        return Err(TransportError::Auth(
-                            "the ACS asks for Basic authentication over plain http, which would \
-                             send the password in clear text: refused (only Digest is answered \
-                             over http unless [acs] allow_basic_over_http is set)"
-                                .into(),
-                        ));
-                    }
+            Decision::Basic { clear_text } => {
+                if clear_text {
                     log::warn!(
                         "the ACS asks for Basic authentication over plain http: the password \
                          goes in clear text (allow_basic_over_http is set)"
@@ -419,24 +349,35 @@ impl Transport {
                 self.auth = Some(ClientAuth::Basic);
                 Ok(())
             }
-            // What GenieACS answers to a wrong password: 401 with no new challenge.
-            None if challenges.is_empty() && sent.credentials => Err(TransportError::Auth(
-                "the ACS refused the credentials (wrong username or password)".into(),
-            )),
-            None if challenges.is_empty() => Err(TransportError::Auth(
-                "401 without a usable WWW-Authenticate challenge".into(),
-            )),
-            None => {
-                let schemes: Vec<String> = challenges
-                    .iter()
-                    .take(4)
-                    .map(|c| c.scheme.chars().take(20).collect())
-                    .collect();
-                Err(TransportError::Auth(format!(
-                    "no supported challenge offered ({})",
-                    schemes.join(", ")
-                )))
-            }
+            Decision::Refuse(why) => Err(TransportError::Auth(match why {
+                Refusal::OtherOrigin => format!(
+                    "{} (reached by a redirect) asks for credentials, which are only sent to the \
+                     configured ACS origin {}",
+                    target.origin(),
+                    self.target.origin()
+                ),
+                Refusal::NoUsername => {
+                    "the ACS requires authentication but no username is configured".into()
+                }
+                Refusal::StaleLoop => "the ACS keeps declaring the digest nonce stale".into(),
+                Refusal::Rejected(scheme) => format!(
+                    "the ACS rejected the username or password ({})",
+                    scheme.name()
+                ),
+                Refusal::BasicOverHttp => {
+                    "the ACS asks for Basic authentication over plain http, which would send the \
+                     password in clear text: refused (only Digest is answered over http unless \
+                     [acs] allow_basic_over_http is set)"
+                        .into()
+                }
+                Refusal::CredentialsRefused => {
+                    "the ACS refused the credentials (wrong username or password)".into()
+                }
+                Refusal::NoChallenge => "401 without a usable WWW-Authenticate challenge".into(),
+                Refusal::Unsupported(schemes) => {
+                    format!("no supported challenge offered ({})", schemes.join(", "))
+                }
+            })),
         }
     }
 
@@ -763,13 +704,11 @@ impl Target {
         self.https == other.https && self.host == other.host && self.port == other.port
     }
 
-    pub(crate) fn origin(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        let default = if self.https { 443 } else { 80 };
-        if self.port == default {
-            format!("{scheme}://{}", self.host)
-        } else {
-            format!("{scheme}://{}:{}", self.host, self.port)
+    pub(crate) fn origin(&self) -> Origin {
+        Origin {
+            https: self.https,
+            host: self.host.clone(),
+            port: self.port,
         }
     }
 }
@@ -814,7 +753,7 @@ pub(crate) fn redirect_target(
                 .unwrap_or("/");
             format!("{dir}{path}")
         };
-        let mut out = base.origin();
+        let mut out = base.origin().to_string();
         out.push_str(&remove_dot_segments(&merged));
         if let Some(q) = query {
             out.push('?');

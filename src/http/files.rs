@@ -33,7 +33,8 @@ use ureq::http::Response;
 use ureq::{Body, SendBody};
 
 use crate::http::acs::{self, Target, TransportConfig, TransportError};
-use crate::http::auth::{self, AuthParams, DigestSession, Preferred};
+use crate::http::auth::DigestSession;
+use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
 use crate::sys::process;
 use crate::transfer::redact_url;
 
@@ -43,8 +44,6 @@ pub const MAX_REDIRECTS: u32 = acs::MAX_REDIRECTS;
 pub const CHUNK: usize = 64 * 1024;
 /// Most of an error response's body read (to keep the connection for the next request).
 const MAX_ERROR_BODY: u64 = 64 * 1024;
-/// Consecutive `stale=true` Digest challenges accepted for one transfer (RFC 7616 §3.3).
-const MAX_STALE_RETRIES: u32 = 2;
 /// How long a server may take to answer `Expect: 100-continue` before the body is sent anyway
 /// (RFC 9110 §10.1.1; curl waits as long).
 const AWAIT_100: Duration = Duration::from_secs(1);
@@ -409,12 +408,6 @@ impl Op<'_> {
     }
 }
 
-/// The credentials answered for the current origin.
-enum ClientAuth {
-    Basic,
-    Digest(DigestSession),
-}
-
 /// One transfer: the validated URL, the credentials to use, the HTTP agent.
 struct Job {
     direction: Direction,
@@ -484,60 +477,34 @@ impl Job {
     fn exchange(&self, op: Op<'_>) -> Result<(Target, Response<Body>), Failure> {
         let mut target = self.target.clone();
         // Credentials go to the origin of the URL the ACS gave, never to another one.
-        let mut may_authenticate = true;
         let mut auth: Option<ClientAuth> = None;
-        let mut answered = false;
-        let mut stale_retries = 0u32;
+        let mut tried = Tried::default();
         let mut redirects = 0u32;
         let mut expect_100 = true;
         loop {
-            let authorization = match &mut auth {
-                None => None,
-                Some(ClientAuth::Basic) => {
-                    Some(auth::basic_authorization(&self.username, &self.password))
-                }
-                Some(ClientAuth::Digest(d)) => Some(d.authorization(
+            let authorization = auth.as_mut().map(|a| {
+                a.authorization(
                     op.method(),
                     &target.request_uri,
                     &self.username,
                     &self.password,
-                )),
-            };
+                )
+            });
+            tried.sent = auth.as_ref().map(ClientAuth::scheme);
             let resp = self.send(&target, op, authorization, expect_100)?;
             let status = resp.status().as_u16();
             match status {
                 200..=299 => return Ok((target, resp)),
                 303 if matches!(op, Op::Upload { .. }) => return Ok((target, resp)),
                 401 => {
-                    let challenges: Vec<AuthParams> = resp
+                    let www_authenticate: Vec<String> = resp
                         .headers()
                         .get_all("www-authenticate")
                         .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .filter_map(|h| auth::parse_challenges(h).ok())
-                        .flatten()
+                        .filter_map(|v| v.to_str().ok().map(str::to_owned))
                         .collect();
                     drain(resp);
-                    if !may_authenticate && !self.username.is_empty() {
-                        return Err(Failure::new(
-                            AUTH_FAILURE,
-                            false,
-                            format!(
-                                "{} (redirected from {}) asks for credentials, which are only sent to {}",
-                                shown(&target),
-                                shown(&self.target),
-                                self.target.origin()
-                            ),
-                        ));
-                    }
-                    self.answer_challenge(
-                        &challenges,
-                        &target,
-                        &mut auth,
-                        answered,
-                        &mut stale_retries,
-                    )?;
-                    answered = true;
+                    self.answer_challenge(&www_authenticate, &target, &mut auth, &mut tried)?;
                 }
                 301 | 302 | 303 | 307 | 308 => {
                     let location = resp
@@ -583,8 +550,7 @@ impl Job {
                     if !next.same_origin(&target) {
                         auth = None;
                     }
-                    may_authenticate = next.same_origin(&self.target);
-                    answered = false;
+                    tried.answered = false;
                     target = next;
                 }
                 417 if expect_100 => {
@@ -712,38 +678,28 @@ impl Job {
         )
     }
 
-    /// Picks the answer to a 401 (RFC 7235 §3.1) or says why there is none (9012).
+    /// Picks the answer to a 401 (RFC 7235 §3.1, decided by [`policy::decide`]) or says why
+    /// there is none (9012).
     fn answer_challenge(
         &self,
-        challenges: &[AuthParams],
+        www_authenticate: &[String],
         target: &Target,
         auth: &mut Option<ClientAuth>,
-        answered: bool,
-        stale_retries: &mut u32,
+        tried: &mut Tried,
     ) -> Result<(), Failure> {
         let fail = |why: String| Failure::new(AUTH_FAILURE, false, why);
         let url = shown(target);
-        if self.username.is_empty() {
-            return Err(fail(format!(
-                "{url} requires authentication but no Username was given"
-            )));
-        }
-        match auth::preferred_challenge(challenges) {
-            Some(Preferred::Digest(ch)) => {
-                let had_digest = matches!(auth, Some(ClientAuth::Digest(_)));
-                if had_digest && auth::is_stale(ch) {
-                    *stale_retries += 1;
-                    if *stale_retries > MAX_STALE_RETRIES {
-                        return Err(fail(format!(
-                            "{url} keeps declaring the Digest nonce stale"
-                        )));
-                    }
-                } else if answered {
-                    return Err(fail(format!(
-                        "{url} rejected the Username or Password (Digest)"
-                    )));
-                }
-                let session = DigestSession::new(ch, &self.cnonce()?).map_err(|e| {
+        let facts = Unauthorized {
+            origin: &target.origin(),
+            credentials_origin: &self.target.origin(),
+            has_username: !self.username.is_empty(),
+            allow_basic_over_http: self.allow_basic_over_http,
+        };
+        let decision = policy::decide(www_authenticate.iter().map(String::as_str), &facts, tried);
+        tried.record(&decision);
+        match decision {
+            Decision::Digest { challenge, .. } => {
+                let session = DigestSession::new(&challenge, &self.cnonce()?).map_err(|e| {
                     fail(format!(
                         "cannot answer the Digest challenge of {url}: {}",
                         quoted(&e.to_string())
@@ -756,20 +712,8 @@ impl Job {
                 *auth = Some(ClientAuth::Digest(session));
                 Ok(())
             }
-            Some(Preferred::Basic(_)) => {
-                if answered || matches!(auth, Some(ClientAuth::Basic)) {
-                    return Err(fail(format!(
-                        "{url} rejected the Username or Password (Basic)"
-                    )));
-                }
-                if !target.https {
-                    if !self.allow_basic_over_http {
-                        return Err(fail(format!(
-                            "{url} asks for Basic authentication over plain http, which would \
-                             send the password in clear text: refused (only Digest is answered \
-                             over http unless [acs] allow_basic_over_http is set)"
-                        )));
-                    }
+            Decision::Basic { clear_text } => {
+                if clear_text {
                     log::warn!(
                         "{url} asks for Basic authentication over plain http: the password goes \
                          in clear text (allow_basic_over_http is set)"
@@ -778,23 +722,39 @@ impl Job {
                 *auth = Some(ClientAuth::Basic);
                 Ok(())
             }
-            None if challenges.is_empty() && answered => Err(fail(format!(
-                "{url} refused the credentials (wrong Username or Password)"
-            ))),
-            None if challenges.is_empty() => Err(fail(format!(
-                "{url} answered 401 without a usable WWW-Authenticate challenge"
-            ))),
-            None => {
-                let schemes: Vec<String> = challenges
-                    .iter()
-                    .take(4)
-                    .map(|c| quoted(&c.scheme).chars().take(20).collect())
-                    .collect();
-                Err(fail(format!(
-                    "{url} offers no supported authentication ({})",
-                    schemes.join(", ")
-                )))
-            }
+            Decision::Refuse(why) => Err(fail(match why {
+                Refusal::OtherOrigin => format!(
+                    "{url} (redirected from {}) asks for credentials, which are only sent to {}",
+                    shown(&self.target),
+                    self.target.origin()
+                ),
+                Refusal::NoUsername => {
+                    format!("{url} requires authentication but no Username was given")
+                }
+                Refusal::StaleLoop => format!("{url} keeps declaring the Digest nonce stale"),
+                Refusal::Rejected(scheme) => format!(
+                    "{url} rejected the Username or Password ({})",
+                    scheme.name()
+                ),
+                Refusal::BasicOverHttp => format!(
+                    "{url} asks for Basic authentication over plain http, which would send the \
+                     password in clear text: refused (only Digest is answered over http unless \
+                     [acs] allow_basic_over_http is set)"
+                ),
+                Refusal::CredentialsRefused => {
+                    format!("{url} refused the credentials (wrong Username or Password)")
+                }
+                Refusal::NoChallenge => {
+                    format!("{url} answered 401 without a usable WWW-Authenticate challenge")
+                }
+                Refusal::Unsupported(schemes) => {
+                    let schemes: Vec<String> = schemes.iter().map(|s| quoted(s)).collect();
+                    format!(
+                        "{url} offers no supported authentication ({})",
+                        schemes.join(", ")
+                    )
+                }
+            })),
         }
     }
 
@@ -999,6 +959,8 @@ mod tests {
     use std::thread;
 
     use md5::{Digest as _, Md5};
+
+    use crate::http::auth;
 
     /// [`download_to`] a file created (or truncated) at `dest` (left as it is on failure).
     fn download(
