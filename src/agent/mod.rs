@@ -1882,9 +1882,7 @@ impl Agent {
     fn client_config(&self) -> client::ClientConfig {
         let a = &self.cfg.acs;
         client::ClientConfig {
-            ca_file: a.ca_file.clone(),
-            client_cert: a.client_cert.clone(),
-            client_key: a.client_key.clone(),
+            tls: a.tls(),
             timeout: Duration::from_secs(self.cfg.transfer.timeout.into()),
             user_agent: concat!("cwmpd/", env!("CARGO_PKG_VERSION")).to_string(),
             max_download: None,

@@ -92,6 +92,17 @@ pub struct Acs {
     pub cwmp_version: String,
 }
 
+impl Acs {
+    /// The TLS settings of the ACS connection, which file transfers use too (§3.4.3).
+    pub fn tls(&self) -> crate::http::tls::TlsSettings {
+        crate::http::tls::TlsSettings {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+}
+
 impl Default for Acs {
     fn default() -> Self {
         Acs {
@@ -858,7 +869,7 @@ impl Config {
                 "must be one of 1.0, 1.1, 1.2, 1.3, 1.4".into(),
             ));
         }
-        if a.client_cert.is_some() != a.client_key.is_some() {
+        if !a.tls().is_paired() {
             return Err((
                 "client_cert",
                 "client_cert and client_key go together".into(),

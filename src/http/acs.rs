@@ -19,21 +19,16 @@
 //! an error text.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::http::Uri;
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
 use crate::http::auth::DigestSession;
 use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
+use crate::http::tls::TlsSettings;
 use crate::http::url::Origin;
 
-/// The CA bundle used when none is configured (OpenWrt's `ca-bundle` package installs it here).
-pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Redirects followed for one POST before giving up (TR-069 §3.4.5 asks for at least 5).
 pub const MAX_REDIRECTS: u32 = 5;
 /// How long an idle connection is kept for the next POST of the session.
@@ -42,8 +37,6 @@ pub const IDLE_AGE: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 /// Default for every network wait (TR-069 leaves it to the CPE; 30 s is common practice).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest CA bundle, certificate or key file read.
-const MAX_PEM_FILE: u64 = 4 * 1024 * 1024;
 /// Cookie jar limits, so a hostile ACS cannot grow it without bound.
 const MAX_COOKIES: usize = 32;
 const MAX_COOKIE_BYTES: usize = 4096;
@@ -61,7 +54,7 @@ pub struct TransportConfig {
     /// Answer a Basic challenge over plain http (the password in clear text). Default false:
     /// over http only Digest is answered, so an on-path attacker cannot downgrade to Basic.
     pub allow_basic_over_http: bool,
-    /// PEM bundle of trusted CAs; `None` = [`SYSTEM_CA_FILE`].
+    /// PEM bundle of trusted CAs; `None` = [`crate::http::tls::SYSTEM_CA_FILE`].
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain (TR-069 §3.3 certificate-based CPE authentication).
     pub client_cert: Option<PathBuf>,
@@ -92,6 +85,17 @@ impl Default for TransportConfig {
             timeout: DEFAULT_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             user_agent: format!("cwmpd/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl TransportConfig {
+    /// The TLS settings among these.
+    pub fn tls(&self) -> TlsSettings {
+        TlsSettings {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         }
     }
 }
@@ -194,7 +198,10 @@ impl Transport {
                 "the User-Agent must be printable ASCII".into(),
             ));
         }
-        let tls = tls_config(&cfg, target.https)?;
+        let tls = cfg
+            .tls()
+            .client_config(target.https)
+            .map_err(TransportError::Config)?;
         // Every wait is bounded (ureq has no default). The per-call and global budgets cover one
         // connect plus three waits (send, response headers, body).
         let call_budget = cfg
@@ -521,124 +528,6 @@ pub(crate) fn classify(e: ureq::Error) -> TransportError {
         }
         other => TransportError::Io(other.to_string()),
     }
-}
-
-/// Builds the rustls configuration: the ring provider, the CA bundle, the client certificate.
-/// The file-transfer client (`transfer::client`) uses the same one (issue 5: downloads use the
-/// TLS settings of the ACS connection).
-pub(crate) fn tls_config(cfg: &TransportConfig, https: bool) -> Result<TlsConfig, TransportError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let ca_path = cfg
-        .ca_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_FILE));
-    let roots = match load_roots(&ca_path) {
-        Ok(r) => r,
-        // Plain http needs no CA; an https redirect would then fail verification.
-        Err(e) if !https => {
-            log::debug!("no CA bundle for a plain-http ACS: {e}");
-            Vec::new()
-        }
-        Err(e) => return Err(e),
-    };
-    let mut store = rustls::RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(roots.iter().cloned());
-    if added == 0 && https {
-        return Err(TransportError::Config(format!(
-            "no usable CA certificate in {}",
-            ca_path.display()
-        )));
-    }
-    let client_cert = match (&cfg.client_cert, &cfg.client_key) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => {
-            let chain = load_certs(cert)?;
-            let (key_der, key_pem) = load_key(key)?;
-            // rustls checks that the key parses and matches the certificate here; ureq would
-            // panic on the same error later, so it is caught now.
-            rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| TransportError::Config(e.to_string()))?
-                .with_root_certificates(store)
-                .with_client_auth_cert(chain.clone(), key_der.clone_key())
-                .map_err(|e| {
-                    TransportError::Config(format!(
-                        "client certificate {} and key {}: {e}",
-                        cert.display(),
-                        key.display()
-                    ))
-                })?;
-            let certs: Vec<Certificate<'static>> = chain
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                .collect();
-            // ureq takes the same first key of the PEM file that rustls just accepted.
-            let key = PrivateKey::from_pem(&key_pem).map_err(|e| {
-                TransportError::Config(format!("{}: no usable private key: {e}", key.display()))
-            })?;
-            Some(ClientCert::new_with_certs(&certs, key))
-        }
-        _ => {
-            return Err(TransportError::Config(
-                "client_cert and client_key must be given together".into(),
-            ))
-        }
-    };
-    let roots: Vec<Certificate<'static>> = roots
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
-    Ok(TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .client_cert(client_cert)
-        .unversioned_rustls_crypto_provider(provider)
-        .build())
-}
-
-fn read_pem_file(path: &Path) -> Result<Vec<u8>, TransportError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
-    let mut data = Vec::new();
-    file.take(MAX_PEM_FILE + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
-    if data.len() as u64 > MAX_PEM_FILE {
-        return Err(TransportError::Config(format!(
-            "{}: larger than {MAX_PEM_FILE} bytes",
-            path.display()
-        )));
-    }
-    Ok(data)
-}
-
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
-    let data = read_pem_file(path)?;
-    let certs = CertificateDer::pem_slice_iter(&data)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TransportError::Config(format!("{}: bad PEM: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(TransportError::Config(format!(
-            "{}: no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-fn load_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
-    load_certs(path)
-}
-
-/// The first private key of a PEM file, and the file's bytes.
-fn load_key(path: &Path) -> Result<(PrivateKeyDer<'static>, Vec<u8>), TransportError> {
-    let data = read_pem_file(path)?;
-    // The error of the pem parser never contains key material, only its position and kind.
-    let key = PrivateKeyDer::from_pem_slice(&data).map_err(|e| {
-        TransportError::Config(format!("{}: no usable private key: {e}", path.display()))
-    })?;
-    Ok((key, data))
 }
 
 /// An ACS URL split into what the transport needs.

@@ -4,8 +4,8 @@
 //! §A.5.1 fault table, 9010–9019).
 //!
 //! - http and https only (§3.4.3 makes HTTP/HTTPS the mandatory transport); https uses the same
-//!   TLS setup as the ACS connection (`acs::tls_config`: ring, the configured CA bundle,
-//!   the client certificate).
+//!   TLS settings as the ACS connection ([`TlsSettings`]: ring, the configured CA bundle, the
+//!   client certificate).
 //! - The first request carries no credentials; a 401 is answered once with Digest (RFC 7616:
 //!   MD5, SHA-256 and their -sess forms, qop=auth) when offered, else Basic (§3.4.3 requires
 //!   both), with the Download's Username/Password or, when Username is empty, the URL's
@@ -25,16 +25,17 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use ureq::http::Response;
 use ureq::{Body, SendBody};
 
-use crate::http::acs::{self, Target, TransportConfig, TransportError};
+use crate::http::acs::{self, Target, TransportError};
 use crate::http::auth::DigestSession;
 use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
+use crate::http::tls::TlsSettings;
 use crate::sys::process;
 use crate::transfer::redact_url;
 
@@ -65,12 +66,9 @@ const CORRUPTED: u32 = 9018;
 /// How to talk to file servers.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// PEM bundle of trusted CAs; `None` = the system bundle (`acs::SYSTEM_CA_FILE`).
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain (TR-069 §3.3), presented to https file servers too.
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of the client certificate.
-    pub client_key: Option<PathBuf>,
+    /// The ACS connection's CA bundle and client certificate (TR-069 §3.3), used for https
+    /// file servers too.
+    pub tls: TlsSettings,
     /// Limit for resolving plus connecting plus the TLS handshake, and for each later wait
     /// (one read or one write). Default 30 s; zero means the default.
     pub timeout: Duration,
@@ -88,9 +86,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            ca_file: None,
-            client_cert: None,
-            client_key: None,
+            tls: TlsSettings::default(),
             timeout: acs::DEFAULT_TIMEOUT,
             user_agent: default_user_agent(),
             max_download: None,
@@ -445,11 +441,7 @@ impl Job {
             (true, Some((u, p))) => (u, p),
             _ => (username.to_owned(), password.to_owned()),
         };
-        let agent = build_agent(cfg, target.https).map_err(|e| {
-            let detail = match e {
-                TransportError::Config(m) => m,
-                other => other.to_string(),
-            };
+        let agent = build_agent(cfg, target.https).map_err(|detail| {
             Failure::new(
                 CANNOT_CONTACT,
                 false,
@@ -889,14 +881,8 @@ fn drain(resp: Response<Body>) {
 
 /// The ureq agent of one transfer: the ACS connection's TLS setup, no automatic redirects (they
 /// are followed here), HTTP statuses as responses, and a bound on every wait.
-fn build_agent(cfg: &ClientConfig, https: bool) -> Result<ureq::Agent, TransportError> {
-    let tls_source = TransportConfig {
-        ca_file: cfg.ca_file.clone(),
-        client_cert: cfg.client_cert.clone(),
-        client_key: cfg.client_key.clone(),
-        ..TransportConfig::default()
-    };
-    let tls = acs::tls_config(&tls_source, https)?;
+fn build_agent(cfg: &ClientConfig, https: bool) -> Result<ureq::Agent, String> {
+    let tls = cfg.tls.client_config(https)?;
     let timeout = if cfg.timeout.is_zero() {
         acs::DEFAULT_TIMEOUT
     } else {
@@ -961,6 +947,7 @@ mod tests {
     use md5::{Digest as _, Md5};
 
     use crate::http::auth;
+    use std::path::PathBuf;
 
     /// [`download_to`] a file created (or truncated) at `dest` (left as it is on failure).
     fn download(
@@ -1836,7 +1823,10 @@ mod tests {
         let tmp = TempDir::new();
         let dest = tmp.path("f");
         let trusted = ClientConfig {
-            ca_file: Some(pki.ca_file.clone()),
+            tls: TlsSettings {
+                ca_file: Some(pki.ca_file.clone()),
+                ..TlsSettings::default()
+            },
             ..cfg()
         };
         assert_eq!(
@@ -1850,7 +1840,10 @@ mod tests {
             false,
         );
         let unknown = ClientConfig {
-            ca_file: Some(pki.other_ca_file.clone()),
+            tls: TlsSettings {
+                ca_file: Some(pki.other_ca_file.clone()),
+                ..TlsSettings::default()
+            },
             ..cfg()
         };
         let f = assert_fails(
@@ -1861,7 +1854,10 @@ mod tests {
         assert!(f.message.contains("TLS"), "{f:?}");
         // A CA bundle that cannot be read.
         let missing = ClientConfig {
-            ca_file: Some(tmp.path("none.pem")),
+            tls: TlsSettings {
+                ca_file: Some(tmp.path("none.pem")),
+                ..TlsSettings::default()
+            },
             ..cfg()
         };
         assert_fails(
