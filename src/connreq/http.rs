@@ -230,34 +230,8 @@ pub fn target_path(target: &str) -> Option<(Option<&str>, &str)> {
     Some((authority, path))
 }
 
-/// Splits `host[:port]` (IPv6 literals in brackets) into the host, lower-cased by the caller's
-/// comparison, and the port if given. `None` when malformed.
-pub fn split_host(authority: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = authority.get(..end + 2)?;
-        let after = rest.get(end + 1..)?;
-        match after {
-            "" => (host, None),
-            p => (host, Some(p.strip_prefix(':')?)),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            Some(_) => return None,
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
-        Some(_) => return None,
-    };
-    Some((host, port))
-}
+/// `host[:port]` of the `Host` header (RFC 9110 §7.2): the one authority grammar of URLs.
+pub use crate::http::url::split_authority as split_host;
 
 /// The reason phrase of the statuses this server sends.
 fn reason(status: u16) -> &'static str {
@@ -419,19 +393,6 @@ mod tests {
         assert_eq!(target_path("*"), None);
         assert_eq!(target_path("h:80"), None);
         assert_eq!(target_path("https://h/a"), None);
-    }
-
-    #[test]
-    fn hosts() {
-        assert_eq!(split_host("a.b:7547"), Some(("a.b", Some(7547))));
-        assert_eq!(split_host("a.b"), Some(("a.b", None)));
-        assert_eq!(split_host("[::1]:80"), Some(("[::1]", Some(80))));
-        assert_eq!(split_host("[::1]"), Some(("[::1]", None)));
-        assert_eq!(split_host("::1"), None);
-        assert_eq!(split_host("a:"), None);
-        assert_eq!(split_host("a:99999"), None);
-        assert_eq!(split_host(":80"), None);
-        assert_eq!(split_host("[::1]x"), None);
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl ConnReq {
                 Err(e) => self.note_error(format!("ConnectionRequestURL: {e}")),
             }
         }
-        let host_ip = url::host_ip(&self.host);
+        let host_ip = crate::http::url::host_ip(&self.host);
         // Bound to the URL's address only: nothing is opened before that address is known
         // (the WAN may come up after the agent), so the LAN never sees the port.
         let waiting = self.cfg.bind_url_address && host_ip.is_none();
@@ -337,7 +337,7 @@ pub fn provisional_url(cfg: &config::ConnectionRequest, path: &str, acs_url: &st
     let host = HostSource::parse(&cfg.host).and_then(|source| {
         host_from(&source, || {
             acs_host_port(acs_url)
-                .and_then(|(h, p)| Some(SocketAddr::new(url::host_ip(&h)?, p)))
+                .and_then(|(h, p)| Some(SocketAddr::new(crate::http::url::host_ip(&h)?, p)))
                 .and_then(|a| crate::sys::os::source_address(a).ok())
                 .or(listen.map(|l| l.ip()).filter(|ip| !ip.is_unspecified()))
                 .ok_or_else(String::new)
@@ -370,15 +370,11 @@ fn host_from(
 
 /// The host and port of an `http(s)://` ACS URL.
 fn acs_host_port(acs_url: &str) -> Option<(String, u16)> {
-    let (rest, default_port) = if let Some(r) = acs_url.strip_prefix("https://") {
-        (r, 443)
-    } else {
-        (acs_url.strip_prefix("http://")?, 80)
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    let (host, port) = http::split_host(authority)?;
-    Some((host.to_string(), port.unwrap_or(default_port)))
+    let u = crate::http::url::Url::parse(acs_url).ok()?;
+    if !(u.is_http() || u.is_https()) {
+        return None;
+    }
+    Some((u.host.to_string(), u.port_or_default()?))
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::http::url::Url;
+
 /// Where the URL's host comes from (`[connection_request] host`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostSource {
@@ -57,22 +59,22 @@ pub fn random_path(bytes: &[u8; 16]) -> String {
     format!("/{}", crate::http::auth::hex(bytes))
 }
 
-/// The host, port and path of a configured `http://` URL. `None` if it is not one.
+/// The host (lower-cased), port and path (with query and fragment) of a configured `http://`
+/// URL (§3.2.2: HTTP, not HTTPS). `None` if it is not one: another scheme, user information,
+/// no valid `host[:port]`, or a path that does not start with `/`.
 pub fn split_url(url: &str) -> Option<(String, u16, String)> {
-    let rest = url
-        .get(..7)
-        .filter(|s| s.eq_ignore_ascii_case("http://"))
-        .and_then(|_| url.get(7..))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (rest.get(..i)?, rest.get(i..)?),
-        None => (rest, "/"),
+    let u = Url::parse(url).ok()?;
+    if !u.is_http() || u.userinfo.is_some() {
+        return None;
+    }
+    let path = match (u.path_query, u.fragment) {
+        ("", None) => "/".to_owned(),
+        ("", Some(_)) => return None,
+        (p, _) if !p.starts_with('/') => return None,
+        (p, None) => p.to_owned(),
+        (p, Some(f)) => format!("{p}#{f}"),
     };
-    let (host, port) = super::http::split_host(authority)?;
-    Some((
-        host.to_ascii_lowercase(),
-        port.unwrap_or(80),
-        path.to_string(),
-    ))
+    Some((u.host.to_ascii_lowercase(), u.port.unwrap_or(80), path))
 }
 
 /// The address an interface's URL uses: an IPv4 address if it has one (not link-local), else
@@ -120,14 +122,6 @@ pub fn bind_address(
     }
 }
 
-/// The IP address a URL host names, if it is a literal.
-pub fn host_ip(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,9 +161,12 @@ mod tests {
         );
         assert_eq!(split_url("https://a/"), None);
         assert_eq!(split_url("http://:1/"), None);
-        assert_eq!(host_ip("[::1]"), Some("::1".parse().unwrap()));
-        assert_eq!(host_ip("10.1.2.3"), Some("10.1.2.3".parse().unwrap()));
-        assert_eq!(host_ip("cpe.example"), None);
+        assert_eq!(split_url("http://u@a/"), None);
+        assert_eq!(split_url("http://a?x"), None);
+        assert_eq!(
+            split_url("http://a:1/p?q#f"),
+            Some(("a".into(), 1, "/p?q#f".into()))
+        );
     }
 
     #[test]

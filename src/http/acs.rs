@@ -284,7 +284,7 @@ impl Transport {
                     log::info!(
                         "ACS redirects ({}) to {}",
                         reply.status,
-                        crate::transfer::redact_url(&next.url)
+                        crate::http::url::redact(&next.url)
                     );
                     if !next.same_origin(&target) {
                         // Credentials answered for one server are not sent to another.
@@ -468,7 +468,7 @@ impl Transport {
             })?;
         log::debug!(
             "POST {} ({} bytes) -> {} ({} bytes)",
-            crate::transfer::redact_url(&target.url),
+            crate::http::url::redact(&target.url),
             body.len(),
             status,
             body_in.len()
@@ -495,7 +495,7 @@ struct RawReply {
 }
 
 /// Maps a ureq error to ours, naming TLS failures as such (also used by the file-transfer
-/// client, `transfer::client`).
+/// client, [`crate::http::files`]).
 pub(crate) fn classify(e: ureq::Error) -> TransportError {
     match e {
         ureq::Error::Timeout(t) => TransportError::Timeout(t.to_string()),

@@ -36,8 +36,8 @@ use crate::http::acs::{self, Target, TransportError};
 use crate::http::auth::DigestSession;
 use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
 use crate::http::tls::TlsSettings;
+use crate::http::url::{percent_decode, redact, Url, UrlError};
 use crate::sys::process;
-use crate::transfer::redact_url;
 
 /// Redirects followed for one transfer (TR-069 §3.4.5 asks for at least 5).
 pub const MAX_REDIRECTS: u32 = acs::MAX_REDIRECTS;
@@ -426,17 +426,7 @@ impl Job {
         direction: Direction,
     ) -> Result<Job, Failure> {
         let split = split_url(url, direction)?;
-        let target = Target::parse(&split.url).map_err(|_| {
-            Failure::new(
-                UNSUPPORTED_PROTOCOL,
-                false,
-                format!(
-                    "the {} URL {} is not a valid http(s) URL",
-                    direction.noun(),
-                    quoted(&redact_url(&split.url))
-                ),
-            )
-        })?;
+        let target = Target::parse(&split.url).map_err(|_| invalid(&split.url, direction))?;
         let (username, password) = match (username.is_empty(), split.userinfo) {
             (true, Some((u, p))) => (u, p),
             _ => (username.to_owned(), password.to_owned()),
@@ -789,10 +779,10 @@ impl Read for CountingReader {
     }
 }
 
-/// `target`'s URL as messages and log lines show it, without its query ([`redact_url`]: a signed
+/// `target`'s URL as messages and log lines show it, without its query ([`redact`]: a signed
 /// URL's signature is a credential).
 fn shown(target: &Target) -> String {
-    redact_url(&target.url)
+    redact(&target.url)
 }
 
 /// A URL with its user information taken out (RFC 3986 §3.2.1).
@@ -801,6 +791,19 @@ struct SplitUrl {
     url: String,
     /// The percent-decoded user name and password, when the URL had them.
     userinfo: Option<(String, String)>,
+}
+
+/// 9013 for an http(s) URL that cannot be used (shown redacted).
+fn invalid(url: &str, direction: Direction) -> Failure {
+    Failure::new(
+        UNSUPPORTED_PROTOCOL,
+        false,
+        format!(
+            "the {} URL {} is not a valid http(s) URL",
+            direction.noun(),
+            quoted(&redact(url))
+        ),
+    )
 }
 
 /// Takes the user information out of `url` and refuses any scheme but http and https (9013).
@@ -813,29 +816,31 @@ fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Failure> {
             format!("unsupported protocol for the {}: {what}", direction.noun()),
         )
     };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(unsupported(if url.is_empty() {
-            "the URL is empty".to_owned()
-        } else if url.contains('@') {
-            "the URL is not an http or https URL".to_owned()
-        } else {
-            format!("{} is not an http or https URL", quoted(&redact_url(url)))
-        }));
+    let parsed = match Url::parse(url) {
+        Ok(u) => u,
+        Err(UrlError::NoScheme) => {
+            return Err(unsupported(if url.is_empty() {
+                "the URL is empty".to_owned()
+            } else if url.contains('@') {
+                "the URL is not an http or https URL".to_owned()
+            } else {
+                format!("{} is not an http or https URL", quoted(&redact(url)))
+            }))
+        }
+        // Its authority is not host[:port]: refused before any connection.
+        Err(UrlError::BadAuthority) => {
+            let scheme = url.split_once("://").map_or("", |(s, _)| s);
+            if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+                return Err(unsupported(quoted(&redact(url))));
+            }
+            return Err(invalid(url, direction));
+        }
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = rest.get(..authority_end).unwrap_or("");
-    let tail = rest.get(authority_end..).unwrap_or("");
-    // The fragment is never sent (RFC 9110 §4.2.4).
-    let tail = tail.split('#').next().unwrap_or("");
-    let (userinfo, host) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let clean = format!("{scheme}://{host}{tail}");
-    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return Err(unsupported(quoted(&redact_url(&clean))));
+    let clean = parsed.without_userinfo();
+    if !(parsed.is_http() || parsed.is_https()) {
+        return Err(unsupported(quoted(&redact(&clean))));
     }
-    let userinfo = userinfo.map(|u| match u.split_once(':') {
+    let userinfo = parsed.userinfo.map(|u| match u.split_once(':') {
         Some((name, pass)) => (percent_decode(name), percent_decode(pass)),
         None => (percent_decode(u), String::new()),
     });
@@ -843,29 +848,6 @@ fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Failure> {
         url: clean,
         userinfo,
     })
-}
-
-/// Decodes `%XX` escapes (RFC 3986 §2.1); a malformed escape is kept as it is.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(v) = hex {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Reads at most [`MAX_ERROR_BODY`] of a response we do not use, so the connection can serve
