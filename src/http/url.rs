@@ -121,6 +121,79 @@ impl<'a> Url<'a> {
     }
 }
 
+/// Resolves a URI reference (a redirect's `Location`) against a base URL given as its origin
+/// and path (RFC 3986 §5.2, without a fragment): an absolute reference as it is, a
+/// network-path one (`//host/p`) with the base's scheme, a relative one merged with the base
+/// path and its dot segments removed.
+pub fn resolve(base: &Origin, base_path: &str, reference: &str) -> String {
+    let reference = reference.split('#').next().unwrap_or("");
+    if has_scheme(reference) {
+        return reference.to_owned();
+    }
+    if let Some(rest) = reference.strip_prefix("//") {
+        let scheme = if base.https { "https" } else { "http" };
+        return format!("{scheme}://{rest}");
+    }
+    let (path, query) = match reference.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (reference, None),
+    };
+    let merged = if path.is_empty() {
+        base_path.to_owned()
+    } else if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        let dir = base_path
+            .rfind('/')
+            .and_then(|i| base_path.get(..=i))
+            .unwrap_or("/");
+        format!("{dir}{path}")
+    };
+    let mut out = base.to_string();
+    out.push_str(&remove_dot_segments(&merged));
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Whether a URI reference starts with `scheme:` (RFC 3986 §3.1).
+fn has_scheme(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(scheme, _)| is_scheme(scheme))
+}
+
+/// RFC 3986 §5.2.4 for an absolute path.
+pub fn remove_dot_segments(path: &str) -> String {
+    let segs: Vec<&str> = path.split('/').collect();
+    let last = segs.len().saturating_sub(1);
+    let mut out: Vec<&str> = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        match *s {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let joined = out.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
+}
+
 /// RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
 fn is_scheme(s: &str) -> bool {
     let mut b = s.bytes();
@@ -366,6 +439,26 @@ mod tests {
             let _ = Url::parse(&text);
             assert!(redact(&text).len() <= text.len() + 4);
         }
+    }
+
+    #[test]
+    fn references_resolve_against_the_base() {
+        let base = Origin {
+            https: true,
+            host: "acs.example".into(),
+            port: 443,
+        };
+        let r = |l: &str| resolve(&base, "/a/b/c", l);
+        assert_eq!(r("/new"), "https://acs.example/new");
+        assert_eq!(r("d"), "https://acs.example/a/b/d");
+        assert_eq!(r("../d?y=2#frag"), "https://acs.example/a/d?y=2");
+        assert_eq!(r("?z"), "https://acs.example/a/b/c?z");
+        assert_eq!(r("//other:444/p"), "https://other:444/p");
+        assert_eq!(r("HTTP://x/y#f"), "HTTP://x/y");
+        assert_eq!(r("/../../x"), "https://acs.example/x");
+        assert_eq!(r(""), "https://acs.example/a/b/c");
+        assert_eq!(remove_dot_segments("/a/./b/../c/."), "/a/c/");
+        assert!(has_scheme("a+b-c.d:x") && !has_scheme("1a:x") && !has_scheme("/a:b"));
     }
 
     #[test]
