@@ -160,7 +160,8 @@ pub fn resolve(base: &Origin, base_path: &str, reference: &str) -> String {
 
 /// Whether a URI reference starts with `scheme:` (RFC 3986 §3.1).
 fn has_scheme(s: &str) -> bool {
-    s.split_once(':').is_some_and(|(scheme, _)| is_scheme(scheme))
+    s.split_once(':')
+        .is_some_and(|(scheme, _)| is_scheme(scheme))
 }
 
 /// RFC 3986 §5.2.4 for an absolute path.
