@@ -10,10 +10,10 @@ use ureq::http::Response;
 use ureq::{Body, SendBody};
 
 use super::{
-    default_user_agent, quoted, shown, ClientConfig, Direction, Failure, UploadMethod,
-    AUTH_FAILURE, AWAIT_100, CANNOT_CONTACT, MAX_ERROR_BODY, MAX_REDIRECTS, UNSUPPORTED_PROTOCOL,
-    UPLOAD_FAILURE,
+    default_user_agent, quoted, shown, ClientConfig, Direction, Failure, UploadMethod, AWAIT_100,
+    MAX_ERROR_BODY, MAX_REDIRECTS,
 };
+use crate::cwmp::fault::TransferFault;
 use crate::http::acs::{self, Target, TransportError};
 use crate::http::auth::DigestSession;
 use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
@@ -64,7 +64,7 @@ impl Job {
         };
         let agent = build_agent(cfg, target.https).map_err(|detail| {
             Failure::new(
-                CANNOT_CONTACT,
+                TransferFault::CannotContact,
                 false,
                 format!(
                     "cannot set up TLS for {}: {}",
@@ -197,7 +197,7 @@ impl Job {
             Op::Upload { method, src } => {
                 let unreadable = |e: io::Error| {
                     Failure::new(
-                        UPLOAD_FAILURE,
+                        TransferFault::Upload,
                         false,
                         format!(
                             "cannot read the file to upload {}: {}",
@@ -247,12 +247,12 @@ impl Job {
         let url = shown(target);
         match acs::classify(e) {
             TransportError::Tls(_) => Failure::new(
-                CANNOT_CONTACT,
+                TransferFault::CannotContact,
                 true,
                 format!("TLS with the file server failed for {url}: {text}"),
             ),
             TransportError::Connect(_) => Failure::new(
-                CANNOT_CONTACT,
+                TransferFault::CannotContact,
                 true,
                 format!("cannot connect to the file server for {url}: {text}"),
             ),
@@ -262,7 +262,7 @@ impl Job {
                 format!("the upload to {url} broke off: {text}"),
             ),
             _ => Failure::new(
-                CANNOT_CONTACT,
+                TransferFault::CannotContact,
                 true,
                 format!("no answer from the file server for {url}: {text}"),
             ),
@@ -300,7 +300,7 @@ impl Job {
         auth: &mut Option<ClientAuth>,
         tried: &mut Tried,
     ) -> Result<(), Failure> {
-        let fail = |why: String| Failure::new(AUTH_FAILURE, false, why);
+        let fail = |why: String| Failure::new(TransferFault::ServerAuthentication, false, why);
         let url = shown(target);
         let facts = Unauthorized {
             origin: &target.origin(),
@@ -421,7 +421,7 @@ pub(super) struct SplitUrl {
 /// 9013 for an http(s) URL that cannot be used (shown redacted).
 fn invalid(url: &str, direction: Direction) -> Failure {
     Failure::new(
-        UNSUPPORTED_PROTOCOL,
+        TransferFault::UnsupportedProtocol,
         false,
         format!(
             "the {} URL {} is not a valid http(s) URL",
@@ -436,7 +436,7 @@ pub(super) fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Fai
     let url = url.trim();
     let unsupported = |what: String| {
         Failure::new(
-            UNSUPPORTED_PROTOCOL,
+            TransferFault::UnsupportedProtocol,
             false,
             format!("unsupported protocol for the {}: {what}", direction.noun()),
         )

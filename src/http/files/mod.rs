@@ -29,6 +29,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::cwmp::fault::TransferFault;
 use crate::http::acs::{self, Target};
 use crate::http::tls::TlsSettings;
 use crate::http::url::redact;
@@ -51,16 +52,6 @@ const AWAIT_100: Duration = Duration::from_secs(1);
 const DF_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest piece of text from the server or the OS quoted in a message.
 const MAX_QUOTED: usize = 160;
-
-/// TransferComplete fault codes (TR-069 §A.5.1).
-const DOWNLOAD_FAILURE: u32 = 9010;
-const UPLOAD_FAILURE: u32 = 9011;
-const AUTH_FAILURE: u32 = 9012;
-const UNSUPPORTED_PROTOCOL: u32 = 9013;
-const CANNOT_CONTACT: u32 = 9015;
-const CANNOT_ACCESS: u32 = 9016;
-const INCOMPLETE: u32 = 9017;
-const CORRUPTED: u32 = 9018;
 
 /// How to talk to file servers.
 #[derive(Debug, Clone)]
@@ -98,7 +89,8 @@ impl Default for ClientConfig {
 /// whether trying again later may succeed (cannot connect, cut off, server error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// 9010..=9019 (§A.5.1); 9011 is the generic failure of an upload.
+    /// 9010..=9019 (§A.5.1); 9011 is the generic failure of an upload: the code of a
+    /// [`TransferFault`] ([`Failure::fault`]).
     pub code: u32,
     /// One line, naming the URL without user information; never a password.
     pub message: String,
@@ -107,12 +99,17 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: u32, retryable: bool, message: String) -> Failure {
+    fn new(fault: TransferFault, retryable: bool, message: String) -> Failure {
         Failure {
-            code,
+            code: fault.code(),
             message,
             retryable,
         }
+    }
+
+    /// The fault; `None` only for a code no transfer reports.
+    pub fn fault(&self) -> Option<TransferFault> {
+        TransferFault::from_code(self.code)
     }
 }
 
@@ -163,7 +160,7 @@ pub fn download_to(
     if let (Some(want), Some(got)) = (expected, announced) {
         if want != got {
             return Err(Failure::new(
-                CORRUPTED,
+                TransferFault::Corrupted,
                 false,
                 format!(
                     "{} announces {got} bytes but the FileSize is {want}",
@@ -182,7 +179,7 @@ pub fn download_to(
     if let (Some(cap), Some(got)) = (cap, announced) {
         if got > cap {
             return Err(Failure::new(
-                DOWNLOAD_FAILURE,
+                TransferFault::Download,
                 false,
                 format!(
                     "{} announces {got} bytes; only {cap} may be stored",
@@ -199,7 +196,7 @@ pub fn download_to(
     );
     let local = |e: io::Error| {
         Failure::new(
-            DOWNLOAD_FAILURE,
+            TransferFault::Download,
             false,
             format!(
                 "cannot write {}: {}",
@@ -229,7 +226,7 @@ pub fn download_to(
                 let e = ureq::Error::from(e);
                 let of = announced.map_or_else(String::new, |n| format!(" of {n}"));
                 return Err(Failure::new(
-                    INCOMPLETE,
+                    TransferFault::Incomplete,
                     true,
                     format!(
                         "the download of {} broke off after {total}{of} bytes: {}",
@@ -241,7 +238,7 @@ pub fn download_to(
         };
         let Some(chunk) = buf.get(..n) else {
             return Err(Failure::new(
-                INCOMPLETE,
+                TransferFault::Incomplete,
                 true,
                 format!(
                     "the download of {} returned an impossible read",
@@ -254,7 +251,7 @@ pub fn download_to(
         if let Some(cap) = cap {
             if total > cap {
                 return Err(Failure::new(
-                    DOWNLOAD_FAILURE,
+                    TransferFault::Download,
                     false,
                     format!(
                         "{} sends more than the {cap} bytes that may be stored",
@@ -266,7 +263,7 @@ pub fn download_to(
         if let Some(want) = expected {
             if total > want {
                 return Err(Failure::new(
-                    CORRUPTED,
+                    TransferFault::Corrupted,
                     false,
                     format!(
                         "{} sends more than the FileSize of {want} bytes",
@@ -279,7 +276,7 @@ pub fn download_to(
     if let Some(want) = expected {
         if total != want {
             return Err(Failure::new(
-                CORRUPTED,
+                TransferFault::Corrupted,
                 false,
                 format!(
                     "{} delivered {total} bytes but the FileSize is {want}",
@@ -364,18 +361,18 @@ enum Direction {
 
 impl Direction {
     /// The fault of a failure without a more specific code.
-    fn generic(self) -> u32 {
+    fn generic(self) -> TransferFault {
         match self {
-            Direction::Download => DOWNLOAD_FAILURE,
-            Direction::Upload => UPLOAD_FAILURE,
+            Direction::Download => TransferFault::Download,
+            Direction::Upload => TransferFault::Upload,
         }
     }
 
     /// The fault of an answer refusing the file (9016 exists for downloads only).
-    fn refused(self) -> u32 {
+    fn refused(self) -> TransferFault {
         match self {
-            Direction::Download => CANNOT_ACCESS,
-            Direction::Upload => UPLOAD_FAILURE,
+            Direction::Download => TransferFault::CannotAccess,
+            Direction::Upload => TransferFault::Upload,
         }
     }
 
@@ -427,6 +424,16 @@ mod tests {
     use crate::http::url::percent_decode;
     use std::path::PathBuf;
 
+    #[test]
+    fn a_failure_carries_its_transfer_fault() {
+        let f = Failure::new(TransferFault::Corrupted, false, "x".into());
+        assert_eq!((f.code, f.fault()), (9018, Some(TransferFault::Corrupted)));
+        assert_eq!(f.to_string(), "x (9018)");
+        assert_eq!(Direction::Download.refused(), TransferFault::CannotAccess);
+        assert_eq!(Direction::Upload.refused(), TransferFault::Upload);
+        assert_eq!(Direction::Upload.generic().code(), 9011);
+    }
+
     /// [`download_to`] a file created (or truncated) at `dest` (left as it is on failure).
     fn download(
         cfg: &ClientConfig,
@@ -438,7 +445,7 @@ mod tests {
     ) -> Result<u64, Failure> {
         let file = File::create(dest).map_err(|e| {
             Failure::new(
-                DOWNLOAD_FAILURE,
+                TransferFault::Download,
                 false,
                 format!("cannot write {}: {e}", dest.display()),
             )
