@@ -34,8 +34,7 @@
 //! itself once its parent is gone). `CR_ATTACK_ONLY=agent` or `=tiny_http` runs one side.
 #![forbid(unsafe_code)]
 
-#[path = "../tests/support/tempdir.rs"]
-mod tempdir;
+use support::tempdir;
 use tempdir::TempDir;
 
 use std::collections::BTreeMap;

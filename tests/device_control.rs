@@ -27,16 +27,7 @@
 //!
 //! Every test has its own directory, ACS and file server on free ports; every wait has a deadline.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/files.rs"]
-mod files;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
+use support::{acs, cpe, files, tls};
 
 use cpe::*;
 use files::{

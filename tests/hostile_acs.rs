@@ -19,18 +19,7 @@
 //! `case | outcome | seconds` on stderr and then fails listing every case that did not hold.
 //! See it with `cargo test --test hostile_acs -- --nocapture`.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/hostile.rs"]
-mod hostile;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
-#[path = "support/xml_shapes.rs"]
-mod xml_shapes;
+use support::{cpe, hostile, tls, xml_shapes};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -26,8 +26,7 @@
 //! deadline. In verbose mode every message is printed as it happens, for a human reader.
 //!
 //! It uses only the `cwmpd` library (its ACS-side codec `cwmpd::soap::acs` and the server side
-//! of `cwmpd::http::auth`), std and rustls, so the demo can include it with `#[path]`.
-#![allow(dead_code)]
+//! of `cwmpd::http::auth`), std and rustls.
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;

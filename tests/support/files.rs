@@ -4,16 +4,6 @@
 //! `[transfer]` and `[hooks]` sections, hook scripts that log what they saw, and the
 //! TransferComplete requests the test ACS recorded.
 //!
-//! Include it next to the other support modules (it uses `super::{acs, cpe, tls}`):
-//!
-//! ```ignore
-//! #[path = "support/acs.rs"] mod acs;
-//! #[path = "support/cpe.rs"] mod cpe;
-//! #[path = "support/tempdir.rs"] mod tempdir;
-//! #[path = "support/tls.rs"] mod tls;
-//! #[path = "support/files.rs"] mod files;
-//! ```
-//!
 //! The API (everything else is private):
 //!
 //! - File servers ([`FileServer`], a `tls::TestServer` that also timestamps each request):
@@ -51,7 +41,6 @@
 //! - GetRPCMethods (§A.3.1.1): `rpc_methods(exchange) -> BTreeSet<String>` (the response's list,
 //!   no name twice), `expected_methods(extra) -> BTreeSet<String>` (`cwmpd::rpc::REQUIRED_METHODS`
 //!   and `extra`), `TRANSFER_RPCS` (listed when a download hook is set).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -61,9 +50,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use md5::{Digest as _, Md5};
 use rustls::ServerConfig;
 
-use super::acs::{Acs, Exchange, SessionRecord};
-use super::cpe::Cpe;
-use super::tls::{Request, Response, TestServer};
+use crate::acs::{Acs, Exchange, SessionRecord};
+use crate::cpe::Cpe;
+use crate::tls::{Request, Response, TestServer};
 use cwmpd::soap::{CpeRequest, CpeResponse, Download, Upload};
 
 /// The unknown time of §A.3.3.2 (StartTime/CompleteTime of a DownloadResponse with Status 1).
@@ -433,7 +422,7 @@ pub fn hook_script(cpe: &Cpe, name: &str, body: &str, status: i32) -> PathBuf {
         body = body.replace("{dir}", &d),
     );
     std::fs::write(&script, text).expect("write hook script");
-    super::tempdir::make_executable(&script);
+    crate::tempdir::make_executable(&script);
     script
 }
 
@@ -822,6 +811,7 @@ pub fn seed_from_env(var: &str) -> u64 {
 pub struct Rng(pub u64);
 
 impl Rng {
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0.max(1);
         x ^= x >> 12;

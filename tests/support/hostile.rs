@@ -1,7 +1,7 @@
 //! Test support: raw HTTP/1.1 servers that misbehave on purpose, for the hostile-ACS suite
 //! (`tests/hostile_acs.rs`), and the broken TLS certificates they can present.
 //!
-//! Unlike `tls.rs`'s well-behaved [`TestServer`](super::tls::TestServer), a [`Hostile`] server
+//! Unlike `tls.rs`'s well-behaved [`TestServer`](crate::tls::TestServer), a [`Hostile`] server
 //! answers each request with whatever [`Reply`] the test's closure picks: a full response, a body
 //! streamed far beyond any sane size, raw bytes, silence, headers followed by a stalled or
 //! dripping body. It shares `tls.rs`'s accept loop ([`Server`]), plain-or-TLS [`Conn`] and
@@ -11,8 +11,7 @@
 //!
 //! [`BadCerts`] generates what TR-069 §3.3 says a CPE must refuse: an expired leaf, a CA
 //! certificate served as the leaf (webpki's `CaUsedAsEndEntity`), next to `Pki`'s wrong-name leaf
-//! and unknown CA. Use it with `#[path = "support/hostile.rs"] mod hostile;` next to `tls.rs`.
-#![allow(dead_code)]
+//! and unknown CA.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
 use rustls::ServerConfig;
 
-use super::tls::{
+use crate::tls::{
     find_header, leaf_params, make_ca, read_request, reason, write_leaf, Conn, Leaf, Pki, Server,
 };
 
@@ -311,6 +310,12 @@ pub struct BadCerts {
     pub ca_as_leaf: Leaf,
 }
 
+impl Default for BadCerts {
+    fn default() -> BadCerts {
+        BadCerts::new()
+    }
+}
+
 impl BadCerts {
     /// Generates everything into a private temporary directory removed on drop.
     pub fn new() -> BadCerts {
@@ -377,6 +382,7 @@ impl XorShift {
         XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;

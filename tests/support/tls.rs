@@ -6,8 +6,7 @@
 //! including keep-alive reuse (TR-069 §3.4.1: one session on one connection where possible).
 //!
 //! webpki refuses a CA certificate served as the leaf, so every server certificate here is a leaf
-//! signed by a separate CA. Use it with `#[path = "support/tls.rs"] mod tls;`.
-#![allow(dead_code)]
+//! signed by a separate CA.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -55,6 +54,12 @@ pub struct Pki {
     /// Client leaf (clientAuth) for certificate-based CPE authentication.
     pub client: Leaf,
     ca_der: CertificateDer<'static>,
+}
+
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
 }
 
 impl Pki {

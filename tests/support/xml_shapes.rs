@@ -7,7 +7,6 @@
 //! size (what makes roxmltree's work quadratic), [`Shape::at_limits`] holds it at what
 //! `Limits::default()` allows and repeats it up to the size or the per-envelope limits (the
 //! worst an ACS may send that the pre-scan lets through).
-#![allow(dead_code)]
 
 use cwmpd::soap::Limits;
 
