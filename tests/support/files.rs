@@ -52,6 +52,7 @@ use rustls::ServerConfig;
 
 use crate::acs::{Acs, Exchange, SessionRecord};
 use crate::cpe::Cpe;
+pub use crate::rng::{seed_from_env, Rng};
 use crate::tls::{Request, Response, TestServer};
 use cwmpd::soap::{CpeRequest, CpeResponse, Download, Upload};
 
@@ -791,43 +792,6 @@ pub fn number_from_env<T: std::str::FromStr>(var: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The seed given in the environment variable `var`, else one from the clock (odd, never 0),
-/// for an [`Rng`] whose seed the test prints so that a failure can be replayed.
-pub fn seed_from_env(var: &str) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
-        })
-}
-
-/// xorshift64*: reproducible choices from a printed seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0.max(1);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    pub fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi.saturating_sub(lo) + 1))
-    }
 }
 
 #[cfg(test)]

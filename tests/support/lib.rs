@@ -9,6 +9,8 @@
 //!   helpers.
 //! - [`tls`]: a throw-away PKI and the well-behaved threaded HTTP/1.1 test server.
 //! - [`hostile`]: test servers that misbehave on purpose, and broken certificates.
+//! - [`http`]: the one HTTP/1.1 request reader of every test server; [`rng`]: the one seeded
+//!   pseudo-random generator.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -17,6 +19,8 @@ pub mod acs;
 pub mod cpe;
 pub mod files;
 pub mod hostile;
+pub mod http;
+pub mod rng;
 pub mod scale;
 pub mod tempdir;
 pub mod tls;
