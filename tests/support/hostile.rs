@@ -26,7 +26,7 @@ use rustls::ServerConfig;
 
 use crate::rng::Rng;
 use crate::tls::{
-    find_header, leaf_params, make_ca, read_request, reason, write_leaf, Conn, Leaf, Pki, Server,
+    find_header, leaf_params, make_ca, reason, write_leaf, Conn, Leaf, Pki, Server, LIMITS,
 };
 
 /// How long a silent or stalling connection is held at most, whatever the client does.
@@ -181,7 +181,13 @@ fn serve(
         if ctx.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some((method, path, headers, body)) = read_request(&mut conn, &mut buf)? else {
+        let Some(crate::http::Request {
+            method,
+            target: path,
+            headers,
+            body,
+        }) = crate::http::read_request(&mut conn, &mut buf, LIMITS)?
+        else {
             return Ok(());
         };
         let seen = {
