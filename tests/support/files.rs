@@ -794,6 +794,32 @@ pub fn number_from_env<T: std::str::FromStr>(var: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// One line per session: index, completed, events, CPE requests, ACS requests.
+pub fn summary(sessions: &[SessionRecord]) -> String {
+    let base = sessions.first().map(|s| s.started);
+    sessions
+        .iter()
+        .map(|s| {
+            let (events, reqs, calls) = session_calls(s);
+            format!(
+                "  #{} +{:.2}s {} events {:?} cpe {:?} acs {:?}{}",
+                s.index,
+                base.map_or(0.0, |b| s.started.duration_since(b).as_secs_f64()),
+                if s.completed { "completed" } else { "cut" },
+                events,
+                reqs,
+                calls,
+                if s.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" errors {:?}", s.errors)
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

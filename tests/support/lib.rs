@@ -11,6 +11,8 @@
 //! - [`hostile`]: test servers that misbehave on purpose, and broken certificates.
 //! - [`http`]: the one HTTP/1.1 request reader of every test server; [`rng`]: the one seeded
 //!   pseudo-random generator.
+//! - [`kill`], [`proxy`]: the kill harness of the device-control test and its proxy that holds
+//!   messages back.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -20,6 +22,8 @@ pub mod cpe;
 pub mod files;
 pub mod hostile;
 pub mod http;
+pub mod kill;
+pub mod proxy;
 pub mod rng;
 pub mod scale;
 pub mod tempdir;
