@@ -1,7 +1,7 @@
 //! Device control and durability, end to end: the real `cwmpd` binary against the test ACS
 //! (`tests/support/acs.rs`), with hook scripts in the CPE's directory (`tests/support/files.rs`)
 //! standing in for the OS actions, and "reboot" being the test killing and restarting the daemon.
-//! The contract is `notes/spec-5.md` (issue 5); the TR-069 Amendment 6 sections:
+//! The TR-069 Amendment 6 sections it holds the agent to:
 //!
 //! - Reboot (§A.3.2.10): the session ends first, then the hook runs, the agent holds, and the next
 //!   start reports `1 BOOT` + `M Reboot` with the CommandKey exactly once (§3.7.1.5, Table 7).
@@ -870,7 +870,7 @@ fn run_next_session(acs: &Acs, cpe: &Cpe) -> (Daemon, Vec<SessionRecord>, usize)
     (daemon, all, n)
 }
 
-/// Waits for the hook `name` to run, then asserts the agent holds (§A.3.2.10, spec-5: the device
+/// Waits for the hook `name` to run, then asserts the agent holds (§A.3.2.10: the device
 /// is going down): no session for `hold`, although the periodic interval is shorter.
 fn assert_hook_then_held(acs: &Acs, cpe: &Cpe, daemon: &Daemon, name: &str, hold: Duration) {
     poll(WAIT, || (!hook_runs(cpe, name).is_empty()).then_some(()))

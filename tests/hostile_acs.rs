@@ -1,4 +1,4 @@
-//! The hostile and broken ACS suite (issue 7): the real `cwmpd` binary against ACSes that send
+//! The hostile and broken ACS suite: the real `cwmpd` binary against ACSes that send
 //! garbage, truncated or oversized envelopes, unknown namespaces and RPCs, HTTP errors with and
 //! without `Retry-After`, redirect loops and downgrades, ever-growing cookies, silence, stalled
 //! bodies, and TLS certificates that must be refused.
@@ -10,8 +10,8 @@
 //!   (RFC 9110 §10.2.3);
 //! - the bound: `cwmpd inform` ends within 3 × timeout + 5 s, and with exit code 1 (a signal, a
 //!   crash, or the test's kill at its deadline shows as no exit code);
-//! - for an ACS request in one of the XML shapes roxmltree parses in quadratic time (issue 14,
-//!   finding 2), the daemon's 9003 answer within the bound, and its next session;
+//! - for an ACS request in one of the XML shapes roxmltree parses in quadratic time, the
+//!   daemon's 9003 answer within the bound, and its next session;
 //! - the memory: for the daemon cases VmRSS grows less than 8 MiB between the first failed
 //!   attempt and the last, and the peak (VmHWM) stays far below a 64 MiB body.
 //!

@@ -1,4 +1,4 @@
-//! Test support for file transfers and device control (issue 5, `notes/spec-5.md`; TR-069
+//! Test support for file transfers and device control (TR-069
 //! Amendment 6 §A.3.2.8 Download, §A.3.2.9 Upload, §A.3.3.2 TransferComplete): a file server
 //! with Basic or Digest authentication checked here independently of `cwmpd::http::auth`, a CPE with
 //! `[transfer]` and `[hooks]` sections, hook scripts that log what they saw, and the
@@ -653,7 +653,8 @@ pub fn parse_time(s: &str) -> Option<f64> {
 // ----------------------------------------------------------------------------------------------
 // GetRPCMethods (§A.3.1.1).
 
-/// Listed by GetRPCMethods when any download hook is set (spec-5).
+/// Listed by GetRPCMethods when any download hook is set (the agent offers a transfer RPC only
+/// when it can carry it out).
 pub const TRANSFER_RPCS: [&str; 5] = [
     "Download",
     "ScheduleDownload",
@@ -675,7 +676,7 @@ pub fn rpc_methods(e: &Exchange) -> BTreeSet<String> {
 }
 
 /// What GetRPCMethods must list: the methods the engine always serves
-/// (`cwmpd::rpc::REQUIRED_METHODS`, spec-5: "the 8 parameter RPCs") and `extra`.
+/// (`cwmpd::rpc::REQUIRED_METHODS`, the parameter RPCs every CPE offers) and `extra`.
 pub fn expected_methods(extra: &[&str]) -> BTreeSet<String> {
     cwmpd::rpc::REQUIRED_METHODS
         .iter()

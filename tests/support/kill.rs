@@ -74,7 +74,7 @@ enum Plan {
     ResponseLostNoRetry,
     /// (b) after the file server sent at least 512 KiB of the image.
     MidTransfer,
-    /// (b) every fetch killed mid-transfer until no retry remains: 9017 (spec-5 durability).
+    /// (b) every fetch killed mid-transfer until no retry remains: 9017 (a journalled Download survives every kill).
     FetchExhausted,
     /// (c) 0–800 ms into the (1 s) hook.
     InHook,

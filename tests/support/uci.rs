@@ -1,4 +1,4 @@
-//! The real OpenWrt `uci` command for tests of the uci backend (issue 3: tests run against the
+//! The real OpenWrt `uci` command for tests of the uci backend (tests run against the
 //! real `uci` on a temporary config dir, never a fake), and temporary uci config directories.
 //!
 //! [`uci_bin`] is `$CWMPD_UCI` when set, else `<repo>/target/uci/uci`, built once from the C

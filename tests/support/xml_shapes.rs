@@ -1,4 +1,4 @@
-//! The XML shapes roxmltree 0.20 parses in more than linear time (issue 14, finding 2), as SOAP
+//! The XML shapes roxmltree 0.20 parses in more than linear time, as SOAP
 //! envelopes from an ACS. `tests/xml_limits.rs` asserts that the codec refuses each, the hostile-ACS
 //! suite sends one to the real daemon, and the bench report's "XML worst cases" times them.
 //!
