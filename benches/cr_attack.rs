@@ -34,8 +34,8 @@
 //! itself once its parent is gone). `CR_ATTACK_ONLY=agent` or `=tiny_http` runs one side.
 #![forbid(unsafe_code)]
 
-#[path = "../tests/support/tempdir.rs"]
-mod tempdir;
+use support::rng::Rng;
+use support::tempdir;
 use tempdir::TempDir;
 
 use std::collections::BTreeMap;
@@ -44,10 +44,10 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
@@ -1027,7 +1027,7 @@ fn garbage(ep: &Endpoint) -> Report {
             let (ep, next) = (ep.clone(), Arc::clone(&next));
             thread::spawn(move || {
                 let mut counts: BTreeMap<&'static str, Counts> = BTreeMap::new();
-                let mut rng = Rng::new();
+                let mut rng = Rng::from_clock();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let enough = i >= GARBAGE_MIN_CONNS && start.elapsed() >= MIN_ATTACK;
@@ -1105,26 +1105,6 @@ fn junk_conn(ep: &Endpoint, kind: Junk, rng: &mut Rng) -> String {
     match read_response(&mut s) {
         Ok(h) => h.status.to_string(),
         Err(f) => f.label(),
-    }
-}
-
-/// A small xorshift generator for garbage bytes (no need for quality).
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        static SEQ: AtomicU64 = AtomicU64::new(1);
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Rng((t ^ SEQ.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)) | 1)
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 32) as u8
     }
 }
 
@@ -1279,7 +1259,7 @@ fn valid_cr(ep: &Endpoint) -> Result<(Duration, bool), String> {
         .find_map(|v| strip_scheme(v, "Digest"))
         .map(auth_params)
         .ok_or("no Digest challenge")?;
-    let cnonce = format!("{:016x}", Rng::new().0);
+    let cnonce = format!("{:016x}", Rng::from_clock().0);
     let auth = authorization(&challenge, CR_PATH, &cnonce)?;
     let retry = format!(
         "GET {CR_PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\r\n",
@@ -1569,7 +1549,7 @@ fn tiny_server(addr: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let nonce = format!("{:016x}{:08x}", Rng::new().0, std::process::id());
+    let nonce = format!("{:016x}{:08x}", Rng::from_clock().0, std::process::id());
     let challenge =
         format!("Digest realm=\"{REALM}\", qop=\"auth\", algorithm=MD5, nonce=\"{nonce}\"");
     let Ok(www) = tiny_http::Header::from_bytes(&b"WWW-Authenticate"[..], challenge.as_bytes())

@@ -13,13 +13,8 @@
 //! per-parameter runs (for profiling); `GPV_CACHED=1` also prints GPVs served from a kept
 //! snapshot (the engine's own cost, without the `uci` process).
 
-#[path = "support/scale.rs"]
-mod scale;
 use scale::{HOSTS, REDIRECTS};
-#[path = "../tests/support/tempdir.rs"]
-mod tempdir;
-#[path = "../tests/support/uci.rs"]
-mod uci_support;
+use support::{scale, uci as uci_support};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

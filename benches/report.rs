@@ -58,20 +58,7 @@
 //! `CWMPD_REPORT_STRICT=1` (as CI runs it) they make the report exit 1.
 #![forbid(unsafe_code)]
 
-#[path = "../tests/support/acs.rs"]
-mod acs;
-#[path = "../tests/support/cpe.rs"]
-mod cpe;
-#[path = "support/scale.rs"]
-mod scale;
-#[path = "../tests/support/tempdir.rs"]
-mod tempdir;
-#[path = "../tests/support/tls.rs"]
-mod tls;
-#[path = "../tests/support/uci.rs"]
-mod uci_support;
-#[path = "../tests/support/xml_shapes.rs"]
-mod xml_shapes;
+use support::{acs, cpe, scale, tempdir, tls, uci as uci_support, xml_shapes};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -10,8 +10,7 @@
 //! `cargo run --example demo -- URL [--username U] [--password P] [--storage DIR]` instead runs
 //! the agent daemon against your own ACS, logging to stderr, until Ctrl-C.
 
-#[path = "../tests/support/acs.rs"]
-mod acs;
+use support::acs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

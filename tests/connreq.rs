@@ -35,12 +35,7 @@
 //! deadline; the daemon is killed on drop. curl parts are skipped (with a message) when `curl`
 //! is not installed.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/tempdir.rs"]
-mod tempdir;
+use support::{acs, cpe, tempdir};
 
 use cpe::*;
 

@@ -15,16 +15,7 @@
 //! (The transport's own rules — no credentials to another origin after a redirect, Basic over
 //! https — are in `tests/transport.rs`; the file-transfer side in `tests/transfer.rs`.)
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/files.rs"]
-mod files;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
+use support::{acs, cpe, files, tls};
 
 use cpe::*;
 use files::*;

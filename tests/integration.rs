@@ -19,14 +19,7 @@
 //! Every test has its own temporary directory, config file and ACS; every wait has a deadline;
 //! child processes are killed on drop.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
+use support::{acs, cpe, tls};
 
 use cpe::*;
 
@@ -924,7 +917,7 @@ fn cli_get_set_status_check() {
 /// Runs the binary with arguments that need not be UTF-8, killed at [`CLI_TIMEOUT`]: (exit
 /// code, stderr).
 fn run_os(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(cpe::bin())
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

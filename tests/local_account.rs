@@ -18,16 +18,7 @@
 //!   naming the running daemon; `cwmpd set` beside it works and the daemon serves the value.
 //! - SIGTERM stops the daemon (exit 0); SIGHUP makes it read its config file again.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/files.rs"]
-mod files;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
+use support::{acs, cpe, files, tempdir};
 
 use cpe::*;
 use files::*;

@@ -18,10 +18,7 @@
 //! `shellcheck` and `make` are needed when `CI` is set; elsewhere a test without them says so
 //! on stderr and passes.
 
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/uci.rs"]
-mod uci_support;
+use support::uci as uci_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

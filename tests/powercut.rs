@@ -42,16 +42,7 @@
 //! Helpers copied from `tests/device_control.rs` (not shared there): `check_state_files`,
 //! `lock`, a shorter `summary`.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/files.rs"]
-mod files;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
+use support::{acs, cpe, files, tempdir, tls};
 
 use cpe::*;
 use files::{

@@ -19,16 +19,7 @@
 //! say so on stderr and pass (a developer's `cargo test`); with it set, a missing emulator or a
 //! binary that is not big-endian MIPS fails the test, so CI never passes without running them.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
-#[path = "support/uci.rs"]
-mod uci_support;
+use support::{acs, cpe, tempdir, tls, uci as uci_support};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

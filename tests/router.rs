@@ -12,15 +12,8 @@
 //! - a uci value edited outside the agent, with active notification on, starts a
 //!   `4 VALUE CHANGE` session carrying the new value (inotify on the config directory).
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/tempdir.rs"]
-mod tempdir;
+use support::{acs, cpe, tempdir, uci as uci_support};
 use tempdir::{copy_tree, make_executable};
-#[path = "support/uci.rs"]
-mod uci_support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -24,16 +24,7 @@
 //! Every test has its own CPE, ACS and file server on ephemeral ports; every wait has a
 //! deadline; the daemon is killed on drop.
 
-#[path = "support/acs.rs"]
-mod acs;
-#[path = "support/cpe.rs"]
-mod cpe;
-#[path = "support/files.rs"]
-mod files;
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/tls.rs"]
-mod tls;
+use support::{acs, cpe, files, tls};
 
 use cpe::*;
 use files::*;

@@ -2,8 +2,7 @@
 //! host name checks, client certificates, Digest/Basic with the 401 answered on the same
 //! connection, cookies, redirects, timeouts and body limits.
 
-#[path = "support/tls.rs"]
-mod tls;
+use support::tls;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

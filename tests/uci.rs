@@ -10,10 +10,7 @@
 //! pseudo options with 9007 on a bad pool; anonymous section renames; service reloads once per
 //! package at the end of the session (SPV Status 1); a missing or failing uci as 9002.
 
-#[path = "support/tempdir.rs"]
-mod tempdir;
-#[path = "support/uci.rs"]
-mod uci_support;
+use support::{tempdir, uci as uci_support};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

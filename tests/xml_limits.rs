@@ -5,8 +5,7 @@
 //! element, as some ACSes do, still parse. Speed is the bench report's ("XML worst cases"); here
 //! only the outcome is asserted.
 
-#[path = "support/xml_shapes.rs"]
-mod xml_shapes;
+use support::xml_shapes;
 
 use cwmpd::soap::{parse_acs, AcsMessage, AcsRequest, Limits, ParseError};
 use xml_shapes::{envelope, Shape};

@@ -1,20 +1,43 @@
 //! The CPE side of the end-to-end tests: a temporary directory with a config file, the real
 //! `cwmpd` binary run as a daemon or as a CLI command (bounded), and the ACS request helpers the
 //! test files share.
-#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::acs::{Acs, Call, Exchange, SessionRecord};
+use crate::acs::{Acs, Call, Exchange, SessionRecord};
 use cwmpd::datamodel::types::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse, ParameterInfo, SetAttributes};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_cwmpd");
+/// The `cwmpd` binary under test: `$CARGO_BIN_EXE_cwmpd` (set by Cargo when it runs an
+/// integration test or a bench of cwmpd, since Cargo 1.8x also at run time), else `cwmpd` in the
+/// profile directory above the running test binary (`target/<profile>/deps/<test>` →
+/// `target/<profile>/cwmpd`), where Cargo builds it before any integration test or bench.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CARGO_BIN_EXE_cwmpd").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().expect("the path of the running test binary");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary runs from target/<profile>/deps/");
+        let bin = profile.join("cwmpd");
+        assert!(
+            bin.is_file(),
+            "no cwmpd binary at {} (run the tests with cargo)",
+            bin.display()
+        );
+        bin
+    })
+}
 pub const USER: &str = "cpe-it";
 pub const PASS: &str = "it-s3cret";
 pub const SERIAL: &str = "IT0000000001";
@@ -126,7 +149,7 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
     }
 }
 
-pub use super::tempdir::TempDir;
+pub use crate::tempdir::TempDir;
 
 /// One CPE: a temp dir with its config file and storage.
 pub struct Cpe {
@@ -241,7 +264,7 @@ impl Cpe {
         let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("clone log file");
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(self.args(&["run"]))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -355,7 +378,7 @@ impl std::fmt::Display for Out {
 
 /// Runs the binary with `args`, killing it at [`CLI_TIMEOUT`].
 pub fn run(args: &[&str]) -> Out {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

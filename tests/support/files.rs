@@ -1,18 +1,8 @@
-//! Test support for file transfers and device control (issue 5, `notes/spec-5.md`; TR-069
+//! Test support for file transfers and device control (TR-069
 //! Amendment 6 §A.3.2.8 Download, §A.3.2.9 Upload, §A.3.3.2 TransferComplete): a file server
 //! with Basic or Digest authentication checked here independently of `cwmpd::http::auth`, a CPE with
 //! `[transfer]` and `[hooks]` sections, hook scripts that log what they saw, and the
 //! TransferComplete requests the test ACS recorded.
-//!
-//! Include it next to the other support modules (it uses `super::{acs, cpe, tls}`):
-//!
-//! ```ignore
-//! #[path = "support/acs.rs"] mod acs;
-//! #[path = "support/cpe.rs"] mod cpe;
-//! #[path = "support/tempdir.rs"] mod tempdir;
-//! #[path = "support/tls.rs"] mod tls;
-//! #[path = "support/files.rs"] mod files;
-//! ```
 //!
 //! The API (everything else is private):
 //!
@@ -51,7 +41,6 @@
 //! - GetRPCMethods (§A.3.1.1): `rpc_methods(exchange) -> BTreeSet<String>` (the response's list,
 //!   no name twice), `expected_methods(extra) -> BTreeSet<String>` (`cwmpd::rpc::REQUIRED_METHODS`
 //!   and `extra`), `TRANSFER_RPCS` (listed when a download hook is set).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -61,9 +50,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use md5::{Digest as _, Md5};
 use rustls::ServerConfig;
 
-use super::acs::{Acs, Exchange, SessionRecord};
-use super::cpe::Cpe;
-use super::tls::{Request, Response, TestServer};
+use crate::acs::{Acs, Exchange, SessionRecord};
+use crate::cpe::Cpe;
+pub use crate::rng::{seed_from_env, Rng};
+use crate::tls::{Request, Response, TestServer};
 use cwmpd::soap::{CpeRequest, CpeResponse, Download, Upload};
 
 /// The unknown time of §A.3.3.2 (StartTime/CompleteTime of a DownloadResponse with Status 1).
@@ -433,7 +423,7 @@ pub fn hook_script(cpe: &Cpe, name: &str, body: &str, status: i32) -> PathBuf {
         body = body.replace("{dir}", &d),
     );
     std::fs::write(&script, text).expect("write hook script");
-    super::tempdir::make_executable(&script);
+    crate::tempdir::make_executable(&script);
     script
 }
 
@@ -663,7 +653,8 @@ pub fn parse_time(s: &str) -> Option<f64> {
 // ----------------------------------------------------------------------------------------------
 // GetRPCMethods (§A.3.1.1).
 
-/// Listed by GetRPCMethods when any download hook is set (spec-5).
+/// Listed by GetRPCMethods when any download hook is set (the agent offers a transfer RPC only
+/// when it can carry it out).
 pub const TRANSFER_RPCS: [&str; 5] = [
     "Download",
     "ScheduleDownload",
@@ -685,7 +676,7 @@ pub fn rpc_methods(e: &Exchange) -> BTreeSet<String> {
 }
 
 /// What GetRPCMethods must list: the methods the engine always serves
-/// (`cwmpd::rpc::REQUIRED_METHODS`, spec-5: "the 8 parameter RPCs") and `extra`.
+/// (`cwmpd::rpc::REQUIRED_METHODS`, the parameter RPCs every CPE offers) and `extra`.
 pub fn expected_methods(extra: &[&str]) -> BTreeSet<String> {
     cwmpd::rpc::REQUIRED_METHODS
         .iter()
@@ -804,40 +795,30 @@ pub fn number_from_env<T: std::str::FromStr>(var: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The seed given in the environment variable `var`, else one from the clock (odd, never 0),
-/// for an [`Rng`] whose seed the test prints so that a failure can be replayed.
-pub fn seed_from_env(var: &str) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-                | 1
+/// One line per session: index, completed, events, CPE requests, ACS requests.
+pub fn summary(sessions: &[SessionRecord]) -> String {
+    let base = sessions.first().map(|s| s.started);
+    sessions
+        .iter()
+        .map(|s| {
+            let (events, reqs, calls) = session_calls(s);
+            format!(
+                "  #{} +{:.2}s {} events {:?} cpe {:?} acs {:?}{}",
+                s.index,
+                base.map_or(0.0, |b| s.started.duration_since(b).as_secs_f64()),
+                if s.completed { "completed" } else { "cut" },
+                events,
+                reqs,
+                calls,
+                if s.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" errors {:?}", s.errors)
+                }
+            )
         })
-}
-
-/// xorshift64*: reproducible choices from a printed seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0.max(1);
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    pub fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi.saturating_sub(lo) + 1))
-    }
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

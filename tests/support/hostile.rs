@@ -1,7 +1,7 @@
 //! Test support: raw HTTP/1.1 servers that misbehave on purpose, for the hostile-ACS suite
 //! (`tests/hostile_acs.rs`), and the broken TLS certificates they can present.
 //!
-//! Unlike `tls.rs`'s well-behaved [`TestServer`](super::tls::TestServer), a [`Hostile`] server
+//! Unlike `tls.rs`'s well-behaved [`TestServer`](crate::tls::TestServer), a [`Hostile`] server
 //! answers each request with whatever [`Reply`] the test's closure picks: a full response, a body
 //! streamed far beyond any sane size, raw bytes, silence, headers followed by a stalled or
 //! dripping body. It shares `tls.rs`'s accept loop ([`Server`]), plain-or-TLS [`Conn`] and
@@ -11,8 +11,7 @@
 //!
 //! [`BadCerts`] generates what TR-069 §3.3 says a CPE must refuse: an expired leaf, a CA
 //! certificate served as the leaf (webpki's `CaUsedAsEndEntity`), next to `Pki`'s wrong-name leaf
-//! and unknown CA. Use it with `#[path = "support/hostile.rs"] mod hostile;` next to `tls.rs`.
-#![allow(dead_code)]
+//! and unknown CA.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -25,8 +24,9 @@ use std::time::{Duration, Instant};
 use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
 use rustls::ServerConfig;
 
-use super::tls::{
-    find_header, leaf_params, make_ca, read_request, reason, write_leaf, Conn, Leaf, Pki, Server,
+use crate::rng::Rng;
+use crate::tls::{
+    find_header, leaf_params, make_ca, reason, write_leaf, Conn, Leaf, Pki, Server, LIMITS,
 };
 
 /// How long a silent or stalling connection is held at most, whatever the client does.
@@ -181,7 +181,13 @@ fn serve(
         if ctx.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some((method, path, headers, body)) = read_request(&mut conn, &mut buf)? else {
+        let Some(crate::http::Request {
+            method,
+            target: path,
+            headers,
+            body,
+        }) = crate::http::read_request(&mut conn, &mut buf, LIMITS)?
+        else {
             return Ok(());
         };
         let seen = {
@@ -311,6 +317,12 @@ pub struct BadCerts {
     pub ca_as_leaf: Leaf,
 }
 
+impl Default for BadCerts {
+    fn default() -> BadCerts {
+        BadCerts::new()
+    }
+}
+
 impl BadCerts {
     /// Generates everything into a private temporary directory removed on drop.
     pub fn new() -> BadCerts {
@@ -367,43 +379,9 @@ pub fn server_tls(pki: &Pki, leaf: &Leaf) -> Arc<ServerConfig> {
     pki.server_config(leaf, false)
 }
 
-/// A small seeded PRNG (xorshift64*) for reproducible garbage.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    pub fn new(seed: u64) -> XorShift {
-        // Never 0 (a fixed point); the multiplier spreads nearby seeds.
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n` (`0` when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-/// Printable ASCII, markup characters included.
-fn printable(rng: &mut XorShift, n: usize) -> String {
+fn printable(rng: &mut Rng, n: usize) -> String {
     (0..n)
-        .map(|_| char::from(b' ' + rng.below(95) as u8))
+        .map(|_| char::from(b' ' + rng.index(95) as u8))
         .collect()
 }
 
@@ -472,18 +450,18 @@ const ATTRIBUTES: &[&str] = &[
 /// processing instructions, attributes, printable ASCII or non-ASCII characters inserted; an
 /// element name renamed everywhere; a text content replaced). Reproducible from `seed`.
 pub fn xml_garbage(seed: u64, base: &str) -> String {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::spread(seed);
     let mut text: Vec<char> = base.chars().collect();
-    let rounds = 1 + rng.below(4);
+    let rounds = 1 + rng.index(4);
     for _ in 0..rounds {
         let len = text.len();
-        let at = rng.below(len + 1);
-        let span = 1 + rng.below(24);
+        let at = rng.index(len + 1);
+        let span = 1 + rng.index(24);
         let insert = |text: &mut Vec<char>, at: usize, s: &str| {
             let at = at.min(text.len());
             text.splice(at..at, s.chars());
         };
-        match rng.below(12) {
+        match rng.index(12) {
             0 => {
                 let end = (at + span).min(len);
                 text.drain(at.min(end)..end);
@@ -495,7 +473,7 @@ pub fn xml_garbage(seed: u64, base: &str) -> String {
             }
             2 => {
                 // Swap two ranges.
-                let b = rng.below(len + 1);
+                let b = rng.index(len + 1);
                 let (a, b) = (at.min(b), at.max(b));
                 let a_end = (a + span).min(b);
                 let b_end = (b + span).min(len);
@@ -506,7 +484,7 @@ pub fn xml_garbage(seed: u64, base: &str) -> String {
             }
             3 => {
                 let name = rng.pick(NAMES);
-                let tag = match rng.below(3) {
+                let tag = match rng.index(3) {
                     0 => format!("<{name}>"),
                     1 => format!("</{name}>"),
                     _ => format!("<{name}/>"),
@@ -519,7 +497,7 @@ pub fn xml_garbage(seed: u64, base: &str) -> String {
             }
             5 => {
                 let filler = printable(&mut rng, span);
-                let piece = match rng.below(4) {
+                let piece = match rng.index(4) {
                     0 => format!("<![CDATA[{filler}]]>"),
                     1 => format!("<!--{}-->", filler.replace('-', "_")),
                     2 => format!("<?pi {}?>", filler.replace('?', "_")),
@@ -567,7 +545,7 @@ pub fn xml_garbage(seed: u64, base: &str) -> String {
                     .collect();
                 if !names.is_empty() {
                     let old = *rng.pick(&names);
-                    let new = match rng.below(3) {
+                    let new = match rng.index(3) {
                         0 => format!("{old}X"),
                         1 => rng.pick(NAMES).to_string(),
                         _ => old.get(..old.len() / 2).unwrap_or("y").to_string(),
@@ -594,7 +572,7 @@ pub fn xml_garbage(seed: u64, base: &str) -> String {
                         .get(from..)
                         .and_then(|rest| rest.iter().position(|c| *c == '<'))
                         .map_or(text.len(), |p| from + p);
-                    let new = match rng.below(4) {
+                    let new = match rng.index(4) {
                         0 => printable(&mut rng, span).replace(['<', '&'], "_"),
                         1 => "-1".to_string(),
                         2 => "99999999999999999999".to_string(),

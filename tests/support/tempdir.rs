@@ -1,5 +1,4 @@
 //! A temporary directory for tests, removed on drop, and the file helpers the test files share.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,8 +6,7 @@
 //! including keep-alive reuse (TR-069 §3.4.1: one session on one connection where possible).
 //!
 //! webpki refuses a CA certificate served as the leaf, so every server certificate here is a leaf
-//! signed by a separate CA. Use it with `#[path = "support/tls.rs"] mod tls;`.
-#![allow(dead_code)]
+//! signed by a separate CA.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -24,6 +23,9 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+
+use crate::http::{self, Limits};
+pub use crate::http::{find_header, reason};
 
 /// A leaf certificate with its key, in DER and as PEM files.
 pub struct Leaf {
@@ -55,6 +57,12 @@ pub struct Pki {
     /// Client leaf (clientAuth) for certificate-based CPE authentication.
     pub client: Leaf,
     ca_der: CertificateDer<'static>,
+}
+
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
 }
 
 impl Pki {
@@ -249,15 +257,6 @@ impl Request {
             .map(|(_, v)| v.as_str())
             .collect()
     }
-}
-
-/// The first of `headers` (names lower-cased) named `name` (case-insensitive).
-pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    let name = name.to_ascii_lowercase();
-    headers
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// A reply produced by the test's handler.
@@ -472,10 +471,11 @@ impl Write for Conn {
     }
 }
 
-/// Largest request head [`read_request`] reads.
-const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body [`read_request`] reads (a CPE's Inform is a few KiB).
-const MAX_BODY: usize = 16 * 1024 * 1024;
+/// What the test servers read of one request (a CPE's Inform is a few KiB; an upload a few MiB).
+pub const LIMITS: Limits = Limits {
+    max_head: 64 * 1024,
+    max_body: 16 * 1024 * 1024,
+};
 
 fn serve_connection(
     tcp: TcpStream,
@@ -494,7 +494,13 @@ fn serve_connection(
         if stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some((method, path, headers, body)) = read_request(&mut conn, &mut buf)? else {
+        let Some(http::Request {
+            method,
+            target: path,
+            headers,
+            body,
+        }) = http::read_request(&mut conn, &mut buf, LIMITS)?
+        else {
             return Ok(());
         };
         let req = Request {
@@ -540,83 +546,5 @@ fn serve_connection(
             let _ = raw.shutdown(Shutdown::Both);
             return Ok(());
         }
-    }
-}
-
-/// A request's method, path, headers (names lower-cased) and body.
-pub type Parsed = (String, String, Vec<(String, String)>, Vec<u8>);
-
-/// Reads one request (Content-Length bodies only) into `buf`, which keeps what was read beyond
-/// it for the next call; `None` on a clean end of the connection.
-pub fn read_request(conn: &mut Conn, buf: &mut Vec<u8>) -> io::Result<Option<Parsed>> {
-    let head_end = loop {
-        if let Some(i) = find(buf, b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::other("request head too large"));
-        }
-        let mut chunk = [0u8; 8192];
-        let n = match conn.read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let method = parts.next().unwrap_or("").to_owned();
-    let path = parts.next().unwrap_or("").to_owned();
-    let mut headers = Vec::new();
-    for line in lines {
-        if let Some((n, v)) = line.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(io::Error::other("request body too large"));
-    }
-    let body_start = head_end + 4;
-    while buf.len() < body_start + len {
-        let mut chunk = [0u8; 8192];
-        let n = conn.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = buf[body_start..body_start + len].to_vec();
-    buf.drain(..body_start + len);
-    Ok(Some((method, path, headers, body)))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The reason phrase for `status` ("Status" for one not listed).
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
     }
 }

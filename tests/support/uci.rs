@@ -1,11 +1,10 @@
-//! The real OpenWrt `uci` command for tests of the uci backend (issue 3: tests run against the
+//! The real OpenWrt `uci` command for tests of the uci backend (tests run against the
 //! real `uci` on a temporary config dir, never a fake), and temporary uci config directories.
 //!
 //! [`uci_bin`] is `$CWMPD_UCI` when set, else `<repo>/target/uci/uci`, built once from the C
 //! sources vendored by the `libuci-sys` crate with `tools/build-uci.sh` (which builds in a
 //! private directory and renames the binary into place, so parallel test processes are safe).
 //! It panics with the reason when uci cannot be had: a test never skips silently.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +22,7 @@ fn find_or_build() -> PathBuf {
         assert!(p.is_file(), "CWMPD_UCI={} is not a file", p.display());
         return p;
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = crate::repo();
     let out = repo.join("target").join("uci");
     let bin = out.join("uci");
     if bin.is_file() {
@@ -45,7 +44,7 @@ fn find_or_build() -> PathBuf {
     }
 }
 
-pub use super::tempdir::TempDir;
+pub use crate::tempdir::TempDir;
 
 /// A temporary uci setup: `config/` (uci `-c`) and `save/` (uci `-t`) in a temporary dir.
 pub struct UciDir {

@@ -1,4 +1,4 @@
-//! The XML shapes roxmltree 0.20 parses in more than linear time (issue 14, finding 2), as SOAP
+//! The XML shapes roxmltree 0.20 parses in more than linear time, as SOAP
 //! envelopes from an ACS. `tests/xml_limits.rs` asserts that the codec refuses each, the hostile-ACS
 //! suite sends one to the real daemon, and the bench report's "XML worst cases" times them.
 //!
@@ -7,7 +7,6 @@
 //! size (what makes roxmltree's work quadratic), [`Shape::at_limits`] holds it at what
 //! `Limits::default()` allows and repeats it up to the size or the per-envelope limits (the
 //! worst an ACS may send that the pre-scan lets through).
-#![allow(dead_code)]
 
 use cwmpd::soap::Limits;
 

@@ -1,12 +1,11 @@
 //! The fixture router (`tests/fixtures/router/`) scaled up for the benchmarks that run the
 //! OpenWrt bindings on it (`benches/gpv.rs`, `benches/report.rs`): port forwards, static leases
-//! and their DHCP leases added until the tree has more than 2,000 parameters. Include it with
-//! `#[path = "support/scale.rs"] mod scale;` next to `tests/support/tempdir.rs` as `tempdir`.
+//! and their DHCP leases added until the tree has more than 2,000 parameters.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::tempdir::copy_tree;
+use crate::tempdir::copy_tree;
 
 /// Extra port forwards and static leases added to the fixture.
 pub const REDIRECTS: usize = 100;
@@ -14,10 +13,7 @@ pub const HOSTS: usize = 30;
 
 /// Copies the fixture router to `root` and scales the copy up.
 pub fn scaled_router(root: &Path) -> Result<(), String> {
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/router"),
-        root,
-    );
+    copy_tree(&crate::repo().join("tests/fixtures/router"), root);
     scale(root)
 }
 
