@@ -837,7 +837,7 @@ impl Config {
         if a.periodic_inform_interval == 0 {
             return Err(("periodic_inform_interval", "must be at least 1".into()));
         }
-        if !crate::datamodel::types::is_datetime(&a.periodic_inform_time) {
+        if !crate::cwmp::time::is_datetime(&a.periodic_inform_time) {
             return Err(("periodic_inform_time", "must be an xsd:dateTime".into()));
         }
         if !(1..=65535).contains(&a.retry_minimum_wait_interval) {
@@ -852,7 +852,7 @@ impl Config {
         if !(1..=86400).contains(&a.session_limit) {
             return Err(("session_limit", "must be 1–86400 seconds".into()));
         }
-        if crate::soap::msg::CwmpVersion::parse(&a.cwmp_version).is_none() {
+        if crate::cwmp::version::CwmpVersion::parse(&a.cwmp_version).is_none() {
             return Err((
                 "cwmp_version",
                 "must be one of 1.0, 1.1, 1.2, 1.3, 1.4".into(),

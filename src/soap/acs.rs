@@ -16,7 +16,7 @@ use super::tree::{self, Args, Env, SoapFault};
 use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
 use super::Limits;
 use crate::cwmp::fault::{self, AcsFault, Fault, ParamFault};
-use crate::datamodel::types::BaseType;
+use crate::cwmp::value::BaseType;
 
 /// What a CPE sends in an HTTP POST body.
 #[derive(Debug, Clone, PartialEq)]

@@ -124,7 +124,7 @@ mod tests {
     use super::acs::{self, CpeMessage};
     use super::*;
     use crate::cwmp::fault::{AcsFault, Fault, ParamFault};
-    use crate::datamodel::types::BaseType;
+    use crate::cwmp::value::BaseType;
 
     const ALL_NS: [CwmpNs; 5] = [
         CwmpNs::V1_0,

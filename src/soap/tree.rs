@@ -16,7 +16,7 @@ use roxmltree::{Document, Node, ParsingOptions};
 use super::msg::{CwmpNs, Header, ParseError, XsiType};
 use super::xml::{SOAP_ENV, XSI};
 use super::Limits;
-use crate::datamodel::types::BaseType;
+use crate::cwmp::value::BaseType;
 
 /// Parses `body` into a tree within `limits`. Every failure is [`ParseError::Malformed`].
 pub(crate) fn document<'i>(body: &'i [u8], limits: &Limits) -> Result<Document<'i>, ParseError> {
