@@ -447,32 +447,10 @@ fn warn_if_readable(path: &std::path::Path, cfg: &Config) {
 
 /// Logging goes to syslog with real severities on OpenWrt (`[log] target`), else to stderr.
 fn init_log(cfg: &Config) {
-    let level = cfg.log_level();
     let syslog = match cfg.log.target.as_str() {
         "syslog" => true,
         "auto" => cfg.datamodel.openwrt(),
         _ => false,
     };
-    if syslog {
-        if let Some(logger) = cwmpd::sys::syslog::Syslog::connect(level) {
-            if log::set_boxed_logger(Box::new(logger)).is_ok() {
-                log::set_max_level(level);
-                return;
-            }
-        }
-    }
-    init_stderr_log(level);
-}
-
-fn init_stderr_log(level: log::LevelFilter) {
-    let cfg = simplelog::ConfigBuilder::new()
-        .set_time_level(log::LevelFilter::Off)
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .build();
-    // Through the same filter as syslog: no library trace output (the wire, secrets included).
-    let logger = simplelog::WriteLogger::new(level, cfg, std::io::stderr());
-    if log::set_boxed_logger(Box::new(cwmpd::sys::syslog::Redacting(logger))).is_ok() {
-        log::set_max_level(level);
-    }
+    cwmpd::sys::syslog::init(cfg.log_level(), syslog);
 }
