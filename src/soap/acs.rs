@@ -29,7 +29,7 @@ pub enum CpeMessage {
 
 /// Parses a CPE POST body.
 pub fn parse_cpe(body: &[u8], limits: &Limits) -> Result<Envelope<CpeMessage>, ParseError> {
-    let doc = tree::document(body, limits)?;
+    let doc = super::scan::document(body, limits)?;
     let env = tree::envelope(&doc)?;
     let body = match env.rpc {
         None => CpeMessage::Empty,

@@ -5,11 +5,12 @@
 //! ([`acs`]) is the mirror image, used by the demo ACS and the tests; the release binary never
 //! calls it, so LTO drops it. This layer knows nothing of the parameter tree.
 //!
-//! Layout: `tree` reads envelopes (limits, namespaces, arguments by local name) and `xml` writes
-//! them (escaping, header, arrays, faults); both are shared by the CPE side (`parse`, `emit`) and
-//! the ACS side ([`acs`]).
+//! Layout: `scan` parses a body into a tree within the [`Limits`], `tree` reads envelopes from it
+//! (namespaces, header, arguments by local name) and `xml` writes them (escaping, header, arrays,
+//! faults); the three are shared by the CPE side (`parse`, `emit`) and the ACS side ([`acs`]).
+//! The message types are [`msg`]'s; the values and versions they carry are [`crate::cwmp`]'s.
 //!
-//! Parsing (habit 11 of the guide: safe defaults): the body is refused before parsing when it is
+//! Parsing (safe defaults: input from the network is bounded before it is parsed): the body is refused before parsing when it is
 //! larger than [`Limits::max_bytes`] or not UTF-8, roxmltree refuses DTDs and stops at
 //! [`Limits::max_nodes`], and one scan of the raw text before roxmltree sees it refuses nesting
 //! deeper than [`Limits::max_depth`] (roxmltree recurses once per level) and every shape that
@@ -29,12 +30,13 @@ pub mod acs;
 mod emit;
 pub mod msg;
 mod parse;
+mod scan;
 mod tree;
 mod xml;
 
 pub use msg::*;
 
-/// Size limits applied while parsing (safe defaults: the guide's habit 11).
+/// Size limits applied while parsing (safe defaults: every bound holds without configuration).
 ///
 /// Besides size, nodes and depth, they bound what roxmltree 0.20 does in more than linear time
 /// (ARCHITECTURE.md, "XML parsing in linear time"): attributes per element (checked pairwise for
