@@ -1,5 +1,5 @@
 //! The CWMP versions and their namespaces (TR-069 Amendment 6 §A.2.1), in one table
-//! ([`CwmpNs::TABLE`]): each namespace's URN, the version it names, and the highest version an
+//! (`CwmpNs::TABLE`): each namespace's URN, the version it names, and the highest version an
 //! Inform in it may offer; and the namespace a version speaks in. Pure.
 
 /// The CWMP namespace an envelope uses (`urn:dslforum-org:cwmp-1-N`). CWMP 1.2, 1.3 and 1.4 all use

@@ -109,7 +109,7 @@ pub fn priority(level: log::Level) -> u8 {
     FACILITY_DAEMON * 8 + severity
 }
 
-/// One datagram: `<PRI>ident: message`, the message cut at [`MAX_MESSAGE`] bytes (on a char
+/// One datagram: `<PRI>ident: message`, the message cut at `MAX_MESSAGE` bytes (on a char
 /// boundary) and with its line ends replaced (one record per message).
 pub fn frame(level: log::Level, ident: &str, message: &str) -> String {
     let mut m: String = message
