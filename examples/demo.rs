@@ -222,11 +222,7 @@ fn daemon(url: &str, rest: &[String]) -> Result<(), String> {
             Some(t)
         }
     };
-    let _ = simplelog::WriteLogger::init(
-        cfg.log_level(),
-        simplelog::Config::default(),
-        std::io::stderr(),
-    );
+    cwmpd::sys::syslog::Logger::stderr(cfg.log_level()).install();
     eprintln!(
         "demo: running the cwmpd agent against {url}, state in {} (Ctrl-C to stop)",
         cfg.storage.dir.display()

@@ -1,4 +1,27 @@
-//! cwmpd: a TR-069 (CWMP 1.0–1.4) CPE agent. See ARCHITECTURE.md for the codemap and invariants.
+//! cwmpd: a TR-069 (CWMP 1.0–1.4) CPE agent. ARCHITECTURE.md has the codemap, the threads and the
+//! invariants; this is the map of the layers, from the bottom up. A layer imports the layers
+//! below it, never one above: no two modules import each other.
+//!
+//! | layer | holds | may import | touches the OS |
+//! |---|---|---|---|
+//! | [`cwmp`] | the words of CWMP: faults, parameter values and their TR-106 types, versions and namespaces, `xsd:dateTime` text | nothing of the crate | no |
+//! | [`soap`] | the codec: bytes ⇄ typed messages, within size limits | `cwmp` | no |
+//! | [`session`], [`events`], [`schedule`] | one CWMP session as a state machine, the event queue, the retry and periodic timing | `cwmp`, `soap` | no: time and randomness are arguments |
+//! | [`datamodel`] | the parameter tree: the engine, the schema, the backends that read and write the system | `cwmp`, `soap`'s message types, `sys` | the backends (files, uci, scripts through [`sys::process`]) and the schema's file loading |
+//! | [`rpc`] | a typed ACS request run on the engine or handed to the agent (`Control`) | `cwmp`, `soap`, `datamodel` | no |
+//! | [`http`] | HTTP as the agent speaks it: authentication, the session client to the ACS, the file client of transfers | `cwmp`, `sys` | sockets, TLS files |
+//! | [`connreq`] | the Connection Request listener and its URL | `http`'s authentication, `sys` | the listener (socket, threads) and the address look-ups; the request parser, the gate, the throttle and the URL rules are pure |
+//! | [`transfer`] | Download and Upload: the rules, the runner, the hooks | `cwmp`, `soap`, `events`, `schedule`, `http`, `sys` | files, hook processes |
+//! | `jobs` | how the loop starts background work and gets its result back | the layers below | threads |
+//! | [`agent`] | the loop: state, sessions, timers, Reboot and FactoryReset, notifications | every layer below | the clock, threads, inotify, the store |
+//! | [`config`] | the config file: aggregates each component's section (`connreq::config`, `datamodel::config`, `transfer::config`, `sys::config`), reads TOML or UCI | the components whose sections it holds | reads the config file |
+//! | [`sys`] | the rooms that touch the OS: the crash-safe store, OS queries, child processes, the logger (syslog or stderr), private directories, and their config sections | nothing of the crate | yes: that is what it is for |
+//!
+//! [`sys`] stands beside the stack rather than on top of it: it imports nothing of the crate,
+//! and every layer that touches the OS does so through it or says so above. The pure layers
+//! (`cwmp`, `soap`, `session`, `events`, `schedule`, and the pure parts of `connreq`) read no
+//! file, socket, process or clock. The binary (`src/main.rs`) is one function per sub-command
+//! over [`agent`] and [`config`]; it installs the logger and handles the signals.
 #![forbid(unsafe_code)]
 
 pub mod agent;

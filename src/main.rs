@@ -8,7 +8,11 @@
 //! cwmpd [-c FILE] set PATH=VALUE…       write parameters, validated like SetParameterValues
 //! cwmpd [-c FILE] status                last session, retry count, pending events
 //! cwmpd [-c FILE] check                 validate the config and data model files
+//! cwmpd [-c FILE] request-download FILETYPE [NAME=VALUE]…
+//!                                       ask the ACS for a file in the daemon's next session
 //! ```
+//!
+//! One function per sub-command (`cmd_*`), each given the loaded config and its arguments.
 //!
 //! Exit codes: 0 success, 1 the operation failed (a session, a set), 2 bad usage or config.
 #![forbid(unsafe_code)]
@@ -95,233 +99,257 @@ fn run(args: Vec<String>) -> CliResult {
     let cmd = rest.first().map(String::as_str).unwrap_or("run");
     let args = rest.get(1..).unwrap_or(&[]);
     match cmd {
-        "run" => {
-            no_args(cmd, args)?;
-            // Before any thread starts, so that every thread inherits the mask and only the
-            // signal thread sees them.
-            let signals = block_signals().map_err(failed)?;
-            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
-            wait_for_signals(signals, agent.trigger_sender());
-            match agent.run().map_err(failed)? {
-                cwmpd::agent::Exit::Stop => Ok(ExitCode::SUCCESS),
-                cwmpd::agent::Exit::Reload => {
-                    drop(agent);
-                    Err(failed(reexec()))
-                }
-            }
-        }
-        "inform" => {
-            let mut events = Vec::new();
-            let mut a = args.iter();
-            while let Some(x) = a.next() {
-                match x.as_str() {
-                    "--event" | "-e" => events.push(
-                        a.next()
-                            .ok_or_else(|| usage("--event needs a code"))?
-                            .clone(),
-                    ),
-                    other => return Err(usage(format!("inform: unexpected {other:?}"))),
-                }
-            }
-            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
-            // One session driver per storage directory.
-            let _lock = agent.lock_daemon().map_err(|e| {
-                failed(format!(
-                    "{e}: the daemon runs the sessions itself (stop it to run `cwmpd inform`)"
-                ))
-            })?;
-            agent.note_start().map_err(failed)?;
-            for e in &events {
-                agent.add_event(e, "").map_err(usage)?;
-            }
-            // An Inform carries at least one event (TR-069 §3.7.1.5). With nothing pending and
-            // none given, this is the device checking in of its own accord, which is what a
-            // periodic Inform is: `2 PERIODIC` (the ACS's usual check-in handling runs; the
-            // daemon's periodic schedule is not moved).
-            if agent.state().events.is_empty() {
-                agent
-                    .add_event(cwmpd::events::PERIODIC, "")
-                    .map_err(failed)?;
-            }
-            agent.run_session().map_err(failed)?;
-            println!("session completed");
-            Ok(ExitCode::SUCCESS)
-        }
-        "get" => {
-            if args.is_empty() {
-                return Err(usage("get needs at least one PATH"));
-            }
-            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
-            let values = agent
-                .engine()
-                .values(args)
-                .map_err(|f| failed(format!("fault {f}")))?;
-            let mut out = String::new();
-            for v in values {
-                let ty = v.ty.xsi_type();
-                let ty = ty.strip_prefix("xsd:").unwrap_or(ty);
-                out.push_str(&format!("{} [{ty}] = {}\n", v.name, v.value));
-            }
-            print!("{out}");
-            Ok(ExitCode::SUCCESS)
-        }
-        "set" => {
-            if args.is_empty() {
-                return Err(usage("set needs at least one PATH=VALUE"));
-            }
-            let list = args
-                .iter()
-                .map(|a| {
-                    let (name, value) = a
-                        .split_once('=')
-                        .ok_or_else(|| usage(format!("{a:?} is not PATH=VALUE")))?;
-                    Ok(SetValue {
-                        name: name.to_string(),
-                        value: value.to_string(),
-                        xsi_type: None,
-                    })
-                })
-                .collect::<Result<Vec<_>, (u8, String)>>()?;
-            // Read, changed and written while a running daemon waits between its loop turns;
-            // its next turn reads what was written.
-            let _lock = cwmpd::sys::store::Store::open(&cfg.storage.dir)
-                .and_then(|s| s.lock_state(Some(std::time::Duration::from_secs(120))))
-                .map_err(failed)?;
-            let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
-            // Committed only once persisted: a change that cannot be recorded is undone.
-            agent.engine().hold();
-            match agent.engine().set_local(&list) {
-                Ok(_) => {}
-                Err(f) => {
-                    agent.engine().settle(false);
-                    let mut msg = format!("fault {f}");
-                    for p in f.param_faults() {
-                        msg.push_str(&format!("\n  {}: {}", p.name, p.fault));
-                    }
-                    return Err(failed(msg));
-                }
-            }
-            let saved = agent.persist();
-            agent.engine().settle(saved.is_ok());
-            saved.map_err(|e| failed(format!("{e}; nothing was changed")))?;
-            for f in agent.engine().end_session() {
-                eprintln!("cwmpd: deferred change failed: {f}");
-            }
-            agent.persist().map_err(failed)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        "status" => {
-            no_args(cmd, args)?;
-            let agent = Agent::new(cfg).map_err(|e| (2, e))?;
-            let st = agent.state();
-            match &st.last_session {
-                Some(l) => println!(
-                    "last session: {} (every session since {})",
-                    l.result,
-                    cwmpd::schedule::format_datetime_utc(l.time)
-                ),
-                None => println!("last session: never"),
-            }
-            println!("retry count: {}", st.retry_count);
-            let pending: Vec<String> = st.events.pending().map(|e| e.to_string()).collect();
-            println!(
-                "pending events: {}",
-                if pending.is_empty() {
-                    "none".to_string()
-                } else {
-                    pending.join(", ")
-                }
-            );
-            for s in &st.scheduled {
-                println!(
-                    "scheduled inform: {} ({})",
-                    cwmpd::schedule::format_datetime_utc(s.at),
-                    s.command_key
-                );
-            }
-            for t in &st.transfers.list {
-                println!(
-                    "transfer: {:?} {} {} {:?}{}",
-                    t.command_key,
-                    t.file_type,
-                    cwmpd::transfer::redact_url(&t.url),
-                    t.state,
-                    if t.state == cwmpd::transfer::State::Done {
-                        format!(" (fault {})", t.fault_code)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            if let Some(r) = &st.reboot {
-                println!("reboot pending: {:?}", r.command_keys);
-            }
-            if st.factory_reset.is_some() {
-                println!("factory reset pending");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        "request-download" => {
-            // §A.4.2.1: the daemon's next session asks the ACS for a file of this type.
-            let file_type = args
-                .first()
-                .ok_or_else(|| usage("request-download needs a FILETYPE"))?;
-            let list = args
-                .get(1..)
-                .unwrap_or(&[])
-                .iter()
-                .map(|a| {
-                    let (name, value) = a
-                        .split_once('=')
-                        .ok_or_else(|| usage(format!("{a:?} is not NAME=VALUE")))?;
-                    Ok(cwmpd::agent::FileTypeArg {
-                        name: name.to_string(),
-                        value: value.to_string(),
-                    })
-                })
-                .collect::<Result<Vec<_>, (u8, String)>>()?;
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let name = format!("rd-{nanos}-{}", std::process::id());
-            let req = cwmpd::agent::DownloadRequest {
-                name: name.clone(),
-                file_type: file_type.trim().to_string(),
-                args: list,
-            };
-            cwmpd::agent::validate_request(&req).map_err(usage)?;
-            let dir = cfg.storage.dir.join(cwmpd::agent::REQUESTS_DIR);
-            let mut store = cwmpd::sys::store::Store::open(&dir).map_err(failed)?;
-            store.save(&name, &req).map_err(failed)?;
-            println!("queued");
-            Ok(ExitCode::SUCCESS)
-        }
-        "check" => {
-            no_args(cmd, args)?;
-            let model = cfg
-                .model()
-                .ok_or_else(|| (2, "invalid data_model".to_string()))?;
-            let schema = cfg
-                .datamodel
-                .schema(model)
-                .map_err(|e| (2, e.to_string()))?;
-            println!(
-                "ok: config valid; data model {} ({}) with {} parameter definitions in {} objects, {} vendor script(s)",
-                schema.root(),
-                if cfg.datamodel.openwrt() { "openwrt" } else { "generic" },
-                schema
-                    .objects()
-                    .iter()
-                    .map(|o| o.params.len())
-                    .sum::<usize>(),
-                schema.objects().len(),
-                schema.scripts().len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        "run" => cmd_run(cfg, args),
+        "inform" => cmd_inform(cfg, args),
+        "get" => cmd_get(cfg, args),
+        "set" => cmd_set(cfg, args),
+        "status" => cmd_status(cfg, args),
+        "request-download" => cmd_request_download(cfg, args),
+        "check" => cmd_check(cfg, args),
         other => Err(usage(format!("unknown command {other:?}"))),
     }
+}
+
+/// `cwmpd run`: the daemon, until SIGTERM or SIGINT (exit 0) or SIGHUP (the program starts
+/// again with the same arguments).
+fn cmd_run(cfg: Config, args: &[String]) -> CliResult {
+    no_args("run", args)?;
+    // Before any thread starts, so that every thread inherits the mask and only the
+    // signal thread sees them.
+    let signals = block_signals().map_err(failed)?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    wait_for_signals(signals, agent.trigger_sender());
+    match agent.run().map_err(failed)? {
+        cwmpd::agent::Exit::Stop => Ok(ExitCode::SUCCESS),
+        cwmpd::agent::Exit::Reload => {
+            drop(agent);
+            Err(failed(reexec()))
+        }
+    }
+}
+
+/// `cwmpd inform [--event CODE]…`: one session now.
+fn cmd_inform(cfg: Config, args: &[String]) -> CliResult {
+    let mut events = Vec::new();
+    let mut a = args.iter();
+    while let Some(x) = a.next() {
+        match x.as_str() {
+            "--event" | "-e" => events.push(
+                a.next()
+                    .ok_or_else(|| usage("--event needs a code"))?
+                    .clone(),
+            ),
+            other => return Err(usage(format!("inform: unexpected {other:?}"))),
+        }
+    }
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    // One session driver per storage directory.
+    let _lock = agent.lock_daemon().map_err(|e| {
+        failed(format!(
+            "{e}: the daemon runs the sessions itself (stop it to run `cwmpd inform`)"
+        ))
+    })?;
+    agent.note_start().map_err(failed)?;
+    for e in &events {
+        agent.add_event(e, "").map_err(usage)?;
+    }
+    // An Inform carries at least one event (TR-069 §3.7.1.5). With nothing pending and
+    // none given, this is the device checking in of its own accord, which is what a
+    // periodic Inform is: `2 PERIODIC` (the ACS's usual check-in handling runs; the
+    // daemon's periodic schedule is not moved).
+    if agent.state().events.is_empty() {
+        agent
+            .add_event(cwmpd::events::PERIODIC, "")
+            .map_err(failed)?;
+    }
+    agent.run_session().map_err(failed)?;
+    println!("session completed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd get PATH…`: prints the values with their types.
+fn cmd_get(cfg: Config, args: &[String]) -> CliResult {
+    if args.is_empty() {
+        return Err(usage("get needs at least one PATH"));
+    }
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let values = agent
+        .engine()
+        .values(args)
+        .map_err(|f| failed(format!("fault {f}")))?;
+    let mut out = String::new();
+    for v in values {
+        let ty = v.ty.xsi_type();
+        let ty = ty.strip_prefix("xsd:").unwrap_or(ty);
+        out.push_str(&format!("{} [{ty}] = {}\n", v.name, v.value));
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd set PATH=VALUE…`: writes values, validated like SetParameterValues, while a
+/// running daemon waits.
+fn cmd_set(cfg: Config, args: &[String]) -> CliResult {
+    if args.is_empty() {
+        return Err(usage("set needs at least one PATH=VALUE"));
+    }
+    let list = args
+        .iter()
+        .map(|a| {
+            let (name, value) = a
+                .split_once('=')
+                .ok_or_else(|| usage(format!("{a:?} is not PATH=VALUE")))?;
+            Ok(SetValue {
+                name: name.to_string(),
+                value: value.to_string(),
+                xsi_type: None,
+            })
+        })
+        .collect::<Result<Vec<_>, (u8, String)>>()?;
+    // Read, changed and written while a running daemon waits between its loop turns;
+    // its next turn reads what was written.
+    let _lock = cwmpd::sys::store::Store::open(&cfg.storage.dir)
+        .and_then(|s| s.lock_state(Some(std::time::Duration::from_secs(120))))
+        .map_err(failed)?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    // Committed only once persisted: a change that cannot be recorded is undone.
+    agent.engine().hold();
+    match agent.engine().set_local(&list) {
+        Ok(_) => {}
+        Err(f) => {
+            agent.engine().settle(false);
+            let mut msg = format!("fault {f}");
+            for p in f.param_faults() {
+                msg.push_str(&format!("\n  {}: {}", p.name, p.fault));
+            }
+            return Err(failed(msg));
+        }
+    }
+    let saved = agent.persist();
+    agent.engine().settle(saved.is_ok());
+    saved.map_err(|e| failed(format!("{e}; nothing was changed")))?;
+    for f in agent.engine().end_session() {
+        eprintln!("cwmpd: deferred change failed: {f}");
+    }
+    agent.persist().map_err(failed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd status`: the last session, the retry count, what is pending.
+fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
+    no_args("status", args)?;
+    let agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let st = agent.state();
+    match &st.last_session {
+        Some(l) => println!(
+            "last session: {} (every session since {})",
+            l.result,
+            cwmpd::schedule::format_datetime_utc(l.time)
+        ),
+        None => println!("last session: never"),
+    }
+    println!("retry count: {}", st.retry_count);
+    let pending: Vec<String> = st.events.pending().map(|e| e.to_string()).collect();
+    println!(
+        "pending events: {}",
+        if pending.is_empty() {
+            "none".to_string()
+        } else {
+            pending.join(", ")
+        }
+    );
+    for s in &st.scheduled {
+        println!(
+            "scheduled inform: {} ({})",
+            cwmpd::schedule::format_datetime_utc(s.at),
+            s.command_key
+        );
+    }
+    for t in &st.transfers.list {
+        println!(
+            "transfer: {:?} {} {} {:?}{}",
+            t.command_key,
+            t.file_type,
+            cwmpd::transfer::redact_url(&t.url),
+            t.state,
+            if t.state == cwmpd::transfer::State::Done {
+                format!(" (fault {})", t.fault_code)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(r) = &st.reboot {
+        println!("reboot pending: {:?}", r.command_keys);
+    }
+    if st.factory_reset.is_some() {
+        println!("factory reset pending");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd request-download FILETYPE [NAME=VALUE]…`: queues a RequestDownload for the
+/// daemon's next session.
+fn cmd_request_download(cfg: Config, args: &[String]) -> CliResult {
+    // §A.4.2.1: the daemon's next session asks the ACS for a file of this type.
+    let file_type = args
+        .first()
+        .ok_or_else(|| usage("request-download needs a FILETYPE"))?;
+    let list = args
+        .get(1..)
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| {
+            let (name, value) = a
+                .split_once('=')
+                .ok_or_else(|| usage(format!("{a:?} is not NAME=VALUE")))?;
+            Ok(cwmpd::agent::FileTypeArg {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, (u8, String)>>()?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!("rd-{nanos}-{}", std::process::id());
+    let req = cwmpd::agent::DownloadRequest {
+        name: name.clone(),
+        file_type: file_type.trim().to_string(),
+        args: list,
+    };
+    cwmpd::agent::validate_request(&req).map_err(usage)?;
+    let dir = cfg.storage.dir.join(cwmpd::agent::REQUESTS_DIR);
+    let mut store = cwmpd::sys::store::Store::open(&dir).map_err(failed)?;
+    store.save(&name, &req).map_err(failed)?;
+    println!("queued");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd check`: validates the config and the data model files.
+fn cmd_check(cfg: Config, args: &[String]) -> CliResult {
+    no_args("check", args)?;
+    let model = cfg
+        .model()
+        .ok_or_else(|| (2, "invalid data_model".to_string()))?;
+    let schema = cfg
+        .datamodel
+        .schema(model)
+        .map_err(|e| (2, e.to_string()))?;
+    println!(
+        "ok: config valid; data model {} ({}) with {} parameter definitions in {} objects, {} vendor script(s)",
+        schema.root(),
+        if cfg.datamodel.openwrt() { "openwrt" } else { "generic" },
+        schema
+            .objects()
+            .iter()
+            .map(|o| o.params.len())
+            .sum::<usize>(),
+        schema.objects().len(),
+        schema.scripts().len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn no_args(cmd: &str, args: &[String]) -> Result<(), (u8, String)> {
@@ -419,32 +447,10 @@ fn warn_if_readable(path: &std::path::Path, cfg: &Config) {
 
 /// Logging goes to syslog with real severities on OpenWrt (`[log] target`), else to stderr.
 fn init_log(cfg: &Config) {
-    let level = cfg.log_level();
     let syslog = match cfg.log.target.as_str() {
         "syslog" => true,
         "auto" => cfg.datamodel.openwrt(),
         _ => false,
     };
-    if syslog {
-        if let Some(logger) = cwmpd::sys::syslog::Syslog::connect(level) {
-            if log::set_boxed_logger(Box::new(logger)).is_ok() {
-                log::set_max_level(level);
-                return;
-            }
-        }
-    }
-    init_stderr_log(level);
-}
-
-fn init_stderr_log(level: log::LevelFilter) {
-    let cfg = simplelog::ConfigBuilder::new()
-        .set_time_level(log::LevelFilter::Off)
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .build();
-    // Through the same filter as syslog: no library trace output (the wire, secrets included).
-    let logger = simplelog::WriteLogger::new(level, cfg, std::io::stderr());
-    if log::set_boxed_logger(Box::new(cwmpd::sys::syslog::Redacting(logger))).is_ok() {
-        log::set_max_level(level);
-    }
+    cwmpd::sys::syslog::init(cfg.log_level(), syslog);
 }

@@ -194,26 +194,6 @@ pub fn fallback(ns: CwmpNs) -> Option<CwmpNs> {
     }
 }
 
-/// The highest version an Inform in this namespace can offer (§A.2).
-fn ns_cap(ns: CwmpNs) -> CwmpVersion {
-    match ns {
-        CwmpNs::V1_0 => CwmpVersion::V1_0,
-        CwmpNs::V1_1 => CwmpVersion::V1_1,
-        CwmpNs::V1_2 | CwmpNs::V1_3 | CwmpNs::V1_4 => CwmpVersion::V1_4,
-    }
-}
-
-/// The version an InformResponse without `UseCWMPVersion` implies by its namespace.
-fn ns_version(ns: CwmpNs) -> CwmpVersion {
-    match ns {
-        CwmpNs::V1_0 => CwmpVersion::V1_0,
-        CwmpNs::V1_1 => CwmpVersion::V1_1,
-        CwmpNs::V1_2 => CwmpVersion::V1_2,
-        CwmpNs::V1_3 => CwmpVersion::V1_3,
-        CwmpNs::V1_4 => CwmpVersion::V1_4,
-    }
-}
-
 /// One CWMP session.
 #[derive(Debug)]
 pub struct Session {
@@ -283,7 +263,7 @@ enum Reply {
 impl Session {
     /// Starts a session: the first action is the POST of the Inform.
     pub fn start(params: SessionParams) -> (Session, Action) {
-        let offered = params.version.min(ns_cap(params.ns));
+        let offered = params.version.min(params.ns.highest());
         let mut s = Session {
             state: State::Moving,
             offered,
@@ -473,7 +453,7 @@ impl Session {
                             ))))
                         }
                     },
-                    None => ns_version(ns).min(self.offered),
+                    None => ns.version().min(self.offered),
                 };
                 self.version = version;
                 self.ns = ns;

@@ -766,7 +766,7 @@ impl Agent {
                 version: if ns == version.namespace() {
                     version
                 } else {
-                    ns_version(ns)
+                    ns.standard().version()
                 },
                 ns,
                 cpe_requests: cpe_requests.clone(),
@@ -2304,15 +2304,6 @@ pub fn validate_request(r: &DownloadRequest) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The version a fallback namespace speaks.
-fn ns_version(ns: CwmpNs) -> CwmpVersion {
-    match ns {
-        CwmpNs::V1_0 => CwmpVersion::V1_0,
-        CwmpNs::V1_1 => CwmpVersion::V1_1,
-        _ => CwmpVersion::V1_2,
-    }
 }
 
 /// The first whole second of the Unix epoch at least `wait` from now: an attempt the loop starts

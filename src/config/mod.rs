@@ -1,6 +1,12 @@
 //! The configuration file (TOML, default path [`DEFAULT_PATH`]).
 //!
-//! Every field is documented with its default here and in the embedded example
+//! Each component owns its section, with its defaults and checks: `[connection_request]`
+//! ([`crate::connreq::config`]), `[datamodel]` ([`crate::datamodel::config`]), `[transfer]` and
+//! `[hooks]` ([`crate::transfer::config`]), `[storage]` and `[log]` ([`crate::sys::config`]);
+//! `[acs]` and `[device]` are here. This module aggregates them, reads the TOML or UCI file,
+//! and names the file and the line of an error.
+//!
+//! Every field is documented with its default beside it and in the embedded example
 //! (`src/cwmpd.toml`, used as is when no config file exists). Values the ACS sets through
 //! `ManagementServer.*` override these and persist in the store; FactoryReset returns to them.
 //! Unknown keys are errors (a misspelt key must not be silently ignored); errors name the file and
@@ -12,6 +18,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::connreq::config::ConnectionRequest;
+pub use crate::datamodel::config::Datamodel;
+pub use crate::sys::config::{Log, Storage};
+pub use crate::transfer::config::{Hooks, ResolvedHooks, Transfer};
 
 /// Where the daemon looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/cwmpd/cwmpd.toml";
@@ -166,473 +177,6 @@ impl Default for Device {
             description: "cwmpd TR-069 CPE".into(),
             provisioning_code: String::new(),
             data_model: "tr181".into(),
-        }
-    }
-}
-
-/// `[connection_request]`: the listener the ACS calls (TR-069 §3.2.2).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionRequest {
-    /// `ManagementServer.HTTPConnectionRequestEnable`'s default: listen at all. Default: true.
-    pub enable: bool,
-    /// Address to listen on; port 0 takes any free port. Default: "0.0.0.0:7547".
-    pub listen: String,
-    /// `ManagementServer.ConnectionRequestUsername`. Default: empty.
-    pub username: String,
-    /// `ManagementServer.ConnectionRequestPassword`; while it is empty nothing listens (the
-    /// ACS usually sets it in its first session). Default: empty.
-    pub password: String,
-    /// A complete `http://` URL to report instead of a derived one (a port forward in front of
-    /// the CPE); its path is the one served, its host the one checked. Default: empty.
-    pub url: String,
-    /// Where the URL's host comes from: "acs" (the local address used to reach the ACS),
-    /// "interface:NAME" (that interface's address), or a fixed host name or address.
-    /// Default: "acs".
-    pub host: String,
-    /// The URL's path; empty means random, generated once and kept in the store.
-    /// Default: empty.
-    pub path: String,
-    /// Bind only the URL's address (rebound when it changes) rather than `listen`'s.
-    /// Default: false.
-    pub bind_url_address: bool,
-    /// Requests must name the URL's host in `Host` (a DNS-rebinding defence). Default: true.
-    pub check_host: bool,
-    /// Digest realm (printable, without `"` or `\`: it goes into a header). Default: "cwmpd".
-    pub realm: String,
-    /// Digest algorithm challenged: "MD5", "MD5-sess", "SHA-256" or "SHA-256-sess".
-    /// Default: "MD5" (many ACSes compute MD5 whatever the challenge says).
-    pub digest_algorithm: String,
-    /// Accept HTTP Basic too (old ACSes; the password crosses the network in clear).
-    /// Default: false.
-    pub allow_basic: bool,
-    /// Seconds a nonce is valid; then `stale=true`. Default: 30.
-    pub nonce_lifetime: u32,
-    /// Requests that start a session: this many back to back… Default: 3.
-    pub rate_burst: u32,
-    /// …then one more per this many seconds (0: no limit); beyond, 503. Default: 5.
-    pub rate_interval: u32,
-    /// Wrong answers a source (an IPv4 address, an IPv6 /64) may give back to back…
-    /// Default: 20.
-    pub auth_fail_burst: u32,
-    /// …then one more per this many seconds; meanwhile its requests get 503 unverified
-    /// (0: no throttling). Default: 10.
-    pub auth_fail_interval: u32,
-    /// Seconds between two summaries of the rejected requests in the log. Default: 60.
-    pub summary_interval: u32,
-    /// Connections (each one thread) served at once. Default: 8.
-    pub max_connections: u32,
-    /// Bytes of request line and headers. Default: 8192.
-    pub max_header_bytes: u32,
-    /// Seconds a connection has to send a whole request head (and keep-alive idle time).
-    /// Default: 5.
-    pub request_timeout: u32,
-    /// Seconds between re-evaluations of the URL's address. Default: 10.
-    pub check_interval: u32,
-}
-
-impl Default for ConnectionRequest {
-    fn default() -> Self {
-        ConnectionRequest {
-            enable: true,
-            listen: "0.0.0.0:7547".into(),
-            username: String::new(),
-            password: String::new(),
-            url: String::new(),
-            host: "acs".into(),
-            path: String::new(),
-            bind_url_address: false,
-            check_host: true,
-            realm: "cwmpd".into(),
-            digest_algorithm: "MD5".into(),
-            allow_basic: false,
-            nonce_lifetime: 30,
-            rate_burst: 3,
-            rate_interval: 5,
-            auth_fail_burst: 20,
-            auth_fail_interval: 10,
-            summary_interval: 60,
-            max_connections: 8,
-            max_header_bytes: 8192,
-            request_timeout: 5,
-            check_interval: 10,
-        }
-    }
-}
-
-impl ConnectionRequest {
-    /// Checks the fields a running listener relies on.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        use crate::connreq::url;
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err((
-                "connection_request.listen",
-                "must be an address:port like 0.0.0.0:7547".into(),
-            ));
-        }
-        if !self.url.is_empty() && url::split_url(&self.url).is_none() {
-            return Err((
-                "connection_request.url",
-                format!("{:?} is not an http://host[:port]/path URL", self.url),
-            ));
-        }
-        if url::HostSource::parse(&self.host).is_none() {
-            return Err((
-                "connection_request.host",
-                "must be \"acs\", \"interface:NAME\" or a host name or address".into(),
-            ));
-        }
-        let path_ok = self.path.is_empty()
-            || (self.path.starts_with('/')
-                && self.path.len() <= 256
-                && self
-                    .path
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#'));
-        if !path_ok {
-            return Err((
-                "connection_request.path",
-                "must start with / and hold no spaces, ? or #".into(),
-            ));
-        }
-        if crate::http::auth::Algorithm::parse(&self.digest_algorithm).is_none() {
-            return Err((
-                "connection_request.digest_algorithm",
-                "must be MD5, MD5-sess, SHA-256 or SHA-256-sess".into(),
-            ));
-        }
-        // It goes into WWW-Authenticate: a CR or LF would start another header.
-        if self.realm.is_empty()
-            || self.realm.contains(['"', '\\'])
-            || self.realm.chars().any(char::is_control)
-        {
-            return Err((
-                "connection_request.realm",
-                "must be non-empty, without \", \\ or control characters (CR, LF, tab…)".into(),
-            ));
-        }
-        let ranges: [(&'static str, u32, u32, u32); 10] = [
-            (
-                "connection_request.nonce_lifetime",
-                self.nonce_lifetime,
-                1,
-                3600,
-            ),
-            (
-                "connection_request.rate_burst",
-                self.rate_burst,
-                1,
-                1_000_000,
-            ),
-            (
-                "connection_request.rate_interval",
-                self.rate_interval,
-                0,
-                86400,
-            ),
-            (
-                "connection_request.auth_fail_burst",
-                self.auth_fail_burst,
-                1,
-                1_000_000,
-            ),
-            (
-                "connection_request.auth_fail_interval",
-                self.auth_fail_interval,
-                0,
-                86400,
-            ),
-            (
-                "connection_request.summary_interval",
-                self.summary_interval,
-                1,
-                86400,
-            ),
-            (
-                "connection_request.max_connections",
-                self.max_connections,
-                1,
-                256,
-            ),
-            (
-                "connection_request.max_header_bytes",
-                self.max_header_bytes,
-                1024,
-                65536,
-            ),
-            (
-                "connection_request.request_timeout",
-                self.request_timeout,
-                1,
-                300,
-            ),
-            (
-                "connection_request.check_interval",
-                self.check_interval,
-                1,
-                86400,
-            ),
-        ];
-        for (key, v, lo, hi) in ranges {
-            if !(lo..=hi).contains(&v) {
-                return Err((key, format!("must be {lo}–{hi}")));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `[storage]`: where the state that must survive a power cut lives.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Storage {
-    /// Directory of the crash-safe state files; must be on persistent storage (on OpenWrt under
-    /// /etc, which survives reboots; /var is RAM). Default: "/etc/cwmpd/state".
-    pub dir: PathBuf,
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Storage {
-            dir: PathBuf::from("/etc/cwmpd/state"),
-        }
-    }
-}
-
-/// `[datamodel]`: where the data model finds the system (the backends' paths).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Datamodel {
-    /// "auto" (OpenWrt when `<root>/etc/openwrt_release` exists), "openwrt" or "generic": with
-    /// OpenWrt the built-in bindings to uci, /sys and /proc are loaded. Default: "auto".
-    pub platform: String,
-    /// Prefix of every path the `file` backend reads, and of the default uci directory. A
-    /// fixture tree in tests. Default: "/".
-    pub root: PathBuf,
-    /// Vendor data model files (definitions, bindings, scripts), `*.toml` loaded in name order
-    /// after the built-in ones; a missing directory is empty. Default:
-    /// "/etc/cwmpd/datamodel.d".
-    pub dir: PathBuf,
-    /// The uci command. Default: "uci".
-    pub uci: PathBuf,
-    /// The uci configuration directory. Default: `<root>/etc/config`.
-    pub uci_config: Option<PathBuf>,
-    /// Where the agent stages its own uci changes (RAM). Default: "/var/run/cwmpd/uci".
-    pub uci_savedir: PathBuf,
-    /// Command run at the end of a session that changed a uci package, by package; an empty
-    /// command applies without a reload. Default: OpenWrt's init scripts (network, wireless,
-    /// dhcp, firewall, system, dropbear).
-    pub reload: BTreeMap<String, String>,
-    /// Seconds between two checks of values not watched with inotify (passive and active
-    /// notification). Default: 30.
-    pub poll_interval: u32,
-    /// Most seconds a vendor script may run per call. Default: 10.
-    pub script_timeout: u32,
-    /// The config was read from `<uci_config>/cwmpd` (OpenWrt): ManagementServer's settings
-    /// are then bound to that uci package, so what the ACS sets shows in `uci show cwmpd`.
-    #[serde(skip)]
-    pub cwmpd_uci: bool,
-}
-
-impl Default for Datamodel {
-    fn default() -> Self {
-        let p = crate::datamodel::backend::Platform::default();
-        Datamodel {
-            platform: "auto".into(),
-            root: p.root,
-            dir: PathBuf::from("/etc/cwmpd/datamodel.d"),
-            uci: p.uci_bin,
-            uci_config: None,
-            uci_savedir: p.uci_savedir,
-            reload: p.reload,
-            poll_interval: 30,
-            script_timeout: 10,
-            cwmpd_uci: false,
-        }
-    }
-}
-
-impl Datamodel {
-    /// Whether the OpenWrt bindings apply.
-    pub fn openwrt(&self) -> bool {
-        match self.platform.as_str() {
-            "openwrt" => true,
-            "generic" => false,
-            _ => self.root.join("etc/openwrt_release").exists(),
-        }
-    }
-
-    /// The backends' view of the system.
-    pub fn platform(&self) -> crate::datamodel::backend::Platform {
-        crate::datamodel::backend::Platform {
-            root: self.root.clone(),
-            uci_bin: self.uci.clone(),
-            uci_config: self
-                .uci_config
-                .clone()
-                .unwrap_or_else(|| self.root.join("etc/config")),
-            uci_savedir: self.uci_savedir.clone(),
-            reload: self
-                .reload
-                .iter()
-                .filter(|(_, v)| !v.trim().is_empty())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            script_timeout: std::time::Duration::from_secs(u64::from(self.script_timeout)),
-        }
-    }
-
-    /// Loads the data model files this configuration selects.
-    pub fn schema(
-        &self,
-        model: crate::datamodel::schema::Model,
-    ) -> Result<crate::datamodel::schema::Schema, crate::datamodel::schema::LoadError> {
-        crate::datamodel::schema::Schema::load_with(
-            model,
-            self.openwrt(),
-            self.cwmpd_uci,
-            Some(&self.dir),
-        )
-    }
-}
-
-/// `[transfer]`: how Download and Upload files are moved (TR-069 §3.4.3, §A.3.2.8, §A.3.2.9).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Transfer {
-    /// Where downloads arrive and uploads are produced (created when missing). Not the storage
-    /// directory: a firmware image belongs in RAM (`/tmp` on OpenWrt), not in flash. Default:
-    /// "/tmp/cwmpd".
-    pub dir: PathBuf,
-    /// Seconds for the connect and for each read or write with the file server. Default: 30.
-    pub timeout: u32,
-    /// Extra attempts of a transfer that failed for a network reason (cannot connect,
-    /// incomplete, HTTP 5xx). Default: 2.
-    pub retries: u32,
-    /// Seconds between those attempts. Default: 10.
-    pub retry_interval: u32,
-    /// Transfers queued at once; more are refused with 9004. Default: 16.
-    pub max_queued: u32,
-    /// "PUT" or "POST" for uploads. Default: "PUT".
-    pub upload_method: String,
-    /// Most seconds an apply, produce, reboot or reset hook may run. Default: 900.
-    pub hook_timeout: u32,
-    /// Seconds to wait for the device to go down after a hook that reboots it returned 0;
-    /// after that the agent resumes and reports the failure. Default: 300.
-    pub reboot_timeout: u32,
-}
-
-impl Default for Transfer {
-    fn default() -> Self {
-        Transfer {
-            dir: PathBuf::from("/tmp/cwmpd"),
-            timeout: 30,
-            retries: 2,
-            retry_interval: 10,
-            max_queued: 16,
-            upload_method: "PUT".into(),
-            hook_timeout: 900,
-            reboot_timeout: 300,
-        }
-    }
-}
-
-/// `[hooks]`: the OS actions behind Download, Upload, Reboot and FactoryReset (shell command
-/// lines). A key left out takes the platform's default ([`Hooks::resolve`]); an empty command
-/// means the action is not supported (and its RPC is not listed by GetRPCMethods).
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Hooks {
-    /// Applies a Download of FileType `1 Firmware Upgrade Image`. OpenWrt: `sysupgrade {file}`.
-    pub firmware: Option<String>,
-    /// Whether the firmware hook reboots the device. OpenWrt: true.
-    pub firmware_reboots: Option<bool>,
-    /// Applies FileType `2 Web Content`. Default: none.
-    pub web_content: Option<String>,
-    pub web_content_reboots: Option<bool>,
-    /// Applies FileType `3 Vendor Configuration File`. OpenWrt: `sysupgrade -r {file} && reboot`
-    /// (the file is a `sysupgrade -b` archive).
-    pub config: Option<String>,
-    pub config_reboots: Option<bool>,
-    /// Produces the file of an Upload of FileType 1 or 3. OpenWrt: `sysupgrade -b {file}`.
-    pub upload_config: Option<String>,
-    /// Produces the file of an Upload of FileType 2 or 4. OpenWrt: `logread > {file}`.
-    pub upload_log: Option<String>,
-    /// The Reboot RPC. OpenWrt: `reboot`.
-    pub reboot: Option<String>,
-    /// The FactoryReset RPC. OpenWrt: `firstboot -y && reboot`.
-    pub factory_reset: Option<String>,
-    /// Vendor FileTypes (`X <OUI> <name>`) and the command applying each.
-    pub vendor: BTreeMap<String, String>,
-}
-
-/// The hooks in force: the config's, else the platform's defaults. An empty string is "not
-/// supported".
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResolvedHooks {
-    pub firmware: String,
-    pub firmware_reboots: bool,
-    pub web_content: String,
-    pub web_content_reboots: bool,
-    pub config: String,
-    pub config_reboots: bool,
-    pub upload_config: String,
-    pub upload_log: String,
-    pub reboot: String,
-    pub factory_reset: String,
-    pub vendor: BTreeMap<String, String>,
-}
-
-impl Hooks {
-    /// Fills what the config left out with OpenWrt's commands (`openwrt`) or nothing (any other
-    /// system: an agent on a development machine must not reboot it).
-    pub fn resolve(&self, openwrt: bool) -> ResolvedHooks {
-        let pick = |v: &Option<String>, openwrt_default: &str| {
-            v.clone().unwrap_or_else(|| {
-                if openwrt {
-                    openwrt_default.to_string()
-                } else {
-                    String::new()
-                }
-            })
-        };
-        ResolvedHooks {
-            firmware: pick(&self.firmware, "sysupgrade {file}"),
-            firmware_reboots: self.firmware_reboots.unwrap_or(true),
-            web_content: pick(&self.web_content, ""),
-            web_content_reboots: self.web_content_reboots.unwrap_or(false),
-            config: pick(&self.config, "sysupgrade -r {file} && reboot"),
-            config_reboots: self.config_reboots.unwrap_or(true),
-            upload_config: pick(&self.upload_config, "sysupgrade -b {file}"),
-            upload_log: pick(&self.upload_log, "logread > {file}"),
-            reboot: pick(&self.reboot, "reboot"),
-            factory_reset: pick(&self.factory_reset, "firstboot -y && reboot"),
-            vendor: self
-                .vendor
-                .iter()
-                .filter(|(_, v)| !v.trim().is_empty())
-                .map(|(k, v)| (k.trim().to_string(), v.clone()))
-                .collect(),
-        }
-    }
-}
-
-/// `[log]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Log {
-    /// "error", "warn", "info", "debug" or "trace". Default: "info".
-    pub level: String,
-    /// "auto" (syslog on OpenWrt when `/dev/log` exists, else stderr), "syslog" or "stderr".
-    /// Default: "auto".
-    pub target: String,
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log {
-            level: "info".into(),
-            target: "auto".into(),
         }
     }
 }
@@ -848,7 +392,7 @@ impl Config {
         if a.periodic_inform_interval == 0 {
             return Err(("periodic_inform_interval", "must be at least 1".into()));
         }
-        if !crate::datamodel::types::is_datetime(&a.periodic_inform_time) {
+        if !crate::cwmp::time::is_datetime(&a.periodic_inform_time) {
             return Err(("periodic_inform_time", "must be an xsd:dateTime".into()));
         }
         if !(1..=65535).contains(&a.retry_minimum_wait_interval) {
@@ -863,7 +407,7 @@ impl Config {
         if !(1..=86400).contains(&a.session_limit) {
             return Err(("session_limit", "must be 1–86400 seconds".into()));
         }
-        if crate::soap::msg::CwmpVersion::parse(&a.cwmp_version).is_none() {
+        if crate::cwmp::version::CwmpVersion::parse(&a.cwmp_version).is_none() {
             return Err((
                 "cwmp_version",
                 "must be one of 1.0, 1.1, 1.2, 1.3, 1.4".into(),
@@ -884,47 +428,10 @@ impl Config {
             return Err(("data_model", "must be \"tr181\" or \"tr098\"".into()));
         }
         self.connection_request.validate()?;
-        if !["auto", "syslog", "stderr"].contains(&self.log.target.as_str()) {
-            return Err(("log.target", "must be auto, syslog or stderr".into()));
-        }
-        if log_level(&self.log.level).is_none() {
-            return Err(("level", "must be error, warn, info, debug or trace".into()));
-        }
-        let d = &self.datamodel;
-        if !["auto", "openwrt", "generic"].contains(&d.platform.as_str()) {
-            return Err(("platform", "must be auto, openwrt or generic".into()));
-        }
-        if d.poll_interval == 0 {
-            return Err(("poll_interval", "must be at least 1 second".into()));
-        }
-        if !(1..=3600).contains(&d.script_timeout) {
-            return Err(("script_timeout", "must be 1–3600 seconds".into()));
-        }
-        let t = &self.transfer;
-        let ranges: [(&'static str, u32, u32, u32); 6] = [
-            ("transfer.timeout", t.timeout, 1, 3600),
-            ("transfer.retries", t.retries, 0, 10),
-            ("transfer.retry_interval", t.retry_interval, 1, 86400),
-            ("transfer.max_queued", t.max_queued, 1, 256),
-            ("transfer.hook_timeout", t.hook_timeout, 1, 86400),
-            ("transfer.reboot_timeout", t.reboot_timeout, 1, 86400),
-        ];
-        for (key, v, lo, hi) in ranges {
-            if !(lo..=hi).contains(&v) {
-                return Err((key, format!("must be {lo}–{hi}")));
-            }
-        }
-        if !["PUT", "POST"].contains(&t.upload_method.as_str()) {
-            return Err(("transfer.upload_method", "must be PUT or POST".into()));
-        }
-        for k in self.hooks.vendor.keys() {
-            if !crate::transfer::FileType::is_vendor(k) {
-                return Err((
-                    "hooks.vendor",
-                    format!("{k:?} is not a vendor FileType \"X <OUI> <name>\""),
-                ));
-            }
-        }
+        self.log.validate()?;
+        self.datamodel.validate()?;
+        self.transfer.validate()?;
+        self.hooks.validate()?;
         Ok(())
     }
 
@@ -940,7 +447,7 @@ impl Config {
 
     /// The log level filter.
     pub fn log_level(&self) -> log::LevelFilter {
-        log_level(&self.log.level).unwrap_or(log::LevelFilter::Info)
+        self.log.level_filter()
     }
 
     /// The defaults of agent-owned data model values (the `agent` backend's keys), from this
@@ -990,24 +497,11 @@ impl Config {
     }
 }
 
-fn log_level(s: &str) -> Option<log::LevelFilter> {
-    Some(match s {
-        "error" => log::LevelFilter::Error,
-        "warn" => log::LevelFilter::Warn,
-        "info" => log::LevelFilter::Info,
-        "debug" => log::LevelFilter::Debug,
-        "trace" => log::LevelFilter::Trace,
-        _ => return None,
-    })
-}
-
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(1, |t| t.matches('\n').count() + 1)
 }
 
-/// The line where `key =` is written, for validation errors. A `section.key` is looked for
-/// inside its `[section]` only.
 /// A UCI file starts (after comments and blank lines) with `package` or `config`; TOML cannot.
 fn looks_like_uci(text: &str) -> bool {
     text.lines()
@@ -1016,6 +510,8 @@ fn looks_like_uci(text: &str) -> bool {
         .is_some_and(|l| l.starts_with("config ") || l == "config" || l.starts_with("package "))
 }
 
+/// The line where `key =` is written, for validation errors. A `section.key` is looked for
+/// inside its `[section]` only.
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
     let (section, key) = match key.split_once('.') {
         Some((s, k)) => (Some(s), k),

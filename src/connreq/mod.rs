@@ -17,6 +17,7 @@
 //! The URL's path is a secret too (the only one an ACS needs besides the credentials): it is
 //! never logged; the log names the address and port.
 
+pub mod config;
 pub mod gate;
 pub mod http;
 pub mod listener;
@@ -26,7 +27,6 @@ pub mod url;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::config;
 use crate::http::auth::Algorithm;
 use gate::{Gate, GateConfig};
 use listener::{Limits, Listener, Phase};

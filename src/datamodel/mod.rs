@@ -14,6 +14,7 @@
 //! in [`DmState::tables`] (§A.3.2.6).
 
 pub mod backend;
+pub mod config;
 pub mod generate;
 pub mod schema;
 pub mod transform;

@@ -6,85 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cwmp::fault::Fault;
-
-/// A TR-106 base type, with its `xsi:type` name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-pub enum BaseType {
-    #[default]
-    #[serde(rename = "string")]
-    String,
-    #[serde(rename = "int")]
-    Int,
-    #[serde(rename = "unsignedInt")]
-    UnsignedInt,
-    #[serde(rename = "long")]
-    Long,
-    #[serde(rename = "unsignedLong")]
-    UnsignedLong,
-    #[serde(rename = "boolean")]
-    Boolean,
-    #[serde(rename = "dateTime")]
-    DateTime,
-    #[serde(rename = "base64")]
-    Base64,
-    #[serde(rename = "hexBinary")]
-    HexBinary,
-    #[serde(rename = "decimal")]
-    Decimal,
-}
-
-impl BaseType {
-    /// The name without prefix, as in the DM schema and after `xsd:` in `xsi:type`.
-    pub fn name(self) -> &'static str {
-        match self {
-            BaseType::String => "string",
-            BaseType::Int => "int",
-            BaseType::UnsignedInt => "unsignedInt",
-            BaseType::Long => "long",
-            BaseType::UnsignedLong => "unsignedLong",
-            BaseType::Boolean => "boolean",
-            BaseType::DateTime => "dateTime",
-            BaseType::Base64 => "base64",
-            BaseType::HexBinary => "hexBinary",
-            BaseType::Decimal => "decimal",
-        }
-    }
-
-    /// The `xsi:type` attribute value sent in a ParameterValueStruct.
-    pub fn xsi_type(self) -> &'static str {
-        match self {
-            BaseType::String => "xsd:string",
-            BaseType::Int => "xsd:int",
-            BaseType::UnsignedInt => "xsd:unsignedInt",
-            BaseType::Long => "xsd:long",
-            BaseType::UnsignedLong => "xsd:unsignedLong",
-            BaseType::Boolean => "xsd:boolean",
-            BaseType::DateTime => "xsd:dateTime",
-            BaseType::Base64 => "xsd:base64Binary",
-            BaseType::HexBinary => "xsd:hexBinary",
-            BaseType::Decimal => "xsd:decimal",
-        }
-    }
-
-    /// Reads an `xsi:type` value as sent by an ACS (`xsd:int`, `int`, `soapenc:base64`, …); the
-    /// prefix is ignored. `None` for a type we do not know.
-    pub fn from_xsi(s: &str) -> Option<BaseType> {
-        let local = s.rsplit(':').next().unwrap_or(s);
-        Some(match local {
-            "string" => BaseType::String,
-            "int" => BaseType::Int,
-            "unsignedInt" => BaseType::UnsignedInt,
-            "long" => BaseType::Long,
-            "unsignedLong" => BaseType::UnsignedLong,
-            "boolean" => BaseType::Boolean,
-            "dateTime" => BaseType::DateTime,
-            "base64" | "base64Binary" => BaseType::Base64,
-            "hexBinary" => BaseType::HexBinary,
-            "decimal" => BaseType::Decimal,
-            _ => return None,
-        })
-    }
-}
+pub use crate::cwmp::time::is_datetime;
+pub use crate::cwmp::value::BaseType;
 
 /// An inclusive range facet; either end may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -309,45 +232,6 @@ fn is_base64(v: &str) -> bool {
     s[..body_end]
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
-
-/// xsd:dateTime: `YYYY-MM-DDThh:mm:ss[.frac][Z|(+|-)hh:mm]` (TR-106 §3.2.2 also allows the
-/// unknown time `0001-01-01T00:00:00Z`).
-pub fn is_datetime(v: &str) -> bool {
-    let b = v.as_bytes();
-    if b.len() < 19 {
-        return false;
-    }
-    let shape = b"dddd-dd-ddThh:mm:ss"
-        .iter()
-        .zip(b)
-        .all(|(want, c)| match want {
-            b'd' | b'h' | b'm' | b's' => c.is_ascii_digit(),
-            _ => c == want,
-        });
-    if !shape {
-        return false;
-    }
-    let num = |i: usize| (b[i] - b'0') as u32 * 10 + (b[i + 1] - b'0') as u32;
-    let (mo, day, h, mi, s) = (num(5), num(8), num(11), num(14), num(17));
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
-        return false;
-    }
-    let mut rest = &b[19..];
-    if rest.first() == Some(&b'.') {
-        let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 {
-            return false;
-        }
-        rest = &rest[1 + n..];
-    }
-    match rest {
-        [] | [b'Z'] => true,
-        [sign, h1, h2, b':', m1, m2] if (*sign == b'+' || *sign == b'-') => {
-            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::tree::{self, Args, Env, SoapFault};
 use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
 use super::Limits;
 use crate::cwmp::fault::{self, AcsFault, Fault, ParamFault};
-use crate::datamodel::types::BaseType;
+use crate::cwmp::value::BaseType;
 
 /// What a CPE sends in an HTTP POST body.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ pub enum CpeMessage {
 
 /// Parses a CPE POST body.
 pub fn parse_cpe(body: &[u8], limits: &Limits) -> Result<Envelope<CpeMessage>, ParseError> {
-    let doc = tree::document(body, limits)?;
+    let doc = super::scan::document(body, limits)?;
     let env = tree::envelope(&doc)?;
     let body = match env.rpc {
         None => CpeMessage::Empty,

@@ -308,7 +308,7 @@ fn response_capacity(resp: &CpeResponse) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datamodel::types::BaseType;
+    use crate::cwmp::value::BaseType;
 
     /// The buffer reserved up front is enough: emitting a large response never reallocates.
     #[test]

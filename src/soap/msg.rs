@@ -5,81 +5,10 @@
 //! XML. Field names follow the schema's element names in snake case.
 
 use crate::cwmp::fault::{AcsFault, Fault};
-use crate::datamodel::types::BaseType;
-
-/// The CWMP namespace an envelope uses (`urn:dslforum-org:cwmp-1-N`). CWMP 1.2, 1.3 and 1.4 all use
-/// `cwmp-1-2` (see the header comments of `cwmp-1-3.xsd` and `cwmp-1-4.xsd`); the non-standard
-/// `cwmp-1-3`/`cwmp-1-4` namespaces seen in the field are accepted on input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CwmpNs {
-    V1_0,
-    V1_1,
-    V1_2,
-    V1_3,
-    V1_4,
-}
-
-impl CwmpNs {
-    pub fn urn(self) -> &'static str {
-        match self {
-            CwmpNs::V1_0 => "urn:dslforum-org:cwmp-1-0",
-            CwmpNs::V1_1 => "urn:dslforum-org:cwmp-1-1",
-            CwmpNs::V1_2 => "urn:dslforum-org:cwmp-1-2",
-            CwmpNs::V1_3 => "urn:dslforum-org:cwmp-1-3",
-            CwmpNs::V1_4 => "urn:dslforum-org:cwmp-1-4",
-        }
-    }
-
-    pub fn from_urn(s: &str) -> Option<CwmpNs> {
-        Some(match s.trim() {
-            "urn:dslforum-org:cwmp-1-0" => CwmpNs::V1_0,
-            "urn:dslforum-org:cwmp-1-1" => CwmpNs::V1_1,
-            "urn:dslforum-org:cwmp-1-2" => CwmpNs::V1_2,
-            "urn:dslforum-org:cwmp-1-3" => CwmpNs::V1_3,
-            "urn:dslforum-org:cwmp-1-4" => CwmpNs::V1_4,
-            _ => return None,
-        })
-    }
-}
-
-/// A CWMP protocol version (`1.0` … `1.4`), as named in `SupportedCWMPVersions` and
-/// `UseCWMPVersion`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CwmpVersion(pub u8);
-
-impl CwmpVersion {
-    pub const V1_0: CwmpVersion = CwmpVersion(0);
-    pub const V1_1: CwmpVersion = CwmpVersion(1);
-    pub const V1_2: CwmpVersion = CwmpVersion(2);
-    pub const V1_3: CwmpVersion = CwmpVersion(3);
-    pub const V1_4: CwmpVersion = CwmpVersion(4);
-
-    /// The namespace a session of this version uses (§A.2.1: 1.2–1.4 share `cwmp-1-2`).
-    pub fn namespace(self) -> CwmpNs {
-        match self.0 {
-            0 => CwmpNs::V1_0,
-            1 => CwmpNs::V1_1,
-            _ => CwmpNs::V1_2,
-        }
-    }
-
-    /// `"1.4"`.
-    pub fn text(self) -> String {
-        format!("1.{}", self.0)
-    }
-
-    /// Reads `"1.3"`; `None` for anything that is not `1.0`–`1.4`.
-    pub fn parse(s: &str) -> Option<CwmpVersion> {
-        match s.trim() {
-            "1.0" => Some(CwmpVersion(0)),
-            "1.1" => Some(CwmpVersion(1)),
-            "1.2" => Some(CwmpVersion(2)),
-            "1.3" => Some(CwmpVersion(3)),
-            "1.4" => Some(CwmpVersion(4)),
-            _ => None,
-        }
-    }
-}
+pub use crate::cwmp::value::{
+    BaseType, ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
+};
+pub use crate::cwmp::version::{CwmpNs, CwmpVersion};
 
 /// The SOAP header elements CWMP defines (§A.4.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -223,33 +152,6 @@ impl AcsRequest {
     }
 }
 
-/// One ParameterValueStruct of a SetParameterValues.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetValue {
-    pub name: String,
-    pub value: String,
-    /// The `xsi:type` the ACS gave, when it gave one. `Some(None)`-like cases (a type we do not
-    /// know) are kept as the raw text so the engine can answer 9006.
-    pub xsi_type: Option<XsiType>,
-}
-
-/// An `xsi:type` attribute value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum XsiType {
-    Known(BaseType),
-    Unknown(String),
-}
-
-/// One SetParameterAttributesStruct (§A.3.2.4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetAttributes {
-    pub name: String,
-    pub notification_change: bool,
-    pub notification: u8,
-    pub access_list_change: bool,
-    pub access_list: Vec<String>,
-}
-
 /// Download arguments (§A.3.2.8).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Download {
@@ -383,29 +285,6 @@ pub struct DeviceId {
     pub oui: String,
     pub product_class: String,
     pub serial_number: String,
-}
-
-/// A ParameterValueStruct as sent by the CPE: the value in canonical form and its type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParameterValue {
-    pub name: String,
-    pub value: String,
-    pub ty: BaseType,
-}
-
-/// A ParameterInfoStruct (GetParameterNamesResponse).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParameterInfo {
-    pub name: String,
-    pub writable: bool,
-}
-
-/// A ParameterAttributeStruct (GetParameterAttributesResponse).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParameterAttribute {
-    pub name: String,
-    pub notification: u8,
-    pub access_list: Vec<String>,
 }
 
 /// FaultStruct of TransferComplete and friends; code 0 means success.

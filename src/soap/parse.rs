@@ -24,7 +24,7 @@ use crate::cwmp::fault::AcsFault;
 
 /// See [`super::parse_acs`].
 pub(crate) fn parse_acs(body: &[u8], limits: &Limits) -> Result<Envelope<AcsMessage>, ParseError> {
-    let doc = tree::document(body, limits)?;
+    let doc = super::scan::document(body, limits)?;
     let env = tree::envelope(&doc)?;
     // SOAP 1.1 §4.2.3: a header we must understand but do not is refused before the body is
     // looked at.

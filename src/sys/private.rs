@@ -617,7 +617,7 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
-    /// Fails before the review of issue 14's fixes: the missing parents were made with
+    /// Guards against a past defect: the missing parents were made with
     /// `create_dir_all`, which followed a link planted in a sticky directory, and the resolved
     /// path was checked instead of the one walked.
     #[test]

@@ -1,7 +1,7 @@
 //! Running an OS command for a backend (`uci`, a vendor script, a service reload): bounded in
-//! time and in output, never able to block or crash the agent (ARCHITECTURE-GUIDE habit 9:
-//! backends are the only door to the OS). Every process a backend starts goes through [`run`],
-//! which counts them for the benchmark (issue 3: no process per parameter).
+//! time and in output, never able to block or crash the agent. Every process a backend starts
+//! goes through [`run`], which counts them for the benchmark (the invariant: no process per
+//! parameter read).
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;

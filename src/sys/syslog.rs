@@ -1,10 +1,16 @@
-//! Logging to syslog (`/dev/log`, RFC 3164 framing) with real severities: on OpenWrt procd logs
-//! a service's stderr at one level (err), so the agent speaks to logd itself and `logread`
-//! shows warnings as warnings. Elsewhere, and whenever `/dev/log` cannot take a message, lines
-//! go to stderr. No crate: a Unix datagram socket is all it takes.
+//! The logger: one [`Logger`], writing either to syslog or to stderr, through one filter
+//! ([`loggable`]).
 //!
-//! Both loggers (this one and the stderr one, wrapped in [`Redacting`]) pass only the records
-//! [`loggable`] accepts: the `trace` output of the libraries is the wire itself, secrets included.
+//! Syslog (`/dev/log`, RFC 3164 framing) carries real severities: on OpenWrt procd logs a
+//! service's stderr at one level (err), so the agent speaks to logd itself and `logread` shows
+//! warnings as warnings. Elsewhere, and whenever `/dev/log` cannot take a message, lines go to
+//! stderr as `[LEVEL] message` (a trace record also names its source: `[TRACE] [file:line]
+//! message`). No crate: a Unix datagram socket is all it takes.
+//!
+//! Every record passes [`loggable`] first: the `trace` output of the libraries is the wire
+//! itself, secrets included.
+//!
+//! Touches the OS: the syslog socket and stderr.
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
@@ -17,24 +23,63 @@ const FACILITY_DAEMON: u8 = 3;
 /// Longest message sent in one datagram (logd and busybox syslogd take at least this).
 const MAX_MESSAGE: usize = 1024;
 
-/// A logger writing to `/dev/log`.
-pub struct Syslog {
-    socket: Mutex<Option<UnixDatagram>>,
+/// The logger of the process: records at `level` or above that [`loggable`] accepts, to syslog
+/// or to stderr.
+pub struct Logger {
     level: log::LevelFilter,
-    ident: String,
+    sink: Sink,
 }
 
-impl Syslog {
-    /// Connects to [`SOCKET`]; `None` when there is no syslog daemon.
-    pub fn connect(level: log::LevelFilter) -> Option<Syslog> {
+enum Sink {
+    /// `/dev/log` (`None` in tests: every line takes the stderr fallback), and the
+    /// `cwmpd[PID]` tag of each message.
+    Syslog {
+        socket: Mutex<Option<UnixDatagram>>,
+        ident: String,
+    },
+    Stderr,
+}
+
+impl Logger {
+    /// A logger to [`SOCKET`]; `None` when there is no syslog daemon.
+    pub fn syslog(level: log::LevelFilter) -> Option<Logger> {
         let s = UnixDatagram::unbound().ok()?;
         s.connect(SOCKET).ok()?;
-        Some(Syslog {
-            socket: Mutex::new(Some(s)),
+        Some(Logger {
             level,
-            ident: format!("cwmpd[{}]", std::process::id()),
+            sink: Sink::Syslog {
+                socket: Mutex::new(Some(s)),
+                ident: format!("cwmpd[{}]", std::process::id()),
+            },
         })
     }
+
+    /// A logger to stderr.
+    pub fn stderr(level: log::LevelFilter) -> Logger {
+        Logger {
+            level,
+            sink: Sink::Stderr,
+        }
+    }
+
+    /// Makes this the logger of the process (once: a second call changes nothing).
+    pub fn install(self) {
+        let level = self.level;
+        // Leaked on purpose: the logger of a process lives as long as the process.
+        if log::set_logger(Box::leak(Box::new(self))).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
+
+/// Installs the logger of the process: syslog when `syslog` is asked and `/dev/log` takes a
+/// connection, stderr otherwise.
+pub fn init(level: log::LevelFilter, syslog: bool) {
+    let logger = syslog
+        .then(|| Logger::syslog(level))
+        .flatten()
+        .unwrap_or_else(|| Logger::stderr(level));
+    logger.install();
 }
 
 /// Whether a record may be logged at all: the agent's own records (target `cwmpd…`) at every
@@ -53,25 +98,6 @@ pub fn loggable(metadata: &log::Metadata<'_>) -> bool {
     own || metadata.level() <= log::Level::Debug
 }
 
-/// A logger that hands `inner` only the records [`loggable`] accepts.
-pub struct Redacting<L>(pub L);
-
-impl<L: log::Log> log::Log for Redacting<L> {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        loggable(metadata) && self.0.enabled(metadata)
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if loggable(record.metadata()) {
-            self.0.log(record);
-        }
-    }
-
-    fn flush(&self) {
-        self.0.flush();
-    }
-}
-
 /// The RFC 3164 priority of a log level: error 3, warning 4, info 6, debug and trace 7.
 pub fn priority(level: log::Level) -> u8 {
     let severity = match level {
@@ -83,7 +109,7 @@ pub fn priority(level: log::Level) -> u8 {
     FACILITY_DAEMON * 8 + severity
 }
 
-/// One datagram: `<PRI>ident: message`, the message cut at [`MAX_MESSAGE`] bytes (on a char
+/// One datagram: `<PRI>ident: message`, the message cut at `MAX_MESSAGE` bytes (on a char
 /// boundary) and with its line ends replaced (one record per message).
 pub fn frame(level: log::Level, ident: &str, message: &str) -> String {
     let mut m: String = message
@@ -100,7 +126,23 @@ pub fn frame(level: log::Level, ident: &str, message: &str) -> String {
     format!("<{}>{ident}: {m}", priority(level))
 }
 
-impl log::Log for Syslog {
+/// One stderr line: `[LEVEL] message`, a trace record with its source (`[TRACE] [file:line]
+/// message`), and the line end.
+pub fn stderr_line(record: &log::Record<'_>) -> String {
+    let mut line = format!("[{}] ", record.level());
+    if record.level() == log::Level::Trace {
+        let file = record.file().unwrap_or("<unknown>");
+        match record.line() {
+            Some(n) => line.push_str(&format!("[{file}:{n}] ")),
+            None => line.push_str(&format!("[{file}:<unknown>] ")),
+        }
+    }
+    line.push_str(&record.args().to_string());
+    line.push('\n');
+    line
+}
+
+impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         metadata.level() <= self.level && loggable(metadata)
     }
@@ -109,20 +151,25 @@ impl log::Log for Syslog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = frame(record.level(), &self.ident, &record.args().to_string());
-        let sent = self
-            .socket
-            .lock()
-            .ok()
-            .and_then(|s| s.as_ref().map(|s| s.send(line.as_bytes()).is_ok()))
-            .unwrap_or(false);
-        if !sent {
+        if let Sink::Syslog { socket, ident } = &self.sink {
+            let line = frame(record.level(), ident, &record.args().to_string());
+            let sent = socket
+                .lock()
+                .ok()
+                .and_then(|s| s.as_ref().map(|s| s.send(line.as_bytes()).is_ok()))
+                .unwrap_or(false);
+            if sent {
+                return;
+            }
             // logd restarting, or its buffer full: the message still goes somewhere.
-            let _ = writeln!(std::io::stderr(), "{} {}", record.level(), record.args());
         }
+        // One write per line, so that lines of two threads do not interleave.
+        let _ = std::io::stderr().write_all(stderr_line(record).as_bytes());
     }
 
-    fn flush(&self) {}
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
 }
 
 #[cfg(test)]
@@ -155,14 +202,20 @@ mod tests {
         assert!(!loggable(&meta(log::Level::Trace, "ureq_proto::util")));
         assert!(!loggable(&meta(log::Level::Trace, "rustls::client::hs")));
         assert!(!loggable(&meta(log::Level::Trace, "cwmpdx")));
-        let logger = Syslog {
-            socket: Mutex::new(None),
+        let logger = Logger {
             level: log::LevelFilter::Trace,
-            ident: "cwmpd[1]".into(),
+            sink: Sink::Syslog {
+                socket: Mutex::new(None),
+                ident: "cwmpd[1]".into(),
+            },
         };
         use log::Log;
         assert!(!logger.enabled(&meta(log::Level::Trace, "ureq_proto::util")));
         assert!(logger.enabled(&meta(log::Level::Trace, "cwmpd::agent")));
+        let stderr = Logger::stderr(log::LevelFilter::Debug);
+        assert!(!stderr.enabled(&meta(log::Level::Trace, "cwmpd::agent")));
+        assert!(!stderr.enabled(&meta(log::Level::Trace, "rustls::client::hs")));
+        assert!(stderr.enabled(&meta(log::Level::Debug, "rustls::client::hs")));
     }
 
     #[test]
@@ -174,10 +227,12 @@ mod tests {
         let server = UnixDatagram::bind(&path).unwrap();
         let client = UnixDatagram::unbound().unwrap();
         client.connect(&path).unwrap();
-        let logger = Syslog {
-            socket: Mutex::new(Some(client)),
+        let logger = Logger {
             level: log::LevelFilter::Info,
-            ident: "cwmpd[1]".into(),
+            sink: Sink::Syslog {
+                socket: Mutex::new(Some(client)),
+                ident: "cwmpd[1]".into(),
+            },
         };
         use log::Log;
         logger.log(
@@ -198,5 +253,33 @@ mod tests {
         server.set_nonblocking(true).unwrap();
         assert!(server.recv(&mut buf).is_err(), "debug is below the level");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stderr_lines_name_the_level() {
+        let line = |level| {
+            stderr_line(
+                &log::Record::builder()
+                    .level(level)
+                    .file(Some("src/agent/mod.rs"))
+                    .line(Some(42))
+                    .args(format_args!("session to x"))
+                    .build(),
+            )
+        };
+        assert_eq!(line(log::Level::Info), "[INFO] session to x\n");
+        assert_eq!(line(log::Level::Warn), "[WARN] session to x\n");
+        assert_eq!(line(log::Level::Debug), "[DEBUG] session to x\n");
+        assert_eq!(
+            line(log::Level::Trace),
+            "[TRACE] [src/agent/mod.rs:42] session to x\n"
+        );
+        let bare = stderr_line(
+            &log::Record::builder()
+                .level(log::Level::Trace)
+                .args(format_args!("m"))
+                .build(),
+        );
+        assert_eq!(bare, "[TRACE] [<unknown>:<unknown>] m\n");
     }
 }

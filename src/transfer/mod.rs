@@ -22,6 +22,7 @@
 //! Nothing here does I/O: the agent gives the time and carries out what these functions decide;
 //! `client` moves the bytes and `hooks` runs the OS commands.
 
+pub mod config;
 pub mod hooks;
 
 use serde::{Deserialize, Serialize};
