@@ -9,7 +9,6 @@
 //! §3.2.1.1. Nothing else sleeps.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
@@ -22,6 +21,7 @@ use crate::sys::store::Store;
 mod clock;
 mod control;
 mod listener;
+pub mod plan;
 mod session;
 mod start;
 mod state;
@@ -29,7 +29,8 @@ mod transfers;
 mod watch;
 
 pub use clock::now_unix;
-use clock::{now_unix_ms, unix_after, until_unix, until_unix_ms};
+use clock::wall;
+use plan::{Facts, Periodic, Planner};
 use session::usable_url;
 pub use session::SessionResult;
 pub use state::{
@@ -262,6 +263,11 @@ impl Agent {
 
     /// Queues an event from the loop: a refused event is logged, never fatal. Returns whether a
     /// new event was queued (a single event already pending is not new).
+    /// The earliest pending ScheduleInform (Unix seconds).
+    fn next_scheduled(&self) -> Option<i64> {
+        self.state.scheduled.iter().map(|x| x.at).min()
+    }
+
     fn queue(&mut self, code: &str, command_key: &str) -> bool {
         self.add_event(code, command_key).unwrap_or_else(|e| {
             log::error!("cannot queue event {code}: {e}");
@@ -302,16 +308,8 @@ impl Agent {
             Err(e) => log::error!("{e}; request-download is not available"),
         }
         self.pick_up_requests();
-        // In Unix milliseconds: PeriodicInformTime may carry a fraction (schedule::next_periodic).
-        let mut next_periodic: Option<i64> = None;
-        let mut retry_at: i64 = 0;
-        let mut next_poll = now_unix();
+        let mut plan = Planner::new(wall());
         let mut warned_idle = false;
-        // When the last successfully completed session ended, whatever it carried: the
-        // reference of DefaultActiveNotificationThrottle (TR-181; RAM only, as it allows).
-        let mut last_completed: Option<i64> = None;
-        // The periodic settings the current plan was made from.
-        let mut planned_for = None;
         let mut reload = false;
         loop {
             if state_lock.is_none() {
@@ -328,53 +326,49 @@ impl Agent {
             // notification (TR-181 ManagementServer.ConnectionRequestURL): checked now.
             self.follow_connreq(&s, false);
             if std::mem::take(&mut self.url_changed) {
-                next_poll = now;
+                plan.poll_now(wall());
             }
             // Reboot/FactoryReset after the session that asked; the wait for the device to go
             // down; the transfers that are due (between sessions only).
             let hold = self.device_step(now);
             let transfer_wake = if hold { None } else { self.transfer_step(now) };
-            // Periodic informs (§3.2.1): planned from the settings, re-planned only when they
-            // change (an ACS SPV, `cwmpd set`), so other sessions do not push the next one away.
-            let plan = (s.periodic_enable, s.periodic_interval, s.periodic_time);
-            if planned_for != Some(plan) {
-                planned_for = Some(plan);
-                next_periodic = None;
-            }
-            if s.periodic_enable {
-                let now_ms = now_unix_ms();
-                let due = *next_periodic.get_or_insert_with(|| {
-                    schedule::next_periodic(now_ms, s.periodic_interval, s.periodic_time)
-                });
-                if now_ms >= due {
-                    // A new event ends a retry backoff: the session is attempted now.
-                    if self.queue(events::PERIODIC, "") {
-                        retry_at = 0;
-                    }
-                    next_periodic = Some(schedule::next_periodic(
-                        now_ms,
-                        s.periodic_interval,
-                        s.periodic_time,
-                    ));
-                }
-            } else {
-                next_periodic = None;
+            let mut facts = Facts {
+                periodic: Periodic {
+                    enable: s.periodic_enable,
+                    interval: s.periodic_interval,
+                    reference_ms: s.periodic_time,
+                },
+                poll_interval: self.cfg.datamodel.poll_interval,
+                next_scheduled: self.next_scheduled(),
+                events_pending: false,
+                transfer_wake,
+                hold_until: self
+                    .hold_since
+                    .map(|since| since + i64::from(self.cfg.transfer.reboot_timeout) + 1),
+                connreq_check: None,
+            };
+            let t = wall();
+            let due = plan.due(t, &facts);
+            // Periodic informs (§3.2.1), at the phase of PeriodicInformTime.
+            if due.periodic && self.queue(events::PERIODIC, "") {
+                plan.event_queued();
             }
             // ScheduleInform requests that came due (§A.4.1.4).
-            let due: Vec<ScheduledInform> = self
-                .state
-                .scheduled
-                .iter()
-                .filter(|x| x.at <= now)
-                .cloned()
-                .collect();
-            if !due.is_empty() {
+            if due.scheduled {
+                let now = plan::secs(t);
+                let due: Vec<ScheduledInform> = self
+                    .state
+                    .scheduled
+                    .iter()
+                    .filter(|x| x.at <= now)
+                    .cloned()
+                    .collect();
                 self.state.scheduled.retain(|x| x.at > now);
                 self.queue(events::SCHEDULED, "");
                 for d in due {
                     self.queue(events::M_SCHEDULE_INFORM, &d.command_key);
                 }
-                retry_at = 0;
+                plan.event_queued();
                 self.save();
             }
             // A `cwmpd set` from the command line while the daemon runs.
@@ -392,29 +386,22 @@ impl Agent {
                 }
             }
             // Value changes: an active notification starts a session (§3.2.1).
-            if now >= next_poll {
-                next_poll = now + i64::from(self.cfg.datamodel.poll_interval);
+            if due.poll {
                 self.pick_up_requests();
                 // Values are read anew: the system may have changed since the last look.
                 self.engine.invalidate();
                 let (_, active) = self.engine.notifications();
-                // A session only for an active notification waits until the throttle has
-                // passed since the last completed session; the change stays pending (it is
-                // compared with the last reported value) and goes with any earlier session.
-                let until = last_completed
-                    .filter(|_| s.active_throttle > 0)
-                    .map(|t| t.saturating_add(i64::from(s.active_throttle)))
-                    .filter(|&until| now < until);
-                match until {
-                    Some(until) if active => next_poll = next_poll.min(until),
-                    _ => {
-                        if active && self.queue(events::VALUE_CHANGE, "") {
-                            retry_at = 0;
-                        }
-                    }
+                // A session only for an active notification waits for the throttle; the change
+                // stays pending (it is compared with the last reported value).
+                if active
+                    && plan.active_change(t, s.active_throttle)
+                    && self.queue(events::VALUE_CHANGE, "")
+                {
+                    plan.event_queued();
                 }
             }
-            if !hold && !self.state.events.is_empty() && now >= retry_at {
+            let events_pending = !self.state.events.is_empty();
+            if plan.session_due(t, events_pending, hold) {
                 if !usable_url(&s.url) || !s.enable_cwmp {
                     // Nothing will serve a pending connection request: later ones are new.
                     self.set_phase(Phase::Idle);
@@ -432,48 +419,28 @@ impl Agent {
                 } else {
                     warned_idle = false;
                     let result = self.run_session();
-                    if result.is_ok() {
-                        // Rounded up: the throttle is never shorter than asked.
-                        last_completed = Some(unix_after(Duration::ZERO));
-                    }
-                    if result.is_err() {
+                    let failure = result.is_err().then(|| {
                         let s = self.settings();
-                        let wait = schedule::retry_wait(
-                            self.state.retry_count.max(1),
-                            s.retry_min_wait,
-                            s.retry_multiplier,
-                            self.random_u64(),
-                        )
-                        .max(Duration::from_secs(self.retry_after.unwrap_or(0).into()));
-                        retry_at = unix_after(wait);
-                        log::info!("next attempt in {} s", retry_at - now_unix());
-                    } else {
-                        retry_at = 0;
+                        plan::Failure {
+                            retry_count: self.state.retry_count,
+                            min_wait: s.retry_min_wait,
+                            multiplier: s.retry_multiplier,
+                            random: self.random_u64(),
+                            retry_after: self.retry_after,
+                        }
+                    });
+                    let end = wall();
+                    let retry_at = plan.session_ended(end, failure);
+                    if failure.is_some() {
+                        log::info!("next attempt in {} s", retry_at - plan::secs(wall()));
                     }
                     continue;
                 }
             }
-            let mut deadline = next_poll;
-            if let Some(x) = self.state.scheduled.iter().map(|x| x.at).min() {
-                deadline = deadline.min(x);
-            }
-            if !self.state.events.is_empty() && retry_at > now {
-                deadline = deadline.min(retry_at);
-            }
-            if let Some(t) = transfer_wake {
-                deadline = deadline.min(t);
-            }
-            if let Some(since) = self.hold_since {
-                deadline = deadline.min(since + i64::from(self.cfg.transfer.reboot_timeout) + 1);
-            }
-            let mut wait = until_unix(deadline);
-            if let Some(p) = next_periodic {
-                wait = wait.min(until_unix_ms(p));
-            }
-            if let Some(cr) = &self.connreq {
-                wait = wait.min(cr.until_check());
-            }
-            let wait = wait.max(Duration::from_millis(200));
+            facts.events_pending = events_pending;
+            facts.next_scheduled = self.next_scheduled();
+            facts.connreq_check = self.connreq.as_ref().map(ConnReq::until_check);
+            let wait = plan.poll_at(wall(), &facts);
             drop(state_lock.take());
             let got = self.rx.recv_timeout(wait);
             state_lock = Some(self.lock_state());
@@ -482,11 +449,11 @@ impl Agent {
                     self.keep_trusted_sources();
                     self.queue(events::CONNECTION_REQUEST, "");
                     // A connection request is answered now, whatever the backoff (§3.2.2).
-                    retry_at = 0;
+                    plan.event_queued();
                 }
                 Ok(Trigger::ValuesChanged) => {
                     watch_pending.store(false, std::sync::atomic::Ordering::Release);
-                    next_poll = now_unix();
+                    plan.poll_now(wall());
                 }
                 Ok(Trigger::Transfer(done)) => self.job_done(done),
                 Ok(Trigger::Requests) => {

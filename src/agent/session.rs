@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::clock::{now_unix, unix_after};
+use super::clock::{now_unix, wall};
 use super::control::AgentControl;
+use super::plan::unix_after;
 use super::state::LastSession;
 use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
@@ -310,7 +311,7 @@ impl Agent {
                 Action::Execute(req) => {
                     log::info!("ACS request: {}", req.method());
                     // Rounded up: what the ACS delays by DelaySeconds never fires early.
-                    let now = unix_after(Duration::ZERO);
+                    let now = unix_after(wall(), Duration::ZERO);
                     // The requests that are journalled: their response promises work that a
                     // failed write would lose, so a failed write answers 9002 and undoes them.
                     let journalled = matches!(
