@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use super::clock::now_unix;
 use super::session::time_text;
 use super::state::{AgentState, PendingAction, ScheduledInform, MAX_SCHEDULED};
 use super::transfers::{apply_hook, produce_hook};
@@ -120,7 +119,7 @@ impl Agent {
             match result {
                 Ok(()) => {
                     log::info!("{what} hook done; waiting for the device to restart");
-                    self.hold_since = Some(now_unix());
+                    self.hold_since = Some(self.now_unix());
                     return true;
                 }
                 Err(e) => {

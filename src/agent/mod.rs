@@ -8,7 +8,9 @@
 //! value changes with active notification, connection requests, and retries with the backoff of
 //! §3.2.1.1. Nothing else sleeps.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
@@ -18,7 +20,7 @@ use crate::http::files as client;
 use crate::schedule;
 use crate::sys::store::Store;
 
-mod clock;
+pub mod clock;
 mod control;
 mod listener;
 pub mod plan;
@@ -26,10 +28,10 @@ mod session;
 mod start;
 mod state;
 mod transfers;
+pub mod transport;
 mod watch;
 
-pub use clock::now_unix;
-use clock::wall;
+pub use clock::{Clock, SystemClock};
 use plan::{Facts, Periodic, Planner};
 use session::usable_url;
 pub use session::SessionResult;
@@ -38,6 +40,7 @@ pub use state::{
     PendingAction, ScheduledInform, MAX_REQUEST_ARGS, MAX_REQUEST_ARG_LEN, REQUESTS_DIR,
 };
 use state::{AGENT_FILE, DATAMODEL_FILE, MAX_SCHEDULED};
+pub use transport::{AcsTransport, Connect};
 use watch::watch;
 
 /// What wakes the loop from outside.
@@ -112,6 +115,10 @@ pub struct Agent {
     requests: Option<Store>,
     /// The kernel boot id changed since the last start (`1 BOOT` is queued).
     booted: bool,
+    /// Where the time comes from, and how the loop waits.
+    clock: Box<dyn Clock>,
+    /// Opens the ACS transport of a session.
+    connect: Connect,
 }
 
 impl Agent {
@@ -150,6 +157,8 @@ impl Agent {
             hold_since: None,
             requests: None,
             booted: false,
+            clock: Box::new(SystemClock),
+            connect: transport::http(),
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
@@ -164,6 +173,23 @@ impl Agent {
         let url = agent.provisional_url();
         agent.show_connreq_url(&url, s.connection_request.enabled);
         Ok(agent)
+    }
+
+    /// The agent with another clock (a test's: no real time passes).
+    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> Agent {
+        self.clock = clock;
+        self
+    }
+
+    /// The agent with another ACS transport (a test's in-memory ACS).
+    pub fn with_transport(mut self, connect: Connect) -> Agent {
+        self.connect = connect;
+        self
+    }
+
+    /// The clock's Unix time in whole seconds.
+    fn now_unix(&self) -> i64 {
+        plan::secs(self.clock.wall())
     }
 
     /// A sender other threads use to wake the loop.
@@ -283,24 +309,21 @@ impl Agent {
     /// waits: a `cwmpd set` runs between two turns, and the turn after it reads what it wrote.
     pub fn run(&mut self) -> Result<Exit, String> {
         let daemon_lock = self.store.lock_daemon().map_err(|e| e.to_string())?;
-        let mut state_lock = Some(self.lock_state());
-        self.start_daemon()?;
+        let mut lp = self.start_loop()?;
         self.start_connreq()?;
-        let watch_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         watch(
             self.engine.watch_paths(),
             self.tx.clone(),
-            watch_pending.clone(),
+            lp.watch_pending.clone(),
             Trigger::ValuesChanged,
         );
         // `cwmpd request-download` leaves its requests in a directory of their own.
-        let requests_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         match Store::open(&self.cfg.storage.dir.join(REQUESTS_DIR)) {
             Ok(store) => {
                 watch(
                     vec![store.dir().to_path_buf()],
                     self.tx.clone(),
-                    requests_pending.clone(),
+                    lp.requests_pending.clone(),
                     Trigger::Requests,
                 );
                 self.requests = Some(store);
@@ -308,173 +331,211 @@ impl Agent {
             Err(e) => log::error!("{e}; request-download is not available"),
         }
         self.pick_up_requests();
-        let mut plan = Planner::new(wall());
-        let mut warned_idle = false;
-        let mut reload = false;
         loop {
-            if state_lock.is_none() {
-                state_lock = Some(self.lock_state());
-            }
-            if reload && !self.state.transfers.busy() {
-                log::info!("re-reading the configuration");
+            if let Some(exit) = self.turn(&mut lp) {
+                drop(lp);
                 drop(daemon_lock);
-                return Ok(Exit::Reload);
-            }
-            let now = now_unix();
-            let s = self.settings();
-            // ConnectionRequestURL follows the WAN address; a change is a forced active
-            // notification (TR-181 ManagementServer.ConnectionRequestURL): checked now.
-            self.follow_connreq(&s, false);
-            if std::mem::take(&mut self.url_changed) {
-                plan.poll_now(wall());
-            }
-            // Reboot/FactoryReset after the session that asked; the wait for the device to go
-            // down; the transfers that are due (between sessions only).
-            let hold = self.device_step(now);
-            let transfer_wake = if hold { None } else { self.transfer_step(now) };
-            let mut facts = Facts {
-                periodic: Periodic {
-                    enable: s.periodic_enable,
-                    interval: s.periodic_interval,
-                    reference_ms: s.periodic_time,
-                },
-                poll_interval: self.cfg.datamodel.poll_interval,
-                next_scheduled: self.next_scheduled(),
-                events_pending: false,
-                transfer_wake,
-                hold_until: self
-                    .hold_since
-                    .map(|since| since + i64::from(self.cfg.transfer.reboot_timeout) + 1),
-                connreq_check: None,
-            };
-            let t = wall();
-            let due = plan.due(t, &facts);
-            // Periodic informs (§3.2.1), at the phase of PeriodicInformTime.
-            if due.periodic && self.queue(events::PERIODIC, "") {
-                plan.event_queued();
-            }
-            // ScheduleInform requests that came due (§A.4.1.4).
-            if due.scheduled {
-                let now = plan::secs(t);
-                let due: Vec<ScheduledInform> = self
-                    .state
-                    .scheduled
-                    .iter()
-                    .filter(|x| x.at <= now)
-                    .cloned()
-                    .collect();
-                self.state.scheduled.retain(|x| x.at > now);
-                self.queue(events::SCHEDULED, "");
-                for d in due {
-                    self.queue(events::M_SCHEDULE_INFORM, &d.command_key);
-                }
-                plan.event_queued();
-                self.save();
-            }
-            // A `cwmpd set` from the command line while the daemon runs.
-            if self.store.changed_on_disk(DATAMODEL_FILE) {
-                match self.store.load_existing::<DmState>(DATAMODEL_FILE) {
-                    Ok(Some(dm)) => self.engine.replace_state(dm),
-                    // Removed or corrupt under a running daemon: its own state is the good
-                    // copy (instance numbers must never be handed out twice); write it back.
-                    Ok(None) => {
-                        if let Err(e) = self.store.save(DATAMODEL_FILE, self.engine.state()) {
-                            log::error!("{e}");
-                        }
-                    }
-                    Err(e) => log::error!("{e}"),
-                }
-            }
-            // Value changes: an active notification starts a session (§3.2.1).
-            if due.poll {
-                self.pick_up_requests();
-                // Values are read anew: the system may have changed since the last look.
-                self.engine.invalidate();
-                let (_, active) = self.engine.notifications();
-                // A session only for an active notification waits for the throttle; the change
-                // stays pending (it is compared with the last reported value).
-                if active
-                    && plan.active_change(t, s.active_throttle)
-                    && self.queue(events::VALUE_CHANGE, "")
-                {
-                    plan.event_queued();
-                }
-            }
-            let events_pending = !self.state.events.is_empty();
-            if plan.session_due(t, events_pending, hold) {
-                if !usable_url(&s.url) || !s.enable_cwmp {
-                    // Nothing will serve a pending connection request: later ones are new.
-                    self.set_phase(Phase::Idle);
-                    if !warned_idle {
-                        log::warn!(
-                            "events pending but no session is possible: {}",
-                            if !usable_url(&s.url) {
-                                "no usable ACS URL is configured"
-                            } else {
-                                "ManagementServer.EnableCWMP is false"
-                            }
-                        );
-                        warned_idle = true;
-                    }
-                } else {
-                    warned_idle = false;
-                    let result = self.run_session();
-                    let failure = result.is_err().then(|| {
-                        let s = self.settings();
-                        plan::Failure {
-                            retry_count: self.state.retry_count,
-                            min_wait: s.retry_min_wait,
-                            multiplier: s.retry_multiplier,
-                            random: self.random_u64(),
-                            retry_after: self.retry_after,
-                        }
-                    });
-                    let end = wall();
-                    let retry_at = plan.session_ended(end, failure);
-                    if failure.is_some() {
-                        log::info!("next attempt in {} s", retry_at - plan::secs(wall()));
-                    }
-                    continue;
-                }
-            }
-            facts.events_pending = events_pending;
-            facts.next_scheduled = self.next_scheduled();
-            facts.connreq_check = self.connreq.as_ref().map(ConnReq::until_check);
-            let wait = plan.poll_at(wall(), &facts);
-            drop(state_lock.take());
-            let got = self.rx.recv_timeout(wait);
-            state_lock = Some(self.lock_state());
-            match got {
-                Ok(Trigger::ConnectionRequest) => {
-                    self.keep_trusted_sources();
-                    self.queue(events::CONNECTION_REQUEST, "");
-                    // A connection request is answered now, whatever the backoff (§3.2.2).
-                    plan.event_queued();
-                }
-                Ok(Trigger::ValuesChanged) => {
-                    watch_pending.store(false, std::sync::atomic::Ordering::Release);
-                    plan.poll_now(wall());
-                }
-                Ok(Trigger::Transfer(done)) => self.job_done(done),
-                Ok(Trigger::Requests) => {
-                    requests_pending.store(false, std::sync::atomic::Ordering::Release);
-                    self.pick_up_requests();
-                }
-                Ok(Trigger::Reload) => {
-                    if self.state.transfers.busy() {
-                        log::info!("SIGHUP: the configuration is re-read when the transfer ends");
-                    }
-                    reload = true;
-                }
-                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                    log::info!("stopping");
-                    drop(daemon_lock);
-                    return Ok(Exit::Stop);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+                return Ok(exit);
             }
         }
     }
+
+    /// The daemon's start without its threads and sockets: the start events and the recovery
+    /// of the previous run ([`Agent::run`] then starts the Connection Request listener and the
+    /// watches). A test drives the loop from here with [`Agent::turn`].
+    pub fn start_loop(&mut self) -> Result<Loop, String> {
+        let state_lock = Some(self.lock_state());
+        self.start_daemon()?;
+        Ok(Loop {
+            plan: Planner::new(self.clock.wall()),
+            warned_idle: false,
+            reload: false,
+            state_lock,
+            watch_pending: Default::default(),
+            requests_pending: Default::default(),
+        })
+    }
+
+    /// One turn of the loop: what is due now (a Reboot, a transfer step, the events of the
+    /// timers, a session), then a wait through the clock for a trigger or the next timer.
+    /// `Some` when the loop ends.
+    pub fn turn(&mut self, lp: &mut Loop) -> Option<Exit> {
+        let plan = &mut lp.plan;
+        if lp.state_lock.is_none() {
+            lp.state_lock = Some(self.lock_state());
+        }
+        if lp.reload && !self.state.transfers.busy() {
+            log::info!("re-reading the configuration");
+            return Some(Exit::Reload);
+        }
+        let now = self.now_unix();
+        let s = self.settings();
+        // ConnectionRequestURL follows the WAN address; a change is a forced active
+        // notification (TR-181 ManagementServer.ConnectionRequestURL): checked now.
+        self.follow_connreq(&s, false);
+        if std::mem::take(&mut self.url_changed) {
+            plan.poll_now(self.clock.wall());
+        }
+        // Reboot/FactoryReset after the session that asked; the wait for the device to go
+        // down; the transfers that are due (between sessions only).
+        let hold = self.device_step(now);
+        let transfer_wake = if hold { None } else { self.transfer_step(now) };
+        let mut facts = Facts {
+            periodic: Periodic {
+                enable: s.periodic_enable,
+                interval: s.periodic_interval,
+                reference_ms: s.periodic_time,
+            },
+            poll_interval: self.cfg.datamodel.poll_interval,
+            next_scheduled: self.next_scheduled(),
+            events_pending: false,
+            transfer_wake,
+            hold_until: self
+                .hold_since
+                .map(|since| since + i64::from(self.cfg.transfer.reboot_timeout) + 1),
+            connreq_check: None,
+        };
+        let t = self.clock.wall();
+        let due = plan.due(t, &facts);
+        // Periodic informs (§3.2.1), at the phase of PeriodicInformTime.
+        if due.periodic && self.queue(events::PERIODIC, "") {
+            plan.event_queued();
+        }
+        // ScheduleInform requests that came due (§A.4.1.4).
+        if due.scheduled {
+            let now = plan::secs(t);
+            let due: Vec<ScheduledInform> = self
+                .state
+                .scheduled
+                .iter()
+                .filter(|x| x.at <= now)
+                .cloned()
+                .collect();
+            self.state.scheduled.retain(|x| x.at > now);
+            self.queue(events::SCHEDULED, "");
+            for d in due {
+                self.queue(events::M_SCHEDULE_INFORM, &d.command_key);
+            }
+            plan.event_queued();
+            self.save();
+        }
+        // A `cwmpd set` from the command line while the daemon runs.
+        if self.store.changed_on_disk(DATAMODEL_FILE) {
+            match self.store.load_existing::<DmState>(DATAMODEL_FILE) {
+                Ok(Some(dm)) => self.engine.replace_state(dm),
+                // Removed or corrupt under a running daemon: its own state is the good
+                // copy (instance numbers must never be handed out twice); write it back.
+                Ok(None) => {
+                    if let Err(e) = self.store.save(DATAMODEL_FILE, self.engine.state()) {
+                        log::error!("{e}");
+                    }
+                }
+                Err(e) => log::error!("{e}"),
+            }
+        }
+        // Value changes: an active notification starts a session (§3.2.1).
+        if due.poll {
+            self.pick_up_requests();
+            // Values are read anew: the system may have changed since the last look.
+            self.engine.invalidate();
+            let (_, active) = self.engine.notifications();
+            // A session only for an active notification waits for the throttle; the change
+            // stays pending (it is compared with the last reported value).
+            if active
+                && plan.active_change(t, s.active_throttle)
+                && self.queue(events::VALUE_CHANGE, "")
+            {
+                plan.event_queued();
+            }
+        }
+        let events_pending = !self.state.events.is_empty();
+        if plan.session_due(t, events_pending, hold) {
+            if !usable_url(&s.url) || !s.enable_cwmp {
+                // Nothing will serve a pending connection request: later ones are new.
+                self.set_phase(Phase::Idle);
+                if !lp.warned_idle {
+                    log::warn!(
+                        "events pending but no session is possible: {}",
+                        if !usable_url(&s.url) {
+                            "no usable ACS URL is configured"
+                        } else {
+                            "ManagementServer.EnableCWMP is false"
+                        }
+                    );
+                    lp.warned_idle = true;
+                }
+            } else {
+                lp.warned_idle = false;
+                let result = self.run_session();
+                let failure = result.is_err().then(|| {
+                    let s = self.settings();
+                    plan::Failure {
+                        retry_count: self.state.retry_count,
+                        min_wait: s.retry_min_wait,
+                        multiplier: s.retry_multiplier,
+                        random: self.random_u64(),
+                        retry_after: self.retry_after,
+                    }
+                });
+                let retry_at = plan.session_ended(self.clock.wall(), failure);
+                if failure.is_some() {
+                    log::info!("next attempt in {} s", retry_at - self.now_unix());
+                }
+                return None;
+            }
+        }
+        facts.events_pending = events_pending;
+        facts.next_scheduled = self.next_scheduled();
+        facts.connreq_check = self.connreq.as_ref().map(ConnReq::until_check);
+        let wait = plan.poll_at(self.clock.wall(), &facts);
+        drop(lp.state_lock.take());
+        let got = self.clock.wait(&self.rx, wait);
+        lp.state_lock = Some(self.lock_state());
+        let plan = &mut lp.plan;
+        match got {
+            Ok(Trigger::ConnectionRequest) => {
+                self.keep_trusted_sources();
+                self.queue(events::CONNECTION_REQUEST, "");
+                // A connection request is answered now, whatever the backoff (§3.2.2).
+                plan.event_queued();
+            }
+            Ok(Trigger::ValuesChanged) => {
+                lp.watch_pending.store(false, Ordering::Release);
+                plan.poll_now(self.clock.wall());
+            }
+            Ok(Trigger::Transfer(done)) => self.job_done(done),
+            Ok(Trigger::Requests) => {
+                lp.requests_pending.store(false, Ordering::Release);
+                self.pick_up_requests();
+            }
+            Ok(Trigger::Reload) => {
+                if self.state.transfers.busy() {
+                    log::info!("SIGHUP: the configuration is re-read when the transfer ends");
+                }
+                lp.reload = true;
+            }
+            Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                log::info!("stopping");
+                return Some(Exit::Stop);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        None
+    }
+}
+
+/// The loop's state between two turns (see [`Agent::turn`]).
+pub struct Loop {
+    plan: Planner,
+    /// "No session is possible" was logged (once until a session runs again).
+    warned_idle: bool,
+    /// SIGHUP arrived: the loop ends once no transfer step runs.
+    reload: bool,
+    /// The state lock of the turn, released while the loop waits.
+    state_lock: Option<Option<crate::sys::store::StateLock>>,
+    /// One check pending at a time per watch: set by the watch thread, cleared when taken.
+    watch_pending: Arc<AtomicBool>,
+    requests_pending: Arc<AtomicBool>,
 }
 
 /// Why [`Agent::run`] returned.
@@ -485,3 +546,6 @@ pub enum Exit {
     /// SIGHUP: start again with the configuration file read anew.
     Reload,
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::clock::{now_unix, wall};
 use super::control::AgentControl;
 use super::plan::unix_after;
 use super::state::LastSession;
+use super::transport::AcsTransport;
 use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
 use crate::cwmp::fault::Fault;
 use crate::events;
-use crate::http::acs::{Transport, TransportConfig};
+use crate::http::acs::TransportConfig;
 use crate::rpc;
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
@@ -103,7 +103,7 @@ impl Agent {
             .is_none_or(|l| l.ok != result.is_ok() || l.result != text)
         {
             self.state.last_session = Some(LastSession {
-                time: now_unix(),
+                time: self.now_unix(),
                 ok: result.is_ok(),
                 result: text,
             });
@@ -128,7 +128,7 @@ impl Agent {
         // The wall-clock budget of the whole attempt, version fallbacks included: no ACS holds
         // the one loop longer (`[acs] session_limit`).
         let limit = self.cfg.acs.session_limit;
-        let deadline = Instant::now() + Duration::from_secs(limit.into());
+        let deadline = self.clock.instant() + Duration::from_secs(limit.into());
         // The URL may have changed outside a session (`cwmpd set`, a config reload).
         self.note_url()?;
         let settings = self.settings();
@@ -210,17 +210,17 @@ impl Agent {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut transport = Transport::new(self.transport_config(&settings)).map_err(|e| {
+        let cfg = self.transport_config(&settings);
+        let mut transport = (self.connect)(&cfg, deadline).map_err(|e| {
             self.state.events.failed(&delivery.in_flight);
             e.to_string()
         })?;
-        transport.set_deadline(Some(deadline));
         let outcome = loop {
             let inform = Inform {
                 device_id: device_id.clone(),
                 events: event_list.clone(),
                 max_envelopes: 1,
-                current_time: schedule::format_datetime(now_unix(), 0),
+                current_time: schedule::format_datetime(self.now_unix(), 0),
                 retry_count: self.state.retry_count,
                 parameters: delivery.params.clone(),
             };
@@ -237,7 +237,7 @@ impl Agent {
                 limits: Default::default(),
                 max_exchanges: session::DEFAULT_MAX_EXCHANGES,
             };
-            let outcome = self.drive(&mut transport, p, &delivery, (deadline, limit));
+            let outcome = self.drive(transport.as_mut(), p, &delivery, (deadline, limit));
             transport.end_session();
             match (&outcome.result, session::fallback(ns)) {
                 (Err(session::SessionError::VersionRejected(_)), Some(lower))
@@ -285,7 +285,7 @@ impl Agent {
     /// Drives one session attempt to its end, or to `limit`: (the instant, its seconds).
     pub(super) fn drive(
         &mut self,
-        transport: &mut Transport,
+        transport: &mut dyn AcsTransport,
         p: SessionParams,
         delivery: &Delivery,
         limit: (Instant, u32),
@@ -293,11 +293,10 @@ impl Agent {
         let (mut session, mut action) = Session::start(p);
         let mut delivered = false;
         let mut settled = 0;
-        let expired = || Instant::now() >= limit.0;
         loop {
             action = match action {
                 // Every POST starts within the limit, and the transport cuts it at the limit.
-                Action::Post(_) if expired() => session.time_limit(limit.1),
+                Action::Post(_) if self.clock.instant() >= limit.0 => session.time_limit(limit.1),
                 Action::Post(body) => match transport.post(&body) {
                     Ok(reply) => {
                         if matches!(reply.status, 429 | 503) {
@@ -305,13 +304,13 @@ impl Agent {
                         }
                         session.on_reply(reply.status, &reply.body)
                     }
-                    Err(_) if expired() => session.time_limit(limit.1),
+                    Err(_) if self.clock.instant() >= limit.0 => session.time_limit(limit.1),
                     Err(e) => session.on_failure(&e.to_string()),
                 },
                 Action::Execute(req) => {
                     log::info!("ACS request: {}", req.method());
                     // Rounded up: what the ACS delays by DelaySeconds never fires early.
-                    let now = unix_after(wall(), Duration::ZERO);
+                    let now = unix_after(self.clock.wall(), Duration::ZERO);
                     // The requests that are journalled: their response promises work that a
                     // failed write would lose, so a failed write answers 9002 and undoes them.
                     let journalled = matches!(

@@ -1,7 +1,6 @@
 //! What the agent does at start: `1 BOOT`, `0 BOOTSTRAP` (§3.2.1), a FactoryReset carried out,
 //! and what the records of the previous run mean now (a reboot, a kill, a power cut happened).
 
-use super::clock::now_unix;
 use super::state::{AgentState, AutonomousTransfer, MAX_SCHEDULED};
 use super::transfers::{apply_reboots, clean_transfer_dir, transfer_file};
 use super::Agent;
@@ -72,7 +71,7 @@ impl Agent {
     /// What the records of the previous run mean now (a reboot, a kill, a power cut happened).
     /// `booted`: the kernel boot id changed (then `1 BOOT` is queued already).
     pub(super) fn recover(&mut self, booted: bool) -> Result<(), String> {
-        let now = now_unix();
+        let now = self.now_unix();
         // The start after a Reboot's hook ran (§A.3.2.10): `1 BOOT` and `M Reboot` with each
         // CommandKey, written together with the record's removal: exactly once. A restart of
         // the agent alone counts too (the hook was started: the device is, or was, going down).

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::clock::now_unix;
 use super::{Agent, JobDone, Trigger};
 use crate::config::ResolvedHooks;
 use crate::http::files as client;
@@ -235,7 +234,7 @@ impl Agent {
 
     /// A transfer thread finished a step: the record moves on and is persisted.
     pub(super) fn job_done(&mut self, done: JobDone) {
-        let now = now_unix();
+        let now = self.now_unix();
         let retry_interval = self.cfg.transfer.retry_interval;
         let (reboots, kind) = {
             let Some(t) = self.state.transfers.get(done.id) else {
