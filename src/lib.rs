@@ -8,6 +8,7 @@ pub mod cwmp;
 pub mod datamodel;
 pub mod events;
 pub mod http;
+pub mod jobs;
 pub mod rpc;
 pub mod schedule;
 pub mod session;

@@ -9,7 +9,7 @@ use super::state::{AgentState, PendingAction, ScheduledInform, MAX_SCHEDULED};
 use super::transfers::{apply_hook, produce_hook};
 use super::Agent;
 use crate::config::ResolvedHooks;
-use crate::cwmp::fault::Fault;
+use crate::cwmp::fault::{Fault, TransferFault};
 use crate::rpc::Control;
 use crate::schedule;
 use crate::soap::msg::{Download, QueuedTransfer, ScheduleDownload, Upload};
@@ -36,7 +36,7 @@ impl Agent {
                 );
                 t.finish(
                     now,
-                    9010,
+                    TransferFault::Download.code(),
                     format!("the device did not restart within {timeout} s after the apply hook"),
                 );
                 changed = true;
@@ -110,11 +110,11 @@ impl Agent {
             let hook_timeout = Duration::from_secs(self.cfg.transfer.hook_timeout.into());
             let result = if line.trim().is_empty() {
                 Err(hooks::HookError {
-                    code: 9002,
+                    code: TransferFault::Internal.code(),
                     message: format!("no {what} hook is configured"),
                 })
             } else {
-                hooks::run(&line, &call, hook_timeout, 9002)
+                hooks::run(&line, &call, hook_timeout, TransferFault::Internal.code())
             };
             match result {
                 Ok(()) => {

@@ -16,9 +16,10 @@ use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
 use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event};
-use crate::http::files as client;
+use crate::jobs::Jobs;
 use crate::schedule;
 use crate::sys::store::Store;
+use crate::transfer::job::Failure;
 
 pub mod clock;
 mod control;
@@ -67,7 +68,7 @@ pub struct JobDone {
     pub id: u64,
     /// Which step finished.
     pub apply: bool,
-    pub result: Result<(), client::Failure>,
+    pub result: Result<(), Failure>,
 }
 
 /// The effective ManagementServer settings, read back from the data model after every change.
@@ -119,6 +120,8 @@ pub struct Agent {
     clock: Box<dyn Clock>,
     /// Opens the ACS transport of a session.
     connect: Connect,
+    /// Starts the transfer jobs, which report with [`Trigger::Transfer`].
+    jobs: Jobs<Trigger>,
 }
 
 impl Agent {
@@ -141,6 +144,12 @@ impl Agent {
         let backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
         let engine = Engine::new(schema, backends, dm);
         let (tx, rx) = mpsc::channel();
+        let jobs = {
+            let tx = tx.clone();
+            Jobs::new(move |t| {
+                let _ = tx.send(t);
+            })
+        };
         let hooks = cfg.hooks.resolve(cfg.datamodel.openwrt());
         let mut agent = Agent {
             cfg,
@@ -159,6 +168,7 @@ impl Agent {
             booted: false,
             clock: Box::new(SystemClock),
             connect: transport::http(),
+            jobs,
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {

@@ -2,10 +2,11 @@
 //! and what the records of the previous run mean now (a reboot, a kill, a power cut happened).
 
 use super::state::{AgentState, AutonomousTransfer, MAX_SCHEDULED};
-use super::transfers::{apply_reboots, clean_transfer_dir, transfer_file};
+use super::transfers::apply_reboots;
 use super::Agent;
 use crate::connreq;
 use crate::events;
+use crate::transfer::job;
 
 impl Agent {
     /// Queues `1 BOOT` when the device booted since the last start (a new kernel boot id), and
@@ -39,7 +40,7 @@ impl Agent {
             };
             self.engine.factory_reset();
             match self.transfer_dir() {
-                Ok(dir) => clean_transfer_dir(&dir, &self.state.transfers),
+                Ok(dir) => job::clean_dir(&dir, &self.state.transfers),
                 Err(e) => log::error!("{e}"),
             }
             let url = self.provisional_url();
@@ -95,7 +96,7 @@ impl Agent {
         let dir = self.transfer_dir().map_err(|e| log::error!("{e}")).ok();
         let present = |id: u64, ext: &str| {
             dir.as_ref()
-                .is_some_and(|d| d.open_file(&transfer_file(id, ext)).is_ok())
+                .is_some_and(|d| d.open_file(&job::file_name(id, ext)).is_ok())
         };
         let firmware = self.state.transfers.recover(
             now,
@@ -104,7 +105,7 @@ impl Agent {
             |id| present(id, "started"),
         );
         if let Some(dir) = &dir {
-            clean_transfer_dir(dir, &self.state.transfers);
+            job::clean_dir(dir, &self.state.transfers);
             // A whole file kept for its apply, written by an older version: 0600 now.
             crate::sys::private::make_private(dir.path());
         }

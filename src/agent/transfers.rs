@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use super::{Agent, JobDone, Trigger};
 use crate::config::ResolvedHooks;
+use crate::cwmp::fault::TransferFault;
 use crate::http::files as client;
 use crate::sys::private::PrivateDir;
-use crate::transfer::{self, hooks, FileKind, FileType, Next, Transfers};
+use crate::transfer::job::{self as job, Failure, FileClient, Job, Step};
+use crate::transfer::{self, FileKind, Next};
 
 impl Agent {
     /// Starts what is due among the transfers (never during a session: the loop calls this
@@ -41,15 +43,18 @@ impl Agent {
     pub(super) fn start_job(&mut self, id: u64, apply: bool, now: i64) {
         // Opened and checked before every job: private to the agent, whatever was there.
         let dir = self.transfer_dir();
-        let hooks = self.hooks.clone();
         let Some(t) = self.state.transfers.get_mut(id) else {
             return;
         };
         let dir = match dir {
             Ok(d) => d,
             Err(e) => {
-                let code = if t.origin.is_download() { 9010 } else { 9011 };
-                t.finish(now, code, e);
+                let fault = if t.origin.is_download() {
+                    TransferFault::Download
+                } else {
+                    TransferFault::Upload
+                };
+                t.finish(now, fault.code(), e);
                 return;
             }
         };
@@ -74,12 +79,13 @@ impl Agent {
             }
             return;
         }
-        let hook_timeout = Duration::from_secs(self.cfg.transfer.hook_timeout.into());
-        let cfg = self.client_config();
-        let method = if self.cfg.transfer.upload_method == "POST" {
-            client::UploadMethod::Post
-        } else {
-            client::UploadMethod::Put
+        let client = HttpFiles {
+            cfg: self.client_config(),
+            method: if self.cfg.transfer.upload_method == "POST" {
+                client::UploadMethod::Post
+            } else {
+                client::UploadMethod::Put
+            },
         };
         let kind = t.kind();
         log::info!(
@@ -94,140 +100,46 @@ impl Agent {
             t.file_type,
             t.attempts
         );
-        let job = move || -> Result<(), client::Failure> {
-            let fail = |code: u32, message: String| client::Failure {
-                code,
-                message,
-                retryable: false,
-            };
-            let file_name = transfer_file(t.id, "file");
-            let file = dir.join(&file_name);
-            if apply {
-                let line = apply_hook(&hooks, kind, &t.file_type);
-                if line.is_empty() {
-                    return Err(fail(9010, format!("no hook applies {:?}", t.file_type)));
-                }
-                // The hook gets a path nobody else can rename or rewrite: the directory is
-                // still the private one opened, and the file in it is a regular file.
-                if let Err(e) = dir
-                    .check()
-                    .and_then(|()| dir.open_file(&file_name).map(drop))
-                {
-                    return Err(fail(
-                        9010,
-                        format!("{} is not the file downloaded: {e}", file.display()),
-                    ));
-                }
-                let call = hooks::Call {
-                    file: Some(&file),
-                    target: &t.target_file_name,
-                    file_type: &t.file_type,
-                    instance: None,
-                    command_key: &t.command_key,
-                };
-                // The mark `recover` tells a started hook by (a hook that reboots may never
-                // return).
-                if let Err(e) = dir.create(&transfer_file(t.id, "started")) {
-                    return Err(fail(9010, e.to_string()));
-                }
-                return hooks::run(line, &call, hook_timeout, 9010)
-                    .map_err(|e| fail(e.code, e.message));
-            }
-            if !t.origin.is_download() {
-                let up_name = transfer_file(t.id, "up");
-                let up = dir.join(&up_name);
-                // The produce hook writes a new file: nothing left from before is sent.
-                if let Err(e) = dir.remove(&up_name) {
-                    return Err(fail(9011, e.to_string()));
-                }
-                let line = produce_hook(&hooks, kind);
-                let instance = FileType::upload(&t.file_type).and_then(|f| f.instance);
-                let call = hooks::Call {
-                    file: Some(&up),
-                    target: "",
-                    file_type: &t.file_type,
-                    instance,
-                    command_key: &t.command_key,
-                };
-                let r = hooks::run(line, &call, hook_timeout, 9011)
-                    .map_err(|e| fail(e.code, e.message))
-                    .and_then(|()| {
-                        dir.check()
-                            .map_err(|e| fail(9011, e.to_string()))
-                            .and_then(|()| {
-                                client::upload(&cfg, &t.url, &t.username, &t.password, method, &up)
-                            })
-                    });
-                let _ = dir.remove(&up_name);
-                return r;
-            }
-            let expected = (t.file_size > 0).then_some(u64::from(t.file_size));
-            let free = client::free_space(dir.path());
-            // Without a FileSize, a quarter of the free space stays free (the directory is
-            // RAM on a router).
-            let mut cfg = cfg;
-            cfg.max_download = free.map(|f| f - f / 4);
-            if let (Some(size), Some(free)) = (expected, free) {
-                if size > free {
-                    return Err(fail(
-                        9010,
-                        format!(
-                            "the file ({size} bytes) does not fit in {} ({free} bytes free)",
-                            dir.path().display()
-                        ),
-                    ));
-                }
-            }
-            let part_name = transfer_file(t.id, "part");
-            let part = dir.join(&part_name);
-            let r = dir
-                .create(&part_name)
-                .map_err(|e| fail(9010, e.to_string()))
-                .and_then(|dest| {
-                    client::download_to(
-                        &cfg,
-                        &t.url,
-                        &t.username,
-                        &t.password,
-                        dest,
-                        &part,
-                        expected,
-                    )
-                })
-                .and_then(|_| {
-                    dir.rename(&part_name, &file_name)
-                        .map_err(|e| fail(9010, e.to_string()))
-                });
-            if r.is_err() {
-                let _ = dir.remove(&part_name);
-            }
-            r
+        let (step, hook) = if apply {
+            (Step::Apply, apply_hook(&self.hooks, kind, &t.file_type))
+        } else if t.origin.is_download() {
+            (Step::Fetch, "")
+        } else {
+            (Step::Upload, produce_hook(&self.hooks, kind))
         };
-        let tx = self.tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("transfer".into())
-            .spawn(move || {
-                // A panic in the transfer code must not leave the record marked as running
-                // with no thread behind it: it becomes a retryable internal error.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
-                    .unwrap_or_else(|_| {
-                        Err(client::Failure {
-                            code: 9002,
-                            message: "internal error in the transfer thread".into(),
-                            retryable: true,
-                        })
-                    });
-                let _ = tx.send(Trigger::Transfer(JobDone { id, apply, result }));
-            });
-        if let Err(e) = spawned {
+        let job = Job {
+            id: t.id,
+            step,
+            file_type: t.file_type,
+            target_file_name: t.target_file_name,
+            command_key: t.command_key,
+            url: t.url,
+            username: t.username,
+            password: t.password,
+            file_size: t.file_size,
+            dir,
+            hook: hook.to_string(),
+            hook_timeout: Duration::from_secs(self.cfg.transfer.hook_timeout.into()),
+        };
+        let done = move |result| Trigger::Transfer(JobDone { id, apply, result });
+        let started = self.jobs.start(
+            "transfer",
+            move || done(job.run(&client)),
+            // A panic in the transfer code must not leave the record marked as running with no
+            // thread behind it: it becomes a retryable internal error.
+            move || {
+                done(Err(Failure::internal(
+                    "internal error in the transfer thread",
+                )))
+            },
+        );
+        if let Err(e) = started {
             self.job_done(JobDone {
                 id,
                 apply,
-                result: Err(client::Failure {
-                    code: 9002,
-                    message: format!("cannot start the transfer thread: {e}"),
-                    retryable: true,
-                }),
+                result: Err(Failure::internal(format!(
+                    "cannot start the transfer thread: {e}"
+                ))),
             });
         }
     }
@@ -297,8 +209,8 @@ impl Agent {
         if done.apply && finished {
             match self.transfer_dir() {
                 Ok(dir) => {
-                    let _ = dir.remove(&transfer_file(done.id, "file"));
-                    let _ = dir.remove(&transfer_file(done.id, "started"));
+                    let _ = dir.remove(&job::file_name(done.id, "file"));
+                    let _ = dir.remove(&job::file_name(done.id, "started"));
                 }
                 Err(e) => log::error!("{e}"),
             }
@@ -368,31 +280,49 @@ pub(super) fn produce_hook(hooks: &ResolvedHooks, kind: FileKind) -> &str {
     }
 }
 
-/// The file of transfer `id` in the transfer directory: `part` while it arrives, `file` when
-/// whole, `up` for an upload being produced.
-pub(super) fn transfer_file(id: u64, ext: &str) -> String {
-    format!("{id}.{ext}")
+/// The daemon's file client ([`client`]) as a transfer job's [`FileClient`].
+struct HttpFiles {
+    cfg: client::ClientConfig,
+    method: client::UploadMethod,
 }
 
-/// Removes what a cut left in the transfer directory: every partial download and upload, and
-/// whole files no record waits to apply.
-pub(super) fn clean_transfer_dir(dir: &PrivateDir, transfers: &Transfers) {
-    let Ok(names) = dir.names() else {
-        return;
-    };
-    for name in names {
-        let Some((id, ext)) = name.split_once('.') else {
-            continue;
+fn failure(f: client::Failure) -> Failure {
+    Failure {
+        code: f.code,
+        message: f.message,
+        retryable: f.retryable,
+    }
+}
+
+impl FileClient for HttpFiles {
+    fn download(
+        &self,
+        url: &str,
+        username: &str,
+        password: &str,
+        dest: std::fs::File,
+        part: &std::path::Path,
+        expected: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<u64, Failure> {
+        let cfg = client::ClientConfig {
+            max_download: limit,
+            ..self.cfg.clone()
         };
-        let Ok(id) = id.parse::<u64>() else {
-            continue;
-        };
-        let keep = ext == "file"
-            && transfers
-                .get(id)
-                .is_some_and(|t| t.state == transfer::State::Fetched);
-        if matches!(ext, "part" | "file" | "up" | "started") && !keep {
-            let _ = dir.remove(&name);
-        }
+        client::download_to(&cfg, url, username, password, dest, part, expected).map_err(failure)
+    }
+
+    fn upload(
+        &self,
+        url: &str,
+        username: &str,
+        password: &str,
+        src: &std::path::Path,
+    ) -> Result<(), Failure> {
+        client::upload(&self.cfg, url, username, password, self.method, src).map_err(failure)
+    }
+
+    fn free_space(&self, dir: &std::path::Path) -> Option<u64> {
+        client::free_space(dir)
     }
 }

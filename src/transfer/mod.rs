@@ -23,10 +23,11 @@
 //! `client` moves the bytes and `hooks` runs the OS commands.
 
 pub mod hooks;
+pub mod job;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cwmp::fault::Fault;
+use crate::cwmp::fault::{Fault, TransferFault};
 use crate::events::{self, MAX_COMMAND_KEY_LEN};
 use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, Upload};
 
@@ -627,12 +628,16 @@ impl Transfers {
                         t.state = State::Queued;
                         t.not_before = now;
                     } else {
-                        let code = if t.origin == Origin::Upload {
-                            9011
+                        let fault = if t.origin == Origin::Upload {
+                            TransferFault::Upload
                         } else {
-                            9017
+                            TransferFault::Incomplete
                         };
-                        t.finish(now, code, "the transfer was interrupted (agent restart)");
+                        t.finish(
+                            now,
+                            fault.code(),
+                            "the transfer was interrupted (agent restart)",
+                        );
                     }
                 }
                 State::Applying | State::AwaitingReboot
@@ -652,7 +657,7 @@ impl Transfers {
                     } else {
                         t.finish(
                             now,
-                            9010,
+                            TransferFault::Download.code(),
                             "the downloaded file was lost before it was applied",
                         );
                     }
