@@ -1,13 +1,14 @@
 //! The agent's side of the Connection Request listener (§3.2.2): starting it, following the
 //! ManagementServer settings, and the ConnectionRequestURL the data model shows.
 
+use super::AgentError;
 use super::{Agent, Settings, Trigger};
 use crate::connreq::{self, listener::Phase, ConnReq};
 use crate::events;
 
 impl Agent {
     /// Starts the Connection Request listener (§3.2.2) and sets ConnectionRequestURL.
-    pub(super) fn start_connreq(&mut self) -> Result<(), String> {
+    pub(super) fn start_connreq(&mut self) -> Result<(), AgentError> {
         let key = self.random()?;
         let tx = self.tx.clone();
         self.connreq = Some(ConnReq::new(

@@ -23,6 +23,7 @@ use crate::transfer::job::Failure;
 
 pub mod clock;
 mod control;
+mod error;
 mod listener;
 pub mod plan;
 mod session;
@@ -33,6 +34,7 @@ pub mod transport;
 mod watch;
 
 pub use clock::{Clock, SystemClock};
+pub use error::AgentError;
 use plan::{Facts, Periodic, Planner};
 use session::usable_url;
 pub use session::SessionResult;
@@ -127,18 +129,23 @@ pub struct Agent {
 impl Agent {
     /// Builds the agent from a validated config: opens the store, loads the data model and the
     /// persisted state.
-    pub fn new(mut cfg: Config) -> Result<Agent, String> {
+    pub fn new(mut cfg: Config) -> Result<Agent, AgentError> {
         if cfg.device.serial_number.is_empty() {
             cfg.device.serial_number = crate::sys::os::default_serial_number();
         }
         if cfg.device.software_version.is_empty() {
             cfg.device.software_version = env!("CARGO_PKG_VERSION").to_string();
         }
-        let model = cfg.model().ok_or("invalid data_model")?;
-        let schema = cfg.datamodel.schema(model).map_err(|e| e.to_string())?;
-        let mut store = Store::open(&cfg.storage.dir).map_err(|e| e.to_string())?;
-        let mut state: AgentState = store.load(AGENT_FILE).map_err(|e| e.to_string())?;
-        let dm: DmState = store.load(DATAMODEL_FILE).map_err(|e| e.to_string())?;
+        let model = cfg
+            .model()
+            .ok_or_else(|| AgentError::Config("invalid data_model".into()))?;
+        let schema = cfg
+            .datamodel
+            .schema(model)
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        let mut store = Store::open(&cfg.storage.dir).map_err(error::store)?;
+        let mut state: AgentState = store.load(AGENT_FILE).map_err(error::store)?;
+        let dm: DmState = store.load(DATAMODEL_FILE).map_err(error::store)?;
         // A state file is trusted no more than the ACS: the same bound as ScheduleInform's.
         state.scheduled.truncate(MAX_SCHEDULED);
         let backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
@@ -176,7 +183,7 @@ impl Agent {
             agent
                 .store
                 .save(AGENT_FILE, &agent.state)
-                .map_err(|e| e.to_string())?;
+                .map_err(error::store)?;
         }
         // What the CLI shows; the daemon replaces it once its listener is bound.
         let s = agent.settings();
@@ -219,11 +226,11 @@ impl Agent {
 
     /// Queues an event (from the CLI or a trigger). Returns whether a new event was queued (a
     /// single event already pending is not new).
-    pub fn add_event(&mut self, code: &str, command_key: &str) -> Result<bool, String> {
+    pub fn add_event(&mut self, code: &str, command_key: &str) -> Result<bool, AgentError> {
         self.state
             .events
             .add(Event::new(code, command_key))
-            .map_err(|e| e.to_string())
+            .map_err(|e| AgentError::Event(e.to_string()))
     }
 
     fn settings(&mut self) -> Settings {
@@ -290,10 +297,9 @@ impl Agent {
     }
 
     /// `N` bytes from the system CSPRNG.
-    fn random<const N: usize>(&self) -> Result<[u8; N], String> {
+    fn random<const N: usize>(&self) -> Result<[u8; N], AgentError> {
         let mut b = [0u8; N];
-        ring::rand::SecureRandom::fill(&self.rng, &mut b)
-            .map_err(|_| "the system random generator failed")?;
+        ring::rand::SecureRandom::fill(&self.rng, &mut b).map_err(|_| AgentError::Random)?;
         Ok(b)
     }
 
@@ -317,8 +323,8 @@ impl Agent {
     ///
     /// The state lock is held for each loop turn and its session, and released while the loop
     /// waits: a `cwmpd set` runs between two turns, and the turn after it reads what it wrote.
-    pub fn run(&mut self) -> Result<Exit, String> {
-        let daemon_lock = self.store.lock_daemon().map_err(|e| e.to_string())?;
+    pub fn run(&mut self) -> Result<Exit, AgentError> {
+        let daemon_lock = self.store.lock_daemon().map_err(error::store)?;
         let mut lp = self.start_loop()?;
         self.start_connreq()?;
         watch(
@@ -353,7 +359,7 @@ impl Agent {
     /// The daemon's start without its threads and sockets: the start events and the recovery
     /// of the previous run ([`Agent::run`] then starts the Connection Request listener and the
     /// watches). A test drives the loop from here with [`Agent::turn`].
-    pub fn start_loop(&mut self) -> Result<Loop, String> {
+    pub fn start_loop(&mut self) -> Result<Loop, AgentError> {
         let state_lock = Some(self.lock_state());
         self.start_daemon()?;
         Ok(Loop {

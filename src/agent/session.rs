@@ -9,6 +9,7 @@ use super::control::AgentControl;
 use super::plan::unix_after;
 use super::state::LastSession;
 use super::transport::AcsTransport;
+use super::AgentError;
 use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
 use crate::cwmp::fault::Fault;
@@ -28,7 +29,7 @@ use crate::transfer;
 pub(super) const MAX_RETRY_AFTER: u32 = 3600;
 
 /// The outcome of one session run by [`Agent::run_session`].
-pub type SessionResult = Result<(), String>;
+pub type SessionResult = Result<(), AgentError>;
 
 /// One of the CPE's own requests in a session, so that an acknowledged one is removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +114,7 @@ impl Agent {
             log::error!("{e}");
         }
         self.save();
-        result.map(|_| ())
+        result.map(|_| ()).map_err(AgentError::Session)
     }
 
     /// One session, with the CWMP version fallback of §A.2: how many ACS requests ran, and
@@ -130,7 +131,7 @@ impl Agent {
         let limit = self.cfg.acs.session_limit;
         let deadline = self.clock.instant() + Duration::from_secs(limit.into());
         // The URL may have changed outside a session (`cwmpd set`, a config reload).
-        self.note_url()?;
+        self.note_url().map_err(|e| e.to_string())?;
         let settings = self.settings();
         if !usable_url(&settings.url) {
             return Err(format!(

@@ -4,6 +4,7 @@
 use super::state::{AgentState, AutonomousTransfer, MAX_SCHEDULED};
 use super::transfers::apply_reboots;
 use super::Agent;
+use super::AgentError;
 use crate::connreq;
 use crate::events;
 use crate::transfer::job;
@@ -11,7 +12,7 @@ use crate::transfer::job;
 impl Agent {
     /// Queues `1 BOOT` when the device booted since the last start (a new kernel boot id), and
     /// `0 BOOTSTRAP` when this ACS URL never acknowledged one. Called once at start.
-    pub fn note_start(&mut self) -> Result<(), String> {
+    pub fn note_start(&mut self) -> Result<(), AgentError> {
         let boot = crate::sys::os::boot_id().unwrap_or_default();
         let booted = boot.is_empty() || boot != self.state.boot_id;
         if booted {
@@ -27,7 +28,7 @@ impl Agent {
     /// The daemon's start: a FactoryReset carried out, `1 BOOT`/`0 BOOTSTRAP`, then what the
     /// records of the previous run mean now ([`Agent::recover`]). Only the daemon does this: a
     /// `cwmpd inform` beside a running daemon must not touch its transfers.
-    pub(super) fn start_daemon(&mut self) -> Result<(), String> {
+    pub(super) fn start_daemon(&mut self) -> Result<(), AgentError> {
         if self.state.factory_reset.as_ref().is_some_and(|f| f.started) {
             // §A.4.1.3: the reset hook ran (OpenWrt's firstboot wipes the storage directory
             // itself). What the agent kept goes too, so it starts as new: `0 BOOTSTRAP` (no URL
@@ -54,7 +55,7 @@ impl Agent {
     }
 
     /// Queues BOOTSTRAP when the ACS URL differs from the one that acknowledged it.
-    pub(super) fn note_url(&mut self) -> Result<(), String> {
+    pub(super) fn note_url(&mut self) -> Result<(), AgentError> {
         let url = self.settings().url;
         if !url.is_empty()
             && url != self.state.bootstrapped_url
@@ -71,7 +72,7 @@ impl Agent {
 
     /// What the records of the previous run mean now (a reboot, a kill, a power cut happened).
     /// `booted`: the kernel boot id changed (then `1 BOOT` is queued already).
-    pub(super) fn recover(&mut self, booted: bool) -> Result<(), String> {
+    pub(super) fn recover(&mut self, booted: bool) -> Result<(), AgentError> {
         let now = self.now_unix();
         // The start after a Reboot's hook ran (§A.3.2.10): `1 BOOT` and `M Reboot` with each
         // CommandKey, written together with the record's removal: exactly once. A restart of

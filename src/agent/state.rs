@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Agent;
+use super::{Agent, AgentError};
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventQueue;
@@ -156,27 +156,29 @@ pub struct ScheduledInform {
 
 /// Checks a RequestDownload (from the command line or a request file): a download FileType
 /// (§A.4.2.1), at most [`MAX_REQUEST_ARGS`] arguments of bounded length.
-pub fn validate_request(r: &DownloadRequest) -> Result<(), String> {
+pub fn validate_request(r: &DownloadRequest) -> Result<(), AgentError> {
     if FileType::download(&r.file_type).is_none() {
-        return Err(format!(
+        return Err(AgentError::Request(format!(
             "{:?} is not a download FileType (1 Firmware Upgrade Image, 2 Web Content, 3 Vendor \
              Configuration File or X <OUI> <name>)",
             r.file_type
-        ));
+        )));
     }
     if r.args.len() > MAX_REQUEST_ARGS {
-        return Err(format!("at most {MAX_REQUEST_ARGS} arguments"));
+        return Err(AgentError::Request(format!(
+            "at most {MAX_REQUEST_ARGS} arguments"
+        )));
     }
     for a in &r.args {
         if a.name.is_empty()
             || a.name.chars().count() > 64
             || a.value.chars().count() > MAX_REQUEST_ARG_LEN
         {
-            return Err(format!(
+            return Err(AgentError::Request(format!(
                 "argument {:?}: the name must be 1-64 characters, the value at most \
                  {MAX_REQUEST_ARG_LEN}",
                 a.name
-            ));
+            )));
         }
     }
     Ok(())
@@ -184,15 +186,15 @@ pub fn validate_request(r: &DownloadRequest) -> Result<(), String> {
 
 impl Agent {
     /// Writes the engine's and the agent's state if they changed.
-    pub fn persist(&mut self) -> Result<(), String> {
+    pub fn persist(&mut self) -> Result<(), AgentError> {
         if let Some(dm) = self.engine.take_dirty() {
             self.store
                 .save(DATAMODEL_FILE, dm)
-                .map_err(|e| e.to_string())?;
+                .map_err(super::error::store)?;
         }
         self.store
             .save(AGENT_FILE, &self.state)
-            .map_err(|e| e.to_string())?;
+            .map_err(super::error::store)?;
         Ok(())
     }
 
@@ -215,8 +217,8 @@ impl Agent {
     /// Claims the storage directory for a session run outside the daemon (`cwmpd inform`): it
     /// fails when a daemon runs on it (two agents must not drive sessions and write the same
     /// state).
-    pub fn lock_daemon(&self) -> Result<crate::sys::store::DaemonLock, String> {
-        self.store.lock_daemon().map_err(|e| e.to_string())
+    pub fn lock_daemon(&self) -> Result<crate::sys::store::DaemonLock, AgentError> {
+        self.store.lock_daemon().map_err(super::error::store)
     }
 
     /// Takes the requests `cwmpd request-download` left (§A.4.2.1) into the agent's state, then
