@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
+use crate::datamodel::management::ManagementServer;
 use crate::datamodel::{backend::Backends, DmState, Engine};
 use crate::events::{self, Event};
 use crate::jobs::Jobs;
@@ -234,59 +235,34 @@ impl Agent {
     }
 
     fn settings(&mut self) -> Settings {
-        let root = self.engine.root().to_string();
-        let mut get = |name: &str| {
-            self.engine
-                .value(&format!("{root}ManagementServer.{name}"))
-                .unwrap_or_default()
-        };
-        let url = get("URL");
-        let username = get("Username");
-        let periodic_enable = get("PeriodicInformEnable") == "true";
-        let periodic_interval = get("PeriodicInformInterval")
-            .parse()
-            .unwrap_or(86400)
-            .max(1);
-        let periodic_time = schedule::periodic_reference(&get("PeriodicInformTime"));
-        let retry_min_wait = get("CWMPRetryMinimumWaitInterval")
-            .parse()
-            .unwrap_or(self.cfg.acs.retry_minimum_wait_interval);
-        let retry_multiplier = get("CWMPRetryIntervalMultiplier")
-            .parse()
-            .unwrap_or(self.cfg.acs.retry_interval_multiplier);
-        let enable_cwmp = get("EnableCWMP") != "false";
-        let active_throttle = get("DefaultActiveNotificationThrottle")
-            .parse()
-            .unwrap_or(0);
-        // GetParameterValues reads passwords back empty; `Engine::value` gives the stored one.
-        let password = get("Password");
-        let cr_username = get("ConnectionRequestUsername");
-        let cr_password = get("ConnectionRequestPassword");
+        // Passwords as stored: GetParameterValues reads them back empty, the view does not.
+        let m = ManagementServer::read(&mut self.engine);
         let connection_request = connreq::Inputs {
             // TR-098 has no HTTPConnectionRequestEnable: the config decides there. With
             // EnableCWMP false no request is accepted either (TR-181 ManagementServer).
-            enabled: self
-                .engine
-                .value(&format!(
-                    "{root}ManagementServer.HTTPConnectionRequestEnable"
-                ))
-                .map_or(self.cfg.connection_request.enable, |v| v != "false")
-                && enable_cwmp,
-            username: cr_username,
-            password: cr_password,
-            acs_url: url.clone(),
+            enabled: m
+                .http_connection_request_enable
+                .unwrap_or(self.cfg.connection_request.enable)
+                && m.enable_cwmp,
+            username: m.connection_request_username,
+            password: m.connection_request_password,
+            acs_url: m.url.clone(),
         };
         Settings {
-            url,
-            username,
-            password,
-            periodic_enable,
-            periodic_interval,
-            periodic_time,
-            retry_min_wait,
-            retry_multiplier,
-            enable_cwmp,
-            active_throttle,
+            url: m.url,
+            username: m.username,
+            password: m.password,
+            periodic_enable: m.periodic_inform_enable,
+            periodic_interval: m.periodic_inform_interval.unwrap_or(86400).max(1),
+            periodic_time: schedule::periodic_reference(&m.periodic_inform_time),
+            retry_min_wait: m
+                .retry_minimum_wait_interval
+                .unwrap_or(self.cfg.acs.retry_minimum_wait_interval),
+            retry_multiplier: m
+                .retry_interval_multiplier
+                .unwrap_or(self.cfg.acs.retry_interval_multiplier),
+            enable_cwmp: m.enable_cwmp,
+            active_throttle: m.default_active_notification_throttle.unwrap_or(0),
             connection_request,
         }
     }

@@ -13,6 +13,7 @@ use super::AgentError;
 use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
 use crate::cwmp::fault::Fault;
+use crate::datamodel::management::{Identity, ManagementServer};
 use crate::events;
 use crate::http::acs::TransportConfig;
 use crate::rpc;
@@ -159,17 +160,12 @@ impl Agent {
                 params.push(p);
             }
         }
-        let root = self.engine.root().to_string();
-        let mut info = |n: &str| {
-            self.engine
-                .value(&format!("{root}DeviceInfo.{n}"))
-                .unwrap_or_default()
-        };
+        let info = Identity::read(&mut self.engine);
         let device_id = DeviceId {
-            manufacturer: info("Manufacturer"),
-            oui: info("ManufacturerOUI"),
-            product_class: info("ProductClass"),
-            serial_number: info("SerialNumber"),
+            manufacturer: info.manufacturer,
+            oui: info.manufacturer_oui,
+            product_class: info.product_class,
+            serial_number: info.serial_number,
         };
         // The CPE's own requests, and the events they need in this Inform (§3.7.1.5).
         self.ensure_cpe_events();
@@ -391,7 +387,7 @@ impl Agent {
                 if let Some(p) = delivery
                     .params
                     .iter()
-                    .find(|p| p.name.ends_with("ManagementServer.ConnectionRequestURL"))
+                    .find(|p| ManagementServer::is_connection_request_url(&self.engine, &p.name))
                 {
                     self.state.reported_connection_request_url = p.value.clone();
                 }

@@ -6,6 +6,7 @@ use super::transfers::apply_reboots;
 use super::Agent;
 use super::AgentError;
 use crate::connreq;
+use crate::datamodel::management;
 use crate::events;
 use crate::transfer::job;
 
@@ -112,11 +113,7 @@ impl Agent {
         }
         // A firmware the ACS did not install (§A.4.2.2 AutonomousTransferComplete): the version
         // changed and no Download of ours explains it.
-        let root = self.engine.root().to_string();
-        let sw = self
-            .engine
-            .value(&format!("{root}DeviceInfo.SoftwareVersion"))
-            .unwrap_or_default();
+        let sw = management::software_version(&mut self.engine);
         let known = std::mem::replace(&mut self.state.software_version, sw.clone());
         if !known.is_empty() && known != sw && firmware == 0 {
             log::info!("software version changed from {known} to {sw} without a Download");

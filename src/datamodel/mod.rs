@@ -15,6 +15,7 @@
 
 pub mod backend;
 pub mod generate;
+pub mod management;
 pub mod schema;
 pub mod transform;
 pub mod types;
