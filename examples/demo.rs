@@ -234,12 +234,12 @@ fn daemon(url: &str, rest: &[String]) -> Result<(), String> {
 fn run_one_session(cfg: Config) -> Result<(), String> {
     let mut agent = Agent::new(cfg)?;
     agent.note_start()?;
-    agent.run_session()
+    agent.run_session().map_err(String::from)
 }
 
 /// What `cwmpd run` does.
 fn run_daemon(cfg: Config) -> Result<(), String> {
-    Agent::new(cfg)?.run().map(drop)
+    Agent::new(cfg)?.run().map(drop).map_err(String::from)
 }
 
 /// A private temporary directory, removed on drop.

@@ -31,6 +31,7 @@ pub mod cwmp;
 pub mod datamodel;
 pub mod events;
 pub mod http;
+pub mod jobs;
 pub mod rpc;
 pub mod schedule;
 pub mod session;

@@ -117,7 +117,7 @@ fn cmd_run(cfg: Config, args: &[String]) -> CliResult {
     // Before any thread starts, so that every thread inherits the mask and only the
     // signal thread sees them.
     let signals = block_signals().map_err(failed)?;
-    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
     wait_for_signals(signals, agent.trigger_sender());
     match agent.run().map_err(failed)? {
         cwmpd::agent::Exit::Stop => Ok(ExitCode::SUCCESS),
@@ -142,7 +142,7 @@ fn cmd_inform(cfg: Config, args: &[String]) -> CliResult {
             other => return Err(usage(format!("inform: unexpected {other:?}"))),
         }
     }
-    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
     // One session driver per storage directory.
     let _lock = agent.lock_daemon().map_err(|e| {
         failed(format!(
@@ -172,7 +172,7 @@ fn cmd_get(cfg: Config, args: &[String]) -> CliResult {
     if args.is_empty() {
         return Err(usage("get needs at least one PATH"));
     }
-    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
     let values = agent
         .engine()
         .values(args)
@@ -211,7 +211,7 @@ fn cmd_set(cfg: Config, args: &[String]) -> CliResult {
     let _lock = cwmpd::sys::store::Store::open(&cfg.storage.dir)
         .and_then(|s| s.lock_state(Some(std::time::Duration::from_secs(120))))
         .map_err(failed)?;
-    let mut agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
     // Committed only once persisted: a change that cannot be recorded is undone.
     agent.engine().hold();
     match agent.engine().set_local(&list) {
@@ -238,7 +238,7 @@ fn cmd_set(cfg: Config, args: &[String]) -> CliResult {
 /// `cwmpd status`: the last session, the retry count, what is pending.
 fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
     no_args("status", args)?;
-    let agent = Agent::new(cfg).map_err(|e| (2, e))?;
+    let agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
     let st = agent.state();
     match &st.last_session {
         Some(l) => println!(

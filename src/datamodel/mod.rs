@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod config;
 pub mod generate;
+pub mod management;
 pub mod schema;
 pub mod transform;
 pub mod types;

@@ -24,10 +24,11 @@
 
 pub mod config;
 pub mod hooks;
+pub mod job;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cwmp::fault::Fault;
+use crate::cwmp::fault::{Fault, TransferFault};
 use crate::events::{self, MAX_COMMAND_KEY_LEN};
 use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, Upload};
 
@@ -628,12 +629,16 @@ impl Transfers {
                         t.state = State::Queued;
                         t.not_before = now;
                     } else {
-                        let code = if t.origin == Origin::Upload {
-                            9011
+                        let fault = if t.origin == Origin::Upload {
+                            TransferFault::Upload
                         } else {
-                            9017
+                            TransferFault::Incomplete
                         };
-                        t.finish(now, code, "the transfer was interrupted (agent restart)");
+                        t.finish(
+                            now,
+                            fault.code(),
+                            "the transfer was interrupted (agent restart)",
+                        );
                     }
                 }
                 State::Applying | State::AwaitingReboot
@@ -653,7 +658,7 @@ impl Transfers {
                     } else {
                         t.finish(
                             now,
-                            9010,
+                            TransferFault::Download.code(),
                             "the downloaded file was lost before it was applied",
                         );
                     }

@@ -1,0 +1,257 @@
+//! The typed view of the parameters the agent itself runs on: `ManagementServer` (TR-181
+//! `Device.ManagementServer.`, TR-098 `InternetGatewayDevice.ManagementServer.`) and the
+//! identity in `DeviceInfo` the Inform carries (§A.3.3.1 DeviceIdStruct), and its software version. The engine keeps the
+//! paths; the agent reads and writes typed fields.
+//!
+//! Values are read with [`Engine::value`]: a password reads back as stored (GetParameterValues
+//! shows it empty, the agent needs it). A parameter the model lacks reads as empty, or as `None`
+//! where the field is an `Option` (TR-098 has no HTTPConnectionRequestEnable).
+
+use super::Engine;
+use crate::cwmp::fault::Fault;
+use crate::soap::msg::SetValue;
+
+/// A ManagementServer parameter the agent reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    Url,
+    Username,
+    Password,
+    PeriodicInformEnable,
+    PeriodicInformInterval,
+    PeriodicInformTime,
+    RetryMinimumWaitInterval,
+    RetryIntervalMultiplier,
+    EnableCwmp,
+    DefaultActiveNotificationThrottle,
+    ConnectionRequestUrl,
+    ConnectionRequestUsername,
+    ConnectionRequestPassword,
+    HttpConnectionRequestEnable,
+}
+
+impl Param {
+    /// The parameter's name under `ManagementServer.`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Url => "URL",
+            Param::Username => "Username",
+            Param::Password => "Password",
+            Param::PeriodicInformEnable => "PeriodicInformEnable",
+            Param::PeriodicInformInterval => "PeriodicInformInterval",
+            Param::PeriodicInformTime => "PeriodicInformTime",
+            Param::RetryMinimumWaitInterval => "CWMPRetryMinimumWaitInterval",
+            Param::RetryIntervalMultiplier => "CWMPRetryIntervalMultiplier",
+            Param::EnableCwmp => "EnableCWMP",
+            Param::DefaultActiveNotificationThrottle => "DefaultActiveNotificationThrottle",
+            Param::ConnectionRequestUrl => "ConnectionRequestURL",
+            Param::ConnectionRequestUsername => "ConnectionRequestUsername",
+            Param::ConnectionRequestPassword => "ConnectionRequestPassword",
+            Param::HttpConnectionRequestEnable => "HTTPConnectionRequestEnable",
+        }
+    }
+
+    /// The full path under the model's root (`Device.`, `InternetGatewayDevice.`).
+    pub fn path(self, root: &str) -> String {
+        format!("{root}ManagementServer.{}", self.name())
+    }
+}
+
+/// The ManagementServer parameters the agent runs on, as they are now. Numbers that are
+/// missing or unreadable are `None`: the agent applies its own defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagementServer {
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    /// `true` only when the value is `true`.
+    pub periodic_inform_enable: bool,
+    pub periodic_inform_interval: Option<u32>,
+    /// PeriodicInformTime as stored (an xsd:dateTime; the unknown time when none is set).
+    pub periodic_inform_time: String,
+    pub retry_minimum_wait_interval: Option<u32>,
+    pub retry_interval_multiplier: Option<u32>,
+    /// EnableCWMP: `false` only when the value is `false` (TR-098 has no such parameter).
+    pub enable_cwmp: bool,
+    pub default_active_notification_throttle: Option<u32>,
+    pub connection_request_username: String,
+    pub connection_request_password: String,
+    /// HTTPConnectionRequestEnable; `None` where the model has no such parameter (TR-098).
+    pub http_connection_request_enable: Option<bool>,
+}
+
+impl ManagementServer {
+    /// Reads the view from the engine.
+    pub fn read(engine: &mut Engine) -> ManagementServer {
+        let root = engine.root().to_string();
+        let mut get = |p: Param| engine.value(&p.path(&root)).ok();
+        let mut text = |p: Param| get(p).unwrap_or_default();
+        let url = text(Param::Url);
+        let username = text(Param::Username);
+        let password = text(Param::Password);
+        let periodic_inform_enable = text(Param::PeriodicInformEnable) == "true";
+        let periodic_inform_interval = text(Param::PeriodicInformInterval).parse().ok();
+        let periodic_inform_time = text(Param::PeriodicInformTime);
+        let retry_minimum_wait_interval = text(Param::RetryMinimumWaitInterval).parse().ok();
+        let retry_interval_multiplier = text(Param::RetryIntervalMultiplier).parse().ok();
+        let enable_cwmp = text(Param::EnableCwmp) != "false";
+        let default_active_notification_throttle =
+            text(Param::DefaultActiveNotificationThrottle).parse().ok();
+        let connection_request_username = text(Param::ConnectionRequestUsername);
+        let connection_request_password = text(Param::ConnectionRequestPassword);
+        let http_connection_request_enable =
+            get(Param::HttpConnectionRequestEnable).map(|v| v != "false");
+        ManagementServer {
+            url,
+            username,
+            password,
+            periodic_inform_enable,
+            periodic_inform_interval,
+            periodic_inform_time,
+            retry_minimum_wait_interval,
+            retry_interval_multiplier,
+            enable_cwmp,
+            default_active_notification_throttle,
+            connection_request_username,
+            connection_request_password,
+            http_connection_request_enable,
+        }
+    }
+
+    /// Writes parameters as a local change (`cwmpd set` semantics: checked against the model,
+    /// applied to the backends, held until the caller settles it).
+    pub fn write(engine: &mut Engine, values: &[(Param, &str)]) -> Result<(), Fault> {
+        let root = engine.root().to_string();
+        let list: Vec<SetValue> = values
+            .iter()
+            .map(|(p, v)| SetValue {
+                name: p.path(&root),
+                value: v.to_string(),
+                xsi_type: None,
+            })
+            .collect();
+        engine.set_local(&list).map(drop)
+    }
+
+    /// Whether `path` is ManagementServer.ConnectionRequestURL of the model (the Inform
+    /// parameter whose acknowledgement the agent records).
+    pub fn is_connection_request_url(engine: &Engine, path: &str) -> bool {
+        path.strip_prefix(engine.root())
+            .and_then(|p| p.strip_prefix("ManagementServer."))
+            == Some(Param::ConnectionRequestUrl.name())
+    }
+}
+
+/// The device's identity in `DeviceInfo`: the Inform's DeviceIdStruct (§A.3.3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub manufacturer: String,
+    pub manufacturer_oui: String,
+    pub product_class: String,
+    pub serial_number: String,
+}
+
+/// A `DeviceInfo.` parameter's value (empty when the model lacks it).
+fn device_info(engine: &mut Engine, name: &str) -> String {
+    let path = format!("{}DeviceInfo.{name}", engine.root());
+    engine.value(&path).unwrap_or_default()
+}
+
+impl Identity {
+    /// Reads the identity from the engine.
+    pub fn read(engine: &mut Engine) -> Identity {
+        Identity {
+            manufacturer: device_info(engine, "Manufacturer"),
+            manufacturer_oui: device_info(engine, "ManufacturerOUI"),
+            product_class: device_info(engine, "ProductClass"),
+            serial_number: device_info(engine, "SerialNumber"),
+        }
+    }
+}
+
+/// `DeviceInfo.SoftwareVersion`: what the agent watches for a firmware change nobody asked for
+/// (§A.4.2.2).
+pub fn software_version(engine: &mut Engine) -> String {
+    device_info(engine, "SoftwareVersion")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::datamodel::backend::Backends;
+    use crate::datamodel::DmState;
+
+    fn engine(model: &str, acs: &str) -> Engine {
+        let text = format!(
+            "[acs]\nurl = \"http://acs.test/cwmp\"\nusername = \"u\"\npassword = \"p\"\n{acs}\n\
+             [device]\ndata_model = {model:?}\nmanufacturer = \"M\"\noui = \"00D0F8\"\n\
+             product_class = \"PC\"\nserial_number = \"S1\"\nsoftware_version = \"1.2\"\n\
+             [connection_request]\nusername = \"cu\"\npassword = \"cp\"\n\
+             [datamodel]\nplatform = \"generic\"\n"
+        );
+        let cfg = Config::parse(&text, "test").unwrap();
+        let schema = cfg.datamodel.schema(cfg.model().unwrap()).unwrap();
+        let backends = Backends::with_platform(cfg.agent_defaults(), &cfg.datamodel.platform());
+        Engine::new(schema, backends, DmState::default())
+    }
+
+    #[test]
+    fn both_models_read_the_same_view() {
+        for model in ["tr181", "tr098"] {
+            let mut e = engine(
+                model,
+                "periodic_inform_interval = 300\nretry_minimum_wait_interval = 7",
+            );
+            let m = ManagementServer::read(&mut e);
+            assert_eq!(m.url, "http://acs.test/cwmp", "{model}");
+            assert_eq!((m.username.as_str(), m.password.as_str()), ("u", "p"));
+            assert!(m.periodic_inform_enable);
+            assert_eq!(m.periodic_inform_interval, Some(300));
+            assert_eq!(m.retry_minimum_wait_interval, Some(7));
+            assert!(m.enable_cwmp);
+            assert_eq!(m.connection_request_username, "cu");
+            assert_eq!(m.connection_request_password, "cp");
+            let d = Identity::read(&mut e);
+            assert_eq!(d.manufacturer_oui, "00D0F8");
+            assert_eq!(d.serial_number, "S1");
+            assert_eq!(software_version(&mut e), "1.2");
+            let cr = Param::ConnectionRequestUrl.path(e.root());
+            assert!(ManagementServer::is_connection_request_url(&e, &cr));
+            assert!(!ManagementServer::is_connection_request_url(
+                &e,
+                &Param::Url.path(e.root())
+            ));
+        }
+        // TR-098 has no HTTPConnectionRequestEnable: the config decides there.
+        let mut e = engine("tr098", "");
+        assert_eq!(
+            ManagementServer::read(&mut e).http_connection_request_enable,
+            None
+        );
+        let mut e = engine("tr181", "");
+        assert!(ManagementServer::read(&mut e)
+            .http_connection_request_enable
+            .is_some());
+    }
+
+    #[test]
+    fn written_values_read_back_typed() {
+        let mut e = engine("tr181", "");
+        e.hold();
+        ManagementServer::write(
+            &mut e,
+            &[
+                (Param::PeriodicInformInterval, "600"),
+                (Param::Url, "https://other.test/"),
+            ],
+        )
+        .unwrap();
+        e.settle(true);
+        let m = ManagementServer::read(&mut e);
+        assert_eq!(m.periodic_inform_interval, Some(600));
+        assert_eq!(m.url, "https://other.test/");
+        let bad = ManagementServer::write(&mut e, &[(Param::PeriodicInformInterval, "soon")]);
+        assert!(bad.is_err());
+    }
+}
