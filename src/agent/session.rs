@@ -558,4 +558,3 @@ pub(super) fn time_text(t: i64) -> String {
         schedule::format_datetime(t, 0)
     }
 }
-
