@@ -19,7 +19,10 @@ pub mod schema;
 pub mod transform;
 pub mod types;
 
-use serde::{Deserialize, Serialize};
+mod state;
+
+pub use state::{Attributes, DmState, TableState};
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::cwmp::fault::{Fault, ParamFault};
@@ -29,63 +32,6 @@ use crate::soap::msg::{
 use backend::{BackendKind, Cx, PARAMETER_KEY};
 use schema::{Access, ActiveNotify, Schema, Source};
 use types::BaseType;
-
-/// What the engine keeps across restarts (persisted by the agent through the store when
-/// [`Engine::take_dirty`] says it changed).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DmState {
-    /// Values owned by the agent backend that were set by the ACS or `cwmpd set`, by key.
-    #[serde(default)]
-    pub values: BTreeMap<String, String>,
-    /// Non-default attributes, by full parameter path.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, Attributes>,
-    /// Instance bookkeeping, by table path with instance numbers (`Device.Foo.1.Bar.`).
-    #[serde(default)]
-    pub tables: BTreeMap<String, TableState>,
-}
-
-/// A parameter's attributes (§A.3.2.4).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attributes {
-    /// 0 off, 1 passive, 2 active.
-    #[serde(default)]
-    pub notification: u8,
-    #[serde(default)]
-    pub access_list: Vec<String>,
-}
-
-/// The instances of one table: instance number → the backend's key for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableState {
-    /// The next instance number to hand out (never reused, §A.3.2.6).
-    pub next: u32,
-    /// Instance number → backend key (a uci section name, an index, …). Written with string
-    /// keys, as TOML tables need them.
-    #[serde(default, with = "number_keys")]
-    pub instances: BTreeMap<u32, String>,
-}
-
-/// A map with instance-number keys, serialized with string keys (`"3" = "cfg02"`).
-mod number_keys {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::collections::BTreeMap;
-
-    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, String>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(m.iter().map(|(k, v)| (k.to_string(), v)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, String>, D::Error> {
-        let raw = BTreeMap::<String, String>::deserialize(d)?;
-        raw.into_iter()
-            .map(|(k, v)| match super::instance_number(&k) {
-                Some(n) => Ok((n, v)),
-                None => Err(D::Error::custom(format!("{k:?} is not an instance number"))),
-            })
-            .collect()
-    }
-}
 
 /// The result of a change that may apply later (SetParameterValues, AddObject, DeleteObject
 /// Status: 0 applied, 1 applied when the session ends, §A.3.2.1).
@@ -840,33 +786,6 @@ impl Engine {
             .iter()
             .flat_map(|k| self.backends.peek(*k).watch_paths())
             .collect()
-    }
-
-    /// The persisted state, if it changed since the last call (the agent writes it to the store).
-    pub fn take_dirty(&mut self) -> Option<&DmState> {
-        if std::mem::take(&mut self.dirty) {
-            Some(&self.state)
-        } else {
-            None
-        }
-    }
-
-    /// The persisted state as it is now.
-    pub fn state(&self) -> &DmState {
-        &self.state
-    }
-
-    /// Takes the state another process wrote to the store (`cwmpd set` while the daemon runs).
-    pub fn replace_state(&mut self, state: DmState) {
-        self.state = state;
-        self.dirty = false;
-    }
-
-    /// Forgets everything the ACS set (FactoryReset): values, attributes, instances. Values
-    /// return to the config file's and the model's defaults; ParameterKey becomes empty.
-    pub fn factory_reset(&mut self) {
-        self.state = DmState::default();
-        self.dirty = true;
     }
 
     /// The backends, for the agent to push runtime values (e.g. ConnectionRequestURL).
