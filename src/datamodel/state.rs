@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::{instance_number, Engine};
+use super::path::instance_number;
+use super::Engine;
 
 /// What the engine keeps across restarts (persisted by the agent through the store when
 /// [`Engine::take_dirty`] says it changed).
