@@ -19,6 +19,8 @@ pub mod schema;
 pub mod transform;
 pub mod types;
 
+#[cfg(test)]
+mod fixture;
 mod notify;
 mod path;
 mod read;

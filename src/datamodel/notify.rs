@@ -436,3 +436,125 @@ impl Engine {
         self.reported.insert(path, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datamodel::fixture::{self, attr, code, set};
+
+    fn notification(e: &mut Engine, path: &str) -> u8 {
+        e.attributes(&[path.to_string()]).unwrap()[0].notification
+    }
+
+    fn changed(e: &mut Engine) -> (Vec<(String, String)>, bool) {
+        let (list, active) = e.notifications();
+        (
+            list.into_iter().map(|p| (p.name, p.value)).collect(),
+            active,
+        )
+    }
+
+    fn pair(n: &str, v: &str) -> (String, String) {
+        (n.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn the_models_active_notify_rules() {
+        let mut e = fixture::engine();
+        // canDeny: active notification refused on the parameter itself (9009); passive allowed.
+        assert_eq!(code(e.set_attributes(&[attr("Device.A.Deny", 2)])), 9009);
+        e.set_attributes(&[attr("Device.A.Deny", 1)]).unwrap();
+        assert_eq!(notification(&mut e, "Device.A.Deny"), 1);
+        // forceEnabled: always 2, cannot be turned off.
+        assert_eq!(code(e.set_attributes(&[attr("Device.A.Forced", 0)])), 9009);
+        assert_eq!(notification(&mut e, "Device.A.Forced"), 2);
+        // On a partial path, the parameters that refuse keep their attribute.
+        e.set_attributes(&[attr("Device.A.", 2)]).unwrap();
+        assert_eq!(notification(&mut e, "Device.A.X"), 2);
+        assert_eq!(notification(&mut e, "Device.A.Deny"), 1);
+        e.set_attributes(&[attr("Device.A.", 0)]).unwrap();
+        assert_eq!(notification(&mut e, "Device.A.X"), 0);
+        assert_eq!(notification(&mut e, "Device.A.Forced"), 2);
+        // Defaults are not stored.
+        assert!(e.state().attributes.keys().all(|k| k == "Device.A.Deny"));
+    }
+
+    #[test]
+    fn attribute_requests_are_checked_whole() {
+        let mut e = fixture::engine();
+        // Lightweight notification is not supported (9009); 7 is no notification (9003).
+        assert_eq!(code(e.set_attributes(&[attr("Device.A.X", 3)])), 9009);
+        assert_eq!(code(e.set_attributes(&[attr("Device.A.X", 7)])), 9003);
+        assert_eq!(code(e.set_attributes(&[attr("Device.A.Nope", 1)])), 9005);
+        // AccessList: only "Subscriber", kept once.
+        let mut a = attr("Device.A.X", 1);
+        a.access_list_change = true;
+        a.access_list = vec!["Other".into()];
+        assert_eq!(code(e.set_attributes(std::slice::from_ref(&a))), 9003);
+        a.access_list = vec!["Subscriber".into(), "Subscriber".into()];
+        // All or nothing: one bad entry, nothing changes.
+        assert_eq!(
+            code(e.set_attributes(&[a.clone(), attr("Device.A.X", 4)])),
+            9009
+        );
+        assert_eq!(notification(&mut e, "Device.A.X"), 0);
+        e.set_attributes(&[a]).unwrap();
+        let got = e.attributes(&["Device.A.X".to_string()]).unwrap();
+        assert_eq!(
+            (got[0].notification, got[0].access_list.clone()),
+            (1, vec!["Subscriber".to_string()])
+        );
+    }
+
+    #[test]
+    fn value_changes_are_detected_against_the_last_reported() {
+        let mut e = fixture::engine();
+        // The forceEnabled parameter is first seen: recorded, not reported.
+        assert_eq!(changed(&mut e), (vec![], false));
+        e.set_attributes(&[attr("Device.A.X", 1), attr("Device.A.S", 2)])
+            .unwrap();
+        // Newly notified parameters start from their current value.
+        assert_eq!(e.last_reported("Device.A.X"), Some("5"));
+        assert_eq!(changed(&mut e), (vec![], false));
+        // A local change is notified; passive alone does not ask for an Inform.
+        e.set_local(&[set("Device.A.X", "6")]).unwrap();
+        assert_eq!(changed(&mut e), (vec![pair("Device.A.X", "6")], false));
+        e.set_local(&[set("Device.A.S", "s"), set("Device.A.Forced", "f")])
+            .unwrap();
+        let (list, active) = changed(&mut e);
+        // By path.
+        assert_eq!(
+            list,
+            [
+                pair("Device.A.Forced", "f"),
+                pair("Device.A.S", "s"),
+                pair("Device.A.X", "6")
+            ]
+        );
+        assert!(active);
+        // Once the Inform is accepted, those values are the reported ones.
+        let (values, _) = e.notifications();
+        e.mark_reported(&values);
+        assert_eq!(changed(&mut e), (vec![], false));
+        // Changes the ACS makes are not notified back to it.
+        e.set_values(&[set("Device.A.X", "8"), set("Device.A.S", "t")], "")
+            .unwrap();
+        assert_eq!(changed(&mut e), (vec![], false));
+        // Turned off, a parameter is forgotten.
+        e.set_attributes(&[attr("Device.A.S", 0)]).unwrap();
+        assert_eq!(e.last_reported("Device.A.S"), None);
+        e.set_local(&[set("Device.A.S", "u")]).unwrap();
+        assert_eq!(changed(&mut e), (vec![], false));
+    }
+
+    #[test]
+    fn forced_inform_parameters_with_values() {
+        let mut e = fixture::engine();
+        let got: Vec<(String, String)> = e
+            .forced_inform()
+            .into_iter()
+            .map(|p| (p.name, p.value))
+            .collect();
+        assert_eq!(got, [pair("Device.B.Z", "zed")]);
+    }
+}

@@ -485,4 +485,100 @@ mod tests {
             assert_eq!(instance_number(bad), None, "{bad}");
         }
     }
+
+    use crate::datamodel::fixture::{self, code};
+
+    fn kind(n: &Node) -> (&'static str, Vec<u32>) {
+        match n {
+            Node::Object(_, i) => ("object", i.numbers.clone()),
+            Node::Table(_, i) => ("table", i.numbers.clone()),
+            Node::Param(_, _, i) => ("param", i.numbers.clone()),
+        }
+    }
+
+    #[test]
+    fn resolves_full_and_partial_paths() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        e.add_object("Device.A.T.", "").unwrap();
+        for (path, want, numbers) in [
+            ("Device.", "object", vec![]),
+            ("Device.A.", "object", vec![]),
+            ("Device.A.X", "param", vec![]),
+            ("Device.A.T.", "table", vec![]),
+            ("Device.A.T.2.", "object", vec![2]),
+            ("Device.A.T.2.V", "param", vec![2]),
+            ("Device.A.T.1.U.", "table", vec![1]),
+        ] {
+            let node = e.resolve(path).unwrap_or_else(|f| panic!("{path}: {f:?}"));
+            assert_eq!(kind(&node), (want, numbers), "{path}");
+        }
+    }
+
+    #[test]
+    fn names_that_name_nothing_are_9005() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        let long = format!("Device.A.{}", "Y".repeat(MAX_PATH));
+        for path in [
+            "Device",        // an object without its dot
+            "Device.A",      // likewise
+            "Device.A.X.",   // a parameter with a dot
+            "Device.A.Nope", // an unknown parameter
+            "Device.Nope.",  // an unknown object
+            "InternetGatewayDevice.A.X",
+            "Device..A.X",
+            "Device.A.T.7.",  // no such instance
+            "Device.A.T.01.", // not an instance number
+            "Device.A.T.0.",
+            "Device.A.T.1.V.W", // past a parameter
+            "Device.A.T.V",     // a parameter of the instances, named on the table
+            long.as_str(),
+        ] {
+            assert_eq!(code(e.resolve(path)), 9005, "{path}");
+        }
+    }
+
+    #[test]
+    fn patterns_expand_stars_over_instances() {
+        let mut e = fixture::engine();
+        for _ in 0..3 {
+            e.add_object("Device.A.T.", "").unwrap();
+        }
+        e.delete_object("Device.A.T.2.", "").unwrap();
+        let paths = |e: &mut Engine, p: &str| -> Vec<String> {
+            let refs = e.expand_pattern(p);
+            refs.iter().map(|r| e.param_path(r)).collect()
+        };
+        assert_eq!(
+            paths(&mut e, "Device.A.T.*.V"),
+            ["Device.A.T.1.V", "Device.A.T.3.V"]
+        );
+        assert_eq!(paths(&mut e, "Device.A.T.3.V"), ["Device.A.T.3.V"]);
+        assert_eq!(
+            paths(&mut e, "Device.A.T.*."),
+            ["Device.A.T.1.V", "Device.A.T.3.V"]
+        );
+        // Unknown names and a partial path on a parameter give nothing.
+        assert!(paths(&mut e, "Device.A.T.*.Nope").is_empty());
+        assert!(paths(&mut e, "Device.A.X.").is_empty());
+        assert!(paths(&mut e, "Other.A.X").is_empty());
+    }
+
+    #[test]
+    fn instances_listed_get_numbers_in_order_and_keep_them() {
+        let mut e = fixture::engine();
+        let (n1, _) = e.add_object("Device.A.T.", "").unwrap();
+        let (n2, _) = e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!((n1, n2), (1, 2));
+        let t = e.schema.object_index("Device.A.T.{i}.").unwrap();
+        let list = e.instances(t, &Inst::default()).unwrap();
+        // The agent backend's key of an instance is its number.
+        assert_eq!(list, [(1, "1".to_string()), (2, "2".to_string())]);
+        assert_eq!(e.all_instances(t).len(), 2);
+        let u = e.schema.object_index("Device.A.T.{i}.U.{i}.").unwrap();
+        e.add_object("Device.A.T.2.U.", "").unwrap();
+        let all: Vec<Vec<u32>> = e.all_instances(u).into_iter().map(|i| i.numbers).collect();
+        assert_eq!(all, [vec![2, 1]]);
+    }
 }

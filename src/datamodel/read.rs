@@ -621,3 +621,153 @@ pub(super) fn null_value(base: BaseType) -> &'static str {
         BaseType::String | BaseType::Base64 | BaseType::HexBinary => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datamodel::fixture::{self, code, get, set};
+
+    fn names(e: &mut Engine, path: &str, next_level: bool) -> Vec<(String, bool)> {
+        e.names(path, next_level)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name, i.writable))
+            .collect()
+    }
+
+    fn owned(v: &[(&str, bool)]) -> Vec<(String, bool)> {
+        v.iter().map(|(n, w)| (n.to_string(), *w)).collect()
+    }
+
+    #[test]
+    fn next_level_lists_one_level() {
+        let mut e = fixture::engine();
+        // The empty path: the root object only.
+        assert_eq!(names(&mut e, "", true), owned(&[("Device.", false)]));
+        assert_eq!(
+            names(&mut e, "Device.", true),
+            owned(&[("Device.A.", false), ("Device.B.", false)])
+        );
+        let a = names(&mut e, "Device.A.", true);
+        let writable: Vec<(&str, bool)> = a.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        assert_eq!(
+            writable,
+            [
+                ("Device.A.X", true),
+                ("Device.A.S", true),
+                ("Device.A.Big", true),
+                ("Device.A.Secret", true),
+                ("Device.A.RO", false),
+                ("Device.A.Fixed", false),
+                ("Device.A.Deny", true),
+                ("Device.A.Forced", true),
+                ("Device.A.TNumberOfEntries", false),
+                // A table that allows AddObject is writable.
+                ("Device.A.T.", true),
+            ]
+        );
+        assert!(names(&mut e, "Device.A.T.", true).is_empty());
+        e.add_object("Device.A.T.", "").unwrap();
+        e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!(
+            names(&mut e, "Device.A.T.", true),
+            owned(&[("Device.A.T.1.", true), ("Device.A.T.2.", true)])
+        );
+        assert_eq!(
+            names(&mut e, "Device.A.T.2.", true),
+            owned(&[("Device.A.T.2.V", true), ("Device.A.T.2.U.", true)])
+        );
+        // NextLevel on a parameter is 9003; an unknown name 9005.
+        assert_eq!(code(e.names("Device.A.X", true)), 9003);
+        assert_eq!(code(e.names("Device.A.Nope.", true)), 9005);
+    }
+
+    #[test]
+    fn whole_subtree_lists_objects_and_parameters() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!(
+            names(&mut e, "Device.A.T.", false),
+            owned(&[
+                ("Device.A.T.", true),
+                ("Device.A.T.1.", true),
+                ("Device.A.T.1.V", true),
+                ("Device.A.T.1.U.", true),
+            ])
+        );
+        assert_eq!(
+            names(&mut e, "Device.B.Z", false),
+            owned(&[("Device.B.Z", false)])
+        );
+        let all = names(&mut e, "", false);
+        assert_eq!(all.first().map(|(n, _)| n.as_str()), Some("Device."));
+        assert_eq!(all.len(), 17);
+    }
+
+    #[test]
+    fn values_in_request_order_with_defaults_and_masks() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        let got = e
+            .values(&[
+                "Device.B.".to_string(),
+                "Device.A.T.".to_string(),
+                "Device.A.X".to_string(),
+            ])
+            .unwrap();
+        let pairs: Vec<(&str, &str, BaseType)> = got
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str(), p.ty))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Device.B.Z", "zed", BaseType::String),
+                ("Device.A.T.1.V", "", BaseType::String),
+                ("Device.A.X", "5", BaseType::UnsignedInt),
+            ]
+        );
+        // A hidden value reads as its type's null value, except to the agent itself.
+        assert_eq!(get(&mut e, "Device.A.Secret"), "");
+        assert_eq!(e.value("Device.A.Secret").unwrap(), "hunter2");
+        // Const values come in their canonical form; counts count.
+        assert_eq!(get(&mut e, "Device.A.Fixed"), "true");
+        assert_eq!(get(&mut e, "Device.A.TNumberOfEntries"), "1");
+        // Values set are read back.
+        e.set_values(&[set("Device.A.S", "hello")], "").unwrap();
+        assert_eq!(get(&mut e, "Device.A.S"), "hello");
+    }
+
+    #[test]
+    fn one_unknown_name_fails_the_request_with_9005() {
+        let mut e = fixture::engine();
+        for bad in ["Device.A.Nope", "Device.A.X.", "Device.A.T.1.", "Device.A"] {
+            let r = e.values(&["Device.A.X".to_string(), bad.to_string()]);
+            assert_eq!(code(r), 9005, "{bad}");
+            assert_eq!(code(e.attributes(&[bad.to_string()])), 9005, "{bad}");
+        }
+        assert_eq!(code(e.value("Device.A.")), 9005);
+    }
+
+    #[test]
+    fn attributes_default_to_off_or_the_models_forced_value() {
+        let mut e = fixture::engine();
+        let got = e
+            .attributes(&["Device.A.X".to_string(), "Device.A.Forced".to_string()])
+            .unwrap();
+        let n: Vec<(&str, u8)> = got
+            .iter()
+            .map(|a| (a.name.as_str(), a.notification))
+            .collect();
+        assert_eq!(n, [("Device.A.X", 0), ("Device.A.Forced", 2)]);
+        assert!(got.iter().all(|a| a.access_list.is_empty()));
+    }
+
+    #[test]
+    fn null_values_of_the_types() {
+        assert_eq!(null_value(BaseType::Boolean), "false");
+        assert_eq!(null_value(BaseType::UnsignedInt), "0");
+        assert_eq!(null_value(BaseType::DateTime), "0001-01-01T00:00:00Z");
+        assert_eq!(null_value(BaseType::Base64), "");
+    }
+}

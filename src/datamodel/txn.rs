@@ -553,3 +553,171 @@ pub(super) fn invalid(faults: Vec<ParamFault>) -> Fault {
         faults,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datamodel::backend::MAX_AGENT_BYTES;
+    use crate::datamodel::fixture::{self, code, get, param_faults, set};
+
+    fn key(e: &Engine) -> Option<&str> {
+        e.state().values.get(PARAMETER_KEY).map(String::as_str)
+    }
+
+    #[test]
+    fn set_values_all_or_nothing_with_a_fault_per_parameter() {
+        let mut e = fixture::engine();
+        let r = e.set_values(
+            &[
+                set("Device.A.S", "fine"),
+                set("Device.A.X", "0"),     // out of range: 9007
+                set("Device.A.RO", "x"),    // read-only: 9008
+                set("Device.A.Fixed", "0"), // const: 9008
+                set("Device.A.Nope", "1"),  // unknown: 9005
+                set("Device.A.S2", "1"),    // unknown: 9005
+            ],
+            "k1",
+        );
+        assert_eq!(
+            param_faults(r),
+            [
+                ("Device.A.X".to_string(), 9007),
+                ("Device.A.RO".to_string(), 9008),
+                ("Device.A.Fixed".to_string(), 9008),
+                ("Device.A.Nope".to_string(), 9005),
+                ("Device.A.S2".to_string(), 9005),
+            ]
+        );
+        // Nothing applied, ParameterKey untouched.
+        assert_eq!(get(&mut e, "Device.A.S"), "");
+        assert_eq!(key(&e), None);
+        assert_eq!(e.take_dirty(), None);
+        // The same without the bad ones applies, and sets the key.
+        assert_eq!(
+            e.set_values(&[set("Device.A.S", "fine"), set("Device.A.X", "7")], "k1"),
+            Ok(Applied::Now)
+        );
+        assert_eq!(get(&mut e, "Device.A.S"), "fine");
+        assert_eq!(get(&mut e, "Device.A.X"), "7");
+        assert_eq!(key(&e), Some("k1"));
+        assert!(e.take_dirty().is_some());
+    }
+
+    #[test]
+    fn request_level_faults() {
+        let mut e = fixture::engine();
+        // A name given twice: 9003 without parameter faults.
+        let twice = e.set_values(&[set("Device.A.S", "a"), set("Device.A.S", "b")], "");
+        assert_eq!(param_faults(twice), []);
+        // A ParameterKey over 32 characters.
+        assert_eq!(
+            code(e.set_values(&[set("Device.A.S", "a")], &"k".repeat(33))),
+            9003
+        );
+        assert_eq!(code(e.add_object("Device.A.T.", &"k".repeat(33))), 9003);
+        // The xsi:type must be the parameter's, or xsd:string.
+        let mut typed = set("Device.A.X", "9");
+        typed.xsi_type = Some(XsiType::Known(BaseType::Boolean));
+        assert_eq!(
+            param_faults(e.set_values(std::slice::from_ref(&typed), "")),
+            [("Device.A.X".to_string(), 9006)]
+        );
+        typed.xsi_type = Some(XsiType::Known(BaseType::String));
+        assert!(e.set_values(&[typed], "").is_ok());
+        assert_eq!(get(&mut e, "Device.A.X"), "9");
+    }
+
+    #[test]
+    fn a_failed_apply_rolls_every_value_back() {
+        let mut e = fixture::engine();
+        e.set_values(&[set("Device.A.S", "before")], "k0").unwrap();
+        e.take_dirty();
+        // The second value makes the agent store exceed its bound while applying: 9004, and the
+        // first, applied already, is undone.
+        let big = "b".repeat(MAX_AGENT_BYTES);
+        let r = e.set_values(
+            &[set("Device.A.S", "after"), set("Device.A.Big", &big)],
+            "k1",
+        );
+        assert_eq!(code(r), 9004);
+        assert_eq!(get(&mut e, "Device.A.S"), "before");
+        assert_eq!(get(&mut e, "Device.A.Big"), "");
+        assert_eq!(key(&e), Some("k0"));
+    }
+
+    #[test]
+    fn a_held_change_is_undone_unless_durable() {
+        let mut e = fixture::engine();
+        e.hold();
+        e.set_values(&[set("Device.A.S", "held")], "k1").unwrap();
+        assert_eq!(get(&mut e, "Device.A.S"), "held");
+        // The state could not be written: everything returns to what it was.
+        assert!(e.settle(false));
+        assert_eq!(get(&mut e, "Device.A.S"), "");
+        assert_eq!(key(&e), None);
+        e.hold();
+        e.add_object("Device.A.T.", "k2").unwrap();
+        assert!(!e.settle(true));
+        assert_eq!(get(&mut e, "Device.A.TNumberOfEntries"), "1");
+        assert_eq!(key(&e), Some("k2"));
+        // Nothing held: nothing to undo.
+        assert!(!e.settle(false));
+    }
+
+    #[test]
+    fn instance_numbers_are_never_reused() {
+        let mut e = fixture::engine();
+        let add = |e: &mut Engine| e.add_object("Device.A.T.", "").map(|(n, _)| n);
+        assert_eq!(add(&mut e), Ok(1));
+        assert_eq!(add(&mut e), Ok(2));
+        assert_eq!(add(&mut e), Ok(3));
+        // max_entries = 3.
+        assert_eq!(code(add(&mut e)), 9004);
+        e.set_values(&[set("Device.A.T.3.V", "three")], "").unwrap();
+        assert_eq!(e.delete_object("Device.A.T.3.", "k"), Ok(Applied::Now));
+        assert_eq!(key(&e), Some("k"));
+        // The number of a deleted instance is not handed out again, nor are its values.
+        assert_eq!(add(&mut e), Ok(4));
+        assert_eq!(get(&mut e, "Device.A.T.4.V"), "");
+        assert_eq!(code(e.values(&["Device.A.T.3.V".to_string()])), 9005);
+        let ts = &e.state().tables["Device.A.T."];
+        assert_eq!(ts.next, 5);
+        assert_eq!(ts.instances.keys().copied().collect::<Vec<_>>(), [1, 2, 4]);
+    }
+
+    #[test]
+    fn delete_takes_the_nested_instances_and_their_bookkeeping() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        e.add_object("Device.A.T.1.U.", "").unwrap();
+        e.set_values(&[set("Device.A.T.1.U.1.W", "-4")], "")
+            .unwrap();
+        assert!(e.state().tables.contains_key("Device.A.T.1.U."));
+        e.delete_object("Device.A.T.1.", "").unwrap();
+        assert!(!e.state().tables.contains_key("Device.A.T.1.U."));
+        assert!(e.state().values.keys().all(|k| !k.starts_with("a.t.1.")));
+        // Re-created, the nested table starts empty.
+        e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!(e.names("Device.A.T.2.U.", true).unwrap(), []);
+    }
+
+    #[test]
+    fn add_and_delete_name_what_they_act_on() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "k0").unwrap();
+        // AddObject needs a table, DeleteObject an instance.
+        for bad in [
+            "Device.A.T",
+            "Device.A.",
+            "Device.A.T.1.",
+            "Device.B.",
+            "Device.A.X",
+        ] {
+            assert_eq!(code(e.add_object(bad, "")), 9005, "{bad}");
+        }
+        for bad in ["Device.A.T.", "Device.A.T.1", "Device.A.", "Device.A.T.9."] {
+            assert_eq!(code(e.delete_object(bad, "")), 9005, "{bad}");
+        }
+        assert_eq!(key(&e), Some("k0"));
+    }
+}
