@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::backend::Backends;
+use super::backend::registry::Backends;
 use super::schema::{Model, Schema};
 use super::{DmState, Engine};
 use crate::cwmp::fault::Fault;

@@ -27,31 +27,16 @@ mod read;
 mod state;
 mod txn;
 
+pub use backend::Applied;
 pub use state::{Attributes, DmState, TableState};
 
 use std::collections::BTreeMap;
 
 use crate::cwmp::fault::Fault;
-use backend::{BackendKind, Cx};
+use backend::registry::{BackendKind, Backends};
+use backend::Cx;
 use schema::Schema;
 use txn::Pending;
-
-/// The result of a change that may apply later (SetParameterValues, AddObject, DeleteObject
-/// Status: 0 applied, 1 applied when the session ends, §A.3.2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    Now,
-    AtSessionEnd,
-}
-
-impl Applied {
-    pub fn status(self) -> u8 {
-        match self {
-            Applied::Now => 0,
-            Applied::AtSessionEnd => 1,
-        }
-    }
-}
 
 /// The most instances one table may have, whatever the model says (a bound on what an ACS can
 /// make the CPE allocate; AddObject beyond it is 9004).
@@ -66,7 +51,7 @@ pub const MAX_PARAMS_PER_REQUEST: usize = 20_000;
 /// The parameter tree: schema + backends + bookkeeping.
 pub struct Engine {
     schema: schema::Schema,
-    backends: backend::Backends,
+    backends: Backends,
     state: DmState,
     dirty: bool,
     /// Last value reported to the ACS (or first seen) of each parameter with notification on,
@@ -80,7 +65,7 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine from a loaded schema, the backends it binds to, and the persisted state.
-    pub fn new(schema: schema::Schema, mut backends: backend::Backends, state: DmState) -> Engine {
+    pub fn new(schema: schema::Schema, mut backends: Backends, state: DmState) -> Engine {
         backends.set_model_name(schema.model_name());
         backends.set_scripts(schema.scripts().clone());
         Engine {
@@ -136,7 +121,7 @@ impl Engine {
     }
 
     /// The backends, for the agent to push runtime values (e.g. ConnectionRequestURL).
-    pub fn backends_mut(&mut self) -> &mut backend::Backends {
+    pub fn backends_mut(&mut self) -> &mut Backends {
         &mut self.backends
     }
 }

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::backend::{BackendKind, Cx};
+use super::backend::registry::BackendKind;
+use super::backend::Cx;
 use super::types::BaseType;
 use super::{Engine, MAX_INSTANCES};
 use crate::cwmp::fault::Fault;

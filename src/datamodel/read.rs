@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::backend::{BackendKind, Cx};
+use super::backend::registry::BackendKind;
+use super::backend::Cx;
 use super::path::{expand, fill, has_nested, instance_number, nested_refs, parent_of};
 use super::path::{Inst, Node, ParamRef};
 use super::schema::{Access, Source};

@@ -14,7 +14,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::backend::{BackendKind, ScriptDef};
+use super::backend::registry::BackendKind;
+use super::backend::ScriptDef;
 use super::transform::Transform;
 use super::types::{BaseType, Range, TypeSpec};
 

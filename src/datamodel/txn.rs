@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::backend::{BackendKind, Cx, PARAMETER_KEY};
+use super::backend::registry::BackendKind;
+use super::backend::{Cx, PARAMETER_KEY};
 use super::path::{expand, generic_matches, parent_of, Inst, Node, ParamRef};
 use super::read::null_value;
 use super::types::BaseType;
@@ -557,7 +558,7 @@ pub(super) fn invalid(faults: Vec<ParamFault>) -> Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datamodel::backend::MAX_AGENT_BYTES;
+    use crate::datamodel::backend::agent::MAX_AGENT_BYTES;
     use crate::datamodel::fixture::{self, code, get, param_faults, set};
 
     fn key(e: &Engine) -> Option<&str> {

@@ -35,8 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use super::Applied;
-use super::{Backend, Cx, Platform, ScriptDef};
+use super::{Applied, Backend, Cx, Platform, ScriptDef};
 use crate::cwmp::fault::Fault;
 use crate::sys::process::{self, Running};
 

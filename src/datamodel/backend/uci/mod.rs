@@ -42,9 +42,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Backend, Cx, Platform};
+use super::{Applied, Backend, Cx, Platform};
 use crate::cwmp::fault::Fault;
-use crate::datamodel::Applied;
 use crate::sys::process;
 
 /// Most time one `uci` call may take.
