@@ -12,6 +12,12 @@
 //! the empty path is the top of the tree (GetParameterNames, §A.3.2.3). Anything else is 9005.
 //! Instance numbers are the engine's: handed out in order, never reused, kept across restarts
 //! in [`DmState::tables`] (§A.3.2.6).
+//!
+//! The methods of [`Engine`] live by RPC family: `path` (name resolution, partial paths,
+//! instance numbers), `read` (GetParameterNames/Values/Attributes), `txn` (SetParameterValues,
+//! AddObject, DeleteObject, the transaction and its rollback), `notify` (SetParameterAttributes,
+//! value-change detection, the Inform's parameters); `state` is what the engine persists. Those
+//! modules import the engine from here, never the other way round.
 
 pub mod backend;
 pub mod generate;
@@ -36,7 +42,6 @@ use crate::cwmp::fault::Fault;
 use backend::registry::{BackendKind, Backends};
 use backend::Cx;
 use schema::Schema;
-use txn::Pending;
 
 /// The most instances one table may have, whatever the model says (a bound on what an ACS can
 /// make the CPE allocate; AddObject beyond it is 9004).
@@ -61,6 +66,14 @@ pub struct Engine {
     hold: bool,
     /// What a held change can be undone with.
     pending: Option<Pending>,
+}
+
+/// A change applied (revertibly) but not committed yet: what it is undone with.
+struct Pending {
+    state: DmState,
+    reported: BTreeMap<String, String>,
+    /// The backends whose applied changes wait for their commit.
+    touched: Vec<BackendKind>,
 }
 
 impl Engine {
@@ -123,5 +136,32 @@ impl Engine {
     /// The backends, for the agent to push runtime values (e.g. ConnectionRequestURL).
     pub fn backends_mut(&mut self) -> &mut Backends {
         &mut self.backends
+    }
+
+    /// The persisted state, if it changed since the last call (the agent writes it to the store).
+    pub fn take_dirty(&mut self) -> Option<&DmState> {
+        if std::mem::take(&mut self.dirty) {
+            Some(&self.state)
+        } else {
+            None
+        }
+    }
+
+    /// The persisted state as it is now.
+    pub fn state(&self) -> &DmState {
+        &self.state
+    }
+
+    /// Takes the state another process wrote to the store (`cwmpd set` while the daemon runs).
+    pub fn replace_state(&mut self, state: DmState) {
+        self.state = state;
+        self.dirty = false;
+    }
+
+    /// Forgets everything the ACS set (FactoryReset): values, attributes, instances. Values
+    /// return to the config file's and the model's defaults; ParameterKey becomes empty.
+    pub fn factory_reset(&mut self) {
+        self.state = DmState::default();
+        self.dirty = true;
     }
 }

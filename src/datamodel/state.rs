@@ -1,14 +1,13 @@
 //! What the engine persists ([`DmState`]: agent-owned values, non-default attributes, the
-//! instance numbers of every table, §A.3.2.6) and the engine's access to it.
+//! instance numbers of every table, §A.3.2.6).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::path::instance_number;
-use super::Engine;
 
 /// What the engine keeps across restarts (persisted by the agent through the store when
-/// [`Engine::take_dirty`] says it changed).
+/// [`super::Engine::take_dirty`] says it changed).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DmState {
     /// Values owned by the agent backend that were set by the ACS or `cwmpd set`, by key.
@@ -61,34 +60,5 @@ mod number_keys {
                 None => Err(D::Error::custom(format!("{k:?} is not an instance number"))),
             })
             .collect()
-    }
-}
-
-impl Engine {
-    /// The persisted state, if it changed since the last call (the agent writes it to the store).
-    pub fn take_dirty(&mut self) -> Option<&DmState> {
-        if std::mem::take(&mut self.dirty) {
-            Some(&self.state)
-        } else {
-            None
-        }
-    }
-
-    /// The persisted state as it is now.
-    pub fn state(&self) -> &DmState {
-        &self.state
-    }
-
-    /// Takes the state another process wrote to the store (`cwmpd set` while the daemon runs).
-    pub fn replace_state(&mut self, state: DmState) {
-        self.state = state;
-        self.dirty = false;
-    }
-
-    /// Forgets everything the ACS set (FactoryReset): values, attributes, instances. Values
-    /// return to the config file's and the model's defaults; ParameterKey becomes empty.
-    pub fn factory_reset(&mut self) {
-        self.state = DmState::default();
-        self.dirty = true;
     }
 }

@@ -9,17 +9,9 @@ use super::backend::{Cx, PARAMETER_KEY};
 use super::path::{expand, generic_matches, parent_of, Inst, Node, ParamRef};
 use super::read::null_value;
 use super::types::BaseType;
-use super::{Applied, DmState, Engine, MAX_INSTANCES};
+use super::{Applied, Engine, Pending, MAX_INSTANCES};
 use crate::cwmp::fault::{Fault, ParamFault};
 use crate::soap::msg::{SetValue, XsiType};
-
-/// A change applied (revertibly) but not committed yet: what it is undone with.
-pub(super) struct Pending {
-    pub(super) state: DmState,
-    pub(super) reported: BTreeMap<String, String>,
-    /// The backends whose applied changes wait for their commit.
-    pub(super) touched: Vec<BackendKind>,
-}
 
 impl Engine {
     /// Holds the commit of the changes that follow (SetParameterValues, SetParameterAttributes,
