@@ -3,8 +3,9 @@
 //! unquoted, in single quotes (no escapes) or double quotes (`\"`, `\\`, `\$`… escapes), and
 //! adjacent quoted parts joined (`'it'\''s'`), `#` comments, blank lines. Errors give the line.
 //!
-//! This reads the agent's own configuration only; the data model reads the router's packages
-//! through the `uci` command (`datamodel::uci`).
+//! The [`Lexer`] is the one reader of UCI's quoting: this parser reads the agent's own
+//! configuration with it, and the data model's `uci` backend reads `uci export` (the router's
+//! packages, through the `uci` command) with it too.
 
 /// One `config` section, its options in file order with the line each was on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +28,10 @@ pub struct UciOption {
 /// Parses a UCI file; `Err((line, what))` for the first malformed line.
 pub fn parse(text: &str) -> Result<Vec<Section>, (usize, String)> {
     let mut sections: Vec<Section> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let words = words(raw).map_err(|e| (line, e))?;
+    for l in Lexer::new(text) {
+        let l = l?;
+        let line = l.number;
+        let words: Vec<String> = l.words.into_iter().map(|w| w.text).collect();
         let Some((first, rest)) = words.split_first() else {
             continue;
         };
@@ -85,65 +87,175 @@ pub fn parse(text: &str) -> Result<Vec<Section>, (usize, String)> {
     Ok(sections)
 }
 
-/// Letters, digits and `_` (what libuci allows in types, names and option names).
-fn is_name(s: &str) -> bool {
+/// Letters, digits and `_` (what libuci allows in types, names and option names,
+/// `uci_validate_name`).
+pub fn is_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// The words of a line, quotes resolved; a `#` outside quotes starts a comment.
-fn words(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
+/// One word of a UCI line, its quoting resolved; `start..end` is its text in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One line of a UCI text in words. `start..end` is the line in the input without its line
+/// break (a quoted value spanning lines makes it span them too); `number` is 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub number: usize,
+    pub start: usize,
+    pub end: usize,
+    pub words: Vec<Word>,
+}
+
+/// The UCI lexer (libuci's quoting): words separated by blanks; unquoted parts, `'…'` (no
+/// escapes) and `"…"` (`\x` is `x`) joined when adjacent (`'it'\''s'` is `it's`); a `\`
+/// outside quotes takes the next character as it is; a `#` outside quotes starts a comment
+/// to the end of the line. Each item is a line, empty ones included; an error gives the line
+/// and ends the lexing.
+pub struct Lexer<'a> {
+    text: &'a str,
+    pos: usize,
+    number: usize,
+    /// Whether a quoted part may span lines (as `uci export` prints a value holding a line
+    /// break); otherwise a quote still open at the end of its line is an error.
+    multiline: bool,
+}
+
+impl<'a> Lexer<'a> {
+    /// Quotes close on their line: a file a person wrote.
+    pub fn new(text: &'a str) -> Lexer<'a> {
+        Lexer {
+            text,
+            pos: 0,
+            number: 1,
+            multiline: false,
         }
-        match chars.peek() {
-            None | Some('#') => return Ok(out),
-            Some(_) => {}
+    }
+
+    /// Quoted parts may span lines: what `uci export` prints.
+    pub fn multiline(text: &'a str) -> Lexer<'a> {
+        Lexer {
+            multiline: true,
+            ..Lexer::new(text)
         }
-        let mut word = String::new();
-        while let Some(&c) = chars.peek() {
-            match c {
-                c if c.is_whitespace() => break,
-                '\'' => {
-                    chars.next();
-                    loop {
-                        match chars.next() {
-                            Some('\'') => break,
-                            Some(c) => word.push(c),
-                            None => return Err("unterminated ' quote".into()),
-                        }
-                    }
-                }
-                '"' => {
-                    chars.next();
-                    loop {
-                        match chars.next() {
-                            Some('"') => break,
-                            Some('\\') => match chars.next() {
-                                Some(c) => word.push(c),
-                                None => return Err("unterminated \" quote".into()),
-                            },
-                            Some(c) => word.push(c),
-                            None => return Err("unterminated \" quote".into()),
-                        }
-                    }
-                }
-                '\\' => {
-                    chars.next();
-                    if let Some(c) = chars.next() {
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.text.get(self.pos..).and_then(|r| r.chars().next())
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    /// The rest of a quoted part after its opening `quote`, pushed onto `word`.
+    fn quoted(&mut self, quote: char, word: &mut String) -> Result<(), String> {
+        let unterminated = || format!("unterminated {quote} quote");
+        loop {
+            match self.bump() {
+                Some(c) if c == quote => return Ok(()),
+                Some('\\') if quote == '"' => match self.bump() {
+                    Some('\n') if !self.multiline => return Err(unterminated()),
+                    Some(c) => {
+                        self.number += usize::from(c == '\n');
                         word.push(c);
                     }
-                }
-                '#' => break,
-                c => {
+                    None => return Err(unterminated()),
+                },
+                Some('\n') if !self.multiline => return Err(unterminated()),
+                Some(c) => {
+                    self.number += usize::from(c == '\n');
                     word.push(c);
-                    chars.next();
+                }
+                None => return Err(unterminated()),
+            }
+        }
+    }
+
+    /// One word, at a character that is not blank and not `#`.
+    fn word(&mut self) -> Result<Word, String> {
+        let start = self.pos;
+        let mut text = String::new();
+        while let Some(c) = self.peek() {
+            match c {
+                c if c.is_whitespace() || c == '#' => break,
+                '\'' | '"' => {
+                    self.bump();
+                    self.quoted(c, &mut text)?;
+                }
+                '\\' => {
+                    self.bump();
+                    // A `\` at the end of a line is dropped; the line ends there.
+                    let rest = self.text.get(self.pos..).unwrap_or("");
+                    match self.peek() {
+                        None | Some('\n') => {}
+                        Some('\r') if rest.starts_with("\r\n") => {}
+                        Some(c) => {
+                            self.bump();
+                            text.push(c);
+                        }
+                    }
+                }
+                c => {
+                    self.bump();
+                    text.push(c);
                 }
             }
         }
-        out.push(word);
+        Ok(Word {
+            text,
+            start,
+            end: self.pos,
+        })
+    }
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Result<Line, (usize, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.text.len() {
+            return None;
+        }
+        let number = self.number;
+        let start = self.pos;
+        let mut words = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some('\n') => break,
+                Some('#') => {
+                    let rest = self.text.get(self.pos..).unwrap_or("");
+                    self.pos += rest.find('\n').unwrap_or(rest.len());
+                }
+                Some(c) if c.is_whitespace() => {
+                    self.bump();
+                }
+                Some(_) => match self.word() {
+                    Ok(w) => words.push(w),
+                    Err(e) => {
+                        // Nothing after an error.
+                        self.pos = self.text.len();
+                        return Some(Err((self.number, e)));
+                    }
+                },
+            }
+        }
+        let end = self.pos;
+        if self.bump().is_some() {
+            self.number += 1;
+        }
+        Some(Ok(Line {
+            number,
+            start,
+            end,
+            words,
+        }))
     }
 }
 
@@ -199,5 +311,80 @@ mod tests {
         ] {
             assert_eq!(parse(text).map_err(|e| e.0), Err(line), "{text:?}");
         }
+    }
+
+    fn lex(text: &str) -> Vec<(usize, Vec<String>)> {
+        Lexer::new(text)
+            .map(|l| {
+                let l = l.unwrap();
+                (l.number, l.words.into_iter().map(|w| w.text).collect())
+            })
+            .collect()
+    }
+
+    fn owned(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn lexer_quoting() {
+        assert_eq!(
+            lex("a 'b c' \"d \\\" e\"\n\n  x\\ y # comment 'unclosed\nz#c\n"),
+            [
+                (1, owned(&["a", "b c", "d \" e"])),
+                (2, vec![]),
+                (3, owned(&["x y"])),
+                (4, owned(&["z"])),
+            ]
+        );
+        // Adjacent parts join; `\` outside quotes takes the next character; inside single
+        // quotes it is itself.
+        assert_eq!(
+            lex("'it'\\''s' 'a\\b' \"\"''x")[0].1,
+            owned(&["it's", "a\\b", "x"])
+        );
+        // A `\` at the end of a line is dropped, CRLF ends a line like LF.
+        assert_eq!(
+            lex("a\\\nb\\\r\nc 'd'\r\n"),
+            [
+                (1, owned(&["a"])),
+                (2, owned(&["b"])),
+                (3, owned(&["c", "d"])),
+            ]
+        );
+        assert!(lex("").is_empty());
+        assert_eq!(lex("\n").len(), 1);
+    }
+
+    #[test]
+    fn lexer_spans_and_lines() {
+        let text = "config x 'n'\n\toption v 'two\nlines'\nlist l 'z'";
+        let lines: Vec<Line> = Lexer::multiline(text).map(Result::unwrap).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(&text[lines[0].start..lines[0].end], "config x 'n'");
+        assert_eq!(lines[1].words[2].text, "two\nlines");
+        assert_eq!(
+            &text[lines[1].start..lines[1].end],
+            "\toption v 'two\nlines'"
+        );
+        let w = &lines[1].words[2];
+        assert_eq!(&text[w.start..w.end], "'two\nlines'");
+        // The line after a value spanning two starts on the third.
+        assert_eq!((lines[1].number, lines[2].number), (2, 4));
+        assert_eq!(&text[lines[2].start..lines[2].end], "list l 'z'");
+    }
+
+    #[test]
+    fn lexer_errors_name_the_line_and_stop() {
+        for (text, line) in [("a 'b\nc'\n", 1), ("a\n\"b\\\nc\"\n", 2), ("a\nb\n'c", 3)] {
+            let got: Vec<_> = Lexer::new(text).collect();
+            let last = got.last().unwrap();
+            assert_eq!(last.as_ref().map_err(|e| e.0), Err(line), "{text:?}");
+            assert_eq!(got.len(), line, "{text:?}");
+        }
+        // Multi-line quotes must still close.
+        let got: Vec<_> = Lexer::multiline("a 'b\nc").collect();
+        assert!(matches!(got.as_slice(), [Err((2, _))]), "{got:?}");
+        assert!(Lexer::multiline("a 'b\nc'\n").all(|l| l.is_ok()));
     }
 }
