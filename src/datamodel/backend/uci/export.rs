@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::uci::{is_name, Lexer};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Package {
     pub(super) sections: Vec<Section>,
@@ -112,111 +114,98 @@ pub(super) fn split_packages(text: &str) -> Vec<(&str, &str)> {
 /// names anonymous sections as `uci -X show` does) and its `\toption NAME 'VALUE'` and
 /// `\tlist NAME 'ITEM'` lines; quotes inside values as `'\''`, values may span lines. Unlike
 /// `uci show`, this tells a one-item list from a plain option, which an exact rollback needs.
+///
+/// The words come from the one UCI lexer ([`Lexer::multiline`]); a line must then be exactly
+/// as `uci export` prints those words (tab, single spaces, values quoted as [`is_quoted`]
+/// says), so anything else uci did not write is refused.
 pub(super) fn parse_export(pkg: &str, text: &str) -> Result<Package, String> {
     let mut p = Package::default();
-    let mut pos = 0;
-    let mut line = 1usize;
-    while let Some(rest) = text.get(pos..).filter(|r| !r.is_empty()) {
-        let eol = rest.find('\n').unwrap_or(rest.len());
-        let whole = rest.get(..eol).unwrap_or("");
+    for l in Lexer::multiline(text) {
+        let l = l.map_err(|(n, e)| format!("line {n}: {e}"))?;
+        let line = l.number;
         let at = move |what: &str| format!("line {line}: {what}");
-        if whole.is_empty() || whole.starts_with("\t#") {
+        let whole = text.get(l.start..l.end).unwrap_or("");
+        let w: Vec<&str> = l.words.iter().map(|w| w.text.as_str()).collect();
+        match w.as_slice() {
             // A blank line, or uci's comment on an option of unknown type.
-        } else if let Some(name) = whole.strip_prefix("package ") {
-            if name != pkg {
-                return Err(at(&format!("package {name:?}, not {pkg:?}")));
-            }
-        } else if let Some(decl) = whole.strip_prefix("config ") {
-            let (ty, name) = match decl.split_once(' ') {
-                Some((ty, quoted)) => {
-                    let (name, used) = parse_quoted(quoted).map_err(|e| at(&e))?;
-                    if used != quoted.len() || name.is_empty() {
-                        return Err(at(&format!("bad section name in {whole:?}")));
-                    }
-                    (ty, name)
+            [] if whole.is_empty() || whole.starts_with("\t#") => {}
+            ["package", name] if whole.strip_prefix("package ") == Some(name) => {
+                if *name != pkg {
+                    return Err(at(&format!("package {name:?}, not {pkg:?}")));
                 }
+            }
+            ["config", ty] if whole.strip_prefix("config ") == Some(ty) => {
                 // Not named by uci (no `-n`): the name uci gives it.
-                None => (decl, anonymous_name(p.sections.len(), decl)),
-            };
-            if ty.is_empty() {
-                return Err(at("empty section type"));
+                let name = anonymous_name(p.sections.len(), ty);
+                p.sections.push(Section {
+                    name,
+                    ty: ty.to_string(),
+                    options: Vec::new(),
+                });
             }
-            p.sections.push(Section {
-                name,
-                ty: ty.replace("'\\''", "'"),
-                options: Vec::new(),
-            });
-        } else {
-            let (list, decl) = match (
-                whole.strip_prefix("\toption "),
-                whole.strip_prefix("\tlist "),
-            ) {
-                (Some(d), _) => (false, d),
-                (None, Some(d)) => (true, d),
-                (None, None) => return Err(at(&format!("unexpected {whole:?}"))),
-            };
-            let (name, _) = decl
-                .split_once(' ')
-                .filter(|(n, _)| is_name(n))
-                .ok_or_else(|| at(&format!("bad option in {whole:?}")))?;
-            // The value starts on this line and may end on a later one.
-            let vstart = pos + (whole.len() - decl.len()) + name.len() + 1;
-            let (value, used) =
-                parse_quoted(text.get(vstart..).unwrap_or("")).map_err(|e| at(&e))?;
-            let vend = vstart + used;
-            match text.get(vend..).and_then(|t| t.chars().next()) {
-                None | Some('\n') => {}
-                Some(c) => return Err(at(&format!("unexpected {c:?} after a value"))),
+            ["config", ty, name]
+                if !name.is_empty()
+                    && whole
+                        .strip_prefix("config ")
+                        .and_then(|r| r.strip_prefix(ty))
+                        .and_then(|r| r.strip_prefix(' '))
+                        .is_some_and(|r| is_quoted(r, name)) =>
+            {
+                p.sections.push(Section {
+                    name: name.to_string(),
+                    ty: ty.to_string(),
+                    options: Vec::new(),
+                });
             }
-            line += text
-                .get(vstart..vend)
-                .map_or(0, |v| v.matches('\n').count());
-            let s = p
-                .sections
-                .last_mut()
-                .ok_or_else(|| at("an option before any section"))?;
-            match (list, s.options.iter_mut().find(|(n, _)| n == name)) {
-                (true, Some((_, Value::List(items)))) => items.push(value),
-                (true, None) => s.options.push((name.to_string(), Value::List(vec![value]))),
-                (false, None) => s.options.push((name.to_string(), Value::One(value))),
-                (_, Some(_)) => return Err(at(&format!("option {name:?} given twice"))),
+            [kind @ ("option" | "list"), name, value]
+                if is_name(name)
+                    && whole
+                        .strip_prefix('\t')
+                        .and_then(|r| r.strip_prefix(kind))
+                        .and_then(|r| r.strip_prefix(' '))
+                        .and_then(|r| r.strip_prefix(name))
+                        .and_then(|r| r.strip_prefix(' '))
+                        .is_some_and(|r| is_quoted(r, value)) =>
+            {
+                let s = p
+                    .sections
+                    .last_mut()
+                    .ok_or_else(|| at("an option before any section"))?;
+                let value = value.to_string();
+                match (
+                    *kind == "list",
+                    s.options.iter_mut().find(|(n, _)| n == name),
+                ) {
+                    (true, Some((_, Value::List(items)))) => items.push(value),
+                    (true, None) => s.options.push((name.to_string(), Value::List(vec![value]))),
+                    (false, None) => s.options.push((name.to_string(), Value::One(value))),
+                    (_, Some(_)) => return Err(at(&format!("option {name:?} given twice"))),
+                }
             }
-            pos = vend;
-            continue;
+            _ => return Err(at(&format!("unexpected {whole:?}"))),
         }
-        pos += eol + 1;
-        line += 1;
     }
     Ok(p)
 }
 
-/// Reads a single-quoted string at the start of `s` (a quote inside as `'\''`): returns it and
-/// the bytes used.
-pub(super) fn parse_quoted(s: &str) -> Result<(String, usize), String> {
-    let tail = |at: usize| s.get(at..).unwrap_or("");
-    if !s.starts_with('\'') {
-        return Err("a value does not start with a quote".into());
-    }
-    let mut pos = 1;
-    let mut out = String::new();
-    loop {
-        let close = tail(pos)
-            .find('\'')
-            .ok_or_else(|| "unterminated quote".to_string())?;
-        out.push_str(tail(pos).get(..close).unwrap_or(""));
-        pos += close + 1;
-        if tail(pos).starts_with("\\''") {
-            out.push('\'');
-            pos += 3;
-        } else {
-            return Ok((out, pos));
+/// Whether `raw` is `value` as uci quotes it: in single quotes, a quote inside as `'\''`.
+fn is_quoted(raw: &str, value: &str) -> bool {
+    let Some(mut rest) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) else {
+        return false;
+    };
+    for (i, piece) in value.split('\'').enumerate() {
+        if i > 0 {
+            match rest.strip_prefix("'\\''") {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(piece) {
+            Some(r) => rest = r,
+            None => return false,
         }
     }
-}
-
-/// A section or option name: what libuci accepts (`uci_validate_name`).
-pub(super) fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    rest.is_empty()
 }
 
 /// Which sections the engine knows by name (`known`) now go by another name. libuci names an
@@ -409,5 +398,28 @@ mod tests {
             sec("cfg03aaaa", "c"),
         ]);
         assert!(pair_renamed(&before, &edited, &all, &all).is_empty());
+    }
+
+    #[test]
+    fn values_quoted_as_uci_quotes_them() {
+        for (raw, value) in [
+            ("'a'", "a"),
+            ("''", ""),
+            ("'it'\\''s'", "it's"),
+            ("''\\'''", "'"),
+            ("'a\nb'", "a\nb"),
+        ] {
+            assert!(is_quoted(raw, value), "{raw:?}");
+        }
+        for (raw, value) in [
+            ("a", "a"),
+            ("'a'b", "ab"),
+            ("'a''b'", "ab"),
+            ("\"a\"", "a"),
+            ("'it\\'s'", "it's"),
+            ("'", ""),
+        ] {
+            assert!(!is_quoted(raw, value), "{raw:?}");
+        }
     }
 }
