@@ -289,7 +289,7 @@ impl Engine {
         }
     }
 
-    /// Reads many parameters with one call per backend (ARCHITECTURE-GUIDE habit 9). With
+    /// Reads many parameters with one call per backend (never one per parameter). With
     /// `mask`, hidden parameters read as their type's null value (TR-106 A.2.3.5).
     pub(super) fn read(&mut self, refs: &[ParamRef], mask: bool) -> Result<Vec<String>, Fault> {
         let got = self.read_inner(refs, mask, true)?;

@@ -1,7 +1,6 @@
-//! The `file` backend: values read from sysfs, procfs and plain files (issue 3, "Backends:
-//! sysfs / procfs / files"; the key grammar is below and in `datamodel/README.md`). It
-//! serves the TR-181 parameters that live in the kernel rather than in the configuration:
-//! `Device.DeviceInfo` (UpTime, MemoryStatus, ProcessStatus, release info), the `Stats.` of
+//! The `file` backend: values read from sysfs, procfs and plain files (the key grammar is below
+//! and in `datamodel/README.md`). It serves the TR-181 parameters that live in the kernel
+//! rather than in the configuration: `Device.DeviceInfo` (UpTime, MemoryStatus, ProcessStatus, release info), the `Stats.` of
 //! `Ethernet.Interface`, `IP.Interface` and `WiFi.SSID`, link state and MAC addresses, the
 //! kernel routing table (`Routing.Router.{i}.IPv4Forwarding`), `Hosts.Host` from the DHCP
 //! leases and ARP table, `DNS.Client.Server`, `Users.User`.
@@ -30,7 +29,7 @@
 //!   repeated). Empty lines, rows without every key column and rows repeating a key already
 //!   seen are skipped.
 //!
-//! Consistency (issue 3: "within one session, reads come from one consistent snapshot"):
+//! Consistency (invariant: within one session, reads come from one consistent snapshot):
 //! anything made of rows — directory listings (and their `#count`) and table files (their
 //! instances and their `[KEY].COL` values) — is read once and kept until [`Backend::invalidate`]
 //! or [`Backend::end_session`], so a GetParameterNames and the GetParameterValues that follows

@@ -1,6 +1,6 @@
 //! The `uci` backend: values that live in OpenWrt's configuration (`/etc/config`), read and
-//! written through the system's own `uci` command, never by editing its files (issue 3; key
-//! grammar below and in `datamodel/README.md`).
+//! written through the system's own `uci` command, never by editing its files (key grammar
+//! below and in `datamodel/README.md`).
 //!
 //! Reads: the first read of a snapshot is one `uci -n export` of the whole configuration
 //! directory; a package it did not give (missing, or one uci cannot load) and a package the
