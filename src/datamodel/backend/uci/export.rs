@@ -120,69 +120,80 @@ pub(super) fn split_packages(text: &str) -> Vec<(&str, &str)> {
 /// says), so anything else uci did not write is refused.
 pub(super) fn parse_export(pkg: &str, text: &str) -> Result<Package, String> {
     let mut p = Package::default();
-    for l in Lexer::multiline(text) {
+    let mut lexer = Lexer::multiline(text);
+    let mut buf = Vec::new();
+    while let Some(l) = lexer.next_line(&mut buf) {
         let l = l.map_err(|(n, e)| format!("line {n}: {e}"))?;
         let line = l.number;
         let at = move |what: &str| format!("line {line}: {what}");
         let whole = text.get(l.start..l.end).unwrap_or("");
-        let w: Vec<&str> = l.words.iter().map(|w| w.text.as_str()).collect();
-        match w.as_slice() {
+        let mut words = buf.drain(..).map(|w| w.text);
+        let (first, second, third) = (words.next(), words.next(), words.next());
+        let unexpected = || Err(at(&format!("unexpected {whole:?}")));
+        if words.next().is_some() {
+            return unexpected();
+        }
+        match (first.as_deref(), second, third) {
             // A blank line, or uci's comment on an option of unknown type.
-            [] if whole.is_empty() || whole.starts_with("\t#") => {}
-            ["package", name] if whole.strip_prefix("package ") == Some(name) => {
-                if *name != pkg {
+            (None, ..) if whole.is_empty() || whole.starts_with("\t#") => {}
+            (Some("package"), Some(name), None)
+                if whole.strip_prefix("package ") == Some(&name) =>
+            {
+                if name != pkg {
                     return Err(at(&format!("package {name:?}, not {pkg:?}")));
                 }
             }
-            ["config", ty] if whole.strip_prefix("config ") == Some(ty) => {
+            (Some("config"), Some(ty), None) if whole.strip_prefix("config ") == Some(&ty) => {
                 // Not named by uci (no `-n`): the name uci gives it.
-                let name = anonymous_name(p.sections.len(), ty);
+                let name = anonymous_name(p.sections.len(), &ty);
                 p.sections.push(Section {
                     name,
-                    ty: ty.to_string(),
+                    ty: ty.into_owned(),
                     options: Vec::new(),
                 });
             }
-            ["config", ty, name]
+            (Some("config"), Some(ty), Some(name))
                 if !name.is_empty()
                     && whole
                         .strip_prefix("config ")
-                        .and_then(|r| r.strip_prefix(ty))
+                        .and_then(|r| r.strip_prefix(&*ty))
                         .and_then(|r| r.strip_prefix(' '))
-                        .is_some_and(|r| is_quoted(r, name)) =>
+                        .is_some_and(|r| is_quoted(r, &name)) =>
             {
                 p.sections.push(Section {
-                    name: name.to_string(),
-                    ty: ty.to_string(),
+                    name: name.into_owned(),
+                    ty: ty.into_owned(),
                     options: Vec::new(),
                 });
             }
-            [kind @ ("option" | "list"), name, value]
-                if is_name(name)
+            (Some(kind @ ("option" | "list")), Some(name), Some(value))
+                if is_name(&name)
                     && whole
                         .strip_prefix('\t')
                         .and_then(|r| r.strip_prefix(kind))
                         .and_then(|r| r.strip_prefix(' '))
-                        .and_then(|r| r.strip_prefix(name))
+                        .and_then(|r| r.strip_prefix(&*name))
                         .and_then(|r| r.strip_prefix(' '))
-                        .is_some_and(|r| is_quoted(r, value)) =>
+                        .is_some_and(|r| is_quoted(r, &value)) =>
             {
                 let s = p
                     .sections
                     .last_mut()
                     .ok_or_else(|| at("an option before any section"))?;
-                let value = value.to_string();
+                let value = value.into_owned();
                 match (
-                    *kind == "list",
-                    s.options.iter_mut().find(|(n, _)| n == name),
+                    kind == "list",
+                    s.options.iter_mut().find(|(n, _)| *n == name),
                 ) {
                     (true, Some((_, Value::List(items)))) => items.push(value),
-                    (true, None) => s.options.push((name.to_string(), Value::List(vec![value]))),
-                    (false, None) => s.options.push((name.to_string(), Value::One(value))),
+                    (true, None) => s
+                        .options
+                        .push((name.into_owned(), Value::List(vec![value]))),
+                    (false, None) => s.options.push((name.into_owned(), Value::One(value))),
                     (_, Some(_)) => return Err(at(&format!("option {name:?} given twice"))),
                 }
             }
-            _ => return Err(at(&format!("unexpected {whole:?}"))),
+            _ => return unexpected(),
         }
     }
     Ok(p)
