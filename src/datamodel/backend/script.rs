@@ -1,6 +1,6 @@
 //! The `script` backend: vendor scripts, the door through which a vendor serves parameters
-//! without a rebuild (issue 3; ARCHITECTURE-GUIDE habit 9: one process per script per request,
-//! never one per parameter, unlike easycwmp's shell functions).
+//! without a rebuild. Invariant: one process per script per request, never one per parameter
+//! (unlike easycwmp's shell functions).
 //!
 //! A binding key is `NAME:KEY`, where NAME is a script declared in a data model file
 //! (`[script.NAME]`, [`ScriptDef`]) and KEY is the script's own name for the value or table.
@@ -35,8 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use super::Applied;
-use super::{Backend, Cx, Platform, ScriptDef};
+use super::{Applied, Backend, Cx, Platform, ScriptDef};
 use crate::cwmp::fault::Fault;
 use crate::sys::process::{self, Running};
 

@@ -1,0 +1,585 @@
+//! Paths (TR-069 §A.2.2.1, TR-106 §3.1): name resolution, partial paths, InformParameter
+//! patterns, and the instance numbers of tables (handed out in order, never reused, §A.3.2.6).
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::backend::registry::BackendKind;
+use super::backend::Cx;
+use super::types::BaseType;
+use super::{Engine, MAX_INSTANCES};
+use crate::cwmp::fault::Fault;
+
+/// The longest path accepted (the `Name` of the RPC schema is a string(256)).
+const MAX_PATH: usize = 256;
+
+/// The instance numbers and backend keys on a path, outermost first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Inst {
+    pub(super) numbers: Vec<u32>,
+    pub(super) keys: Vec<String>,
+}
+
+impl Inst {
+    pub(super) fn with(&self, number: u32, key: &str) -> Inst {
+        let mut i = self.clone();
+        i.numbers.push(number);
+        i.keys.push(key.to_string());
+        i
+    }
+}
+
+/// What a path names.
+#[derive(Debug, Clone)]
+pub(super) enum Node {
+    /// A single object, or one instance of a table (then the index is the `X.{i}.` object).
+    Object(usize, Inst),
+    /// A table: the collection `X.` of the `X.{i}.` object.
+    Table(usize, Inst),
+    /// A parameter: object index, parameter index.
+    Param(usize, usize, Inst),
+}
+
+/// One parameter instance.
+#[derive(Debug, Clone)]
+pub(super) struct ParamRef {
+    pub(super) obj: usize,
+    pub(super) param: usize,
+    pub(super) inst: Inst,
+}
+
+impl Engine {
+    /// Resolves a path (not the empty one) to what it names; 9005 when it names nothing.
+    pub(super) fn resolve(&mut self, path: &str) -> Result<Node, Fault> {
+        let bad = || Fault::InvalidParameterName(path.to_string());
+        if path.len() > MAX_PATH {
+            return Err(bad());
+        }
+        let partial = path.ends_with('.');
+        let body = path.strip_suffix('.').unwrap_or(path);
+        let mut segs = body.split('.');
+        let root = self.root().trim_end_matches('.');
+        if segs.next() != Some(root) {
+            return Err(bad());
+        }
+        let segs: Vec<&str> = segs.collect();
+        let mut node = Node::Object(0, Inst::default());
+        for (i, seg) in segs.iter().enumerate() {
+            if seg.is_empty() {
+                return Err(bad());
+            }
+            let last = i + 1 == segs.len();
+            node = match node {
+                Node::Object(o, inst) => {
+                    let obj = &self.schema.objects()[o];
+                    if let Some(p) = obj.params.iter().position(|p| p.def.name == *seg) {
+                        if partial || !last {
+                            return Err(bad());
+                        }
+                        Node::Param(o, p, inst)
+                    } else {
+                        let c = *obj
+                            .children
+                            .iter()
+                            .find(|&&c| self.schema.objects()[c].name == *seg)
+                            .ok_or_else(bad)?;
+                        self.child_node(c, inst)
+                    }
+                }
+                Node::Table(t, inst) => {
+                    let n = instance_number(seg).ok_or_else(bad)?;
+                    let list = self.instances(t, &inst)?;
+                    let (_, key) = list.iter().find(|(m, _)| *m == n).ok_or_else(bad)?;
+                    Node::Object(t, inst.with(n, key))
+                }
+                Node::Param(..) => return Err(bad()),
+            };
+        }
+        match (&node, partial) {
+            (Node::Param(..), false) | (Node::Object(..) | Node::Table(..), true) => Ok(node),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The parameters named by an InformParameter pattern: a full or partial path where `*` may
+    /// stand for any instance number (TR-069 §3.7.1.4). Unknown names give nothing.
+    pub(super) fn expand_pattern(&mut self, pattern: &str) -> Vec<ParamRef> {
+        let partial = pattern.ends_with('.');
+        let body = pattern.strip_suffix('.').unwrap_or(pattern);
+        let mut segs = body.split('.');
+        if pattern.len() > MAX_PATH || segs.next() != Some(self.root().trim_end_matches('.')) {
+            return Vec::new();
+        }
+        let segs: Vec<&str> = segs.collect();
+        let mut nodes = vec![Node::Object(0, Inst::default())];
+        for (i, seg) in segs.iter().enumerate() {
+            let last = i + 1 == segs.len();
+            let mut next = Vec::new();
+            for node in nodes {
+                match node {
+                    Node::Object(o, inst) => {
+                        let obj = &self.schema.objects()[o];
+                        if let Some(p) = obj.params.iter().position(|p| p.def.name == *seg) {
+                            if last && !partial {
+                                next.push(Node::Param(o, p, inst));
+                            }
+                        } else if let Some(&c) = obj
+                            .children
+                            .iter()
+                            .find(|&&c| self.schema.objects()[c].name == *seg)
+                        {
+                            next.push(self.child_node(c, inst));
+                        }
+                    }
+                    Node::Table(t, inst) => {
+                        let wanted = if *seg == "*" {
+                            None
+                        } else {
+                            instance_number(seg)
+                        };
+                        if wanted.is_none() && *seg != "*" {
+                            continue;
+                        }
+                        for (n, key) in self.instances(t, &inst).unwrap_or_default() {
+                            if wanted.is_none_or(|w| w == n) {
+                                next.push(Node::Object(t, inst.with(n, &key)));
+                            }
+                        }
+                    }
+                    Node::Param(..) => {}
+                }
+            }
+            nodes = next;
+        }
+        let mut refs = Vec::new();
+        for node in nodes {
+            let ok = matches!(node, Node::Param(..)) != partial;
+            if ok {
+                let _ = self.params_under(node, &mut refs);
+            }
+        }
+        refs
+    }
+
+    /// The instances of a table: `(number, backend key)`, by number. Instances a backend lists
+    /// get numbers on first sight; the numbers of vanished ones are not reused.
+    pub(super) fn instances(&mut self, t: usize, inst: &Inst) -> Result<Vec<(u32, String)>, Fault> {
+        let Some(table) = self.schema.objects()[t].table.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let kind = table.binding.backend;
+        let tkey = expand(&table.binding.key, &inst.keys);
+        let tpath = self.table_path(t, inst);
+        if table
+            .binding
+            .under
+            .as_ref()
+            .is_some_and(|u| inst.keys.last() != Some(u))
+        {
+            // Its instances belong to another parent instance.
+            if self.state.tables.remove(&tpath).is_some() {
+                self.dirty = true;
+            }
+            return Ok(Vec::new());
+        }
+        let tkey = if has_nested(&tkey) {
+            match self
+                .resolve_nested(std::slice::from_ref(&tkey))
+                .pop()
+                .flatten()
+            {
+                Some(k) => k,
+                // What the table hangs on does not exist: it has no instances.
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            tkey
+        };
+        let listed = {
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            let r = self.backends.get(kind).instances(&mut cx, &tkey);
+            self.dirty |= cx.changed;
+            match r {
+                // A broken vendor script does not cost the rest of the tree: its table keeps
+                // the instances last listed.
+                Err(e) if kind == BackendKind::Script => {
+                    log::warn!("{tpath}: {e}");
+                    None
+                }
+                r => r?,
+            }
+        };
+        if let Some(mut keys) = listed {
+            let mut ts = self.state.tables.get(&tpath).cloned().unwrap_or_default();
+            let before = ts.clone();
+            // Instances whose key changed (a uci anonymous section renamed because one before
+            // it was deleted, or moved) keep their number: the backend says which, as pairs
+            // applied all at once (two sections may swap names). Keys that could reach into
+            // another key (`{`, `}`) are not taken.
+            keys.retain(|k| !k.contains(['{', '}']));
+            let known: Vec<String> = ts.instances.values().cloned().collect();
+            let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
+            let pairs: BTreeMap<String, String> = self
+                .backends
+                .get(kind)
+                .renamed(&tkey, &known, &keys)
+                .into_iter()
+                .filter(|(_, new)| listed.contains(new.as_str()))
+                .collect();
+            if !pairs.is_empty() {
+                for v in ts.instances.values_mut() {
+                    if let Some(new) = pairs.get(v.as_str()) {
+                        v.clone_from(new);
+                    }
+                }
+                self.rekey_agent_values(&pairs);
+            }
+            ts.instances.retain(|_, k| listed.contains(k.as_str()));
+            let mut have: HashSet<String> = ts.instances.values().cloned().collect();
+            if keys.len() > MAX_INSTANCES {
+                log::warn!(
+                    "{tpath}: {} instances, only the first {MAX_INSTANCES} are served",
+                    keys.len()
+                );
+            }
+            for k in keys.iter().take(MAX_INSTANCES) {
+                if have.insert(k.clone()) {
+                    let last = ts.instances.keys().next_back().copied().unwrap_or(0);
+                    let n = ts.next.max(last.saturating_add(1)).max(1);
+                    ts.instances.insert(n, k.clone());
+                    ts.next = n.saturating_add(1);
+                }
+            }
+            if ts != before {
+                self.state.tables.insert(tpath.clone(), ts);
+                self.dirty = true;
+            }
+        }
+        Ok(self
+            .state
+            .tables
+            .get(&tpath)
+            .map(|ts| ts.instances.iter().map(|(n, k)| (*n, k.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    /// Moves agent-owned values (an Alias) from instances' old keys to their new ones: every
+    /// dot-separated segment that is an old key is replaced.
+    pub(super) fn rekey_agent_values(&mut self, pairs: &BTreeMap<String, String>) {
+        let moved: Vec<String> = self
+            .state
+            .values
+            .keys()
+            .filter(|k| k.split('.').any(|seg| pairs.contains_key(seg)))
+            .cloned()
+            .collect();
+        // All at once: take every moved value out, then put them back under the new keys.
+        let taken: Vec<(String, String)> = moved
+            .into_iter()
+            .filter_map(|k| self.state.values.remove(&k).map(|v| (k, v)))
+            .collect();
+        for (k, v) in taken {
+            let nk: Vec<&str> = k
+                .split('.')
+                .map(|seg| pairs.get(seg).map_or(seg, String::as_str))
+                .collect();
+            self.state.values.insert(nk.join("."), v);
+            self.dirty = true;
+        }
+    }
+
+    /// Every instance combination of object `o` (one empty [`Inst`] outside tables).
+    pub(super) fn all_instances(&mut self, o: usize) -> Vec<Inst> {
+        let mut chain = Vec::new();
+        let mut cur = Some(o);
+        while let Some(c) = cur {
+            chain.push(c);
+            cur = self.schema.objects()[c].parent;
+        }
+        let mut insts = vec![Inst::default()];
+        for &c in chain.iter().rev() {
+            if self.schema.objects()[c].table.is_none() {
+                continue;
+            }
+            let mut next = Vec::new();
+            for i in insts {
+                for (n, k) in self.instances(c, &i).unwrap_or_default() {
+                    next.push(i.with(n, &k));
+                }
+            }
+            insts = next;
+        }
+        insts
+    }
+
+    /// The instances of every table under the instance `(t, inst)`, innermost first.
+    pub(super) fn nested_instances(
+        &mut self,
+        o: usize,
+        inst: &Inst,
+        out: &mut Vec<(usize, Inst)>,
+    ) -> Result<(), Fault> {
+        for c in self.schema.objects()[o].children.clone() {
+            if self.schema.objects()[c].table.is_some() {
+                for (n, k) in self.instances(c, inst)? {
+                    let i = inst.with(n, &k);
+                    self.nested_instances(c, &i, out)?;
+                    out.push((c, i));
+                }
+            } else {
+                self.nested_instances(c, inst, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the child object `c` of an object with instance context `inst` is: a table, or a
+    /// single object.
+    pub(super) fn child_node(&self, c: usize, inst: Inst) -> Node {
+        if self.schema.objects()[c].table.is_some() {
+            Node::Table(c, inst)
+        } else {
+            Node::Object(c, inst)
+        }
+    }
+
+    pub(super) fn object_path(&self, o: usize, inst: &Inst) -> String {
+        fill(&self.schema.objects()[o].path, &inst.numbers)
+    }
+
+    pub(super) fn table_path(&self, t: usize, inst: &Inst) -> String {
+        let p = &self.schema.objects()[t].path;
+        fill(p.strip_suffix("{i}.").unwrap_or(p), &inst.numbers)
+    }
+
+    pub(super) fn param_path(&self, r: &ParamRef) -> String {
+        let mut s = self.object_path(r.obj, &r.inst);
+        s.push_str(&self.schema.objects()[r.obj].params[r.param].def.name);
+        s
+    }
+
+    pub(super) fn base(&self, r: &ParamRef) -> BaseType {
+        self.schema.objects()[r.obj].params[r.param].def.ty.base
+    }
+}
+
+/// An instance number as written in a path: digits, no leading zero, 1 or more (TR-106 §3.1).
+pub(super) fn instance_number(seg: &str) -> Option<u32> {
+    if seg.starts_with('0') || !seg.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    seg.parse().ok().filter(|n| *n > 0)
+}
+
+/// Whether a path with instance numbers (`Device.A.3.B.`) is an instance of a generic path
+/// (`Device.A.{i}.B.`).
+pub(super) fn generic_matches(generic: &str, path: &str) -> bool {
+    let mut g = generic.split('.');
+    let mut p = path.split('.');
+    loop {
+        match (g.next(), p.next()) {
+            (None, None) => return true,
+            (Some("{i}"), Some(n)) if instance_number(n).is_some() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Replaces each `{i}` of a generic path with the instance numbers, in order.
+pub(super) fn fill(generic: &str, numbers: &[u32]) -> String {
+    let mut out = String::with_capacity(generic.len() + 8);
+    let mut rest = generic;
+    let mut nums = numbers.iter();
+    while let Some(pos) = rest.find("{i}") {
+        out.push_str(&rest[..pos]);
+        match nums.next() {
+            Some(n) => out.push_str(&n.to_string()),
+            None => out.push_str("{i}"),
+        }
+        rest = &rest[pos + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the `{i}` of a binding key with the innermost instance keys, in order (a key with
+/// one `{i}` takes the key of the innermost instance).
+pub(super) fn expand(template: &str, keys: &[String]) -> String {
+    let n = template.matches("{i}").count();
+    if n == 0 {
+        return template.to_string();
+    }
+    let used = &keys[keys.len().saturating_sub(n)..];
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut rest = template;
+    let mut it = used.iter();
+    while let Some(pos) = rest.find("{i}") {
+        out.push_str(&rest[..pos]);
+        match it.next() {
+            Some(k) => out.push_str(k),
+            None => out.push_str("{i}"),
+        }
+        rest = &rest[pos + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether a key (after `{i}` expansion) holds a reference to another backend's value.
+pub(super) fn has_nested(key: &str) -> bool {
+    !nested_refs(key).is_empty()
+}
+
+/// The references `{kind:key}` in a key: (start, end, backend, inner key), `end` exclusive.
+pub(super) fn nested_refs(key: &str) -> Vec<(usize, usize, BackendKind, &str)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = key[from..].find('{') {
+        let start = from + pos;
+        let after = &key[start + 1..];
+        let Some(colon) = after.find(':') else { break };
+        let Some(kind) = BackendKind::from_name(&after[..colon]) else {
+            from = start + 1;
+            continue;
+        };
+        let Some(close) = after.find('}') else { break };
+        if close < colon {
+            from = start + 1;
+            continue;
+        }
+        out.push((start, start + close + 2, kind, &after[colon + 1..close]));
+        from = start + close + 2;
+    }
+    out
+}
+
+/// The instance context of the table that holds an instance.
+pub(super) fn parent_of(inst: &Inst) -> Inst {
+    let mut p = inst.clone();
+    p.numbers.pop();
+    p.keys.pop();
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_helpers() {
+        assert_eq!(fill("Device.A.{i}.B.{i}.", &[3, 7]), "Device.A.3.B.7.");
+        assert_eq!(fill("Device.A.", &[]), "Device.A.");
+        let keys = vec!["cfg1".to_string(), "cfg2".to_string()];
+        assert_eq!(expand("a.{i}.b.{i}.c", &keys), "a.cfg1.b.cfg2.c");
+        assert_eq!(expand("net.{i}.proto", &keys), "net.cfg2.proto");
+        assert_eq!(expand("x", &keys), "x");
+        assert_eq!(instance_number("12"), Some(12));
+        assert!(generic_matches("Device.A.{i}.B.", "Device.A.3.B."));
+        assert!(generic_matches("Device.A.", "Device.A."));
+        assert!(!generic_matches("Device.A.{i}.B.", "Device.A.3.C."));
+        assert!(!generic_matches("Device.A.{i}.B.", "Device.A.x.B."));
+        assert!(!generic_matches("Device.A.", "Device.A.1."));
+        for bad in ["0", "01", "-1", "1a", "", "99999999999"] {
+            assert_eq!(instance_number(bad), None, "{bad}");
+        }
+    }
+
+    use crate::datamodel::fixture::{self, code};
+
+    fn kind(n: &Node) -> (&'static str, Vec<u32>) {
+        match n {
+            Node::Object(_, i) => ("object", i.numbers.clone()),
+            Node::Table(_, i) => ("table", i.numbers.clone()),
+            Node::Param(_, _, i) => ("param", i.numbers.clone()),
+        }
+    }
+
+    #[test]
+    fn resolves_full_and_partial_paths() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        e.add_object("Device.A.T.", "").unwrap();
+        for (path, want, numbers) in [
+            ("Device.", "object", vec![]),
+            ("Device.A.", "object", vec![]),
+            ("Device.A.X", "param", vec![]),
+            ("Device.A.T.", "table", vec![]),
+            ("Device.A.T.2.", "object", vec![2]),
+            ("Device.A.T.2.V", "param", vec![2]),
+            ("Device.A.T.1.U.", "table", vec![1]),
+        ] {
+            let node = e.resolve(path).unwrap_or_else(|f| panic!("{path}: {f:?}"));
+            assert_eq!(kind(&node), (want, numbers), "{path}");
+        }
+    }
+
+    #[test]
+    fn names_that_name_nothing_are_9005() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        let long = format!("Device.A.{}", "Y".repeat(MAX_PATH));
+        for path in [
+            "Device",        // an object without its dot
+            "Device.A",      // likewise
+            "Device.A.X.",   // a parameter with a dot
+            "Device.A.Nope", // an unknown parameter
+            "Device.Nope.",  // an unknown object
+            "InternetGatewayDevice.A.X",
+            "Device..A.X",
+            "Device.A.T.7.",  // no such instance
+            "Device.A.T.01.", // not an instance number
+            "Device.A.T.0.",
+            "Device.A.T.1.V.W", // past a parameter
+            "Device.A.T.V",     // a parameter of the instances, named on the table
+            long.as_str(),
+        ] {
+            assert_eq!(code(e.resolve(path)), 9005, "{path}");
+        }
+    }
+
+    #[test]
+    fn patterns_expand_stars_over_instances() {
+        let mut e = fixture::engine();
+        for _ in 0..3 {
+            e.add_object("Device.A.T.", "").unwrap();
+        }
+        e.delete_object("Device.A.T.2.", "").unwrap();
+        let paths = |e: &mut Engine, p: &str| -> Vec<String> {
+            let refs = e.expand_pattern(p);
+            refs.iter().map(|r| e.param_path(r)).collect()
+        };
+        assert_eq!(
+            paths(&mut e, "Device.A.T.*.V"),
+            ["Device.A.T.1.V", "Device.A.T.3.V"]
+        );
+        assert_eq!(paths(&mut e, "Device.A.T.3.V"), ["Device.A.T.3.V"]);
+        assert_eq!(
+            paths(&mut e, "Device.A.T.*."),
+            ["Device.A.T.1.V", "Device.A.T.3.V"]
+        );
+        // Unknown names and a partial path on a parameter give nothing.
+        assert!(paths(&mut e, "Device.A.T.*.Nope").is_empty());
+        assert!(paths(&mut e, "Device.A.X.").is_empty());
+        assert!(paths(&mut e, "Other.A.X").is_empty());
+    }
+
+    #[test]
+    fn instances_listed_get_numbers_in_order_and_keep_them() {
+        let mut e = fixture::engine();
+        let (n1, _) = e.add_object("Device.A.T.", "").unwrap();
+        let (n2, _) = e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!((n1, n2), (1, 2));
+        let t = e.schema.object_index("Device.A.T.{i}.").unwrap();
+        let list = e.instances(t, &Inst::default()).unwrap();
+        // The agent backend's key of an instance is its number.
+        assert_eq!(list, [(1, "1".to_string()), (2, "2".to_string())]);
+        assert_eq!(e.all_instances(t).len(), 2);
+        let u = e.schema.object_index("Device.A.T.{i}.U.{i}.").unwrap();
+        e.add_object("Device.A.T.2.U.", "").unwrap();
+        let all: Vec<Vec<u32>> = e.all_instances(u).into_iter().map(|i| i.numbers).collect();
+        assert_eq!(all, [vec![2, 1]]);
+    }
+}

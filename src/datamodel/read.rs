@@ -1,0 +1,774 @@
+//! The reads: GetParameterNames, GetParameterValues, GetParameterAttributes (TR-069
+//! §A.3.2.2, §A.3.2.3, §A.3.2.5), the walks under a node, and the values as the model shows
+//! them (one backend call per request, defaults, hidden values masked, `transform`/`map`/`ref`).
+
+use std::collections::BTreeMap;
+
+use super::backend::registry::BackendKind;
+use super::backend::Cx;
+use super::path::{expand, fill, has_nested, instance_number, nested_refs, parent_of};
+use super::path::{Inst, Node, ParamRef};
+use super::schema::{Access, Source};
+use super::types::BaseType;
+use super::{Engine, MAX_PARAMS_PER_REQUEST};
+use crate::cwmp::fault::Fault;
+use crate::soap::msg::{ParameterAttribute, ParameterInfo, ParameterValue};
+
+/// An entry of a GetParameterNames walk.
+pub(super) enum Item {
+    Object { path: String, writable: bool },
+    Param(ParamRef),
+}
+
+impl Engine {
+    /// GetParameterNames (§A.3.2.3).
+    pub fn names(&mut self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault> {
+        let mut items = Vec::new();
+        if path.is_empty() {
+            // The empty path is the top of the hierarchy: its only child is the root object.
+            if next_level {
+                return Ok(vec![ParameterInfo {
+                    name: self.root().to_string(),
+                    writable: false,
+                }]);
+            }
+            self.walk(Node::Object(0, Inst::default()), true, &mut items)?;
+        } else {
+            match self.resolve(path)? {
+                Node::Param(..) if next_level => {
+                    return Err(Fault::InvalidArguments(
+                        format!("NextLevel is true but {path} is a parameter"),
+                        Vec::new(),
+                    ))
+                }
+                node if next_level => self.children(node, &mut items)?,
+                node => self.walk(node, true, &mut items)?,
+            }
+        }
+        Ok(items
+            .into_iter()
+            .map(|i| match i {
+                Item::Object { path, writable } => ParameterInfo {
+                    name: path,
+                    writable,
+                },
+                Item::Param(r) => ParameterInfo {
+                    writable: self.param_writable(&r),
+                    name: self.param_path(&r),
+                },
+            })
+            .collect())
+    }
+
+    /// GetParameterValues (§A.3.2.2): full and partial paths, in request order.
+    pub fn values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
+        let mut refs = Vec::new();
+        for n in names {
+            let node = if n.is_empty() {
+                Node::Object(0, Inst::default())
+            } else {
+                self.resolve(n)?
+            };
+            self.params_under(node, &mut refs)?;
+        }
+        let values = self.read(&refs, true)?;
+        Ok(self.to_values(&refs, values))
+    }
+
+    /// GetParameterAttributes (§A.3.2.5).
+    pub fn attributes(&mut self, names: &[String]) -> Result<Vec<ParameterAttribute>, Fault> {
+        let mut refs = Vec::new();
+        for n in names {
+            let node = if n.is_empty() {
+                Node::Object(0, Inst::default())
+            } else {
+                self.resolve(n)?
+            };
+            self.params_under(node, &mut refs)?;
+        }
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let name = self.param_path(r);
+                let access_list = self
+                    .state
+                    .attributes
+                    .get(&name)
+                    .map(|a| a.access_list.clone())
+                    .unwrap_or_default();
+                ParameterAttribute {
+                    notification: self.notification(r, &name),
+                    access_list,
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    /// Reads one value by full path (the agent reads its own settings this way). Unlike
+    /// GetParameterValues, a hidden value (a password) is returned as it is.
+    pub fn value(&mut self, path: &str) -> Result<String, Fault> {
+        let Node::Param(obj, param, inst) = self.resolve(path)? else {
+            return Err(Fault::InvalidParameterName(format!(
+                "{path} is not a parameter"
+            )));
+        };
+        let r = ParamRef { obj, param, inst };
+        self.read(std::slice::from_ref(&r), false)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Fault::InvalidParameterName(path.to_string()))
+    }
+
+    /// Where each parameter under `path` lives: `(parameter path, backend, key)` with the
+    /// instance keys and nested references filled in; computed counts are left out. For
+    /// diagnostics and for the benchmark's per-parameter comparison.
+    pub fn bound_keys(&mut self, path: &str) -> Result<Vec<(String, BackendKind, String)>, Fault> {
+        let node = if path.is_empty() {
+            Node::Object(0, Inst::default())
+        } else {
+            self.resolve(path)?
+        };
+        let mut refs = Vec::new();
+        self.params_under(node, &mut refs)?;
+        let mut out = Vec::new();
+        for r in &refs {
+            if let Some((kind, Ok(key))) = self.full_key(r) {
+                out.push((self.param_path(r), kind, key));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A node and everything under it, objects included when `objects` (GPN NextLevel false).
+    pub(super) fn walk(
+        &mut self,
+        node: Node,
+        objects: bool,
+        out: &mut Vec<Item>,
+    ) -> Result<(), Fault> {
+        match node {
+            Node::Param(obj, param, inst) => out.push(Item::Param(ParamRef { obj, param, inst })),
+            Node::Object(o, inst) => {
+                if objects {
+                    let writable = self.schema.objects()[o].table.is_some()
+                        && self.creatable(o, &parent_of(&inst));
+                    out.push(Item::Object {
+                        path: self.object_path(o, &inst),
+                        writable,
+                    });
+                }
+                self.push_params(o, &inst, out);
+                for c in self.schema.objects()[o].children.clone() {
+                    let child = self.child_node(c, inst.clone());
+                    self.walk(child, objects, out)?;
+                }
+            }
+            Node::Table(t, inst) => {
+                if objects {
+                    out.push(Item::Object {
+                        path: self.table_path(t, &inst),
+                        writable: self.creatable(t, &inst),
+                    });
+                }
+                for (n, k) in self.instances(t, &inst)? {
+                    self.walk(Node::Object(t, inst.with(n, &k)), objects, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every parameter of the object `o` in instance context `inst`, in definition order.
+    pub(super) fn push_params(&self, o: usize, inst: &Inst, out: &mut Vec<Item>) {
+        for param in 0..self.schema.objects()[o].params.len() {
+            out.push(Item::Param(ParamRef {
+                obj: o,
+                param,
+                inst: inst.clone(),
+            }));
+        }
+    }
+
+    /// The next level under a node (GPN NextLevel true).
+    pub(super) fn children(&mut self, node: Node, out: &mut Vec<Item>) -> Result<(), Fault> {
+        match node {
+            Node::Param(..) => {}
+            Node::Object(o, inst) => {
+                self.push_params(o, &inst, out);
+                for c in self.schema.objects()[o].children.clone() {
+                    let item = if self.schema.objects()[c].table.is_some() {
+                        Item::Object {
+                            path: self.table_path(c, &inst),
+                            writable: self.creatable(c, &inst),
+                        }
+                    } else {
+                        Item::Object {
+                            path: self.object_path(c, &inst),
+                            writable: false,
+                        }
+                    };
+                    out.push(item);
+                }
+            }
+            Node::Table(t, inst) => {
+                let writable = self.creatable(t, &inst);
+                for (n, k) in self.instances(t, &inst)? {
+                    out.push(Item::Object {
+                        path: self.object_path(t, &inst.with(n, &k)),
+                        writable,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn params_under(
+        &mut self,
+        node: Node,
+        out: &mut Vec<ParamRef>,
+    ) -> Result<(), Fault> {
+        let mut items = Vec::new();
+        self.walk(node, false, &mut items)?;
+        out.extend(items.into_iter().filter_map(|i| match i {
+            Item::Param(r) => Some(r),
+            Item::Object { .. } => None,
+        }));
+        if out.len() > MAX_PARAMS_PER_REQUEST {
+            return Err(Fault::ResourcesExceeded(format!(
+                "the request covers more than {MAX_PARAMS_PER_REQUEST} parameters"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether AddObject (on the table) and DeleteObject (on its instances) are allowed: the
+    /// model says `readWrite` and the backend can create.
+    pub(super) fn creatable(&self, t: usize, inst: &Inst) -> bool {
+        let obj = &self.schema.objects()[t];
+        match &obj.table {
+            Some(tb)
+                if obj.writable
+                    && tb
+                        .binding
+                        .under
+                        .as_ref()
+                        .is_none_or(|u| inst.keys.last() == Some(u)) =>
+            {
+                self.backends
+                    .peek(tb.binding.backend)
+                    .creatable(&expand(&tb.binding.key, &inst.keys))
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn param_writable(&self, r: &ParamRef) -> bool {
+        let p = &self.schema.objects()[r.obj].params[r.param];
+        match &p.source {
+            Source::Bound(b) if p.def.access != Access::ReadOnly && b.invertible() => {
+                let key = expand(&b.key, &r.inst.keys);
+                // A reference inside the key is resolved when writing; its shape is enough here.
+                let key = if has_nested(&key) {
+                    let mut shape = String::with_capacity(key.len());
+                    let mut last = 0;
+                    for (start, end, _, _) in nested_refs(&key) {
+                        shape.push_str(&key[last..start]);
+                        shape.push_str("x0");
+                        last = end;
+                    }
+                    shape.push_str(&key[last..]);
+                    shape
+                } else {
+                    key
+                };
+                self.backends.peek(b.backend).writable(&key)
+            }
+            _ => false,
+        }
+    }
+
+    /// Reads many parameters with one call per backend (never one per parameter). With
+    /// `mask`, hidden parameters read as their type's null value (TR-106 A.2.3.5).
+    pub(super) fn read(&mut self, refs: &[ParamRef], mask: bool) -> Result<Vec<String>, Fault> {
+        let got = self.read_inner(refs, mask, true)?;
+        Ok(got.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Like [`Engine::read`], but a failing backend only leaves its values out.
+    pub(super) fn read_lenient(&mut self, refs: &[ParamRef], mask: bool) -> Vec<Option<String>> {
+        self.read_inner(refs, mask, false)
+            .unwrap_or_else(|_| vec![None; refs.len()])
+    }
+
+    pub(super) fn read_inner(
+        &mut self,
+        refs: &[ParamRef],
+        mask: bool,
+        strict: bool,
+    ) -> Result<Vec<Option<String>>, Fault> {
+        let mut out: Vec<Option<String>> = vec![None; refs.len()];
+        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
+        for (i, r) in refs.iter().enumerate() {
+            let p = &self.schema.objects()[r.obj].params[r.param];
+            if mask && p.def.hidden {
+                out[i] = Some(null_value(p.def.ty.base).to_string());
+                continue;
+            }
+            match &p.source {
+                Source::Count(t) => {
+                    let t = *t;
+                    match self.instances(t, &r.inst) {
+                        Ok(l) => out[i] = Some(l.len().to_string()),
+                        Err(e) if strict => return Err(e),
+                        Err(e) => log::warn!("{}: {e}", self.param_path(r)),
+                    }
+                }
+                Source::Bound(b) => groups
+                    .entry(b.backend)
+                    .or_default()
+                    .push((i, expand(&b.key, &r.inst.keys))),
+            }
+        }
+        // Keys holding a reference to another backend's value (`{uci:network.lan.device}`)
+        // are completed first, all of them with one read per backend.
+        let mut unresolved: Vec<usize> = Vec::new();
+        for items in groups.values_mut() {
+            let nested: Vec<String> = items
+                .iter()
+                .filter(|(_, k)| has_nested(k))
+                .map(|(_, k)| k.clone())
+                .collect();
+            if nested.is_empty() {
+                continue;
+            }
+            let mut done = self.resolve_nested(&nested).into_iter();
+            items.retain_mut(|(i, k)| {
+                if !has_nested(k) {
+                    return true;
+                }
+                match done.next().flatten() {
+                    Some(full) => {
+                        *k = full;
+                        true
+                    }
+                    None => {
+                        unresolved.push(*i);
+                        false
+                    }
+                }
+            });
+        }
+        for i in unresolved {
+            out[i] = Some(self.fallback_value(&refs[i]));
+        }
+        let mut ref_cache: BTreeMap<usize, Vec<(u32, String)>> = BTreeMap::new();
+        for (kind, items) in groups {
+            let keys: Vec<&str> = items.iter().map(|(_, k)| k.as_str()).collect();
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            let got = self.backends.get(kind).read(&mut cx, &keys);
+            self.dirty |= cx.changed;
+            let got = match got {
+                Ok(g) => g,
+                // A broken vendor script does not cost the rest of the tree either: its
+                // parameters read as their defaults, and the failure is logged.
+                Err(e) if strict && kind != BackendKind::Script => return Err(e),
+                Err(e) => {
+                    log::warn!("{} backend: {e}", kind.name());
+                    if strict {
+                        for (i, _) in &items {
+                            out[*i] = Some(self.fallback_value(&refs[*i]));
+                        }
+                    }
+                    continue;
+                }
+            };
+            for ((i, _), v) in items.iter().zip(got) {
+                let r = &refs[*i];
+                let v = match v {
+                    Some(raw) => self.shown_value(r, raw, &mut ref_cache),
+                    None => None,
+                };
+                let p = &self.schema.objects()[r.obj].params[r.param];
+                let binding_default = match &p.source {
+                    Source::Bound(b) => b.default.clone(),
+                    Source::Count(_) => None,
+                };
+                // An empty value where the type has no empty form (an unset dateTime in the
+                // config file) counts as no value.
+                let raw = v
+                    .filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok())
+                    .or(binding_default)
+                    .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
+                    .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
+                // Values come back in their canonical lexical form (e.g. `1` → `true`). A value
+                // its type does not allow (uci's `channel 'auto'` for an unsignedInt) is not
+                // shown to the ACS: the parameter reads as having no value; a value only the
+                // CPE may report (`enum_read_only`) is kept.
+                out[*i] = Some(match p.def.ty.check(&raw) {
+                    Ok(v) => v,
+                    Err(_) if p.def.enum_read_only.contains(&raw) => raw,
+                    Err(e) => {
+                        log::debug!("{}: {e}; shown as its default", self.param_path(r));
+                        let fallback = self.fallback_value(r);
+                        p.def.ty.check(&fallback).unwrap_or(fallback)
+                    }
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The value of a parameter whose backend has none: the binding's default, the model's,
+    /// or the type's null value.
+    pub(super) fn fallback_value(&self, r: &ParamRef) -> String {
+        let p = &self.schema.objects()[r.obj].params[r.param];
+        let binding_default = match &p.source {
+            Source::Bound(b) => b.default.clone(),
+            Source::Count(_) => None,
+        };
+        binding_default
+            .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
+            .unwrap_or_else(|| null_value(p.def.ty.base).to_string())
+    }
+
+    /// A backend value as the model shows it: the binding's `transform`, then `map`, then `ref`
+    /// (instance keys → instance paths; keys of no instance are left out). `None` when the
+    /// transform does not apply (the parameter then reads as having no value).
+    pub(super) fn shown_value(
+        &mut self,
+        r: &ParamRef,
+        raw: String,
+        ref_cache: &mut BTreeMap<usize, Vec<(u32, String)>>,
+    ) -> Option<String> {
+        let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+            return Some(raw);
+        };
+        let mut v = match b.transform {
+            Some(t) => t.read(&raw)?,
+            None => raw,
+        };
+        if let Some((_, m)) = b.map.iter().find(|(k, _)| *k == v) {
+            v = m.clone();
+        }
+        let Some(target) = b.reference.clone() else {
+            return Some(v);
+        };
+        let t = self.schema.object_index(&target)?;
+        if let std::collections::btree_map::Entry::Vacant(e) = ref_cache.entry(t) {
+            e.insert(self.instances(t, &Inst::default()).unwrap_or_default());
+        }
+        let list = ref_cache.get(&t)?;
+        let paths: Vec<String> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .filter_map(|k| list.iter().find(|(_, key)| key == k))
+            .map(|(n, _)| fill(target.strip_suffix('.').unwrap_or(&target), &[*n]))
+            .collect();
+        Some(paths.join(","))
+    }
+
+    /// A model value (valid for its type) as the backend stores it: the inverse of
+    /// [`Engine::shown_value`]. 9007 when it has none (an unknown instance path).
+    pub(super) fn stored_value(&mut self, r: &ParamRef, value: &str) -> Result<String, Fault> {
+        let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+            return Ok(value.to_string());
+        };
+        let (transform, map, reference) = (b.transform, b.map.clone(), b.reference.clone());
+        let mut v = value.to_string();
+        if let Some(target) = reference {
+            let t = self
+                .schema
+                .object_index(&target)
+                .ok_or_else(|| Fault::internal(format!("no table {target}")))?;
+            let list = self.instances(t, &Inst::default())?;
+            let prefix = target.strip_suffix("{i}.").unwrap_or(&target);
+            let mut keys = Vec::new();
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let n = item
+                    .strip_suffix('.')
+                    .unwrap_or(item)
+                    .strip_prefix(prefix)
+                    .and_then(instance_number);
+                let key = n.and_then(|n| list.iter().find(|(m, _)| *m == n));
+                match key {
+                    Some((_, k)) => keys.push(k.clone()),
+                    None => {
+                        return Err(Fault::InvalidParameterValue(format!(
+                            "{item:?} is not an instance of {}",
+                            prefix.trim_end_matches('.')
+                        )))
+                    }
+                }
+            }
+            v = keys.join(",");
+        }
+        if !map.is_empty() {
+            // With a map, only the mapped values can be stored (an enumeration the backend
+            // spells its own way).
+            match map.iter().find(|(_, m)| *m == v) {
+                Some((k, _)) => v = k.clone(),
+                None => {
+                    return Err(Fault::InvalidParameterValue(format!(
+                        "{value:?} is not one of the values this device can store"
+                    )))
+                }
+            }
+        }
+        if let Some(t) = transform {
+            v = t.write(&v).ok_or_else(|| {
+                Fault::InvalidParameterValue(format!("{value:?} cannot be stored"))
+            })?;
+        }
+        Ok(v)
+    }
+
+    /// The backend and key of a bound parameter with `{i}` filled in and references resolved;
+    /// `Err(key)` when a reference in it has no value, `None` for a computed count.
+    pub(super) fn full_key(
+        &mut self,
+        r: &ParamRef,
+    ) -> Option<(BackendKind, Result<String, String>)> {
+        let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
+            return None;
+        };
+        let kind = b.backend;
+        let key = expand(&b.key, &r.inst.keys);
+        if !has_nested(&key) {
+            return Some((kind, Ok(key)));
+        }
+        let full = self
+            .resolve_nested(std::slice::from_ref(&key))
+            .pop()
+            .flatten();
+        Some((kind, full.ok_or(key)))
+    }
+
+    /// Completes keys that hold references to other backends' values: `{kind:key}` is replaced
+    /// by that value (read once per backend for all keys). `None` for a key whose reference
+    /// has no value.
+    pub(super) fn resolve_nested(&mut self, keys: &[String]) -> Vec<Option<String>> {
+        let mut wanted: BTreeMap<BackendKind, Vec<String>> = BTreeMap::new();
+        for k in keys {
+            for (_, _, kind, inner) in nested_refs(k) {
+                let list = wanted.entry(kind).or_default();
+                if !list.iter().any(|x| x == inner) {
+                    list.push(inner.to_string());
+                }
+            }
+        }
+        let mut values: BTreeMap<(BackendKind, String), String> = BTreeMap::new();
+        for (kind, list) in wanted {
+            let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            match self.backends.get(kind).read(&mut cx, &refs) {
+                Ok(got) => {
+                    for (k, v) in list.iter().zip(got) {
+                        if let Some(v) = v {
+                            values.insert((kind, k.clone()), v);
+                        }
+                    }
+                }
+                Err(e) => log::warn!("{} backend: {e}", kind.name()),
+            }
+        }
+        keys.iter()
+            .map(|k| {
+                let mut out = String::with_capacity(k.len());
+                let mut last = 0;
+                for (start, end, kind, inner) in nested_refs(k) {
+                    out.push_str(&k[last..start]);
+                    let v = values.get(&(kind, inner.to_string()))?;
+                    // A value is one path segment of the key: nothing may escape it.
+                    if v.is_empty() || v.contains(['/', '{', '}']) || v == ".." {
+                        return None;
+                    }
+                    out.push_str(v);
+                    last = end;
+                }
+                out.push_str(&k[last..]);
+                Some(out)
+            })
+            .collect()
+    }
+
+    pub(super) fn to_values(&self, refs: &[ParamRef], values: Vec<String>) -> Vec<ParameterValue> {
+        refs.iter()
+            .zip(values)
+            .map(|(r, value)| ParameterValue {
+                name: self.param_path(r),
+                value,
+                ty: self.base(r),
+            })
+            .collect()
+    }
+}
+
+/// The null value of a base type (TR-106 A.2.3.5): what a hidden parameter reads back as.
+pub(super) fn null_value(base: BaseType) -> &'static str {
+    match base {
+        BaseType::Int | BaseType::UnsignedInt | BaseType::Long | BaseType::UnsignedLong => "0",
+        BaseType::Decimal => "0",
+        BaseType::Boolean => "false",
+        BaseType::DateTime => "0001-01-01T00:00:00Z",
+        BaseType::String | BaseType::Base64 | BaseType::HexBinary => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datamodel::fixture::{self, code, get, set};
+
+    fn names(e: &mut Engine, path: &str, next_level: bool) -> Vec<(String, bool)> {
+        e.names(path, next_level)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name, i.writable))
+            .collect()
+    }
+
+    fn owned(v: &[(&str, bool)]) -> Vec<(String, bool)> {
+        v.iter().map(|(n, w)| (n.to_string(), *w)).collect()
+    }
+
+    #[test]
+    fn next_level_lists_one_level() {
+        let mut e = fixture::engine();
+        // The empty path: the root object only.
+        assert_eq!(names(&mut e, "", true), owned(&[("Device.", false)]));
+        assert_eq!(
+            names(&mut e, "Device.", true),
+            owned(&[("Device.A.", false), ("Device.B.", false)])
+        );
+        let a = names(&mut e, "Device.A.", true);
+        let writable: Vec<(&str, bool)> = a.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        assert_eq!(
+            writable,
+            [
+                ("Device.A.X", true),
+                ("Device.A.S", true),
+                ("Device.A.Big", true),
+                ("Device.A.Secret", true),
+                ("Device.A.RO", false),
+                ("Device.A.Fixed", false),
+                ("Device.A.Deny", true),
+                ("Device.A.Forced", true),
+                ("Device.A.TNumberOfEntries", false),
+                // A table that allows AddObject is writable.
+                ("Device.A.T.", true),
+            ]
+        );
+        assert!(names(&mut e, "Device.A.T.", true).is_empty());
+        e.add_object("Device.A.T.", "").unwrap();
+        e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!(
+            names(&mut e, "Device.A.T.", true),
+            owned(&[("Device.A.T.1.", true), ("Device.A.T.2.", true)])
+        );
+        assert_eq!(
+            names(&mut e, "Device.A.T.2.", true),
+            owned(&[("Device.A.T.2.V", true), ("Device.A.T.2.U.", true)])
+        );
+        // NextLevel on a parameter is 9003; an unknown name 9005.
+        assert_eq!(code(e.names("Device.A.X", true)), 9003);
+        assert_eq!(code(e.names("Device.A.Nope.", true)), 9005);
+    }
+
+    #[test]
+    fn whole_subtree_lists_objects_and_parameters() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!(
+            names(&mut e, "Device.A.T.", false),
+            owned(&[
+                ("Device.A.T.", true),
+                ("Device.A.T.1.", true),
+                ("Device.A.T.1.V", true),
+                ("Device.A.T.1.U.", true),
+            ])
+        );
+        assert_eq!(
+            names(&mut e, "Device.B.Z", false),
+            owned(&[("Device.B.Z", false)])
+        );
+        let all = names(&mut e, "", false);
+        assert_eq!(all.first().map(|(n, _)| n.as_str()), Some("Device."));
+        assert_eq!(all.len(), 17);
+    }
+
+    #[test]
+    fn values_in_request_order_with_defaults_and_masks() {
+        let mut e = fixture::engine();
+        e.add_object("Device.A.T.", "").unwrap();
+        let got = e
+            .values(&[
+                "Device.B.".to_string(),
+                "Device.A.T.".to_string(),
+                "Device.A.X".to_string(),
+            ])
+            .unwrap();
+        let pairs: Vec<(&str, &str, BaseType)> = got
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str(), p.ty))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Device.B.Z", "zed", BaseType::String),
+                ("Device.A.T.1.V", "", BaseType::String),
+                ("Device.A.X", "5", BaseType::UnsignedInt),
+            ]
+        );
+        // A hidden value reads as its type's null value, except to the agent itself.
+        assert_eq!(get(&mut e, "Device.A.Secret"), "");
+        assert_eq!(e.value("Device.A.Secret").unwrap(), "hunter2");
+        // Const values come in their canonical form; counts count.
+        assert_eq!(get(&mut e, "Device.A.Fixed"), "true");
+        assert_eq!(get(&mut e, "Device.A.TNumberOfEntries"), "1");
+        // Values set are read back.
+        e.set_values(&[set("Device.A.S", "hello")], "").unwrap();
+        assert_eq!(get(&mut e, "Device.A.S"), "hello");
+    }
+
+    #[test]
+    fn one_unknown_name_fails_the_request_with_9005() {
+        let mut e = fixture::engine();
+        for bad in ["Device.A.Nope", "Device.A.X.", "Device.A.T.1.", "Device.A"] {
+            let r = e.values(&["Device.A.X".to_string(), bad.to_string()]);
+            assert_eq!(code(r), 9005, "{bad}");
+            assert_eq!(code(e.attributes(&[bad.to_string()])), 9005, "{bad}");
+        }
+        assert_eq!(code(e.value("Device.A.")), 9005);
+    }
+
+    #[test]
+    fn attributes_default_to_off_or_the_models_forced_value() {
+        let mut e = fixture::engine();
+        let got = e
+            .attributes(&["Device.A.X".to_string(), "Device.A.Forced".to_string()])
+            .unwrap();
+        let n: Vec<(&str, u8)> = got
+            .iter()
+            .map(|a| (a.name.as_str(), a.notification))
+            .collect();
+        assert_eq!(n, [("Device.A.X", 0), ("Device.A.Forced", 2)]);
+        assert!(got.iter().all(|a| a.access_list.is_empty()));
+    }
+
+    #[test]
+    fn null_values_of_the_types() {
+        assert_eq!(null_value(BaseType::Boolean), "false");
+        assert_eq!(null_value(BaseType::UnsignedInt), "0");
+        assert_eq!(null_value(BaseType::DateTime), "0001-01-01T00:00:00Z");
+        assert_eq!(null_value(BaseType::Base64), "");
+    }
+}

@@ -1,0 +1,324 @@
+//! The definitions as the engine sees them: the root [`Model`] and its embedded files, the
+//! definition and binding types of the files, and the pruned tree ([`Schema`]) with its
+//! lookups. Plain data, no file access.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::datamodel::backend::registry::BackendKind;
+use crate::datamodel::backend::ScriptDef;
+use crate::datamodel::transform::Transform;
+use crate::datamodel::types::TypeSpec;
+
+/// Which standard root the device presents (`[device] data_model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// TR-181 `Device:2`.
+    Tr181,
+    /// TR-098 `InternetGatewayDevice:1`.
+    Tr098,
+}
+
+impl Model {
+    pub fn root(self) -> &'static str {
+        match self {
+            Model::Tr181 => "Device.",
+            Model::Tr098 => "InternetGatewayDevice.",
+        }
+    }
+
+    /// The files embedded in the binary for this model: definitions first, then bindings, as
+    /// `(name, text)`.
+    pub fn embedded(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Model::Tr181 => TR181_FILES,
+            Model::Tr098 => TR098_FILES,
+        }
+    }
+
+    pub(super) fn other(self) -> Model {
+        match self {
+            Model::Tr181 => Model::Tr098,
+            Model::Tr098 => Model::Tr181,
+        }
+    }
+}
+
+macro_rules! embed {
+    ($name:literal) => {
+        (
+            concat!("datamodel/", $name),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/datamodel/", $name)),
+        )
+    };
+}
+
+pub(super) const TR181_FILES: &[(&str, &str)] = &[
+    embed!("tr181.toml"),
+    embed!("bindings/tr181-agent.toml"),
+    embed!("bindings/tr181-builtin.toml"),
+];
+
+pub(super) const TR098_FILES: &[(&str, &str)] = &[
+    embed!("tr098.toml"),
+    embed!("bindings/tr098-agent.toml"),
+    embed!("bindings/tr098-builtin.toml"),
+];
+
+pub(super) const TR181_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181.toml")];
+
+pub(super) const TR098_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098.toml")];
+
+/// ManagementServer bound to `/etc/config/cwmpd`, when the agent's config is that file.
+pub(super) const TR181_CWMPD_UCI: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181-cwmpd.toml")];
+
+pub(super) const TR098_CWMPD_UCI: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098-cwmpd.toml")];
+
+/// An error loading a file (a data model file, the config file): names the file and the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Parameter or object access (DM Schema `ParameterAccess`; absent means `readOnly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Access {
+    #[default]
+    #[serde(rename = "readOnly")]
+    ReadOnly,
+    #[serde(rename = "readWrite")]
+    ReadWrite,
+    /// Writable once, then read-only. The engine treats it as writable.
+    #[serde(rename = "writeOnceReadOnly")]
+    WriteOnceReadOnly,
+}
+
+/// Whether active notification may be refused or is forced (DM Schema `activeNotify`,
+/// TR-069 §A.3.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ActiveNotify {
+    #[default]
+    #[serde(rename = "normal")]
+    Normal,
+    /// The CPE may refuse active notification (9009).
+    #[serde(rename = "canDeny")]
+    CanDeny,
+    /// Always active; cannot be turned off.
+    #[serde(rename = "forceEnabled")]
+    ForceEnabled,
+    /// Active by default; the ACS may change it.
+    #[serde(rename = "forceDefaultEnabled")]
+    ForceDefaultEnabled,
+}
+
+impl ActiveNotify {
+    /// The notification attribute a parameter has until the ACS sets one.
+    pub fn default_notification(self) -> u8 {
+        match self {
+            ActiveNotify::ForceEnabled | ActiveNotify::ForceDefaultEnabled => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// One parameter definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamDef {
+    pub name: String,
+    /// The type and its facets. `ty.enumeration` holds the values an ACS may set (those marked
+    /// `access="readOnly"` in the model are in [`ParamDef::enum_read_only`]).
+    pub ty: TypeSpec,
+    pub enum_read_only: Vec<String>,
+    /// Patterns of the model, kept as text (not enforced).
+    pub patterns: Vec<String>,
+    pub access: Access,
+    pub forced_inform: bool,
+    pub active_notify: ActiveNotify,
+    /// Reads back as the null value of its type (passwords; TR-106 A.2.3.5).
+    pub hidden: bool,
+    pub default: Option<String>,
+    /// `deprecated` or `obsoleted`; `None` when current.
+    pub status: Option<String>,
+    pub line: usize,
+}
+
+/// One unique key of a table (DM Schema `uniqueKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueKey {
+    pub functional: bool,
+    pub params: Vec<String>,
+}
+
+/// One object definition (`X.` or a table `X.{i}.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectDef {
+    /// The generic path (`Device.ManagementServer.InformParameter.{i}.`).
+    pub path: String,
+    pub access: Access,
+    pub min_entries: u32,
+    /// `None` for unbounded.
+    pub max_entries: Option<u32>,
+    pub num_entries: Option<String>,
+    pub enable: Option<String>,
+    pub unique_keys: Vec<UniqueKey>,
+    pub status: Option<String>,
+    pub params: Vec<ParamDef>,
+    pub file: String,
+    pub line: usize,
+}
+
+impl ObjectDef {
+    /// A multi-instance object: `maxEntries` is not 1 (DM Schema).
+    pub fn is_table(&self) -> bool {
+        self.max_entries != Some(1)
+    }
+}
+
+/// The definitions of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Definitions {
+    /// The model name (`Device:2.19`) of a generated file.
+    pub model: Option<String>,
+    pub objects: Vec<ObjectDef>,
+}
+
+/// Where a bound parameter's value lives: a backend and its key (with `{i}` placeholders for
+/// instance keys), and the value to use when the backend has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub backend: BackendKind,
+    pub key: String,
+    pub default: Option<String>,
+    /// `map`: backend value → model value, tried in order (inverse on write).
+    pub map: Vec<(String, String)>,
+    /// `transform`: a pure conversion applied before `map` on read, after it on write.
+    pub transform: Option<Transform>,
+    /// `ref`: the backend value is the instance key of an instance of this table (generic
+    /// path, `Device.WiFi.Radio.{i}.`), shown as that instance's path (TR-106 references).
+    pub reference: Option<String>,
+    /// `under` (a nested table's `{i}` only): the table has instances only in the enclosing
+    /// instance whose key this is; elsewhere it is empty. For instances that would otherwise
+    /// show under several parents (port forwards of a firewall zone, listed by each WAN
+    /// connection): each appears under exactly one.
+    pub under: Option<String>,
+}
+
+impl Binding {
+    /// Whether a model value can be turned back into a backend value.
+    pub fn invertible(&self) -> bool {
+        self.transform.is_none_or(Transform::writable)
+    }
+}
+
+/// An exposed parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub def: ParamDef,
+    pub source: Source,
+}
+
+/// Where an exposed parameter's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Bound(Binding),
+    /// The number of instances of a table (its `numEntriesParameter`), computed by the engine.
+    Count(usize),
+}
+
+/// An exposed table's instances binding and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub min_entries: u32,
+    pub max_entries: Option<u32>,
+    pub binding: Binding,
+}
+
+/// An exposed object of the pruned tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The generic path (`…InformParameter.{i}.` for a table).
+    pub path: String,
+    /// The name of the last node (`InformParameter`; `Device` for the root).
+    pub name: String,
+    /// `access="readWrite"`: for a table, AddObject/DeleteObject are allowed by the model.
+    pub writable: bool,
+    pub table: Option<Table>,
+    pub params: Vec<Param>,
+    /// Exposed child objects (single objects and tables), in definition order.
+    pub children: Vec<usize>,
+    pub parent: Option<usize>,
+}
+
+/// The loaded definitions and bindings of one root model: only exposed objects and parameters.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub(super) model: Model,
+    pub(super) model_name: String,
+    pub(super) objects: Vec<Object>,
+    pub(super) scripts: BTreeMap<String, ScriptDef>,
+}
+
+impl Schema {
+    pub fn root(&self) -> &str {
+        self.model.root()
+    }
+
+    pub fn model(&self) -> Model {
+        self.model
+    }
+
+    /// The model name of the generated definitions (`Device:2.19`).
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// Every exposed object; index 0 is the root.
+    pub fn objects(&self) -> &[Object] {
+        &self.objects
+    }
+
+    /// The exposed object with this generic path.
+    pub fn object(&self, path: &str) -> Option<&Object> {
+        self.objects.get(self.object_index(path)?)
+    }
+
+    /// The index in [`Schema::objects`] of the exposed object with this generic path.
+    pub fn object_index(&self, path: &str) -> Option<usize> {
+        self.objects.iter().position(|o| o.path == path)
+    }
+
+    /// The vendor scripts the files declared (`[script.NAME]`).
+    pub fn scripts(&self) -> &BTreeMap<String, ScriptDef> {
+        &self.scripts
+    }
+
+    /// The exposed parameter with this generic path (`Device.ManagementServer.URL`).
+    pub fn param(&self, path: &str) -> Option<&Param> {
+        let dot = path.rfind('.')?;
+        let (obj, name) = path.split_at(dot + 1);
+        self.object(obj)?.params.iter().find(|p| p.def.name == name)
+    }
+}
+
+pub(super) fn load_err(file: &str, line: usize, message: String) -> LoadError {
+    LoadError {
+        file: file.to_string(),
+        line: Some(line),
+        message,
+    }
+}

@@ -1,0 +1,208 @@
+//! The data model definitions and bindings, loaded from the TOML files under `datamodel/` (the
+//! format is in `datamodel/README.md`).
+//!
+//! Definitions (objects, parameters, TR-106 types, access, `forcedInform`, `activeNotify`) are
+//! generated from the BBF XML by `cwmpd-dmgen`; bindings (which backend holds each parameter,
+//! under which key) are ours. Both are embedded in the binary, and a vendor directory may add
+//! files of either kind. Only bound parameters are exposed: [`Schema`] is the pruned tree the
+//! engine serves, in definition order.
+
+mod build;
+mod defs;
+mod parse;
+
+pub use defs::{
+    Access, ActiveNotify, Binding, Definitions, LoadError, Model, Object, Param, ParamDef, Schema,
+    Source, Table, UniqueKey,
+};
+pub use parse::nested_end;
+
+use std::path::Path;
+
+use build::Builder;
+use defs::{TR098_CWMPD_UCI, TR098_OPENWRT, TR181_CWMPD_UCI, TR181_OPENWRT};
+use parse::parse_file;
+
+impl Schema {
+    /// Loads the embedded definitions of `model` plus every extra file in `extra_dir` (vendor
+    /// extensions, `*.toml` in name order), when given. Files of the other root model are
+    /// skipped, so one directory can serve both.
+    pub fn load(model: Model, extra_dir: Option<&Path>) -> Result<Schema, LoadError> {
+        Schema::load_for(model, false, extra_dir)
+    }
+
+    /// Like [`Schema::load`], with the embedded OpenWrt bindings (`datamodel/bindings/openwrt/`)
+    /// when `openwrt`. A missing `extra_dir` counts as empty.
+    pub fn load_for(
+        model: Model,
+        openwrt: bool,
+        extra_dir: Option<&Path>,
+    ) -> Result<Schema, LoadError> {
+        Schema::load_with(model, openwrt, false, extra_dir)
+    }
+
+    /// [`Schema::load_for`], and with `cwmpd_uci` ManagementServer bound to the agent's own uci
+    /// package (the config came from `/etc/config/cwmpd`).
+    pub fn load_with(
+        model: Model,
+        openwrt: bool,
+        cwmpd_uci: bool,
+        extra_dir: Option<&Path>,
+    ) -> Result<Schema, LoadError> {
+        let platform: &[(&str, &str)] = match (openwrt, model) {
+            (false, _) => &[],
+            (true, Model::Tr181) => TR181_OPENWRT,
+            (true, Model::Tr098) => TR098_OPENWRT,
+        };
+        let own: &[(&str, &str)] = match (cwmpd_uci, model) {
+            (false, _) => &[],
+            (true, Model::Tr181) => TR181_CWMPD_UCI,
+            (true, Model::Tr098) => TR098_CWMPD_UCI,
+        };
+        let mut files: Vec<(String, String, bool)> = model
+            .embedded()
+            .iter()
+            .chain(platform)
+            .chain(own)
+            .map(|(n, t)| (n.to_string(), t.to_string(), false))
+            .collect();
+        if let Some(dir) = extra_dir.filter(|d| d.exists()) {
+            let err = |e: std::io::Error| LoadError {
+                file: dir.display().to_string(),
+                line: None,
+                message: e.to_string(),
+            };
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .map_err(err)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            paths.sort();
+            for p in paths {
+                let text = std::fs::read_to_string(&p).map_err(|e| LoadError {
+                    file: p.display().to_string(),
+                    line: None,
+                    message: e.to_string(),
+                })?;
+                files.push((p.display().to_string(), text, true));
+            }
+        }
+        Schema::from_files(model, &files)
+    }
+
+    /// Builds a schema from `(file name, text, is_extension)` triples: the definitions and
+    /// bindings of every file, later bindings overriding earlier ones.
+    pub fn from_files(model: Model, files: &[(String, String, bool)]) -> Result<Schema, LoadError> {
+        let mut b = Builder::default();
+        for (name, text, extension) in files {
+            let parsed = parse_file(name, text)?;
+            b.add(model, name, parsed, *extension)?;
+        }
+        b.finish(model)
+    }
+}
+
+/// Parses the definitions of one file (its bindings are ignored), e.g. to compare a generated
+/// file with the BBF XML.
+pub fn parse_definitions(file: &str, text: &str) -> Result<Definitions, LoadError> {
+    parse_file(file, text).map(|p| p.definitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFS: &str = r#"
+[model]
+name = "Device:2.19"
+
+[[object]]
+name = "Device."
+
+[[object]]
+name = "Device.A."
+params = [
+  { name = "X", type = "unsignedInt", access = "readWrite", ranges = [{ min = 1 }] },
+  { name = "Y", type = "string" },
+  { name = "TNumberOfEntries", type = "unsignedInt" },
+]
+
+[[object]]
+name = "Device.A.T.{i}."
+access = "readWrite"
+min_entries = 0
+max_entries = "unbounded"
+num_entries = "TNumberOfEntries"
+params = [ { name = "V", type = "string", access = "readWrite" } ]
+
+[[object]]
+name = "Device.B."
+params = [ { name = "Z", type = "string" } ]
+"#;
+
+    fn files(extra: &[(&str, &str)]) -> Vec<(String, String, bool)> {
+        let mut v = vec![("defs.toml".to_string(), DEFS.to_string(), false)];
+        v.extend(
+            extra
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string(), true)),
+        );
+        v
+    }
+
+    #[test]
+    fn prunes_to_bound_parameters() {
+        let bind = r#"
+[bind."Device.A."]
+X = { to = "agent:a.x", default = "5" }
+[bind."Device.A.T.{i}."]
+"{i}" = "agent:a.t"
+V = "agent:a.t.{i}.v"
+"#;
+        let s = Schema::from_files(Model::Tr181, &files(&[("b.toml", bind)])).unwrap();
+        assert_eq!(s.model_name(), "Device:2.19");
+        let paths: Vec<&str> = s.objects().iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, ["Device.", "Device.A.", "Device.A.T.{i}."]);
+        let a = s.object("Device.A.").unwrap();
+        let names: Vec<&str> = a.params.iter().map(|p| p.def.name.as_str()).collect();
+        assert_eq!(names, ["X", "TNumberOfEntries"]);
+        assert_eq!(a.params[1].source, Source::Count(2));
+        assert_eq!(s.objects()[0].children, [1]);
+        assert_eq!(a.children, [2]);
+        let x = s.param("Device.A.X").unwrap();
+        assert_eq!(x.def.ty.ranges[0].min, Some(1));
+        assert!(matches!(&x.source, Source::Bound(b) if b.default.as_deref() == Some("5")));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("[bind.\"Device.A.\"]\nX = \"nope:a.x\"\n", 2, "unknown backend"),
+            ("[bind.\"Device.A.\"]\n\nQ = \"agent:a.q\"\n", 3, "undefined parameter"),
+            ("[bind.\"Device.A.T.{i}.\"]\nV = \"agent:a.t.{i}.v\"\n", 2, "no `{i}` binding"),
+            ("[bind.\"Device.A.T.{i}.\"]\n\"{i}\" = \"agent:a.t\"\nV = \"agent:other.{i}.v\"\n", 3, "must start with"),
+            ("[bind.\"Device.A.\"]\nX = \"agent:a.{i}.x\"\n", 2, "table level"),
+            ("[bind.\"Device.A.\"]\nX = { to = \"agent:a.x\", default = \"0\" }\n", 2, "default"),
+            ("[[object]]\nname = \"Device.C.\"\nparams = [\n  { name = \"Q\", type = \"strin\" },\n]\n", 4, "unknown variant"),
+            ("[[object]]\nname = \"Device.Q.R.\"\n", 2, "parent object"),
+            ("\n[[object]]\nname = \"Device.A.\"\nparams = [ { name = \"X\", type = \"int\" } ]\n", 4, "already defined"),
+            ("[bind.\"Device.A.\"]\nY = \"builtin:nothing\"\n", 2, "builtin"),
+            ("[bind.\"Device.A.\"]\nX = { to = \"agent:a.x\", under = \"wan\" }\n", 2, "`under` is for a table"),
+            ("[bind.\"Device.A.T.{i}.\"]\n\"{i}\" = { to = \"agent:a.t\", under = \"wan\" }\n", 2, "inside another table"),
+        ];
+        for (text, line, what) in cases {
+            let e = Schema::from_files(Model::Tr181, &files(&[("vendor.toml", text)])).unwrap_err();
+            assert_eq!(e.file, "vendor.toml", "{text}: {e}");
+            assert_eq!(e.line, Some(*line), "{text}: {e}");
+            assert!(e.message.contains(what), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn other_model_files_are_skipped() {
+        let other = "[bind.\"InternetGatewayDevice.A.\"]\nX = \"agent:x\"\n";
+        assert!(Schema::from_files(Model::Tr181, &files(&[("igd.toml", other)])).is_ok());
+        let mixed = "[bind.\"InternetGatewayDevice.A.\"]\nX = \"agent:x\"\n[bind.\"Device.A.\"]\nX = \"agent:x\"\n";
+        assert!(Schema::from_files(Model::Tr181, &files(&[("m.toml", mixed)])).is_err());
+    }
+}

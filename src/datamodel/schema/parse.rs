@@ -1,0 +1,415 @@
+//! The file format of `datamodel/*.toml` (see `datamodel/README.md`): one file's definitions,
+//! bindings and scripts, with the line of each; parsing only (no file access).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::defs::*;
+use crate::datamodel::backend::registry::BackendKind;
+use crate::datamodel::backend::ScriptDef;
+use crate::datamodel::transform::Transform;
+use crate::datamodel::types::{BaseType, Range, TypeSpec};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    model: Option<RawModel>,
+    #[serde(default)]
+    object: Vec<RawObject>,
+    #[serde(default)]
+    bind: BTreeMap<String, BTreeMap<String, Spanned<RawBinding>>>,
+    #[serde(default)]
+    script: BTreeMap<String, Spanned<RawScript>>,
+}
+
+/// `[script.NAME]`: a vendor script of the `script` backend.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScript {
+    path: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModel {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum MaxEntries {
+    Count(u32),
+    Word(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawObject {
+    name: Spanned<String>,
+    #[serde(default)]
+    access: Access,
+    #[serde(default)]
+    min_entries: Option<u32>,
+    #[serde(default)]
+    max_entries: Option<MaxEntries>,
+    #[serde(default)]
+    num_entries: Option<String>,
+    #[serde(default)]
+    enable: Option<String>,
+    #[serde(default)]
+    unique_keys: Vec<UniqueKey>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    params: Vec<RawParam>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawParam {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    base: BaseType,
+    #[serde(default)]
+    list: bool,
+    #[serde(default)]
+    max_length: Option<u32>,
+    #[serde(default)]
+    min_length: Option<u32>,
+    #[serde(default)]
+    item_max_length: Option<u32>,
+    #[serde(default)]
+    ranges: Vec<RawRange>,
+    #[serde(default, rename = "enum")]
+    enumeration: Vec<String>,
+    #[serde(default)]
+    enum_read_only: Vec<String>,
+    #[serde(default)]
+    pattern: Vec<String>,
+    #[serde(default)]
+    named: Option<String>,
+    #[serde(default)]
+    access: Access,
+    #[serde(default)]
+    forced_inform: bool,
+    #[serde(default)]
+    active_notify: ActiveNotify,
+    #[serde(default)]
+    hidden: bool,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// A range facet (TOML integers are 64-bit).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRange {
+    #[serde(default)]
+    min: Option<i64>,
+    #[serde(default)]
+    max: Option<i64>,
+    #[serde(default)]
+    step: Option<i64>,
+}
+
+/// A binding: `"backend:key"`, or `{ to = "backend:key", default = "value" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawBinding {
+    Short(String),
+    Long(LongBinding),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LongBinding {
+    to: String,
+    #[serde(default)]
+    default: Option<String>,
+    #[serde(default)]
+    map: BTreeMap<String, String>,
+    #[serde(default)]
+    transform: Option<String>,
+    #[serde(default, rename = "ref")]
+    reference: Option<String>,
+    #[serde(default)]
+    under: Option<String>,
+}
+
+/// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
+/// instances of a table).
+pub(super) struct BindEntry {
+    pub(super) object: String,
+    pub(super) name: String,
+    pub(super) binding: Binding,
+    pub(super) file: String,
+    pub(super) line: usize,
+}
+
+pub(super) struct ParsedFile {
+    pub(super) definitions: Definitions,
+    pub(super) binds: Vec<BindEntry>,
+    /// Declared scripts with the line of their declaration; paths as written.
+    pub(super) scripts: Vec<(String, ScriptDef, usize)>,
+}
+
+/// Line numbers of byte offsets (1-based), with one pass over the text.
+pub(super) struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
+pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
+    let lines = Lines::new(text);
+    let line_of = |_: &str, offset: usize| lines.of(offset);
+    let raw: RawFile = toml::from_str(text).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    let err = |offset: usize, message: String| LoadError {
+        file: file.to_string(),
+        line: Some(line_of(text, offset)),
+        message,
+    };
+    let mut objects = Vec::with_capacity(raw.object.len());
+    for o in raw.object {
+        let line = line_of(text, o.name.span().start);
+        let path = o.name.into_inner();
+        let max_entries = match o.max_entries {
+            None => Some(1),
+            Some(MaxEntries::Count(n)) => Some(n),
+            Some(MaxEntries::Word(w)) if w == "unbounded" => None,
+            Some(MaxEntries::Word(w)) => {
+                return Err(load_err(
+                    file,
+                    line,
+                    format!(
+                        "object {path}: max_entries must be a number or \"unbounded\", not {w:?}"
+                    ),
+                ))
+            }
+        };
+        let mut params = Vec::with_capacity(o.params.len());
+        for p in o.params {
+            let pline = line_of(text, p.name.span().start);
+            let name = p.name.into_inner();
+            let writable: Vec<String> = p
+                .enumeration
+                .iter()
+                .filter(|v| !p.enum_read_only.contains(v))
+                .cloned()
+                .collect();
+            let ty = TypeSpec {
+                base: p.base,
+                max_length: p.max_length,
+                min_length: p.min_length,
+                item_max_length: p.item_max_length,
+                ranges: p
+                    .ranges
+                    .iter()
+                    .map(|r| Range {
+                        min: r.min.map(i128::from),
+                        max: r.max.map(i128::from),
+                        step: r.step.map(i128::from),
+                    })
+                    .collect(),
+                enumeration: writable,
+                list: p.list,
+                named: p.named,
+            };
+            params.push(ParamDef {
+                name,
+                ty,
+                enum_read_only: p.enum_read_only,
+                patterns: p.pattern,
+                access: p.access,
+                forced_inform: p.forced_inform,
+                active_notify: p.active_notify,
+                hidden: p.hidden,
+                default: p.default,
+                status: p.status,
+                line: pline,
+            });
+        }
+        objects.push(ObjectDef {
+            path,
+            access: o.access,
+            min_entries: o.min_entries.unwrap_or(1),
+            max_entries,
+            num_entries: o.num_entries,
+            enable: o.enable,
+            unique_keys: o.unique_keys,
+            status: o.status,
+            params,
+            file: file.to_string(),
+            line,
+        });
+    }
+    let mut binds = Vec::new();
+    for (object, entries) in raw.bind {
+        for (name, value) in entries {
+            let offset = value.span().start;
+            let binding = match value.into_inner() {
+                RawBinding::Short(s) => parse_binding(&s, None),
+                RawBinding::Long(l) => long_binding(l),
+            }
+            .map_err(|m| err(offset, format!("binding of {object}{name}: {m}")))?;
+            binds.push(BindEntry {
+                object: object.clone(),
+                name,
+                binding,
+                file: file.to_string(),
+                line: line_of(text, offset),
+            });
+        }
+    }
+    let mut scripts = Vec::new();
+    for (name, raw) in raw.script {
+        let line = line_of(text, raw.span().start);
+        let raw = raw.into_inner();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(load_err(file, line, format!("bad script name {name:?}")));
+        }
+        if raw.path.is_empty() {
+            return Err(load_err(file, line, format!("script {name}: empty path")));
+        }
+        scripts.push((
+            name,
+            ScriptDef {
+                path: PathBuf::from(raw.path),
+                timeout: raw.timeout_ms.map(Duration::from_millis),
+            },
+            line,
+        ));
+    }
+    Ok(ParsedFile {
+        definitions: Definitions {
+            model: raw.model.map(|m| m.name),
+            objects,
+        },
+        binds,
+        scripts,
+    })
+}
+
+/// Reads the long form of a binding: `{ to, default, map, transform, ref, under }`.
+pub(super) fn long_binding(l: LongBinding) -> Result<Binding, String> {
+    let mut b = parse_binding(&l.to, l.default)?;
+    b.map = l.map.into_iter().collect();
+    if let Some(t) = l.transform {
+        b.transform = Some(Transform::from_name(&t).ok_or_else(|| {
+            let known: Vec<&str> = Transform::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown transform {t:?} (known: {})", known.join(", "))
+        })?);
+    }
+    if let Some(r) = l.reference {
+        if !r.ends_with('.') || r.contains("{i}") {
+            return Err(format!(
+                "ref {r:?} must name a table with a final `.` (`Device.WiFi.Radio.`)"
+            ));
+        }
+        b.reference = Some(format!("{r}{{i}}."));
+    }
+    if let Some(u) = l.under {
+        if u.is_empty() || u.contains(['{', '}']) {
+            return Err(format!("under {u:?} must be an instance key"));
+        }
+        b.under = Some(u);
+    }
+    Ok(b)
+}
+
+/// Reads `backend:key`.
+pub(super) fn parse_binding(to: &str, default: Option<String>) -> Result<Binding, String> {
+    let (backend, key) = to
+        .split_once(':')
+        .ok_or_else(|| format!("{to:?} is not `backend:key`"))?;
+    let kind = BackendKind::from_name(backend).ok_or_else(|| {
+        let known: Vec<&str> = BackendKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown backend {backend:?} (known: {})", known.join(", "))
+    })?;
+    // Nested references (`{uci:network.{i}.device}`) are checked with their own backend;
+    // the outer key is checked with placeholders in their place.
+    let mut outer = String::with_capacity(key.len());
+    let mut rest = key;
+    while let Some(start) = rest.find('{') {
+        outer.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        if let Some(tail) = after.strip_prefix("i}") {
+            outer.push_str("i0");
+            rest = tail;
+            continue;
+        }
+        let inner_end = nested_end(after).ok_or_else(|| format!("unclosed `{{` in {key:?}"))?;
+        let inner = &after[..inner_end];
+        let (ib, ik) = inner
+            .split_once(':')
+            .ok_or_else(|| format!("`{{{inner}}}` in {key:?} is not `{{backend:key}}`"))?;
+        let ikind = BackendKind::from_name(ib)
+            .ok_or_else(|| format!("unknown backend {ib:?} in {key:?}"))?;
+        if ik.contains('{') && ik.replace("{i}", "").contains('{') {
+            return Err(format!("{key:?}: references nest one level only"));
+        }
+        ikind.check_key(&ik.replace("{i}", "i0"))?;
+        outer.push_str("x0");
+        rest = &after[inner_end + 1..];
+    }
+    outer.push_str(rest);
+    if kind != BackendKind::Const {
+        kind.check_key(&outer)?;
+    }
+    Ok(Binding {
+        backend: kind,
+        key: key.to_string(),
+        default,
+        map: Vec::new(),
+        transform: None,
+        reference: None,
+        under: None,
+    })
+}
+
+/// The offset of the `}` closing a nested reference that starts right after a `{` (the
+/// reference may itself hold `{i}`).
+pub fn nested_end(after: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in after.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(i),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
