@@ -77,6 +77,177 @@ pub const M_UPLOAD: &str = "M Upload";
 /// `M ChangeDUState` (with the ChangeDUState's CommandKey).
 pub const M_CHANGE_DU_STATE: &str = "M ChangeDUState";
 
+/// An event code (Table 7): the numbered codes, `M <method>` and `X <OUI> <event>`. The wire
+/// and stored form is the code's text ([`EventCode::as_str`]); any text parses, so that a code
+/// this version does not know reads back as it was written ([`EventCode::Other`]; the queue
+/// refuses it, [`is_valid_code`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum EventCode {
+    Bootstrap,
+    Boot,
+    Periodic,
+    Scheduled,
+    ValueChange,
+    Kicked,
+    ConnectionRequest,
+    TransferComplete,
+    DiagnosticsComplete,
+    RequestDownload,
+    AutonomousTransferComplete,
+    DuStateChangeComplete,
+    AutonomousDuStateChangeComplete,
+    Wakeup,
+    /// `M <method>`, the whole code (`M Reboot`).
+    Method(String),
+    /// `X <OUI> <event>`, the whole code.
+    Vendor(String),
+    /// Any other text, as it was read.
+    Other(String),
+}
+
+/// The numbered codes and their text.
+const NUMBERED: [(EventCode, &str); 14] = [
+    (EventCode::Bootstrap, BOOTSTRAP),
+    (EventCode::Boot, BOOT),
+    (EventCode::Periodic, PERIODIC),
+    (EventCode::Scheduled, SCHEDULED),
+    (EventCode::ValueChange, VALUE_CHANGE),
+    (EventCode::Kicked, KICKED),
+    (EventCode::ConnectionRequest, CONNECTION_REQUEST),
+    (EventCode::TransferComplete, TRANSFER_COMPLETE),
+    (EventCode::DiagnosticsComplete, DIAGNOSTICS_COMPLETE),
+    (EventCode::RequestDownload, REQUEST_DOWNLOAD),
+    (
+        EventCode::AutonomousTransferComplete,
+        AUTONOMOUS_TRANSFER_COMPLETE,
+    ),
+    (EventCode::DuStateChangeComplete, DU_STATE_CHANGE_COMPLETE),
+    (
+        EventCode::AutonomousDuStateChangeComplete,
+        AUTONOMOUS_DU_STATE_CHANGE_COMPLETE,
+    ),
+    (EventCode::Wakeup, WAKEUP),
+];
+
+impl EventCode {
+    /// The code of a text (never fails: an unknown text is [`EventCode::Other`]).
+    pub fn parse(text: &str) -> EventCode {
+        if let Some((c, _)) = NUMBERED.iter().find(|(_, t)| *t == text) {
+            return c.clone();
+        }
+        if text.starts_with("M ") {
+            EventCode::Method(text.to_string())
+        } else if text.starts_with("X ") {
+            EventCode::Vendor(text.to_string())
+        } else {
+            EventCode::Other(text.to_string())
+        }
+    }
+
+    /// `M <method>` for an RPC that completes later (Reboot, ScheduleInform, Download, …).
+    pub fn method(method: &str) -> EventCode {
+        EventCode::Method(format!("M {method}"))
+    }
+
+    /// The code's text, as on the wire (`1 BOOT`, `M Reboot`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventCode::Method(t) | EventCode::Vendor(t) | EventCode::Other(t) => t,
+            c => NUMBERED.iter().find(|(n, _)| n == c).map_or("", |(_, t)| t),
+        }
+    }
+
+    /// The retention rules of this code (Table 7 and §3.7.1.5). Unknown and vendor (`X`) codes
+    /// are single and kept on failure and reboot.
+    pub fn rules(&self) -> Rules {
+        let keep = |on_failure, on_reboot| Rules {
+            cumulative: Cumulative::Single,
+            on_failure,
+            on_reboot,
+            on_url_change: false,
+        };
+        match self {
+            EventCode::Boot => Rules {
+                on_url_change: true,
+                ..keep(true, false)
+            },
+            EventCode::ValueChange | EventCode::DiagnosticsComplete | EventCode::Wakeup => {
+                keep(true, false)
+            }
+            EventCode::ConnectionRequest => keep(false, false),
+            EventCode::Method(_) => Rules {
+                cumulative: Cumulative::Multiple,
+                ..keep(true, true)
+            },
+            _ => keep(true, true),
+        }
+    }
+
+    /// A code is well formed when it is a known numbered code, `M <method>` or
+    /// `X <OUI> <event>` (Table 7), within the schema's length.
+    pub fn is_valid(&self) -> bool {
+        let code = self.as_str();
+        if code.is_empty() || code.len() > MAX_CODE_LEN {
+            return false;
+        }
+        match self {
+            EventCode::Other(_) => false,
+            EventCode::Method(t) => {
+                let method = &t[2..];
+                !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
+            EventCode::Vendor(t) => {
+                // `X <OUI> <event>`: six hex digits, a space, a non-empty event name.
+                let mut parts = t[2..].splitn(2, ' ');
+                let oui = parts.next().unwrap_or("");
+                let event = parts.next().unwrap_or("");
+                oui.len() == 6 && oui.bytes().all(|b| b.is_ascii_hexdigit()) && !event.is_empty()
+            }
+            _ => true,
+        }
+    }
+}
+
+impl From<&str> for EventCode {
+    fn from(t: &str) -> EventCode {
+        EventCode::parse(t)
+    }
+}
+
+impl From<String> for EventCode {
+    fn from(t: String) -> EventCode {
+        EventCode::parse(&t)
+    }
+}
+
+impl From<EventCode> for String {
+    fn from(c: EventCode) -> String {
+        match c {
+            EventCode::Method(t) | EventCode::Vendor(t) | EventCode::Other(t) => t,
+            c => c.as_str().to_string(),
+        }
+    }
+}
+
+impl PartialEq<str> for EventCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for EventCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for EventCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Most EventStructs in one Inform (`EventStruct[64]` in §A.3.3.1).
 pub const MAX_INFORM_EVENTS: usize = 64;
 
@@ -94,14 +265,14 @@ pub const MAX_COMMAND_KEY_LEN: usize = 32;
 /// One pending event: a code (`"1 BOOT"`, `"M Reboot"`) and its CommandKey.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    pub code: String,
+    pub code: EventCode,
     #[serde(default)]
     pub command_key: String,
 }
 
 impl Event {
     /// An event with a CommandKey (empty for most single events).
-    pub fn new(code: impl Into<String>, command_key: impl Into<String>) -> Event {
+    pub fn new(code: impl Into<EventCode>, command_key: impl Into<String>) -> Event {
         Event {
             code: code.into(),
             command_key: command_key.into(),
@@ -110,19 +281,19 @@ impl Event {
 
     /// `M <method>` for an RPC that completes later (Reboot, ScheduleInform, Download, …).
     pub fn method(method: &str, command_key: impl Into<String>) -> Event {
-        Event::new(format!("M {method}"), command_key)
+        Event::new(EventCode::method(method), command_key)
     }
 
     /// The retention rules of this event's code.
     pub fn rules(&self) -> Rules {
-        rules(&self.code)
+        self.code.rules()
     }
 }
 
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&crate::soap::msg::event_label(
-            &self.code,
+            self.code.as_str(),
             &self.command_key,
         ))
     }
@@ -156,66 +327,15 @@ pub struct Rules {
     pub on_url_change: bool,
 }
 
-/// The retention rules of an event code (Table 7 and §3.7.1.5). Unknown and vendor (`X`) codes
-/// are single and kept on failure and reboot.
+/// The retention rules of an event code (Table 7 and §3.7.1.5); see [`EventCode::rules`].
 pub fn rules(code: &str) -> Rules {
-    let keep = |on_failure, on_reboot| Rules {
-        cumulative: Cumulative::Single,
-        on_failure,
-        on_reboot,
-        on_url_change: false,
-    };
-    match code {
-        BOOT => Rules {
-            on_url_change: true,
-            ..keep(true, false)
-        },
-        VALUE_CHANGE | DIAGNOSTICS_COMPLETE | WAKEUP => keep(true, false),
-        CONNECTION_REQUEST => keep(false, false),
-        c if c.starts_with("M ") => Rules {
-            cumulative: Cumulative::Multiple,
-            ..keep(true, true)
-        },
-        _ => keep(true, true),
-    }
+    EventCode::parse(code).rules()
 }
 
 /// A code is well formed when it is a known numbered code, `M <method>` or `X <OUI> <event>`
-/// (Table 7), within the schema's length.
+/// (Table 7), within the schema's length; see [`EventCode::is_valid`].
 pub fn is_valid_code(code: &str) -> bool {
-    if code.is_empty() || code.len() > MAX_CODE_LEN {
-        return false;
-    }
-    const NUMBERED: &[&str] = &[
-        BOOTSTRAP,
-        BOOT,
-        PERIODIC,
-        SCHEDULED,
-        VALUE_CHANGE,
-        KICKED,
-        CONNECTION_REQUEST,
-        TRANSFER_COMPLETE,
-        DIAGNOSTICS_COMPLETE,
-        REQUEST_DOWNLOAD,
-        AUTONOMOUS_TRANSFER_COMPLETE,
-        DU_STATE_CHANGE_COMPLETE,
-        AUTONOMOUS_DU_STATE_CHANGE_COMPLETE,
-        WAKEUP,
-    ];
-    if NUMBERED.contains(&code) {
-        return true;
-    }
-    if let Some(method) = code.strip_prefix("M ") {
-        return !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric());
-    }
-    if let Some(rest) = code.strip_prefix("X ") {
-        // `X <OUI> <event>`: six hex digits, a space, a non-empty event name.
-        let mut parts = rest.splitn(2, ' ');
-        let oui = parts.next().unwrap_or("");
-        let event = parts.next().unwrap_or("");
-        return oui.len() == 6 && oui.bytes().all(|b| b.is_ascii_hexdigit()) && !event.is_empty();
-    }
-    false
+    EventCode::parse(code).is_valid()
 }
 
 /// Why [`EventQueue::add`] refused an event.
@@ -315,8 +435,8 @@ impl EventQueue {
     /// a session runs is reported by the next session). Multiple (`M …`) events are appended.
     /// Returns `Ok(true)` when a new entry was appended.
     pub fn add(&mut self, event: Event) -> Result<bool, AddError> {
-        if !is_valid_code(&event.code) {
-            return Err(AddError::InvalidCode(event.code));
+        if !event.code.is_valid() {
+            return Err(AddError::InvalidCode(event.code.into()));
         }
         if event.command_key.chars().count() > MAX_COMMAND_KEY_LEN {
             return Err(AddError::CommandKeyTooLong);
@@ -360,7 +480,7 @@ impl EventQueue {
         let list = sent
             .clone()
             .map(|q| EventStruct {
-                code: q.event.code.clone(),
+                code: q.event.code.as_str().to_string(),
                 command_key: q.event.command_key.clone(),
             })
             .collect();
@@ -409,8 +529,53 @@ impl EventQueue {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_code_reads_back_as_its_text() {
+        for (code, text) in NUMBERED {
+            assert_eq!(EventCode::parse(text), code);
+            assert_eq!(code.as_str(), text);
+            assert!(code.is_valid());
+        }
+        let m = EventCode::parse("M Download");
+        assert_eq!(m, EventCode::method("Download"));
+        assert_eq!(m.rules().cumulative, Cumulative::Multiple);
+        assert_eq!(
+            EventCode::parse("X 00D0F8 Kick"),
+            EventCode::Vendor("X 00D0F8 Kick".into())
+        );
+        assert!(EventCode::parse("X 00D0F8 Kick").is_valid());
+        // A code this version does not know keeps its text.
+        let other = EventCode::parse("14 FUTURE");
+        assert_eq!(other, EventCode::Other("14 FUTURE".into()));
+        assert_eq!(String::from(other.clone()), "14 FUTURE");
+        assert!(!other.is_valid());
+        assert_eq!(EventCode::Boot, "1 BOOT");
+        assert_eq!(EventCode::Boot.to_string(), BOOT);
+    }
+
+    #[test]
+    fn an_event_is_stored_with_the_text_of_its_code() {
+        #[derive(Serialize, Deserialize)]
+        struct File {
+            event: Vec<Event>,
+        }
+        let f = File {
+            event: vec![
+                Event::new(BOOT, ""),
+                Event::method("Reboot", "k"),
+                Event::new("X 00D0F8 Kick", ""),
+                Event::new("14 FUTURE", ""),
+            ],
+        };
+        let text = toml::to_string(&f).unwrap();
+        assert!(text.contains("code = \"1 BOOT\""), "{text}");
+        assert!(text.contains("code = \"M Reboot\""), "{text}");
+        let back: File = toml::from_str(&text).unwrap();
+        assert_eq!(back.event, f.event);
+    }
+
     fn codes(q: &EventQueue) -> Vec<String> {
-        q.pending().map(|e| e.code.clone()).collect()
+        q.pending().map(|e| e.code.to_string()).collect()
     }
 
     #[test]

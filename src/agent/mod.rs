@@ -1,12 +1,21 @@
 //! The driver loop: the one place that blocks (TR-069 §3.2 session initiation, §3.7 sessions).
 //!
 //! [`Agent`] owns the store, the data model engine, the persisted agent state and the channel
-//! other threads (the Connection Request listener, signal handlers) use to wake it. Everything it
-//! drives is pure: the session state machine ([`crate::session`]) says what to post, the codec
-//! ([`crate::soap`]) makes the bytes, the RPC layer ([`crate::rpc`]) runs requests on the engine.
-//! The loop decides *when*: at start (BOOT/BOOTSTRAP), periodic informs, scheduled informs,
-//! value changes with active notification, connection requests, and retries with the backoff of
-//! §3.2.1.1. Nothing else sleeps.
+//! other threads (the Connection Request listener, the watches, the transfer jobs, signal
+//! handlers) use to wake it. Everything it drives is pure: the session state machine
+//! ([`crate::session`]) says what to post, the codec ([`crate::soap`]) makes the bytes, the RPC
+//! layer ([`crate::rpc`]) runs requests on the engine, and the planner ([`plan`]) says what is
+//! due and when to wake: at start (BOOT/BOOTSTRAP), periodic informs, scheduled informs, value
+//! changes with active notification, connection requests, and retries with the backoff of
+//! §3.2.1.1. The loop reads the time and sleeps only through its [`Clock`], and reaches the ACS
+//! only through an [`AcsTransport`] opened by its [`Connect`]: with a test's clock and
+//! transport, [`Agent::start_loop`] and [`Agent::turn`] run whole sessions in memory.
+//!
+//! The rooms: `state` (the persisted records and their persistence), `start` (BOOT, BOOTSTRAP,
+//! recovery at start), `session` (one CWMP session), `control` (the [`crate::rpc::Control`]
+//! implementation, Reboot and FactoryReset), `transfers` (the transfer steps between sessions),
+//! `listener` (the Connection Request listener's side), `watch` (the inotify thread), `plan`,
+//! `clock`, `transport`, `error`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

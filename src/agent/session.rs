@@ -151,7 +151,7 @@ impl Agent {
             .state
             .events
             .pending()
-            .map(|e| e.code.clone())
+            .map(|e| e.code.to_string())
             .collect();
         let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
         let mut params = self.engine.inform_parameters(&codes);
@@ -437,7 +437,7 @@ impl Agent {
                 events::M_UPLOAD,
             ]
             .into_iter()
-            .find(|c| *c == e.code)
+            .find(|c| e.code == *c)
             {
                 *counts.entry((code, e.command_key.clone())).or_default() += 1;
             }
