@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use cwmpd::cwmp::value::BaseType;
 use cwmpd::schedule::retry_range_ms;
-use cwmpd::soap::AcsRequest;
+use cwmpd::soap::{AcsRequest, CpeResponse};
 use harness::{Case, Setup, ACS};
 use support::acs::memory::Failure;
 use support::acs::AcsOptions;
 use support::cpe::{gpn_req, gpv_req, spa_req, spv_req};
+use support::files::{expected_methods, rpc_methods};
 
 const MS: &str = "Device.ManagementServer.";
 const PII: &str = "Device.ManagementServer.PeriodicInformInterval";
@@ -244,7 +245,7 @@ fn schedule_inform() {
     c.finish();
 }
 
-/// §A.3.2.10: Reboot ends the session first, then the hook runs, and the agent holds (no
+/// §A.3.1.1, §A.3.2.10: with a reboot hook GetRPCMethods lists Reboot; Reboot ends the session first, then the hook runs, and the agent holds (no
 /// session, although periodic informs are due every 10 s) while the device goes down; the next
 /// start reports `1 BOOT` and `M Reboot` with the CommandKey, once.
 #[test]
@@ -261,13 +262,14 @@ fn reboot_hold() {
     let in_session = log.clone();
     c.acs.with_core(ACS, |core| {
         core.push_script_fn(Box::new(move |turn| match turn.session.exchanges.len() {
-            0 => Some(
+            0 => Some(AcsRequest::GetRpcMethods.into()),
+            1 => Some(
                 AcsRequest::Reboot {
                     command_key: "rb-1".into(),
                 }
                 .into(),
             ),
-            1 => {
+            2 => {
                 assert!(
                     !in_session.exists(),
                     "the hook ran before the session ended"
@@ -278,6 +280,13 @@ fn reboot_hold() {
         }))
     });
     c.run_sessions(1);
+    let first = c.acs.sessions(ACS).remove(0);
+    assert_eq!(
+        rpc_methods(&first.exchanges[0]),
+        expected_methods(&["ScheduleInform", "Reboot"]),
+        "a reboot hook offers Reboot"
+    );
+    assert_eq!(first.exchanges[1].response, Ok(CpeResponse::Reboot));
     c.run_for(100);
     assert_eq!(c.acs.connections(), 1, "a session while held");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "rb-1\n");
