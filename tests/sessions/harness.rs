@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use cwmpd::agent::{Agent, Loop};
+use cwmpd::agent::{Agent, Loop, Trigger};
 use cwmpd::config::Config;
 use support::acs::memory::MemoryAcs;
 use support::acs::AcsOptions;
@@ -104,6 +104,16 @@ impl Case {
         self.agent = None;
     }
 
+    /// Wakes the running agent's loop with `trigger`, as its threads do (the Connection Request
+    /// listener, the watches).
+    pub fn trigger(&mut self, trigger: Trigger) {
+        let (agent, _) = self.agent.as_ref().expect("the agent runs");
+        agent
+            .trigger_sender()
+            .send(trigger)
+            .expect("the loop listens");
+    }
+
     /// One loop turn.
     pub fn turn(&mut self) {
         let (agent, lp) = self.agent.as_mut().expect("the agent runs");
@@ -129,6 +139,13 @@ impl Case {
     pub fn run_sessions(&mut self, n: usize) {
         self.run_until(&format!("{n} completed sessions"), |c| {
             c.acs.completed() >= n
+        });
+    }
+
+    /// Turns the loop until `n` session attempts were made (refused ones included).
+    pub fn run_connections(&mut self, n: usize) {
+        self.run_until(&format!("{n} session attempts"), |c| {
+            c.acs.attempts().len() >= n
         });
     }
 

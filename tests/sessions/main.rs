@@ -8,6 +8,7 @@ mod harness;
 
 use std::time::Duration;
 
+use cwmpd::agent::Trigger;
 use cwmpd::cwmp::value::BaseType;
 use cwmpd::schedule::retry_range_ms;
 use cwmpd::soap::{AcsRequest, CpeResponse};
@@ -220,6 +221,34 @@ const SENSOR_TOML: &str = "[[object]]\nname = \"Device.X_TEST_Sensor.\"\n\
 /// Writes the sensor's value.
 fn sensor(c: &Case, value: &str) {
     std::fs::write(c.dir.path().join("root/level"), value).expect("write the sensor");
+}
+
+/// §3.2.2: an authenticated Connection Request (the listener's trigger) starts a session at
+/// once with `6 CONNECTION REQUEST`, also in the middle of a retry wait (here 300–600 s), the
+/// undelivered events and RetryCount with it.
+#[test]
+fn connection_request_in_backoff() {
+    let mut c = Case::with(
+        "connection_request_in_backoff",
+        Setup {
+            acs: "retry_minimum_wait_interval = 300\nperiodic_inform_interval = 3600",
+            ..Setup::default()
+        },
+    );
+    c.acs.fail_next([Failure::Refused]);
+    c.run_connections(1);
+    c.run_for(20);
+    c.acs.note("a Connection Request is accepted");
+    let at = c.clock.elapsed();
+    c.trigger(Trigger::ConnectionRequest);
+    c.run_sessions(1);
+    assert_eq!(
+        c.acs.attempts(),
+        [Duration::ZERO, at],
+        "{}",
+        c.acs.transcript()
+    );
+    c.finish();
 }
 
 /// §A.4.1.4: ScheduleInform with DelaySeconds 30 brings a session 30 s later with
