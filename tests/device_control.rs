@@ -3,8 +3,6 @@
 //! standing in for the OS actions, and "reboot" being the test killing and restarting the daemon.
 //! The TR-069 Amendment 6 sections it holds the agent to:
 //!
-//! - Reboot (§A.3.2.10): the session ends first, then the hook runs, the agent holds, and the next
-//!   start reports `1 BOOT` + `M Reboot` with the CommandKey exactly once (§3.7.1.5, Table 7).
 //! - Without a reboot hook, Reboot answers 9000 and GetRPCMethods (§A.3.1.1) does not list it.
 //! - FactoryReset (§A.4.1.1): the hook runs, and the next start is a new device: `0 BOOTSTRAP` +
 //!   `1 BOOT`, ACS-set values, attributes and queued transfers gone.
@@ -60,94 +58,8 @@ const CONFIG_FILE: &str = "3 Vendor Configuration File";
 const SLACK: Duration = Duration::from_millis(50);
 
 // ----------------------------------------------------------------------------------------------
-// 1. Reboot.
-
-#[test]
-fn reboot_ends_the_session_runs_the_hook_holds_and_reports_m_reboot_once() {
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let cpe = transfer_cpe(
-        "reboot",
-        &acs.url(),
-        None,
-        2,
-        "",
-        "reboot = \"{dir}/reboot.sh\"\n",
-    );
-    hook_script(&cpe, "reboot", "", 0);
-    let hook_log = cpe.dir.path().join("reboot.log");
-    // After the RebootResponse the ACS keeps the session open 1.5 s and looks whether the hook
-    // ran meanwhile: it must not (the session ends cleanly first).
-    let ran_in_session = Arc::new(Mutex::new(None::<bool>));
-    let seen = ran_in_session.clone();
-    acs.push_script_fn(move |turn: &Turn<'_>| match turn.session.exchanges.len() {
-        0 => Some(AcsRequest::GetRpcMethods.into()),
-        1 => Some(
-            AcsRequest::Reboot {
-                command_key: "rb-1".into(),
-            }
-            .into(),
-        ),
-        2 => {
-            thread::sleep(Duration::from_millis(1500));
-            *lock(&seen) = Some(hook_log.exists());
-            Some(gpv_req(&[PII]))
-        }
-        _ => None,
-    });
-    let (daemon, all) = run_until_sessions(&acs, &cpe, 1);
-    let s0 = &all[0];
-    assert_eq!(s0.exchanges.len(), 3, "{:#?}", s0.exchanges);
-    assert_eq!(
-        rpc_methods(&s0.exchanges[0]),
-        expected_methods(&["ScheduleInform", "Reboot"])
-    );
-    assert_eq!(s0.exchanges[1].response, Ok(CpeResponse::Reboot));
-    assert_eq!(
-        *lock(&ran_in_session),
-        Some(false),
-        "the reboot hook ran before the session ended\ndaemon: {}",
-        daemon.log()
-    );
-    assert!(!gpv(&s0.exchanges[2]).is_empty());
-
-    // Then the hook runs, and the agent holds: no session while the device goes down (the
-    // periodic interval is 2 s).
-    assert_hook_then_held(&acs, &cpe, &daemon, "reboot", Duration::from_secs(5));
-    let _ = daemon.kill();
-
-    // "The device reboots": the next start reports the Reboot, once.
-    let (daemon, all, n) = run_next_session(&acs, &cpe);
-    let boot = &all[n];
-    assert!(boot.has_event("1 BOOT"), "{:?}", boot.inform.events);
-    assert_eq!(
-        boot.command_key("M Reboot"),
-        Some("rb-1"),
-        "{:?}",
-        boot.inform.events
-    );
-    let _ = daemon.kill();
-
-    // A plain restart: nothing pending, so the next session (periodic) has neither.
-    let (daemon, all, m) = run_next_session(&acs, &cpe);
-    let next = &all[m];
-    assert!(
-        !next.has_event("1 BOOT") && next.command_key("M Reboot").is_none(),
-        "a plain restart reported {:?}",
-        next.inform.events
-    );
-    let reboots: Vec<usize> = all
-        .iter()
-        .filter(|s| s.command_key("M Reboot").is_some())
-        .map(|s| s.index)
-        .collect();
-    assert_eq!(reboots, vec![n], "M Reboot in sessions {reboots:?}");
-    assert_eq!(
-        hook_runs(&cpe, "reboot").len(),
-        1,
-        "the reboot hook ran again\ndaemon: {}",
-        daemon.log()
-    );
-}
+// 1. Reboot: in memory, `tests/sessions` case `reboot_hold` (the session ends first, the hook runs
+// once, the agent holds, the next start reports `1 BOOT` + `M Reboot` once).
 
 // ----------------------------------------------------------------------------------------------
 // 2. No hooks: the device-control RPCs are not offered.

@@ -11,6 +11,9 @@
 //! - AddObject/DeleteObject of a port mapping and of a static DHCP lease (uci sections);
 //! - a uci value edited outside the agent, with active notification on, starts a
 //!   `4 VALUE CHANGE` session carrying the new value (inotify on the config directory).
+//!
+//! The active notification throttle is proven in memory: `tests/sessions`, case
+//! `notification_throttle`.
 
 use support::{acs, cpe, tempdir, uci as uci_support};
 use tempdir::{copy_tree, make_executable};
@@ -21,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use cpe::*;
@@ -503,61 +505,6 @@ fn a_uci_edit_outside_the_agent_starts_a_value_change_session() {
     .unwrap_or_else(|| panic!("no VALUE CHANGE session\n{}", daemon.log()));
     assert_eq!(s.param(SSID1), Some("Changed-By-Hand"));
     // The agent's own change is not notified back.
-    assert!(!daemon.log().contains("panicked"));
-}
-
-#[test]
-fn the_active_notification_throttle_counts_from_the_end_of_any_session() {
-    // TR-181 DefaultActiveNotificationThrottle: a session only for an active notification
-    // waits that long "since the last successfully completed session, regardless of whether
-    // or not it was used for active notifications or other purposes".
-    const THROTTLE: Duration = Duration::from_secs(4);
-    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
-    let router = Router::new("throttle", &acs, None);
-    acs.push_script([
-        spa_req(SSID1, 2),
-        spv_req(
-            &[(
-                "Device.ManagementServer.DefaultActiveNotificationThrottle",
-                "4",
-                BaseType::UnsignedInt,
-            )],
-            "throttle",
-        ),
-    ]);
-    let daemon = router.cpe.spawn_run();
-    let boot = acs
-        .wait_sessions(1, WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log()))
-        .remove(0);
-    assert!(
-        boot.exchanges.iter().all(|e| e.fault().is_none()),
-        "{:?}",
-        boot.exchanges
-    );
-    let ended = boot.ended.expect("the boot session's end");
-    // Right after the boot session (not one for an active notification) someone edits the
-    // Wi-Fi name.
-    let shown = router.cpe.cli(&["get", SSID1]).stdout;
-    let ssid = shown.rsplit(" = ").next().unwrap().trim();
-    let section = section_with(&router, "wireless", "ssid", ssid).expect("the section of SSID 1");
-    router.uci(&["set", &format!("wireless.{section}.ssid=Throttled")]);
-    router.uci(&["commit", "wireless"]);
-    let edited = ended.elapsed();
-    let s = poll(WAIT, || {
-        acs.sessions()
-            .into_iter()
-            .find(|s| s.has_event("4 VALUE CHANGE"))
-    })
-    .unwrap_or_else(|| panic!("no VALUE CHANGE session\n{}", daemon.log()));
-    assert_eq!(s.param(SSID1), Some("Throttled"));
-    let after = s.started.duration_since(ended);
-    assert!(
-        after >= THROTTLE,
-        "the VALUE CHANGE Inform came {after:?} after the boot session ended (the edit \
-         {edited:?} after), within the {THROTTLE:?} throttle\n{}",
-        daemon.log()
-    );
     assert!(!daemon.log().contains("panicked"));
 }
 

@@ -134,7 +134,14 @@ pub struct Agent {
     connect: Connect,
     /// Starts the transfer jobs, which report with [`Trigger::Transfer`].
     jobs: Jobs<Trigger>,
+    /// Where the retry wait's point in its range comes from (§3.2.1.1); the system CSPRNG when
+    /// `None`.
+    retry_random: Option<RetryRandom>,
 }
+
+/// A source of the random numbers that place each retry wait in its range
+/// ([`Agent::with_retry_random`]).
+pub type RetryRandom = Box<dyn FnMut() -> u64 + Send>;
 
 impl Agent {
     /// Builds the agent from a validated config: opens the store, loads the data model and the
@@ -186,6 +193,7 @@ impl Agent {
             clock: Box::new(SystemClock),
             connect: transport::http(),
             jobs,
+            retry_random: None,
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
@@ -211,6 +219,13 @@ impl Agent {
     /// The agent with another ACS transport (a test's in-memory ACS).
     pub fn with_transport(mut self, connect: Connect) -> Agent {
         self.connect = connect;
+        self
+    }
+
+    /// The agent with the retry waits placed by `random` instead of the system CSPRNG (a test's
+    /// seeded generator: the same waits on every run).
+    pub fn with_retry_random(mut self, random: RetryRandom) -> Agent {
+        self.retry_random = Some(random);
         self
     }
 
@@ -276,7 +291,10 @@ impl Agent {
         }
     }
 
-    fn random_u64(&self) -> u64 {
+    fn random_u64(&mut self) -> u64 {
+        if let Some(random) = &mut self.retry_random {
+            return random();
+        }
         // A failing system RNG only makes the retry wait less random.
         u64::from_le_bytes(self.random().unwrap_or_default())
     }

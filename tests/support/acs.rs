@@ -25,14 +25,16 @@
 //! facts with TCP connection numbers) for tests to assert on; [`Acs::wait_sessions`] waits with a
 //! deadline. In verbose mode every message is printed as it happens, for a human reader.
 //!
-//! Three rooms: [`server`] (the TCP/TLS server: threads, connections, bounds), [`session`] (the
+//! Four rooms: [`server`] (the TCP/TLS server: threads, connections, bounds), [`session`] (the
 //! sans-IO core: one HTTP request in, one response out, everything recorded; usable in memory
-//! without sockets, see [`AcsCore`]) and [`transcript`] (the verbose text, a pure function of the
-//! records). This file holds the words they share: the options, the scripts and the records.
+//! without sockets, see [`AcsCore`]), [`transcript`] (the verbose text, a pure function of the
+//! records) and [`memory`] (the core as the agent's transport, over a fake clock: whole sessions
+//! in memory). This file holds the words they share: the options, the scripts and the records.
 //!
 //! It uses only the `cwmpd` library (its ACS-side codec `cwmpd::soap::acs` and the server side
 //! of `cwmpd::http::auth`), std and rustls.
 
+pub mod memory;
 pub mod server;
 pub mod session;
 pub mod transcript;
