@@ -270,7 +270,7 @@ fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
             "transfer: {:?} {} {} {:?}{}",
             t.command_key,
             t.file_type,
-            cwmpd::transfer::redact_url(&t.url),
+            cwmpd::http::url::redact(&t.url),
             t.state,
             if t.state == cwmpd::transfer::State::Done {
                 format!(" (fault {})", t.fault_code)

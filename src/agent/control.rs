@@ -10,6 +10,7 @@ use super::transfers::{apply_hook, produce_hook};
 use super::Agent;
 use crate::config::ResolvedHooks;
 use crate::cwmp::fault::{Fault, TransferFault};
+use crate::http::url;
 use crate::rpc::Control;
 use crate::schedule;
 use crate::soap::msg::{Download, QueuedTransfer, ScheduleDownload, Upload};
@@ -268,7 +269,7 @@ impl Control for AgentControl<'_> {
             "Download {:?} ({}) of {} queued for {}",
             t.command_key,
             t.file_type,
-            transfer::redact_url(&t.url),
+            url::redact(&t.url),
             schedule::format_datetime(t.not_before, 0)
         );
         // Status 1: the result follows in TransferComplete (§A.3.2.8).
@@ -292,7 +293,7 @@ impl Control for AgentControl<'_> {
             "Upload {:?} ({}) to {} queued",
             t.command_key,
             t.file_type,
-            transfer::redact_url(&t.url)
+            url::redact(&t.url)
         );
         Ok((
             1,
@@ -314,7 +315,7 @@ impl Control for AgentControl<'_> {
             "ScheduleDownload {:?} ({}) of {} queued",
             t.command_key,
             t.file_type,
-            transfer::redact_url(&t.url)
+            url::redact(&t.url)
         );
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::cwmp::fault::Fault;
 use crate::datamodel::management::{Identity, ManagementServer};
 use crate::events;
 use crate::http::acs::TransportConfig;
+use crate::http::url;
 use crate::rpc;
 use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
@@ -137,7 +138,7 @@ impl Agent {
         if !usable_url(&settings.url) {
             return Err(format!(
                 "no usable ACS URL (ManagementServer.URL is {:?})",
-                transfer::redact_url(&settings.url)
+                url::redact(&settings.url)
             ));
         }
         // One snapshot of the system per session, from its start (§A.3.2: a GetParameterNames
@@ -200,7 +201,7 @@ impl Agent {
             .unwrap_or(version.namespace());
         log::info!(
             "session to {}: events [{}]",
-            transfer::redact_url(&settings.url),
+            url::redact(&settings.url),
             event_list
                 .iter()
                 .map(|e| e.code.as_str())

@@ -118,31 +118,6 @@ impl FileType {
     }
 }
 
-/// A URL for a log line, a message or `cwmpd status`: user information
-/// (`http://user:pass@host/`) is replaced by `***` and the query and fragment by `…`
-/// (`https://host/fw.bin?…`), so neither a password given in the URL nor a signed URL's
-/// signature (`X-Amz-Signature=…`) ever reaches syslog.
-pub fn redact_url(url: &str) -> String {
-    let (url, hidden) = match url.find(['?', '#']) {
-        Some(i) => (url.get(..i).unwrap_or(""), url.get(i..i + 1).unwrap_or("")),
-        None => (url, ""),
-    };
-    let hidden = if hidden.is_empty() {
-        String::new()
-    } else {
-        format!("{hidden}…")
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("{url}{hidden}");
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}{hidden}"),
-        None => format!("{url}{hidden}"),
-    }
-}
-
 /// Lower case, single spaces, trimmed.
 pub fn normalize(s: &str) -> String {
     s.split_whitespace()
@@ -931,29 +906,6 @@ mod tests {
         assert_eq!(q.next(1031), Next::Wait(None));
         let t = q.get(1).unwrap();
         assert_eq!((t.state, t.fault_code), (State::Done, 9020));
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("http://u:secret@files.example:8080/a@b?x=1"),
-            "http://***@files.example:8080/a@b?…"
-        );
-        assert_eq!(
-            redact_url("https://files.example/fw"),
-            "https://files.example/fw"
-        );
-        assert_eq!(redact_url("not a url"), "not a url");
-        // A signed URL's query, a fragment, a query right after the host (even one with an @).
-        assert_eq!(
-            redact_url("https://s3.example/b/fw.bin?X-Amz-Signature=abc&X-Amz-Credential=k"),
-            "https://s3.example/b/fw.bin?…"
-        );
-        assert_eq!(redact_url("https://h/p#frag?x"), "https://h/p#…");
-        assert_eq!(redact_url("https://h?sig=a@b"), "https://h?…");
-        assert_eq!(redact_url("https://u:p@h?sig=1"), "https://***@h?…");
-        assert_eq!(redact_url("junk?sig=1"), "junk?…");
-        assert_eq!(redact_url(""), "");
     }
 
     #[test]
