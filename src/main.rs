@@ -244,7 +244,7 @@ fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
         Some(l) => println!(
             "last session: {} (every session since {})",
             l.result,
-            cwmpd::schedule::format_datetime_utc(l.time)
+            cwmpd::cwmp::time::format_datetime_utc(l.time)
         ),
         None => println!("last session: never"),
     }
@@ -261,7 +261,7 @@ fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
     for s in &st.scheduled {
         println!(
             "scheduled inform: {} ({})",
-            cwmpd::schedule::format_datetime_utc(s.at),
+            cwmpd::cwmp::time::format_datetime_utc(s.at),
             s.command_key
         );
     }

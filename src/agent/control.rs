@@ -10,9 +10,9 @@ use super::transfers::{apply_hook, produce_hook};
 use super::Agent;
 use crate::config::ResolvedHooks;
 use crate::cwmp::fault::{Fault, TransferFault};
+use crate::cwmp::time;
 use crate::http::url;
 use crate::rpc::Control;
-use crate::schedule;
 use crate::soap::msg::{Download, QueuedTransfer, ScheduleDownload, Upload};
 use crate::transfer::{self, hooks, FileKind};
 
@@ -270,13 +270,13 @@ impl Control for AgentControl<'_> {
             t.command_key,
             t.file_type,
             url::redact(&t.url),
-            schedule::format_datetime(t.not_before, 0)
+            time::format_datetime(t.not_before, 0)
         );
         // Status 1: the result follows in TransferComplete (§A.3.2.8).
         Ok((
             1,
-            time_text(transfer::UNKNOWN_TIME),
-            time_text(transfer::UNKNOWN_TIME),
+            time_text(time::UNKNOWN_TIME),
+            time_text(time::UNKNOWN_TIME),
         ))
     }
 
@@ -297,8 +297,8 @@ impl Control for AgentControl<'_> {
         );
         Ok((
             1,
-            time_text(transfer::UNKNOWN_TIME),
-            time_text(transfer::UNKNOWN_TIME),
+            time_text(time::UNKNOWN_TIME),
+            time_text(time::UNKNOWN_TIME),
         ))
     }
 

@@ -13,12 +13,12 @@ use super::AgentError;
 use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
 use crate::cwmp::fault::Fault;
+use crate::cwmp::time;
 use crate::datamodel::management::{Identity, ManagementServer};
 use crate::events;
 use crate::http::acs::TransportConfig;
 use crate::http::url;
 use crate::rpc;
-use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
 use crate::soap::msg::{
     AcsRequest, CpeRequest, CpeResponse, CwmpNs, CwmpVersion, DeviceId, FaultStruct, Inform,
@@ -218,7 +218,7 @@ impl Agent {
                 device_id: device_id.clone(),
                 events: event_list.clone(),
                 max_envelopes: 1,
-                current_time: schedule::format_datetime(self.now_unix(), 0),
+                current_time: time::format_datetime(self.now_unix(), 0),
                 retry_count: self.state.retry_count,
                 parameters: delivery.params.clone(),
             };
@@ -491,8 +491,8 @@ impl Agent {
                     code: a.fault_code,
                     string: a.fault_string.clone(),
                 },
-                start_time: time_text(transfer::UNKNOWN_TIME),
-                complete_time: time_text(transfer::UNKNOWN_TIME),
+                start_time: time_text(time::UNKNOWN_TIME),
+                complete_time: time_text(time::UNKNOWN_TIME),
             });
             items.push(CpeItem::Autonomous);
         }
@@ -550,12 +550,12 @@ pub(super) fn usable_url(url: &str) -> bool {
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.starts_with(':'))
 }
 
-/// A Unix time as xsd:dateTime; [`transfer::UNKNOWN_TIME`] is written as the schema writes it
+/// A Unix time as xsd:dateTime; [`time::UNKNOWN_TIME`] is written as the schema writes it
 /// (`0001-01-01T00:00:00Z`).
 pub(super) fn time_text(t: i64) -> String {
-    if t == transfer::UNKNOWN_TIME {
-        schedule::format_datetime_utc(t)
+    if t == time::UNKNOWN_TIME {
+        time::format_datetime_utc(t)
     } else {
-        schedule::format_datetime(t, 0)
+        time::format_datetime(t, 0)
     }
 }

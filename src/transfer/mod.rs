@@ -36,7 +36,7 @@ use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, 
 pub const MAX_ARG_LEN: usize = 256;
 
 /// The unknown time of the schema (`0001-01-01T00:00:00Z`): a time not (yet) known.
-pub use crate::schedule::UNKNOWN_TIME;
+use crate::cwmp::time::UNKNOWN_TIME;
 
 /// What a FileType names (§A.3.2.8 and §A.3.2.9 tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
