@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use super::session::time_text;
 use super::state::{AgentState, PendingAction, ScheduledInform, MAX_SCHEDULED};
 use super::transfers::{apply_hook, produce_hook};
 use super::Agent;
@@ -275,8 +274,8 @@ impl Control for AgentControl<'_> {
         // Status 1: the result follows in TransferComplete (§A.3.2.8).
         Ok((
             1,
-            time_text(time::UNKNOWN_TIME),
-            time_text(time::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
         ))
     }
 
@@ -297,8 +296,8 @@ impl Control for AgentControl<'_> {
         );
         Ok((
             1,
-            time_text(time::UNKNOWN_TIME),
-            time_text(time::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
         ))
     }
 

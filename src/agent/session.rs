@@ -474,8 +474,8 @@ impl Agent {
             reqs.push(CpeRequest::TransferComplete {
                 command_key: t.command_key.clone(),
                 fault: t.fault(),
-                start_time: time_text(t.start_time),
-                complete_time: time_text(t.complete_time),
+                start_time: transfer::time_text(t.start_time),
+                complete_time: transfer::time_text(t.complete_time),
             });
             items.push(CpeItem::Transfer(t.id));
         }
@@ -491,8 +491,8 @@ impl Agent {
                     code: a.fault_code,
                     string: a.fault_string.clone(),
                 },
-                start_time: time_text(time::UNKNOWN_TIME),
-                complete_time: time_text(time::UNKNOWN_TIME),
+                start_time: transfer::time_text(time::UNKNOWN_TIME),
+                complete_time: transfer::time_text(time::UNKNOWN_TIME),
             });
             items.push(CpeItem::Autonomous);
         }
@@ -548,14 +548,4 @@ pub(super) fn usable_url(url: &str) -> bool {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.starts_with(':'))
-}
-
-/// A Unix time as xsd:dateTime; [`time::UNKNOWN_TIME`] is written as the schema writes it
-/// (`0001-01-01T00:00:00Z`).
-pub(super) fn time_text(t: i64) -> String {
-    if t == time::UNKNOWN_TIME {
-        time::format_datetime_utc(t)
-    } else {
-        time::format_datetime(t, 0)
-    }
 }

@@ -36,7 +36,7 @@ use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, 
 pub const MAX_ARG_LEN: usize = 256;
 
 /// The unknown time of the schema (`0001-01-01T00:00:00Z`): a time not (yet) known.
-use crate::cwmp::time::UNKNOWN_TIME;
+use crate::cwmp::time::{self, UNKNOWN_TIME};
 
 /// What a FileType names (§A.3.2.8 and §A.3.2.9 tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +115,17 @@ impl FileType {
         };
         let (oui, name) = rest.split_once(' ').unwrap_or((rest, ""));
         oui.len() == 6 && oui.bytes().all(|b| b.is_ascii_hexdigit()) && !name.trim().is_empty()
+    }
+}
+
+/// A transfer's StartTime or CompleteTime as `xsd:dateTime` (TransferComplete, §A.3.3.2;
+/// Download and Upload responses, §A.3.2.8): [`UNKNOWN_TIME`] as the unknown time
+/// `0001-01-01T00:00:00Z` (TR-106 §3.2.1), any other time with a `+00:00` offset.
+pub fn time_text(t: i64) -> String {
+    if t == UNKNOWN_TIME {
+        time::format_datetime_utc(t)
+    } else {
+        time::format_datetime(t, 0)
     }
 }
 
