@@ -405,9 +405,9 @@ impl Engine {
         if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return bad("it holds a space or a control character");
         }
-        match crate::http::acs::Target::parse(value) {
-            Ok(_) => Ok(()),
-            Err(why) => bad(&why),
+        match super::management::acs_url_check(value) {
+            Ok(()) => Ok(()),
+            Err(why) => bad(why),
         }
     }
 
