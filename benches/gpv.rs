@@ -21,6 +21,7 @@ use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::datamodel::backend::{BackendKind, Backends, Platform};
 use cwmpd::datamodel::schema::{Model, Schema};
 use cwmpd::datamodel::{DmState, Engine};

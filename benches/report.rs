@@ -71,10 +71,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use acs::{Acs, AcsOptions, Call, Cookie, SessionRecord, Turn};
+use cwmpd::cwmp::value::ParameterValue;
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::acs::parse_cpe;
-use cwmpd::soap::{
-    emit_response, parse_acs, AcsRequest, CpeResponse, CwmpNs, Limits, ParameterValue, ParseError,
-};
+use cwmpd::soap::{emit_response, parse_acs, AcsRequest, CpeResponse, Limits, ParseError};
 use tempdir::TempDir;
 
 /// The ACS credentials the CPEs are given (the ACS challenges with Digest, as GenieACS does).

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use cwmpd::agent::Agent;
 use cwmpd::config::{self, Config};
-use cwmpd::soap::msg::SetValue;
+use cwmpd::cwmp::value::SetValue;
 
 const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check
              | request-download FILETYPE [NAME=VALUE]...]

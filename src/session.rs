@@ -65,9 +65,10 @@
 use std::fmt;
 
 use crate::cwmp::fault::{AcsFault, Fault};
+use crate::cwmp::version::{CwmpNs, CwmpVersion};
 use crate::soap::{
-    self, AcsMessage, AcsRequest, AcsResponse, CpeRequest, CpeResponse, CwmpNs, CwmpVersion,
-    Envelope, Header, Inform, Limits, ParseError,
+    self, AcsMessage, AcsRequest, AcsResponse, CpeRequest, CpeResponse, Envelope, Header, Inform,
+    Limits, ParseError,
 };
 
 /// How many times one CPE request is sent again after an 8005 "Retry request" fault (§A.5)
@@ -726,9 +727,10 @@ fn unparsable(e: ParseError, expected: &str) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cwmp::value::ParameterValue;
     use crate::datamodel::types::BaseType;
     use crate::soap::acs::{self, CpeMessage};
-    use crate::soap::{DeviceId, EventStruct, FaultStruct, ParameterValue};
+    use crate::soap::{DeviceId, EventStruct, FaultStruct};
 
     const NS12: CwmpNs = CwmpNs::V1_2;
 

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cwmpd::cwmp::value::{SetAttributes, SetValue, XsiType};
 use cwmpd::datamodel::backend::Backends;
 use cwmpd::datamodel::schema::{parse_definitions, Access, ActiveNotify, Model, Schema, Source};
 use cwmpd::datamodel::types::BaseType;
 use cwmpd::datamodel::{generate, Applied, DmState, Engine};
-use cwmpd::soap::msg::{SetAttributes, SetValue, XsiType};
 
 fn defaults() -> BTreeMap<String, String> {
     [
@@ -1159,7 +1159,7 @@ fn inform_parameters() {
         "k",
     )
     .unwrap();
-    let names = |v: Vec<cwmpd::soap::msg::ParameterValue>| -> Vec<String> {
+    let names = |v: Vec<cwmpd::cwmp::value::ParameterValue>| -> Vec<String> {
         v.into_iter().map(|p| p.name).collect()
     };
     assert!(

@@ -9,6 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cwmpd::cwmp::fault::{AcsFault, Fault, ParamFault};
+use cwmpd::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValue, XsiType};
+use cwmpd::cwmp::version::{CwmpNs, CwmpVersion};
 use cwmpd::soap::acs::{self, CpeMessage};
 use cwmpd::soap::*;
 

@@ -28,9 +28,10 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, Cookie, Reject, SessionRecord, Turn};
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::datamodel::types::BaseType;
 use cwmpd::http::auth::Algorithm;
-use cwmpd::soap::{AcsRequest, CpeResponse, CwmpNs};
+use cwmpd::soap::{AcsRequest, CpeResponse};
 
 /// An ACS URL nobody answers: port 1 is privileged, so no test can listen there.
 const CLOSED_URL: &str = "http://127.0.0.1:1/acs";
@@ -1063,7 +1064,7 @@ fn test_acs_runs_a_scripted_session_over_https_with_the_cwmpd_transport() {
         cwmpd::soap::AcsMessage::Request(AcsRequest::GetParameterValues { .. })
     ));
     let resp = CpeResponse::GetParameterValues {
-        list: vec![cwmpd::soap::ParameterValue {
+        list: vec![cwmpd::cwmp::value::ParameterValue {
             name: PKEY.into(),
             value: "k<&>".into(),
             ty: BaseType::String,

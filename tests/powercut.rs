@@ -1184,7 +1184,7 @@ struct Ctl {
     /// reached the empty POST (and, while draining, in any session the ACS recorded).
     confirmed: HashSet<(String, String)>,
     tc_confirmed: HashSet<String>,
-    verify_attrs: Vec<cwmpd::soap::ParameterAttribute>,
+    verify_attrs: Vec<cwmpd::cwmp::value::ParameterAttribute>,
     verify_names: Vec<String>,
     verify_values: BTreeMap<String, String>,
 }
@@ -1193,7 +1193,7 @@ struct Ctl {
 struct CtlView {
     ops: Vec<Op>,
     posted: BTreeSet<usize>,
-    verify_attrs: Vec<cwmpd::soap::ParameterAttribute>,
+    verify_attrs: Vec<cwmpd::cwmp::value::ParameterAttribute>,
     verify_names: Vec<String>,
     verify_values: BTreeMap<String, String>,
 }

@@ -14,16 +14,15 @@ use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
 use crate::cwmp::fault::Fault;
 use crate::cwmp::time;
+use crate::cwmp::value::ParameterValue;
+use crate::cwmp::version::{CwmpNs, CwmpVersion};
 use crate::datamodel::management::{Identity, ManagementServer};
 use crate::events;
 use crate::http::acs::TransportConfig;
 use crate::http::url;
 use crate::rpc;
 use crate::session::{self, Action, Session, SessionParams};
-use crate::soap::msg::{
-    AcsRequest, CpeRequest, CpeResponse, CwmpNs, CwmpVersion, DeviceId, FaultStruct, Inform,
-    ParameterValue,
-};
+use crate::soap::msg::{AcsRequest, CpeRequest, CpeResponse, DeviceId, FaultStruct, Inform};
 use crate::sys::process;
 use crate::transfer;
 

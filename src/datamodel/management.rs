@@ -11,7 +11,7 @@ use ureq::http::Uri;
 
 use super::Engine;
 use crate::cwmp::fault::Fault;
-use crate::soap::msg::SetValue;
+use crate::cwmp::value::SetValue;
 
 /// Whether `url` is an ACS URL the agent's session client can reach its ACS at, as that client
 /// decides it (`http::acs::Target::parse`: the same `Uri` parser and the same rules, which a test

@@ -12,7 +12,7 @@ use super::schema::{Access, Source};
 use super::types::BaseType;
 use super::{Engine, MAX_PARAMS_PER_REQUEST};
 use crate::cwmp::fault::Fault;
-use crate::soap::msg::{ParameterAttribute, ParameterInfo, ParameterValue};
+use crate::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValue};
 
 /// An entry of a GetParameterNames walk.
 pub(super) enum Item {

@@ -11,7 +11,7 @@ use super::read::null_value;
 use super::types::BaseType;
 use super::{Applied, Engine, Pending, MAX_INSTANCES};
 use crate::cwmp::fault::{Fault, ParamFault};
-use crate::soap::msg::{SetValue, XsiType};
+use crate::cwmp::value::{SetValue, XsiType};
 
 impl Engine {
     /// Holds the commit of the changes that follow (SetParameterValues, SetParameterAttributes,
