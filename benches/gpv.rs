@@ -22,7 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cwmpd::cwmp::version::CwmpNs;
-use cwmpd::datamodel::backend::{BackendKind, Backends, Platform};
+use cwmpd::datamodel::backend::registry::{BackendKind, Backends};
+use cwmpd::datamodel::backend::Platform;
 use cwmpd::datamodel::schema::{Model, Schema};
 use cwmpd::datamodel::{DmState, Engine};
 use cwmpd::rpc::{self, Control};

@@ -19,8 +19,8 @@ use std::time::Duration;
 use acs::{Acs, AcsOptions, Call, Cookie, Turn};
 use cwmpd::agent::Agent;
 use cwmpd::config::Config;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::cwmp::value::SetAttributes;
-use cwmpd::datamodel::types::BaseType;
 use cwmpd::soap::acs::set_parameter_values;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 

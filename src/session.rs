@@ -727,8 +727,8 @@ fn unparsable(e: ParseError, expected: &str) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cwmp::value::BaseType;
     use crate::cwmp::value::ParameterValue;
-    use crate::datamodel::types::BaseType;
     use crate::soap::acs::{self, CpeMessage};
     use crate::soap::{DeviceId, EventStruct, FaultStruct};
 

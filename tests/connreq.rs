@@ -48,7 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acs::{Acs, AcsOptions, SessionRecord};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::CpeResponse;
 use md5::{Digest as _, Md5};
 

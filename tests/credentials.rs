@@ -21,7 +21,7 @@ use cpe::*;
 use files::*;
 
 use acs::{Acs, AcsOptions};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, Download, Upload};
 
 /// Rewrites the CPE's config: `from` (which must be there) becomes `to`, once.

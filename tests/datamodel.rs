@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::cwmp::value::{SetAttributes, SetValue, XsiType};
-use cwmpd::datamodel::backend::Backends;
+use cwmpd::datamodel::backend::registry::Backends;
+use cwmpd::datamodel::backend::Applied;
 use cwmpd::datamodel::schema::{parse_definitions, Access, ActiveNotify, Model, Schema, Source};
-use cwmpd::datamodel::types::BaseType;
-use cwmpd::datamodel::{generate, Applied, DmState, Engine};
+use cwmpd::datamodel::{generate, DmState, Engine};
 
 fn defaults() -> BTreeMap<String, String> {
     [

@@ -28,8 +28,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, Cookie, Reject, SessionRecord, Turn};
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::cwmp::version::CwmpNs;
-use cwmpd::datamodel::types::BaseType;
 use cwmpd::http::auth::Algorithm;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 

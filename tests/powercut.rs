@@ -46,9 +46,10 @@ use support::{acs, cpe, files, tempdir, tls};
 
 use cpe::*;
 use files::{
-    check_state_files, download, hook_runs, hook_script, list_dir, log_tails, seed_from_env,
-    session_calls, transfer_completes, transfer_cpe, FileServer, Rng, Tc,
+    check_state_files, download, hook_runs, hook_script, list_dir, log_tails, session_calls,
+    transfer_completes, transfer_cpe, FileServer, Tc,
 };
+use support::rng::{seed_from_env, Rng};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -58,7 +59,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 use tls::Response;
 

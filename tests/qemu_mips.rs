@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Cookie, Turn};
 use cpe::*;
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 use tempdir::copy_tree;
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use cpe::*;
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 
 const SSID1: &str = "Device.WiFi.SSID.1.SSID";

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use cwmpd::cwmp::fault::Fault;
 use cwmpd::datamodel::backend::uci::UciBackend;
+use cwmpd::datamodel::backend::Applied;
 use cwmpd::datamodel::backend::{Backend, Cx, Platform};
-use cwmpd::datamodel::Applied;
 use uci_support::{uci_bin, TempDir, UciDir};
 
 fn platform(u: &UciDir, bin: &Path, reload: &[(&str, &str)]) -> Platform {
@@ -788,7 +788,7 @@ fn generic_matches(generic: &str, path: &str) -> bool {
 /// second parent.
 #[test]
 fn no_uci_section_is_listed_under_two_parents() {
-    use cwmpd::datamodel::backend::{BackendKind, Backends};
+    use cwmpd::datamodel::backend::registry::{BackendKind, Backends};
     use cwmpd::datamodel::schema::{Model, Schema};
     use cwmpd::datamodel::{DmState, Engine};
     use std::collections::BTreeSet;

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use roxmltree::{Document, Node};
 use serde::Deserialize;
 
-use super::types::BaseType;
+use crate::cwmp::value::BaseType;
 
 /// The selection file (`datamodel/selection.toml`): what to generate, per BBF file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -207,7 +207,7 @@ pub fn software_version(engine: &mut Engine) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::datamodel::backend::Backends;
+    use crate::datamodel::backend::registry::Backends;
     use crate::datamodel::DmState;
 
     fn engine(model: &str, acs: &str) -> Engine {

@@ -8,10 +8,13 @@ use super::backend::registry::BackendKind;
 use super::backend::{Cx, PARAMETER_KEY};
 use super::path::{expand, generic_matches, parent_of, Inst, Node, ParamRef};
 use super::read::null_value;
-use super::types::BaseType;
-use super::{Applied, Engine, Pending, MAX_INSTANCES};
+use super::Engine;
+use super::Pending;
+use super::MAX_INSTANCES;
 use crate::cwmp::fault::{Fault, ParamFault};
+use crate::cwmp::value::BaseType;
 use crate::cwmp::value::{SetValue, XsiType};
+use crate::datamodel::backend::Applied;
 
 impl Engine {
     /// Holds the commit of the changes that follow (SetParameterValues, SetParameterAttributes,

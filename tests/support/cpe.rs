@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::acs::{Acs, Call, Exchange, SessionRecord};
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::cwmp::value::{ParameterInfo, SetAttributes};
-use cwmpd::datamodel::types::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 
 /// The `cwmpd` binary under test: `$CARGO_BIN_EXE_cwmpd` (set by Cargo when it runs an
