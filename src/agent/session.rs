@@ -541,10 +541,7 @@ pub(super) struct Delivery {
     bootstrap_url: Option<String>,
 }
 
-/// Whether an ACS URL can be used: http(s) with a host.
+/// Whether an ACS URL can be used: http(s) with a host (RFC 3986 §3, [`url::Url`]).
 pub(super) fn usable_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.starts_with(':'))
+    url::Url::parse(url).is_ok_and(|u| u.is_http() || u.is_https())
 }
