@@ -1,4 +1,4 @@
-//! Benchmark of GetParameterValues of `Device.` on a router (issue 3): from the SOAP request in
+//! Benchmark of GetParameterValues of `Device.` on a router: from the SOAP request in
 //! to the SOAP response out, through the real engine, the OpenWrt bindings and the real `uci`
 //! command, on the fixture router (`tests/fixtures/router/`) scaled up with port forwards and
 //! static leases until the tree has more than 2,000 parameters.

@@ -309,8 +309,8 @@ fn generator_output_is_committed() {
 
 #[test]
 fn the_generator_handles_the_whole_trees() {
-    // The next issue selects the whole home-gateway tree: every object must come out right.
-    // The counts are those of ../shared/bbf/README.md.
+    // The whole home-gateway tree: every object must come out right.
+    // The counts are those the BBF publishes for these files.
     let Some(bbf) = bbf_dir() else { return };
     for (xml, model, objects, tables, params, writable) in [
         (
@@ -1472,7 +1472,7 @@ Level = "script:broken:level"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue 14, finding 6: `ManagementServer.URL` "MUST be in the form of a valid HTTP or HTTPS
+/// `ManagementServer.URL` "MUST be in the form of a valid HTTP or HTTPS
 /// URL" (TR-181, TR-098): any other value would orphan the device. Refused with 9007 for the
 /// parameter, inside the SetParameterValues fault (9003), changing nothing; from `cwmpd set`
 /// too.

@@ -1196,7 +1196,7 @@ fn http_post(conn: &mut TcpStream, body: &[u8], headers: &[(&str, &str)]) -> Raw
     }
 }
 
-/// Issue 14, finding 10: while HTTPConnectionRequestEnable is false, ConnectionRequestURL reads
+/// While HTTPConnectionRequestEnable is false, ConnectionRequestURL reads
 /// empty (TR-181: "ConnectionRequestURL MUST be set to empty"), in GetParameterValues and in
 /// the Inform, in the daemon and in a CLI session alike; enabled again, the URL is back.
 #[test]

@@ -1,4 +1,4 @@
-//! The power-cut suite (issue 7): the real `cwmpd` daemon against the test ACS
+//! The power-cut suite: the real `cwmpd` daemon against the test ACS
 //! (`tests/support/acs.rs`) through a scripted workload repeated across restarts, SIGKILLed at
 //! random moments and right after store writes, restarted each time. TR-069 Amendment 6 sections
 //! whose durability it checks:
