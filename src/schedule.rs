@@ -1,6 +1,6 @@
 //! The timing rules of the session, as pure functions of the time and a random number the caller
-//! passes in (the guide's habit 10): the session retry wait (TR-069 Amendment 6 §3.2.1.1,
-//! Table 3) and the periodic inform phase (§3.2.1 and the TR-181 description of
+//! passes in (so that they are tested without a clock): the session retry wait (TR-069 Amendment
+//! 6 §3.2.1.1, Table 3) and the periodic inform phase (§3.2.1 and the TR-181 description of
 //! `ManagementServer.PeriodicInformTime`). The `xsd:dateTime` text is [`crate::cwmp::time`]'s.
 
 use std::time::Duration;

@@ -20,7 +20,7 @@
 //!
 //! # States
 //!
-//! Each state is named for what it awaits (the guide's habit 3); every transition consumes the
+//! Each state is named for what it awaits; every transition consumes the
 //! state and yields the next one and an [`Action`].
 //!
 //! ```text

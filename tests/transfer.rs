@@ -528,7 +528,7 @@ fn file_type_case_and_faults_in_the_response() {
     let url = server.url("/cfg.tgz");
     acs.push_script([
         AcsRequest::Download(download("cfg-lower", "3 vendor configuration file", &url)),
-        // No web_content hook: 9003 (spec-5: a FileType without a hook).
+        // No web_content hook: 9003 (a FileType without a hook).
         AcsRequest::Download(download("web", WEB, &url)),
         // CommandKey longer than 32 characters, URL longer than 256: 9003.
         AcsRequest::Download(download(
