@@ -1,4 +1,4 @@
-//! Resilience bench of the Connection Request listener (issue 4, TR-069 §3.2.2): the port that
+//! Resilience bench of the Connection Request listener (TR-069 §3.2.2): the port that
 //! faces the internet, attacked while a valid ACS keeps asking for sessions.
 //!
 //! The real release `cwmpd` runs as a daemon on 127.0.0.1 with no ACS (no session happens) and
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     }
     let _ = START.set(Instant::now());
     let only = std::env::var("CR_ATTACK_ONLY").unwrap_or_default();
-    println!("Connection Request listener under attack (issue 4); traffic to 127.0.0.1 only.");
+    println!("Connection Request listener under attack; traffic to 127.0.0.1 only.");
     println!(
         "Targets: RSS growth <= {RSS_TARGET_KIB} KiB, threads bounded by the cap \
          ({MAX_CONNECTIONS}), valid request < {} ms.\n",

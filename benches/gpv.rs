@@ -1,4 +1,4 @@
-//! Benchmark of GetParameterValues of `Device.` on a router (issue 3): from the SOAP request in
+//! Benchmark of GetParameterValues of `Device.` on a router: from the SOAP request in
 //! to the SOAP response out, through the real engine, the OpenWrt bindings and the real `uci`
 //! command, on the fixture router (`tests/fixtures/router/`) scaled up with port forwards and
 //! static leases until the tree has more than 2,000 parameters.
@@ -21,7 +21,9 @@ use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cwmpd::datamodel::backend::{BackendKind, Backends, Platform};
+use cwmpd::cwmp::version::CwmpNs;
+use cwmpd::datamodel::backend::registry::{BackendKind, Backends};
+use cwmpd::datamodel::backend::Platform;
 use cwmpd::datamodel::schema::{Model, Schema};
 use cwmpd::datamodel::{DmState, Engine};
 use cwmpd::rpc::{self, Control};

@@ -1,4 +1,4 @@
-//! The benchmark report of issue 7: one command, one table, every figure measured in this run.
+//! The benchmark report: one command, one table, every figure measured in this run.
 //!
 //! `cargo bench --bench report` (release profile; harness = false; about 40 s once built, plus
 //! the mips build when the source changed since the last; every wait bounded). What it measures, and how:
@@ -27,7 +27,7 @@
 //!   on the same bytes: the field capture's eight messages (`tests/golden/field-capture-1/`) and
 //!   the 2,000-parameter GetParameterValuesResponse the daemon sent above (re-emitted by
 //!   `soap::emit_response` from what the ACS parsed).
-//! - **XML worst cases** (issue 14, finding 2): each shape roxmltree 0.20 parses in more than
+//! - **XML worst cases**: each shape roxmltree 0.20 parses in more than
 //!   linear time (`tests/support/xml_shapes.rs`), before and after the pre-scan's bounds. Before:
 //!   roxmltree alone with the options the codec used to give it (no DTD, 200,000 nodes), on the
 //!   hostile shape at sizes doubling from 4 KiB until one parse takes 0.7 s; the growth per
@@ -41,7 +41,7 @@
 //! - **Process spawns per session**: that daemon's own count, from the line it logs at the end
 //!   of each session ("N processes started": every process its backends start, and the `kill`
 //!   of a command past its deadline), for the periodic session with no RPC and the GPV one.
-//! - **Wrong Digest guesses answered per second from one source** (issue 14): the real daemon's
+//! - **Wrong Digest guesses answered per second from one source**: the real daemon's
 //!   Connection Request listener on 127.0.0.1 (credentials set, no ACS) and one client thread
 //!   guessing as fast as it can, as an attacker who found the port and the path would: on each
 //!   keep-alive connection a GET for a challenge, then Digest answers with a wrong password on
@@ -71,10 +71,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use acs::{Acs, AcsOptions, Call, Cookie, SessionRecord, Turn};
+use cwmpd::cwmp::value::ParameterValue;
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::acs::parse_cpe;
-use cwmpd::soap::{
-    emit_response, parse_acs, AcsRequest, CpeResponse, CwmpNs, Limits, ParameterValue, ParseError,
-};
+use cwmpd::soap::{emit_response, parse_acs, AcsRequest, CpeResponse, Limits, ParseError};
 use tempdir::TempDir;
 
 /// The ACS credentials the CPEs are given (the ACS challenges with Digest, as GenieACS does).
@@ -1169,7 +1169,7 @@ fn auth_throttle(table: &mut Table, work: &Path) {
             format!("{:.0}/s", g.answered as f64 / g.time.as_secs_f64()),
             "",
             &format!(
-                "auth_fail_interval = 0 (before issue 14): {} verdicts in {:.1} s",
+                "auth_fail_interval = 0 (no failure throttle): {} verdicts in {:.1} s",
                 g.answered,
                 g.time.as_secs_f64()
             ),

@@ -9,7 +9,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::cwmp::value::ParameterValue;
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::acs::{self, CpeMessage};
 use cwmpd::soap::*;
 

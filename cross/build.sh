@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-builds cwmpd for the router architectures on a plain Debian 12 x86_64 machine, prints the
-# stripped size of each binary and checks it against cross/budget.toml (issue 6).
+# stripped size of each binary and checks it against cross/budget.toml.
 #
 # Usage: cross/build.sh [--install] [--no-budget] [TARGET...|all]
 #   --install    install the toolchain first (idempotent: only what is missing is installed)

@@ -19,9 +19,10 @@ use std::time::Duration;
 use acs::{Acs, AcsOptions, Call, Cookie, Turn};
 use cwmpd::agent::Agent;
 use cwmpd::config::Config;
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::cwmp::value::SetAttributes;
 use cwmpd::soap::acs::set_parameter_values;
-use cwmpd::soap::{AcsRequest, CpeResponse, SetAttributes};
+use cwmpd::soap::{AcsRequest, CpeResponse};
 
 const USER: &str = "demo-cpe";
 const PASS: &str = "demo-password";

@@ -5,6 +5,7 @@
 //! | layer | holds | may import | touches the OS |
 //! |---|---|---|---|
 //! | [`cwmp`] | the words of CWMP: faults, parameter values and their TR-106 types, versions and namespaces, `xsd:dateTime` text | nothing of the crate | no |
+//! | [`uci`] | the UCI file grammar: one lexer (libuci's quoting) for the config file and the `uci` backend's `uci export` | nothing of the crate | no |
 //! | [`soap`] | the codec: bytes ⇄ typed messages, within size limits | `cwmp` | no |
 //! | [`session`], [`events`], [`schedule`] | one CWMP session as a state machine, the event queue, the retry and periodic timing | `cwmp`, `soap` | no: time and randomness are arguments |
 //! | [`datamodel`] | the parameter tree: the engine, the schema, the backends that read and write the system | `cwmp`, `soap`'s message types, `sys` | the backends (files, uci, scripts through [`sys::process`]) and the schema's file loading |
@@ -38,3 +39,4 @@ pub mod session;
 pub mod soap;
 pub mod sys;
 pub mod transfer;
+pub mod uci;

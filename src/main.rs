@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use cwmpd::agent::Agent;
 use cwmpd::config::{self, Config};
-use cwmpd::soap::msg::SetValue;
+use cwmpd::cwmp::value::SetValue;
 
 const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check
              | request-download FILETYPE [NAME=VALUE]...]
@@ -244,7 +244,7 @@ fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
         Some(l) => println!(
             "last session: {} (every session since {})",
             l.result,
-            cwmpd::schedule::format_datetime_utc(l.time)
+            cwmpd::cwmp::time::format_datetime_utc(l.time)
         ),
         None => println!("last session: never"),
     }
@@ -261,7 +261,7 @@ fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
     for s in &st.scheduled {
         println!(
             "scheduled inform: {} ({})",
-            cwmpd::schedule::format_datetime_utc(s.at),
+            cwmpd::cwmp::time::format_datetime_utc(s.at),
             s.command_key
         );
     }
@@ -270,7 +270,7 @@ fn cmd_status(cfg: Config, args: &[String]) -> CliResult {
             "transfer: {:?} {} {} {:?}{}",
             t.command_key,
             t.file_type,
-            cwmpd::transfer::redact_url(&t.url),
+            cwmpd::http::url::redact(&t.url),
             t.state,
             if t.state == cwmpd::transfer::State::Done {
                 format!(" (fault {})", t.fault_code)

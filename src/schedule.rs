@@ -1,15 +1,11 @@
 //! The timing rules of the session, as pure functions of the time and a random number the caller
-//! passes in (the guide's habit 10): the session retry wait (TR-069 Amendment 6 §3.2.1.1,
-//! Table 3) and the periodic inform phase (§3.2.1 and the TR-181 description of
+//! passes in (so that they are tested without a clock): the session retry wait (TR-069 Amendment
+//! 6 §3.2.1.1, Table 3) and the periodic inform phase (§3.2.1 and the TR-181 description of
 //! `ManagementServer.PeriodicInformTime`). The `xsd:dateTime` text is [`crate::cwmp::time`]'s.
 
 use std::time::Duration;
 
-pub(crate) use crate::cwmp::time::{days_from_civil, days_in_month};
-pub use crate::cwmp::time::{
-    format_datetime, format_datetime_utc, parse_datetime, parse_datetime_ms, UNKNOWN_TIME,
-    UNKNOWN_TIME_MS,
-};
+use crate::cwmp::time::{parse_datetime_ms, UNKNOWN_TIME_MS};
 
 /// Default `CWMPRetryMinimumWaitInterval`, in seconds (TR-181 default; Table 3).
 pub const DEFAULT_RETRY_MIN_WAIT: u32 = 5;
@@ -90,6 +86,7 @@ pub fn periodic_reference(value: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cwmp::time::format_datetime_utc;
 
     #[test]
     fn retry_ranges_match_table_3() {

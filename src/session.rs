@@ -20,7 +20,7 @@
 //!
 //! # States
 //!
-//! Each state is named for what it awaits (the guide's habit 3); every transition consumes the
+//! Each state is named for what it awaits; every transition consumes the
 //! state and yields the next one and an [`Action`].
 //!
 //! ```text
@@ -65,9 +65,10 @@
 use std::fmt;
 
 use crate::cwmp::fault::{AcsFault, Fault};
+use crate::cwmp::version::{CwmpNs, CwmpVersion};
 use crate::soap::{
-    self, AcsMessage, AcsRequest, AcsResponse, CpeRequest, CpeResponse, CwmpNs, CwmpVersion,
-    Envelope, Header, Inform, Limits, ParseError,
+    self, AcsMessage, AcsRequest, AcsResponse, CpeRequest, CpeResponse, Envelope, Header, Inform,
+    Limits, ParseError,
 };
 
 /// How many times one CPE request is sent again after an 8005 "Retry request" fault (§A.5)
@@ -726,9 +727,10 @@ fn unparsable(e: ParseError, expected: &str) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datamodel::types::BaseType;
+    use crate::cwmp::value::BaseType;
+    use crate::cwmp::value::ParameterValue;
     use crate::soap::acs::{self, CpeMessage};
-    use crate::soap::{DeviceId, EventStruct, FaultStruct, ParameterValue};
+    use crate::soap::{DeviceId, EventStruct, FaultStruct};
 
     const NS12: CwmpNs = CwmpNs::V1_2;
 

@@ -1,10 +1,10 @@
-//! End-to-end tests of the Connection Request listener (TR-069 Amendment 6 §3.2.2, issue 4): the
+//! End-to-end tests of the Connection Request listener (TR-069 Amendment 6 §3.2.2): the
 //! real `cwmpd run` daemon (`tests/support/cpe.rs`) with the test ACS (`tests/support/acs.rs`),
 //! called by real HTTP clients: `curl` (its Digest does the same-connection retry GenieACS
 //! does) and raw `TcpStream` requests whose Digest responses (RFC 7616) are computed here with
 //! `md-5` and `ring`, never with `cwmpd::http::auth` (that is what is under test).
 //!
-//! What is covered, against `notes/spec-4.md` (the listener's contract):
+//! What is covered (the listener's contract):
 //! - an unauthenticated GET gets 401 with a Digest challenge (realm, `qop="auth"`, algorithm,
 //!   a fresh nonce per challenge), keeps the connection open, and starts no session (§3.2.2);
 //! - a correct Digest with MD5, SHA-256 and MD5-sess (curl and raw) and SHA-256-sess (raw)
@@ -48,7 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acs::{Acs, AcsOptions, SessionRecord};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::CpeResponse;
 use md5::{Digest as _, Md5};
 
@@ -1113,7 +1113,7 @@ fn a_request_that_joined_a_session_held_to_the_time_limit_still_gets_a_session()
 }
 
 // ----------------------------------------------------------------------------------------------
-// 8. Safe defaults (issue 14): no credentials, no listener; failures throttled per source; the
+// 8. Safe defaults: no credentials, no listener; failures throttled per source; the
 // summary; the path kept out of the log; the realm kept out of other headers.
 
 #[test]
@@ -1302,7 +1302,7 @@ fn a_failing_source_is_throttled_another_gets_in_and_the_summary_names_it() {
     env.finish();
 }
 
-/// Issue 14 (review): more sources than the failure throttle's table holds, each spending its
+/// More sources than the failure throttle's table holds, each spending its
 /// allowance, lock out every new source; the ACS's source, which authenticated before a
 /// restart, is kept in the agent's state and trusted again, so it still gets in. Fails before:
 /// after the restart the ACS was a new source and got 503.

@@ -1,6 +1,5 @@
 //! Where the agent's passwords may go, seen from outside with the real `cwmpd` binary, the test
-//! ACS (`tests/support/acs.rs`) and real file servers over real sockets (issue 14, findings 5, 6
-//! and 12):
+//! ACS (`tests/support/acs.rs`) and real file servers over real sockets:
 //!
 //! - an ACS (or anyone on the path to a plain-http ACS) that asks for Basic over http gets no
 //!   password, and the log says why; `[acs] allow_basic_over_http = true` is the explicit opt-in;
@@ -21,7 +20,7 @@ use cpe::*;
 use files::*;
 
 use acs::{Acs, AcsOptions};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, Download, Upload};
 
 /// Rewrites the CPE's config: `from` (which must be there) becomes `to`, once.
@@ -223,9 +222,9 @@ fn nothing_secret_is_logged_at_trace() {
     }
 }
 
-/// Fails before the review of issue 14's fixes: "downloading <url>", "downloaded … from <url>",
-/// "uploaded … to <url>", the redirect line and the failure messages carried the whole URL, so a
-/// signed URL's signature (`X-Amz-Signature=…`, as good as a password until it expires) landed
+/// URLs are redacted in every log line. Without that, "downloading <url>", "downloaded … from
+/// <url>", "uploaded … to <url>", the redirect line and the failure messages carried the whole URL,
+/// so a signed URL's signature (`X-Amz-Signature=…`, as good as a password until it expires) landed
 /// in logread.
 #[test]
 fn the_query_of_a_signed_url_is_not_logged() {

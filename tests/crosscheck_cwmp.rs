@@ -17,7 +17,11 @@
 
 use cwmp::protocol as cw;
 use cwmpd::cwmp::fault::{AcsFault, Fault, ParamFault};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::cwmp::value::{
+    ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
+};
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::acs::{self, CpeMessage};
 use cwmpd::soap::*;
 

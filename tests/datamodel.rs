@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cwmpd::datamodel::backend::Backends;
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::cwmp::value::{SetAttributes, SetValue, XsiType};
+use cwmpd::datamodel::backend::registry::Backends;
+use cwmpd::datamodel::backend::Applied;
 use cwmpd::datamodel::schema::{parse_definitions, Access, ActiveNotify, Model, Schema, Source};
-use cwmpd::datamodel::types::BaseType;
-use cwmpd::datamodel::{generate, Applied, DmState, Engine};
-use cwmpd::soap::msg::{SetAttributes, SetValue, XsiType};
+use cwmpd::datamodel::{generate, DmState, Engine};
 
 fn defaults() -> BTreeMap<String, String> {
     [
@@ -308,8 +309,8 @@ fn generator_output_is_committed() {
 
 #[test]
 fn the_generator_handles_the_whole_trees() {
-    // The next issue selects the whole home-gateway tree: every object must come out right.
-    // The counts are those of ../shared/bbf/README.md.
+    // The whole home-gateway tree: every object must come out right.
+    // The counts are those the BBF publishes for these files.
     let Some(bbf) = bbf_dir() else { return };
     for (xml, model, objects, tables, params, writable) in [
         (
@@ -1159,7 +1160,7 @@ fn inform_parameters() {
         "k",
     )
     .unwrap();
-    let names = |v: Vec<cwmpd::soap::msg::ParameterValue>| -> Vec<String> {
+    let names = |v: Vec<cwmpd::cwmp::value::ParameterValue>| -> Vec<String> {
         v.into_iter().map(|p| p.name).collect()
     };
     assert!(
@@ -1471,7 +1472,7 @@ Level = "script:broken:level"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue 14, finding 6: `ManagementServer.URL` "MUST be in the form of a valid HTTP or HTTPS
+/// `ManagementServer.URL` "MUST be in the form of a valid HTTP or HTTPS
 /// URL" (TR-181, TR-098): any other value would orphan the device. Refused with 9007 for the
 /// parameter, inside the SetParameterValues fault (9003), changing nothing; from `cwmpd set`
 /// too.

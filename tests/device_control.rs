@@ -40,7 +40,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, Exchange, SessionRecord, Turn};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{
     AcsRequest, CpeRequest, CpeResponse, QueuedTransfer, ScheduleDownload, TimeWindow,
 };

@@ -9,6 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cwmpd::cwmp::fault::{AcsFault, Fault, ParamFault};
+use cwmpd::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValue, XsiType};
+use cwmpd::cwmp::version::{CwmpNs, CwmpVersion};
 use cwmpd::soap::acs::{self, CpeMessage};
 use cwmpd::soap::*;
 
@@ -352,7 +354,7 @@ fn answer(req: &AcsRequest) -> CpeResponse {
 
 /// The i-th value of a GetParameterValuesResponse: types in turn, values that need escaping.
 fn sample_value(i: usize, name: &str) -> ParameterValue {
-    use cwmpd::datamodel::types::BaseType;
+    use cwmpd::cwmp::value::BaseType;
     let (ty, value) = match i % 6 {
         0 => (BaseType::String, format!("<{name}> & \"more\"")),
         1 => (BaseType::UnsignedInt, (i * 7).to_string()),

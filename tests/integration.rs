@@ -31,9 +31,10 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, Cookie, Reject, SessionRecord, Turn};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::http::auth::Algorithm;
-use cwmpd::soap::{AcsRequest, CpeResponse, CwmpNs};
+use cwmpd::soap::{AcsRequest, CpeResponse};
 
 /// An ACS URL nobody answers: port 1 is privileged, so no test can listen there.
 const CLOSED_URL: &str = "http://127.0.0.1:1/acs";
@@ -960,7 +961,7 @@ fn test_acs_runs_a_scripted_session_over_https_with_the_cwmpd_transport() {
         cwmpd::soap::AcsMessage::Request(AcsRequest::GetParameterValues { .. })
     ));
     let resp = CpeResponse::GetParameterValues {
-        list: vec![cwmpd::soap::ParameterValue {
+        list: vec![cwmpd::cwmp::value::ParameterValue {
             name: PKEY.into(),
             value: "k<&>".into(),
             ty: BaseType::String,
@@ -1092,7 +1093,7 @@ fn http_post(conn: &mut TcpStream, body: &[u8], headers: &[(&str, &str)]) -> Raw
     }
 }
 
-/// Issue 14, finding 10: while HTTPConnectionRequestEnable is false, ConnectionRequestURL reads
+/// While HTTPConnectionRequestEnable is false, ConnectionRequestURL reads
 /// empty (TR-181: "ConnectionRequestURL MUST be set to empty"), in GetParameterValues and in
 /// the Inform, in the daemon and in a CLI session alike; enabled again, the URL is back.
 #[test]

@@ -79,8 +79,8 @@ fn assert_private_tree(dir: &Path) {
 // ----------------------------------------------------------------------------------------------
 // The transfer directory.
 
-/// Fails before issue 14: the agent took the planted directory as found and created `1.part`
-/// through the planted link, truncating and overwriting the victim as root.
+/// A directory planted in the agent's path is not taken as found: without the check the agent
+/// created `1.part` through the planted link, truncating and overwriting the victim as root.
 #[test]
 fn a_transfer_directory_planted_by_another_account_is_replaced_and_never_followed() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
@@ -179,11 +179,10 @@ fn a_transfer_directory_planted_by_another_account_is_replaced_and_never_followe
     drop(daemon);
 }
 
-/// Fails before the review of issue 14's fixes: only the last component of the transfer
-/// directory was protected. Its missing parents were made with `create_dir_all` through any
-/// link and the resolved path was checked, so a link planted at an intermediate component
-/// (`/tmp/x -> /overlay`) made root build the directory and write the image where the account
-/// chose (flash).
+/// Every component of the transfer directory is protected, not only the last. Without that,
+/// its missing parents were made with `create_dir_all` through any link and the resolved path
+/// was checked, so a link planted at an intermediate component (`/tmp/x -> /overlay`) made root
+/// build the directory and write the image where the account chose (flash).
 #[test]
 fn a_link_planted_on_the_way_to_a_nested_transfer_directory_is_not_followed() {
     // The link to a directory of root's (flash, /etc).
@@ -276,8 +275,9 @@ impl TempDirLike {
     }
 }
 
-/// Fails before issue 14: the storage directory was 0755 and its files 0644 (readable by every
-/// account: passwords, the Connection Request path), and an uploaded config backup 0644.
+/// The storage directory is the agent's alone. Without that it was 0755 and its files 0644
+/// (readable by every account: passwords, the Connection Request path), and an uploaded config
+/// backup 0644.
 #[test]
 fn storage_and_hook_output_are_private_and_old_modes_are_corrected() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
@@ -343,8 +343,8 @@ fn signal(daemon: &Daemon, sig: &str) {
     assert!(ok, "kill -{sig} failed");
 }
 
-/// Fails before issue 14: the second daemon ran beside the first on the same state, and `cwmpd
-/// inform` beside a daemon drove a session of its own.
+/// One daemon per state directory. Without the lock the second daemon ran beside the first on the
+/// same state, and `cwmpd inform` beside a daemon drove a session of its own.
 #[test]
 fn a_second_daemon_and_an_inform_beside_a_daemon_are_refused_and_set_coordinates() {
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
@@ -390,8 +390,8 @@ fn a_second_daemon_and_an_inform_beside_a_daemon_are_refused_and_set_coordinates
     }
 }
 
-/// Fails before issue 14: SIGHUP killed the daemon (default action) instead of making it read
-/// its config again.
+/// SIGHUP makes the daemon read its config again; without a handler it killed the daemon
+/// (the default action).
 #[test]
 fn sighup_rereads_the_config_file() {
     let first_acs = Acs::start(AcsOptions::default()).expect("start ACS");

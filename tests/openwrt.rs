@@ -1,4 +1,4 @@
-//! Lints of the OpenWrt package (`openwrt/`, issue 6) that run without an OpenWrt SDK.
+//! Lints of the OpenWrt package (`openwrt/`) that run without an OpenWrt SDK.
 //!
 //! - `files/cwmpd.init`: `sh -n`, `shellcheck -s sh`, and its functions run by `sh` with procd's
 //!   and rc.common's functions replaced by ones that print their arguments, while `config_get`
@@ -725,7 +725,7 @@ fn makefile_recipes_prepare_the_crate_and_install_the_package() {
     ] {
         assert_eq!(mode(&root.join(path)), m, "{path}");
     }
-    // /etc/cwmpd holds the state with its passwords (issue 14): root's alone.
+    // /etc/cwmpd holds the state with its passwords: root's alone.
     for dir in ["etc/cwmpd", "etc/cwmpd/datamodel.d"] {
         assert!(root.join(dir).is_dir(), "{dir}");
         assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");

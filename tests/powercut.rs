@@ -1,4 +1,4 @@
-//! The power-cut suite (issue 7): the real `cwmpd` daemon against the test ACS
+//! The power-cut suite: the real `cwmpd` daemon against the test ACS
 //! (`tests/support/acs.rs`) through a scripted workload repeated across restarts, SIGKILLed at
 //! random moments and right after store writes, restarted each time. TR-069 Amendment 6 sections
 //! whose durability it checks:
@@ -46,9 +46,10 @@ use support::{acs, cpe, files, tempdir, tls};
 
 use cpe::*;
 use files::{
-    check_state_files, download, hook_runs, hook_script, list_dir, log_tails, seed_from_env,
-    session_calls, transfer_completes, transfer_cpe, FileServer, Rng, Tc,
+    check_state_files, download, hook_runs, hook_script, list_dir, log_tails, session_calls,
+    transfer_completes, transfer_cpe, FileServer, Tc,
 };
+use support::rng::{seed_from_env, Rng};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -58,7 +59,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 use tls::Response;
 
@@ -1184,7 +1185,7 @@ struct Ctl {
     /// reached the empty POST (and, while draining, in any session the ACS recorded).
     confirmed: HashSet<(String, String)>,
     tc_confirmed: HashSet<String>,
-    verify_attrs: Vec<cwmpd::soap::ParameterAttribute>,
+    verify_attrs: Vec<cwmpd::cwmp::value::ParameterAttribute>,
     verify_names: Vec<String>,
     verify_values: BTreeMap<String, String>,
 }
@@ -1193,7 +1194,7 @@ struct Ctl {
 struct CtlView {
     ops: Vec<Op>,
     posted: BTreeSet<usize>,
-    verify_attrs: Vec<cwmpd::soap::ParameterAttribute>,
+    verify_attrs: Vec<cwmpd::cwmp::value::ParameterAttribute>,
     verify_names: Vec<String>,
     verify_values: BTreeMap<String, String>,
 }

@@ -1,4 +1,4 @@
-//! The cross-built big-endian MIPS `cwmpd` (issue 6: `cross/build.sh mips-unknown-linux-musl`)
+//! The cross-built big-endian MIPS `cwmpd` (`cross/build.sh mips-unknown-linux-musl`)
 //! run under `qemu-mips` user emulation on the fixture router (`tests/fixtures/router/`, with the
 //! real `uci`), against the test ACS over HTTPS with Digest authentication (TR-069 §3.4.4) and a
 //! session cookie: what an ath79 gateway does in the field, with its byte order.
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use acs::{Acs, AcsOptions, Cookie, Turn};
 use cpe::*;
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 use tempdir::copy_tree;
 
@@ -112,7 +112,7 @@ fn mips_https_digest_session_on_the_fixture_router() {
     .expect("start ACS");
     let router = router_cpe("qemu-session", &acs.url(), Some(&pki.ca_file));
     // Connection Request credentials: without a password nothing listens and the Inform's
-    // ConnectionRequestURL reads empty (issue 14).
+    // ConnectionRequestURL reads empty.
     let text = std::fs::read_to_string(&router.cfg).expect("read config");
     let anchor = "[connection_request]\nlisten = \"127.0.0.1:0\"\n";
     assert!(

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use cpe::*;
-use cwmpd::datamodel::types::BaseType;
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 
 const SSID1: &str = "Device.WiFi.SSID.1.SSID";
@@ -261,7 +261,7 @@ fn spv_of_ssid_and_dhcp_range_lands_in_uci_and_reloads_each_service_once() {
     assert_eq!(reloads, ["dhcp", "wireless"]);
     // What a reload command writes is readable by services that drop root (dnsmasq reads the
     // `/tmp/hosts/dhcp.*` its init script writes as user `dnsmasq`): the commands run with umask
-    // 022, not the agent's 077. Fails before the review of issue 14's fixes (0600).
+    // 022, not the agent's 077. The reload log must stay 0644, not 0600.
     let log_mode = std::fs::metadata(router.dir().join("reloads.log"))
         .expect("reloads.log")
         .permissions()
@@ -631,7 +631,7 @@ fn instance_numbers_follow_their_sections_when_others_are_deleted() {
     }
 }
 
-/// Issue 14, finding 7: deleting an anonymous uci section makes uci rename those after it;
+/// Deleting an anonymous uci section makes uci rename those after it;
 /// the agent must record the new names with the delete, before it answers. The daemon is
 /// SIGKILLed the moment the DeleteObjectResponse reaches the ACS (no listing after it), and
 /// the next process still shows the survivors under their numbers: {1, 3}, not {1, 4}.
@@ -763,7 +763,7 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-/// Issue 14, finding 6: nothing is acknowledged that is not durable. With the storage
+/// Nothing is acknowledged that is not durable. With the storage
 /// directory's filesystem full, SetParameterValues and AddObject cannot record what they change
 /// (the ParameterKey, the new instance): they answer 9002 and everything is undone, the uci
 /// side included, so the ACS and the device agree. Once there is room the same requests work.
@@ -827,7 +827,7 @@ fn a_full_storage_refuses_changes_and_leaves_uci_untouched() {
     assert_ne!(router.uci(&["export", "firewall"]), firewall);
 }
 
-/// On OpenWrt the agent's config is `/etc/config/cwmpd` (issue 6): the same settings as the
+/// On OpenWrt the agent's config is `/etc/config/cwmpd`: the same settings as the
 /// TOML file, read from UCI; ManagementServer values the ACS sets are written back there, so
 /// `uci show cwmpd` shows them and the next start uses them.
 #[test]

@@ -12,11 +12,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cwmpd::cwmp::fault::Fault;
+use cwmpd::cwmp::value::SetValue;
+use cwmpd::datamodel::backend::registry::Backends;
 use cwmpd::datamodel::backend::script::ScriptBackend;
-use cwmpd::datamodel::backend::{Backend, Backends, Cx, Platform, ScriptDef};
+use cwmpd::datamodel::backend::Applied;
+use cwmpd::datamodel::backend::{Backend, Cx, Platform, ScriptDef};
 use cwmpd::datamodel::schema::{Model, Schema};
-use cwmpd::datamodel::{Applied, DmState, Engine};
-use cwmpd::soap::msg::SetValue;
+use cwmpd::datamodel::{DmState, Engine};
 
 /// A key/value store script: state in `$0.d`, each call logged in `$0.log`. `get` answers the
 /// stored value, else `=KEY`; no answer for keys `absent*`, a fault for keys `refused*`. `set`

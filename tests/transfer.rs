@@ -1,7 +1,6 @@
 //! End-to-end tests of Download (TR-069 Amendment 6 §A.3.2.8) and Upload (§A.3.2.9) with the
 //! real `cwmpd run` daemon, the test ACS (`tests/support/acs.rs`) and a real HTTP(S) file
-//! server (`tests/support/files.rs` on `tests/support/tls.rs`), against the contract of
-//! `notes/spec-5.md`.
+//! server (`tests/support/files.rs` on `tests/support/tls.rs`).
 //!
 //! Each test sends a Download or Upload in the first session, then looks for the
 //! TransferComplete (§A.3.3.2) the agent sends in a later session and checks:
@@ -422,7 +421,7 @@ fn basic_with_the_right_credentials() {
     expect(&o, 0, 1);
 }
 
-/// Issue 14, finding 5: a file server (or anyone on the path to it) that asks for Basic over
+/// A file server (or anyone on the path to it) that asks for Basic over
 /// plain http gets no password, unless `[acs] allow_basic_over_http` says so.
 #[test]
 fn basic_over_plain_http_only_with_the_opt_in() {
@@ -529,7 +528,7 @@ fn file_type_case_and_faults_in_the_response() {
     let url = server.url("/cfg.tgz");
     acs.push_script([
         AcsRequest::Download(download("cfg-lower", "3 vendor configuration file", &url)),
-        // No web_content hook: 9003 (spec-5: a FileType without a hook).
+        // No web_content hook: 9003 (a FileType without a hook).
         AcsRequest::Download(download("web", WEB, &url)),
         // CommandKey longer than 32 characters, URL longer than 256: 9003.
         AcsRequest::Download(download(

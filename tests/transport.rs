@@ -542,7 +542,7 @@ fn plain_http_and_bad_configuration() {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Where the password may go (issue 14, finding 5): Basic only where it is not in clear text, and
+// Where the password may go: Basic only where it is not in clear text, and
 // credentials only to the configured ACS origin.
 
 /// A server that asks for Basic only, as an on-path attacker of a plain-http ACS would after

@@ -1,9 +1,9 @@
 //! The uci backend (`src/datamodel/backend/uci/mod.rs`) against the REAL OpenWrt `uci` command on
-//! temporary config directories (issue 3: no fake uci; `tests/support/uci.rs` builds it).
+//! temporary config directories (no fake uci: `tests/support/uci.rs` builds the real one).
 //!
 //! Covered: `uci show` parsing of tricky values written by uci itself (quotes, newlines,
 //! lists); one `uci show` per package per snapshot and snapshot consistency until
-//! `invalidate` (issue 3: "within one session, reads come from one consistent snapshot");
+//! `invalidate` (within one session, reads come from one consistent snapshot);
 //! SetParameterValues as ONE `uci batch` that lands in the file (TR-069 §A.3.2.1); exact
 //! rollback of values, deleted named and anonymous sections, lists and order (§A.3.2.1 all or
 //! nothing); AddObject/DeleteObject on filtered tables (§A.3.2.6, §A.3.2.7); the dnsmasq pool
@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use cwmpd::cwmp::fault::Fault;
 use cwmpd::datamodel::backend::uci::UciBackend;
+use cwmpd::datamodel::backend::Applied;
 use cwmpd::datamodel::backend::{Backend, Cx, Platform};
-use cwmpd::datamodel::Applied;
 use uci_support::{uci_bin, TempDir, UciDir};
 
 fn platform(u: &UciDir, bin: &Path, reload: &[(&str, &str)]) -> Platform {
@@ -632,7 +632,7 @@ fn renamed_anonymous_sections() {
     assert!(b.renamed("fw.@rule", &now, &now).is_empty());
 }
 
-/// Issue 14, finding 7: the renames the backend's own delete causes are reported with the
+/// The renames the backend's own delete causes are reported with the
 /// change (`take_renames`), as the names real uci gives the sections afterwards; a rollback
 /// reports none.
 #[test]
@@ -779,7 +779,7 @@ fn generic_matches(generic: &str, path: &str) -> bool {
         })
 }
 
-/// Issue 14, finding 8: every uci section appears under exactly one parent. The whole fixture
+/// Every uci section appears under exactly one parent. The whole fixture
 /// router tree is walked (TR-181 and TR-098, every table listed), and no section that a nested
 /// table lists may be listed under two parent instances — by the same table (static leases
 /// under every DHCP pool) or by two tables (port forwards under both a WANIPConnection and a
@@ -788,7 +788,7 @@ fn generic_matches(generic: &str, path: &str) -> bool {
 /// second parent.
 #[test]
 fn no_uci_section_is_listed_under_two_parents() {
-    use cwmpd::datamodel::backend::{BackendKind, Backends};
+    use cwmpd::datamodel::backend::registry::{BackendKind, Backends};
     use cwmpd::datamodel::schema::{Model, Schema};
     use cwmpd::datamodel::{DmState, Engine};
     use std::collections::BTreeSet;

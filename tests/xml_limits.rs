@@ -1,4 +1,4 @@
-//! The XML shapes roxmltree 0.20 parses in quadratic time (issue 14, finding 2) are refused by
+//! The XML shapes roxmltree 0.20 parses in quadratic time are refused by
 //! the codec's pre-scan, at a small size (where the unfixed codec parsed them, slowly) and at the
 //! 4 MiB size cap (where it took minutes to days); the same shapes as wide and as often as the
 //! limits allow are parsed; and envelopes that declare namespaces on every

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the OpenWrt `uci` command-line tool from the libuci and libubox C sources that the
 # `libuci-sys` crate (version =1.0.5) vendors, with plain gcc (no cmake). The cwmpd tests run the
-# uci backend against this real binary (issue 3: no fake uci).
+# uci backend against this real binary (no fake uci).
 #
 # Usage: tools/build-uci.sh OUTDIR    → OUTDIR/uci (nothing is done when it already exists).
 # Needs: cargo (to fetch the crate sources; offline when already in the cargo cache), gcc.

@@ -2,7 +2,7 @@
 //! arbitrary bytes, the way `connreq::listener` does it: leading empty lines skipped
 //! ([`http::skip_leading_newlines`]), the head delimited ([`http::head_end`]) and parsed
 //! ([`http::parse_head`]), the request-target and Host split ([`http::target_path`],
-//! [`http::split_host`]), the gate's decision ([`Gate::decide`]) and the answer written
+//! [`split_authority`]), the gate's decision ([`Gate::decide`]) and the answer written
 //! ([`http::response`]), for every pipelined request in the input.
 //!
 //! When the gate challenges a request, the Digest answer a client computes for the same head
@@ -15,6 +15,7 @@
 use cwmpd::http::auth::{self, Algorithm, DigestSession};
 use cwmpd::connreq::gate::{Gate, GateConfig, Outcome};
 use cwmpd::connreq::http::{self, Head};
+use cwmpd::http::url::split_authority;
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
 
@@ -53,11 +54,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some((authority, path)) = http::target_path(head.target) {
             assert!(head.target.contains(path) || path == "/");
             if let Some(a) = authority {
-                let _ = http::split_host(a);
+                let _ = split_authority(a);
             }
         }
         if let Some(h) = head.host {
-            let _ = http::split_host(h);
+            let _ = split_authority(h);
         }
         now_ms += 10;
         for gate in [&mut digest_only, &mut with_basic] {

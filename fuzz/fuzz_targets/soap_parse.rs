@@ -7,7 +7,7 @@
 //! send (HoldRequests and UseCWMPVersion travel only from the ACS, SessionTimeout and
 //! SupportedCWMPVersions only from the CPE) are left out of the comparison.
 //!
-//! Slow inputs are findings (issue 14, finding 2): `run.sh` lets this target's inputs grow to
+//! Slow inputs are findings: `run.sh` lets this target's inputs grow to
 //! the 4 MiB size cap under the 5 s timeout per input. And what makes roxmltree's work more than
 //! linear is counted deterministically ([`bounds`]): for every input the codec lets through with
 //! [`TIGHT`] limits (small enough for the fuzzer to reach each one), roxmltree's own tree must

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use super::session::time_text;
 use super::state::{AgentState, PendingAction, ScheduledInform, MAX_SCHEDULED};
 use super::transfers::{apply_hook, produce_hook};
 use super::Agent;
 use crate::config::ResolvedHooks;
 use crate::cwmp::fault::{Fault, TransferFault};
+use crate::cwmp::time;
+use crate::http::url;
 use crate::rpc::Control;
-use crate::schedule;
 use crate::soap::msg::{Download, QueuedTransfer, ScheduleDownload, Upload};
 use crate::transfer::{self, hooks, FileKind};
 
@@ -268,14 +268,14 @@ impl Control for AgentControl<'_> {
             "Download {:?} ({}) of {} queued for {}",
             t.command_key,
             t.file_type,
-            transfer::redact_url(&t.url),
-            schedule::format_datetime(t.not_before, 0)
+            url::redact(&t.url),
+            time::format_datetime(t.not_before, 0)
         );
         // Status 1: the result follows in TransferComplete (§A.3.2.8).
         Ok((
             1,
-            time_text(transfer::UNKNOWN_TIME),
-            time_text(transfer::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
         ))
     }
 
@@ -292,12 +292,12 @@ impl Control for AgentControl<'_> {
             "Upload {:?} ({}) to {} queued",
             t.command_key,
             t.file_type,
-            transfer::redact_url(&t.url)
+            url::redact(&t.url)
         );
         Ok((
             1,
-            time_text(transfer::UNKNOWN_TIME),
-            time_text(transfer::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
+            transfer::time_text(time::UNKNOWN_TIME),
         ))
     }
 
@@ -314,7 +314,7 @@ impl Control for AgentControl<'_> {
             "ScheduleDownload {:?} ({}) of {} queued",
             t.command_key,
             t.file_type,
-            transfer::redact_url(&t.url)
+            url::redact(&t.url)
         );
         Ok(())
     }

@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
+use crate::datamodel::backend::registry::Backends;
 use crate::datamodel::management::ManagementServer;
-use crate::datamodel::{backend::Backends, DmState, Engine};
+use crate::datamodel::{DmState, Engine};
 use crate::events::{self, Event};
 use crate::jobs::Jobs;
 use crate::schedule;

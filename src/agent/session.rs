@@ -13,16 +13,16 @@ use super::AgentError;
 use super::{Agent, Settings};
 use crate::connreq::listener::Phase;
 use crate::cwmp::fault::Fault;
+use crate::cwmp::time;
+use crate::cwmp::value::ParameterValue;
+use crate::cwmp::version::{CwmpNs, CwmpVersion};
 use crate::datamodel::management::{Identity, ManagementServer};
 use crate::events;
 use crate::http::acs::TransportConfig;
+use crate::http::url;
 use crate::rpc;
-use crate::schedule;
 use crate::session::{self, Action, Session, SessionParams};
-use crate::soap::msg::{
-    AcsRequest, CpeRequest, CpeResponse, CwmpNs, CwmpVersion, DeviceId, FaultStruct, Inform,
-    ParameterValue,
-};
+use crate::soap::msg::{AcsRequest, CpeRequest, CpeResponse, DeviceId, FaultStruct, Inform};
 use crate::sys::process;
 use crate::transfer;
 
@@ -137,7 +137,7 @@ impl Agent {
         if !usable_url(&settings.url) {
             return Err(format!(
                 "no usable ACS URL (ManagementServer.URL is {:?})",
-                transfer::redact_url(&settings.url)
+                url::redact(&settings.url)
             ));
         }
         // One snapshot of the system per session, from its start (§A.3.2: a GetParameterNames
@@ -200,7 +200,7 @@ impl Agent {
             .unwrap_or(version.namespace());
         log::info!(
             "session to {}: events [{}]",
-            transfer::redact_url(&settings.url),
+            url::redact(&settings.url),
             event_list
                 .iter()
                 .map(|e| e.code.as_str())
@@ -217,7 +217,7 @@ impl Agent {
                 device_id: device_id.clone(),
                 events: event_list.clone(),
                 max_envelopes: 1,
-                current_time: schedule::format_datetime(self.now_unix(), 0),
+                current_time: time::format_datetime(self.now_unix(), 0),
                 retry_count: self.state.retry_count,
                 parameters: delivery.params.clone(),
             };
@@ -473,8 +473,8 @@ impl Agent {
             reqs.push(CpeRequest::TransferComplete {
                 command_key: t.command_key.clone(),
                 fault: t.fault(),
-                start_time: time_text(t.start_time),
-                complete_time: time_text(t.complete_time),
+                start_time: transfer::time_text(t.start_time),
+                complete_time: transfer::time_text(t.complete_time),
             });
             items.push(CpeItem::Transfer(t.id));
         }
@@ -490,8 +490,8 @@ impl Agent {
                     code: a.fault_code,
                     string: a.fault_string.clone(),
                 },
-                start_time: time_text(transfer::UNKNOWN_TIME),
-                complete_time: time_text(transfer::UNKNOWN_TIME),
+                start_time: transfer::time_text(time::UNKNOWN_TIME),
+                complete_time: transfer::time_text(time::UNKNOWN_TIME),
             });
             items.push(CpeItem::Autonomous);
         }
@@ -541,20 +541,7 @@ pub(super) struct Delivery {
     bootstrap_url: Option<String>,
 }
 
-/// Whether an ACS URL can be used: http(s) with a host.
+/// Whether an ACS URL can be used: http(s) with a host (RFC 3986 §3, [`url::Url`]).
 pub(super) fn usable_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.starts_with(':'))
-}
-
-/// A Unix time as xsd:dateTime; [`transfer::UNKNOWN_TIME`] is written as the schema writes it
-/// (`0001-01-01T00:00:00Z`).
-pub(super) fn time_text(t: i64) -> String {
-    if t == transfer::UNKNOWN_TIME {
-        schedule::format_datetime_utc(t)
-    } else {
-        schedule::format_datetime(t, 0)
-    }
+    url::Url::parse(url).is_ok_and(|u| u.is_http() || u.is_https())
 }

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use super::{AcsTransport, Agent, Clock, Connect, Exit, Loop, Trigger};
 use crate::config::Config;
+use crate::cwmp::version::CwmpNs;
 use crate::http::acs::{HttpReply, TransportConfig, TransportError};
 use crate::schedule;
 use crate::soap::acs::{emit_acs_request, emit_acs_response, parse_cpe, CpeMessage};
-use crate::soap::msg::{AcsRequest, AcsResponse, CpeRequest, CwmpNs, Header};
+use crate::soap::msg::{AcsRequest, AcsResponse, CpeRequest, Header};
 
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600;

@@ -5,7 +5,7 @@
 //! ```text
 //! cwmpd-dmgen [--bbf DIR] [--selection FILE] [--out DIR] [--check]
 //!     Generates every file of the selection (default: datamodel/selection.toml, BBF files from
-//!     ../shared/bbf, output in datamodel/). --check compares instead of writing and exits 1 when
+//!     --bbf, output in datamodel/). --check compares instead of writing and exits 1 when
 //!     a file differs.
 //! cwmpd-dmgen --xml FILE [--output FILE] ITEM...
 //!     Generates the given items (`Obj.`, `Obj.**`, `Obj.Param`) of one XML file, to stdout or FILE.

@@ -12,8 +12,6 @@
 //! Unknown keys are errors (a misspelt key must not be silently ignored); errors name the file and
 //! the line.
 
-pub mod uci;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -246,7 +244,7 @@ impl Config {
             line,
             message,
         };
-        let sections = crate::config::uci::parse(text).map_err(|(l, m)| err(Some(l), m))?;
+        let sections = crate::uci::parse(text).map_err(|(l, m)| err(Some(l), m))?;
         let defaults = toml::Table::try_from(Config::uci_types())
             .map_err(|e| err(None, format!("internal: {e}")))?;
         let mut root = toml::Table::new();

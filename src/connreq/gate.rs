@@ -255,7 +255,7 @@ impl Gate {
     }
 
     fn is_our_host(&self, authority: &str) -> bool {
-        let Some((host, port)) = http::split_host(authority) else {
+        let Some((host, port)) = crate::http::url::split_authority(authority) else {
             return false;
         };
         host.eq_ignore_ascii_case(&self.cfg.host) && port.unwrap_or(80) == self.cfg.port

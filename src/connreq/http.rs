@@ -230,9 +230,6 @@ pub fn target_path(target: &str) -> Option<(Option<&str>, &str)> {
     Some((authority, path))
 }
 
-/// `host[:port]` of the `Host` header (RFC 9110 §7.2): the one authority grammar of URLs.
-pub use crate::http::url::split_authority as split_host;
-
 /// The reason phrase of the statuses this server sends.
 fn reason(status: u16) -> &'static str {
     match status {
@@ -422,7 +419,7 @@ mod tests {
             }
         }
         for s in ["[", "[]", "[:", "]:", "[::1]:", "::", "a::b", ""] {
-            let _ = split_host(s);
+            let _ = crate::http::url::split_authority(s);
             let _ = target_path(s);
         }
     }

@@ -7,7 +7,7 @@ use super::backend::registry::Backends;
 use super::schema::{Model, Schema};
 use super::{DmState, Engine};
 use crate::cwmp::fault::Fault;
-use crate::soap::msg::{SetAttributes, SetValue};
+use crate::cwmp::value::{SetAttributes, SetValue};
 
 const DEFS: &str = r#"
 [model]

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use roxmltree::{Document, Node};
 use serde::Deserialize;
 
-use super::types::BaseType;
+use crate::cwmp::value::BaseType;
 
 /// The selection file (`datamodel/selection.toml`): what to generate, per BBF file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub fn parse_selection(text: &str) -> Result<Selection, String> {
     toml::from_str(text).map_err(|e| e.to_string())
 }
 
-/// The DM Schema namespaces this generator understands (all BBF files in `../shared/bbf/` use
+/// The DM Schema namespaces this generator understands (the BBF CWMP data model files use
 /// 1-14; 1-15 only adds USP features).
 const DM_NAMESPACES: &[&str] = &[
     "urn:broadband-forum-org:cwmp:datamodel-1-14",

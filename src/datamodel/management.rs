@@ -7,9 +7,37 @@
 //! shows it empty, the agent needs it). A parameter the model lacks reads as empty, or as `None`
 //! where the field is an `Option` (TR-098 has no HTTPConnectionRequestEnable).
 
+use ureq::http::Uri;
+
 use super::Engine;
 use crate::cwmp::fault::Fault;
-use crate::soap::msg::SetValue;
+use crate::cwmp::value::SetValue;
+
+/// Whether `url` is an ACS URL the agent's session client can reach its ACS at, as that client
+/// decides it (`http::acs::Target::parse`: the same `Uri` parser and the same rules, which a test
+/// of `http::acs` holds to the same decisions and reasons): an absolute `http://` or `https://`
+/// URL with a host and without user information (the credentials are ManagementServer.Username
+/// and Password). The engine refuses any other ManagementServer.URL with 9007, so that no value
+/// can orphan the device; the check lives here so that the data model does not import the HTTP
+/// client.
+pub fn acs_url_check(url: &str) -> Result<(), &'static str> {
+    let uri: Uri = url
+        .trim()
+        .parse()
+        .map_err(|_| "the ACS URL is not a valid URL")?;
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("http") => {}
+        _ => return Err("the ACS URL must start with http:// or https://"),
+    }
+    let authority = uri.authority().ok_or("the ACS URL has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("the ACS URL must not contain user information; use username/password");
+    }
+    if authority.host().is_empty() {
+        return Err("the ACS URL has no host");
+    }
+    Ok(())
+}
 
 /// A ManagementServer parameter the agent reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +207,7 @@ pub fn software_version(engine: &mut Engine) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::datamodel::backend::Backends;
+    use crate::datamodel::backend::registry::Backends;
     use crate::datamodel::DmState;
 
     fn engine(model: &str, acs: &str) -> Engine {

@@ -35,7 +35,6 @@ mod read;
 mod state;
 mod txn;
 
-pub use backend::Applied;
 pub use state::{Attributes, DmState, TableState};
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use super::path::{instance_number, Inst, Node, ParamRef};
 use super::schema::ActiveNotify;
 use super::{Attributes, Engine};
 use crate::cwmp::fault::Fault;
-use crate::soap::msg::{ParameterValue, SetAttributes};
+use crate::cwmp::value::{ParameterValue, SetAttributes};
 
 /// The only AccessList entity defined by TR-069 (§A.3.2.4).
 pub(super) const SUBSCRIBER: &str = "Subscriber";

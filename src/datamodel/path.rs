@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::backend::registry::BackendKind;
 use super::backend::Cx;
-use super::types::BaseType;
 use super::{Engine, MAX_INSTANCES};
 use crate::cwmp::fault::Fault;
+use crate::cwmp::value::BaseType;
 
 /// The longest path accepted (the `Name` of the RPC schema is a string(256)).
 const MAX_PATH: usize = 256;

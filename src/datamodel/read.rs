@@ -9,10 +9,10 @@ use super::backend::Cx;
 use super::path::{expand, fill, has_nested, instance_number, nested_refs, parent_of};
 use super::path::{Inst, Node, ParamRef};
 use super::schema::{Access, Source};
-use super::types::BaseType;
 use super::{Engine, MAX_PARAMS_PER_REQUEST};
 use crate::cwmp::fault::Fault;
-use crate::soap::msg::{ParameterAttribute, ParameterInfo, ParameterValue};
+use crate::cwmp::value::BaseType;
+use crate::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValue};
 
 /// An entry of a GetParameterNames walk.
 pub(super) enum Item {

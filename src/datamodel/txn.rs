@@ -8,10 +8,13 @@ use super::backend::registry::BackendKind;
 use super::backend::{Cx, PARAMETER_KEY};
 use super::path::{expand, generic_matches, parent_of, Inst, Node, ParamRef};
 use super::read::null_value;
-use super::types::BaseType;
-use super::{Applied, Engine, Pending, MAX_INSTANCES};
+use super::Engine;
+use super::Pending;
+use super::MAX_INSTANCES;
 use crate::cwmp::fault::{Fault, ParamFault};
-use crate::soap::msg::{SetValue, XsiType};
+use crate::cwmp::value::BaseType;
+use crate::cwmp::value::{SetValue, XsiType};
+use crate::datamodel::backend::Applied;
 
 impl Engine {
     /// Holds the commit of the changes that follow (SetParameterValues, SetParameterAttributes,
@@ -405,9 +408,9 @@ impl Engine {
         if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return bad("it holds a space or a control character");
         }
-        match crate::http::acs::Target::parse(value) {
-            Ok(_) => Ok(()),
-            Err(why) => bad(&why),
+        match super::management::acs_url_check(value) {
+            Ok(()) => Ok(()),
+            Err(why) => bad(why),
         }
     }
 

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cwmp::fault::Fault;
-pub use crate::cwmp::time::is_datetime;
-pub use crate::cwmp::value::BaseType;
+use crate::cwmp::time::is_datetime;
+use crate::cwmp::value::BaseType;
 
 /// An inclusive range facet; either end may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

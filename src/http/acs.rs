@@ -784,6 +784,67 @@ mod tests {
         Target::parse(url).unwrap()
     }
 
+    /// The engine's check of ManagementServer.URL (`datamodel::management::acs_url_check`)
+    /// accepts exactly the URLs this client can use and refuses the others for the same reason:
+    /// on fixed cases and on 100,000 seeded random texts over URL-ish pieces.
+    #[test]
+    fn the_engine_accepts_the_acs_urls_the_client_accepts() {
+        use crate::datamodel::management::acs_url_check;
+        let same = |s: &str| {
+            assert_eq!(
+                Target::parse(s).err(),
+                acs_url_check(s).err().map(String::from),
+                "{s:?}"
+            );
+        };
+        for s in [
+            "",
+            "https://acs.example:7548/cwmp",
+            "HTTPS://[2001:db8::1]:8443/",
+            "http://h:",
+            "http://h:99999/",
+            "https://",
+            "http:///p",
+            "ftp://h/",
+            "h/p",
+            "https://u:p@h/",
+            "https://h/a b",
+            " https://h/ ",
+            "http://%41/",
+            "http://h/\"x",
+            "http://é/",
+            "http://[::1/",
+            "http://h?q#f",
+            "*",
+            "/",
+        ] {
+            same(s);
+        }
+        let pieces = [
+            "http", "https", "HTTP", "://", ":", "/", "?", "#", "@", "[", "]", "h", "1", "80",
+            "99999", "::1", "%", "%zz", "%41", "{", "\"", "<", "é", "\\", "|", "^", "`", ".", "..",
+            "-", "a.b", "x", " ", "*", "~", "!", "'", "(", "&", "=", "+", ";", ",",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            let mut s = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut k = seed;
+            if seed % 3 != 0 {
+                s.push_str(if seed % 2 == 0 { "http://" } else { "HTTPS://" });
+            }
+            for _ in 0..seed % 8 + 1 {
+                k = k
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                s.push_str(pieces[(k >> 33) as usize % pieces.len()]);
+            }
+            same(&s);
+        }
+    }
+
     #[test]
     fn target_parsing_and_refusals() {
         let t = target("https://ACS.example:8443/cwmp/acs?id=1");

@@ -252,7 +252,7 @@ pub fn parse_cookie_date(s: &str) -> Option<u64> {
     }
     // "If no such date exists" (§5.1.1 step 6): 31 February is not 3 March.
     let (yi, mo32) = (i64::try_from(y).ok()?, u32::try_from(mo).ok()?);
-    if d > u64::from(crate::schedule::days_in_month(yi, mo32)) {
+    if d > u64::from(crate::cwmp::time::days_in_month(yi, mo32)) {
         return None;
     }
     let days = days_from_civil(y, mo, d)?;
@@ -285,7 +285,7 @@ fn parse_hms(tok: &str) -> Option<(u64, u64, u64)> {
 /// Days since 1970-01-01 of a proleptic Gregorian date (the schedule's count); `None` before
 /// the epoch or for a year, month or day out of range.
 pub fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
-    let days = crate::schedule::days_from_civil(
+    let days = crate::cwmp::time::days_from_civil(
         i64::try_from(y).ok()?,
         u32::try_from(m).ok()?,
         u32::try_from(d).ok()?,

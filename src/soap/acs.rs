@@ -17,6 +17,8 @@ use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
 use super::Limits;
 use crate::cwmp::fault::{self, AcsFault, Fault, ParamFault};
 use crate::cwmp::value::BaseType;
+use crate::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValue, SetValue, XsiType};
+use crate::cwmp::version::CwmpNs;
 
 /// What a CPE sends in an HTTP POST body.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,8 @@
 use super::msg::*;
 use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
 use crate::cwmp::fault::{Fault, FaultOrigin};
+use crate::cwmp::value::ParameterValue;
+use crate::cwmp::version::CwmpNs;
 
 /// See [`super::emit_request`].
 pub(crate) fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec<u8> {

@@ -34,6 +34,7 @@ mod scan;
 mod tree;
 mod xml;
 
+use crate::cwmp::version::CwmpNs;
 pub use msg::*;
 
 /// Size limits applied while parsing (safe defaults: every bound holds without configuration).

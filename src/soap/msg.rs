@@ -5,10 +5,10 @@
 //! XML. Field names follow the schema's element names in snake case.
 
 use crate::cwmp::fault::{AcsFault, Fault};
-pub use crate::cwmp::value::{
-    BaseType, ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
+use crate::cwmp::value::{
+    ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue,
 };
-pub use crate::cwmp::version::{CwmpNs, CwmpVersion};
+use crate::cwmp::version::CwmpNs;
 
 /// The SOAP header elements CWMP defines (§A.4.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -21,6 +21,7 @@ use super::msg::*;
 use super::tree::{self, Args, Env};
 use super::Limits;
 use crate::cwmp::fault::AcsFault;
+use crate::cwmp::value::{SetAttributes, SetValue, XsiType};
 
 /// See [`super::parse_acs`].
 pub(crate) fn parse_acs(body: &[u8], limits: &Limits) -> Result<Envelope<AcsMessage>, ParseError> {

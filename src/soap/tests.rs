@@ -4,6 +4,9 @@ use super::acs::{self, CpeMessage};
 use super::*;
 use crate::cwmp::fault::{AcsFault, Fault, ParamFault};
 use crate::cwmp::value::BaseType;
+use crate::cwmp::value::{
+    ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
+};
 
 const ALL_NS: [CwmpNs; 5] = [
     CwmpNs::V1_0,

@@ -11,9 +11,11 @@ use std::borrow::Cow;
 
 use roxmltree::{Document, Node};
 
-use super::msg::{CwmpNs, Header, ParseError, XsiType};
+use super::msg::{Header, ParseError};
 use super::xml::{SOAP_ENV, XSI};
 use crate::cwmp::value::BaseType;
+use crate::cwmp::value::XsiType;
+use crate::cwmp::version::CwmpNs;
 
 pub(crate) fn malformed(msg: String) -> ParseError {
     ParseError::Malformed(msg)

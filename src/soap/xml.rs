@@ -13,8 +13,9 @@
 
 use std::fmt::Write as _;
 
-use super::msg::{CwmpNs, Header};
+use super::msg::Header;
 use crate::cwmp::fault::ParamFault;
+use crate::cwmp::version::CwmpNs;
 
 /// The SOAP 1.1 envelope namespace (TR-069 §A.2.1).
 pub(crate) const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";

@@ -36,7 +36,7 @@ use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, 
 pub const MAX_ARG_LEN: usize = 256;
 
 /// The unknown time of the schema (`0001-01-01T00:00:00Z`): a time not (yet) known.
-pub use crate::schedule::UNKNOWN_TIME;
+use crate::cwmp::time::{self, UNKNOWN_TIME};
 
 /// What a FileType names (§A.3.2.8 and §A.3.2.9 tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,28 +118,14 @@ impl FileType {
     }
 }
 
-/// A URL for a log line, a message or `cwmpd status`: user information
-/// (`http://user:pass@host/`) is replaced by `***` and the query and fragment by `…`
-/// (`https://host/fw.bin?…`), so neither a password given in the URL nor a signed URL's
-/// signature (`X-Amz-Signature=…`) ever reaches syslog.
-pub fn redact_url(url: &str) -> String {
-    let (url, hidden) = match url.find(['?', '#']) {
-        Some(i) => (url.get(..i).unwrap_or(""), url.get(i..i + 1).unwrap_or("")),
-        None => (url, ""),
-    };
-    let hidden = if hidden.is_empty() {
-        String::new()
+/// A transfer's StartTime or CompleteTime as `xsd:dateTime` (TransferComplete, §A.3.3.2;
+/// Download and Upload responses, §A.3.2.8): [`UNKNOWN_TIME`] as the unknown time
+/// `0001-01-01T00:00:00Z` (TR-106 §3.2.1), any other time with a `+00:00` offset.
+pub fn time_text(t: i64) -> String {
+    if t == UNKNOWN_TIME {
+        time::format_datetime_utc(t)
     } else {
-        format!("{hidden}…")
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("{url}{hidden}");
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{path}{hidden}"),
-        None => format!("{url}{hidden}"),
+        time::format_datetime(t, 0)
     }
 }
 
@@ -931,29 +917,6 @@ mod tests {
         assert_eq!(q.next(1031), Next::Wait(None));
         let t = q.get(1).unwrap();
         assert_eq!((t.state, t.fault_code), (State::Done, 9020));
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("http://u:secret@files.example:8080/a@b?x=1"),
-            "http://***@files.example:8080/a@b?…"
-        );
-        assert_eq!(
-            redact_url("https://files.example/fw"),
-            "https://files.example/fw"
-        );
-        assert_eq!(redact_url("not a url"), "not a url");
-        // A signed URL's query, a fragment, a query right after the host (even one with an @).
-        assert_eq!(
-            redact_url("https://s3.example/b/fw.bin?X-Amz-Signature=abc&X-Amz-Credential=k"),
-            "https://s3.example/b/fw.bin?…"
-        );
-        assert_eq!(redact_url("https://h/p#frag?x"), "https://h/p#…");
-        assert_eq!(redact_url("https://h?sig=a@b"), "https://h?…");
-        assert_eq!(redact_url("https://u:p@h?sig=1"), "https://***@h?…");
-        assert_eq!(redact_url("junk?sig=1"), "junk?…");
-        assert_eq!(redact_url(""), "");
     }
 
     #[test]

@@ -43,8 +43,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::http::auth::Algorithm;
-use cwmpd::soap::{AcsRequest, CpeRequest, CpeResponse, CwmpNs, Header, Inform};
+use cwmpd::soap::{AcsRequest, CpeRequest, CpeResponse, Header, Inform};
 
 pub use server::Acs;
 pub use session::{AcsCore, Connection, Event, HttpRequest, HttpResponse};

@@ -11,8 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::acs::{Acs, Call, Exchange, SessionRecord};
-use cwmpd::datamodel::types::BaseType;
-use cwmpd::soap::{AcsRequest, CpeResponse, ParameterInfo, SetAttributes};
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::cwmp::value::{ParameterInfo, SetAttributes};
+use cwmpd::soap::{AcsRequest, CpeResponse};
 
 /// The `cwmpd` binary under test: `$CARGO_BIN_EXE_cwmpd` (set by Cargo when it runs an
 /// integration test or a bench of cwmpd, since Cargo 1.8x also at run time), else `cwmpd` in the
@@ -101,7 +102,7 @@ pub fn gpn(e: &Exchange) -> Vec<ParameterInfo> {
     }
 }
 
-pub fn gpv(e: &Exchange) -> Vec<cwmpd::soap::ParameterValue> {
+pub fn gpv(e: &Exchange) -> Vec<cwmpd::cwmp::value::ParameterValue> {
     match &e.response {
         Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
         r => panic!("{} answered {r:?}", e.call.method()),
@@ -127,7 +128,7 @@ pub fn has_name(list: &[ParameterInfo], name: &str, writable: Option<bool>) -> b
 }
 
 pub fn value<'a>(
-    list: &'a [cwmpd::soap::ParameterValue],
+    list: &'a [cwmpd::cwmp::value::ParameterValue],
     name: &str,
 ) -> Option<(&'a str, BaseType)> {
     list.iter()

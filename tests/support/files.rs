@@ -52,7 +52,6 @@ use rustls::ServerConfig;
 
 use crate::acs::{Acs, Exchange, SessionRecord};
 use crate::cpe::Cpe;
-pub use crate::rng::{seed_from_env, Rng};
 use crate::tls::{Request, Response, TestServer};
 use cwmpd::soap::{CpeRequest, CpeResponse, Download, Upload};
 

@@ -24,10 +24,9 @@ use std::time::{Duration, Instant};
 use rcgen::{ExtendedKeyUsagePurpose, KeyPair};
 use rustls::ServerConfig;
 
+use crate::http::{find_header, reason};
 use crate::rng::Rng;
-use crate::tls::{
-    find_header, leaf_params, make_ca, reason, write_leaf, Conn, Leaf, Pki, Server, LIMITS,
-};
+use crate::tls::{leaf_params, make_ca, write_leaf, Conn, Leaf, Pki, Server, LIMITS};
 
 /// How long a silent or stalling connection is held at most, whatever the client does.
 const HOLD_LIMIT: Duration = Duration::from_secs(60);

@@ -23,11 +23,12 @@ use cwmpd::soap::{AcsRequest, CpeRequest, CpeResponse};
 use crate::acs::{Acs, AcsOptions, Call, SessionRecord, Turn};
 use crate::cpe::*;
 use crate::files::{
-    check_state_files, download, hook_script, list_dir, log_tails, seed_from_env, summary,
-    transfer_completes, transfer_cpe, Rng, Tc,
+    check_state_files, download, hook_script, list_dir, log_tails, summary, transfer_completes,
+    transfer_cpe, Tc,
 };
 use crate::http::{self, Limits};
 use crate::proxy::{Hold, Proxy};
+use crate::rng::{seed_from_env, Rng};
 
 const FIRMWARE: &str = "1 Firmware Upgrade Image";
 

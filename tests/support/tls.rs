@@ -24,8 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
-use crate::http::{self, Limits};
-pub use crate::http::{find_header, reason};
+use crate::http::{self, find_header, reason, Limits};
 
 /// A leaf certificate with its key, in DER and as PEM files.
 pub struct Leaf {

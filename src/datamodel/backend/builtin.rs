@@ -105,7 +105,7 @@ impl Backend for ConstBackend {
 
 /// `YYYY-MM-DDThh:mm:ssZ` of seconds since the epoch.
 pub fn format_utc(secs: u64) -> String {
-    crate::schedule::format_datetime_utc(i64::try_from(secs).unwrap_or(i64::MAX))
+    crate::cwmp::time::format_datetime_utc(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ pub mod script;
 pub mod uci;
 
 // The registry's types at their former place, for the users outside the data model.
-pub use registry::{BackendKind, Backends};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

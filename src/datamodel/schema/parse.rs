@@ -9,10 +9,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::defs::*;
+use crate::cwmp::value::BaseType;
 use crate::datamodel::backend::registry::BackendKind;
 use crate::datamodel::backend::ScriptDef;
 use crate::datamodel::transform::Transform;
-use crate::datamodel::types::{BaseType, Range, TypeSpec};
+use crate::datamodel::types::{Range, TypeSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

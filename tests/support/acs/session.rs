@@ -20,13 +20,12 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use cwmpd::cwmp::fault::AcsFault;
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::http::auth::{self, DigestServer, NonceStatus, Verdict};
 use cwmpd::soap::acs::{
     emit_acs_fault, emit_acs_request, emit_acs_response, parse_cpe, CpeMessage,
 };
-use cwmpd::soap::{
-    AcsResponse, CpeRequest, CpeResponse, CwmpNs, Header, Inform, Limits, ParseError,
-};
+use cwmpd::soap::{AcsResponse, CpeRequest, CpeResponse, Header, Inform, Limits, ParseError};
 
 use super::{
     transcript, AcsOptions, Auth, Call, Cookie, Exchange, HttpEntry, Reject, ScriptFn,

@@ -3,7 +3,8 @@
 //! arrow for the direction, the method and its key arguments; a session starts with a
 //! `━━ session N ━━` rule. [`render`] gives one record's text, [`transcript`] the text of all.
 
-use cwmpd::soap::{AcsRequest, AcsResponse, CpeRequest, CpeResponse, CwmpNs, Header, Inform};
+use cwmpd::cwmp::version::CwmpNs;
+use cwmpd::soap::{AcsRequest, AcsResponse, CpeRequest, CpeResponse, Header, Inform};
 
 use super::session::Event;
 use super::Call;
@@ -194,8 +195,8 @@ fn describe_call(call: &Call, id: &str) -> String {
                 &mut out,
                 list.iter().map(|p| {
                     let ty = match &p.xsi_type {
-                        Some(cwmpd::soap::XsiType::Known(t)) => t.xsi_type().to_string(),
-                        Some(cwmpd::soap::XsiType::Unknown(t)) => t.clone(),
+                        Some(cwmpd::cwmp::value::XsiType::Known(t)) => t.xsi_type().to_string(),
+                        Some(cwmpd::cwmp::value::XsiType::Unknown(t)) => t.clone(),
                         None => "no type".into(),
                     };
                     format!("{} = {:?}  ({ty})", p.name, p.value)

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::uci::{is_name, Lexer};
+use crate::uci::{is_name, Lexer};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Package {

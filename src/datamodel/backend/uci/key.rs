@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::export::{Section, Value};
 use super::pool::POOL;
-use crate::config::uci::is_name;
+use crate::uci::is_name;
 
 /// Largest list index accepted in a key (`OPT[N]`).
 pub(super) const MAX_INDEX: usize = 4096;

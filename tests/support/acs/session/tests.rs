@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
+use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::{
     emit_request, emit_response, parse_acs, AcsMessage, AcsRequest, CpeRequest, CpeResponse,
-    CwmpNs, DeviceId, EventStruct, Header, Inform, Limits,
+    DeviceId, EventStruct, Header, Inform, Limits,
 };
 
 use super::{AcsCore, Connection, Event, HttpRequest};

@@ -3,9 +3,10 @@
 //! unquoted, in single quotes (no escapes) or double quotes (`\"`, `\\`, `\$`… escapes), and
 //! adjacent quoted parts joined (`'it'\''s'`), `#` comments, blank lines. Errors give the line.
 //!
-//! The [`Lexer`] is the one reader of UCI's quoting: this parser reads the agent's own
-//! configuration with it, and the data model's `uci` backend reads `uci export` (the router's
-//! packages, through the `uci` command) with it too.
+//! The [`Lexer`] is the one reader of UCI's quoting: [`crate::config`] reads the agent's own
+//! configuration with this parser, and the data model's `uci` backend reads `uci export` (the
+//! router's packages, through the `uci` command) with the lexer. It sits below both (it imports
+//! nothing of the crate) so that neither imports the other for it. Pure: text in, values out.
 
 use std::borrow::Cow;
 
