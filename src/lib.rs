@@ -1,6 +1,7 @@
 //! cwmpd: a TR-069 (CWMP 1.0–1.4) CPE agent. ARCHITECTURE.md has the codemap, the threads and the
 //! invariants; this is the map of the layers, from the bottom up. A layer imports the layers
-//! below it, never one above: no two modules import each other.
+//! below it, never one above: no two modules import each other (`tests/layers.rs` checks it, and
+//! that the pure rooms reach no file, socket, process, thread or clock).
 //!
 //! | layer | holds | may import | touches the OS |
 //! |---|---|---|---|
@@ -8,20 +9,21 @@
 //! | [`uci`] | the UCI file grammar: one lexer (libuci's quoting) for the config file and the `uci` backend's `uci export` | nothing of the crate | no |
 //! | [`soap`] | the codec: bytes ⇄ typed messages, within size limits | `cwmp` | no |
 //! | [`session`], [`events`], [`schedule`] | one CWMP session as a state machine, the event queue, the retry and periodic timing | `cwmp`, `soap` | no: time and randomness are arguments |
-//! | [`datamodel`] | the parameter tree: the engine, the schema, the backends that read and write the system | `cwmp`, `soap`'s message types, `sys` | the backends (files, uci, scripts through [`sys::process`]) and the schema's file loading |
+//! | [`datamodel`] | the parameter tree: the engine, the schema, the backends that read and write the system | `cwmp`, `uci`, `sys` | the backends (files, uci, scripts through [`sys::process`]) and the schema's file loading |
 //! | [`rpc`] | a typed ACS request run on the engine or handed to the agent (`Control`) | `cwmp`, `soap`, `datamodel` | no |
 //! | [`http`] | HTTP as the agent speaks it: authentication, the session client to the ACS, the file client of transfers | `cwmp`, `sys` | sockets, TLS files |
-//! | [`connreq`] | the Connection Request listener and its URL | `http`'s authentication, `sys` | the listener (socket, threads) and the address look-ups; the request parser, the gate, the throttle and the URL rules are pure |
-//! | [`transfer`] | Download and Upload: the rules, the runner, the hooks | `cwmp`, `soap`, `events`, `schedule`, `http`, `sys` | files, hook processes |
-//! | `jobs` | how the loop starts background work and gets its result back | the layers below | threads |
+//! | [`connreq`] | the Connection Request listener and its URL | `http` (authentication, URLs), `sys` | the listener (socket, threads) and the address look-ups; the request parser, the gate, the throttle and the URL rules are pure |
+//! | [`jobs`] | how the loop starts background work and gets its result back | nothing of the crate | threads |
+//! | [`transfer`] | Download and Upload: the rules, the runner (the file server behind a trait the agent implements over `http`), the hooks | `cwmp`, `soap`, `events`, `jobs`, `sys` | files, hook processes |
 //! | [`agent`] | the loop: state, sessions, timers, Reboot and FactoryReset, notifications | every layer below | the clock, threads, inotify, the store |
 //! | [`config`] | the config file: aggregates each component's section (`connreq::config`, `datamodel::config`, `transfer::config`, `sys::config`), reads TOML or UCI | the components whose sections it holds | reads the config file |
 //! | [`sys`] | the rooms that touch the OS: the crash-safe store, OS queries, child processes, the logger (syslog or stderr), private directories, and their config sections | nothing of the crate | yes: that is what it is for |
 //!
 //! [`sys`] stands beside the stack rather than on top of it: it imports nothing of the crate,
 //! and every layer that touches the OS does so through it or says so above. The pure layers
-//! (`cwmp`, `soap`, `session`, `events`, `schedule`, and the pure parts of `connreq`) read no
-//! file, socket, process or clock. The binary (`src/main.rs`) is one function per sub-command
+//! (`cwmp`, `uci`, `soap`, `session`, `events`, `schedule`, the pure parts of `http`, `connreq`,
+//! `datamodel` and the agent's planner, listed in `tests/layers.rs`) read no file, socket,
+//! process or clock. The binary (`src/main.rs`) is one function per sub-command
 //! over [`agent`] and [`config`]; it installs the logger and handles the signals.
 #![forbid(unsafe_code)]
 

@@ -14,7 +14,7 @@
 //! The rooms: `state` (the persisted records and their persistence), `start` (BOOT, BOOTSTRAP,
 //! recovery at start), `session` (one CWMP session), `control` (the [`crate::rpc::Control`]
 //! implementation, Reboot and FactoryReset), `transfers` (the transfer steps between sessions),
-//! `listener` (the Connection Request listener's side), `watch` (the inotify thread), `plan`,
+//! `listener` (the Connection Request listener's side), `watch` (the inotify threads: the watched config directories, the requests directory), `plan`,
 //! `clock`, `transport`, `error`.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,8 @@
 //! Value transforms of a binding (`transform = "…"` in `datamodel/bindings/`): pure functions
 //! between how a backend stores a value and its TR-106 lexical form (TR-106 §3.2), so that one
 //! backend serves many parameters without code per parameter. A transform without an inverse
-//! makes its parameter read-only.
+//! makes its parameter read-only. Every transform is a function of the value alone except
+//! `remaining`, which reads the wall clock (seconds left until a stored time).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,8 +1,8 @@
 //! Executes typed ACS requests (TR-069 §A.3.2, §A.4.1) against the data model engine and the
 //! agent's device controls. Handlers never see XML; every error is a [`Fault`].
 //!
-//! One module per RPC family: parameter RPCs go straight to the engine ([`crate::datamodel`]);
-//! device control and transfers go through the [`Control`] trait that the agent implements.
+//! Parameter RPCs go straight to the engine ([`crate::datamodel`]); device control and transfers
+//! go through the [`Control`] trait that the agent implements.
 
 use crate::cwmp::fault::Fault;
 use crate::datamodel::Engine;

@@ -1,8 +1,8 @@
 //! The few OS facts the agent itself needs (not data model values, which go through backends):
 //! the kernel's boot id, to tell a device boot (`1 BOOT`) from an agent restart, a default
 //! serial number, and the addresses ConnectionRequestURL is built from (an interface's, or the
-//! one the kernel picks to reach the ACS). Part of the backend room: no other module outside `datamodel::backend` reads OS
-//! files.
+//! one the kernel picks to reach the ACS). One of the `sys` rooms: data model values never come
+//! from here.
 
 use std::fs;
 use std::io;

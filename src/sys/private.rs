@@ -4,7 +4,7 @@
 //!
 //! - [`set_umask`]: the daemon, the CLI and every process they start (hooks, uci, vendor scripts)
 //!   create files 0600 and directories 0700 unless they say otherwise; only the service reload
-//!   commands of `[datamodel.reload]` run with umask 022 (`datamodel::process::service_shell`:
+//!   commands of `[datamodel.reload]` run with umask 022 (`sys::process::service_shell`:
 //!   what init scripts write for services that drop root must stay readable to them).
 //! - [`PrivateDir`]: a directory owned by the effective uid with no group or other bits, held
 //!   open as a directory fd. It is checked with `lstat`/`fstat` when opened (a symlink or a

@@ -1,7 +1,8 @@
-//! Running an OS command for a backend (`uci`, a vendor script, a service reload): bounded in
-//! time and in output, never able to block or crash the agent. Every process a backend starts
-//! goes through [`run`], which counts them for the benchmark (the invariant: no process per
-//! parameter read).
+//! Running an OS command (`uci`, a vendor script, a service reload, a transfer hook, `df`):
+//! bounded in time and in output, never able to block or crash the agent. Every process the agent
+//! starts goes through [`start`] or [`run`], which count them for the benchmark (the invariant: no
+//! process per parameter read). Each child gets a reader thread for its stdout and one for its
+//! stderr, and a writer thread when it is given input.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -61,7 +62,7 @@ impl std::fmt::Display for RunError {
     }
 }
 
-/// A started command, to wait for later (several `uci show` run side by side).
+/// A started command, to wait for later (several scripts or `uci` calls run side by side).
 pub struct Running {
     child: std::process::Child,
     out: Receiver<(Vec<u8>, bool)>,

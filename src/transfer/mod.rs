@@ -20,7 +20,8 @@
 //! runs again while its file is there.
 //!
 //! Nothing here does I/O: the agent gives the time and carries out what these functions decide;
-//! `client` moves the bytes and `hooks` runs the OS commands.
+//! `job` runs one step of a transfer (the bytes move through the agent's [`job::FileClient`],
+//! `http::files` in the daemon) and `hooks` runs the OS commands.
 
 pub mod config;
 pub mod hooks;
