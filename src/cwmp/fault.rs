@@ -188,7 +188,7 @@ impl fmt::Display for Fault {
 impl std::error::Error for Fault {}
 
 /// The fault of a file transfer, as TransferComplete and AutonomousTransferComplete report it
-/// (§A.3.3.2, Table A.5: 9010–9019; 9002 when the CPE itself failed). Stored as its code.
+/// (§A.3.3.2, Table A.5: 9010–9020; 9002 when the CPE itself failed). Stored as its code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransferFault {
     /// 9002: the CPE could not keep or finish the transfer (its store, its directory, a hook's
@@ -202,6 +202,8 @@ pub enum TransferFault {
     ServerAuthentication,
     /// 9013: the URL's scheme is not one the CPE speaks.
     UnsupportedProtocol,
+    /// 9014: the CPE could not join the multicast group of a download (a hook may report it).
+    MulticastJoin,
     /// 9015: the file server could not be reached.
     CannotContact,
     /// 9016: the file server refused the file.
@@ -210,20 +212,28 @@ pub enum TransferFault {
     Incomplete,
     /// 9018: the file is not what was announced (its size).
     Corrupted,
+    /// 9019: the file failed its authentication (a hook checking a signature may report it).
+    FileAuthentication,
+    /// 9020: a ScheduleDownload was not completed within its time windows, or an autonomous
+    /// one did not start in time.
+    TimeWindows,
 }
 
 impl TransferFault {
     /// Every transfer fault, for tables and tests.
-    pub const ALL: [TransferFault; 9] = [
+    pub const ALL: [TransferFault; 12] = [
         TransferFault::Internal,
         TransferFault::Download,
         TransferFault::Upload,
         TransferFault::ServerAuthentication,
         TransferFault::UnsupportedProtocol,
+        TransferFault::MulticastJoin,
         TransferFault::CannotContact,
         TransferFault::CannotAccess,
         TransferFault::Incomplete,
         TransferFault::Corrupted,
+        TransferFault::FileAuthentication,
+        TransferFault::TimeWindows,
     ];
 
     /// The CWMP fault code.
@@ -234,10 +244,13 @@ impl TransferFault {
             TransferFault::Upload => 9011,
             TransferFault::ServerAuthentication => 9012,
             TransferFault::UnsupportedProtocol => 9013,
+            TransferFault::MulticastJoin => 9014,
             TransferFault::CannotContact => 9015,
             TransferFault::CannotAccess => 9016,
             TransferFault::Incomplete => 9017,
             TransferFault::Corrupted => 9018,
+            TransferFault::FileAuthentication => 9019,
+            TransferFault::TimeWindows => 9020,
         }
     }
 
@@ -280,9 +293,16 @@ mod tests {
     fn every_transfer_fault_reads_back_from_its_code() {
         for f in TransferFault::ALL {
             assert_eq!(TransferFault::from_code(f.code()), Some(f));
-            assert!(matches!(f.code(), 9002 | 9010..=9019), "{f}");
+            assert!(matches!(f.code(), 9002 | 9010..=9020), "{f}");
         }
-        assert_eq!(TransferFault::from_code(9014), None);
+        // Every code a TransferComplete may carry has its name.
+        for code in 9010..=9020 {
+            assert_eq!(
+                TransferFault::from_code(code).map(TransferFault::code),
+                Some(code)
+            );
+        }
+        assert_eq!(TransferFault::from_code(9021), None);
         assert_eq!(TransferFault::from_code(0), None);
     }
 

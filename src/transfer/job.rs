@@ -20,7 +20,8 @@ use crate::sys::private::PrivateDir;
 /// Why a step failed: the fault the TransferComplete reports (its code is stored as is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// 9002 or 9010..=9019 (§A.5.1; a hook may name a code the enum has no name for).
+    /// 9002 or 9010..=9020 (§A.5.1): the code of a [`crate::cwmp::fault::TransferFault`], as the
+    /// record stores it (a hook names one by its exit status).
     pub code: u32,
     /// One line; never a password.
     pub message: String,

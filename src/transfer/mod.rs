@@ -532,12 +532,12 @@ impl Transfers {
                     } else {
                         "not started in time"
                     };
-                    let (code, string) = if t.fault_code != 0 {
-                        (9020, format!("{why}: {}", t.fault_string))
+                    let string = if t.fault_code != 0 {
+                        format!("{why}: {}", t.fault_string)
                     } else {
-                        (9020, why.to_string())
+                        why.to_string()
                     };
-                    t.finish(now, code, string);
+                    t.finish(now, TransferFault::TimeWindows.code(), string);
                 }
                 Some(w) => {
                     let at = from.max(w.start);
