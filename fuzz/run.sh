@@ -45,7 +45,7 @@ for t in "${targets[@]}"; do
   log=$logs/$t.log
   echo "== $t: ${secs}s"
   rc=0
-  # soap_parse (issue 14, finding 2): inputs up to the SOAP size cap (4 MiB), so that a parse
+  # soap_parse (the linear-time parse, SECURITY.md): inputs up to the SOAP size cap (4 MiB), so that a parse
   # slower than linear runs into the 5 s timeout (the fuzz build, instrumented, needs about 2 s
   # for the largest well-behaved 4 MiB envelope; the parser before the pre-scan's bounds needed
   # 0.85 s for 16 KiB of namespace redeclarations and more than 5 s for 32 KiB), and a
