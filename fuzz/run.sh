@@ -45,11 +45,11 @@ for t in "${targets[@]}"; do
   log=$logs/$t.log
   echo "== $t: ${secs}s"
   rc=0
-  # soap_parse (the linear-time parse, SECURITY.md): inputs up to the SOAP size cap (4 MiB), so that a parse
-  # slower than linear runs into the 5 s timeout (the fuzz build, instrumented, needs about 2 s
-  # for the largest well-behaved 4 MiB envelope; the parser before the pre-scan's bounds needed
-  # 0.85 s for 16 KiB of namespace redeclarations and more than 5 s for 32 KiB), and a
-  # dictionary of the XML tokens the bounds count.
+  # soap_parse (the linear-time parse, SECURITY.md): inputs up to the SOAP size cap (4 MiB), so
+  # that a parse slower than linear runs into the 5 s timeout (the fuzz build, instrumented,
+  # needs about 2 s for the largest well-behaved 4 MiB envelope; the parser before the
+  # pre-scan's bounds needed 0.85 s for 16 KiB of namespace redeclarations and more than 5 s for
+  # 32 KiB), and a dictionary of the XML tokens the bounds count.
   per_target=()
   if [ "$t" = soap_parse ]; then per_target=(-max_len=4194304 -dict=soap_parse.dict); fi
   # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags.
