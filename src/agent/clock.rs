@@ -4,7 +4,8 @@
 //! [`Clock::wait`], so that a test can drive them with a clock of its own: no real time passes,
 //! and a wait without a trigger moves the clock to the end of the wait.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Trigger;
@@ -45,5 +46,79 @@ impl Clock for SystemClock {
         timeout: Duration,
     ) -> Result<Trigger, RecvTimeoutError> {
         triggers.recv_timeout(timeout)
+    }
+}
+
+/// A clock that no real time moves: it moves only when the agent waits without a trigger (to the
+/// end of the wait) or when its owner moves it ([`ManualClock::advance`]), so every time the agent
+/// reads (session times, `CurrentTime`, the backoff, the periodic phase) follows from the start
+/// time and the agent's own decisions. For driving the agent in memory (tests, simulations);
+/// clones share the time.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Mutex<ManualTime>>);
+
+struct ManualTime {
+    start_wall: Duration,
+    start_instant: Instant,
+    /// Time since the clock's start.
+    elapsed: Duration,
+}
+
+impl ManualClock {
+    /// A clock that starts at `start_unix` (seconds since the epoch).
+    pub fn new(start_unix: u64) -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(ManualTime {
+            start_wall: Duration::from_secs(start_unix),
+            start_instant: Instant::now(),
+            elapsed: Duration::ZERO,
+        })))
+    }
+
+    fn time(&self) -> MutexGuard<'_, ManualTime> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.time().elapsed += by;
+    }
+
+    /// Time since the clock's start.
+    pub fn elapsed(&self) -> Duration {
+        self.time().elapsed
+    }
+
+    /// The wall time in Unix milliseconds.
+    pub fn unix_ms(&self) -> i64 {
+        i64::try_from(self.wall().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl Clock for ManualClock {
+    fn wall(&self) -> Duration {
+        let t = self.time();
+        t.start_wall + t.elapsed
+    }
+
+    fn instant(&self) -> Instant {
+        let t = self.time();
+        t.start_instant + t.elapsed
+    }
+
+    /// A trigger already sent is taken at once; without one the clock jumps to the end of the
+    /// wait.
+    fn wait(
+        &mut self,
+        triggers: &Receiver<Trigger>,
+        timeout: Duration,
+    ) -> Result<Trigger, RecvTimeoutError> {
+        match triggers.try_recv() {
+            Ok(t) => Ok(t),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {
+                self.advance(timeout);
+                Err(RecvTimeoutError::Timeout)
+            }
+        }
     }
 }

@@ -44,7 +44,7 @@ mod transfers;
 pub mod transport;
 mod watch;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AgentError;
 use plan::{Facts, Periodic, Planner};
 use session::usable_url;

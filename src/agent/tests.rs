@@ -1,15 +1,14 @@
-//! The agent driven in memory: a clock of the test's ([`FakeClock`]: no real time passes) and an
+//! The agent driven in memory: a clock of the test's ([`ManualClock`]: no real time passes) and an
 //! ACS built from the library's ACS-side codec ([`crate::soap::acs`]) plugged in as the
 //! transport. No thread, socket or sleep: each [`Agent::turn`] runs what is due, and a wait
 //! without a trigger moves the clock to the end of the wait.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{AcsTransport, Agent, Clock, Connect, Exit, Loop, Trigger};
+use super::{AcsTransport, Agent, Clock, Connect, Exit, Loop, ManualClock, Trigger};
 use crate::config::Config;
 use crate::cwmp::version::CwmpNs;
 use crate::http::acs::{HttpReply, TransportConfig, TransportError};
@@ -19,62 +18,6 @@ use crate::soap::msg::{AcsRequest, AcsResponse, CpeRequest, Header};
 
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600;
-
-/// A clock that moves only when the agent waits without a trigger, or when the test moves it.
-#[derive(Clone)]
-struct FakeClock(Arc<Mutex<FakeTime>>);
-
-struct FakeTime {
-    /// Time since the clock's start.
-    elapsed: Duration,
-    start_wall: Duration,
-    start_instant: Instant,
-}
-
-impl FakeClock {
-    fn new(start_unix: u64) -> FakeClock {
-        FakeClock(Arc::new(Mutex::new(FakeTime {
-            elapsed: Duration::ZERO,
-            start_wall: Duration::from_secs(start_unix),
-            start_instant: Instant::now(),
-        })))
-    }
-
-    fn advance(&self, by: Duration) {
-        self.0.lock().unwrap().elapsed += by;
-    }
-
-    fn wall_secs_f64(&self) -> f64 {
-        self.wall().as_secs_f64()
-    }
-}
-
-impl Clock for FakeClock {
-    fn wall(&self) -> Duration {
-        let t = self.0.lock().unwrap();
-        t.start_wall + t.elapsed
-    }
-
-    fn instant(&self) -> Instant {
-        let t = self.0.lock().unwrap();
-        t.start_instant + t.elapsed
-    }
-
-    fn wait(
-        &mut self,
-        triggers: &Receiver<Trigger>,
-        timeout: Duration,
-    ) -> Result<Trigger, RecvTimeoutError> {
-        match triggers.try_recv() {
-            Ok(t) => Ok(t),
-            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => {
-                self.advance(timeout);
-                Err(RecvTimeoutError::Timeout)
-            }
-        }
-    }
-}
 
 /// One Inform the ACS received.
 #[derive(Debug, Clone)]
@@ -111,13 +54,13 @@ struct AcsState {
 #[derive(Clone)]
 struct TestAcs {
     state: Arc<Mutex<AcsState>>,
-    clock: FakeClock,
+    clock: ManualClock,
     /// The namespace of the CPE's last message.
     ns: CwmpNs,
 }
 
 impl TestAcs {
-    fn new(clock: &FakeClock) -> TestAcs {
+    fn new(clock: &ManualClock) -> TestAcs {
         TestAcs {
             state: Arc::default(),
             clock: clock.clone(),
@@ -181,7 +124,7 @@ impl AcsTransport for TestAcs {
         match env.body {
             CpeMessage::Request(CpeRequest::Inform(inform)) => {
                 st.informs.push(Seen {
-                    at: self.clock.wall_secs_f64(),
+                    at: self.clock.wall().as_secs_f64(),
                     events: inform.events.iter().map(|e| e.code.clone()).collect(),
                     retry_count: inform.retry_count,
                 });
@@ -233,7 +176,7 @@ impl Drop for TempDir {
 }
 
 /// An agent on a generic platform, its ACS in memory; `acs` is the extra `[acs]` lines.
-fn agent(dir: &TempDir, acs_lines: &str, clock: &FakeClock, acs: &TestAcs) -> Agent {
+fn agent(dir: &TempDir, acs_lines: &str, clock: &ManualClock, acs: &TestAcs) -> Agent {
     let text = format!(
         "[acs]\nurl = \"http://acs.test/cwmp\"\n{acs_lines}\n\
          [device]\nmanufacturer = \"cwmpd-test\"\noui = \"00D0F8\"\n\
@@ -273,7 +216,7 @@ fn has(seen: &Seen, code: &str) -> bool {
 #[test]
 fn the_first_session_bootstraps_and_periodic_informs_keep_the_phase() {
     let dir = TempDir::new("periodic");
-    let clock = FakeClock::new(T0);
+    let clock = ManualClock::new(T0);
     let acs = TestAcs::new(&clock);
     // The phase: T0 + 10.5 s plus whole minutes.
     let mut agent = agent(
@@ -300,7 +243,7 @@ fn the_first_session_bootstraps_and_periodic_informs_keep_the_phase() {
 #[test]
 fn failed_sessions_are_retried_with_the_backoff_of_the_retry_count() {
     let dir = TempDir::new("retry");
-    let clock = FakeClock::new(T0);
+    let clock = ManualClock::new(T0);
     let acs = TestAcs::new(&clock);
     for _ in 0..3 {
         acs.answer(Answer::Broken);
@@ -334,7 +277,7 @@ fn failed_sessions_are_retried_with_the_backoff_of_the_retry_count() {
 #[test]
 fn retry_after_of_a_503_is_the_least_wait() {
     let dir = TempDir::new("retry-after");
-    let clock = FakeClock::new(T0);
+    let clock = ManualClock::new(T0);
     let acs = TestAcs::new(&clock);
     acs.answer(Answer::Status(503, Some(300)));
     let mut agent = agent(&dir, "retry_minimum_wait_interval = 5", &clock, &acs);
@@ -349,7 +292,7 @@ fn retry_after_of_a_503_is_the_least_wait() {
 #[test]
 fn a_schedule_inform_comes_back_after_its_delay() {
     let dir = TempDir::new("schedule");
-    let clock = FakeClock::new(T0);
+    let clock = ManualClock::new(T0);
     let acs = TestAcs::new(&clock);
     acs.request(AcsRequest::ScheduleInform {
         delay_seconds: 30,
@@ -366,7 +309,7 @@ fn a_schedule_inform_comes_back_after_its_delay() {
 #[test]
 fn a_connection_request_starts_a_session_at_once_and_stop_ends_the_loop() {
     let dir = TempDir::new("connreq");
-    let clock = FakeClock::new(T0);
+    let clock = ManualClock::new(T0);
     let acs = TestAcs::new(&clock);
     let mut agent = agent(&dir, "", &clock, &acs);
     let mut lp = agent.start_loop().expect("start");
@@ -376,7 +319,7 @@ fn a_connection_request_starts_a_session_at_once_and_stop_ends_the_loop() {
         assert_eq!(agent.turn(&mut lp), None);
     }
     assert_eq!(acs.informs().len(), 1);
-    let idle = clock.wall_secs_f64();
+    let idle = clock.wall().as_secs_f64();
     let tx = agent.trigger_sender();
     tx.send(Trigger::ConnectionRequest).unwrap();
     run_until(&mut agent, &mut lp, &acs, 2, 3);

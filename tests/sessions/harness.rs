@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
+use cwmpd::agent::ManualClock;
 use cwmpd::agent::{Agent, Loop, Trigger};
 use cwmpd::config::Config;
 use support::acs::memory::MemoryAcs;
 use support::acs::AcsOptions;
-use support::clock::{FakeClock, T0};
+use support::clock::T0;
 use support::rng::Rng;
 use support::tempdir::TempDir;
 
@@ -36,7 +37,7 @@ pub struct Setup {
 pub struct Case {
     pub name: &'static str,
     pub dir: TempDir,
-    pub clock: FakeClock,
+    pub clock: ManualClock,
     pub acs: MemoryAcs,
     config: String,
     agent: Option<(Agent, Loop)>,
@@ -52,7 +53,7 @@ impl Case {
     /// A case with the standard setup changed by `setup`.
     pub fn with(name: &'static str, setup: Setup) -> Case {
         let dir = TempDir::new(&format!("sessions-{name}"));
-        let clock = FakeClock::new(T0);
+        let clock = ManualClock::new(T0);
         let acs = MemoryAcs::new(&clock);
         acs.serve(ACS, setup.options.unwrap_or_default(), 1);
         for (path, content) in setup.files {

@@ -3,8 +3,8 @@
 //! (`examples/demo.rs`) share, compiled once for them all.
 //!
 //! - [`acs`]: a small but real ACS (TR-069 §3.4, §3.7 from the ACS side) over TCP or TLS.
-//! - [`acs::memory`] and [`clock`]: the same ACS in memory as the agent's transport, and a
-//!   fake clock: whole sessions without a socket, a thread or a sleep.
+//! - [`acs::memory`] and [`clock`]: the same ACS in memory as the agent's transport, and the
+//!   start of the library's `ManualClock`: whole sessions without a socket, a thread or a sleep.
 //! - [`cpe`]: the real `cwmpd` binary run as a daemon or a CLI command, bounded, and the ACS
 //!   request helpers.
 //! - [`files`]: file servers with Basic/Digest, a CPE with transfers and hooks, TransferComplete

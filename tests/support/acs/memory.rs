@@ -1,5 +1,5 @@
 //! The test ACS in memory, as the agent's transport: [`AcsCore`] behind
-//! [`cwmpd::agent::AcsTransport`], over a [`FakeClock`]. No socket, thread or sleep: the agent
+//! [`cwmpd::agent::AcsTransport`], over a [`ManualClock`]. No socket, thread or sleep: the agent
 //! built with [`cwmpd::agent::Agent::with_transport`]`(acs.connect())` and
 //! [`cwmpd::agent::Agent::with_clock`] runs whole sessions against it, one loop turn at a time.
 //!
@@ -18,7 +18,7 @@
 //! breaks the next attempts on purpose (an unreachable ACS, a connection reset).
 //!
 //! ```ignore
-//! let clock = FakeClock::new(T0);
+//! let clock = ManualClock::new(T0);
 //! let acs = MemoryAcs::new(&clock);
 //! acs.serve("http://acs.test/acs", AcsOptions::default(), 1);
 //! acs.push_script("http://acs.test/acs", [AcsRequest::GetRpcMethods]);
@@ -39,7 +39,7 @@ use cwmpd::http::cookie::{CookieJar, Site};
 use cwmpd::http::url::Url;
 
 use super::{AcsCore, AcsOptions, Call, Connection, HttpRequest, SessionRecord};
-use crate::clock::FakeClock;
+use cwmpd::agent::ManualClock;
 
 /// What the network does to the next session attempt ([`MemoryAcs::fail_next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct MemoryAcs {
 }
 
 struct Net {
-    clock: FakeClock,
+    clock: ManualClock,
     sites: Vec<Served>,
     /// Connections opened so far (the next one is numbered `conns + 1`).
     conns: u64,
@@ -102,7 +102,7 @@ fn lock(net: &Mutex<Net>) -> MutexGuard<'_, Net> {
 }
 
 /// `2026-01-01T00:00:10.500Z`: the clock's wall time with milliseconds.
-fn wall_text(clock: &FakeClock) -> String {
+fn wall_text(clock: &ManualClock) -> String {
     let ms = clock.unix_ms();
     let mut s = format_datetime_utc(ms.div_euclid(1000));
     s.pop();
@@ -111,7 +111,7 @@ fn wall_text(clock: &FakeClock) -> String {
 
 impl MemoryAcs {
     /// An empty network on `clock` (the agent's clock: the transcript shows its times).
-    pub fn new(clock: &FakeClock) -> MemoryAcs {
+    pub fn new(clock: &ManualClock) -> MemoryAcs {
         MemoryAcs {
             net: Arc::new(Mutex::new(Net {
                 clock: clock.clone(),
