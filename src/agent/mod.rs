@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ResolvedHooks};
 use crate::connreq::{self, listener::Phase, ConnReq};
+use crate::cwmp::fault::TransferFailure;
 use crate::datamodel::backend::registry::Backends;
 use crate::datamodel::management::ManagementServer;
 use crate::datamodel::{DmState, Engine};
@@ -30,7 +31,6 @@ use crate::events::{self, Event};
 use crate::jobs::Jobs;
 use crate::schedule;
 use crate::sys::store::Store;
-use crate::transfer::job::Failure;
 
 pub mod clock;
 mod control;
@@ -81,7 +81,7 @@ pub struct JobDone {
     pub id: u64,
     /// Which step finished.
     pub apply: bool,
-    pub result: Result<(), Failure>,
+    pub result: Result<(), TransferFailure>,
 }
 
 /// The effective ManagementServer settings, read back from the data model after every change.

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use super::{Agent, JobDone, Trigger};
 use crate::config::ResolvedHooks;
+use crate::cwmp::fault::TransferFailure;
 use crate::cwmp::fault::TransferFault;
 use crate::http::files as client;
 use crate::sys::private::PrivateDir;
-use crate::transfer::job::{self as job, Failure, FileClient, Job, Step};
+use crate::transfer::job::{self as job, FileClient, Job, Step};
 use crate::transfer::{self, FileKind, Next};
 
 impl Agent {
@@ -128,7 +129,7 @@ impl Agent {
             // A panic in the transfer code must not leave the record marked as running with no
             // thread behind it: it becomes a retryable internal error.
             move || {
-                done(Err(Failure::internal(
+                done(Err(TransferFailure::internal(
                     "internal error in the transfer thread",
                 )))
             },
@@ -137,7 +138,7 @@ impl Agent {
             self.job_done(JobDone {
                 id,
                 apply,
-                result: Err(Failure::internal(format!(
+                result: Err(TransferFailure::internal(format!(
                     "cannot start the transfer thread: {e}"
                 ))),
             });
@@ -284,14 +285,6 @@ struct HttpFiles {
     method: client::UploadMethod,
 }
 
-fn failure(f: client::Failure) -> Failure {
-    Failure {
-        code: f.code,
-        message: f.message,
-        retryable: f.retryable,
-    }
-}
-
 impl FileClient for HttpFiles {
     fn download(
         &self,
@@ -302,12 +295,12 @@ impl FileClient for HttpFiles {
         part: &std::path::Path,
         expected: Option<u64>,
         limit: Option<u64>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, TransferFailure> {
         let cfg = client::ClientConfig {
             max_download: limit,
             ..self.cfg.clone()
         };
-        client::download_to(&cfg, url, username, password, dest, part, expected).map_err(failure)
+        client::download_to(&cfg, url, username, password, dest, part, expected)
     }
 
     fn upload(
@@ -316,8 +309,8 @@ impl FileClient for HttpFiles {
         username: &str,
         password: &str,
         src: &std::path::Path,
-    ) -> Result<(), Failure> {
-        client::upload(&self.cfg, url, username, password, self.method, src).map_err(failure)
+    ) -> Result<(), TransferFailure> {
+        client::upload(&self.cfg, url, username, password, self.method, src)
     }
 
     fn free_space(&self, dir: &std::path::Path) -> Option<u64> {

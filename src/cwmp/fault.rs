@@ -271,6 +271,51 @@ impl fmt::Display for TransferFault {
     }
 }
 
+/// Why a transfer step failed: the fault its TransferComplete reports, one line of why, and
+/// whether another attempt may succeed (cannot connect, cut off, a server error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferFailure {
+    /// 9002 or 9010..=9020 (§A.5.1): the code of a [`TransferFault`], as the transfer record
+    /// stores it (a hook names one by its exit status).
+    pub code: u32,
+    /// One line, naming a URL without its user information; never a password.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+}
+
+impl TransferFailure {
+    /// A failure no retry mends.
+    pub fn new(fault: TransferFault, message: impl Into<String>) -> TransferFailure {
+        TransferFailure {
+            code: fault.code(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// An internal error another attempt may not meet (a panic, no thread to run in).
+    pub fn internal(message: impl Into<String>) -> TransferFailure {
+        TransferFailure {
+            retryable: true,
+            ..TransferFailure::new(TransferFault::Internal, message)
+        }
+    }
+
+    /// The fault; `None` only for a code no transfer reports.
+    pub fn fault(&self) -> Option<TransferFault> {
+        TransferFault::from_code(self.code)
+    }
+}
+
+impl fmt::Display for TransferFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for TransferFailure {}
+
 /// An ACS fault 8000–8006 received in answer to a CPE request (§A.5, `ACSFaultCodeType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcsFault {

@@ -664,30 +664,7 @@ pub mod fuzzing {
     use crate::http::cookie;
 
     /// A stored cookie (RFC 6265 §5.3), field by field.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Cookie {
-        pub name: String,
-        pub value: String,
-        pub domain: String,
-        pub host_only: bool,
-        pub path: String,
-        pub secure: bool,
-        pub expires: Option<u64>,
-    }
-
-    impl From<&cookie::Cookie> for Cookie {
-        fn from(c: &cookie::Cookie) -> Self {
-            Cookie {
-                name: c.name.clone(),
-                value: c.value.clone(),
-                domain: c.domain.clone(),
-                host_only: c.host_only,
-                path: c.path.clone(),
-                secure: c.secure,
-                expires: c.expires,
-            }
-        }
-    }
+    pub use crate::http::cookie::Cookie;
 
     /// The parts of a parsed or resolved URL the properties need.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -722,9 +699,7 @@ pub mod fuzzing {
         now: u64,
     ) -> Result<Option<Cookie>, String> {
         let target = Target::parse(acs_url)?;
-        Ok(cookie::parse_set_cookie(header, &target.site(), now)
-            .as_ref()
-            .map(Cookie::from))
+        Ok(cookie::parse_set_cookie(header, &target.site(), now))
     }
 
     /// A session's cookie jar after storing each `Set-Cookie` value received from `acs_url` at
@@ -740,7 +715,7 @@ pub mod fuzzing {
             jar.store(s, &target.site(), now);
         }
         let header = jar.header(&target.site(), now);
-        Ok((jar.cookies().iter().map(Cookie::from).collect(), header))
+        Ok((jar.cookies().to_vec(), header))
     }
 
     /// `parse_cookie_date`: RFC 6265 §5.1.1 cookie-date or HTTP-date, as Unix seconds.

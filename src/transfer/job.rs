@@ -14,39 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{hooks, FileType, State, Transfers};
-use crate::cwmp::fault::TransferFault;
+use crate::cwmp::fault::{TransferFailure, TransferFault};
 use crate::sys::private::PrivateDir;
-
-/// Why a step failed: the fault the TransferComplete reports (its code is stored as is).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// 9002 or 9010..=9020 (§A.5.1): the code of a [`crate::cwmp::fault::TransferFault`], as the
-    /// record stores it (a hook names one by its exit status).
-    pub code: u32,
-    /// One line; never a password.
-    pub message: String,
-    /// Whether another attempt may succeed.
-    pub retryable: bool,
-}
-
-impl Failure {
-    /// A failure no retry mends.
-    pub fn new(fault: TransferFault, message: impl Into<String>) -> Failure {
-        Failure {
-            code: fault.code(),
-            message: message.into(),
-            retryable: false,
-        }
-    }
-
-    /// An internal error another attempt may not meet (a panic, no thread to run in).
-    pub fn internal(message: impl Into<String>) -> Failure {
-        Failure {
-            retryable: true,
-            ..Failure::new(TransferFault::Internal, message)
-        }
-    }
-}
 
 /// The file server side of a job: the HTTP(S) file client in the daemon.
 pub trait FileClient: Send {
@@ -62,9 +31,15 @@ pub trait FileClient: Send {
         part: &Path,
         expected: Option<u64>,
         limit: Option<u64>,
-    ) -> Result<u64, Failure>;
+    ) -> Result<u64, TransferFailure>;
     /// Sends the file at `src` to `url`.
-    fn upload(&self, url: &str, username: &str, password: &str, src: &Path) -> Result<(), Failure>;
+    fn upload(
+        &self,
+        url: &str,
+        username: &str,
+        password: &str,
+        src: &Path,
+    ) -> Result<(), TransferFailure>;
     /// The free bytes of the file system holding `dir`, when known.
     fn free_space(&self, dir: &Path) -> Option<u64>;
 }
@@ -127,7 +102,7 @@ pub fn clean_dir(dir: &PrivateDir, transfers: &Transfers) {
 
 impl Job {
     /// Runs the step to its end.
-    pub fn run(self, client: &dyn FileClient) -> Result<(), Failure> {
+    pub fn run(self, client: &dyn FileClient) -> Result<(), TransferFailure> {
         match self.step {
             Step::Apply => self.apply(),
             Step::Upload => self.upload(client),
@@ -135,8 +110,8 @@ impl Job {
         }
     }
 
-    fn apply(&self) -> Result<(), Failure> {
-        let fail = |m: String| Failure::new(TransferFault::Download, m);
+    fn apply(&self) -> Result<(), TransferFailure> {
+        let fail = |m: String| TransferFailure::new(TransferFault::Download, m);
         let dir = &self.dir;
         let name = file_name(self.id, "file");
         let file = dir.join(&name);
@@ -169,15 +144,15 @@ impl Job {
             self.hook_timeout,
             TransferFault::Download.code(),
         )
-        .map_err(|e| Failure {
+        .map_err(|e| TransferFailure {
             code: e.code,
             message: e.message,
             retryable: false,
         })
     }
 
-    fn upload(&self, client: &dyn FileClient) -> Result<(), Failure> {
-        let fail = |m: String| Failure::new(TransferFault::Upload, m);
+    fn upload(&self, client: &dyn FileClient) -> Result<(), TransferFailure> {
+        let fail = |m: String| TransferFailure::new(TransferFault::Upload, m);
         let dir = &self.dir;
         let up_name = file_name(self.id, "up");
         let up = dir.join(&up_name);
@@ -199,7 +174,7 @@ impl Job {
             self.hook_timeout,
             TransferFault::Upload.code(),
         )
-        .map_err(|e| Failure {
+        .map_err(|e| TransferFailure {
             code: e.code,
             message: e.message,
             retryable: false,
@@ -213,8 +188,8 @@ impl Job {
         r
     }
 
-    fn fetch(&self, client: &dyn FileClient) -> Result<(), Failure> {
-        let fail = |m: String| Failure::new(TransferFault::Download, m);
+    fn fetch(&self, client: &dyn FileClient) -> Result<(), TransferFailure> {
+        let fail = |m: String| TransferFailure::new(TransferFault::Download, m);
         let dir = &self.dir;
         let expected = (self.file_size > 0).then_some(u64::from(self.file_size));
         let free = client.free_space(dir.path());
@@ -278,17 +253,20 @@ mod tests {
             _part: &Path,
             expected: Option<u64>,
             limit: Option<u64>,
-        ) -> Result<u64, Failure> {
+        ) -> Result<u64, TransferFailure> {
             let n = self.body.len() as u64;
             if limit.is_some_and(|l| n > l) || expected.is_some_and(|e| e != n) {
-                return Err(Failure::new(TransferFault::Corrupted, "size"));
+                return Err(TransferFailure::new(TransferFault::Corrupted, "size"));
             }
             dest.write_all(&self.body).unwrap();
             Ok(n)
         }
 
-        fn upload(&self, _: &str, _: &str, _: &str, _: &Path) -> Result<(), Failure> {
-            Err(Failure::new(TransferFault::CannotContact, "no server"))
+        fn upload(&self, _: &str, _: &str, _: &str, _: &Path) -> Result<(), TransferFailure> {
+            Err(TransferFailure::new(
+                TransferFault::CannotContact,
+                "no server",
+            ))
         }
 
         fn free_space(&self, _dir: &Path) -> Option<u64> {

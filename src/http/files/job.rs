@@ -10,10 +10,10 @@ use ureq::http::Response;
 use ureq::{Body, SendBody};
 
 use super::{
-    default_user_agent, quoted, shown, ClientConfig, Direction, Failure, UploadMethod, AWAIT_100,
+    default_user_agent, failure, quoted, shown, ClientConfig, Direction, UploadMethod, AWAIT_100,
     MAX_ERROR_BODY, MAX_REDIRECTS,
 };
-use crate::cwmp::fault::TransferFault;
+use crate::cwmp::fault::{TransferFailure, TransferFault};
 use crate::http::acs::{self, Target, TransportError};
 use crate::http::auth::DigestSession;
 use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
@@ -55,7 +55,7 @@ impl Job {
         username: &str,
         password: &str,
         direction: Direction,
-    ) -> Result<Job, Failure> {
+    ) -> Result<Job, TransferFailure> {
         let split = split_url(url, direction)?;
         let target = Target::parse(&split.url).map_err(|_| invalid(&split.url, direction))?;
         let (username, password) = match (username.is_empty(), split.userinfo) {
@@ -63,7 +63,7 @@ impl Job {
             _ => (username.to_owned(), password.to_owned()),
         };
         let agent = build_agent(cfg, target.https).map_err(|detail| {
-            Failure::new(
+            failure(
                 TransferFault::CannotContact,
                 false,
                 format!(
@@ -87,7 +87,7 @@ impl Job {
     /// Sends the request until it gets a final answer: a 401 is answered once (per origin),
     /// redirects are followed. Returns the success response (2xx, or 303 for an upload) with
     /// its body unread and the URL that gave it.
-    pub(super) fn exchange(&self, op: Op<'_>) -> Result<(Target, Response<Body>), Failure> {
+    pub(super) fn exchange(&self, op: Op<'_>) -> Result<(Target, Response<Body>), TransferFailure> {
         let mut target = self.target.clone();
         // Credentials go to the origin of the URL the ACS gave, never to another one.
         let mut auth: Option<ClientAuth> = None;
@@ -128,7 +128,7 @@ impl Job {
                     drain(resp);
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
-                        return Err(Failure::new(
+                        return Err(failure(
                             self.direction.refused(),
                             false,
                             format!(
@@ -144,7 +144,7 @@ impl Job {
                             }
                             other => other.to_string(),
                         };
-                        Failure::new(
+                        failure(
                             self.direction.refused(),
                             false,
                             format!(
@@ -185,7 +185,7 @@ impl Job {
         op: Op<'_>,
         authorization: Option<String>,
         expect_100: bool,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, TransferFailure> {
         match op {
             Op::Download => {
                 let mut req = self.agent.get(target.url.as_str());
@@ -196,7 +196,7 @@ impl Job {
             }
             Op::Upload { method, src } => {
                 let unreadable = |e: io::Error| {
-                    Failure::new(
+                    failure(
                         TransferFault::Upload,
                         false,
                         format!(
@@ -242,26 +242,26 @@ impl Job {
     }
 
     /// The fault of a request that got no response.
-    fn send_failure(&self, e: ureq::Error, target: &Target, body_started: bool) -> Failure {
+    fn send_failure(&self, e: ureq::Error, target: &Target, body_started: bool) -> TransferFailure {
         let text = quoted(&e.to_string());
         let url = shown(target);
         match acs::classify(e) {
-            TransportError::Tls(_) => Failure::new(
+            TransportError::Tls(_) => failure(
                 TransferFault::CannotContact,
                 true,
                 format!("TLS with the file server failed for {url}: {text}"),
             ),
-            TransportError::Connect(_) => Failure::new(
+            TransportError::Connect(_) => failure(
                 TransferFault::CannotContact,
                 true,
                 format!("cannot connect to the file server for {url}: {text}"),
             ),
-            _ if body_started => Failure::new(
+            _ if body_started => failure(
                 self.direction.generic(),
                 true,
                 format!("the upload to {url} broke off: {text}"),
             ),
-            _ => Failure::new(
+            _ => failure(
                 TransferFault::CannotContact,
                 true,
                 format!("no answer from the file server for {url}: {text}"),
@@ -271,14 +271,14 @@ impl Job {
 
     /// The fault of a final status that is neither success, 401 nor a redirect: a refusal
     /// (4xx, 9016 / 9011) or a server error (5xx, worth another attempt).
-    fn status_failure(&self, status: u16, target: &Target) -> Failure {
+    fn status_failure(&self, status: u16, target: &Target) -> TransferFailure {
         let reason = ureq::http::StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
         // 408 Request Timeout and 429 Too Many Requests say "later" as much as a 5xx does.
         let retryable = status >= 500 || status == 408 || status == 429;
-        Failure::new(
+        failure(
             self.direction.refused(),
             retryable,
             format!(
@@ -299,8 +299,8 @@ impl Job {
         target: &Target,
         auth: &mut Option<ClientAuth>,
         tried: &mut Tried,
-    ) -> Result<(), Failure> {
-        let fail = |why: String| Failure::new(TransferFault::ServerAuthentication, false, why);
+    ) -> Result<(), TransferFailure> {
+        let fail = |why: String| failure(TransferFault::ServerAuthentication, false, why);
         let url = shown(target);
         let facts = Unauthorized {
             origin: &target.origin(),
@@ -372,11 +372,11 @@ impl Job {
     }
 
     /// A fresh client nonce: 16 random bytes in hex (RFC 7616 §3.4).
-    fn cnonce(&self) -> Result<String, Failure> {
+    fn cnonce(&self) -> Result<String, TransferFailure> {
         use ring::rand::SecureRandom;
         let mut b = [0u8; 16];
         self.rng.fill(&mut b).map_err(|_| {
-            Failure::new(
+            failure(
                 self.direction.generic(),
                 false,
                 "no randomness for the Digest cnonce".to_owned(),
@@ -419,8 +419,8 @@ pub(super) struct SplitUrl {
 }
 
 /// 9013 for an http(s) URL that cannot be used (shown redacted).
-fn invalid(url: &str, direction: Direction) -> Failure {
-    Failure::new(
+fn invalid(url: &str, direction: Direction) -> TransferFailure {
+    failure(
         TransferFault::UnsupportedProtocol,
         false,
         format!(
@@ -432,10 +432,10 @@ fn invalid(url: &str, direction: Direction) -> Failure {
 }
 
 /// Takes the user information out of `url` and refuses any scheme but http and https (9013).
-pub(super) fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, Failure> {
+pub(super) fn split_url(url: &str, direction: Direction) -> Result<SplitUrl, TransferFailure> {
     let url = url.trim();
     let unsupported = |what: String| {
-        Failure::new(
+        failure(
             TransferFault::UnsupportedProtocol,
             false,
             format!("unsupported protocol for the {}: {what}", direction.noun()),

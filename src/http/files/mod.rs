@@ -22,14 +22,13 @@
 //! Every network wait is bounded by [`ClientConfig::timeout`]; messages are one line, name the
 //! URL without its user information and never contain a password.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cwmp::fault::TransferFault;
+use crate::cwmp::fault::{TransferFailure, TransferFault};
 use crate::http::acs::{self, Target};
 use crate::http::tls::TlsSettings;
 use crate::http::url::redact;
@@ -85,41 +84,13 @@ impl Default for ClientConfig {
     }
 }
 
-/// Why a transfer failed: the TransferComplete FaultCode (9010–9019) and FaultString, and
-/// whether trying again later may succeed (cannot connect, cut off, server error).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// 9010..=9019 (§A.5.1); 9011 is the generic failure of an upload: the code of a
-    /// [`TransferFault`] ([`Failure::fault`]).
-    pub code: u32,
-    /// One line, naming the URL without user information; never a password.
-    pub message: String,
-    /// Whether another attempt may succeed.
-    pub retryable: bool,
-}
-
-impl Failure {
-    fn new(fault: TransferFault, retryable: bool, message: String) -> Failure {
-        Failure {
-            code: fault.code(),
-            message,
-            retryable,
-        }
-    }
-
-    /// The fault; `None` only for a code no transfer reports.
-    pub fn fault(&self) -> Option<TransferFault> {
-        TransferFault::from_code(self.code)
+/// A failure of the file client: `retryable` when trying again later may succeed.
+pub(super) fn failure(fault: TransferFault, retryable: bool, message: String) -> TransferFailure {
+    TransferFailure {
+        retryable,
+        ..TransferFailure::new(fault, message)
     }
 }
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for Failure {}
 
 /// The HTTP method of an upload (§A.3.2.9 leaves it to the CPE; PUT is what servers expect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,14 +123,14 @@ pub fn download_to(
     file: File,
     dest: &Path,
     expected_size: Option<u64>,
-) -> Result<u64, Failure> {
+) -> Result<u64, TransferFailure> {
     let job = Job::new(cfg, url, username, password, Direction::Download)?;
     let expected = expected_size.filter(|n| *n > 0);
     let (target, resp) = job.exchange(Op::Download)?;
     let announced = resp.body().content_length();
     if let (Some(want), Some(got)) = (expected, announced) {
         if want != got {
-            return Err(Failure::new(
+            return Err(failure(
                 TransferFault::Corrupted,
                 false,
                 format!(
@@ -178,7 +149,7 @@ pub fn download_to(
     };
     if let (Some(cap), Some(got)) = (cap, announced) {
         if got > cap {
-            return Err(Failure::new(
+            return Err(failure(
                 TransferFault::Download,
                 false,
                 format!(
@@ -195,7 +166,7 @@ pub fn download_to(
         dest.display()
     );
     let local = |e: io::Error| {
-        Failure::new(
+        failure(
             TransferFault::Download,
             false,
             format!(
@@ -225,7 +196,7 @@ pub fn download_to(
             Err(e) => {
                 let e = ureq::Error::from(e);
                 let of = announced.map_or_else(String::new, |n| format!(" of {n}"));
-                return Err(Failure::new(
+                return Err(failure(
                     TransferFault::Incomplete,
                     true,
                     format!(
@@ -237,7 +208,7 @@ pub fn download_to(
             }
         };
         let Some(chunk) = buf.get(..n) else {
-            return Err(Failure::new(
+            return Err(failure(
                 TransferFault::Incomplete,
                 true,
                 format!(
@@ -250,7 +221,7 @@ pub fn download_to(
         total += n as u64;
         if let Some(cap) = cap {
             if total > cap {
-                return Err(Failure::new(
+                return Err(failure(
                     TransferFault::Download,
                     false,
                     format!(
@@ -262,7 +233,7 @@ pub fn download_to(
         }
         if let Some(want) = expected {
             if total > want {
-                return Err(Failure::new(
+                return Err(failure(
                     TransferFault::Corrupted,
                     false,
                     format!(
@@ -275,7 +246,7 @@ pub fn download_to(
     }
     if let Some(want) = expected {
         if total != want {
-            return Err(Failure::new(
+            return Err(failure(
                 TransferFault::Corrupted,
                 false,
                 format!(
@@ -300,7 +271,7 @@ pub fn upload(
     password: &str,
     method: UploadMethod,
     src: &Path,
-) -> Result<(), Failure> {
+) -> Result<(), TransferFailure> {
     let job = Job::new(cfg, url, username, password, Direction::Upload)?;
     let (target, resp) = job.exchange(Op::Upload { method, src })?;
     log::info!(
@@ -411,6 +382,7 @@ fn quoted(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt;
     use std::io::{BufRead, BufReader};
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -426,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_failure_carries_its_transfer_fault() {
-        let f = Failure::new(TransferFault::Corrupted, false, "x".into());
+        let f = failure(TransferFault::Corrupted, false, "x".into());
         assert_eq!((f.code, f.fault()), (9018, Some(TransferFault::Corrupted)));
         assert_eq!(f.to_string(), "x (9018)");
         assert_eq!(Direction::Download.refused(), TransferFault::CannotAccess);
@@ -442,9 +414,9 @@ mod tests {
         password: &str,
         dest: &Path,
         expected_size: Option<u64>,
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, TransferFailure> {
         let file = File::create(dest).map_err(|e| {
-            Failure::new(
+            failure(
                 TransferFault::Download,
                 false,
                 format!("cannot write {}: {e}", dest.display()),
@@ -747,7 +719,11 @@ mod tests {
         p("response") == want
     }
 
-    fn assert_fails(r: Result<impl fmt::Debug, Failure>, code: u32, retryable: bool) -> Failure {
+    fn assert_fails(
+        r: Result<impl fmt::Debug, TransferFailure>,
+        code: u32,
+        retryable: bool,
+    ) -> TransferFailure {
         match r {
             Err(f) => {
                 assert_eq!((f.code, f.retryable), (code, retryable), "{f:?}");
