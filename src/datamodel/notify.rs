@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::path::{instance_number, Inst, Node, ParamRef};
-use super::schema::ActiveNotify;
+use super::schema::{ActiveNotify, ParamDef};
 use super::{Attributes, Engine};
 use crate::cwmp::fault::Fault;
 use crate::cwmp::value::{ParameterValue, SetAttributes};
@@ -147,6 +147,34 @@ impl Engine {
         Ok(())
     }
 
+    /// Every instance of every parameter whose definition `keep` selects, object by object in
+    /// schema order.
+    fn every_instance_of(&mut self, keep: impl Fn(&ParamDef) -> bool) -> Vec<ParamRef> {
+        let mut refs = Vec::new();
+        for o in 0..self.schema.objects().len() {
+            let params: Vec<usize> = self.schema.objects()[o]
+                .params
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| keep(&p.def))
+                .map(|(i, _)| i)
+                .collect();
+            if params.is_empty() {
+                continue;
+            }
+            for inst in self.all_instances(o) {
+                for &param in &params {
+                    refs.push(ParamRef {
+                        obj: o,
+                        param,
+                        inst: inst.clone(),
+                    });
+                }
+            }
+        }
+        refs
+    }
+
     /// The parameters forced into every Inform (`forcedInform` in the model), with values, then
     /// the enabled `InformParameter` entries whose EventList is empty (TR-069 §3.7.1.4).
     pub fn forced_inform(&mut self) -> Vec<ParameterValue> {
@@ -159,28 +187,7 @@ impl Engine {
     /// `4 VALUE CHANGE`; with no events given, only entries with an empty EventList count).
     /// Values that cannot be read are left out.
     pub fn inform_parameters(&mut self, events: &[&str]) -> Vec<ParameterValue> {
-        let mut refs = Vec::new();
-        for o in 0..self.schema.objects().len() {
-            let forced: Vec<usize> = self.schema.objects()[o]
-                .params
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.def.forced_inform)
-                .map(|(i, _)| i)
-                .collect();
-            if forced.is_empty() {
-                continue;
-            }
-            for inst in self.all_instances(o) {
-                for &param in &forced {
-                    refs.push(ParamRef {
-                        obj: o,
-                        param,
-                        inst: inst.clone(),
-                    });
-                }
-            }
-        }
+        let mut refs = self.every_instance_of(|def| def.forced_inform);
         let mut seen: HashSet<String> = refs.iter().map(|r| self.param_path(r)).collect();
         for pattern in self.inform_parameter_patterns(events) {
             for r in self.expand_pattern(&pattern) {
@@ -214,26 +221,8 @@ impl Engine {
             .filter(|(_, a)| (1..=2).contains(&a.notification))
             .map(|(p, _)| p.clone())
             .collect();
-        for o in 0..self.schema.objects().len() {
-            let forced: Vec<usize> = self.schema.objects()[o]
-                .params
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.def.active_notify.default_notification() != 0)
-                .map(|(i, _)| i)
-                .collect();
-            if forced.is_empty() {
-                continue;
-            }
-            for inst in self.all_instances(o) {
-                for &param in &forced {
-                    candidates.insert(self.param_path(&ParamRef {
-                        obj: o,
-                        param,
-                        inst: inst.clone(),
-                    }));
-                }
-            }
+        for r in self.every_instance_of(|def| def.active_notify.default_notification() != 0) {
+            candidates.insert(self.param_path(&r));
         }
         let mut refs = Vec::new();
         let mut notes = Vec::new();

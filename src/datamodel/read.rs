@@ -62,30 +62,14 @@ impl Engine {
 
     /// GetParameterValues (§A.3.2.2): full and partial paths, in request order.
     pub fn values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
-        let mut refs = Vec::new();
-        for n in names {
-            let node = if n.is_empty() {
-                Node::Object(0, Inst::default())
-            } else {
-                self.resolve(n)?
-            };
-            self.params_under(node, &mut refs)?;
-        }
+        let refs = self.params_named(names)?;
         let values = self.read(&refs, true)?;
         Ok(self.to_values(&refs, values))
     }
 
     /// GetParameterAttributes (§A.3.2.5).
     pub fn attributes(&mut self, names: &[String]) -> Result<Vec<ParameterAttribute>, Fault> {
-        let mut refs = Vec::new();
-        for n in names {
-            let node = if n.is_empty() {
-                Node::Object(0, Inst::default())
-            } else {
-                self.resolve(n)?
-            };
-            self.params_under(node, &mut refs)?;
-        }
+        let refs = self.params_named(names)?;
         Ok(refs
             .iter()
             .map(|r| {
@@ -222,6 +206,21 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The parameters the names of a Get request stand for, in request order: each full path
+    /// itself, each partial path everything below it, an empty name the whole tree (§A.3.2.2).
+    fn params_named(&mut self, names: &[String]) -> Result<Vec<ParamRef>, Fault> {
+        let mut refs = Vec::new();
+        for n in names {
+            let node = if n.is_empty() {
+                Node::Object(0, Inst::default())
+            } else {
+                self.resolve(n)?
+            };
+            self.params_under(node, &mut refs)?;
+        }
+        Ok(refs)
     }
 
     pub(super) fn params_under(

@@ -124,21 +124,21 @@ impl Builder {
             binds,
             scripts,
         } = self;
-        let model_name = model_name.ok_or_else(|| LoadError {
-            file: model
+        // A model-wide error names the model's first embedded file.
+        let file = || {
+            model
                 .embedded()
                 .first()
                 .map_or("datamodel", |f| f.0)
-                .to_string(),
+                .to_string()
+        };
+        let model_name = model_name.ok_or_else(|| LoadError {
+            file: file(),
             line: None,
             message: "no [model] in the definitions".into(),
         })?;
         let root_idx = *index.get(root).ok_or_else(|| LoadError {
-            file: model
-                .embedded()
-                .first()
-                .map_or("datamodel", |f| f.0)
-                .to_string(),
+            file: file(),
             line: None,
             message: format!("the root object {root} is not defined"),
         })?;
