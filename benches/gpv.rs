@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::datamodel::backend::registry::{BackendKind, Backends};
 use cwmpd::datamodel::backend::Platform;
-use cwmpd::datamodel::schema::{Model, Schema};
+use cwmpd::datamodel::schema::{Model, PlatformKind, Schema};
 use cwmpd::datamodel::{DmState, Engine};
 use cwmpd::rpc::{self, Control};
 use cwmpd::soap::acs;
@@ -54,7 +54,8 @@ fn main() {
         reload: BTreeMap::new(),
         ..Platform::default()
     };
-    let schema = Schema::load_for(Model::Tr181, true, None).expect("data model loads");
+    let schema =
+        Schema::load_for(Model::Tr181, PlatformKind::OpenWrt, None).expect("data model loads");
     let mut engine = Engine::new(
         schema,
         Backends::with_platform(BTreeMap::new(), &platform),

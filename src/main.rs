@@ -340,7 +340,7 @@ fn cmd_check(cfg: Config, args: &[String]) -> CliResult {
     println!(
         "ok: config valid; data model {} ({}) with {} parameter definitions in {} objects, {} vendor script(s)",
         schema.root(),
-        if cfg.datamodel.openwrt() { "openwrt" } else { "generic" },
+        cfg.datamodel.kind().name(),
         schema
             .objects()
             .iter()

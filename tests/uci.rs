@@ -789,7 +789,7 @@ fn generic_matches(generic: &str, path: &str) -> bool {
 #[test]
 fn no_uci_section_is_listed_under_two_parents() {
     use cwmpd::datamodel::backend::registry::{BackendKind, Backends};
-    use cwmpd::datamodel::schema::{Model, Schema};
+    use cwmpd::datamodel::schema::{Model, PlatformKind, Schema};
     use cwmpd::datamodel::{DmState, Engine};
     use std::collections::BTreeSet;
 
@@ -806,7 +806,8 @@ fn no_uci_section_is_listed_under_two_parents() {
             reload: BTreeMap::new(),
             ..Platform::default()
         };
-        let schema = Schema::load_for(model, true, None).expect("data model loads");
+        let schema =
+            Schema::load_for(model, PlatformKind::OpenWrt, None).expect("data model loads");
         let mut engine = Engine::new(
             schema,
             Backends::with_platform(BTreeMap::new(), &platform),

@@ -55,7 +55,7 @@ pub use state::{
 };
 use state::{AGENT_FILE, DATAMODEL_FILE, MAX_SCHEDULED};
 pub use transport::{AcsTransport, Connect};
-use watch::watch;
+use watch::{watch, watch_events};
 
 /// What wakes the loop from outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,6 +333,12 @@ impl Agent {
         self.start_connreq()?;
         watch(
             self.engine.watch_paths(),
+            self.tx.clone(),
+            lp.watch_pending.clone(),
+            Trigger::ValuesChanged,
+        );
+        watch_events(
+            self.engine.event_sources(),
             self.tx.clone(),
             lp.watch_pending.clone(),
             Trigger::ValuesChanged,

@@ -71,3 +71,57 @@ pub(super) fn watch(
         log::warn!("inotify thread: {e}");
     }
 }
+
+/// Most time a burst of change events is gathered before the one check it makes: the kernel
+/// reports an address, its routes and the link in a few messages; netifd's ifup follows them.
+const BURST: Duration = Duration::from_millis(150);
+/// The longest a burst may hold the check back: a flapping link still gets checked.
+const BURST_MAX: Duration = Duration::from_millis(600);
+
+/// Runs each backend's change-event source (rtnetlink, ubus) in a thread of its own and sends
+/// `trigger` after each burst, like [`watch`]. A source that fails is logged and waited on
+/// again after a pause that grows to a minute (ubusd restarting); polling covers the gap.
+pub(super) fn watch_events(
+    sources: Vec<Box<dyn crate::datamodel::backend::EventSource>>,
+    tx: Sender<Trigger>,
+    pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    trigger: Trigger,
+) {
+    for mut source in sources {
+        let (tx, pending, trigger) = (tx.clone(), pending.clone(), trigger.clone());
+        let name = source.name();
+        let spawned = std::thread::Builder::new()
+            .name(format!("events-{name}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut pause = Duration::from_secs(1);
+                loop {
+                    match source.wait(None) {
+                        Ok(false) => continue,
+                        Ok(true) => pause = Duration::from_secs(1),
+                        Err(e) => {
+                            log::warn!("{name} events: {e}; retrying in {}s", pause.as_secs());
+                            std::thread::sleep(pause);
+                            pause = (pause * 2).min(Duration::from_secs(60));
+                            continue;
+                        }
+                    }
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < BURST_MAX {
+                        match source.wait(Some(BURST)) {
+                            Ok(true) => {}
+                            Ok(false) | Err(_) => break,
+                        }
+                    }
+                    if !pending.swap(true, std::sync::atomic::Ordering::AcqRel)
+                        && tx.send(trigger.clone()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("{name} events thread: {e}; changes are found by polling only");
+        }
+    }
+}

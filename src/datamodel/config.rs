@@ -6,12 +6,16 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::datamodel::schema::PlatformKind;
+
 /// `[datamodel]`: where the data model finds the system (the backends' paths).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Datamodel {
-    /// "auto" (OpenWrt when `<root>/etc/openwrt_release` exists), "openwrt" or "generic": with
-    /// OpenWrt the built-in bindings to uci, /sys and /proc are loaded. Default: "auto".
+    /// "auto" (OpenWrt when `<root>/etc/openwrt_release` exists, else Linux), "openwrt",
+    /// "linux" or "generic": which built-in bindings are loaded over the agent's own
+    /// parameters (OpenWrt: uci, ubus, the kernel, /sys and /proc; Linux: the kernel, /sys and
+    /// /proc; generic: none). Default: "auto".
     pub platform: String,
     /// Prefix of every path the `file` backend reads, and of the default uci directory. A
     /// fixture tree in tests. Default: "/".
@@ -22,6 +26,9 @@ pub struct Datamodel {
     pub dir: PathBuf,
     /// The uci command. Default: "uci".
     pub uci: PathBuf,
+    /// ubusd's socket. Default: "/var/run/ubus/ubus.sock" (and "/var/run/ubus.sock" when that
+    /// one is missing: OpenWrt before 19.07).
+    pub ubus_socket: PathBuf,
     /// The uci configuration directory. Default: `<root>/etc/config`.
     pub uci_config: Option<PathBuf>,
     /// Where the agent stages its own uci changes (RAM). Default: "/var/run/cwmpd/uci".
@@ -49,6 +56,7 @@ impl Default for Datamodel {
             root: p.root,
             dir: PathBuf::from("/etc/cwmpd/datamodel.d"),
             uci: p.uci_bin,
+            ubus_socket: p.ubus_socket,
             uci_config: None,
             uci_savedir: p.uci_savedir,
             reload: p.reload,
@@ -62,10 +70,17 @@ impl Default for Datamodel {
 impl Datamodel {
     /// Whether the OpenWrt bindings apply.
     pub fn openwrt(&self) -> bool {
+        self.kind() == PlatformKind::OpenWrt
+    }
+
+    /// The platform whose bindings apply (`auto` resolved).
+    pub fn kind(&self) -> PlatformKind {
         match self.platform.as_str() {
-            "openwrt" => true,
-            "generic" => false,
-            _ => self.root.join("etc/openwrt_release").exists(),
+            "openwrt" => PlatformKind::OpenWrt,
+            "generic" => PlatformKind::Generic,
+            "linux" => PlatformKind::Linux,
+            _ if self.root.join("etc/openwrt_release").exists() => PlatformKind::OpenWrt,
+            _ => PlatformKind::Linux,
         }
     }
 
@@ -74,6 +89,7 @@ impl Datamodel {
         crate::datamodel::backend::Platform {
             root: self.root.clone(),
             uci_bin: self.uci.clone(),
+            ubus_socket: self.ubus_socket.clone(),
             uci_config: self
                 .uci_config
                 .clone()
@@ -96,7 +112,7 @@ impl Datamodel {
     ) -> Result<crate::datamodel::schema::Schema, crate::datamodel::schema::LoadError> {
         crate::datamodel::schema::Schema::load_with(
             model,
-            self.openwrt(),
+            self.kind(),
             self.cwmpd_uci,
             Some(&self.dir),
         )
@@ -106,8 +122,8 @@ impl Datamodel {
 impl Datamodel {
     /// Checks the platform and the intervals.
     pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !["auto", "openwrt", "generic"].contains(&self.platform.as_str()) {
-            return Err(("platform", "must be auto, openwrt or generic".into()));
+        if !["auto", "openwrt", "linux", "generic"].contains(&self.platform.as_str()) {
+            return Err(("platform", "must be auto, openwrt, linux or generic".into()));
         }
         if self.poll_interval == 0 {
             return Err(("poll_interval", "must be at least 1 second".into()));

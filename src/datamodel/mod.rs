@@ -134,6 +134,31 @@ impl Engine {
             .collect()
     }
 
+    /// The change-event sources of the backends the bindings use (directly or inside another
+    /// key as `{kind:key}`), for the agent to run in threads of their own.
+    pub fn event_sources(&self) -> Vec<Box<dyn backend::EventSource>> {
+        let mut used = std::collections::BTreeSet::new();
+        let mut note = |b: &schema::Binding| {
+            used.insert(b.backend);
+            for (_, _, kind, _) in path::nested_refs(&b.key) {
+                used.insert(kind);
+            }
+        };
+        for o in self.schema.objects() {
+            if let Some(t) = &o.table {
+                note(&t.binding);
+            }
+            for p in &o.params {
+                if let schema::Source::Bound(b) = &p.source {
+                    note(b);
+                }
+            }
+        }
+        used.into_iter()
+            .filter_map(|k| self.backends.peek(k).event_source())
+            .collect()
+    }
+
     /// The backends, for the agent to push runtime values (e.g. ConnectionRequestURL).
     pub fn backends_mut(&mut self) -> &mut Backends {
         &mut self.backends

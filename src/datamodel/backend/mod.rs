@@ -159,6 +159,27 @@ pub trait Backend {
     fn watch_paths(&self) -> Vec<PathBuf> {
         Vec::new()
     }
+
+    /// The system's own change events for this backend's values (rtnetlink's multicast groups,
+    /// ubus events), when it has such a source. The agent runs it in a thread of its own and
+    /// checks the notifications after each burst; `None` leaves the backend to the poll.
+    fn event_source(&self) -> Option<Box<dyn EventSource>> {
+        None
+    }
+}
+
+/// A stream of change events from the system (a netlink multicast socket, a ubus listener),
+/// run by the agent in a thread of its own: each change it reports makes the agent read the
+/// parameters with notification again (TR-069 §A.3.2.4), so a value that changes reaches the
+/// ACS when it changes, not at the next poll.
+pub trait EventSource: Send {
+    /// What the source listens to, for log lines (`netlink`, `ubus`).
+    fn name(&self) -> &'static str;
+
+    /// Blocks until the system reports a change that may change values of the backend (`true`)
+    /// or `timeout` passes (`false`; `None` waits without end). An error ends this wait: the
+    /// agent logs it and calls again after a pause, and the source connects again then.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, String>;
 }
 
 /// Where the OS-facing backends find the system (`[datamodel]` of the config file). Tests point
@@ -169,6 +190,8 @@ pub struct Platform {
     pub root: PathBuf,
     /// The `uci` command.
     pub uci_bin: PathBuf,
+    /// ubusd's unix socket.
+    pub ubus_socket: PathBuf,
     /// The uci configuration directory (`uci -c`).
     pub uci_config: PathBuf,
     /// The directory of the agent's own uncommitted uci changes (`uci -t`); in RAM.
@@ -194,6 +217,7 @@ impl Default for Platform {
         Platform {
             root: PathBuf::from("/"),
             uci_bin: PathBuf::from("uci"),
+            ubus_socket: PathBuf::from("/var/run/ubus/ubus.sock"),
             uci_config: PathBuf::from("/etc/config"),
             uci_savedir: PathBuf::from("/var/run/cwmpd/uci"),
             reload: reload

@@ -54,6 +54,28 @@ macro_rules! embed {
     };
 }
 
+/// Which platform bindings are loaded over the agent's own (`[datamodel] platform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformKind {
+    /// None: only the parameters the agent owns and computes.
+    Generic,
+    /// Any Linux system: interfaces, addresses, routes, neighbours and counters from the kernel.
+    Linux,
+    /// An OpenWrt router: uci, netifd, hostapd and the DHCP servers over ubus, the kernel.
+    OpenWrt,
+}
+
+impl PlatformKind {
+    /// The name `[datamodel] platform` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlatformKind::Generic => "generic",
+            PlatformKind::Linux => "linux",
+            PlatformKind::OpenWrt => "openwrt",
+        }
+    }
+}
+
 pub(super) const TR181_FILES: &[(&str, &str)] = &[
     embed!("tr181.toml"),
     embed!("bindings/tr181-agent.toml"),
@@ -67,6 +89,10 @@ pub(super) const TR098_FILES: &[(&str, &str)] = &[
 ];
 
 pub(super) const TR181_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181.toml")];
+
+/// The live state of any Linux system (the kernel through rtnetlink, /sys, /proc): the bindings
+/// of the `linux` platform.
+pub(super) const TR181_LINUX: &[(&str, &str)] = &[embed!("bindings/linux/tr181.toml")];
 
 pub(super) const TR098_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098.toml")];
 

@@ -12,15 +12,15 @@ mod defs;
 mod parse;
 
 pub use defs::{
-    Access, ActiveNotify, Binding, Definitions, LoadError, Model, Object, Param, ParamDef, Schema,
-    Source, Table, UniqueKey,
+    Access, ActiveNotify, Binding, Definitions, LoadError, Model, Object, Param, ParamDef,
+    PlatformKind, Schema, Source, Table, UniqueKey,
 };
 pub use parse::nested_end;
 
 use std::path::Path;
 
 use build::Builder;
-use defs::{TR098_CWMPD_UCI, TR098_OPENWRT, TR181_CWMPD_UCI, TR181_OPENWRT};
+use defs::{TR098_CWMPD_UCI, TR098_OPENWRT, TR181_CWMPD_UCI, TR181_LINUX, TR181_OPENWRT};
 use parse::parse_file;
 
 impl Schema {
@@ -28,31 +28,35 @@ impl Schema {
     /// extensions, `*.toml` in name order), when given. Files of the other root model are
     /// skipped, so one directory can serve both.
     pub fn load(model: Model, extra_dir: Option<&Path>) -> Result<Schema, LoadError> {
-        Schema::load_for(model, false, extra_dir)
+        Schema::load_for(model, PlatformKind::Generic, extra_dir)
     }
 
-    /// Like [`Schema::load`], with the embedded OpenWrt bindings (`datamodel/bindings/openwrt/`)
-    /// when `openwrt`. A missing `extra_dir` counts as empty.
+    /// Like [`Schema::load`], with the embedded bindings of the platform
+    /// (`datamodel/bindings/openwrt/`, `datamodel/bindings/linux/`). A missing `extra_dir`
+    /// counts as empty.
     pub fn load_for(
         model: Model,
-        openwrt: bool,
+        platform: PlatformKind,
         extra_dir: Option<&Path>,
     ) -> Result<Schema, LoadError> {
-        Schema::load_with(model, openwrt, false, extra_dir)
+        Schema::load_with(model, platform, false, extra_dir)
     }
 
     /// [`Schema::load_for`], and with `cwmpd_uci` ManagementServer bound to the agent's own uci
     /// package (the config came from `/etc/config/cwmpd`).
     pub fn load_with(
         model: Model,
-        openwrt: bool,
+        platform: PlatformKind,
         cwmpd_uci: bool,
         extra_dir: Option<&Path>,
     ) -> Result<Schema, LoadError> {
-        let platform: &[(&str, &str)] = match (openwrt, model) {
-            (false, _) => &[],
-            (true, Model::Tr181) => TR181_OPENWRT,
-            (true, Model::Tr098) => TR098_OPENWRT,
+        // TR-098 models a gateway: a Linux host that is not OpenWrt serves it with the
+        // agent's own parameters only.
+        let platform: &[(&str, &str)] = match (platform, model) {
+            (PlatformKind::Generic, _) | (PlatformKind::Linux, Model::Tr098) => &[],
+            (PlatformKind::Linux, Model::Tr181) => TR181_LINUX,
+            (PlatformKind::OpenWrt, Model::Tr181) => TR181_OPENWRT,
+            (PlatformKind::OpenWrt, Model::Tr098) => TR098_OPENWRT,
         };
         let own: &[(&str, &str)] = match (cwmpd_uci, model) {
             (false, _) => &[],
