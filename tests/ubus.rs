@@ -514,6 +514,66 @@ fn peer_closing_mid_reply() {
     );
 }
 
+/// A message written by hand: header, blob word, plain attributes (id, payload) padded.
+fn raw_msg(kind: u8, seq: [u8; 2], peer: u32, attrs: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (id, p) in attrs {
+        body.extend_from_slice(&((u32::from(*id) << 24) | (4 + p.len() as u32)).to_be_bytes());
+        body.extend_from_slice(p);
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+    }
+    let mut m = vec![0, kind, seq[0], seq[1]];
+    m.extend_from_slice(&peer.to_be_bytes());
+    m.extend_from_slice(&(4 + body.len() as u32).to_be_bytes());
+    m.extend_from_slice(&body);
+    m
+}
+
+#[test]
+fn malformed_reply_data_fails_that_call_only() {
+    let (_dir, path) = raw_server(|mut s| {
+        s.write_all(&HELLO).unwrap();
+        // LOOKUP "x": one object, id 5.
+        let req = read_request(&mut s);
+        let seq = [req[2], req[3]];
+        s.write_all(&raw_msg(
+            2,
+            seq,
+            0,
+            &[(2, b"x\0"), (3, &5u32.to_be_bytes())],
+        ))
+        .unwrap();
+        s.write_all(&raw_msg(1, seq, 0, &[(1, &0u32.to_be_bytes())]))
+            .unwrap();
+        // INVOKE: a DATA whose table is a string without its NUL, then STATUS 0.
+        let req = read_request(&mut s);
+        let seq = [req[2], req[3]];
+        let bad: &[u8] = &[0x83, 0, 0, 12, 0, 1, b'a', 0, b'x', b'y', b'z', b'!'];
+        s.write_all(&raw_msg(2, seq, 5, &[(3, &5u32.to_be_bytes()), (7, bad)]))
+            .unwrap();
+        s.write_all(&raw_msg(1, seq, 5, &[(1, &0u32.to_be_bytes())]))
+            .unwrap();
+        // LOOKUP "y": not found.
+        let req = read_request(&mut s);
+        s.write_all(&raw_msg(
+            1,
+            [req[2], req[3]],
+            0,
+            &[(1, &4u32.to_be_bytes())],
+        ))
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let mut c = Ubus::connect(&path, T).unwrap();
+    match c.call("x", "m", &[]) {
+        Err(UbusError::Protocol(m)) => assert!(m.contains("reply of x m"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.lookup("y"), Err(UbusError::NotFound("y".into())));
+}
+
 #[test]
 fn connect_needs_a_hello() {
     // Silent server: connect times out.

@@ -278,18 +278,26 @@ impl Conn {
     ) -> Result<u32, UbusError> {
         self.send(bytes, deadline)?;
         let mut unrelated = 0usize;
+        // A DATA that `on_data` refuses fails the request once its STATUS is in, so that the
+        // connection stays in step.
+        let mut refused = None;
         loop {
             let m = self.recv(deadline)?;
             if m.header.seq == seq && m.header.peer == peer {
                 match m.header.kind {
                     msg::DATA => {
-                        on_data(&m)?;
+                        if refused.is_none() {
+                            refused = on_data(&m).err();
+                        }
                         continue;
                     }
                     msg::STATUS => {
+                        if let Some(e) = refused {
+                            return Err(e);
+                        }
                         return m.status().ok_or_else(|| {
                             UbusError::Protocol("STATUS without UBUS_ATTR_STATUS".into())
-                        })
+                        });
                     }
                     _ => {}
                 }
