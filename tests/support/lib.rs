@@ -15,6 +15,8 @@
 //!   pseudo-random generator.
 //! - [`kill`], [`proxy`]: the kill harness of the device-control test and its proxy that holds
 //!   messages back.
+//! - [`ubus`]: a test ubus broker (ubusd's wire protocol on a unix socket) with JSON replies,
+//!   events and notifications.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -31,6 +33,7 @@ pub mod rng;
 pub mod scale;
 pub mod tempdir;
 pub mod tls;
+pub mod ubus;
 pub mod uci;
 pub mod xml_shapes;
 

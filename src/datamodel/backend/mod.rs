@@ -19,6 +19,7 @@ pub mod builtin;
 pub mod file;
 pub mod registry;
 pub mod script;
+pub mod ubus;
 pub mod uci;
 
 // The registry's types at their former place, for the users outside the data model.
