@@ -15,6 +15,8 @@
 //!   pseudo-random generator.
 //! - [`kill`], [`proxy`]: the kill harness of the device-control test and its proxy that holds
 //!   messages back.
+//! - [`netns`]: network namespaces made by a test (veth pairs, bridges, addresses, routes,
+//!   neighbours through the real `ip`, and code run on a thread inside one), for the netlink tests.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -26,6 +28,7 @@ pub mod files;
 pub mod hostile;
 pub mod http;
 pub mod kill;
+pub mod netns;
 pub mod proxy;
 pub mod rng;
 pub mod scale;
