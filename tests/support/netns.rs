@@ -215,6 +215,16 @@ impl Netns {
         self.ip(&all);
     }
 
+    /// Sets a sysctl of the namespace (`KEY` under `/proc/sys/`, e.g.
+    /// `net/ipv6/conf/default/disable_ipv6`): written by a thread inside it, since
+    /// `/proc/sys/net` shows the namespace of the thread that opens it (proc(5)).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let (path, value) = (format!("/proc/sys/{key}"), value.to_owned());
+        self.run(move || {
+            std::fs::write(&path, value).unwrap_or_else(|e| panic!("cannot write {path}: {e}"))
+        });
+    }
+
     /// The MAC address of `dev` as `ip` prints it (`02:ab:…`).
     pub fn mac(&self, dev: &str) -> String {
         let out = self.ip(&["-o", "link", "show", dev]);
