@@ -17,6 +17,8 @@
 //!   messages back.
 //! - [`ubus`]: a test ubus broker (ubusd's wire protocol on a unix socket) with JSON replies,
 //!   events and notifications.
+//! - [`netns`]: network namespaces made by a test (veth pairs, bridges, addresses, routes,
+//!   neighbours through the real `ip`, and code run on a thread inside one), for the netlink tests.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod files;
 pub mod hostile;
 pub mod http;
 pub mod kill;
+pub mod netns;
 pub mod proxy;
 pub mod rng;
 pub mod scale;

@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod builtin;
 pub mod file;
+pub mod netlink;
 pub mod registry;
 pub mod script;
 pub mod ubus;
