@@ -586,8 +586,9 @@ impl Engine {
                 for (start, end, kind, inner) in nested_refs(k) {
                     out.push_str(&k[last..start]);
                     let v = values.get(&(kind, inner.to_string()))?;
-                    // A value is one path segment of the key: nothing may escape it.
-                    if v.is_empty() || v.contains(['/', '{', '}']) || v == ".." {
+                    // A value is one path segment of the key, or one selection of a netlink or
+                    // ubus key: nothing may escape it.
+                    if v.is_empty() || v.contains(['/', '{', '}', '[', ']']) || v == ".." {
                         return None;
                     }
                     out.push_str(v);

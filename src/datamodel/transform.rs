@@ -2,7 +2,8 @@
 //! between how a backend stores a value and its TR-106 lexical form (TR-106 §3.2), so that one
 //! backend serves many parameters without code per parameter. A transform without an inverse
 //! makes its parameter read-only. Every transform is a function of the value alone except
-//! `remaining`, which reads the wall clock (seconds left until a stored time).
+//! `remaining` and `until`, which read the wall clock (seconds left until a stored time, the
+//! time a number of seconds from now).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,10 +36,16 @@ pub enum Transform {
     Centi,
     /// A 64-bit counter as a 32-bit one (TR-098 `unsignedInt` statistics wrap).
     Wrap32,
+    /// Thousandths → units, toward zero (the kernel's millidegrees Celsius → degrees).
+    Milli,
+    /// Seconds left (netifd's `preferred`/`valid` of an address) → the `xsd:dateTime` they
+    /// end at; `-1` or 4294967295 (the kernel's and netifd's infinite) is TR-181's infinite
+    /// time, `9999-12-31T23:59:59Z`.
+    Until,
 }
 
 impl Transform {
-    pub const ALL: [Transform; 12] = [
+    pub const ALL: [Transform; 14] = [
         Transform::HexIp4,
         Transform::Word,
         Transform::Not,
@@ -51,6 +58,8 @@ impl Transform {
         Transform::Duration,
         Transform::Centi,
         Transform::Wrap32,
+        Transform::Milli,
+        Transform::Until,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +76,8 @@ impl Transform {
             Transform::Duration => "duration",
             Transform::Centi => "centi",
             Transform::Wrap32 => "wrap32",
+            Transform::Milli => "milli",
+            Transform::Until => "until",
         }
     }
 
@@ -131,6 +142,18 @@ impl Transform {
                 .parse::<u64>()
                 .ok()
                 .map(|n| (n & u64::from(u32::MAX)).to_string()),
+            Transform::Milli => raw.parse::<i64>().ok().map(|m| (m / 1000).to_string()),
+            Transform::Until => {
+                let left: i64 = raw.parse().ok()?;
+                if left == -1 || left == i64::from(u32::MAX) {
+                    return Some("9999-12-31T23:59:59Z".to_string());
+                }
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                (left >= 0)
+                    .then(|| crate::cwmp::time::format_datetime_utc(now.saturating_add(left)))
+            }
         }
     }
 
@@ -260,6 +283,23 @@ mod tests {
             .parse()
             .unwrap();
         assert!((98..=100).contains(&left), "{left}");
+        assert_eq!(Transform::Milli.read("45312").as_deref(), Some("45"));
+        assert_eq!(Transform::Milli.read("-2500").as_deref(), Some("-2"));
+        assert_eq!(Transform::Milli.read("warm"), None);
+        for infinite in ["-1", "4294967295"] {
+            assert_eq!(
+                Transform::Until.read(infinite).as_deref(),
+                Some("9999-12-31T23:59:59Z")
+            );
+        }
+        assert_eq!(Transform::Until.read("-5"), None);
+        let at =
+            crate::cwmp::time::parse_datetime(&Transform::Until.read("3600").unwrap()).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((3598..=3601).contains(&(at - now)), "{}", at - now);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod file;
 pub mod netlink;
 pub mod registry;
 pub mod script;
+pub mod select;
 pub mod ubus;
 pub mod uci;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::agent::AgentBackend;
 use super::builtin::{BuiltinBackend, ConstBackend, BUILTIN_KEYS};
-use super::{file, script, uci};
+use super::{file, netlink, script, ubus, uci};
 use super::{Backend, Platform, ScriptDef};
 
 /// The backends a binding can name (`backend:key` in `datamodel/bindings/`).
@@ -17,16 +17,20 @@ pub enum BackendKind {
     Uci,
     File,
     Script,
+    Netlink,
+    Ubus,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 6] = [
+    pub const ALL: [BackendKind; 8] = [
         BackendKind::Agent,
         BackendKind::Builtin,
         BackendKind::Const,
         BackendKind::Uci,
         BackendKind::File,
         BackendKind::Script,
+        BackendKind::Netlink,
+        BackendKind::Ubus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +41,8 @@ impl BackendKind {
             BackendKind::Uci => "uci",
             BackendKind::File => "file",
             BackendKind::Script => "script",
+            BackendKind::Netlink => "netlink",
+            BackendKind::Ubus => "ubus",
         }
     }
 
@@ -55,6 +61,8 @@ impl BackendKind {
             BackendKind::Uci => uci::check_key(key),
             BackendKind::File => file::check_key(key),
             BackendKind::Script => script::check_key(key),
+            BackendKind::Netlink => netlink::check_key(key),
+            BackendKind::Ubus => ubus::check_key(key),
             _ => Ok(()),
         }
     }
@@ -68,6 +76,8 @@ pub struct Backends {
     uci: uci::UciBackend,
     file: file::FileBackend,
     script: script::ScriptBackend,
+    netlink: netlink::NetlinkBackend,
+    ubus: ubus::UbusBackend,
 }
 
 impl Backends {
@@ -85,8 +95,13 @@ impl Backends {
             uci: uci::UciBackend::new(platform),
             file: file::FileBackend::new(platform),
             script: script::ScriptBackend::new(platform),
+            netlink: netlink::NetlinkBackend::new(),
+            ubus: ubus::UbusBackend::new(platform),
             agent: AgentBackend::new(agent_defaults),
-            builtin: BuiltinBackend::new(platform.root.join("proc/uptime").display().to_string()),
+            builtin: BuiltinBackend::new(
+                platform.root.join("proc/uptime").display().to_string(),
+                platform.root.join("proc/stat").display().to_string(),
+            ),
             constant: ConstBackend,
         }
     }
@@ -128,6 +143,8 @@ impl Backends {
             BackendKind::Uci => &mut self.uci,
             BackendKind::File => &mut self.file,
             BackendKind::Script => &mut self.script,
+            BackendKind::Netlink => &mut self.netlink,
+            BackendKind::Ubus => &mut self.ubus,
         }
     }
 
@@ -140,6 +157,8 @@ impl Backends {
             BackendKind::Uci => &self.uci,
             BackendKind::File => &self.file,
             BackendKind::Script => &self.script,
+            BackendKind::Netlink => &self.netlink,
+            BackendKind::Ubus => &self.ubus,
         }
     }
 }

@@ -88,11 +88,18 @@ pub(super) const TR098_FILES: &[(&str, &str)] = &[
     embed!("bindings/tr098-builtin.toml"),
 ];
 
-pub(super) const TR181_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181.toml")];
+/// OpenWrt: the kernel's parts every Linux has, then uci, ubus and OpenWrt's files.
+pub(super) const TR181_OPENWRT: &[(&str, &str)] = &[
+    embed!("bindings/linux/tr181.toml"),
+    embed!("bindings/openwrt/tr181.toml"),
+];
 
-/// The live state of any Linux system (the kernel through rtnetlink, /sys, /proc): the bindings
-/// of the `linux` platform.
-pub(super) const TR181_LINUX: &[(&str, &str)] = &[embed!("bindings/linux/tr181.toml")];
+/// A Linux host that is not OpenWrt: the kernel's parts, then its interfaces, addresses and
+/// neighbours as the kernel holds them (rtnetlink, /sys, /proc).
+pub(super) const TR181_LINUX: &[(&str, &str)] = &[
+    embed!("bindings/linux/tr181.toml"),
+    embed!("bindings/linux/tr181-host.toml"),
+];
 
 pub(super) const TR098_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098.toml")];
 

@@ -1,7 +1,588 @@
-//! The `ubus` backend's client side: a blocking client of OpenWrt's ubusd (no libubus, no
-//! process) in three layers: [`blob`] (the blob/blobmsg codec, pure), [`proto`] (ubus messages,
-//! pure) and [`client`] (the unix socket: calls, events, notifications).
+//! The `ubus` backend: the live state OpenWrt's daemons hold (netifd's interfaces with their
+//! addresses, leases and PPP sessions, the wireless status, hostapd's stations, iwinfo's radio
+//! facts, odhcpd's leases), read over ubusd's unix socket with a client of our own (no libubus,
+//! no process per call); and the daemons' events (an interface up or down, a station
+//! associating) as the agent's event source. `blob` is the blob/blobmsg codec and `proto` the
+//! message format (both pure), `client` the socket.
+//!
+//! A key is a call and a path into its reply, in the selector grammar of [`super::select`]:
+//!
+//! ```text
+//! OBJECT/METHOD[?ARG=VALUE&ARG=VALUE]#PATH
+//! network.interface/dump#interface[interface={i}].ipv4-address[0].address
+//! network.device/status?name=wan#macaddr
+//! hostapd.wlan0/get_clients#clients[*]                    (instances: the table's keys)
+//! network.interface/dump#interface[*?proto=dhcp].interface (instances: a field of each element)
+//! network.wireless/status#*.interfaces[section={i}].ifname (`*`: any member, the first that has it)
+//! ```
+//!
+//! Arguments are strings (what `ubus call OBJECT METHOD '{"ARG":"VALUE"}'` sends). In the path,
+//! `[KEY]` is a table's member or an array's index, `[FIELD=VALUE]` the first element (of an
+//! array, or member of a table) whose field reads `VALUE`, `*` as a name any member of a table
+//! (a value: the first that yields one; a listing: all of them). A listing ends in `[*]` or
+//! `[*?COND&…]` (a table: its keys; an array of values: the values) or in `[*…].FIELD` (an
+//! array of tables: that field of each).
+//!
+//! Values read as `ubus call` prints them, without quotes: strings as they are, integers in
+//! decimal, booleans `true`/`false`, an array of plain values as a comma list; a table or an
+//! array of tables has no value.
+//!
+//! Consistency: each call (object, method, arguments) is made once per snapshot, on first use
+//! after [`Backend::invalidate`]: a session sees one reply per call, however many parameters
+//! read it. Missing sources are not errors: no ubusd (not OpenWrt, or ubusd restarting) makes
+//! every key absent and every listing empty with one log line per failure run; a missing object
+//! or method (no `hostapd.wlan1` on a router whose radio is off) is absent silently.
+//!
+//! Bounds: each call has a deadline of [`TIMEOUT`]; a call that timed out is not made again in
+//! the snapshot; the client refuses messages over ubusd's own limit; a listing keeps only keys
+//! [`super::select::listable`].
 
 pub mod blob;
 pub mod client;
 pub mod proto;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::select::{self, Sel, Step};
+use super::{Backend, Cx, EventSource, Platform};
+use crate::cwmp::fault::Fault;
+use blob::Value;
+use client::{Listener, Ubus, UbusError};
+
+/// The deadline of one call.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+/// ubusd's socket before OpenWrt 19.07, tried when the configured one is missing.
+const OLD_SOCKET: &str = "/var/run/ubus.sock";
+
+/// What the event source listens to: netifd's interface and device events, and ubusd's own
+/// when an object appears (hostapd's, after a `wifi` reload).
+const EVENTS: &[&str] = &["network.interface", "network.device", "ubus.object.add"];
+/// Whose notifications it subscribes to (hostapd: `assoc`, `disassoc`).
+const SUBSCRIBE: &str = "hostapd.*";
+
+/// A parsed key.
+struct Parsed<'a> {
+    object: &'a str,
+    method: &'a str,
+    args: Vec<(&'a str, &'a str)>,
+    path: Vec<Step<'a>>,
+}
+
+fn parse(key: &str) -> Result<Parsed<'_>, String> {
+    let (call, path) = key
+        .split_once('#')
+        .ok_or_else(|| format!("{key:?}: expected OBJECT/METHOD#PATH"))?;
+    let (object, method) = call
+        .split_once('/')
+        .ok_or_else(|| format!("{key:?}: expected OBJECT/METHOD before #"))?;
+    let (method, args) = match method.split_once('?') {
+        Some((m, a)) => (m, Some(a)),
+        None => (method, None),
+    };
+    if object.is_empty() || method.is_empty() || object.contains(['?', '[', ']']) {
+        return Err(format!("{key:?}: empty or malformed object or method"));
+    }
+    let args = match args {
+        None => Vec::new(),
+        Some(a) => a
+            .split('&')
+            .map(|kv| {
+                kv.split_once('=')
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| format!("{key:?}: argument {kv:?} is not NAME=VALUE"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let path = select::parse(path).map_err(|e| format!("{key:?}: {e}"))?;
+    Ok(Parsed {
+        object,
+        method,
+        args,
+        path,
+    })
+}
+
+/// Checks a binding key when the definitions are loaded.
+pub fn check_key(key: &str) -> Result<(), String> {
+    let p = parse(key)?;
+    let alls = p
+        .path
+        .iter()
+        .filter(|s| matches!(s, Step::Sel(Sel::All(_))))
+        .count();
+    let last_all = p
+        .path
+        .iter()
+        .rposition(|s| matches!(s, Step::Sel(Sel::All(_))));
+    match last_all {
+        Some(i) if alls > 1 || i + 2 < p.path.len() => Err(format!(
+            "{key:?}: a listing has one [*], last or followed by one field"
+        )),
+        Some(i) if i + 2 == p.path.len() && !matches!(p.path[i + 1], Step::Name(n) if n != "*") => {
+            Err(format!("{key:?}: [*] may be followed only by a field name"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads OpenWrt's daemons over ubus.
+pub struct UbusBackend {
+    socket: PathBuf,
+    conn: Option<Ubus>,
+    /// The replies of the current snapshot, by call; `None` for a call that failed.
+    replies: HashMap<String, Option<Value>>,
+    /// Whether ubusd could not be reached (logged once per failure run).
+    failing: bool,
+}
+
+impl UbusBackend {
+    pub fn new(platform: &Platform) -> UbusBackend {
+        UbusBackend {
+            socket: platform.ubus_socket.clone(),
+            conn: None,
+            replies: HashMap::new(),
+            failing: false,
+        }
+    }
+
+    fn connect(socket: &Path) -> Result<Ubus, UbusError> {
+        match Ubus::connect(socket, TIMEOUT) {
+            Err(e) if !socket.exists() && Path::new(OLD_SOCKET).exists() => {
+                Ubus::connect(Path::new(OLD_SOCKET), TIMEOUT).map_err(|_| e)
+            }
+            r => r,
+        }
+    }
+
+    /// The reply of a call, made once per snapshot.
+    fn reply(&mut self, p: &Parsed<'_>) -> Option<&Value> {
+        let mut id = format!("{}/{}", p.object, p.method);
+        for (k, v) in &p.args {
+            id.push_str(&format!("?{k}={v}"));
+        }
+        if !self.replies.contains_key(&id) {
+            let got = self.call(p);
+            self.replies.insert(id.clone(), got);
+        }
+        self.replies.get(&id).and_then(Option::as_ref)
+    }
+
+    fn call(&mut self, p: &Parsed<'_>) -> Option<Value> {
+        let args: Vec<(String, Value)> = p
+            .args
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::Str(v.to_string())))
+            .collect();
+        // A connection left from an earlier snapshot may have lost ubusd: one new try.
+        for attempt in 0..2 {
+            let conn = match self.conn.take() {
+                Some(c) => c,
+                None => match UbusBackend::connect(&self.socket) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if !std::mem::replace(&mut self.failing, true) {
+                            log::warn!(
+                                "ubus: {}: {e}; the daemons' values read as absent",
+                                self.socket.display()
+                            );
+                        }
+                        return None;
+                    }
+                },
+            };
+            let mut conn = conn;
+            match conn.call(p.object, p.method, &args) {
+                Ok(v) => {
+                    self.conn = Some(conn);
+                    if std::mem::take(&mut self.failing) {
+                        log::info!("ubus: {} reachable again", self.socket.display());
+                    }
+                    return Some(v);
+                }
+                Err(UbusError::NotFound(_)) | Err(UbusError::Status(_)) => {
+                    self.conn = Some(conn);
+                    log::debug!("ubus: no {} {}", p.object, p.method);
+                    return None;
+                }
+                Err(UbusError::Io(..)) if attempt == 0 => continue,
+                Err(e) => {
+                    log::warn!("ubus: {} {}: {e}", p.object, p.method);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn value(&mut self, key: &str) -> Option<String> {
+        let p = parse(key).ok()?;
+        let reply = self.reply(&p)?;
+        let v = walk(reply, &p.path)?;
+        render(v)
+    }
+
+    fn list(&mut self, key: &str) -> Vec<String> {
+        let Ok(p) = parse(key) else {
+            return Vec::new();
+        };
+        let Some(reply) = self.reply(&p) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        list(reply, &p.path, &mut out);
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|k| select::listable(k) && seen.insert(k.clone()));
+        out
+    }
+}
+
+/// Follows a path to one value.
+fn walk<'v>(v: &'v Value, path: &[Step<'_>]) -> Option<&'v Value> {
+    let Some((step, rest)) = path.split_first() else {
+        return Some(v);
+    };
+    match step {
+        Step::Name("*") => members(v).find_map(|m| walk(m, rest)),
+        Step::Name(n) => walk(v.get(n)?, rest),
+        Step::Sel(Sel::Key(k)) => walk(member(v, k)?, rest),
+        Step::Sel(Sel::Match(f, want)) => {
+            let hit = members(v).find(|m| m.get(f).and_then(render).as_deref() == Some(*want))?;
+            walk(hit, rest)
+        }
+        Step::Sel(Sel::All(_)) => None,
+    }
+}
+
+/// Follows a path to a listing, appending its keys.
+fn list(v: &Value, path: &[Step<'_>], out: &mut Vec<String>) {
+    let Some((step, rest)) = path.split_first() else {
+        return;
+    };
+    match step {
+        Step::Name("*") => {
+            for m in members(v) {
+                list(m, rest, out);
+            }
+        }
+        Step::Sel(Sel::All(conds)) => {
+            let ok = |m: &Value| select::matches(conds, |f| m.get(f).and_then(render));
+            match (v, rest) {
+                (Value::Table(t), []) => {
+                    out.extend(t.iter().filter(|(_, m)| ok(m)).map(|(k, _)| k.clone()))
+                }
+                (Value::Array(a), []) => out.extend(a.iter().filter(|m| ok(m)).filter_map(render)),
+                (_, [Step::Name(f)]) => out.extend(
+                    members(v)
+                        .filter(|m| ok(m))
+                        .filter_map(|m| m.get(f).and_then(render)),
+                ),
+                _ => {}
+            }
+        }
+        _ => {
+            if let Some(next) = walk(v, std::slice::from_ref(step)) {
+                list(next, rest, out);
+            }
+        }
+    }
+}
+
+/// The members of a table or the elements of an array.
+fn members(v: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
+    match v {
+        Value::Table(t) => Box::new(t.iter().map(|(_, m)| m)),
+        Value::Array(a) => Box::new(a.iter()),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+fn member<'v>(v: &'v Value, k: &str) -> Option<&'v Value> {
+    match v {
+        Value::Table(_) => v.get(k),
+        Value::Array(a) => a.get(k.parse::<usize>().ok()?),
+        _ => None,
+    }
+}
+
+/// A value as `ubus call` prints it, without quotes; a list of plain values joined by commas.
+fn render(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Double(d) if d.is_finite() => d.to_string(),
+        Value::Array(a) => {
+            let items: Option<Vec<String>> = a
+                .iter()
+                .map(|x| match x {
+                    Value::Array(_) | Value::Table(_) => None,
+                    x => render(x),
+                })
+                .collect();
+            items?.join(",")
+        }
+        _ => return None,
+    })
+}
+
+impl Backend for UbusBackend {
+    fn writable(&self, _key: &str) -> bool {
+        false
+    }
+
+    fn creatable(&self, _table: &str) -> bool {
+        false
+    }
+
+    fn read(&mut self, _cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
+        Ok(keys.iter().map(|k| self.value(k)).collect())
+    }
+
+    fn instances(&mut self, _cx: &mut Cx<'_>, table: &str) -> Result<Option<Vec<String>>, Fault> {
+        Ok(Some(self.list(table)))
+    }
+
+    fn invalidate(&mut self) {
+        self.replies.clear();
+    }
+
+    fn end_session(&mut self, _cx: &mut Cx<'_>) -> Vec<Fault> {
+        self.replies.clear();
+        Vec::new()
+    }
+
+    fn event_source(&self) -> Option<Box<dyn EventSource>> {
+        Some(Box::new(Events {
+            socket: self.socket.clone(),
+            listener: None,
+        }))
+    }
+}
+
+/// netifd's events and hostapd's notifications as an event source.
+struct Events {
+    socket: PathBuf,
+    listener: Option<Listener>,
+}
+
+impl Events {
+    fn open(&self) -> Result<Listener, UbusError> {
+        let socket = if !self.socket.exists() && Path::new(OLD_SOCKET).exists() {
+            Path::new(OLD_SOCKET)
+        } else {
+            &self.socket
+        };
+        let mut l = Listener::connect(socket, TIMEOUT)?;
+        for e in EVENTS {
+            l.listen(e)?;
+        }
+        let objects = Ubus::connect(socket, TIMEOUT)?.lookup(SUBSCRIBE)?;
+        for o in objects {
+            // An object gone between the lookup and the subscription is no error.
+            if let Err(e) = l.subscribe(&o.path) {
+                log::debug!("ubus: cannot subscribe to {}: {e}", o.path);
+            }
+        }
+        Ok(l)
+    }
+}
+
+impl EventSource for Events {
+    fn name(&self) -> &'static str {
+        "ubus"
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, String> {
+        let l = match &mut self.listener {
+            Some(l) => l,
+            None => {
+                let l = self
+                    .open()
+                    .map_err(|e| format!("{}: {e}", self.socket.display()))?;
+                self.listener.insert(l)
+            }
+        };
+        // `next` waits in slices so that a burst's short waits and the endless one share it.
+        let slice = timeout.unwrap_or(Duration::from_secs(3600));
+        match l.next(slice) {
+            Ok(None) => Ok(false),
+            Ok(Some(ev)) => {
+                if ev.name == "ubus.object.add" {
+                    let path = ev.data.get("path").and_then(Value::as_str).unwrap_or("");
+                    if path.starts_with("hostapd.") {
+                        if let Err(e) = l.subscribe(path) {
+                            log::debug!("ubus: cannot subscribe to {path}: {e}");
+                        }
+                    } else {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                self.listener = None;
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(fields: Vec<(&str, Value)>) -> Value {
+        Value::Table(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    }
+    fn s(x: &str) -> Value {
+        Value::Str(x.to_string())
+    }
+
+    fn dump() -> Value {
+        let addr = |a: &str, m: i64| t(vec![("address", s(a)), ("mask", Value::Int(m))]);
+        t(vec![(
+            "interface",
+            Value::Array(vec![
+                t(vec![
+                    ("interface", s("lan")),
+                    ("up", Value::Bool(true)),
+                    ("proto", s("static")),
+                    ("ipv4-address", Value::Array(vec![addr("192.168.1.1", 24)])),
+                ]),
+                t(vec![
+                    ("interface", s("wan")),
+                    ("up", Value::Bool(true)),
+                    ("proto", s("dhcp")),
+                    ("ipv4-address", Value::Array(vec![addr("198.51.100.7", 22)])),
+                    (
+                        "dns-server",
+                        Value::Array(vec![s("198.51.100.1"), s("198.51.100.2")]),
+                    ),
+                    ("data", t(vec![("leasetime", Value::Int(86400))])),
+                ]),
+            ]),
+        )])
+    }
+
+    fn read(v: &Value, path: &str) -> Option<String> {
+        walk(v, &select::parse(path).unwrap()).and_then(render)
+    }
+
+    fn listing(v: &Value, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        list(v, &select::parse(path).unwrap(), &mut out);
+        out
+    }
+
+    #[test]
+    fn paths() {
+        let d = dump();
+        assert_eq!(
+            read(&d, "interface[interface=wan].ipv4-address[0].address").as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(
+            read(&d, "interface[1].ipv4-address[0].mask").as_deref(),
+            Some("22")
+        );
+        assert_eq!(
+            read(&d, "interface[interface=wan].up").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            read(&d, "interface[interface=wan].dns-server").as_deref(),
+            Some("198.51.100.1,198.51.100.2")
+        );
+        assert_eq!(
+            read(&d, "interface[interface=wan].data.leasetime").as_deref(),
+            Some("86400")
+        );
+        assert_eq!(read(&d, "interface[interface=lan].dns-server"), None);
+        assert_eq!(
+            read(&d, "interface[interface=wan].ipv4-address"),
+            None,
+            "a table has no value"
+        );
+        assert_eq!(read(&d, "interface[7].up"), None);
+        assert_eq!(
+            read(&d, "*[interface=lan].proto").as_deref(),
+            Some("static")
+        );
+        assert_eq!(listing(&d, "interface[*].interface"), vec!["lan", "wan"]);
+        assert_eq!(
+            listing(&d, "interface[*?proto=dhcp].interface"),
+            vec!["wan"]
+        );
+        assert_eq!(
+            listing(&d, "interface[interface=wan].dns-server[*]"),
+            vec!["198.51.100.1", "198.51.100.2"]
+        );
+        assert_eq!(
+            listing(&d, "interface[interface=wan].data[*]"),
+            vec!["leasetime"]
+        );
+        assert!(listing(&d, "interface[interface=nope].dns-server[*]").is_empty());
+        let radios = t(vec![
+            (
+                "radio0",
+                t(vec![(
+                    "interfaces",
+                    Value::Array(vec![t(vec![
+                        ("section", s("default_radio0")),
+                        ("ifname", s("wlan0")),
+                    ])]),
+                )]),
+            ),
+            (
+                "radio1",
+                t(vec![(
+                    "interfaces",
+                    Value::Array(vec![t(vec![
+                        ("section", s("default_radio1")),
+                        ("ifname", s("wlan1")),
+                    ])]),
+                )]),
+            ),
+        ]);
+        assert_eq!(
+            read(&radios, "*.interfaces[section=default_radio1].ifname").as_deref(),
+            Some("wlan1")
+        );
+        assert_eq!(
+            listing(&radios, "*.interfaces[*].ifname"),
+            vec!["wlan0", "wlan1"]
+        );
+    }
+
+    #[test]
+    fn keys() {
+        for ok in [
+            "network.interface/dump#interface[*].interface",
+            "network.interface/dump#interface[interface=wan].ipv4-address[0].address",
+            "network.device/status?name=wan#macaddr",
+            "iwinfo/info?device=wlan0#channel",
+            "hostapd.wlan0/get_clients#clients[*]",
+            "hostapd.wlan0/get_clients#clients[aa:bb:cc:dd:ee:ff].signal",
+        ] {
+            check_key(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "network.interface",
+            "network.interface#up",
+            "/dump#x",
+            "a/b?x#y",
+            "a/b#x[*].y.z",
+            "a/b#x[*].y[*]",
+            "a/b#",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
