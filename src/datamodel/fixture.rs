@@ -84,6 +84,17 @@ pub fn engine() -> Engine {
     Engine::new(schema(), Backends::new(BTreeMap::new()), DmState::default())
 }
 
+/// An engine over the fixture and one more file (a vendor's: definitions and bindings).
+pub fn engine_with(extra: &str) -> Engine {
+    let files = [
+        ("defs.toml".to_string(), DEFS.to_string(), false),
+        ("bind.toml".to_string(), BIND.to_string(), true),
+        ("extra.toml".to_string(), extra.to_string(), true),
+    ];
+    let schema = Schema::from_files(Model::Tr181, &files).expect("the fixture loads");
+    Engine::new(schema, Backends::new(BTreeMap::new()), DmState::default())
+}
+
 pub fn set(name: &str, value: &str) -> SetValue {
     SetValue {
         name: name.to_string(),

@@ -359,8 +359,15 @@ impl Engine {
                 }
             });
         }
+        // Parameters whose backend has no value and whose binding names another source
+        // (`or`): read from it in a second pass.
+        let mut second: Vec<usize> = Vec::new();
         for i in unresolved {
-            out[i] = Some(self.fallback_value(&refs[i]));
+            if self.alternative(&refs[i]).is_some() {
+                second.push(i);
+            } else {
+                out[i] = Some(self.fallback_value(&refs[i]));
+            }
         }
         let mut ref_cache: BTreeMap<usize, Vec<(u32, String)>> = BTreeMap::new();
         for (kind, items) in groups {
@@ -389,37 +396,119 @@ impl Engine {
             for ((i, _), v) in items.iter().zip(got) {
                 let r = &refs[*i];
                 let v = match v {
-                    Some(raw) => self.shown_value(r, raw, &mut ref_cache),
+                    Some(raw) => self.shown_value(r, raw, None, &mut ref_cache),
                     None => None,
                 };
-                let p = &self.schema.objects()[r.obj].params[r.param];
-                let binding_default = match &p.source {
-                    Source::Bound(b) => b.default.clone(),
-                    Source::Count(_) => None,
-                };
-                // An empty value where the type has no empty form (an unset dateTime in the
-                // config file) counts as no value.
-                let raw = v
-                    .filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok())
-                    .or(binding_default)
-                    .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
-                    .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
-                // Values come back in their canonical lexical form (e.g. `1` → `true`). A value
-                // its type does not allow (uci's `channel 'auto'` for an unsignedInt) is not
-                // shown to the ACS: the parameter reads as having no value; a value only the
-                // CPE may report (`enum_read_only`) is kept.
-                out[*i] = Some(match p.def.ty.check(&raw) {
-                    Ok(v) => v,
-                    Err(_) if p.def.enum_read_only.contains(&raw) => raw,
-                    Err(e) => {
-                        log::debug!("{}: {e}; shown as its default", self.param_path(r));
-                        let fallback = self.fallback_value(r);
-                        p.def.ty.check(&fallback).unwrap_or(fallback)
-                    }
-                });
+                // No value, or one the type does not allow (uci's `channel 'auto'`): the `or`
+                // source's, when the binding names one.
+                if self.alternative(r).is_some() && !v.as_deref().is_some_and(|x| self.fits(r, x)) {
+                    second.push(*i);
+                    continue;
+                }
+                out[*i] = Some(self.finish(r, v));
             }
         }
+        if !second.is_empty() {
+            self.read_alternatives(refs, &second, &mut out, &mut ref_cache);
+        }
         Ok(out)
+    }
+
+    /// Whether a shown value is one the parameter may read as.
+    fn fits(&self, r: &ParamRef, v: &str) -> bool {
+        let p = &self.schema.objects()[r.obj].params[r.param];
+        p.def.ty.check(v).is_ok() || p.def.enum_read_only.iter().any(|e| e == v)
+    }
+
+    /// The `or` source of a bound parameter.
+    fn alternative(&self, r: &ParamRef) -> Option<&super::schema::Binding> {
+        match &self.schema.objects()[r.obj].params[r.param].source {
+            Source::Bound(b) => b.or.as_deref(),
+            Source::Count(_) => None,
+        }
+    }
+
+    /// The second pass of [`Engine::read_inner`]: the parameters at `which` read from their
+    /// binding's `or` source, one read per backend; what has no value there either takes the
+    /// default. Failures of the second source are logged, never the request's.
+    fn read_alternatives(
+        &mut self,
+        refs: &[ParamRef],
+        which: &[usize],
+        out: &mut [Option<String>],
+        ref_cache: &mut BTreeMap<usize, Vec<(u32, String)>>,
+    ) {
+        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
+        for &i in which {
+            if let Some(alt) = self.alternative(&refs[i]) {
+                let key = expand(&alt.key, &refs[i].inst.keys);
+                groups.entry(alt.backend).or_default().push((i, key));
+            }
+        }
+        for (kind, items) in groups {
+            let keys: Vec<String> = items.iter().map(|(_, k)| k.clone()).collect();
+            let full = self.resolve_nested(&keys);
+            let wanted: Vec<(usize, String)> = items
+                .iter()
+                .zip(full)
+                .filter_map(|((i, _), k)| Some((*i, k?)))
+                .collect();
+            let list: Vec<&str> = wanted.iter().map(|(_, k)| k.as_str()).collect();
+            let mut cx = Cx {
+                values: &mut self.state.values,
+                changed: false,
+            };
+            let got = self.backends.get(kind).read(&mut cx, &list);
+            self.dirty |= cx.changed;
+            let got = got.unwrap_or_else(|e| {
+                log::warn!("{} backend: {e}", kind.name());
+                vec![None; list.len()]
+            });
+            let mut values: BTreeMap<usize, String> = BTreeMap::new();
+            for ((i, _), v) in wanted.iter().zip(got) {
+                if let Some(v) = v {
+                    values.insert(*i, v);
+                }
+            }
+            for (i, _) in &items {
+                let r = &refs[*i];
+                let transform = self.alternative(r).and_then(|a| a.transform);
+                let v = values
+                    .remove(i)
+                    .and_then(|raw| self.shown_value(r, raw, Some(transform), ref_cache));
+                out[*i] = Some(self.finish(r, v));
+            }
+        }
+    }
+
+    /// What a parameter reads as, from what its source gave (`None`: nothing): the value, else
+    /// the binding's default, the model's, or the type's null value, in canonical form.
+    fn finish(&self, r: &ParamRef, v: Option<String>) -> String {
+        let p = &self.schema.objects()[r.obj].params[r.param];
+        let binding_default = match &p.source {
+            Source::Bound(b) => b.default.clone(),
+            Source::Count(_) => None,
+        };
+        // An empty value where the type has no empty form (an unset dateTime in the config
+        // file) counts as no value.
+        let raw = v
+            .filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok())
+            .or(binding_default)
+            .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
+            .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
+        // Values come back in their canonical lexical form (e.g. `1` → `true`). A value its
+        // type does not allow (uci's `channel 'auto'` for an unsignedInt) is not shown to the
+        // ACS: the parameter reads as having no value; a value only the CPE may report
+        // (`enum_read_only`) is kept.
+        match p.def.ty.check(&raw) {
+            Ok(v) => v,
+            Err(_) if p.def.enum_read_only.contains(&raw) => raw,
+            Err(e) => {
+                log::debug!("{}: {e}; shown as its default", self.param_path(r));
+                let fallback = self.fallback_value(r);
+                p.def.ty.check(&fallback).unwrap_or(fallback)
+            }
+        }
     }
 
     /// The value of a parameter whose backend has none: the binding's default, the model's,
@@ -435,19 +524,21 @@ impl Engine {
             .unwrap_or_else(|| null_value(p.def.ty.base).to_string())
     }
 
-    /// A backend value as the model shows it: the binding's `transform`, then `map`, then `ref`
-    /// (instance keys → instance paths; keys of no instance are left out). `None` when the
-    /// transform does not apply (the parameter then reads as having no value).
+    /// A backend value as the model shows it: the binding's `transform` (or `transform`, when
+    /// given: the `or` source's), then `map`, then `ref` (instance keys → instance paths; keys
+    /// of no instance are left out). `None` when the transform does not apply (the parameter
+    /// then reads as having no value).
     pub(super) fn shown_value(
         &mut self,
         r: &ParamRef,
         raw: String,
+        transform: Option<Option<crate::datamodel::transform::Transform>>,
         ref_cache: &mut BTreeMap<usize, Vec<(u32, String)>>,
     ) -> Option<String> {
         let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
             return Some(raw);
         };
-        let mut v = match b.transform {
+        let mut v = match transform.unwrap_or(b.transform) {
             Some(t) => t.read(&raw)?,
             None => raw,
         };
@@ -703,6 +794,67 @@ mod tests {
         let all = names(&mut e, "", false);
         assert_eq!(all.first().map(|(n, _)| n.as_str()), Some("Device."));
         assert_eq!(all.len(), 17);
+    }
+
+    #[test]
+    fn a_parameter_without_its_own_value_reads_its_or_source() {
+        let mut e = fixture::engine_with(
+            r#"
+[[object]]
+name = "Device.A."
+params = [
+  { name = "Live", type = "string", access = "readWrite" },
+  { name = "ChanText", type = "string", access = "readWrite" },
+  { name = "Chan", type = "unsignedInt" },
+]
+[bind."Device.A."]
+Live = { to = "agent:a.live", or = "agent:a.s", or_transform = "upper", map = { "ON" = "on" } }
+ChanText = "agent:a.chan"
+Chan = { to = "agent:a.chan", or = "const:6" }
+"#,
+        );
+        e.set_values(&[set("Device.A.ChanText", "auto")], "")
+            .unwrap();
+        assert_eq!(
+            e.value("Device.A.Chan").unwrap(),
+            "6",
+            "a value its type refuses: or"
+        );
+        e.set_values(&[set("Device.A.ChanText", "11")], "").unwrap();
+        assert_eq!(e.value("Device.A.Chan").unwrap(), "11");
+        assert_eq!(
+            e.value("Device.A.Live").unwrap(),
+            "",
+            "neither source has a value"
+        );
+        e.set_values(&[set("Device.A.S", "abc")], "").unwrap();
+        assert_eq!(
+            e.value("Device.A.Live").unwrap(),
+            "ABC",
+            "or, with its own transform"
+        );
+        e.set_values(&[set("Device.A.S", "on")], "").unwrap();
+        assert_eq!(
+            e.value("Device.A.Live").unwrap(),
+            "on",
+            "then the binding's map"
+        );
+        e.set_values(&[set("Device.A.S", "xyz")], "").unwrap();
+        e.set_values(&[set("Device.A.Live", "on")], "").unwrap();
+        assert_eq!(
+            e.value("Device.A.Live").unwrap(),
+            "on",
+            "its own value wins"
+        );
+        assert_eq!(
+            e.value("Device.A.S").unwrap(),
+            "xyz",
+            "writes go to its own backend"
+        );
+        let got = e.values(&["Device.A.".to_string()]).unwrap();
+        assert!(got
+            .iter()
+            .any(|v| v.name == "Device.A.Live" && v.value == "on"));
     }
 
     #[test]

@@ -71,7 +71,15 @@ impl BuiltinBackend {
                     .ok_or_else(|| Fault::internal(format!("{}: unreadable", self.uptime_file)))?;
                 secs.min(u32::MAX as u64).to_string()
             }
-            "cpu_usage" => self.cpu_usage()?,
+            // A kernel without /proc/stat (none known) leaves CPUUsage without a value rather
+            // than failing the request.
+            "cpu_usage" => match self.cpu_usage() {
+                Ok(v) => v,
+                Err(e) => {
+                    log::debug!("{e}");
+                    return Ok(None);
+                }
+            },
             // Time.CurrentLocalTime: the system clock, in UTC.
             "current_local_time" => {
                 let secs = SystemTime::now()

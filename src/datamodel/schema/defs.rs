@@ -249,6 +249,12 @@ pub struct Binding {
     /// show under several parents (port forwards of a firewall zone, listed by each WAN
     /// connection): each appears under exactly one.
     pub under: Option<String>,
+    /// `or`: where the value is read when the binding's own backend has none, or one the
+    /// parameter's type does not allow (a live value where the configuration has none: the
+    /// address a DHCP client obtained, when uci holds only a static one; the channel a radio
+    /// set to `auto` is on). Its own `transform`; the binding's `map` and `ref` apply to both.
+    /// Writes go to the binding's own backend only.
+    pub or: Option<Box<Binding>>,
 }
 
 impl Binding {

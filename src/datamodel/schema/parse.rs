@@ -147,6 +147,10 @@ pub(super) struct LongBinding {
     reference: Option<String>,
     #[serde(default)]
     under: Option<String>,
+    #[serde(default)]
+    or: Option<String>,
+    #[serde(default)]
+    or_transform: Option<String>,
 }
 
 /// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
@@ -323,15 +327,28 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
     })
 }
 
-/// Reads the long form of a binding: `{ to, default, map, transform, ref, under }`.
+/// Reads the long form of a binding: `{ to, default, map, transform, ref, under, or,
+/// or_transform }`.
 pub(super) fn long_binding(l: LongBinding) -> Result<Binding, String> {
     let mut b = parse_binding(&l.to, l.default)?;
     b.map = l.map.into_iter().collect();
-    if let Some(t) = l.transform {
-        b.transform = Some(Transform::from_name(&t).ok_or_else(|| {
+    let transform = |t: String| {
+        Transform::from_name(&t).ok_or_else(|| {
             let known: Vec<&str> = Transform::ALL.iter().map(|t| t.name()).collect();
             format!("unknown transform {t:?} (known: {})", known.join(", "))
-        })?);
+        })
+    };
+    if let Some(t) = l.transform {
+        b.transform = Some(transform(t)?);
+    }
+    match (l.or, l.or_transform) {
+        (Some(or), t) => {
+            let mut alt = parse_binding(&or, None)?;
+            alt.transform = t.map(transform).transpose()?;
+            b.or = Some(Box::new(alt));
+        }
+        (None, Some(_)) => return Err("or_transform without or".into()),
+        (None, None) => {}
     }
     if let Some(r) = l.reference {
         if !r.ends_with('.') || r.contains("{i}") {
@@ -397,6 +414,7 @@ pub(super) fn parse_binding(to: &str, default: Option<String>) -> Result<Binding
         transform: None,
         reference: None,
         under: None,
+        or: None,
     })
 }
 
