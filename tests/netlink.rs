@@ -516,3 +516,48 @@ fn dump_of_a_namespace_with_many_addresses() {
     let routes = rt.routes().unwrap();
     assert!(routes.iter().filter(|r| r.table == 255).count() >= 600);
 }
+
+/// The fuzz seeds (`fuzz/corpus/netlink_parse/`, real datagrams captured by
+/// `fuzz/netlink_capture.py` on a little-endian host) parse, with what the capture set up.
+#[cfg(target_endian = "little")]
+#[test]
+fn captured_datagrams_parse() {
+    use cwmpd::datamodel::backend::netlink::wire::{parse, Msg};
+    let dir = support::repo().join("fuzz/corpus/netlink_parse");
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let msgs = parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!msgs.is_empty(), "{}", path.display());
+        all.extend(msgs.into_iter().map(|m| m.2));
+    }
+    let has = |f: &dyn Fn(&Msg) -> bool| all.iter().any(f);
+    assert!(has(
+        &|m| matches!(m, Msg::NewLink(l) if l.name == "v0" && l.mtu == Some(1492))
+    ));
+    assert!(has(
+        &|m| matches!(m, Msg::NewLink(l) if l.name == "br0" && l.kind.as_deref() == Some("bridge"))
+    ));
+    assert!(has(
+        &|m| matches!(m, Msg::NewAddr(a) if a.address.to_string() == "198.51.100.7"
+        && a.valid.is_some_and(|v| v <= 3600) && a.preferred.is_some_and(|p| p <= 1800))
+    ));
+    assert!(has(
+        &|m| matches!(m, Msg::NewAddr(a) if a.address.to_string() == "100.64.0.2"
+        && a.peer.map(|p| p.to_string()).as_deref() == Some("100.64.0.1"))
+    ));
+    assert!(has(
+        &|m| matches!(m, Msg::NewAddr(a) if a.label.as_deref() == Some("v0:lan")
+        && a.broadcast.map(|b| b.to_string()).as_deref() == Some("192.0.2.255"))
+    ));
+    assert!(has(&|m| matches!(m, Msg::NewRoute(r) if r.table == 100)));
+    assert!(has(
+        &|m| matches!(m, Msg::NewNeigh(n) if n.family == AF_BRIDGE
+        && n.lladdr.as_deref() == Some(&[2, 0, 0, 0, 0, 0x0b][..]))
+    ));
+    assert!(has(
+        &|m| matches!(m, Msg::DelAddr(a) if a.address.to_string() == "192.0.2.77")
+    ));
+    assert!(has(&|m| matches!(m, Msg::Done)));
+}
