@@ -22,7 +22,9 @@
 //! [`MAX_DUMP_BYTES`] bytes, else it fails; one datagram is at most [`MAX_DATAGRAM`] bytes
 //! (its size is read first with `MSG_PEEK | MSG_TRUNC`, so nothing is cut silently; the
 //! kernel's are at most 32 KiB). A dump that failed half way leaves the kernel's dump running
-//! on the socket, so the socket is then replaced by a new one before the next dump.
+//! on the socket, so the socket is then replaced by a new one before the next dump (made in
+//! the network namespace of the thread that calls that dump, like the first one by
+//! [`Rtnl::open`]: a socket belongs to the namespace it was made in).
 //!
 //! The monitor's [`Monitor::wait`] blocks until at least one message arrives (or its timeout),
 //! then takes every datagram already queued without blocking (at most [`MAX_DRAIN`]) and says
