@@ -255,6 +255,32 @@ impl Cpe {
         run(&refs)
     }
 
+    /// Runs one CLI command to completion (bounded) inside the network namespace `netns`
+    /// (`ip netns exec`): the agent then reads that namespace's kernel.
+    pub fn cli_in(&self, netns: &str, rest: &[&str]) -> Out {
+        let args = self.args(rest);
+        let mut all = vec!["netns", "exec", netns, bin().to_str().expect("UTF-8 path")];
+        all.extend(args.iter().map(String::as_str));
+        run_program(Path::new("ip"), &all)
+    }
+
+    /// Starts `cwmpd -c cfg run` inside the network namespace `netns`.
+    pub fn spawn_run_in(&self, netns: &str) -> Daemon {
+        let log = self.dir.path().join(format!("daemon-{}.log", rand_tag()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("clone log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(bin())
+            .args(self.args(&["run"]))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("spawn ip netns exec cwmpd run");
+        Daemon { child, log }
+    }
+
     /// Starts `cwmpd -c cfg run`.
     pub fn spawn_run(&self) -> Daemon {
         self.spawn_run_env(&[])
@@ -379,7 +405,12 @@ impl std::fmt::Display for Out {
 
 /// Runs the binary with `args`, killing it at [`CLI_TIMEOUT`].
 pub fn run(args: &[&str]) -> Out {
-    let mut child = Command::new(bin())
+    run_program(bin(), args)
+}
+
+/// Runs `program` with `args`, killing it at [`CLI_TIMEOUT`].
+pub fn run_program(program: &Path, args: &[&str]) -> Out {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -216,6 +216,70 @@ impl Broker {
         &self.socket
     }
 
+    /// Serves one moment of an OpenWrt router's daemons from `tests/fixtures/ubus/<release>/`
+    /// (`openwrt-21.02`, `openwrt-23.05`, `openwrt-24.10`) with its WAN over `scenario`
+    /// (`dhcp`, `pppoe`, `pppoe-autherror`): every `OBJECT.METHOD[.ARG=VALUE][.SCENARIO].json`
+    /// of the directory whose scenario is this one or none (the file names are in the
+    /// directory's README). How many replies it serves.
+    pub fn serve_fixtures(&self, release: &str, scenario: &str) -> usize {
+        const METHODS: &[&str] = &[
+            "dump",
+            "status",
+            "get_clients",
+            "get_status",
+            "info",
+            "assoclist",
+            "ipv4leases",
+            "ipv6leases",
+        ];
+        let dir = fixture_dir(release);
+        let mut served = 0;
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        // A scenario's own file after the one for every scenario: the later rule wins.
+        names.sort_by_key(|n| n.contains(&format!(".{scenario}.")));
+        for name in names {
+            let stem = name.trim_end_matches(".json");
+            let Some((object, method, rest)) = METHODS.iter().find_map(|m| {
+                let at = stem.find(&format!(".{m}"))?;
+                let rest = &stem[at + 1 + m.len()..];
+                (rest.is_empty() || rest.starts_with('.'))
+                    .then(|| (&stem[..at], *m, rest.trim_start_matches('.')))
+            }) else {
+                continue;
+            };
+            // `ARG=VALUE` (a value may hold dots: `eth0.2`), then the scenario.
+            let (args, scen) = match rest.split_once('=') {
+                Some((arg, tail)) => {
+                    let (value, scen) = match tail.rsplit_once('.') {
+                        Some((v, sc)) if ["dhcp", "pppoe", "pppoe-autherror"].contains(&sc) => {
+                            (v, sc)
+                        }
+                        _ => (tail, ""),
+                    };
+                    (Some((arg, value)), scen)
+                }
+                None => (None, rest),
+            };
+            if !scen.is_empty() && scen != scenario {
+                continue;
+            }
+            let file = dir.join(&name);
+            match args {
+                Some((arg, value)) => {
+                    self.reply_file_with_args(object, method, json!({ arg: value }), &file)
+                }
+                None => self.reply_file(object, method, &file),
+            }
+            served += 1;
+        }
+        served
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State, &mut Out) -> T) -> T {
         let mut out = Vec::new();
         let r = {
@@ -475,6 +539,13 @@ fn object_bytes(o: &Map<String, Json>) -> Vec<u8> {
 }
 
 /// The attributes of a table (what `UBUS_ATTR_DATA` holds) from a JSON object.
+/// `tests/fixtures/ubus/<release>/`.
+pub fn fixture_dir(release: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/ubus")
+        .join(release)
+}
+
 pub fn table_bytes(j: &Json) -> Vec<u8> {
     match j {
         Json::Object(o) => object_bytes(o),

@@ -14,6 +14,7 @@
 //! hostapd.wlan0/get_clients#clients[*]                    (instances: the table's keys)
 //! network.interface/dump#interface[*?proto=dhcp].interface (instances: a field of each element)
 //! network.wireless/status#*.interfaces[section={i}].ifname (`*`: any member, the first that has it)
+//! network.interface/dump#interface[interface=wan].ipv6-prefix[0].address/mask (two fields: `2001:db8::/56`)
 //! ```
 //!
 //! Arguments are strings (what `ubus call OBJECT METHOD '{"ARG":"VALUE"}'` sends). In the path,
@@ -219,8 +220,15 @@ impl UbusBackend {
     fn value(&mut self, key: &str) -> Option<String> {
         let p = parse(key).ok()?;
         let reply = self.reply(&p)?;
-        let v = walk(reply, &p.path)?;
-        render(v)
+        // `A/B` last: the two fields of one table joined by `/` (netifd's `address` and
+        // `mask` as one prefix).
+        if let Some((Step::Name(last), head)) = p.path.split_last() {
+            if let Some((a, b)) = last.split_once('/') {
+                let t = walk(reply, head)?;
+                return Some(format!("{}/{}", render(t.get(a)?)?, render(t.get(b)?)?));
+            }
+        }
+        render(walk(reply, &p.path)?)
     }
 
     fn list(&mut self, key: &str) -> Vec<String> {
@@ -505,6 +513,17 @@ mod tests {
             Some("86400")
         );
         assert_eq!(read(&d, "interface[interface=lan].dns-server"), None);
+        let mut b = UbusBackend::new(&Platform::default());
+        b.replies.insert("x/y".into(), Some(d.clone()));
+        assert_eq!(
+            b.value("x/y#interface[interface=wan].ipv4-address[0].address/mask")
+                .as_deref(),
+            Some("198.51.100.7/22")
+        );
+        assert_eq!(
+            b.value("x/y#interface[interface=wan].ipv4-address[0].address/nope"),
+            None
+        );
         assert_eq!(
             read(&d, "interface[interface=wan].ipv4-address"),
             None,
