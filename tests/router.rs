@@ -15,7 +15,7 @@
 //! The active notification throttle is proven in memory: `tests/sessions`, case
 //! `notification_throttle`.
 
-use support::{acs, cpe, tempdir, uci as uci_support};
+use support::{acs, cpe, netns::Netns, tempdir, uci as uci_support, ubus::Broker};
 use tempdir::{copy_tree, make_executable};
 
 use std::collections::BTreeMap;
@@ -42,6 +42,11 @@ struct Router {
 
 impl Router {
     fn new(tag: &str, acs: &Acs, vendor: Option<&Path>) -> Router {
+        Router::with(tag, acs, vendor, "")
+    }
+
+    /// [`Router::new`] with more `[datamodel]` lines (`ubus_socket = …`).
+    fn with(tag: &str, acs: &Acs, vendor: Option<&Path>, datamodel: &str) -> Router {
         let uci = uci_support::uci_bin();
         let cpe = Cpe::with_config(tag, &acs.url(), None, 3600, |dir| {
             let root = dir.join("root");
@@ -49,7 +54,7 @@ impl Router {
             let reloads = dir.join("reloads.log");
             let vendor_dir = vendor.map_or_else(|| dir.join("datamodel.d"), Path::to_path_buf);
             let mut s = format!(
-                "\n[datamodel]\nplatform = \"openwrt\"\nroot = {:?}\nuci = {:?}\nuci_savedir = {:?}\ndir = {:?}\npoll_interval = 2\n\n[datamodel.reload]\n",
+                "\n[datamodel]\nplatform = \"openwrt\"\nroot = {:?}\nuci = {:?}\nuci_savedir = {:?}\ndir = {:?}\npoll_interval = 2\n{datamodel}\n[datamodel.reload]\n",
                 root.display().to_string(),
                 uci.display().to_string(),
                 dir.join("uci-save").display().to_string(),
@@ -930,5 +935,222 @@ fn the_uci_config_is_the_config_and_follows_the_acs() {
         out.stderr
             .contains(&format!("cwmpd:{line}: unknown field `timout`")),
         "{out}"
+    );
+}
+
+/// The fixture router at one moment of its life: netifd, hostapd and iwinfo answering over ubus
+/// (the test broker serving OpenWrt 23.05's replies for this router, `tests/fixtures/ubus/`),
+/// and the kernel in a network namespace holding the router's netdevs as netifd and the DHCP or
+/// PPP client left them. `cwmpd` runs inside the namespace.
+struct LiveRouter {
+    router: Router,
+    ns: Netns,
+    broker: Broker,
+}
+
+impl LiveRouter {
+    /// `scenario`: `dhcp` or `pppoe` (the WAN's protocol); `None` where namespaces cannot be
+    /// made (not root).
+    fn new(tag: &str, acs: &Acs, scenario: &str) -> Option<LiveRouter> {
+        let ns = Netns::new()?;
+        let broker = Broker::start();
+        assert!(broker.serve_fixtures("openwrt-23.05", scenario) >= 15);
+        let router = Router::with(
+            tag,
+            acs,
+            None,
+            &format!("ubus_socket = {:?}\n", broker.socket().display().to_string()),
+        );
+        // The router's netdevs (tests/fixtures/router/README.md): the WAN port, the LAN bridge
+        // with a port and the two access points; each a veth whose other end stays beside it.
+        for (dev, peer, mac) in [
+            ("wan", "isp", "14:91:82:3a:5c:11"),
+            ("lan1", "lan1-host", "14:91:82:3a:5c:10"),
+            ("phy0-ap0", "sta0", "14:91:82:3a:5c:12"),
+            ("phy1-ap0", "sta1", "14:91:82:3a:5c:13"),
+        ] {
+            ns.veth(dev, peer);
+            ns.ip(&["link", "set", dev, "address", mac]);
+            ns.up(dev);
+            ns.up(peer);
+        }
+        ns.bridge("br-lan");
+        for port in ["lan1", "phy0-ap0", "phy1-ap0"] {
+            ns.enslave(port, "br-lan");
+        }
+        ns.up("br-lan");
+        ns.addr("br-lan", "192.168.1.1/24");
+        match scenario {
+            // What netifd sets from udhcpc's lease (dhcp.script: address, no lifetime).
+            "dhcp" => {
+                ns.addr("wan", "203.0.113.45/24");
+                ns.route(&["add", "default", "via", "203.0.113.1", "dev", "wan"]);
+            }
+            // pppd's session netdev (a veth standing in: the kernel's view of an address with
+            // a peer is the same), MTU 1492 as netifd asks for PPPoE.
+            _ => {
+                ns.veth("pppoe-wan", "ac");
+                ns.ip(&["link", "set", "pppoe-wan", "mtu", "1492"]);
+                ns.up("pppoe-wan");
+                ns.ip(&[
+                    "addr", "add", "198.51.100.77", "peer", "198.51.100.1/32", "dev", "pppoe-wan",
+                ]);
+                ns.route(&["add", "default", "via", "198.51.100.1", "dev", "pppoe-wan"]);
+                router.uci(&["set", "network.wan.proto=pppoe"]);
+                router.uci(&["commit", "network"]);
+            }
+        }
+        // Two LAN hosts the kernel has seen: the laptop on Wi-Fi, the NAS on port lan1.
+        ns.neigh(&[
+            "add", "192.168.1.123", "lladdr", "f0:18:98:4e:5d:6c", "dev", "br-lan", "nud",
+            "reachable",
+        ]);
+        ns.neigh(&[
+            "add", "192.168.1.10", "lladdr", "00:11:32:aa:bb:cc", "dev", "br-lan", "nud", "stale",
+        ]);
+        for (mac, port) in [
+            ("f0:18:98:4e:5d:6c", "phy0-ap0"),
+            ("00:11:32:aa:bb:cc", "lan1"),
+        ] {
+            let out = ns.exec(&["bridge", "fdb", "add", mac, "dev", port, "master", "static"]);
+            assert!(out.status.success(), "bridge fdb add: {out:?}");
+        }
+        Some(LiveRouter { router, ns, broker })
+    }
+
+    /// `cwmpd get PATHS` in the namespace, as name → value.
+    fn get(&self, paths: &[&str]) -> BTreeMap<String, String> {
+        let mut args = vec!["get"];
+        args.extend_from_slice(paths);
+        let out = self.router.cpe.cli_in(self.ns.name(), &args);
+        out.assert_code(0, "get");
+        out.stdout
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(" [")?;
+                let (_, value) = rest.split_once("] = ")?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+}
+
+fn assert_values(got: &BTreeMap<String, String>, want: &[(&str, &str)]) {
+    for (name, value) in want {
+        assert_eq!(
+            got.get(*name).map(String::as_str),
+            Some(*value),
+            "{name}\n{got:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_dhcp_wan_shows_its_lease_stations_and_hosts_from_netifd_hostapd_and_the_kernel() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let Some(live) = LiveRouter::new("live-dhcp", &acs, "dhcp") else {
+        return;
+    };
+    let got = live.get(&["Device."]);
+    // IP.Interface: 1 loopback, 2 lan, 3 wan, 4 wan6, 5 wanppp (the uci order).
+    assert_values(
+        &got,
+        &[
+            ("Device.IP.Interface.3.Name", "wan"),
+            ("Device.IP.Interface.3.Status", "Up"),
+            ("Device.IP.Interface.3.LastChange", "356096"),
+            ("Device.IP.Interface.3.IPv4Address.1.IPAddress", "203.0.113.45"),
+            ("Device.IP.Interface.3.IPv4Address.1.SubnetMask", "255.255.255.0"),
+            ("Device.IP.Interface.3.IPv4Address.1.AddressingType", "DHCP"),
+            // The LAN's static address stays uci's (and writable).
+            ("Device.IP.Interface.2.IPv4Address.1.IPAddress", "192.168.1.1"),
+            ("Device.IP.Interface.2.IPv4Address.1.AddressingType", "Static"),
+            ("Device.IP.Interface.5.Status", "Down"),
+            ("Device.DHCPv4.Client.1.Interface", "Device.IP.Interface.3"),
+            ("Device.DHCPv4.Client.1.DHCPStatus", "Bound"),
+            ("Device.DHCPv4.Client.1.IPAddress", "203.0.113.45"),
+            ("Device.DHCPv4.Client.1.SubnetMask", "255.255.255.0"),
+            ("Device.DHCPv4.Client.1.IPRouters", "203.0.113.1"),
+            ("Device.DHCPv4.Client.1.DNSServers", "203.0.113.53,203.0.113.54"),
+            ("Device.DHCPv4.Client.1.DHCPServer", "198.51.100.10"),
+            // Wi-Fi: the 2.4 GHz AP has two stations, the 5 GHz one none.
+            ("Device.WiFi.SSID.1.Name", "phy0-ap0"),
+            ("Device.WiFi.SSID.1.Status", "Up"),
+            ("Device.WiFi.SSID.1.MACAddress", "14:91:82:3a:5c:12"),
+            ("Device.WiFi.AccessPoint.1.Status", "Enabled"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDeviceNumberOfEntries", "2"),
+            ("Device.WiFi.AccessPoint.2.AssociatedDeviceNumberOfEntries", "0"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.MACAddress", "f0:18:98:4e:5d:6c"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.AuthenticationState", "true"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.SignalStrength", "-58"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.LastDataDownlinkRate", "144400"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.LastDataUplinkRate", "130000"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.Active", "true"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.Stats.BytesSent", "3012456789"),
+            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.Stats.BytesReceived", "398765432"),
+            ("Device.WiFi.Radio.1.Status", "Up"),
+            ("Device.WiFi.Radio.1.Channel", "6"),
+            // Hosts: the leases; activity and the port from the kernel.
+            ("Device.Hosts.Host.4.PhysAddress", "f0:18:98:4e:5d:6c"),
+            ("Device.Hosts.Host.4.Active", "true"),
+            ("Device.Hosts.Host.4.Layer1Interface", ""),
+            ("Device.Hosts.Host.1.PhysAddress", "00:11:32:aa:bb:cc"),
+            ("Device.Hosts.Host.1.Active", "true"),
+            ("Device.Hosts.Host.1.Layer1Interface", "Device.Ethernet.Interface.1"),
+            ("Device.Hosts.Host.1.IPv4Address.1.IPAddress", "192.168.1.10"),
+            ("Device.Hosts.Host.2.Active", "false"),
+            // The kernel's routes.
+            ("Device.Routing.Router.1.IPv4Forwarding.1.GatewayIPAddress", "203.0.113.1"),
+        ],
+    );
+    // One call per object and method for the whole tree, whatever the number of parameters.
+    for (object, method) in [
+        ("network.interface", "dump"),
+        ("network.wireless", "status"),
+        ("hostapd.phy0-ap0", "get_clients"),
+    ] {
+        assert_eq!(live.broker.invokes(object, method), 1, "{object} {method}");
+    }
+}
+
+#[test]
+fn a_pppoe_wan_shows_its_session_and_its_last_error() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let Some(live) = LiveRouter::new("live-pppoe", &acs, "pppoe") else {
+        return;
+    };
+    let got = live.get(&["Device.PPP.", "Device.IP.Interface.3."]);
+    // PPP.Interface: 1 wan (now pppoe), 2 wanppp.
+    assert_values(
+        &got,
+        &[
+            ("Device.PPP.Interface.1.Name", "pppoe-wan"),
+            ("Device.PPP.Interface.1.Status", "Up"),
+            ("Device.PPP.Interface.1.ConnectionStatus", "Connected"),
+            ("Device.PPP.Interface.1.LastChange", "16234"),
+            ("Device.PPP.Interface.1.LastConnectionError", "ERROR_NONE"),
+            ("Device.PPP.Interface.1.CurrentMRUSize", "1492"),
+            ("Device.PPP.Interface.1.IPCP.LocalIPAddress", "198.51.100.77"),
+            ("Device.PPP.Interface.1.IPCP.RemoteIPAddress", "198.51.100.1"),
+            ("Device.PPP.Interface.1.IPCP.DNSServers", "203.0.113.53,203.0.113.54"),
+            ("Device.PPP.Interface.2.Status", "Down"),
+            ("Device.IP.Interface.3.IPv4Address.1.IPAddress", "198.51.100.77"),
+            ("Device.IP.Interface.3.IPv4Address.1.SubnetMask", "255.255.255.255"),
+            ("Device.IP.Interface.3.IPv4Address.1.AddressingType", "IPCP"),
+        ],
+    );
+    // A wrong password: pppd retries, netifd keeps its exit code until the next ifup.
+    live.broker.serve_fixtures("openwrt-23.05", "pppoe-autherror");
+    let got = live.get(&["Device.PPP.Interface.1."]);
+    assert_values(
+        &got,
+        &[
+            ("Device.PPP.Interface.1.Status", "Down"),
+            ("Device.PPP.Interface.1.ConnectionStatus", "Disconnected"),
+            (
+                "Device.PPP.Interface.1.LastConnectionError",
+                "ERROR_AUTHENTICATION_FAILURE",
+            ),
+        ],
     );
 }

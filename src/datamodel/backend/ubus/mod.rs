@@ -57,11 +57,13 @@ pub const TIMEOUT: Duration = Duration::from_secs(3);
 /// ubusd's socket before OpenWrt 19.07, tried when the configured one is missing.
 const OLD_SOCKET: &str = "/var/run/ubus.sock";
 
-/// What the event source listens to: netifd's interface and device events, and ubusd's own
-/// when an object appears (hostapd's, after a `wifi` reload).
-const EVENTS: &[&str] = &["network.interface", "network.device", "ubus.object.add"];
-/// Whose notifications it subscribes to (hostapd: `assoc`, `disassoc`).
-const SUBSCRIBE: &str = "hostapd.*";
+/// What the event source listens to: netifd's interface events (`ifup`, `ifdown`), and ubusd's
+/// own when an object appears (hostapd's, after a `wifi` reload: subscribed to again).
+const EVENTS: &[&str] = &["network.interface", "ubus.object.add"];
+/// Whose notifications it subscribes to: netifd's `interface.update` (an address, route or
+/// prefix changed without a down and up) and `wireless.update` (24.10), dnsmasq's `dhcp.ack` and
+/// `dhcp.release`, hostapd's `assoc`, `disassoc`, `deauth` (tests/fixtures/ubus/FIELDS.md).
+const SUBSCRIBE: &[&str] = &["network.interface", "network.wireless", "dnsmasq", "hostapd.*"];
 
 /// A parsed key.
 struct Parsed<'a> {
@@ -386,11 +388,10 @@ impl Events {
         for e in EVENTS {
             l.listen(e)?;
         }
-        let objects = Ubus::connect(socket, TIMEOUT)?.lookup(SUBSCRIBE)?;
-        for o in objects {
-            // An object gone between the lookup and the subscription is no error.
-            if let Err(e) = l.subscribe(&o.path) {
-                log::debug!("ubus: cannot subscribe to {}: {e}", o.path);
+        for o in SUBSCRIBE {
+            // An object that is not there (no Wi-Fi, odhcpd instead of dnsmasq) is no error.
+            if let Err(e) = l.subscribe(o) {
+                log::debug!("ubus: cannot subscribe to {o}: {e}");
             }
         }
         Ok(l)
@@ -419,7 +420,7 @@ impl EventSource for Events {
             Ok(Some(ev)) => {
                 if ev.name == "ubus.object.add" {
                     let path = ev.data.get("path").and_then(Value::as_str).unwrap_or("");
-                    if path.starts_with("hostapd.") {
+                    if path.starts_with("hostapd.") || SUBSCRIBE.contains(&path) {
                         if let Err(e) = l.subscribe(path) {
                             log::debug!("ubus: cannot subscribe to {path}: {e}");
                         }
