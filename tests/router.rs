@@ -15,7 +15,7 @@
 //! The active notification throttle is proven in memory: `tests/sessions`, case
 //! `notification_throttle`.
 
-use support::{acs, cpe, netns::Netns, tempdir, uci as uci_support, ubus::Broker};
+use support::{acs, cpe, netns::Netns, tempdir, ubus::Broker, uci as uci_support};
 use tempdir::{copy_tree, make_executable};
 
 use std::collections::BTreeMap;
@@ -959,7 +959,10 @@ impl LiveRouter {
             tag,
             acs,
             None,
-            &format!("ubus_socket = {:?}\n", broker.socket().display().to_string()),
+            &format!(
+                "ubus_socket = {:?}\n",
+                broker.socket().display().to_string()
+            ),
         );
         // The router's netdevs (tests/fixtures/router/README.md): the WAN port, the LAN bridge
         // with a port and the two access points; each a veth whose other end stays beside it.
@@ -993,7 +996,13 @@ impl LiveRouter {
                 ns.ip(&["link", "set", "pppoe-wan", "mtu", "1492"]);
                 ns.up("pppoe-wan");
                 ns.ip(&[
-                    "addr", "add", "198.51.100.77", "peer", "198.51.100.1/32", "dev", "pppoe-wan",
+                    "addr",
+                    "add",
+                    "198.51.100.77",
+                    "peer",
+                    "198.51.100.1/32",
+                    "dev",
+                    "pppoe-wan",
                 ]);
                 ns.route(&["add", "default", "via", "198.51.100.1", "dev", "pppoe-wan"]);
                 router.uci(&["set", "network.wan.proto=pppoe"]);
@@ -1002,11 +1011,24 @@ impl LiveRouter {
         }
         // Two LAN hosts the kernel has seen: the laptop on Wi-Fi, the NAS on port lan1.
         ns.neigh(&[
-            "add", "192.168.1.123", "lladdr", "f0:18:98:4e:5d:6c", "dev", "br-lan", "nud",
+            "add",
+            "192.168.1.123",
+            "lladdr",
+            "f0:18:98:4e:5d:6c",
+            "dev",
+            "br-lan",
+            "nud",
             "reachable",
         ]);
         ns.neigh(&[
-            "add", "192.168.1.10", "lladdr", "00:11:32:aa:bb:cc", "dev", "br-lan", "nud", "stale",
+            "add",
+            "192.168.1.10",
+            "lladdr",
+            "00:11:32:aa:bb:cc",
+            "dev",
+            "br-lan",
+            "nud",
+            "stale",
         ]);
         for (mac, port) in [
             ("f0:18:98:4e:5d:6c", "phy0-ap0"),
@@ -1059,35 +1081,80 @@ fn a_dhcp_wan_shows_its_lease_stations_and_hosts_from_netifd_hostapd_and_the_ker
             ("Device.IP.Interface.3.Name", "wan"),
             ("Device.IP.Interface.3.Status", "Up"),
             ("Device.IP.Interface.3.LastChange", "356096"),
-            ("Device.IP.Interface.3.IPv4Address.1.IPAddress", "203.0.113.45"),
-            ("Device.IP.Interface.3.IPv4Address.1.SubnetMask", "255.255.255.0"),
+            (
+                "Device.IP.Interface.3.IPv4Address.1.IPAddress",
+                "203.0.113.45",
+            ),
+            (
+                "Device.IP.Interface.3.IPv4Address.1.SubnetMask",
+                "255.255.255.0",
+            ),
             ("Device.IP.Interface.3.IPv4Address.1.AddressingType", "DHCP"),
             // The LAN's static address stays uci's (and writable).
-            ("Device.IP.Interface.2.IPv4Address.1.IPAddress", "192.168.1.1"),
-            ("Device.IP.Interface.2.IPv4Address.1.AddressingType", "Static"),
+            (
+                "Device.IP.Interface.2.IPv4Address.1.IPAddress",
+                "192.168.1.1",
+            ),
+            (
+                "Device.IP.Interface.2.IPv4Address.1.AddressingType",
+                "Static",
+            ),
             ("Device.IP.Interface.5.Status", "Down"),
             ("Device.DHCPv4.Client.1.Interface", "Device.IP.Interface.3"),
             ("Device.DHCPv4.Client.1.DHCPStatus", "Bound"),
             ("Device.DHCPv4.Client.1.IPAddress", "203.0.113.45"),
             ("Device.DHCPv4.Client.1.SubnetMask", "255.255.255.0"),
             ("Device.DHCPv4.Client.1.IPRouters", "203.0.113.1"),
-            ("Device.DHCPv4.Client.1.DNSServers", "203.0.113.53,203.0.113.54"),
+            (
+                "Device.DHCPv4.Client.1.DNSServers",
+                "203.0.113.53,203.0.113.54",
+            ),
             ("Device.DHCPv4.Client.1.DHCPServer", "198.51.100.10"),
             // Wi-Fi: the 2.4 GHz AP has two stations, the 5 GHz one none.
             ("Device.WiFi.SSID.1.Name", "phy0-ap0"),
             ("Device.WiFi.SSID.1.Status", "Up"),
             ("Device.WiFi.SSID.1.MACAddress", "14:91:82:3a:5c:12"),
             ("Device.WiFi.AccessPoint.1.Status", "Enabled"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDeviceNumberOfEntries", "2"),
-            ("Device.WiFi.AccessPoint.2.AssociatedDeviceNumberOfEntries", "0"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.MACAddress", "f0:18:98:4e:5d:6c"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.AuthenticationState", "true"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.SignalStrength", "-58"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.LastDataDownlinkRate", "144400"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.LastDataUplinkRate", "130000"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.Active", "true"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.Stats.BytesSent", "3012456789"),
-            ("Device.WiFi.AccessPoint.1.AssociatedDevice.1.Stats.BytesReceived", "398765432"),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDeviceNumberOfEntries",
+                "2",
+            ),
+            (
+                "Device.WiFi.AccessPoint.2.AssociatedDeviceNumberOfEntries",
+                "0",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.MACAddress",
+                "f0:18:98:4e:5d:6c",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.AuthenticationState",
+                "true",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.SignalStrength",
+                "-58",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.LastDataDownlinkRate",
+                "144400",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.LastDataUplinkRate",
+                "130000",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.Active",
+                "true",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.Stats.BytesSent",
+                "3012456789",
+            ),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDevice.1.Stats.BytesReceived",
+                "398765432",
+            ),
             ("Device.WiFi.Radio.1.Status", "Up"),
             ("Device.WiFi.Radio.1.Channel", "6"),
             // Hosts: the leases; activity and the port from the kernel.
@@ -1096,11 +1163,20 @@ fn a_dhcp_wan_shows_its_lease_stations_and_hosts_from_netifd_hostapd_and_the_ker
             ("Device.Hosts.Host.4.Layer1Interface", ""),
             ("Device.Hosts.Host.1.PhysAddress", "00:11:32:aa:bb:cc"),
             ("Device.Hosts.Host.1.Active", "true"),
-            ("Device.Hosts.Host.1.Layer1Interface", "Device.Ethernet.Interface.1"),
-            ("Device.Hosts.Host.1.IPv4Address.1.IPAddress", "192.168.1.10"),
+            (
+                "Device.Hosts.Host.1.Layer1Interface",
+                "Device.Ethernet.Interface.1",
+            ),
+            (
+                "Device.Hosts.Host.1.IPv4Address.1.IPAddress",
+                "192.168.1.10",
+            ),
             ("Device.Hosts.Host.2.Active", "false"),
             // The kernel's routes.
-            ("Device.Routing.Router.1.IPv4Forwarding.1.GatewayIPAddress", "203.0.113.1"),
+            (
+                "Device.Routing.Router.1.IPv4Forwarding.1.GatewayIPAddress",
+                "203.0.113.1",
+            ),
         ],
     );
     // One call per object and method for the whole tree, whatever the number of parameters.
@@ -1130,17 +1206,33 @@ fn a_pppoe_wan_shows_its_session_and_its_last_error() {
             ("Device.PPP.Interface.1.LastChange", "16234"),
             ("Device.PPP.Interface.1.LastConnectionError", "ERROR_NONE"),
             ("Device.PPP.Interface.1.CurrentMRUSize", "1492"),
-            ("Device.PPP.Interface.1.IPCP.LocalIPAddress", "198.51.100.77"),
-            ("Device.PPP.Interface.1.IPCP.RemoteIPAddress", "198.51.100.1"),
-            ("Device.PPP.Interface.1.IPCP.DNSServers", "203.0.113.53,203.0.113.54"),
+            (
+                "Device.PPP.Interface.1.IPCP.LocalIPAddress",
+                "198.51.100.77",
+            ),
+            (
+                "Device.PPP.Interface.1.IPCP.RemoteIPAddress",
+                "198.51.100.1",
+            ),
+            (
+                "Device.PPP.Interface.1.IPCP.DNSServers",
+                "203.0.113.53,203.0.113.54",
+            ),
             ("Device.PPP.Interface.2.Status", "Down"),
-            ("Device.IP.Interface.3.IPv4Address.1.IPAddress", "198.51.100.77"),
-            ("Device.IP.Interface.3.IPv4Address.1.SubnetMask", "255.255.255.255"),
+            (
+                "Device.IP.Interface.3.IPv4Address.1.IPAddress",
+                "198.51.100.77",
+            ),
+            (
+                "Device.IP.Interface.3.IPv4Address.1.SubnetMask",
+                "255.255.255.255",
+            ),
             ("Device.IP.Interface.3.IPv4Address.1.AddressingType", "IPCP"),
         ],
     );
     // A wrong password: pppd retries, netifd keeps its exit code until the next ifup.
-    live.broker.serve_fixtures("openwrt-23.05", "pppoe-autherror");
+    live.broker
+        .serve_fixtures("openwrt-23.05", "pppoe-autherror");
     let got = live.get(&["Device.PPP.Interface.1."]);
     assert_values(
         &got,

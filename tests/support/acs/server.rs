@@ -33,6 +33,9 @@ pub struct Acs {
     path: String,
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
+    /// The listening socket, to wake the accept loop on drop when a connection cannot reach it
+    /// (an ACS listening inside a network namespace the dropping thread is not in).
+    listener: Option<TcpListener>,
 }
 
 struct Shared {
@@ -97,6 +100,7 @@ impl Acs {
             live: AtomicUsize::new(0),
         });
         let s = shared.clone();
+        let wake = listener.try_clone().ok();
         let accept = thread::Builder::new()
             .name("acs-accept".into())
             .spawn(move || accept_loop(listener, s))?;
@@ -106,6 +110,7 @@ impl Acs {
             path,
             shared,
             accept: Some(accept),
+            listener: wake,
         })
     }
 
@@ -206,7 +211,12 @@ impl Acs {
 impl Drop for Acs {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag, then close every live connection.
+        // Wake the accept loop so it sees the flag, then close every live connection. Shutting
+        // the listening socket down ends a blocked accept(2) on Linux (EINVAL) from any
+        // namespace; the connection covers the rest.
+        if let Some(l) = &self.listener {
+            let _ = socket2::SockRef::from(l).shutdown(Shutdown::Read);
+        }
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500));
         if let Some(h) = self.accept.take() {
             let _ = h.join();

@@ -63,7 +63,12 @@ const EVENTS: &[&str] = &["network.interface", "ubus.object.add"];
 /// Whose notifications it subscribes to: netifd's `interface.update` (an address, route or
 /// prefix changed without a down and up) and `wireless.update` (24.10), dnsmasq's `dhcp.ack` and
 /// `dhcp.release`, hostapd's `assoc`, `disassoc`, `deauth` (tests/fixtures/ubus/FIELDS.md).
-const SUBSCRIBE: &[&str] = &["network.interface", "network.wireless", "dnsmasq", "hostapd.*"];
+const SUBSCRIBE: &[&str] = &[
+    "network.interface",
+    "network.wireless",
+    "dnsmasq",
+    "hostapd.*",
+];
 
 /// A parsed key.
 struct Parsed<'a> {

@@ -1,0 +1,166 @@
+//! The `linux` platform on the real kernel: `cwmpd` in a network namespace the test made, its
+//! interfaces and addresses read over rtnetlink, and the kernel's change messages turning into
+//! `4 VALUE CHANGE` sessions (TR-069 §A.3.2.4) without waiting for the poll.
+//!
+//! - `cwmpd get Device.IP.Interface.` lists the namespace's links with their state, MTU and
+//!   addresses as `ip` made them (a static address, one with the lifetimes a DHCP client sets);
+//! - with active notification on an interface's Status and on its IPv4 address count, a link
+//!   going down and an address added each reach the ACS in a VALUE CHANGE session within
+//!   seconds, with a poll interval of an hour: the netlink event source drives them.
+//!
+//! The namespaces need root (CI is root); elsewhere the tests say so and pass.
+
+use support::{acs, cpe, netns::Netns};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use acs::{Acs, AcsOptions};
+use cpe::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A CPE on the linux platform (no poll for an hour: only events can start a notification).
+fn linux_cpe(tag: &str, url: &str) -> Cpe {
+    Cpe::with_config(tag, url, None, 3600, |dir| {
+        format!(
+            "\n[datamodel]\nplatform = \"linux\"\ndir = {:?}\npoll_interval = 3600\n",
+            dir.join("datamodel.d").display().to_string()
+        )
+    })
+}
+
+fn values(out: &Out) -> BTreeMap<String, String> {
+    out.stdout
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(" [")?;
+            let (_, value) = rest.split_once("] = ")?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// The instance path of the IP interface named `name`.
+fn interface(v: &BTreeMap<String, String>, name: &str) -> String {
+    v.iter()
+        .find(|(k, val)| {
+            k.starts_with("Device.IP.Interface.") && k.ends_with(".Name") && *val == name
+        })
+        .map(|(k, _)| k.trim_end_matches("Name").to_string())
+        .unwrap_or_else(|| panic!("no interface {name}: {v:#?}"))
+}
+
+#[test]
+fn get_lists_the_namespace_interfaces_and_addresses_as_the_kernel_holds_them() {
+    let Some(ns) = Netns::new() else { return };
+    ns.veth("wan0", "isp0");
+    ns.ip(&["link", "set", "wan0", "mtu", "1480"]);
+    ns.up("wan0");
+    ns.up("isp0");
+    ns.addr("isp0", "192.0.2.1/24");
+    // As udhcpc's default script or dhclient set a lease: a valid and preferred lifetime.
+    ns.addr_lft("wan0", "192.0.2.77/24", 3600, 1800, &[]);
+    ns.addr("wan0", "2001:db8:7::2/64");
+    ns.route(&["add", "default", "via", "192.0.2.1", "dev", "wan0"]);
+    let cpe = linux_cpe("live-get", "http://127.0.0.1:9/");
+    let out = cpe.cli_in(ns.name(), &["get", "Device.IP.", "Device.Routing."]);
+    out.assert_code(0, "get");
+    let v = values(&out);
+    let lo = interface(&v, "lo");
+    let wan = interface(&v, "wan0");
+    let want = [
+        // The loopback keeps no operstate (`unknown`): it is up by its lower layer.
+        (format!("{lo}Status"), "Up"),
+        (format!("{lo}Type"), "Loopback"),
+        (format!("{wan}Status"), "Up"),
+        (format!("{wan}Enable"), "true"),
+        (format!("{wan}MaxMTUSize"), "1480"),
+        (format!("{wan}IPv4AddressNumberOfEntries"), "1"),
+        (format!("{wan}IPv4Address.1.IPAddress"), "192.0.2.77"),
+        (format!("{wan}IPv4Address.1.SubnetMask"), "255.255.255.0"),
+        (format!("{wan}IPv4Address.1.AddressingType"), "DHCP"),
+    ];
+    for (name, value) in &want {
+        assert_eq!(
+            v.get(name).map(String::as_str),
+            Some(*value),
+            "{name}\n{out}"
+        );
+    }
+    // The static IPv6 address, and the link-local one the kernel made.
+    let v6: Vec<&String> = v
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{wan}IPv6Address.")) && k.ends_with(".IPAddress"))
+        .map(|(_, val)| val)
+        .collect();
+    assert!(v6.iter().any(|a| *a == "2001:db8:7::2"), "{v6:?}");
+    assert!(v6.iter().any(|a| a.starts_with("fe80::")), "{v6:?}");
+    // The default route, on that interface.
+    let gw = v
+        .iter()
+        .find(|(k, val)| k.ends_with(".GatewayIPAddress") && *val == "192.0.2.1")
+        .map(|(k, _)| k.trim_end_matches("GatewayIPAddress").to_string())
+        .unwrap_or_else(|| panic!("no default route\n{out}"));
+    assert_eq!(
+        v.get(&format!("{gw}Interface")).map(String::as_str),
+        Some(wan.trim_end_matches('.')),
+    );
+    // Taken down, it reads Down, and so does the link whose peer went down with it.
+    ns.down("lo");
+    ns.down("isp0");
+    let v = values(&cpe.cli_in(
+        ns.name(),
+        &["get", &format!("{lo}Status"), &format!("{wan}Status")],
+    ));
+    assert_eq!(
+        v.get(&format!("{lo}Status")).map(String::as_str),
+        Some("Down")
+    );
+    assert_eq!(
+        v.get(&format!("{wan}Status")).map(String::as_str),
+        Some("LowerLayerDown")
+    );
+}
+
+#[test]
+fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
+    let Some(ns) = Netns::new() else { return };
+    ns.veth("wan0", "isp0");
+    ns.up("wan0");
+    ns.up("isp0");
+    ns.addr("wan0", "192.0.2.77/24");
+    // The ACS listens inside the namespace (its socket is made by a thread that entered it).
+    let acs = ns.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
+    let cpe = linux_cpe("live-notify", &acs.url());
+    let v = values(&cpe.cli_in(ns.name(), &["get", "Device.IP.Interface."]));
+    let wan = interface(&v, "wan0");
+    let status = format!("{wan}Status");
+    let count = format!("{wan}IPv4AddressNumberOfEntries");
+    acs.push_script([spa_req(&status, 2), spa_req(&count, 2)]);
+    let daemon = cpe.spawn_run_in(ns.name());
+    acs.wait_sessions(1, WAIT)
+        .unwrap_or_else(|e| panic!("boot session: {e}\n{}", daemon.log()));
+    assert!(
+        poll(WAIT, || (acs.completed().len() == 1).then_some(())).is_some(),
+        "{}",
+        daemon.log()
+    );
+    let changed = |name: &str, value: &str, seen: usize| {
+        poll(WAIT, || {
+            acs.completed()
+                .into_iter()
+                .skip(seen)
+                .find(|s| s.has_event("4 VALUE CHANGE") && s.param(name) == Some(value))
+        })
+        .unwrap_or_else(|| panic!("no VALUE CHANGE with {name} = {value}\n{}", daemon.log()))
+    };
+    // The peer unplugged: the kernel reports the link's carrier lost.
+    ns.down("isp0");
+    let seen = acs.completed().len().saturating_sub(1);
+    changed(&status, "LowerLayerDown", seen);
+    // A second address, as a renumbering would add it.
+    let seen = acs.completed().len();
+    ns.addr("wan0", "198.51.100.9/24");
+    changed(&count, "2", seen);
+}
