@@ -17,6 +17,9 @@
 //!   pppd's exit code after an authentication failure as TR-098's LastConnectionError, and a
 //!   code TR-098 has no name for as ERROR_UNKNOWN.
 //!
+//! - No ubusd: the same tree answers, the live values absent or their defaults, with a log
+//!   line, never a failed request.
+//!
 //! Counters are compared with what iproute2 (`ip -j -s link`) reads for the same netdev after
 //! known traffic (IPv6 is off in the namespaces, so nothing else moves them). Needs root and
 //! `ip netns` (skipped with a line otherwise, never under `CI`).
@@ -57,8 +60,13 @@ struct Router {
 
 impl Router {
     fn new(tag: &str, broker: &Broker) -> Router {
+        Router::with_socket(tag, broker.socket())
+    }
+
+    /// A router whose ubus socket is `socket` (one that may not exist: no ubusd).
+    fn with_socket(tag: &str, socket: &Path) -> Router {
         let uci = uci_support::uci_bin();
-        let socket = broker.socket().to_path_buf();
+        let socket = socket.to_path_buf();
         let cpe = Cpe::with_config(tag, "http://127.0.0.1:9/acs", None, 3600, |dir| {
             let root = dir.join("root");
             copy_tree(&fixture(), &root);
@@ -586,4 +594,44 @@ fn pppoe_authentication_failure_and_an_unnamed_pppd_exit_code() {
             "{code}"
         );
     }
+}
+
+#[test]
+fn without_ubusd_the_live_values_read_as_their_defaults() {
+    let Some((ns, _isp)) = router_netns() else {
+        return;
+    };
+    let dir = support::tempdir::TempDir::new("tr098-noubus");
+    let router = Router::with_socket("tr098-noubus", &dir.path().join("no-ubusd.sock"));
+    let out = router.cpe.cli_in(ns.name(), &["get", IGD]);
+    out.assert_code(0, "get without ubusd");
+    // One log line for the whole request, however many parameters read ubus.
+    let ubus_lines = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ubus: ") && l.contains("WARN"))
+        .count();
+    assert_eq!(ubus_lines, 1, "{out}");
+    let got = parse_get(&out.stdout);
+    assert!(got.len() >= 300, "{} parameters", got.len());
+    let ip = format!("{CONN}WANIPConnection.1.");
+    assert_eq!(val(&got, &format!("{ip}ConnectionStatus")), "Disconnected");
+    assert_eq!(val(&got, &format!("{ip}Uptime")), "0");
+    assert_eq!(val(&got, &format!("{ip}ExternalIPAddress")), "");
+    assert_eq!(val(&got, &format!("{ip}LastConnectionError")), "ERROR_NONE");
+    // The kernel's part still answers.
+    assert_eq!(val(&got, &format!("{ip}MACAddress")), WAN_MAC);
+    assert_eq!(
+        val(
+            &got,
+            &format!("{WAN}WANCommonInterfaceConfig.PhysicalLinkStatus")
+        ),
+        "Up"
+    );
+    // Wi-Fi: the configuration, no live netdev, no station.
+    let ap0 = instance_with(&got, WLAN, "Name", "phy0-ap0");
+    assert_eq!(val(&got, &format!("{ap0}SSID")), "HomeNet");
+    assert_eq!(val(&got, &format!("{ap0}Channel")), "6");
+    assert_eq!(val(&got, &format!("{ap0}Status")), "Disabled");
+    assert_eq!(val(&got, &format!("{ap0}TotalAssociations")), "0");
 }
