@@ -108,7 +108,7 @@ const NUD_PERMANENT: u16 = 0x80;
 const INFINITE: &str = "9999-12-31T23:59:59Z";
 
 /// What a key names, after the parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Table {
     Link,
     Addr4,
@@ -321,15 +321,43 @@ pub fn check_key(key: &str) -> Result<(), String> {
     parse(key).map(|_| ())
 }
 
-/// One dump of each table, taken on first use.
+/// One dump of each table, taken on first use, and the keyed rows read from them (built once
+/// per table and link: a field of a row is then found by its key in constant time, however
+/// many hosts a LAN has; reading the rows anew for each parameter was quadratic).
 #[derive(Default)]
 struct Snapshot {
     links: Option<Vec<Link>>,
     addrs: Option<Vec<Addr>>,
     routes: Option<Vec<Route>>,
     neighs: Option<Vec<Neigh>>,
+    /// The bridges' forwarding databases: a dump of its own (a MAC flood fills it, and must not
+    /// take the neighbours down with it).
+    fdb: Option<Vec<Neigh>>,
+    /// Links by kernel index and by name.
+    link_at: HashMap<u32, usize>,
+    link_named: HashMap<String, usize>,
+    index: HashMap<(Table, Option<String>), Index>,
     /// When the snapshot was taken (lifetimes count from it).
     at: i64,
+}
+
+/// The rows of one table (within one link for the address tables): their keys in order, what
+/// each is in the snapshot, and each key's position.
+#[derive(Default)]
+struct Index {
+    rows: Vec<(String, RowRef)>,
+    at: HashMap<String, usize>,
+}
+
+/// A row as positions in the snapshot's dumps.
+#[derive(Clone)]
+enum RowRef {
+    Link(usize),
+    Addr(usize),
+    Prefix(usize),
+    Route(usize),
+    Host(Vec<usize>),
+    Fdb(usize),
 }
 
 /// Reads the kernel's network state over rtnetlink.
@@ -415,8 +443,15 @@ impl NetlinkBackend {
                         *e = (l.oper, now);
                     }
                 }
+                self.snap.link_at = links.iter().enumerate().map(|(i, l)| (l.index, i)).collect();
+                self.snap.link_named = links
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.name.clone(), i))
+                    .collect();
                 if self.seen.len() > 4 * links.len() + 64 {
-                    self.seen.retain(|n, _| links.iter().any(|l| &l.name == n));
+                    let named = &self.snap.link_named;
+                    self.seen.retain(|n, _| named.contains_key(n));
                 }
                 self.snap.links = Some(links);
             }
@@ -429,8 +464,11 @@ impl NetlinkBackend {
             Table::Route4 | Table::Route6 if self.snap.routes.is_none() => {
                 self.snap.routes = Some(self.dump("routes", socket::Rtnl::routes));
             }
-            Table::Neigh | Table::Fdb if self.snap.neighs.is_none() => {
+            Table::Neigh if self.snap.neighs.is_none() => {
                 self.snap.neighs = Some(self.dump("neighbours", socket::Rtnl::neighs));
+            }
+            Table::Fdb if self.snap.fdb.is_none() => {
+                self.snap.fdb = Some(self.dump("the bridges' forwarding tables", socket::Rtnl::fdb));
             }
             _ => {}
         }
@@ -441,21 +479,57 @@ impl NetlinkBackend {
     }
 
     fn link_name(&self, index: u32) -> Option<&str> {
-        self.links()
-            .iter()
-            .find(|l| l.index == index)
-            .map(|l| l.name.as_str())
+        let i = *self.snap.link_at.get(&index)?;
+        Some(self.links()[i].name.as_str())
     }
 
     fn link_index(&self, name: &str) -> Option<u32> {
-        self.links()
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.index)
+        let i = *self.snap.link_named.get(name)?;
+        Some(self.links()[i].index)
     }
 
-    /// The rows of a table (within `scope` for the address tables), keyed.
-    fn rows(&self, table: Table, scope: Option<&str>) -> Vec<(String, Row<'_>)> {
+    /// Builds the index of a table's rows in the snapshot once (the table is loaded).
+    fn ensure_index(&mut self, table: Table, scope: Option<&str>) {
+        let k = (table, scope.map(str::to_string));
+        if self.snap.index.contains_key(&k) {
+            return;
+        }
+        let mut idx = Index::default();
+        for (key, row) in self.rows(table, scope) {
+            if select::listable(&key) && !idx.at.contains_key(&key) {
+                // Repeated keys (one MAC learnt on two ports): the first one stands.
+                idx.at.insert(key.clone(), idx.rows.len());
+                idx.rows.push((key, row));
+            }
+        }
+        self.snap.index.insert(k, idx);
+    }
+
+    fn index(&self, table: Table, scope: Option<&str>) -> Option<&Index> {
+        self.snap.index.get(&(table, scope.map(str::to_string)))
+    }
+
+    /// A row of the snapshot by its positions.
+    fn row(&self, r: &RowRef) -> Option<Row<'_>> {
+        fn get<T>(v: &Option<Vec<T>>, i: usize) -> Option<&T> {
+            v.as_deref().and_then(|v| v.get(i))
+        }
+        Some(match r {
+            RowRef::Link(i) => Row::Link(self.links().get(*i)?),
+            RowRef::Addr(i) => Row::Addr(get(&self.snap.addrs, *i)?),
+            RowRef::Prefix(i) => Row::Prefix(get(&self.snap.addrs, *i)?),
+            RowRef::Route(i) => Row::Route(get(&self.snap.routes, *i)?),
+            RowRef::Host(v) => Row::Host(
+                v.iter()
+                    .filter_map(|i| get(&self.snap.neighs, *i))
+                    .collect(),
+            ),
+            RowRef::Fdb(i) => Row::Fdb(get(&self.snap.fdb, *i)?),
+        })
+    }
+
+    /// The rows of a table (within `scope` for the address tables), keyed, in dump order.
+    fn rows(&self, table: Table, scope: Option<&str>) -> Vec<(String, RowRef)> {
         let dev = scope.and_then(|s| self.link_index(s));
         let addrs = || {
             let family = if table == Table::Addr4 {
@@ -468,20 +542,22 @@ impl NetlinkBackend {
                 .as_deref()
                 .unwrap_or_default()
                 .iter()
-                .filter(move |a| Some(a.index) == dev && a.family == family)
+                .enumerate()
+                .filter(move |(_, a)| Some(a.index) == dev && a.family == family)
         };
-        let mut out: Vec<(String, Row<'_>)> = match table {
+        match table {
             Table::Link => self
                 .links()
                 .iter()
-                .map(|l| (l.name.clone(), Row::Link(l)))
+                .enumerate()
+                .map(|(i, l)| (l.name.clone(), RowRef::Link(i)))
                 .collect(),
             Table::Addr4 | Table::Addr6 => addrs()
-                .map(|a| (a.address.to_string(), Row::Addr(a)))
+                .map(|(i, a)| (a.address.to_string(), RowRef::Addr(i)))
                 .collect(),
             Table::Prefix6 => addrs()
-                .filter(|a| a.scope == 0 && a.prefix_len < 128)
-                .filter_map(|a| Some((prefix_text(a)?, Row::Prefix(a))))
+                .filter(|(_, a)| a.scope == 0 && a.prefix_len < 128)
+                .filter_map(|(i, a)| Some((prefix_text(a)?, RowRef::Prefix(i))))
                 .collect(),
             Table::Route4 | Table::Route6 => {
                 let family = if table == Table::Route4 {
@@ -494,16 +570,17 @@ impl NetlinkBackend {
                     .as_deref()
                     .unwrap_or_default()
                     .iter()
-                    .filter(|r| {
+                    .enumerate()
+                    .filter(|(_, r)| {
                         r.family == family && r.table == RT_TABLE_MAIN && r.kind == RTN_UNICAST
                     })
-                    .map(|r| (self.route_key(r), Row::Route(r)))
+                    .map(|(i, r)| (self.route_key(r), RowRef::Route(i)))
                     .collect()
             }
             Table::Neigh => {
-                let mut hosts: Vec<(String, Row<'_>)> = Vec::new();
+                let mut hosts: Vec<(String, RowRef)> = Vec::new();
                 let mut at: HashMap<String, usize> = HashMap::new();
-                for n in self.snap.neighs.as_deref().unwrap_or_default() {
+                for (i, n) in self.snap.neighs.as_deref().unwrap_or_default().iter().enumerate() {
                     if !(n.family == AF_INET || n.family == AF_INET6)
                         || n.state & (NUD_NOARP | NUD_FAILED | NUD_INCOMPLETE) != 0
                     {
@@ -514,14 +591,14 @@ impl NetlinkBackend {
                         continue;
                     };
                     match at.get(&mac) {
-                        Some(&i) => {
-                            if let Row::Host(v) = &mut hosts[i].1 {
-                                v.push(n);
+                        Some(&h) => {
+                            if let RowRef::Host(v) = &mut hosts[h].1 {
+                                v.push(i);
                             }
                         }
                         None => {
                             at.insert(mac.clone(), hosts.len());
-                            hosts.push((mac, Row::Host(vec![n])));
+                            hosts.push((mac, RowRef::Host(vec![i])));
                         }
                     }
                 }
@@ -529,19 +606,15 @@ impl NetlinkBackend {
             }
             Table::Fdb => self
                 .snap
-                .neighs
+                .fdb
                 .as_deref()
                 .unwrap_or_default()
                 .iter()
-                .filter(|n| n.family == AF_BRIDGE && n.master.is_some())
-                .filter_map(|n| Some((mac_text(n.lladdr.as_deref()?), Row::Fdb(n))))
+                .enumerate()
+                .filter(|(_, n)| n.family == AF_BRIDGE && n.master.is_some())
+                .filter_map(|(i, n)| Some((mac_text(n.lladdr.as_deref()?), RowRef::Fdb(i))))
                 .collect(),
-        };
-        out.retain(|(k, _)| select::listable(k));
-        // Repeated keys (one MAC learnt on two ports): the first one stands.
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|(k, _)| seen.insert(k.clone()));
-        out
+        }
     }
 
     fn route_key(&self, r: &Route) -> String {
@@ -758,32 +831,42 @@ impl NetlinkBackend {
 
     fn value(&mut self, key: &str) -> Option<String> {
         let p = parse(key).ok()?;
-        self.load(p.table);
-        let (row, field) = match p.what {
-            What::Field(r, f) => (r, f),
-            _ => return None,
+        let What::Field(row, field) = p.what else {
+            return None;
         };
-        let rows = self.rows(p.table, p.scope);
-        let (_, r) = rows.iter().find(|(k, _)| k == row)?;
-        self.field(r, field)
+        self.load(p.table);
+        self.ensure_index(p.table, p.scope);
+        let idx = self.index(p.table, p.scope)?;
+        let (_, r) = &idx.rows[*idx.at.get(row)?];
+        self.field(&self.row(r)?, field)
     }
 
     fn list(&mut self, key: &str) -> Option<Vec<String>> {
         let p = parse(key).ok()?;
         self.load(p.table);
-        let rows = self.rows(p.table, p.scope);
+        self.ensure_index(p.table, p.scope);
+        let idx = self.index(p.table, p.scope)?;
         match p.what {
             What::Rows(conds) => Some(
-                rows.iter()
-                    .filter(|(_, r)| select::matches(&conds, |f| self.field(r, f)))
+                idx.rows
+                    .iter()
+                    .filter(|(_, r)| {
+                        conds.is_empty()
+                            || self
+                                .row(r)
+                                .is_some_and(|r| select::matches(&conds, |f| self.field(&r, f)))
+                    })
                     .map(|(k, _)| k.clone())
                     .collect(),
             ),
             What::Items(row, field) => {
-                let Some((_, r)) = rows.iter().find(|(k, _)| k == row) else {
+                let Some(&at) = idx.at.get(row) else {
                     return Some(Vec::new());
                 };
-                let v = self.field(r, field).unwrap_or_default();
+                let v = self
+                    .row(&idx.rows[at].1)
+                    .and_then(|r| self.field(&r, field))
+                    .unwrap_or_default();
                 Some(
                     v.split(',')
                         .filter(|s| select::listable(s))

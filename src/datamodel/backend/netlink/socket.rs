@@ -178,10 +178,20 @@ impl Rtnl {
         Ok(out)
     }
 
-    /// Every IPv4 (ARP) and IPv6 (NDP) neighbour and the bridge FDB (`AF_BRIDGE`): three dumps.
+    /// Every IPv4 (ARP) and IPv6 (NDP) neighbour: two dumps.
     pub fn neighs(&mut self) -> io::Result<Vec<Neigh>> {
+        self.neighs_of(&[AF_INET, AF_INET6])
+    }
+
+    /// The bridges' forwarding databases (`AF_BRIDGE` neighbours): one dump, apart from the
+    /// neighbours so that a MAC flood past its bound costs only these.
+    pub fn fdb(&mut self) -> io::Result<Vec<Neigh>> {
+        self.neighs_of(&[AF_BRIDGE])
+    }
+
+    fn neighs_of(&mut self, families: &[u8]) -> io::Result<Vec<Neigh>> {
         let mut out = Vec::new();
-        for fam in [AF_INET, AF_INET6, AF_BRIDGE] {
+        for &fam in families {
             out.extend(self.dump(Dump::Neighs, fam, |m| match m {
                 Msg::NewNeigh(n) if n.family == fam => Some(n),
                 _ => None,
