@@ -45,8 +45,14 @@ pub const SOCKET_LEGACY: &str = "/var/run/ubus.sock";
 pub const MAX_UNRELATED: usize = 1024;
 /// The most objects taken from one lookup.
 pub const MAX_OBJECTS: usize = 4096;
-/// The most events held by a [`Listener`] between two [`Listener::next`].
-pub const MAX_QUEUED: usize = 1024;
+/// The most events held by a [`Listener`] between two [`Listener::next`] (they arrive while a
+/// `listen` or `subscribe` waits for its answer; the agent reads them as they come).
+pub const MAX_QUEUED: usize = 64;
+/// The most bytes of an event's data that are decoded and kept; a larger event arrives with
+/// none (what the agent needs of one is a path or a MAC address).
+pub const MAX_EVENT_DATA: usize = 16 * 1024;
+/// The most objects one [`Listener`] subscribes to (one subscriber object per path).
+pub const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// ubusd's socket under `root` (`/` on the router): [`SOCKET`] when it exists, else
 /// [`SOCKET_LEGACY`] when that exists, else [`SOCKET`].
@@ -531,13 +537,30 @@ impl Listener {
         let deadline = self.conn.deadline();
         let targets = self.with_events(|conn, other| conn.lookup(object, deadline, other))?;
         for target in targets {
-            let sub = self.with_events(|conn, other| conn.add_object(deadline, other))?;
+            // One subscriber object per path, kept for the connection's life: subscribing
+            // again after the object came back (hostapd restarted) reuses it, so a publisher
+            // that comes and goes cannot make the agent or ubusd hold ever more objects.
+            let known = self
+                .subscriptions
+                .iter()
+                .find(|(_, p)| *p == target.path)
+                .map(|(id, _)| *id);
+            let sub = match known {
+                Some(id) => id,
+                None if self.subscriptions.len() >= MAX_SUBSCRIPTIONS => {
+                    return Err(UbusError::Protocol(format!(
+                        "more than {MAX_SUBSCRIPTIONS} subscriptions"
+                    )))
+                }
+                None => self.with_events(|conn, other| conn.add_object(deadline, other))?,
+            };
             let seq = self.conn.next_seq();
             let req = proto::subscribe(seq, sub, target.id)?;
             let code = self.with_events(|conn, other| {
                 conn.request(&req, seq, 0, deadline, &mut |_| Ok(()), other)
             })?;
             match code {
+                status::OK if known.is_some() => {}
                 status::OK => self.subscriptions.push((sub, target.path)),
                 status::NOT_FOUND => return Err(UbusError::NotFound(target.path)),
                 code => return Err(UbusError::Status(code)),
@@ -586,7 +609,7 @@ impl Listener {
         let mut other = |conn: &mut Conn, m: Message| -> Result<(), UbusError> {
             if let Some(e) = handle(conn, event_obj, subs, m)? {
                 if queue.len() >= MAX_QUEUED {
-                    log::warn!("ubus: more than {MAX_QUEUED} events held, dropping the oldest");
+                    log::debug!("ubus: more than {MAX_QUEUED} events held, dropping the oldest");
                     queue.pop_front();
                 }
                 queue.push_back(e);
@@ -627,13 +650,21 @@ fn handle(
     let Some(name) = m.method() else {
         return Ok(None);
     };
-    let data = match m.data().map(blob::decode_table) {
+    // What an event carries is kept only up to a bound: events wait in a queue while a request
+    // runs, and a publisher may send many large ones.
+    let data = match m.data() {
         None => Vec::new(),
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            log::warn!("ubus: event {name}: malformed data skipped: {e}");
-            return Ok(None);
+        Some(d) if d.len() > MAX_EVENT_DATA => {
+            log::debug!("ubus: event {name}: {} bytes of data not kept", d.len());
+            Vec::new()
         }
+        Some(d) => match blob::decode_table(d) {
+            Ok(t) => t,
+            Err(e) => {
+                log::debug!("ubus: event {name}: malformed data skipped: {e}");
+                return Ok(None);
+            }
+        },
     };
     Ok(Some(Event {
         name: name.to_owned(),
