@@ -77,6 +77,9 @@ pub(super) fn watch(
 const BURST: Duration = Duration::from_millis(150);
 /// The longest a burst may hold the check back: a flapping link still gets checked.
 const BURST_MAX: Duration = Duration::from_millis(600);
+/// The least time between two checks a source makes: a stream of events (a flapping link, a
+/// LAN host renewing its lease in a loop) costs at most one check per this.
+const MIN_GAP: Duration = Duration::from_secs(2);
 
 /// Runs each backend's change-event source (rtnetlink, ubus) in a thread of its own and sends
 /// `trigger` after each burst, like [`watch`]. A source that fails is logged and waited on
@@ -95,6 +98,7 @@ pub(super) fn watch_events(
             .stack_size(256 * 1024)
             .spawn(move || {
                 let mut pause = Duration::from_secs(1);
+                let mut last: Option<std::time::Instant> = None;
                 loop {
                     match source.wait(None) {
                         Ok(false) => continue,
@@ -113,6 +117,10 @@ pub(super) fn watch_events(
                             Ok(false) | Err(_) => break,
                         }
                     }
+                    if let Some(gap) = last.map(|l| MIN_GAP.saturating_sub(l.elapsed())) {
+                        std::thread::sleep(gap);
+                    }
+                    last = Some(std::time::Instant::now());
                     if !pending.swap(true, std::sync::atomic::Ordering::AcqRel)
                         && tx.send(trigger.clone()).is_err()
                     {

@@ -217,8 +217,9 @@ impl Engine {
             // Instances whose key changed (a uci anonymous section renamed because one before
             // it was deleted, or moved) keep their number: the backend says which, as pairs
             // applied all at once (two sections may swap names). Keys that could reach into
-            // another key (`{`, `}`) are not taken.
-            keys.retain(|k| !k.contains(['{', '}']));
+            // another key (`{`, `}`, or the brackets of a netlink or ubus selection) are not
+            // taken.
+            keys.retain(|k| !k.contains(['{', '}', '[', ']']));
             let known: Vec<String> = ts.instances.values().cloned().collect();
             let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
             let pairs: BTreeMap<String, String> = self

@@ -69,6 +69,24 @@ const SUBSCRIBE: &[&str] = &[
     "dnsmasq",
     "hostapd.*",
 ];
+/// The notifications that may change a value. hostapd also notifies every probe request,
+/// authentication attempt and action frame to its subscribers (anyone in radio range can send
+/// those), dnsmasq every DHCP ACK: only these make a check.
+const NOTIFICATIONS: &[&str] = &[
+    "interface.update",
+    "interface.down",
+    "interface.up",
+    "wireless.update",
+    "wireless.down",
+    "assoc",
+    "disassoc",
+    "deauth",
+    "sta-authorized",
+    "local-deauth",
+    "inactive-deauth",
+    "dhcp.ack",
+    "dhcp.release",
+];
 
 /// A parsed key.
 struct Parsed<'a> {
@@ -112,9 +130,25 @@ fn parse(key: &str) -> Result<Parsed<'_>, String> {
     })
 }
 
+/// The methods a key may call: those that only report. A binding reads; a key naming
+/// `system/reboot` or `file/exec` would act at every read, so it is refused when the file loads.
+fn reports(method: &str) -> bool {
+    const METHODS: &[&str] = &[
+        "status", "dump", "info", "board", "assoclist", "freqlist", "txpowerlist",
+        "countrylist", "ipv4leases", "ipv6leases", "leases",
+    ];
+    METHODS.contains(&method) || method.starts_with("get_") || method.starts_with("list")
+}
+
 /// Checks a binding key when the definitions are loaded.
 pub fn check_key(key: &str) -> Result<(), String> {
     let p = parse(key)?;
+    if !reports(p.method) {
+        return Err(format!(
+            "{key:?}: {} is not a method that only reports (status, dump, info, get_*, …)",
+            p.method
+        ));
+    }
     let alls = p
         .path
         .iter()
@@ -422,6 +456,11 @@ impl EventSource for Events {
         let slice = timeout.unwrap_or(Duration::from_secs(3600));
         match l.next(slice) {
             Ok(None) => Ok(false),
+            // A notification (it names the object it came from) counts when it may change a
+            // value; an event is one of those listened to.
+            Ok(Some(ev)) if ev.object.is_some() && !NOTIFICATIONS.contains(&ev.name.as_str()) => {
+                Ok(false)
+            }
             Ok(Some(ev)) => {
                 if ev.name == "ubus.object.add" {
                     let path = ev.data.get("path").and_then(Value::as_str).unwrap_or("");
@@ -597,6 +636,9 @@ mod tests {
             "hostapd.wlan0/get_clients#clients[aa:bb:cc:dd:ee:ff].signal",
         ] {
             check_key(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for acts in ["system/reboot#x", "file/exec?command=sh#x", "uci/set#x", "iwinfo/scan#x"] {
+            assert!(check_key(acts).is_err(), "{acts} accepted");
         }
         for bad in [
             "network.interface",
