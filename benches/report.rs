@@ -1,6 +1,6 @@
 //! The benchmark report: one command, one table, every figure measured in this run.
 //!
-//! `cargo bench --bench report` (release profile; harness = false; about 40 s once built, plus
+//! `cargo bench --bench report` (release profile; harness = false; about 55 s once built, plus
 //! the mips build when the source changed since the last; every wait bounded). What it measures, and how:
 //!
 //! - **Binary size**: the release `cwmpd` this bench runs (`CARGO_BIN_EXE_cwmpd`, built with
@@ -18,10 +18,29 @@
 //! - **Daemon on the fixture router** (`tests/fixtures/router/` scaled up as `benches/gpv.rs`
 //!   does, the OpenWrt bindings and the real `uci`): a GetParameterValues of `Device.` (more
 //!   than 2,000 parameters, §A.3.2.2) over TLS in its third session (the boot session and a
-//!   periodic one ask nothing). The peak RSS is the daemon's VmHWM (the daemon alone, not the
-//!   `uci` it runs), reset (`/proc/PID/clear_refs` 5) half a second before that session; the GPV
-//!   time is the ACS's, from handing the request to the HTTP layer to having parsed the
-//!   response.
+//!   periodic one ask nothing), twice. First without the live sources, as before they existed:
+//!   no ubusd (its parameters read as absent) and netlink reading the host's kernel. Then the
+//!   live router: the test ubus broker (`tests/support/ubus.rs`) serving OpenWrt 23.05's
+//!   daemons with a DHCP WAN (`tests/fixtures/ubus/openwrt-23.05/`, `[datamodel] ubus_socket`),
+//!   and, where namespaces can be made (root), the daemon in a network namespace holding the
+//!   router's netdevs, addresses, routes, LAN neighbours and bridge entries
+//!   (`scale::mirror_netdevs`; `ip netns exec`), the ACS listening inside it. The live run
+//!   gives the table's GPV time, parameter count and peak RSS; the ratio is to the first run's
+//!   time, and the parameters whose value differs between the two are counted. The peak RSS is
+//!   the daemon's VmHWM (the daemon alone, not the `uci` it runs), reset
+//!   (`/proc/PID/clear_refs` 5) half a second before that session; the GPV time is the ACS's,
+//!   from handing the request to the HTTP layer to having parsed the response. The ubus calls
+//!   per session are the broker's count of INVOKEs over the periodic session and over the GPV
+//!   one. A live run without a namespace is a problem (its kernel parameters are the host's).
+//! - **Kernel address event to the `4 VALUE CHANGE` Inform**: the real daemon on the `linux`
+//!   platform in a network namespace with a veth `wan0`, the test ACS listening inside it
+//!   (its socket made by a thread in the namespace, `Netns::run`). In the boot session the ACS
+//!   reads `Device.IP.Interface.` and DefaultActiveNotificationThrottle (its default must be
+//!   0) and sets Notification=2 on wan0's `IPv4AddressNumberOfEntries` (netlink's `addr4`);
+//!   then five times the bench adds or removes a second address (`ip -n NS addr add/del`) and
+//!   times from the start of that `ip` to the ACS having the Inform whose events hold `4 VALUE
+//!   CHANGE` and whose parameters the new count (median, min, max). `poll_interval` is an hour
+//!   and the periodic interval a day, so only the rtnetlink event can start the session.
 //! - **SOAP parse throughput**: cwmpd's parser (`soap::parse_acs` for ACS messages,
 //!   `soap::acs::parse_cpe` for CPE messages) against `cwmp::parse_bytes` (the `cwmp` 0.2 crate)
 //!   on the same bytes: the field capture's eight messages (`tests/golden/field-capture-1/`) and
@@ -38,9 +57,10 @@
 //!   some are smaller than 4 MiB); for scale, a well-behaved 4 MiB SetParameterValues. Goal: no
 //!   worst case costs more than 30 times the well-behaved envelope per MiB (the densest, the
 //!   namespace copies of redeclaring siblings, cost about 10 times).
-//! - **Process spawns per session**: that daemon's own count, from the line it logs at the end
-//!   of each session ("N processes started": every process its backends start, and the `kill`
-//!   of a command past its deadline), for the periodic session with no RPC and the GPV one.
+//! - **Process spawns per session**: the live router daemon's own count, from the line it logs
+//!   at the end of each session ("N processes started": every process its backends start, and
+//!   the `kill` of a command past its deadline), for the periodic session with no RPC (goal 0:
+//!   another count, in either run, is a problem) and the GPV one.
 //! - **Wrong Digest guesses answered per second from one source**: the real daemon's
 //!   Connection Request listener on 127.0.0.1 (credentials set, no ACS) and one client thread
 //!   guessing as fast as it can, as an attacker who found the port and the path would: on each
@@ -52,13 +72,14 @@
 //!   10`) for [`GUESS_TIME_ON`]: the burst, then one guess per interval. More verdicts than the
 //!   defaults allow is a problem.
 //!
-//! A figure that cannot be measured here (no cross build, no `strip`) says why instead of a
-//! number; nothing in the table is typed in. Such a figure, and a storage write by the
-//! no-change session (goal 0), are listed as problems after the table; with
+//! A figure that cannot be measured here (no cross build, no `strip`, no network namespace)
+//! says why instead of a number; nothing in the table is typed in. Such a figure, a storage
+//! write by the no-change session (goal 0) and a process started by a periodic session (goal
+//! 0) are listed as problems after the table; with
 //! `CWMPD_REPORT_STRICT=1` (as CI runs it) they make the report exit 1.
 #![forbid(unsafe_code)]
 
-use support::{acs, cpe, scale, tempdir, tls, uci as uci_support, xml_shapes};
+use support::{acs, cpe, netns, scale, tempdir, tls, ubus, uci as uci_support, xml_shapes};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,6 +96,7 @@ use cwmpd::cwmp::value::ParameterValue;
 use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::acs::parse_cpe;
 use cwmpd::soap::{emit_response, parse_acs, AcsRequest, CpeResponse, Limits, ParseError};
+use netns::Netns;
 use tempdir::TempDir;
 
 /// The ACS credentials the CPEs are given (the ACS challenges with Digest, as GenieACS does).
@@ -115,6 +137,7 @@ fn main() {
     sizes(&mut table, work.path());
     generic_daemon(&mut table, work.path(), &pki);
     let gpv_response = router_daemon(&mut table, work.path(), &pki);
+    value_change(&mut table, work.path(), &pki);
     parse_throughput(&mut table, gpv_response.as_ref());
     auth_throttle(&mut table, work.path());
     xml_worst_cases(&mut table);
@@ -373,7 +396,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
         "[datamodel]\nplatform = \"generic\"\ndir = {:?}\n",
         dir.join("datamodel.d").display().to_string()
     );
-    let cfg = match write_config(&dir, &acs, pki, "warn", &dm) {
+    let cfg = match write_config(&dir, &acs, pki, "warn", PERIODIC_S, &dm) {
         Ok(c) => c,
         Err(e) => {
             for f in [FIRST, IDLE, WRITES] {
@@ -383,7 +406,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
         }
     };
     let spawned = Instant::now();
-    let daemon = match Daemon::spawn(&cfg) {
+    let daemon = match Daemon::spawn(&cfg, None) {
         Ok(d) => d,
         Err(e) => {
             for f in [FIRST, IDLE, WRITES] {
@@ -508,133 +531,126 @@ struct GpvResponse {
 }
 
 fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvResponse> {
-    const PEAK: &str = "peak RSS during GPV of Device. over TLS";
-    const TIME: &str = "GPV time, Device. over TLS";
+    const PEAK: &str = "peak RSS during GPV of Device. over TLS, live router";
+    const TIME: &str = "GPV time, Device. over TLS, live router";
+    const BASE: &str = "GPV time, Device. over TLS, without live sources";
+    const RATIO: &str = "GPV time ratio, live router / without live sources";
+    const UBUS: &str = "ubus calls per session, with GPV of Device.";
     const SPAWN_IDLE: &str = "process spawns per session, periodic (no RPC)";
     const SPAWN_GPV: &str = "process spawns per session, with GPV of Device.";
-    let fail = |table: &mut Table, why: &str| {
-        for f in [PEAK, TIME, SPAWN_IDLE, SPAWN_GPV] {
-            table.missing(f, why);
-        }
-        None
-    };
-    let acs = match start_acs(pki) {
-        Ok(a) => a,
-        Err(e) => return fail(table, &e),
-    };
-    let timing = GpvTiming::default();
-    // The boot session and the first periodic one ask nothing; the next asks for the whole tree.
-    acs.push_script(Vec::<Call>::new());
-    acs.push_script(Vec::<Call>::new());
-    acs.push_script_fn(timing.script());
-    let dir = work.join("router");
-    let dm = match router_section(&dir) {
-        Ok(s) => s,
-        Err(e) => return fail(table, &e),
-    };
-    // Info: the "session ended" lines count the processes each session started.
-    let cfg = match write_config(&dir, &acs, pki, "info", &dm) {
-        Ok(c) => c,
-        Err(e) => return fail(table, &e),
-    };
-    let daemon = match Daemon::spawn(&cfg) {
-        Ok(d) => d,
-        Err(e) => return fail(table, &e),
-    };
-    let periodic = WAIT + Duration::from_secs(PERIODIC_S.into());
-    if let Err(e) = acs
-        .wait_sessions(1, WAIT)
-        .and_then(|_| acs.wait_sessions(2, periodic))
-    {
-        return fail(
-            table,
+    let base = router_run(work, pki, false);
+    let live = router_run(work, pki, true);
+    match &base {
+        Ok(b) => table.row(
+            BASE,
+            ms(b.elapsed),
+            "",
             &format!(
-                "no periodic session: {}; daemon: {}",
-                first_line(&e),
-                daemon.log_tail()
+                "as the live row, but no ubusd and the host's kernel (what this report measured \
+                 before the live sources): {} parameters{}, {} empty, response {}",
+                b.list.len(),
+                short(b.list.len()),
+                empty(&b.list),
+                bytes(b.body_len as u64)
             ),
-        );
+        ),
+        Err(e) => table.missing(BASE, e),
     }
-    thread::sleep(Duration::from_millis(500));
-    let rss_before = proc_status(daemon.pid, "VmRSS").unwrap_or(0);
-    let reset = std::fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5").is_ok();
-    let sessions = match acs.wait_sessions(3, periodic) {
-        Ok(s) => s,
+    let r = match live {
+        Ok(r) => r,
         Err(e) => {
-            return fail(
-                table,
-                &format!(
-                    "no GPV session: {}; daemon: {}",
-                    first_line(&e),
-                    daemon.log_tail()
-                ),
-            )
+            for f in [PEAK, TIME, RATIO, UBUS, SPAWN_IDLE, SPAWN_GPV] {
+                table.missing(f, &e);
+            }
+            return None;
         }
     };
-    let hwm = proc_status(daemon.pid, "VmHWM");
-    // The daemon logs a session's end just after the ACS saw it.
-    let spawned = cpe::poll(Duration::from_secs(5), || {
-        let counts = daemon.session_spawns();
-        (counts.len() >= 3).then_some(counts)
-    })
-    .unwrap_or_else(|| daemon.session_spawns());
-    let Some(exchange) = sessions.get(2).and_then(|s| s.exchanges.first()) else {
-        return fail(table, "the GPV session had no exchange");
-    };
-    let list = match &exchange.response {
-        Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
-        other => return fail(table, &format!("GPV answered {other:?}")),
-    };
-    let n = list.len();
-    let short = if n < GPV_TARGET {
-        format!(" (FEWER than {GPV_TARGET})")
-    } else {
-        String::new()
-    };
-    let body = emit_response(
-        exchange.ns.unwrap_or(CwmpNs::V1_2),
-        exchange.echoed_id.as_deref(),
-        &CpeResponse::GetParameterValues { list: list.clone() },
-    );
-    match hwm {
+    let n = r.list.len();
+    match r.hwm {
         Some(kib) => table.row(
             PEAK,
             format!("{kib} KiB"),
             "",
             &format!(
-                "VmHWM of the daemon{} over the session; VmRSS before it {rss_before} KiB; \
-                 {n} parameters{short}",
-                if reset {
+                "VmHWM of the daemon{} over the session; VmRSS before it {} KiB; {n} parameters{}",
+                if r.reset {
                     " (reset before the session)"
                 } else {
                     " since start (clear_refs refused)"
-                }
+                },
+                r.rss_before,
+                short(n)
             ),
         ),
         None => table.missing(PEAK, "cannot read /proc/PID/status"),
     }
-    match timing.elapsed() {
-        Some(d) => table.row(
-            TIME,
-            ms(d),
+    // The values the live sources gave: those that differ from the run without them.
+    let differ = base.as_ref().map_or(0, |b| {
+        let old: BTreeMap<&str, &str> = b
+            .list
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str()))
+            .collect();
+        r.list
+            .iter()
+            .filter(|p| old.get(p.name.as_str()) != Some(&p.value.as_str()))
+            .count()
+    });
+    table.row(
+        TIME,
+        ms(r.elapsed),
+        "",
+        &format!(
+            "at the ACS: request out -> response in and parsed; the scaled router with its \
+             live sources: the test ubus broker serving OpenWrt 23.05's daemons (DHCP WAN), {}; \
+             {n} parameters{}, {} empty, {differ} differ from the run without live sources, \
+             response {}",
+            r.kernel,
+            short(n),
+            empty(&r.list),
+            bytes(r.body_len as u64)
+        ),
+    );
+    match &base {
+        Ok(b) => table.row(
+            RATIO,
+            format!(
+                "{:.2}x",
+                r.elapsed.as_secs_f64() / b.elapsed.as_secs_f64().max(1e-9)
+            ),
+            "",
+            &format!("{} / {}, the two rows above", ms(r.elapsed), ms(b.elapsed)),
+        ),
+        Err(e) => table.missing(RATIO, e),
+    }
+    match (r.invokes_idle, r.invokes_gpv) {
+        (Some(idle), Some(gpv)) => table.row(
+            UBUS,
+            gpv.to_string(),
             "",
             &format!(
-                "at the ACS: request out -> response in and parsed; {n} parameters{short}, \
-                 response {}",
-                bytes(body.len() as u64)
+                "INVOKEs the test broker received during the live daemon's 3rd session (one GPV \
+                 of Device.); during its periodic session: {idle}"
             ),
         ),
-        None => table.missing(TIME, "the ACS did not time the GPV"),
+        _ => table.missing(
+            UBUS,
+            "the broker's counts around the sessions were not taken",
+        ),
     }
-    match spawned.as_slice() {
+    let base_spawns = base
+        .as_ref()
+        .map_or("not measured".into(), |b| format!("{:?}", b.spawns));
+    match r.spawns.as_slice() {
         [boot, idle, gpv, ..] => {
             table.row(
                 SPAWN_IDLE,
                 idle.to_string(),
                 "",
                 &format!(
-                    "the daemon above (real binary, scaled router, uci): its log's count for \
-                     its 2nd session (boot session before it: {boot})"
+                    "the live daemon above (real binary, scaled router, uci, ubus, netlink): its \
+                     log's count for its 2nd session (boot session before it: {boot}); without \
+                     live sources, sessions 1-3: {base_spawns}; goal 0"
                 ),
             );
             table.row(
@@ -643,6 +659,12 @@ fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvRe
                 "",
                 &format!("the same daemon, its 3rd session: one GPV of Device. ({n} parameters)"),
             );
+            let base_idle = base.as_ref().ok().and_then(|b| b.spawns.get(1).copied());
+            if *idle != 0 || base_idle.is_some_and(|i| i != 0) {
+                table.problems.push(format!(
+                    "{SPAWN_IDLE}: goal 0, but {idle} (without live sources: {base_idle:?})"
+                ));
+            }
         }
         other => {
             for f in [SPAWN_IDLE, SPAWN_GPV] {
@@ -651,17 +673,226 @@ fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvRe
                     &format!(
                         "{} session-end lines in the daemon log: {}",
                         other.len(),
-                        daemon.log_tail()
+                        r.log_tail
                     ),
                 );
             }
         }
     }
+    if let Some(why) = &r.no_netns {
+        table.problems.push(format!(
+            "{TIME}: not every live parameter answered: no network namespace ({why}), netlink \
+             read the host's kernel"
+        ));
+    }
     Some(GpvResponse {
-        ns: exchange.ns.unwrap_or(CwmpNs::V1_2),
-        id: exchange.echoed_id.clone().unwrap_or_default(),
-        list,
+        ns: r.ns,
+        id: r.id,
+        list: r.list,
     })
+}
+
+/// `" (FEWER than 2000)"` when `n` misses the target.
+fn short(n: usize) -> String {
+    if n < GPV_TARGET {
+        format!(" (FEWER than {GPV_TARGET})")
+    } else {
+        String::new()
+    }
+}
+
+/// How many parameters have an empty value.
+fn empty(list: &[ParameterValue]) -> usize {
+    list.iter().filter(|p| p.value.is_empty()).count()
+}
+
+/// What one run of the daemon on the scaled router measured.
+struct RouterRun {
+    elapsed: Duration,
+    list: Vec<ParameterValue>,
+    ns: CwmpNs,
+    id: String,
+    body_len: usize,
+    hwm: Option<u64>,
+    rss_before: u64,
+    reset: bool,
+    /// The processes each session started (the log's count).
+    spawns: Vec<u64>,
+    /// The broker's INVOKEs during the periodic session and during the GPV one.
+    invokes_idle: Option<usize>,
+    invokes_gpv: Option<usize>,
+    /// Where netlink read: the namespace mirroring the router, or the host's kernel.
+    kernel: String,
+    /// Why the daemon ran without a namespace, if it did (live run only).
+    no_netns: Option<String>,
+    log_tail: String,
+}
+
+/// The daemon on the scaled fixture router: the boot session and a periodic one ask nothing,
+/// the third a GPV of `Device.`. `live`: with the test ubus broker serving the fixture's
+/// daemons (`[datamodel] ubus_socket`) and, where namespaces can be made, inside a network
+/// namespace holding the router's netdevs ([`scale::mirror_netdevs`]).
+fn router_run(work: &Path, pki: &tls::Pki, live: bool) -> Result<RouterRun, String> {
+    const RELEASE: &str = "openwrt-23.05";
+    const SCENARIO: &str = "dhcp";
+    let dir = work.join(if live { "router-live" } else { "router" });
+    // Live, the ACS listens inside the namespace, where the daemon's 127.0.0.1 is.
+    let (mut acs_root, mut acs_in, mut no_netns) = (None, None, None);
+    match live.then(make_netns) {
+        Some(Ok(ns)) => acs_in = Some(start_acs_in(pki, ns)?),
+        Some(Err(why)) => no_netns = Some(why),
+        None => {}
+    }
+    if acs_in.is_none() {
+        acs_root = Some(start_acs(pki)?);
+    }
+    let (acs, netns) = match (&acs_root, &acs_in) {
+        (_, Some(a)) => (a.acs(), Some(a.ns())),
+        (Some(a), None) => (a, None),
+        (None, None) => return Err("no ACS".into()),
+    };
+    let timing = GpvTiming::default();
+    acs.push_script(Vec::<Call>::new());
+    acs.push_script(Vec::<Call>::new());
+    acs.push_script_fn(timing.script());
+    let mut dm = router_section(&dir)?;
+    let broker = live.then(ubus::Broker::start);
+    let mut kernel = "the host's kernel".to_string();
+    if let Some(b) = &broker {
+        if b.serve_fixtures(RELEASE, SCENARIO) == 0 {
+            return Err(format!("no ubus fixtures for {RELEASE}"));
+        }
+        dm = dm.replacen(
+            "\n\n[datamodel.reload]",
+            &format!(
+                "\nubus_socket = {:?}\n\n[datamodel.reload]",
+                b.socket().display().to_string()
+            ),
+            1,
+        );
+        if let Some(ns) = netns {
+            let m = scale::mirror_netdevs(ns, &dir.join("root"), RELEASE, SCENARIO)?;
+            kernel = format!(
+                "netlink in a namespace with the router's netdevs ({} links, {} addresses, {} \
+                 neighbours, {} bridge entries)",
+                m.links, m.addresses, m.neighbours, m.fdb
+            );
+        } else {
+            kernel = format!(
+                "netlink on the host's kernel ({})",
+                no_netns.clone().unwrap_or_default()
+            );
+        }
+    }
+    // Info: the "session ended" lines count the processes each session started.
+    let cfg = write_config(&dir, acs, pki, "info", PERIODIC_S, &dm)?;
+    let daemon = Daemon::spawn(&cfg, netns)?;
+    let periodic = WAIT + Duration::from_secs(PERIODIC_S.into());
+    let invokes = || broker.as_ref().map(ubus::Broker::total_invokes);
+    acs.wait_sessions(1, WAIT).map_err(|e| {
+        format!(
+            "no boot session: {}; daemon: {}",
+            first_line(&e),
+            daemon.log_tail()
+        )
+    })?;
+    let after_boot = invokes();
+    acs.wait_sessions(2, periodic).map_err(|e| {
+        format!(
+            "no periodic session: {}; daemon: {}",
+            first_line(&e),
+            daemon.log_tail()
+        )
+    })?;
+    thread::sleep(Duration::from_millis(500));
+    let after_idle = invokes();
+    let rss_before = proc_status(daemon.pid, "VmRSS").unwrap_or(0);
+    let reset = std::fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5").is_ok();
+    let sessions = acs.wait_sessions(3, periodic).map_err(|e| {
+        format!(
+            "no GPV session: {}; daemon: {}",
+            first_line(&e),
+            daemon.log_tail()
+        )
+    })?;
+    let hwm = proc_status(daemon.pid, "VmHWM");
+    // The daemon logs a session's end just after the ACS saw it.
+    let spawns = cpe::poll(Duration::from_secs(5), || {
+        let counts = daemon.session_spawns();
+        (counts.len() >= 3).then_some(counts)
+    })
+    .unwrap_or_else(|| daemon.session_spawns());
+    let after_gpv = invokes();
+    let exchange = sessions
+        .get(2)
+        .and_then(|s| s.exchanges.first())
+        .ok_or("the GPV session had no exchange")?;
+    let list = match &exchange.response {
+        Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
+        other => return Err(format!("GPV answered {other:?}")),
+    };
+    let ns = exchange.ns.unwrap_or(CwmpNs::V1_2);
+    let body_len = emit_response(
+        ns,
+        exchange.echoed_id.as_deref(),
+        &CpeResponse::GetParameterValues { list: list.clone() },
+    )
+    .len();
+    let elapsed = timing.elapsed().ok_or("the ACS did not time the GPV")?;
+    let diff = |a: Option<usize>, b: Option<usize>| Some(b?.saturating_sub(a?));
+    let run = RouterRun {
+        elapsed,
+        list,
+        ns,
+        id: exchange.echoed_id.clone().unwrap_or_default(),
+        body_len,
+        hwm,
+        rss_before,
+        reset,
+        spawns,
+        invokes_idle: diff(after_boot, after_idle),
+        invokes_gpv: diff(after_idle, after_gpv),
+        kernel,
+        no_netns,
+        log_tail: daemon.log_tail(),
+    };
+    // The daemon before the namespace it runs in (the ACS's guard), the broker after both.
+    drop(daemon);
+    drop(acs_in);
+    drop(broker);
+    Ok(run)
+}
+
+/// A network namespace, or why none can be made here (not root, no `ip netns`; under `CI`
+/// [`Netns::new`] panics instead, caught here).
+fn make_netns() -> Result<Netns, String> {
+    match std::panic::catch_unwind(Netns::new) {
+        Ok(Some(ns)) => Ok(ns),
+        Ok(None) => Err(netns_unavailable()),
+        Err(p) => Err(panic_text(&p)),
+    }
+}
+
+/// Why [`Netns::new`] made none (it printed the reason on stderr).
+fn netns_unavailable() -> String {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap_or(false);
+    if root {
+        "`ip netns` unavailable".into()
+    } else {
+        "not root".into()
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".into())
 }
 
 /// When the ACS handed the GPV to the HTTP layer and when it had the response parsed.
@@ -707,6 +938,205 @@ fn router_section(dir: &Path) -> Result<String, String> {
         dir.join("uci-save").display().to_string(),
         dir.join("datamodel.d").display().to_string(),
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A kernel address event to the Inform of the `4 VALUE CHANGE` session.
+
+/// Address changes timed.
+const VC_ROUNDS: usize = 5;
+/// The netdev whose addresses change, and the address added and removed in turn.
+const VC_DEV: &str = "wan0";
+const VC_ADDR: &str = "198.51.100.7/24";
+
+fn value_change(table: &mut Table, work: &Path, pki: &tls::Pki) {
+    const FIG: &str = "kernel address event -> Inform of 4 VALUE CHANGE";
+    match value_change_run(work, pki) {
+        Ok(v) => {
+            let mut times = v.times.clone();
+            times.sort();
+            let median = times.get(times.len() / 2).copied().unwrap_or_default();
+            let mut ip = v.ip_times.clone();
+            ip.sort();
+            table.row(
+                FIG,
+                ms(median),
+                "",
+                &format!(
+                    "median of {VC_ROUNDS} (min {}, max {}): the linux platform daemon in a \
+                     network namespace, the ACS in it (HTTPS + Digest); the ACS set \
+                     Notification=2 on {} (netlink); then `ip addr add/del {VC_ADDR} dev \
+                     {VC_DEV}` in turn, timed from the start of `ip` (its own run: median {}) to \
+                     the ACS having the Inform; poll_interval 3600 s, so only the rtnetlink \
+                     event starts the session; DefaultActiveNotificationThrottle read {:?}",
+                    ms(times.first().copied().unwrap_or_default()),
+                    ms(times.last().copied().unwrap_or_default()),
+                    v.param,
+                    ms(ip.get(ip.len() / 2).copied().unwrap_or_default()),
+                    v.throttle
+                ),
+            );
+            if v.throttle != "0" {
+                table.problems.push(format!(
+                    "{FIG}: DefaultActiveNotificationThrottle read {:?}, its default must be 0",
+                    v.throttle
+                ));
+            }
+        }
+        Err(e) => table.missing(FIG, &e),
+    }
+}
+
+struct ValueChange {
+    /// Per round: the start of `ip addr` to the Inform at the ACS.
+    times: Vec<Duration>,
+    /// Per round: how long `ip addr` ran.
+    ip_times: Vec<Duration>,
+    param: String,
+    throttle: String,
+}
+
+fn value_change_run(work: &Path, pki: &tls::Pki) -> Result<ValueChange, String> {
+    let ns = make_netns()?;
+    let name = ns.name().to_owned();
+    let ip = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(["-n", &name])
+            .args(args)
+            .output()
+            .map_err(|e| format!("ip {args:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    // The WAN: one end of a veth pair with a static address, its peer up.
+    ip(&[
+        "link", "add", VC_DEV, "type", "veth", "peer", "name", "p-wan0",
+    ])?;
+    ip(&["link", "set", VC_DEV, "up"])?;
+    ip(&["link", "set", "p-wan0", "up"])?;
+    ip(&["addr", "add", "192.0.2.10/24", "dev", VC_DEV])?;
+    let guard = start_acs_in(pki, ns)?;
+    let (acs, ns) = (guard.acs(), guard.ns());
+    // The boot session: read the interfaces and the throttle, then ask for active
+    // notification on the WAN's address count.
+    #[derive(Default)]
+    struct Found {
+        param: Option<String>,
+        throttle: Option<String>,
+        fault: Option<String>,
+    }
+    let found = Arc::new(Mutex::new(Found::default()));
+    let f = found.clone();
+    acs.push_script_fn(move |turn: &Turn<'_>| {
+        let mut found = f.lock().unwrap_or_else(|p| p.into_inner());
+        match turn.last.map(|e| &e.response) {
+            None => Some(Call::Rpc(AcsRequest::GetParameterValues {
+                names: vec![
+                    "Device.IP.Interface.".into(),
+                    "Device.ManagementServer.DefaultActiveNotificationThrottle".into(),
+                ],
+            })),
+            Some(Ok(CpeResponse::GetParameterValues { list })) => {
+                found.throttle = list
+                    .iter()
+                    .find(|p| p.name.ends_with(".DefaultActiveNotificationThrottle"))
+                    .map(|p| p.value.clone());
+                let base = list
+                    .iter()
+                    .find(|p| p.name.ends_with(".Name") && p.value == VC_DEV)
+                    .and_then(|p| p.name.strip_suffix("Name"))?;
+                let param = format!("{base}IPv4AddressNumberOfEntries");
+                found.param = Some(param.clone());
+                Some(cpe::spa_req(&param, 2))
+            }
+            Some(other) => {
+                if !matches!(other, Ok(CpeResponse::SetParameterAttributes)) {
+                    found.fault = Some(format!("{other:?}"));
+                }
+                None
+            }
+        }
+    });
+    let dir = work.join("value-change");
+    let dm = format!(
+        "[datamodel]\nplatform = \"linux\"\ndir = {:?}\npoll_interval = 3600\n",
+        dir.join("datamodel.d").display().to_string()
+    );
+    let cfg = write_config(&dir, acs, pki, "info", 86_400, &dm)?;
+    let daemon = Daemon::spawn(&cfg, Some(ns))?;
+    acs.wait_sessions(1, WAIT).map_err(|e| {
+        format!(
+            "no boot session: {}; daemon: {}",
+            first_line(&e),
+            daemon.log_tail()
+        )
+    })?;
+    let (param, throttle) = {
+        let f = found.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(fault) = &f.fault {
+            return Err(format!("SetParameterAttributes answered {fault}"));
+        }
+        (
+            f.param
+                .clone()
+                .ok_or(format!("no IP.Interface named {VC_DEV}"))?,
+            f.throttle.clone().unwrap_or_else(|| "(absent)".into()),
+        )
+    };
+    let mut times = Vec::new();
+    let mut ip_times = Vec::new();
+    for round in 0..VC_ROUNDS {
+        // Let the session before end and the daemon settle.
+        thread::sleep(Duration::from_millis(300));
+        let (verb, count) = if round % 2 == 0 {
+            ("add", "2")
+        } else {
+            ("del", "1")
+        };
+        let t0 = Instant::now();
+        ip(&["addr", verb, VC_ADDR, "dev", VC_DEV])?;
+        ip_times.push(t0.elapsed());
+        let value_change = |s: &SessionRecord| s.has_event(cwmpd::events::VALUE_CHANGE);
+        let sessions = acs
+            .wait_for(WAIT, |s| {
+                s.iter().filter(|s| value_change(s) && s.completed).count() > round
+            })
+            .map_err(|e| {
+                format!(
+                    "round {}: no 4 VALUE CHANGE session after `ip addr {verb}`: {}; daemon: {}",
+                    round + 1,
+                    first_line(&e),
+                    daemon.log_tail()
+                )
+            })?;
+        let s = sessions
+            .iter()
+            .filter(|s| value_change(s))
+            .nth(round)
+            .ok_or("the VALUE CHANGE session vanished")?;
+        if s.param(&param) != Some(count) {
+            return Err(format!(
+                "round {}: the Inform carries {param} = {:?}, not {count}",
+                round + 1,
+                s.param(&param)
+            ));
+        }
+        times.push(s.started.saturating_duration_since(t0));
+    }
+    drop(daemon);
+    drop(guard);
+    Ok(ValueChange {
+        times,
+        ip_times,
+        param,
+        throttle,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1012,22 +1442,70 @@ fn secs_text(s: f64) -> String {
 
 /// The test ACS over HTTPS with Digest and a GenieACS-style session cookie.
 fn start_acs(pki: &tls::Pki) -> Result<Acs, String> {
-    Acs::start(
-        AcsOptions::default()
-            .tls(pki.server_tls())
-            .digest(USER, PASS)
-            .cookie(Cookie::Session),
-    )
-    .map_err(|e| format!("cannot start the test ACS: {e}"))
+    Acs::start(acs_options(pki.server_tls())).map_err(|e| format!("cannot start the test ACS: {e}"))
+}
+
+/// [`start_acs`] with its listening socket made inside the namespace `ns` (on 127.0.0.1
+/// there, where a daemon run in it connects); its threads only use that socket.
+fn start_acs_in(pki: &tls::Pki, ns: Netns) -> Result<AcsIn, String> {
+    let cfg = pki.server_tls();
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ns.run(move || Acs::start(acs_options(cfg)).map_err(|e| e.to_string()))
+    }));
+    match started {
+        Ok(Ok(acs)) => Ok(AcsIn {
+            acs: Some(acs),
+            ns: Some(ns),
+        }),
+        Ok(Err(e)) => Err(format!("cannot start the test ACS in {}: {e}", ns.name())),
+        Err(p) => Err(format!("cannot enter {}: {}", ns.name(), panic_text(&p))),
+    }
+}
+
+/// A test ACS listening inside a namespace, and the namespace: on drop the ACS goes first,
+/// from a thread in the namespace (its drop wakes its accept loop by connecting to its own
+/// address, which only answers there), then the namespace.
+struct AcsIn {
+    acs: Option<Acs>,
+    ns: Option<Netns>,
+}
+
+impl AcsIn {
+    fn acs(&self) -> &Acs {
+        self.acs.as_ref().expect("the ACS lives until drop")
+    }
+
+    fn ns(&self) -> &Netns {
+        self.ns.as_ref().expect("the namespace lives until drop")
+    }
+}
+
+impl Drop for AcsIn {
+    fn drop(&mut self) {
+        if let (Some(acs), Some(ns)) = (self.acs.take(), self.ns.as_ref()) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ns.run(move || drop(acs))
+            }));
+        }
+    }
+}
+
+fn acs_options(tls: Arc<rustls::ServerConfig>) -> AcsOptions {
+    AcsOptions::default()
+        .tls(tls)
+        .digest(USER, PASS)
+        .cookie(Cookie::Session)
 }
 
 /// Writes `dir/cwmpd.toml` for `acs` with the storage in `dir/state`, the connection request
-/// listener on a free local port, log `level` on stderr, and `extra` at the end.
+/// listener on a free local port, periodic Informs every `periodic` seconds, log `level` on
+/// stderr, and `extra` at the end.
 fn write_config(
     dir: &Path,
     acs: &Acs,
     pki: &tls::Pki,
     level: &str,
+    periodic: u32,
     extra: &str,
 ) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -1037,7 +1515,7 @@ fn write_config(
          username = {USER:?}\n\
          password = {PASS:?}\n\
          ca_file = {:?}\n\
-         periodic_inform_interval = {PERIODIC_S}\n\
+         periodic_inform_interval = {periodic}\n\
          retry_minimum_wait_interval = 1\n\
          timeout = 10\n\
          \n\
@@ -1068,7 +1546,8 @@ fn write_config(
     Ok(cfg)
 }
 
-/// `cwmpd -c CFG run`, its stderr kept (bounded) from a pipe; killed and reaped on drop.
+/// `cwmpd -c CFG run` (in a network namespace: through `ip netns exec`, which execs it, so the
+/// pid is the daemon's), its stderr kept (bounded) from a pipe; killed and reaped on drop.
 struct Daemon {
     child: Child,
     pid: u32,
@@ -1079,8 +1558,17 @@ struct Daemon {
 const MAX_LOG: usize = 64 * 1024;
 
 impl Daemon {
-    fn spawn(cfg: &Path) -> Result<Daemon, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cwmpd"))
+    fn spawn(cfg: &Path, netns: Option<&Netns>) -> Result<Daemon, String> {
+        let bin = env!("CARGO_BIN_EXE_cwmpd");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.name(), bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .arg("-c")
             .arg(cfg)
             .arg("run")
@@ -1247,7 +1735,7 @@ fn guess_run(dir: &Path, extra: &str, time: Duration) -> Result<Guesses, String>
         dir.join("state").display().to_string()
     );
     std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
-    let daemon = Daemon::spawn(&cfg)?;
+    let daemon = Daemon::spawn(&cfg, None)?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let up = cpe::poll(WAIT, || std::net::TcpStream::connect(addr).ok());
     if up.is_none() {
