@@ -1246,3 +1246,78 @@ fn a_pppoe_wan_shows_its_session_and_its_last_error() {
         ],
     );
 }
+
+#[test]
+fn a_hostapd_that_does_not_answer_costs_one_deadline_and_the_rest_of_the_tree_reads() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let Some(live) = LiveRouter::new("live-hang", &acs, "dhcp") else {
+        return;
+    };
+    // hostapd of the 2.4 GHz AP stuck (a driver hang): it takes the call and never answers.
+    live.broker.reply_with(
+        "hostapd.phy0-ap0",
+        "get_clients",
+        support::ubus::json!({}),
+        support::ubus::Reply::Hang,
+    );
+    let got = live.get(&["Device."]);
+    assert_values(
+        &got,
+        &[
+            ("Device.IP.Interface.3.Status", "Up"),
+            (
+                "Device.IP.Interface.3.IPv4Address.1.IPAddress",
+                "203.0.113.45",
+            ),
+            ("Device.WiFi.SSID.1.Status", "Up"),
+            (
+                "Device.WiFi.AccessPoint.1.AssociatedDeviceNumberOfEntries",
+                "0",
+            ),
+            ("Device.Hosts.Host.1.Active", "true"),
+        ],
+    );
+    // Called once for the whole tree, not once per station parameter; the calls after it went
+    // to the other objects on a new connection.
+    assert_eq!(live.broker.invokes("hostapd.phy0-ap0", "get_clients"), 1);
+    assert_eq!(live.broker.invokes("hostapd.phy1-ap0", "get_clients"), 1);
+}
+
+#[test]
+fn a_ubusd_that_never_says_hello_is_tried_once_per_session() {
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let dir = tempdir::TempDir::new("silent-ubusd");
+    let socket = dir.path().join("ubus.sock");
+    // A ubusd that accepts and says nothing (stopped, or wedged): each connection is kept open.
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let accepted = Arc::new(AtomicU32::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let router = Router::with(
+        "silent-ubusd",
+        &acs,
+        None,
+        &format!("ubus_socket = {:?}\n", socket.display().to_string()),
+    );
+    let out = router.cpe.cli(&["get", "Device."]);
+    out.assert_code(0, "get");
+    // uci's values are there; the daemons' read as absent after one try.
+    assert!(
+        out.stdout.contains("Device.WiFi.SSID.1.SSID [string] = "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Device.IP.Interface.2.IPv4Address.1.IPAddress [string] = 192.168.1.1"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}

@@ -443,7 +443,11 @@ impl NetlinkBackend {
                         *e = (l.oper, now);
                     }
                 }
-                self.snap.link_at = links.iter().enumerate().map(|(i, l)| (l.index, i)).collect();
+                self.snap.link_at = links
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.index, i))
+                    .collect();
                 self.snap.link_named = links
                     .iter()
                     .enumerate()
@@ -468,7 +472,8 @@ impl NetlinkBackend {
                 self.snap.neighs = Some(self.dump("neighbours", socket::Rtnl::neighs));
             }
             Table::Fdb if self.snap.fdb.is_none() => {
-                self.snap.fdb = Some(self.dump("the bridges' forwarding tables", socket::Rtnl::fdb));
+                self.snap.fdb =
+                    Some(self.dump("the bridges' forwarding tables", socket::Rtnl::fdb));
             }
             _ => {}
         }
@@ -580,7 +585,14 @@ impl NetlinkBackend {
             Table::Neigh => {
                 let mut hosts: Vec<(String, RowRef)> = Vec::new();
                 let mut at: HashMap<String, usize> = HashMap::new();
-                for (i, n) in self.snap.neighs.as_deref().unwrap_or_default().iter().enumerate() {
+                for (i, n) in self
+                    .snap
+                    .neighs
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
                     if !(n.family == AF_INET || n.family == AF_INET6)
                         || n.state & (NUD_NOARP | NUD_FAILED | NUD_INCOMPLETE) != 0
                     {

@@ -34,15 +34,17 @@
 //! every key absent and every listing empty with one log line per failure run; a missing object
 //! or method (no `hostapd.wlan1` on a router whose radio is off) is absent silently.
 //!
-//! Bounds: each call has a deadline of [`TIMEOUT`]; a call that timed out is not made again in
-//! the snapshot; the client refuses messages over ubusd's own limit; a listing keeps only keys
+//! Bounds: each call has a deadline of [`TIMEOUT`]; an object that did not answer in time is
+//! not called again in the snapshot, and when ubusd itself cannot be reached or does not answer
+//! no other call is tried until the next snapshot (a hung daemon costs a session one deadline,
+//! not one per object); the client refuses messages over ubusd's own limit; a listing keeps only keys
 //! [`super::select::listable`].
 
 pub mod blob;
 pub mod client;
 pub mod proto;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -134,8 +136,17 @@ fn parse(key: &str) -> Result<Parsed<'_>, String> {
 /// `system/reboot` or `file/exec` would act at every read, so it is refused when the file loads.
 fn reports(method: &str) -> bool {
     const METHODS: &[&str] = &[
-        "status", "dump", "info", "board", "assoclist", "freqlist", "txpowerlist",
-        "countrylist", "ipv4leases", "ipv6leases", "leases",
+        "status",
+        "dump",
+        "info",
+        "board",
+        "assoclist",
+        "freqlist",
+        "txpowerlist",
+        "countrylist",
+        "ipv4leases",
+        "ipv6leases",
+        "leases",
     ];
     METHODS.contains(&method) || method.starts_with("get_") || method.starts_with("list")
 }
@@ -177,6 +188,11 @@ pub struct UbusBackend {
     replies: HashMap<String, Option<Value>>,
     /// Whether ubusd could not be reached (logged once per failure run).
     failing: bool,
+    /// ubusd could not be reached or did not answer in this snapshot: no more calls until the
+    /// next one.
+    down: bool,
+    /// The objects that did not answer in time in this snapshot.
+    stalled: HashSet<String>,
 }
 
 impl UbusBackend {
@@ -186,6 +202,8 @@ impl UbusBackend {
             conn: None,
             replies: HashMap::new(),
             failing: false,
+            down: false,
+            stalled: HashSet::new(),
         }
     }
 
@@ -212,6 +230,9 @@ impl UbusBackend {
     }
 
     fn call(&mut self, p: &Parsed<'_>) -> Option<Value> {
+        if self.down || self.stalled.contains(p.object) {
+            return None;
+        }
         let args: Vec<(String, Value)> = p
             .args
             .iter()
@@ -224,6 +245,7 @@ impl UbusBackend {
                 None => match UbusBackend::connect(&self.socket) {
                     Ok(c) => c,
                     Err(e) => {
+                        self.down = true;
                         if !std::mem::replace(&mut self.failing, true) {
                             log::warn!(
                                 "ubus: {}: {e}; the daemons' values read as absent",
@@ -249,6 +271,14 @@ impl UbusBackend {
                     return None;
                 }
                 Err(UbusError::Io(..)) if attempt == 0 => continue,
+                // The object (or ubusd, which forwards the call) did not answer: the connection
+                // is dropped (a late reply must not be taken for another call's) and the object
+                // is not called again in this snapshot.
+                Err(UbusError::Timeout) => {
+                    log::warn!("ubus: {} {}: no answer in time", p.object, p.method);
+                    self.stalled.insert(p.object.to_string());
+                    return None;
+                }
                 Err(e) => {
                     log::warn!("ubus: {} {}: {e}", p.object, p.method);
                     return None;
@@ -256,6 +286,13 @@ impl UbusBackend {
             }
         }
         None
+    }
+
+    /// Ends a snapshot: the next read calls again.
+    fn forget(&mut self) {
+        self.replies.clear();
+        self.stalled.clear();
+        self.down = false;
     }
 
     fn value(&mut self, key: &str) -> Option<String> {
@@ -394,11 +431,11 @@ impl Backend for UbusBackend {
     }
 
     fn invalidate(&mut self) {
-        self.replies.clear();
+        self.forget();
     }
 
     fn end_session(&mut self, _cx: &mut Cx<'_>) -> Vec<Fault> {
-        self.replies.clear();
+        self.forget();
         Vec::new()
     }
 
@@ -637,7 +674,12 @@ mod tests {
         ] {
             check_key(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for acts in ["system/reboot#x", "file/exec?command=sh#x", "uci/set#x", "iwinfo/scan#x"] {
+        for acts in [
+            "system/reboot#x",
+            "file/exec?command=sh#x",
+            "uci/set#x",
+            "iwinfo/scan#x",
+        ] {
             assert!(check_key(acts).is_err(), "{acts} accepted");
         }
         for bad in [
