@@ -230,7 +230,9 @@ impl UbusBackend {
     }
 
     fn call(&mut self, p: &Parsed<'_>) -> Option<Value> {
-        if self.down || self.stalled.contains(p.object) {
+        // The keys were checked when they loaded; a filled-in nested value could still have
+        // changed the method, so it is checked again before every call.
+        if self.down || self.stalled.contains(p.object) || !reports(p.method) {
             return None;
         }
         let args: Vec<(String, Value)> = p
