@@ -42,6 +42,10 @@ const PURE: &[&str] = &[
     "datamodel::backend::uci::export",
     "datamodel::backend::uci::batch",
     "datamodel::backend::uci::pool",
+    "datamodel::backend::select",
+    "datamodel::backend::netlink::wire",
+    "datamodel::backend::ubus::blob",
+    "datamodel::backend::ubus::proto",
 ];
 
 /// What production code names to reach the OS: files, sockets, processes, threads, clocks, the
