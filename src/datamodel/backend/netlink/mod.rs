@@ -361,11 +361,17 @@ enum RowRef {
 }
 
 /// Reads the kernel's network state over rtnetlink.
+/// How far apart two dumps' ends of one lifetime may be and still be the same end (s).
+const LIFETIME_SLACK: i64 = 2;
+
 pub struct NetlinkBackend {
     rtnl: Option<socket::Rtnl>,
     snap: Snapshot,
     /// Per link: the operstate last seen and since when.
     seen: HashMap<String, (u8, Instant)>,
+    /// Per address (link, address, prefix length): when its valid and preferred lifetimes end,
+    /// as the last dump put it (see [`NetlinkBackend::steady_lifetimes`]).
+    ends: HashMap<(u32, IpAddr, u8), (Option<i64>, Option<i64>)>,
     /// Whether the last dump failed (logged once per failure run).
     failing: bool,
 }
@@ -382,6 +388,7 @@ impl NetlinkBackend {
             rtnl: None,
             snap: Snapshot::default(),
             seen: HashMap::new(),
+            ends: HashMap::new(),
             failing: false,
         }
     }
@@ -463,7 +470,9 @@ impl NetlinkBackend {
         }
         match table {
             Table::Addr4 | Table::Addr6 | Table::Prefix6 if self.snap.addrs.is_none() => {
-                self.snap.addrs = Some(self.dump("addresses", socket::Rtnl::addrs));
+                let mut addrs = self.dump("addresses", socket::Rtnl::addrs);
+                self.steady_lifetimes(&mut addrs);
+                self.snap.addrs = Some(addrs);
             }
             Table::Route4 | Table::Route6 if self.snap.routes.is_none() => {
                 self.snap.routes = Some(self.dump("routes", socket::Rtnl::routes));
@@ -712,6 +721,35 @@ impl NetlinkBackend {
                 .and_then(|st| stat(st, s))
                 .map(|v| v.to_string()),
         }
+    }
+
+    /// The kernel counts lifetimes down in its own ticks and reports whole seconds left, so
+    /// the end a dump's wall-clock time gives (`*_until`) can move by a second from one dump to
+    /// the next while nothing changed, which would be a value change to notify. An end within
+    /// [`LIFETIME_SLACK`] s of the one the last dump gave keeps that one; a renewed lease (the
+    /// end moved further) shows at once.
+    fn steady_lifetimes(&mut self, addrs: &mut [Addr]) {
+        let at = self.snap.at;
+        let steady = |left: &mut Option<u32>, before: Option<i64>| -> Option<i64> {
+            let l = (*left).filter(|l| *l != u32::MAX)?;
+            let end = at + i64::from(l);
+            match before {
+                Some(b) if (b - end).abs() <= LIFETIME_SLACK && b >= at => {
+                    *left = u32::try_from(b - at).ok();
+                    Some(b)
+                }
+                _ => Some(end),
+            }
+        };
+        let mut ends = HashMap::with_capacity(addrs.len());
+        for a in addrs.iter_mut() {
+            let key = (a.index, a.address, a.prefix_len);
+            let (v, p) = self.ends.get(&key).copied().unwrap_or((None, None));
+            let v = steady(&mut a.valid, v);
+            let p = steady(&mut a.preferred, p);
+            ends.insert(key, (v, p));
+        }
+        self.ends = ends;
     }
 
     fn addr_field(&self, a: &Addr, field: &str) -> Option<String> {
@@ -1117,5 +1155,42 @@ mod tests {
             proto: None,
         };
         assert_eq!(prefix_text(&a).unwrap(), "2001:db8:1:200::/56");
+    }
+
+    #[test]
+    fn lifetimes_keep_their_end_across_dumps_until_it_really_moves() {
+        let addr = |valid: u32, preferred: u32| Addr {
+            family: AF_INET6,
+            index: 3,
+            prefix_len: 64,
+            flags: 0,
+            scope: 0,
+            address: "2001:db8::5".parse().unwrap(),
+            peer: None,
+            broadcast: None,
+            label: None,
+            valid: Some(valid),
+            preferred: Some(preferred),
+            proto: None,
+        };
+        let mut b = NetlinkBackend::new();
+        let mut dump = |b: &mut NetlinkBackend, at: i64, a: Addr| -> Addr {
+            b.snap.at = at;
+            let mut v = vec![a];
+            b.steady_lifetimes(&mut v);
+            v.remove(0)
+        };
+        let first = dump(&mut b, 1000, addr(7200, u32::MAX));
+        assert_eq!(first.valid, Some(7200));
+        // 10 s later the kernel says 7189 (its tick ran ahead): the same end, 8200.
+        let next = dump(&mut b, 1010, addr(7189, u32::MAX));
+        assert_eq!(next.valid, Some(7190));
+        assert_eq!(next.preferred, Some(u32::MAX));
+        // A renewal moves the end: shown as it is.
+        let renewed = dump(&mut b, 1020, addr(7200, 3600));
+        assert_eq!(renewed.valid, Some(7200));
+        assert_eq!(renewed.preferred, Some(3600));
+        let again = dump(&mut b, 1021, addr(7200, 3598));
+        assert_eq!((again.valid, again.preferred), (Some(7199), Some(3599)));
     }
 }
