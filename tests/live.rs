@@ -30,17 +30,6 @@ fn linux_cpe(tag: &str, url: &str) -> Cpe {
     })
 }
 
-fn values(out: &Out) -> BTreeMap<String, String> {
-    out.stdout
-        .lines()
-        .filter_map(|l| {
-            let (name, rest) = l.split_once(" [")?;
-            let (_, value) = rest.split_once("] = ")?;
-            Some((name.to_string(), value.to_string()))
-        })
-        .collect()
-}
-
 /// The instance path of the IP interface named `name`.
 fn interface(v: &BTreeMap<String, String>, name: &str) -> String {
     v.iter()
@@ -66,7 +55,7 @@ fn get_lists_the_namespace_interfaces_and_addresses_as_the_kernel_holds_them() {
     let cpe = linux_cpe("live-get", "http://127.0.0.1:9/");
     let out = cpe.cli_in(ns.name(), &["get", "Device.IP.", "Device.Routing."]);
     out.assert_code(0, "get");
-    let v = values(&out);
+    let v = out.values();
     let lo = interface(&v, "lo");
     let wan = interface(&v, "wan0");
     let want = [
@@ -109,10 +98,12 @@ fn get_lists_the_namespace_interfaces_and_addresses_as_the_kernel_holds_them() {
     // Taken down, it reads Down, and so does the link whose peer went down with it.
     ns.down("lo");
     ns.down("isp0");
-    let v = values(&cpe.cli_in(
-        ns.name(),
-        &["get", &format!("{lo}Status"), &format!("{wan}Status")],
-    ));
+    let v = cpe
+        .cli_in(
+            ns.name(),
+            &["get", &format!("{lo}Status"), &format!("{wan}Status")],
+        )
+        .values();
     assert_eq!(
         v.get(&format!("{lo}Status")).map(String::as_str),
         Some("Down")
@@ -133,7 +124,9 @@ fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
     // The ACS listens inside the namespace (its socket is made by a thread that entered it).
     let acs = ns.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
     let cpe = linux_cpe("live-notify", &acs.url());
-    let v = values(&cpe.cli_in(ns.name(), &["get", "Device.IP.Interface."]));
+    let v = cpe
+        .cli_in(ns.name(), &["get", "Device.IP.Interface."])
+        .values();
     let wan = interface(&v, "wan0");
     let status = format!("{wan}Status");
     let count = format!("{wan}IPv4AddressNumberOfEntries");

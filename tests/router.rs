@@ -524,27 +524,13 @@ fn cli_get_lists_both_trees_with_types_and_check_names_a_bad_file() {
     // Every parameter with its type and value.
     let out = router.cpe.cli(&["get", "Device."]);
     out.assert_code(0, "get Device.");
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    assert!(lines.len() >= 500, "{} parameters", lines.len());
-    for l in &lines {
-        let (name, rest) = l.split_once(" [").unwrap_or_else(|| panic!("{l:?}"));
-        assert!(name.starts_with("Device."), "{l:?}");
-        let ty = rest.split(']').next().unwrap_or_default();
+    let got = out.typed_values();
+    assert!(got.len() >= 500, "{} parameters", got.len());
+    for (name, (ty, _)) in &got {
+        assert!(name.starts_with("Device."), "{name}");
         assert!(
-            [
-                "string",
-                "int",
-                "unsignedInt",
-                "long",
-                "unsignedLong",
-                "boolean",
-                "dateTime",
-                "base64",
-                "hexBinary",
-                "decimal"
-            ]
-            .contains(&ty),
-            "{l:?}"
+            BaseType::from_xsi(ty).is_some_and(|t| t.name() == ty),
+            "{name} [{ty}]"
         );
     }
     assert!(out
@@ -1046,14 +1032,7 @@ impl LiveRouter {
         args.extend_from_slice(paths);
         let out = self.router.cpe.cli_in(self.ns.name(), &args);
         out.assert_code(0, "get");
-        out.stdout
-            .lines()
-            .filter_map(|l| {
-                let (name, rest) = l.split_once(" [")?;
-                let (_, value) = rest.split_once("] = ")?;
-                Some((name.to_string(), value.to_string()))
-            })
-            .collect()
+        out.values()
     }
 }
 

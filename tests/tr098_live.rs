@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cwmpd::cwmp::value::BaseType;
 use support::cpe::Cpe;
 use support::netns::{Json as IpJson, Netns};
 use support::tempdir::copy_tree;
@@ -113,24 +114,8 @@ impl Router {
         args.extend_from_slice(paths);
         let out = self.cpe.cli_in(ns.name(), &args);
         out.assert_code(0, "get");
-        parse_get(&out.stdout)
+        out.typed_values()
     }
-}
-
-/// `NAME [TYPE] = VALUE` lines.
-fn parse_get(text: &str) -> BTreeMap<String, (String, String)> {
-    text.lines()
-        .map(|l| {
-            let (name, rest) = l
-                .split_once(" [")
-                .unwrap_or_else(|| panic!("not NAME [TYPE] = VALUE: {l:?}"));
-            let (ty, value) = rest
-                .split_once("] = ")
-                .or_else(|| rest.strip_suffix("] =").map(|t| (t, "")))
-                .unwrap_or_else(|| panic!("not NAME [TYPE] = VALUE: {l:?}"));
-            (name.to_string(), (ty.to_string(), value.to_string()))
-        })
-        .collect()
 }
 
 /// The value of `name` in a `get` answer.
@@ -256,19 +241,7 @@ fn dhcp_wan_wifi_stations_and_hosts_from_netifd_hostapd_and_the_kernel() {
     assert!(got.len() >= 300, "{} parameters", got.len());
     for (name, (ty, _)) in &got {
         assert!(
-            [
-                "string",
-                "int",
-                "unsignedInt",
-                "long",
-                "unsignedLong",
-                "boolean",
-                "dateTime",
-                "base64",
-                "hexBinary",
-                "decimal"
-            ]
-            .contains(&ty.as_str()),
+            BaseType::from_xsi(ty).is_some_and(|t| t.name() == ty),
             "{name} [{ty}]"
         );
     }
@@ -612,7 +585,7 @@ fn without_ubusd_the_live_values_read_as_their_defaults() {
         .filter(|l| l.contains("ubus: ") && l.contains("WARN"))
         .count();
     assert_eq!(ubus_lines, 1, "{out}");
-    let got = parse_get(&out.stdout);
+    let got = out.typed_values();
     assert!(got.len() >= 300, "{} parameters", got.len());
     let ip = format!("{CONN}WANIPConnection.1.");
     assert_eq!(val(&got, &format!("{ip}ConnectionStatus")), "Disconnected");

@@ -2,6 +2,7 @@
 //! `cwmpd` binary run as a daemon or as a CLI command (bounded), and the ACS request helpers the
 //! test files share.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -387,6 +388,32 @@ impl Out {
 
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The `NAME [TYPE] = VALUE` lines of `cwmpd get`, as name → (type, value); panics on a
+    /// line of another shape.
+    pub fn typed_values(&self) -> BTreeMap<String, (String, String)> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                let (name, rest) = l
+                    .split_once(" [")
+                    .unwrap_or_else(|| panic!("not NAME [TYPE] = VALUE: {l:?}"));
+                let (ty, value) = rest
+                    .split_once("] = ")
+                    .or_else(|| rest.strip_suffix("] =").map(|t| (t, "")))
+                    .unwrap_or_else(|| panic!("not NAME [TYPE] = VALUE: {l:?}"));
+                (name.to_string(), (ty.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
+    /// The lines of `cwmpd get` as name → value.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        self.typed_values()
+            .into_iter()
+            .map(|(name, (_, value))| (name, value))
+            .collect()
     }
 }
 
