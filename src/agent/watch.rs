@@ -2,7 +2,7 @@
 
 use super::Trigger;
 use std::sync::mpsc::Sender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Watches `paths` (directories) with inotify from a thread of its own and sends `trigger`
 /// ([`Trigger::ValuesChanged`], [`Trigger::Requests`]) after each burst of changes (a `uci commit` renames a file into
@@ -77,9 +77,34 @@ pub(super) fn watch(
 const BURST: Duration = Duration::from_millis(150);
 /// The longest a burst may hold the check back: a flapping link still gets checked.
 const BURST_MAX: Duration = Duration::from_millis(600);
-/// The least time between two checks a source makes: a stream of events (a flapping link, a
-/// LAN host renewing its lease in a loop) costs at most one check per this.
-const MIN_GAP: Duration = Duration::from_secs(2);
+/// A source's checks: up to [`CHECKS_BURST`] at once, then one per [`CHECK_EVERY`]. A change
+/// now and then reaches the loop at once; a stream of events (a flapping link, a LAN host
+/// renewing its lease in a loop) costs at most one check per [`CHECK_EVERY`].
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+const CHECKS_BURST: u32 = 5;
+
+/// The budget of checks of one source, as a generic cell rate algorithm: `due` is when the
+/// next check would be due at the steady rate; up to [`CHECKS_BURST`] − 1 periods ahead of it
+/// cost no wait.
+struct Checks {
+    due: Instant,
+}
+
+impl Checks {
+    fn new(now: Instant) -> Checks {
+        Checks { due: now }
+    }
+
+    /// How long to wait before the check the caller is about to make.
+    fn take(&mut self, now: Instant) -> Duration {
+        let due = self.due.max(now);
+        let wait = due
+            .saturating_duration_since(now)
+            .saturating_sub(CHECK_EVERY * (CHECKS_BURST - 1));
+        self.due = due + CHECK_EVERY;
+        wait
+    }
+}
 
 /// Runs each backend's change-event source (rtnetlink, ubus) in a thread of its own and sends
 /// `trigger` after each burst, like [`watch`]. A source that fails is logged and waited on
@@ -98,29 +123,36 @@ pub(super) fn watch_events(
             .stack_size(256 * 1024)
             .spawn(move || {
                 let mut pause = Duration::from_secs(1);
-                let mut last: Option<std::time::Instant> = None;
+                let mut failing = false;
+                let mut checks = Checks::new(Instant::now());
                 loop {
-                    match source.wait(None) {
+                    let got = source.wait(None);
+                    if got.is_ok() && std::mem::take(&mut failing) {
+                        log::info!("{name} events: watching again");
+                    }
+                    match got {
                         Ok(false) => continue,
                         Ok(true) => pause = Duration::from_secs(1),
                         Err(e) => {
-                            log::warn!("{name} events: {e}; retrying in {}s", pause.as_secs());
+                            // At warning once per failure run (ubusd may stay away for long).
+                            if std::mem::replace(&mut failing, true) {
+                                log::debug!("{name} events: {e}; retrying in {}s", pause.as_secs());
+                            } else {
+                                log::warn!("{name} events: {e}; retrying, polling meanwhile");
+                            }
                             std::thread::sleep(pause);
                             pause = (pause * 2).min(Duration::from_secs(60));
                             continue;
                         }
                     }
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     while start.elapsed() < BURST_MAX {
                         match source.wait(Some(BURST)) {
                             Ok(true) => {}
                             Ok(false) | Err(_) => break,
                         }
                     }
-                    if let Some(gap) = last.map(|l| MIN_GAP.saturating_sub(l.elapsed())) {
-                        std::thread::sleep(gap);
-                    }
-                    last = Some(std::time::Instant::now());
+                    std::thread::sleep(checks.take(Instant::now()));
                     if !pending.swap(true, std::sync::atomic::Ordering::AcqRel)
                         && tx.send(trigger.clone()).is_err()
                     {
@@ -131,5 +163,28 @@ pub(super) fn watch_events(
         if let Err(e) = spawned {
             log::warn!("{name} events thread: {e}; changes are found by polling only");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_come_at_once_in_a_burst_then_one_per_period() {
+        let t0 = Instant::now();
+        let mut c = Checks::new(t0);
+        for _ in 0..CHECKS_BURST {
+            assert_eq!(c.take(t0), Duration::ZERO);
+        }
+        // A stream: the sixth waits a period, each one after it another.
+        assert_eq!(c.take(t0), CHECK_EVERY);
+        assert_eq!(c.take(t0 + CHECK_EVERY), CHECK_EVERY);
+        // Quiet for a while: the burst is back.
+        let later = t0 + CHECK_EVERY * 20;
+        for _ in 0..CHECKS_BURST {
+            assert_eq!(c.take(later), Duration::ZERO);
+        }
+        assert_eq!(c.take(later), CHECK_EVERY);
     }
 }
