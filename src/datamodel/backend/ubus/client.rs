@@ -532,10 +532,12 @@ impl Listener {
     }
 
     /// Receives the notifications of `object` (every object matching it when it ends in
-    /// `*`). Not found is [`UbusError::NotFound`].
+    /// `*`). Not found (no object, or every one gone before it was subscribed to) is
+    /// [`UbusError::NotFound`].
     pub fn subscribe(&mut self, object: &str) -> Result<(), UbusError> {
         let deadline = self.conn.deadline();
         let targets = self.with_events(|conn, other| conn.lookup(object, deadline, other))?;
+        let (mut subscribed, mut missing) = (0usize, None);
         for target in targets {
             // One subscriber object per path, kept for the connection's life: subscribing
             // again after the object came back (hostapd restarted) reuses it, so a publisher
@@ -559,14 +561,21 @@ impl Listener {
             let code = self.with_events(|conn, other| {
                 conn.request(&req, seq, 0, deadline, &mut |_| Ok(()), other)
             })?;
+            // The subscriber object is kept for its path either way (the object may come
+            // back); one that went away between the lookup and now does not stop the others.
+            if known.is_none() {
+                self.subscriptions.push((sub, target.path.clone()));
+            }
             match code {
-                status::OK if known.is_some() => {}
-                status::OK => self.subscriptions.push((sub, target.path)),
-                status::NOT_FOUND => return Err(UbusError::NotFound(target.path)),
+                status::OK => subscribed += 1,
+                status::NOT_FOUND => missing = Some(target.path),
                 code => return Err(UbusError::Status(code)),
             }
         }
-        Ok(())
+        match missing {
+            Some(path) if subscribed == 0 => Err(UbusError::NotFound(path)),
+            _ => Ok(()),
+        }
     }
 
     /// The next event or notification, `None` when `timeout` passes first. Answers the
