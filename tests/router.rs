@@ -546,6 +546,11 @@ fn cli_get_lists_both_trees_with_types_and_check_names_a_bad_file() {
     let out = router.cpe.cli(&["get", "InternetGatewayDevice."]);
     out.assert_code(0, "get InternetGatewayDevice.");
     assert!(out.stdout.lines().count() >= 300, "{out}");
+    // The CPU's load from the fixture's /proc/stat (a first reading counts since boot).
+    let (ty, cpu) =
+        out.typed_values()["InternetGatewayDevice.DeviceInfo.ProcessStatus.CPUUsage"].clone();
+    assert_eq!(ty, "unsignedInt");
+    assert!(cpu.parse::<u32>().is_ok_and(|c| c <= 100), "{cpu:?}");
     assert!(out.stdout.contains(
         "InternetGatewayDevice.LANDevice.1.LANHostConfigManagement.MinAddress [string] = 192.168.1.100"
     ), "{out}");

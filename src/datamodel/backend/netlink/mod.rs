@@ -45,7 +45,8 @@
 //!   `metric`, `protocol` (`kernel`, `boot`, `static`, `dhcp`, `ra`, or the number), `scope`,
 //!   `src`.
 //! - host: `mac`, `dev`, `state` (the best NUD state: `permanent`, `reachable`, `delay`,
-//!   `probe`, `stale`), `active` (a state other than failed or incomplete), `ip` (the first
+//!   `probe`, `stale`, else `none`: failed, incomplete, noarp), `active` (a state other than
+//!   `none`), `ip` (the first
 //!   IPv4 address, else the first IPv6), `ip4`, `ip6` (comma lists).
 //! - fdb: `port` (the bridge port's name), `bridge`.
 //!
@@ -361,6 +362,9 @@ enum RowRef {
 }
 
 /// Reads the kernel's network state over rtnetlink.
+/// An address as the kernel keys it: link index, address, prefix length.
+type AddrKey = (u32, IpAddr, u8);
+
 /// How far apart two dumps' ends of one lifetime may be and still be the same end (s).
 const LIFETIME_SLACK: i64 = 2;
 
@@ -371,7 +375,7 @@ pub struct NetlinkBackend {
     seen: HashMap<String, (u8, Instant)>,
     /// Per address (link, address, prefix length): when its valid and preferred lifetimes end,
     /// as the last dump put it (see [`NetlinkBackend::steady_lifetimes`]).
-    ends: HashMap<(u32, IpAddr, u8), (Option<i64>, Option<i64>)>,
+    ends: HashMap<AddrKey, (Option<i64>, Option<i64>)>,
     /// Whether the last dump failed (logged once per failure run).
     failing: bool,
 }
@@ -1174,7 +1178,7 @@ mod tests {
             proto: None,
         };
         let mut b = NetlinkBackend::new();
-        let mut dump = |b: &mut NetlinkBackend, at: i64, a: Addr| -> Addr {
+        let dump = |b: &mut NetlinkBackend, at: i64, a: Addr| -> Addr {
             b.snap.at = at;
             let mut v = vec![a];
             b.steady_lifetimes(&mut v);
