@@ -157,3 +157,41 @@ fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
     ns.addr("wan0", "198.51.100.9/24");
     changed(&count, "2", seen);
 }
+
+#[test]
+fn the_connection_request_url_follows_a_new_wan_address_at_once() {
+    let Some(ns) = Netns::new() else { return };
+    ns.veth("wan0", "isp0");
+    ns.up("wan0");
+    ns.up("isp0");
+    ns.addr("wan0", "192.0.2.77/24");
+    let acs = ns.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
+    let cpe = linux_cpe("live-crurl", &acs.url());
+    // The URL's host is wan0's address, looked at only every hour by the clock: a quicker
+    // change can come only from the kernel's address event.
+    let cfg = std::fs::read_to_string(&cpe.cfg).unwrap();
+    let cfg = cfg.replace(
+        "[connection_request]\nlisten = \"127.0.0.1:0\"\n",
+        "[connection_request]\nlisten = \"0.0.0.0:0\"\npassword = \"cr-s3cret\"\n\
+         host = \"interface:wan0\"\ncheck_interval = 3600\n",
+    );
+    std::fs::write(&cpe.cfg, cfg).unwrap();
+    let daemon = cpe.spawn_run_in(ns.name());
+    const URL: &str = "Device.ManagementServer.ConnectionRequestURL";
+    let informed = |prefix: &str, seen: usize| {
+        poll(WAIT, || {
+            acs.completed()
+                .into_iter()
+                .skip(seen)
+                .find(|s| s.param(URL).is_some_and(|u| u.starts_with(prefix)))
+        })
+        .unwrap_or_else(|| panic!("no Inform with {URL} = {prefix}…\n{}", daemon.log()))
+    };
+    informed("http://192.0.2.77:", 0);
+    // Renumbered: the old address goes, a new one comes.
+    let seen = acs.completed().len();
+    ns.ip(&["addr", "del", "192.0.2.77/24", "dev", "wan0"]);
+    ns.addr("wan0", "192.0.2.88/24");
+    let s = informed("http://192.0.2.88:", seen);
+    assert!(s.has_event("4 VALUE CHANGE"), "{:?}", s.event_codes());
+}

@@ -143,9 +143,10 @@ for f in procd_open_instance procd_close_instance procd_set_param procd_open_dat
 done
 "#;
     let harness = format!(
-        "UCI='{}'\nUCI_CONFIG='{}'\n{stubs}\n. '{}'\n{calls}\n",
+        "UCI='{}'\nUCI_CONFIG='{}'\nFW_STATE='{}'\n{stubs}\n. '{}'\n{calls}\n",
         uci_bin().display(),
         uci.config.display(),
+        uci.dir.path().join("cwmpd.firewall").display(),
         init_script().display()
     );
     run(Command::new("sh").arg("-c").arg(harness))
@@ -355,7 +356,7 @@ fn a_listen_without_a_port_opens_nothing() {
 }
 
 #[test]
-fn triggers_reload_on_config_and_wan_changes_and_reload_restarts() {
+fn triggers_reload_on_config_changes_and_a_wan_event_restarts_only_for_the_firewall() {
     let u = shipped_config("owrt-trig", "");
     let trace = run_init(&u, "service_triggers");
     let lines: Vec<&str> = trace.lines().collect();
@@ -364,15 +365,28 @@ fn triggers_reload_on_config_and_wan_changes_and_reload_restarts() {
     let close = lines.iter().position(|l| *l == "procd_close_trigger");
     for iface in ["wan", "wan6"] {
         let want =
-            format!("procd_add_interface_trigger interface.* {iface} /etc/init.d/cwmpd reload");
+            format!("procd_add_interface_trigger interface.* {iface} /etc/init.d/cwmpd wan_event");
         let at = lines.iter().position(|l| *l == want);
         assert!(
             matches!((open, at, close), (Some(o), Some(a), Some(c)) if o < a && a < c),
             "no {want:?} inside procd_open_trigger/procd_close_trigger:\n{trace}"
         );
     }
-    // A reload is a restart (the agent rereads its config and the WAN address at start).
+    // A reload is a restart (the agent rereads its config).
     assert_eq!(run_init(&u, "reload_service"), "stop\nstart\n");
+    // A WAN event leaves the agent running (it follows the WAN itself and keeps the values it
+    // last reported) while the firewall rule it started with still holds...
+    run_init(&u, "start_service");
+    assert_eq!(run_init(&u, "wan_event"), "");
+    // ...and restarts it when the ACS set the first Connection Request password since: the
+    // rule opening the port comes with the new start.
+    u.uci(&["batch"], &format!("{WITH_PASSWORD}\ncommit cwmpd\n"));
+    assert_eq!(run_init(&u, "wan_event"), "stop\nstart\n");
+    run_init(&u, "start_service");
+    assert_eq!(run_init(&u, "wan_event"), "");
+    // A start nobody recorded (the state in RAM lost): restarted once to be sure.
+    std::fs::remove_file(u.dir.path().join("cwmpd.firewall")).unwrap();
+    assert_eq!(run_init(&u, "wan_event"), "stop\nstart\n");
     // The firewall rereads procd's service data when the service starts and stops.
     for f in ["service_started", "service_stopped"] {
         assert_eq!(

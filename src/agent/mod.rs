@@ -379,6 +379,7 @@ impl Agent {
             state_lock,
             watch_pending: Default::default(),
             requests_pending: Default::default(),
+            connreq_recheck: false,
         })
     }
 
@@ -398,7 +399,7 @@ impl Agent {
         let s = self.settings();
         // ConnectionRequestURL follows the WAN address; a change is a forced active
         // notification (TR-181 ManagementServer.ConnectionRequestURL): checked now.
-        self.follow_connreq(&s, false);
+        self.follow_connreq(&s, std::mem::take(&mut lp.connreq_recheck));
         if std::mem::take(&mut self.url_changed) {
             plan.poll_now(self.clock.wall());
         }
@@ -527,6 +528,7 @@ impl Agent {
             }
             Ok(Trigger::ValuesChanged) => {
                 lp.watch_pending.store(false, Ordering::Release);
+                lp.connreq_recheck = true;
                 plan.poll_now(self.clock.wall());
             }
             Ok(Trigger::Transfer(done)) => self.job_done(done),
@@ -562,6 +564,9 @@ pub struct Loop {
     /// One check pending at a time per watch: set by the watch thread, cleared when taken.
     watch_pending: Arc<AtomicBool>,
     requests_pending: Arc<AtomicBool>,
+    /// The system announced a change (a uci edit, a kernel or netifd event): the Connection
+    /// Request address is looked at again at the next turn, not only every `check_interval`.
+    connreq_recheck: bool,
 }
 
 /// Why [`Agent::run`] returned.
