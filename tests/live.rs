@@ -152,10 +152,25 @@ fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
     ns.down("isp0");
     let seen = acs.completed().len().saturating_sub(1);
     changed(&status, "LowerLayerDown", seen);
-    // A second address, as a renumbering would add it.
+    // A second address, as a renumbering would add it: a new instance of a table the kernel
+    // makes, numbered in RAM, so the data model's store is not written (flash).
+    let store = cpe.dir.path().join("state").join("datamodel.toml");
+    let before = std::fs::read(&store).expect("the attributes the ACS set are stored");
     let seen = acs.completed().len();
     ns.addr("wan0", "198.51.100.9/24");
     changed(&count, "2", seen);
+    let v = cpe
+        .cli_in(ns.name(), &["get", &format!("{wan}IPv4Address.")])
+        .values();
+    assert!(
+        v.values().any(|a| a == "198.51.100.9"),
+        "the new address is an instance: {v:#?}"
+    );
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before,
+        "datamodel.toml was rewritten for a kernel table's new instance"
+    );
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub struct Engine {
     /// Last value reported to the ACS (or first seen) of each parameter with notification on,
     /// by full path. Kept in RAM only: a notification check must not write to flash.
     reported: BTreeMap<String, String>,
+    /// The instance numbers of the tables bound to a live backend ([`BackendKind::live`]), by
+    /// table path: RAM only, like `reported` (they change with the system, not with the ACS).
+    live_tables: BTreeMap<String, state::TableState>,
     /// Set by [`Engine::hold`]: changes wait for [`Engine::settle`] to be committed.
     hold: bool,
     /// What a held change can be undone with.
@@ -88,6 +91,7 @@ impl Engine {
             state,
             dirty: false,
             reported: BTreeMap::new(),
+            live_tables: BTreeMap::new(),
             hold: false,
             pending: None,
         }

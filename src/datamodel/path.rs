@@ -167,8 +167,16 @@ impl Engine {
             return Ok(Vec::new());
         };
         let kind = table.binding.backend;
+        let live = kind.live()
+            || nested_refs(&table.binding.key)
+                .iter()
+                .any(|(_, _, k, _)| k.live());
         let tkey = expand(&table.binding.key, &inst.keys);
         let tpath = self.table_path(t, inst);
+        if live && self.state.tables.remove(&tpath).is_some() {
+            // Kept by an earlier version in the store: RAM from now on.
+            self.dirty = true;
+        }
         if table
             .binding
             .under
@@ -179,6 +187,7 @@ impl Engine {
             if self.state.tables.remove(&tpath).is_some() {
                 self.dirty = true;
             }
+            self.live_tables.remove(&tpath);
             return Ok(Vec::new());
         }
         let tkey = if has_nested(&tkey) {
@@ -212,7 +221,12 @@ impl Engine {
             }
         };
         if let Some(mut keys) = listed {
-            let mut ts = self.state.tables.get(&tpath).cloned().unwrap_or_default();
+            let tables = if live {
+                &self.live_tables
+            } else {
+                &self.state.tables
+            };
+            let mut ts = tables.get(&tpath).cloned().unwrap_or_default();
             let before = ts.clone();
             // Instances whose key changed (a uci anonymous section renamed because one before
             // it was deleted, or moved) keep their number: the backend says which, as pairs
@@ -253,14 +267,19 @@ impl Engine {
                     ts.next = n.saturating_add(1);
                 }
             }
-            if ts != before {
+            if ts != before && live {
+                self.live_tables.insert(tpath.clone(), ts);
+            } else if ts != before {
                 self.state.tables.insert(tpath.clone(), ts);
                 self.dirty = true;
             }
         }
-        Ok(self
-            .state
-            .tables
+        let tables = if live {
+            &self.live_tables
+        } else {
+            &self.state.tables
+        };
+        Ok(tables
             .get(&tpath)
             .map(|ts| ts.instances.iter().map(|(n, k)| (*n, k.clone())).collect())
             .unwrap_or_default())

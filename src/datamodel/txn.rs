@@ -219,6 +219,7 @@ impl Engine {
         }
         let prefix = format!("{tpath}{number}.");
         self.state.tables.retain(|k, _| !k.starts_with(&prefix));
+        self.live_tables.retain(|k, _| !k.starts_with(&prefix));
         self.state.attributes.retain(|k, _| !k.starts_with(&prefix));
         self.reported.retain(|k, _| !k.starts_with(&prefix));
         self.dirty = true;

@@ -33,6 +33,14 @@ impl BackendKind {
         BackendKind::Ubus,
     ];
 
+    /// Whether the backend reads live state the system makes and unmakes by itself (the
+    /// kernel's tables, the daemons' stations and leases): the instance numbers of its tables
+    /// are kept in RAM only, so a station associating or a route appearing never writes to
+    /// flash.
+    pub fn live(self) -> bool {
+        matches!(self, BackendKind::Netlink | BackendKind::Ubus)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Agent => "agent",
