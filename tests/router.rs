@@ -929,6 +929,9 @@ fn the_uci_config_is_the_config_and_follows_the_acs() {
     );
 }
 
+/// The MAC address of the ISP's gateway, a neighbour on the WAN.
+const GATEWAY_MAC: &str = "00:00:5e:00:53:01";
+
 /// The fixture router at one moment of its life: netifd, hostapd and iwinfo answering over ubus
 /// (the test broker serving OpenWrt 23.05's replies for this router, `tests/fixtures/ubus/`),
 /// and the kernel in a network namespace holding the router's netdevs as netifd and the DHCP or
@@ -1021,9 +1024,35 @@ impl LiveRouter {
             "nud",
             "stale",
         ]);
+        // A printer with a static address (no lease) on port lan1, and the WAN's gateway.
+        ns.neigh(&[
+            "add",
+            "192.168.1.50",
+            "lladdr",
+            "3c:2a:f4:11:22:33",
+            "dev",
+            "br-lan",
+            "nud",
+            "reachable",
+        ]);
+        let (gw, gw_dev) = match scenario {
+            "dhcp" => ("203.0.113.1", "wan"),
+            _ => ("198.51.100.1", "pppoe-wan"),
+        };
+        ns.neigh(&[
+            "add",
+            gw,
+            "lladdr",
+            GATEWAY_MAC,
+            "dev",
+            gw_dev,
+            "nud",
+            "reachable",
+        ]);
         for (mac, port) in [
             ("f0:18:98:4e:5d:6c", "phy0-ap0"),
             ("00:11:32:aa:bb:cc", "lan1"),
+            ("3c:2a:f4:11:22:33", "lan1"),
         ] {
             let out = ns.exec(&["bridge", "fdb", "add", mac, "dev", port, "master", "static"]);
             assert!(out.status.success(), "bridge fdb add: {out:?}");
@@ -1156,6 +1185,10 @@ fn a_dhcp_wan_shows_its_lease_stations_and_hosts_from_netifd_hostapd_and_the_ker
                 "192.168.1.10",
             ),
             ("Device.Hosts.Host.2.Active", "false"),
+            (
+                "Device.Hosts.Host.1.Layer3Interface",
+                "Device.IP.Interface.2",
+            ),
             // The kernel's routes.
             (
                 "Device.Routing.Router.1.IPv4Forwarding.1.GatewayIPAddress",
@@ -1163,6 +1196,34 @@ fn a_dhcp_wan_shows_its_lease_stations_and_hosts_from_netifd_hostapd_and_the_ker
             ),
         ],
     );
+    // The printer, which has no lease, is a host too, as the kernel knows it; the ISP's
+    // gateway, a neighbour on the WAN, is not.
+    let host = |mac: &str| {
+        got.iter()
+            .find(|(k, v)| {
+                k.starts_with("Device.Hosts.Host.") && k.ends_with(".PhysAddress") && *v == mac
+            })
+            .map(|(k, _)| k.trim_end_matches("PhysAddress").to_string())
+    };
+    let printer = host("3c:2a:f4:11:22:33").unwrap_or_else(|| panic!("no printer: {got:#?}"));
+    assert_values(
+        &got,
+        &[
+            (&format!("{printer}IPAddress"), "192.168.1.50"),
+            (&format!("{printer}HostName"), ""),
+            (&format!("{printer}Active"), "true"),
+            (
+                &format!("{printer}Layer3Interface"),
+                "Device.IP.Interface.2",
+            ),
+            (
+                &format!("{printer}Layer1Interface"),
+                "Device.Ethernet.Interface.1",
+            ),
+            (&format!("{printer}IPv4Address.1.IPAddress"), "192.168.1.50"),
+        ],
+    );
+    assert_eq!(host(GATEWAY_MAC), None);
     // One call per object and method for the whole tree, whatever the number of parameters.
     for (object, method) in [
         ("network.interface", "dump"),

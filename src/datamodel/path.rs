@@ -167,11 +167,17 @@ impl Engine {
             return Ok(Vec::new());
         };
         let kind = table.binding.backend;
-        let live = kind.live()
-            || nested_refs(&table.binding.key)
-                .iter()
-                .any(|(_, _, k, _)| k.live());
+        let live = std::iter::once(&table.binding)
+            .chain(table.binding.or.as_deref())
+            .any(|b| b.backend.live() || nested_refs(&b.key).iter().any(|(_, _, k, _)| k.live()));
         let tkey = expand(&table.binding.key, &inst.keys);
+        // `or` on a table: its keys join the own ones (the hosts with a lease, then those only
+        // the kernel knows).
+        let alt = table
+            .binding
+            .or
+            .as_deref()
+            .map(|b| (b.backend, expand(&b.key, &inst.keys)));
         let tpath = self.table_path(t, inst);
         if live && self.state.tables.remove(&tpath).is_some() {
             // Kept by an earlier version in the store: RAM from now on.
@@ -219,6 +225,10 @@ impl Engine {
                 }
                 r => r?,
             }
+        };
+        let listed = match (listed, alt) {
+            (Some(keys), Some((akind, akey))) => Some(self.join_listing(keys, akind, &akey)?),
+            (listed, _) => listed,
         };
         if let Some(mut keys) = listed {
             let tables = if live {
@@ -283,6 +293,36 @@ impl Engine {
             .get(&tpath)
             .map(|ts| ts.instances.iter().map(|(n, k)| (*n, k.clone())).collect())
             .unwrap_or_default())
+    }
+
+    /// `keys` followed by those of the `or` listing `akey` that are not among them.
+    fn join_listing(
+        &mut self,
+        mut keys: Vec<String>,
+        akind: BackendKind,
+        akey: &str,
+    ) -> Result<Vec<String>, Fault> {
+        let akey = if has_nested(akey) {
+            match self.resolve_nested(&[akey.to_string()]).pop().flatten() {
+                Some(k) => k,
+                None => return Ok(keys),
+            }
+        } else {
+            akey.to_string()
+        };
+        let mut cx = Cx {
+            values: &mut self.state.values,
+            changed: false,
+        };
+        let more = self.backends.get(akind).instances(&mut cx, &akey)?;
+        self.dirty |= cx.changed;
+        let mut seen: HashSet<String> = keys.iter().cloned().collect();
+        for k in more.into_iter().flatten() {
+            if seen.insert(k.clone()) {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
     }
 
     /// Moves agent-owned values (an Alias) from instances' old keys to their new ones: every

@@ -227,8 +227,13 @@ impl Builder {
                         format!("{} is not a table: it has no instances to bind", b.object),
                     ));
                 }
-                check_placeholders(&b.binding.key, table_depth(&defs, &parent, o) - 1)
-                    .map_err(|m| load_err(&b.file, b.line, m))?;
+                for key in std::iter::once(&b.binding)
+                    .chain(b.binding.or.as_deref())
+                    .map(|b| &b.key)
+                {
+                    check_placeholders(key, table_depth(&defs, &parent, o) - 1)
+                        .map_err(|m| load_err(&b.file, b.line, m))?;
+                }
                 if b.binding.under.is_some() && table_depth(&defs, &parent, o) < 2 {
                     return Err(load_err(
                         &b.file,

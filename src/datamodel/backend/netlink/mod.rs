@@ -44,7 +44,7 @@
 //! - route: `dest`, `dest_len`, `prefix` (`dest/len`), `mask` (IPv4), `gateway` (empty when on-link), `dev`,
 //!   `metric`, `protocol` (`kernel`, `boot`, `static`, `dhcp`, `ra`, or the number), `scope`,
 //!   `src`.
-//! - host: `mac`, `dev`, `state` (the best NUD state: `permanent`, `reachable`, `delay`,
+//! - host: `mac`, `dev`, `bridged` (`dev` is a bridge), `state` (the best NUD state: `permanent`, `reachable`, `delay`,
 //!   `probe`, `stale`, else `none`: failed, incomplete, noarp), `active` (a state other than
 //!   `none`), `ip` (the first
 //!   IPv4 address, else the first IPv6), `ip4`, `ip6` (comma lists).
@@ -229,7 +229,9 @@ const PREFIX_FIELDS: &[&str] = &[
 const ROUTE_FIELDS: &[&str] = &[
     "dest", "dest_len", "prefix", "mask", "gateway", "dev", "metric", "protocol", "scope", "src",
 ];
-const HOST_FIELDS: &[&str] = &["mac", "dev", "state", "active", "ip", "ip4", "ip6"];
+const HOST_FIELDS: &[&str] = &[
+    "mac", "dev", "bridged", "state", "active", "ip", "ip4", "ip6",
+];
 
 /// A parsed key.
 #[derive(Debug)]
@@ -868,6 +870,12 @@ impl NetlinkBackend {
         match field {
             "mac" => best.lladdr.as_deref().map(mac_text),
             "dev" => self.link_name(best.index).map(str::to_string),
+            // Its link is a bridge: OpenWrt's LANs (br-lan, a guest network's bridge), never
+            // its WAN as shipped.
+            "bridged" => {
+                let i = *self.snap.link_at.get(&best.index)?;
+                Some((self.links().get(i)?.kind.as_deref() == Some("bridge")).to_string())
+            }
             "state" => Some(
                 ["none", "stale", "probe", "delay", "reachable", "permanent"][rank(best.state)]
                     .to_string(),
