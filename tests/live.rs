@@ -114,15 +114,24 @@ fn get_lists_the_namespace_interfaces_and_addresses_as_the_kernel_holds_them() {
     );
 }
 
-#[test]
-fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
-    let Some(ns) = Netns::new() else { return };
+/// A namespace with a WAN link `wan0` (192.0.2.77/24, its peer `isp0`) and the test ACS
+/// listening inside it (its socket is made by a thread that entered it); `None` where
+/// namespaces cannot be made.
+fn wan_with_acs() -> Option<(Netns, Acs)> {
+    let ns = Netns::new()?;
     ns.veth("wan0", "isp0");
     ns.up("wan0");
     ns.up("isp0");
     ns.addr("wan0", "192.0.2.77/24");
-    // The ACS listens inside the namespace (its socket is made by a thread that entered it).
     let acs = ns.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
+    Some((ns, acs))
+}
+
+#[test]
+fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
+    let Some((ns, acs)) = wan_with_acs() else {
+        return;
+    };
     let cpe = linux_cpe("live-notify", &acs.url());
     let v = cpe
         .cli_in(ns.name(), &["get", "Device.IP.Interface."])
@@ -175,12 +184,9 @@ fn a_link_going_down_and_a_new_address_reach_the_acs_as_they_happen() {
 
 #[test]
 fn the_connection_request_url_follows_a_new_wan_address_at_once() {
-    let Some(ns) = Netns::new() else { return };
-    ns.veth("wan0", "isp0");
-    ns.up("wan0");
-    ns.up("isp0");
-    ns.addr("wan0", "192.0.2.77/24");
-    let acs = ns.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
+    let Some((ns, acs)) = wan_with_acs() else {
+        return;
+    };
     let cpe = linux_cpe("live-crurl", &acs.url());
     // The URL's host is wan0's address, looked at only every hour by the clock: a quicker
     // change can come only from the kernel's address event.
