@@ -66,6 +66,8 @@ pub struct Engine {
     /// The instance numbers of the tables bound to a live backend ([`BackendKind::live`]), by
     /// table path: RAM only, like `reported` (they change with the system, not with the ACS).
     live_tables: BTreeMap<String, state::TableState>,
+    /// The tables that listed more than [`MAX_INSTANCES`] (logged once until they shrink).
+    crowded: std::collections::BTreeSet<String>,
     /// Set by [`Engine::hold`]: changes wait for [`Engine::settle`] to be committed.
     hold: bool,
     /// What a held change can be undone with.
@@ -92,6 +94,7 @@ impl Engine {
             dirty: false,
             reported: BTreeMap::new(),
             live_tables: BTreeMap::new(),
+            crowded: Default::default(),
             hold: false,
             pending: None,
         }

@@ -169,7 +169,12 @@ impl Engine {
         let kind = table.binding.backend;
         let live = std::iter::once(&table.binding)
             .chain(table.binding.or.as_deref())
-            .any(|b| b.backend.live() || nested_refs(&b.key).iter().any(|(_, _, k, _)| k.live()));
+            .any(|b| {
+                b.backend.live(&b.key)
+                    || nested_refs(&b.key)
+                        .iter()
+                        .any(|(_, _, k, inner)| k.live(inner))
+            });
         let tkey = expand(&table.binding.key, &inst.keys);
         // `or` on a table: its keys join the own ones (the hosts with a lease, then those only
         // the kernel knows).
@@ -243,7 +248,12 @@ impl Engine {
             // applied all at once (two sections may swap names). Keys that could reach into
             // another key (`{`, `}`, or the brackets of a netlink or ubus selection) are not
             // taken.
-            keys.retain(|k| !k.contains(['{', '}', '[', ']']));
+            // In a selector key (netlink, ubus) a key `*…` would become a listing and one with
+            // `=` a field match: not taken either.
+            keys.retain(|k| {
+                !k.contains(['{', '}', '[', ']'])
+                    && !(live && (k.starts_with('*') || k.contains('=')))
+            });
             let known: Vec<String> = ts.instances.values().cloned().collect();
             let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
             let pairs: BTreeMap<String, String> = self
@@ -263,11 +273,16 @@ impl Engine {
             }
             ts.instances.retain(|_, k| listed.contains(k.as_str()));
             let mut have: HashSet<String> = ts.instances.values().cloned().collect();
+            // Logged once per run over the bound (a LAN host can keep a table there).
             if keys.len() > MAX_INSTANCES {
-                log::warn!(
-                    "{tpath}: {} instances, only the first {MAX_INSTANCES} are served",
-                    keys.len()
-                );
+                if self.crowded.insert(tpath.clone()) {
+                    log::warn!(
+                        "{tpath}: {} instances, only the first {MAX_INSTANCES} are served",
+                        keys.len()
+                    );
+                }
+            } else {
+                self.crowded.remove(&tpath);
             }
             for k in keys.iter().take(MAX_INSTANCES) {
                 if have.insert(k.clone()) {
@@ -276,6 +291,20 @@ impl Engine {
                     ts.instances.insert(n, k.clone());
                     ts.next = n.saturating_add(1);
                 }
+            }
+            // What hung on instances that are gone (their own tables, the values last
+            // reported) goes with them: a table whose keys churn (hosts, stations) would
+            // otherwise leave its children behind for ever.
+            let gone: HashSet<u32> = before
+                .instances
+                .keys()
+                .filter(|n| !ts.instances.contains_key(n))
+                .copied()
+                .collect();
+            if !gone.is_empty() {
+                prune_under(&mut self.live_tables, &tpath, &gone);
+                prune_under(&mut self.reported, &tpath, &gone);
+                self.dirty |= prune_under(&mut self.state.tables, &tpath, &gone);
             }
             if ts != before && live {
                 self.live_tables.insert(tpath.clone(), ts);
@@ -524,6 +553,26 @@ pub(super) fn parent_of(inst: &Inst) -> Inst {
     p
 }
 
+/// Removes the entries of `map` under the instances `gone` of the table `tpath`
+/// (`{tpath}{n}.…`: contiguous in the map's order); says whether any was.
+fn prune_under<V>(map: &mut BTreeMap<String, V>, tpath: &str, gone: &HashSet<u32>) -> bool {
+    let doomed: Vec<String> = map
+        .range::<str, _>((std::ops::Bound::Included(tpath), std::ops::Bound::Unbounded))
+        .take_while(|(k, _)| k.starts_with(tpath))
+        .filter(|(k, _)| {
+            let rest = &k[tpath.len()..];
+            rest.split_once('.')
+                .and_then(|(n, _)| n.parse::<u32>().ok())
+                .is_some_and(|n| gone.contains(&n))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &doomed {
+        map.remove(k);
+    }
+    !doomed.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,5 +690,34 @@ mod tests {
         e.add_object("Device.A.T.2.U.", "").unwrap();
         let all: Vec<Vec<u32>> = e.all_instances(u).into_iter().map(|i| i.numbers).collect();
         assert_eq!(all, [vec![2, 1]]);
+    }
+
+    #[test]
+    fn prune_under_takes_only_what_hangs_on_the_gone_instances() {
+        let mut m: BTreeMap<String, u8> = [
+            "Device.A.T.",
+            "Device.A.T.1.U.",
+            "Device.A.T.1.U.3.W",
+            "Device.A.T.10.U.",
+            "Device.A.T.2.U.",
+            "Device.A.TX.1.U.",
+            "Device.B.Z",
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), 0))
+        .collect();
+        assert!(prune_under(&mut m, "Device.A.T.", &HashSet::from([1])));
+        let left: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(
+            left,
+            [
+                "Device.A.T.",
+                "Device.A.T.10.U.",
+                "Device.A.T.2.U.",
+                "Device.A.TX.1.U.",
+                "Device.B.Z"
+            ]
+        );
+        assert!(!prune_under(&mut m, "Device.A.T.", &HashSet::from([7])));
     }
 }

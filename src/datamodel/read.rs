@@ -678,8 +678,12 @@ impl Engine {
                     out.push_str(&k[last..start]);
                     let v = values.get(&(kind, inner.to_string()))?;
                     // A value is one path segment of the key, or one selection of a netlink or
-                    // ubus key: nothing may escape it.
-                    if v.is_empty() || v.contains(['/', '{', '}', '[', ']']) || v == ".." {
+                    // ubus key: nothing may escape it, nor turn it into a listing (`*`), a
+                    // match (`=`) or the path of a ubus reply (`#`).
+                    if v.is_empty()
+                        || v.contains(['/', '{', '}', '[', ']', '*', '=', '#'])
+                        || v == ".."
+                    {
                         return None;
                     }
                     out.push_str(v);

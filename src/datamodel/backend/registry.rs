@@ -33,12 +33,19 @@ impl BackendKind {
         BackendKind::Ubus,
     ];
 
-    /// Whether the backend reads live state the system makes and unmakes by itself (the
-    /// kernel's tables, the daemons' stations and leases): the instance numbers of its tables
-    /// are kept in RAM only, so a station associating or a route appearing never writes to
-    /// flash.
-    pub fn live(self) -> bool {
-        matches!(self, BackendKind::Netlink | BackendKind::Ubus)
+    /// Whether a table listed by `key` of this backend is live state the system makes and
+    /// unmakes by itself (the kernel's tables, the daemons' stations, the DHCP leases, the
+    /// processes): the instance numbers of such tables are kept in RAM only, so a station
+    /// associating, a lease or a process never writes to flash. Everything netlink and ubus
+    /// list; the files under /proc, /sys, /tmp, /var and /run.
+    pub fn live(self, key: &str) -> bool {
+        match self {
+            BackendKind::Netlink | BackendKind::Ubus => true,
+            BackendKind::File => ["/proc/", "/sys/", "/tmp/", "/var/", "/run/"]
+                .iter()
+                .any(|p| key.starts_with(p)),
+            _ => false,
+        }
     }
 
     pub fn name(self) -> &'static str {
