@@ -853,3 +853,32 @@ fn the_backend_calls_only_methods_that_report_whatever_a_key_became() {
     assert_eq!(b.invokes("hostapd.wlan0", "del_client"), 0);
     assert_eq!(b.invokes("network.interface.wan", "status"), 1);
 }
+
+#[test]
+fn subscriptions_are_bounded_and_a_listener_says_when_it_is_full() {
+    use cwmpd::datamodel::backend::ubus::client::MAX_SUBSCRIPTIONS;
+    let b = Broker::start();
+    let mut l = Listener::connect(b.socket(), T).unwrap();
+    // A publisher that makes ever new objects (hostapd.<random>, each gone after a while).
+    for i in 0..MAX_SUBSCRIPTIONS {
+        let path = format!("hostapd.x{i}");
+        b.add_object(&path);
+        l.subscribe(&path).unwrap();
+        assert!(b.remove_object(&path));
+    }
+    assert!(l.subscriptions_full());
+    b.add_object("hostapd.real");
+    assert!(matches!(
+        l.subscribe("hostapd.real"),
+        Err(UbusError::Protocol(_))
+    ));
+    // Subscribing again to a path it knows takes no new slot.
+    b.add_object("hostapd.x0");
+    l.subscribe("hostapd.x0").unwrap();
+    assert_eq!(b.subscribers("hostapd.x0"), 1);
+    // A new listener starts afresh with the objects there now.
+    let mut fresh = Listener::connect(b.socket(), T).unwrap();
+    fresh.subscribe("hostapd.*").unwrap();
+    assert!(!fresh.subscriptions_full());
+    assert_eq!(b.subscribers("hostapd.real"), 1);
+}

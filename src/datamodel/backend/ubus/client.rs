@@ -486,6 +486,9 @@ pub struct Listener {
     event_obj: Option<u32>,
     /// Our subscriber objects and the path of the object each watches.
     subscriptions: Vec<(u32, String)>,
+    /// Subscriber objects made for an object that was gone before it was subscribed to: used
+    /// for the next new path.
+    spare: Vec<u32>,
     queue: std::collections::VecDeque<Event>,
 }
 
@@ -497,6 +500,7 @@ impl Listener {
             conn: Conn::connect(socket, timeout)?,
             event_obj: None,
             subscriptions: Vec::new(),
+            spare: Vec::new(),
             queue: Default::default(),
         })
     }
@@ -549,33 +553,54 @@ impl Listener {
                 .map(|(id, _)| *id);
             let sub = match known {
                 Some(id) => id,
-                None if self.subscriptions.len() >= MAX_SUBSCRIPTIONS => {
-                    return Err(UbusError::Protocol(format!(
-                        "more than {MAX_SUBSCRIPTIONS} subscriptions"
-                    )))
-                }
-                None => self.with_events(|conn, other| conn.add_object(deadline, other))?,
+                None => match self.spare.pop() {
+                    Some(id) => id,
+                    None if self.subscriptions_full() => {
+                        return Err(UbusError::Protocol(format!(
+                            "more than {MAX_SUBSCRIPTIONS} subscriptions"
+                        )))
+                    }
+                    None => self.with_events(|conn, other| conn.add_object(deadline, other))?,
+                },
             };
             let seq = self.conn.next_seq();
             let req = proto::subscribe(seq, sub, target.id)?;
             let code = self.with_events(|conn, other| {
                 conn.request(&req, seq, 0, deadline, &mut |_| Ok(()), other)
             })?;
-            // The subscriber object is kept for its path either way (the object may come
-            // back); one that went away between the lookup and now does not stop the others.
-            if known.is_none() {
-                self.subscriptions.push((sub, target.path.clone()));
-            }
+            // An object that went away between the lookup and now does not stop the others;
+            // a subscriber object made for it waits for the next new path.
             match code {
-                status::OK => subscribed += 1,
-                status::NOT_FOUND => missing = Some(target.path),
-                code => return Err(UbusError::Status(code)),
+                status::OK => {
+                    subscribed += 1;
+                    if known.is_none() {
+                        self.subscriptions.push((sub, target.path));
+                    }
+                }
+                status::NOT_FOUND => {
+                    if known.is_none() {
+                        self.spare.push(sub);
+                    }
+                    missing = Some(target.path);
+                }
+                code => {
+                    if known.is_none() {
+                        self.spare.push(sub);
+                    }
+                    return Err(UbusError::Status(code));
+                }
             }
         }
         match missing {
             Some(path) if subscribed == 0 => Err(UbusError::NotFound(path)),
             _ => Ok(()),
         }
+    }
+
+    /// Whether every subscriber object this listener may hold watches a path (objects that
+    /// came and went keep theirs: make a new listener to start afresh).
+    pub fn subscriptions_full(&self) -> bool {
+        self.subscriptions.len() + self.spare.len() >= MAX_SUBSCRIPTIONS
     }
 
     /// The next event or notification, `None` when `timeout` passes first. Answers the

@@ -506,6 +506,12 @@ impl EventSource for Events {
                     if path.starts_with("hostapd.") || SUBSCRIBE.contains(&path) {
                         if let Err(e) = l.subscribe(path) {
                             log::debug!("ubus: cannot subscribe to {path}: {e}");
+                            if l.subscriptions_full() {
+                                // Objects that came and went hold every slot: a new listener
+                                // subscribes to the ones there now.
+                                log::debug!("ubus: subscriptions renewed");
+                                self.listener = None;
+                            }
                         }
                     } else {
                         return Ok(false);
