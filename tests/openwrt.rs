@@ -143,11 +143,11 @@ for f in procd_open_instance procd_close_instance procd_set_param procd_open_dat
 done
 "#;
     let harness = format!(
-        "UCI='{}'\nUCI_CONFIG='{}'\nFW_STATE='{}'\n{stubs}\n. '{}'\n{calls}\n",
+        "UCI='{}'\nUCI_CONFIG='{}'\n{stubs}\n. '{}'\nFW_STATE='{}'\n{calls}\n",
         uci_bin().display(),
         uci.config.display(),
-        uci.dir.path().join("cwmpd.firewall").display(),
-        init_script().display()
+        init_script().display(),
+        uci.dir.path().join("cwmpd.firewall").display()
     );
     run(Command::new("sh").arg("-c").arg(harness))
 }
@@ -376,13 +376,13 @@ fn triggers_reload_on_config_changes_and_a_wan_event_restarts_only_for_the_firew
     assert_eq!(run_init(&u, "reload_service"), "stop\nstart\n");
     // A WAN event leaves the agent running (it follows the WAN itself and keeps the values it
     // last reported) while the firewall rule it started with still holds...
-    run_init(&u, "start_service");
+    run_init(&u, "start_service; service_started");
     assert_eq!(run_init(&u, "wan_event"), "");
     // ...and restarts it when the ACS set the first Connection Request password since: the
     // rule opening the port comes with the new start.
     u.uci(&["batch"], &format!("{WITH_PASSWORD}\ncommit cwmpd\n"));
     assert_eq!(run_init(&u, "wan_event"), "stop\nstart\n");
-    run_init(&u, "start_service");
+    run_init(&u, "start_service; service_started");
     assert_eq!(run_init(&u, "wan_event"), "");
     // A start nobody recorded (the state in RAM lost): restarted once to be sure.
     std::fs::remove_file(u.dir.path().join("cwmpd.firewall")).unwrap();
