@@ -46,6 +46,7 @@ const PURE: &[&str] = &[
     "datamodel::backend::netlink::wire",
     "datamodel::backend::ubus::blob",
     "datamodel::backend::ubus::proto",
+    "diag::icmp",
 ];
 
 /// What production code names to reach the OS: files, sockets, processes, threads, clocks, the
