@@ -1,12 +1,15 @@
 //! The diagnostics' network engines against the real kernel, in network namespaces the tests
 //! make (as root; skipped elsewhere): ICMP echo over both kinds of socket, IPv4 and IPv6, to a
 //! neighbour, to nobody, through a router with a hop limit that expires there and one that
-//! does not, bound to an interface, with a large payload.
+//! does not, bound to an interface, with a large payload; DNS lookups against dnsmasq serving
+//! a test zone, a missing name, nobody listening and a server that does not answer.
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use cwmpd::diag::dns::{TYPE_A, TYPE_AAAA};
+use cwmpd::diag::lookup::{lookup, Lookup};
 use cwmpd::diag::ping::{self, Method, Outcome, Ping, PingError};
 use support::netns::Netns;
 
@@ -154,4 +157,114 @@ fn values_no_socket_can_honour_are_refused_and_a_cancel_stops_the_run() {
     let Some((a, _b)) = pair() else { return };
     let o = a.run(|| ping::run(&spec("10.77.1.2"), &AtomicBool::new(true)));
     assert_eq!(ok(o).sent, 0);
+}
+
+/// dnsmasq serving a test zone in namespace `ns` at `addr`:53 (`www.example.test`: an IPv4 and
+/// an IPv6 address; `alias.example.test`: a CNAME to it; every other name under `test.`
+/// does not exist). Killed on drop.
+struct Dnsmasq(std::process::Child);
+
+impl Dnsmasq {
+    fn start(ns: &Netns, addr: &str) -> Option<Dnsmasq> {
+        let have = std::process::Command::new("dnsmasq")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "dnsmasq is needed (Debian: dnsmasq-base)"
+            );
+            return None;
+        }
+        let Ok(child) = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "dnsmasq",
+                "--keep-in-foreground",
+            ])
+            .args([
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--pid-file=",
+                "--port=53",
+                "--local=/test/",
+                "--host-record=www.example.test,10.77.5.80,fd77:5::80",
+                "--cname=alias.example.test,www.example.test",
+            ])
+            .arg(format!("--listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        else {
+            panic!("cannot run ip netns exec");
+        };
+        Some(Dnsmasq(child))
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lookup_in(ns: &Netns, server: &str, name: &str, qtype: u16, ms: u64) -> Lookup {
+    let (server, name) = (server.parse().unwrap(), name.to_string());
+    ns.run(move || lookup(server, &name, qtype, Duration::from_millis(ms), None))
+        .unwrap_or_else(|e| panic!("lookup failed to run: {e}"))
+}
+
+#[test]
+fn nslookup_against_dnsmasq_a_missing_name_and_a_silent_server() {
+    let Some((a, b)) = pair() else { return };
+    b.addr("b0", "10.77.5.53/24");
+    a.addr("a0", "10.77.5.1/24");
+    let Some(_dns) = Dnsmasq::start(&b, "10.77.5.53") else {
+        return;
+    };
+    let server = "10.77.5.53:53";
+    // dnsmasq takes a moment to listen.
+    let mut first = None;
+    for _ in 0..50 {
+        match lookup_in(&a, server, "www.example.test", TYPE_A, 200) {
+            Lookup::Answered(r, t) => {
+                first = Some((r, t));
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let (r, took) = first.expect("dnsmasq answers");
+    assert_eq!(r.rcode, 0);
+    assert_eq!(r.addresses, ["10.77.5.80".parse::<IpAddr>().unwrap()]);
+    assert_eq!(r.canonical, "www.example.test");
+    assert!(took < Duration::from_millis(200));
+    let Lookup::Answered(r, _) = lookup_in(&a, server, "alias.example.test", TYPE_AAAA, 1000)
+    else {
+        panic!("no answer for the alias");
+    };
+    assert_eq!(r.canonical, "www.example.test");
+    assert_eq!(r.addresses, ["fd77:5::80".parse::<IpAddr>().unwrap()]);
+    // A name the zone does not have: NXDOMAIN, no address.
+    let Lookup::Answered(r, _) = lookup_in(&a, server, "nope.example.test", TYPE_A, 1000) else {
+        panic!("no answer for a missing name");
+    };
+    assert_eq!((r.rcode, r.addresses.len()), (3, 0));
+    // Nobody on port 53 of that host: refused at once; a host that drops it: a timeout.
+    assert!(matches!(
+        lookup_in(&a, "10.77.1.2:53", "www.example.test", TYPE_A, 1000),
+        Lookup::Refused
+    ));
+    b.ip(&["link", "set", "b0", "down"]);
+    assert!(matches!(
+        lookup_in(&a, server, "www.example.test", TYPE_A, 300),
+        Lookup::Timeout
+    ));
 }

@@ -47,6 +47,7 @@ const PURE: &[&str] = &[
     "datamodel::backend::ubus::blob",
     "datamodel::backend::ubus::proto",
     "diag::icmp",
+    "diag::dns",
 ];
 
 /// What production code names to reach the OS: files, sockets, processes, threads, clocks, the

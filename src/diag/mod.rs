@@ -1,5 +1,20 @@
 //! Diagnostics: the tests an ACS asks the CPE to run (TR-181 `IP.Diagnostics`, TR-098's
-//! diagnostics objects, TR-143), run in process, never by an external tool. So far the ICMP
-//! echo: [`icmp`] the messages (pure), [`ping`] the socket.
+//! diagnostics objects, TR-143), run in process, never by an external tool. So far: ICMP echo
+//! ([`icmp`] the messages, pure; [`ping`] the socket) and DNS lookups ([`dns`] the messages,
+//! pure; [`lookup`] the socket).
+pub mod dns;
 pub mod icmp;
+pub mod lookup;
 pub mod ping;
+
+/// A random 16-bit identifier (an ICMP echo identifier on a raw socket, a DNS query id: RFC
+/// 5452 wants it unguessable by an off-path attacker).
+fn random_id() -> u16 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 2];
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        // No entropy: the process id still tells this agent's messages from others'.
+        return (std::process::id() & 0xffff) as u16;
+    }
+    u16::from_be_bytes(b)
+}

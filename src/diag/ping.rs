@@ -150,7 +150,7 @@ pub fn run(p: &Ping, cancel: &AtomicBool) -> Result<Outcome, PingError> {
     // The datagram socket's identifier is the kernel's; a raw socket's is ours, random.
     let id = match method {
         Method::Datagram => 0,
-        Method::Raw => random_id(),
+        Method::Raw => super::random_id(),
     };
     let mut out = Outcome {
         source,
@@ -296,16 +296,4 @@ fn set_timeout(fd: &OwnedFd, left: Duration) -> io::Result<()> {
     let us = i64::try_from(left.as_micros()).unwrap_or(i64::MAX);
     setsockopt(fd, sockopt::ReceiveTimeout, &TimeVal::microseconds(us))?;
     Ok(())
-}
-
-/// A random identifier for a raw socket's requests (so that two runs, or another `ping`, do
-/// not take each other's replies).
-fn random_id() -> u16 {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 2];
-    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
-        // No entropy: the process id still tells this agent's requests from others'.
-        return (std::process::id() & 0xffff) as u16;
-    }
-    u16::from_be_bytes(b)
 }

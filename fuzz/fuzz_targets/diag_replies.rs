@@ -1,0 +1,40 @@
+//! Fuzzes what the diagnostics read from the network: a DNS response (`diag::dns::parse`)
+//! and an ICMP message (`diag::icmp::parse`, with and without an IPv4 header, v4 and v6).
+//! Besides "no panic, no hang, no unbounded memory", it checks:
+//!
+//! - a DNS response that parses answers our question: its canonical name is the asked one or
+//!   a name read from the bytes (at most 255 bytes), and it holds at most one address per 4
+//!   bytes of input;
+//! - the response to the query the codec itself writes (the question echoed, no answer)
+//!   parses with RCODE 0 and no address;
+//! - an ICMP message that parses as an echo reply came from at least 8 bytes.
+//!
+//! Seeds: `corpus/diag_replies/` (a query echoed as an answer, an answer with a compressed
+//! CNAME chain, an ICMP echo reply with its IPv4 header).
+#![no_main]
+
+use cwmpd::diag::{dns, icmp};
+use libfuzzer_sys::fuzz_target;
+
+const NAME: &str = "www.example.test";
+
+fuzz_target!(|data: &[u8]| {
+    for qtype in [dns::TYPE_A, dns::TYPE_AAAA] {
+        let id = data
+            .get(..2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        if let Ok(r) = dns::parse(data, id, NAME, qtype) {
+            assert!(r.canonical.len() <= 255, "{r:?}");
+            assert!(r.addresses.len() <= data.len() / 4, "{r:?}");
+        }
+    }
+    let mut echoed = dns::query(7, NAME, dns::TYPE_A).unwrap();
+    echoed[2] |= 0x80;
+    let r = dns::parse(&echoed, 7, NAME, dns::TYPE_A).unwrap();
+    assert_eq!((r.rcode, r.addresses.len()), (0, 0));
+    for (v6, ip) in [(false, false), (false, true), (true, false)] {
+        if let Some(icmp::Message::EchoReply { .. }) = icmp::parse(v6, ip, data) {
+            assert!(data.len() >= icmp::HEADER);
+        }
+    }
+});

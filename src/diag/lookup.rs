@@ -1,0 +1,119 @@
+//! One DNS lookup over UDP against a given server, timed (OS: a UDP socket, the monotonic
+//! clock): what NSLookupDiagnostics repeats.
+//!
+//! The query goes from a socket connected to the server (so the kernel drops datagrams from
+//! anyone else), optionally bound to a device; replies with another id or question are read
+//! and dropped until the timeout (at most [`MAX_STRAY`] of them). A truncated answer is
+//! reported as it is: its addresses are what fitted (TR-181 asks for the response, not for a
+//! retry over TCP).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{setsockopt, sockopt};
+
+use super::dns::{self, DnsError, Response};
+
+/// Datagrams that are not the answer read before the lookup counts as timed out.
+pub const MAX_STRAY: usize = 1000;
+
+/// How a lookup ended.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The server answered (any RCODE) after this long.
+    Answered(Response, Duration),
+    /// No answer within the timeout.
+    Timeout,
+    /// The server's host or port refused the datagram (ICMP unreachable on the connected
+    /// socket): no DNS server there.
+    Refused,
+}
+
+/// Asks `server` for the `qtype` records of `name`, waiting at most `timeout`.
+pub fn lookup(
+    server: SocketAddr,
+    name: &str,
+    qtype: u16,
+    timeout: Duration,
+    interface: Option<&str>,
+) -> Result<Lookup, LookupError> {
+    let id = super::random_id();
+    let query = dns::query(id, name, qtype).map_err(LookupError::Name)?;
+    let any: IpAddr = match server {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let sock = UdpSocket::bind((any, 0)).map_err(LookupError::Socket)?;
+    if let Some(dev) = interface {
+        setsockopt(&sock, sockopt::BindToDevice, &std::ffi::OsString::from(dev))
+            .map_err(|e| LookupError::Socket(e.into()))?;
+    }
+    sock.connect(server).map_err(LookupError::Socket)?;
+    let start = Instant::now();
+    match sock.send(&query) {
+        Ok(_) => {}
+        Err(e) if refused(&e) => return Ok(Lookup::Refused),
+        Err(e) => return Err(LookupError::Socket(e)),
+    }
+    let deadline = start + timeout;
+    let mut buf = [0u8; 4096];
+    for _ in 0..MAX_STRAY {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            return Ok(Lookup::Timeout);
+        };
+        sock.set_read_timeout(Some(left))
+            .map_err(LookupError::Socket)?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(Lookup::Timeout)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if refused(&e) => return Ok(Lookup::Refused),
+            Err(e) => return Err(LookupError::Socket(e)),
+        };
+        let took = start.elapsed();
+        match dns::parse(buf.get(..n).unwrap_or_default(), id, name, qtype) {
+            Ok(r) => return Ok(Lookup::Answered(r, took)),
+            // Not the answer to this query (a late one, a forgery with the wrong id).
+            Err(DnsError::Malformed(_) | DnsError::BadName(_)) => continue,
+        }
+    }
+    Ok(Lookup::Timeout)
+}
+
+fn refused(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Why a lookup could not be made.
+#[derive(Debug)]
+pub enum LookupError {
+    /// The name cannot be asked.
+    Name(DnsError),
+    /// The socket could not be made, bound or connected.
+    Socket(io::Error),
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LookupError::Name(e) => write!(f, "{e}"),
+            LookupError::Socket(e) => write!(f, "{e}"),
+        }
+    }
+}
