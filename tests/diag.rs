@@ -1,7 +1,8 @@
 //! The diagnostics' network engines against the real kernel, in network namespaces the tests
 //! make (as root; skipped elsewhere): ICMP echo over both kinds of socket, IPv4 and IPv6, to a
 //! neighbour, to nobody, through a router with a hop limit that expires there and one that
-//! does not, bound to an interface, with a large payload; DNS lookups against dnsmasq serving
+//! does not, bound to an interface, with a large payload; TraceRoute over three routed hops
+//! (IPv4 and IPv6), stopped by its hop limit and by a router that refuses; DNS lookups against dnsmasq serving
 //! a test zone, a missing name, nobody listening and a server that does not answer.
 
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use cwmpd::diag::dns::{TYPE_A, TYPE_AAAA};
 use cwmpd::diag::lookup::{lookup, Lookup};
 use cwmpd::diag::ping::{self, Method, Outcome, Ping, PingError};
+use cwmpd::diag::trace::{self, Route, Trace};
 use support::netns::Netns;
 
 /// `a` (a0: 10.77.1.1/24, fd77:1::1/64) linked to `b` (b0: 10.77.1.2/24, fd77:1::2/64).
@@ -267,4 +269,110 @@ fn nslookup_against_dnsmasq_a_missing_name_and_a_silent_server() {
         lookup_in(&a, server, "www.example.test", TYPE_A, 300),
         Lookup::Timeout
     ));
+}
+
+/// a (10.77.2.1) - r1 (10.77.2.2 | 10.77.3.1) - r2 (10.77.3.2 | 10.77.4.1) - b (10.77.4.2),
+/// the routers forwarding; r1 refuses 10.77.9.0/24 (`prohibit`: ICMP code 13).
+fn three_hops() -> Option<[Netns; 4]> {
+    let (a, r1, r2, b) = (Netns::new()?, Netns::new()?, Netns::new()?, Netns::new()?);
+    a.veth_to("a0", &r1, "r0");
+    r1.veth_to("r1", &r2, "s0");
+    r2.veth_to("s1", &b, "b0");
+    a.addr("a0", "10.77.2.1/24");
+    r1.addr("r0", "10.77.2.2/24");
+    r1.addr("r1", "10.77.3.1/24");
+    r2.addr("s0", "10.77.3.2/24");
+    r2.addr("s1", "10.77.4.1/24");
+    b.addr("b0", "10.77.4.2/24");
+    a.route(&["add", "default", "via", "10.77.2.2"]);
+    r1.route(&["add", "10.77.4.0/24", "via", "10.77.3.2"]);
+    r1.route(&["add", "prohibit", "10.77.9.0/24"]);
+    r2.route(&["add", "default", "via", "10.77.3.1"]);
+    b.route(&["add", "default", "via", "10.77.4.1"]);
+    r1.sysctl("net/ipv4/ip_forward", "1");
+    r2.sysctl("net/ipv4/ip_forward", "1");
+    // The same in IPv6: fd77:2::/64, fd77:3::/64, fd77:4::/64.
+    for (ns, dev, addr) in [
+        (&a, "a0", "fd77:2::1/64"),
+        (&r1, "r0", "fd77:2::2/64"),
+        (&r1, "r1", "fd77:3::1/64"),
+        (&r2, "s0", "fd77:3::2/64"),
+        (&r2, "s1", "fd77:4::1/64"),
+        (&b, "b0", "fd77:4::2/64"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    a.ip(&["-6", "route", "add", "default", "via", "fd77:2::2"]);
+    r1.ip(&["-6", "route", "add", "fd77:4::/64", "via", "fd77:3::2"]);
+    r2.ip(&["-6", "route", "add", "default", "via", "fd77:3::1"]);
+    b.ip(&["-6", "route", "add", "default", "via", "fd77:4::1"]);
+    r1.sysctl("net/ipv6/conf/all/forwarding", "1");
+    r2.sysctl("net/ipv6/conf/all/forwarding", "1");
+    Some([a, r1, r2, b])
+}
+
+fn trace_spec(target: &str) -> Trace {
+    Trace {
+        target: target.parse().unwrap(),
+        interface: None,
+        tries: 3,
+        timeout: Duration::from_millis(1000),
+        payload: 32,
+        dscp: 0,
+        max_hops: 30,
+    }
+}
+
+fn trace_in(ns: &Netns, t: Trace) -> Route {
+    ns.run(move || trace::run(&t, &AtomicBool::new(false)))
+        .unwrap_or_else(|e| panic!("trace failed to run: {e}"))
+}
+
+#[test]
+fn traceroute_names_three_hops_and_ends_at_a_refusing_router() {
+    let Some([a, _r1, _r2, _b]) = three_hops() else {
+        return;
+    };
+    let route = trace_in(&a, trace_spec("10.77.4.2"));
+    assert!(route.reached, "{route:?}");
+    let hosts: Vec<String> = route
+        .hops
+        .iter()
+        .map(|h| h.host.map(|a| a.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(hosts, ["10.77.2.2", "10.77.3.2", "10.77.4.2"]);
+    for h in &route.hops {
+        assert_eq!(h.rtts.len(), 3, "{h:?}");
+        assert!(
+            h.rtts
+                .iter()
+                .all(|r| r.is_some_and(|d| d < Duration::from_secs(1))),
+            "{h:?}"
+        );
+        assert_eq!(h.error, 0);
+    }
+    // The hop limit stops it short.
+    let mut t = trace_spec("10.77.4.2");
+    t.max_hops = 2;
+    t.tries = 1;
+    let route = trace_in(&a, t);
+    assert!(!route.reached);
+    assert_eq!(route.hops.len(), 2);
+    // r1 refuses the destination: the trace ends there with the ICMP code.
+    let mut t = trace_spec("10.77.9.9");
+    t.tries = 1;
+    let route = trace_in(&a, t);
+    assert!(!route.reached, "{route:?}");
+    assert_eq!(route.hops.len(), 1, "{route:?}");
+    assert_eq!(route.hops[0].host, Some("10.77.2.2".parse().unwrap()));
+    assert_eq!(route.hops[0].error, 13);
+    // IPv6 (ICMPv6 probes, no IP header on the socket).
+    let route = trace_in(&a, trace_spec("fd77:4::2"));
+    assert!(route.reached, "{route:?}");
+    let hosts: Vec<String> = route
+        .hops
+        .iter()
+        .map(|h| h.host.map(|a| a.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(hosts, ["fd77:2::2", "fd77:3::2", "fd77:4::2"]);
 }

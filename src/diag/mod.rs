@@ -1,11 +1,12 @@
 //! Diagnostics: the tests an ACS asks the CPE to run (TR-181 `IP.Diagnostics`, TR-098's
 //! diagnostics objects, TR-143), run in process, never by an external tool. So far: ICMP echo
-//! ([`icmp`] the messages, pure; [`ping`] the socket) and DNS lookups ([`dns`] the messages,
-//! pure; [`lookup`] the socket).
+//! ([`icmp`] the messages, pure; [`ping`] the socket), TraceRoute ([`trace`]) and DNS lookups
+//! ([`dns`] the messages, pure; [`lookup`] the socket). Not bound to the data model yet.
 pub mod dns;
 pub mod icmp;
 pub mod lookup;
 pub mod ping;
+pub mod trace;
 
 /// A random 16-bit identifier (an ICMP echo identifier on a raw socket, a DNS query id: RFC
 /// 5452 wants it unguessable by an off-path attacker).
