@@ -2,7 +2,8 @@
 //! make (as root; skipped elsewhere): ICMP echo over both kinds of socket, IPv4 and IPv6, to a
 //! neighbour, to nobody, through a router with a hop limit that expires there and one that
 //! does not, bound to an interface, with a large payload; TraceRoute over three routed hops
-//! (IPv4 and IPv6), stopped by its hop limit and by a router that refuses; DNS lookups against dnsmasq serving
+//! (IPv4 and IPv6), stopped by its hop limit and by a router that refuses; UDP echo (plain
+//! and Echo Plus) between two namespaces and a source the server refuses; DNS lookups against dnsmasq serving
 //! a test zone, a missing name, nobody listening and a server that does not answer.
 
 use std::net::IpAddr;
@@ -10,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cwmpd::diag::dns::{TYPE_A, TYPE_AAAA};
+use cwmpd::diag::echo;
 use cwmpd::diag::lookup::{lookup, Lookup};
 use cwmpd::diag::ping::{self, Method, Outcome, Ping, PingError};
 use cwmpd::diag::trace::{self, Route, Trace};
@@ -375,4 +377,76 @@ fn traceroute_names_three_hops_and_ends_at_a_refusing_router() {
         .map(|h| h.host.map(|a| a.to_string()).unwrap_or_default())
         .collect();
     assert_eq!(hosts, ["fd77:2::2", "fd77:3::2", "fd77:4::2"]);
+}
+
+fn echo_client(server: &str) -> echo::Client {
+    echo::Client {
+        server: server.parse().unwrap(),
+        interface: None,
+        count: 4,
+        timeout: Duration::from_millis(500),
+        size: 64,
+        dscp: 0,
+        interval: Duration::from_millis(20),
+    }
+}
+
+#[test]
+fn udp_echo_plain_and_plus_both_ways_and_a_source_it_refuses() {
+    let Some((a, b)) = pair() else { return };
+    let start = |plus: bool, source: Option<&str>| {
+        let cfg = echo::ServerConfig {
+            listen: "10.77.1.2:0".parse().unwrap(),
+            interface: Some("b0".into()),
+            source: source.map(|s| s.parse().unwrap()),
+            plus,
+        };
+        b.run(move || echo::Server::start(cfg))
+            .expect("the echo server starts")
+    };
+    let measure = |port: u16| {
+        let c = echo_client(&format!("10.77.1.2:{port}"));
+        a.run(move || echo::measure(&c, &AtomicBool::new(false)))
+            .expect("the client runs")
+    };
+    // A plain echo: every packet back as sent.
+    let server = start(false, None);
+    let got = measure(server.local_addr().port());
+    assert_eq!(got.len(), 4);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.gen_sn, i as u32 + 1);
+        assert!(
+            r.rtt.is_some_and(|t| t < Duration::from_millis(500)),
+            "{r:?}"
+        );
+        assert_eq!(r.reply.map(|p| (p.resp_sn, p.recv_us)), Some((0, 0)));
+    }
+    let st = server.stats();
+    assert_eq!((st.packets_received, st.packets_responded), (4, 4));
+    assert_eq!((st.bytes_received, st.bytes_responded), (256, 256));
+    assert!(st.first_us.is_some() && st.first_us <= st.last_us);
+    drop(server);
+    // Echo Plus: the server's count and times in each answer.
+    let server = start(true, Some("10.77.1.1"));
+    let got = measure(server.local_addr().port());
+    let plus: Vec<_> = got.iter().map(|r| r.reply.expect("answered")).collect();
+    assert_eq!(
+        plus.iter().map(|p| p.resp_sn).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert!(plus
+        .iter()
+        .all(|p| p.reply_us >= p.recv_us && p.failures == 0));
+    assert!(plus.windows(2).all(|w| w[1].recv_us > w[0].recv_us));
+    drop(server);
+    // Only a given source is answered: another is not.
+    let server = start(true, Some("10.77.1.99"));
+    let mut c = echo_client(&format!("10.77.1.2:{}", server.local_addr().port()));
+    c.count = 2;
+    c.timeout = Duration::from_millis(200);
+    let got = a
+        .run(move || echo::measure(&c, &AtomicBool::new(false)))
+        .unwrap();
+    assert!(got.iter().all(|r| r.rtt.is_none()), "{got:?}");
+    assert_eq!(server.stats().packets_received, 0);
 }

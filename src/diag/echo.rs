@@ -1,0 +1,377 @@
+//! UDP echo as TR-143 defines it (Annex A, "UDP Echo Plus"): the server that answers
+//! (UDPEchoConfig) and the client that measures (UDPEchoDiagnostics) (OS: UDP sockets, the
+//! monotonic clock; the server runs in a thread of its own).
+//!
+//! A UDP Echo Plus packet starts with five 32-bit big-endian fields: TestGenSN (the client's
+//! sequence number), TestRespSN (the server's count of packets answered), TestRespRecvTimeStamp
+//! and TestRespReplyTimeStamp (microseconds of the server's clock when the packet came in and
+//! when the answer left), TestRespReplyFailureCount (answers the server could not send). A
+//! plain echo server returns the packet unchanged; with Echo Plus on, it fills the four
+//! response fields of a packet of at least 20 bytes. [`plus_reply`] is that rule (pure).
+//!
+//! The server accepts datagrams only from the configured source address, when one is set,
+//! and keeps the counters TR-181 shows. The client sends one packet at a time, each waiting for
+//! its answer up to its timeout, spaced by the inter-transmission time, and matches answers by
+//! TestGenSN.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Bytes of the Echo Plus header.
+pub const PLUS_HEADER: usize = 20;
+/// The largest datagram answered or sent.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// The five Echo Plus fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Plus {
+    pub gen_sn: u32,
+    pub resp_sn: u32,
+    pub recv_us: u32,
+    pub reply_us: u32,
+    pub failures: u32,
+}
+
+impl Plus {
+    /// The fields at the start of `packet`; `None` when it is shorter than the header.
+    pub fn read(packet: &[u8]) -> Option<Plus> {
+        let h = packet.get(..PLUS_HEADER)?;
+        let f = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        Some(Plus {
+            gen_sn: f(0),
+            resp_sn: f(4),
+            recv_us: f(8),
+            reply_us: f(12),
+            failures: f(16),
+        })
+    }
+
+    /// Writes the fields over the start of `packet` (at least [`PLUS_HEADER`] bytes).
+    pub fn write(&self, packet: &mut [u8]) {
+        for (i, v) in [
+            self.gen_sn,
+            self.resp_sn,
+            self.recv_us,
+            self.reply_us,
+            self.failures,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(slot) = packet.get_mut(i * 4..i * 4 + 4) {
+                slot.copy_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+}
+
+/// The Echo Plus answer to `packet` (in place): the response fields filled with the server's
+/// count `resp_sn`, the times `recv_us` and `reply_us` and its failure count. A packet shorter
+/// than the header is echoed unchanged (TR-143 A.1.1).
+pub fn plus_reply(packet: &mut [u8], resp_sn: u32, recv_us: u32, reply_us: u32, failures: u32) {
+    if let Some(mut p) = Plus::read(packet) {
+        p.resp_sn = resp_sn;
+        p.recv_us = recv_us;
+        p.reply_us = reply_us;
+        p.failures = failures;
+        p.write(packet);
+    }
+}
+
+/// What the server counts (TR-181 UDPEchoConfig).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    pub packets_received: u64,
+    pub packets_responded: u64,
+    pub bytes_received: u64,
+    pub bytes_responded: u64,
+    /// Wall-clock time of the first and the last packet received (µs since the Unix epoch).
+    pub first_us: Option<u64>,
+    pub last_us: Option<u64>,
+}
+
+/// How the server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where it listens (address and UDPPort).
+    pub listen: SocketAddr,
+    /// Bound to this netdev (TR-181 Interface); `None`: any.
+    pub interface: Option<String>,
+    /// Only datagrams from this address are answered (TR-181 SourceIPAddress); `None`: any.
+    pub source: Option<IpAddr>,
+    /// Fill the Echo Plus fields.
+    pub plus: bool,
+}
+
+/// A running echo server; stopped (and its thread joined) on drop.
+pub struct Server {
+    stats: Arc<Mutex<ServerStats>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    local: SocketAddr,
+}
+
+impl Server {
+    pub fn start(cfg: ServerConfig) -> io::Result<Server> {
+        let sock = UdpSocket::bind(cfg.listen)?;
+        if let Some(dev) = &cfg.interface {
+            nix::sys::socket::setsockopt(
+                &sock,
+                nix::sys::socket::sockopt::BindToDevice,
+                &std::ffi::OsString::from(dev),
+            )?;
+        }
+        // The loop looks at `stop` this often.
+        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let local = sock.local_addr()?;
+        let stats = Arc::new(Mutex::new(ServerStats::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (stats.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("udp-echo".into())
+            .stack_size(128 * 1024)
+            .spawn(move || serve(&sock, &cfg, &s, &st))?;
+        Ok(Server {
+            stats,
+            stop,
+            thread: Some(thread),
+            local,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop: &AtomicBool) {
+    let epoch = Instant::now();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let (mut answered, mut failed) = (0u32, 0u32);
+    while !stop.load(Ordering::Acquire) {
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            // Anything else (an ICMP error reported on the socket): not a reason to spin.
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let recv_us = micros_since(epoch);
+        if cfg.source.is_some_and(|s| s != from.ip()) {
+            continue;
+        }
+        let wall = unix_micros();
+        if let Ok(mut s) = stats.lock() {
+            s.packets_received += 1;
+            s.bytes_received += n as u64;
+            s.first_us.get_or_insert(wall);
+            s.last_us = Some(wall);
+        }
+        let Some(packet) = buf.get_mut(..n) else {
+            continue;
+        };
+        if cfg.plus {
+            plus_reply(
+                packet,
+                answered.wrapping_add(1),
+                recv_us,
+                micros_since(epoch),
+                failed,
+            );
+        }
+        match sock.send_to(packet, from) {
+            Ok(_) => {
+                answered = answered.wrapping_add(1);
+                if let Ok(mut s) = stats.lock() {
+                    s.packets_responded += 1;
+                    s.bytes_responded += n as u64;
+                }
+            }
+            Err(_) => failed = failed.wrapping_add(1),
+        }
+    }
+}
+
+/// Microseconds since `epoch`, modulo 2³² (the Echo Plus fields' width).
+fn micros_since(epoch: Instant) -> u32 {
+    (epoch.elapsed().as_micros() & 0xffff_ffff) as u32
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// What the client sends.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub server: SocketAddr,
+    pub interface: Option<String>,
+    pub count: u32,
+    /// How long each packet waits for its answer.
+    pub timeout: Duration,
+    /// Bytes of each packet (at least the Echo Plus header, at most [`MAX_DATAGRAM`]).
+    pub size: usize,
+    pub dscp: u8,
+    /// Time from one packet to the next (TR-181 InterTransmissionTime).
+    pub interval: Duration,
+}
+
+/// One packet's fate (TR-181 IndividualPacketResult).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketResult {
+    pub gen_sn: u32,
+    /// Round-trip time, when answered in time.
+    pub rtt: Option<Duration>,
+    /// The server's Echo Plus fields of the answer (all zero from a plain echo server).
+    pub reply: Option<Plus>,
+}
+
+/// Sends `c.count` packets and waits for each one's echo; stops early when `cancel` is set.
+pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>> {
+    if c.size < PLUS_HEADER || c.size > MAX_DATAGRAM || c.count == 0 || c.dscp > 63 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} packets of {} bytes (at least {PLUS_HEADER}, at most {MAX_DATAGRAM}), DSCP {}",
+                c.count, c.size, c.dscp
+            ),
+        ));
+    }
+    let any: IpAddr = if c.server.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let sock = UdpSocket::bind((any, 0))?;
+    if let Some(dev) = &c.interface {
+        nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::BindToDevice,
+            &std::ffi::OsString::from(dev),
+        )?;
+    }
+    let tos = i32::from(c.dscp) << 2;
+    if c.server.is_ipv4() {
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv4Tos, &tos)?;
+    } else {
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv6TClass, &tos)?;
+    }
+    sock.connect(c.server)?;
+    let mut out = Vec::new();
+    let mut packet = vec![0u8; c.size];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    for i in 0..c.count {
+        if cancel.load(Ordering::Acquire) {
+            break;
+        }
+        let gen_sn = i + 1;
+        Plus {
+            gen_sn,
+            ..Plus::default()
+        }
+        .write(&mut packet);
+        let start = Instant::now();
+        let mut result = PacketResult {
+            gen_sn,
+            rtt: None,
+            reply: None,
+        };
+        if sock.send(&packet).is_ok() {
+            let deadline = start + c.timeout;
+            for _ in 0..super::ping::MAX_FOREIGN {
+                let Some(left) = deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|d| !d.is_zero())
+                else {
+                    break;
+                };
+                sock.set_read_timeout(Some(left))?;
+                match sock.recv(&mut buf) {
+                    Ok(n) => {
+                        let got = buf.get(..n).and_then(Plus::read);
+                        if got.is_some_and(|p| p.gen_sn == gen_sn) {
+                            result.rtt = Some(start.elapsed());
+                            result.reply = got;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // A timeout, or the port refused (ICMP on the connected socket).
+                    Err(_) => break,
+                }
+            }
+        }
+        out.push(result);
+        if i + 1 < c.count {
+            let until = start + c.interval;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                if left.is_zero() || cancel.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(100)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_plus_fills_the_response_fields_only() {
+        let mut p = vec![0u8; 24];
+        Plus {
+            gen_sn: 7,
+            ..Plus::default()
+        }
+        .write(&mut p);
+        p[20..].copy_from_slice(b"data");
+        plus_reply(&mut p, 3, 1000, 1050, 1);
+        assert_eq!(
+            Plus::read(&p),
+            Some(Plus {
+                gen_sn: 7,
+                resp_sn: 3,
+                recv_us: 1000,
+                reply_us: 1050,
+                failures: 1
+            })
+        );
+        assert_eq!(&p[20..], b"data");
+        // Shorter than the header: echoed as it is.
+        let mut short = vec![1u8, 2, 3];
+        plus_reply(&mut short, 1, 2, 3, 4);
+        assert_eq!(short, [1, 2, 3]);
+        assert_eq!(Plus::read(&short), None);
+    }
+}
