@@ -3,7 +3,8 @@
 //! neighbour, to nobody, through a router with a hop limit that expires there and one that
 //! does not, bound to an interface, with a large payload; TraceRoute over three routed hops
 //! (IPv4 and IPv6), stopped by its hop limit and by a router that refuses; UDP echo (plain
-//! and Echo Plus) between two namespaces and a source the server refuses; DNS lookups against dnsmasq serving
+//! and Echo Plus) between two namespaces and a source the server refuses; a TR-143 download
+//! from Python's http.server in the other namespace; DNS lookups against dnsmasq serving
 //! a test zone, a missing name, nobody listening and a server that does not answer.
 
 use std::net::IpAddr;
@@ -449,4 +450,98 @@ fn udp_echo_plain_and_plus_both_ways_and_a_source_it_refuses() {
         .unwrap();
     assert!(got.iter().all(|r| r.rtt.is_none()), "{got:?}");
     assert_eq!(server.stats().packets_received, 0);
+}
+
+/// Python's `http.server` (Debian's python3) serving `dir` from namespace `ns` on `addr`:8080;
+/// killed on drop.
+struct HttpServer(std::process::Child);
+
+impl HttpServer {
+    fn start(ns: &Netns, addr: &str, dir: &std::path::Path) -> HttpServer {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "python3", "-m", "http.server"])
+            .args(["--bind", addr, "--directory"])
+            .arg(dir)
+            .arg("8080")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        HttpServer(child)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn tr143_download_times_bytes_connections_and_a_time_based_test() {
+    use cwmpd::diag::http::{self, Download, DownloadError};
+    let Some((a, b)) = pair() else { return };
+    let dir = support::tempdir::TempDir::new("tr143");
+    std::fs::write(dir.path().join("1m.bin"), vec![7u8; 1 << 20]).unwrap();
+    // Sparse: as long as a time-based test needs, without the disk.
+    let big = std::fs::File::create(dir.path().join("big.bin")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    let _server = HttpServer::start(&b, "10.77.1.2", dir.path());
+    let spec = |path: &str, connections: u32, duration: Option<Duration>| Download {
+        url: format!("http://10.77.1.2:8080/{path}"),
+        interface: Some("a0".into()),
+        dscp: 10,
+        connections,
+        duration,
+        limit: Duration::from_secs(20),
+    };
+    let run = |d: Download| a.run(move || http::download(&d, &AtomicBool::new(false)));
+    // The server takes a moment to listen.
+    let mut first = None;
+    for _ in 0..50 {
+        match run(spec("1m.bin", 1, None)) {
+            Ok(c) => {
+                first = Some(c);
+                break;
+            }
+            Err(DownloadError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let conns = first.expect("the server answers");
+    let c = &conns[0];
+    assert_eq!(c.body_bytes, 1 << 20);
+    // The head is counted too.
+    assert!(
+        c.test_bytes > 1 << 20 && c.test_bytes < (1 << 20) + 1024,
+        "{c:?}"
+    );
+    assert!(
+        c.tcp_open_request_us <= c.tcp_open_response_us
+            && c.tcp_open_response_us <= c.rom_us
+            && c.rom_us < c.bom_us
+            && c.bom_us <= c.eom_us,
+        "{c:?}"
+    );
+    // Three connections at once, each the whole file.
+    let conns = run(spec("1m.bin", 3, None)).unwrap();
+    assert_eq!(conns.len(), 3);
+    assert!(conns.iter().all(|c| c.body_bytes == 1 << 20), "{conns:?}");
+    // Time-based: stops after its duration with what it got.
+    let conns = run(spec("big.bin", 1, Some(Duration::from_millis(300)))).unwrap();
+    let c = &conns[0];
+    let took = c.eom_us - c.bom_us;
+    assert!((250_000..2_000_000).contains(&took), "{c:?}");
+    assert!(c.body_bytes > 0 && c.body_bytes < 4 << 30, "{c:?}");
+    // A missing file, a closed port, a scheme not offered.
+    assert!(matches!(
+        run(spec("nope.bin", 1, None)),
+        Err(DownloadError::NoResponse(_))
+    ));
+    let mut d = spec("1m.bin", 1, None);
+    d.url = "http://10.77.1.2:8081/1m.bin".into();
+    assert!(matches!(run(d.clone()), Err(DownloadError::Connect(_))));
+    d.url = "ftp://10.77.1.2/1m.bin".into();
+    assert!(matches!(run(d), Err(DownloadError::Invalid(_))));
 }

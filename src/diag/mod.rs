@@ -1,10 +1,11 @@
 //! Diagnostics: the tests an ACS asks the CPE to run (TR-181 `IP.Diagnostics`, TR-098's
 //! diagnostics objects, TR-143), run in process, never by an external tool. So far: ICMP echo
 //! ([`icmp`] the messages, pure; [`ping`] the socket), TraceRoute ([`trace`]), DNS lookups
-//! ([`dns`] the messages, pure; [`lookup`] the socket) and TR-143 UDP echo ([`echo`]). Not
-//! bound to the data model yet.
+//! ([`dns`] the messages, pure; [`lookup`] the socket) TR-143 UDP echo ([`echo`]) and TR-143
+//! HTTP download ([`http`]). Not bound to the data model yet.
 pub mod dns;
 pub mod echo;
+pub mod http;
 pub mod icmp;
 pub mod lookup;
 pub mod ping;
