@@ -271,19 +271,7 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
         std::net::Ipv6Addr::UNSPECIFIED.into()
     };
     let sock = UdpSocket::bind((any, 0))?;
-    if let Some(dev) = &c.interface {
-        nix::sys::socket::setsockopt(
-            &sock,
-            nix::sys::socket::sockopt::BindToDevice,
-            &std::ffi::OsString::from(dev),
-        )?;
-    }
-    let tos = i32::from(c.dscp) << 2;
-    if c.server.is_ipv4() {
-        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv4Tos, &tos)?;
-    } else {
-        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv6TClass, &tos)?;
-    }
+    super::device_and_dscp(&sock, c.server.is_ipv6(), c.interface.as_deref(), c.dscp)?;
     sock.connect(c.server)?;
     let mut out = Vec::new();
     let mut packet = vec![0u8; c.size];

@@ -294,19 +294,7 @@ fn fetch(
 fn connect(addr: SocketAddr, d: &Download, timeout: Duration) -> io::Result<TcpStream> {
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
-    if let Some(dev) = &d.interface {
-        nix::sys::socket::setsockopt(
-            &sock,
-            nix::sys::socket::sockopt::BindToDevice,
-            &std::ffi::OsString::from(dev),
-        )?;
-    }
-    let tos = i32::from(d.dscp) << 2;
-    if addr.is_ipv4() {
-        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv4Tos, &tos)?;
-    } else {
-        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::Ipv6TClass, &tos)?;
-    }
+    super::device_and_dscp(&sock, addr.is_ipv6(), d.interface.as_deref(), d.dscp)?;
     sock.connect_timeout(&addr.into(), timeout)?;
     Ok(sock.into())
 }

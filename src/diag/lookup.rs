@@ -11,8 +11,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{setsockopt, sockopt};
-
 use super::dns::{self, DnsError, Response};
 
 /// Datagrams that are not the answer read before the lookup counts as timed out.
@@ -46,8 +44,12 @@ pub fn lookup(
     };
     let sock = UdpSocket::bind((any, 0)).map_err(LookupError::Socket)?;
     if let Some(dev) = interface {
-        setsockopt(&sock, sockopt::BindToDevice, &std::ffi::OsString::from(dev))
-            .map_err(|e| LookupError::Socket(e.into()))?;
+        nix::sys::socket::setsockopt(
+            &sock,
+            nix::sys::socket::sockopt::BindToDevice,
+            &std::ffi::OsString::from(dev),
+        )
+        .map_err(|e| LookupError::Socket(e.into()))?;
     }
     sock.connect(server).map_err(LookupError::Socket)?;
     let start = Instant::now();

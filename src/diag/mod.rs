@@ -11,6 +11,28 @@ pub mod lookup;
 pub mod ping;
 pub mod trace;
 
+/// Binds a diagnostic's socket to a netdev (`SO_BINDTODEVICE`, TR-181 Interface) when one is
+/// given, and marks its packets with a DiffServ codepoint (the upper six bits of the IPv4 TOS
+/// or the IPv6 traffic class).
+fn device_and_dscp(
+    fd: &impl std::os::fd::AsFd,
+    v6: bool,
+    interface: Option<&str>,
+    dscp: u8,
+) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if let Some(dev) = interface {
+        setsockopt(fd, sockopt::BindToDevice, &std::ffi::OsString::from(dev))?;
+    }
+    let tos = i32::from(dscp) << 2;
+    if v6 {
+        setsockopt(fd, sockopt::Ipv6TClass, &tos)?;
+    } else {
+        setsockopt(fd, sockopt::Ipv4Tos, &tos)?;
+    }
+    Ok(())
+}
+
 /// A random 16-bit identifier (an ICMP echo identifier on a raw socket, a DNS query id: RFC
 /// 5452 wants it unguessable by an off-path attacker).
 fn random_id() -> u16 {

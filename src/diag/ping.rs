@@ -272,18 +272,11 @@ fn open(v6: bool) -> io::Result<(OwnedFd, Method)> {
 }
 
 fn configure(fd: &OwnedFd, p: &Ping, v6: bool) -> io::Result<()> {
-    if let Some(dev) = &p.interface {
-        setsockopt(fd, sockopt::BindToDevice, &std::ffi::OsString::from(dev))?;
-    }
-    let tos = i32::from(p.dscp) << 2;
-    if v6 {
-        setsockopt(fd, sockopt::Ipv6TClass, &tos)?;
-        if let Some(ttl) = p.ttl {
+    super::device_and_dscp(fd, v6, p.interface.as_deref(), p.dscp)?;
+    if let Some(ttl) = p.ttl {
+        if v6 {
             setsockopt(fd, sockopt::Ipv6Ttl, &i32::from(ttl))?;
-        }
-    } else {
-        setsockopt(fd, sockopt::Ipv4Tos, &tos)?;
-        if let Some(ttl) = p.ttl {
+        } else {
             setsockopt(fd, sockopt::Ipv4Ttl, &i32::from(ttl))?;
         }
     }

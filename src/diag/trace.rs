@@ -98,17 +98,7 @@ pub fn run(t: &Trace, cancel: &AtomicBool) -> Result<Route, PingError> {
     };
     let fd = socket(family, SockType::Raw, SockFlag::SOCK_CLOEXEC, proto)
         .map_err(|e| PingError::Socket(e.into()))?;
-    if let Some(dev) = &t.interface {
-        setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(dev))
-            .map_err(|e| PingError::Socket(e.into()))?;
-    }
-    let tos = i32::from(t.dscp) << 2;
-    let r = if v6 {
-        setsockopt(&fd, sockopt::Ipv6TClass, &tos)
-    } else {
-        setsockopt(&fd, sockopt::Ipv4Tos, &tos)
-    };
-    r.map_err(|e| PingError::Socket(e.into()))?;
+    super::device_and_dscp(&fd, v6, t.interface.as_deref(), t.dscp).map_err(PingError::Socket)?;
     let id = super::random_id();
     let target = SockaddrStorage::from(SocketAddr::new(t.target, 0));
     let mut route = Route {
