@@ -315,6 +315,15 @@ fn trace_spec(target: &str) -> Trace {
     }
 }
 
+/// The address that answered each hop (empty for none).
+fn hosts(route: &Route) -> Vec<String> {
+    route
+        .hops
+        .iter()
+        .map(|h| h.host.map(|a| a.to_string()).unwrap_or_default())
+        .collect()
+}
+
 fn trace_in(ns: &Netns, t: Trace) -> Route {
     ns.run(move || trace::run(&t, &AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("trace failed to run: {e}"))
@@ -327,12 +336,7 @@ fn traceroute_names_three_hops_and_ends_at_a_refusing_router() {
     };
     let route = trace_in(&a, trace_spec("10.77.4.2"));
     assert!(route.reached, "{route:?}");
-    let hosts: Vec<String> = route
-        .hops
-        .iter()
-        .map(|h| h.host.map(|a| a.to_string()).unwrap_or_default())
-        .collect();
-    assert_eq!(hosts, ["10.77.2.2", "10.77.3.2", "10.77.4.2"]);
+    assert_eq!(hosts(&route), ["10.77.2.2", "10.77.3.2", "10.77.4.2"]);
     for h in &route.hops {
         assert_eq!(h.rtts.len(), 3, "{h:?}");
         assert!(
@@ -361,12 +365,7 @@ fn traceroute_names_three_hops_and_ends_at_a_refusing_router() {
     // IPv6 (ICMPv6 probes, no IP header on the socket).
     let route = trace_in(&a, trace_spec("fd77:4::2"));
     assert!(route.reached, "{route:?}");
-    let hosts: Vec<String> = route
-        .hops
-        .iter()
-        .map(|h| h.host.map(|a| a.to_string()).unwrap_or_default())
-        .collect();
-    assert_eq!(hosts, ["fd77:2::2", "fd77:3::2", "fd77:4::2"]);
+    assert_eq!(hosts(&route), ["fd77:2::2", "fd77:3::2", "fd77:4::2"]);
 }
 
 fn echo_client(server: &str) -> echo::Client {
