@@ -128,10 +128,14 @@ pub fn download(d: &Download, cancel: &AtomicBool) -> Result<Vec<Connection>, Do
         .map_err(|e| DownloadError::Resolve(format!("{host}: {e}")))?
         .next()
         .ok_or_else(|| DownloadError::Resolve(format!("{host}: no address")))?;
+    // The Host header names the port when the URL does (RFC 9110 §7.2).
+    let authority = match url.port {
+        Some(p) => format!("{}:{p}", url.host),
+        None => url.host.to_string(),
+    };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: cwmpd\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: cwmpd\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         if url.path_query.is_empty() { "/" } else { url.path_query },
-        url.host
     );
     let clock = Clock::now();
     let deadline = Instant::now() + d.limit;
