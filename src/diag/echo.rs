@@ -118,13 +118,7 @@ pub struct Server {
 impl Server {
     pub fn start(cfg: ServerConfig) -> io::Result<Server> {
         let sock = UdpSocket::bind(cfg.listen)?;
-        if let Some(dev) = &cfg.interface {
-            nix::sys::socket::setsockopt(
-                &sock,
-                nix::sys::socket::sockopt::BindToDevice,
-                &std::ffi::OsString::from(dev),
-            )?;
-        }
+        super::bind_device(&sock, cfg.interface.as_deref())?;
         // The loop looks at `stop` this often.
         sock.set_read_timeout(Some(Duration::from_millis(200)))?;
         let local = sock.local_addr()?;
@@ -265,12 +259,7 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
             ),
         ));
     }
-    let any: IpAddr = if c.server.is_ipv4() {
-        std::net::Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        std::net::Ipv6Addr::UNSPECIFIED.into()
-    };
-    let sock = UdpSocket::bind((any, 0))?;
+    let sock = super::udp_socket_for(c.server)?;
     super::device_and_dscp(&sock, c.server.is_ipv6(), c.interface.as_deref(), c.dscp)?;
     sock.connect(c.server)?;
     let mut out = Vec::new();
@@ -319,13 +308,7 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
         }
         out.push(result);
         if i + 1 < c.count {
-            let until = start + c.interval;
-            while let Some(left) = until.checked_duration_since(Instant::now()) {
-                if left.is_zero() || cancel.load(Ordering::Acquire) {
-                    break;
-                }
-                std::thread::sleep(left.min(Duration::from_millis(100)));
-            }
+            super::pause_until(start + c.interval, cancel);
         }
     }
     Ok(out)

@@ -8,7 +8,7 @@
 //! retry over TCP).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::dns::{self, DnsError, Response};
@@ -38,19 +38,8 @@ pub fn lookup(
 ) -> Result<Lookup, LookupError> {
     let id = super::random_id();
     let query = dns::query(id, name, qtype).map_err(LookupError::Name)?;
-    let any: IpAddr = match server {
-        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let sock = UdpSocket::bind((any, 0)).map_err(LookupError::Socket)?;
-    if let Some(dev) = interface {
-        nix::sys::socket::setsockopt(
-            &sock,
-            nix::sys::socket::sockopt::BindToDevice,
-            &std::ffi::OsString::from(dev),
-        )
-        .map_err(|e| LookupError::Socket(e.into()))?;
-    }
+    let sock = super::udp_socket_for(server).map_err(LookupError::Socket)?;
+    super::bind_device(&sock, interface).map_err(LookupError::Socket)?;
     sock.connect(server).map_err(LookupError::Socket)?;
     let start = Instant::now();
     match sock.send(&query) {

@@ -21,9 +21,7 @@ fn device_and_dscp(
     dscp: u8,
 ) -> std::io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
-    if let Some(dev) = interface {
-        setsockopt(fd, sockopt::BindToDevice, &std::ffi::OsString::from(dev))?;
-    }
+    bind_device(fd, interface)?;
     let tos = i32::from(dscp) << 2;
     if v6 {
         setsockopt(fd, sockopt::Ipv6TClass, &tos)?;
@@ -31,6 +29,63 @@ fn device_and_dscp(
         setsockopt(fd, sockopt::Ipv4Tos, &tos)?;
     }
     Ok(())
+}
+
+/// Binds a socket to a netdev (`SO_BINDTODEVICE`) when one is given.
+fn bind_device(fd: &impl std::os::fd::AsFd, interface: Option<&str>) -> std::io::Result<()> {
+    if let Some(dev) = interface {
+        nix::sys::socket::setsockopt(
+            fd,
+            nix::sys::socket::sockopt::BindToDevice,
+            &std::ffi::OsString::from(dev),
+        )?;
+    }
+    Ok(())
+}
+
+/// A UDP socket on an ephemeral port of the family of `peer`.
+fn udp_socket_for(peer: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let any: std::net::IpAddr = if peer.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    std::net::UdpSocket::bind((any, 0))
+}
+
+/// Sets a socket's receive timeout to `left`, at least a millisecond (a zero `SO_RCVTIMEO`
+/// would wait for ever).
+fn set_receive_timeout(
+    fd: &impl std::os::fd::AsFd,
+    left: std::time::Duration,
+) -> std::io::Result<()> {
+    use nix::sys::time::{TimeVal, TimeValLike};
+    let left = left.max(std::time::Duration::from_millis(1));
+    let us = i64::try_from(left.as_micros()).unwrap_or(i64::MAX);
+    nix::sys::socket::setsockopt(
+        fd,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &TimeVal::microseconds(us),
+    )?;
+    Ok(())
+}
+
+/// The IP address of a socket address (`None` for another family).
+fn ip_of(a: &nix::sys::socket::SockaddrStorage) -> Option<std::net::IpAddr> {
+    a.as_sockaddr_in()
+        .map(|s| std::net::IpAddr::V4(s.ip()))
+        .or_else(|| a.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip())))
+}
+
+/// Sleeps until `until`, in slices that notice `cancel`.
+fn pause_until(until: std::time::Instant, cancel: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        if left.is_zero() || cancel.load(Ordering::Acquire) {
+            return;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
+    }
 }
 
 /// A random 16-bit identifier (an ICMP echo identifier on a raw socket, a DNS query id: RFC

@@ -30,7 +30,6 @@ use nix::sys::socket::{
     connect, getsockname, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags,
     SockFlag, SockProtocol, SockType, SockaddrStorage,
 };
-use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::icmp::{self, Message};
 
@@ -142,11 +141,7 @@ pub fn run(p: &Ping, cancel: &AtomicBool) -> Result<Outcome, PingError> {
     connect(fd.as_raw_fd(), &target).map_err(|e| PingError::Socket(e.into()))?;
     let source = getsockname::<SockaddrStorage>(fd.as_raw_fd())
         .ok()
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|s| IpAddr::V4(s.ip()))
-                .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
-        });
+        .and_then(|a| super::ip_of(&a));
     // The datagram socket's identifier is the kernel's; a raw socket's is ours, random.
     let id = match method {
         Method::Datagram => 0,
@@ -180,7 +175,7 @@ pub fn run(p: &Ping, cancel: &AtomicBool) -> Result<Outcome, PingError> {
                 | Errno::EMSGSIZE,
             ) => {
                 out.sent += 1;
-                wait_interval(start, p, cancel);
+                super::pause_until(start + p.interval, cancel);
                 continue;
             }
             Err(e) => return Err(PingError::Socket(e.into())),
@@ -196,7 +191,7 @@ pub fn run(p: &Ping, cancel: &AtomicBool) -> Result<Outcome, PingError> {
             else {
                 break;
             };
-            set_timeout(&fd, left).map_err(PingError::Socket)?;
+            super::set_receive_timeout(&fd, left).map_err(PingError::Socket)?;
             let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
@@ -236,21 +231,10 @@ pub fn run(p: &Ping, cancel: &AtomicBool) -> Result<Outcome, PingError> {
             }
         }
         if i + 1 < p.count {
-            wait_interval(start, p, cancel);
+            super::pause_until(start + p.interval, cancel);
         }
     }
     Ok(out)
-}
-
-/// Sleeps until `interval` after `start`, in slices that notice `cancel`.
-fn wait_interval(start: Instant, p: &Ping, cancel: &AtomicBool) {
-    let until = start + p.interval;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if left.is_zero() || cancel.load(Ordering::Acquire) {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
 }
 
 /// An ICMP datagram socket, else a raw one.
@@ -280,13 +264,5 @@ fn configure(fd: &OwnedFd, p: &Ping, v6: bool) -> io::Result<()> {
             setsockopt(fd, sockopt::Ipv4Ttl, &i32::from(ttl))?;
         }
     }
-    Ok(())
-}
-
-fn set_timeout(fd: &OwnedFd, left: Duration) -> io::Result<()> {
-    // At least a millisecond: a zero SO_RCVTIMEO would wait for ever.
-    let left = left.max(Duration::from_millis(1));
-    let us = i64::try_from(left.as_micros()).unwrap_or(i64::MAX);
-    setsockopt(fd, sockopt::ReceiveTimeout, &TimeVal::microseconds(us))?;
     Ok(())
 }

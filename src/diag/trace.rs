@@ -24,7 +24,6 @@ use nix::sys::socket::{
     recvfrom, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
     SockType, SockaddrStorage,
 };
-use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::icmp::{self, Message};
 use super::ping::{PingError, MAX_FOREIGN, MAX_PAYLOAD};
@@ -191,20 +190,14 @@ fn await_answer(
         else {
             return Ok(None);
         };
-        let us = i64::try_from(left.max(Duration::from_millis(1)).as_micros()).unwrap_or(i64::MAX);
-        setsockopt(fd, sockopt::ReceiveTimeout, &TimeVal::microseconds(us))
-            .map_err(|e| PingError::Socket(e.into()))?;
+        super::set_receive_timeout(fd, left).map_err(PingError::Socket)?;
         let (n, from) = match recvfrom::<SockaddrStorage>(fd.as_raw_fd(), buf) {
             Ok(r) => r,
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
             Err(e) => return Err(PingError::Socket(e.into())),
         };
         let rtt = sent.elapsed();
-        let Some(from) = from.and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|s| IpAddr::V4(s.ip()))
-                .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
-        }) else {
+        let Some(from) = from.as_ref().and_then(super::ip_of) else {
             continue;
         };
         // A raw IPv4 socket hands over the IP header too; ICMPv6 sockets never do.
