@@ -27,6 +27,7 @@ pub mod schema;
 pub mod transform;
 pub mod types;
 
+mod device;
 #[cfg(test)]
 mod fixture;
 mod notify;

@@ -260,7 +260,15 @@ impl Engine {
         // configuration reloads no service, and a backend value several model values share
         // (WPA2 and WPA3 both shown as `11i`) is not replaced by another.
         let refs: Vec<ParamRef> = checked.iter().map(|(r, _, _)| r.clone()).collect();
-        let current = self.read_lenient(&refs, false);
+        let mut current = self.read_lenient(&refs, false);
+        // Unless the backend wants every write (a diagnostic requested again restarts).
+        for (r, now) in refs.iter().zip(current.iter_mut()) {
+            if let Some((kind, Ok(key))) = self.full_key(r) {
+                if self.backends.peek(kind).always_write(&key) {
+                    *now = None;
+                }
+            }
+        }
         let checked: Vec<(ParamRef, String, String)> = checked
             .into_iter()
             .zip(current)
@@ -383,8 +391,23 @@ impl Engine {
         let value = ty.check(&sv.value)?;
         self.check_inform_parameter(&r, &value)?;
         self.check_acs_url(&r, &value)?;
+        self.check_interface(&r, &value)?;
         let stored = self.stored_value(&r, &value)?;
         Ok((r, value, stored))
+    }
+
+    /// A diagnostic's `Interface` (and the UDP echo server's) must name an interface whose
+    /// device the agent can find (a `[device]` binding), or be empty: a test bound to nothing
+    /// it can honour is refused now (9007), not run on the wrong interface later.
+    pub(super) fn check_interface(&mut self, r: &ParamRef, value: &str) -> Result<(), Fault> {
+        let super::schema::Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source
+        else {
+            return Ok(());
+        };
+        if b.backend != BackendKind::Diag || !b.key.ends_with(".Interface") {
+            return Ok(());
+        }
+        self.interface(value).map(drop)
     }
 
     /// `ManagementServer.URL` (TR-181 and TR-098) "MUST be in the form of a valid HTTP or

@@ -9,6 +9,7 @@ pub mod http;
 pub mod icmp;
 pub mod lookup;
 pub mod ping;
+pub mod spec;
 pub mod trace;
 
 /// Binds a diagnostic's socket to a netdev (`SO_BINDTODEVICE`, TR-181 Interface) when one is

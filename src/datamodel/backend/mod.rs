@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod builtin;
+pub mod diag;
 pub mod file;
 pub mod netlink;
 pub mod registry;
@@ -76,6 +77,13 @@ pub trait Backend {
     /// The instance keys of the table under `table`, when the backend lists them (uci
     /// sections); `None` when the engine's own bookkeeping is the list (agent-owned tables).
     fn instances(&mut self, cx: &mut Cx<'_>, table: &str) -> Result<Option<Vec<String>>, Fault>;
+
+    /// Whether a write of `key` is made even when the parameter already reads the value (a
+    /// diagnostic's `Requested` again restarts it).
+    fn always_write(&self, key: &str) -> bool {
+        let _ = key;
+        false
+    }
 
     /// Stages a new value (already type-checked). A 9005–9008 fault is reported for this
     /// parameter; any other fails the whole request.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::agent::AgentBackend;
 use super::builtin::{BuiltinBackend, ConstBackend, BUILTIN_KEYS};
-use super::{file, netlink, script, ubus, uci};
+use super::{diag, file, netlink, script, ubus, uci};
 use super::{Backend, Platform, ScriptDef};
 
 /// The backends a binding can name (`backend:key` in `datamodel/bindings/`).
@@ -19,10 +19,11 @@ pub enum BackendKind {
     Script,
     Netlink,
     Ubus,
+    Diag,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 8] = [
+    pub const ALL: [BackendKind; 9] = [
         BackendKind::Agent,
         BackendKind::Builtin,
         BackendKind::Const,
@@ -31,16 +32,17 @@ impl BackendKind {
         BackendKind::Script,
         BackendKind::Netlink,
         BackendKind::Ubus,
+        BackendKind::Diag,
     ];
 
     /// Whether a table listed by `key` of this backend is live state the system makes and
     /// unmakes by itself (the kernel's tables, the daemons' stations, the DHCP leases, the
     /// processes): the instance numbers of such tables are kept in RAM only, so a station
     /// associating, a lease or a process never writes to flash. Everything netlink and ubus
-    /// list; the files under /proc, /sys, /tmp, /var and /run.
+    /// list; the files under /proc, /sys, /tmp, /var and /run; the diagnostics' result rows.
     pub fn live(self, key: &str) -> bool {
         match self {
-            BackendKind::Netlink | BackendKind::Ubus => true,
+            BackendKind::Netlink | BackendKind::Ubus | BackendKind::Diag => true,
             BackendKind::File => ["/proc/", "/sys/", "/tmp/", "/var/", "/run/"]
                 .iter()
                 .any(|p| key.starts_with(p)),
@@ -58,6 +60,7 @@ impl BackendKind {
             BackendKind::Script => "script",
             BackendKind::Netlink => "netlink",
             BackendKind::Ubus => "ubus",
+            BackendKind::Diag => "diag",
         }
     }
 
@@ -78,6 +81,7 @@ impl BackendKind {
             BackendKind::Script => script::check_key(key),
             BackendKind::Netlink => netlink::check_key(key),
             BackendKind::Ubus => ubus::check_key(key),
+            BackendKind::Diag => diag::check_key(key),
             _ => Ok(()),
         }
     }
@@ -93,6 +97,7 @@ pub struct Backends {
     script: script::ScriptBackend,
     netlink: netlink::NetlinkBackend,
     ubus: ubus::UbusBackend,
+    diag: diag::DiagBackend,
 }
 
 impl Backends {
@@ -112,6 +117,7 @@ impl Backends {
             script: script::ScriptBackend::new(platform),
             netlink: netlink::NetlinkBackend::new(),
             ubus: ubus::UbusBackend::new(platform),
+            diag: diag::DiagBackend::new(),
             agent: AgentBackend::new(agent_defaults),
             builtin: BuiltinBackend::new(
                 platform.root.join("proc/uptime").display().to_string(),
@@ -137,6 +143,12 @@ impl Backends {
     /// DeviceSummary.
     pub fn set_model_name(&mut self, name: &str) {
         self.builtin.model = name.to_string();
+        self.diag.set_model_name(name);
+    }
+
+    /// The diagnostics' store: what the agent runs and where their results go.
+    pub fn diag(&mut self) -> &mut diag::DiagBackend {
+        &mut self.diag
     }
 
     /// Reads UpTime from another file than `/proc/uptime` (tests).
@@ -160,6 +172,7 @@ impl Backends {
             BackendKind::Script => &mut self.script,
             BackendKind::Netlink => &mut self.netlink,
             BackendKind::Ubus => &mut self.ubus,
+            BackendKind::Diag => &mut self.diag,
         }
     }
 
@@ -174,6 +187,7 @@ impl Backends {
             BackendKind::Script => &self.script,
             BackendKind::Netlink => &self.netlink,
             BackendKind::Ubus => &self.ubus,
+            BackendKind::Diag => &self.diag,
         }
     }
 }

@@ -17,6 +17,8 @@ pub(super) struct Builder {
     index: HashMap<String, usize>,
     binds: Vec<BindEntry>,
     scripts: BTreeMap<String, ScriptDef>,
+    /// `[device]` entries: table path, binding, file, line (a later one replaces an earlier).
+    devices: Vec<(String, Binding, String, usize)>,
 }
 
 impl Builder {
@@ -96,6 +98,9 @@ impl Builder {
             }
         }
         self.binds.extend(parsed.binds);
+        for (table, binding, line) in parsed.devices {
+            self.devices.push((table, binding, file.to_string(), line));
+        }
         for (name, mut def, line) in parsed.scripts {
             if self.scripts.contains_key(&name) {
                 return Err(load_err(
@@ -123,6 +128,7 @@ impl Builder {
             index,
             binds,
             scripts,
+            devices: device_entries,
         } = self;
         // A model-wide error names the model's first embedded file.
         let file = || {
@@ -453,11 +459,31 @@ impl Builder {
                 }
             }
         }
+        // `[device]`: of an exposed table, with a key the backend accepts and no more `{i}`
+        // than tables contain it.
+        let mut devices = BTreeMap::new();
+        for (table, binding, file, line) in device_entries {
+            let Some(o) = objects
+                .iter()
+                .position(|o| o.path == table && o.table.is_some())
+            else {
+                return Err(load_err(
+                    &file,
+                    line,
+                    format!("device of {table}: not an exposed table"),
+                ));
+            };
+            let depth = objects[o].path.matches("{i}").count();
+            check_placeholders(&binding.key, depth)
+                .map_err(|m| load_err(&file, line, format!("device of {table}: {m}")))?;
+            devices.insert(o, binding);
+        }
         Ok(Schema {
             model,
             model_name,
             objects,
             scripts,
+            devices,
         })
     }
 }

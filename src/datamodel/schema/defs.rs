@@ -310,6 +310,9 @@ pub struct Schema {
     pub(super) model_name: String,
     pub(super) objects: Vec<Object>,
     pub(super) scripts: BTreeMap<String, ScriptDef>,
+    /// The network device of the instances of a table, by the table's object index
+    /// (`[device]`: what a diagnostic's `Interface` is bound to).
+    pub(super) devices: BTreeMap<usize, Binding>,
 }
 
 impl Schema {
@@ -344,6 +347,11 @@ impl Schema {
     /// The vendor scripts the files declared (`[script.NAME]`).
     pub fn scripts(&self) -> &BTreeMap<String, ScriptDef> {
         &self.scripts
+    }
+
+    /// How the network device of an instance of table `obj` is read (`[device]`).
+    pub fn device_binding(&self, obj: usize) -> Option<&Binding> {
+        self.devices.get(&obj)
     }
 
     /// The exposed parameter with this generic path (`Device.ManagementServer.URL`).

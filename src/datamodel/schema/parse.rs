@@ -26,6 +26,8 @@ pub(super) struct RawFile {
     bind: BTreeMap<String, BTreeMap<String, Spanned<RawBinding>>>,
     #[serde(default)]
     script: BTreeMap<String, Spanned<RawScript>>,
+    #[serde(default)]
+    device: BTreeMap<String, Spanned<String>>,
 }
 
 /// `[script.NAME]`: a vendor script of the `script` backend.
@@ -168,6 +170,9 @@ pub(super) struct ParsedFile {
     pub(super) binds: Vec<BindEntry>,
     /// Declared scripts with the line of their declaration; paths as written.
     pub(super) scripts: Vec<(String, ScriptDef, usize)>,
+    /// `[device]`: the network device of a table's instances (`"Device.IP.Interface.{i}." =
+    /// "backend:key"`), with the line of each.
+    pub(super) devices: Vec<(String, Binding, usize)>,
 }
 
 /// Line numbers of byte offsets (1-based), with one pass over the text.
@@ -317,6 +322,13 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
             line,
         ));
     }
+    let mut devices = Vec::new();
+    for (table, key) in raw.device {
+        let offset = key.span().start;
+        let binding = parse_binding(key.get_ref(), None)
+            .map_err(|m| err(offset, format!("device of {table}: {m}")))?;
+        devices.push((table, binding, line_of(text, offset)));
+    }
     Ok(ParsedFile {
         definitions: Definitions {
             model: raw.model.map(|m| m.name),
@@ -324,6 +336,7 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
         },
         binds,
         scripts,
+        devices,
     })
 }
 
