@@ -34,6 +34,7 @@ use crate::sys::store::Store;
 
 pub mod clock;
 mod control;
+mod diagnostics;
 mod error;
 mod listener;
 pub mod plan;
@@ -45,6 +46,7 @@ pub mod transport;
 mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use diagnostics::DiagDone;
 pub use error::AgentError;
 use plan::{Facts, Periodic, Planner};
 use session::usable_url;
@@ -66,6 +68,8 @@ pub enum Trigger {
     ValuesChanged,
     /// A transfer's fetch, upload or apply finished in its thread.
     Transfer(JobDone),
+    /// A diagnostic ended in its thread.
+    Diagnostic(DiagDone),
     /// `cwmpd request-download` left a request.
     Requests,
     /// Stop the loop (tests, SIGTERM, SIGINT).
@@ -138,6 +142,10 @@ pub struct Agent {
     /// Where the retry wait's point in its range comes from (§3.2.1.1); the system CSPRNG when
     /// `None`.
     retry_random: Option<RetryRandom>,
+    /// The diagnostic running in the `diag` job.
+    diag_running: Option<diagnostics::Running>,
+    /// TR-143's UDP echo server, while UDPEchoConfig enables it.
+    echo_server: Option<crate::diag::echo::Server>,
 }
 
 /// A source of the random numbers that place each retry wait in its range
@@ -195,6 +203,8 @@ impl Agent {
             connect: transport::http(),
             jobs,
             retry_random: None,
+            diag_running: None,
+            echo_server: None,
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
@@ -372,6 +382,8 @@ impl Agent {
     pub fn start_loop(&mut self) -> Result<Loop, AgentError> {
         let state_lock = Some(self.lock_state());
         self.start_daemon()?;
+        // The loop runs the diagnostics the ACS requests.
+        self.engine.backends_mut().diag().set_runs(true);
         Ok(Loop {
             plan: Planner::new(self.clock.wall()),
             warned_idle: false,
@@ -407,6 +419,16 @@ impl Agent {
         // down; the transfers that are due (between sessions only).
         let hold = self.device_step(now);
         let transfer_wake = if hold { None } else { self.transfer_step(now) };
+        // The diagnostics the ACS requested, after the session that asked.
+        let diag_wake = if hold {
+            None
+        } else {
+            self.diagnostics_step(now)
+        };
+        let transfer_wake = match (transfer_wake, diag_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut facts = Facts {
             periodic: Periodic {
                 enable: s.periodic_enable,
@@ -532,6 +554,7 @@ impl Agent {
                 plan.poll_now(self.clock.wall());
             }
             Ok(Trigger::Transfer(done)) => self.job_done(done),
+            Ok(Trigger::Diagnostic(done)) => self.diagnostic_done(done),
             Ok(Trigger::Requests) => {
                 lp.requests_pending.store(false, Ordering::Release);
                 self.pick_up_requests();

@@ -253,9 +253,8 @@ impl Engine {
                 }),
             }
         }
-        if !faults.is_empty() {
-            return Err(invalid(faults));
-        }
+        // The values that passed are staged even so: a backend's own refusals join the list,
+        // so the fault names every parameter in error (§A.3.2.1), and nothing is applied.
         // A value that already reads as asked is not written: an ACS re-sending its whole
         // configuration reloads no service, and a backend value several model values share
         // (WPA2 and WPA3 both shown as `11i`) is not replaced by another.

@@ -142,7 +142,34 @@ impl Server {
     }
 
     pub fn stats(&self) -> ServerStats {
-        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        read_stats(&self.stats)
+    }
+
+    /// A reader of the counters that outlives no one: it reads zero once the server is gone.
+    pub fn stats_reader(&self) -> impl Fn() -> ServerStats + Send + 'static {
+        let weak = Arc::downgrade(&self.stats);
+        move || weak.upgrade().map(|s| read_stats(&s)).unwrap_or_default()
+    }
+}
+
+fn read_stats(stats: &Mutex<ServerStats>) -> ServerStats {
+    stats.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+impl ServerStats {
+    /// A counter by its TR-181 name (UDPEchoConfig): the counts modulo 2³² (unsignedInt), the
+    /// times as `dateTime` with microseconds.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let wrap = |n: u64| (n & 0xffff_ffff).to_string();
+        Some(match name {
+            "PacketsReceived" => wrap(self.packets_received),
+            "PacketsResponded" => wrap(self.packets_responded),
+            "BytesReceived" => wrap(self.bytes_received),
+            "BytesResponded" => wrap(self.bytes_responded),
+            "TimeFirstPacketReceived" => super::datetime_us(self.first_us?),
+            "TimeLastPacketReceived" => super::datetime_us(self.last_us?),
+            _ => return None,
+        })
     }
 }
 
@@ -180,7 +207,7 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
         if cfg.source.is_some_and(|s| s != from.ip()) {
             continue;
         }
-        let wall = unix_micros();
+        let wall = super::wall_us(SystemTime::now());
         if let Ok(mut s) = stats.lock() {
             s.packets_received += 1;
             s.bytes_received += n as u64;
@@ -217,12 +244,6 @@ fn micros_since(epoch: Instant) -> u32 {
     (epoch.elapsed().as_micros() & 0xffff_ffff) as u32
 }
 
-fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
 /// What the client sends.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -242,6 +263,8 @@ pub struct Client {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacketResult {
     pub gen_sn: u32,
+    /// When it was sent, in wall-clock microseconds since the Unix epoch.
+    pub sent_us: u64,
     /// Round-trip time, when answered in time.
     pub rtt: Option<Duration>,
     /// The server's Echo Plus fields of the answer (all zero from a plain echo server).
@@ -278,6 +301,7 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
         let start = Instant::now();
         let mut result = PacketResult {
             gen_sn,
+            sent_us: super::wall_us(SystemTime::now()),
             rtt: None,
             reply: None,
         };

@@ -9,6 +9,7 @@ pub mod http;
 pub mod icmp;
 pub mod lookup;
 pub mod ping;
+pub mod run;
 pub mod spec;
 pub mod trace;
 
@@ -76,6 +77,21 @@ fn ip_of(a: &nix::sys::socket::SockaddrStorage) -> Option<std::net::IpAddr> {
     a.as_sockaddr_in()
         .map(|s| std::net::IpAddr::V4(s.ip()))
         .or_else(|| a.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip())))
+}
+
+/// An `xsd:dateTime` with microseconds (TR-181's result times) from wall-clock microseconds
+/// since the Unix epoch.
+pub fn datetime_us(t: u64) -> String {
+    let secs = i64::try_from(t / 1_000_000).unwrap_or(i64::MAX);
+    let mut s = crate::cwmp::time::format_datetime_utc(secs);
+    s.pop();
+    format!("{s}.{:06}Z", t % 1_000_000)
+}
+
+/// Wall-clock microseconds since the Unix epoch of `t` (0 before it).
+fn wall_us(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Sleeps until `until`, in slices that notice `cancel`.

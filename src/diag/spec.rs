@@ -9,7 +9,9 @@
 //! engine reads them through [`state_for_tr098`] (its objects have fewer error states, and
 //! TR-098 downloads end in `Completed`).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::{echo, http, ping, trace};
 
@@ -40,6 +42,34 @@ pub const MAX_PACKET_RESULTS: u32 = 1000;
 
 /// A field every test has: its state.
 pub const STATE: &str = "DiagnosticsState";
+/// The longest a test may run: one whose inputs could make it run longer is refused when
+/// requested (9007), and one still running after its worst case is stopped (`Error_Internal`).
+pub const MAX_RUN: Duration = Duration::from_secs(3600);
+/// Time from one ICMP echo request of IPPing to the next (as `ping` does).
+pub const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Time from one request of ServerSelectionDiagnostics to the next.
+pub const SELECTION_INTERVAL: Duration = Duration::from_millis(200);
+/// What a host name's resolution may take (the system resolver's own timeouts).
+pub const RESOLVE_TIME: Duration = Duration::from_secs(15);
+
+/// What a run produced: the end state (TR-181's words), results, result tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: String,
+    pub values: BTreeMap<String, String>,
+    /// Rows of each result table, in order (row `1` first).
+    pub tables: BTreeMap<String, Vec<BTreeMap<String, String>>>,
+}
+
+impl Outcome {
+    /// An outcome with only a state (an error: results are indeterminate).
+    pub fn state(state: &str) -> Outcome {
+        Outcome {
+            state: state.to_string(),
+            ..Outcome::default()
+        }
+    }
+}
 
 impl Kind {
     pub const ALL: [Kind; 7] = [
@@ -336,6 +366,52 @@ impl Kind {
             Kind::Upload => required("UploadURL"),
             Kind::ServerSelection => required("HostList"),
             Kind::NsLookup => required("HostName"),
+        }?;
+        let worst = self.worst_case(get);
+        if worst > MAX_RUN {
+            return Err(format!(
+                "{} could take {} s with these values: at most {} s",
+                self.name(),
+                worst.as_secs(),
+                MAX_RUN.as_secs()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The longest a run with these inputs may take: its requests' timeouts and pauses, the
+    /// name resolutions; a transfer that is not time-based is bounded by [`MAX_RUN`].
+    pub fn worst_case(self, get: &dyn Fn(&str) -> String) -> Duration {
+        let n = |f: &str| get(f).parse::<u64>().unwrap_or(0);
+        let ms = |f: &str| Duration::from_millis(n(f));
+        let times = |d: Duration, k: u64| d.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
+        match self {
+            Kind::IpPing => {
+                times(ms("Timeout").max(PING_INTERVAL), n("NumberOfRepetitions")) + RESOLVE_TIME
+            }
+            Kind::TraceRoute => {
+                times(ms("Timeout"), n("NumberOfTries") * n("MaxHopCount")) + RESOLVE_TIME
+            }
+            Kind::UdpEcho => {
+                times(
+                    ms("Timeout").max(ms("InterTransmissionTime")),
+                    n("NumberOfRepetitions"),
+                ) + RESOLVE_TIME
+            }
+            Kind::ServerSelection => {
+                let hosts = list(&get("HostList")).len() as u64;
+                let one = times(
+                    ms("Timeout").max(SELECTION_INTERVAL),
+                    n("NumberOfRepetitions"),
+                ) + RESOLVE_TIME;
+                times(one, hosts)
+            }
+            // An A and an AAAA query per repetition, and the server's name.
+            Kind::NsLookup => times(ms("Timeout"), 2 * n("NumberOfRepetitions")) + RESOLVE_TIME,
+            Kind::Download | Kind::Upload => match n("TimeBasedTestDuration") {
+                0 => MAX_RUN,
+                s => Duration::from_secs(s) + Duration::from_secs(60),
+            },
         }
     }
 }

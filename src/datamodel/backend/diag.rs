@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use super::{Applied, Backend, Cx};
 use crate::cwmp::fault::Fault;
+pub use crate::diag::spec::Outcome;
 use crate::diag::spec::{self, Kind, STATE};
 
 /// The settings of TR-143's UDP echo server (UDPEchoConfig).
@@ -51,15 +52,6 @@ pub const ECHO_COUNTERS: &[&str] = &[
 ];
 /// The most bytes of one stored value (the longest input is a 2048-byte URL).
 const MAX_VALUE: usize = 4096;
-
-/// What a run produced: the end state (TR-181's words), results, result tables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
-    pub state: String,
-    pub values: BTreeMap<String, String>,
-    /// Rows of each result table, in order (row `1` first).
-    pub tables: BTreeMap<String, Vec<BTreeMap<String, String>>>,
-}
 
 /// A test to run: its inputs as stored (defaults filled in).
 #[derive(Debug, Clone)]
@@ -101,6 +93,9 @@ struct Test {
 
 pub struct DiagBackend {
     tr098: bool,
+    /// Tests can run: the daemon's loop is there to run them (not in `cwmpd set`, whose
+    /// values would die with the process).
+    runs: bool,
     tests: BTreeMap<Kind, Test>,
     echo: BTreeMap<String, String>,
     echo_counters: Option<EchoCounters>,
@@ -162,8 +157,8 @@ fn parse(key: &str) -> Option<Key<'_>> {
 
 /// Checks a binding key when the definitions are loaded.
 pub fn check_key(key: &str) -> Result<(), String> {
-    // `{i}` stands for a row's key.
-    match parse(&key.replace("{i}", "1")) {
+    // `{i}` stands for a row's key (the loader checks keys with `i0` in its place).
+    match parse(&key.replace("{i}", "1").replace(".i0.", ".1.")) {
         Some(_) => Ok(()),
         None => Err(format!(
             "unknown diag key {key:?} (TEST.FIELD, TEST.TABLE, TEST.TABLE.{{i}}.FIELD or {ECHO_CONFIG}.FIELD)"
@@ -175,6 +170,7 @@ impl DiagBackend {
     pub fn new() -> DiagBackend {
         DiagBackend {
             tr098: false,
+            runs: false,
             tests: BTreeMap::new(),
             echo: BTreeMap::new(),
             echo_counters: None,
@@ -190,6 +186,11 @@ impl DiagBackend {
     /// The engine's model: a TR-098 engine reads and writes TR-098's names of the states.
     pub fn set_model_name(&mut self, name: &str) {
         self.tr098 = name.starts_with("InternetGatewayDevice");
+    }
+
+    /// Says that the agent's loop runs the tests (else every write is refused with 9001).
+    pub fn set_runs(&mut self, runs: bool) {
+        self.runs = runs;
     }
 
     /// Whether a test is queued or running.
@@ -383,6 +384,11 @@ impl Backend for DiagBackend {
     }
 
     fn stage_set(&mut self, _cx: &mut Cx<'_>, key: &str, value: &str) -> Result<(), Fault> {
+        if !self.runs {
+            return Err(Fault::RequestDenied(
+                "diagnostics run in the daemon: the ACS requests them".into(),
+            ));
+        }
         if value.len() > MAX_VALUE {
             return Err(Fault::InvalidParameterValue(format!(
                 "a value over {MAX_VALUE} bytes"
@@ -513,6 +519,7 @@ mod tests {
     }
 
     fn set(b: &mut DiagBackend, pairs: &[(&str, &str)]) -> Result<(), Fault> {
+        b.set_runs(true);
         let mut v = BTreeMap::new();
         let mut cx = cx(&mut v);
         for (k, val) in pairs {

@@ -80,6 +80,7 @@ pub(super) const TR181_FILES: &[(&str, &str)] = &[
     embed!("tr181.toml"),
     embed!("bindings/tr181-agent.toml"),
     embed!("bindings/tr181-builtin.toml"),
+    embed!("bindings/tr181-diag.toml"),
 ];
 
 pub(super) const TR098_FILES: &[(&str, &str)] = &[

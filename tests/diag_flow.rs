@@ -1,0 +1,388 @@
+//! The diagnostics through whole CWMP flows: the real `cwmpd` on the `linux` platform in a
+//! network namespace the test made (as root; skipped elsewhere), the test ACS beside it. The
+//! ACS sets a test's inputs and `DiagnosticsState = Requested` in one SetParameterValues; the
+//! test runs after that session; the CPE opens a session with `8 DIAGNOSTICS COMPLETE`, in
+//! which the ACS reads the results (TR-069 §A.3.3.1, TR-181 DiagnosticsState):
+//!
+//! - IPPing of a neighbour bound to its interface (the `Interface` path of the IP interface),
+//!   and values the CPE refuses (9007 per parameter: an interface that is not one, a request
+//!   without a Host, more repetitions than it runs);
+//! - TraceRoute over three routed hops (RouteHops with each router's address);
+//! - the UDP echo server (UDPEchoConfig) answering a client in the other namespace, with its
+//!   counters, and UDPEchoDiagnostics towards a server there, with individual packet results;
+//! - a test cancelled by a later SetParameterValues of one of its inputs: None, and no
+//!   `8 DIAGNOSTICS COMPLETE` ever.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use cwmpd::cwmp::value::BaseType;
+use cwmpd::soap::{AcsRequest, CpeResponse};
+use support::acs::{Acs, AcsOptions, SessionRecord};
+use support::cpe::*;
+use support::netns::Netns;
+
+const WAIT: Duration = Duration::from_secs(60);
+const COMPLETE: &str = "8 DIAGNOSTICS COMPLETE";
+
+/// `a` (a0: 10.77.1.1/24) linked to `b` (b0: 10.77.1.2/24).
+fn pair() -> Option<(Netns, Netns)> {
+    let a = Netns::new()?;
+    let b = Netns::new()?;
+    a.veth_to("a0", &b, "b0");
+    a.addr("a0", "10.77.1.1/24");
+    b.addr("b0", "10.77.1.2/24");
+    Some((a, b))
+}
+
+/// A CPE on the linux platform with the test ACS, both in `ns`.
+fn cpe_in(ns: &Netns, tag: &str) -> (Acs, Cpe) {
+    let acs = ns.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
+    let cpe = Cpe::with_config(tag, &acs.url(), None, 3600, |dir| {
+        format!(
+            "\n[datamodel]\nplatform = \"linux\"\ndir = {:?}\npoll_interval = 3600\n",
+            dir.join("datamodel.d").display().to_string()
+        )
+    });
+    (acs, cpe)
+}
+
+/// The path of the IP interface named `dev` (`Device.IP.Interface.3`).
+fn interface(cpe: &Cpe, ns: &Netns, dev: &str) -> String {
+    let v = cpe
+        .cli_in(ns.name(), &["get", "Device.IP.Interface."])
+        .values();
+    v.iter()
+        .find(|(k, val)| k.ends_with(".Name") && *val == dev)
+        .map(|(k, _)| k.trim_end_matches(".Name").to_string())
+        .unwrap_or_else(|| panic!("no interface {dev}: {v:#?}"))
+}
+
+fn s(v: &str) -> (&str, BaseType) {
+    (v, BaseType::String)
+}
+
+fn u(v: &str) -> (&str, BaseType) {
+    (v, BaseType::UnsignedInt)
+}
+
+/// An SPV of `(name, (value, type))` pairs.
+fn spv(list: &[(&str, (&str, BaseType))]) -> support::acs::Call {
+    let l: Vec<(&str, &str, BaseType)> = list.iter().map(|(n, (v, t))| (*n, *v, *t)).collect();
+    spv_req(&l, "diag")
+}
+
+/// The values of the session's GetParameterValues.
+fn values(s: &SessionRecord) -> BTreeMap<String, String> {
+    s.calls("GetParameterValues")
+        .iter()
+        .flat_map(|e| gpv(e))
+        .map(|p| (p.name, p.value))
+        .collect()
+}
+
+/// The status of the session's SetParameterValues, or its fault code (and the per-parameter
+/// codes).
+fn spv_result(s: &SessionRecord, n: usize) -> Result<u8, (u32, Vec<(String, u32)>)> {
+    let e = s.calls("SetParameterValues")[n];
+    match &e.response {
+        Ok(CpeResponse::SetParameterValues { status }) => Ok(*status),
+        _ => {
+            let f = e.fault().expect("a response or a fault");
+            let per = match f {
+                cwmpd::cwmp::fault::Fault::InvalidArguments(_, list) => list
+                    .iter()
+                    .map(|p| (p.name.clone(), p.fault.code()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Err((f.code(), per))
+        }
+    }
+}
+
+/// Waits for the session with `8 DIAGNOSTICS COMPLETE`.
+fn completed(acs: &Acs, log: impl Fn() -> String) -> SessionRecord {
+    poll(WAIT, || {
+        acs.completed().into_iter().find(|s| s.has_event(COMPLETE))
+    })
+    .unwrap_or_else(|| panic!("no {COMPLETE} session\n{}", log()))
+}
+
+#[test]
+fn ipping_of_a_neighbour_on_its_interface_and_values_the_cpe_refuses() {
+    let Some((a, _b)) = pair() else { return };
+    let (acs, cpe) = cpe_in(&a, "diag-ping");
+    let a0 = interface(&cpe, &a, "a0");
+    let p = "Device.IP.Diagnostics.IPPing.";
+    let name = |f: &str| format!("{p}{f}");
+    let (state, host, iface, reps, timeout, size, dscp) = (
+        name("DiagnosticsState"),
+        name("Host"),
+        name("Interface"),
+        name("NumberOfRepetitions"),
+        name("Timeout"),
+        name("DataBlockSize"),
+        name("DSCP"),
+    );
+    acs.push_script([
+        // Refused, each parameter with its 9007: not an interface, too many repetitions.
+        spv(&[
+            (&iface, s("Device.DeviceInfo.")),
+            (&reps, u("5000")),
+            (&host, s("10.77.1.2")),
+        ]),
+        // Requested without a Host: refused on DiagnosticsState.
+        spv(&[(&state, s("Requested"))]),
+        spv(&[
+            (&host, s("10.77.1.2")),
+            (&iface, s(&a0)),
+            (&reps, u("2")),
+            (&timeout, u("1000")),
+            (&size, u("100")),
+            (&dscp, u("10")),
+            (&state, s("Requested")),
+        ]),
+        gpv_req(&[&state]),
+    ]);
+    acs.push_script([gpv_req(&[p])]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let done = completed(&acs, || daemon.log());
+    let first = &acs.completed()[0];
+    let (code, per) = spv_result(first, 0).unwrap_err();
+    assert_eq!(code, 9003);
+    assert!(per.contains(&(iface.clone(), 9007)), "{per:?}");
+    assert!(per.contains(&(reps.clone(), 9007)), "{per:?}");
+    assert_eq!(
+        spv_result(first, 1).unwrap_err().1,
+        vec![(state.clone(), 9007)]
+    );
+    assert_eq!(spv_result(first, 2), Ok(0));
+    assert_eq!(values(first)[&state], "Requested");
+    assert!(!first.has_event(COMPLETE));
+    let v = values(&done);
+    assert_eq!(v[&state], "Complete", "{v:#?}");
+    assert_eq!(v[&name("SuccessCount")], "2");
+    assert_eq!(v[&name("FailureCount")], "0");
+    assert_eq!(v[&name("IPAddressUsed")], "10.77.1.1");
+    assert_eq!(v[&iface], a0, "the Interface reads as set");
+    let avg: u64 = v[&name("AverageResponseTimeDetailed")].parse().unwrap();
+    let min: u64 = v[&name("MinimumResponseTimeDetailed")].parse().unwrap();
+    let max: u64 = v[&name("MaximumResponseTimeDetailed")].parse().unwrap();
+    assert!(min > 0 && min <= avg && avg <= max, "{v:#?}");
+    assert!(
+        max < 1_000_000,
+        "a neighbour answers within the timeout: {v:#?}"
+    );
+    assert_eq!(
+        v[&name("MaximumResponseTime")],
+        max.div_ceil(1000).to_string()
+    );
+}
+
+#[test]
+fn traceroute_of_three_hops_through_the_cwmp_flow() {
+    let Some(ns) = Netns::new() else { return };
+    let (r1, r2, b) = (
+        Netns::new().unwrap(),
+        Netns::new().unwrap(),
+        Netns::new().unwrap(),
+    );
+    ns.veth_to("a0", &r1, "r0");
+    r1.veth_to("r1", &r2, "s0");
+    r2.veth_to("s1", &b, "b0");
+    ns.addr("a0", "10.77.2.1/24");
+    r1.addr("r0", "10.77.2.2/24");
+    r1.addr("r1", "10.77.3.1/24");
+    r2.addr("s0", "10.77.3.2/24");
+    r2.addr("s1", "10.77.4.1/24");
+    b.addr("b0", "10.77.4.2/24");
+    ns.route(&["add", "default", "via", "10.77.2.2"]);
+    r1.route(&["add", "10.77.4.0/24", "via", "10.77.3.2"]);
+    r2.route(&["add", "default", "via", "10.77.3.1"]);
+    b.route(&["add", "default", "via", "10.77.4.1"]);
+    r1.sysctl("net/ipv4/ip_forward", "1");
+    r2.sysctl("net/ipv4/ip_forward", "1");
+    let (acs, cpe) = cpe_in(&ns, "diag-trace");
+    let t = "Device.IP.Diagnostics.TraceRoute.";
+    let name = |f: &str| format!("{t}{f}");
+    acs.push_script([spv(&[
+        (&name("Host"), s("10.77.4.2")),
+        (&name("NumberOfTries"), u("2")),
+        (&name("Timeout"), u("1000")),
+        (&name("MaxHopCount"), u("8")),
+        (&name("DiagnosticsState"), s("Requested")),
+    ])]);
+    acs.push_script([gpv_req(&[t])]);
+    let daemon = cpe.spawn_run_in(ns.name());
+    let done = completed(&acs, || daemon.log());
+    let v = values(&done);
+    assert_eq!(v[&name("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&name("RouteHopsNumberOfEntries")], "3");
+    for (i, host) in ["10.77.2.2", "10.77.3.2", "10.77.4.2"].iter().enumerate() {
+        let hop = |f: &str| v[&format!("{t}RouteHops.{}.{f}", i + 1)].clone();
+        assert_eq!(hop("Host"), *host);
+        assert_eq!(hop("HostAddress"), *host);
+        assert_eq!(hop("ErrorCode"), "0");
+        let times: Vec<u64> = hop("RTTimes")
+            .split(',')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(times.len(), 2);
+        assert!(times.iter().all(|t| (1..1000).contains(t)), "{times:?}");
+    }
+    assert_eq!(v[&name("IPAddressUsed")], "10.77.2.1");
+    assert!(v[&name("ResponseTime")].parse::<u64>().unwrap() >= 1);
+}
+
+#[test]
+fn the_udp_echo_server_and_udp_echo_diagnostics_both_ways() {
+    use cwmpd::diag::echo;
+    let Some((a, b)) = pair() else { return };
+    // A TR-143 echo server in b for the CPE's UDPEchoDiagnostics.
+    let server = b.run(|| {
+        echo::Server::start(echo::ServerConfig {
+            listen: "10.77.1.2:7000".parse().unwrap(),
+            interface: None,
+            source: None,
+            plus: true,
+        })
+        .expect("echo server")
+    });
+    let (acs, cpe) = cpe_in(&a, "diag-echo");
+    let c = "Device.IP.Diagnostics.UDPEchoConfig.";
+    let d = "Device.IP.Diagnostics.UDPEchoDiagnostics.";
+    let cn = |f: &str| format!("{c}{f}");
+    let dn = |f: &str| format!("{d}{f}");
+    acs.push_script([spv(&[
+        (&cn("Enable"), ("true", BaseType::Boolean)),
+        (&cn("UDPPort"), u("7001")),
+        (&cn("EchoPlusEnabled"), ("true", BaseType::Boolean)),
+        (&cn("SourceIPAddress"), s("10.77.1.2")),
+        (&dn("Host"), s("10.77.1.2")),
+        (&dn("Port"), u("7000")),
+        (&dn("NumberOfRepetitions"), u("3")),
+        (&dn("Timeout"), u("1000")),
+        (&dn("InterTransmissionTime"), u("50")),
+        (&dn("DataBlockSize"), u("64")),
+        (
+            &dn("EnableIndividualPacketResults"),
+            ("true", BaseType::Boolean),
+        ),
+        (&dn("DiagnosticsState"), s("Requested")),
+    ])]);
+    // The results, then a session 2 s later for the server's counters.
+    acs.push_script([
+        gpv_req(&[d]),
+        AcsRequest::ScheduleInform {
+            delay_seconds: 2,
+            command_key: "counters".into(),
+        }
+        .into(),
+    ]);
+    acs.push_script([gpv_req(&[c])]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let done = completed(&acs, || daemon.log());
+    let v = values(&done);
+    assert_eq!(v[&dn("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&dn("SuccessCount")], "3");
+    assert_eq!(v[&dn("FailureCount")], "0");
+    assert_eq!(v[&dn("IPAddressUsed")], "10.77.1.1");
+    assert_eq!(v[&dn("IndividualPacketResultNumberOfEntries")], "3");
+    let row = |f: &str| v[&format!("{d}IndividualPacketResult.3.{f}")].clone();
+    assert_eq!(row("TestGenSN"), "3");
+    assert_eq!(row("PacketSuccess"), "true");
+    // The server in b numbered its answers (Echo Plus).
+    assert_eq!(row("TestRespSN"), "3");
+    assert!(row("PacketSendTime") <= row("PacketReceiveTime"), "{v:#?}");
+    assert_eq!(server.stats().packets_responded, 3);
+    // The CPE's server answers b's client with Echo Plus, and counts.
+    let client = echo::Client {
+        server: "10.77.1.1:7001".parse().unwrap(),
+        interface: None,
+        count: 2,
+        timeout: Duration::from_millis(1000),
+        size: 40,
+        dscp: 0,
+        interval: Duration::from_millis(10),
+    };
+    let got = b
+        .run(move || echo::measure(&client, &AtomicBool::new(false)))
+        .unwrap();
+    assert!(
+        got.iter().all(|p| p.rtt.is_some()),
+        "{got:?}\n{}",
+        daemon.log()
+    );
+    assert_eq!(got[1].reply.map(|p| p.resp_sn), Some(2));
+    let later = poll(WAIT, || {
+        acs.completed()
+            .into_iter()
+            .find(|s| s.has_event("3 SCHEDULED"))
+    })
+    .unwrap_or_else(|| panic!("no scheduled session\n{}", daemon.log()));
+    let v = values(&later);
+    assert_eq!(v[&cn("PacketsReceived")], "2", "{v:#?}");
+    assert_eq!(v[&cn("PacketsResponded")], "2");
+    assert_eq!(v[&cn("BytesReceived")], "80");
+    assert_eq!(v[&cn("BytesResponded")], "80");
+    assert!(v[&cn("TimeFirstPacketReceived")] <= v[&cn("TimeLastPacketReceived")]);
+    assert!(
+        v[&cn("TimeFirstPacketReceived")].starts_with("20"),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn an_input_written_while_the_test_runs_cancels_it() {
+    let Some((a, _b)) = pair() else { return };
+    let (acs, cpe) = cpe_in(&a, "diag-cancel");
+    let p = "Device.IP.Diagnostics.IPPing.";
+    let name = |f: &str| format!("{p}{f}");
+    // Nobody answers 10.77.1.99: the test would take 20 s. A scheduled inform a second later
+    // comes while it runs, and changes its Timeout.
+    acs.push_script([
+        spv(&[
+            (&name("Host"), s("10.77.1.99")),
+            (&name("NumberOfRepetitions"), u("20")),
+            (&name("DiagnosticsState"), s("Requested")),
+        ]),
+        AcsRequest::ScheduleInform {
+            delay_seconds: 1,
+            command_key: "during".into(),
+        }
+        .into(),
+    ]);
+    acs.push_script([
+        gpv_req(&[&name("DiagnosticsState")]),
+        spv(&[(&name("Timeout"), u("2000"))]),
+        gpv_req(&[&name("DiagnosticsState")]),
+    ]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let during = poll(WAIT, || {
+        acs.completed()
+            .into_iter()
+            .find(|s| s.has_event("3 SCHEDULED"))
+    })
+    .unwrap_or_else(|| panic!("no scheduled session\n{}", daemon.log()));
+    let states: Vec<String> = during
+        .calls("GetParameterValues")
+        .iter()
+        .map(|e| gpv(e)[0].value.clone())
+        .collect();
+    assert_eq!(states, ["Requested", "None"], "{}", daemon.log());
+    assert_eq!(spv_result(&during, 0), Ok(0));
+    // The stopped test's result never comes, nor its event.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        acs.completed().iter().all(|s| !s.has_event(COMPLETE)),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains("stopped by a change"),
+        "{}",
+        daemon.log()
+    );
+}
