@@ -469,6 +469,9 @@ fn get_parameter_names() {
             ("Device.RootDataModelVersion".to_string(), false),
             ("Device.DeviceInfo.".to_string(), false),
             ("Device.ManagementServer.".to_string(), false),
+            // The diagnostics, on every platform.
+            ("Device.IP.".to_string(), false),
+            ("Device.DNS.".to_string(), false),
         ]
     );
     let ms = names(&mut e, "Device.ManagementServer.", true);

@@ -87,6 +87,7 @@ pub(super) const TR098_FILES: &[(&str, &str)] = &[
     embed!("tr098.toml"),
     embed!("bindings/tr098-agent.toml"),
     embed!("bindings/tr098-builtin.toml"),
+    embed!("bindings/tr098-diag.toml"),
 ];
 
 /// OpenWrt: the kernel's parts every Linux has, then uci, ubus and OpenWrt's files.
