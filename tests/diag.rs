@@ -468,7 +468,7 @@ impl Drop for HttpServer {
 
 #[test]
 fn tr143_download_times_bytes_connections_and_a_time_based_test() {
-    use cwmpd::diag::http::{self, Download, DownloadError};
+    use cwmpd::diag::http::{self, Download, TestError};
     let Some((a, b)) = pair() else { return };
     let dir = support::tempdir::TempDir::new("tr143");
     std::fs::write(dir.path().join("1m.bin"), vec![7u8; 1 << 20]).unwrap();
@@ -489,22 +489,25 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
     let mut first = None;
     for _ in 0..50 {
         match run(spec("1m.bin", 1, None)) {
-            Ok(c) => {
-                first = Some(c);
+            Ok(t) => {
+                first = Some(t);
                 break;
             }
-            Err(DownloadError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
+            Err(TestError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => panic!("{e}"),
         }
     }
-    let conns = first.expect("the server answers");
-    let c = &conns[0];
+    let t = first.expect("the server answers");
+    assert_eq!(t.connections.len(), 1);
+    assert_eq!(t.ip_address_used, Some("10.77.1.1".parse().unwrap()));
+    let c = &t.connections[0];
     assert_eq!(c.body_bytes, 1 << 20);
     // The head is counted too.
     assert!(
         c.test_bytes > 1 << 20 && c.test_bytes < (1 << 20) + 1024,
         "{c:?}"
     );
+    assert_eq!(t.test_bytes(), c.test_bytes);
     assert!(
         c.tcp_open_request_us <= c.tcp_open_response_us
             && c.tcp_open_response_us <= c.rom_us
@@ -513,23 +516,229 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
         "{c:?}"
     );
     // Three connections at once, each the whole file.
-    let conns = run(spec("1m.bin", 3, None)).unwrap();
-    assert_eq!(conns.len(), 3);
-    assert!(conns.iter().all(|c| c.body_bytes == 1 << 20), "{conns:?}");
+    let t = run(spec("1m.bin", 3, None)).unwrap();
+    assert_eq!(t.connections.len(), 3);
+    assert!(
+        t.connections.iter().all(|c| c.body_bytes == 1 << 20),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.test_bytes(),
+        t.connections.iter().map(|c| c.test_bytes).sum::<u64>()
+    );
+    assert!(t.bom_us() <= t.eom_us() && t.rom_us() < t.bom_us(), "{t:?}");
     // Time-based: stops after its duration with what it got.
-    let conns = run(spec("big.bin", 1, Some(Duration::from_millis(300)))).unwrap();
-    let c = &conns[0];
+    let t = run(spec("big.bin", 1, Some(Duration::from_millis(300)))).unwrap();
+    let c = &t.connections[0];
     let took = c.eom_us - c.bom_us;
-    assert!((250_000..2_000_000).contains(&took), "{c:?}");
+    assert!((300_000..2_000_000).contains(&took), "{c:?}");
     assert!(c.body_bytes > 0 && c.body_bytes < 4 << 30, "{c:?}");
-    // A missing file, a closed port, a scheme not offered.
+    // A missing file, a closed port, a scheme not offered, a URL that would split the request.
     assert!(matches!(
         run(spec("nope.bin", 1, None)),
-        Err(DownloadError::NoResponse(_))
+        Err(TestError::NoResponse(_))
     ));
     let mut d = spec("1m.bin", 1, None);
     d.url = "http://10.77.1.2:8081/1m.bin".into();
-    assert!(matches!(run(d.clone()), Err(DownloadError::Connect(_))));
+    assert!(matches!(run(d.clone()), Err(TestError::Connect(_))));
     d.url = "ftp://10.77.1.2/1m.bin".into();
-    assert!(matches!(run(d), Err(DownloadError::Invalid(_))));
+    assert!(matches!(run(d.clone()), Err(TestError::Invalid(_))));
+    d.url = "http://10.77.1.2:8080/1m.bin HTTP/1.1\r\nX: y".into();
+    assert!(matches!(run(d.clone()), Err(TestError::Invalid(_))));
+    // A network with no route: the kernel says so at once.
+    d.url = "http://10.78.0.1:8080/1m.bin".into();
+    d.interface = None;
+    assert!(matches!(run(d), Err(TestError::NoRoute(_))), "no route");
+}
+
+/// A PUT server (Python's standard library, in namespace `ns` on `addr`:8081) that reads each
+/// request's body whole, `Content-Length` or chunked, and appends `PATH KIND BYTES` to `log`;
+/// then answers `201` with the count, except on `/silent` (never answers), `/close` (closes
+/// without a response), `/forbidden` (`403`) and `/continue` (`100` first, then `201`).
+const PUT_SERVER: &str = r#"
+import sys, time, http.server
+log, addr = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_PUT(self):
+        n = 0
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            kind = "chunked"
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                left = size
+                while left:
+                    got = self.rfile.read(min(left, 65536))
+                    if not got:
+                        raise ConnectionError("cut short")
+                    left -= len(got)
+                    n += len(got)
+                self.rfile.readline()
+        else:
+            kind = "length"
+            left = int(self.headers["Content-Length"])
+            while left:
+                got = self.rfile.read(min(left, 65536))
+                if not got:
+                    break
+                left -= len(got)
+                n += len(got)
+        with open(log, "a") as f:
+            f.write(f"{self.path} {kind} {n}\n")
+        if self.path == "/silent":
+            time.sleep(60)
+            return
+        if self.path == "/close":
+            self.close_connection = True
+            return
+        if self.path == "/continue":
+            self.send_response_only(100)
+            self.end_headers()
+        body = str(n).encode()
+        self.send_response(403 if self.path == "/forbidden" else 201)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((addr, 8081), H).serve_forever()
+"#;
+
+impl HttpServer {
+    /// [`PUT_SERVER`] in `ns` on `addr`:8081, logging to `log`.
+    fn put(ns: &Netns, addr: &str, log: &std::path::Path) -> HttpServer {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "python3", "-c", PUT_SERVER])
+            .arg(log)
+            .arg(addr)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -c PUT_SERVER");
+        HttpServer(child)
+    }
+}
+
+/// The server's log: one `(path, kind, bytes)` per request it read whole.
+fn put_log(log: &std::path::Path) -> Vec<(String, String, u64)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (w[0].to_string(), w[1].to_string(), w[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures() {
+    use cwmpd::diag::http::{self, Direction, TestError, Upload};
+    let Some((a, b)) = pair() else { return };
+    let dir = support::tempdir::TempDir::new("tr143-put");
+    let log = dir.path().join("put.log");
+    let _server = HttpServer::put(&b, "10.77.1.2", &log);
+    let spec = |path: &str, connections: u32, duration: Option<Duration>| Upload {
+        url: format!("http://10.77.1.2:8081/{path}"),
+        interface: Some("a0".into()),
+        dscp: 10,
+        connections,
+        file_length: (1 << 20) + 7,
+        duration,
+        limit: Duration::from_secs(20),
+    };
+    let run = |u: Upload| a.run(move || http::upload(&u, &AtomicBool::new(false)));
+    // The server takes a moment to listen.
+    let mut first = None;
+    for _ in 0..50 {
+        match run(spec("one", 1, None)) {
+            Ok(t) => {
+                first = Some(t);
+                break;
+            }
+            Err(TestError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let t = first.expect("the server answers");
+    // The server read TestFileLength bytes of body.
+    assert_eq!(
+        put_log(&log),
+        [("/one".into(), "length".into(), (1 << 20) + 7)]
+    );
+    assert_eq!(t.ip_address_used, Some("10.77.1.1".parse().unwrap()));
+    let c = &t.connections[0];
+    assert_eq!(c.body_bytes, (1 << 20) + 7);
+    // The request head is counted too.
+    assert!(
+        c.test_bytes > (1 << 20) + 7 + 100 && c.test_bytes < (1 << 20) + 7 + 512,
+        "{c:?}"
+    );
+    assert!(
+        c.tcp_open_request_us <= c.tcp_open_response_us
+            && c.tcp_open_response_us <= c.rom_us
+            && c.rom_us <= c.bom_us
+            && c.bom_us < c.eom_us,
+        "{c:?}"
+    );
+    // Three connections, each its own PUT of the whole length.
+    let t = run(spec("three", 3, None)).unwrap();
+    assert_eq!(t.connections.len(), 3);
+    assert!(
+        t.connections.iter().all(|c| c.body_bytes == (1 << 20) + 7),
+        "{t:?}"
+    );
+    let three: Vec<_> = put_log(&log).into_iter().skip(1).collect();
+    assert_eq!(
+        three,
+        vec![("/three".into(), "length".into(), (1 << 20) + 7); 3]
+    );
+    // Time-based: chunks for 300 ms, then the last chunk; the server got every data byte.
+    let t = run(spec("timed", 2, Some(Duration::from_millis(300)))).unwrap();
+    let timed: Vec<_> = put_log(&log).into_iter().skip(4).collect();
+    assert_eq!(timed.len(), 2, "{timed:?}");
+    let mut sent: Vec<u64> = t.connections.iter().map(|c| c.body_bytes).collect();
+    let mut got: Vec<u64> = timed.iter().map(|(_, _, n)| *n).collect();
+    sent.sort();
+    got.sort();
+    assert_eq!(sent, got);
+    assert!(timed
+        .iter()
+        .all(|(p, k, _)| p == "/timed" && k == "chunked"));
+    for c in &t.connections {
+        // The chunk framing is counted in the test bytes, not in the body.
+        assert!(c.body_bytes > 0 && c.test_bytes > c.body_bytes, "{c:?}");
+        let took = c.eom_us - t.bom_us();
+        assert!((300_000..2_000_000).contains(&took), "{c:?}");
+    }
+    // An interim 100 before the 201.
+    run(spec("continue", 1, None)).unwrap();
+    // A status other than 2xx, a close without a response, a server that never answers.
+    let e = run(spec("forbidden", 1, None)).unwrap_err();
+    assert!(matches!(e, TestError::NoResponse(_)), "{e}");
+    assert_eq!(e.state(Direction::Upload), "Error_NoResponse");
+    let e = run(spec("close", 1, None)).unwrap_err();
+    assert!(matches!(e, TestError::NoResponse(_)), "{e}");
+    let mut u = spec("silent", 1, None);
+    u.limit = Duration::from_secs(1);
+    let e = run(u).unwrap_err();
+    assert!(matches!(e, TestError::Timeout(_)), "{e}");
+    assert_eq!(e.state(Direction::Upload), "Error_Timeout");
+    // A closed port.
+    let mut u = spec("one", 2, None);
+    u.url = "http://10.77.1.2:8082/one".into();
+    let e = run(u).unwrap_err();
+    assert!(matches!(e, TestError::Connect(_)), "{e}");
+    assert_eq!(e.state(Direction::Upload), "Error_InitConnectionFailed");
+    // A cancel stops it.
+    let u = spec("one", 1, Some(Duration::from_secs(30)));
+    let e = a
+        .run(move || http::upload(&u, &AtomicBool::new(true)))
+        .unwrap_err();
+    assert_eq!(e, TestError::Cancelled);
 }
