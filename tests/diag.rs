@@ -4,7 +4,8 @@
 //! does not, bound to an interface, with a large payload; TraceRoute over three routed hops
 //! (IPv4 and IPv6), stopped by its hop limit and by a router that refuses; UDP echo (plain
 //! and Echo Plus) between two namespaces and a source the server refuses; a TR-143 download
-//! from Python's http.server in the other namespace; DNS lookups against dnsmasq serving
+//! from Python's http.server in the other namespace and an upload to a PUT server of Python's
+//! standard library there; DNS lookups against dnsmasq serving
 //! a test zone, a missing name, nobody listening and a server that does not answer.
 
 use std::net::IpAddr;
@@ -482,6 +483,8 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
         dscp: 10,
         connections,
         duration,
+        measurement_interval: None,
+        measurement_offset: Duration::ZERO,
         limit: Duration::from_secs(20),
     };
     let run = |d: Download| a.run(move || http::download(&d, &AtomicBool::new(false)));
@@ -515,6 +518,29 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
             && c.bom_us <= c.eom_us,
         "{c:?}"
     );
+    // a0's counters: every byte of the response crossed it, with the headers of the packets.
+    assert_eq!(t.device.as_deref(), Some("a0"));
+    let received = t.total_bytes_received.expect("a0's counters");
+    assert!(
+        received >= c.test_bytes && received < 2 * c.test_bytes,
+        "{t:?}"
+    );
+    // The connection's from its request, the test's from before its connect: the handshake.
+    let own = c.total_bytes_received.unwrap();
+    assert!(
+        own >= c.test_bytes && own <= received && received - own < 1024,
+        "{t:?}"
+    );
+    assert!(
+        t.total_bytes_sent.is_some_and(|s| s > 0 && s < received),
+        "{t:?}"
+    );
+    // One connection is fully loaded from its BOM to its EOM, with all its bytes.
+    let full = t.full_loading.clone().expect("a full loading");
+    assert_eq!(full.period_us, c.eom_us - c.bom_us);
+    assert_eq!(full.test_bytes, c.test_bytes);
+    assert!(full.total_bytes_received.is_some_and(|r| r <= received));
+    assert!(t.incremental.is_empty());
     // Three connections at once, each the whole file.
     let t = run(spec("1m.bin", 3, None)).unwrap();
     assert_eq!(t.connections.len(), 3);
@@ -527,12 +553,71 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
         t.connections.iter().map(|c| c.test_bytes).sum::<u64>()
     );
     assert!(t.bom_us() <= t.eom_us() && t.rom_us() < t.bom_us(), "{t:?}");
+    assert!(t.total_bytes_received.unwrap() >= t.test_bytes(), "{t:?}");
+    // Full loading when every connection began before the first ended: within the test.
+    if let Some(full) = &t.full_loading {
+        assert!(full.period_us <= t.eom_us() - t.bom_us(), "{t:?}");
+        assert!(full.test_bytes <= t.test_bytes(), "{t:?}");
+    }
     // Time-based: stops after its duration with what it got.
     let t = run(spec("big.bin", 1, Some(Duration::from_millis(300)))).unwrap();
     let c = &t.connections[0];
     let took = c.eom_us - c.bom_us;
     assert!((300_000..2_000_000).contains(&took), "{c:?}");
     assert!(c.body_bytes > 0 && c.body_bytes < 4 << 30, "{c:?}");
+    // Two connections for a second, a result every 200 ms: five, end to end, adding up to the
+    // test's bytes (no offset), each within a0's bytes.
+    let mut d = spec("big.bin", 2, Some(Duration::from_secs(1)));
+    d.measurement_interval = Some(Duration::from_millis(200));
+    let t = run(d).unwrap();
+    let inc = &t.incremental;
+    assert_eq!(inc.len(), 5, "{inc:?}");
+    assert!(
+        inc[0].start_us >= t.bom_us() && inc[0].start_us < t.bom_us() + 10_000,
+        "{t:?}"
+    );
+    assert!(
+        inc.windows(2).all(|w| w[0].end_us == w[1].start_us),
+        "{inc:?}"
+    );
+    assert!(
+        inc.iter()
+            .all(|i| i.end_us - i.start_us >= 100_000 && i.test_bytes > 0),
+        "{inc:?}"
+    );
+    let last = inc.last().unwrap();
+    assert!(last.end_us >= t.bom_us() + 1_000_000 && last.end_us <= t.eom_us());
+    assert_eq!(
+        inc.iter().map(|i| i.test_bytes).sum::<u64>(),
+        t.test_bytes()
+    );
+    let received: u64 = inc.iter().map(|i| i.total_bytes_received.unwrap()).sum();
+    assert_eq!(Some(received), t.total_bytes_received);
+    assert!(received >= t.test_bytes(), "{t:?}");
+    let full = t
+        .full_loading
+        .clone()
+        .expect("both connections ran the second");
+    assert!(
+        full.period_us >= 900_000 && full.test_bytes <= t.test_bytes(),
+        "{t:?}"
+    );
+    // An offset: the first result starts that long after the BOM, only whole intervals follow
+    // ((1000 - 200) / 300: two), and they add up to less than the test's bytes.
+    let mut d = spec("big.bin", 1, Some(Duration::from_secs(1)));
+    d.measurement_interval = Some(Duration::from_millis(300));
+    d.measurement_offset = Duration::from_millis(200);
+    let t = run(d).unwrap();
+    let inc = &t.incremental;
+    assert_eq!(inc.len(), 2, "{inc:?}");
+    assert!(inc[0].start_us >= t.bom_us() + 200_000, "{t:?}");
+    assert!(inc[1].end_us >= t.bom_us() + 800_000 && inc[1].end_us < t.eom_us());
+    assert!(inc.iter().map(|i| i.test_bytes).sum::<u64>() < t.test_bytes());
+    // At most MAX_INCREMENTS of them.
+    let mut d = spec("big.bin", 1, Some(Duration::from_millis(600)));
+    d.measurement_interval = Some(Duration::from_millis(5));
+    let t = run(d).unwrap();
+    assert_eq!(t.incremental.len(), http::MAX_INCREMENTS);
     // A missing file, a closed port, a scheme not offered, a URL that would split the request.
     assert!(matches!(
         run(spec("nope.bin", 1, None)),
@@ -650,6 +735,8 @@ fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures()
         connections,
         file_length: (1 << 20) + 7,
         duration,
+        measurement_interval: None,
+        measurement_offset: Duration::ZERO,
         limit: Duration::from_secs(20),
     };
     let run = |u: Upload| a.run(move || http::upload(&u, &AtomicBool::new(false)));
@@ -686,8 +773,20 @@ fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures()
             && c.bom_us < c.eom_us,
         "{c:?}"
     );
-    // Three connections, each its own PUT of the whole length.
-    let t = run(spec("three", 3, None)).unwrap();
+    let sent = t.total_bytes_sent.expect("a0's counters");
+    assert!(sent >= c.test_bytes && sent < 2 * c.test_bytes, "{t:?}");
+    assert!(t.total_bytes_received.is_some_and(|r| r < sent), "{t:?}");
+    assert_eq!(
+        t.full_loading.as_ref().map(|f| f.test_bytes),
+        Some(c.test_bytes)
+    );
+    // Three connections, each its own PUT of the whole length; no interface given: the
+    // route's.
+    let mut u = spec("three", 3, None);
+    u.interface = None;
+    let t = run(u).unwrap();
+    assert_eq!(t.device.as_deref(), Some("a0"));
+    assert!(t.total_bytes_sent.unwrap() >= t.test_bytes(), "{t:?}");
     assert_eq!(t.connections.len(), 3);
     assert!(
         t.connections.iter().all(|c| c.body_bytes == (1 << 20) + 7),
@@ -698,8 +797,22 @@ fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures()
         three,
         vec![("/three".into(), "length".into(), (1 << 20) + 7); 3]
     );
-    // Time-based: chunks for 300 ms, then the last chunk; the server got every data byte.
-    let t = run(spec("timed", 2, Some(Duration::from_millis(300)))).unwrap();
+    // Time-based: chunks for 600 ms, then the last chunk; the server got every data byte. A
+    // result every 200 ms: three, adding up to the test's bytes.
+    let mut u = spec("timed", 2, Some(Duration::from_millis(600)));
+    u.measurement_interval = Some(Duration::from_millis(200));
+    let t = run(u).unwrap();
+    let inc = &t.incremental;
+    assert_eq!(inc.len(), 3, "{inc:?}");
+    assert!(
+        inc.windows(2).all(|w| w[0].end_us == w[1].start_us),
+        "{inc:?}"
+    );
+    assert_eq!(
+        inc.iter().map(|i| i.test_bytes).sum::<u64>(),
+        t.test_bytes()
+    );
+    assert!(t.total_bytes_sent.unwrap() >= t.test_bytes(), "{t:?}");
     let timed: Vec<_> = put_log(&log).into_iter().skip(4).collect();
     assert_eq!(timed.len(), 2, "{timed:?}");
     let mut sent: Vec<u64> = t.connections.iter().map(|c| c.body_bytes).collect();
@@ -714,7 +827,7 @@ fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures()
         // The chunk framing is counted in the test bytes, not in the body.
         assert!(c.body_bytes > 0 && c.test_bytes > c.body_bytes, "{c:?}");
         let took = c.eom_us - t.bom_us();
-        assert!((300_000..2_000_000).contains(&took), "{c:?}");
+        assert!((600_000..2_000_000).contains(&took), "{c:?}");
     }
     // An interim 100 before the 201.
     run(spec("continue", 1, None)).unwrap();

@@ -25,6 +25,32 @@
 //! Times are wall-clock microseconds taken from one reading of the wall clock and the monotonic
 //! clock at the start, so they are ordered whatever NTP does meanwhile.
 //!
+//! The interface's bytes (TotalBytesReceived, TotalBytesSent: per connection, per test, under
+//! full loading, per increment) are the differences of its counters read at the two ends of
+//! the span, the counters "at BOMTime" being read before the request is sent (the test's
+//! before any connection's, a connection's before its own: a BOM is known only once the first
+//! read returns, later than the bytes it returns arrived). They are the counters of
+//! `/proc/thread-self/net/dev`, the same figures as
+//! `/sys/class/net/DEV/statistics/{rx,tx}_bytes` (both are `dev_get_stats`) but of the network
+//! namespace of the thread that reads them, where sysfs shows the namespace it was mounted in.
+//! The interface is the one given, else the one holding the local address the kernel picks
+//! for the server (a connected UDP socket's, matched against the interfaces' addresses); when
+//! neither is known, or the counters cannot be read, those figures are `None` (TR-181: "cannot
+//! be determined", reported as 0).
+//!
+//! Full loading (TR-181 PeriodOfFullLoading and the …UnderFullLoading figures) is the span
+//! from the latest connection's BOM to the earliest connection's EOM, when every connection
+//! was transferring (its counters are read when that BOM is seen, the others transferring
+//! already); there is none when one connection ended before another began.
+//!
+//! Incremental results (TR-181 IncrementalResult: a time-based test with a
+//! TimeBasedTestMeasurementInterval): from the test's BOM plus TimeBasedTestMeasurementOffset,
+//! one result per whole interval that fits in the test's duration, at most [`MAX_INCREMENTS`]:
+//! the test bytes of every connection and the interface's bytes between its StartTime and
+//! EndTime. The calling thread takes them while the connections run; an interval that ends
+//! with the test's duration takes the figures of the test's EOM, so that without an offset the
+//! increments add up to the test's bytes exactly.
+//!
 //! The responses: a status line and headers within [`MAX_HEAD`] bytes. A download wants `200`
 //! and a body delimited by `Content-Length`, by `chunked` transfer coding, or by the close of
 //! the connection; an upload wants a `2xx` after any `1xx`, its body is not read. Every read and
@@ -33,8 +59,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::url::Url;
@@ -51,6 +77,11 @@ pub const SLICE: Duration = Duration::from_millis(250);
 const BUF: usize = 64 * 1024;
 /// A connection's thread's stack (its buffers are on the heap).
 const STACK: usize = 256 * 1024;
+/// The most incremental results of one test (TR-181 DownloadDiagnosticsMaxIncrementalResult,
+/// UploadDiagnosticsMaxIncrementalResult).
+pub const MAX_INCREMENTS: usize = 100;
+/// The most of `/proc/thread-self/net/dev` read (about 150 bytes an interface).
+const MAX_NET_DEV: u64 = 256 * 1024;
 
 /// What to download and how.
 #[derive(Debug, Clone)]
@@ -64,6 +95,12 @@ pub struct Download {
     /// A time-based test: stop every connection when this long has passed since the test's
     /// BOMTime (TR-181 TimeBasedTestDuration); `None`: each fetches the whole body.
     pub duration: Option<Duration>,
+    /// Incremental results every this long, in a time-based test (TR-181
+    /// TimeBasedTestMeasurementInterval; `None` or zero: none).
+    pub measurement_interval: Option<Duration>,
+    /// The first increment starts this long after the test's BOMTime (TR-181
+    /// TimeBasedTestMeasurementOffset).
+    pub measurement_offset: Duration,
     /// The longest the whole test may take.
     pub limit: Duration,
 }
@@ -84,6 +121,12 @@ pub struct Upload {
     /// passed since the test's BOMTime (TR-181 TimeBasedTestDuration); `file_length` is then
     /// not used.
     pub duration: Option<Duration>,
+    /// Incremental results every this long, in a time-based test (TR-181
+    /// TimeBasedTestMeasurementInterval; `None` or zero: none).
+    pub measurement_interval: Option<Duration>,
+    /// The first increment starts this long after the test's BOMTime (TR-181
+    /// TimeBasedTestMeasurementOffset).
+    pub measurement_offset: Duration,
     /// The longest the whole test may take.
     pub limit: Duration,
 }
@@ -102,6 +145,39 @@ pub struct Connection {
     pub test_bytes: u64,
     /// Bytes of the body alone: a download's, or an upload's data without its chunk framing.
     pub body_bytes: u64,
+    /// The interface's bytes received from this connection's BOM to its EOM (all its traffic,
+    /// the other connections' too); `None` when they cannot be determined.
+    pub total_bytes_received: Option<u64>,
+    /// The interface's bytes sent from this connection's BOM to its EOM.
+    pub total_bytes_sent: Option<u64>,
+}
+
+/// One interval of a time-based test (TR-181 IncrementalResult); times in microseconds since
+/// the Unix epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Increment {
+    pub start_us: u64,
+    pub end_us: u64,
+    /// The test bytes of every connection from StartTime to EndTime (TestBytesReceived or
+    /// TestBytesSent).
+    pub test_bytes: u64,
+    /// The interface's bytes received from StartTime to EndTime.
+    pub total_bytes_received: Option<u64>,
+    /// The interface's bytes sent from StartTime to EndTime.
+    pub total_bytes_sent: Option<u64>,
+}
+
+/// The span when every connection was transferring: from the latest BOM to the earliest EOM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FullLoading {
+    /// PeriodOfFullLoading, in microseconds.
+    pub period_us: u64,
+    /// TestBytesReceivedUnderFullLoading or TestBytesSentUnderFullLoading: every connection's.
+    pub test_bytes: u64,
+    /// TotalBytesReceivedUnderFullLoading.
+    pub total_bytes_received: Option<u64>,
+    /// TotalBytesSentUnderFullLoading.
+    pub total_bytes_sent: Option<u64>,
 }
 
 /// A test's figures (TR-181 DownloadDiagnostics, UploadDiagnostics).
@@ -109,8 +185,21 @@ pub struct Connection {
 pub struct Test {
     /// Every connection's figures, in the order they were opened (PerConnectionResult).
     pub connections: Vec<Connection>,
+    /// Every whole interval of a time-based test, in order (IncrementalResult).
+    pub incremental: Vec<Increment>,
+    /// The interface's bytes received from the test's BOM to its EOM (TotalBytesReceived);
+    /// `None` when they cannot be determined.
+    pub total_bytes_received: Option<u64>,
+    /// The interface's bytes sent from the test's BOM to its EOM (TotalBytesSent).
+    pub total_bytes_sent: Option<u64>,
+    /// When every connection was transferring at once; `None` when one ended before another
+    /// began.
+    pub full_loading: Option<FullLoading>,
     /// The local address of the first connection (IPAddressUsed).
     pub ip_address_used: Option<IpAddr>,
+    /// The netdev whose counters gave the interface's bytes: the one given, else the one of
+    /// the route to the server.
+    pub device: Option<String>,
 }
 
 impl Test {
@@ -241,6 +330,8 @@ pub fn download(d: &Download, cancel: &AtomicBool) -> Result<Test, TestError> {
         dscp: d.dscp,
         connections: d.connections,
         duration: d.duration,
+        interval: d.measurement_interval.filter(|i| !i.is_zero()),
+        offset: d.measurement_offset,
         limit: d.limit,
     };
     run(&spec, Method::Get, cancel)
@@ -254,6 +345,8 @@ pub fn upload(u: &Upload, cancel: &AtomicBool) -> Result<Test, TestError> {
         dscp: u.dscp,
         connections: u.connections,
         duration: u.duration,
+        interval: u.measurement_interval.filter(|i| !i.is_zero()),
+        offset: u.measurement_offset,
         limit: u.limit,
     };
     let length = match u.duration {
@@ -270,6 +363,8 @@ struct Spec<'a> {
     dscp: u8,
     connections: u32,
     duration: Option<Duration>,
+    interval: Option<Duration>,
+    offset: Duration,
     limit: Duration,
 }
 
@@ -317,8 +412,54 @@ struct Run<'a> {
     cancel: &'a AtomicBool,
     /// Set by a connection that failed: the others stop.
     halt: AtomicBool,
-    /// The test's BOM: the first connection to begin sets it.
-    first_bom: OnceLock<Instant>,
+    /// The netdev whose counters are read.
+    device: Option<String>,
+    /// Its counters read before any request was sent: they stand for the counters at the
+    /// test's BOM. What a quiet interface carries from then on is the test's exchanges (and
+    /// the connects'), where counters read when the first read returns would miss what the
+    /// kernel had received before the reading thread ran (by a whole response, when threads
+    /// wait for a CPU).
+    start_net: Option<Net>,
+    /// Each connection's test bytes so far.
+    progress: Vec<AtomicU64>,
+    /// Connections that began (BOM) and that ended (EOM).
+    began: AtomicU32,
+    finished: AtomicU32,
+    /// The test's BOM (the first connection's), the latest BOM, the earliest EOM, the test's
+    /// EOM (the last connection's).
+    first_bom: OnceLock<Mark>,
+    last_bom: OnceLock<Mark>,
+    first_eom: OnceLock<Mark>,
+    last_eom: OnceLock<Mark>,
+    /// Connections whose thread is done, success or not; `wake` tells the increments' sampler.
+    ended: Mutex<u32>,
+    wake: Condvar,
+}
+
+/// The figures at one instant: every connection's test bytes, the interface's counters.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    bytes: u64,
+    net: Option<Net>,
+}
+
+/// An interface's byte counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    rx: u64,
+    tx: u64,
+}
+
+/// The interface's bytes received and sent from `a` to `b`.
+fn net_between(a: Option<Net>, b: Option<Net>) -> (Option<u64>, Option<u64>) {
+    match (a, b) {
+        (Some(a), Some(b)) => (
+            Some(b.rx.saturating_sub(a.rx)),
+            Some(b.tx.saturating_sub(a.tx)),
+        ),
+        _ => (None, None),
+    }
 }
 
 impl Run<'_> {
@@ -329,7 +470,119 @@ impl Run<'_> {
     /// When a time-based test ends (known from the test's BOM on).
     fn stop_at(&self) -> Option<Instant> {
         let d = self.spec.duration?;
-        self.first_bom.get()?.checked_add(d)
+        self.first_bom.get()?.at.checked_add(d)
+    }
+
+    /// The device's counters now.
+    fn net(&self) -> Option<Net> {
+        read_net(self.device.as_deref()?)
+    }
+
+    /// Every connection's test bytes so far.
+    fn sum(&self) -> u64 {
+        self.progress
+            .iter()
+            .fold(0u64, |s, p| s.saturating_add(p.load(Ordering::Acquire)))
+    }
+
+    fn mark(&self, at: Instant) -> Mark {
+        Mark {
+            at,
+            bytes: self.sum(),
+            net: self.net(),
+        }
+    }
+
+    /// A connection's BOM at `at` (before its first bytes are counted): the test's first, the
+    /// latest.
+    fn begin(&self, at: Instant) {
+        // No connection counts a byte before its BOM, so none was counted before the first.
+        self.first_bom.get_or_init(|| Mark {
+            at,
+            bytes: 0,
+            net: self.start_net,
+        });
+        if self.began.fetch_add(1, Ordering::AcqRel) + 1 == self.spec.connections {
+            // Read now: the other connections are transferring already.
+            let _ = self.last_bom.set(self.mark(at));
+        }
+        self.notify();
+    }
+
+    /// A connection's EOM at `at` (after its last bytes were counted): the earliest, the
+    /// test's; the counters then.
+    fn end(&self, at: Instant) -> Option<Net> {
+        let k = self.finished.fetch_add(1, Ordering::AcqRel);
+        // Taken after the count: every connection that ended before counted its bytes before.
+        let mark = self.mark(at);
+        if k == 0 {
+            let _ = self.first_eom.set(mark);
+        }
+        if k + 1 == self.spec.connections {
+            let _ = self.last_eom.set(mark);
+        }
+        mark.net
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the sampler; under the lock, so that it cannot miss what changed before.
+    fn notify(&self) {
+        let _ended = self.lock();
+        self.wake.notify_all();
+    }
+
+    /// Waits until `t` (`true`), or until every connection has ended (`false`).
+    fn sleep_until(&self, t: Instant) -> bool {
+        let mut ended = self.lock();
+        loop {
+            if *ended >= self.spec.connections {
+                return false;
+            }
+            let Some(left) = t
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                return true;
+            };
+            ended = self
+                .wake
+                .wait_timeout(ended, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits for the test's BOM; `None` when every connection ended without one.
+    fn wait_bom(&self) -> Option<Mark> {
+        let mut ended = self.lock();
+        loop {
+            if let Some(m) = self.first_bom.get() {
+                return Some(*m);
+            }
+            if *ended >= self.spec.connections {
+                return None;
+            }
+            ended = self
+                .wake
+                .wait_timeout(ended, SLICE)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits until every connection has ended.
+    fn wait_all(&self) {
+        let mut ended = self.lock();
+        while *ended < self.spec.connections {
+            ended = self
+                .wake
+                .wait_timeout(ended, SLICE)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// What is left of the test's time, else [`TestError::Timeout`].
@@ -353,8 +606,13 @@ impl Run<'_> {
 /// A connection's figures as they are taken.
 struct Meter<'r, 'a> {
     run: &'r Run<'a>,
+    /// The connection's place in `run.progress`.
+    i: usize,
     c: Connection,
     began: bool,
+    /// The interface's counters read just before the request was sent: they stand for the
+    /// counters at its BOM (see [`Run::start_net`]).
+    rom_net: Option<Net>,
 }
 
 impl Meter<'_, '_> {
@@ -365,17 +623,22 @@ impl Meter<'_, '_> {
         }
         self.began = true;
         self.c.bom_us = self.run.clock.us(at);
-        self.run.first_bom.get_or_init(|| at);
+        self.run.begin(at);
     }
 
     /// `n` more test bytes.
     fn count(&mut self, n: usize) {
         self.c.test_bytes = self.c.test_bytes.saturating_add(n as u64);
+        if let Some(p) = self.run.progress.get(self.i) {
+            p.fetch_add(n as u64, Ordering::AcqRel);
+        }
     }
 
     /// EOM.
     fn end(&mut self, at: Instant) {
         self.c.eom_us = self.run.clock.us(at);
+        let net = self.run.end(at);
+        (self.c.total_bytes_received, self.c.total_bytes_sent) = net_between(self.rom_net, net);
     }
 }
 
@@ -413,17 +676,35 @@ fn run(spec: &Spec, method: Method, cancel: &AtomicBool) -> Result<Test, TestErr
         .map_err(|e| TestError::Resolve(format!("{host}: {e}")))?
         .next()
         .ok_or_else(|| TestError::Resolve(format!("{host}: no address")))?;
+    let device = match spec.interface {
+        Some(dev) => Some(dev.to_string()),
+        None => route_device(addr),
+    };
     let run = Run {
         spec,
         method,
         addr,
         request: request_head(method, &url),
         clock: Clock::now(),
-        deadline: Instant::now() + spec.limit,
+        // A limit beyond any clock: a day is as good.
+        deadline: Instant::now()
+            .checked_add(spec.limit)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400)),
         cancel,
         halt: AtomicBool::new(false),
+        start_net: device.as_deref().and_then(read_net),
+        device,
+        progress: (0..spec.connections).map(|_| AtomicU64::new(0)).collect(),
+        began: AtomicU32::new(0),
+        finished: AtomicU32::new(0),
         first_bom: OnceLock::new(),
+        last_bom: OnceLock::new(),
+        first_eom: OnceLock::new(),
+        last_eom: OnceLock::new(),
+        ended: Mutex::new(0),
+        wake: Condvar::new(),
     };
+    let mut incremental = Vec::new();
     let results: Vec<Result<(Connection, Option<IpAddr>), TestError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..spec.connections)
             .map(|i| {
@@ -431,26 +712,51 @@ fn run(spec: &Spec, method: Method, cancel: &AtomicBool) -> Result<Test, TestErr
                 std::thread::Builder::new()
                     .name(format!("tr143-{i}"))
                     .stack_size(STACK)
-                    .spawn_scoped(s, move || connection(run))
+                    .spawn_scoped(s, move || connection(run, i as usize))
             })
             .collect();
+        if handles.iter().any(Result::is_err) {
+            // The test cannot be whole: the others stop.
+            run.halt.store(true, Ordering::Release);
+        } else if let (Some(duration), Some(interval)) = (spec.duration, spec.interval) {
+            incremental = increments(&run, duration, interval, spec.offset);
+        }
         handles
             .into_iter()
             .map(|h| match h {
                 Ok(h) => h.join().unwrap_or_else(|_| {
-                    run.halt.store(true, Ordering::Release);
                     Err(TestError::Internal("a connection's thread failed".into()))
                 }),
-                Err(e) => {
-                    run.halt.store(true, Ordering::Release);
-                    Err(TestError::Internal(format!(
-                        "a connection's thread cannot start: {e}"
-                    )))
-                }
+                Err(e) => Err(TestError::Internal(format!(
+                    "a connection's thread cannot start: {e}"
+                ))),
             })
             .collect()
     });
-    let mut test = Test::default();
+    let (total_bytes_received, total_bytes_sent) = match (run.first_bom.get(), run.last_eom.get()) {
+        (Some(a), Some(b)) => net_between(a.net, b.net),
+        _ => (None, None),
+    };
+    let full_loading = match (run.last_bom.get(), run.first_eom.get()) {
+        (Some(a), Some(b)) if a.at <= b.at => {
+            let (received, sent) = net_between(a.net, b.net);
+            Some(FullLoading {
+                period_us: run.clock.us(b.at).saturating_sub(run.clock.us(a.at)),
+                test_bytes: b.bytes.saturating_sub(a.bytes),
+                total_bytes_received: received,
+                total_bytes_sent: sent,
+            })
+        }
+        _ => None,
+    };
+    let mut test = Test {
+        incremental,
+        total_bytes_received,
+        total_bytes_sent,
+        full_loading,
+        device: run.device.clone(),
+        ..Test::default()
+    };
     let mut failure: Option<TestError> = None;
     for r in results {
         match r {
@@ -475,6 +781,100 @@ fn run(spec: &Spec, method: Method, cancel: &AtomicBool) -> Result<Test, TestErr
         Some(e) => Err(e),
         None => Ok(test),
     }
+}
+
+/// The incremental results of a time-based test, taken while its connections run: from the
+/// test's BOM plus `offset`, every whole `interval` within `duration`, at most
+/// [`MAX_INCREMENTS`]. Returns when the last one is taken or every connection has ended.
+fn increments(
+    run: &Run,
+    duration: Duration,
+    interval: Duration,
+    offset: Duration,
+) -> Vec<Increment> {
+    let mut out = Vec::new();
+    if offset
+        .checked_add(interval)
+        .is_none_or(|first| first > duration)
+    {
+        return out;
+    }
+    let Some(bom) = run.wait_bom() else {
+        return out;
+    };
+    let mut start = if offset.is_zero() {
+        bom
+    } else {
+        match bom.at.checked_add(offset) {
+            Some(t) if run.sleep_until(t) => run.mark(Instant::now()),
+            _ => return out,
+        }
+    };
+    for k in 1..=MAX_INCREMENTS as u32 {
+        let Some(span) = interval.checked_mul(k).and_then(|s| s.checked_add(offset)) else {
+            break;
+        };
+        let Some(t) = bom.at.checked_add(span).filter(|_| span <= duration) else {
+            break;
+        };
+        let end = if span == duration {
+            // The interval ends with the test: its figures are the test's EOM's, once every
+            // connection has ended (and only if they ran until then).
+            run.wait_all();
+            match run.last_eom.get() {
+                Some(m) if m.at >= t => *m,
+                _ => break,
+            }
+        } else if run.sleep_until(t) {
+            run.mark(Instant::now())
+        } else {
+            // Every connection ended before the interval did.
+            break;
+        };
+        let (received, sent) = net_between(start.net, end.net);
+        out.push(Increment {
+            start_us: run.clock.us(start.at),
+            end_us: run.clock.us(end.at),
+            test_bytes: end.bytes.saturating_sub(start.bytes),
+            total_bytes_received: received,
+            total_bytes_sent: sent,
+        });
+        start = end;
+    }
+    out
+}
+
+/// The netdev holding the local address the kernel picks to reach `addr`.
+fn route_device(addr: SocketAddr) -> Option<String> {
+    let local = crate::sys::os::source_address(addr).ok()?;
+    crate::sys::os::interface_addresses()
+        .ok()?
+        .into_iter()
+        .find(|(_, ip)| *ip == local)
+        .map(|(name, _)| name)
+}
+
+/// `dev`'s counters, from the calling thread's network namespace.
+fn read_net(dev: &str) -> Option<Net> {
+    let file = std::fs::File::open("/proc/thread-self/net/dev")
+        .or_else(|_| std::fs::File::open("/proc/self/net/dev"))
+        .ok()?;
+    let mut text = String::new();
+    file.take(MAX_NET_DEV).read_to_string(&mut text).ok()?;
+    net_dev(&text, dev)
+}
+
+/// `dev`'s bytes received and sent in the text of `/proc/net/dev` (proc(5): two lines of
+/// titles, then `NAME: rx_bytes rx_packets …` eight receive fields, then `tx_bytes …`).
+fn net_dev(text: &str, dev: &str) -> Option<Net> {
+    let fields = text.lines().skip(2).find_map(|line| {
+        let (name, fields) = line.split_once(':')?;
+        (name.trim() == dev).then_some(fields)
+    })?;
+    let mut fields = fields.split_whitespace();
+    let rx = fields.next()?.parse().ok()?;
+    let tx = fields.nth(7)?.parse().ok()?;
+    Some(Net { rx, tx })
 }
 
 /// The request head: a GET, or a PUT with the body's length or `chunked` coding.
@@ -507,19 +907,35 @@ fn request_head(method: Method, url: &Url) -> String {
 
 /// One connection from its SYN to its EOM; its figures and its local address. A failure stops
 /// the other connections.
-fn connection(run: &Run) -> Result<(Connection, Option<IpAddr>), TestError> {
-    let r = transfer(run);
+fn connection(run: &Run, i: usize) -> Result<(Connection, Option<IpAddr>), TestError> {
+    /// Counts the connection as ended however its thread ends, so that the sampler never
+    /// waits for it; a panic stops the others.
+    struct Ended<'r, 'a>(&'r Run<'a>);
+    impl Drop for Ended<'_, '_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.halt.store(true, Ordering::Release);
+            }
+            let mut ended = self.0.lock();
+            *ended += 1;
+            self.0.wake.notify_all();
+        }
+    }
+    let _ended = Ended(run);
+    let r = transfer(run, i);
     if r.as_ref().is_err_and(|e| *e != TestError::Cancelled) {
         run.halt.store(true, Ordering::Release);
     }
     r
 }
 
-fn transfer(run: &Run) -> Result<(Connection, Option<IpAddr>), TestError> {
+fn transfer(run: &Run, i: usize) -> Result<(Connection, Option<IpAddr>), TestError> {
     let mut m = Meter {
         run,
+        i,
         c: Connection::default(),
         began: false,
+        rom_net: None,
     };
     m.c.tcp_open_request_us = run.clock.us(Instant::now());
     let mut stream = connect(run.addr, run.spec, run.left("before connecting")?)
@@ -529,6 +945,7 @@ fn transfer(run: &Run) -> Result<(Connection, Option<IpAddr>), TestError> {
     stream
         .set_write_timeout(Some(run.left("before the request")?.min(SLICE)))
         .map_err(|e| TestError::Transfer(e.to_string()))?;
+    m.rom_net = run.net();
     m.c.rom_us = run.clock.us(Instant::now());
     send(
         &mut stream,
@@ -1128,6 +1545,7 @@ mod tests {
             eom_us: eom,
             test_bytes: bytes,
             body_bytes: bytes,
+            ..Connection::default()
         };
         let t = Test {
             connections: vec![c(5, 10, 20, 90, 100), c(7, 12, 15, 80, 50)],
@@ -1155,5 +1573,35 @@ mod tests {
             connect_error(addr, &unreachable),
             TestError::NoRoute(_)
         ));
+    }
+
+    #[test]
+    fn interface_counters_are_read_from_proc_net_dev() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+            face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+            lo:  123456      10    0    0    0     0          0         0   123456      10    0    0    0     0       0          0\n  \
+            a0: 18446744073709551615 7 0 0 0 0 0 0 42 3 0 0 0 0 0 0\n";
+        assert_eq!(
+            net_dev(text, "lo"),
+            Some(Net {
+                rx: 123456,
+                tx: 123456
+            })
+        );
+        assert_eq!(
+            net_dev(text, "a0"),
+            Some(Net {
+                rx: u64::MAX,
+                tx: 42
+            })
+        );
+        assert_eq!(net_dev(text, "a"), None);
+        assert_eq!(net_dev(text, "face |bytes"), None);
+        assert_eq!(net_dev("x\ny\n  b0: 1 2 3\n", "b0"), None);
+        let (a, b) = (Net { rx: 10, tx: 20 }, Net { rx: 15, tx: 20 });
+        assert_eq!(net_between(Some(a), Some(b)), (Some(5), Some(0)));
+        // A counter that went back (the device was replaced): nothing, not a wrap.
+        assert_eq!(net_between(Some(b), Some(a)), (Some(0), Some(0)));
+        assert_eq!(net_between(None, Some(a)), (None, None));
     }
 }
