@@ -14,7 +14,7 @@
 //! | [`http`] | HTTP as the agent speaks it: authentication, the session client to the ACS, the file client of transfers | `cwmp`, `sys` | sockets, TLS files |
 //! | [`connreq`] | the Connection Request listener and its URL | `http` (authentication, URLs), `sys` | the listener (socket, threads) and the address look-ups; the request parser, the gate, the throttle and the URL rules are pure |
 //! | [`jobs`] | how the loop starts background work and gets its result back | nothing of the crate | threads |
-//! | [`diag`] | the diagnostics' network engines (ICMP echo, TraceRoute, DNS lookups, UDP echo, TR-143 download) | `http` (the URL) | ICMP, UDP and TCP sockets, the UDP echo server's thread; the message codecs are pure |
+//! | [`diag`] | the diagnostics' network engines (ICMP echo, TraceRoute, DNS lookups, UDP echo, TR-143 HTTP download and upload) | `http` (the URL), `sys` (the route's source address, interface addresses) | ICMP, UDP and TCP sockets, the UDP echo server's thread, the HTTP tests' connection threads, interface counters; the message codecs are pure |
 //! | [`transfer`] | Download and Upload: the rules, the runner (the file server behind a trait the agent implements over `http`), the hooks | `cwmp`, `soap`, `events`, `jobs`, `sys` | files, hook processes |
 //! | [`agent`] | the loop: state, sessions, timers, Reboot and FactoryReset, notifications | every layer below | the clock, threads, inotify, the store |
 //! | [`config`] | the config file: aggregates each component's section (`connreq::config`, `datamodel::config`, `transfer::config`, `sys::config`), reads TOML or UCI | the components whose sections it holds | reads the config file |

@@ -4,7 +4,8 @@
 //! does not, bound to an interface, with a large payload; TraceRoute over three routed hops
 //! (IPv4 and IPv6), stopped by its hop limit and by a router that refuses; UDP echo (plain
 //! and Echo Plus) between two namespaces and a source the server refuses; a TR-143 download
-//! from Python's http.server in the other namespace; DNS lookups against dnsmasq serving
+//! from Python's http.server in the other namespace and an upload to a PUT server of Python's
+//! standard library there; DNS lookups against dnsmasq serving
 //! a test zone, a missing name, nobody listening and a server that does not answer.
 
 use std::net::IpAddr;
@@ -468,7 +469,7 @@ impl Drop for HttpServer {
 
 #[test]
 fn tr143_download_times_bytes_connections_and_a_time_based_test() {
-    use cwmpd::diag::http::{self, Download, DownloadError};
+    use cwmpd::diag::http::{self, Download, TestError};
     let Some((a, b)) = pair() else { return };
     let dir = support::tempdir::TempDir::new("tr143");
     std::fs::write(dir.path().join("1m.bin"), vec![7u8; 1 << 20]).unwrap();
@@ -482,6 +483,8 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
         dscp: 10,
         connections,
         duration,
+        measurement_interval: None,
+        measurement_offset: Duration::ZERO,
         limit: Duration::from_secs(20),
     };
     let run = |d: Download| a.run(move || http::download(&d, &AtomicBool::new(false)));
@@ -489,22 +492,25 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
     let mut first = None;
     for _ in 0..50 {
         match run(spec("1m.bin", 1, None)) {
-            Ok(c) => {
-                first = Some(c);
+            Ok(t) => {
+                first = Some(t);
                 break;
             }
-            Err(DownloadError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
+            Err(TestError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => panic!("{e}"),
         }
     }
-    let conns = first.expect("the server answers");
-    let c = &conns[0];
+    let t = first.expect("the server answers");
+    assert_eq!(t.connections.len(), 1);
+    assert_eq!(t.ip_address_used, Some("10.77.1.1".parse().unwrap()));
+    let c = &t.connections[0];
     assert_eq!(c.body_bytes, 1 << 20);
     // The head is counted too.
     assert!(
         c.test_bytes > 1 << 20 && c.test_bytes < (1 << 20) + 1024,
         "{c:?}"
     );
+    assert_eq!(t.test_bytes(), c.test_bytes);
     assert!(
         c.tcp_open_request_us <= c.tcp_open_response_us
             && c.tcp_open_response_us <= c.rom_us
@@ -512,24 +518,340 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
             && c.bom_us <= c.eom_us,
         "{c:?}"
     );
+    // a0's counters: every byte of the response crossed it, with the headers of the packets.
+    assert_eq!(t.device.as_deref(), Some("a0"));
+    let received = t.total_bytes_received.expect("a0's counters");
+    assert!(
+        received >= c.test_bytes && received < 2 * c.test_bytes,
+        "{t:?}"
+    );
+    // The connection's from its request, the test's from before its connect: the handshake.
+    let own = c.total_bytes_received.unwrap();
+    assert!(
+        own >= c.test_bytes && own <= received && received - own < 1024,
+        "{t:?}"
+    );
+    assert!(
+        t.total_bytes_sent.is_some_and(|s| s > 0 && s < received),
+        "{t:?}"
+    );
+    // One connection is fully loaded from its BOM to its EOM, with all its bytes.
+    let full = t.full_loading.clone().expect("a full loading");
+    assert_eq!(full.period_us, c.eom_us - c.bom_us);
+    assert_eq!(full.test_bytes, c.test_bytes);
+    assert!(full.total_bytes_received.is_some_and(|r| r <= received));
+    assert!(t.incremental.is_empty());
     // Three connections at once, each the whole file.
-    let conns = run(spec("1m.bin", 3, None)).unwrap();
-    assert_eq!(conns.len(), 3);
-    assert!(conns.iter().all(|c| c.body_bytes == 1 << 20), "{conns:?}");
+    let t = run(spec("1m.bin", 3, None)).unwrap();
+    assert_eq!(t.connections.len(), 3);
+    assert!(
+        t.connections.iter().all(|c| c.body_bytes == 1 << 20),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.test_bytes(),
+        t.connections.iter().map(|c| c.test_bytes).sum::<u64>()
+    );
+    assert!(t.bom_us() <= t.eom_us() && t.rom_us() < t.bom_us(), "{t:?}");
+    assert!(t.total_bytes_received.unwrap() >= t.test_bytes(), "{t:?}");
+    // Full loading when every connection began before the first ended: within the test.
+    if let Some(full) = &t.full_loading {
+        assert!(full.period_us <= t.eom_us() - t.bom_us(), "{t:?}");
+        assert!(full.test_bytes <= t.test_bytes(), "{t:?}");
+    }
     // Time-based: stops after its duration with what it got.
-    let conns = run(spec("big.bin", 1, Some(Duration::from_millis(300)))).unwrap();
-    let c = &conns[0];
+    let t = run(spec("big.bin", 1, Some(Duration::from_millis(300)))).unwrap();
+    let c = &t.connections[0];
     let took = c.eom_us - c.bom_us;
-    assert!((250_000..2_000_000).contains(&took), "{c:?}");
+    assert!((300_000..2_000_000).contains(&took), "{c:?}");
     assert!(c.body_bytes > 0 && c.body_bytes < 4 << 30, "{c:?}");
-    // A missing file, a closed port, a scheme not offered.
+    // Two connections for a second, a result every 200 ms: five, end to end, adding up to the
+    // test's bytes (no offset), each within a0's bytes.
+    let mut d = spec("big.bin", 2, Some(Duration::from_secs(1)));
+    d.measurement_interval = Some(Duration::from_millis(200));
+    let t = run(d).unwrap();
+    let inc = &t.incremental;
+    assert_eq!(inc.len(), 5, "{inc:?}");
+    assert!(
+        inc[0].start_us >= t.bom_us() && inc[0].start_us < t.bom_us() + 10_000,
+        "{t:?}"
+    );
+    assert!(
+        inc.windows(2).all(|w| w[0].end_us == w[1].start_us),
+        "{inc:?}"
+    );
+    assert!(
+        inc.iter()
+            .all(|i| i.end_us - i.start_us >= 100_000 && i.test_bytes > 0),
+        "{inc:?}"
+    );
+    let last = inc.last().unwrap();
+    assert!(last.end_us >= t.bom_us() + 1_000_000 && last.end_us <= t.eom_us());
+    assert_eq!(
+        inc.iter().map(|i| i.test_bytes).sum::<u64>(),
+        t.test_bytes()
+    );
+    let received: u64 = inc.iter().map(|i| i.total_bytes_received.unwrap()).sum();
+    assert_eq!(Some(received), t.total_bytes_received);
+    assert!(received >= t.test_bytes(), "{t:?}");
+    let full = t
+        .full_loading
+        .clone()
+        .expect("both connections ran the second");
+    assert!(
+        full.period_us >= 900_000 && full.test_bytes <= t.test_bytes(),
+        "{t:?}"
+    );
+    // An offset: the first result starts that long after the BOM, only whole intervals follow
+    // ((1000 - 200) / 300: two), and they add up to less than the test's bytes.
+    let mut d = spec("big.bin", 1, Some(Duration::from_secs(1)));
+    d.measurement_interval = Some(Duration::from_millis(300));
+    d.measurement_offset = Duration::from_millis(200);
+    let t = run(d).unwrap();
+    let inc = &t.incremental;
+    assert_eq!(inc.len(), 2, "{inc:?}");
+    assert!(inc[0].start_us >= t.bom_us() + 200_000, "{t:?}");
+    assert!(inc[1].end_us >= t.bom_us() + 800_000 && inc[1].end_us < t.eom_us());
+    assert!(inc.iter().map(|i| i.test_bytes).sum::<u64>() < t.test_bytes());
+    // At most MAX_INCREMENTS of them.
+    let mut d = spec("big.bin", 1, Some(Duration::from_millis(600)));
+    d.measurement_interval = Some(Duration::from_millis(5));
+    let t = run(d).unwrap();
+    assert_eq!(t.incremental.len(), http::MAX_INCREMENTS);
+    // A missing file, a closed port, a scheme not offered, a URL that would split the request.
     assert!(matches!(
         run(spec("nope.bin", 1, None)),
-        Err(DownloadError::NoResponse(_))
+        Err(TestError::NoResponse(_))
     ));
     let mut d = spec("1m.bin", 1, None);
     d.url = "http://10.77.1.2:8081/1m.bin".into();
-    assert!(matches!(run(d.clone()), Err(DownloadError::Connect(_))));
+    assert!(matches!(run(d.clone()), Err(TestError::Connect(_))));
     d.url = "ftp://10.77.1.2/1m.bin".into();
-    assert!(matches!(run(d), Err(DownloadError::Invalid(_))));
+    assert!(matches!(run(d.clone()), Err(TestError::Invalid(_))));
+    d.url = "http://10.77.1.2:8080/1m.bin HTTP/1.1\r\nX: y".into();
+    assert!(matches!(run(d.clone()), Err(TestError::Invalid(_))));
+    // A network with no route: the kernel says so at once.
+    d.url = "http://10.78.0.1:8080/1m.bin".into();
+    d.interface = None;
+    assert!(matches!(run(d), Err(TestError::NoRoute(_))), "no route");
+}
+
+/// A PUT server (Python's standard library, in namespace `ns` on `addr`:8081) that reads each
+/// request's body whole, `Content-Length` or chunked, and appends `PATH KIND BYTES` to `log`;
+/// then answers `201` with the count, except on `/silent` (never answers), `/close` (closes
+/// without a response), `/forbidden` (`403`) and `/continue` (`100` first, then `201`).
+const PUT_SERVER: &str = r#"
+import sys, time, http.server
+log, addr = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_PUT(self):
+        n = 0
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            kind = "chunked"
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                left = size
+                while left:
+                    got = self.rfile.read(min(left, 65536))
+                    if not got:
+                        raise ConnectionError("cut short")
+                    left -= len(got)
+                    n += len(got)
+                self.rfile.readline()
+        else:
+            kind = "length"
+            left = int(self.headers["Content-Length"])
+            while left:
+                got = self.rfile.read(min(left, 65536))
+                if not got:
+                    break
+                left -= len(got)
+                n += len(got)
+        with open(log, "a") as f:
+            f.write(f"{self.path} {kind} {n}\n")
+        if self.path == "/silent":
+            time.sleep(60)
+            return
+        if self.path == "/close":
+            self.close_connection = True
+            return
+        if self.path == "/continue":
+            self.send_response_only(100)
+            self.end_headers()
+        body = str(n).encode()
+        self.send_response(403 if self.path == "/forbidden" else 201)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((addr, 8081), H).serve_forever()
+"#;
+
+impl HttpServer {
+    /// [`PUT_SERVER`] in `ns` on `addr`:8081, logging to `log`.
+    fn put(ns: &Netns, addr: &str, log: &std::path::Path) -> HttpServer {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "python3", "-c", PUT_SERVER])
+            .arg(log)
+            .arg(addr)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -c PUT_SERVER");
+        HttpServer(child)
+    }
+}
+
+/// The server's log: one `(path, kind, bytes)` per request it read whole.
+fn put_log(log: &std::path::Path) -> Vec<(String, String, u64)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (w[0].to_string(), w[1].to_string(), w[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures() {
+    use cwmpd::diag::http::{self, Direction, TestError, Upload};
+    let Some((a, b)) = pair() else { return };
+    let dir = support::tempdir::TempDir::new("tr143-put");
+    let log = dir.path().join("put.log");
+    let _server = HttpServer::put(&b, "10.77.1.2", &log);
+    let spec = |path: &str, connections: u32, duration: Option<Duration>| Upload {
+        url: format!("http://10.77.1.2:8081/{path}"),
+        interface: Some("a0".into()),
+        dscp: 10,
+        connections,
+        file_length: (1 << 20) + 7,
+        duration,
+        measurement_interval: None,
+        measurement_offset: Duration::ZERO,
+        limit: Duration::from_secs(20),
+    };
+    let run = |u: Upload| a.run(move || http::upload(&u, &AtomicBool::new(false)));
+    // The server takes a moment to listen.
+    let mut first = None;
+    for _ in 0..50 {
+        match run(spec("one", 1, None)) {
+            Ok(t) => {
+                first = Some(t);
+                break;
+            }
+            Err(TestError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let t = first.expect("the server answers");
+    // The server read TestFileLength bytes of body.
+    assert_eq!(
+        put_log(&log),
+        [("/one".into(), "length".into(), (1 << 20) + 7)]
+    );
+    assert_eq!(t.ip_address_used, Some("10.77.1.1".parse().unwrap()));
+    let c = &t.connections[0];
+    assert_eq!(c.body_bytes, (1 << 20) + 7);
+    // The request head is counted too.
+    assert!(
+        c.test_bytes > (1 << 20) + 7 + 100 && c.test_bytes < (1 << 20) + 7 + 512,
+        "{c:?}"
+    );
+    assert!(
+        c.tcp_open_request_us <= c.tcp_open_response_us
+            && c.tcp_open_response_us <= c.rom_us
+            && c.rom_us <= c.bom_us
+            && c.bom_us < c.eom_us,
+        "{c:?}"
+    );
+    let sent = t.total_bytes_sent.expect("a0's counters");
+    assert!(sent >= c.test_bytes && sent < 2 * c.test_bytes, "{t:?}");
+    assert!(t.total_bytes_received.is_some_and(|r| r < sent), "{t:?}");
+    assert_eq!(
+        t.full_loading.as_ref().map(|f| f.test_bytes),
+        Some(c.test_bytes)
+    );
+    // Three connections, each its own PUT of the whole length; no interface given: the
+    // route's.
+    let mut u = spec("three", 3, None);
+    u.interface = None;
+    let t = run(u).unwrap();
+    assert_eq!(t.device.as_deref(), Some("a0"));
+    assert!(t.total_bytes_sent.unwrap() >= t.test_bytes(), "{t:?}");
+    assert_eq!(t.connections.len(), 3);
+    assert!(
+        t.connections.iter().all(|c| c.body_bytes == (1 << 20) + 7),
+        "{t:?}"
+    );
+    let three: Vec<_> = put_log(&log).into_iter().skip(1).collect();
+    assert_eq!(
+        three,
+        vec![("/three".into(), "length".into(), (1 << 20) + 7); 3]
+    );
+    // Time-based: chunks for 600 ms, then the last chunk; the server got every data byte. A
+    // result every 200 ms: three, adding up to the test's bytes.
+    let mut u = spec("timed", 2, Some(Duration::from_millis(600)));
+    u.measurement_interval = Some(Duration::from_millis(200));
+    let t = run(u).unwrap();
+    let inc = &t.incremental;
+    assert_eq!(inc.len(), 3, "{inc:?}");
+    assert!(
+        inc.windows(2).all(|w| w[0].end_us == w[1].start_us),
+        "{inc:?}"
+    );
+    assert_eq!(
+        inc.iter().map(|i| i.test_bytes).sum::<u64>(),
+        t.test_bytes()
+    );
+    assert!(t.total_bytes_sent.unwrap() >= t.test_bytes(), "{t:?}");
+    let timed: Vec<_> = put_log(&log).into_iter().skip(4).collect();
+    assert_eq!(timed.len(), 2, "{timed:?}");
+    let mut sent: Vec<u64> = t.connections.iter().map(|c| c.body_bytes).collect();
+    let mut got: Vec<u64> = timed.iter().map(|(_, _, n)| *n).collect();
+    sent.sort();
+    got.sort();
+    assert_eq!(sent, got);
+    assert!(timed
+        .iter()
+        .all(|(p, k, _)| p == "/timed" && k == "chunked"));
+    for c in &t.connections {
+        // The chunk framing is counted in the test bytes, not in the body.
+        assert!(c.body_bytes > 0 && c.test_bytes > c.body_bytes, "{c:?}");
+        let took = c.eom_us - t.bom_us();
+        assert!((600_000..2_000_000).contains(&took), "{c:?}");
+    }
+    // An interim 100 before the 201.
+    run(spec("continue", 1, None)).unwrap();
+    // A status other than 2xx, a close without a response, a server that never answers.
+    let e = run(spec("forbidden", 1, None)).unwrap_err();
+    assert!(matches!(e, TestError::NoResponse(_)), "{e}");
+    assert_eq!(e.state(Direction::Upload), "Error_NoResponse");
+    let e = run(spec("close", 1, None)).unwrap_err();
+    assert!(matches!(e, TestError::NoResponse(_)), "{e}");
+    let mut u = spec("silent", 1, None);
+    u.limit = Duration::from_secs(1);
+    let e = run(u).unwrap_err();
+    assert!(matches!(e, TestError::Timeout(_)), "{e}");
+    assert_eq!(e.state(Direction::Upload), "Error_Timeout");
+    // A closed port.
+    let mut u = spec("one", 2, None);
+    u.url = "http://10.77.1.2:8082/one".into();
+    let e = run(u).unwrap_err();
+    assert!(matches!(e, TestError::Connect(_)), "{e}");
+    assert_eq!(e.state(Direction::Upload), "Error_InitConnectionFailed");
+    // A cancel stops it.
+    let u = spec("one", 1, Some(Duration::from_secs(30)));
+    let e = a
+        .run(move || http::upload(&u, &AtomicBool::new(true)))
+        .unwrap_err();
+    assert_eq!(e, TestError::Cancelled);
 }

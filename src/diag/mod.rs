@@ -2,7 +2,7 @@
 //! diagnostics objects, TR-143), run in process, never by an external tool. So far: ICMP echo
 //! ([`icmp`] the messages, pure; [`ping`] the socket), TraceRoute ([`trace`]), DNS lookups
 //! ([`dns`] the messages, pure; [`lookup`] the socket) TR-143 UDP echo ([`echo`]) and TR-143
-//! HTTP download ([`http`]). Not bound to the data model yet.
+//! HTTP download and upload ([`http`]). Not bound to the data model yet.
 pub mod dns;
 pub mod echo;
 pub mod http;
