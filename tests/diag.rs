@@ -478,6 +478,7 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
     big.set_len(4 << 30).unwrap();
     let _server = HttpServer::start(&b, "10.77.1.2", dir.path());
     let spec = |path: &str, connections: u32, duration: Option<Duration>| Download {
+        ipv6: None,
         url: format!("http://10.77.1.2:8080/{path}"),
         interface: Some("a0".into()),
         dscp: 10,
@@ -729,6 +730,7 @@ fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures()
     let log = dir.path().join("put.log");
     let _server = HttpServer::put(&b, "10.77.1.2", &log);
     let spec = |path: &str, connections: u32, duration: Option<Duration>| Upload {
+        ipv6: None,
         url: format!("http://10.77.1.2:8081/{path}"),
         interface: Some("a0".into()),
         dscp: 10,

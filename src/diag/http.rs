@@ -88,6 +88,9 @@ const MAX_NET_DEV: u64 = 256 * 1024;
 pub struct Download {
     /// `http://HOST[:PORT]/PATH` (TR-181 DownloadURL).
     pub url: String,
+    /// The server's address family (TR-181 ProtocolVersion): `Some(true)` IPv6 only,
+    /// `Some(false)` IPv4 only, `None` the first address the name has.
+    pub ipv6: Option<bool>,
     pub interface: Option<String>,
     pub dscp: u8,
     /// Connections opened at once, each fetching the URL (TR-181 NumberOfConnections).
@@ -110,6 +113,8 @@ pub struct Download {
 pub struct Upload {
     /// `http://HOST[:PORT]/PATH` (TR-181 UploadURL), the target of the PUT.
     pub url: String,
+    /// The server's address family, as [`Download::ipv6`].
+    pub ipv6: Option<bool>,
     pub interface: Option<String>,
     pub dscp: u8,
     /// Connections opened at once, each sending its own PUT (TR-181 NumberOfConnections).
@@ -326,6 +331,7 @@ impl std::fmt::Display for TestError {
 pub fn download(d: &Download, cancel: &AtomicBool) -> Result<Test, TestError> {
     let spec = Spec {
         url: &d.url,
+        ipv6: d.ipv6,
         interface: d.interface.as_deref(),
         dscp: d.dscp,
         connections: d.connections,
@@ -341,6 +347,7 @@ pub fn download(d: &Download, cancel: &AtomicBool) -> Result<Test, TestError> {
 pub fn upload(u: &Upload, cancel: &AtomicBool) -> Result<Test, TestError> {
     let spec = Spec {
         url: &u.url,
+        ipv6: u.ipv6,
         interface: u.interface.as_deref(),
         dscp: u.dscp,
         connections: u.connections,
@@ -359,6 +366,7 @@ pub fn upload(u: &Upload, cancel: &AtomicBool) -> Result<Test, TestError> {
 /// What the two directions have in common.
 struct Spec<'a> {
     url: &'a str,
+    ipv6: Option<bool>,
     interface: Option<&'a str>,
     dscp: u8,
     connections: u32,
@@ -674,8 +682,8 @@ fn run(spec: &Spec, method: Method, cancel: &AtomicBool) -> Result<Test, TestErr
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| TestError::Resolve(format!("{host}: {e}")))?
-        .next()
-        .ok_or_else(|| TestError::Resolve(format!("{host}: no address")))?;
+        .find(|a| spec.ipv6.is_none_or(|v6| a.is_ipv6() == v6))
+        .ok_or_else(|| TestError::Resolve(format!("{host}: no address of the family asked")))?;
     let device = match spec.interface {
         Some(dev) => Some(dev.to_string()),
         None => route_device(addr),
