@@ -19,6 +19,8 @@
 //!   events and notifications.
 //! - [`netns`]: network namespaces made by a test (veth pairs, bridges, addresses, routes,
 //!   neighbours through the real `ip`, and code run on a thread inside one), for the netlink tests.
+//! - [`servers`]: dnsmasq, Python's `http.server` and a PUT server in a namespace, for the
+//!   diagnostics' tests.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod netns;
 pub mod proxy;
 pub mod rng;
 pub mod scale;
+pub mod servers;
 pub mod tempdir;
 pub mod tls;
 pub mod ubus;

@@ -1,0 +1,173 @@
+//! The real servers the diagnostics' tests talk to, from Debian's packages, each run in a
+//! network namespace the test made and killed on drop: dnsmasq as a DNS server with a test
+//! zone, Python's `http.server` for TR-143 downloads and a Python standard-library PUT server
+//! for uploads.
+
+use crate::netns::Netns;
+
+/// dnsmasq serving a test zone in namespace `ns` at `addr`:53 (`www.example.test`: an IPv4 and
+/// an IPv6 address; `alias.example.test`: a CNAME to it; every other name under `test.`
+/// does not exist). Killed on drop.
+pub struct Dnsmasq(std::process::Child);
+
+impl Dnsmasq {
+    pub fn start(ns: &Netns, addr: &str) -> Option<Dnsmasq> {
+        let have = std::process::Command::new("dnsmasq")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !have {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "dnsmasq is needed (Debian: dnsmasq-base)"
+            );
+            return None;
+        }
+        let Ok(child) = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "dnsmasq",
+                "--keep-in-foreground",
+            ])
+            .args([
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--pid-file=",
+                "--port=53",
+                "--local=/test/",
+                "--host-record=www.example.test,10.77.5.80,fd77:5::80",
+                "--cname=alias.example.test,www.example.test",
+            ])
+            .arg(format!("--listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        else {
+            panic!("cannot run ip netns exec");
+        };
+        Some(Dnsmasq(child))
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Python's `http.server` (Debian's python3) serving `dir` from namespace `ns` on `addr`:8080;
+/// killed on drop.
+pub struct HttpServer(std::process::Child);
+
+impl HttpServer {
+    pub fn start(ns: &Netns, addr: &str, dir: &std::path::Path) -> HttpServer {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "python3", "-m", "http.server"])
+            .args(["--bind", addr, "--directory"])
+            .arg(dir)
+            .arg("8080")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        HttpServer(child)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A PUT server (Python's standard library, in namespace `ns` on `addr`:8081) that reads each
+/// request's body whole, `Content-Length` or chunked, and appends `PATH KIND BYTES` to `log`;
+/// then answers `201` with the count, except on `/silent` (never answers), `/close` (closes
+/// without a response), `/forbidden` (`403`) and `/continue` (`100` first, then `201`).
+pub const PUT_SERVER: &str = r#"
+import sys, time, http.server
+log, addr = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_PUT(self):
+        n = 0
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            kind = "chunked"
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                left = size
+                while left:
+                    got = self.rfile.read(min(left, 65536))
+                    if not got:
+                        raise ConnectionError("cut short")
+                    left -= len(got)
+                    n += len(got)
+                self.rfile.readline()
+        else:
+            kind = "length"
+            left = int(self.headers["Content-Length"])
+            while left:
+                got = self.rfile.read(min(left, 65536))
+                if not got:
+                    break
+                left -= len(got)
+                n += len(got)
+        with open(log, "a") as f:
+            f.write(f"{self.path} {kind} {n}\n")
+        if self.path == "/silent":
+            time.sleep(60)
+            return
+        if self.path == "/close":
+            self.close_connection = True
+            return
+        if self.path == "/continue":
+            self.send_response_only(100)
+            self.end_headers()
+        body = str(n).encode()
+        self.send_response(403 if self.path == "/forbidden" else 201)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((addr, 8081), H).serve_forever()
+"#;
+
+impl HttpServer {
+    /// [`PUT_SERVER`] in `ns` on `addr`:8081, logging to `log`.
+    pub fn put(ns: &Netns, addr: &str, log: &std::path::Path) -> HttpServer {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "python3", "-c", PUT_SERVER])
+            .arg(log)
+            .arg(addr)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -c PUT_SERVER");
+        HttpServer(child)
+    }
+}
+
+/// The server's log: one `(path, kind, bytes)` per request it read whole.
+pub fn put_log(log: &std::path::Path) -> Vec<(String, String, u64)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (w[0].to_string(), w[1].to_string(), w[2].parse().unwrap())
+        })
+        .collect()
+}
