@@ -155,7 +155,6 @@ fn values_no_socket_can_honour_are_refused_and_a_cancel_stops_the_run() {
     assert_eq!(ok(o).sent, 0);
 }
 
-
 fn lookup_in(ns: &Netns, server: &str, name: &str, qtype: u16, ms: u64) -> Lookup {
     let (server, name) = (server.parse().unwrap(), name.to_string());
     ns.run(move || lookup(server, &name, qtype, Duration::from_millis(ms), None))
@@ -387,7 +386,6 @@ fn udp_echo_plain_and_plus_both_ways_and_a_source_it_refuses() {
     assert_eq!(server.stats().packets_received, 0);
 }
 
-
 #[test]
 fn tr143_download_times_bytes_connections_and_a_time_based_test() {
     use cwmpd::diag::http::{self, Download, TestError};
@@ -557,7 +555,6 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
     d.interface = None;
     assert!(matches!(run(d), Err(TestError::NoRoute(_))), "no route");
 }
-
 
 #[test]
 fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures() {

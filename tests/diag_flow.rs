@@ -10,6 +10,11 @@
 //! - TraceRoute over three routed hops (RouteHops with each router's address);
 //! - the UDP echo server (UDPEchoConfig) answering a client in the other namespace, with its
 //!   counters, and UDPEchoDiagnostics towards a server there, with individual packet results;
+//! - NSLookup against dnsmasq (Debian's `dnsmasq-base`) serving a test zone: a CNAME to an
+//!   IPv4 and an IPv6 address, authoritative; then a name that does not exist;
+//! - TR-143: a time-based download on two connections from Python's `http.server` with
+//!   per-connection and incremental results that add up, then an upload of a file length to
+//!   a PUT server that counts what it read;
 //! - a test cancelled by a later SetParameterValues of one of its inputs: None, and no
 //!   `8 DIAGNOSTICS COMPLETE` ever.
 
@@ -385,4 +390,171 @@ fn an_input_written_while_the_test_runs_cancels_it() {
         "{}",
         daemon.log()
     );
+}
+
+#[test]
+fn nslookup_against_dnsmasq_through_the_cwmp_flow() {
+    let Some((a, b)) = pair() else { return };
+    let Some(_dns) = support::servers::Dnsmasq::start(&b, "10.77.1.2") else {
+        return;
+    };
+    // dnsmasq takes a moment to listen.
+    poll(WAIT, || {
+        let got = a.run(|| {
+            cwmpd::diag::lookup::lookup(
+                "10.77.1.2:53".parse().unwrap(),
+                "www.example.test",
+                cwmpd::diag::dns::TYPE_A,
+                Duration::from_millis(200),
+                None,
+            )
+        });
+        matches!(got, Ok(cwmpd::diag::lookup::Lookup::Answered(..))).then_some(())
+    })
+    .expect("dnsmasq answers");
+    let (acs, cpe) = cpe_in(&a, "diag-dns");
+    let n = "Device.DNS.Diagnostics.NSLookupDiagnostics.";
+    let name = |f: &str| format!("{n}{f}");
+    acs.push_script([spv(&[
+        (&name("HostName"), s("alias.example.test")),
+        (&name("DNSServer"), s("10.77.1.2")),
+        (&name("NumberOfRepetitions"), u("2")),
+        (&name("Timeout"), u("2000")),
+        (&name("DiagnosticsState"), s("Requested")),
+    ])]);
+    // Then a name that does not exist, on the same server.
+    acs.push_script([
+        gpv_req(&[n]),
+        spv(&[
+            (&name("HostName"), s("nope.example.test")),
+            (&name("NumberOfRepetitions"), u("1")),
+            (&name("DiagnosticsState"), s("Requested")),
+        ]),
+    ]);
+    acs.push_script([gpv_req(&[n])]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let runs = poll(WAIT, || {
+        let done: Vec<SessionRecord> = acs
+            .completed()
+            .into_iter()
+            .filter(|s| s.has_event(COMPLETE))
+            .collect();
+        (done.len() >= 2).then_some(done)
+    })
+    .unwrap_or_else(|| panic!("two {COMPLETE} sessions\n{}", daemon.log()));
+    let v = values(&runs[0]);
+    assert_eq!(v[&name("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&name("ResultNumberOfEntries")], "2");
+    assert_eq!(v[&name("SuccessCount")], "2", "{v:#?}");
+    let row = |v: &BTreeMap<String, String>, f: &str| v[&format!("{n}Result.1.{f}")].clone();
+    assert_eq!(row(&v, "Status"), "Success");
+    assert_eq!(row(&v, "AnswerType"), "Authoritative");
+    assert_eq!(row(&v, "HostNameReturned"), "www.example.test");
+    assert_eq!(row(&v, "IPAddresses"), "10.77.5.80,fd77:5::80");
+    assert_eq!(row(&v, "DNSServerIP"), "10.77.1.2");
+    assert!(row(&v, "ResponseTime").parse::<u64>().unwrap() >= 1);
+    let v = values(&runs[1]);
+    assert_eq!(v[&name("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&name("SuccessCount")], "0");
+    assert_eq!(row(&v, "Status"), "Error_HostNameNotResolved");
+    assert_eq!(row(&v, "AnswerType"), "None");
+}
+
+#[test]
+fn tr143_download_and_upload_through_the_cwmp_flow() {
+    use support::servers::{put_log, HttpServer};
+    let Some((a, b)) = pair() else { return };
+    let dir = support::tempdir::TempDir::new("diag-tr143");
+    std::fs::write(dir.path().join("1m.bin"), vec![7u8; 1 << 20]).unwrap();
+    let big = std::fs::File::create(dir.path().join("big.bin")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    let _get = HttpServer::start(&b, "10.77.1.2", dir.path());
+    let log = dir.path().join("put.log");
+    let _put = HttpServer::put(&b, "10.77.1.2", &log);
+    // The servers take a moment to listen.
+    let up = |port: u16| {
+        poll(WAIT, || {
+            b.run(move || std::net::TcpStream::connect(("10.77.1.2", port)).ok())
+                .map(drop)
+        })
+        .expect("the server listens")
+    };
+    up(8080);
+    up(8081);
+    let (acs, cpe) = cpe_in(&a, "diag-tr143");
+    let a0 = interface(&cpe, &a, "a0");
+    let d = "Device.IP.Diagnostics.DownloadDiagnostics.";
+    let p = "Device.IP.Diagnostics.UploadDiagnostics.";
+    let dn = |f: &str| format!("{d}{f}");
+    let pn = |f: &str| format!("{p}{f}");
+    // A time-based download of 3 s on two connections, a result per second; then an upload
+    // of a file length on two connections.
+    acs.push_script([spv(&[
+        (&dn("DownloadURL"), s("http://10.77.1.2:8080/big.bin")),
+        (&dn("Interface"), s(&a0)),
+        (&dn("NumberOfConnections"), u("2")),
+        (&dn("TimeBasedTestDuration"), u("3")),
+        (&dn("TimeBasedTestMeasurementInterval"), u("1")),
+        (
+            &dn("EnablePerConnectionResults"),
+            ("true", BaseType::Boolean),
+        ),
+        (&dn("ProtocolVersion"), s("IPv4")),
+        (&dn("DiagnosticsState"), s("Requested")),
+    ])]);
+    acs.push_script([
+        gpv_req(&[d]),
+        spv(&[
+            (&pn("UploadURL"), s("http://10.77.1.2:8081/up")),
+            (&pn("TestFileLength"), ("1000000", BaseType::UnsignedLong)),
+            (&pn("NumberOfConnections"), u("2")),
+            (&pn("DiagnosticsState"), s("Requested")),
+        ]),
+    ]);
+    acs.push_script([gpv_req(&[p])]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let runs = poll(WAIT, || {
+        let done: Vec<SessionRecord> = acs
+            .completed()
+            .into_iter()
+            .filter(|s| s.has_event(COMPLETE))
+            .collect();
+        (done.len() >= 2).then_some(done)
+    })
+    .unwrap_or_else(|| panic!("two {COMPLETE} sessions\n{}", daemon.log()));
+    let v = values(&runs[0]);
+    let num = |k: &str| -> u64 { v[k].parse().unwrap_or_else(|_| panic!("{k}: {v:#?}")) };
+    assert_eq!(v[&dn("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&dn("IPAddressUsed")], "10.77.1.1");
+    assert_eq!(v[&dn("PerConnectionResultNumberOfEntries")], "2");
+    assert_eq!(v[&dn("IncrementalResultNumberOfEntries")], "3");
+    let test = num(&dn("TestBytesReceived"));
+    assert!(test > 0);
+    assert!(num(&dn("TotalBytesReceived")) >= test, "{v:#?}");
+    let per: u64 = (1..=2)
+        .map(|i| num(&format!("{d}PerConnectionResult.{i}.TestBytesReceived")))
+        .sum();
+    assert_eq!(per, test);
+    let inc: u64 = (1..=3)
+        .map(|i| num(&format!("{d}IncrementalResult.{i}.TestBytesReceived")))
+        .sum();
+    assert_eq!(inc, test, "the increments add up: {v:#?}");
+    // Times in order, with microseconds.
+    let t = |f: &str| v[&dn(f)].clone();
+    assert!(
+        t("ROMTime") <= t("BOMTime") && t("BOMTime") < t("EOMTime"),
+        "{v:#?}"
+    );
+    assert!(t("BOMTime").contains('.') && t("BOMTime").ends_with('Z'));
+    assert!(num(&dn("PeriodOfFullLoading")) > 2_000_000, "{v:#?}");
+    let v = values(&runs[1]);
+    assert_eq!(v[&pn("DiagnosticsState")], "Complete", "{v:#?}");
+    let sent: u64 = v[&pn("TestBytesSent")].parse().unwrap();
+    assert!(sent > 2_000_000 && sent < 2_000_000 + 1024, "{v:#?}");
+    assert!(v[&pn("TotalBytesSent")].parse::<u64>().unwrap() >= sent);
+    let got = put_log(&log);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got
+        .iter()
+        .all(|(path, _, n)| path == "/up" && *n == 1_000_000));
 }

@@ -53,8 +53,8 @@ pub fn run(r: &Run, cancel: &AtomicBool) -> Outcome {
         Kind::UdpEcho => udp_echo(r, cancel),
         Kind::ServerSelection => server_selection(r, cancel),
         Kind::NsLookup => nslookup(r),
-        Kind::Download => download(r, cancel),
-        Kind::Upload => Outcome::state("Error_Other"),
+        Kind::Download => transfer(r, http::Direction::Download, cancel),
+        Kind::Upload => transfer(r, http::Direction::Upload, cancel),
     }
 }
 
@@ -442,59 +442,119 @@ fn nslookup(r: &Run) -> Outcome {
     o
 }
 
-fn download(r: &Run, cancel: &AtomicBool) -> Outcome {
-    let duration = r.num("TimeBasedTestDuration");
-    let d = http::Download {
-        url: r.get("DownloadURL").to_string(),
-        interface: r.device.clone(),
-        dscp: r.dscp(),
-        connections: r.u32("NumberOfConnections").max(1),
-        duration: (duration > 0).then(|| Duration::from_secs(duration)),
-        limit: spec::MAX_RUN,
+/// TR-143 DownloadDiagnostics or UploadDiagnostics.
+fn transfer(r: &Run, dir: http::Direction, cancel: &AtomicBool) -> Outcome {
+    let secs = |f: &str| Duration::from_secs(r.num(f));
+    let duration = Some(secs("TimeBasedTestDuration")).filter(|d| !d.is_zero());
+    let ipv6 = match r.get("ProtocolVersion") {
+        "IPv4" => Some(false),
+        "IPv6" => Some(true),
+        _ => None,
     };
-    let conns = match http::download(&d, cancel) {
-        Ok(c) => c,
+    let (interval, offset) = (
+        Some(secs("TimeBasedTestMeasurementInterval")),
+        secs("TimeBasedTestMeasurementOffset"),
+    );
+    let connections = r.u32("NumberOfConnections").max(1);
+    let got = match dir {
+        http::Direction::Download => http::download(
+            &http::Download {
+                url: r.get("DownloadURL").to_string(),
+                ipv6,
+                interface: r.device.clone(),
+                dscp: r.dscp(),
+                connections,
+                duration,
+                measurement_interval: interval,
+                measurement_offset: offset,
+                limit: spec::MAX_RUN,
+            },
+            cancel,
+        ),
+        http::Direction::Upload => http::upload(
+            &http::Upload {
+                url: r.get("UploadURL").to_string(),
+                ipv6,
+                interface: r.device.clone(),
+                dscp: r.dscp(),
+                connections,
+                file_length: r.num("TestFileLength"),
+                duration,
+                measurement_interval: interval,
+                measurement_offset: offset,
+                limit: spec::MAX_RUN,
+            },
+            cancel,
+        ),
+    };
+    let t = match got {
+        Ok(t) => t,
         Err(e) => {
-            log::info!("DownloadDiagnostics: {e}");
-            return Outcome::state(match e {
-                http::DownloadError::Invalid(_) => "Error_Other",
-                http::DownloadError::Resolve(_) => "Error_CannotResolveHostName",
-                http::DownloadError::Connect(_) => "Error_InitConnectionFailed",
-                http::DownloadError::NoResponse(_) => "Error_NoResponse",
-                http::DownloadError::Transfer(_) => "Error_TransferFailed",
-            });
+            log::info!("{dir:?}Diagnostics: {e}");
+            return Outcome::state(e.state(dir));
         }
     };
+    // TestBytesReceived of a download, TestBytesSent of an upload.
+    let test = match dir {
+        http::Direction::Download => "TestBytesReceived",
+        http::Direction::Upload => "TestBytesSent",
+    };
     let mut o = Outcome::state("Complete");
-    let first = |f: fn(&http::Connection) -> u64| conns.iter().map(f).min().unwrap_or(0);
-    let last = |f: fn(&http::Connection) -> u64| conns.iter().map(f).max().unwrap_or(0);
+    if let Some(ip) = t.ip_address_used {
+        put(&mut o, "IPAddressUsed", ip);
+    }
+    put(&mut o, "ROMTime", datetime_us(t.rom_us()));
+    put(&mut o, "BOMTime", datetime_us(t.bom_us()));
+    put(&mut o, "EOMTime", datetime_us(t.eom_us()));
     put(
         &mut o,
         "TCPOpenRequestTime",
-        datetime_us(first(|c| c.tcp_open_request_us)),
+        datetime_us(t.tcp_open_request_us()),
     );
     put(
         &mut o,
         "TCPOpenResponseTime",
-        datetime_us(first(|c| c.tcp_open_response_us)),
+        datetime_us(t.tcp_open_response_us()),
     );
-    put(&mut o, "ROMTime", datetime_us(first(|c| c.rom_us)));
-    put(&mut o, "BOMTime", datetime_us(first(|c| c.bom_us)));
-    put(&mut o, "EOMTime", datetime_us(last(|c| c.eom_us)));
+    put(&mut o, test, t.test_bytes());
+    // Interface counters that cannot be determined read 0 (TR-181).
     put(
         &mut o,
-        "TestBytesReceived",
-        conns.iter().map(|c| c.test_bytes).sum::<u64>(),
+        "TotalBytesReceived",
+        t.total_bytes_received.unwrap_or(0),
     );
+    put(&mut o, "TotalBytesSent", t.total_bytes_sent.unwrap_or(0));
+    let full = t.full_loading.clone().unwrap_or_default();
+    put(&mut o, &format!("{test}UnderFullLoading"), full.test_bytes);
+    put(
+        &mut o,
+        "TotalBytesReceivedUnderFullLoading",
+        full.total_bytes_received.unwrap_or(0),
+    );
+    put(
+        &mut o,
+        "TotalBytesSentUnderFullLoading",
+        full.total_bytes_sent.unwrap_or(0),
+    );
+    put(&mut o, "PeriodOfFullLoading", full.period_us);
     if r.get("EnablePerConnectionResults") == "true" {
-        let rows = conns
+        let rows = t
+            .connections
             .iter()
             .map(|c| {
                 BTreeMap::from([
                     ("ROMTime".to_string(), datetime_us(c.rom_us)),
                     ("BOMTime".to_string(), datetime_us(c.bom_us)),
                     ("EOMTime".to_string(), datetime_us(c.eom_us)),
-                    ("TestBytesReceived".to_string(), c.test_bytes.to_string()),
+                    (test.to_string(), c.test_bytes.to_string()),
+                    (
+                        "TotalBytesReceived".to_string(),
+                        c.total_bytes_received.unwrap_or(0).to_string(),
+                    ),
+                    (
+                        "TotalBytesSent".to_string(),
+                        c.total_bytes_sent.unwrap_or(0).to_string(),
+                    ),
                     (
                         "TCPOpenRequestTime".to_string(),
                         datetime_us(c.tcp_open_request_us),
@@ -508,6 +568,26 @@ fn download(r: &Run, cancel: &AtomicBool) -> Outcome {
             .collect();
         o.tables.insert("PerConnectionResult".into(), rows);
     }
+    let rows = t
+        .incremental
+        .iter()
+        .map(|i| {
+            BTreeMap::from([
+                (test.to_string(), i.test_bytes.to_string()),
+                (
+                    "TotalBytesReceived".to_string(),
+                    i.total_bytes_received.unwrap_or(0).to_string(),
+                ),
+                (
+                    "TotalBytesSent".to_string(),
+                    i.total_bytes_sent.unwrap_or(0).to_string(),
+                ),
+                ("StartTime".to_string(), datetime_us(i.start_us)),
+                ("EndTime".to_string(), datetime_us(i.end_us)),
+            ])
+        })
+        .collect();
+    o.tables.insert("IncrementalResult".into(), rows);
     o
 }
 
