@@ -9,12 +9,12 @@
 //! | [`uci`] | the UCI file grammar: one lexer (libuci's quoting) for the config file and the `uci` backend's `uci export` | nothing of the crate | no |
 //! | [`soap`] | the codec: bytes ⇄ typed messages, within size limits | `cwmp` | no |
 //! | [`session`], [`events`], [`schedule`] | one CWMP session as a state machine, the event queue, the retry and periodic timing | `cwmp`, `soap` | no: time and randomness are arguments |
-//! | [`datamodel`] | the parameter tree: the engine, the schema, the backends that read and write the system | `cwmp`, `uci`, `sys` | the backends (files, uci, scripts through [`sys::process`]) and the schema's file loading |
+//! | [`diag`] | the diagnostics: what each test is (`spec`), one run from its inputs to its results (`run`), the network engines (ICMP echo, TraceRoute, DNS lookups, UDP echo, TR-143 HTTP download and upload) | `cwmp`, `http` (the URL), `sys` (the route's source address, interface addresses) | ICMP, UDP and TCP sockets, the system resolver, the UDP echo server's thread, the HTTP tests' connection threads, interface counters; the message codecs are pure |
+//! | [`datamodel`] | the parameter tree: the engine, the schema, the backends that read and write the system | `cwmp`, `uci`, `sys`, `diag::spec` | the backends (files, uci, scripts through [`sys::process`]) and the schema's file loading |
 //! | [`rpc`] | a typed ACS request run on the engine or handed to the agent (`Control`) | `cwmp`, `soap`, `datamodel` | no |
 //! | [`http`] | HTTP as the agent speaks it: authentication, the session client to the ACS, the file client of transfers | `cwmp`, `sys` | sockets, TLS files |
 //! | [`connreq`] | the Connection Request listener and its URL | `http` (authentication, URLs), `sys` | the listener (socket, threads) and the address look-ups; the request parser, the gate, the throttle and the URL rules are pure |
 //! | [`jobs`] | how the loop starts background work and gets its result back | nothing of the crate | threads |
-//! | [`diag`] | the diagnostics' network engines (ICMP echo, TraceRoute, DNS lookups, UDP echo, TR-143 HTTP download and upload) | `http` (the URL), `sys` (the route's source address, interface addresses) | ICMP, UDP and TCP sockets, the UDP echo server's thread, the HTTP tests' connection threads, interface counters; the message codecs are pure |
 //! | [`transfer`] | Download and Upload: the rules, the runner (the file server behind a trait the agent implements over `http`), the hooks | `cwmp`, `soap`, `events`, `jobs`, `sys` | files, hook processes |
 //! | [`agent`] | the loop: state, sessions, timers, Reboot and FactoryReset, notifications | every layer below | the clock, threads, inotify, the store |
 //! | [`config`] | the config file: aggregates each component's section (`connreq::config`, `datamodel::config`, `transfer::config`, `sys::config`), reads TOML or UCI | the components whose sections it holds | reads the config file |

@@ -13,7 +13,7 @@
 //!
 //! The rooms: `state` (the persisted records and their persistence), `start` (BOOT, BOOTSTRAP,
 //! recovery at start), `session` (one CWMP session), `control` (the [`crate::rpc::Control`]
-//! implementation, Reboot and FactoryReset), `transfers` (the transfer steps between sessions),
+//! implementation, Reboot and FactoryReset), `transfers` (the transfer steps between sessions), `diagnostics` (the tests the ACS requested, after the session that asked, and the UDP echo server),
 //! `listener` (the Connection Request listener's side), `watch` (the inotify threads: the watched config directories, the requests directory), `plan`,
 //! `clock`, `transport`, `error`.
 

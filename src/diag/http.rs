@@ -59,7 +59,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -428,8 +428,9 @@ struct Run<'a> {
     /// kernel had received before the reading thread ran (by a whole response, when threads
     /// wait for a CPU).
     start_net: Option<Net>,
-    /// Each connection's test bytes so far.
-    progress: Vec<AtomicU64>,
+    /// Each connection's test bytes so far (a lock, not an `AtomicU64`: 32-bit MIPS has no
+    /// 64-bit atomics, and a 32-bit count would wrap within a long test).
+    progress: Vec<Mutex<u64>>,
     /// Connections that began (BOM) and that ended (EOM).
     began: AtomicU32,
     finished: AtomicU32,
@@ -490,7 +491,7 @@ impl Run<'_> {
     fn sum(&self) -> u64 {
         self.progress
             .iter()
-            .fold(0u64, |s, p| s.saturating_add(p.load(Ordering::Acquire)))
+            .fold(0u64, |s, p| s.saturating_add(p.lock().map_or(0, |n| *n)))
     }
 
     fn mark(&self, at: Instant) -> Mark {
@@ -637,8 +638,8 @@ impl Meter<'_, '_> {
     /// `n` more test bytes.
     fn count(&mut self, n: usize) {
         self.c.test_bytes = self.c.test_bytes.saturating_add(n as u64);
-        if let Some(p) = self.run.progress.get(self.i) {
-            p.fetch_add(n as u64, Ordering::AcqRel);
+        if let Some(Ok(mut p)) = self.run.progress.get(self.i).map(Mutex::lock) {
+            *p = p.saturating_add(n as u64);
         }
     }
 
@@ -702,7 +703,7 @@ fn run(spec: &Spec, method: Method, cancel: &AtomicBool) -> Result<Test, TestErr
         halt: AtomicBool::new(false),
         start_net: device.as_deref().and_then(read_net),
         device,
-        progress: (0..spec.connections).map(|_| AtomicU64::new(0)).collect(),
+        progress: (0..spec.connections).map(|_| Mutex::new(0)).collect(),
         began: AtomicU32::new(0),
         finished: AtomicU32::new(0),
         first_bom: OnceLock::new(),
