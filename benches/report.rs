@@ -71,6 +71,17 @@
 //!   [`GUESS_TIME_OFF`], once with the defaults (`auth_fail_burst = 20`, `auth_fail_interval =
 //!   10`) for [`GUESS_TIME_ON`]: the burst, then one guess per interval. More verdicts than the
 //!   defaults allow is a problem.
+//! - **Diagnostics** (two network namespaces joined by a veth pair): a TR-143 download
+//!   (`diag::http::download`, the engine DownloadDiagnostics runs, one connection) of
+//!   [`DOWNLOAD_BYTES`] from a server that sends a sparse file with `sendfile` (Python's
+//!   standard library, inline: fast enough that the client is what is measured), best of three,
+//!   side by side with `curl -o /dev/null` on the same URL (in the same namespace, best of
+//!   three); goal: cwmpd at least 0.9 of curl's rate. The CPU time per MiB of each: this
+//!   process's `utime + stime` over cwmpd's three runs (its other threads idle meanwhile), and
+//!   the `cutime + cstime` of the waited-for curls (`/proc/self/stat`). Ping accuracy: 50 ICMP
+//!   echoes to the neighbour by cwmpd's engine (`diag::ping`) and 50 by iputils `ping`, whose
+//!   times come from the kernel's receive timestamps (`SO_TIMESTAMP`); the medians side by
+//!   side; goal: within a millisecond (TR-181 reports milliseconds).
 //!
 //! A figure that cannot be measured here (no cross build, no `strip`, no network namespace)
 //! says why instead of a number; nothing in the table is typed in. Such a figure, a storage
@@ -141,6 +152,7 @@ fn main() {
     parse_throughput(&mut table, gpv_response.as_ref());
     auth_throttle(&mut table, work.path());
     xml_worst_cases(&mut table);
+    diagnostics(&mut table, work.path());
 
     println!(
         "\ncwmpd benchmark report ({} build, {} {}), every figure measured in this run",
@@ -2009,6 +2021,271 @@ fn first_line(s: &str) -> String {
         .chars()
         .take(200)
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostics.
+
+/// Bytes of each TR-143 download measured.
+const DOWNLOAD_BYTES: u64 = 1 << 30;
+/// Echo requests of each ping run.
+const PINGS: u32 = 50;
+
+/// A one-file HTTP server (Python's standard library) that answers every GET with the whole
+/// file through `sendfile(2)`: argv = file, address, port.
+const SENDFILE_SERVER: &str = r#"
+import os, socket, sys
+path, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+size = os.path.getsize(path)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(16)
+with open(path, "rb") as f:
+    while True:
+        c, _ = s.accept()
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            d = c.recv(4096)
+            if not d:
+                break
+            head += d
+        try:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size)
+            c.sendfile(f, 0)
+        except OSError:
+            pass
+        c.close()
+"#;
+
+fn diagnostics(table: &mut Table, work: &Path) {
+    const DL: &str = "TR-143 download, 1 GiB over a veth pair";
+    const CPU: &str = "  CPU per MiB downloaded";
+    const PING: &str = "ping RTT to a neighbour, median of 50";
+    let pair = make_netns().and_then(|a| make_netns().map(|b| (a, b)));
+    let (a, b) = match pair {
+        Ok(p) => p,
+        Err(e) => {
+            for f in [DL, CPU, PING] {
+                table.missing(f, &e);
+            }
+            return;
+        }
+    };
+    a.veth_to("a0", &b, "b0");
+    a.addr("a0", "10.77.1.1/24");
+    b.addr("b0", "10.77.1.2/24");
+    match download_vs_curl(work, &a, &b) {
+        Ok(d) => {
+            let ratio = d.cwmpd_mbs / d.curl_mbs;
+            table.row(
+                DL,
+                format!("{:.0} MB/s", d.cwmpd_mbs),
+                &format!("curl {:.0} MB/s (x{ratio:.2})", d.curl_mbs),
+                "diag::http::download, one connection, best of 3; curl -o /dev/null on the same URL, best of 3; goal x0.9",
+            );
+            if ratio < 0.9 {
+                table
+                    .problems
+                    .push(format!("{DL}: {ratio:.2} of curl's rate (goal 0.9)"));
+            }
+            table.row(
+                CPU,
+                format!("{:.0} µs", d.cwmpd_cpu_us_per_mib),
+                &format!("curl {:.0} µs", d.curl_cpu_us_per_mib),
+                "utime + stime of this process over cwmpd's runs; cutime + cstime of the curls",
+            );
+        }
+        Err(e) => {
+            table.missing(DL, &e);
+            table.missing(CPU, &e);
+        }
+    }
+    match ping_vs_kernel(&a) {
+        Ok((ours, kernel)) => {
+            let diff = ours.abs_diff(kernel);
+            table.row(
+                PING,
+                format!("{ours} µs"),
+                &format!("iputils ping {kernel} µs (Δ {diff} µs)"),
+                "diag::ping, 50 echoes; iputils ping's times from the kernel's receive timestamps; goal: within 1 ms",
+            );
+            if diff > 1000 {
+                table.problems.push(format!(
+                    "{PING}: {ours} µs against the kernel's {kernel} µs (goal: within 1 ms)"
+                ));
+            }
+        }
+        Err(e) => table.missing(PING, &e),
+    }
+}
+
+struct DownloadFigures {
+    cwmpd_mbs: f64,
+    curl_mbs: f64,
+    cwmpd_cpu_us_per_mib: f64,
+    curl_cpu_us_per_mib: f64,
+}
+
+/// This process's CPU time (`utime + stime`) and that of its waited-for children (`cutime +
+/// cstime`), in clock ticks (`/proc/self/stat`).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name in parentheses: fields 3 on; utime is field 14.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let at = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    (at(14) + at(15), at(16) + at(17))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures, String> {
+    use cwmpd::diag::http::{download, Download};
+    use std::sync::atomic::AtomicBool;
+    let file = work.join("tr143.bin");
+    std::fs::File::create(&file)
+        .and_then(|f| f.set_len(DOWNLOAD_BYTES))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", b.name(), "python3", "-c", SENDFILE_SERVER])
+        .arg(&file)
+        .args(["10.77.1.2", "8080"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    let url = "http://10.77.1.2:8080/tr143.bin";
+    let spec = Download {
+        url: url.into(),
+        ipv6: None,
+        interface: None,
+        dscp: 0,
+        connections: 1,
+        duration: None,
+        measurement_interval: None,
+        measurement_offset: Duration::ZERO,
+        limit: Duration::from_secs(60),
+    };
+    let once = |spec: &Download| {
+        let spec = spec.clone();
+        a.run(move || download(&spec, &AtomicBool::new(false)))
+    };
+    // The server takes a moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while once(&Download {
+        url: "http://10.77.1.2:8080/warm".into(),
+        ..spec.clone()
+    })
+    .is_err()
+    {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            return Err("the sendfile server did not answer".into());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mib = (DOWNLOAD_BYTES as f64) / f64::from(1 << 20);
+    let tick_us = 1e6 / ticks_per_second();
+    let mut best = (0.0f64, 0.0f64);
+    let (cpu0, _) = cpu_ticks();
+    for _ in 0..3 {
+        let t = once(&spec).map_err(|e| format!("cwmpd: {e}"))?;
+        let c = &t.connections[0];
+        if c.body_bytes != DOWNLOAD_BYTES {
+            return Err(format!("cwmpd read {} bytes", c.body_bytes));
+        }
+        let secs = (c.eom_us.saturating_sub(c.rom_us)) as f64 / 1e6;
+        best.0 = best.0.max(DOWNLOAD_BYTES as f64 / secs / 1e6);
+    }
+    let (cpu1, child0) = cpu_ticks();
+    for _ in 0..3 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", a.name(), "curl", "-s", "-o", "/dev/null"])
+            .args([
+                "-w",
+                "%{size_download} %{time_pretransfer} %{time_total}",
+                url,
+            ])
+            .output()
+            .map_err(|e| format!("curl: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let w: Vec<f64> = text
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        if w.first().copied() != Some(DOWNLOAD_BYTES as f64) {
+            return Err(format!("curl: {text:?}"));
+        }
+        // From the request sent (as ROM) to the last byte: the same span as cwmpd's.
+        let secs = w.get(2).copied().unwrap_or(0.0) - w.get(1).copied().unwrap_or(0.0);
+        best.1 = best.1.max(DOWNLOAD_BYTES as f64 / secs / 1e6);
+    }
+    let (_, child1) = cpu_ticks();
+    let _ = server.kill();
+    let _ = server.wait();
+    Ok(DownloadFigures {
+        cwmpd_mbs: best.0,
+        curl_mbs: best.1,
+        cwmpd_cpu_us_per_mib: (cpu1 - cpu0) as f64 * tick_us / (3.0 * mib),
+        curl_cpu_us_per_mib: (child1 - child0) as f64 * tick_us / (3.0 * mib),
+    })
+}
+
+/// Medians in µs of cwmpd's ping and of iputils `ping` to the neighbour.
+fn ping_vs_kernel(a: &Netns) -> Result<(u64, u64), String> {
+    use cwmpd::diag::ping;
+    use std::sync::atomic::AtomicBool;
+    let p = ping::Ping {
+        target: "10.77.1.2".parse().unwrap(),
+        interface: None,
+        count: PINGS,
+        timeout: Duration::from_secs(1),
+        payload: 56,
+        dscp: 0,
+        ttl: None,
+        interval: Duration::from_millis(20),
+    };
+    let got = a
+        .run(move || ping::run(&p, &AtomicBool::new(false)))
+        .map_err(|e| format!("cwmpd: {e}"))?;
+    let mut ours: Vec<u64> = got.rtts.iter().map(|d| d.as_micros() as u64).collect();
+    let out = Command::new("ip")
+        .args(["netns", "exec", a.name(), "ping", "-n", "-c"])
+        .arg(PINGS.to_string())
+        .args(["-i", "0.02", "-s", "56", "10.77.1.2"])
+        .output()
+        .map_err(|e| format!("ping: {e} (Debian: iputils-ping)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `64 bytes from 10.77.1.2: icmp_seq=1 ttl=64 time=0.045 ms`
+    let mut kernel: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split("time=").nth(1))
+        .filter_map(|t| t.trim_end_matches(" ms").trim().parse::<f64>().ok())
+        .map(|ms| (ms * 1000.0).round() as u64)
+        .collect();
+    if ours.len() < PINGS as usize / 2 || kernel.len() < PINGS as usize / 2 {
+        return Err(format!(
+            "{} of cwmpd's and {} of ping's {PINGS} echoes answered",
+            ours.len(),
+            kernel.len()
+        ));
+    }
+    ours.sort_unstable();
+    kernel.sort_unstable();
+    Ok((ours[ours.len() / 2], kernel[kernel.len() / 2]))
 }
 
 #[cfg(test)]
