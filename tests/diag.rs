@@ -17,20 +17,8 @@ use cwmpd::diag::echo;
 use cwmpd::diag::lookup::{lookup, Lookup};
 use cwmpd::diag::ping::{self, Method, Outcome, Ping, PingError};
 use cwmpd::diag::trace::{self, Route, Trace};
-use support::netns::Netns;
+use support::netns::{pair, three_hops, Netns};
 use support::servers::{put_log, Dnsmasq, HttpServer};
-
-/// `a` (a0: 10.77.1.1/24, fd77:1::1/64) linked to `b` (b0: 10.77.1.2/24, fd77:1::2/64).
-fn pair() -> Option<(Netns, Netns)> {
-    let a = Netns::new()?;
-    let b = Netns::new()?;
-    a.veth_to("a0", &b, "b0");
-    a.addr("a0", "10.77.1.1/24");
-    b.addr("b0", "10.77.1.2/24");
-    a.ip(&["addr", "add", "fd77:1::1/64", "dev", "a0", "nodad"]);
-    b.ip(&["addr", "add", "fd77:1::2/64", "dev", "b0", "nodad"]);
-    Some((a, b))
-}
 
 fn spec(target: &str) -> Ping {
     Ping {
@@ -209,46 +197,6 @@ fn nslookup_against_dnsmasq_a_missing_name_and_a_silent_server() {
     ));
 }
 
-/// a (10.77.2.1) - r1 (10.77.2.2 | 10.77.3.1) - r2 (10.77.3.2 | 10.77.4.1) - b (10.77.4.2),
-/// the routers forwarding; r1 refuses 10.77.9.0/24 (`prohibit`: ICMP code 13).
-fn three_hops() -> Option<[Netns; 4]> {
-    let (a, r1, r2, b) = (Netns::new()?, Netns::new()?, Netns::new()?, Netns::new()?);
-    a.veth_to("a0", &r1, "r0");
-    r1.veth_to("r1", &r2, "s0");
-    r2.veth_to("s1", &b, "b0");
-    a.addr("a0", "10.77.2.1/24");
-    r1.addr("r0", "10.77.2.2/24");
-    r1.addr("r1", "10.77.3.1/24");
-    r2.addr("s0", "10.77.3.2/24");
-    r2.addr("s1", "10.77.4.1/24");
-    b.addr("b0", "10.77.4.2/24");
-    a.route(&["add", "default", "via", "10.77.2.2"]);
-    r1.route(&["add", "10.77.4.0/24", "via", "10.77.3.2"]);
-    r1.route(&["add", "prohibit", "10.77.9.0/24"]);
-    r2.route(&["add", "default", "via", "10.77.3.1"]);
-    b.route(&["add", "default", "via", "10.77.4.1"]);
-    r1.sysctl("net/ipv4/ip_forward", "1");
-    r2.sysctl("net/ipv4/ip_forward", "1");
-    // The same in IPv6: fd77:2::/64, fd77:3::/64, fd77:4::/64.
-    for (ns, dev, addr) in [
-        (&a, "a0", "fd77:2::1/64"),
-        (&r1, "r0", "fd77:2::2/64"),
-        (&r1, "r1", "fd77:3::1/64"),
-        (&r2, "s0", "fd77:3::2/64"),
-        (&r2, "s1", "fd77:4::1/64"),
-        (&b, "b0", "fd77:4::2/64"),
-    ] {
-        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
-    }
-    a.ip(&["-6", "route", "add", "default", "via", "fd77:2::2"]);
-    r1.ip(&["-6", "route", "add", "fd77:4::/64", "via", "fd77:3::2"]);
-    r2.ip(&["-6", "route", "add", "default", "via", "fd77:3::1"]);
-    b.ip(&["-6", "route", "add", "default", "via", "fd77:4::1"]);
-    r1.sysctl("net/ipv6/conf/all/forwarding", "1");
-    r2.sysctl("net/ipv6/conf/all/forwarding", "1");
-    Some([a, r1, r2, b])
-}
-
 fn trace_spec(target: &str) -> Trace {
     Trace {
         target: target.parse().unwrap(),
@@ -386,6 +334,21 @@ fn udp_echo_plain_and_plus_both_ways_and_a_source_it_refuses() {
     assert_eq!(server.stats().packets_received, 0);
 }
 
+/// The first result of `run` once the server listens (it takes a moment to): a refused
+/// connection is tried again, for up to 5 s.
+fn once_listening<T>(mut run: impl FnMut() -> Result<T, cwmpd::diag::http::TestError>) -> T {
+    for _ in 0..50 {
+        match run() {
+            Ok(t) => return t,
+            Err(cwmpd::diag::http::TestError::Connect(_)) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the server does not answer")
+}
+
 #[test]
 fn tr143_download_times_bytes_connections_and_a_time_based_test() {
     use cwmpd::diag::http::{self, Download, TestError};
@@ -408,19 +371,7 @@ fn tr143_download_times_bytes_connections_and_a_time_based_test() {
         limit: Duration::from_secs(20),
     };
     let run = |d: Download| a.run(move || http::download(&d, &AtomicBool::new(false)));
-    // The server takes a moment to listen.
-    let mut first = None;
-    for _ in 0..50 {
-        match run(spec("1m.bin", 1, None)) {
-            Ok(t) => {
-                first = Some(t);
-                break;
-            }
-            Err(TestError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let t = first.expect("the server answers");
+    let t = once_listening(|| run(spec("1m.bin", 1, None)));
     assert_eq!(t.connections.len(), 1);
     assert_eq!(t.ip_address_used, Some("10.77.1.1".parse().unwrap()));
     let c = &t.connections[0];
@@ -576,19 +527,7 @@ fn tr143_upload_a_file_length_three_connections_a_time_based_test_and_failures()
         limit: Duration::from_secs(20),
     };
     let run = |u: Upload| a.run(move || http::upload(&u, &AtomicBool::new(false)));
-    // The server takes a moment to listen.
-    let mut first = None;
-    for _ in 0..50 {
-        match run(spec("one", 1, None)) {
-            Ok(t) => {
-                first = Some(t);
-                break;
-            }
-            Err(TestError::Connect(_)) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let t = first.expect("the server answers");
+    let t = once_listening(|| run(spec("one", 1, None)));
     // The server read TestFileLength bytes of body.
     assert_eq!(
         put_log(&log),

@@ -26,20 +26,10 @@ use cwmpd::cwmp::value::BaseType;
 use cwmpd::soap::{AcsRequest, CpeResponse};
 use support::acs::{Acs, AcsOptions, SessionRecord};
 use support::cpe::*;
-use support::netns::Netns;
+use support::netns::{pair, three_hops, Netns};
 
 const WAIT: Duration = Duration::from_secs(60);
 const COMPLETE: &str = "8 DIAGNOSTICS COMPLETE";
-
-/// `a` (a0: 10.77.1.1/24) linked to `b` (b0: 10.77.1.2/24).
-fn pair() -> Option<(Netns, Netns)> {
-    let a = Netns::new()?;
-    let b = Netns::new()?;
-    a.veth_to("a0", &b, "b0");
-    a.addr("a0", "10.77.1.1/24");
-    b.addr("b0", "10.77.1.2/24");
-    Some((a, b))
-}
 
 /// A CPE on the linux platform with the test ACS, both in `ns`.
 fn cpe_in(ns: &Netns, tag: &str) -> (Acs, Cpe) {
@@ -107,12 +97,22 @@ fn spv_result(s: &SessionRecord, n: usize) -> Result<u8, (u32, Vec<(String, u32)
     }
 }
 
+/// Waits for the first `n` sessions with `8 DIAGNOSTICS COMPLETE`.
+fn completed_n(acs: &Acs, n: usize, log: impl Fn() -> String) -> Vec<SessionRecord> {
+    poll(WAIT, || {
+        let done: Vec<SessionRecord> = acs
+            .completed()
+            .into_iter()
+            .filter(|s| s.has_event(COMPLETE))
+            .collect();
+        (done.len() >= n).then_some(done)
+    })
+    .unwrap_or_else(|| panic!("fewer than {n} {COMPLETE} sessions\n{}", log()))
+}
+
 /// Waits for the session with `8 DIAGNOSTICS COMPLETE`.
 fn completed(acs: &Acs, log: impl Fn() -> String) -> SessionRecord {
-    poll(WAIT, || {
-        acs.completed().into_iter().find(|s| s.has_event(COMPLETE))
-    })
-    .unwrap_or_else(|| panic!("no {COMPLETE} session\n{}", log()))
+    completed_n(acs, 1, log).swap_remove(0)
 }
 
 #[test]
@@ -188,27 +188,9 @@ fn ipping_of_a_neighbour_on_its_interface_and_values_the_cpe_refuses() {
 
 #[test]
 fn traceroute_of_three_hops_through_the_cwmp_flow() {
-    let Some(ns) = Netns::new() else { return };
-    let (r1, r2, b) = (
-        Netns::new().unwrap(),
-        Netns::new().unwrap(),
-        Netns::new().unwrap(),
-    );
-    ns.veth_to("a0", &r1, "r0");
-    r1.veth_to("r1", &r2, "s0");
-    r2.veth_to("s1", &b, "b0");
-    ns.addr("a0", "10.77.2.1/24");
-    r1.addr("r0", "10.77.2.2/24");
-    r1.addr("r1", "10.77.3.1/24");
-    r2.addr("s0", "10.77.3.2/24");
-    r2.addr("s1", "10.77.4.1/24");
-    b.addr("b0", "10.77.4.2/24");
-    ns.route(&["add", "default", "via", "10.77.2.2"]);
-    r1.route(&["add", "10.77.4.0/24", "via", "10.77.3.2"]);
-    r2.route(&["add", "default", "via", "10.77.3.1"]);
-    b.route(&["add", "default", "via", "10.77.4.1"]);
-    r1.sysctl("net/ipv4/ip_forward", "1");
-    r2.sysctl("net/ipv4/ip_forward", "1");
+    let Some([ns, _r1, _r2, _b]) = three_hops() else {
+        return;
+    };
     let (acs, cpe) = cpe_in(&ns, "diag-trace");
     let t = "Device.IP.Diagnostics.TraceRoute.";
     let name = |f: &str| format!("{t}{f}");
@@ -433,15 +415,7 @@ fn nslookup_against_dnsmasq_through_the_cwmp_flow() {
     ]);
     acs.push_script([gpv_req(&[n])]);
     let daemon = cpe.spawn_run_in(a.name());
-    let runs = poll(WAIT, || {
-        let done: Vec<SessionRecord> = acs
-            .completed()
-            .into_iter()
-            .filter(|s| s.has_event(COMPLETE))
-            .collect();
-        (done.len() >= 2).then_some(done)
-    })
-    .unwrap_or_else(|| panic!("two {COMPLETE} sessions\n{}", daemon.log()));
+    let runs = completed_n(&acs, 2, || daemon.log());
     let v = values(&runs[0]);
     assert_eq!(v[&name("DiagnosticsState")], "Complete", "{v:#?}");
     assert_eq!(v[&name("ResultNumberOfEntries")], "2");
@@ -513,15 +487,7 @@ fn tr143_download_and_upload_through_the_cwmp_flow() {
     ]);
     acs.push_script([gpv_req(&[p])]);
     let daemon = cpe.spawn_run_in(a.name());
-    let runs = poll(WAIT, || {
-        let done: Vec<SessionRecord> = acs
-            .completed()
-            .into_iter()
-            .filter(|s| s.has_event(COMPLETE))
-            .collect();
-        (done.len() >= 2).then_some(done)
-    })
-    .unwrap_or_else(|| panic!("two {COMPLETE} sessions\n{}", daemon.log()));
+    let runs = completed_n(&acs, 2, || daemon.log());
     let v = values(&runs[0]);
     let num = |k: &str| -> u64 { v[k].parse().unwrap_or_else(|_| panic!("{k}: {v:#?}")) };
     assert_eq!(v[&dn("DiagnosticsState")], "Complete", "{v:#?}");

@@ -452,6 +452,58 @@ fn json_string(b: &[u8], pos: &mut usize) -> String {
     }
 }
 
+/// `a` (a0: 10.77.1.1/24, fd77:1::1/64) linked to `b` (b0: 10.77.1.2/24, fd77:1::2/64).
+pub fn pair() -> Option<(Netns, Netns)> {
+    let a = Netns::new()?;
+    let b = Netns::new()?;
+    a.veth_to("a0", &b, "b0");
+    a.addr("a0", "10.77.1.1/24");
+    b.addr("b0", "10.77.1.2/24");
+    a.ip(&["addr", "add", "fd77:1::1/64", "dev", "a0", "nodad"]);
+    b.ip(&["addr", "add", "fd77:1::2/64", "dev", "b0", "nodad"]);
+    Some((a, b))
+}
+
+/// a (10.77.2.1) - r1 (10.77.2.2 | 10.77.3.1) - r2 (10.77.3.2 | 10.77.4.1) - b (10.77.4.2),
+/// the routers forwarding; r1 refuses 10.77.9.0/24 (`prohibit`: ICMP code 13).
+pub fn three_hops() -> Option<[Netns; 4]> {
+    let (a, r1, r2, b) = (Netns::new()?, Netns::new()?, Netns::new()?, Netns::new()?);
+    a.veth_to("a0", &r1, "r0");
+    r1.veth_to("r1", &r2, "s0");
+    r2.veth_to("s1", &b, "b0");
+    a.addr("a0", "10.77.2.1/24");
+    r1.addr("r0", "10.77.2.2/24");
+    r1.addr("r1", "10.77.3.1/24");
+    r2.addr("s0", "10.77.3.2/24");
+    r2.addr("s1", "10.77.4.1/24");
+    b.addr("b0", "10.77.4.2/24");
+    a.route(&["add", "default", "via", "10.77.2.2"]);
+    r1.route(&["add", "10.77.4.0/24", "via", "10.77.3.2"]);
+    r1.route(&["add", "prohibit", "10.77.9.0/24"]);
+    r2.route(&["add", "default", "via", "10.77.3.1"]);
+    b.route(&["add", "default", "via", "10.77.4.1"]);
+    r1.sysctl("net/ipv4/ip_forward", "1");
+    r2.sysctl("net/ipv4/ip_forward", "1");
+    // The same in IPv6: fd77:2::/64, fd77:3::/64, fd77:4::/64.
+    for (ns, dev, addr) in [
+        (&a, "a0", "fd77:2::1/64"),
+        (&r1, "r0", "fd77:2::2/64"),
+        (&r1, "r1", "fd77:3::1/64"),
+        (&r2, "s0", "fd77:3::2/64"),
+        (&r2, "s1", "fd77:4::1/64"),
+        (&b, "b0", "fd77:4::2/64"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    a.ip(&["-6", "route", "add", "default", "via", "fd77:2::2"]);
+    r1.ip(&["-6", "route", "add", "fd77:4::/64", "via", "fd77:3::2"]);
+    r2.ip(&["-6", "route", "add", "default", "via", "fd77:3::1"]);
+    b.ip(&["-6", "route", "add", "default", "via", "fd77:4::1"]);
+    r1.sysctl("net/ipv6/conf/all/forwarding", "1");
+    r2.sysctl("net/ipv6/conf/all/forwarding", "1");
+    Some([a, r1, r2, b])
+}
+
 #[cfg(test)]
 mod tests {
     use super::Json;
