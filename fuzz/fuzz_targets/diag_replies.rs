@@ -7,12 +7,17 @@
 //!   bytes of input;
 //! - the response to the query the codec itself writes (the question echoed, no answer)
 //!   parses with RCODE 0 and no address;
-//! - an ICMP message that parses as an echo reply came from at least 8 bytes.
+//! - an ICMP message that parses as an echo reply came from at least 8 bytes;
+//! - a TR-143 server's response: its head's end is found the same whether the bytes come at
+//!   once or in two pieces, the head's framing is read or refused without panic, and chunked
+//!   coding counts the same body bytes (and the same end) however it is cut, never more than
+//!   it was given.
 //!
 //! Seeds: `corpus/diag_replies/` (a query echoed as an answer, an answer with a compressed
 //! CNAME chain, an ICMP echo reply with its IPv4 header).
 #![no_main]
 
+use cwmpd::diag::http::fuzzing as tr143;
 use cwmpd::diag::{dns, icmp};
 use libfuzzer_sys::fuzz_target;
 
@@ -36,5 +41,15 @@ fuzz_target!(|data: &[u8]| {
         if let Some(icmp::Message::EchoReply { .. }) = icmp::parse(v6, ip, data) {
             assert!(data.len() >= icmp::HEADER);
         }
+    }
+    let cut = data.first().map_or(0, |&b| usize::from(b)) % (data.len() + 1);
+    let (whole, pieces) = tr143::head_end(data, cut);
+    assert_eq!(whole, pieces, "cut at {cut}");
+    if let Some(end) = whole {
+        let _ = tr143::framing(&data[..end]);
+    }
+    if let [Ok((n, done)), Ok((m, done2))] = tr143::chunked(data, cut) {
+        assert_eq!((n, done), (m, done2), "cut at {cut}");
+        assert!(n <= data.len());
     }
 });

@@ -1423,6 +1423,48 @@ impl Chunked {
     }
 }
 
+/// Thin wrappers over the private parsers of a TR-143 server's response, for the
+/// `diag_replies` fuzz target (`fuzz/`) only: not part of the API, hidden from the docs.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Where the head of `buf` ends, searched at once or in two pieces split at `cut`: the two
+    /// must agree.
+    pub fn head_end(buf: &[u8], cut: usize) -> (Option<usize>, Option<usize>) {
+        let whole = super::find_head_end(buf, 0);
+        let cut = cut.min(buf.len());
+        let pieces = super::find_head_end(buf.get(..cut).unwrap_or_default(), 0)
+            .or_else(|| super::find_head_end(buf, cut));
+        (whole, pieces)
+    }
+
+    /// How a download's response head frames its body (`Length(n)`, `Chunked`, `Close`), or
+    /// why it is refused.
+    pub fn framing(head: &[u8]) -> Result<String, String> {
+        super::parse_head(head)
+            .map(|b| format!("{b:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Body bytes and whether the last chunk came, for `data` read at once and in two pieces
+    /// split at `cut` (`Err` when it is not chunked coding).
+    pub fn chunked(data: &[u8], cut: usize) -> [Result<(usize, bool), String>; 2] {
+        let mut one = super::Chunked::default();
+        let whole = one.feed(data).map(|n| (n, one.done));
+        let cut = cut.min(data.len());
+        let mut two = super::Chunked::default();
+        let split = two
+            .feed(data.get(..cut).unwrap_or_default())
+            .and_then(|a| {
+                if two.done {
+                    return Ok(a);
+                }
+                two.feed(data.get(cut..).unwrap_or_default()).map(|b| a + b)
+            })
+            .map(|n| (n, two.done));
+        [whole, split]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
