@@ -145,8 +145,17 @@ fn values_no_socket_can_honour_are_refused_and_a_cancel_stops_the_run() {
 
 fn lookup_in(ns: &Netns, server: &str, name: &str, qtype: u16, ms: u64) -> Lookup {
     let (server, name) = (server.parse().unwrap(), name.to_string());
-    ns.run(move || lookup(server, &name, qtype, Duration::from_millis(ms), None))
-        .unwrap_or_else(|e| panic!("lookup failed to run: {e}"))
+    ns.run(move || {
+        lookup(
+            server,
+            &name,
+            qtype,
+            Duration::from_millis(ms),
+            None,
+            &AtomicBool::new(false),
+        )
+    })
+    .unwrap_or_else(|e| panic!("lookup failed to run: {e}"))
 }
 
 #[test]
@@ -240,6 +249,7 @@ fn traceroute_names_three_hops_and_ends_at_a_refusing_router() {
             "{h:?}"
         );
         assert_eq!(h.error, 0);
+        assert!(!h.unreachable);
     }
     // The hop limit stops it short.
     let mut t = trace_spec("10.77.4.2");
@@ -256,10 +266,30 @@ fn traceroute_names_three_hops_and_ends_at_a_refusing_router() {
     assert_eq!(route.hops.len(), 1, "{route:?}");
     assert_eq!(route.hops[0].host, Some("10.77.2.2".parse().unwrap()));
     assert_eq!(route.hops[0].error, 13);
+    assert!(route.hops[0].unreachable);
     // IPv6 (ICMPv6 probes, no IP header on the socket).
     let route = trace_in(&a, trace_spec("fd77:4::2"));
     assert!(route.reached, "{route:?}");
     assert_eq!(hosts(&route), ["fd77:2::2", "fd77:3::2", "fd77:4::2"]);
+}
+
+#[test]
+fn a_router_without_a_route_ends_the_trace_with_a_network_unreachable() {
+    // Namespaces of its own: a router sends few ICMP errors to one peer (Linux charges a
+    // destination unreachable twice to the peer's tokens, refilled one a second), and the
+    // other trace test spends them.
+    let Some([a, _r1, _r2, _b]) = three_hops() else {
+        return;
+    };
+    // r1 has no route to 10.77.8.0/24: its network unreachable, whose code is 0, ends the
+    // route there (the state is Error_NoRouteToHost, not a hop limit reached).
+    let mut t = trace_spec("10.77.8.8");
+    t.tries = 1;
+    let route = trace_in(&a, t);
+    assert_eq!(route.hops.len(), 1, "{route:?}");
+    assert!(route.hops[0].unreachable && !route.reached, "{route:?}");
+    assert_eq!(route.hops[0].host, Some("10.77.2.2".parse().unwrap()));
+    assert_eq!(route.hops[0].error, 0);
 }
 
 fn echo_client(server: &str) -> echo::Client {
@@ -332,6 +362,39 @@ fn udp_echo_plain_and_plus_both_ways_and_a_source_it_refuses() {
         .unwrap();
     assert!(got.iter().all(|r| r.rtt.is_none()), "{got:?}");
     assert_eq!(server.stats().packets_received, 0);
+    drop(server);
+    // A datagram from a well-known port (another echo or chargen service, whose address may
+    // have been spoofed to start a loop) is not answered; a flood is answered at most
+    // MAX_RATE times a second.
+    let server = start(false, None);
+    let port = server.local_addr().port();
+    let (loud, answered) = a.run(move || {
+        let from_echo = std::net::UdpSocket::bind("10.77.1.1:7").unwrap();
+        from_echo.send_to(b"loop?", ("10.77.1.2", port)).unwrap();
+        from_echo
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let loud = from_echo.recv(&mut [0u8; 16]).is_ok();
+        let flood = std::net::UdpSocket::bind("10.77.1.1:0").unwrap();
+        flood.connect(("10.77.1.2", port)).unwrap();
+        flood
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        for _ in 0..3 * echo::MAX_RATE {
+            let _ = flood.send(b"flood");
+        }
+        let mut answered = 0;
+        while flood.recv(&mut [0u8; 16]).is_ok() {
+            answered += 1;
+        }
+        (loud, answered)
+    });
+    assert!(!loud, "a well-known source port was answered");
+    assert!(
+        answered > 0 && answered <= 2 * echo::MAX_RATE,
+        "{answered} answers to a flood of {}",
+        3 * echo::MAX_RATE
+    );
 }
 
 /// The first result of `run` once the server listens (it takes a moment to): a refused

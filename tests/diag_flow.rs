@@ -368,7 +368,7 @@ fn an_input_written_while_the_test_runs_cancels_it() {
         daemon.log()
     );
     assert!(
-        daemon.log().contains("stopped by a change"),
+        daemon.log().contains("the result of a stopped"),
         "{}",
         daemon.log()
     );
@@ -389,6 +389,7 @@ fn nslookup_against_dnsmasq_through_the_cwmp_flow() {
                 cwmpd::diag::dns::TYPE_A,
                 Duration::from_millis(200),
                 None,
+                &AtomicBool::new(false),
             )
         });
         matches!(got, Ok(cwmpd::diag::lookup::Lookup::Answered(..))).then_some(())

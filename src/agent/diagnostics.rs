@@ -6,7 +6,7 @@
 //! stopped when its settings change.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Agent, Trigger};
 use crate::diag::echo;
@@ -26,13 +26,30 @@ pub struct DiagDone {
 pub(super) struct Running {
     kind: Kind,
     generation: u64,
-    /// Unix seconds after which it is stopped.
-    deadline: i64,
+    /// When it is stopped (monotonic: an NTP step at boot moves no deadline); once stopped,
+    /// when its thread is given up on.
+    deadline: Instant,
+    /// Stopped past its worst case and shown as `Error_Internal`; its thread has not reported
+    /// yet (no other test starts beside it until it does, or [`LEFTOVER`] passed).
+    overdue: bool,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The UDP echo server the ACS enabled, as the agent runs it.
+pub(super) struct EchoRun {
+    cfg: crate::datamodel::backend::diag::EchoConfig,
+    /// The device it is bound to, and that device's ifindex when it was bound.
+    device: Option<(String, u32)>,
+    server: Option<echo::Server>,
+    /// Not running: waiting for its interface's device (logged once) or for a port that was
+    /// taken; tried again after the system announces a change.
+    waiting: bool,
 }
 
 /// Time granted beyond a test's worst case before it is stopped.
 const GRACE: Duration = Duration::from_secs(30);
+/// Time a stopped test's thread is given to end before the next test starts beside it.
+const LEFTOVER: Duration = Duration::from_secs(60);
 /// Bytes of `/etc/resolv.conf` read.
 const MAX_RESOLV_CONF: u64 = 64 * 1024;
 
@@ -41,22 +58,40 @@ impl Agent {
     /// server's settings. Returns when to look again (the running test's deadline).
     pub(super) fn diagnostics_step(&mut self, now: i64) -> Option<i64> {
         self.follow_echo_server();
-        if let Some(r) = &self.diag_running {
-            if now < r.deadline {
-                return Some(r.deadline);
+        let at = self.clock.instant();
+        let wake = |deadline: Instant| {
+            let left = deadline.saturating_duration_since(at).as_secs();
+            Some(
+                now.saturating_add(i64::try_from(left).unwrap_or(i64::MAX))
+                    .saturating_add(1),
+            )
+        };
+        if let Some(r) = &mut self.diag_running {
+            if at < r.deadline {
+                return wake(r.deadline);
             }
-            log::warn!(
-                "diagnostics: {} ran past its time and is stopped",
-                r.kind.name()
-            );
-            r.cancel.store(true, std::sync::atomic::Ordering::Release);
-            let (kind, generation) = (r.kind, r.generation);
-            self.diag_running = None;
-            self.diagnostic_done(DiagDone {
-                kind,
-                generation,
-                outcome: Outcome::state("Error_Internal"),
-            });
+            if r.overdue {
+                log::warn!(
+                    "diagnostics: the stopped {} did not end; the next test may start",
+                    r.kind.name()
+                );
+                self.diag_running = None;
+            } else {
+                log::warn!(
+                    "diagnostics: {} ran past its time and is stopped",
+                    r.kind.name()
+                );
+                r.cancel.store(true, std::sync::atomic::Ordering::Release);
+                r.overdue = true;
+                r.deadline = at + LEFTOVER;
+                let (kind, generation, deadline) = (r.kind, r.generation, r.deadline);
+                self.show_result(DiagDone {
+                    kind,
+                    generation,
+                    outcome: Outcome::state("Error_Internal"),
+                });
+                return wake(deadline);
+            }
         }
         let req = self.engine.backends_mut().diag().next_request()?;
         let kind = req.kind;
@@ -92,8 +127,7 @@ impl Agent {
             inputs: req.inputs.clone(),
         };
         let get = |f: &str| req.inputs.get(f).cloned().unwrap_or_default();
-        let worst = kind.worst_case(&get) + GRACE;
-        let deadline = now.saturating_add(i64::try_from(worst.as_secs()).unwrap_or(i64::MAX));
+        let deadline = at + kind.worst_case(&get) + GRACE;
         let generation = req.generation;
         let cancel = req.cancel.clone();
         log::info!("diagnostics: {} started", kind.name());
@@ -121,9 +155,10 @@ impl Agent {
                     kind,
                     generation,
                     deadline,
+                    overdue: false,
                     cancel,
                 });
-                Some(deadline)
+                wake(deadline)
             }
             Err(e) => {
                 log::error!("diagnostics: cannot start a thread: {e}");
@@ -137,8 +172,8 @@ impl Agent {
         }
     }
 
-    /// A test ended: its results are shown and `8 DIAGNOSTICS COMPLETE` queued, unless a
-    /// change stopped or restarted it meanwhile.
+    /// A test's thread reported: its results are shown and `8 DIAGNOSTICS COMPLETE` queued,
+    /// unless a change stopped or restarted it meanwhile, or it was stopped past its time.
     pub(super) fn diagnostic_done(&mut self, done: DiagDone) {
         if self
             .diag_running
@@ -147,6 +182,12 @@ impl Agent {
         {
             self.diag_running = None;
         }
+        self.show_result(done);
+    }
+
+    /// Shows a test's outcome and queues `8 DIAGNOSTICS COMPLETE`, when it is still the run
+    /// wanted.
+    fn show_result(&mut self, done: DiagDone) {
         let state = done.outcome.state.clone();
         if self
             .engine
@@ -159,7 +200,10 @@ impl Agent {
                 self.save();
             }
         } else {
-            log::info!("diagnostics: {} was stopped by a change", done.kind.name());
+            log::info!(
+                "diagnostics: the result of a stopped {} is dropped",
+                done.kind.name()
+            );
         }
     }
 
@@ -179,42 +223,82 @@ impl Agent {
             .collect()
     }
 
-    /// Starts, moves or stops the UDP echo server when UDPEchoConfig changed.
+    /// Starts, moves or stops the UDP echo server when UDPEchoConfig changed; with an
+    /// Interface, starts it once the interface has a device and starts it again when the
+    /// device is made anew (a PPPoE session that came back has a new ifindex, and a socket
+    /// bound to the old one hears nothing), looked at after the system announced a change.
     fn follow_echo_server(&mut self) {
-        let Some(cfg) = self.engine.backends_mut().diag().take_echo_config() else {
+        if let Some(cfg) = self.engine.echo_config_changed() {
+            // The old one stops (its thread joined) before a new one binds the port.
+            self.echo = None;
+            self.engine.backends_mut().diag().set_echo_counters(None);
+            if cfg.enable && cfg.port != 0 {
+                self.echo = Some(EchoRun {
+                    cfg,
+                    device: None,
+                    server: None,
+                    waiting: false,
+                });
+            }
+        }
+        let recheck = std::mem::take(&mut self.echo_recheck);
+        let Some(run) = &self.echo else {
             return;
         };
-        // The old one stops (its thread joined) before a new one binds the port.
-        self.echo_server = None;
-        self.engine.backends_mut().diag().set_echo_counters(None);
-        if !cfg.enable || cfg.port == 0 {
+        let bound = !run.cfg.interface.is_empty();
+        // A running server is looked at again only after a change the system announced; one
+        // that could not start (no device, the port taken) likewise.
+        if (run.server.is_some() && !bound) || ((run.server.is_some() || run.waiting) && !recheck) {
             return;
         }
-        let interface = match self.engine.device_of(&cfg.interface) {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!("UDP echo server: {e}");
-                return;
+        let interface = run.cfg.interface.clone();
+        let device = if bound {
+            match self.engine.device_of(&interface) {
+                Ok(Some(d)) => {
+                    let index = nix::net::if_::if_nametoindex(d.as_str()).unwrap_or(0);
+                    Some((d, index))
+                }
+                // No device now (down): not on every interface instead; tried again later.
+                Ok(None) => {
+                    self.echo_waits(&interface);
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("UDP echo server: {e}");
+                    self.echo_waits(&interface);
+                    return;
+                }
             }
+        } else {
+            None
         };
-        let source: Option<IpAddr> = cfg.source.parse().ok();
+        let Some(run) = &mut self.echo else {
+            return;
+        };
+        if run.server.is_some() && device == run.device {
+            return;
+        }
+        run.server = None;
+        run.waiting = false;
+        let source: Option<IpAddr> = run.cfg.source.parse().ok();
         // The family of the source address when one is given; else both (a v6 socket
         // without IPV6_V6ONLY also answers IPv4).
         let any: IpAddr = match source {
             Some(IpAddr::V4(_)) => Ipv4Addr::UNSPECIFIED.into(),
             _ => Ipv6Addr::UNSPECIFIED.into(),
         };
+        let port = run.cfg.port;
         let server_cfg = echo::ServerConfig {
-            listen: SocketAddr::new(any, cfg.port),
-            interface: interface.clone(),
+            listen: SocketAddr::new(any, port),
+            interface: device.as_ref().map(|(d, _)| d.clone()),
             source,
-            plus: cfg.plus,
+            plus: run.cfg.plus,
         };
         let started = echo::Server::start(server_cfg.clone()).or_else(|e| {
             // No IPv6 on this device: IPv4 only.
             if matches!(any, IpAddr::V6(_)) {
                 echo::Server::start(echo::ServerConfig {
-                    listen: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), cfg.port),
+                    listen: SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
                     ..server_cfg
                 })
             } else {
@@ -224,18 +308,37 @@ impl Agent {
         match started {
             Ok(server) => {
                 log::info!(
-                    "UDP echo server on port {}{}",
-                    cfg.port,
-                    interface.map(|d| format!(" of {d}")).unwrap_or_default()
+                    "UDP echo server on port {port}{}",
+                    device
+                        .as_ref()
+                        .map(|(d, _)| format!(" of {d}"))
+                        .unwrap_or_default()
                 );
                 let stats = server.stats_reader();
+                run.server = Some(server);
+                run.device = device;
                 self.engine
                     .backends_mut()
                     .diag()
                     .set_echo_counters(Some(Box::new(move |f| stats().field(f))));
-                self.echo_server = Some(server);
             }
-            Err(e) => log::warn!("UDP echo server on port {}: {e}", cfg.port),
+            Err(e) => {
+                log::warn!("UDP echo server on port {port}: {e}");
+                run.waiting = true;
+            }
         }
+    }
+
+    /// The echo server's interface has no device: the server stops until it has one (logged
+    /// once per wait).
+    fn echo_waits(&mut self, interface: &str) {
+        if let Some(run) = &mut self.echo {
+            run.server = None;
+            run.device = None;
+            if !std::mem::replace(&mut run.waiting, true) {
+                log::info!("UDP echo server: {interface} has no device now; waiting for it");
+            }
+        }
+        self.engine.backends_mut().diag().set_echo_counters(None);
     }
 }

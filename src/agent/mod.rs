@@ -145,7 +145,9 @@ pub struct Agent {
     /// The diagnostic running in the `diag` job.
     diag_running: Option<diagnostics::Running>,
     /// TR-143's UDP echo server, while UDPEchoConfig enables it.
-    echo_server: Option<crate::diag::echo::Server>,
+    echo: Option<diagnostics::EchoRun>,
+    /// The system announced a change: the echo server's device is looked at again.
+    echo_recheck: bool,
 }
 
 /// A source of the random numbers that place each retry wait in its range
@@ -204,7 +206,8 @@ impl Agent {
             jobs,
             retry_random: None,
             diag_running: None,
-            echo_server: None,
+            echo: None,
+            echo_recheck: false,
         };
         // The random path is made once and kept (§3.2.2: unique per CPE, stable for the ACS).
         if agent.state.connection_request_path.is_empty() {
@@ -551,6 +554,7 @@ impl Agent {
             Ok(Trigger::ValuesChanged) => {
                 lp.watch_pending.store(false, Ordering::Release);
                 lp.connreq_recheck = true;
+                self.echo_recheck = true;
                 plan.poll_now(self.clock.wall());
             }
             Ok(Trigger::Transfer(done)) => self.job_done(done),

@@ -169,6 +169,12 @@ impl Engine {
             .collect()
     }
 
+    /// The UDP echo server's settings (UDPEchoConfig, kept in the store by the `diag`
+    /// backend) when they differ from what the last call returned.
+    pub fn echo_config_changed(&mut self) -> Option<backend::diag::EchoConfig> {
+        self.backends.diag().take_echo_config(&self.state.values)
+    }
+
     /// The backends, for the agent to push runtime values (e.g. ConnectionRequestURL).
     pub fn backends_mut(&mut self) -> &mut Backends {
         &mut self.backends

@@ -107,6 +107,23 @@ pub struct ServerConfig {
     pub plus: bool,
 }
 
+/// Whether no socket holds UDP `port` now (a bind on the wildcard address of either family
+/// succeeds).
+pub fn port_free(port: u16) -> bool {
+    let v6 = UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port));
+    match v6 {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => false,
+        // No IPv6 here: the IPv4 wildcard says.
+        Err(_) => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).is_ok(),
+    }
+}
+
+/// The most datagrams the server answers per second, and bytes: a bound on what a flood, or a
+/// loop with another echo server (a datagram spoofed from it), can make it send.
+pub const MAX_RATE: u32 = 1000;
+pub const MAX_BYTES_PER_SECOND: u64 = 8 * 1024 * 1024;
+
 /// A running echo server; stopped (and its thread joined) on drop.
 pub struct Server {
     stats: Arc<Mutex<ServerStats>>,
@@ -184,6 +201,8 @@ impl Drop for Server {
 
 fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop: &AtomicBool) {
     let epoch = Instant::now();
+    let local_port = sock.local_addr().map_or(0, |a| a.port());
+    let mut budget = Budget::new(Instant::now());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let (mut answered, mut failed) = (0u32, 0u32);
     while !stop.load(Ordering::Acquire) {
@@ -207,6 +226,11 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
         if cfg.source.is_some_and(|s| s != from.ip()) {
             continue;
         }
+        // A well-known port (echo, chargen, DNS…) or our own is another service, not a
+        // client: answering it could start a loop between two servers.
+        if from.port() < 1024 || from.port() == local_port {
+            continue;
+        }
         let wall = super::wall_us(SystemTime::now());
         if let Ok(mut s) = stats.lock() {
             s.packets_received += 1;
@@ -226,6 +250,9 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
                 failed,
             );
         }
+        if !budget.take(n) {
+            continue;
+        }
         match sock.send_to(packet, from) {
             Ok(_) => {
                 answered = answered.wrapping_add(1);
@@ -236,6 +263,38 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
             }
             Err(_) => failed = failed.wrapping_add(1),
         }
+    }
+}
+
+/// What the server may still answer in the current second ([`MAX_RATE`],
+/// [`MAX_BYTES_PER_SECOND`]).
+struct Budget {
+    second: Instant,
+    packets: u32,
+    bytes: u64,
+}
+
+impl Budget {
+    fn new(now: Instant) -> Budget {
+        Budget {
+            second: now,
+            packets: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Takes one answer of `n` bytes from the budget; `false` when the second's is spent.
+    fn take(&mut self, n: usize) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.second) >= Duration::from_secs(1) {
+            *self = Budget::new(now);
+        }
+        if self.packets >= MAX_RATE || self.bytes + n as u64 > MAX_BYTES_PER_SECOND {
+            return false;
+        }
+        self.packets += 1;
+        self.bytes += n as u64;
+        true
     }
 }
 
@@ -307,11 +366,10 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
         };
         if sock.send(&packet).is_ok() {
             let deadline = start + c.timeout;
-            for _ in 0..super::ping::MAX_FOREIGN {
-                let Some(left) = deadline
-                    .checked_duration_since(Instant::now())
-                    .filter(|d| !d.is_zero())
-                else {
+            // Foreign datagrams are bounded; the waits are slices of the timeout.
+            let mut foreign = 0usize;
+            while foreign < super::ping::MAX_FOREIGN {
+                let Some(left) = super::slice_until(deadline, cancel) else {
                     break;
                 };
                 sock.set_read_timeout(Some(left))?;
@@ -323,9 +381,16 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
                             result.reply = got;
                             break;
                         }
+                        foreign += 1;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // A timeout, or the port refused (ICMP on the connected socket).
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted
+                                | io::ErrorKind::WouldBlock
+                                | io::ErrorKind::TimedOut
+                        ) => {}
+                    // The port refused (ICMP on the connected socket).
                     Err(_) => break,
                 }
             }

@@ -72,7 +72,7 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// UploadDiagnosticsMaxConnections).
 pub const MAX_CONNECTIONS: u32 = 8;
 /// The longest one read or write waits before the test looks at its cancel flag again.
-pub const SLICE: Duration = Duration::from_millis(250);
+pub use super::SLICE;
 /// A download connection's read buffer; an upload's chunk.
 const BUF: usize = 64 * 1024;
 /// A connection's thread's stack (its buffers are on the heap).
@@ -947,8 +947,19 @@ fn transfer(run: &Run, i: usize) -> Result<(Connection, Option<IpAddr>), TestErr
         rom_net: None,
     };
     m.c.tcp_open_request_us = run.clock.us(Instant::now());
-    let mut stream = connect(run.addr, run.spec, run.left("before connecting")?)
-        .map_err(|e| connect_error(run.addr, &e))?;
+    let mut stream = connect(
+        run.addr,
+        run.spec,
+        run.left("before connecting")?,
+        run.cancel,
+    )
+    .map_err(|e| {
+        if run.cancel.load(Ordering::Acquire) {
+            TestError::Cancelled
+        } else {
+            connect_error(run.addr, &e)
+        }
+    })?;
     m.c.tcp_open_response_us = run.clock.us(Instant::now());
     let local = stream.local_addr().ok().map(|a| a.ip());
     stream
@@ -969,11 +980,50 @@ fn transfer(run: &Run, i: usize) -> Result<(Connection, Option<IpAddr>), TestErr
     Ok((m.c, local))
 }
 
-fn connect(addr: SocketAddr, spec: &Spec, timeout: Duration) -> io::Result<TcpStream> {
+/// Connects within `timeout`, in [`SLICE`]s that look at `cancel` (a SYN the far end never
+/// answers is retried by the kernel for minutes: a cancel must not wait for that).
+fn connect(
+    addr: SocketAddr,
+    spec: &Spec,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> io::Result<TcpStream> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd;
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
     super::device_and_dscp(&sock, addr.is_ipv6(), spec.interface, spec.dscp)?;
-    sock.connect_timeout(&addr.into(), timeout)?;
+    sock.set_nonblocking(true)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINPROGRESS as i32) => {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let Some(left) = super::slice_until(deadline, cancel) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        if cancel.load(Ordering::Acquire) {
+                            "cancelled"
+                        } else {
+                            "connection timed out"
+                        },
+                    ));
+                };
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+                match poll(&mut fds, ms) {
+                    Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(e) = sock.take_error()? {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    sock.set_nonblocking(false)?;
     Ok(sock.into())
 }
 
@@ -1032,7 +1082,13 @@ fn get(stream: &mut TcpStream, m: &mut Meter) -> Result<(), TestError> {
         let until = stop_at.map_or(run.deadline, |s| s.min(run.deadline));
         let Some(wait) = Run::wait(until) else {
             if stop_at.is_some_and(|s| Instant::now() >= s) && m.began {
-                // A time-based test ends here.
+                // A time-based test ends here, once a 200 came: bytes without a response
+                // (a stalled head, a trickle) are no download.
+                if matches!(body, Body::Unknown) {
+                    return Err(TestError::NoResponse(
+                        "no complete response head within the test's duration".into(),
+                    ));
+                }
                 m.c.body_bytes = in_body;
                 m.end(Instant::now());
                 return Ok(());

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::dns::{self, DnsError, Response};
@@ -28,13 +29,15 @@ pub enum Lookup {
     Refused,
 }
 
-/// Asks `server` for the `qtype` records of `name`, waiting at most `timeout`.
+/// Asks `server` for the `qtype` records of `name`, waiting at most `timeout` (a cancel ends the
+/// wait as a timeout).
 pub fn lookup(
     server: SocketAddr,
     name: &str,
     qtype: u16,
     timeout: Duration,
     interface: Option<&str>,
+    cancel: &AtomicBool,
 ) -> Result<Lookup, LookupError> {
     let id = super::random_id();
     let query = dns::query(id, name, qtype).map_err(LookupError::Name)?;
@@ -49,11 +52,10 @@ pub fn lookup(
     }
     let deadline = start + timeout;
     let mut buf = [0u8; 4096];
-    for _ in 0..MAX_STRAY {
-        let Some(left) = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-        else {
+    // Stray datagrams are bounded; the waits are slices of the timeout.
+    let mut stray = 0usize;
+    while stray < MAX_STRAY {
+        let Some(left) = super::slice_until(deadline, cancel) else {
             return Ok(Lookup::Timeout);
         };
         sock.set_read_timeout(Some(left))
@@ -63,15 +65,17 @@ pub fn lookup(
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
-                return Ok(Lookup::Timeout)
+                continue
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if refused(&e) => return Ok(Lookup::Refused),
             Err(e) => return Err(LookupError::Socket(e)),
         };
+        stray += 1;
         let took = start.elapsed();
         match dns::parse(buf.get(..n).unwrap_or_default(), id, name, qtype) {
             Ok(r) => return Ok(Lookup::Answered(r, took)),

@@ -13,6 +13,25 @@ pub mod run;
 pub mod spec;
 pub mod trace;
 
+/// The longest one wait of a diagnostic lasts before it looks at its cancel flag again: a
+/// test the ACS stops (a change, `Canceled`) ends within about this long.
+pub const SLICE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long the next wait for `deadline` may last (at most a [`SLICE`]); `None` once the
+/// deadline passed or the test was cancelled.
+fn slice_until(
+    deadline: std::time::Instant,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Option<std::time::Duration> {
+    if cancel.load(std::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
+    deadline
+        .checked_duration_since(std::time::Instant::now())
+        .filter(|d| !d.is_zero())
+        .map(|d| d.min(SLICE))
+}
+
 /// Binds a diagnostic's socket to a netdev (`SO_BINDTODEVICE`, TR-181 Interface) when one is
 /// given, and marks its packets with a DiffServ codepoint (the upper six bits of the IPv4 TOS
 /// or the IPv6 traffic class).

@@ -183,14 +183,7 @@ pub fn run(p: &Ping, cancel: &AtomicBool) -> Result<Outcome, PingError> {
         out.sent += 1;
         let deadline = start + p.timeout;
         let mut foreign = 0usize;
-        loop {
-            let now = Instant::now();
-            let Some(left) = deadline
-                .checked_duration_since(now)
-                .filter(|d| !d.is_zero())
-            else {
-                break;
-            };
+        while let Some(left) = super::slice_until(deadline, cancel) {
             super::set_receive_timeout(&fd, left).map_err(PingError::Socket)?;
             let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,

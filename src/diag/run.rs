@@ -52,7 +52,7 @@ pub fn run(r: &Run, cancel: &AtomicBool) -> Outcome {
         Kind::TraceRoute => traceroute(r, cancel),
         Kind::UdpEcho => udp_echo(r, cancel),
         Kind::ServerSelection => server_selection(r, cancel),
-        Kind::NsLookup => nslookup(r),
+        Kind::NsLookup => nslookup(r, cancel),
         Kind::Download => transfer(r, http::Direction::Download, cancel),
         Kind::Upload => transfer(r, http::Direction::Upload, cancel),
     }
@@ -160,7 +160,7 @@ fn traceroute(r: &Run, cancel: &AtomicBool) -> Outcome {
     };
     let state = if route.reached {
         "Complete"
-    } else if route.hops.last().is_some_and(|h| h.error != 0) {
+    } else if route.hops.last().is_some_and(|h| h.unreachable) {
         "Error_NoRouteToHost"
     } else {
         "Error_MaxHopCountExceeded"
@@ -364,7 +364,7 @@ fn server_selection(r: &Run, cancel: &AtomicBool) -> Outcome {
     o
 }
 
-fn nslookup(r: &Run) -> Outcome {
+fn nslookup(r: &Run, cancel: &AtomicBool) -> Outcome {
     let server = match r.get("DNSServer") {
         "" => r.default_dns.first().copied(),
         s => resolve(s, "Any"),
@@ -377,6 +377,9 @@ fn nslookup(r: &Run) -> Outcome {
     let mut rows = Vec::new();
     let mut successes = 0;
     for _ in 0..r.num("NumberOfRepetitions").min(spec::MAX_LOOKUPS.into()) {
+        if cancel.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
         let mut row = BTreeMap::new();
         row.insert("DNSServerIP".to_string(), server.to_string());
         let ask = |qtype| {
@@ -386,6 +389,7 @@ fn nslookup(r: &Run) -> Outcome {
                 qtype,
                 timeout,
                 r.device.as_deref(),
+                cancel,
             )
         };
         let (status, answer) = match ask(dns::TYPE_A) {
@@ -456,6 +460,9 @@ fn transfer(r: &Run, dir: http::Direction, cancel: &AtomicBool) -> Outcome {
         secs("TimeBasedTestMeasurementOffset"),
     );
     let connections = r.u32("NumberOfConnections").max(1);
+    // The engine's own limit comes before the agent's stop (worst case + grace): a server that
+    // stalls ends the test in Error_Timeout, not Error_Internal.
+    let limit = r.kind.worst_case(&|f| r.get(f).to_string());
     let got = match dir {
         http::Direction::Download => http::download(
             &http::Download {
@@ -467,7 +474,7 @@ fn transfer(r: &Run, dir: http::Direction, cancel: &AtomicBool) -> Outcome {
                 duration,
                 measurement_interval: interval,
                 measurement_offset: offset,
-                limit: spec::MAX_RUN,
+                limit,
             },
             cancel,
         ),
@@ -482,7 +489,7 @@ fn transfer(r: &Run, dir: http::Direction, cancel: &AtomicBool) -> Outcome {
                 duration,
                 measurement_interval: interval,
                 measurement_offset: offset,
-                limit: spec::MAX_RUN,
+                limit,
             },
             cancel,
         ),

@@ -57,8 +57,11 @@ pub struct Hop {
     /// Each try's round-trip time, `None` for one unanswered.
     pub rtts: Vec<Option<Duration>>,
     /// The ICMP code of a destination unreachable received at this hop (TR-181 ErrorCode);
-    /// 0 when none.
+    /// 0 when none (or when the unreachable's code was 0).
     pub error: u8,
+    /// The route ended here: a destination unreachable (whatever its code) came back, or the
+    /// kernel had no route for the probe.
+    pub unreachable: bool,
 }
 
 /// What a trace found.
@@ -117,6 +120,7 @@ pub fn run(t: &Trace, cancel: &AtomicBool) -> Result<Route, PingError> {
             host: None,
             rtts: Vec::new(),
             error: 0,
+            unreachable: false,
         };
         let mut end = false;
         for _ in 0..t.tries {
@@ -130,12 +134,14 @@ pub fn run(t: &Trace, cancel: &AtomicBool) -> Result<Route, PingError> {
                 Ok(_) => {}
                 Err(Errno::EHOSTUNREACH | Errno::ENETUNREACH) => {
                     hop.rtts.push(None);
+                    hop.unreachable = true;
                     end = true;
                     continue;
                 }
                 Err(e) => return Err(PingError::Socket(e.into())),
             }
-            let answer = await_answer(&fd, v6, (id, seq), start, start + t.timeout, &mut buf)?;
+            let deadline = start + t.timeout;
+            let answer = await_answer(&fd, v6, (id, seq), start, deadline, &mut buf, cancel)?;
             match answer {
                 Some((from, rtt, kind)) => {
                     hop.host = Some(from);
@@ -147,6 +153,7 @@ pub fn run(t: &Trace, cancel: &AtomicBool) -> Result<Route, PingError> {
                         }
                         Answer::Unreachable(code) => {
                             hop.error = code;
+                            hop.unreachable = true;
                             end = true;
                         }
                         Answer::Expired => {}
@@ -182,12 +189,12 @@ fn await_answer(
     sent: Instant,
     deadline: Instant,
     buf: &mut [u8],
+    cancel: &AtomicBool,
 ) -> Result<Option<(IpAddr, Duration, Answer)>, PingError> {
-    for _ in 0..MAX_FOREIGN {
-        let Some(left) = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-        else {
+    // Foreign messages are bounded; the waits are slices of the deadline.
+    let mut foreign = 0usize;
+    while foreign < MAX_FOREIGN {
+        let Some(left) = super::slice_until(deadline, cancel) else {
             return Ok(None);
         };
         super::set_receive_timeout(fd, left).map_err(PingError::Socket)?;
@@ -196,6 +203,7 @@ fn await_answer(
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
             Err(e) => return Err(PingError::Socket(e.into())),
         };
+        foreign += 1;
         let rtt = sent.elapsed();
         let Some(from) = from.as_ref().and_then(super::ip_of) else {
             continue;

@@ -1,8 +1,10 @@
 //! The `diag` backend: the diagnostics' inputs, states and results (TR-181
 //! `IP.Diagnostics.*`, `DNS.Diagnostics.NSLookupDiagnostics`, TR-098's diagnostics objects) and
-//! the UDP echo server's configuration and counters (`UDPEchoConfig`). Everything is kept in
+//! the UDP echo server's configuration and counters (`UDPEchoConfig`). The tests are kept in
 //! RAM: a diagnostic is not configuration, and TR-069 lets a reboot forget its results
-//! (DiagnosticsState then reads `None`).
+//! (DiagnosticsState then reads `None`). The echo server's settings are configuration: they
+//! are kept in the engine's store (`DmState.values`, keys `diag.udpechoconfig.FIELD`), so the
+//! server comes back after a restart.
 //!
 //! Keys (names as [`crate::diag::spec`] gives them, TR-181's):
 //!
@@ -91,23 +93,25 @@ struct Test {
     cancel: Option<Arc<AtomicBool>>,
 }
 
+/// What `apply` replaced: the tests, and the echo settings in the store (key, old value).
+struct Undo(BTreeMap<Kind, Test>, Vec<(String, Option<String>)>);
+
 pub struct DiagBackend {
     tr098: bool,
     /// Tests can run: the daemon's loop is there to run them (not in `cwmpd set`, whose
     /// values would die with the process).
     runs: bool,
     tests: BTreeMap<Kind, Test>,
-    echo: BTreeMap<String, String>,
     echo_counters: Option<EchoCounters>,
     staged: Vec<(String, String)>,
     /// What `apply` replaced, for `rollback`.
-    undo: Option<(BTreeMap<Kind, Test>, BTreeMap<String, String>)>,
+    undo: Option<Undo>,
     /// Stop flags to raise once the change is committed.
     to_cancel: Vec<Arc<AtomicBool>>,
     set_faults: Vec<(String, Fault)>,
     next_generation: u64,
-    /// The echo configuration changed since the agent last looked.
-    echo_changed: bool,
+    /// The echo configuration the agent last took.
+    echo_taken: Option<EchoConfig>,
 }
 
 impl Default for DiagBackend {
@@ -172,14 +176,13 @@ impl DiagBackend {
             tr098: false,
             runs: false,
             tests: BTreeMap::new(),
-            echo: BTreeMap::new(),
             echo_counters: None,
             staged: Vec::new(),
             undo: None,
             to_cancel: Vec::new(),
             set_faults: Vec::new(),
             next_generation: 1,
-            echo_changed: true,
+            echo_taken: None,
         }
     }
 
@@ -247,24 +250,15 @@ impl DiagBackend {
         true
     }
 
-    /// The echo server's configuration, when it changed since the last call.
-    pub fn take_echo_config(&mut self) -> Option<EchoConfig> {
-        if !std::mem::take(&mut self.echo_changed) {
+    /// The echo server's configuration (from the engine's store `values`), when it differs
+    /// from what the last call returned (a change by the ACS, a FactoryReset, the first call).
+    pub fn take_echo_config(&mut self, values: &BTreeMap<String, String>) -> Option<EchoConfig> {
+        let cfg = echo_config(values);
+        if self.echo_taken.as_ref() == Some(&cfg) {
             return None;
         }
-        let get = |n: &str| {
-            self.echo.get(n).cloned().unwrap_or_else(|| {
-                let d = ECHO_INPUTS.iter().find(|(k, _)| *k == n);
-                d.map(|(_, d)| d.to_string()).unwrap_or_default()
-            })
-        };
-        Some(EchoConfig {
-            enable: get("Enable") == "true",
-            interface: get("Interface"),
-            source: get("SourceIPAddress"),
-            port: get("UDPPort").parse().unwrap_or(0),
-            plus: get("EchoPlusEnabled") == "true",
-        })
+        self.echo_taken = Some(cfg.clone());
+        Some(cfg)
     }
 
     /// Where the echo server's counters are read (`None`: no server runs, they read 0).
@@ -280,7 +274,7 @@ impl DiagBackend {
         }
     }
 
-    fn read_one(&self, key: &str) -> Option<String> {
+    fn read_one(&self, values: &BTreeMap<String, String>, key: &str) -> Option<String> {
         match parse(key)? {
             Key::State(kind) => {
                 let s = self.tests.get(&kind).and_then(|t| t.state.as_deref());
@@ -298,11 +292,8 @@ impl DiagBackend {
                 rows.get(n - 1)?.get(f).cloned()
             }
             Key::Echo(f) => {
-                if let Some(v) = self.echo.get(f) {
-                    return Some(v.clone());
-                }
-                if let Some((_, d)) = ECHO_INPUTS.iter().find(|(n, _)| *n == f) {
-                    return Some(d.to_string());
+                if ECHO_INPUTS.iter().any(|(n, _)| *n == f) {
+                    return Some(echo_value(values, f));
                 }
                 self.echo_counters.as_ref().and_then(|c| c(f))
             }
@@ -311,12 +302,19 @@ impl DiagBackend {
 
     /// Applies one staged write to `tests`/`echo`; the stop flags of the runs it ends go to
     /// `to_cancel`.
-    fn apply_one(&mut self, key: &str, value: &str, requested: &mut Vec<(Kind, String)>) {
+    fn apply_one(
+        &mut self,
+        values: &mut BTreeMap<String, String>,
+        key: &str,
+        value: &str,
+        requested: &mut Vec<(Kind, String)>,
+    ) {
         let Some(k) = parse(key) else { return };
         match k {
             Key::State(kind) => {
                 let t = self.tests.entry(kind).or_default();
                 let value = spec::state_from_tr098(value);
+                let busy = t.queued || t.cancel.is_some();
                 if let Some(c) = t.cancel.take() {
                     self.to_cancel.push(c);
                 }
@@ -324,9 +322,12 @@ impl DiagBackend {
                 if value == "Requested" {
                     requested.push((kind, key.to_string()));
                 } else {
-                    // Canceled: stopped, and the state reads None.
+                    // Canceled: stopped, and the state reads None; the results of the last
+                    // run stay until a test runs again (TR-181).
                     t.state = None;
-                    t.outcome = Outcome::default();
+                    if busy {
+                        t.outcome = Outcome::default();
+                    }
                 }
             }
             Key::Input(kind, f) => {
@@ -340,8 +341,7 @@ impl DiagBackend {
                 t.outcome = Outcome::default();
             }
             Key::Echo(f) => {
-                self.echo.insert(f.to_string(), value.to_string());
-                self.echo_changed = true;
+                values.insert(echo_key(f), value.to_string());
             }
             Key::Result(..) | Key::Table(..) | Key::Cell(..) => {}
         }
@@ -361,8 +361,8 @@ impl Backend for DiagBackend {
         false
     }
 
-    fn read(&mut self, _cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
-        Ok(keys.iter().map(|k| self.read_one(k)).collect())
+    fn read(&mut self, cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
+        Ok(keys.iter().map(|k| self.read_one(cx.values, k)).collect())
     }
 
     fn instances(&mut self, _cx: &mut Cx<'_>, table: &str) -> Result<Option<Vec<String>>, Fault> {
@@ -427,13 +427,16 @@ impl Backend for DiagBackend {
         Ok(())
     }
 
-    fn apply(&mut self, _cx: &mut Cx<'_>) -> Result<Applied, Fault> {
+    fn apply(&mut self, cx: &mut Cx<'_>) -> Result<Applied, Fault> {
         self.set_faults.clear();
-        self.undo = Some((self.tests.clone(), self.echo.clone()));
-        let echo_changed = self.echo_changed;
+        let echo_before: Vec<(String, Option<String>)> = ECHO_INPUTS
+            .iter()
+            .map(|(f, _)| (echo_key(f), cx.values.get(&echo_key(f)).cloned()))
+            .collect();
+        self.undo = Some(Undo(self.tests.clone(), echo_before));
         let mut requested = Vec::new();
         for (k, v) in std::mem::take(&mut self.staged) {
-            self.apply_one(&k, &v, &mut requested);
+            self.apply_one(cx.values, &k, &v, &mut requested);
         }
         // Inputs are checked together when the test is requested, after every input of the
         // same request is in (TR-181 DiagnosticsState).
@@ -457,38 +460,39 @@ impl Backend for DiagBackend {
             t.generation = self.next_generation;
             self.next_generation += 1;
         }
-        // An enabled echo server needs a port.
-        if self.echo.get("Enable").is_some_and(|v| v == "true")
-            && self.echo.get("UDPPort").is_none_or(|p| p == "0")
-        {
-            // Reported on whichever of the two this change wrote.
-            for f in ["UDPPort", "Enable"] {
+        if let Err(e) = self.check_echo(cx.values) {
+            // Reported on whichever of the fields this change wrote.
+            for f in ["UDPPort", "Enable", "SourceIPAddress"] {
                 self.set_faults.push((
                     format!("{ECHO_CONFIG}.{f}"),
-                    Fault::InvalidParameterValue(
-                        "an enabled UDP echo server needs a UDPPort".into(),
-                    ),
+                    Fault::InvalidParameterValue(e.clone()),
                 ));
             }
         }
         if !self.set_faults.is_empty() {
             let first = self.set_faults[0].1.clone();
-            self.rollback_inner();
-            self.echo_changed = echo_changed;
+            self.rollback_inner(cx.values);
             return Err(first);
         }
         Ok(Applied::Now)
     }
 
-    fn commit(&mut self, _cx: &mut Cx<'_>) {
-        self.undo = None;
+    fn commit(&mut self, cx: &mut Cx<'_>) {
+        if let Some(Undo(_, echo_before)) = self.undo.take() {
+            if echo_before
+                .iter()
+                .any(|(k, old)| cx.values.get(k) != old.as_ref())
+            {
+                cx.changed = true;
+            }
+        }
         for c in self.to_cancel.drain(..) {
             c.store(true, Ordering::Release);
         }
     }
 
-    fn rollback(&mut self, _cx: &mut Cx<'_>) {
-        self.rollback_inner();
+    fn rollback(&mut self, cx: &mut Cx<'_>) {
+        self.rollback_inner(cx.values);
     }
 
     fn take_set_faults(&mut self) -> Vec<(String, Fault)> {
@@ -497,13 +501,66 @@ impl Backend for DiagBackend {
 }
 
 impl DiagBackend {
-    fn rollback_inner(&mut self) {
+    fn rollback_inner(&mut self, values: &mut BTreeMap<String, String>) {
         self.staged.clear();
         self.to_cancel.clear();
-        if let Some((tests, echo)) = self.undo.take() {
+        if let Some(Undo(tests, echo)) = self.undo.take() {
             self.tests = tests;
-            self.echo = echo;
+            for (k, old) in echo {
+                match old {
+                    Some(v) => values.insert(k, v),
+                    None => values.remove(&k),
+                };
+            }
         }
+    }
+
+    /// An enabled echo server needs a port no other socket holds (tried now: a port taken by
+    /// dnsmasq or ntpd would otherwise be accepted and never served).
+    fn check_echo(&self, values: &BTreeMap<String, String>) -> Result<(), String> {
+        let cfg = echo_config(values);
+        if !cfg.enable {
+            return Ok(());
+        }
+        if cfg.port == 0 {
+            return Err("an enabled UDP echo server needs a UDPPort".into());
+        }
+        // The port our own server holds now is not taken.
+        let ours = self
+            .echo_taken
+            .as_ref()
+            .is_some_and(|t| t.enable && t.port == cfg.port);
+        if !ours && !crate::diag::echo::port_free(cfg.port) {
+            return Err(format!("UDP port {} is in use on this device", cfg.port));
+        }
+        Ok(())
+    }
+}
+
+/// Where an echo setting lives in the engine's store.
+fn echo_key(field: &str) -> String {
+    format!("diag.{ECHO_CONFIG}.{field}")
+}
+
+/// An echo setting as stored, else its default.
+fn echo_value(values: &BTreeMap<String, String>, field: &str) -> String {
+    values.get(&echo_key(field)).cloned().unwrap_or_else(|| {
+        ECHO_INPUTS
+            .iter()
+            .find(|(n, _)| *n == field)
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default()
+    })
+}
+
+fn echo_config(values: &BTreeMap<String, String>) -> EchoConfig {
+    let get = |f: &str| echo_value(values, f);
+    EchoConfig {
+        enable: get("Enable") == "true",
+        interface: get("Interface"),
+        source: get("SourceIPAddress"),
+        port: get("UDPPort").parse().unwrap_or(0),
+        plus: get("EchoPlusEnabled") == "true",
     }
 }
 
@@ -518,10 +575,13 @@ mod tests {
         }
     }
 
-    fn set(b: &mut DiagBackend, pairs: &[(&str, &str)]) -> Result<(), Fault> {
+    fn set(
+        b: &mut DiagBackend,
+        v: &mut BTreeMap<String, String>,
+        pairs: &[(&str, &str)],
+    ) -> Result<(), Fault> {
         b.set_runs(true);
-        let mut v = BTreeMap::new();
-        let mut cx = cx(&mut v);
+        let mut cx = cx(v);
         for (k, val) in pairs {
             if let Err(e) = b.stage_set(&mut cx, k, val) {
                 b.rollback(&mut cx);
@@ -533,34 +593,38 @@ mod tests {
         Ok(())
     }
 
-    fn get(b: &mut DiagBackend, key: &str) -> Option<String> {
-        let mut v = BTreeMap::new();
-        b.read(&mut cx(&mut v), &[key]).unwrap().pop().flatten()
+    fn get(b: &mut DiagBackend, v: &mut BTreeMap<String, String>, key: &str) -> Option<String> {
+        b.read(&mut cx(v), &[key]).unwrap().pop().flatten()
     }
 
     #[test]
     fn a_request_runs_once_and_its_result_is_shown() {
         let mut b = DiagBackend::new();
+        let mut st = BTreeMap::new();
         assert_eq!(
-            get(&mut b, "ipping.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "ipping.DiagnosticsState").as_deref(),
             Some("None")
         );
-        assert_eq!(get(&mut b, "ipping.Timeout").as_deref(), Some("1000"));
+        assert_eq!(
+            get(&mut b, &mut st, "ipping.Timeout").as_deref(),
+            Some("1000")
+        );
         assert!(b.next_request().is_none());
         // Requested without a Host: refused, nothing changes.
         assert_eq!(
-            set(&mut b, &[("ipping.DiagnosticsState", "Requested")])
+            set(&mut b, &mut st, &[("ipping.DiagnosticsState", "Requested")])
                 .unwrap_err()
                 .code(),
             9007
         );
         assert_eq!(b.take_set_faults().len(), 1);
         assert_eq!(
-            get(&mut b, "ipping.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "ipping.DiagnosticsState").as_deref(),
             Some("None")
         );
         set(
             &mut b,
+            &mut st,
             &[
                 ("ipping.Host", "10.0.0.1"),
                 ("ipping.DiagnosticsState", "Requested"),
@@ -568,7 +632,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            get(&mut b, "ipping.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "ipping.DiagnosticsState").as_deref(),
             Some("Requested")
         );
         let r = b.next_request().unwrap();
@@ -582,25 +646,30 @@ mod tests {
         };
         out.values.insert("SuccessCount".into(), "3".into());
         assert!(b.finish(Kind::IpPing, r.generation, out));
-        assert_eq!(get(&mut b, "ipping.SuccessCount").as_deref(), Some("3"));
         assert_eq!(
-            get(&mut b, "ipping.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "ipping.SuccessCount").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            get(&mut b, &mut st, "ipping.DiagnosticsState").as_deref(),
             Some("Complete")
         );
         // Writing an input: state None, results gone.
-        set(&mut b, &[("ipping.Timeout", "2000")]).unwrap();
+        set(&mut b, &mut st, &[("ipping.Timeout", "2000")]).unwrap();
         assert_eq!(
-            get(&mut b, "ipping.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "ipping.DiagnosticsState").as_deref(),
             Some("None")
         );
-        assert_eq!(get(&mut b, "ipping.SuccessCount"), None);
+        assert_eq!(get(&mut b, &mut st, "ipping.SuccessCount"), None);
     }
 
     #[test]
     fn a_change_cancels_a_running_test_only_once_committed() {
         let mut b = DiagBackend::new();
+        let mut st = BTreeMap::new();
         set(
             &mut b,
+            &mut st,
             &[
                 ("traceroute.Host", "h"),
                 ("traceroute.DiagnosticsState", "Requested"),
@@ -609,36 +678,50 @@ mod tests {
         .unwrap();
         let r = b.next_request().unwrap();
         // Staged and rolled back: the run goes on.
-        let mut v = BTreeMap::new();
-        let mut c = cx(&mut v);
+        let mut c = cx(&mut st);
         b.stage_set(&mut c, "traceroute.MaxHopCount", "5").unwrap();
         b.apply(&mut c).unwrap();
         b.rollback(&mut c);
         assert!(!r.cancel.load(Ordering::Acquire));
         assert_eq!(
-            get(&mut b, "traceroute.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "traceroute.DiagnosticsState").as_deref(),
             Some("Requested")
         );
         // Committed: stopped, None, and its late result is dropped.
-        set(&mut b, &[("traceroute.MaxHopCount", "5")]).unwrap();
+        set(&mut b, &mut st, &[("traceroute.MaxHopCount", "5")]).unwrap();
         assert!(r.cancel.load(Ordering::Acquire));
         assert!(!b.finish(Kind::TraceRoute, r.generation, Outcome::default()));
         assert_eq!(
-            get(&mut b, "traceroute.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "traceroute.DiagnosticsState").as_deref(),
             Some("None")
         );
         assert!(!b.busy());
         // Requested while running restarts; Canceled stops.
-        set(&mut b, &[("traceroute.DiagnosticsState", "Requested")]).unwrap();
+        set(
+            &mut b,
+            &mut st,
+            &[("traceroute.DiagnosticsState", "Requested")],
+        )
+        .unwrap();
         let r1 = b.next_request().unwrap();
-        set(&mut b, &[("traceroute.DiagnosticsState", "Requested")]).unwrap();
+        set(
+            &mut b,
+            &mut st,
+            &[("traceroute.DiagnosticsState", "Requested")],
+        )
+        .unwrap();
         assert!(r1.cancel.load(Ordering::Acquire));
         let r2 = b.next_request().unwrap();
         assert!(r2.generation > r1.generation);
-        set(&mut b, &[("traceroute.DiagnosticsState", "Canceled")]).unwrap();
+        set(
+            &mut b,
+            &mut st,
+            &[("traceroute.DiagnosticsState", "Canceled")],
+        )
+        .unwrap();
         assert!(r2.cancel.load(Ordering::Acquire));
         assert_eq!(
-            get(&mut b, "traceroute.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "traceroute.DiagnosticsState").as_deref(),
             Some("None")
         );
         assert!(b.next_request().is_none());
@@ -647,9 +730,11 @@ mod tests {
     #[test]
     fn tables_values_and_tr098_states() {
         let mut b = DiagBackend::new();
+        let mut st = BTreeMap::new();
         b.set_model_name("InternetGatewayDevice:1.14");
         set(
             &mut b,
+            &mut st,
             &[
                 ("download.DownloadURL", "http://h/x"),
                 ("download.DiagnosticsState", "Requested"),
@@ -666,21 +751,29 @@ mod tests {
             .insert("PerConnectionResult".into(), vec![row.clone(), row]);
         assert!(b.finish(Kind::Download, r.generation, out));
         assert_eq!(
-            get(&mut b, "download.DiagnosticsState").as_deref(),
+            get(&mut b, &mut st, "download.DiagnosticsState").as_deref(),
             Some("Completed")
         );
-        let mut v = BTreeMap::new();
         assert_eq!(
-            b.instances(&mut cx(&mut v), "download.PerConnectionResult")
+            b.instances(&mut cx(&mut st), "download.PerConnectionResult")
                 .unwrap(),
             Some(vec!["1".to_string(), "2".to_string()])
         );
         assert_eq!(
-            get(&mut b, "download.PerConnectionResult.2.TestBytesReceived").as_deref(),
+            get(
+                &mut b,
+                &mut st,
+                "download.PerConnectionResult.2.TestBytesReceived"
+            )
+            .as_deref(),
             Some("10")
         );
         assert_eq!(
-            get(&mut b, "download.PerConnectionResult.3.TestBytesReceived"),
+            get(
+                &mut b,
+                &mut st,
+                "download.PerConnectionResult.3.TestBytesReceived"
+            ),
             None
         );
         for bad in [
@@ -702,7 +795,7 @@ mod tests {
         assert!(!b.writable("ipping.SuccessCount"));
         assert!(!b.writable("udpechoconfig.PacketsReceived"));
         assert_eq!(
-            set(&mut b, &[("ipping.DiagnosticsState", "Complete")])
+            set(&mut b, &mut st, &[("ipping.DiagnosticsState", "Complete")])
                 .unwrap_err()
                 .code(),
             9007
@@ -712,32 +805,99 @@ mod tests {
     #[test]
     fn the_echo_servers_settings() {
         let mut b = DiagBackend::new();
-        assert_eq!(b.take_echo_config().map(|c| c.enable), Some(false));
-        assert!(b.take_echo_config().is_none());
+        let mut st = BTreeMap::new();
+        assert_eq!(b.take_echo_config(&st).map(|c| c.enable), Some(false));
+        assert!(b.take_echo_config(&st).is_none());
         assert_eq!(
-            set(&mut b, &[("udpechoconfig.Enable", "true")])
+            set(&mut b, &mut st, &[("udpechoconfig.Enable", "true")])
                 .unwrap_err()
                 .code(),
             9007
         );
-        assert!(b.take_echo_config().is_none());
+        assert!(b.take_echo_config(&st).is_none());
         set(
             &mut b,
+            &mut st,
             &[
                 ("udpechoconfig.Enable", "true"),
                 ("udpechoconfig.UDPPort", "7"),
             ],
         )
         .unwrap();
-        let c = b.take_echo_config().unwrap();
+        let c = b.take_echo_config(&st).unwrap();
         assert!(c.enable && c.port == 7);
-        assert_eq!(get(&mut b, "udpechoconfig.PacketsReceived"), None);
+        assert_eq!(get(&mut b, &mut st, "udpechoconfig.PacketsReceived"), None);
         b.set_echo_counters(Some(Box::new(|f| {
             (f == "PacketsReceived").then(|| "4".into())
         })));
         assert_eq!(
-            get(&mut b, "udpechoconfig.PacketsReceived").as_deref(),
+            get(&mut b, &mut st, "udpechoconfig.PacketsReceived").as_deref(),
             Some("4")
+        );
+    }
+
+    #[test]
+    fn canceled_keeps_the_last_results_of_an_idle_test_and_echo_settings_are_stored() {
+        let mut b = DiagBackend::new();
+        let mut st = BTreeMap::new();
+        set(
+            &mut b,
+            &mut st,
+            &[
+                ("ipping.Host", "h"),
+                ("ipping.DiagnosticsState", "Requested"),
+            ],
+        )
+        .unwrap();
+        let r = b.next_request().unwrap();
+        let mut out = Outcome::state("Complete");
+        out.values.insert("SuccessCount".into(), "3".into());
+        assert!(b.finish(Kind::IpPing, r.generation, out));
+        set(&mut b, &mut st, &[("ipping.DiagnosticsState", "Canceled")]).unwrap();
+        assert_eq!(
+            get(&mut b, &mut st, "ipping.DiagnosticsState").as_deref(),
+            Some("None")
+        );
+        assert_eq!(
+            get(&mut b, &mut st, "ipping.SuccessCount").as_deref(),
+            Some("3")
+        );
+        // The echo settings live in the store and are marked for writing; a rollback puts
+        // them back.
+        let mut c = cx(&mut st);
+        b.stage_set(&mut c, "udpechoconfig.SourceIPAddress", "192.0.2.1")
+            .unwrap();
+        b.apply(&mut c).unwrap();
+        assert_eq!(
+            c.values
+                .get("diag.udpechoconfig.SourceIPAddress")
+                .map(String::as_str),
+            Some("192.0.2.1")
+        );
+        b.rollback(&mut c);
+        assert!(!c.values.contains_key("diag.udpechoconfig.SourceIPAddress"));
+        b.stage_set(&mut c, "udpechoconfig.SourceIPAddress", "192.0.2.1")
+            .unwrap();
+        b.apply(&mut c).unwrap();
+        b.commit(&mut c);
+        assert!(c.changed);
+        // A port another socket holds is refused.
+        let taken = std::net::UdpSocket::bind("[::]:0")
+            .or_else(|_| std::net::UdpSocket::bind("0.0.0.0:0"))
+            .unwrap();
+        let port = taken.local_addr().unwrap().port().to_string();
+        assert_eq!(
+            set(
+                &mut b,
+                &mut st,
+                &[
+                    ("udpechoconfig.Enable", "true"),
+                    ("udpechoconfig.UDPPort", &port)
+                ]
+            )
+            .unwrap_err()
+            .code(),
+            9007
         );
     }
 }
