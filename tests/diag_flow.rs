@@ -15,6 +15,9 @@
 //! - TR-143: a time-based download on two connections from Python's `http.server` with
 //!   per-connection and incremental results that add up, then an upload of a file length to
 //!   a PUT server that counts what it read;
+//! - ServerSelection over ICMP among a host that answers, one that does not and a name that
+//!   does not resolve;
+//! - TR-098's IPPingDiagnostics (no `Canceled` there: 9007);
 //! - a test cancelled by a later SetParameterValues of one of its inputs: None, and no
 //!   `8 DIAGNOSTICS COMPLETE` ever.
 
@@ -524,4 +527,73 @@ fn tr143_download_and_upload_through_the_cwmp_flow() {
     assert!(got
         .iter()
         .all(|(path, _, n)| path == "/up" && *n == 1_000_000));
+}
+
+#[test]
+fn server_selection_picks_the_host_that_answers() {
+    let Some((a, _b)) = pair() else { return };
+    let (acs, cpe) = cpe_in(&a, "diag-select");
+    let p = "Device.IP.Diagnostics.ServerSelectionDiagnostics.";
+    let name = |f: &str| format!("{p}{f}");
+    // Nobody has 10.77.1.99; b answers; a name that does not resolve is skipped.
+    acs.push_script([spv(&[
+        (&name("HostList"), s("10.77.1.99,10.77.1.2,nothing.invalid")),
+        (&name("NumberOfRepetitions"), u("2")),
+        (&name("Timeout"), u("500")),
+        (&name("DiagnosticsState"), s("Requested")),
+    ])]);
+    acs.push_script([gpv_req(&[p])]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let v = values(&completed(&acs, || daemon.log()));
+    assert_eq!(v[&name("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&name("FastestHost")], "10.77.1.2");
+    assert_eq!(v[&name("IPAddressUsed")], "10.77.1.1");
+    let t = |f: &str| v[&name(f)].parse::<u64>().unwrap();
+    assert!(
+        0 < t("MinimumResponseTime")
+            && t("MinimumResponseTime") <= t("AverageResponseTime")
+            && t("AverageResponseTime") <= t("MaximumResponseTime"),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn tr098_diagnostics_through_the_cwmp_flow() {
+    let Some((a, _b)) = pair() else { return };
+    let acs = a.run(|| Acs::start(AcsOptions::default()).expect("start ACS"));
+    let cpe = Cpe::with_config("diag-tr098", &acs.url(), None, 3600, |dir| {
+        format!(
+            "\n[datamodel]\nplatform = \"linux\"\ndir = {:?}\npoll_interval = 3600\n",
+            dir.join("datamodel.d").display().to_string()
+        )
+    });
+    // The TR-098 tree: `data_model` belongs to the config's one [device] table.
+    let text = std::fs::read_to_string(&cpe.cfg).unwrap();
+    std::fs::write(
+        &cpe.cfg,
+        text.replacen("[device]\n", "[device]\ndata_model = \"tr098\"\n", 1),
+    )
+    .unwrap();
+    let p = "InternetGatewayDevice.IPPingDiagnostics.";
+    let name = |f: &str| format!("{p}{f}");
+    acs.push_script([
+        // TR-098's IPPing has no Canceled: 9007.
+        spv(&[(&name("DiagnosticsState"), s("Canceled"))]),
+        spv(&[
+            (&name("Host"), s("10.77.1.2")),
+            (&name("NumberOfRepetitions"), u("2")),
+            (&name("DiagnosticsState"), s("Requested")),
+        ]),
+    ]);
+    acs.push_script([gpv_req(&[p])]);
+    let daemon = cpe.spawn_run_in(a.name());
+    let done = completed(&acs, || daemon.log());
+    let first = &acs.completed()[0];
+    assert_eq!(spv_result(first, 0).unwrap_err().0, 9003);
+    assert_eq!(spv_result(first, 1), Ok(0));
+    let v = values(&done);
+    assert_eq!(v[&name("DiagnosticsState")], "Complete", "{v:#?}");
+    assert_eq!(v[&name("SuccessCount")], "2");
+    assert_eq!(v[&name("FailureCount")], "0");
+    assert!(v[&name("AverageResponseTime")].parse::<u64>().unwrap() >= 1);
 }
