@@ -29,8 +29,9 @@ pub(super) struct Running {
     /// When it is stopped (monotonic: an NTP step at boot moves no deadline); once stopped,
     /// when its thread is given up on.
     deadline: Instant,
-    /// Stopped past its worst case and shown as `Error_Internal`; its thread has not reported
-    /// yet (no other test starts beside it until it does, or [`LEFTOVER`] passed).
+    /// Stopped (past its worst case, then shown as `Error_Internal`; or by the ACS); its thread
+    /// has not reported yet (no other test starts beside it until it does, or [`LEFTOVER`]
+    /// passed).
     overdue: bool,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -42,14 +43,17 @@ pub(super) struct EchoRun {
     device: Option<(String, u32)>,
     server: Option<echo::Server>,
     /// Not running: waiting for its interface's device (logged once) or for a port that was
-    /// taken; tried again after the system announces a change.
+    /// taken; tried again after the system announces a change, and at `retry_at`.
     waiting: bool,
+    retry_at: Option<Instant>,
 }
 
 /// Time granted beyond a test's worst case before it is stopped.
 const GRACE: Duration = Duration::from_secs(30);
 /// Time a stopped test's thread is given to end before the next test starts beside it.
 const LEFTOVER: Duration = Duration::from_secs(60);
+/// How often an echo server that could not start is tried again.
+const ECHO_RETRY: Duration = Duration::from_secs(60);
 /// Bytes of `/etc/resolv.conf` read.
 const MAX_RESOLV_CONF: u64 = 64 * 1024;
 
@@ -67,6 +71,12 @@ impl Agent {
             )
         };
         if let Some(r) = &mut self.diag_running {
+            // Stopped by the ACS (a change, Canceled, Requested again): its thread ends within a
+            // slice, a name resolution's time at most; waited for a minute, not its worst case.
+            if !r.overdue && r.cancel.load(std::sync::atomic::Ordering::Acquire) {
+                r.overdue = true;
+                r.deadline = r.deadline.min(at + LEFTOVER);
+            }
             if at < r.deadline {
                 return wake(r.deadline);
             }
@@ -238,34 +248,46 @@ impl Agent {
                     device: None,
                     server: None,
                     waiting: false,
+                    retry_at: None,
                 });
             }
         }
-        let recheck = std::mem::take(&mut self.echo_recheck);
+        let at = self.clock.instant();
         let Some(run) = &self.echo else {
             return;
         };
+        // Looked at again after a change the system announced, and every minute while it does
+        // not run (a device still missing, a port still taken: nothing announces their end).
+        let recheck = std::mem::take(&mut self.echo_recheck)
+            || (run.waiting && run.retry_at.is_none_or(|t| at >= t));
         let bound = !run.cfg.interface.is_empty();
-        // A running server is looked at again only after a change the system announced; one
-        // that could not start (no device, the port taken) likewise.
         if (run.server.is_some() && !bound) || ((run.server.is_some() || run.waiting) && !recheck) {
             return;
         }
         let interface = run.cfg.interface.clone();
         let device = if bound {
+            // The snapshot may predate the change the system just announced.
+            self.engine.invalidate();
             match self.engine.device_of(&interface) {
                 Ok(Some(d)) => {
                     let index = nix::net::if_::if_nametoindex(d.as_str()).unwrap_or(0);
                     Some((d, index))
                 }
-                // No device now (down): not on every interface instead; tried again later.
-                Ok(None) => {
-                    self.echo_waits(&interface);
-                    return;
-                }
-                Err(e) => {
-                    log::warn!("UDP echo server: {e}");
-                    self.echo_waits(&interface);
+                // No device now (down), or no answer: a running server whose netdev is still
+                // there (same index) goes on; else none runs (not on every interface
+                // instead) until there is one.
+                other => {
+                    let still = run.device.as_ref().is_some_and(|(d, i)| {
+                        nix::net::if_::if_nametoindex(d.as_str()).is_ok_and(|now| now == *i)
+                    });
+                    if run.server.is_some() && still {
+                        return;
+                    }
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        _ => format!("{interface} has no device now"),
+                    };
+                    self.echo_waits(&why, at);
                     return;
                 }
             }
@@ -323,20 +345,23 @@ impl Agent {
                     .set_echo_counters(Some(Box::new(move |f| stats().field(f))));
             }
             Err(e) => {
-                log::warn!("UDP echo server on port {port}: {e}");
-                run.waiting = true;
+                if !std::mem::replace(&mut run.waiting, true) {
+                    log::warn!("UDP echo server on port {port}: {e}; tried again every minute");
+                }
+                run.retry_at = Some(at + ECHO_RETRY);
             }
         }
     }
 
     /// The echo server's interface has no device: the server stops until it has one (logged
     /// once per wait).
-    fn echo_waits(&mut self, interface: &str) {
+    fn echo_waits(&mut self, why: &str, at: Instant) {
         if let Some(run) = &mut self.echo {
             run.server = None;
             run.device = None;
+            run.retry_at = Some(at + ECHO_RETRY);
             if !std::mem::replace(&mut run.waiting, true) {
-                log::info!("UDP echo server: {interface} has no device now; waiting for it");
+                log::info!("UDP echo server: {why}; waiting for it");
             }
         }
         self.engine.backends_mut().diag().set_echo_counters(None);

@@ -110,13 +110,16 @@ pub struct ServerConfig {
 /// Whether no socket holds UDP `port` now (a bind on the wildcard address of either family
 /// succeeds).
 pub fn port_free(port: u16) -> bool {
-    let v6 = UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port));
-    match v6 {
-        Ok(_) => true,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => false,
-        // No IPv6 here: the IPv4 wildcard says.
-        Err(_) => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).is_ok(),
+    // One after the other (the first closed before the second binds): with
+    // `net.ipv6.bindv6only` a port may be held in one family only.
+    let v6 = UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).map(drop);
+    if v6
+        .as_ref()
+        .is_err_and(|e| e.kind() == io::ErrorKind::AddrInUse)
+    {
+        return false;
     }
+    UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).is_ok()
 }
 
 /// The most datagrams the server answers per second, and bytes: a bound on what a flood, or a
@@ -203,6 +206,7 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
     let epoch = Instant::now();
     let local_port = sock.local_addr().map_or(0, |a| a.port());
     let mut budget = Budget::new(Instant::now());
+    let mut recent = Recent::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let (mut answered, mut failed) = (0u32, 0u32);
     while !stop.load(Ordering::Acquire) {
@@ -229,6 +233,14 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
         // A well-known port (echo, chargen, DNS…) or our own is another service, not a
         // client: answering it could start a loop between two servers.
         if from.port() < 1024 || from.port() == local_port {
+            continue;
+        }
+        // The same datagram back from the same peer at once is our answer echoed by another
+        // server (a loop a spoofed datagram started): not answered again, which ends the loop.
+        let Some(seen) = buf.get(..n) else {
+            continue;
+        };
+        if recent.repeat(from, seen, Instant::now()) {
             continue;
         }
         let wall = super::wall_us(SystemTime::now());
@@ -264,6 +276,47 @@ fn serve(sock: &UdpSocket, cfg: &ServerConfig, stats: &Mutex<ServerStats>, stop:
             Err(_) => failed = failed.wrapping_add(1),
         }
     }
+}
+
+/// The datagrams answered last (peer, fingerprint, when), to notice one coming straight back.
+#[derive(Default)]
+struct Recent {
+    last: Vec<(SocketAddr, u64, Instant)>,
+}
+
+/// How many answered datagrams [`Recent`] remembers.
+const RECENT: usize = 16;
+/// A datagram equal to one answered this recently to the same peer is a loop's.
+const LOOP_WINDOW: Duration = Duration::from_millis(500);
+
+impl Recent {
+    /// Whether `packet` from `from` repeats one answered to that peer within [`LOOP_WINDOW`]
+    /// (the Echo Plus response fields left out: another Echo Plus server rewrites them); else
+    /// it is remembered.
+    fn repeat(&mut self, from: SocketAddr, packet: &[u8], now: Instant) -> bool {
+        let print = fingerprint(packet);
+        let hit = self
+            .last
+            .iter()
+            .any(|(p, f, at)| *p == from && *f == print && now.duration_since(*at) < LOOP_WINDOW);
+        if !hit {
+            if self.last.len() >= RECENT {
+                self.last.remove(0);
+            }
+            self.last.push((from, print, now));
+        }
+        hit
+    }
+}
+
+/// FNV-1a of a datagram without its Echo Plus response fields (bytes 4 to 20).
+fn fingerprint(packet: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, b) in packet.iter().enumerate() {
+        let b = if (4..PLUS_HEADER).contains(&i) { 0 } else { *b };
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^ packet.len() as u64
 }
 
 /// What the server may still answer in the current second ([`MAX_RATE`],
@@ -406,6 +459,34 @@ pub fn measure(c: &Client, cancel: &AtomicBool) -> io::Result<Vec<PacketResult>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_datagram_straight_back_from_the_same_peer_is_a_loop() {
+        let mut r = Recent::default();
+        let t0 = Instant::now();
+        let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let mut p = vec![0u8; 32];
+        Plus {
+            gen_sn: 1,
+            ..Plus::default()
+        }
+        .write(&mut p);
+        assert!(!r.repeat(peer, &p, t0));
+        // Another Echo Plus server rewrote the response fields: still ours.
+        plus_reply(&mut p, 9, 1, 2, 0);
+        assert!(r.repeat(peer, &p, t0 + Duration::from_millis(1)));
+        // The next request of a client (TestGenSN + 1), another peer, or later: not a loop.
+        let mut next = p.clone();
+        next[3] = 2;
+        assert!(!r.repeat(peer, &next, t0 + Duration::from_millis(2)));
+        assert!(!r.repeat("192.0.2.8:40000".parse().unwrap(), &p, t0));
+        assert!(!r.repeat(peer, &p, t0 + LOOP_WINDOW + Duration::from_millis(5)));
+        // Bounded: many peers keep at most RECENT entries.
+        for port in 0..100u16 {
+            r.repeat(SocketAddr::new(peer.ip(), 2000 + port), &p, t0);
+        }
+        assert!(r.last.len() <= RECENT);
+    }
 
     #[test]
     fn echo_plus_fills_the_response_fields_only() {

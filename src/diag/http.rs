@@ -952,9 +952,10 @@ fn transfer(run: &Run, i: usize) -> Result<(Connection, Option<IpAddr>), TestErr
         run.spec,
         run.left("before connecting")?,
         run.cancel,
+        &run.halt,
     )
     .map_err(|e| {
-        if run.cancel.load(Ordering::Acquire) {
+        if run.stopped() {
             TestError::Cancelled
         } else {
             connect_error(run.addr, &e)
@@ -987,6 +988,7 @@ fn connect(
     spec: &Spec,
     timeout: Duration,
     cancel: &AtomicBool,
+    halt: &AtomicBool,
 ) -> io::Result<TcpStream> {
     use nix::poll::{poll, PollFd, PollFlags};
     use std::os::fd::AsFd;
@@ -999,7 +1001,9 @@ fn connect(
         Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINPROGRESS as i32) => {
             let deadline = Instant::now() + timeout;
             loop {
-                let Some(left) = super::slice_until(deadline, cancel) else {
+                let stop =
+                    super::slice_until(deadline, cancel).filter(|_| !halt.load(Ordering::Acquire));
+                let Some(left) = stop else {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         if cancel.load(Ordering::Acquire) {

@@ -410,7 +410,7 @@ impl Kind {
             Kind::NsLookup => times(ms("Timeout"), 2 * n("NumberOfRepetitions")) + RESOLVE_TIME,
             Kind::Download | Kind::Upload => match n("TimeBasedTestDuration") {
                 0 => MAX_RUN,
-                s => Duration::from_secs(s) + Duration::from_secs(60),
+                s => Duration::from_secs(s) + Duration::from_secs(60) + RESOLVE_TIME,
             },
         }
     }

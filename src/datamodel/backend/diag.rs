@@ -525,11 +525,13 @@ impl DiagBackend {
         if cfg.port == 0 {
             return Err("an enabled UDP echo server needs a UDPPort".into());
         }
-        // The port our own server holds now is not taken.
-        let ours = self
-            .echo_taken
-            .as_ref()
-            .is_some_and(|t| t.enable && t.port == cfg.port);
+        // The port our own running server holds (its counters are set while it runs) is not
+        // taken.
+        let ours = self.echo_counters.is_some()
+            && self
+                .echo_taken
+                .as_ref()
+                .is_some_and(|t| t.enable && t.port == cfg.port);
         if !ours && !crate::diag::echo::port_free(cfg.port) {
             return Err(format!("UDP port {} is in use on this device", cfg.port));
         }
