@@ -34,6 +34,7 @@ const PURE: &[&str] = &[
     "connreq::throttle",
     "connreq::http",
     "connreq::url",
+    "connreq::udp",
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",

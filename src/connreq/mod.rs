@@ -7,6 +7,8 @@
 //! - [`throttle`]: failed authentication throttled per source, in a table of fixed size.
 //! - [`listener`]: the socket, its threads and their limits.
 //! - [`url`]: how the URL is made (pure); the addresses come from [`crate::sys::os`].
+//! - [`udp`]: the UDP Connection Request of TR-069 Annex G (issue 18, under way: parsed and
+//!   validated, not listened for yet; pure).
 //!
 //! [`ConnReq`] ties them together for the agent's loop: it keeps the URL right as the WAN
 //! address moves (re-evaluated every `check_interval` and after every session), rebinds the
@@ -22,6 +24,7 @@ pub mod gate;
 pub mod http;
 pub mod listener;
 pub mod throttle;
+pub mod udp;
 pub mod url;
 
 use std::net::{IpAddr, SocketAddr};
