@@ -35,6 +35,7 @@ const PURE: &[&str] = &[
     "connreq::http",
     "connreq::url",
     "connreq::udp",
+    "stun::msg",
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",
