@@ -260,27 +260,35 @@ impl Engine {
         // (WPA2 and WPA3 both shown as `11i`) is not replaced by another.
         let refs: Vec<ParamRef> = checked.iter().map(|(r, _, _)| r.clone()).collect();
         let mut current = self.read_lenient(&refs, false);
+        // Each parameter's backend key, made once (its references read once) for the
+        // decision below and the staging.
+        let keys: Vec<_> = refs.iter().map(|r| self.full_key(r)).collect();
         // Unless the backend wants every write (a diagnostic requested again restarts).
-        for (r, now) in refs.iter().zip(current.iter_mut()) {
-            if let Some((kind, Ok(key))) = self.full_key(r) {
-                if self.backends.peek(kind).always_write(&key) {
+        for (k, now) in keys.iter().zip(current.iter_mut()) {
+            if let Some((kind, Ok(key))) = k {
+                if self.backends.peek(*kind).always_write(key) {
                     *now = None;
                 }
             }
         }
-        let checked: Vec<(ParamRef, String, String)> = checked
+        type Keyed = (
+            (ParamRef, String, String),
+            Option<(BackendKind, Result<String, String>)>,
+        );
+        let checked: Vec<Keyed> = checked
             .into_iter()
+            .zip(keys)
             .zip(current)
-            .filter(|((_, value, _), now)| now.as_ref() != Some(value))
+            .filter(|(((_, value, _), _), now)| now.as_ref() != Some(value))
             .map(|(c, _)| c)
             .collect();
         let mut touched: Vec<BackendKind> = Vec::new();
         // What was staged where: (backend, key, parameter path), to name refused parameters.
         let mut staged: Vec<(BackendKind, String, String)> = Vec::new();
-        for (r, _, stored) in &checked {
-            let (kind, key) = match self.full_key(r) {
+        for ((r, _, stored), full_key) in &checked {
+            let (kind, key) = match full_key {
                 None => continue,
-                Some((kind, Ok(key))) => (kind, key),
+                Some((kind, Ok(key))) => (*kind, key.clone()),
                 Some((_, Err(key))) => {
                     faults.push(ParamFault {
                         name: self.param_path(r),
@@ -344,7 +352,7 @@ impl Engine {
         };
         if from_acs {
             // Changes made by the ACS are not notified back to it (§A.3.2.4).
-            for (r, value, _) in &checked {
+            for ((r, value, _), _) in &checked {
                 let name = self.param_path(r);
                 if self.notification(r, &name) != 0 {
                     let p = &self.schema.objects()[r.obj].params[r.param].def;
