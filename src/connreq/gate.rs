@@ -368,8 +368,8 @@ fn full_allowance(cfg: &GateConfig) -> u64 {
     u64::from(cfg.rate_burst).saturating_mul(cfg.rate_interval_ms)
 }
 
-/// Decodes exactly `N` bytes of hex.
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// Decodes exactly `N` bytes of hex (either case).
+pub(super) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }

@@ -104,7 +104,7 @@ pub fn parse(datagram: &[u8]) -> Result<UdpRequest, Refusal> {
         id: unescape(id)?,
         un: unescape(un)?,
         cn: unescape(cn)?,
-        sig: unhex20(sig)?,
+        sig: super::gate::unhex::<20>(sig).ok_or(Refusal::Malformed)?,
     })
 }
 
@@ -133,23 +133,6 @@ fn unescape(v: &str) -> Result<String, Refusal> {
         return Err(Refusal::Malformed);
     }
     Ok(s)
-}
-
-/// 40 hex digits (either case) as 20 bytes.
-fn unhex20(v: &str) -> Result<[u8; 20], Refusal> {
-    let b = v.as_bytes();
-    if b.len() != 40 {
-        return Err(Refusal::Malformed);
-    }
-    let mut out = [0u8; 20];
-    for (i, o) in out.iter_mut().enumerate() {
-        let digit = |k: usize| b.get(k).and_then(|h| (*h as char).to_digit(16));
-        let (Some(hi), Some(lo)) = (digit(2 * i), digit(2 * i + 1)) else {
-            return Err(Refusal::Malformed);
-        };
-        *o = (hi * 16 + lo) as u8;
-    }
-    Ok(out)
 }
 
 /// The signature of a request: HMAC-SHA1 of `ts`, `id`, `un`, `cn` concatenated, keyed by the

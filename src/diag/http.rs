@@ -58,10 +58,10 @@
 //! one connection fails the others stop, and the test reports that failure.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::url::Url;
 
@@ -393,11 +393,8 @@ struct Clock {
 
 impl Clock {
     fn now() -> Clock {
-        let wall_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         Clock {
-            wall_us,
+            wall_us: super::wall_us(SystemTime::now()),
             at: Instant::now(),
         }
     }
@@ -680,9 +677,9 @@ fn run(spec: &Spec, method: Method, cancel: &AtomicBool) -> Result<Test, TestErr
     }
     let host = url.host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_default().unwrap_or(80);
-    let addr = (host, port)
-        .to_socket_addrs()
+    let addr = crate::sys::os::resolve(host, port)
         .map_err(|e| TestError::Resolve(format!("{host}: {e}")))?
+        .into_iter()
         .find(|a| spec.ipv6.is_none_or(|v6| a.is_ipv6() == v6))
         .ok_or_else(|| TestError::Resolve(format!("{host}: no address of the family asked")))?;
     let device = match spec.interface {

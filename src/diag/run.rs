@@ -4,7 +4,7 @@
 //! defines them. Runs in the agent's diagnostics job, never in its loop.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -60,13 +60,9 @@ pub fn run(r: &Run, cancel: &AtomicBool) -> Outcome {
 
 /// The first address of `host` of the family `version` allows.
 fn resolve(host: &str, version: &str) -> Option<IpAddr> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return spec::family_allows(version, ip).then_some(ip);
-    }
-    (bare, 0)
-        .to_socket_addrs()
+    crate::sys::os::resolve(host, 0)
         .ok()?
+        .into_iter()
         .map(|a| a.ip())
         .find(|ip| spec::family_allows(version, *ip))
 }
