@@ -36,6 +36,7 @@ const PURE: &[&str] = &[
     "connreq::url",
     "connreq::udp",
     "stun::msg",
+    "stun::binding",
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",

@@ -4,8 +4,10 @@
 //! CWMP attributes CONNECTION-REQUEST-BINDING and BINDING-CHANGE.
 //!
 //! - [`msg`]: Binding Requests and the responses to them, as bytes (pure).
+//! - [`binding`]: the client as a state machine (pure): discovery and keep-alives of the
+//!   binding, NAT detection, BINDING-CHANGE, message integrity, the binding timeout discovery.
 //!
-//! Still to come: the client (the binding's discovery, keep-alives, NAT detection) and its
-//! place in the agent.
+//! The sockets are [`crate::connreq`]'s: the primary port is the UDP Connection Request port.
 
+pub mod binding;
 pub mod msg;

@@ -29,6 +29,7 @@ const BINDING_REQUEST: u16 = 0x0001;
 const BINDING_RESPONSE: u16 = 0x0101;
 const BINDING_ERROR: u16 = 0x0111;
 const MAPPED_ADDRESS: u16 = 0x0001;
+const RESPONSE_ADDRESS: u16 = 0x0002;
 const USERNAME: u16 = 0x0006;
 const MESSAGE_INTEGRITY: u16 = 0x0008;
 const ERROR_CODE: u16 = 0x0009;
@@ -44,6 +45,13 @@ const MAGIC_COOKIE: u32 = 0x2112_A442;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request<'a> {
     pub transaction: [u8; 16],
+    /// CONNECTION-REQUEST-BINDING: in every request from the UDP Connection Request port, in
+    /// none from another port (TR-069 Annex G.2.1: the ACS learns the binding from it).
+    pub connection_request_binding: bool,
+    /// RESPONSE-ADDRESS (RFC 3489 §11.2.2): where the server is to send the response (the
+    /// binding timeout discovery of RFC 3489 §10.2 sends from a second port and asks for the
+    /// answer at the first one's public address). IPv4 only, as classic STUN.
+    pub response_address: Option<std::net::SocketAddrV4>,
     /// The binding changed since the last request (BINDING-CHANGE).
     pub binding_change: bool,
     /// STUNUsername and STUNPassword: USERNAME and MESSAGE-INTEGRITY.
@@ -75,11 +83,19 @@ pub fn request(r: &Request<'_>) -> Vec<u8> {
     m.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
     m.extend_from_slice(&0u16.to_be_bytes());
     m.extend_from_slice(&r.transaction);
-    attribute(
-        &mut m,
-        ATTR_CONNECTION_REQUEST_BINDING,
-        CONNECTION_REQUEST_BINDING,
-    );
+    if let Some(a) = r.response_address {
+        let mut v = vec![0, 1];
+        v.extend_from_slice(&a.port().to_be_bytes());
+        v.extend_from_slice(&a.ip().octets());
+        attribute(&mut m, RESPONSE_ADDRESS, &v);
+    }
+    if r.connection_request_binding {
+        attribute(
+            &mut m,
+            ATTR_CONNECTION_REQUEST_BINDING,
+            CONNECTION_REQUEST_BINDING,
+        );
+    }
     if r.binding_change {
         attribute(&mut m, ATTR_BINDING_CHANGE, &[]);
     }
@@ -235,6 +251,8 @@ mod tests {
     fn a_binding_request_carries_the_cwmp_attributes_and_its_integrity() {
         let plain = request(&Request {
             transaction: T,
+            connection_request_binding: true,
+            response_address: None,
             binding_change: true,
             credentials: None,
         });
@@ -249,6 +267,8 @@ mod tests {
         assert_eq!(&plain[44..48], &[0xC0, 0x02, 0, 0]);
         let signed = request(&Request {
             transaction: T,
+            connection_request_binding: true,
+            response_address: None,
             binding_change: false,
             credentials: Some(("cpe1", "secret")),
         });
@@ -258,6 +278,18 @@ mod tests {
         let mi = &signed[signed.len() - 20..];
         assert_eq!(mi, integrity("secret", &signed[..signed.len() - 24]));
         assert_ne!(mi, integrity("other", &signed[..signed.len() - 24]));
+        // A probe from another port: RESPONSE-ADDRESS, no CONNECTION-REQUEST-BINDING.
+        let probe = request(&Request {
+            transaction: T,
+            connection_request_binding: false,
+            response_address: Some("198.51.100.7:40001".parse().unwrap()),
+            binding_change: false,
+            credentials: None,
+        });
+        assert_eq!(
+            &probe[20..],
+            &[0, 2, 0, 8, 0, 1, 0x9c, 0x41, 198, 51, 100, 7]
+        );
     }
 
     #[test]
@@ -297,6 +329,8 @@ mod tests {
         assert_eq!(parse(&e, &other), Err(StunError::Malformed));
         let req = request(&Request {
             transaction: T,
+            connection_request_binding: true,
+            response_address: None,
             binding_change: false,
             credentials: None,
         });
