@@ -124,7 +124,7 @@ impl Builder {
         let root = model.root();
         let Builder {
             model_name,
-            objects: defs,
+            objects: mut defs,
             index,
             binds,
             scripts,
@@ -283,6 +283,20 @@ impl Builder {
                             format!("default of {}{}: {}", b.object, b.name, f.detail()),
                         )
                     })?;
+                }
+                if b.binding.active_by_default {
+                    let def = &mut defs[o].params[p];
+                    if def.active_notify != ActiveNotify::Normal {
+                        return Err(load_err(
+                            &b.file,
+                            b.line,
+                            format!(
+                                "notify = \"active\" is for a parameter the model leaves normal, not {}{}",
+                                b.object, b.name
+                            ),
+                        ));
+                    }
+                    def.active_notify = ActiveNotify::ForceDefaultEnabled;
                 }
                 param_bind.insert((o, p), b);
             }

@@ -257,6 +257,10 @@ pub struct Binding {
     /// set to `auto` is on). Its own `transform`; the binding's `map` and `ref` apply to both.
     /// Writes go to the binding's own backend only.
     pub or: Option<Box<Binding>>,
+    /// `notify = "active"`: active notification until the ACS sets another (the DM schema's
+    /// `forceDefaultEnabled`), for a parameter the model leaves `normal` that the CPE must
+    /// report without being asked (UDPConnectionRequestAddress, TR-069 Annex G).
+    pub active_by_default: bool,
 }
 
 impl Binding {

@@ -128,6 +128,7 @@ name = "Device.A."
 params = [
   { name = "X", type = "unsignedInt", access = "readWrite", ranges = [{ min = 1 }] },
   { name = "Y", type = "string" },
+  { name = "D", type = "string", active_notify = "canDeny" },
   { name = "TNumberOfEntries", type = "unsignedInt" },
 ]
 
@@ -159,6 +160,7 @@ params = [ { name = "Z", type = "string" } ]
         let bind = r#"
 [bind."Device.A."]
 X = { to = "agent:a.x", default = "5" }
+Y = { to = "agent:a.y", notify = "active" }
 [bind."Device.A.T.{i}."]
 "{i}" = "agent:a.t"
 V = "agent:a.t.{i}.v"
@@ -169,13 +171,17 @@ V = "agent:a.t.{i}.v"
         assert_eq!(paths, ["Device.", "Device.A.", "Device.A.T.{i}."]);
         let a = s.object("Device.A.").unwrap();
         let names: Vec<&str> = a.params.iter().map(|p| p.def.name.as_str()).collect();
-        assert_eq!(names, ["X", "TNumberOfEntries"]);
-        assert_eq!(a.params[1].source, Source::Count(2));
+        assert_eq!(names, ["X", "Y", "TNumberOfEntries"]);
+        assert_eq!(a.params[2].source, Source::Count(2));
         assert_eq!(s.objects()[0].children, [1]);
         assert_eq!(a.children, [2]);
         let x = s.param("Device.A.X").unwrap();
         assert_eq!(x.def.ty.ranges[0].min, Some(1));
         assert!(matches!(&x.source, Source::Bound(b) if b.default.as_deref() == Some("5")));
+        // `notify = "active"`: active until the ACS says otherwise.
+        assert_eq!(x.def.active_notify, ActiveNotify::Normal);
+        let y = s.param("Device.A.Y").unwrap();
+        assert_eq!(y.def.active_notify, ActiveNotify::ForceDefaultEnabled);
     }
 
     #[test]
@@ -193,6 +199,8 @@ V = "agent:a.t.{i}.v"
             ("[bind.\"Device.A.\"]\nY = \"builtin:nothing\"\n", 2, "builtin"),
             ("[bind.\"Device.A.\"]\nX = { to = \"agent:a.x\", under = \"wan\" }\n", 2, "`under` is for a table"),
             ("[bind.\"Device.A.T.{i}.\"]\n\"{i}\" = { to = \"agent:a.t\", under = \"wan\" }\n", 2, "inside another table"),
+            ("[bind.\"Device.A.\"]\nY = { to = \"agent:a.y\", notify = \"loud\" }\n", 2, "only \"active\""),
+            ("[bind.\"Device.A.\"]\nD = { to = \"agent:a.d\", notify = \"active\" }\n", 2, "leaves normal"),
         ];
         for (text, line, what) in cases {
             let e = Schema::from_files(Model::Tr181, &files(&[("vendor.toml", text)])).unwrap_err();

@@ -153,6 +153,8 @@ pub(super) struct LongBinding {
     or: Option<String>,
     #[serde(default)]
     or_transform: Option<String>,
+    #[serde(default)]
+    notify: Option<String>,
 }
 
 /// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
@@ -341,9 +343,14 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
 }
 
 /// Reads the long form of a binding: `{ to, default, map, transform, ref, under, or,
-/// or_transform }`.
+/// or_transform, notify }`.
 pub(super) fn long_binding(l: LongBinding) -> Result<Binding, String> {
     let mut b = parse_binding(&l.to, l.default)?;
+    match l.notify.as_deref() {
+        None => {}
+        Some("active") => b.active_by_default = true,
+        Some(n) => return Err(format!("notify {n:?}: only \"active\" is known")),
+    }
     b.map = l.map.into_iter().collect();
     let transform = |t: String| {
         Transform::from_name(&t).ok_or_else(|| {
@@ -428,6 +435,7 @@ pub(super) fn parse_binding(to: &str, default: Option<String>) -> Result<Binding
         reference: None,
         under: None,
         or: None,
+        active_by_default: false,
     })
 }
 
