@@ -215,14 +215,23 @@ impl Gate {
         match verdict {
             Verdict::Bad => self.challenge(head, now_ms, random, false, Outcome::AuthFailed),
             Verdict::Stale => self.challenge(head, now_ms, random, true, Outcome::Stale),
-            Verdict::Ok if busy => self.plain(200, Outcome::Coalesced),
-            Verdict::Ok => {
-                if self.take_token(now_ms) {
-                    self.plain(200, Outcome::Accepted)
-                } else {
-                    self.plain(503, Outcome::RateLimited)
-                }
-            }
+            Verdict::Ok => match self.admit(now_ms, busy) {
+                Outcome::RateLimited => self.plain(503, Outcome::RateLimited),
+                o => self.plain(200, o),
+            },
+        }
+    }
+
+    /// What becomes of an authenticated request (over TCP, or a UDP Connection Request whose
+    /// signature held): it joins the session pending or running (`busy`), starts one within
+    /// the rate limit, or is over it.
+    pub fn admit(&mut self, now_ms: u64, busy: bool) -> Outcome {
+        if busy {
+            Outcome::Coalesced
+        } else if self.take_token(now_ms) {
+            Outcome::Accepted
+        } else {
+            Outcome::RateLimited
         }
     }
 

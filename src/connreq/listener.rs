@@ -428,6 +428,18 @@ impl Shared {
         lock(&self.gate).throttle().rejected(Source::of(peer), now);
     }
 
+    /// After the gate's outcome, under its lock: an accepted request makes the session
+    /// pending; one that joined a running session is noted (`phase` as read before).
+    fn note_phase(&self, outcome: Outcome, phase: u8) {
+        match outcome {
+            Outcome::Accepted => self.phase.store(Phase::Pending as u8, Ordering::Release),
+            Outcome::Coalesced if phase == Phase::Running as u8 => {
+                self.joined.store(true, Ordering::Release)
+            }
+            _ => {}
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -636,13 +648,7 @@ fn decide(shared: &Shared, head: &http::Head<'_>, peer: IpAddr) -> Reply {
     let phase = shared.phase.load(Ordering::Acquire);
     let now = shared.now_ms();
     let reply = gate.decide(head, peer, now, random, phase != Phase::Idle as u8);
-    match reply.outcome {
-        Outcome::Accepted => shared.phase.store(Phase::Pending as u8, Ordering::Release),
-        Outcome::Coalesced if phase == Phase::Running as u8 => {
-            shared.joined.store(true, Ordering::Release)
-        }
-        _ => {}
-    }
+    shared.note_phase(reply.outcome, phase);
     let (count, rejected) = match reply.outcome {
         Outcome::Accepted | Outcome::Coalesced => (Some(Count::Accepted), false),
         Outcome::Challenged => (Some(Count::Challenged), false),
