@@ -11,12 +11,17 @@ impl Agent {
     pub(super) fn start_connreq(&mut self) -> Result<(), AgentError> {
         let key = self.random()?;
         let tx = self.tx.clone();
+        let tx2 = self.tx.clone();
         self.connreq = Some(ConnReq::new(
             &self.cfg.connection_request,
             &self.state.connection_request_path,
             &key,
             move || {
                 let _ = tx.send(Trigger::ConnectionRequest);
+            },
+            // What STUN learned changed: the next turn shows it (and checks notifications).
+            move || {
+                let _ = tx2.send(Trigger::ValuesChanged);
             },
         ));
         if let Some(cr) = &self.connreq {
@@ -68,9 +73,41 @@ impl Agent {
         };
         cr.update(&s.connection_request, recheck);
         let url = cr.url().to_string();
+        let (udp, nat) = (cr.udp_address(), cr.nat_detected());
         if self.show_connreq_url(&url, s.connection_request.enabled) {
             self.url_changed = true;
         }
+        if self.show_stun(&udp, nat, s.udp_notification_limit) {
+            self.url_changed = true;
+        }
+    }
+
+    /// Sets UDPConnectionRequestAddress and NATDetected in the data model (TR-069 Annex G):
+    /// a new address at most once per `limit` seconds (UDPConnectionRequestAddressNotificationLimit;
+    /// it is actively notified). Returns whether either changed.
+    fn show_stun(&mut self, address: &str, nat: bool, limit: u32) -> bool {
+        let b = self.engine.backends_mut();
+        let nat = if nat { "true" } else { "false" };
+        let mut changed = false;
+        if b.agent_default("stun.nat_detected").unwrap_or("false") != nat {
+            b.set_runtime("stun.nat_detected", nat);
+            changed = true;
+        }
+        if b.agent_default("connection_request.udp_address")
+            .unwrap_or_default()
+            != address
+        {
+            let held = limit > 0
+                && self
+                    .udp_shown_at
+                    .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(limit.into()));
+            if !held {
+                b.set_runtime("connection_request.udp_address", address);
+                self.udp_shown_at = Some(std::time::Instant::now());
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Sets ConnectionRequestURL in the data model: `url`, or empty while connection requests

@@ -108,6 +108,9 @@ struct Settings {
     active_throttle: u32,
     /// What the Connection Request listener follows.
     connection_request: connreq::Inputs,
+    /// UDPConnectionRequestAddressNotificationLimit (TR-098; 0 elsewhere): seconds between two
+    /// changes of UDPConnectionRequestAddress shown (each is actively notified).
+    udp_notification_limit: u32,
 }
 
 /// The agent: configuration, store, data model, persisted state and the wake-up channel.
@@ -125,6 +128,8 @@ pub struct Agent {
     connreq: Option<ConnReq>,
     /// ConnectionRequestURL changed since the loop last looked.
     url_changed: bool,
+    /// When UDPConnectionRequestAddress last changed in the data model.
+    udp_shown_at: Option<std::time::Instant>,
     /// The hooks in force (config, else the platform's defaults).
     hooks: ResolvedHooks,
     /// When a Reboot/FactoryReset hook returned 0: the agent holds until it is stopped.
@@ -197,6 +202,7 @@ impl Agent {
             retry_after: None,
             connreq: None,
             url_changed: false,
+            udp_shown_at: None,
             hooks,
             hold_since: None,
             requests: None,
@@ -285,6 +291,24 @@ impl Agent {
             username: m.connection_request_username,
             password: m.connection_request_password,
             acs_url: m.url.clone(),
+            stun: connreq::StunInputs {
+                enable: m.stun.enable,
+                server_address: m.stun.server_address,
+                // Out of range reads as 0: the default port.
+                server_port: m
+                    .stun
+                    .server_port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(0),
+                username: m.stun.username,
+                password: m.stun.password,
+                min_period: m.stun.minimum_keepalive_period.unwrap_or(0),
+                max_period: m
+                    .stun
+                    .maximum_keepalive_period
+                    .filter(|v| *v >= 0)
+                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+            },
         };
         Settings {
             url: m.url,
@@ -302,6 +326,7 @@ impl Agent {
             enable_cwmp: m.enable_cwmp,
             active_throttle: m.default_active_notification_throttle.unwrap_or(0),
             connection_request,
+            udp_notification_limit: m.stun.notification_limit.unwrap_or(0),
         }
     }
 

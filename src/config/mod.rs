@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::connreq::config::ConnectionRequest;
+pub use crate::connreq::config::{ConnectionRequest, Stun};
 pub use crate::datamodel::config::Datamodel;
 pub use crate::sys::config::{Log, Storage};
 pub use crate::transfer::config::{Hooks, ResolvedHooks, Transfer};
@@ -45,6 +45,8 @@ pub struct Config {
     pub device: Device,
     #[serde(default)]
     pub connection_request: ConnectionRequest,
+    #[serde(default)]
+    pub stun: Stun,
     #[serde(default)]
     pub storage: Storage,
     #[serde(default)]
@@ -426,6 +428,7 @@ impl Config {
             return Err(("data_model", "must be \"tr181\" or \"tr098\"".into()));
         }
         self.connection_request.validate()?;
+        self.stun.validate()?;
         self.log.validate()?;
         self.datamodel.validate()?;
         self.transfer.validate()?;
@@ -454,7 +457,21 @@ impl Config {
         let a = &self.acs;
         let d = &self.device;
         let c = &self.connection_request;
-        let pairs: [(&str, String); 23] = [
+        let st = &self.stun;
+        let pairs: [(&str, String); 30] = [
+            ("stun.enable", st.enable.to_string()),
+            ("stun.server_address", st.server_address.clone()),
+            ("stun.server_port", st.server_port.to_string()),
+            ("stun.username", st.username.clone()),
+            ("stun.password", st.password.clone()),
+            (
+                "stun.maximum_keepalive_period",
+                st.maximum_keepalive_period.to_string(),
+            ),
+            (
+                "stun.minimum_keepalive_period",
+                st.minimum_keepalive_period.to_string(),
+            ),
             ("acs.url", a.url.clone()),
             ("acs.username", a.username.clone()),
             ("acs.password", a.password.clone()),

@@ -63,6 +63,16 @@ pub struct ConnectionRequest {
     pub request_timeout: u32,
     /// Seconds between re-evaluations of the URL's address. Default: 10.
     pub check_interval: u32,
+    /// When to listen for UDP Connection Requests (TR-069 Annex G): "stun" while
+    /// ManagementServer.STUNEnable is true, "always" whenever the TCP listener listens, "off"
+    /// never. Default: "stun".
+    pub udp: String,
+    /// The UDP port (0: the TCP listener's port). Default: 0.
+    pub udp_port: u32,
+    /// Seconds a UDP Connection Request's `ts` may differ from the CPE's clock (once the clock
+    /// is set; a request older than the newest accepted is refused whatever the window).
+    /// Default: 300.
+    pub udp_window: u32,
 }
 
 impl Default for ConnectionRequest {
@@ -90,6 +100,9 @@ impl Default for ConnectionRequest {
             max_header_bytes: 8192,
             request_timeout: 5,
             check_interval: 10,
+            udp: "stun".into(),
+            udp_port: 0,
+            udp_window: 300,
         }
     }
 }
@@ -145,7 +158,15 @@ impl ConnectionRequest {
                 "must be non-empty, without \", \\ or control characters (CR, LF, tab…)".into(),
             ));
         }
-        let ranges: [(&'static str, u32, u32, u32); 10] = [
+        if !["stun", "always", "off"].contains(&self.udp.as_str()) {
+            return Err((
+                "connection_request.udp",
+                "must be \"stun\", \"always\" or \"off\"".into(),
+            ));
+        }
+        let ranges: [(&'static str, u32, u32, u32); 12] = [
+            ("connection_request.udp_port", self.udp_port, 0, 65535),
+            ("connection_request.udp_window", self.udp_window, 1, 86400),
             (
                 "connection_request.nonce_lifetime",
                 self.nonce_lifetime,
@@ -211,6 +232,64 @@ impl ConnectionRequest {
             if !(lo..=hi).contains(&v) {
                 return Err((key, format!("must be {lo}–{hi}")));
             }
+        }
+        Ok(())
+    }
+}
+
+/// `[stun]`: the defaults of ManagementServer's STUN parameters (TR-111 Part 2), which the ACS
+/// may set; the values it set win.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stun {
+    /// STUNEnable. Default: false.
+    pub enable: bool,
+    /// STUNServerAddress (empty: the ACS URL's host). Default: empty.
+    pub server_address: String,
+    /// STUNServerPort. Default: 3478.
+    pub server_port: u32,
+    /// STUNUsername (empty: no MESSAGE-INTEGRITY). Default: empty.
+    pub username: String,
+    /// STUNPassword. Default: empty.
+    pub password: String,
+    /// STUNMaximumKeepAlivePeriod in seconds (-1: none). Default: -1.
+    pub maximum_keepalive_period: i64,
+    /// STUNMinimumKeepAlivePeriod in seconds. Default: 0.
+    pub minimum_keepalive_period: u32,
+}
+
+impl Default for Stun {
+    fn default() -> Self {
+        Stun {
+            enable: false,
+            server_address: String::new(),
+            server_port: 3478,
+            username: String::new(),
+            password: String::new(),
+            maximum_keepalive_period: -1,
+            minimum_keepalive_period: 0,
+        }
+    }
+}
+
+impl Stun {
+    /// Checks the values against the data model's ranges.
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.server_port > 65535 {
+            return Err(("stun.server_port", "must be 0–65535".into()));
+        }
+        if !(-1..=i64::from(u32::MAX)).contains(&self.maximum_keepalive_period) {
+            return Err((
+                "stun.maximum_keepalive_period",
+                "must be -1 (none) or a number of seconds".into(),
+            ));
+        }
+        if self.server_address.len() > 256 || self.username.len() > 256 || self.password.len() > 256
+        {
+            return Err((
+                "stun.server_address",
+                "server_address, username and password hold at most 256 characters".into(),
+            ));
         }
         Ok(())
     }

@@ -166,6 +166,38 @@ struct Slot {
     stream: TcpStream,
 }
 
+/// What the UDP Connection Request shares with the TCP listener (see
+/// [`Listener::admission`]).
+#[derive(Clone)]
+pub struct Admission(Arc<Shared>);
+
+impl Admission {
+    /// ConnectionRequestUsername and ConnectionRequestPassword as the gate has them.
+    pub fn credentials(&self) -> (String, String) {
+        let gate = lock(&self.0.gate);
+        (
+            gate.config().username.clone(),
+            gate.config().password.clone(),
+        )
+    }
+
+    /// A request whose authentication held: it starts a session (the agent is woken), joins
+    /// the one pending or running, or is over the rate limit, as a TCP request would.
+    pub fn admit(&self) -> Outcome {
+        let outcome = {
+            let mut gate = lock(&self.0.gate);
+            let phase = self.0.phase.load(Ordering::Acquire);
+            let outcome = gate.admit(self.0.now_ms(), phase != Phase::Idle as u8);
+            self.0.note_phase(outcome, phase);
+            outcome
+        };
+        if outcome == Outcome::Accepted {
+            (self.0.wake)();
+        }
+        outcome
+    }
+}
+
 /// A bound socket and its accept thread.
 struct Bound {
     requested: SocketAddr,
@@ -308,6 +340,13 @@ impl Listener {
     /// Runs `f` on the gate (to reconfigure it).
     pub fn with_gate<R>(&self, f: impl FnOnce(&mut Gate) -> R) -> R {
         f(&mut lock(&self.shared.gate))
+    }
+
+    /// The way in for the UDP Connection Request (TR-069 Annex G): this listener's
+    /// credentials, rate limit, session phase and wake-up, so that requests over both
+    /// coalesce into one session.
+    pub fn admission(&self) -> Admission {
+        Admission(self.shared.clone())
     }
 
     /// Marks `sources` as trusted in the gate's throttle, as of now.

@@ -7,8 +7,9 @@
 //! - [`throttle`]: failed authentication throttled per source, in a table of fixed size.
 //! - [`listener`]: the socket, its threads and their limits.
 //! - [`url`]: how the URL is made (pure); the addresses come from [`crate::sys::os`].
-//! - [`udp`]: the UDP Connection Request of TR-069 Annex G (issue 18, under way: parsed and
-//!   validated, not listened for yet; pure).
+//! - [`udp`]: the UDP Connection Request of TR-069 Annex G, parsed and validated (pure).
+//! - [`udp_listener`]: the UDP port: its thread runs the STUN client of TR-111 Part 2
+//!   ([`crate::stun`]) and admits UDP Connection Requests through the TCP listener's gate.
 //!
 //! [`ConnReq`] ties them together for the agent's loop: it keeps the URL right as the WAN
 //! address moves (re-evaluated every `check_interval` and after every session), rebinds the
@@ -25,6 +26,7 @@ pub mod http;
 pub mod listener;
 pub mod throttle;
 pub mod udp;
+pub mod udp_listener;
 pub mod url;
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::http::auth::Algorithm;
 use gate::{Gate, GateConfig};
 use listener::{Limits, Listener, Phase};
+use udp_listener::UdpListener;
 use url::HostSource;
 
 /// How long a resolved ACS address is used before it is looked up again.
@@ -49,7 +52,28 @@ pub struct Inputs {
     pub password: String,
     /// `ManagementServer.URL`, for the "acs" host source.
     pub acs_url: String,
+    /// `ManagementServer.STUN*`.
+    pub stun: StunInputs,
 }
+
+/// `ManagementServer.STUN*` (TR-111 Part 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StunInputs {
+    pub enable: bool,
+    /// Empty: the ACS URL's host.
+    pub server_address: String,
+    /// 0: the default, 3478.
+    pub server_port: u16,
+    pub username: String,
+    pub password: String,
+    /// STUNMinimumKeepAlivePeriod, seconds.
+    pub min_period: u32,
+    /// STUNMaximumKeepAlivePeriod, seconds (`None`: no maximum).
+    pub max_period: Option<u32>,
+}
+
+/// The STUN port when STUNServerPort is 0.
+const STUN_PORT: u16 = 3478;
 
 /// The listener and its URL.
 pub struct ConnReq {
@@ -59,6 +83,12 @@ pub struct ConnReq {
     /// The served path (configured, from the fixed URL, or the persisted random one).
     path: String,
     listener: Listener,
+    /// The UDP Connection Request port and its STUN client.
+    udp: UdpListener,
+    /// The STUN server's name, what it resolved to (empty when the look-up failed), and when.
+    stun_resolved: Option<(String, Vec<SocketAddr>, Instant)>,
+    /// The STUN inputs the UDP port was last configured from.
+    stun_inputs: Option<StunInputs>,
     /// The URL's host as it goes into the URL (IPv6 in brackets); empty while unknown.
     host: String,
     url: String,
@@ -77,12 +107,15 @@ pub struct ConnReq {
 
 impl ConnReq {
     /// The listener for `cfg` (validated), serving `path` when the config names none. `wake` is
-    /// called after a request was accepted. Nothing is bound until [`ConnReq::update`].
+    /// called after a request was accepted, `stun_changed` when what STUN learned changed
+    /// ([`ConnReq::udp_address`], [`ConnReq::nat_detected`]). Nothing is bound until
+    /// [`ConnReq::update`].
     pub fn new(
         cfg: &config::ConnectionRequest,
         path: &str,
         key: &[u8; 32],
         wake: impl Fn() + Send + Sync + 'static,
+        stun_changed: impl Fn() + Send + Sync + 'static,
     ) -> ConnReq {
         let listen = cfg
             .listen
@@ -124,12 +157,17 @@ impl ConnReq {
             max_header_bytes: cfg.max_header_bytes as usize,
             request_timeout: Duration::from_secs(cfg.request_timeout.into()),
         };
+        let listener = Listener::new(gate, limits, wake);
+        let udp = UdpListener::new(listener.admission(), stun_changed);
         ConnReq {
             cfg: cfg.clone(),
             source,
             listen,
             path,
-            listener: Listener::new(gate, limits, wake),
+            listener,
+            udp,
+            stun_resolved: None,
+            stun_inputs: None,
             host: String::new(),
             url: String::new(),
             next_check: Instant::now(),
@@ -193,7 +231,8 @@ impl ConnReq {
     /// changed.
     pub fn update(&mut self, inputs: &Inputs, recheck: bool) -> Option<String> {
         let now = Instant::now();
-        if recheck || now >= self.next_check {
+        let due = recheck || now >= self.next_check;
+        if due {
             self.next_check = now + Duration::from_secs(self.cfg.check_interval.into());
             match self.evaluate_host(&inputs.acs_url) {
                 Ok(host) => self.host = host,
@@ -255,6 +294,7 @@ impl ConnReq {
                 g.reconfigure(c);
             }
         });
+        self.update_udp(inputs, inputs.enabled && !waiting && !no_password, due);
         self.listener
             .log_summary(Duration::from_secs(self.cfg.summary_interval.into()));
         // Nothing serves the URL without a password: the ACS is told none (an ACS that sets
@@ -280,6 +320,135 @@ impl ConnReq {
         Some(url)
     }
 
+    /// The UDP port follows the TCP listener (`open`: it may listen) and `[connection_request]
+    /// udp`; the STUN client follows the STUN parameters (the server's name resolved again,
+    /// and the port's own address looked at again, when `due`).
+    fn update_udp(&mut self, inputs: &Inputs, open: bool, due: bool) {
+        let wanted = open
+            && match self.cfg.udp.as_str() {
+                "always" => true,
+                "stun" => inputs.stun.enable,
+                _ => false,
+            };
+        if !wanted {
+            if self.udp.bound().is_some() {
+                log::info!("connection requests over UDP: closed");
+                self.udp.unbind();
+            }
+            self.stun_inputs = None;
+            return;
+        }
+        let tcp = self.listener.bound();
+        let port = match u16::try_from(self.cfg.udp_port) {
+            Ok(0) | Err(_) => tcp.map_or(self.listen.port(), |(_, local)| local.port()),
+            Ok(p) => p,
+        };
+        let want = SocketAddr::new(tcp.map_or(self.listen.ip(), |(asked, _)| asked.ip()), port);
+        if self.udp.bound().is_none_or(|(asked, _)| asked != want) {
+            match self.udp.bind(want) {
+                Ok(local) => {
+                    log::info!("connection requests over UDP: listening on {local}");
+                    self.stun_inputs = None;
+                }
+                Err(e) => {
+                    self.note_error(format!(
+                        "connection requests over UDP: cannot listen on {want}: {e}"
+                    ));
+                    return;
+                }
+            }
+        }
+        if !due && self.stun_inputs.as_ref() == Some(&inputs.stun) {
+            return;
+        }
+        self.stun_inputs = Some(inputs.stun.clone());
+        let stun = if inputs.stun.enable {
+            self.stun_config(&inputs.stun, &inputs.acs_url)
+        } else {
+            None
+        };
+        let bound = self.udp.bound().map(|(_, local)| local.port());
+        let local = stun
+            .as_ref()
+            .and_then(|c| crate::sys::os::source_address(c.server).ok())
+            .zip(bound)
+            .map(|(ip, port)| SocketAddr::new(ip, port));
+        self.udp.configure(udp_listener::Settings {
+            stun,
+            local,
+            window: self.cfg.udp_window.into(),
+            summary_interval: Duration::from_secs(self.cfg.summary_interval.into()),
+        });
+    }
+
+    /// The STUN client's settings: the server (STUNServerAddress, else the ACS URL's host)
+    /// resolved to its first IPv4 address (classic STUN is IPv4), at most every
+    /// [`RESOLVE_TTL`].
+    fn stun_config(
+        &mut self,
+        s: &StunInputs,
+        acs_url: &str,
+    ) -> Option<crate::stun::binding::Config> {
+        let host = if s.server_address.is_empty() {
+            match acs_host_port(acs_url) {
+                Some((h, _)) => h,
+                None => {
+                    self.note_error("STUN: no STUNServerAddress and no ACS URL".into());
+                    return None;
+                }
+            }
+        } else {
+            s.server_address.clone()
+        };
+        let port = if s.server_port == 0 {
+            STUN_PORT
+        } else {
+            s.server_port
+        };
+        let addrs = lookup(&mut self.stun_resolved, &host, port);
+        let Some(server) = addrs.into_iter().find(SocketAddr::is_ipv4) else {
+            self.note_error(format!("STUN: the server {host} has no IPv4 address"));
+            return None;
+        };
+        Some(crate::stun::binding::Config {
+            server,
+            username: s.username.clone(),
+            password: s.password.clone(),
+            min_period: s.min_period,
+            max_period: s.max_period,
+        })
+    }
+
+    /// UDPConnectionRequestAddress: with STUN, the binding's public address and port once
+    /// learned; without, the URL's host and the UDP port; empty while nothing listens.
+    pub fn udp_address(&self) -> String {
+        let Some((_, local)) = self.udp.bound() else {
+            return String::new();
+        };
+        if self.stun_inputs.as_ref().is_some_and(|s| s.enable) {
+            return self
+                .udp
+                .status()
+                .public
+                .map(crate::stun::binding::authority)
+                .unwrap_or_default();
+        }
+        if self.host.is_empty() {
+            return String::new();
+        }
+        format!("{}:{}", self.host, local.port())
+    }
+
+    /// NATDetected: STUN is on and the binding's public address differs from the port's own.
+    pub fn nat_detected(&self) -> bool {
+        self.stun_inputs.as_ref().is_some_and(|s| s.enable) && self.udp.status().nat_detected
+    }
+
+    /// The local address the UDP port is bound to.
+    pub fn udp_local_addr(&self) -> Option<SocketAddr> {
+        self.udp.bound().map(|(_, local)| local)
+    }
+
     /// The URL's host from the configured source.
     fn evaluate_host(&mut self, acs_url: &str) -> Result<String, String> {
         let source = self.source.clone();
@@ -295,18 +464,7 @@ impl ConnReq {
             }
             return Err("no ACS URL to find the WAN address from".into());
         };
-        let fresh =
-            |at: &Instant, ok: bool| at.elapsed() < if ok { RESOLVE_TTL } else { RESOLVE_RETRY };
-        let addrs = match &self.resolved {
-            Some((h, a, at)) if *h == host && fresh(at, !a.is_empty()) => a.clone(),
-            _ => {
-                // A failure is remembered too: with DNS down, the loop must not block on the
-                // resolver at every check.
-                let a = crate::sys::os::resolve(&host, port).unwrap_or_default();
-                self.resolved = Some((host.clone(), a.clone(), Instant::now()));
-                a
-            }
-        };
+        let addrs = lookup(&mut self.resolved, &host, port);
         if addrs.is_empty() {
             return Err(format!("cannot resolve the ACS host {host}"));
         }
@@ -321,6 +479,27 @@ impl ConnReq {
         if e != self.last_error {
             log::warn!("{e}");
             self.last_error = e;
+        }
+    }
+}
+
+/// `host:port` resolved through `cache`: what it holds when it is for the same name and still
+/// fresh ([`RESOLVE_TTL`]; a failure is remembered for [`RESOLVE_RETRY`]: with DNS down, the
+/// loop must not block on the resolver at every check).
+fn lookup(
+    cache: &mut Option<(String, Vec<SocketAddr>, Instant)>,
+    host: &str,
+    port: u16,
+) -> Vec<SocketAddr> {
+    let key = format!("{host} {port}");
+    let fresh =
+        |at: &Instant, ok: bool| at.elapsed() < if ok { RESOLVE_TTL } else { RESOLVE_RETRY };
+    match cache {
+        Some((k, a, at)) if *k == key && fresh(at, !a.is_empty()) => a.clone(),
+        _ => {
+            let a = crate::sys::os::resolve(host, port).unwrap_or_default();
+            *cache = Some((key, a.clone(), Instant::now()));
+            a
         }
     }
 }
@@ -406,6 +585,7 @@ mod tests {
             username: "u".into(),
             password: "p".into(),
             acs_url: acs.into(),
+            stun: StunInputs::default(),
         }
     }
 
@@ -415,7 +595,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             ..Default::default()
         };
-        let mut cr = ConnReq::new(&cfg, "/abc", &[1; 32], || {});
+        let mut cr = ConnReq::new(&cfg, "/abc", &[1; 32], || {}, || {});
         let url = cr
             .update(&inputs("http://127.0.0.1:9/acs"), true)
             .expect("a URL");
@@ -437,7 +617,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             ..Default::default()
         };
-        let mut cr = ConnReq::new(&cfg, "/abc", &[1; 32], || {});
+        let mut cr = ConnReq::new(&cfg, "/abc", &[1; 32], || {}, || {});
         let mut none = inputs("http://127.0.0.1:9/acs");
         none.username.clear();
         none.password.clear();
@@ -467,7 +647,7 @@ mod tests {
             url: "http://cpe.example:8000/fixed".into(),
             ..Default::default()
         };
-        let mut cr = ConnReq::new(&cfg, "/ignored", &[1; 32], || {});
+        let mut cr = ConnReq::new(&cfg, "/ignored", &[1; 32], || {}, || {});
         assert_eq!(
             cr.update(&inputs(""), true).as_deref(),
             Some("http://cpe.example:8000/fixed")
@@ -478,7 +658,7 @@ mod tests {
             path: "/p".into(),
             ..Default::default()
         };
-        let mut cr = ConnReq::new(&cfg, "/ignored", &[1; 32], || {});
+        let mut cr = ConnReq::new(&cfg, "/ignored", &[1; 32], || {}, || {});
         let url = cr.update(&inputs(""), true).expect("a URL");
         assert!(
             url.starts_with("http://127.0.0.1:") && url.ends_with("/p"),

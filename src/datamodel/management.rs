@@ -56,6 +56,15 @@ pub enum Param {
     ConnectionRequestUsername,
     ConnectionRequestPassword,
     HttpConnectionRequestEnable,
+    StunEnable,
+    StunServerAddress,
+    StunServerPort,
+    StunUsername,
+    StunPassword,
+    StunMaximumKeepAlivePeriod,
+    StunMinimumKeepAlivePeriod,
+    /// TR-098 only.
+    UdpConnectionRequestAddressNotificationLimit,
 }
 
 impl Param {
@@ -76,6 +85,16 @@ impl Param {
             Param::ConnectionRequestUsername => "ConnectionRequestUsername",
             Param::ConnectionRequestPassword => "ConnectionRequestPassword",
             Param::HttpConnectionRequestEnable => "HTTPConnectionRequestEnable",
+            Param::StunEnable => "STUNEnable",
+            Param::StunServerAddress => "STUNServerAddress",
+            Param::StunServerPort => "STUNServerPort",
+            Param::StunUsername => "STUNUsername",
+            Param::StunPassword => "STUNPassword",
+            Param::StunMaximumKeepAlivePeriod => "STUNMaximumKeepAlivePeriod",
+            Param::StunMinimumKeepAlivePeriod => "STUNMinimumKeepAlivePeriod",
+            Param::UdpConnectionRequestAddressNotificationLimit => {
+                "UDPConnectionRequestAddressNotificationLimit"
+            }
         }
     }
 
@@ -106,6 +125,25 @@ pub struct ManagementServer {
     pub connection_request_password: String,
     /// HTTPConnectionRequestEnable; `None` where the model has no such parameter (TR-098).
     pub http_connection_request_enable: Option<bool>,
+    /// The STUN parameters (TR-111 Part 2).
+    pub stun: Stun,
+}
+
+/// `ManagementServer.STUN*` (TR-111 Part 2, TR-069 Annex G). Numbers that are missing or
+/// unreadable are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stun {
+    /// `true` only when the value is `true`.
+    pub enable: bool,
+    pub server_address: String,
+    pub server_port: Option<u32>,
+    pub username: String,
+    pub password: String,
+    /// -1: no maximum.
+    pub maximum_keepalive_period: Option<i64>,
+    pub minimum_keepalive_period: Option<u32>,
+    /// UDPConnectionRequestAddressNotificationLimit (TR-098; `None` where the model lacks it).
+    pub notification_limit: Option<u32>,
 }
 
 impl ManagementServer {
@@ -127,6 +165,18 @@ impl ManagementServer {
             text(Param::DefaultActiveNotificationThrottle).parse().ok();
         let connection_request_username = text(Param::ConnectionRequestUsername);
         let connection_request_password = text(Param::ConnectionRequestPassword);
+        let stun = Stun {
+            enable: text(Param::StunEnable) == "true",
+            server_address: text(Param::StunServerAddress),
+            server_port: text(Param::StunServerPort).parse().ok(),
+            username: text(Param::StunUsername),
+            password: text(Param::StunPassword),
+            maximum_keepalive_period: text(Param::StunMaximumKeepAlivePeriod).parse().ok(),
+            minimum_keepalive_period: text(Param::StunMinimumKeepAlivePeriod).parse().ok(),
+            notification_limit: text(Param::UdpConnectionRequestAddressNotificationLimit)
+                .parse()
+                .ok(),
+        };
         let http_connection_request_enable =
             get(Param::HttpConnectionRequestEnable).map(|v| v != "false");
         ManagementServer {
@@ -143,6 +193,7 @@ impl ManagementServer {
             connection_request_username,
             connection_request_password,
             http_connection_request_enable,
+            stun,
         }
     }
 
