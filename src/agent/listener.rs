@@ -4,6 +4,8 @@
 use super::AgentError;
 use super::{Agent, Settings, Trigger};
 use crate::connreq::{self, listener::Phase, ConnReq};
+use crate::cwmp::value::{BaseType, ParameterValue};
+use crate::datamodel::management::Param;
 use crate::events;
 
 impl Agent {
@@ -27,6 +29,14 @@ impl Agent {
         if let Some(cr) = &self.connreq {
             cr.trust_sources(&self.state.trusted_connreq_sources);
         }
+        // Notification bookkeeping is RAM: in this run the ACS has heard of no UDP binding, so
+        // the first one STUN learns is a change (even when learned before the first check).
+        let udp = Param::UdpConnectionRequestAddress.path(self.engine.root());
+        self.engine.mark_reported(&[ParameterValue {
+            name: udp,
+            value: String::new(),
+            ty: BaseType::String,
+        }]);
         // With an empty ConnectionRequestPassword the listener stays closed (and says so).
         let s = self.settings();
         self.follow_connreq(&s, true);

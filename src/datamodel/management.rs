@@ -65,6 +65,7 @@ pub enum Param {
     StunMinimumKeepAlivePeriod,
     /// TR-098 only.
     UdpConnectionRequestAddressNotificationLimit,
+    UdpConnectionRequestAddress,
 }
 
 impl Param {
@@ -95,6 +96,7 @@ impl Param {
             Param::UdpConnectionRequestAddressNotificationLimit => {
                 "UDPConnectionRequestAddressNotificationLimit"
             }
+            Param::UdpConnectionRequestAddress => "UDPConnectionRequestAddress",
         }
     }
 

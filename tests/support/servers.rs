@@ -171,3 +171,54 @@ pub fn put_log(log: &std::path::Path) -> Vec<(String, String, u64)> {
         })
         .collect()
 }
+
+/// coturn (Debian's `coturn`) as a STUN server in namespace `ns` at `ip`:3478, UDP only; killed
+/// on drop. It answers classic (RFC 3489) Binding Requests with MAPPED-ADDRESS, as a TR-111
+/// STUN server does; it does not honour RESPONSE-ADDRESS (it answers the request's source,
+/// adding REFLECTED-FROM: coturn's `ns_turn_server.c`, `handle_turn_binding`).
+pub struct Coturn(std::process::Child);
+
+impl Coturn {
+    /// `None` (a skip) where coturn is not installed, unless CI is set.
+    pub fn start(ns: &Netns, ip: &str, dir: &std::path::Path) -> Option<Coturn> {
+        let have = std::process::Command::new("turnserver")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        if !have {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "coturn is needed (Debian: coturn)"
+            );
+            return None;
+        }
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "turnserver", "-n"])
+            .arg(format!("--listening-ip={ip}"))
+            .args([
+                "--listening-port=3478",
+                "--no-tls",
+                "--no-dtls",
+                "--no-tcp",
+                "--no-cli",
+                "--simple-log",
+                "--log-file=stdout",
+            ])
+            .arg(format!("--pidfile={}", dir.join("turn.pid").display()))
+            .arg(format!("--userdb={}", dir.join("turndb").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ip netns exec turnserver");
+        Some(Coturn(child))
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

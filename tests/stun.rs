@@ -1,0 +1,247 @@
+//! STUN and UDP Connection Requests (TR-111 Part 2, TR-069 Annex G) through a real NAT: three
+//! network namespaces the test made (as root; skipped elsewhere):
+//!
+//! ```text
+//!  cpe (10.88.1.2) --- nat (10.88.1.1 | 198.51.100.1, nftables masquerade) --- wan (198.51.100.2)
+//!  the real cwmpd                                                          coturn :3478, the ACS
+//! ```
+//!
+//! The agent learns the public address of its UDP Connection Request port from coturn (Debian's
+//! `coturn`, classic STUN), reports it as UDPConnectionRequestAddress in a `4 VALUE CHANGE`
+//! without the ACS having asked, reads NATDetected true, and a signed UDP Connection Request
+//! sent to the public address, from the STUN server's address and port as Annex G says (a
+//! port-restricted NAT lets nothing else in), reaches it through the NAT's binding and makes a
+//! `6 CONNECTION REQUEST` session. A wrong signature, a replay and another username make none.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use support::acs::{Acs, AcsOptions, SessionRecord};
+use support::cpe::*;
+use support::netns::Netns;
+use support::servers::Coturn;
+
+const WAIT: Duration = Duration::from_secs(60);
+const CR_USER: &str = "cr-user";
+const CR_PASS: &str = "cr-secret";
+const UDP_ADDR: &str = "Device.ManagementServer.UDPConnectionRequestAddress";
+
+/// cpe - nat - wan, the NAT masquerading what leaves towards wan.
+fn nat_topology() -> Option<(Netns, Netns, Netns)> {
+    let (cpe, nat, wan) = (Netns::new()?, Netns::new()?, Netns::new()?);
+    cpe.veth_to("c0", &nat, "n0");
+    nat.veth_to("n1", &wan, "w0");
+    cpe.addr("c0", "10.88.1.2/24");
+    nat.addr("n0", "10.88.1.1/24");
+    nat.addr("n1", "198.51.100.1/24");
+    wan.addr("w0", "198.51.100.2/24");
+    cpe.route(&["add", "default", "via", "10.88.1.1"]);
+    nat.sysctl("net/ipv4/ip_forward", "1");
+    let rules = "table ip nat {\n chain postrouting {\n  type nat hook postrouting priority srcnat;\n  oifname \"n1\" masquerade\n }\n}\n";
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", nat.name(), "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(rules.as_bytes())?;
+            c.wait_with_output()
+        });
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("nft: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "nft is needed (Debian: nftables): {e}"
+            );
+            return None;
+        }
+    }
+    Some((cpe, nat, wan))
+}
+
+/// A UDP datagram from `src` to `dst` sent through a raw socket in `ns` (an ACS sends UDP
+/// Connection Requests from its STUN server's address and port, which coturn holds).
+fn send_from(ns: &Netns, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
+    let mut p = Vec::with_capacity(28 + payload.len());
+    let total = (28 + payload.len()) as u16;
+    // IPv4 header: the kernel fills in the checksum (and an ID for 0).
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&src.ip().octets());
+    p.extend_from_slice(&dst.ip().octets());
+    // UDP header, no checksum (optional over IPv4).
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    ns.run(move || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        // IPPROTO_RAW: the header is ours (IP_HDRINCL implied).
+        // SOCK_RAW (3): socket2 names it only with its `all` feature.
+        let s = Socket::new(Domain::IPV4, Type::from(3), Some(Protocol::from(255))).expect("raw");
+        s.send_to(&p, &std::net::SocketAddr::V4(dst).into())
+            .expect("send the datagram");
+    });
+}
+
+/// A UDP Connection Request of Annex G signed with `password`.
+fn udp_request(ts: u64, id: &str, user: &str, password: &str, to: SocketAddrV4) -> Vec<u8> {
+    let cn = "XTGRWIPC6D3IPXS3";
+    let sig: String = cwmpd::connreq::udp::signature(password, ts, id, user, cn)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("GET http://{to}?ts={ts}&id={id}&un={user}&cn={cn}&sig={sig} HTTP/1.1\r\nHost: {to}\r\n\r\n")
+        .into_bytes()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sessions_with(acs: &Acs, code: &str) -> Vec<SessionRecord> {
+    acs.completed()
+        .into_iter()
+        .filter(|s| s.has_event(code))
+        .collect()
+}
+
+#[test]
+fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found() {
+    let Some((cpe_ns, _nat, wan)) = nat_topology() else {
+        return;
+    };
+    let dir = support::tempdir::TempDir::new("stun-coturn");
+    let Some(_coturn) = Coturn::start(&wan, "198.51.100.2", dir.path()) else {
+        return;
+    };
+    let acs = wan.run(|| {
+        Acs::start(AcsOptions::default().bind("198.51.100.2:0".parse().unwrap()))
+            .expect("start ACS")
+    });
+    let cpe = Cpe::with_cr_listen(
+        "stun-nat",
+        &acs.url(),
+        "0.0.0.0:0",
+        &format!("username = {CR_USER:?}\npassword = {CR_PASS:?}\n"),
+    );
+    let text = std::fs::read_to_string(&cpe.cfg).unwrap()
+        + "\n[stun]\nenable = true\nserver_address = \"198.51.100.2\"\n";
+    std::fs::write(&cpe.cfg, text).unwrap();
+    acs.push_script([gpv_req(&[
+        "Device.ManagementServer.NATDetected",
+        UDP_ADDR,
+        "Device.ManagementServer.SupportedConnReqMethods",
+        "Device.ManagementServer.STUNEnable",
+    ])]);
+    let daemon = cpe.spawn_run_in(cpe_ns.name());
+    // The binding, told without the ACS asking (UDPConnectionRequestAddress is actively
+    // notified by default): the NAT's public address and the port it mapped.
+    let public = poll(WAIT, || {
+        acs.completed()
+            .iter()
+            .filter_map(|s| s.param(UDP_ADDR).map(str::to_string))
+            .find(|v| v.starts_with("198.51.100.1:"))
+    })
+    .unwrap_or_else(|| panic!("no UDPConnectionRequestAddress reported\n{}", daemon.log()));
+    let public: SocketAddrV4 = public.parse().expect("host:port");
+    let changed = acs
+        .completed()
+        .into_iter()
+        .find(|s| s.param(UDP_ADDR).is_some())
+        .unwrap();
+    assert!(
+        changed.has_event("4 VALUE CHANGE"),
+        "{:?}",
+        changed.event_codes()
+    );
+    let first = &acs.completed()[0];
+    let v: std::collections::BTreeMap<String, String> = first
+        .calls("GetParameterValues")
+        .iter()
+        .flat_map(|e| gpv(e))
+        .map(|p| (p.name, p.value))
+        .collect();
+    assert_eq!(v["Device.ManagementServer.STUNEnable"], "true");
+    assert_eq!(
+        v["Device.ManagementServer.SupportedConnReqMethods"],
+        "HTTP,STUN"
+    );
+    // The NAT is seen once the binding is known.
+    acs.push_script([gpv_req(&["Device.ManagementServer.NATDetected"])]);
+    let stun_server = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 3478);
+    let ts = now();
+    let good = udp_request(ts, "1001", CR_USER, CR_PASS, public);
+    // An ACS sends its request several times: one session.
+    for _ in 0..3 {
+        send_from(&wan, stun_server, public, &good);
+    }
+    let cr = poll(WAIT, || {
+        sessions_with(&acs, "6 CONNECTION REQUEST")
+            .into_iter()
+            .next()
+    })
+    .unwrap_or_else(|| panic!("no session from the UDP request\n{}", daemon.log()));
+    let nat: Vec<String> = cr
+        .calls("GetParameterValues")
+        .iter()
+        .flat_map(|e| gpv(e))
+        .map(|p| p.value)
+        .collect();
+    assert_eq!(nat, ["true"], "NATDetected");
+    // Forged, replayed, another user's, from elsewhere than the binding's peer: nothing.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = sessions_with(&acs, "6 CONNECTION REQUEST").len();
+    send_from(&wan, stun_server, public, &good);
+    send_from(
+        &wan,
+        stun_server,
+        public,
+        &udp_request(ts + 1, "1002", CR_USER, "wrong", public),
+    );
+    send_from(
+        &wan,
+        stun_server,
+        public,
+        &udp_request(ts + 1, "1003", "someone", CR_PASS, public),
+    );
+    send_from(
+        &wan,
+        SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 4000),
+        public,
+        &udp_request(ts + 1, "1004", CR_USER, CR_PASS, public),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        sessions_with(&acs, "6 CONNECTION REQUEST").len(),
+        before,
+        "{}",
+        daemon.log()
+    );
+    // A new request (new id, later ts): a new session.
+    send_from(
+        &wan,
+        stun_server,
+        public,
+        &udp_request(ts + 2, "1005", CR_USER, CR_PASS, public),
+    );
+    poll(WAIT, || {
+        (sessions_with(&acs, "6 CONNECTION REQUEST").len() > before).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no session from the second request\n{}", daemon.log()));
+    let log = daemon.log();
+    assert!(
+        log.contains("STUN: the UDP Connection Request binding is 198.51.100.1:"),
+        "{log}"
+    );
+    assert!(!log.contains(CR_PASS), "the password reached the log");
+}
