@@ -222,6 +222,7 @@ fn run(socket: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
     let mut generation = u64::MAX;
     let mut settings = Settings::default();
     let mut client: Option<Binding> = None;
+    let mut discovery = Discovery::Idle;
     let mut second: Option<UdpSocket> = None;
     let mut replay = udp::Replay::default();
     let mut counts = Counts::default();
@@ -265,6 +266,21 @@ fn run(socket: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
             }
             if !matches!(b.discovery(), Discovery::Searching { .. }) {
                 second = None;
+            }
+            if b.discovery() != discovery {
+                discovery = b.discovery();
+                match discovery {
+                    Discovery::Found(t) => log::info!(
+                        "STUN: the NAT keeps the binding at least {t} s; a keep-alive every {} s",
+                        b.period()
+                    ),
+                    Discovery::Unsupported => log::info!(
+                        "STUN: the server does not honour RESPONSE-ADDRESS (no binding timeout \
+                         discovery); a keep-alive every {} s",
+                        b.period()
+                    ),
+                    _ => {}
+                }
             }
         } else {
             second = None;
