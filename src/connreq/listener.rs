@@ -199,11 +199,49 @@ impl Admission {
 }
 
 /// A bound socket and its accept thread.
-struct Bound {
+pub(super) struct Bound {
     requested: SocketAddr,
     local: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Bound {
+    /// Runs `body` in a thread named `name`, with the flag that stops it; `requested` is the
+    /// address asked for, `local` the one bound.
+    pub(super) fn start(
+        name: &str,
+        stack: usize,
+        requested: SocketAddr,
+        local: SocketAddr,
+        body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> io::Result<Bound> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::Builder::new()
+            .name(name.into())
+            .stack_size(stack)
+            .spawn(move || body(flag))?;
+        Ok(Bound {
+            requested,
+            local,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address asked for and the one bound.
+    pub(super) fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        (self.requested, self.local)
+    }
+
+    /// Stops the thread and waits for it to end (its socket closed with it).
+    pub(super) fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The listener: rebindable, with the gate the agent reconfigures.
@@ -268,19 +306,14 @@ impl Listener {
         socket.set_nonblocking(true)?;
         self.unbind();
         self.start_workers();
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = self.shared.clone();
-        let stop2 = stop.clone();
-        let thread = thread::Builder::new()
-            .name("cr-accept".into())
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || accept_loop(socket, shared, stop2))?;
-        self.bound = Some(Bound {
-            requested: addr,
+        self.bound = Some(Bound::start(
+            "cr-accept",
+            CONNECTION_STACK,
+            addr,
             local,
-            stop,
-            thread: Some(thread),
-        });
+            move |stop| accept_loop(socket, shared, stop),
+        )?);
         Ok(local)
     }
 
@@ -313,17 +346,14 @@ impl Listener {
     /// Stops accepting and waits for the accept thread to end, so the address is free again
     /// (connections being served finish on their own).
     pub fn unbind(&mut self) {
-        if let Some(mut b) = self.bound.take() {
-            b.stop.store(true, Ordering::Release);
-            if let Some(t) = b.thread.take() {
-                let _ = t.join();
-            }
+        if let Some(b) = self.bound.take() {
+            b.stop();
         }
     }
 
     /// The address asked for and the one bound, while bound.
     pub fn bound(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.bound.as_ref().map(|b| (b.requested, b.local))
+        self.bound.as_ref().map(Bound::addrs)
     }
 
     /// Tells the listener whether a session is under way.

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ring::rand::SecureRandom;
 
 use super::gate::Outcome;
-use super::listener::Admission;
+use super::listener::{Admission, Bound};
 use super::udp::{self, Refusal};
 use crate::stun::binding::{self, Binding, Discovery, Port};
 
@@ -89,14 +89,6 @@ impl Shared {
     }
 }
 
-/// A bound socket and its thread.
-struct Bound {
-    requested: SocketAddr,
-    local: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
 /// The UDP port: rebindable, with settings the agent updates.
 pub struct UdpListener {
     shared: Arc<Shared>,
@@ -126,45 +118,34 @@ impl UdpListener {
     /// Binds `addr` (unless already bound to it) and starts the thread; an earlier socket is
     /// closed first. Returns the local address.
     pub fn bind(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
-        if let Some(b) = &self.bound {
-            if b.requested == addr {
-                return Ok(b.local);
+        if let Some((requested, local)) = self.bound() {
+            if requested == addr {
+                return Ok(local);
             }
         }
         self.unbind();
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (shared, stop2) = (self.shared.clone(), stop.clone());
-        let thread = thread::Builder::new()
-            .name("cr-udp".into())
-            .stack_size(STACK)
-            .spawn(move || run(&socket, &shared, &stop2))?;
-        self.bound = Some(Bound {
-            requested: addr,
-            local,
-            stop,
-            thread: Some(thread),
-        });
+        let shared = self.shared.clone();
+        self.bound = Some(Bound::start("cr-udp", STACK, addr, local, move |stop| {
+            run(&socket, &shared, &stop)
+        })?);
         Ok(local)
     }
 
     /// Closes the socket (its thread joined: the port is free again). What STUN learned is
     /// forgotten.
     pub fn unbind(&mut self) {
-        if let Some(mut b) = self.bound.take() {
-            b.stop.store(true, Ordering::Release);
-            if let Some(t) = b.thread.take() {
-                let _ = t.join();
-            }
+        if let Some(b) = self.bound.take() {
+            b.stop();
             *lock(&self.shared.status) = Status::default();
         }
     }
 
     /// The address asked for and the one bound, while bound.
     pub fn bound(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.bound.as_ref().map(|b| (b.requested, b.local))
+        self.bound.as_ref().map(Bound::addrs)
     }
 
     /// New settings (taken by the thread within [`TICK`]; nothing happens when they are the
