@@ -22,6 +22,7 @@ fn defaults() -> BTreeMap<String, String> {
         ("connection_request.url", "http://192.0.2.1:7547/cr"),
         ("connection_request.username", "acs"),
         ("connection_request.password", "crpass"),
+        ("connection_request.methods", "HTTP,STUN"),
         ("device.manufacturer", "Acme"),
         ("device.oui", "00AABB"),
         ("device.product_class", "Router"),
@@ -114,7 +115,9 @@ fn embedded_files_load_for_both_models() {
         }
         // Unbound parameters are not exposed.
         assert!(s
-            .param(&format!("{root}ManagementServer.STUNEnable"))
+            .param(&format!(
+                "{root}ManagementServer.ManageableDeviceNotificationLimit"
+            ))
             .is_none());
         assert!(s
             .object(&format!("{root}ManagementServer.HeartbeatPolicy."))
@@ -482,7 +485,12 @@ fn get_parameter_names() {
         false
     )));
     assert!(ms.contains(&("Device.ManagementServer.InformParameter.".to_string(), true)));
-    assert!(!ms.iter().any(|(n, _)| n.contains("STUN")));
+    assert!(!ms.iter().any(|(n, _)| n.contains("ManageableDevice")));
+    assert!(ms.contains(&("Device.ManagementServer.STUNEnable".to_string(), true)));
+    assert!(ms.contains(&(
+        "Device.ManagementServer.UDPConnectionRequestAddress".to_string(),
+        false
+    )));
     // The definition order of the model: EnableCWMP, URL, Username, Password, …
     let order: Vec<&str> = ms.iter().take(4).map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -518,7 +526,7 @@ fn get_parameter_names() {
         "Device.NoSuch.",
         "Device..",
         "InternetGatewayDevice.",
-        "Device.ManagementServer.STUNEnable",
+                "Device.ManagementServer.ManageableDeviceNotificationLimit",
         "Device.ManagementServer.InformParameter.1.",
         "Device.ManagementServer.InformParameter.x.",
     ] {
@@ -581,7 +589,7 @@ fn get_parameter_values() {
     );
     assert_eq!(
         value(&mut e, "Device.ManagementServer.SupportedConnReqMethods"),
-        "HTTP"
+        "HTTP,STUN"
     );
     assert_eq!(
         value(

@@ -288,6 +288,7 @@ impl Agent {
                 .http_connection_request_enable
                 .unwrap_or(self.cfg.connection_request.enable)
                 && m.enable_cwmp,
+            cwmp_enabled: m.enable_cwmp,
             username: m.connection_request_username,
             password: m.connection_request_password,
             acs_url: m.url.clone(),

@@ -458,7 +458,9 @@ impl Config {
         let d = &self.device;
         let c = &self.connection_request;
         let st = &self.stun;
-        let pairs: [(&str, String); 30] = [
+        let methods = if c.udp == "off" { "HTTP" } else { "HTTP,STUN" };
+        let pairs: [(&str, String); 31] = [
+            ("connection_request.methods", methods.to_string()),
             ("stun.enable", st.enable.to_string()),
             ("stun.server_address", st.server_address.clone()),
             ("stun.server_port", st.server_port.to_string()),

@@ -46,8 +46,11 @@ const RESOLVE_RETRY: Duration = Duration::from_secs(60);
 /// What the agent's data model says, read at every loop turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inputs {
-    /// `ManagementServer.HTTPConnectionRequestEnable`.
+    /// `ManagementServer.HTTPConnectionRequestEnable` (and EnableCWMP): the TCP listener.
     pub enabled: bool,
+    /// `ManagementServer.EnableCWMP`: UDP Connection Requests (HTTPConnectionRequestEnable is
+    /// about HTTP only).
+    pub cwmp_enabled: bool,
     pub username: String,
     pub password: String,
     /// `ManagementServer.URL`, for the "acs" host source.
@@ -294,7 +297,7 @@ impl ConnReq {
                 g.reconfigure(c);
             }
         });
-        self.update_udp(inputs, inputs.enabled && !waiting && !no_password, due);
+        self.update_udp(inputs, inputs.cwmp_enabled && !waiting && !no_password, due);
         self.listener
             .log_summary(Duration::from_secs(self.cfg.summary_interval.into()));
         // Nothing serves the URL without a password: the ACS is told none (an ACS that sets
@@ -582,6 +585,7 @@ mod tests {
     fn inputs(acs: &str) -> Inputs {
         Inputs {
             enabled: true,
+            cwmp_enabled: true,
             username: "u".into(),
             password: "p".into(),
             acs_url: acs.into(),

@@ -14,8 +14,9 @@
 //!
 //! This port faces the internet, and UDP sources are forged at will: nothing is answered (a
 //! probe learns nothing, and the port cannot reflect traffic at anyone), nothing is charged to
-//! a source (a forger would lock the ACS out), no datagram allocates (one buffer, read into
-//! again), each costs at most one parse and one HMAC-SHA1, and the thread reads at most 64
+//! a source (a forger would lock the ACS out), nothing grows (one buffer, read into again; a
+//! request's fields are at most 256 bytes, freed with it), each datagram costs at most one
+//! parse and one HMAC-SHA1, and the thread reads at most 64
 //! datagrams per socket between two looks at its timers, so a flood delays the STUN client by
 //! a few milliseconds, never stops it; the kernel drops what the socket buffer cannot hold.
 //! Rejections are counted and summarised in the log at most once per summary interval.
@@ -80,6 +81,12 @@ struct Shared {
     settings: Mutex<(u64, Settings)>,
     status: Mutex<Status>,
     on_status: Box<dyn Fn() + Send + Sync>,
+    /// What was accepted: kept across rebinds (a new WAN address, STUN toggled), so a request
+    /// seen before cannot be replayed at the new socket.
+    replay: Mutex<udp::Replay>,
+    /// `on_status` was called and the agent has not read the status since: one call pending
+    /// at most, however fast the status moves.
+    told: AtomicBool,
     epoch: Instant,
 }
 
@@ -109,6 +116,8 @@ impl UdpListener {
                 settings: Mutex::new((0, Settings::default())),
                 status: Mutex::new(Status::default()),
                 on_status: Box::new(on_status),
+                told: AtomicBool::new(false),
+                replay: Mutex::new(udp::Replay::default()),
                 epoch: Instant::now(),
             }),
             bound: None,
@@ -160,6 +169,7 @@ impl UdpListener {
 
     /// What the STUN client learned (the default while unbound or without STUN).
     pub fn status(&self) -> Status {
+        self.shared.told.store(false, Ordering::Release);
         lock(&self.shared.status).clone()
     }
 }
@@ -205,7 +215,7 @@ fn run(socket: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
     let mut client: Option<Binding> = None;
     let mut discovery = Discovery::Idle;
     let mut second: Option<UdpSocket> = None;
-    let mut replay = udp::Replay::default();
+
     let mut counts = Counts::default();
     let mut summary_at = Instant::now();
     let mut buf = vec![0u8; BUFFER];
@@ -288,7 +298,7 @@ fn run(socket: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
                 continue;
             }
             if data.starts_with(b"GET ") {
-                request(shared, &mut replay, &mut counts, &settings, from, data);
+                request(shared, &mut counts, &settings, from, data);
             } else {
                 counts.other += 1;
             }
@@ -390,7 +400,7 @@ fn publish(shared: &Shared, client: Option<&Binding>) {
             moved
         }
     };
-    if changed {
+    if changed && !shared.told.swap(true, Ordering::AcqRel) {
         (shared.on_status)();
     }
 }
@@ -398,20 +408,24 @@ fn publish(shared: &Shared, client: Option<&Binding>) {
 /// A datagram that may be a UDP Connection Request.
 fn request(
     shared: &Shared,
-    replay: &mut udp::Replay,
     counts: &mut Counts,
     settings: &Settings,
     from: SocketAddr,
     data: &[u8],
 ) {
-    let (username, password) = shared.admission.credentials();
+    let parsed = udp::parse(data);
+    // The credentials (under the gate's lock) only for what parsed.
+    let (username, password) = match parsed {
+        Ok(_) => shared.admission.credentials(),
+        Err(_) => (String::new(), String::new()),
+    };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .ok()
         .filter(|s| *s >= CLOCK_SET);
-    let verdict =
-        udp::parse(data).and_then(|r| replay.check(&r, &username, &password, now, settings.window));
+    let verdict = parsed
+        .and_then(|r| lock(&shared.replay).check(&r, &username, &password, now, settings.window));
     match verdict {
         Ok(()) => match shared.admission.admit() {
             Outcome::Accepted => {

@@ -20,7 +20,7 @@
 //!   to choose: after a primary request at *t*, a request from the second port at *t + T* asks
 //!   (RESPONSE-ADDRESS) for the answer at the primary port's public address. An answer there
 //!   proves the binding outlived *T*; none means it did not (the primary port binds again at
-//!   once). *T* doubles from 20 s until a binding dies or the ceiling (STUNMaximumKeepAlivePeriod,
+//!   once). *T* doubles from 20 s (never under 5 s, the floor of every period) until a binding dies or the ceiling (STUNMaximumKeepAlivePeriod,
 //!   else 30 minutes) is reached, then is halved between what lived and what died to within
 //!   10 % (at least 2 s); the keep-alive period is then 90 % of the longest *T* that lived. A
 //!   server that does not honour RESPONSE-ADDRESS (its answer comes back to the second port, or
@@ -33,6 +33,10 @@ use super::msg::{self, Request, Response};
 /// The keep-alive period while nothing better is known (seconds): under the 30 s many NATs and
 /// Linux's conntrack keep an unanswered UDP binding.
 pub const DEFAULT_PERIOD: u32 = 25;
+/// The shortest keep-alive period (seconds), whatever STUNMaximumKeepAlivePeriod says: NATs
+/// keep a binding far longer (RFC 4787 asks for 2 minutes), and an ACS that points
+/// STUNServerAddress at a third party must not make every CPE send to it every second.
+pub const MIN_PERIOD: u32 = 5;
 /// The first interval the binding timeout discovery tries (seconds).
 pub const FIRST_PROBE: u32 = 20;
 /// The longest interval tried when STUNMaximumKeepAlivePeriod sets none (seconds).
@@ -42,6 +46,10 @@ pub const PROBE_CEILING: u32 = 1800;
 const RETRANSMIT_MS: [u64; 9] = [100, 200, 400, 800, 1600, 1600, 1600, 1600, 1600];
 /// The first wait after a failed transaction (milliseconds); it doubles up to the period.
 const RETRY_MS: u64 = 10_000;
+/// The shortest time between two BINDING-CHANGE requests (milliseconds): a mapping that flaps
+/// (a NAT's churn, or forged answers from an on-path attacker: classic STUN has no answer
+/// integrity) cannot make the CPE send at the speed of the round trip.
+const CHANGE_FLOOR_MS: u64 = 10_000;
 
 /// What the data model says (`ManagementServer.STUN*`), the server's name resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +154,8 @@ pub struct Binding {
     discovery: Discovery,
     /// The last error the server answered (for the log), or 0.
     last_error: u16,
+    /// When the last BINDING-CHANGE request started.
+    change_sent_ms: Option<u64>,
 }
 
 impl Binding {
@@ -165,6 +175,7 @@ impl Binding {
             failures: 0,
             discovery: Discovery::Idle,
             last_error: 0,
+            change_sent_ms: None,
         }
     }
 
@@ -222,19 +233,19 @@ impl Binding {
     /// default, within the bounds (the maximum wins over the minimum: it keeps the binding).
     pub fn period(&self) -> u32 {
         let base = match self.discovery {
-            Discovery::Found(t) => (t - t / 10).max(1),
+            Discovery::Found(t) => (t - t / 10).max(MIN_PERIOD),
             _ => DEFAULT_PERIOD,
         };
         let base = base.max(self.cfg.min_period);
         match self.cfg.max_period {
-            Some(max) => base.min(max.max(1)),
+            Some(max) => base.min(max.max(MIN_PERIOD)),
             None => base,
         }
     }
 
     /// The longest interval the discovery tries.
     fn ceiling(&self) -> u32 {
-        self.cfg.max_period.unwrap_or(PROBE_CEILING).max(1)
+        self.cfg.max_period.unwrap_or(PROBE_CEILING).max(MIN_PERIOD)
     }
 
     /// When [`Binding::poll`] has something to do next.
@@ -272,6 +283,9 @@ impl Binding {
                 binding_change: self.changed,
                 credentials: self.credentials(self.changed),
             });
+            if self.changed {
+                self.change_sent_ms = Some(now_ms);
+            }
             self.primary = Some(Tx::new(fresh, bytes, now_ms));
             return self.transmit_primary(now_ms);
         }
@@ -394,7 +408,10 @@ impl Binding {
                 }
                 self.public = Some(mapped);
                 if self.changed {
-                    self.primary_at_ms = now_ms;
+                    // At once, unless the last BINDING-CHANGE is younger than the floor.
+                    self.primary_at_ms = self
+                        .change_sent_ms
+                        .map_or(now_ms, |t| now_ms.max(t.saturating_add(CHANGE_FLOOR_MS)));
                     return;
                 }
                 self.primary_at_ms = now_ms + u64::from(self.period()) * 1000;
@@ -427,7 +444,7 @@ impl Binding {
         if !self.nat_detected() || !matches!(self.public, Some(SocketAddr::V4(_))) {
             return;
         }
-        let (min, ceiling) = (self.cfg.min_period.max(1), self.ceiling());
+        let (min, ceiling) = (self.cfg.min_period.max(MIN_PERIOD), self.ceiling());
         if min >= ceiling {
             return;
         }
@@ -457,7 +474,7 @@ impl Binding {
         else {
             return;
         };
-        let (min, ceiling) = (self.cfg.min_period.max(1), self.ceiling());
+        let (min, ceiling) = (self.cfg.min_period.max(MIN_PERIOD), self.ceiling());
         if lived_it {
             lived = lived.max(interval);
         } else {
@@ -623,9 +640,18 @@ mod tests {
         let s = r.next();
         assert_eq!(r.now, 20_000);
         assert!(has(&s.bytes, 0xC002));
-        r.reply(Port::Primary, &answer(&s.bytes, "198.51.100.7:40555"));
+        // A mapping that flaps: the next BINDING-CHANGE waits for the floor.
+        r.reply(Port::Primary, &answer(&s.bytes, "198.51.100.7:40666"));
         let s = r.next();
         assert_eq!(r.now, 30_000);
+        assert!(has(&s.bytes, 0xC002));
+        r.reply(Port::Primary, &answer(&s.bytes, "198.51.100.7:40555"));
+        let s = r.next();
+        assert_eq!(r.now, 40_000);
+        assert!(has(&s.bytes, 0xC002));
+        r.reply(Port::Primary, &answer(&s.bytes, "198.51.100.7:40555"));
+        let s = r.next();
+        assert_eq!(r.now, 50_000);
         assert!(!has(&s.bytes, 0xC002));
         // Not behind a NAT: the mapped address is our own.
         let mut r = Run::new(cfg(0, None));
@@ -784,7 +810,7 @@ mod tests {
         r.b.reconfigure(cfg(40, None), 0);
         assert_eq!(r.b.period(), 40);
         r.b.reconfigure(cfg(0, Some(0)), 0);
-        assert_eq!(r.b.period(), 1);
+        assert_eq!(r.b.period(), MIN_PERIOD, "never below the floor");
         assert_eq!(
             authority("[2001:db8::1]:7547".parse().unwrap()),
             "[2001:db8::1]:7547"
