@@ -526,7 +526,7 @@ fn get_parameter_names() {
         "Device.NoSuch.",
         "Device..",
         "InternetGatewayDevice.",
-                "Device.ManagementServer.ManageableDeviceNotificationLimit",
+        "Device.ManagementServer.ManageableDeviceNotificationLimit",
         "Device.ManagementServer.InformParameter.1.",
         "Device.ManagementServer.InformParameter.x.",
     ] {

@@ -245,3 +245,169 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
     );
     assert!(!log.contains(CR_PASS), "the password reached the log");
 }
+
+/// What the classic STUN peer saw of one Binding Request.
+#[derive(Debug, Clone)]
+struct Seen {
+    from: std::net::SocketAddr,
+    /// CONNECTION-REQUEST-BINDING (0xC001).
+    crb: bool,
+    /// RESPONSE-ADDRESS (0x0002).
+    response_address: Option<SocketAddrV4>,
+}
+
+/// A classic STUN server (RFC 3489 §8.1) that honours RESPONSE-ADDRESS (§11.2.2: "the response
+/// MUST be sent to the address and port" it names), as TR-111's STUN servers do and coturn does
+/// not (coturn answers the source: `ns_turn_server.c`, `handle_turn_binding`). Its answers are
+/// RFC 3489 Binding Responses with MAPPED-ADDRESS, the format coturn sends to a classic request
+/// (the other test holds the agent to coturn's). Runs in `ns` until dropped; records what it saw.
+struct ClassicStun {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClassicStun {
+    fn start(ns: &Netns, addr: &str) -> ClassicStun {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        // A socket stays in the namespace it was made in.
+        let socket = ns.run(move || std::net::UdpSocket::bind(addr).expect("bind the STUN peer"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop2.load(std::sync::atomic::Ordering::Acquire) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let m = &buf[..n];
+                // A Binding Request: type 0x0001, the length of its attributes.
+                if n < 20
+                    || m[..2] != [0, 1]
+                    || usize::from(u16::from_be_bytes([m[2], m[3]])) != n - 20
+                {
+                    continue;
+                }
+                let (mut crb, mut response_address) = (false, None);
+                let mut i = 20;
+                while i + 4 <= n {
+                    let t = u16::from_be_bytes([m[i], m[i + 1]]);
+                    let l = usize::from(u16::from_be_bytes([m[i + 2], m[i + 3]]));
+                    let v = &m[(i + 4).min(n)..(i + 4 + l).min(n)];
+                    match t {
+                        0xC001 => crb = true,
+                        0x0002 if v.len() == 8 && v[1] == 1 => {
+                            response_address = Some(SocketAddrV4::new(
+                                Ipv4Addr::new(v[4], v[5], v[6], v[7]),
+                                u16::from_be_bytes([v[2], v[3]]),
+                            ));
+                        }
+                        _ => {}
+                    }
+                    i += 4 + l;
+                }
+                let std::net::SocketAddr::V4(src) = from else {
+                    continue;
+                };
+                seen2.lock().unwrap().push(Seen {
+                    from,
+                    crb,
+                    response_address,
+                });
+                let mut r = vec![0x01, 0x01, 0, 12];
+                r.extend_from_slice(&m[4..20]);
+                r.extend_from_slice(&[0, 1, 0, 8, 0, 1]);
+                r.extend_from_slice(&src.port().to_be_bytes());
+                r.extend_from_slice(&src.ip().octets());
+                let to = response_address.map_or(from, std::net::SocketAddr::V4);
+                let _ = socket.send_to(&r, to);
+            }
+        });
+        ClassicStun {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ClassicStun {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The number in the log line that starts with `prefix` (`… at least 7 s…`).
+fn logged_number(log: &str, prefix: &str) -> Option<u32> {
+    let rest = &log[log.find(prefix)? + prefix.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_binding_timeout_is_found_through_a_nat_that_forgets_after_8_s() {
+    let Some((cpe_ns, nat, wan)) = nat_topology() else {
+        return;
+    };
+    // The NAT forgets a UDP binding 8 s after its last packet (answered or not).
+    nat.sysctl("net/netfilter/nf_conntrack_udp_timeout", "8");
+    nat.sysctl("net/netfilter/nf_conntrack_udp_timeout_stream", "8");
+    let peer = ClassicStun::start(&wan, "198.51.100.2:3479");
+    let acs = wan.run(|| {
+        Acs::start(AcsOptions::default().bind("198.51.100.2:0".parse().unwrap()))
+            .expect("start ACS")
+    });
+    let cpe = Cpe::with_cr_listen(
+        "stun-lifetime",
+        &acs.url(),
+        "0.0.0.0:0",
+        &format!("username = {CR_USER:?}\npassword = {CR_PASS:?}\n"),
+    );
+    // At most 12 s between keep-alives: the discovery looks between 5 s (the floor) and 12 s.
+    let text = std::fs::read_to_string(&cpe.cfg).unwrap()
+        + "\n[stun]\nenable = true\nserver_address = \"198.51.100.2\"\nserver_port = 3479\n\
+           maximum_keepalive_period = 12\n";
+    std::fs::write(&cpe.cfg, text).unwrap();
+    let daemon = cpe.spawn_run_in(cpe_ns.name());
+    let found = poll(Duration::from_secs(120), || {
+        logged_number(&daemon.log(), "STUN: the NAT keeps the binding at least ")
+    })
+    .unwrap_or_else(|| panic!("no binding timeout found\n{}", daemon.log()));
+    // 12 s died, 6 s lived, 9 s died, then 7 s lived (or died, by a scheduling hair).
+    assert!((6..=7).contains(&found), "{found}\n{}", daemon.log());
+    let period = logged_number(&daemon.log(), "; a keep-alive every ").unwrap();
+    assert_eq!(period, found - found / 10);
+    let seen = peer.seen();
+    let primary: Vec<&Seen> = seen.iter().filter(|s| s.crb).collect();
+    let probes: Vec<&Seen> = seen.iter().filter(|s| !s.crb).collect();
+    assert!(!primary.is_empty() && probes.len() >= 4, "{seen:#?}");
+        // Probes: from another port than the binding's, their answers asked at the binding's
+    // public address as last learned (a binding that died may come back on another port).
+    let mut public = None;
+    for s in &seen {
+        if s.crb {
+            assert!(s.response_address.is_none(), "{seen:#?}");
+            public = Some(s.from);
+        } else {
+            assert_ne!(Some(s.from), public, "{seen:#?}");
+            assert_eq!(
+                s.response_address.map(std::net::SocketAddr::V4),
+                public,
+                "{seen:#?}"
+            );
+        }
+    }
+}

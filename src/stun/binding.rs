@@ -19,7 +19,7 @@
 //! - **Binding timeout discovery** (RFC 3489 §10.2), behind a NAT and when the period has room
 //!   to choose: after a primary request at *t*, a request from the second port at *t + T* asks
 //!   (RESPONSE-ADDRESS) for the answer at the primary port's public address. An answer there
-//!   proves the binding outlived *T*; none means it did not (the primary port binds again at
+//!   proves the binding outlived *T*; none within 3.1 s (5 transmissions) means it did not (the primary port binds again at
 //!   once). *T* doubles from 20 s (never under 5 s, the floor of every period) until a binding dies or the ceiling (STUNMaximumKeepAlivePeriod,
 //!   else 30 minutes) is reached, then is halved between what lived and what died to within
 //!   10 % (at least 2 s); the keep-alive period is then 90 % of the longest *T* that lived. A
@@ -44,6 +44,9 @@ pub const PROBE_CEILING: u32 = 1800;
 /// The retransmission intervals of one transaction (RFC 3489 §9.3), in milliseconds: the
 /// transaction fails after the last.
 const RETRANSMIT_MS: [u64; 9] = [100, 200, 400, 800, 1600, 1600, 1600, 1600, 1600];
+/// Transmissions of a discovery probe: its answer comes within a round trip or the binding is
+/// gone, and every second it waits adds to the interval it measures (3.1 s in all).
+const PROBE_TRANSMISSIONS: usize = 5;
 /// The first wait after a failed transaction (milliseconds); it doubles up to the period.
 const RETRY_MS: u64 = 10_000;
 /// The shortest time between two BINDING-CHANGE requests (milliseconds): a mapping that flaps
@@ -292,7 +295,7 @@ impl Binding {
         // The probe: retransmit, conclude that the binding died, or start one that is due.
         if let Some(p) = &mut self.probe {
             if now_ms >= p.tx.next_ms {
-                if p.tx.sent >= RETRANSMIT_MS.len() {
+                if p.tx.sent >= PROBE_TRANSMISSIONS {
                     let interval = p.interval;
                     self.probe = None;
                     self.probe_result(false, interval, now_ms);
