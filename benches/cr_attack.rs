@@ -14,7 +14,16 @@
 //!   few seconds);
 //! - d: garbage: random binary, NULs, a 1 MiB request line without newline, thousands of tiny
 //!   headers, on many connections;
-//! - e: all of them at once.
+//! - e: all of them at once;
+//! - f: the UDP Connection Request port (TR-069 Annex G; `udp = "always"`) flooded for 4 s from
+//!   4 threads with random datagrams, requests with forged signatures, 1,500-byte requests and
+//!   replays of a request accepted before, 20,000 datagrams a second in all (about a 100 Mbit/s
+//!   WAN link full of them), while valid signed requests (a new `id` each, three copies as
+//!   GenieACS sends) go out every 100 ms: each must be served (the agent's own count, its
+//!   summary every second, is read from its log), with the agent's CPU time per datagram;
+//! - g: the same unpaced, as fast as the bench's threads send (beyond what one thread can read
+//!   on this machine while the senders share its cores): the share of valid requests served is
+//!   printed, and at least one must be.
 //!
 //! The same phases a–c then run against a minimal `tiny_http` 0.12 server (the alternative the
 //! issue names) in a child process: this bench's own executable re-run with `CR_ATTACK_TINY_HTTP`
@@ -120,6 +129,8 @@ fn main() -> ExitCode {
             Phase::BigHeaders,
             Phase::Garbage,
             Phase::All,
+            Phase::Udp,
+            Phase::UdpMax,
         ];
         match measure("cwmpd", Target::agent, &phases) {
             Ok(m) => misses.extend(m),
@@ -226,6 +237,8 @@ enum Phase {
     BigHeaders,
     Garbage,
     All,
+    Udp,
+    UdpMax,
 }
 
 impl Phase {
@@ -236,6 +249,8 @@ impl Phase {
             Phase::BigHeaders => "c 1MiB headers",
             Phase::Garbage => "d garbage",
             Phase::All => "e all at once",
+            Phase::Udp => "f udp 20k/s",
+            Phase::UdpMax => "g udp max",
         }
     }
 }
@@ -244,6 +259,9 @@ impl Phase {
 #[derive(Clone)]
 struct Endpoint {
     addr: SocketAddr,
+    /// The server's process and its log (the UDP phase reads the agent's counts there).
+    pid: u32,
+    log: std::path::PathBuf,
     /// The Host header value (`127.0.0.1:PORT`, the URL's host).
     host: String,
 }
@@ -286,8 +304,10 @@ impl Target {
              url = \"http://127.0.0.1:{port}{CR_PATH}\"\n\
              username = {USER:?}\n\
              password = {PASS:?}\n\
-             rate_burst = 1000000\n\
+                          rate_burst = 1000000\n\
              max_connections = {MAX_CONNECTIONS}\n\
+             udp = \"always\"\n\
+             summary_interval = 1\n\
              request_timeout = {REQUEST_TIMEOUT_S}\n\
              \n\
              [storage]\n\
@@ -296,8 +316,8 @@ impl Target {
              [datamodel]\n\
              platform = \"generic\"\n\
              \n\
-             [log]\n\
-             level = \"warn\"\n",
+                          [log]\n\
+             level = \"info\"\n",
             dir.path().join("state").display().to_string()
         );
         std::fs::write(&cfg, text).map_err(|e| format!("cannot write the config: {e}"))?;
@@ -306,7 +326,7 @@ impl Target {
         cmd.args(["-c", cfg.as_str(), "run"]);
         println!(
             "cwmpd: max_connections = {MAX_CONNECTIONS}, request_timeout = {REQUEST_TIMEOUT_S} s, \
-             rate_burst = 1000000, log level warn"
+             rate_burst = 1000000, UDP requests on the same port, summaries every second, log level info"
         );
         let mut t = Target::start(dir, cmd, port, "agent.log")?;
         t.pool_at_rest = true;
@@ -337,6 +357,8 @@ impl Target {
         let pid = child.id();
         let mut guard = ChildGuard(child);
         let ep = Endpoint {
+            pid,
+            log: log.clone(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             host: format!("127.0.0.1:{port}"),
         };
@@ -563,6 +585,7 @@ fn read_status(pid: u32) -> Option<Mem> {
 /// The figures of one phase.
 struct Row {
     phase: Phase,
+    miss: Option<String>,
     load: String,
     detail: String,
     took: Duration,
@@ -584,6 +607,8 @@ struct Probe {
 struct Report {
     load: String,
     detail: String,
+    /// A target the attack itself checks (the UDP phase: every valid request served).
+    miss: Option<String>,
 }
 
 fn run_phase(t: &Target, phase: Phase) -> Row {
@@ -612,6 +637,7 @@ fn run_phase(t: &Target, phase: Phase) -> Row {
     let after = t.sampler.snapshot();
     Row {
         phase,
+        miss: report.miss,
         load: report.load,
         detail: report.detail,
         took,
@@ -629,6 +655,8 @@ fn attack(ep: &Endpoint, phase: Phase) -> Report {
         Phase::Slowloris => slowloris(ep),
         Phase::BigHeaders => big_headers(ep),
         Phase::Garbage => garbage(ep),
+        Phase::Udp => udp_flood(ep, Some(UDP_PACED_RATE)),
+        Phase::UdpMax => udp_flood(ep, None),
         Phase::All => {
             let attacks: [fn(&Endpoint) -> Report; 4] =
                 [flood_unauth, slowloris, big_headers, garbage];
@@ -643,12 +671,14 @@ fn attack(ep: &Endpoint, phase: Phase) -> Report {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| Report {
+                        miss: None,
                         load: "?".into(),
                         detail: "attack thread panicked".into(),
                     })
                 })
                 .collect();
             Report {
+                miss: None,
                 load: "a + b + c + d at once".into(),
                 detail: reports
                     .iter()
@@ -720,6 +750,7 @@ fn flood_unauth(ep: &Endpoint) -> Report {
         }
     }
     Report {
+        miss: None,
         load: format!("{UNAUTH_REQUESTS} req"),
         detail: format!(
             "a: {UNAUTH_REQUESTS} unauthenticated GETs from {FLOOD_THREADS} clients (half \
@@ -801,6 +832,7 @@ fn slowloris(ep: &Endpoint) -> Report {
         }
     }
     Report {
+        miss: None,
         load: format!("{} conns", total.opened),
         detail: format!(
             "b: {SLOW_CONNS} slowloris connections held {SLOW_HOLD_S} s, a byte a second \
@@ -926,6 +958,7 @@ fn big_headers(ep: &Endpoint) -> Report {
     sent_all.sort_unstable();
     let at = |q: usize| sent_all.get(sent_all.len() * q / 100).copied().unwrap_or(0);
     Report {
+        miss: None,
         load: format!("{conns} conns x 1 MiB"),
         detail: format!(
             "c: {conns} connections sending 1 MiB of header lines (1 + {BIG_PARALLEL} in \
@@ -1061,6 +1094,7 @@ fn garbage(ep: &Endpoint) -> Report {
         .map(|(k, c)| format!("{k}: {}", fmt_counts(c)))
         .collect();
     Report {
+        miss: None,
         load: format!("{conns} conns"),
         detail: format!(
             "d: garbage on {conns} connections, then half-close: {}",
@@ -1508,7 +1542,7 @@ impl Row {
 
     fn misses(&self, t: &Target) -> Vec<String> {
         let [rss, thr, cr] = self.verdicts(t);
-        let mut v = Vec::new();
+        let mut v: Vec<String> = self.miss.iter().cloned().collect();
         if !rss {
             v.push(format!(
                 "RSS grew {} KiB (target <= {RSS_TARGET_KIB})",
@@ -1597,4 +1631,194 @@ fn digest_ok(value: &str, uri: &str, nonce: &str) -> bool {
     let alg = p.get("algorithm").map_or("MD5", String::as_str);
     digest_response(alg, REALM, nonce, uri, get("nc"), get("cnonce"))
         .is_some_and(|r| r == get("response"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase f: the UDP Connection Request port.
+
+/// How long the UDP flood lasts, and its threads.
+const UDP_FLOOD: Duration = Duration::from_secs(4);
+const UDP_THREADS: usize = 4;
+/// One valid request per this long during the flood.
+const UDP_VALID_EVERY: Duration = Duration::from_millis(100);
+/// Datagrams a second of the paced flood, all threads together.
+const UDP_PACED_RATE: u64 = 20_000;
+
+/// A UDP Connection Request of TR-069 Annex G signed with `password`.
+fn udp_request(ts: u64, id: &str, password: &str, host: &str) -> Vec<u8> {
+    let cn = "XTGRWIPC6D3IPXS3";
+    let sig: String = cwmpd::connreq::udp::signature(password, ts, id, USER, cn)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "GET http://{host}?ts={ts}&id={id}&un={USER}&cn={cn}&sig={sig} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The process's CPU time (user + system), milliseconds, from `/proc/PID/stat`.
+fn cpu_ms(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = text.get(text.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks * 10)
+}
+
+/// The agent's counts from its UDP summaries after byte `from` of its log: kind → number.
+fn udp_counts(log: &Path, from: usize) -> Counts {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut c = Counts::new();
+    for line in text.get(from..).unwrap_or_default().lines() {
+        let Some(i) = line.find("UDP connection requests in the last ") else {
+            continue;
+        };
+
+        let Some((_, list)) = line[i..].split_once(": ") else {
+            continue;
+        };
+        for part in list.split(", ") {
+            if let Some((n, what)) = part.split_once(' ') {
+                *c.entry(what.to_string()).or_default() += n.parse::<usize>().unwrap_or(0);
+            }
+        }
+    }
+    c
+}
+
+/// The flood at `rate` datagrams a second (all threads), or as fast as they go.
+fn udp_flood(ep: &Endpoint, rate: Option<u64>) -> Report {
+    let target = ep.addr;
+    let host = ep.host.clone();
+    let log_from = std::fs::metadata(&ep.log).map_or(0, |m| m.len() as usize);
+    let cpu0 = cpu_ms(ep.pid);
+    let sock = |()| std::net::UdpSocket::bind("127.0.0.1:0");
+    // A request the agent accepts first: its copies are the replays.
+    let seen = udp_request(unix_now(), "replayed", PASS, &host);
+    if let Ok(s) = sock(()) {
+        let _ = s.send_to(&seen, target);
+    }
+    thread::sleep(Duration::from_millis(200));
+    let until = Instant::now() + UDP_FLOOD;
+    let handles: Vec<_> = (0..UDP_THREADS)
+        .map(|i| {
+            let (host, seen) = (host.clone(), seen.clone());
+            thread::spawn(move || {
+                let mut rng = Rng::new(0x5eed_u64 + i as u64);
+                let mut sent = [0usize; 4];
+                let Ok(s) = sock(()) else {
+                    return sent;
+                };
+                let mut n = 0u64;
+                let start = Instant::now();
+                let per_thread = rate.map(|r| r / UDP_THREADS as u64);
+                while Instant::now() < until && !out_of_time() {
+                    if let Some(r) = per_thread {
+                        // Paced: no more than the rate allows by now.
+                        let due = (start.elapsed().as_secs_f64() * r as f64) as u64;
+                        if n >= due {
+                            thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
+                    }
+                    n += 1;
+                    let kind = (n % 4) as usize;
+                    let d = match kind {
+                        // Random bytes of random length.
+                        0 => {
+                            let len = 1 + rng.below(1400) as usize;
+                            (0..len).map(|_| rng.below(256) as u8).collect()
+                        }
+                        // A forged signature.
+                        1 => udp_request(unix_now(), &n.to_string(), "not-the-password", &host),
+                        // A replay of the accepted one.
+                        2 => seen.clone(),
+                        // A 1,500-byte request (over the 1 KiB bound).
+                        _ => {
+                            let mut d = udp_request(unix_now(), &n.to_string(), PASS, &host);
+                            d.resize(1500, b'a');
+                            d
+                        }
+                    };
+                    if s.send_to(&d, target).is_ok() {
+                        sent[kind] += 1;
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut valid = 0usize;
+    if let Ok(s) = sock(()) {
+        while Instant::now() < until && !out_of_time() {
+            valid += 1;
+            let d = udp_request(unix_now(), &format!("valid-{valid}"), PASS, &host);
+            // Three copies, as GenieACS sends (the agent acts on the first that arrives).
+            for _ in 0..3 {
+                let _ = s.send_to(&d, target);
+            }
+            thread::sleep(UDP_VALID_EVERY);
+        }
+    }
+    let mut sent = [0usize; 4];
+    for h in handles {
+        if let Ok(s) = h.join() {
+            for (a, b) in sent.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+    }
+    let cpu = cpu0.zip(cpu_ms(ep.pid)).map(|(a, b)| b.saturating_sub(a));
+    // The agent summarises once a second: wait for the last one.
+    thread::sleep(Duration::from_millis(2_500));
+    let counts = udp_counts(&ep.log, log_from);
+    let total: usize = sent.iter().sum::<usize>() + 3 * valid;
+    let counted: usize = counts.values().sum();
+    // Less the request whose copies are the replays.
+    let accepted = counts
+        .get("accepted")
+        .copied()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    let secs = UDP_FLOOD.as_secs_f64();
+    let per = cpu.map_or("-".into(), |ms| {
+        format!(
+            "{ms} ms, {:.1} µs per datagram read",
+            ms as f64 * 1000.0 / counted.max(1) as f64
+        )
+    });
+    Report {
+        load: format!(
+            "{total} datagrams in {secs:.0} s ({:.0}/s)",
+            total as f64 / secs
+        ),
+        detail: format!(
+            "             sent: {} random, {} forged signatures, {} replays, {} of 1,500 bytes, {valid} valid \
+             (3 copies each); \
+             the agent read {counted} (the kernel dropped {}): {}; valid served {accepted}/{valid}; \
+             agent CPU {per}",
+            sent[0],
+            sent[1],
+            sent[2],
+            sent[3],
+            total.saturating_sub(counted),
+            fmt_counts(&counts),
+        ),
+                miss: match rate {
+            Some(_) => (accepted < valid).then(|| {
+                format!("valid UDP requests served {accepted} of {valid} (target: all)")
+            }),
+            None => (accepted == 0)
+                .then(|| format!("no valid UDP request of {valid} served (target: one)")),
+        },
+    }
 }

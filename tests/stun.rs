@@ -394,7 +394,7 @@ fn the_binding_timeout_is_found_through_a_nat_that_forgets_after_8_s() {
     let primary: Vec<&Seen> = seen.iter().filter(|s| s.crb).collect();
     let probes: Vec<&Seen> = seen.iter().filter(|s| !s.crb).collect();
     assert!(!primary.is_empty() && probes.len() >= 4, "{seen:#?}");
-        // Probes: from another port than the binding's, their answers asked at the binding's
+    // Probes: from another port than the binding's, their answers asked at the binding's
     // public address as last learned (a binding that died may come back on another port).
     let mut public = None;
     for s in &seen {

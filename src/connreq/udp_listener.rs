@@ -45,6 +45,10 @@ const BURST: usize = 64;
 /// A buffer larger than any datagram read as a request or a STUN answer: a longer one is
 /// truncated, and both parsers refuse it by its length.
 const BUFFER: usize = 2048;
+/// The socket's receive buffer (root may go past `net.core.rmem_max`): kernel memory used
+/// only while datagrams wait, it rides out a few milliseconds of the thread not running under a
+/// flood of full-size datagrams, so a valid request behind them is not dropped.
+const RECEIVE_BUFFER: usize = 1 << 20;
 /// Before this time (2020-09-13) the CPE's clock is taken as not set: a request's `ts` is then
 /// not compared with it (only with the newest accepted).
 const CLOCK_SET: u64 = 1_600_000_000;
@@ -135,6 +139,12 @@ impl UdpListener {
         self.unbind();
         let socket = UdpSocket::bind(addr)?;
         socket.set_nonblocking(true)?;
+        // Best effort: without the privilege the default stays.
+        let _ = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::RcvBufForce,
+            &RECEIVE_BUFFER,
+        );
         let local = socket.local_addr()?;
         let shared = self.shared.clone();
         self.bound = Some(Bound::start("cr-udp", STACK, addr, local, move |stop| {
@@ -277,6 +287,13 @@ fn run(socket: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
             second = None;
         }
         publish(shared, client.as_ref());
+        // Before the wait: the last window of a flood is told when it ends, not when the next
+        // datagram comes.
+        if summary_at.elapsed() >= settings.summary_interval.max(Duration::from_secs(1)) {
+            summarise(&counts, summary_at.elapsed());
+            counts = Counts::default();
+            summary_at = Instant::now();
+        }
         let wait = client.as_ref().map_or(TICK, |b| {
             Duration::from_millis(b.next_at().saturating_sub(shared.now_ms())).min(TICK)
         });
@@ -312,11 +329,6 @@ fn run(socket: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
                 let from = SocketAddr::new(from.ip().to_canonical(), from.port());
                 b.receive(Port::Secondary, from, data, shared.now_ms());
             }
-        }
-        if summary_at.elapsed() >= settings.summary_interval.max(Duration::from_secs(1)) {
-            summarise(&counts, summary_at.elapsed());
-            counts = Counts::default();
-            summary_at = Instant::now();
         }
     }
 }
@@ -454,7 +466,7 @@ fn summarise(c: &Counts, elapsed: Duration) {
         (c.repeated, "repeated"),
         (c.signature, "with a wrong signature"),
         (c.username, "for another username"),
-        (c.stale, "out of the time window"),
+        (c.stale, "stale"),
         (c.malformed, "malformed"),
         (c.no_password, "without a password set"),
         (c.rate_limited, "rate limited"),
