@@ -64,6 +64,9 @@ pub const DU_STATE_CHANGE_COMPLETE: &str = "11 DU STATE CHANGE COMPLETE";
 pub const AUTONOMOUS_DU_STATE_CHANGE_COMPLETE: &str = "12 AUTONOMOUS DU STATE CHANGE COMPLETE";
 /// `13 WAKEUP`: the CPE left a standby state.
 pub const WAKEUP: &str = "13 WAKEUP";
+/// `14 HEARTBEAT`: a Heartbeat Inform (CWMP 1.4, ManagementServer.HeartbeatPolicy); alone in
+/// its Inform, never queued, never retried.
+pub const HEARTBEAT: &str = "14 HEARTBEAT";
 /// `M Reboot` (with the Reboot's CommandKey).
 pub const M_REBOOT: &str = "M Reboot";
 /// `M ScheduleInform` (with the ScheduleInform's CommandKey).
@@ -98,6 +101,7 @@ pub enum EventCode {
     DuStateChangeComplete,
     AutonomousDuStateChangeComplete,
     Wakeup,
+    Heartbeat,
     /// `M <method>`, the whole code (`M Reboot`).
     Method(String),
     /// `X <OUI> <event>`, the whole code.
@@ -107,7 +111,7 @@ pub enum EventCode {
 }
 
 /// The numbered codes and their text.
-const NUMBERED: [(EventCode, &str); 14] = [
+const NUMBERED: [(EventCode, &str); 15] = [
     (EventCode::Bootstrap, BOOTSTRAP),
     (EventCode::Boot, BOOT),
     (EventCode::Periodic, PERIODIC),
@@ -128,6 +132,7 @@ const NUMBERED: [(EventCode, &str); 14] = [
         AUTONOMOUS_DU_STATE_CHANGE_COMPLETE,
     ),
     (EventCode::Wakeup, WAKEUP),
+    (EventCode::Heartbeat, HEARTBEAT),
 ];
 
 impl EventCode {
@@ -175,7 +180,7 @@ impl EventCode {
             EventCode::ValueChange | EventCode::DiagnosticsComplete | EventCode::Wakeup => {
                 keep(true, false)
             }
-            EventCode::ConnectionRequest => keep(false, false),
+            EventCode::ConnectionRequest | EventCode::Heartbeat => keep(false, false),
             EventCode::Method(_) => Rules {
                 cumulative: Cumulative::Multiple,
                 ..keep(true, true)
@@ -408,7 +413,7 @@ impl From<EventQueue> for Stored {
 /// The events one Inform carried, handed back to [`EventQueue::delivered`] or
 /// [`EventQueue::failed`] when the session ends. Not persisted: a session cut by a restart simply
 /// failed, and its events are still queued.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InFlight {
     seqs: Vec<u64>,
 }

@@ -120,7 +120,7 @@ fn embedded_files_load_for_both_models() {
             ))
             .is_none());
         assert!(s
-            .object(&format!("{root}ManagementServer.HeartbeatPolicy."))
+            .object(&format!("{root}ManagementServer.StandbyPolicy."))
             .is_none());
         let count = s.param(&format!(
             "{root}ManagementServer.InformParameterNumberOfEntries"

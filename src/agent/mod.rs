@@ -36,6 +36,7 @@ pub mod clock;
 mod control;
 mod diagnostics;
 mod error;
+mod heartbeat;
 mod listener;
 pub mod plan;
 mod session;
@@ -111,6 +112,8 @@ struct Settings {
     /// UDPConnectionRequestAddressNotificationLimit (TR-098; 0 elsewhere): seconds between two
     /// changes of UDPConnectionRequestAddress shown (each is actively notified).
     udp_notification_limit: u32,
+    /// ManagementServer.HeartbeatPolicy (CWMP 1.4); its reference `None` for the unknown time.
+    heartbeat: Periodic,
 }
 
 /// The agent: configuration, store, data model, persisted state and the wake-up channel.
@@ -130,6 +133,9 @@ pub struct Agent {
     url_changed: bool,
     /// When UDPConnectionRequestAddress last changed in the data model.
     udp_shown_at: Option<std::time::Instant>,
+    /// The Heartbeat's phase when HeartbeatPolicy.InitiationTime is the unknown time: a random
+    /// Unix millisecond chosen once per run (TR-181: the CPE picks a random reference).
+    heartbeat_reference: Option<i64>,
     /// The hooks in force (config, else the platform's defaults).
     hooks: ResolvedHooks,
     /// When a Reboot/FactoryReset hook returned 0: the agent holds until it is stopped.
@@ -203,6 +209,7 @@ impl Agent {
             connreq: None,
             url_changed: false,
             udp_shown_at: None,
+            heartbeat_reference: None,
             hooks,
             hold_since: None,
             requests: None,
@@ -328,6 +335,14 @@ impl Agent {
             active_throttle: m.default_active_notification_throttle.unwrap_or(0),
             connection_request,
             udp_notification_limit: m.stun.notification_limit.unwrap_or(0),
+            heartbeat: Periodic {
+                enable: m.heartbeat_enable,
+                interval: m
+                    .heartbeat_interval
+                    .unwrap_or(self.cfg.acs.heartbeat_interval)
+                    .max(30),
+                reference_ms: schedule::periodic_reference(&m.heartbeat_time),
+            },
         }
     }
 
@@ -458,11 +473,26 @@ impl Agent {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Chosen the first time it is needed (a random draw only then).
+        let heartbeat_reference = match (s.heartbeat.reference_ms, self.heartbeat_reference) {
+            (Some(r), _) | (None, Some(r)) => Some(r),
+            (None, None) if s.heartbeat.enable => {
+                let now_ms = i64::try_from(self.clock.wall().as_millis()).unwrap_or(0);
+                let r = now_ms + (self.random_u64() % 86_400_000) as i64;
+                self.heartbeat_reference = Some(r);
+                Some(r)
+            }
+            (None, None) => None,
+        };
         let mut facts = Facts {
             periodic: Periodic {
                 enable: s.periodic_enable,
                 interval: s.periodic_interval,
                 reference_ms: s.periodic_time,
+            },
+            heartbeat: Periodic {
+                reference_ms: heartbeat_reference,
+                ..s.heartbeat
             },
             poll_interval: self.cfg.datamodel.poll_interval,
             next_scheduled: self.next_scheduled(),
@@ -475,6 +505,18 @@ impl Agent {
         };
         let t = self.clock.wall();
         let due = plan.due(t, &facts);
+        // A Heartbeat Inform (CWMP 1.4): a session of its own, at once, never retried. Not
+        // while a failed session waits for its retry: that Inform goes first, and the ACS is
+        // unreachable anyway.
+        if due.heartbeat {
+            let backoff = !self.state.events.is_empty() && plan.retry_at() > plan::secs(t);
+            if hold || !usable_url(&s.url) || !s.enable_cwmp || backoff {
+                log::info!("heartbeat skipped: no session is possible now");
+            } else {
+                let _ = self.run_heartbeat();
+                return None;
+            }
+        }
         // Periodic informs (§3.2.1), at the phase of PeriodicInformTime.
         if due.periodic && self.queue(events::PERIODIC, "") {
             plan.event_queued();

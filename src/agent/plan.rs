@@ -7,7 +7,8 @@
 //!
 //! The decisions (TR-069 §3.2.1 session initiation):
 //! - periodic Informs at the phase of PeriodicInformTime, re-planned only when the periodic
-//!   settings change, so that other sessions do not push the next one away;
+//!   settings change, so that other sessions do not push the next one away; Heartbeat Informs
+//!   (CWMP 1.4) the same way, at the phase of HeartbeatPolicy.InitiationTime;
 //! - ScheduleInform requests when their time comes (§A.4.1.4);
 //! - the poll of the values with notification on, every `poll_interval` seconds, and a session
 //!   for an active notification no sooner than DefaultActiveNotificationThrottle after the end
@@ -36,6 +37,9 @@ pub struct Periodic {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts {
     pub periodic: Periodic,
+    /// ManagementServer.HeartbeatPolicy (its reference always set: the agent picks a random
+    /// one for the unknown time).
+    pub heartbeat: Periodic,
     /// Seconds between two polls of the values with notification on.
     pub poll_interval: u32,
     /// The earliest pending ScheduleInform (Unix seconds).
@@ -55,6 +59,8 @@ pub struct Facts {
 pub struct Due {
     /// A periodic Inform: queue `2 PERIODIC`.
     pub periodic: bool,
+    /// A Heartbeat Inform: a session of its own with `14 HEARTBEAT` alone.
+    pub heartbeat: bool,
     /// ScheduleInform requests came due: queue `3 SCHEDULED` and their `M ScheduleInform`.
     pub scheduled: bool,
     /// Poll the values with notification on (and the RequestDownload requests).
@@ -83,6 +89,9 @@ pub struct Planner {
     next_periodic: Option<i64>,
     /// The periodic settings `next_periodic` was planned from.
     planned_for: Option<Periodic>,
+    /// The next Heartbeat Inform (Unix milliseconds) and the settings it was planned from.
+    next_heartbeat: Option<i64>,
+    heartbeat_for: Option<Periodic>,
     /// No session before this Unix second while events are pending (the retry backoff).
     retry_at: i64,
     /// The next poll of the notified values, Unix seconds.
@@ -90,6 +99,27 @@ pub struct Planner {
     /// When the last successfully completed session ended (Unix seconds, rounded up): the
     /// reference of DefaultActiveNotificationThrottle (RAM only, as TR-181 allows).
     last_completed: Option<i64>,
+}
+
+/// One timer at the phase of its reference (the periodic Inform, the heartbeat): whether it is
+/// due at `now_ms`, the next time planned as it is; planned anew only when its settings change
+/// (so sessions in between do not push it away), none while disabled.
+fn tick(next: &mut Option<i64>, planned: &mut Option<Periodic>, p: Periodic, now_ms: i64) -> bool {
+    if *planned != Some(p) {
+        *planned = Some(p);
+        *next = None;
+    }
+    if !p.enable {
+        *next = None;
+        return false;
+    }
+    let at =
+        *next.get_or_insert_with(|| schedule::next_periodic(now_ms, p.interval, p.reference_ms));
+    if now_ms < at {
+        return false;
+    }
+    *next = Some(schedule::next_periodic(now_ms, p.interval, p.reference_ms));
+    true
 }
 
 /// Whole Unix seconds of `now`, rounded down.
@@ -138,24 +168,19 @@ impl Planner {
     pub fn due(&mut self, now: Duration, facts: &Facts) -> Due {
         let now_s = secs(now);
         let mut due = Due::default();
-        let p = facts.periodic;
-        if self.planned_for != Some(p) {
-            self.planned_for = Some(p);
-            self.next_periodic = None;
-        }
-        if p.enable {
-            let now_ms = millis(now);
-            let at = *self
-                .next_periodic
-                .get_or_insert_with(|| schedule::next_periodic(now_ms, p.interval, p.reference_ms));
-            if now_ms >= at {
-                due.periodic = true;
-                self.next_periodic =
-                    Some(schedule::next_periodic(now_ms, p.interval, p.reference_ms));
-            }
-        } else {
-            self.next_periodic = None;
-        }
+        let now_ms = millis(now);
+        due.periodic = tick(
+            &mut self.next_periodic,
+            &mut self.planned_for,
+            facts.periodic,
+            now_ms,
+        );
+        due.heartbeat = tick(
+            &mut self.next_heartbeat,
+            &mut self.heartbeat_for,
+            facts.heartbeat,
+            now_ms,
+        );
         due.scheduled = facts.next_scheduled.is_some_and(|at| at <= now_s);
         if now_s >= self.next_poll {
             due.poll = true;
@@ -239,7 +264,10 @@ impl Planner {
             deadline = deadline.min(t);
         }
         let mut wait = until_unix(now, deadline);
-        if let Some(p) = self.next_periodic {
+        for p in [self.next_periodic, self.next_heartbeat]
+            .into_iter()
+            .flatten()
+        {
             wait = wait.min(until_unix_ms(now, p));
         }
         if let Some(c) = facts.connreq_check {
@@ -278,6 +306,11 @@ mod tests {
             periodic: Periodic {
                 enable: false,
                 interval: 3600,
+                reference_ms: None,
+            },
+            heartbeat: Periodic {
+                enable: false,
+                interval: 60,
                 reference_ms: None,
             },
             poll_interval: 30,

@@ -122,11 +122,18 @@ impl Agent {
     /// whether the InformResponse arrived.
     pub(super) fn attempt(&mut self) -> (Result<usize, String>, bool) {
         let mut accepted = false;
-        let r = self.attempt_inner(&mut accepted);
+        let r = self.attempt_inner(&mut accepted, false);
         (r, accepted)
     }
 
-    pub(super) fn attempt_inner(&mut self, accepted: &mut bool) -> Result<usize, String> {
+    /// One attempt of a session: with the pending events, or (`heartbeat`) a Heartbeat Inform
+    /// with `14 HEARTBEAT` alone, its Inform parameters only, and none of the CPE's own requests
+    /// (the pending events wait for their own session).
+    pub(super) fn attempt_inner(
+        &mut self,
+        accepted: &mut bool,
+        heartbeat: bool,
+    ) -> Result<usize, String> {
         // The wall-clock budget of the whole attempt, version fallbacks included: no ACS holds
         // the one loop longer (`[acs] session_limit`).
         let limit = self.cfg.acs.session_limit;
@@ -143,16 +150,23 @@ impl Agent {
         // One snapshot of the system per session, from its start (§A.3.2: a GetParameterNames
         // and the GetParameterValues that follows see the same instances).
         self.engine.invalidate();
-        let (changed, _) = self.engine.notifications();
+        let changed = if heartbeat {
+            Vec::new()
+        } else {
+            self.engine.notifications().0
+        };
         if !changed.is_empty() {
             self.queue(events::VALUE_CHANGE, "");
         }
-        let codes: Vec<String> = self
-            .state
-            .events
-            .pending()
-            .map(|e| e.code.to_string())
-            .collect();
+        let codes: Vec<String> = if heartbeat {
+            vec![events::HEARTBEAT.to_string()]
+        } else {
+            self.state
+                .events
+                .pending()
+                .map(|e| e.code.to_string())
+                .collect()
+        };
         let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
         let mut params = self.engine.inform_parameters(&codes);
         for p in changed {
@@ -168,9 +182,23 @@ impl Agent {
             serial_number: info.serial_number,
         };
         // The CPE's own requests, and the events they need in this Inform (§3.7.1.5).
-        self.ensure_cpe_events();
-        let (cpe_requests, cpe_items) = self.cpe_requests();
-        let (event_list, in_flight) = self.state.events.for_inform();
+        let (cpe_requests, cpe_items, event_list, in_flight) = if heartbeat {
+            let only = crate::soap::msg::EventStruct {
+                code: events::HEARTBEAT.to_string(),
+                command_key: String::new(),
+            };
+            (
+                Vec::new(),
+                Vec::new(),
+                vec![only],
+                events::InFlight::default(),
+            )
+        } else {
+            self.ensure_cpe_events();
+            let (requests, items) = self.cpe_requests();
+            let (list, in_flight) = self.state.events.for_inform();
+            (requests, items, list, in_flight)
+        };
         if event_list.is_empty() {
             // Never an Inform without an event (§3.7.1.5): the callers queue one first.
             return Err("no event to report: an Inform carries at least one".into());

@@ -87,6 +87,13 @@ pub struct Acs {
     /// `ManagementServer.PeriodicInformTime` (xsd:dateTime phase reference). Default: unknown
     /// time `0001-01-01T00:00:00Z` (no alignment).
     pub periodic_inform_time: String,
+    /// `ManagementServer.HeartbeatPolicy.Enable` (CWMP 1.4, TR-181 only). Default: false.
+    pub heartbeat_enable: bool,
+    /// `ManagementServer.HeartbeatPolicy.ReportingInterval`, seconds (≥ 30). Default: 3600.
+    pub heartbeat_interval: u32,
+    /// `ManagementServer.HeartbeatPolicy.InitiationTime` (xsd:dateTime phase reference).
+    /// Default: unknown time (a random phase, chosen at each start).
+    pub heartbeat_time: String,
     /// `ManagementServer.CWMPRetryMinimumWaitInterval`, seconds. Default: 5.
     pub retry_minimum_wait_interval: u32,
     /// `ManagementServer.CWMPRetryIntervalMultiplier` (thousandths). Default: 2000.
@@ -127,6 +134,9 @@ impl Default for Acs {
             periodic_inform_enable: true,
             periodic_inform_interval: 86400,
             periodic_inform_time: "0001-01-01T00:00:00Z".into(),
+            heartbeat_enable: false,
+            heartbeat_interval: 3600,
+            heartbeat_time: "0001-01-01T00:00:00Z".into(),
             retry_minimum_wait_interval: 5,
             retry_interval_multiplier: 2000,
             timeout: 30,
@@ -395,6 +405,12 @@ impl Config {
         if !crate::cwmp::time::is_datetime(&a.periodic_inform_time) {
             return Err(("periodic_inform_time", "must be an xsd:dateTime".into()));
         }
+        if a.heartbeat_interval < 30 {
+            return Err(("heartbeat_interval", "must be at least 30".into()));
+        }
+        if !crate::cwmp::time::is_datetime(&a.heartbeat_time) {
+            return Err(("heartbeat_time", "must be an xsd:dateTime".into()));
+        }
         if !(1..=65535).contains(&a.retry_minimum_wait_interval) {
             return Err(("retry_minimum_wait_interval", "must be 1–65535".into()));
         }
@@ -459,7 +475,13 @@ impl Config {
         let c = &self.connection_request;
         let st = &self.stun;
         let methods = if c.udp == "off" { "HTTP" } else { "HTTP,STUN" };
-        let pairs: [(&str, String); 31] = [
+        let pairs: [(&str, String); 34] = [
+            ("heartbeat.enable", a.heartbeat_enable.to_string()),
+            (
+                "heartbeat.reporting_interval",
+                a.heartbeat_interval.to_string(),
+            ),
+            ("heartbeat.initiation_time", a.heartbeat_time.clone()),
             ("connection_request.methods", methods.to_string()),
             ("stun.enable", st.enable.to_string()),
             ("stun.server_address", st.server_address.clone()),

@@ -66,6 +66,9 @@ pub enum Param {
     /// TR-098 only.
     UdpConnectionRequestAddressNotificationLimit,
     UdpConnectionRequestAddress,
+    HeartbeatEnable,
+    HeartbeatReportingInterval,
+    HeartbeatInitiationTime,
 }
 
 impl Param {
@@ -97,6 +100,9 @@ impl Param {
                 "UDPConnectionRequestAddressNotificationLimit"
             }
             Param::UdpConnectionRequestAddress => "UDPConnectionRequestAddress",
+            Param::HeartbeatEnable => "HeartbeatPolicy.Enable",
+            Param::HeartbeatReportingInterval => "HeartbeatPolicy.ReportingInterval",
+            Param::HeartbeatInitiationTime => "HeartbeatPolicy.InitiationTime",
         }
     }
 
@@ -129,6 +135,11 @@ pub struct ManagementServer {
     pub http_connection_request_enable: Option<bool>,
     /// The STUN parameters (TR-111 Part 2).
     pub stun: Stun,
+    /// HeartbeatPolicy.Enable: `true` only when the value is `true` (TR-098 has none).
+    pub heartbeat_enable: bool,
+    pub heartbeat_interval: Option<u32>,
+    /// HeartbeatPolicy.InitiationTime as stored (the unknown time when none is set).
+    pub heartbeat_time: String,
 }
 
 /// `ManagementServer.STUN*` (TR-111 Part 2, TR-069 Annex G). Numbers that are missing or
@@ -167,6 +178,9 @@ impl ManagementServer {
             text(Param::DefaultActiveNotificationThrottle).parse().ok();
         let connection_request_username = text(Param::ConnectionRequestUsername);
         let connection_request_password = text(Param::ConnectionRequestPassword);
+        let heartbeat_enable = text(Param::HeartbeatEnable) == "true";
+        let heartbeat_interval = text(Param::HeartbeatReportingInterval).parse().ok();
+        let heartbeat_time = text(Param::HeartbeatInitiationTime);
         let stun = Stun {
             enable: text(Param::StunEnable) == "true",
             server_address: text(Param::StunServerAddress),
@@ -196,6 +210,9 @@ impl ManagementServer {
             connection_request_password,
             http_connection_request_enable,
             stun,
+            heartbeat_enable,
+            heartbeat_interval,
+            heartbeat_time,
         }
     }
 

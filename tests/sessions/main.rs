@@ -274,6 +274,80 @@ fn schedule_inform() {
     c.finish();
 }
 
+/// CWMP 1.4 Heartbeat (TR-181 ManagementServer.HeartbeatPolicy): set by the ACS, Heartbeat
+/// Informs at the phase of InitiationTime every ReportingInterval, each with `14 HEARTBEAT` alone
+/// and no value change; a ScheduleInform due at the same time gets a session of its own right
+/// after; a heartbeat that fails is not retried (the next one comes at its time).
+#[test]
+fn heartbeat() {
+    let mut c = Case::with(
+        "heartbeat",
+        Setup {
+            acs: "periodic_inform_interval = 3600",
+            ..Setup::default()
+        },
+    );
+    let hb = "Device.ManagementServer.HeartbeatPolicy.";
+    c.acs.push_script(
+        ACS,
+        [
+            spv_req(
+                &[
+                    (&format!("{hb}Enable"), "true", BaseType::Boolean),
+                    (
+                        &format!("{hb}ReportingInterval"),
+                        "30",
+                        BaseType::UnsignedInt,
+                    ),
+                    (
+                        &format!("{hb}InitiationTime"),
+                        "2026-01-01T00:00:05Z",
+                        BaseType::DateTime,
+                    ),
+                ],
+                "hb",
+            ),
+            support::acs::Call::Rpc(AcsRequest::ScheduleInform {
+                delay_seconds: 35,
+                command_key: "with-hb".into(),
+            }),
+        ],
+    );
+    // BOOT; heartbeats at +5 s and +35 s; the SCHEDULED session right after the second.
+    c.run_sessions(4);
+    // Nothing of a heartbeat goes to flash: the state files are as they were after it.
+    let files = |c: &Case| -> Vec<(std::path::PathBuf, std::time::SystemTime, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(c.dir.path().join("state"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| {
+                let m = e.metadata().unwrap().modified().unwrap();
+                (e.path(), m, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&c);
+    // The next heartbeat (+65 s) is refused: no retry, the one after at +95 s.
+    c.acs.fail_next([Failure::Refused]);
+    c.run_sessions(5);
+    assert!(
+        files(&c) == before,
+        "a heartbeat wrote to the state directory"
+    );
+    let at: Vec<u64> = c.acs.attempts().iter().map(|d| d.as_secs()).collect();
+    assert_eq!(at, [0, 5, 35, 35, 65, 95], "{}", c.acs.transcript());
+    let t = c.acs.transcript();
+    assert_eq!(t.matches("Events     14 HEARTBEAT\n").count(), 3, "{t}");
+    assert!(
+        t.contains("Events     3 SCHEDULED, M ScheduleInform"),
+        "{t}"
+    );
+    c.finish();
+}
+
 /// §A.3.1.1, §A.3.2.10: with a reboot hook GetRPCMethods lists Reboot; Reboot ends the session first, then the hook runs, and the agent holds (no
 /// session, although periodic informs are due every 10 s) while the device goes down; the next
 /// start reports `1 BOOT` and `M Reboot` with the CommandKey, once.
