@@ -25,7 +25,7 @@ use cwmpd::config::{self, Config};
 use cwmpd::cwmp::value::SetValue;
 
 const USAGE: &str = "usage: cwmpd [-c FILE] [run | inform [--event CODE]... | get PATH... | set PATH=VALUE... | status | check
-             | request-download FILETYPE [NAME=VALUE]...]
+                          | request-download FILETYPE [NAME=VALUE]... | dhcp-acs v4|v6 HEX | dhcp-option125]
   -c FILE   config file, TOML or UCI (default /etc/cwmpd/cwmpd.toml, else /etc/config/cwmpd, else
             the embedded default)";
 
@@ -105,6 +105,8 @@ fn run(args: Vec<String>) -> CliResult {
         "set" => cmd_set(cfg, args),
         "status" => cmd_status(cfg, args),
         "request-download" => cmd_request_download(cfg, args),
+        "dhcp-acs" => cmd_dhcp_acs(cfg, args),
+        "dhcp-option125" => cmd_dhcp_option125(cfg, args),
         "check" => cmd_check(cfg, args),
         other => Err(usage(format!("unknown command {other:?}"))),
     }
@@ -324,6 +326,62 @@ fn cmd_request_download(cfg: Config, args: &[String]) -> CliResult {
     let mut store = cwmpd::sys::store::Store::open(&dir).map_err(failed)?;
     store.save(&name, &req).map_err(failed)?;
     println!("queued");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd dhcp-acs v4|v6 HEX`: the DHCP clients' hooks hand over DHCPv4 option 43 or DHCPv6
+/// option 17 (TR-069 §3.1) as the clients print it; the daemon takes the ACS settings it
+/// carries (`[acs] dhcp_discovery`). An empty option (a lease without it) does nothing. Exit 0
+/// when queued or nothing to do, 1 when the option is malformed, 2 on a usage error.
+fn cmd_dhcp_acs(cfg: Config, args: &[String]) -> CliResult {
+    let (Some(family), hex, None) = (args.first(), args.get(1), args.get(2)) else {
+        return Err(usage("dhcp-acs needs v4|v6 and the option's HEX"));
+    };
+    let f = cwmpd::dhcp::Family::parse(family)
+        .ok_or_else(|| usage(format!("{family:?} is not v4 or v6")))?;
+    let hex = hex.map(String::as_str).unwrap_or_default();
+    if hex.trim().is_empty() {
+        println!("no option");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = cwmpd::dhcp::unhex(hex)
+        .and_then(|b| cwmpd::dhcp::parse(f, &b))
+        .map_err(failed)?;
+    if d.url.is_empty() && d.provisioning_code.is_none() {
+        println!("no ACS settings in the option");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "{}{nanos:024}-{}",
+        cwmpd::agent::DHCP_REQUEST_PREFIX,
+        std::process::id()
+    );
+    let family = if f == cwmpd::dhcp::Family::V4 {
+        "v4"
+    } else {
+        "v6"
+    };
+    let req = cwmpd::agent::DhcpRequest::new(family, d);
+    let dir = cfg.storage.dir.join(cwmpd::agent::REQUESTS_DIR);
+    let mut store = cwmpd::sys::store::Store::open(&dir).map_err(failed)?;
+    store.save(&name, &req).map_err(failed)?;
+    println!("queued");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cwmpd dhcp-option125`: prints DHCPv4 option 125's value with the device's identity (TR-111
+/// Part 1: OUI, serial number, product class of enterprise 3561) as hex, for udhcpc's
+/// `-x 0x7d:HEX` (the OpenWrt package sets it as the WAN's `sendopts`).
+fn cmd_dhcp_option125(cfg: Config, args: &[String]) -> CliResult {
+    no_args("dhcp-option125", args)?;
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
+    let id = cwmpd::datamodel::management::Identity::read(agent.engine());
+    let o = cwmpd::dhcp::option125(&id.manufacturer_oui, &id.serial_number, &id.product_class);
+    println!("{}", cwmpd::dhcp::hex(&o));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -37,6 +37,7 @@ const PURE: &[&str] = &[
     "connreq::udp",
     "stun::msg",
     "stun::binding",
+    "dhcp",
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",

@@ -104,7 +104,11 @@ fn init_script_passes_shellcheck() {
     }
     let o = run(Command::new("shellcheck")
         .args(["-s", "sh", "-S", "style"])
-        .arg(init_script()));
+        .arg(init_script())
+        .args(
+            ["cwmpd.udhcpc", "cwmpd.odhcp6c", "cwmpd.defaults"]
+                .map(|f| openwrt_dir().join("files").join(f)),
+        ));
     assert!(
         o.status.success(),
         "shellcheck found problems:\n{}{}",
@@ -733,6 +737,9 @@ fn makefile_recipes_prepare_the_crate_and_install_the_package() {
         ("usr/sbin/cwmpd", 0o755),
         ("etc/init.d/cwmpd", 0o755),
         ("etc/config/cwmpd", 0o600),
+        ("etc/udhcpc.user.d/cwmpd", 0o755),
+        ("etc/odhcp6c.user.d/cwmpd", 0o755),
+        ("etc/uci-defaults/90-cwmpd", 0o755),
         ("lib/upgrade/keep.d/cwmpd", 0o644),
         ("usr/share/cwmpd/examples/acme/acme.toml", 0o644),
         ("usr/share/cwmpd/examples/acme/acme.sh", 0o755),
@@ -748,6 +755,9 @@ fn makefile_recipes_prepare_the_crate_and_install_the_package() {
         ("etc/init.d/cwmpd", "files/cwmpd.init"),
         ("etc/config/cwmpd", "files/cwmpd.config"),
         ("lib/upgrade/keep.d/cwmpd", "files/cwmpd.keep"),
+        ("etc/udhcpc.user.d/cwmpd", "files/cwmpd.udhcpc"),
+        ("etc/odhcp6c.user.d/cwmpd", "files/cwmpd.odhcp6c"),
+        ("etc/uci-defaults/90-cwmpd", "files/cwmpd.defaults"),
     ] {
         assert_eq!(
             read(&root.join(installed)),

@@ -34,6 +34,7 @@ use crate::sys::store::Store;
 
 pub mod clock;
 mod control;
+mod dhcp;
 mod diagnostics;
 mod error;
 mod heartbeat;
@@ -47,6 +48,7 @@ pub mod transport;
 mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dhcp::{DhcpRequest, DHCP_REQUEST_PREFIX};
 pub use diagnostics::DiagDone;
 pub use error::AgentError;
 use plan::{Facts, Periodic, Planner};
@@ -410,7 +412,8 @@ impl Agent {
             }
             Err(e) => log::error!("{e}; request-download is not available"),
         }
-        self.pick_up_requests();
+        // A request left while the daemon was down (a new ACS from DHCP queues its BOOTSTRAP).
+        let _ = self.pick_up_requests();
         loop {
             if let Some(exit) = self.turn(&mut lp) {
                 drop(lp);
@@ -555,7 +558,9 @@ impl Agent {
         }
         // Value changes: an active notification starts a session (§3.2.1).
         if due.poll {
-            self.pick_up_requests();
+            if self.pick_up_requests() {
+                plan.event_queued();
+            }
             // Values are read anew: the system may have changed since the last look.
             self.engine.invalidate();
             let (_, active) = self.engine.notifications();
@@ -629,7 +634,10 @@ impl Agent {
             Ok(Trigger::Diagnostic(done)) => self.diagnostic_done(done),
             Ok(Trigger::Requests) => {
                 lp.requests_pending.store(false, Ordering::Release);
-                self.pick_up_requests();
+                // A new ACS from DHCP is contacted now, whatever the backoff.
+                if self.pick_up_requests() {
+                    plan.event_queued();
+                }
             }
             Ok(Trigger::Reload) => {
                 if self.state.transfers.busy() {

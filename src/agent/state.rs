@@ -46,6 +46,9 @@ pub struct AgentState {
     /// The random path of ConnectionRequestURL, generated once (§3.2.2: unique per CPE).
     #[serde(default)]
     pub connection_request_path: String,
+    /// The ACS URL DHCP gave last (ManagementServer.URL is DHCP's while it equals it).
+    #[serde(default)]
+    pub dhcp_acs_url: String,
     /// The ConnectionRequestURL the ACS last acknowledged, so that one changed while the agent
     /// was not running (a restart, a WAN change meanwhile) is reported at start.
     #[serde(default)]
@@ -223,12 +226,23 @@ impl Agent {
 
     /// Takes the requests `cwmpd request-download` left (§A.4.2.1) into the agent's state, then
     /// removes their files.
-    pub(super) fn pick_up_requests(&mut self) {
+    /// Returns whether an event was queued that should end a backoff (a new ACS from DHCP).
+    pub(super) fn pick_up_requests(&mut self) -> bool {
         let Some(store) = &mut self.requests else {
-            return;
+            return false;
         };
         let mut taken = Vec::new();
+        let mut dhcp = Vec::new();
         for name in store.names() {
+            if name.starts_with(super::dhcp::DHCP_REQUEST_PREFIX) {
+                match store.load_existing::<super::dhcp::DhcpRequest>(&name) {
+                    Ok(Some(r)) => dhcp.push(r),
+                    Ok(None) => {}
+                    Err(e) => log::error!("{e}"),
+                }
+                taken.push(name);
+                continue;
+            }
             match store.load_existing::<DownloadRequest>(&name) {
                 Ok(Some(mut r)) => {
                     r.name = name.clone();
@@ -248,8 +262,10 @@ impl Agent {
             }
         }
         if taken.is_empty() {
-            return;
+            return false;
         }
+        // The newest DHCP lease counts (names sort by time).
+        let queued = dhcp.last().is_some_and(|r| self.apply_dhcp(r));
         self.ensure_cpe_events();
         self.save();
         if let Some(store) = &mut self.requests {
@@ -259,5 +275,6 @@ impl Agent {
                 }
             }
         }
+        queued
     }
 }

@@ -108,6 +108,10 @@ pub struct Acs {
     pub session_limit: u32,
     /// Highest CWMP version to offer: "1.0" … "1.4". Default: "1.4".
     pub cwmp_version: String,
+    /// ACS discovery by DHCP (TR-069 §3.1): "auto" uses the ACS URL a DHCP server gives
+    /// (DHCPv4 option 43, DHCPv6 option 17) while ManagementServer.URL is empty or DHCP's,
+    /// "always" lets DHCP win over a URL set otherwise, "off" ignores it. Default: "auto".
+    pub dhcp_discovery: String,
 }
 
 impl Acs {
@@ -142,6 +146,7 @@ impl Default for Acs {
             timeout: 30,
             session_limit: 600,
             cwmp_version: "1.4".into(),
+            dhcp_discovery: "auto".into(),
         }
     }
 }
@@ -404,6 +409,12 @@ impl Config {
         }
         if !crate::cwmp::time::is_datetime(&a.periodic_inform_time) {
             return Err(("periodic_inform_time", "must be an xsd:dateTime".into()));
+        }
+        if !["auto", "always", "off"].contains(&a.dhcp_discovery.as_str()) {
+            return Err((
+                "dhcp_discovery",
+                "must be \"auto\", \"always\" or \"off\"".into(),
+            ));
         }
         if a.heartbeat_interval < 30 {
             return Err(("heartbeat_interval", "must be at least 30".into()));
