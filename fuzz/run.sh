@@ -19,7 +19,7 @@ usage() { echo "usage: fuzz/run.sh SECONDS [TARGET...]" >&2; exit 2; }
 secs=$1; shift
 case $secs in '' | *[!0-9]*) usage ;; esac
 
-all=(soap_parse auth_params connreq_head config_toml config_uci datamodel_file store_file http_headers ubus_blob netlink_parse diag_replies udp_connreq dhcp_option)
+all=(soap_parse auth_params connreq_head config_toml config_uci datamodel_file store_file http_headers ubus_blob netlink_parse diag_replies udp_connreq dhcp_option xmpp_stream)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do

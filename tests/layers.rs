@@ -38,6 +38,8 @@ const PURE: &[&str] = &[
     "stun::msg",
     "stun::binding",
     "dhcp",
+    "xmpp::stream",
+    "xmpp::connreq",
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",

@@ -106,6 +106,23 @@ pub fn parse_acs(body: &[u8], limits: &Limits) -> Result<Envelope<AcsMessage>, P
     parse::parse_acs(body, limits)
 }
 
+/// Parses XML text within `limits` (the bounded parse of the envelopes, for other XML the agent
+/// reads: XMPP stanzas): the size, UTF-8, no DTD, and the linear pre-scan that refuses what the
+/// parser would take more than linear time or too deep a recursion on.
+pub fn bounded_xml<'i>(
+    text: &'i [u8],
+    limits: &Limits,
+) -> Result<roxmltree::Document<'i>, ParseError> {
+    scan::document(text, limits)
+}
+
+/// `s` with XML's five special characters (and CR) escaped, for text and attribute values.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    xml::escape_into(&mut out, s);
+    out
+}
+
 /// Emits a CPE request (Inform, TransferComplete, …) with the given header.
 ///
 /// Of the header it writes `cwmp:ID`, `SessionTimeout` and `SupportedCWMPVersions` (the last two

@@ -1,0 +1,13 @@
+//! XMPP Connection Requests (TR-069 Annex K, issue 18, under way): the ACS reaches a CPE
+//! behind a NAT through an XMPP server both are connected to, with an IQ stanza the CPE
+//! answers and acts on.
+//!
+//! - [`stream`]: the XMPP stream cut into whole stanzas, incrementally and within bounds (pure).
+//! - [`connreq`]: the connection-request IQ read, decided (the allowed Jabber IDs, the
+//!   Connection Request credentials) and answered (pure).
+//!
+//! Still to come: the client (TCP, STARTTLS, SASL, resource binding, keep-alive, reconnect)
+//! and its place in the agent and the data model.
+
+pub mod connreq;
+pub mod stream;
