@@ -40,6 +40,7 @@ const PURE: &[&str] = &[
     "dhcp",
     "xmpp::stream",
     "xmpp::connreq",
+    "xmpp::negotiate",
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",

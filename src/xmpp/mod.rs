@@ -5,9 +5,12 @@
 //! - [`stream`]: the XMPP stream cut into whole stanzas, incrementally and within bounds (pure).
 //! - [`connreq`]: the connection-request IQ read, decided (the allowed Jabber IDs, the
 //!   Connection Request credentials) and answered (pure).
+//! - [`negotiate`]: the client side of the stream's negotiation: STARTTLS, SASL PLAIN, resource
+//!   binding (pure: the caller owns the socket).
 //!
-//! Still to come: the client (TCP, STARTTLS, SASL, resource binding, keep-alive, reconnect)
-//! and its place in the agent and the data model.
+//! Still to come: the client's socket and thread (TLS, keep-alive, reconnect with backoff) and
+//! its place in the agent and the data model.
 
 pub mod connreq;
+pub mod negotiate;
 pub mod stream;
