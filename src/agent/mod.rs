@@ -481,7 +481,7 @@ impl Agent {
             (Some(r), _) | (None, Some(r)) => Some(r),
             (None, None) if s.heartbeat.enable => {
                 let now_ms = i64::try_from(self.clock.wall().as_millis()).unwrap_or(0);
-                let r = now_ms + (self.random_u64() % 86_400_000) as i64;
+                let r = now_ms.saturating_add((self.random_u64() % 86_400_000) as i64);
                 self.heartbeat_reference = Some(r);
                 Some(r)
             }
@@ -508,18 +508,6 @@ impl Agent {
         };
         let t = self.clock.wall();
         let due = plan.due(t, &facts);
-        // A Heartbeat Inform (CWMP 1.4): a session of its own, at once, never retried. Not
-        // while a failed session waits for its retry: that Inform goes first, and the ACS is
-        // unreachable anyway.
-        if due.heartbeat {
-            let backoff = !self.state.events.is_empty() && plan.retry_at() > plan::secs(t);
-            if hold || !usable_url(&s.url) || !s.enable_cwmp || backoff {
-                log::info!("heartbeat skipped: no session is possible now");
-            } else {
-                let _ = self.run_heartbeat();
-                return None;
-            }
-        }
         // Periodic informs (§3.2.1), at the phase of PeriodicInformTime.
         if due.periodic && self.queue(events::PERIODIC, "") {
             plan.event_queued();
@@ -571,6 +559,25 @@ impl Agent {
                 && self.queue(events::VALUE_CHANGE, "")
             {
                 plan.event_queued();
+            }
+        }
+        // A Heartbeat Inform (CWMP 1.4): a session of its own, at once, never retried; what
+        // else came due in this turn (a periodic Inform, a poll) was taken above and goes in
+        // the session that follows. Not while a failed session waits for its retry (that Inform
+        // goes first, and the ACS is unreachable anyway), nor before a new ACS heard its
+        // `0 BOOTSTRAP` (the first contact with an ACS is a bootstrap).
+        if due.heartbeat {
+            // A URL changed outside a session (`cwmpd set`, DHCP) is a new ACS: its BOOTSTRAP.
+            if let Err(e) = self.note_url() {
+                log::error!("{e}");
+            }
+            let backoff = !self.state.events.is_empty() && plan.retry_at() > plan::secs(t);
+            let bootstrap = self.state.events.contains(events::BOOTSTRAP);
+            if hold || !usable_url(&s.url) || !s.enable_cwmp || backoff || bootstrap {
+                log::info!("heartbeat skipped: no heartbeat session is possible now");
+            } else {
+                let _ = self.run_heartbeat();
+                return None;
             }
         }
         let events_pending = !self.state.events.is_empty();

@@ -348,6 +348,43 @@ fn heartbeat() {
     c.finish();
 }
 
+/// A Heartbeat and a periodic Inform due at the same moment (the same reference, the periodic
+/// interval a multiple of the heartbeat's): the heartbeat goes alone, the `2 PERIODIC` session
+/// right after it; neither is lost.
+#[test]
+fn heartbeat_with_periodic() {
+    let mut c = Case::new("heartbeat_with_periodic");
+    let hb = "Device.ManagementServer.HeartbeatPolicy.";
+    c.acs.push_script(
+        ACS,
+        [spv_req(
+            &[
+                (&format!("{hb}Enable"), "true", BaseType::Boolean),
+                (
+                    &format!("{hb}ReportingInterval"),
+                    "30",
+                    BaseType::UnsignedInt,
+                ),
+                (
+                    &format!("{hb}InitiationTime"),
+                    "2026-01-01T00:00:05Z",
+                    BaseType::DateTime,
+                ),
+                (PIT, "2026-01-01T00:00:05Z", BaseType::DateTime),
+                (PII, "60", BaseType::UnsignedInt),
+            ],
+            "aligned",
+        )],
+    );
+    c.run_sessions(6);
+    let at: Vec<u64> = c.acs.attempts().iter().map(|d| d.as_secs()).collect();
+    assert_eq!(at, [0, 5, 5, 35, 65, 65], "{}", c.acs.transcript());
+    let t = c.acs.transcript();
+    assert_eq!(t.matches("Events     14 HEARTBEAT\n").count(), 3, "{t}");
+    assert_eq!(t.matches("Events     2 PERIODIC\n").count(), 2, "{t}");
+    c.finish();
+}
+
 /// §A.3.1.1, §A.3.2.10: with a reboot hook GetRPCMethods lists Reboot; Reboot ends the session first, then the hook runs, and the agent holds (no
 /// session, although periodic informs are due every 10 s) while the device goes down; the next
 /// start reports `1 BOOT` and `M Reboot` with the CommandKey, once.
