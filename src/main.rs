@@ -367,9 +367,23 @@ fn cmd_dhcp_acs(cfg: Config, args: &[String]) -> CliResult {
     };
     let req = cwmpd::agent::DhcpRequest::new(family, d);
     let dir = cfg.storage.dir.join(cwmpd::agent::REQUESTS_DIR);
+    // A renewal that brings nothing new (or what the config does not use) writes nothing.
+    let mut agent = Agent::new(cfg).map_err(|e| (2, e.to_string()))?;
+    let changes = match agent.dhcp_changes(&req) {
+        Ok(list) if list.is_empty() => {
+            println!("nothing new");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Ok(list) => list,
+        Err(why) => {
+            println!("not used: {why}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let mut store = cwmpd::sys::store::Store::open(&dir).map_err(failed)?;
     store.save(&name, &req).map_err(failed)?;
-    println!("queued");
+    let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+    println!("queued: {}", names.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 

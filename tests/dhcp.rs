@@ -118,4 +118,33 @@ fn the_acs_from_dhcp_option_43_is_informed_with_bootstrap() {
         "{}",
         daemon.log()
     );
+    // The same lease renewed: nothing new, nothing written.
+    let option = |url: &str| -> String {
+        let mut o = vec![1u8, url.len() as u8];
+        o.extend_from_slice(url.as_bytes());
+        o.extend_from_slice(&[2, 4]);
+        o.extend_from_slice(b"ZT-1");
+        o.extend_from_slice(&[3, 1, 7, 255]);
+        o.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let same = cpe.cli(&["dhcp-acs", "v4", &option(&url)]);
+    same.assert_code(0, "dhcp-acs");
+    assert_eq!(same.stdout.trim(), "nothing new", "{}", same.stderr);
+    // Another ACS within ten minutes of the change: not used (no flapping).
+    let other = cpe.cli(&["dhcp-acs", "v4", &option("http://10.77.1.9:7547/other")]);
+    other.assert_code(0, "dhcp-acs");
+    assert_eq!(other.stdout.trim(), "queued: Device.ManagementServer.URL");
+    poll(Duration::from_secs(20), || {
+        daemon
+            .log()
+            .contains("within 600 s of the last change")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the second URL was not held back\n{}", daemon.log()));
+    let v = cpe.cli(&["get", "Device.ManagementServer.URL"]).values();
+    assert_eq!(v["Device.ManagementServer.URL"], url);
+    // Malformed hex: exit 1; a usage error: exit 2.
+    cpe.cli(&["dhcp-acs", "v4", "zz"])
+        .assert_code(1, "malformed");
+    cpe.cli(&["dhcp-acs", "v5", "00"]).assert_code(2, "usage");
 }

@@ -48,28 +48,23 @@ impl DhcpRequest {
     }
 }
 
+/// The least time between two changes of the ACS URL that DHCP makes (a server, or a rogue one,
+/// whose leases alternate between URLs cannot make a BOOTSTRAP and a flash write at each).
+pub const URL_CHANGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Agent {
-    /// Applies what a DHCP server offered, as `[acs] dhcp_discovery` allows. Returns whether
-    /// an event was queued (a new ACS: `0 BOOTSTRAP`).
-    pub(super) fn apply_dhcp(&mut self, r: &DhcpRequest) -> bool {
-        let shown = crate::http::url::redact(&r.url);
-        let mode = self.cfg.acs.dhcp_discovery.as_str();
+    /// What applying `r` would change, as `[acs] dhcp_discovery` allows: the parameters to set
+    /// (none: nothing to do), or why it is not used. `cwmpd dhcp-acs` asks first, so a lease
+    /// renewal that brings nothing new writes nothing.
+    pub fn dhcp_changes(&mut self, r: &DhcpRequest) -> Result<Vec<SetValue>, String> {
+        let mode = self.cfg.acs.dhcp_discovery.clone();
         if mode == "off" {
-            log::info!(
-                "DHCP{} offered the ACS {shown}: [acs] dhcp_discovery is off",
-                r.family
-            );
-            return false;
+            return Err("[acs] dhcp_discovery is off".into());
         }
         let m = ManagementServer::read(&mut self.engine);
         let ours = m.url.is_empty() || m.url == self.state.dhcp_acs_url;
         if mode != "always" && !ours {
-            log::info!(
-                "DHCP{} offered the ACS {shown}: ManagementServer.URL is set and wins \
-                 ([acs] dhcp_discovery = \"always\" lets DHCP win)",
-                r.family
-            );
-            return false;
+            return Err("ManagementServer.URL is set and wins ([acs] dhcp_discovery = \"always\" lets DHCP win)".into());
         }
         let root = self.engine.root().to_string();
         let mut list: Vec<SetValue> = Vec::new();
@@ -106,7 +101,36 @@ impl Agent {
                 k.to_string(),
             );
         }
+        Ok(list)
+    }
+
+    /// Applies what a DHCP server offered (see [`Agent::dhcp_changes`]); a new URL at most once
+    /// per [`URL_CHANGE_INTERVAL`]. Returns whether an event was queued (a new ACS:
+    /// `0 BOOTSTRAP`).
+    pub(super) fn apply_dhcp(&mut self, r: &DhcpRequest) -> bool {
+        let shown = crate::http::url::redact(&r.url);
+        let list = match self.dhcp_changes(r) {
+            Ok(l) => l,
+            Err(why) => {
+                log::info!("DHCP{} offered the ACS {shown}: {why}", r.family);
+                return false;
+            }
+        };
         if list.is_empty() {
+            return false;
+        }
+        let url_path = Param::Url.path(self.engine.root());
+        let new_url = list.iter().any(|v| v.name == url_path);
+        if new_url
+            && self
+                .dhcp_url_changed
+                .is_some_and(|t| t.elapsed() < URL_CHANGE_INTERVAL)
+        {
+            log::warn!(
+                "DHCP{} offered another ACS ({shown}) within {} s of the last change: not used",
+                r.family,
+                URL_CHANGE_INTERVAL.as_secs()
+            );
             return false;
         }
         // Committed only once persisted, like every change.
@@ -120,7 +144,7 @@ impl Agent {
             return false;
         }
         let before = self.state.dhcp_acs_url.clone();
-        if !r.url.is_empty() {
+        if new_url {
             self.state.dhcp_acs_url = r.url.clone();
         }
         let saved = self.persist();
@@ -129,6 +153,9 @@ impl Agent {
             self.state.dhcp_acs_url = before;
             log::error!("DHCP's ACS settings could not be recorded: {e}");
             return false;
+        }
+        if new_url {
+            self.dhcp_url_changed = Some(std::time::Instant::now());
         }
         log::info!(
             "DHCP{}: the ACS is {shown}{}",

@@ -138,6 +138,9 @@ pub struct Agent {
     /// The Heartbeat's phase when HeartbeatPolicy.InitiationTime is the unknown time: a random
     /// Unix millisecond chosen once per run (TR-181: the CPE picks a random reference).
     heartbeat_reference: Option<i64>,
+    /// When DHCP last changed the ACS URL (RAM: at most one change per
+    /// `dhcp::URL_CHANGE_INTERVAL`).
+    dhcp_url_changed: Option<std::time::Instant>,
     /// The hooks in force (config, else the platform's defaults).
     hooks: ResolvedHooks,
     /// When a Reboot/FactoryReset hook returned 0: the agent holds until it is stopped.
@@ -212,6 +215,7 @@ impl Agent {
             url_changed: false,
             udp_shown_at: None,
             heartbeat_reference: None,
+            dhcp_url_changed: None,
             hooks,
             hold_since: None,
             requests: None,
