@@ -5,8 +5,9 @@
 //! the stream cutter when told.
 //!
 //! The rules a CPE follows: TLS before any credential ([`Config::use_tls`], TR-181
-//! `XMPP.Connection.{i}.UseTLS`; without it, a server that requires TLS is refused rather than
-//! answered in clear, and PLAIN is never sent in clear unless TLS was explicitly turned off);
+//! `XMPP.Connection.{i}.UseTLS`: with it a server that offers no STARTTLS is refused; without
+//! it TLS is still negotiated when the server requires it, and PLAIN goes in clear only when
+//! TLS was turned off and the server does not ask for it);
 //! only PLAIN among the mechanisms (RFC 6120 §6.3.4 with the authzid empty); the resource the
 //! data model names; the JID the server bound, as ConnReqJabberID.
 
@@ -143,15 +144,15 @@ impl Negotiation {
                     })
                 };
                 if !self.tls {
-                    match (has("starttls", NS_TLS), self.cfg.use_tls) {
+                    let starttls = has("starttls", NS_TLS);
+                    let required =
+                        starttls.is_some_and(|t| t.children().any(|c| c.has_tag_name("required")));
+                    match (starttls, self.cfg.use_tls || required) {
                         (Some(_), true) => {
                             self.state = State::Proceed;
                             return Ok(Step::Send(format!("<starttls xmlns='{NS_TLS}'/>")));
                         }
                         (None, true) => return Err(Failure::Tls),
-                        (Some(t), false) if t.children().any(|c| c.has_tag_name("required")) => {
-                            return Err(Failure::Tls)
-                        }
                         _ => {}
                     }
                 }
@@ -199,16 +200,20 @@ impl Negotiation {
                 _ => Err(Failure::Protocol(format!("unexpected {name} during SASL"))),
             },
             State::Bind | State::Session => {
-                if name != "iq"
-                    || e.attribute("id") != Some("bind1") && e.attribute("id") != Some("sess1")
-                {
+                // The answer expected now: the binding's, then (once bound) the session's.
+                let expected = if self.jid.is_empty() {
+                    "bind1"
+                } else {
+                    "sess1"
+                };
+                if name != "iq" || e.attribute("id") != Some(expected) {
                     // Not an answer to us: stanzas before binding are not expected; ignored.
                     return Ok(Step::Wait);
                 }
                 if e.attribute("type") != Some("result") {
                     return Err(Failure::Protocol("resource binding refused".into()));
                 }
-                if e.attribute("id") == Some("bind1") {
+                if expected == "bind1" {
                     self.jid = e
                         .descendants()
                         .find(|c| c.has_tag_name((NS_BIND, "jid")))
@@ -294,13 +299,24 @@ mod tests {
 
     #[test]
     fn no_credential_goes_in_clear_and_refusals_end_it() {
-        // UseTLS and no STARTTLS offered; a server that requires TLS with UseTLS off.
+        // UseTLS and no STARTTLS offered.
         let mut n = Negotiation::new(cfg(true));
         n.stream_start();
         assert_eq!(n.element(SASL_FEATURES), Err(Failure::Tls));
+        // UseTLS off, but the server requires TLS: TLS all the same.
         let mut n = Negotiation::new(cfg(false));
         n.stream_start();
-        assert_eq!(n.element(TLS_FEATURES), Err(Failure::Tls));
+        assert!(matches!(n.element(TLS_FEATURES), Ok(Step::Send(s)) if s.contains("starttls")));
+        // A session answer before the binding's is not the binding's: no empty JID.
+        let mut n = Negotiation::new(cfg(false));
+        n.stream_start();
+        n.element(SASL_FEATURES).unwrap();
+        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            .unwrap();
+        n.stream_start();
+        n.element(&BIND_FEATURES.replace("<optional/>", ""))
+            .unwrap();
+        assert_eq!(n.element("<iq type='result' id='sess1'/>"), Ok(Step::Wait));
         // Refused credentials; no PLAIN; a stream error.
         let mut n = Negotiation::new(cfg(false));
         n.stream_start();

@@ -7,10 +7,13 @@
 //! elements), whitespace between them (keep-alives), and `</stream:stream>`. The cutter follows
 //! the tags with a byte state machine that resumes where it stopped, so a stanza that arrives a
 //! byte at a time costs time linear in its size; it keeps quoted attribute values whole (a `>`
-//! inside one is not the tag's end) and counts the depth. RFC 6120 §11.1 forbids comments,
-//! processing instructions, DTDs and entity declarations in a stream: any `<!` or `<?` after the
-//! stream's start is refused, and so is a stanza over [`MAX_STANZA`] bytes or [`MAX_DEPTH`]
-//! levels: the connection is then closed (a stream error).
+//! inside one is not the tag's end), skips CDATA sections inside a stanza, and counts the
+//! depth. Handed-out bytes are dropped once per push, not once per stanza (a chunk of many small
+//! stanzas costs one move), and whitespace between stanzas is dropped as it is read. RFC 6120
+//! §11.1 forbids comments, processing instructions, DTDs and entity declarations in a stream:
+//! any other `<!` or `<?` after the stream's start is refused, and so is a stanza over
+//! [`MAX_STANZA`] bytes or [`MAX_DEPTH`] levels, and an XML declaration over 256 bytes: the
+//! connection is then closed (a stream error).
 
 /// The largest stanza read (an ACS's connection request is a few hundred bytes; servers'
 /// feature lists a few KiB).
@@ -53,12 +56,24 @@ enum State {
         quote: Option<u8>,
         slash: bool,
     },
+    /// After `<!` inside a stanza: this many bytes of `[CDATA[` matched.
+    Bang(usize),
+    /// Inside a CDATA section: this many bytes of `]]>` matched.
+    Cdata(usize),
 }
+
+/// What follows `<!` in a CDATA section's start, and what ends one.
+const CDATA_OPEN: &[u8] = b"[CDATA[";
+const CDATA_CLOSE: &[u8] = b"]]>";
+/// The longest XML declaration read before the stream's tag.
+const MAX_DECLARATION: usize = 256;
 
 /// The cutter.
 #[derive(Debug, Clone)]
 pub struct Splitter {
     buf: Vec<u8>,
+    /// Bytes of `buf` handed out or skipped, dropped at the next push.
+    consumed: usize,
     /// Bytes of `buf` already scanned.
     scanned: usize,
     /// Where the element being scanned starts.
@@ -79,6 +94,7 @@ impl Splitter {
     pub fn new() -> Splitter {
         Splitter {
             buf: Vec::new(),
+            consumed: 0,
             scanned: 0,
             start: 0,
             depth: 0,
@@ -95,6 +111,13 @@ impl Splitter {
 
     /// Bytes from the socket.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        if self.consumed > 0 {
+            let c = self.consumed.min(self.buf.len());
+            self.buf.drain(..c);
+            self.scanned = self.scanned.saturating_sub(c);
+            self.start = self.start.saturating_sub(c);
+            self.consumed = 0;
+        }
         if self.buf.len().saturating_sub(self.start) + bytes.len() > MAX_STANZA + 1024 {
             return Err(StreamError::TooLarge);
         }
@@ -115,8 +138,13 @@ impl Splitter {
                             self.start = at;
                         }
                         self.state = State::Lt;
-                    } else if self.depth == 0 && !b.is_ascii_whitespace() {
-                        return Err(StreamError::Malformed);
+                    } else if self.depth == 0 {
+                        if !b.is_ascii_whitespace() {
+                            return Err(StreamError::Malformed);
+                        }
+                        // Whitespace between stanzas (keep-alives): done with.
+                        self.consumed = self.scanned;
+                        self.start = self.scanned;
                     }
                 }
                 State::Lt => match b {
@@ -130,7 +158,11 @@ impl Splitter {
                     b'?' if !self.opened && self.depth == 0 => {
                         // The XML declaration before the stream's tag: skipped to its `?>`.
                         let Some(end) = find(&self.buf[self.scanned..], b"?>") else {
-                            // Looked at again from its `<` when more bytes came.
+                            if self.buf.len() - self.start > MAX_DECLARATION {
+                                return Err(StreamError::Malformed);
+                            }
+                            // Looked at again from its `<` when more bytes came (at most
+                            // MAX_DECLARATION bytes each time).
                             self.scanned = self.start;
                             self.state = State::Text;
                             return self.incomplete();
@@ -139,6 +171,7 @@ impl Splitter {
                         self.drain_to(self.scanned);
                         self.state = State::Text;
                     }
+                    b'!' if self.depth > 0 => self.state = State::Bang(0),
                     b'!' | b'?' => return Err(StreamError::Malformed),
                     _ => {
                         self.state = State::Tag {
@@ -182,6 +215,31 @@ impl Splitter {
                         }
                     }
                 },
+                State::Bang(n) => {
+                    if CDATA_OPEN.get(n) != Some(&b) {
+                        // A comment or a DTD: RFC 6120 §11.1.
+                        return Err(StreamError::Malformed);
+                    }
+                    self.state = if n + 1 == CDATA_OPEN.len() {
+                        State::Cdata(0)
+                    } else {
+                        State::Bang(n + 1)
+                    };
+                }
+                State::Cdata(n) => {
+                    self.state = if CDATA_CLOSE.get(n) == Some(&b) {
+                        if n + 1 == CDATA_CLOSE.len() {
+                            State::Text
+                        } else {
+                            State::Cdata(n + 1)
+                        }
+                    } else if b == b']' {
+                        // `]]]>` still ends it: the last two `]` count.
+                        State::Cdata(if n >= 1 { 2 } else { 1 })
+                    } else {
+                        State::Cdata(0)
+                    };
+                }
             }
         }
         self.incomplete()
@@ -232,11 +290,10 @@ impl Splitter {
         Ok(None)
     }
 
-    /// Drops the bytes before `end` (handed out or skipped).
+    /// The bytes before `end` are done with (handed out or skipped): dropped at the next push.
     fn drain_to(&mut self, end: usize) {
-        self.buf.drain(..end.min(self.buf.len()));
-        self.scanned = self.scanned.saturating_sub(end);
-        self.start = 0;
+        self.consumed = end;
+        self.start = end;
     }
 }
 
@@ -332,5 +389,37 @@ mod tests {
         s.restart();
         s.push(open.as_bytes()).unwrap();
         assert!(matches!(s.next_event(), Ok(Some(Event::Open(_)))));
+        // A comment inside a stanza; an XML declaration that never ends.
+        let comment = format!("{open}<iq><!-- x --></iq>");
+        assert_eq!(events(&[comment.as_bytes()]), Err(StreamError::Malformed));
+        let decl = format!("<?xml {}", " ".repeat(300));
+        assert_eq!(events(&[decl.as_bytes()]), Err(StreamError::Malformed));
+    }
+
+    #[test]
+    fn cdata_whitespace_and_many_stanzas() {
+        let open = "<stream:stream xmlns='jabber:client'>";
+        let cdata =
+            format!("{open}<message><body><![CDATA[a <b> ]]] c]]></body></message><presence/>");
+        let got = events(&[cdata.as_bytes()]).unwrap();
+        assert!(
+            matches!(&got[1], Event::Stanza(t) if t.ends_with("</message>")),
+            "{got:#?}"
+        );
+        assert_eq!(got[2], Event::Stanza("<presence/>".into()));
+        let bytes: Vec<&[u8]> = cdata.as_bytes().chunks(1).collect();
+        assert_eq!(events(&bytes).unwrap(), got);
+        // Keep-alive whitespace for ever does not fill the buffer.
+        let mut s = Splitter::new();
+        s.push(open.as_bytes()).unwrap();
+        s.next_event().unwrap();
+        for _ in 0..200_000 {
+            s.push(b" ").unwrap();
+            assert_eq!(s.next_event(), Ok(None));
+        }
+        // Many small stanzas in reads of 4 KiB: all of them, in order.
+        let many = format!("{open}{}", "<presence/>".repeat(10_000));
+        let reads: Vec<&[u8]> = many.as_bytes().chunks(4096).collect();
+        assert_eq!(events(&reads).unwrap().len(), 10_001);
     }
 }
