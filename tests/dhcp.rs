@@ -31,33 +31,19 @@ fn the_acs_from_dhcp_option_43_is_informed_with_bootstrap() {
     let url = acs.url();
     let cpe = Cpe::with_config("dhcp-acs", "", None, 3600, |_| String::new());
     let dir = cpe.cfg.parent().unwrap().to_path_buf();
-    let leases = dir.join("leases");
-    let mut dnsmasq = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            srv.name(),
-            "dnsmasq",
-            "--keep-in-foreground",
-        ])
-        .args([
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--interface=a0",
-            "--port=0",
-            "--pid-file=",
-            "--dhcp-range=10.77.1.100,10.77.1.150,1h",
-        ])
-        .arg(format!("--dhcp-leasefile={}", leases.display()))
-        .arg(format!("--dhcp-option=vendor:dslforum.org,1,{url}"))
-        .arg("--dhcp-option=vendor:dslforum.org,2,ZT-1")
-        .arg("--dhcp-option=vendor:dslforum.org,3,7")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("dnsmasq");
+    let Some(dnsmasq) = support::servers::Dnsmasq::dhcp(
+        &srv,
+        "a0",
+        "10.77.1.100,10.77.1.150,1h",
+        &[
+            format!("vendor:dslforum.org,1,{url}"),
+            "vendor:dslforum.org,2,ZT-1".into(),
+            "vendor:dslforum.org,3,7".into(),
+        ],
+        &dir,
+    ) else {
+        return;
+    };
     let daemon = cpe.spawn_run_in(cli.name());
     // OpenWrt's dhcp.script, for what it does with the user hooks.
     let script = dir.join("dhcp.script");
@@ -87,8 +73,7 @@ fn the_acs_from_dhcp_option_43_is_informed_with_bootstrap() {
         .env("CWMPD_CONFIG", &cpe.cfg)
         .output()
         .expect("udhcpc");
-    let _ = dnsmasq.kill();
-    let _ = dnsmasq.wait();
+    drop(dnsmasq);
     assert!(
         out.status.success(),
         "udhcpc: {}{}",

@@ -260,6 +260,20 @@ mod tests {
     const SASL_FEATURES: &str = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms></stream:features>";
     const BIND_FEATURES: &str = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session></stream:features>";
 
+    /// A negotiation through SASL, at a server that still requires the legacy session: the
+    /// binding request sent.
+    fn bound_with_session() -> Negotiation {
+        let mut n = Negotiation::new(cfg(false));
+        n.stream_start();
+        n.element(SASL_FEATURES).unwrap();
+        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            .unwrap();
+        n.stream_start();
+        n.element(&BIND_FEATURES.replace("<optional/>", ""))
+            .unwrap();
+        n
+    }
+
     #[test]
     fn starttls_sasl_plain_and_binding_as_prosody_offers_them() {
         let mut n = Negotiation::new(cfg(true));
@@ -308,14 +322,7 @@ mod tests {
         n.stream_start();
         assert!(matches!(n.element(TLS_FEATURES), Ok(Step::Send(s)) if s.contains("starttls")));
         // A session answer before the binding's is not the binding's: no empty JID.
-        let mut n = Negotiation::new(cfg(false));
-        n.stream_start();
-        n.element(SASL_FEATURES).unwrap();
-        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-            .unwrap();
-        n.stream_start();
-        n.element(&BIND_FEATURES.replace("<optional/>", ""))
-            .unwrap();
+        let mut n = bound_with_session();
         assert_eq!(n.element("<iq type='result' id='sess1'/>"), Ok(Step::Wait));
         // Refused credentials; no PLAIN; a stream error.
         let mut n = Negotiation::new(cfg(false));
@@ -341,14 +348,7 @@ mod tests {
 
     #[test]
     fn a_server_that_still_wants_a_session_gets_one() {
-        let mut n = Negotiation::new(cfg(false));
-        n.stream_start();
-        n.element(SASL_FEATURES).unwrap();
-        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-            .unwrap();
-        n.stream_start();
-        let required = BIND_FEATURES.replace("<optional/>", "");
-        n.element(&required).unwrap();
+        let mut n = bound_with_session();
         let Ok(Step::Send(s)) = n.element("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>cpe1@x.test/r</jid></bind></iq>") else {
             panic!("no session");
         };

@@ -274,6 +274,27 @@ fn schedule_inform() {
     c.finish();
 }
 
+/// A SetParameterValues enabling the Heartbeat every 30 s at the phase of 00:00:05, with `more`.
+fn heartbeat_spv(more: &[(&str, &str, BaseType)], key: &str) -> support::acs::Call {
+    let hb = "Device.ManagementServer.HeartbeatPolicy.";
+    let names = [
+        format!("{hb}Enable"),
+        format!("{hb}ReportingInterval"),
+        format!("{hb}InitiationTime"),
+    ];
+    let mut list = vec![
+        (names[0].as_str(), "true", BaseType::Boolean),
+        (names[1].as_str(), "30", BaseType::UnsignedInt),
+        (
+            names[2].as_str(),
+            "2026-01-01T00:00:05Z",
+            BaseType::DateTime,
+        ),
+    ];
+    list.extend_from_slice(more);
+    spv_req(&list, key)
+}
+
 /// CWMP 1.4 Heartbeat (TR-181 ManagementServer.HeartbeatPolicy): set by the ACS, Heartbeat
 /// Informs at the phase of InitiationTime every ReportingInterval, each with `14 HEARTBEAT` alone
 /// and no value change; a ScheduleInform due at the same time gets a session of its own right
@@ -287,26 +308,10 @@ fn heartbeat() {
             ..Setup::default()
         },
     );
-    let hb = "Device.ManagementServer.HeartbeatPolicy.";
     c.acs.push_script(
         ACS,
         [
-            spv_req(
-                &[
-                    (&format!("{hb}Enable"), "true", BaseType::Boolean),
-                    (
-                        &format!("{hb}ReportingInterval"),
-                        "30",
-                        BaseType::UnsignedInt,
-                    ),
-                    (
-                        &format!("{hb}InitiationTime"),
-                        "2026-01-01T00:00:05Z",
-                        BaseType::DateTime,
-                    ),
-                ],
-                "hb",
-            ),
+            heartbeat_spv(&[], "hb"),
             support::acs::Call::Rpc(AcsRequest::ScheduleInform {
                 delay_seconds: 35,
                 command_key: "with-hb".into(),
@@ -354,22 +359,10 @@ fn heartbeat() {
 #[test]
 fn heartbeat_with_periodic() {
     let mut c = Case::new("heartbeat_with_periodic");
-    let hb = "Device.ManagementServer.HeartbeatPolicy.";
     c.acs.push_script(
         ACS,
-        [spv_req(
+        [heartbeat_spv(
             &[
-                (&format!("{hb}Enable"), "true", BaseType::Boolean),
-                (
-                    &format!("{hb}ReportingInterval"),
-                    "30",
-                    BaseType::UnsignedInt,
-                ),
-                (
-                    &format!("{hb}InitiationTime"),
-                    "2026-01-01T00:00:05Z",
-                    BaseType::DateTime,
-                ),
                 (PIT, "2026-01-01T00:00:05Z", BaseType::DateTime),
                 (PII, "60", BaseType::UnsignedInt),
             ],

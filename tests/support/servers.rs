@@ -12,6 +12,42 @@ pub struct Dnsmasq(std::process::Child);
 
 impl Dnsmasq {
     pub fn start(ns: &Netns, addr: &str) -> Option<Dnsmasq> {
+        Dnsmasq::spawn(
+            ns,
+            &[
+                "--port=53",
+                "--local=/test/",
+                "--host-record=www.example.test,10.77.5.80,fd77:5::80",
+                "--cname=alias.example.test,www.example.test",
+                &format!("--listen-address={addr}"),
+            ],
+        )
+    }
+
+    /// dnsmasq as a DHCPv4 server only (no DNS) on `iface` of `ns`, leasing `range` (e.g.
+    /// `10.77.1.100,10.77.1.150,1h`), with `options` (`--dhcp-option=` values) and its lease
+    /// file in `dir`. Killed on drop.
+    pub fn dhcp(
+        ns: &Netns,
+        iface: &str,
+        range: &str,
+        options: &[String],
+        dir: &std::path::Path,
+    ) -> Option<Dnsmasq> {
+        let mut args = vec![
+            "--port=0".to_string(),
+            format!("--interface={iface}"),
+            format!("--dhcp-range={range}"),
+            format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()),
+        ];
+        args.extend(options.iter().map(|o| format!("--dhcp-option={o}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Dnsmasq::spawn(ns, &args)
+    }
+
+    /// dnsmasq in the foreground in `ns` with no config file, resolv.conf or hosts, bound to its
+    /// interfaces, with `args`; `None` (a skip) where it is not installed, unless CI is set.
+    fn spawn(ns: &Netns, args: &[&str]) -> Option<Dnsmasq> {
         let have = std::process::Command::new("dnsmasq")
             .arg("--version")
             .stdout(std::process::Stdio::null())
@@ -38,12 +74,8 @@ impl Dnsmasq {
                 "--no-hosts",
                 "--bind-interfaces",
                 "--pid-file=",
-                "--port=53",
-                "--local=/test/",
-                "--host-record=www.example.test,10.77.5.80,fd77:5::80",
-                "--cname=alias.example.test,www.example.test",
             ])
-            .arg(format!("--listen-address={addr}"))
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
