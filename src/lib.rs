@@ -15,7 +15,7 @@
 //! | [`http`] | HTTP as the agent speaks it: authentication, the session client to the ACS, the file client of transfers | `cwmp`, `sys` | sockets, TLS files |
 //! | [`stun`] | STUN for TR-111 Part 2: Binding Requests with the CWMP attributes and their responses; the client as a state machine (discovery, keep-alives, NAT detection, binding change, binding timeout discovery) | nothing of the crate | no (pure: the sockets are `connreq`'s) |
 //! | [`dhcp`] | ACS discovery by DHCP (TR-069 §3.1): DHCPv4 option 43 and DHCPv6 option 17 read into the ACS settings; option 125's identity | nothing of the crate | no |
-//! | [`xmpp`] | XMPP Connection Requests (TR-069 Annex K, under way): the stream cut into stanzas, the connection-request IQ decided and answered | `soap` (the bounded XML parse and escaping) | no (pure so far) |
+//! | [`xmpp`] | XMPP Connection Requests (TR-069 Annex K, under way): the stream cut into stanzas, the connection-request IQ decided and answered, the negotiation, the connection's thread | `soap` (the bounded XML parse and escaping), `http` (TLS trust, constant-time comparison) | the client (socket, TLS, thread); the rest is pure |
 //! | [`connreq`] | the Connection Request listener and its URL | `http` (authentication, URLs), `sys` | the listener (socket, threads) and the address look-ups; the request parser, the gate, the throttle and the URL rules are pure |
 //! | [`jobs`] | how the loop starts background work and gets its result back | nothing of the crate | threads |
 //! | [`transfer`] | Download and Upload: the rules, the runner (the file server behind a trait the agent implements over `http`), the hooks | `cwmp`, `soap`, `events`, `jobs`, `sys` | files, hook processes |

@@ -38,6 +38,37 @@ impl TlsSettings {
     pub fn client_config(&self, https: bool) -> Result<TlsConfig, String> {
         tls_config(self, https)
     }
+
+    /// The same trust as a rustls configuration of its own, for the agent's other TLS client
+    /// (the XMPP connection, TR-069 Annex K): the CA bundle is mandatory, the client
+    /// certificate optional.
+    pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let ca_path = self
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_FILE));
+        let mut store = rustls::RootCertStore::empty();
+        let (added, _ignored) = store.add_parsable_certificates(load_roots(&ca_path)?);
+        if added == 0 {
+            return Err(format!("no usable CA certificate in {}", ca_path.display()));
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(store);
+        let config = match (&self.client_cert, &self.client_key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let (key_der, _) = load_key(key)?;
+                builder
+                    .with_client_auth_cert(load_certs(cert)?, key_der)
+                    .map_err(|e| format!("client certificate {}: {e}", cert.display()))?
+            }
+            _ => return Err("client_cert and client_key must be given together".into()),
+        };
+        Ok(Arc::new(config))
+    }
 }
 
 fn tls_config(cfg: &TlsSettings, https: bool) -> Result<TlsConfig, String> {

@@ -8,9 +8,11 @@
 //! - [`negotiate`]: the client side of the stream's negotiation: STARTTLS, SASL PLAIN, resource
 //!   binding (pure: the caller owns the socket).
 //!
-//! Still to come: the client's socket and thread (TLS, keep-alive, reconnect with backoff) and
-//! its place in the agent and the data model.
+//! - [`client`]: the connection's socket and thread (TLS, keep-alive, reconnect with backoff).
+//!
+//! Still to come: its place in the agent and the data model.
 
+pub mod client;
 pub mod connreq;
 pub mod negotiate;
 pub mod stream;

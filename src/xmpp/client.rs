@@ -1,0 +1,315 @@
+//! The XMPP connection of TR-069 Annex K: one thread (`xmpp`) that connects to the server,
+//! negotiates the stream ([`super::negotiate`]: STARTTLS with the agent's CA bundle, SASL
+//! PLAIN, the resource), then answers what arrives: a connection request is decided by the
+//! caller's handler and answered ([`super::connreq`]), any other request gets
+//! `feature-not-implemented`. It keeps the connection alive with whitespace (RFC 6120 §4.6.1)
+//! every KeepAliveInterval, and when the connection fails it connects again after
+//! ServerRetryInitialInterval, the wait multiplied by ServerRetryIntervalMultiplier up to
+//! ServerRetryMaxInterval (TR-181 `XMPP.Connection.{i}.`).
+//!
+//! Every wait is bounded: the connect (10 s), the negotiation (30 s), each read (200 ms, then
+//! the stop flag and the keep-alive are looked at), the writes (10 s). What the server sends
+//! is cut and parsed within [`super::stream`]'s bounds; the thread reads 4 KiB at a time.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::connreq::{self, Request, Stanza, Verdict};
+use super::negotiate::{Config, Failure, Negotiation, Step};
+use super::stream::{Event, Splitter};
+
+/// Stack of the thread.
+const STACK: usize = 256 * 1024;
+/// The slice of every read (the stop flag and the keep-alive are looked at between two).
+const SLICE: Duration = Duration::from_millis(200);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(30);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the data model says of the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The server's host and port (the Server table's, else the Domain at 5222).
+    pub host: String,
+    pub port: u16,
+    pub negotiate: Config,
+    /// KeepAliveInterval (`None`: -1, no keep-alive).
+    pub keepalive: Option<Duration>,
+    /// ServerRetryInitialInterval, seconds (at least 1).
+    pub retry_initial: u32,
+    /// ServerRetryIntervalMultiplier, thousandths (at least 1000).
+    pub retry_multiplier: u32,
+    /// ServerRetryMaxInterval, seconds.
+    pub retry_max: u32,
+    /// The agent's TLS trust (the ACS's CA bundle and client certificate).
+    pub tls: crate::http::tls::TlsSettings,
+}
+
+/// What the connection is doing (TR-181 `Status`, `JabberID`, `TLSEstablished`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    pub up: bool,
+    /// The JID the server bound (ConnReqJabberID), while up.
+    pub jid: String,
+    pub tls: bool,
+    /// Why the last attempt failed (for the log and Status `Error`).
+    pub last_error: String,
+}
+
+/// The handler of a connection request: the verdict (and, on `Accept`, the session it owes).
+pub type Handler = Box<dyn Fn(&Request) -> Verdict + Send>;
+
+/// A running connection; dropping it closes the connection and joins the thread.
+pub struct Client {
+    stop: Arc<AtomicBool>,
+    status: Arc<Mutex<Status>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Client {
+    /// Starts the connection; `on_status` is called (from the thread) when [`Client::status`]
+    /// changed.
+    pub fn start(
+        settings: Settings,
+        handler: Handler,
+        on_status: Box<dyn Fn() + Send>,
+    ) -> io::Result<Client> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Mutex::new(Status::default()));
+        let (stop2, status2) = (stop.clone(), status.clone());
+        let thread = thread::Builder::new()
+            .name("xmpp".into())
+            .stack_size(STACK)
+            .spawn(move || run(&settings, &handler, &*on_status, &stop2, &status2))?;
+        Ok(Client {
+            stop,
+            status,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The thread: connections one after the other, the retry wait between them.
+fn run(
+    s: &Settings,
+    handler: &Handler,
+    on_status: &dyn Fn(),
+    stop: &AtomicBool,
+    status: &Mutex<Status>,
+) {
+    let initial = u64::from(s.retry_initial.max(1));
+    let mut wait = initial;
+    while !stop.load(Ordering::Acquire) {
+        let result = connection(s, handler, on_status, stop, status);
+        let was_up = lock(status).up;
+        set_status(status, on_status, |st| {
+            st.up = false;
+            st.jid.clear();
+            st.tls = false;
+            if let Err(e) = &result {
+                st.last_error = e.clone();
+            }
+        });
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        match &result {
+            Ok(()) => log::info!("XMPP: the server closed the stream"),
+            Err(e) => log::warn!("XMPP: {e}; connecting again in {wait} s"),
+        }
+        if was_up {
+            wait = initial;
+        }
+        let until = Instant::now() + Duration::from_secs(wait);
+        while Instant::now() < until && !stop.load(Ordering::Acquire) {
+            thread::sleep(SLICE);
+        }
+        let next = wait.saturating_mul(u64::from(s.retry_multiplier.max(1000))) / 1000;
+        wait = next.clamp(initial, u64::from(s.retry_max).max(initial));
+    }
+}
+
+fn set_status(status: &Mutex<Status>, on_status: &dyn Fn(), f: impl FnOnce(&mut Status)) {
+    let changed = {
+        let mut st = lock(status);
+        let before = st.clone();
+        f(&mut st);
+        *st != before
+    };
+    if changed {
+        on_status();
+    }
+}
+
+/// The socket, plain or (after STARTTLS) TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(t) => t.read(buf),
+            Conn::Tls(t) => t.read(buf),
+        }
+    }
+
+    fn send(&mut self, text: &str) -> io::Result<()> {
+        match self {
+            Conn::Plain(t) => t.write_all(text.as_bytes()),
+            Conn::Tls(t) => {
+                t.write_all(text.as_bytes())?;
+                t.flush()
+            }
+        }
+    }
+}
+
+/// One connection, from the connect to its end: Ok when the server ended the stream.
+fn connection(
+    s: &Settings,
+    handler: &Handler,
+    on_status: &dyn Fn(),
+    stop: &AtomicBool,
+    status: &Mutex<Status>,
+) -> Result<(), String> {
+    let host = s.host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<_> = (host, s.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", s.host))?
+        .collect();
+    let tcp = addrs
+        .iter()
+        .find_map(|a| TcpStream::connect_timeout(a, CONNECT_TIMEOUT).ok())
+        .ok_or_else(|| format!("cannot connect to {}:{}", s.host, s.port))?;
+    tcp.set_read_timeout(Some(SLICE))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(WRITE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut conn = Conn::Plain(tcp);
+    let mut neg = Negotiation::new(s.negotiate.clone());
+    let mut split = Splitter::new();
+    let io = |e: io::Error| e.to_string();
+    conn.send(&neg.stream_start()).map_err(io)?;
+    let started = Instant::now();
+    let mut ready = false;
+    let mut last_write = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    while !stop.load(Ordering::Acquire) {
+        if !ready && started.elapsed() > NEGOTIATION_TIMEOUT {
+            return Err("the negotiation took too long".into());
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return Err("the server closed the connection".into()),
+            Ok(n) => split
+                .push(&buf[..n])
+                .map_err(|e| format!("the server's stream: {e:?}"))?,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if let Some(k) = s.keepalive.filter(|_| ready) {
+                    if last_write.elapsed() >= k {
+                        conn.send(" ").map_err(io)?;
+                        last_write = Instant::now();
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        while let Some(ev) = split
+            .next_event()
+            .map_err(|e| format!("the server's stream: {e:?}"))?
+        {
+            let text = match ev {
+                Event::Open(_) => continue,
+                Event::Close => return Ok(()),
+                Event::Stanza(t) => t,
+            };
+            if !ready {
+                match neg.element(&text).map_err(|f| match f {
+                    Failure::Tls => {
+                        "TLS is required by one side and not offered by the other".to_string()
+                    }
+                    Failure::Auth(m) => format!("authentication failed: {m}"),
+                    Failure::Protocol(m) => m,
+                })? {
+                    Step::Send(x) => conn.send(&x).map_err(io)?,
+                    Step::StartTls => {
+                        let Conn::Plain(tcp) = conn else {
+                            return Err("STARTTLS twice".into());
+                        };
+                        let config = s.tls.rustls_config()?;
+                        let name =
+                            rustls::pki_types::ServerName::try_from(s.negotiate.domain.clone())
+                                .map_err(|e| format!("{}: {e}", s.negotiate.domain))?;
+                        let tls = rustls::ClientConnection::new(config, name)
+                            .map_err(|e| e.to_string())?;
+                        conn = Conn::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)));
+                        neg.tls_started();
+                        split.restart();
+                        conn.send(&neg.stream_start()).map_err(io)?;
+                    }
+                    Step::Restart => {
+                        split.restart();
+                        conn.send(&neg.stream_start()).map_err(io)?;
+                    }
+                    Step::Ready(jid) => {
+                        conn.send(Negotiation::presence()).map_err(io)?;
+                        ready = true;
+                        log::info!("XMPP: connected as {jid}");
+                        let tls = neg.tls();
+                        set_status(status, on_status, |st| {
+                            st.up = true;
+                            st.jid = jid;
+                            st.tls = tls;
+                            st.last_error.clear();
+                        });
+                    }
+                    Step::Wait => {}
+                }
+                last_write = Instant::now();
+                continue;
+            }
+            match connreq::read(&text) {
+                Stanza::ConnectionRequest(r) => {
+                    let v = handler(&r);
+                    conn.send(&connreq::answer(&r.id, &r.from, v)).map_err(io)?;
+                }
+                Stanza::OtherRequest { id, from } => {
+                    conn.send(&connreq::not_implemented(&id, &from))
+                        .map_err(io)?;
+                }
+                Stanza::Ignored => continue,
+            }
+            last_write = Instant::now();
+        }
+    }
+    let _ = conn.send("</stream:stream>");
+    Ok(())
+}
