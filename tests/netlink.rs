@@ -251,7 +251,7 @@ fn counters_neighbours_and_fdb_after_traffic() {
         0,
         "{n:?}"
     );
-    compare_neighs(&a, &neighs);
+    compare_neighs(&a, || ra.neighs().unwrap());
 
     // The bridge FDB of b: a0's MAC learnt on the port b0, master br0.
     let mac_a = a.mac("a0");
@@ -274,13 +274,26 @@ fn counters_neighbours_and_fdb_after_traffic() {
                 && e.get("ifname").and_then(Json::str) == Some("b0")
         }));
     }
-    compare_neighs(&b, &rb.neighs().unwrap());
+    compare_neighs(&b, || rb.neighs().unwrap());
 }
 
-/// The IPv4/IPv6 neighbours match `ip -j neigh show nud all` (address, device, MAC).
-fn compare_neighs(ns: &Netns, neighs: &[Neigh]) {
-    // `nud all`: ip hides NOARP entries (the IPv6 multicast ones) by default.
-    let theirs = Json::parse(&ns.ip_json(&["neigh", "show", "nud", "all"]));
+/// The IPv4/IPv6 neighbours match `ip -j neigh show nud all` (address, device, MAC). The
+/// kernel adds IPv6 multicast entries (NOARP) on its own while addresses settle (MLD for a new
+/// solicited-node address), so the two reads may see different moments: both are taken again,
+/// 100 ms apart for up to 2 s, until they hold the same number of entries.
+fn compare_neighs(ns: &Netns, mut dump: impl FnMut() -> Vec<Neigh>) {
+    let mut attempt = 0;
+    let (neighs, theirs) = loop {
+        let neighs = dump();
+        // `nud all`: ip hides NOARP entries (the IPv6 multicast ones) by default.
+        let theirs = Json::parse(&ns.ip_json(&["neigh", "show", "nud", "all"]));
+        let count = neighs.iter().filter(|n| n.family != AF_BRIDGE).count();
+        attempt += 1;
+        if count == theirs.items().len() || attempt >= 20 {
+            break (neighs, theirs);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let ours: Vec<&Neigh> = neighs.iter().filter(|n| n.family != AF_BRIDGE).collect();
     assert_eq!(ours.len(), theirs.items().len(), "{ours:#?} {theirs:?}");
     for t in theirs.items() {
