@@ -25,14 +25,14 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use ring::rand::SecureRandom;
 
 use super::gate::Outcome;
-use super::listener::{Admission, Bound};
+use super::listener::{lock, Admission, Bound};
 use super::udp::{self, Refusal};
 use crate::stun::binding::{self, Binding, Discovery, Port};
 
@@ -104,10 +104,6 @@ impl Shared {
 pub struct UdpListener {
     shared: Arc<Shared>,
     bound: Option<Bound>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl UdpListener {

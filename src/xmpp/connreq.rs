@@ -18,7 +18,7 @@
 //! every request is answered); results and errors addressed to the CPE are ignored. Pure: the
 //! stanza is text, the answer is text; the password is compared in constant time.
 
-use crate::soap::{bounded_xml, xml_escape, Limits};
+use crate::soap::xml_escape;
 
 /// The namespace of the connection request (Annex K.2.2).
 pub const NS: &str = "urn:broadband-forum-org:cwmp:xmppConnReq-1-0";
@@ -60,21 +60,14 @@ pub enum Verdict {
 
 /// Reads a stanza (from [`super::stream`]) within the bounds of a small XML document.
 pub fn read(stanza: &str) -> Stanza {
-    // The stream's namespaces apply to its stanzas: the default `jabber:client`.
-    let wrapped = format!(
-        "<s xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{stanza}</s>"
-    );
-    let limits = Limits {
-        max_bytes: super::stream::MAX_STANZA + 128,
-        max_nodes: 4096,
-        ..Limits::default()
-    };
-    let Ok(doc) = bounded_xml(wrapped.as_bytes(), &limits) else {
-        return Stanza::Ignored;
-    };
-    let Some(iq) = doc.root_element().first_element_child() else {
-        return Stanza::Ignored;
-    };
+    match super::stream::with_element(stanza, read_iq) {
+        Ok(Some(s)) => s,
+        _ => Stanza::Ignored,
+    }
+}
+
+/// What an element is, as [`read`] tells.
+fn read_iq(iq: roxmltree::Node<'_, '_>) -> Stanza {
     if iq.tag_name().name() != "iq" || iq.tag_name().namespace() != Some("jabber:client") {
         return Stanza::Ignored;
     }

@@ -11,7 +11,7 @@
 //! only PLAIN among the mechanisms (RFC 6120 §6.3.4 with the authzid empty); the resource the
 //! data model names; the JID the server bound, as ConnReqJabberID.
 
-use crate::soap::{bounded_xml, xml_escape, Limits};
+use crate::soap::xml_escape;
 
 const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -112,17 +112,12 @@ impl Negotiation {
 
     /// A top-level element of the stream (from [`super::stream::Event::Stanza`]).
     pub fn element(&mut self, text: &str) -> Result<Step, Failure> {
-        let wrapped = format!("<s xmlns='jabber:client' xmlns:stream='{NS_STREAM}'>{text}</s>");
-        let limits = Limits {
-            max_bytes: super::stream::MAX_STANZA + 128,
-            max_nodes: 4096,
-            ..Limits::default()
-        };
-        let doc = bounded_xml(wrapped.as_bytes(), &limits)
-            .map_err(|e| Failure::Protocol(format!("unreadable element: {e:?}")))?;
-        let Some(e) = doc.root_element().first_element_child() else {
-            return Ok(Step::Wait);
-        };
+        super::stream::with_element(text, |e| self.read(e))
+            .map_err(|e| Failure::Protocol(format!("unreadable element: {e:?}")))?
+            .unwrap_or(Ok(Step::Wait))
+    }
+
+    fn read(&mut self, e: roxmltree::Node<'_, '_>) -> Result<Step, Failure> {
         let (name, ns) = (e.tag_name().name(), e.tag_name().namespace().unwrap_or(""));
         if ns == NS_STREAM && name == "error" {
             let cond = e

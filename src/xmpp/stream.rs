@@ -297,6 +297,25 @@ impl Splitter {
     }
 }
 
+/// Parses a stanza [`Splitter`] handed out within the bounds of a small document, the stream's
+/// namespaces in scope (the default `jabber:client`, the `stream` prefix: RFC 6120 §4.8), and
+/// gives its element to `f` (`Ok(None)`: no element).
+pub fn with_element<R>(
+    stanza: &str,
+    f: impl FnOnce(roxmltree::Node<'_, '_>) -> R,
+) -> Result<Option<R>, crate::soap::ParseError> {
+    let wrapped = format!(
+        "<s xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{stanza}</s>"
+    );
+    let limits = crate::soap::Limits {
+        max_bytes: MAX_STANZA + 128,
+        max_nodes: 4096,
+        ..crate::soap::Limits::default()
+    };
+    let doc = crate::soap::bounded_xml(wrapped.as_bytes(), &limits)?;
+    Ok(doc.root_element().first_element_child().map(f))
+}
+
 fn text(bytes: &[u8]) -> Result<String, StreamError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| StreamError::Malformed)
 }
