@@ -475,6 +475,8 @@ fn get_parameter_names() {
             // The diagnostics, on every platform.
             ("Device.IP.".to_string(), false),
             ("Device.DNS.".to_string(), false),
+            // The XMPP connections of connection requests (TR-069 Annex K).
+            ("Device.XMPP.".to_string(), false),
         ]
     );
     let ms = names(&mut e, "Device.ManagementServer.", true);

@@ -174,7 +174,7 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
     assert_eq!(v["Device.ManagementServer.STUNEnable"], "true");
     assert_eq!(
         v["Device.ManagementServer.SupportedConnReqMethods"],
-        "HTTP,STUN"
+        "HTTP,STUN,XMPP"
     );
     // The NAT is seen once the binding is known.
     acs.push_script([gpv_req(&["Device.ManagementServer.NATDetected"])]);

@@ -5,6 +5,12 @@
 //! client written here from RFC 6120 (STARTTLS, PLAIN, bind) that sends Annex K's
 //! connection-request IQ to the CPE's full JID through prosody and reads the answer: a result
 //! for the right credentials from an allowed JID, `not-authorized` for wrong ones.
+//!
+//! End to end: the real daemon, whose XMPP connection an ACS creates and points
+//! ConnReqXMPPConnection at (AddObject, SetParameterValues), connects through prosody, reports
+//! its ConnReqJabberID in a `4 VALUE CHANGE` without being asked, and opens a
+//! `6 CONNECTION REQUEST` session when the ACS's IQ arrives; wrong credentials and a sender not
+//! allowed open none.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,11 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cwmpd::cwmp::value::BaseType;
 use cwmpd::xmpp::client::{Client, Settings};
 use cwmpd::xmpp::connreq::{self, Verdict};
 use cwmpd::xmpp::negotiate::{Config, Negotiation, Step};
 use cwmpd::xmpp::stream::{Event, Splitter};
-use support::cpe::poll;
+use support::acs::{Acs, AcsOptions, SessionRecord};
+use support::cpe::{add_req_at, gpv, gpv_req, poll, spv_req, Cpe};
 use support::tls::Pki;
 
 /// prosody with its config and data in a directory of its own; killed on drop.
@@ -42,11 +50,7 @@ impl Prosody {
             return None;
         }
         let dir = support::tempdir::TempDir::new("prosody");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let accounts_dir = dir.path().join("data/localhost/accounts");
         std::fs::create_dir_all(&accounts_dir).unwrap();
         for (user, password) in accounts {
@@ -103,13 +107,13 @@ impl Drop for Prosody {
 
 /// The ACS's side: a connection of its own through STARTTLS, PLAIN and binding, then
 /// `send` and `answer` of stanzas.
-struct Acs {
+struct XmppAcs {
     tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
     split: Splitter,
 }
 
-impl Acs {
-    fn connect(port: u16, pki: &Pki, user: &str, password: &str) -> Acs {
+impl XmppAcs {
+    fn connect(port: u16, pki: &Pki, user: &str, password: &str) -> XmppAcs {
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut neg = Negotiation::new(Config {
@@ -157,7 +161,7 @@ impl Acs {
                 Step::StartTls => panic!("STARTTLS twice"),
             }
         }
-        Acs { tls, split }
+        XmppAcs { tls, split }
     }
 
     /// Sends `iq` and returns the answer with the same id.
@@ -201,6 +205,15 @@ fn connection_request(id: &str, to: &str, user: &str, password: &str) -> String 
     )
 }
 
+/// A TCP port nothing listens on (for the moment).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[test]
 fn an_annex_k_connection_request_through_prosody() {
     let pki = Pki::new();
@@ -214,8 +227,11 @@ fn an_annex_k_connection_request_through_prosody() {
     let counted = accepted.clone();
     let client = Client::start(
         Settings {
-            host: "127.0.0.1".into(),
-            port: server.port,
+            // A server that is not there first: the next one is tried.
+            servers: vec![
+                ("127.0.0.1".into(), free_port()),
+                ("127.0.0.1".into(), server.port),
+            ],
             negotiate: Config {
                 username: "cpe".into(),
                 domain: "localhost".into(),
@@ -249,7 +265,7 @@ fn an_annex_k_connection_request_through_prosody() {
     .unwrap_or_else(|| panic!("the CPE did not connect: {:?}", client.status()));
     assert_eq!(status.jid, "cpe@localhost/cwmp");
     assert!(status.tls);
-    let mut acs = Acs::connect(server.port, &pki, "acs", "acs-pw");
+    let mut acs = XmppAcs::connect(server.port, &pki, "acs", "acs-pw");
     let ok = acs.request(
         &connection_request("cr1", &status.jid, "cr-user", "cr-pw"),
         "cr1",
@@ -275,7 +291,7 @@ fn an_annex_k_connection_request_through_prosody() {
     );
     assert!(other.contains("feature-not-implemented"), "{other}");
     // A JID not in ConnReqAllowedJabberIDs, even with the right credentials.
-    let mut eve = Acs::connect(server.port, &pki, "eve", "eve-pw");
+    let mut eve = XmppAcs::connect(server.port, &pki, "eve", "eve-pw");
     let denied = eve.request(
         &connection_request("cr3", &status.jid, "cr-user", "cr-pw"),
         "cr3",
@@ -284,4 +300,160 @@ fn an_annex_k_connection_request_through_prosody() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     // The client ends its stream when dropped.
     drop(client);
+}
+
+fn sessions_with(acs: &Acs, code: &str) -> Vec<SessionRecord> {
+    acs.completed()
+        .into_iter()
+        .filter(|s| s.has_event(code))
+        .collect()
+}
+
+const JID: &str = "Device.ManagementServer.ConnReqJabberID";
+
+#[test]
+fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
+    let pki = Pki::new();
+    let Some(server) = Prosody::start(
+        &pki,
+        &[("cpe", "cpe-pw"), ("acs", "acs-pw"), ("eve", "eve-pw")],
+    ) else {
+        return;
+    };
+    let acs = Acs::start(AcsOptions::default()).expect("start ACS");
+    let cpe = Cpe::with_cr(
+        "xmpp-daemon",
+        &acs.url(),
+        "username = \"cr-user\"\npassword = \"cr-secret\"\n",
+    );
+    // The ACS is plain HTTP here; the CA bundle is the XMPP server's trust.
+    let text = std::fs::read_to_string(&cpe.cfg).unwrap().replacen(
+        "[acs]\n",
+        &format!("[acs]\nca_file = {:?}\n", pki.ca_file.display().to_string()),
+        1,
+    );
+    std::fs::write(&cpe.cfg, text).unwrap();
+    let port = server.port.to_string();
+    let c = "Device.XMPP.Connection.1.";
+    let ms = "Device.ManagementServer.";
+    let all: Vec<(String, &str, BaseType)> = [
+        (c, "Enable", "true", BaseType::Boolean),
+        (c, "Username", "cpe", BaseType::String),
+        (c, "Password", "cpe-pw", BaseType::String),
+        (c, "Domain", "localhost", BaseType::String),
+        (c, "Resource", "cwmp", BaseType::String),
+        (c, "ServerConnectAlgorithm", "ServerTable", BaseType::String),
+        (c, "UseTLS", "true", BaseType::Boolean),
+        (c, "KeepAliveInterval", "60", BaseType::Long),
+        (c, "ServerRetryInitialInterval", "1", BaseType::UnsignedInt),
+        (c, "Server.1.Enable", "true", BaseType::Boolean),
+        (c, "Server.1.ServerAddress", "127.0.0.1", BaseType::String),
+        (c, "Server.1.Port", &port, BaseType::UnsignedInt),
+        (
+            ms,
+            "ConnReqXMPPConnection",
+            "Device.XMPP.Connection.1",
+            BaseType::String,
+        ),
+        (
+            ms,
+            "ConnReqAllowedJabberIDs",
+            "acs@localhost",
+            BaseType::String,
+        ),
+    ]
+    .into_iter()
+    .map(|(o, n, v, t)| (format!("{o}{n}"), v, t))
+    .collect();
+    let spv: Vec<(&str, &str, BaseType)> =
+        all.iter().map(|(n, v, t)| (n.as_str(), *v, *t)).collect();
+    acs.push_script([
+        add_req_at("Device.XMPP.Connection.", "x1"),
+        add_req_at("Device.XMPP.Connection.1.Server.", "x2"),
+        spv_req(&spv, "x3"),
+    ]);
+    let daemon = cpe.spawn_run();
+    // Connected: the JID told without the ACS asking.
+    let wait = Duration::from_secs(60);
+    let jid = poll(wait, || {
+        acs.completed()
+            .iter()
+            .find_map(|s| s.param(JID).filter(|v| !v.is_empty()).map(str::to_string))
+    })
+    .unwrap_or_else(|| panic!("no ConnReqJabberID reported\n{}", daemon.log()));
+    assert_eq!(jid, "cpe@localhost/cwmp");
+    let told = acs
+        .completed()
+        .into_iter()
+        .find(|s| s.param(JID).is_some_and(|v| !v.is_empty()))
+        .unwrap();
+    assert!(told.has_event("4 VALUE CHANGE"), "{:?}", told.event_codes());
+    // The connection's state, read in the session the request opens.
+    acs.push_script([gpv_req(&[
+        "Device.XMPP.Connection.1.Status",
+        "Device.XMPP.Connection.1.JabberID",
+        "Device.XMPP.Connection.1.TLSEstablished",
+        "Device.XMPP.Connection.1.Password",
+        "Device.XMPP.SupportedServerConnectAlgorithms",
+        "Device.ManagementServer.SupportedConnReqMethods",
+    ])]);
+    let mut xacs = XmppAcs::connect(server.port, &pki, "acs", "acs-pw");
+    let ok = xacs.request(
+        &connection_request("cr1", &jid, "cr-user", "cr-secret"),
+        "cr1",
+    );
+    assert!(
+        ok.contains("type='result'") || ok.contains("type=\"result\""),
+        "{ok}"
+    );
+    let cr = poll(wait, || {
+        sessions_with(&acs, "6 CONNECTION REQUEST")
+            .into_iter()
+            .next()
+    })
+    .unwrap_or_else(|| panic!("no session from the XMPP request\n{}", daemon.log()));
+    let v: std::collections::BTreeMap<String, String> = cr
+        .calls("GetParameterValues")
+        .iter()
+        .flat_map(|e| gpv(e))
+        .map(|p| (p.name, p.value))
+        .collect();
+    assert_eq!(v["Device.XMPP.Connection.1.Status"], "Enabled");
+    assert_eq!(v["Device.XMPP.Connection.1.JabberID"], jid);
+    assert_eq!(v["Device.XMPP.Connection.1.TLSEstablished"], "true");
+    assert_eq!(v["Device.XMPP.Connection.1.Password"], "", "hidden");
+    assert_eq!(
+        v["Device.XMPP.SupportedServerConnectAlgorithms"],
+        "DNS,ServerTable"
+    );
+    assert_eq!(
+        v["Device.ManagementServer.SupportedConnReqMethods"],
+        "HTTP,STUN,XMPP"
+    );
+    // Wrong credentials, and a sender not allowed: answered, no session.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = sessions_with(&acs, "6 CONNECTION REQUEST").len();
+    let bad = xacs.request(&connection_request("cr2", &jid, "cr-user", "wrong"), "cr2");
+    assert!(bad.contains("not-authorized"), "{bad}");
+    let mut eve = XmppAcs::connect(server.port, &pki, "eve", "eve-pw");
+    let denied = eve.request(
+        &connection_request("cr3", &jid, "cr-user", "cr-secret"),
+        "cr3",
+    );
+    assert!(denied.contains("service-unavailable"), "{denied}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        sessions_with(&acs, "6 CONNECTION REQUEST").len(),
+        before,
+        "{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    for secret in ["cr-secret", "cpe-pw"] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+    }
+    assert!(
+        log.contains("XMPP: connected as cpe@localhost/cwmp"),
+        "{log}"
+    );
 }

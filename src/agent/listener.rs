@@ -90,6 +90,9 @@ impl Agent {
         if self.show_stun(&udp, nat, s.udp_notification_limit) {
             self.url_changed = true;
         }
+        if self.follow_xmpp(s) {
+            self.url_changed = true;
+        }
     }
 
     /// Sets UDPConnectionRequestAddress and NATDetected in the data model (TR-069 Annex G):

@@ -14,7 +14,7 @@
 //! The rooms: `state` (the persisted records and their persistence), `start` (BOOT, BOOTSTRAP,
 //! recovery at start), `session` (one CWMP session), `control` (the [`crate::rpc::Control`]
 //! implementation, Reboot and FactoryReset), `transfers` (the transfer steps between sessions), `diagnostics` (the tests the ACS requested, after the session that asked, and the UDP echo server),
-//! `listener` (the Connection Request listener's side), `watch` (the inotify threads: the watched config directories, the requests directory), `plan`,
+//! `listener` (the Connection Request listener's side), `xmpp` (the XMPP connection of connection requests, TR-069 Annex K), `watch` (the inotify threads: the watched config directories, the requests directory), `plan`,
 //! `clock`, `transport`, `error`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +46,7 @@ mod state;
 mod transfers;
 pub mod transport;
 mod watch;
+mod xmpp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dhcp::{DhcpRequest, DHCP_REQUEST_PREFIX};
@@ -116,6 +117,10 @@ struct Settings {
     udp_notification_limit: u32,
     /// ManagementServer.HeartbeatPolicy (CWMP 1.4); its reference `None` for the unknown time.
     heartbeat: Periodic,
+    /// ManagementServer.ConnReqXMPPConnection (a path, empty for none).
+    xmpp_connection: String,
+    /// ManagementServer.ConnReqAllowedJabberIDs.
+    allowed_jabber_ids: Vec<String>,
 }
 
 /// The agent: configuration, store, data model, persisted state and the wake-up channel.
@@ -133,6 +138,12 @@ pub struct Agent {
     connreq: Option<ConnReq>,
     /// ConnectionRequestURL changed since the loop last looked.
     url_changed: bool,
+    /// The XMPP connection of connection requests, while it runs (TR-069 Annex K).
+    xmpp: Option<xmpp::Running>,
+    /// ConnReqAllowedJabberIDs as its request handler sees them.
+    xmpp_allowed: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Why the XMPP connection cannot run (logged once).
+    xmpp_error: Option<&'static str>,
     /// When UDPConnectionRequestAddress last changed in the data model.
     udp_shown_at: Option<std::time::Instant>,
     /// The Heartbeat's phase when HeartbeatPolicy.InitiationTime is the unknown time: a random
@@ -213,6 +224,9 @@ impl Agent {
             retry_after: None,
             connreq: None,
             url_changed: false,
+            xmpp: None,
+            xmpp_allowed: Arc::default(),
+            xmpp_error: None,
             udp_shown_at: None,
             heartbeat_reference: None,
             dhcp_url_changed: None,
@@ -349,6 +363,8 @@ impl Agent {
                     .max(30),
                 reference_ms: schedule::periodic_reference(&m.heartbeat_time),
             },
+            xmpp_connection: m.xmpp_connection,
+            allowed_jabber_ids: m.allowed_jabber_ids,
         }
     }
 

@@ -181,6 +181,32 @@ impl Admission {
         )
     }
 
+    /// Authenticates a request that came some other way (an XMPP connection request from
+    /// `source`): `check` is given ConnectionRequestUsername and ConnectionRequestPassword and
+    /// says whether the request holds them. The source's failures are throttled as a TCP
+    /// source's are: once its allowance is spent, `check` is not called at all.
+    pub fn authenticate(&self, source: Source, check: impl FnOnce(&str, &str) -> bool) -> Auth {
+        let mut gate = lock(&self.0.gate);
+        let now = self.0.now_ms();
+        if !gate.throttle().allows(source, now) {
+            gate.throttle().rejected(source, now);
+            return Auth::Throttled;
+        }
+        let (username, password) = (
+            gate.config().username.clone(),
+            gate.config().password.clone(),
+        );
+        // Nothing to check against: no request holds an empty password.
+        if !password.is_empty() && check(&username, &password) {
+            gate.throttle().succeeded(source, now);
+            Auth::Ok
+        } else {
+            gate.throttle().failed(source, now);
+            gate.throttle().rejected(source, now);
+            Auth::Failed
+        }
+    }
+
     /// A request whose authentication held: it starts a session (the agent is woken), joins
     /// the one pending or running, or is over the rate limit, as a TCP request would.
     pub fn admit(&self) -> Outcome {
@@ -196,6 +222,15 @@ impl Admission {
         }
         outcome
     }
+}
+
+/// What [`Admission::authenticate`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Ok,
+    Failed,
+    /// The source spent its allowance of failures: not verified.
+    Throttled,
 }
 
 /// A bound socket and its accept thread.

@@ -197,6 +197,12 @@ impl ConnReq {
         self.next_check.saturating_duration_since(Instant::now())
     }
 
+    /// What another way of asking for a session (XMPP) shares with this listener: the
+    /// credentials, the failure throttle, the rate limit and the coalescing.
+    pub fn admission(&self) -> listener::Admission {
+        self.listener.admission()
+    }
+
     /// Tells the listener whether a session is under way.
     pub fn set_phase(&self, phase: Phase) {
         self.listener.set_phase(phase);

@@ -2,7 +2,8 @@
 //! argument).
 //!
 //! A source is an IPv4 address or an IPv6 /64 (one subscriber's prefix: the addresses inside
-//! it cost an attacker nothing). Each source has an allowance of failures (GCRA, like the
+//! it cost an attacker nothing), or the bare JID an XMPP connection request came from (the
+//! XMPP server vouches for it; kept as 8 bytes of its SHA-256). Each source has an allowance of failures (GCRA, like the
 //! session rate limit): `burst` wrong answers back to back, then one more per `interval`. A
 //! source without room for one more failure gets no verdict on any request (the listener
 //! answers `503` without looking at it), so guessing from it runs at one guess per `interval`;
@@ -30,6 +31,8 @@ pub enum Source {
     V4([u8; 4]),
     /// The /64 prefix.
     V6([u8; 8]),
+    /// A bare JID (`user@domain`, case folded), by the first 8 bytes of its SHA-256.
+    Jid([u8; 8]),
 }
 
 impl Source {
@@ -49,11 +52,34 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The source of an XMPP request from `jid` (full or bare: the resource is not counted,
+    /// a sender may pick any).
+    pub fn of_jid(jid: &str) -> Source {
+        let bare = jid.split_once('/').map_or(jid, |(b, _)| b).to_lowercase();
+        let digest = ring::digest::digest(&ring::digest::SHA256, bare.as_bytes());
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&digest.as_ref()[..8]);
+        Source::Jid(h)
+    }
+}
+
 impl std::str::FromStr for Source {
     type Err = ();
 
-    /// What [`Source`]'s `Display` writes: an IPv4 address, or an IPv6 prefix with `/64`.
+    /// What [`Source`]'s `Display` writes: an IPv4 address, an IPv6 prefix with `/64`, or
+    /// `xmpp:` and 16 hexadecimal digits.
     fn from_str(s: &str) -> Result<Source, ()> {
+        if let Some(hex) = s.strip_prefix("xmpp:") {
+            let mut h = [0u8; 8];
+            if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(());
+            }
+            for (i, b) in h.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| ())?;
+            }
+            return Ok(Source::Jid(h));
+        }
         match s.strip_suffix("/64") {
             Some(p) => p.parse::<Ipv6Addr>().map(|a| Source::of(IpAddr::V6(a))),
             None => s.parse::<Ipv4Addr>().map(|a| Source::V4(a.octets())),
@@ -70,6 +96,10 @@ impl fmt::Display for Source {
                 let mut o = [0u8; 16];
                 o[..8].copy_from_slice(p);
                 write!(f, "{}/64", Ipv6Addr::from(o))
+            }
+            Source::Jid(h) => {
+                f.write_str("xmpp:")?;
+                h.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
         }
     }
@@ -286,6 +316,21 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(Source::of(mapped).to_string(), "192.0.2.7");
         assert_eq!(Source::of(mapped), Source::of("192.0.2.7".parse().unwrap()));
+        // A JID: its bare form, case folded; another account is another source.
+        let acs = Source::of_jid("ACS@Example.net/any");
+        assert_eq!(acs, Source::of_jid("acs@example.net"));
+        assert_ne!(acs, Source::of_jid("eve@example.net"));
+        let text = acs.to_string();
+        assert!(text.starts_with("xmpp:") && text.len() == 21, "{text}");
+        assert_eq!(text.parse::<Source>(), Ok(acs));
+        for bad in [
+            "xmpp:",
+            "xmpp:00112233445566",
+            "xmpp:001122334455667g",
+            "xmpp:+011223344556677",
+        ] {
+            assert!(bad.parse::<Source>().is_err(), "{bad}");
+        }
     }
 
     /// A table full of debtors (an attacker's 128 or more addresses, each spending what it

@@ -69,6 +69,8 @@ pub enum Param {
     HeartbeatEnable,
     HeartbeatReportingInterval,
     HeartbeatInitiationTime,
+    ConnReqXmppConnection,
+    ConnReqAllowedJabberIds,
 }
 
 impl Param {
@@ -103,6 +105,8 @@ impl Param {
             Param::HeartbeatEnable => "HeartbeatPolicy.Enable",
             Param::HeartbeatReportingInterval => "HeartbeatPolicy.ReportingInterval",
             Param::HeartbeatInitiationTime => "HeartbeatPolicy.InitiationTime",
+            Param::ConnReqXmppConnection => "ConnReqXMPPConnection",
+            Param::ConnReqAllowedJabberIds => "ConnReqAllowedJabberIDs",
         }
     }
 
@@ -140,6 +144,11 @@ pub struct ManagementServer {
     pub heartbeat_interval: Option<u32>,
     /// HeartbeatPolicy.InitiationTime as stored (the unknown time when none is set).
     pub heartbeat_time: String,
+    /// ConnReqXMPPConnection: the path of an XMPP.Connection instance (`Device.XMPP.Connection.1`),
+    /// empty when none.
+    pub xmpp_connection: String,
+    /// ConnReqAllowedJabberIDs, item by item.
+    pub allowed_jabber_ids: Vec<String>,
 }
 
 /// `ManagementServer.STUN*` (TR-111 Part 2, TR-069 Annex G). Numbers that are missing or
@@ -193,6 +202,13 @@ impl ManagementServer {
                 .parse()
                 .ok(),
         };
+        let xmpp_connection = text(Param::ConnReqXmppConnection);
+        let allowed_jabber_ids = text(Param::ConnReqAllowedJabberIds)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         let http_connection_request_enable =
             get(Param::HttpConnectionRequestEnable).map(|v| v != "false");
         ManagementServer {
@@ -213,6 +229,8 @@ impl ManagementServer {
             heartbeat_enable,
             heartbeat_interval,
             heartbeat_time,
+            xmpp_connection,
+            allowed_jabber_ids,
         }
     }
 
@@ -237,6 +255,107 @@ impl ManagementServer {
         path.strip_prefix(engine.root())
             .and_then(|p| p.strip_prefix("ManagementServer."))
             == Some(Param::ConnectionRequestUrl.name())
+    }
+}
+
+/// An `XMPP.Connection.{i}.` (TR-181) as the agent runs it. Numbers that are missing or
+/// unreadable are `None`: the agent applies the model's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XmppConnection {
+    /// Its path without the final dot (`Device.XMPP.Connection.1`).
+    pub path: String,
+    /// Its instance number.
+    pub number: u32,
+    pub enable: bool,
+    pub username: String,
+    pub password: String,
+    pub domain: String,
+    pub resource: String,
+    pub server_connect_algorithm: String,
+    pub keepalive_interval: Option<i64>,
+    pub retry_initial: Option<u32>,
+    pub retry_multiplier: Option<u32>,
+    pub retry_max: Option<u32>,
+    pub use_tls: bool,
+    /// The Server table, in instance order.
+    pub servers: Vec<XmppServer>,
+}
+
+/// An `XMPP.Connection.{i}.Server.{i}.`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XmppServer {
+    pub enable: bool,
+    pub priority: u32,
+    pub address: String,
+    pub port: Option<u32>,
+}
+
+impl XmppConnection {
+    /// Every XMPP connection of the model (none where it has no `XMPP.Connection.` bound).
+    pub fn read_all(engine: &mut Engine) -> Vec<XmppConnection> {
+        let prefix = format!("{}XMPP.Connection.", engine.root());
+        let Ok(values) = engine.own_values(std::slice::from_ref(&prefix)) else {
+            return Vec::new();
+        };
+        let mut all: Vec<XmppConnection> = Vec::new();
+        let mut servers: Vec<(u32, u32, XmppServer)> = Vec::new();
+        for v in values {
+            let Some((n, name)) = v.name.strip_prefix(&prefix).and_then(|r| r.split_once('.'))
+            else {
+                continue;
+            };
+            let Ok(number) = n.parse::<u32>() else {
+                continue;
+            };
+            if all.last().is_none_or(|c| c.number != number) {
+                all.push(XmppConnection {
+                    path: format!("{prefix}{number}"),
+                    number,
+                    ..Default::default()
+                });
+            }
+            let Some(c) = all.last_mut() else { continue };
+            let value = v.value;
+            if let Some((s, field)) = name.strip_prefix("Server.").and_then(|r| r.split_once('.')) {
+                let Ok(s) = s.parse::<u32>() else { continue };
+                if servers
+                    .last()
+                    .is_none_or(|(cn, sn, _)| (*cn, *sn) != (number, s))
+                {
+                    servers.push((number, s, XmppServer::default()));
+                }
+                if let Some((_, _, server)) = servers.last_mut() {
+                    match field {
+                        "Enable" => server.enable = value == "true",
+                        "Priority" => server.priority = value.parse().unwrap_or(0),
+                        "ServerAddress" => server.address = value,
+                        "Port" => server.port = value.parse().ok(),
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            match name {
+                "Enable" => c.enable = value == "true",
+                "Username" => c.username = value,
+                "Password" => c.password = value,
+                "Domain" => c.domain = value,
+                "Resource" => c.resource = value,
+                "ServerConnectAlgorithm" => c.server_connect_algorithm = value,
+                "KeepAliveInterval" => c.keepalive_interval = value.parse().ok(),
+                "ServerRetryInitialInterval" => c.retry_initial = value.parse().ok(),
+                "ServerRetryIntervalMultiplier" => c.retry_multiplier = value.parse().ok(),
+                "ServerRetryMaxInterval" => c.retry_max = value.parse().ok(),
+                "UseTLS" => c.use_tls = value == "true",
+                _ => {}
+            }
+        }
+        for (number, _, server) in servers {
+            if let Some(c) = all.iter_mut().find(|c| c.number == number) {
+                c.servers.push(server);
+            }
+        }
+        all
     }
 }
 

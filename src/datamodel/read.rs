@@ -67,6 +67,14 @@ impl Engine {
         Ok(self.to_values(&refs, values))
     }
 
+    /// Like [`Engine::values`], but hidden values (passwords) as they are: the agent reads
+    /// its own settings under a path this way.
+    pub fn own_values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
+        let refs = self.params_named(names)?;
+        let values = self.read(&refs, false)?;
+        Ok(self.to_values(&refs, values))
+    }
+
     /// GetParameterAttributes (§A.3.2.5).
     pub fn attributes(&mut self, names: &[String]) -> Result<Vec<ParameterAttribute>, Fault> {
         let refs = self.params_named(names)?;

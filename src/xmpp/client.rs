@@ -33,9 +33,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the data model says of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The server's host and port (the Server table's, else the Domain at 5222).
-    pub host: String,
-    pub port: u16,
+    /// The servers' hosts and ports, tried in this order (the Server table's, else the Domain
+    /// at 5222); at least one.
+    pub servers: Vec<(String, u16)>,
     pub negotiate: Config,
     /// KeepAliveInterval (`None`: -1, no keep-alive).
     pub keepalive: Option<Duration>,
@@ -56,8 +56,23 @@ pub struct Status {
     /// The JID the server bound (ConnReqJabberID), while up.
     pub jid: String,
     pub tls: bool,
-    /// Why the last attempt failed (for the log and Status `Error`).
+    /// Why the last attempt failed (for the log), and its kind (TR-181 `Status`).
     pub last_error: String,
+    pub problem: Problem,
+}
+
+/// What kind of failure ended the last attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Problem {
+    /// None yet (connecting, or up).
+    #[default]
+    None,
+    /// No server could be resolved or reached.
+    Unreachable,
+    /// The server refused the credentials.
+    Auth,
+    /// Anything else: TLS, the stream, the negotiation, a closed connection.
+    Other,
 }
 
 /// The handler of a connection request: the verdict (and, on `Accept`, the session it owes).
@@ -99,6 +114,13 @@ impl Client {
     pub fn status(&self) -> Status {
         lock(&self.status).clone()
     }
+
+    /// Stops the connection without waiting for the thread: it closes the stream at its next
+    /// look at the flag (within a read slice, or once a connect or write under way ends).
+    pub fn detach(mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread = None;
+    }
 }
 
 impl Drop for Client {
@@ -127,8 +149,12 @@ fn run(
             st.up = false;
             st.jid.clear();
             st.tls = false;
-            if let Err(e) = &result {
-                st.last_error = e.clone();
+            match &result {
+                Err((problem, e)) => {
+                    st.last_error = e.clone();
+                    st.problem = *problem;
+                }
+                Ok(()) => st.problem = Problem::None,
             }
         });
         if stop.load(Ordering::Acquire) {
@@ -136,7 +162,7 @@ fn run(
         }
         match &result {
             Ok(()) => log::info!("XMPP: the server closed the stream"),
-            Err(e) => log::warn!("XMPP: {e}; connecting again in {wait} s"),
+            Err((_, e)) => log::warn!("XMPP: {e}; connecting again in {wait} s"),
         }
         if was_up {
             wait = initial;
@@ -194,16 +220,55 @@ fn connection(
     on_status: &dyn Fn(),
     stop: &AtomicBool,
     status: &Mutex<Status>,
+) -> Result<(), (Problem, String)> {
+    let tcp = connect(&s.servers, stop).map_err(|e| (Problem::Unreachable, e))?;
+    session(s, tcp, handler, on_status, stop, status).map_err(|e| {
+        let problem = if e.starts_with(AUTH_FAILED) {
+            Problem::Auth
+        } else {
+            Problem::Other
+        };
+        (problem, e)
+    })
+}
+
+/// The first server (in order; each address of each) that accepts a TCP connection.
+fn connect(servers: &[(String, u16)], stop: &AtomicBool) -> Result<TcpStream, String> {
+    let mut last = String::from("no server");
+    for (host, port) in servers {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs = match (name, *port).to_socket_addrs() {
+            Ok(a) => a,
+            Err(e) => {
+                last = format!("cannot resolve {host}: {e}");
+                continue;
+            }
+        };
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+                Ok(t) => return Ok(t),
+                Err(e) => last = format!("cannot connect to {a}: {e}"),
+            }
+        }
+    }
+    Err(last)
+}
+
+/// What a refused login's error starts with.
+const AUTH_FAILED: &str = "authentication failed";
+
+/// The stream on a connected socket: negotiation, then requests until the end.
+fn session(
+    s: &Settings,
+    tcp: TcpStream,
+    handler: &Handler,
+    on_status: &dyn Fn(),
+    stop: &AtomicBool,
+    status: &Mutex<Status>,
 ) -> Result<(), String> {
-    let host = s.host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = (host, s.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", s.host))?
-        .collect();
-    let tcp = addrs
-        .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, CONNECT_TIMEOUT).ok())
-        .ok_or_else(|| format!("cannot connect to {}:{}", s.host, s.port))?;
     tcp.set_read_timeout(Some(SLICE))
         .map_err(|e| e.to_string())?;
     tcp.set_write_timeout(Some(WRITE_TIMEOUT))
@@ -256,7 +321,7 @@ fn connection(
                     Failure::Tls => {
                         "TLS is required by one side and not offered by the other".to_string()
                     }
-                    Failure::Auth(m) => format!("authentication failed: {m}"),
+                    Failure::Auth(m) => format!("{AUTH_FAILED}: {m}"),
                     Failure::Protocol(m) => m,
                 })? {
                     Step::Send(x) => conn.send(&x).map_err(io)?,
@@ -289,6 +354,7 @@ fn connection(
                             st.jid = jid;
                             st.tls = tls;
                             st.last_error.clear();
+                            st.problem = Problem::None;
                         });
                     }
                     Step::Wait => {}

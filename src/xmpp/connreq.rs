@@ -56,6 +56,9 @@ pub enum Verdict {
     NotAllowed,
     /// Wrong username or password (or none set on the CPE).
     NotAuthorized,
+    /// Not now: over the rate limit, or the sender spent its allowance of failures
+    /// (`resource-constraint`, type `wait`: RFC 6120 §8.3.3.18, retry later).
+    Busy,
 }
 
 /// Reads a stanza (from [`super::stream`]) within the bounds of a small XML document.
@@ -115,14 +118,26 @@ pub fn bare(jid: &str) -> &str {
 /// Decides on a request: the allowed JIDs first (an empty list allows any), then the
 /// credentials (never with an empty password).
 pub fn decide(r: &Request, allowed: &[String], username: &str, password: &str) -> Verdict {
-    if !allowed.is_empty() && !allowed.iter().any(|a| a == &r.from || a == bare(&r.from)) {
-        return Verdict::NotAllowed;
+    if !is_allowed(r, allowed) {
+        Verdict::NotAllowed
+    } else if !holds_credentials(r, username, password) {
+        Verdict::NotAuthorized
+    } else {
+        Verdict::Accept
     }
+}
+
+/// Whether ConnReqAllowedJabberIDs lets the sender in: an empty list allows any; an item is a
+/// full JID or a bare one (any resource).
+pub fn is_allowed(r: &Request, allowed: &[String]) -> bool {
+    allowed.is_empty() || allowed.iter().any(|a| a == &r.from || a == bare(&r.from))
+}
+
+/// Whether the request holds the Connection Request credentials (the password compared in
+/// constant time; never an empty one).
+pub fn holds_credentials(r: &Request, username: &str, password: &str) -> bool {
     let same = crate::http::auth::constant_time_eq(r.password.as_bytes(), password.as_bytes());
-    if password.is_empty() || r.username != username || !same {
-        return Verdict::NotAuthorized;
-    }
-    Verdict::Accept
+    !password.is_empty() && r.username == username && same
 }
 
 /// The IQ that answers a request `id` from `to`.
@@ -132,6 +147,7 @@ pub fn answer(id: &str, to: &str, verdict: Verdict) -> String {
         Verdict::Accept => format!("<iq type='result' id='{id}' to='{to}'/>"),
         Verdict::NotAllowed => error(&id, &to, "cancel", "service-unavailable"),
         Verdict::NotAuthorized => error(&id, &to, "auth", "not-authorized"),
+        Verdict::Busy => error(&id, &to, "wait", "resource-constraint"),
     }
 }
 
@@ -210,6 +226,11 @@ mod tests {
             "{e}"
         );
         assert!(answer("1", "a", Verdict::NotAllowed).contains("<service-unavailable"));
+        let busy = answer("1", "a", Verdict::Busy);
+        assert!(
+            busy.contains("<error type='wait'><resource-constraint"),
+            "{busy}"
+        );
     }
 
     #[test]

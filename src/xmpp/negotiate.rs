@@ -173,9 +173,14 @@ impl Negotiation {
                 let session = has("session", NS_SESSION)
                     .is_some_and(|s| !s.children().any(|c| c.has_tag_name("optional")));
                 self.state = if session { State::Session } else { State::Bind };
+                // Without a Resource the server picks one (RFC 6120 §7.6).
+                let resource = if self.cfg.resource.is_empty() {
+                    String::new()
+                } else {
+                    format!("<resource>{}</resource>", xml_escape(&self.cfg.resource))
+                };
                 Ok(Step::Send(format!(
-                    "<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'><resource>{}</resource></bind></iq>",
-                    xml_escape(&self.cfg.resource)
+                    "<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'>{resource}</bind></iq>"
                 )))
             }
             State::Proceed => match (ns, name) {
@@ -304,6 +309,26 @@ mod tests {
             Ok(Step::Ready("cpe1@x.test/cwmp".into()))
         );
         assert!(n.tls());
+    }
+
+    #[test]
+    fn without_a_resource_the_server_picks_one() {
+        let mut n = Negotiation::new(Config {
+            resource: String::new(),
+            ..cfg(false)
+        });
+        n.stream_start();
+        n.element(SASL_FEATURES).unwrap();
+        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            .unwrap();
+        n.stream_start();
+        let Ok(Step::Send(bind)) = n.element(BIND_FEATURES) else {
+            panic!("no bind");
+        };
+        assert!(
+            bind.ends_with("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'></bind></iq>"),
+            "{bind}"
+        );
     }
 
     #[test]

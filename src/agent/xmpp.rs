@@ -1,0 +1,377 @@
+//! The agent's side of XMPP Connection Requests (TR-069 Annex K): the connection that
+//! `ManagementServer.ConnReqXMPPConnection` names runs ([`crate::xmpp::client`], its own
+//! thread) while it is enabled and EnableCWMP is true; it restarts when its settings change.
+//!
+//! A connection request that arrives on it is decided as Annex K says — a sender not in
+//! ConnReqAllowedJabberIDs gets `service-unavailable` before anything else is looked at, wrong
+//! credentials `not-authorized` — and then goes through the Connection Request listener's
+//! [`Admission`]: the same credentials as the HTTP listener, its failure throttle (per sender's
+//! bare JID: `resource-constraint` without a verdict once a sender spent its allowance), its
+//! rate limit (`resource-constraint`) and its coalescing (a request while a session is pending
+//! or running joins it).
+//!
+//! What the connection does is shown in the data model at every loop turn (the thread wakes
+//! the loop when it changes): `Status`, `LastChangeDate`, `JabberID`, `TLSEstablished` of every
+//! XMPP.Connection, and ManagementServer.ConnReqJabberID (actively notified by default). The
+//! JabberID stays while the connection reconnects (each reconnect would otherwise be two value
+//! changes for the ACS), and is cleared when the connection stops.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Agent, Settings, Trigger};
+use crate::connreq::gate::Outcome;
+use crate::connreq::listener::{Admission, Auth};
+use crate::connreq::throttle::Source;
+use crate::datamodel::management::XmppConnection;
+use crate::xmpp::client::{self, Client, Problem};
+use crate::xmpp::connreq::{self, Request, Verdict};
+use crate::xmpp::negotiate;
+
+/// The XMPP port when the Server table gives none (RFC 6120 §14.7).
+const XMPP_PORT: u16 = 5222;
+
+/// The connection the agent runs.
+pub(super) struct Running {
+    number: u32,
+    settings: client::Settings,
+    client: Client,
+}
+
+/// What a connection's settings lack for it to run (TR-181 `Error_Misconfigured`).
+fn client_settings(
+    c: &XmppConnection,
+    tls: crate::http::tls::TlsSettings,
+) -> Result<client::Settings, &'static str> {
+    if c.username.is_empty() || c.domain.is_empty() {
+        return Err("Username and Domain must be set");
+    }
+    let servers: Vec<(String, u16)> = if c.server_connect_algorithm == "ServerTable" {
+        let mut table: Vec<_> = c
+            .servers
+            .iter()
+            .filter(|s| s.enable && !s.address.is_empty())
+            .collect();
+        // Lowest Priority first; the table's order among equals (Weight is not used).
+        table.sort_by_key(|s| s.priority);
+        table
+            .iter()
+            .map(|s| {
+                let port = s
+                    .port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p != 0)
+                    .unwrap_or(XMPP_PORT);
+                (s.address.clone(), port)
+            })
+            .collect()
+    } else {
+        vec![(c.domain.clone(), XMPP_PORT)]
+    };
+    if servers.is_empty() {
+        return Err("ServerConnectAlgorithm is ServerTable and no Server is enabled");
+    }
+    Ok(client::Settings {
+        servers,
+        negotiate: negotiate::Config {
+            username: c.username.clone(),
+            domain: c.domain.clone(),
+            password: c.password.clone(),
+            resource: c.resource.clone(),
+            use_tls: c.use_tls,
+        },
+        keepalive: c
+            .keepalive_interval
+            .filter(|k| *k > 0)
+            .map(|k| Duration::from_secs(k.unsigned_abs())),
+        retry_initial: c.retry_initial.unwrap_or(60).clamp(1, 65535),
+        retry_multiplier: c.retry_multiplier.unwrap_or(2000).clamp(1000, 65535),
+        retry_max: c.retry_max.unwrap_or(30720).max(1),
+        tls,
+    })
+}
+
+/// Decides a connection request: the allowed senders, then the credentials through the
+/// listener's throttle, then its rate limit and coalescing.
+fn decide(r: &Request, allowed: &Mutex<Vec<String>>, admission: &Admission) -> Verdict {
+    let from = connreq::bare(&r.from);
+    let list = allowed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !connreq::is_allowed(r, &list) {
+        log::info!("XMPP connection request from {from}: not in ConnReqAllowedJabberIDs");
+        return Verdict::NotAllowed;
+    }
+    match admission.authenticate(Source::of_jid(&r.from), |user, password| {
+        connreq::holds_credentials(r, user, password)
+    }) {
+        Auth::Throttled => Verdict::Busy,
+        Auth::Failed => {
+            log::info!("XMPP connection request from {from}: wrong credentials");
+            Verdict::NotAuthorized
+        }
+        Auth::Ok => match admission.admit() {
+            Outcome::RateLimited => {
+                log::info!("XMPP connection request from {from}: over the rate limit");
+                Verdict::Busy
+            }
+            Outcome::Accepted => {
+                log::info!("connection request over XMPP from {from}");
+                Verdict::Accept
+            }
+            _ => Verdict::Accept,
+        },
+    }
+}
+
+impl Agent {
+    /// Runs, restarts or stops the XMPP connection as the data model says, and shows what it
+    /// does. Returns whether ConnReqJabberID changed.
+    pub(super) fn follow_xmpp(&mut self, s: &Settings) -> bool {
+        let all = XmppConnection::read_all(&mut self.engine);
+        let wanted = all
+            .iter()
+            .find(|c| c.path == s.xmpp_connection && c.enable)
+            .filter(|_| s.enable_cwmp);
+        *self.xmpp_allowed.lock().unwrap_or_else(|e| e.into_inner()) = s.allowed_jabber_ids.clone();
+        let mut misconfigured = None;
+        let desired = wanted.and_then(|c| match client_settings(c, self.cfg.acs.tls()) {
+            Ok(settings) => Some((c.number, settings)),
+            Err(e) => {
+                misconfigured = Some(c.number);
+                if self.xmpp_error != Some(e) {
+                    log::warn!("XMPP: {}: {e}", c.path);
+                    self.xmpp_error = Some(e);
+                }
+                None
+            }
+        });
+        if misconfigured.is_none() {
+            self.xmpp_error = None;
+        }
+        let keep = match (&self.xmpp, &desired) {
+            (Some(r), Some((n, settings))) => r.number == *n && r.settings == *settings,
+            (None, None) => true,
+            _ => false,
+        };
+        if !keep {
+            if let Some(r) = self.xmpp.take() {
+                log::info!(
+                    "XMPP: stopping the connection of XMPP.Connection.{}",
+                    r.number
+                );
+                // Not waited for: a connect or a DNS look-up under way would hold the loop.
+                r.client.detach();
+                self.show_jid(r.number, "");
+            }
+            if let (Some((number, settings)), Some(cr)) = (desired, &self.connreq) {
+                let admission = cr.admission();
+                let allowed = self.xmpp_allowed.clone();
+                let tx = self.tx.clone();
+                let handler: client::Handler =
+                    Box::new(move |r: &Request| decide(r, &allowed, &admission));
+                let on_status = Box::new(move || {
+                    let _ = tx.send(Trigger::ValuesChanged);
+                });
+                log::info!("XMPP: connecting XMPP.Connection.{number}");
+                match Client::start(settings.clone(), handler, on_status) {
+                    Ok(client) => {
+                        self.xmpp = Some(Running {
+                            number,
+                            settings,
+                            client,
+                        })
+                    }
+                    Err(e) => log::error!("XMPP: cannot start its thread: {e}"),
+                }
+            }
+        }
+        let status = self.xmpp.as_ref().map(|r| (r.number, r.client.status()));
+        for c in &all {
+            let shown = match &status {
+                Some((n, st)) if *n == c.number => {
+                    if st.up {
+                        self.show_jid(c.number, &st.jid);
+                    }
+                    match (st.up, st.problem) {
+                        (true, _) => "Enabled",
+                        (false, Problem::None) => "Connecting",
+                        (false, Problem::Unreachable) => "ServerNotPresent",
+                        (false, Problem::Auth) => "Error_AuthenticationFailure",
+                        (false, Problem::Other) => "Error",
+                    }
+                }
+                _ if misconfigured == Some(c.number) => "Error_Misconfigured",
+                // Enabled, but not the one connection requests use (or CWMP is off).
+                _ if c.enable => "Dormant",
+                _ => "Disabled",
+            };
+            let tls = status
+                .as_ref()
+                .is_some_and(|(n, st)| *n == c.number && st.up && st.tls);
+            self.show_connection(c.number, shown, tls);
+        }
+        let jid = self
+            .xmpp
+            .as_ref()
+            .and_then(|r| {
+                self.engine
+                    .backends_mut()
+                    .agent_default(&format!("xmpp.connection.{}.jabber_id", r.number))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let b = self.engine.backends_mut();
+        if b.agent_default("connection_request.jabber_id")
+            .unwrap_or_default()
+            != jid
+        {
+            b.set_runtime("connection_request.jabber_id", &jid);
+            return true;
+        }
+        false
+    }
+
+    /// Sets a connection's JabberID.
+    fn show_jid(&mut self, number: u32, jid: &str) {
+        self.engine
+            .backends_mut()
+            .set_runtime(&format!("xmpp.connection.{number}.jabber_id"), jid);
+    }
+
+    /// Sets a connection's Status (and LastChangeDate when it changed) and TLSEstablished.
+    fn show_connection(&mut self, number: u32, status: &str, tls: bool) {
+        let now = crate::cwmp::time::format_datetime_utc(self.now_unix());
+        let b = self.engine.backends_mut();
+        let key = format!("xmpp.connection.{number}.status");
+        if b.agent_default(&key).unwrap_or("Disabled") != status {
+            b.set_runtime(&key, status);
+            b.set_runtime(&format!("xmpp.connection.{number}.last_change"), &now);
+        }
+        b.set_runtime(
+            &format!("xmpp.connection.{number}.tls_established"),
+            if tls { "true" } else { "false" },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connreq::{config::ConnectionRequest, listener::Phase, ConnReq, Inputs};
+    use crate::datamodel::management::XmppServer;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn request(from: &str, password: &str) -> Request {
+        Request {
+            id: "1".into(),
+            from: from.into(),
+            username: "cr".into(),
+            password: password.into(),
+        }
+    }
+
+    /// Annex K's order (the allowed senders before anything else), then the HTTP listener's
+    /// throttle per sender, rate limit and coalescing.
+    #[test]
+    fn requests_go_through_the_listeners_admission() {
+        let cfg = ConnectionRequest {
+            listen: "127.0.0.1:0".into(),
+            auth_fail_burst: 2,
+            auth_fail_interval: 600,
+            rate_burst: 1,
+            rate_interval: 600,
+            udp: "off".into(),
+            ..Default::default()
+        };
+        let woken = Arc::new(AtomicUsize::new(0));
+        let w = woken.clone();
+        let mut cr = ConnReq::new(
+            &cfg,
+            "/p",
+            &[7; 32],
+            move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            },
+            || {},
+        );
+        cr.update(
+            &Inputs {
+                enabled: true,
+                cwmp_enabled: true,
+                username: "cr".into(),
+                password: "pw".into(),
+                acs_url: "http://127.0.0.1:9/".into(),
+                stun: Default::default(),
+            },
+            true,
+        );
+        let admission = cr.admission();
+        let allowed = Mutex::new(vec!["acs@x.test".to_string(), "ops@x.test/cr".to_string()]);
+        let d = |from: &str, pw: &str| decide(&request(from, pw), &allowed, &admission);
+        // Not allowed: refused before the password, which costs nothing.
+        for _ in 0..5 {
+            assert_eq!(d("eve@x.test/a", "guess"), Verdict::NotAllowed);
+        }
+        assert_eq!(d("ops@x.test/other", "pw"), Verdict::NotAllowed);
+        // Two failures, then no verdict for that sender, whatever its resource.
+        assert_eq!(d("acs@x.test/a", "guess"), Verdict::NotAuthorized);
+        assert_eq!(d("acs@x.test/b", "guess"), Verdict::NotAuthorized);
+        assert_eq!(d("acs@x.test/c", "pw"), Verdict::Busy);
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        // Another sender is not affected: accepted, then coalesced while the session is
+        // pending, then over the rate limit once the agent is idle again.
+        assert_eq!(d("ops@x.test/cr", "pw"), Verdict::Accept);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        assert_eq!(d("ops@x.test/cr", "pw"), Verdict::Accept);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        cr.set_phase(Phase::Idle);
+        assert_eq!(d("ops@x.test/cr", "pw"), Verdict::Busy);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        // An empty list allows any sender.
+        allowed.lock().unwrap().clear();
+        assert_eq!(d("eve@x.test/a", "guess"), Verdict::NotAuthorized);
+    }
+
+    #[test]
+    fn the_servers_come_from_the_domain_or_the_table() {
+        let tls = crate::http::tls::TlsSettings::default();
+        let mut c = XmppConnection {
+            username: "cpe".into(),
+            domain: "x.test".into(),
+            server_connect_algorithm: "DNS".into(),
+            keepalive_interval: Some(-1),
+            ..Default::default()
+        };
+        let s = client_settings(&c, tls.clone()).unwrap();
+        assert_eq!(s.servers, [("x.test".to_string(), 5222)]);
+        assert_eq!(s.keepalive, None);
+        assert_eq!(
+            (s.retry_initial, s.retry_multiplier, s.retry_max),
+            (60, 2000, 30720)
+        );
+        c.server_connect_algorithm = "ServerTable".into();
+        assert!(client_settings(&c, tls.clone()).is_err(), "no server");
+        let server = |enable, priority, address: &str, port| XmppServer {
+            enable,
+            priority,
+            address: address.into(),
+            port,
+        };
+        c.servers = vec![
+            server(true, 20, "b.x.test", Some(5223)),
+            server(false, 1, "off.x.test", None),
+            server(true, 10, "a.x.test", Some(0)),
+            server(true, 20, "c.x.test", None),
+        ];
+        c.keepalive_interval = Some(30);
+        let s = client_settings(&c, tls.clone()).unwrap();
+        let names: Vec<(&str, u16)> = s.servers.iter().map(|(h, p)| (h.as_str(), *p)).collect();
+        assert_eq!(
+            names,
+            [("a.x.test", 5222), ("b.x.test", 5223), ("c.x.test", 5222)]
+        );
+        assert_eq!(s.keepalive, Some(Duration::from_secs(30)));
+        c.domain.clear();
+        assert!(client_settings(&c, tls).is_err(), "no domain");
+    }
+}
