@@ -197,9 +197,10 @@ fn next_stanza(r: &mut impl Read, split: &mut Splitter) -> String {
     }
 }
 
+/// Annex K's request as GenieACS sends it (`lib/connection-request.ts`: an IQ `get`).
 fn connection_request(id: &str, to: &str, user: &str, password: &str) -> String {
     format!(
-        "<iq type='set' id='{id}' to='{to}'><connectionRequest xmlns='{}'>\
+        "<iq type='get' id='{id}' to='{to}'><connectionRequest xmlns='{}'>\
          <username>{user}</username><password>{password}</password></connectionRequest></iq>",
         connreq::NS
     )

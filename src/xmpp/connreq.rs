@@ -1,8 +1,9 @@
-//! The XMPP Connection Request of TR-069 Annex K: an IQ `set` from the ACS's JID carrying the
-//! Connection Request credentials,
+//! The XMPP Connection Request of TR-069 Annex K: an IQ from the ACS's JID carrying the
+//! Connection Request credentials, of type `get` as Annex K's example and GenieACS send it
+//! (`lib/connection-request.ts`), `set` accepted too (the request has an effect),
 //!
 //! ```text
-//! <iq type="set" id="cr001" from="acs@xmpp.example.com/acs" to="cpe@xmpp.example.com/cwmp">
+//! <iq type="get" id="cr001" from="acs@xmpp.example.com/acs" to="cpe@xmpp.example.com/cwmp">
 //!   <connectionRequest xmlns="urn:broadband-forum-org:cwmp:xmppConnReq-1-0">
 //!     <username>ConnectionRequestUsername</username>
 //!     <password>ConnectionRequestPassword</password>
@@ -86,9 +87,7 @@ fn read_iq(iq: roxmltree::Node<'_, '_>) -> Stanza {
     }
     let child = iq.first_element_child();
     let cr = child.filter(|c| {
-        kind == "set"
-            && c.tag_name().name() == "connectionRequest"
-            && c.tag_name().namespace() == Some(NS)
+        c.tag_name().name() == "connectionRequest" && c.tag_name().namespace() == Some(NS)
     });
     let Some(cr) = cr else {
         return Stanza::OtherRequest { id, from };
@@ -173,7 +172,7 @@ mod tests {
 
     fn request(from: &str, user: &str, pass: &str) -> String {
         format!(
-            "<iq type=\"set\" id=\"cr001\" from=\"{from}\" to=\"cpe@x.test/cwmp\">\
+            "<iq type=\"get\" id=\"cr001\" from=\"{from}\" to=\"cpe@x.test/cwmp\">\
              <connectionRequest xmlns=\"{NS}\"><username>{user}</username>\
              <password>{pass}</password></connectionRequest></iq>"
         )
@@ -184,6 +183,9 @@ mod tests {
         let Stanza::ConnectionRequest(r) = read(&request("acs@x.test/acs", "u", "p&amp;w")) else {
             panic!("not read");
         };
+        // The same request as an IQ `set`.
+        let set = request("acs@x.test/acs", "u", "p&amp;w").replace("type=\"get\"", "type=\"set\"");
+        assert_eq!(read(&set), Stanza::ConnectionRequest(r.clone()));
         assert_eq!(
             (
                 r.id.as_str(),
