@@ -6,8 +6,8 @@
 //!
 //! The rules a CPE follows: TLS before any credential ([`Config::use_tls`], TR-181
 //! `XMPP.Connection.{i}.UseTLS`: with it a server that offers no STARTTLS is refused; without
-//! it TLS is still negotiated when the server requires it, and PLAIN goes in clear only when
-//! TLS was turned off and the server does not ask for it);
+//! it TLS is still negotiated whenever the server offers it, and PLAIN goes in clear only when
+//! TLS was turned off and the server offers none);
 //! only PLAIN among the mechanisms (RFC 6120 §6.3.4 with the authzid empty); the resource the
 //! data model names; the JID the server bound, as ConnReqJabberID.
 
@@ -138,17 +138,17 @@ impl Negotiation {
                             && c.tag_name().namespace() == Some(ns)
                     })
                 };
+                // TLS whenever offered (RFC 6120 §5.3.1 leaves it to the client when not
+                // required): a password never goes in clear to a server that could take it
+                // encrypted.
                 if !self.tls {
-                    let starttls = has("starttls", NS_TLS);
-                    let required =
-                        starttls.is_some_and(|t| t.children().any(|c| c.has_tag_name("required")));
-                    match (starttls, self.cfg.use_tls || required) {
-                        (Some(_), true) => {
+                    match (has("starttls", NS_TLS), self.cfg.use_tls) {
+                        (Some(_), _) => {
                             self.state = State::Proceed;
                             return Ok(Step::Send(format!("<starttls xmlns='{NS_TLS}'/>")));
                         }
                         (None, true) => return Err(Failure::Tls),
-                        _ => {}
+                        (None, false) => {}
                     }
                 }
                 if !self.authenticated {
@@ -337,10 +337,15 @@ mod tests {
         let mut n = Negotiation::new(cfg(true));
         n.stream_start();
         assert_eq!(n.element(SASL_FEATURES), Err(Failure::Tls));
-        // UseTLS off, but the server requires TLS: TLS all the same.
-        let mut n = Negotiation::new(cfg(false));
-        n.stream_start();
-        assert!(matches!(n.element(TLS_FEATURES), Ok(Step::Send(s)) if s.contains("starttls")));
+        // UseTLS off, but the server requires TLS, or only offers it: TLS all the same.
+        for features in [TLS_FEATURES.to_string(), TLS_FEATURES.replace("<required/>", "")] {
+            let mut n = Negotiation::new(cfg(false));
+            n.stream_start();
+            assert!(
+                matches!(n.element(&features), Ok(Step::Send(s)) if s.contains("starttls")),
+                "{features}"
+            );
+        }
         // A session answer before the binding's is not the binding's: no empty JID.
         let mut n = bound_with_session();
         assert_eq!(n.element("<iq type='result' id='sess1'/>"), Ok(Step::Wait));
