@@ -241,6 +241,7 @@ fn an_annex_k_connection_request_through_prosody() {
                 use_tls: true,
             },
             keepalive: Some(Duration::from_secs(30)),
+            ping_after: cwmpd::xmpp::client::PING_AFTER,
             retry_initial: 1,
             retry_multiplier: 2000,
             retry_max: 10,
@@ -457,4 +458,159 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
         log.contains("XMPP: connected as cpe@localhost/cwmp"),
         "{log}"
     );
+    // A restart: the same JID bound again is no change to tell the ACS (the one it
+    // acknowledged is kept), and connection requests work again.
+    daemon.kill();
+    let before = acs.completed().len();
+    let daemon = cpe.spawn_run();
+    let again = poll(wait, || {
+        let id = format!("cr-{}", acs.completed().len());
+        let answer = xacs.request(&connection_request(&id, &jid, "cr-user", "cr-secret"), &id);
+        answer.contains("type='result'").then_some(())
+    });
+    again.unwrap_or_else(|| panic!("no answer after the restart\n{}", daemon.log()));
+    poll(wait, || {
+        acs.completed()[before..]
+            .iter()
+            .any(|s| s.has_event("6 CONNECTION REQUEST"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no session after the restart\n{}", daemon.log()));
+    std::thread::sleep(Duration::from_secs(2));
+    for s in &acs.completed()[before..] {
+        assert!(
+            s.param(JID).is_none(),
+            "{:?}: {:?}",
+            s.event_codes(),
+            s.param(JID)
+        );
+    }
+}
+
+/// A server that negotiates in clear (PLAIN offered, no TLS), binds `cpe@localhost/srv-7` and
+/// then never says another word: a connection a NAT or a WAN change dropped without a reset.
+/// Its replies are the stanzas RFC 6120's examples (§6.4.6, §7.6.1) give, as prosody sends them
+/// in `tests/xmpp.rs`'s other tests. Everything the client sent is kept, per connection.
+struct SilentServer {
+    port: u16,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let index = {
+                        let mut r = record.lock().unwrap();
+                        r.push(String::new());
+                        r.len() - 1
+                    };
+                    let mut text = String::new();
+                    let until = |conn: &mut TcpStream, what: &str, text: &mut String| {
+                        let mut buf = [0u8; 1024];
+                        while !text.contains(what) {
+                            match conn.read(&mut buf) {
+                                Ok(0) | Err(_) => return false,
+                                Ok(n) => {
+                                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                                    record.lock().unwrap()[index] = text.clone();
+                                }
+                            }
+                        }
+                        true
+                    };
+                    let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+                        xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='localhost' version='1.0'>";
+                    let steps = [
+                        ("<stream:stream", format!("{header}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>")),
+                        ("</auth>", "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>".to_string()),
+                        ("<stream:stream", format!("{header}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>")),
+                        ("</iq>", "<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>cpe@localhost/srv-7</jid></bind></iq>".to_string()),
+                    ];
+                    for (what, reply) in steps {
+                        if !until(&mut conn, what, &mut text) {
+                            return;
+                        }
+                        // What follows is read afresh (the client's second header).
+                        text = text.replacen(what, "", 1);
+                        if conn.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    // Silence: read what comes (the presence, the ping), answer nothing.
+                    until(&mut conn, "never sent", &mut text);
+                });
+            }
+        });
+        SilentServer { port, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A server gone silent is pinged (XEP-0199) and given up when it does not answer; the client
+/// connects again and asks for the resource the server picked the first time (no Resource
+/// set), so the JID the ACS was told stays the same.
+#[test]
+fn a_silent_server_is_pinged_then_replaced_and_the_resource_kept() {
+    let server = SilentServer::start();
+    let client = Client::start(
+        Settings {
+            servers: vec![("127.0.0.1".into(), server.port)],
+            negotiate: Config {
+                username: "cpe".into(),
+                domain: "localhost".into(),
+                password: "cpe-pw".into(),
+                resource: String::new(),
+                use_tls: false,
+            },
+            keepalive: None,
+            ping_after: Duration::from_secs(1),
+            retry_initial: 1,
+            retry_multiplier: 2000,
+            retry_max: 10,
+            tls: cwmpd::http::tls::TlsSettings::default(),
+        },
+        Box::new(|_| Verdict::NotAuthorized),
+        Box::new(|| {}),
+    )
+    .unwrap();
+    let up = poll(Duration::from_secs(10), || {
+        let s = client.status();
+        s.up.then_some(s)
+    })
+    .unwrap_or_else(|| panic!("not connected: {:?}", client.status()));
+    assert_eq!(up.jid, "cpe@localhost/srv-7");
+    let second = poll(Duration::from_secs(20), || {
+        let seen = server.seen();
+        (seen.len() >= 2 && seen[1].contains("</iq>")).then_some(seen)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no second connection: {:?} {:?}",
+            server.seen(),
+            client.status()
+        )
+    });
+    assert!(second[0].contains("urn:xmpp:ping"), "{:?}", second[0]);
+    assert!(
+        !second[0].contains("<resource>"),
+        "the first bind names no resource: {:?}",
+        second[0]
+    );
+    assert!(
+        second[1].contains("<resource>srv-7</resource>"),
+        "{:?}",
+        second[1]
+    );
+    drop(client);
 }

@@ -32,11 +32,23 @@ impl Agent {
         // Notification bookkeeping is RAM: in this run the ACS has heard of no UDP binding, so
         // the first one STUN learns is a change (even when learned before the first check).
         let udp = Param::UdpConnectionRequestAddress.path(self.engine.root());
-        self.engine.mark_reported(&[ParameterValue {
-            name: udp,
-            value: String::new(),
-            ty: BaseType::String,
-        }]);
+        // The XMPP connection's JID the ACS knows stands until the connection binds one.
+        let jid = self.state.reported_jabber_id.clone();
+        self.engine
+            .backends_mut()
+            .set_runtime("connection_request.jabber_id", &jid);
+        self.engine.mark_reported(&[
+            ParameterValue {
+                name: udp,
+                value: String::new(),
+                ty: BaseType::String,
+            },
+            ParameterValue {
+                name: Param::ConnReqJabberId.path(self.engine.root()),
+                value: jid,
+                ty: BaseType::String,
+            },
+        ]);
         // With an empty ConnectionRequestPassword the listener stays closed (and says so).
         let s = self.settings();
         self.follow_connreq(&s, true);

@@ -143,7 +143,7 @@ pub struct Agent {
     /// ConnReqAllowedJabberIDs as its request handler sees them.
     xmpp_allowed: Arc<std::sync::Mutex<Vec<String>>>,
     /// Why the XMPP connection cannot run (logged once).
-    xmpp_error: Option<&'static str>,
+    xmpp_error: Option<String>,
     /// When UDPConnectionRequestAddress last changed in the data model.
     udp_shown_at: Option<std::time::Instant>,
     /// The Heartbeat's phase when HeartbeatPolicy.InitiationTime is the unknown time: a random

@@ -419,6 +419,15 @@ impl Agent {
                 {
                     self.state.reported_connection_request_url = p.value.clone();
                 }
+                if let Some(p) = delivery.params.iter().find(|p| {
+                    ManagementServer::is(
+                        &self.engine,
+                        &p.name,
+                        crate::datamodel::management::Param::ConnReqJabberId,
+                    )
+                }) {
+                    self.state.reported_jabber_id = p.value.clone();
+                }
                 if let Some(url) = &delivery.bootstrap_url {
                     self.state.bootstrapped_url = url.clone();
                 }

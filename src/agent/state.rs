@@ -53,6 +53,10 @@ pub struct AgentState {
     /// was not running (a restart, a WAN change meanwhile) is reported at start.
     #[serde(default)]
     pub reported_connection_request_url: String,
+    /// The ConnReqJabberID the ACS last acknowledged: shown again at start until the XMPP
+    /// connection binds (the same JID then is no change to notify).
+    #[serde(default)]
+    pub reported_jabber_id: String,
     /// The sources (an IPv4 address, an IPv6 /64) whose Connection Requests authenticated, the
     /// most recent first (at most `connreq::KEPT_SOURCES`): trusted again at start, so that an
     /// attacker who fills the failure throttle's table cannot lock the ACS out after a restart.

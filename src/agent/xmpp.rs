@@ -84,6 +84,7 @@ fn client_settings(
             .keepalive_interval
             .filter(|k| *k > 0)
             .map(|k| Duration::from_secs(k.unsigned_abs())),
+        ping_after: client::PING_AFTER,
         retry_initial: c.retry_initial.unwrap_or(60).clamp(1, 65535),
         retry_multiplier: c.retry_multiplier.unwrap_or(2000).clamp(1000, 65535),
         retry_max: c.retry_max.unwrap_or(30720).max(1),
@@ -97,7 +98,7 @@ fn decide(r: &Request, allowed: &Mutex<Vec<String>>, admission: &Admission) -> V
     let from = connreq::bare(&r.from);
     let list = allowed.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !connreq::is_allowed(r, &list) {
-        log::info!("XMPP connection request from {from}: not in ConnReqAllowedJabberIDs");
+        log::debug!("XMPP connection request from {from:?}: not in ConnReqAllowedJabberIDs");
         return Verdict::NotAllowed;
     }
     match admission.authenticate(Source::of_jid(&r.from), |user, password| {
@@ -105,16 +106,18 @@ fn decide(r: &Request, allowed: &Mutex<Vec<String>>, admission: &Admission) -> V
     }) {
         Auth::Throttled => Verdict::Busy,
         Auth::Failed => {
-            log::info!("XMPP connection request from {from}: wrong credentials");
+            // Counted in the listener's summary (the throttle's rejections); one line each
+            // only at debug: any account on the server could fill the log otherwise.
+            log::debug!("XMPP connection request from {from:?}: wrong credentials");
             Verdict::NotAuthorized
         }
         Auth::Ok => match admission.admit() {
             Outcome::RateLimited => {
-                log::info!("XMPP connection request from {from}: over the rate limit");
+                log::debug!("XMPP connection request from {from:?}: over the rate limit");
                 Verdict::Busy
             }
             Outcome::Accepted => {
-                log::info!("connection request over XMPP from {from}");
+                log::info!("connection request over XMPP from {from:?}");
                 Verdict::Accept
             }
             _ => Verdict::Accept,
@@ -126,26 +129,38 @@ impl Agent {
     /// Runs, restarts or stops the XMPP connection as the data model says, and shows what it
     /// does. Returns whether ConnReqJabberID changed.
     pub(super) fn follow_xmpp(&mut self, s: &Settings) -> bool {
-        let all = XmppConnection::read_all(&mut self.engine);
+        let all = match XmppConnection::read_all(&mut self.engine) {
+            Ok(all) => all,
+            Err(e) => {
+                // Nothing changes on a failed read: the connection runs on as it was.
+                let e = format!("XMPP: cannot read the connections: {e}");
+                if self.xmpp_error.as_deref() != Some(e.as_str()) {
+                    log::warn!("{e}");
+                    self.xmpp_error = Some(e);
+                }
+                return false;
+            }
+        };
         let wanted = all
             .iter()
             .find(|c| c.path == s.xmpp_connection && c.enable)
             .filter(|_| s.enable_cwmp);
         *self.xmpp_allowed.lock().unwrap_or_else(|e| e.into_inner()) = s.allowed_jabber_ids.clone();
         let mut misconfigured = None;
+        let mut error = None;
         let desired = wanted.and_then(|c| match client_settings(c, self.cfg.acs.tls()) {
             Ok(settings) => Some((c.number, settings)),
             Err(e) => {
                 misconfigured = Some(c.number);
-                if self.xmpp_error != Some(e) {
-                    log::warn!("XMPP: {}: {e}", c.path);
-                    self.xmpp_error = Some(e);
-                }
+                error = Some(format!("XMPP: {}: {e}", c.path));
                 None
             }
         });
-        if misconfigured.is_none() {
-            self.xmpp_error = None;
+        if error != self.xmpp_error {
+            if let Some(e) = &error {
+                log::warn!("{e}");
+            }
+            self.xmpp_error = error;
         }
         let keep = match (&self.xmpp, &desired) {
             (Some(r), Some((n, settings))) => r.number == *n && r.settings == *settings,
@@ -160,7 +175,23 @@ impl Agent {
                 );
                 // Not waited for: a connect or a DNS look-up under way would hold the loop.
                 r.client.detach();
-                self.show_jid(r.number, "");
+                // The JabberID stays when the same account comes back (a changed retry
+                // setting, a server added): the ACS is not told of a change that is none.
+                let same_account = desired.as_ref().is_some_and(|(n, d)| {
+                    *n == r.number
+                        && (
+                            &d.negotiate.username,
+                            &d.negotiate.domain,
+                            &d.negotiate.resource,
+                        ) == (
+                            &r.settings.negotiate.username,
+                            &r.settings.negotiate.domain,
+                            &r.settings.negotiate.resource,
+                        )
+                });
+                if !same_account {
+                    self.show_jid(r.number, "");
+                }
             }
             if let (Some((number, settings)), Some(cr)) = (desired, &self.connreq) {
                 let admission = cr.admission();
@@ -172,6 +203,23 @@ impl Agent {
                     let _ = tx.send(Trigger::ValuesChanged);
                 });
                 log::info!("XMPP: connecting XMPP.Connection.{number}");
+                // The JID the ACS last acknowledged, while this account has none yet (after a
+                // restart): the same JID bound again is no change.
+                let known = self
+                    .engine
+                    .backends_mut()
+                    .agent_default("connection_request.jabber_id")
+                    .unwrap_or_default()
+                    .to_string();
+                let ours = format!(
+                    "{}@{}",
+                    settings.negotiate.username, settings.negotiate.domain
+                );
+                if connreq::bare(&known).eq_ignore_ascii_case(&ours)
+                    && self.jid_of(number).is_empty()
+                {
+                    self.show_jid(number, &known);
+                }
                 match Client::start(settings.clone(), handler, on_status) {
                     Ok(client) => {
                         self.xmpp = Some(Running {
@@ -184,6 +232,14 @@ impl Agent {
                 }
             }
         }
+        // The run-time values of deleted connections go.
+        let numbers: Vec<String> = all
+            .iter()
+            .map(|c| format!("{PREFIX}{}.", c.number))
+            .collect();
+        self.engine.backends_mut().retain_runtime(PREFIX, |k| {
+            numbers.iter().any(|n| k.starts_with(n.as_str()))
+        });
         let status = self.xmpp.as_ref().map(|r| (r.number, r.client.status()));
         for c in &all {
             let shown = match &status {
@@ -209,16 +265,10 @@ impl Agent {
                 .is_some_and(|(n, st)| *n == c.number && st.up && st.tls);
             self.show_connection(c.number, shown, tls);
         }
-        let jid = self
-            .xmpp
-            .as_ref()
-            .and_then(|r| {
-                self.engine
-                    .backends_mut()
-                    .agent_default(&format!("xmpp.connection.{}.jabber_id", r.number))
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
+        let jid = match self.xmpp.as_ref().map(|r| r.number) {
+            Some(n) => self.jid_of(n),
+            None => String::new(),
+        };
         let b = self.engine.backends_mut();
         if b.agent_default("connection_request.jabber_id")
             .unwrap_or_default()
@@ -230,28 +280,40 @@ impl Agent {
         false
     }
 
+    /// A connection's JabberID as shown.
+    fn jid_of(&mut self, number: u32) -> String {
+        self.engine
+            .backends_mut()
+            .agent_default(&format!("{PREFIX}{number}.jabber_id"))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Sets a connection's JabberID.
     fn show_jid(&mut self, number: u32, jid: &str) {
         self.engine
             .backends_mut()
-            .set_runtime(&format!("xmpp.connection.{number}.jabber_id"), jid);
+            .set_runtime(&format!("{PREFIX}{number}.jabber_id"), jid);
     }
 
     /// Sets a connection's Status (and LastChangeDate when it changed) and TLSEstablished.
     fn show_connection(&mut self, number: u32, status: &str, tls: bool) {
         let now = crate::cwmp::time::format_datetime_utc(self.now_unix());
         let b = self.engine.backends_mut();
-        let key = format!("xmpp.connection.{number}.status");
+        let key = format!("{PREFIX}{number}.status");
         if b.agent_default(&key).unwrap_or("Disabled") != status {
             b.set_runtime(&key, status);
-            b.set_runtime(&format!("xmpp.connection.{number}.last_change"), &now);
+            b.set_runtime(&format!("{PREFIX}{number}.last_change"), &now);
         }
         b.set_runtime(
-            &format!("xmpp.connection.{number}.tls_established"),
+            &format!("{PREFIX}{number}.tls_established"),
             if tls { "true" } else { "false" },
         );
     }
 }
+
+/// The agent keys of XMPP.Connection (datamodel/bindings/tr181-agent.toml).
+const PREFIX: &str = "xmpp.connection.";
 
 #[cfg(test)]
 mod tests {

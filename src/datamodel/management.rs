@@ -71,6 +71,7 @@ pub enum Param {
     HeartbeatInitiationTime,
     ConnReqXmppConnection,
     ConnReqAllowedJabberIds,
+    ConnReqJabberId,
 }
 
 impl Param {
@@ -107,6 +108,7 @@ impl Param {
             Param::HeartbeatInitiationTime => "HeartbeatPolicy.InitiationTime",
             Param::ConnReqXmppConnection => "ConnReqXMPPConnection",
             Param::ConnReqAllowedJabberIds => "ConnReqAllowedJabberIDs",
+            Param::ConnReqJabberId => "ConnReqJabberID",
         }
     }
 
@@ -252,9 +254,14 @@ impl ManagementServer {
     /// Whether `path` is ManagementServer.ConnectionRequestURL of the model (the Inform
     /// parameter whose acknowledgement the agent records).
     pub fn is_connection_request_url(engine: &Engine, path: &str) -> bool {
+        Self::is(engine, path, Param::ConnectionRequestUrl)
+    }
+
+    /// Whether `path` is the ManagementServer parameter `p` of the model.
+    pub fn is(engine: &Engine, path: &str, p: Param) -> bool {
         path.strip_prefix(engine.root())
             .and_then(|p| p.strip_prefix("ManagementServer."))
-            == Some(Param::ConnectionRequestUrl.name())
+            == Some(p.name())
     }
 }
 
@@ -291,12 +298,18 @@ pub struct XmppServer {
 }
 
 impl XmppConnection {
-    /// Every XMPP connection of the model (none where it has no `XMPP.Connection.` bound).
-    pub fn read_all(engine: &mut Engine) -> Vec<XmppConnection> {
+    /// Every XMPP connection of the model (none where it has no `XMPP.Connection.`; an error
+    /// when the subtree cannot be read).
+    pub fn read_all(engine: &mut Engine) -> Result<Vec<XmppConnection>, Fault> {
         let prefix = format!("{}XMPP.Connection.", engine.root());
-        let Ok(values) = engine.own_values(std::slice::from_ref(&prefix)) else {
-            return Vec::new();
-        };
+        if engine
+            .schema()
+            .object_index(&format!("{prefix}{{i}}."))
+            .is_none()
+        {
+            return Ok(Vec::new());
+        }
+        let values = engine.own_values(std::slice::from_ref(&prefix))?;
         let mut all: Vec<XmppConnection> = Vec::new();
         let mut servers: Vec<(u32, u32, XmppServer)> = Vec::new();
         for v in values {
@@ -355,7 +368,7 @@ impl XmppConnection {
                 c.servers.push(server);
             }
         }
-        all
+        Ok(all)
     }
 }
 

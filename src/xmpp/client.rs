@@ -3,9 +3,11 @@
 //! PLAIN, the resource), then answers what arrives: a connection request is decided by the
 //! caller's handler and answered ([`super::connreq`]), any other request gets
 //! `feature-not-implemented`. It keeps the connection alive with whitespace (RFC 6120 §4.6.1)
-//! every KeepAliveInterval, and when the connection fails it connects again after
-//! ServerRetryInitialInterval, the wait multiplied by ServerRetryIntervalMultiplier up to
-//! ServerRetryMaxInterval (TR-181 `XMPP.Connection.{i}.`).
+//! every KeepAliveInterval, pings the server (XEP-0199) after [`PING_AFTER`] of silence and
+//! gives the connection up when nothing comes back, and when the connection fails it connects
+//! again after ServerRetryInitialInterval, the wait multiplied by ServerRetryIntervalMultiplier
+//! up to ServerRetryMaxInterval (TR-181 `XMPP.Connection.{i}.`; the wait starts again from the
+//! initial one only after a connection that stayed up [`STABLE`]).
 //!
 //! Every wait is bounded: the connect (10 s), the negotiation (30 s), each read (200 ms, then
 //! the stop flag and the keep-alive are looked at), the writes (10 s). What the server sends
@@ -29,6 +31,15 @@ const SLICE: Duration = Duration::from_millis(200);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Silence from the server after which it is pinged (XEP-0199), whatever KeepAliveInterval
+/// says: a connection a NAT or a WAN change dropped without a word is found and replaced.
+pub const PING_AFTER: Duration = Duration::from_secs(300);
+/// How long the server has to say anything after a ping (at most; less when pings come
+/// sooner).
+const PING_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection up at least this long resets the retry wait (one that drops sooner does not:
+/// a server that closes each stream after binding gets the backoff).
+const STABLE: Duration = Duration::from_secs(60);
 
 /// What the data model says of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +50,8 @@ pub struct Settings {
     pub negotiate: Config,
     /// KeepAliveInterval (`None`: -1, no keep-alive).
     pub keepalive: Option<Duration>,
+    /// Silence after which the server is pinged ([`PING_AFTER`]).
+    pub ping_after: Duration,
     /// ServerRetryInitialInterval, seconds (at least 1).
     pub retry_initial: u32,
     /// ServerRetryIntervalMultiplier, thousandths (at least 1000).
@@ -142,9 +155,21 @@ fn run(
 ) {
     let initial = u64::from(s.retry_initial.max(1));
     let mut wait = initial;
+    // Without a Resource, the one the server picked first is asked for again: the JID the ACS
+    // was told stays the same across reconnects.
+    let mut s = s.clone();
     while !stop.load(Ordering::Acquire) {
-        let result = connection(s, handler, on_status, stop, status);
-        let was_up = lock(status).up;
+        let started = Instant::now();
+        let result = connection(&s, handler, on_status, stop, status);
+        let (was_up, jid) = {
+            let st = lock(status);
+            (st.up, st.jid.clone())
+        };
+        if s.negotiate.resource.is_empty() {
+            if let Some((_, resource)) = jid.split_once('/') {
+                s.negotiate.resource = resource.to_string();
+            }
+        }
         set_status(status, on_status, |st| {
             st.up = false;
             st.jid.clear();
@@ -164,7 +189,7 @@ fn run(
             Ok(()) => log::info!("XMPP: the server closed the stream"),
             Err((_, e)) => log::warn!("XMPP: {e}; connecting again in {wait} s"),
         }
-        if was_up {
+        if was_up && started.elapsed() >= STABLE {
             wait = initial;
         }
         let until = Instant::now() + Duration::from_secs(wait);
@@ -248,6 +273,9 @@ fn connect(servers: &[(String, u16)], stop: &AtomicBool) -> Result<TcpStream, St
             }
         };
         for a in addrs {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
             match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
                 Ok(t) => return Ok(t),
                 Err(e) => last = format!("cannot connect to {a}: {e}"),
@@ -281,6 +309,12 @@ fn session(
     let started = Instant::now();
     let mut ready = false;
     let mut last_write = Instant::now();
+    let mut last_read = Instant::now();
+    let mut pinged: Option<Instant> = None;
+    let ping = format!(
+        "<iq type='get' id='cwmpd-ping' to='{}'><ping xmlns='urn:xmpp:ping'/></iq>",
+        crate::soap::xml_escape(&s.negotiate.domain)
+    );
     let mut buf = vec![0u8; 4096];
     while !stop.load(Ordering::Acquire) {
         if !ready && started.elapsed() > NEGOTIATION_TIMEOUT {
@@ -288,9 +322,13 @@ fn session(
         }
         match conn.read(&mut buf) {
             Ok(0) => return Err("the server closed the connection".into()),
-            Ok(n) => split
-                .push(&buf[..n])
-                .map_err(|e| format!("the server's stream: {e:?}"))?,
+            Ok(n) => {
+                last_read = Instant::now();
+                pinged = None;
+                split
+                    .push(&buf[..n])
+                    .map_err(|e| format!("the server's stream: {e:?}"))?
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -302,6 +340,17 @@ fn session(
                         conn.send(" ").map_err(io)?;
                         last_write = Instant::now();
                     }
+                }
+                match pinged {
+                    Some(at) if at.elapsed() >= s.ping_after.min(PING_TIMEOUT) => {
+                        return Err("the server stopped answering".into())
+                    }
+                    None if ready && last_read.elapsed() >= s.ping_after => {
+                        conn.send(&ping).map_err(io)?;
+                        pinged = Some(Instant::now());
+                        last_write = Instant::now();
+                    }
+                    _ => {}
                 }
                 continue;
             }

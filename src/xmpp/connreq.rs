@@ -127,9 +127,20 @@ pub fn decide(r: &Request, allowed: &[String], username: &str, password: &str) -
 }
 
 /// Whether ConnReqAllowedJabberIDs lets the sender in: an empty list allows any; an item is a
-/// full JID or a bare one (any resource).
+/// full JID or a bare one (any resource). The bare parts compare without regard to ASCII case
+/// (RFC 7622 case-maps the localpart and the domainpart), the resources exactly.
 pub fn is_allowed(r: &Request, allowed: &[String]) -> bool {
-    allowed.is_empty() || allowed.iter().any(|a| a == &r.from || a == bare(&r.from))
+    fn split(j: &str) -> (&str, Option<&str>) {
+        j.split_once('/').map_or((j, None), |(b, r)| (b, Some(r)))
+    }
+    let same = |a: &str, b: &str| {
+        let ((ab, ar), (bb, br)) = (split(a), split(b));
+        ab.eq_ignore_ascii_case(bb) && ar == br
+    };
+    allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| same(a, &r.from) || same(a, bare(&r.from)))
 }
 
 /// Whether the request holds the Connection Request credentials (the password compared in
@@ -228,6 +239,10 @@ mod tests {
             "{e}"
         );
         assert!(answer("1", "a", Verdict::NotAllowed).contains("<service-unavailable"));
+        // Case: the bare parts fold, the resource does not.
+        assert!(is_allowed(&r, &allowed(&["ACS@X.test"])));
+        assert!(is_allowed(&r, &allowed(&["acs@x.TEST/acs"])));
+        assert!(!is_allowed(&r, &allowed(&["acs@x.test/ACS"])));
         let busy = answer("1", "a", Verdict::Busy);
         assert!(
             busy.contains("<error type='wait'><resource-constraint"),

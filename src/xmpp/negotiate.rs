@@ -18,6 +18,9 @@ const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+/// The longest JID taken from the server (RFC 7622 §3.1: each part at most 1023 bytes; a
+/// bare JID and a resource fit).
+const MAX_JID: usize = 2048;
 
 /// What the data model says of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +226,18 @@ impl Negotiation {
                     if self.jid.is_empty() {
                         return Err(Failure::Protocol("no JID bound".into()));
                     }
+                    // The account's own JID with a resource (RFC 6120 §7.6.1), within RFC
+                    // 7622's bounds: it becomes ConnReqJabberID, which the ACS is told.
+                    let ours = format!("{}@{}", self.cfg.username, self.cfg.domain);
+                    let bare = self
+                        .jid
+                        .split_once('/')
+                        .map_or(self.jid.as_str(), |(b, _)| b);
+                    if self.jid.len() > MAX_JID || !bare.eq_ignore_ascii_case(&ours) {
+                        return Err(Failure::Protocol(
+                            "the server bound a JID that is not the account's".into(),
+                        ));
+                    }
                     if self.state == State::Session {
                         return Ok(Step::Send(format!(
                             "<iq type='set' id='sess1'><session xmlns='{NS_SESSION}'/></iq>"
@@ -312,6 +327,37 @@ mod tests {
     }
 
     #[test]
+    fn only_the_accounts_own_jid_is_taken() {
+        for (jid, ok) in [
+            ("CPE1@X.test/anything", true),
+            ("cpe1@x.test", true),
+            ("eve@x.test/cwmp", false),
+            ("cpe1@y.test/cwmp", false),
+        ] {
+            let mut n = Negotiation::new(cfg(false));
+            n.stream_start();
+            n.element(SASL_FEATURES).unwrap();
+            n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                .unwrap();
+            n.stream_start();
+            n.element(BIND_FEATURES).unwrap();
+            let got = n.element(&format!("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{jid}</jid></bind></iq>"));
+            assert_eq!(got.is_ok(), ok, "{jid}: {got:?}");
+        }
+        let mut n = Negotiation::new(cfg(false));
+        n.stream_start();
+        n.element(SASL_FEATURES).unwrap();
+        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+            .unwrap();
+        n.stream_start();
+        n.element(BIND_FEATURES).unwrap();
+        let long = format!("cpe1@x.test/{}", "r".repeat(MAX_JID));
+        assert!(n
+            .element(&format!("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{long}</jid></bind></iq>"))
+            .is_err());
+    }
+
+    #[test]
     fn without_a_resource_the_server_picks_one() {
         let mut n = Negotiation::new(Config {
             resource: String::new(),
@@ -338,7 +384,10 @@ mod tests {
         n.stream_start();
         assert_eq!(n.element(SASL_FEATURES), Err(Failure::Tls));
         // UseTLS off, but the server requires TLS, or only offers it: TLS all the same.
-        for features in [TLS_FEATURES.to_string(), TLS_FEATURES.replace("<required/>", "")] {
+        for features in [
+            TLS_FEATURES.to_string(),
+            TLS_FEATURES.replace("<required/>", ""),
+        ] {
             let mut n = Negotiation::new(cfg(false));
             n.stream_start();
             assert!(

@@ -134,6 +134,14 @@ impl Backends {
             .insert(key.to_string(), value.to_string());
     }
 
+    /// Forgets the run-time values of the agent backend whose keys start with `prefix` and
+    /// that `keep` refuses (those of deleted instances).
+    pub fn retain_runtime(&mut self, prefix: &str, keep: impl Fn(&str) -> bool) {
+        self.agent
+            .defaults
+            .retain(|k, _| !k.starts_with(prefix) || keep(k));
+    }
+
     /// The default (config or run-time) value of an agent-owned key.
     pub fn agent_default(&self, key: &str) -> Option<&str> {
         self.agent.defaults.get(key).map(String::as_str)
