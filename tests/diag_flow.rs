@@ -73,11 +73,7 @@ fn spv(list: &[(&str, (&str, BaseType))]) -> support::acs::Call {
 
 /// The values of the session's GetParameterValues.
 fn values(s: &SessionRecord) -> BTreeMap<String, String> {
-    s.calls("GetParameterValues")
-        .iter()
-        .flat_map(|e| gpv(e))
-        .map(|p| (p.name, p.value))
-        .collect()
+    gpv_values(s)
 }
 
 /// The status of the session's SetParameterValues, or its fault code (and the per-parameter

@@ -165,12 +165,7 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
         changed.event_codes()
     );
     let first = &acs.completed()[0];
-    let v: std::collections::BTreeMap<String, String> = first
-        .calls("GetParameterValues")
-        .iter()
-        .flat_map(|e| gpv(e))
-        .map(|p| (p.name, p.value))
-        .collect();
+    let v = gpv_values(first);
     assert_eq!(v["Device.ManagementServer.STUNEnable"], "true");
     assert_eq!(
         v["Device.ManagementServer.SupportedConnReqMethods"],

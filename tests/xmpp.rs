@@ -24,7 +24,7 @@ use cwmpd::xmpp::connreq::{self, Verdict};
 use cwmpd::xmpp::negotiate::{Config, Negotiation, Step};
 use cwmpd::xmpp::stream::{Event, Splitter};
 use support::acs::{Acs, AcsOptions, SessionRecord};
-use support::cpe::{add_req_at, gpv, gpv_req, poll, spv_req, Cpe};
+use support::cpe::{add_req_at, gpv_req, gpv_values, poll, spv_req, Cpe};
 use support::tls::Pki;
 
 /// prosody with its config and data in a directory of its own; killed on drop.
@@ -206,6 +206,15 @@ fn connection_request(id: &str, to: &str, user: &str, password: &str) -> String 
     )
 }
 
+/// The client's status once it is up (within 20 s).
+fn connected(client: &Client) -> cwmpd::xmpp::client::Status {
+    poll(Duration::from_secs(20), || {
+        let s = client.status();
+        s.up.then_some(s)
+    })
+    .unwrap_or_else(|| panic!("the CPE did not connect: {:?}", client.status()))
+}
+
 /// A TCP port nothing listens on (for the moment).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -260,11 +269,7 @@ fn an_annex_k_connection_request_through_prosody() {
         Box::new(|| {}),
     )
     .unwrap();
-    let status = poll(Duration::from_secs(20), || {
-        let s = client.status();
-        s.up.then_some(s)
-    })
-    .unwrap_or_else(|| panic!("the CPE did not connect: {:?}", client.status()));
+    let status = connected(&client);
     assert_eq!(status.jid, "cpe@localhost/cwmp");
     assert!(status.tls);
     let mut acs = XmppAcs::connect(server.port, &pki, "acs", "acs-pw");
@@ -414,12 +419,7 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
             .next()
     })
     .unwrap_or_else(|| panic!("no session from the XMPP request\n{}", daemon.log()));
-    let v: std::collections::BTreeMap<String, String> = cr
-        .calls("GetParameterValues")
-        .iter()
-        .flat_map(|e| gpv(e))
-        .map(|p| (p.name, p.value))
-        .collect();
+    let v = gpv_values(&cr);
     assert_eq!(v["Device.XMPP.Connection.1.Status"], "Enabled");
     assert_eq!(v["Device.XMPP.Connection.1.JabberID"], jid);
     assert_eq!(v["Device.XMPP.Connection.1.TLSEstablished"], "true");
@@ -584,11 +584,7 @@ fn a_silent_server_is_pinged_then_replaced_and_the_resource_kept() {
         Box::new(|| {}),
     )
     .unwrap();
-    let up = poll(Duration::from_secs(10), || {
-        let s = client.status();
-        s.up.then_some(s)
-    })
-    .unwrap_or_else(|| panic!("not connected: {:?}", client.status()));
+    let up = connected(&client);
     assert_eq!(up.jid, "cpe@localhost/srv-7");
     let second = poll(Duration::from_secs(20), || {
         let seen = server.seen();

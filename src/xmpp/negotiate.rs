@@ -326,43 +326,10 @@ mod tests {
         assert!(n.tls());
     }
 
-    #[test]
-    fn only_the_accounts_own_jid_is_taken() {
-        for (jid, ok) in [
-            ("CPE1@X.test/anything", true),
-            ("cpe1@x.test", true),
-            ("eve@x.test/cwmp", false),
-            ("cpe1@y.test/cwmp", false),
-        ] {
-            let mut n = Negotiation::new(cfg(false));
-            n.stream_start();
-            n.element(SASL_FEATURES).unwrap();
-            n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-                .unwrap();
-            n.stream_start();
-            n.element(BIND_FEATURES).unwrap();
-            let got = n.element(&format!("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{jid}</jid></bind></iq>"));
-            assert_eq!(got.is_ok(), ok, "{jid}: {got:?}");
-        }
-        let mut n = Negotiation::new(cfg(false));
-        n.stream_start();
-        n.element(SASL_FEATURES).unwrap();
-        n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-            .unwrap();
-        n.stream_start();
-        n.element(BIND_FEATURES).unwrap();
-        let long = format!("cpe1@x.test/{}", "r".repeat(MAX_JID));
-        assert!(n
-            .element(&format!("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{long}</jid></bind></iq>"))
-            .is_err());
-    }
-
-    #[test]
-    fn without_a_resource_the_server_picks_one() {
-        let mut n = Negotiation::new(Config {
-            resource: String::new(),
-            ..cfg(false)
-        });
+    /// A negotiation in clear through SASL, the binding's features given: the binding request
+    /// it sent.
+    fn at_binding(cfg: Config) -> (Negotiation, String) {
+        let mut n = Negotiation::new(cfg);
         n.stream_start();
         n.element(SASL_FEATURES).unwrap();
         n.element("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
@@ -371,6 +338,31 @@ mod tests {
         let Ok(Step::Send(bind)) = n.element(BIND_FEATURES) else {
             panic!("no bind");
         };
+        (n, bind)
+    }
+
+    #[test]
+    fn only_the_accounts_own_jid_is_taken() {
+        let long = format!("cpe1@x.test/{}", "r".repeat(MAX_JID));
+        for (jid, ok) in [
+            ("CPE1@X.test/anything", true),
+            ("cpe1@x.test", true),
+            ("eve@x.test/cwmp", false),
+            ("cpe1@y.test/cwmp", false),
+            (long.as_str(), false),
+        ] {
+            let (mut n, _) = at_binding(cfg(false));
+            let got = n.element(&format!("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{jid}</jid></bind></iq>"));
+            assert_eq!(got.is_ok(), ok, "{jid}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_resource_the_server_picks_one() {
+        let (_, bind) = at_binding(Config {
+            resource: String::new(),
+            ..cfg(false)
+        });
         assert!(
             bind.ends_with("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'></bind></iq>"),
             "{bind}"

@@ -110,6 +110,15 @@ pub fn gpv(e: &Exchange) -> Vec<cwmpd::cwmp::value::ParameterValue> {
     }
 }
 
+/// The values of a session's GetParameterValues, by name.
+pub fn gpv_values(s: &SessionRecord) -> BTreeMap<String, String> {
+    s.calls("GetParameterValues")
+        .iter()
+        .flat_map(|e| gpv(e))
+        .map(|p| (p.name, p.value))
+        .collect()
+}
+
 pub fn instance(e: &Exchange) -> u32 {
     match &e.response {
         Ok(CpeResponse::AddObject {
