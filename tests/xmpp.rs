@@ -1,6 +1,7 @@
 //! XMPP Connection Requests (TR-069 Annex K) through a real XMPP server: prosody (Debian's
 //! `prosody`) started by the test on 127.0.0.1 with a test CA's certificate for `localhost`,
-//! TLS required, two accounts. The CPE side is the agent's client (`xmpp::client`): STARTTLS
+//! TLS required, two accounts, found through the domain's SRV records (DNS-SRV) served by
+//! dnsmasq. The CPE side is the agent's client (`xmpp::client`): STARTTLS
 //! verified against the CA, SASL PLAIN, the resource bound; the ACS side is a minimal XMPP
 //! client written here from RFC 6120 (STARTTLS, PLAIN, bind) that sends Annex K's
 //! connection-request IQ to the CPE's full JID through prosody and reads the answer: a result
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cwmpd::cwmp::value::BaseType;
-use cwmpd::xmpp::client::{Client, Settings};
+use cwmpd::xmpp::client::{Client, NameServers, Servers, Settings};
 use cwmpd::xmpp::connreq::{self, Verdict};
 use cwmpd::xmpp::negotiate::{Config, Negotiation, Step};
 use cwmpd::xmpp::stream::{Event, Splitter};
@@ -233,15 +234,27 @@ fn an_annex_k_connection_request_through_prosody() {
     ) else {
         return;
     };
+    // The domain's _xmpp-client._tcp records from a real DNS server (dnsmasq).
+    let dns_port = free_port();
+    let dns_addr = std::net::SocketAddr::from(([127, 0, 0, 1], dns_port));
+    let srv = |prio: u16, port: u16| {
+        format!("--srv-host=_xmpp-client._tcp.localhost,127.0.0.1,{port},{prio},0")
+    };
+    let Some(_dns) = support::servers::Dnsmasq::loopback(
+        dns_port,
+        &[srv(20, server.port), srv(10, free_port())],
+    ) else {
+        return;
+    };
     let accepted = Arc::new(AtomicUsize::new(0));
     let counted = accepted.clone();
     let client = Client::start(
         Settings {
-            // A server that is not there first: the next one is tried.
-            servers: vec![
-                ("127.0.0.1".into(), free_port()),
-                ("127.0.0.1".into(), server.port),
-            ],
+            // DNS-SRV: a server that is not there first (priority 10), then prosody.
+            servers: Servers::Srv {
+                domain: "localhost".into(),
+                name_servers: NameServers::Fixed(vec![dns_addr]),
+            },
             negotiate: Config {
                 username: "cpe".into(),
                 domain: "localhost".into(),
@@ -316,10 +329,20 @@ fn sessions_with(acs: &Acs, code: &str) -> Vec<SessionRecord> {
         .collect()
 }
 
-const JID: &str = "Device.ManagementServer.ConnReqJabberID";
-
 #[test]
 fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
+    daemon_flow("Device.", "tr181");
+}
+
+#[test]
+fn the_daemon_answers_an_xmpp_connection_request_with_a_session_tr098() {
+    daemon_flow("InternetGatewayDevice.", "tr098");
+}
+
+/// The whole flow with the real daemon on the data model `model` (root `root`).
+fn daemon_flow(root: &str, model: &str) {
+    let jid_param = format!("{root}ManagementServer.ConnReqJabberID");
+    let jid_param = jid_param.as_str();
     let pki = Pki::new();
     let Some(server) = Prosody::start(
         &pki,
@@ -329,20 +352,28 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
     };
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
     let cpe = Cpe::with_cr(
-        "xmpp-daemon",
+        &format!("xmpp-daemon-{model}"),
         &acs.url(),
         "username = \"cr-user\"\npassword = \"cr-secret\"\n",
     );
     // The ACS is plain HTTP here; the CA bundle is the XMPP server's trust.
-    let text = std::fs::read_to_string(&cpe.cfg).unwrap().replacen(
-        "[acs]\n",
-        &format!("[acs]\nca_file = {:?}\n", pki.ca_file.display().to_string()),
-        1,
-    );
+    let text = std::fs::read_to_string(&cpe.cfg)
+        .unwrap()
+        .replacen(
+            "[acs]\n",
+            &format!("[acs]\nca_file = {:?}\n", pki.ca_file.display().to_string()),
+            1,
+        )
+        .replacen(
+            "[device]\n",
+            &format!("[device]\ndata_model = {model:?}\n"),
+            1,
+        );
     std::fs::write(&cpe.cfg, text).unwrap();
     let port = server.port.to_string();
-    let c = "Device.XMPP.Connection.1.";
-    let ms = "Device.ManagementServer.";
+    let c = &format!("{root}XMPP.Connection.1.");
+    let ms = &format!("{root}ManagementServer.");
+    let connection = format!("{root}XMPP.Connection.1");
     let all: Vec<(String, &str, BaseType)> = [
         (c, "Enable", "true", BaseType::Boolean),
         (c, "Username", "cpe", BaseType::String),
@@ -356,12 +387,7 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
         (c, "Server.1.Enable", "true", BaseType::Boolean),
         (c, "Server.1.ServerAddress", "127.0.0.1", BaseType::String),
         (c, "Server.1.Port", &port, BaseType::UnsignedInt),
-        (
-            ms,
-            "ConnReqXMPPConnection",
-            "Device.XMPP.Connection.1",
-            BaseType::String,
-        ),
+        (ms, "ConnReqXMPPConnection", &connection, BaseType::String),
         (
             ms,
             "ConnReqAllowedJabberIDs",
@@ -375,35 +401,42 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
     let spv: Vec<(&str, &str, BaseType)> =
         all.iter().map(|(n, v, t)| (n.as_str(), *v, *t)).collect();
     acs.push_script([
-        add_req_at("Device.XMPP.Connection.", "x1"),
-        add_req_at("Device.XMPP.Connection.1.Server.", "x2"),
+        add_req_at(&format!("{root}XMPP.Connection."), "x1"),
+        add_req_at(&format!("{root}XMPP.Connection.1.Server."), "x2"),
         spv_req(&spv, "x3"),
     ]);
     let daemon = cpe.spawn_run();
     // Connected: the JID told without the ACS asking.
     let wait = Duration::from_secs(60);
     let jid = poll(wait, || {
-        acs.completed()
-            .iter()
-            .find_map(|s| s.param(JID).filter(|v| !v.is_empty()).map(str::to_string))
+        acs.completed().iter().find_map(|s| {
+            s.param(jid_param)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        })
     })
     .unwrap_or_else(|| panic!("no ConnReqJabberID reported\n{}", daemon.log()));
     assert_eq!(jid, "cpe@localhost/cwmp");
     let told = acs
         .completed()
         .into_iter()
-        .find(|s| s.param(JID).is_some_and(|v| !v.is_empty()))
+        .find(|s| s.param(jid_param).is_some_and(|v| !v.is_empty()))
         .unwrap();
     assert!(told.has_event("4 VALUE CHANGE"), "{:?}", told.event_codes());
     // The connection's state, read in the session the request opens.
-    acs.push_script([gpv_req(&[
-        "Device.XMPP.Connection.1.Status",
-        "Device.XMPP.Connection.1.JabberID",
-        "Device.XMPP.Connection.1.TLSEstablished",
-        "Device.XMPP.Connection.1.Password",
-        "Device.XMPP.SupportedServerConnectAlgorithms",
-        "Device.ManagementServer.SupportedConnReqMethods",
-    ])]);
+    let names: Vec<String> = [
+        "Status",
+        "JabberID",
+        "TLSEstablished",
+        "Password",
+        "ServerConnectAlgorithm",
+    ]
+    .iter()
+    .map(|n| format!("{c}{n}"))
+    .chain([format!("{ms}SupportedConnReqMethods")])
+    .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    acs.push_script([gpv_req(&names)]);
     let mut xacs = XmppAcs::connect(server.port, &pki, "acs", "acs-pw");
     let ok = xacs.request(
         &connection_request("cr1", &jid, "cr-user", "cr-secret"),
@@ -420,18 +453,12 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
     })
     .unwrap_or_else(|| panic!("no session from the XMPP request\n{}", daemon.log()));
     let v = gpv_values(&cr);
-    assert_eq!(v["Device.XMPP.Connection.1.Status"], "Enabled");
-    assert_eq!(v["Device.XMPP.Connection.1.JabberID"], jid);
-    assert_eq!(v["Device.XMPP.Connection.1.TLSEstablished"], "true");
-    assert_eq!(v["Device.XMPP.Connection.1.Password"], "", "hidden");
-    assert_eq!(
-        v["Device.XMPP.SupportedServerConnectAlgorithms"],
-        "DNS,ServerTable"
-    );
-    assert_eq!(
-        v["Device.ManagementServer.SupportedConnReqMethods"],
-        "HTTP,STUN,XMPP"
-    );
+    assert_eq!(v[&format!("{c}Status")], "Enabled");
+    assert_eq!(v[&format!("{c}JabberID")], jid);
+    assert_eq!(v[&format!("{c}TLSEstablished")], "true");
+    assert_eq!(v[&format!("{c}Password")], "", "hidden");
+    assert_eq!(v[&format!("{c}ServerConnectAlgorithm")], "ServerTable");
+    assert_eq!(v[&format!("{ms}SupportedConnReqMethods")], "HTTP,STUN,XMPP");
     // Wrong credentials, and a sender not allowed: answered, no session.
     std::thread::sleep(Duration::from_secs(2));
     let before = sessions_with(&acs, "6 CONNECTION REQUEST").len();
@@ -479,10 +506,10 @@ fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
     std::thread::sleep(Duration::from_secs(2));
     for s in &acs.completed()[before..] {
         assert!(
-            s.param(JID).is_none(),
+            s.param(jid_param).is_none(),
             "{:?}: {:?}",
             s.event_codes(),
-            s.param(JID)
+            s.param(jid_param)
         );
     }
 }
@@ -565,7 +592,7 @@ fn a_silent_server_is_pinged_then_replaced_and_the_resource_kept() {
     let server = SilentServer::start();
     let client = Client::start(
         Settings {
-            servers: vec![("127.0.0.1".into(), server.port)],
+            servers: Servers::List(vec![("127.0.0.1".into(), server.port)]),
             negotiate: Config {
                 username: "cpe".into(),
                 domain: "localhost".into(),

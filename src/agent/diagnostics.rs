@@ -54,8 +54,6 @@ const GRACE: Duration = Duration::from_secs(30);
 const LEFTOVER: Duration = Duration::from_secs(60);
 /// How often an echo server that could not start is tried again.
 const ECHO_RETRY: Duration = Duration::from_secs(60);
-/// Bytes of `/etc/resolv.conf` read.
-const MAX_RESOLV_CONF: u64 = 64 * 1024;
 
 impl Agent {
     /// Starts the requested test when none runs, stops one past its time, follows the echo
@@ -219,18 +217,11 @@ impl Agent {
 
     /// The name servers the device uses (`nameserver` lines of `/etc/resolv.conf`).
     fn default_dns(&self) -> Vec<IpAddr> {
-        use std::io::Read;
         let path = self.cfg.datamodel.platform().root.join("etc/resolv.conf");
-        let mut text = String::new();
-        let read = std::fs::File::open(&path)
-            .and_then(|f| f.take(MAX_RESOLV_CONF).read_to_string(&mut text));
-        if let Err(e) = read {
+        crate::diag::lookup::name_servers(&path).unwrap_or_else(|e| {
             log::info!("diagnostics: {}: {e}", path.display());
-        }
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix("nameserver"))
-            .filter_map(|rest| rest.trim().split('%').next()?.parse().ok())
-            .collect()
+            Vec::new()
+        })
     }
 
     /// Starts, moves or stops the UDP echo server when UDPEchoConfig changed; with an

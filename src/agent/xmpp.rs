@@ -24,12 +24,9 @@ use crate::connreq::gate::Outcome;
 use crate::connreq::listener::{Admission, Auth};
 use crate::connreq::throttle::Source;
 use crate::datamodel::management::XmppConnection;
-use crate::xmpp::client::{self, Client, Problem};
+use crate::xmpp::client::{self, Client, NameServers, Problem, Servers};
 use crate::xmpp::connreq::{self, Request, Verdict};
 use crate::xmpp::negotiate;
-
-/// The XMPP port when the Server table gives none (RFC 6120 §14.7).
-const XMPP_PORT: u16 = 5222;
 
 /// The connection the agent runs.
 pub(super) struct Running {
@@ -39,40 +36,29 @@ pub(super) struct Running {
 }
 
 /// What a connection's settings lack for it to run (TR-181 `Error_Misconfigured`).
+/// `resolv_conf` names the name servers the SRV records are asked of (DNS-SRV, the default).
 fn client_settings(
     c: &XmppConnection,
     tls: crate::http::tls::TlsSettings,
+    resolv_conf: &std::path::Path,
 ) -> Result<client::Settings, &'static str> {
     if c.username.is_empty() || c.domain.is_empty() {
         return Err("Username and Domain must be set");
     }
-    let servers: Vec<(String, u16)> = if c.server_connect_algorithm == "ServerTable" {
-        let mut table: Vec<_> = c
-            .servers
-            .iter()
-            .filter(|s| s.enable && !s.address.is_empty())
-            .collect();
-        // Lowest Priority first; the table's order among equals (Weight is not used).
-        table.sort_by_key(|s| s.priority);
-        table
-            .iter()
-            .map(|s| {
-                let port = s
-                    .port
-                    .and_then(|p| u16::try_from(p).ok())
-                    .filter(|p| *p != 0)
-                    .unwrap_or(XMPP_PORT);
-                (s.address.clone(), port)
-            })
-            .collect()
-    } else {
-        vec![(c.domain.clone(), XMPP_PORT)]
+    let servers = match c.server_connect_algorithm.as_str() {
+        "ServerTable" => Servers::List(server_table(c)),
+        "DNS" => Servers::List(vec![(c.domain.clone(), client::PORT)]),
+        _ => Servers::Srv {
+            domain: c.domain.clone(),
+            name_servers: NameServers::ResolvConf(resolv_conf.to_path_buf()),
+        },
     };
-    if servers.is_empty() {
+    if servers == Servers::List(Vec::new()) {
         return Err("ServerConnectAlgorithm is ServerTable and no Server is enabled");
     }
     Ok(client::Settings {
         servers,
+
         negotiate: negotiate::Config {
             username: c.username.clone(),
             domain: c.domain.clone(),
@@ -90,6 +76,28 @@ fn client_settings(
         retry_max: c.retry_max.unwrap_or(30720).max(1),
         tls,
     })
+}
+
+/// The enabled Server entries with an address: the lowest Priority first, the table's order
+/// among equals (Weight is not used); a Port of 0 is the default one.
+fn server_table(c: &XmppConnection) -> Vec<(String, u16)> {
+    let mut table: Vec<_> = c
+        .servers
+        .iter()
+        .filter(|s| s.enable && !s.address.is_empty())
+        .collect();
+    table.sort_by_key(|s| s.priority);
+    table
+        .iter()
+        .map(|s| {
+            let port = s
+                .port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .unwrap_or(client::PORT);
+            (s.address.clone(), port)
+        })
+        .collect()
 }
 
 /// Decides a connection request: the allowed senders, then the credentials through the
@@ -146,16 +154,20 @@ impl Agent {
             .find(|c| c.path == s.xmpp_connection && c.enable)
             .filter(|_| s.enable_cwmp);
         *self.xmpp_allowed.lock().unwrap_or_else(|e| e.into_inner()) = s.allowed_jabber_ids.clone();
+        let resolv_conf = self.cfg.datamodel.platform().root.join("etc/resolv.conf");
         let mut misconfigured = None;
         let mut error = None;
-        let desired = wanted.and_then(|c| match client_settings(c, self.cfg.acs.tls()) {
-            Ok(settings) => Some((c.number, settings)),
-            Err(e) => {
-                misconfigured = Some(c.number);
-                error = Some(format!("XMPP: {}: {e}", c.path));
-                None
-            }
-        });
+        let desired =
+            wanted.and_then(
+                |c| match client_settings(c, self.cfg.acs.tls(), &resolv_conf) {
+                    Ok(settings) => Some((c.number, settings)),
+                    Err(e) => {
+                        misconfigured = Some(c.number);
+                        error = Some(format!("XMPP: {}: {e}", c.path));
+                        None
+                    }
+                },
+            );
         if error != self.xmpp_error {
             if let Some(e) = &error {
                 log::warn!("{e}");
@@ -397,6 +409,10 @@ mod tests {
     #[test]
     fn the_servers_come_from_the_domain_or_the_table() {
         let tls = crate::http::tls::TlsSettings::default();
+        let resolv = std::path::Path::new("/r/etc/resolv.conf");
+        let settings = |c: &XmppConnection| client_settings(c, tls.clone(), resolv);
+        let list =
+            |h: &[(&str, u16)]| Servers::List(h.iter().map(|(h, p)| (h.to_string(), *p)).collect());
         let mut c = XmppConnection {
             username: "cpe".into(),
             domain: "x.test".into(),
@@ -404,15 +420,24 @@ mod tests {
             keepalive_interval: Some(-1),
             ..Default::default()
         };
-        let s = client_settings(&c, tls.clone()).unwrap();
-        assert_eq!(s.servers, [("x.test".to_string(), 5222)]);
+        let s = settings(&c).unwrap();
+        assert_eq!(s.servers, list(&[("x.test", 5222)]));
         assert_eq!(s.keepalive, None);
         assert_eq!(
             (s.retry_initial, s.retry_multiplier, s.retry_max),
             (60, 2000, 30720)
         );
+        // The model's default: the SRV records, asked of the device's name servers.
+        c.server_connect_algorithm = "DNS-SRV".into();
+        assert_eq!(
+            settings(&c).unwrap().servers,
+            Servers::Srv {
+                domain: "x.test".into(),
+                name_servers: NameServers::ResolvConf(resolv.to_path_buf()),
+            }
+        );
         c.server_connect_algorithm = "ServerTable".into();
-        assert!(client_settings(&c, tls.clone()).is_err(), "no server");
+        assert!(settings(&c).is_err(), "no server");
         let server = |enable, priority, address: &str, port| XmppServer {
             enable,
             priority,
@@ -426,14 +451,13 @@ mod tests {
             server(true, 20, "c.x.test", None),
         ];
         c.keepalive_interval = Some(30);
-        let s = client_settings(&c, tls.clone()).unwrap();
-        let names: Vec<(&str, u16)> = s.servers.iter().map(|(h, p)| (h.as_str(), *p)).collect();
+        let s = settings(&c).unwrap();
         assert_eq!(
-            names,
-            [("a.x.test", 5222), ("b.x.test", 5223), ("c.x.test", 5222)]
+            s.servers,
+            list(&[("a.x.test", 5222), ("b.x.test", 5223), ("c.x.test", 5222)])
         );
         assert_eq!(s.keepalive, Some(Duration::from_secs(30)));
         c.domain.clear();
-        assert!(client_settings(&c, tls).is_err(), "no domain");
+        assert!(settings(&c).is_err(), "no domain");
     }
 }

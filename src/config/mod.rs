@@ -485,15 +485,10 @@ impl Config {
         let d = &self.device;
         let c = &self.connection_request;
         let st = &self.stun;
-        // XMPP where the model has XMPP.Connection (TR-181; TR-098 has no XMPP object bound).
-        let methods = match (
-            c.udp == "off",
-            self.model() == Some(crate::datamodel::schema::Model::Tr181),
-        ) {
-            (true, false) => "HTTP",
-            (false, false) => "HTTP,STUN",
-            (true, true) => "HTTP,XMPP",
-            (false, true) => "HTTP,STUN,XMPP",
+        let methods = if c.udp == "off" {
+            "HTTP,XMPP"
+        } else {
+            "HTTP,STUN,XMPP"
         };
         let pairs: [(&str, String); 34] = [
             ("heartbeat.enable", a.heartbeat_enable.to_string()),

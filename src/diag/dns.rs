@@ -1,6 +1,7 @@
-//! DNS queries and responses (RFC 1035) for NSLookup: one question of type A or AAAA, class IN,
-//! recursion desired; the response's code, whether it is authoritative, and the addresses and
-//! canonical name it answers. Pure: bytes in, bytes out.
+//! DNS queries and responses (RFC 1035) for NSLookup and for the XMPP connection's server: one
+//! question of type A, AAAA or SRV, class IN, recursion desired; the response's code, whether
+//! it is authoritative, and the addresses (or services, RFC 2782) and canonical name it
+//! answers. Pure: bytes in, bytes out.
 //!
 //! Bounds: a response is read in one pass; a name is at most 255 bytes of at most 63-byte
 //! labels and follows at most [`MAX_POINTERS`] compression pointers, each pointing before the
@@ -13,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const TYPE_A: u16 = 1;
 pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_SRV: u16 = 33;
 const CLASS_IN: u16 = 1;
 
 /// Compression pointers followed in one name.
@@ -51,6 +53,18 @@ pub struct Response {
     pub canonical: String,
     /// The addresses of the asked type for that name, in the order given.
     pub addresses: Vec<IpAddr>,
+    /// The SRV records for that name (a question of type SRV), in the order given.
+    pub services: Vec<Service>,
+}
+
+/// An SRV record (RFC 2782).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    /// The host (`.` alone, read as empty: the service is not offered at this domain).
+    pub target: String,
 }
 
 /// The query for `name` (with or without its final dot) of type `qtype`, with `id`.
@@ -162,12 +176,36 @@ pub fn parse(buf: &[u8], id: u16, name: &str, qtype: u16) -> Result<Response, Dn
             _ => None,
         })
         .collect();
+    let mut services = Vec::new();
+    for (owner, rtype, class, off, rdata) in &records {
+        if *rtype != TYPE_SRV || *class != CLASS_IN || !same_name(owner, &canonical) {
+            continue;
+        }
+        let [p0, p1, w0, w1, o0, o1, ..] = **rdata else {
+            continue;
+        };
+        // The target within the record's data (RFC 2782: not compressed; a pointer back is
+        // read all the same).
+        let Ok((target, end)) = read_name(buf, off + 6) else {
+            continue;
+        };
+        if end > off + rdata.len() {
+            continue;
+        }
+        services.push(Service {
+            priority: u16::from_be_bytes([p0, p1]),
+            weight: u16::from_be_bytes([w0, w1]),
+            port: u16::from_be_bytes([o0, o1]),
+            target,
+        });
+    }
     Ok(Response {
         rcode: (flags & 0xf) as u8,
         authoritative: flags & 0x0400 != 0,
         truncated: flags & 0x0200 != 0,
         canonical,
         addresses,
+        services,
     })
 }
 
@@ -267,6 +305,51 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn services_of_an_srv_answer() {
+        let srv = |prio: u16, weight: u16, port: u16, target: &[u8]| {
+            let mut d = Vec::new();
+            d.extend_from_slice(&prio.to_be_bytes());
+            d.extend_from_slice(&weight.to_be_bytes());
+            d.extend_from_slice(&port.to_be_bytes());
+            d.extend_from_slice(target);
+            d
+        };
+        let a = srv(10, 5, 5222, b"\x04xmpp\x07example\x04test\x00");
+        let b = srv(20, 0, 5223, b"\x00");
+        // Cut short: no room for the target.
+        let c = srv(1, 1, 1, b"");
+        let r = response(
+            9,
+            0x8180,
+            TYPE_SRV,
+            &[
+                (QNAME, TYPE_SRV, &a),
+                (QNAME, TYPE_SRV, &b),
+                (QNAME, TYPE_SRV, &c),
+            ],
+        );
+        let got = parse(&r, 9, "www.example.test", TYPE_SRV).unwrap();
+        assert_eq!(
+            got.services,
+            [
+                Service {
+                    priority: 10,
+                    weight: 5,
+                    port: 5222,
+                    target: "xmpp.example.test".into()
+                },
+                Service {
+                    priority: 20,
+                    weight: 0,
+                    port: 5223,
+                    target: String::new()
+                },
+            ]
+        );
+        assert!(got.addresses.is_empty());
     }
 
     #[test]

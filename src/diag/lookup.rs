@@ -86,6 +86,24 @@ pub fn lookup(
     Ok(Lookup::Timeout)
 }
 
+/// Bytes of a resolv.conf read.
+const MAX_RESOLV_CONF: u64 = 64 * 1024;
+
+/// The name servers a resolv.conf names (its `nameserver` lines; a zone index dropped), read
+/// within 64 KiB.
+pub fn name_servers(path: &std::path::Path) -> io::Result<Vec<std::net::IpAddr>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_RESOLV_CONF)
+        .read_to_string(&mut text)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse().ok())
+        .collect())
+}
+
 fn refused(e: &io::Error) -> bool {
     matches!(
         e.kind(),

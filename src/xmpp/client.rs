@@ -41,12 +41,90 @@ const PING_TIMEOUT: Duration = Duration::from_secs(60);
 /// a server that closes each stream after binding gets the backoff).
 const STABLE: Duration = Duration::from_secs(60);
 
+/// Where the servers are (TR-181 `ServerConnectAlgorithm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Servers {
+    /// These hosts and ports, tried in this order (the Server table's; DNS: the Domain at
+    /// 5222).
+    List(Vec<(String, u16)>),
+    /// DNS-SRV: the Domain's `_xmpp-client._tcp` records, asked at every attempt (RFC 6120
+    /// §3.2.1), by priority and then weight; the Domain at 5222 when it has none or no name
+    /// server answers (§3.2.2).
+    Srv {
+        domain: String,
+        name_servers: NameServers,
+    },
+}
+
+/// Whom the SRV records are asked of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameServers {
+    /// The `nameserver` lines of this resolv.conf, read at every attempt (port 53).
+    ResolvConf(std::path::PathBuf),
+    Fixed(Vec<std::net::SocketAddr>),
+}
+
+/// The XMPP client port (RFC 6120 §14.7).
+pub const PORT: u16 = 5222;
+/// How long one name server has to answer the SRV question.
+const SRV_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Servers {
+    /// The hosts and ports to try now, in order; an error when the domain says it offers no
+    /// XMPP service (an SRV record with the target `.`).
+    fn resolve(&self, stop: &AtomicBool) -> Result<Vec<(String, u16)>, String> {
+        let (domain, name_servers) = match self {
+            Servers::List(l) => return Ok(l.clone()),
+            Servers::Srv {
+                domain,
+                name_servers,
+            } => (domain, name_servers),
+        };
+        let fallback = vec![(domain.clone(), PORT)];
+        let servers: Vec<std::net::SocketAddr> = match name_servers {
+            NameServers::Fixed(l) => l.clone(),
+            NameServers::ResolvConf(path) => match crate::diag::lookup::name_servers(path) {
+                Ok(l) => l
+                    .into_iter()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+                    .collect(),
+                Err(e) => {
+                    log::debug!("XMPP: {}: {e}", path.display());
+                    Vec::new()
+                }
+            },
+        };
+        let name = format!("_xmpp-client._tcp.{domain}");
+        for server in servers.iter().take(4) {
+            use crate::diag::{dns, lookup};
+            match lookup::lookup(*server, &name, dns::TYPE_SRV, SRV_TIMEOUT, None, stop) {
+                Ok(lookup::Lookup::Answered(r, _)) if r.rcode == 0 || r.rcode == 3 => {
+                    let mut found = r.services;
+                    if found.len() == 1 && found[0].target.is_empty() {
+                        return Err(format!("{domain} offers no XMPP service (SRV)"));
+                    }
+                    found.retain(|s| !s.target.is_empty());
+                    if found.is_empty() {
+                        return Ok(fallback);
+                    }
+                    // Lowest priority first; within one, the heaviest first (RFC 2782's
+                    // weighted choice made deterministic).
+                    found.sort_by_key(|s| (s.priority, std::cmp::Reverse(s.weight)));
+                    return Ok(found.into_iter().map(|s| (s.target, s.port)).collect());
+                }
+                Ok(other) => log::debug!("XMPP: SRV of {name} at {server}: {other:?}"),
+                Err(e) => log::debug!("XMPP: SRV of {name} at {server}: {e}"),
+            }
+        }
+        Ok(fallback)
+    }
+}
+
 /// What the data model says of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The servers' hosts and ports, tried in this order (the Server table's, else the Domain
-    /// at 5222); at least one.
-    pub servers: Vec<(String, u16)>,
+    /// Where the servers are.
+    pub servers: Servers,
     pub negotiate: Config,
     /// KeepAliveInterval (`None`: -1, no keep-alive).
     pub keepalive: Option<Duration>,
@@ -246,7 +324,11 @@ fn connection(
     stop: &AtomicBool,
     status: &Mutex<Status>,
 ) -> Result<(), (Problem, String)> {
-    let tcp = connect(&s.servers, stop).map_err(|e| (Problem::Unreachable, e))?;
+    let servers = s
+        .servers
+        .resolve(stop)
+        .map_err(|e| (Problem::Unreachable, e))?;
+    let tcp = connect(&servers, stop).map_err(|e| (Problem::Unreachable, e))?;
     session(s, tcp, handler, on_status, stop, status).map_err(|e| {
         let problem = if e.starts_with(AUTH_FAILED) {
             Problem::Auth

@@ -13,7 +13,7 @@ pub struct Dnsmasq(std::process::Child);
 impl Dnsmasq {
     pub fn start(ns: &Netns, addr: &str) -> Option<Dnsmasq> {
         Dnsmasq::spawn(
-            ns,
+            Some(ns),
             &[
                 "--port=53",
                 "--local=/test/",
@@ -42,12 +42,27 @@ impl Dnsmasq {
         ];
         args.extend(options.iter().map(|o| format!("--dhcp-option={o}")));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Dnsmasq::spawn(ns, &args)
+        Dnsmasq::spawn(Some(ns), &args)
     }
 
-    /// dnsmasq in the foreground in `ns` with no config file, resolv.conf or hosts, bound to its
-    /// interfaces, with `args`; `None` (a skip) where it is not installed, unless CI is set.
-    fn spawn(ns: &Netns, args: &[&str]) -> Option<Dnsmasq> {
+    /// dnsmasq as a DNS server on 127.0.0.1:`port` of the test's own namespace (a high port:
+    /// no other process's traffic), answering `records` (dnsmasq options such as
+    /// `--srv-host=…`) under `localhost.` and nothing else. Killed on drop.
+    pub fn loopback(port: u16, records: &[String]) -> Option<Dnsmasq> {
+        let mut args = vec![
+            format!("--port={port}"),
+            "--listen-address=127.0.0.1".to_string(),
+            "--local=/localhost/".to_string(),
+        ];
+        args.extend(records.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Dnsmasq::spawn(None, &args)
+    }
+
+    /// dnsmasq in the foreground in `ns` (else here) with no config file, resolv.conf or
+    /// hosts, bound to its interfaces, with `args`; `None` (a skip) where it is not installed,
+    /// unless CI is set.
+    fn spawn(ns: Option<&Netns>, args: &[&str]) -> Option<Dnsmasq> {
         let have = std::process::Command::new("dnsmasq")
             .arg("--version")
             .stdout(std::process::Stdio::null())
@@ -60,14 +75,16 @@ impl Dnsmasq {
             );
             return None;
         }
-        let Ok(child) = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                "dnsmasq",
-                "--keep-in-foreground",
-            ])
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns.name(), "dnsmasq"]);
+                c
+            }
+            None => std::process::Command::new("dnsmasq"),
+        };
+        let Ok(child) = command
+            .arg("--keep-in-foreground")
             .args([
                 "--conf-file=/dev/null",
                 "--no-resolv",
@@ -80,7 +97,7 @@ impl Dnsmasq {
             .stderr(std::process::Stdio::null())
             .spawn()
         else {
-            panic!("cannot run ip netns exec");
+            panic!("cannot run dnsmasq");
         };
         Some(Dnsmasq(child))
     }
