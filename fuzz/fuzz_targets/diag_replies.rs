@@ -1,5 +1,5 @@
-//! Fuzzes what the diagnostics read from the network: a DNS response (`diag::dns::parse`)
-//! and an ICMP message (`diag::icmp::parse`, with and without an IPv4 header, v4 and v6).
+//! Fuzzes what the diagnostics read from the network: a DNS response (`diag::dns::parse`, A,
+//! AAAA and the XMPP connection's SRV) and an ICMP message (`diag::icmp::parse`, with and without an IPv4 header, v4 and v6).
 //! Besides "no panic, no hang, no unbounded memory", it checks:
 //!
 //! - a DNS response that parses answers our question: its canonical name is the asked one or
@@ -24,13 +24,16 @@ use libfuzzer_sys::fuzz_target;
 const NAME: &str = "www.example.test";
 
 fuzz_target!(|data: &[u8]| {
-    for qtype in [dns::TYPE_A, dns::TYPE_AAAA] {
+    for qtype in [dns::TYPE_A, dns::TYPE_AAAA, dns::TYPE_SRV] {
         let id = data
             .get(..2)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
         if let Ok(r) = dns::parse(data, id, NAME, qtype) {
             assert!(r.canonical.len() <= 255, "{r:?}");
             assert!(r.addresses.len() <= data.len() / 4, "{r:?}");
+            // Each SRV record holds 6 bytes and a name of at least one.
+            assert!(r.services.len() <= data.len() / 7, "{r:?}");
+            assert!(r.services.iter().all(|s| s.target.len() <= 255), "{r:?}");
         }
     }
     let mut echoed = dns::query(7, NAME, dns::TYPE_A).unwrap();
