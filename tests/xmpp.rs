@@ -234,18 +234,55 @@ fn an_annex_k_connection_request_through_prosody() {
     ) else {
         return;
     };
-    // The domain's _xmpp-client._tcp records from a real DNS server (dnsmasq).
+    // The domain's _xmpp-client._tcp records from a real DNS server (dnsmasq): nothing at
+    // priority 10, prosody at 20, a listener that must never be reached at 30.
+    let later = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    later.set_nonblocking(true).unwrap();
     let dns_port = free_port();
     let dns_addr = std::net::SocketAddr::from(([127, 0, 0, 1], dns_port));
     let srv = |prio: u16, port: u16| {
-        format!("--srv-host=_xmpp-client._tcp.localhost,127.0.0.1,{port},{prio},0")
+        format!("--srv-host=_xmpp-client._tcp.localhost,localhost,{port},{prio},0")
     };
     let Some(_dns) = support::servers::Dnsmasq::loopback(
         dns_port,
-        &[srv(20, server.port), srv(10, free_port())],
+        &[
+            srv(30, later.local_addr().unwrap().port()),
+            srv(20, server.port),
+            srv(10, free_port()),
+            // A domain that says it offers no XMPP service (an SRV target of ".").
+            "--srv-host=_xmpp-client._tcp.none.localhost".to_string(),
+        ],
     ) else {
         return;
     };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let srv_of = |domain: &str| {
+        Servers::Srv {
+            domain: domain.into(),
+            name_servers: NameServers::Fixed(vec![dns_addr]),
+        }
+        .resolve(&stop)
+    };
+    // Once dnsmasq answers (until then: the fallback).
+    let ordered = poll(Duration::from_secs(10), || {
+        srv_of("localhost").ok().filter(|o| o.len() > 1)
+    })
+    .unwrap_or_else(|| panic!("no SRV records: {:?}", srv_of("localhost")));
+    let ports: Vec<u16> = ordered.iter().map(|(_, p)| *p).collect();
+    assert_eq!(
+        ports[1..],
+        [server.port, later.local_addr().unwrap().port()]
+    );
+    // No records (NXDOMAIN): the domain itself at 5222 (RFC 6120 §3.2.2).
+    assert_eq!(
+        srv_of("nothing.localhost").unwrap(),
+        [("nothing.localhost".to_string(), 5222)]
+    );
+    assert!(
+        srv_of("none.localhost").is_err(),
+        "{:?}",
+        srv_of("none.localhost")
+    );
     let accepted = Arc::new(AtomicUsize::new(0));
     let counted = accepted.clone();
     let client = Client::start(
@@ -272,6 +309,7 @@ fn an_annex_k_connection_request_through_prosody() {
                 ..Default::default()
             },
         },
+        None,
         Box::new(move |r| {
             let v = connreq::decide(r, &["acs@localhost".to_string()], "cr-user", "cr-pw");
             if v == Verdict::Accept {
@@ -285,6 +323,10 @@ fn an_annex_k_connection_request_through_prosody() {
     let status = connected(&client);
     assert_eq!(status.jid, "cpe@localhost/cwmp");
     assert!(status.tls);
+    assert!(
+        later.accept().is_err(),
+        "a server of a later priority was tried"
+    );
     let mut acs = XmppAcs::connect(server.port, &pki, "acs", "acs-pw");
     let ok = acs.request(
         &connection_request("cr1", &status.jid, "cr-user", "cr-pw"),
@@ -331,16 +373,18 @@ fn sessions_with(acs: &Acs, code: &str) -> Vec<SessionRecord> {
 
 #[test]
 fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
-    daemon_flow("Device.", "tr181");
+    daemon_flow("Device.", "tr181", "cwmp");
 }
 
 #[test]
 fn the_daemon_answers_an_xmpp_connection_request_with_a_session_tr098() {
-    daemon_flow("InternetGatewayDevice.", "tr098");
+    // Without a Resource: the server picks one, and the daemon asks for it again after a
+    // restart (the same JID).
+    daemon_flow("InternetGatewayDevice.", "tr098", "");
 }
 
 /// The whole flow with the real daemon on the data model `model` (root `root`).
-fn daemon_flow(root: &str, model: &str) {
+fn daemon_flow(root: &str, model: &str, resource: &str) {
     let jid_param = format!("{root}ManagementServer.ConnReqJabberID");
     let jid_param = jid_param.as_str();
     let pki = Pki::new();
@@ -379,7 +423,7 @@ fn daemon_flow(root: &str, model: &str) {
         (c, "Username", "cpe", BaseType::String),
         (c, "Password", "cpe-pw", BaseType::String),
         (c, "Domain", "localhost", BaseType::String),
-        (c, "Resource", "cwmp", BaseType::String),
+        (c, "Resource", resource, BaseType::String),
         (c, "ServerConnectAlgorithm", "ServerTable", BaseType::String),
         (c, "UseTLS", "true", BaseType::Boolean),
         (c, "KeepAliveInterval", "60", BaseType::Long),
@@ -416,7 +460,10 @@ fn daemon_flow(root: &str, model: &str) {
         })
     })
     .unwrap_or_else(|| panic!("no ConnReqJabberID reported\n{}", daemon.log()));
-    assert_eq!(jid, "cpe@localhost/cwmp");
+    match resource {
+        "" => assert!(jid.starts_with("cpe@localhost/") && jid.len() > 14, "{jid}"),
+        r => assert_eq!(jid, format!("cpe@localhost/{r}")),
+    }
     let told = acs
         .completed()
         .into_iter()
@@ -481,10 +528,7 @@ fn daemon_flow(root: &str, model: &str) {
     for secret in ["cr-secret", "cpe-pw"] {
         assert!(!log.contains(secret), "{secret} reached the log");
     }
-    assert!(
-        log.contains("XMPP: connected as cpe@localhost/cwmp"),
-        "{log}"
-    );
+    assert!(log.contains(&format!("XMPP: connected as {jid}")), "{log}");
     // A restart: the same JID bound again is no change to tell the ACS (the one it
     // acknowledged is kept), and connection requests work again.
     daemon.kill();
@@ -607,6 +651,7 @@ fn a_silent_server_is_pinged_then_replaced_and_the_resource_kept() {
             retry_max: 10,
             tls: cwmpd::http::tls::TlsSettings::default(),
         },
+        None,
         Box::new(|_| Verdict::NotAuthorized),
         Box::new(|| {}),
     )

@@ -232,7 +232,13 @@ impl Agent {
                 {
                     self.show_jid(number, &known);
                 }
-                match Client::start(settings.clone(), handler, on_status) {
+                // Without a Resource: the one of the JID shown, so that the server binds the
+                // same JID again.
+                let resume = self
+                    .jid_of(number)
+                    .split_once('/')
+                    .map(|(_, r)| r.to_string());
+                match Client::start(settings.clone(), resume, handler, on_status) {
                     Ok(client) => {
                         self.xmpp = Some(Running {
                             number,

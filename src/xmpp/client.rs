@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::connreq::{self, Request, Stanza, Verdict};
-use super::negotiate::{Config, Failure, Negotiation, Step};
+use super::negotiate::{self, Config, Failure, Negotiation, Step};
 use super::stream::{Event, Splitter};
 
 /// Stack of the thread.
@@ -66,13 +66,17 @@ pub enum NameServers {
 
 /// The XMPP client port (RFC 6120 §14.7).
 pub const PORT: u16 = 5222;
+/// SRV targets tried in one attempt.
+const MAX_TARGETS: usize = 8;
+/// Addresses connected to in one attempt (each up to [`CONNECT_TIMEOUT`]).
+const MAX_ADDRESSES: usize = 8;
 /// How long one name server has to answer the SRV question.
 const SRV_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Servers {
     /// The hosts and ports to try now, in order; an error when the domain says it offers no
     /// XMPP service (an SRV record with the target `.`).
-    fn resolve(&self, stop: &AtomicBool) -> Result<Vec<(String, u16)>, String> {
+    pub fn resolve(&self, stop: &AtomicBool) -> Result<Vec<(String, u16)>, String> {
         let (domain, name_servers) = match self {
             Servers::List(l) => return Ok(l.clone()),
             Servers::Srv {
@@ -98,18 +102,28 @@ impl Servers {
         for server in servers.iter().take(4) {
             use crate::diag::{dns, lookup};
             match lookup::lookup(*server, &name, dns::TYPE_SRV, SRV_TIMEOUT, None, stop) {
-                Ok(lookup::Lookup::Answered(r, _)) if r.rcode == 0 || r.rcode == 3 => {
+                // A truncated answer without records says nothing (no retry over TCP here):
+                // the next name server is asked.
+                Ok(lookup::Lookup::Answered(r, _))
+                    if (r.rcode == 0 || r.rcode == 3)
+                        && !(r.truncated && r.services.is_empty()) =>
+                {
                     let mut found = r.services;
                     if found.len() == 1 && found[0].target.is_empty() {
                         return Err(format!("{domain} offers no XMPP service (SRV)"));
                     }
-                    found.retain(|s| !s.target.is_empty());
+                    // Host names only (RFC 2782), at most MAX_TARGETS of them: whoever answers
+                    // DNS cannot make one attempt last for ever.
+                    found.retain(|s| {
+                        !s.target.is_empty() && s.target.parse::<std::net::IpAddr>().is_err()
+                    });
                     if found.is_empty() {
                         return Ok(fallback);
                     }
                     // Lowest priority first; within one, the heaviest first (RFC 2782's
                     // weighted choice made deterministic).
                     found.sort_by_key(|s| (s.priority, std::cmp::Reverse(s.weight)));
+                    found.truncate(MAX_TARGETS);
                     return Ok(found.into_iter().map(|s| (s.target, s.port)).collect());
                 }
                 Ok(other) => log::debug!("XMPP: SRV of {name} at {server}: {other:?}"),
@@ -183,8 +197,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Client {
     /// Starts the connection; `on_status` is called (from the thread) when [`Client::status`]
     /// changed.
+    /// Without a Resource in the settings, `resume` is the one to ask for first (the one the
+    /// server gave before: the JID stays the same).
     pub fn start(
         settings: Settings,
+        resume: Option<String>,
         handler: Handler,
         on_status: Box<dyn Fn() + Send>,
     ) -> io::Result<Client> {
@@ -194,7 +211,7 @@ impl Client {
         let thread = thread::Builder::new()
             .name("xmpp".into())
             .stack_size(STACK)
-            .spawn(move || run(&settings, &handler, &*on_status, &stop2, &status2))?;
+            .spawn(move || run(&settings, resume, &handler, &*on_status, &stop2, &status2))?;
         Ok(Client {
             stop,
             status,
@@ -226,6 +243,7 @@ impl Drop for Client {
 /// The thread: connections one after the other, the retry wait between them.
 fn run(
     s: &Settings,
+    resume: Option<String>,
     handler: &Handler,
     on_status: &dyn Fn(),
     stop: &AtomicBool,
@@ -233,19 +251,26 @@ fn run(
 ) {
     let initial = u64::from(s.retry_initial.max(1));
     let mut wait = initial;
-    // Without a Resource, the one the server picked first is asked for again: the JID the ACS
-    // was told stays the same across reconnects.
+    // Without a Resource, the one the server picked is asked for again: the JID the ACS was
+    // told stays the same across reconnects (and restarts: `resume`). One the server refuses
+    // (a conflict with a session of ours it still holds) is given up: it picks again.
+    let learned = s.negotiate.resource.is_empty();
     let mut s = s.clone();
+    if learned {
+        s.negotiate.resource = resume.unwrap_or_default();
+    }
     while !stop.load(Ordering::Acquire) {
-        let started = Instant::now();
-        let result = connection(&s, handler, on_status, stop, status);
+        let mut ready_at = None;
+        let result = connection(&s, handler, on_status, stop, status, &mut ready_at);
         let (was_up, jid) = {
             let st = lock(status);
             (st.up, st.jid.clone())
         };
-        if s.negotiate.resource.is_empty() {
+        if learned {
             if let Some((_, resource)) = jid.split_once('/') {
                 s.negotiate.resource = resource.to_string();
+            } else if matches!(&result, Err((_, e)) if e.contains(negotiate::BIND_REFUSED)) {
+                s.negotiate.resource.clear();
             }
         }
         set_status(status, on_status, |st| {
@@ -263,12 +288,12 @@ fn run(
         if stop.load(Ordering::Acquire) {
             break;
         }
+        if was_up && ready_at.is_some_and(|t: Instant| t.elapsed() >= STABLE) {
+            wait = initial;
+        }
         match &result {
             Ok(()) => log::info!("XMPP: the server closed the stream"),
             Err((_, e)) => log::warn!("XMPP: {e}; connecting again in {wait} s"),
-        }
-        if was_up && started.elapsed() >= STABLE {
-            wait = initial;
         }
         let until = Instant::now() + Duration::from_secs(wait);
         while Instant::now() < until && !stop.load(Ordering::Acquire) {
@@ -323,13 +348,14 @@ fn connection(
     on_status: &dyn Fn(),
     stop: &AtomicBool,
     status: &Mutex<Status>,
+    ready_at: &mut Option<Instant>,
 ) -> Result<(), (Problem, String)> {
     let servers = s
         .servers
         .resolve(stop)
         .map_err(|e| (Problem::Unreachable, e))?;
     let tcp = connect(&servers, stop).map_err(|e| (Problem::Unreachable, e))?;
-    session(s, tcp, handler, on_status, stop, status).map_err(|e| {
+    session(s, tcp, handler, on_status, stop, status, ready_at).map_err(|e| {
         let problem = if e.starts_with(AUTH_FAILED) {
             Problem::Auth
         } else {
@@ -342,6 +368,7 @@ fn connection(
 /// The first server (in order; each address of each) that accepts a TCP connection.
 fn connect(servers: &[(String, u16)], stop: &AtomicBool) -> Result<TcpStream, String> {
     let mut last = String::from("no server");
+    let mut tried = 0;
     for (host, port) in servers {
         if stop.load(Ordering::Acquire) {
             break;
@@ -355,8 +382,9 @@ fn connect(servers: &[(String, u16)], stop: &AtomicBool) -> Result<TcpStream, St
             }
         };
         for a in addrs {
-            if stop.load(Ordering::Acquire) {
-                break;
+            tried += 1;
+            if stop.load(Ordering::Acquire) || tried > MAX_ADDRESSES {
+                return Err(last);
             }
             match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
                 Ok(t) => return Ok(t),
@@ -378,6 +406,7 @@ fn session(
     on_status: &dyn Fn(),
     stop: &AtomicBool,
     status: &Mutex<Status>,
+    ready_at: &mut Option<Instant>,
 ) -> Result<(), String> {
     tcp.set_read_timeout(Some(SLICE))
         .map_err(|e| e.to_string())?;
@@ -478,6 +507,7 @@ fn session(
                     Step::Ready(jid) => {
                         conn.send(Negotiation::presence()).map_err(io)?;
                         ready = true;
+                        *ready_at = Some(Instant::now());
                         log::info!("XMPP: connected as {jid}");
                         let tls = neg.tls();
                         set_status(status, on_status, |st| {

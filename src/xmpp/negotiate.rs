@@ -18,6 +18,8 @@ const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+/// What a refused binding's failure says.
+pub const BIND_REFUSED: &str = "resource binding refused";
 /// The longest JID taken from the server (RFC 7622 §3.1: each part at most 1023 bytes; a
 /// bare JID and a resource fit).
 const MAX_JID: usize = 2048;
@@ -214,7 +216,7 @@ impl Negotiation {
                     return Ok(Step::Wait);
                 }
                 if e.attribute("type") != Some("result") {
-                    return Err(Failure::Protocol("resource binding refused".into()));
+                    return Err(Failure::Protocol(BIND_REFUSED.into()));
                 }
                 if expected == "bind1" {
                     self.jid = e
@@ -233,7 +235,10 @@ impl Negotiation {
                         .jid
                         .split_once('/')
                         .map_or(self.jid.as_str(), |(b, _)| b);
-                    if self.jid.len() > MAX_JID || !bare.eq_ignore_ascii_case(&ours) {
+                    // Case (RFC 7622 maps the localpart and the domain to lower case) and a
+                    // final dot of the domain aside.
+                    let fold = |j: &str| j.trim_end_matches('.').to_lowercase();
+                    if self.jid.len() > MAX_JID || fold(bare) != fold(&ours) {
                         return Err(Failure::Protocol(
                             "the server bound a JID that is not the account's".into(),
                         ));
