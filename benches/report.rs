@@ -272,6 +272,70 @@ fn sizes(table: &mut Table, work: &Path) {
         Err(e) => table.missing(&figure, &e),
     }
     mips_size(table);
+    let mips = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/cross/mips-unknown-linux-musl/release/cwmpd");
+    breakdown(table, &mips, "mips-unknown-linux-musl", false);
+    breakdown(table, &x86, std::env::consts::ARCH, true);
+}
+
+/// Where the bytes of `bin` are: its loaded sections (the ten largest), and with `crates` the
+/// sizes of its symbols by crate (the ten largest; the router's binaries carry no symbols, the
+/// host's release binary does), read from the ELF headers (`support::elf`). Informative: no
+/// goal, but every change sees what it costs where.
+fn breakdown(table: &mut Table, bin: &Path, arch: &str, crates: bool) {
+    use support::elf;
+    let kib = |n: u64| format!("{} KiB", (n + 512) / 1024);
+    let figure = format!("size by section, {arch} (largest 10)");
+    let data = match std::fs::read(bin) {
+        Ok(d) => d,
+        Err(e) => {
+            table.missing(&figure, &format!("{}: {e}", bin.display()));
+            return;
+        }
+    };
+    let elf = match elf::Elf::parse(&data) {
+        Ok(e) => e,
+        Err(e) => {
+            table.missing(&figure, &format!("{}: {e}", bin.display()));
+            return;
+        }
+    };
+    let mut sections: Vec<elf::Section> = elf.sections().into_iter().filter(|s| s.alloc).collect();
+    let loaded: u64 = sections.iter().map(|s| s.size).sum();
+    sections.sort_by_key(|s| std::cmp::Reverse(s.size));
+    let list: Vec<String> = sections
+        .iter()
+        .take(10)
+        .map(|s| format!("{} {}", s.name, kib(s.size)))
+        .collect();
+    table.row(
+        &figure,
+        format!("{} loaded", kib(loaded)),
+        "",
+        &list.join(", "),
+    );
+    if !crates {
+        return;
+    }
+    let figure = format!("size by crate, {arch} symbols (largest 10)");
+    let symbols = elf.symbols();
+    if symbols.is_empty() {
+        table.missing(&figure, &format!("{}: no symbol table", bin.display()));
+        return;
+    }
+    let by = elf::by_crate(&symbols);
+    let total: u64 = by.iter().map(|(_, n)| n).sum();
+    let list: Vec<String> = by
+        .iter()
+        .take(10)
+        .map(|(c, n)| format!("{c} {}", kib(*n)))
+        .collect();
+    table.row(
+        &figure,
+        format!("{} in symbols", kib(total)),
+        "",
+        &list.join(", "),
+    );
 }
 
 /// The mips binary of this source: `cross/build.sh` (re)builds it when the cross toolchain is

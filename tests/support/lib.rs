@@ -21,6 +21,7 @@
 //!   neighbours through the real `ip`, and code run on a thread inside one), for the netlink tests.
 //! - [`servers`]: dnsmasq, Python's `http.server` and a PUT server in a namespace, for the
 //!   diagnostics' tests.
+//! - [`elf`]: an ELF file's sections and its symbols' sizes by crate, for the report.
 //! - [`tempdir`], [`uci`], [`scale`], [`xml_shapes`]: temporary directories, the real `uci`
 //!   command, the scaled fixture router, the XML shapes roxmltree parses in more than linear time.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@
 pub mod acs;
 pub mod clock;
 pub mod cpe;
+pub mod elf;
 pub mod files;
 pub mod hostile;
 pub mod http;
