@@ -146,7 +146,15 @@ fn main() {
     let pki = tls::Pki::new();
 
     sizes(&mut table, work.path());
-    generic_daemon(&mut table, work.path(), &pki);
+    let musl = musl_binary(&mut table);
+    generic_daemon(&mut table, work.path(), &pki, None);
+    match &musl {
+        Some(b) => generic_daemon(&mut table, work.path(), &pki, Some(b)),
+        None => table.missing(
+            "idle RSS (after start and one session), static musl",
+            "no static musl build of this source (cross/build.sh x86_64-unknown-linux-musl)",
+        ),
+    }
     let gpv_response = router_daemon(&mut table, work.path(), &pki);
     value_change(&mut table, work.path(), &pki);
     parse_throughput(&mut table, gpv_response.as_ref());
@@ -271,11 +279,29 @@ fn sizes(table: &mut Table, work: &Path) {
         ),
         Err(e) => table.missing(&figure, &e),
     }
-    mips_size(table);
+    cross_size(table, MIPS);
     let mips = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/cross/mips-unknown-linux-musl/release/cwmpd");
-    breakdown(table, &mips, "mips-unknown-linux-musl", false);
+        .join("target/cross")
+        .join(MIPS)
+        .join("release/cwmpd");
+    breakdown(table, &mips, MIPS, false);
     breakdown(table, &x86, std::env::consts::ARCH, true);
+}
+
+/// The router's architecture the size goals are about.
+const MIPS: &str = "mips-unknown-linux-musl";
+/// This machine's architecture with the router's libc (static musl, its allocator): the RSS
+/// and speed figures are measured with it too.
+const MUSL: &str = "x86_64-unknown-linux-musl";
+
+/// The static musl build of this source for this machine, when `cross/build.sh` made it now.
+fn musl_binary(table: &mut Table) -> Option<PathBuf> {
+    cross_size(table, MUSL).then(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/cross")
+            .join(MUSL)
+            .join("cwmpd")
+    })
 }
 
 /// Where the bytes of `bin` are: its loaded sections (the ten largest), and with `crates` the
@@ -338,17 +364,16 @@ fn breakdown(table: &mut Table, bin: &Path, arch: &str, crates: bool) {
     );
 }
 
-/// The mips binary of this source: `cross/build.sh` (re)builds it when the cross toolchain is
-/// present (incremental: seconds when nothing changed, a few minutes after a change). Without
-/// the toolchain an earlier cross build is measured and its age shown; with none the figure
-/// says so.
-fn mips_size(table: &mut Table) {
-    const TARGET: &str = "mips-unknown-linux-musl";
-    let figure = format!("release binary, {TARGET}");
+/// The `target` binary of this source: `cross/build.sh` (re)builds it when the cross toolchain
+/// is present (incremental: seconds when nothing changed, a few minutes after a change).
+/// Without the toolchain an earlier cross build is measured and its age shown; with none the
+/// figure says so. Returns whether the binary was built from this source now.
+fn cross_size(table: &mut Table, target: &str) -> bool {
+    let figure = format!("release binary, {target}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("target/cross").join(TARGET);
+    let dir = root.join("target/cross").join(target);
     let (linked, stripped) = (dir.join("release/cwmpd"), dir.join("cwmpd"));
-    eprintln!("  building: cross/build.sh --no-budget {TARGET}");
+    eprintln!("  building: cross/build.sh --no-budget {target}");
     let started = Instant::now();
     // The environment of a shell, not the one `cargo bench` gives this process: its CARGO_*
     // variables and library path make the cross build's fingerprints differ from a direct
@@ -363,17 +388,21 @@ fn mips_size(table: &mut Table) {
             || k == "CARGO_INCREMENTAL"
     };
     let build = Command::new(root.join("cross/build.sh"))
-        .args(["--no-budget", TARGET])
+        .args(["--no-budget", target])
         .current_dir(root)
         .env_clear()
         .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(keep)))
         .stdin(Stdio::null())
         .output();
+    let mut fresh = false;
     let provenance = match build {
-        Ok(out) if out.status.success() => format!(
-            "built from this source by cross/build.sh in {:.0} s",
-            started.elapsed().as_secs_f64()
-        ),
+        Ok(out) if out.status.success() => {
+            fresh = true;
+            format!(
+                "built from this source by cross/build.sh in {:.0} s",
+                started.elapsed().as_secs_f64()
+            )
+        }
         Ok(out) => {
             let text = String::from_utf8_lossy(&out.stderr).into_owned()
                 + &String::from_utf8_lossy(&out.stdout);
@@ -386,7 +415,7 @@ fn mips_size(table: &mut Table) {
             if !text.contains("run cross/build.sh --install") {
                 // The toolchain is there and the build failed: a stale binary would mislead.
                 table.missing(&figure, &why);
-                return;
+                return false;
             }
             let Some(age) = std::fs::metadata(&stripped)
                 .and_then(|m| m.modified())
@@ -394,7 +423,7 @@ fn mips_size(table: &mut Table) {
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
             else {
                 table.missing(&figure, &format!("no cross toolchain ({why})"));
-                return;
+                return false;
             };
             format!(
                 "NOT this source: no cross toolchain ({why}); an earlier build, {:.1} h old",
@@ -403,7 +432,7 @@ fn mips_size(table: &mut Table) {
         }
         Err(e) => {
             table.missing(&figure, &format!("cross/build.sh: {e}"));
-            return;
+            return false;
         }
     };
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len());
@@ -419,6 +448,7 @@ fn mips_size(table: &mut Table) {
         ),
         (Err(e), _) | (_, Err(e)) => table.missing(&figure, &format!("{}: {e}", dir.display())),
     }
+    fresh
 }
 
 /// `"<as built> / <stripped>"` in bytes.
@@ -453,20 +483,27 @@ fn size_row(bin: &Path, work: &Path, tag: &str) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------
 // The daemon on the generic platform: time to the first Inform, idle RSS, storage writes.
 
-fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
-    const FIRST: &str = "time from start to first Inform";
-    const IDLE: &str = "idle RSS (after start and one session)";
-    const WRITES: &str = "bytes written to storage dir, periodic session, no change";
+/// The daemon `bin` (`None`: the host's release build; else the static musl one, whose
+/// figures are named with `, static musl`).
+fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki, bin: Option<&Path>) {
+    let tag = if bin.is_some() { ", static musl" } else { "" };
+    let first_name = format!("time from start to first Inform{tag}");
+    let idle_name = format!("idle RSS (after start and one session){tag}");
+    let writes_name = format!("bytes written to storage dir, periodic session, no change{tag}");
     let acs = match start_acs(pki) {
         Ok(a) => a,
         Err(e) => {
-            for f in [FIRST, IDLE, WRITES] {
+            for f in [&first_name, &idle_name, &writes_name] {
                 table.missing(f, &e);
             }
             return;
         }
     };
-    let dir = work.join("generic");
+    let dir = work.join(if bin.is_some() {
+        "generic-musl"
+    } else {
+        "generic"
+    });
     let state = dir.join("state");
     let dm = format!(
         "[datamodel]\nplatform = \"generic\"\ndir = {:?}\n",
@@ -475,17 +512,20 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
     let cfg = match write_config(&dir, &acs, pki, "warn", PERIODIC_S, &dm) {
         Ok(c) => c,
         Err(e) => {
-            for f in [FIRST, IDLE, WRITES] {
+            for f in [&first_name, &idle_name, &writes_name] {
                 table.missing(f, &e);
             }
             return;
         }
     };
     let spawned = Instant::now();
-    let daemon = match Daemon::spawn(&cfg, None) {
+    let daemon = match bin.map_or_else(
+        || Daemon::spawn(&cfg, None),
+        |b| Daemon::spawn_bin(&cfg, None, b),
+    ) {
         Ok(d) => d,
         Err(e) => {
-            for f in [FIRST, IDLE, WRITES] {
+            for f in [&first_name, &idle_name, &writes_name] {
                 table.missing(f, &e);
             }
             return;
@@ -499,7 +539,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
                 first_line(&e),
                 daemon.log_tail()
             );
-            for f in [FIRST, IDLE, WRITES] {
+            for f in [&first_name, &idle_name, &writes_name] {
                 table.missing(f, &why);
             }
             return;
@@ -507,7 +547,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
     };
     if let Some(s) = first.first() {
         table.row(
-            FIRST,
+            &first_name,
             ms(s.started.saturating_duration_since(spawned)),
             "",
             &format!(
@@ -519,7 +559,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
     thread::sleep(Duration::from_secs(1));
     match proc_status(daemon.pid, "VmRSS") {
         Some(kib) => table.row(
-            IDLE,
+            &idle_name,
             format!("{kib} KiB"),
             "",
             &format!(
@@ -528,7 +568,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
                 proc_status(daemon.pid, "Threads").unwrap_or(0)
             ),
         ),
-        None => table.missing(IDLE, "cannot read /proc/PID/status"),
+        None => table.missing(&idle_name, "cannot read /proc/PID/status"),
     }
 
     // Storage writes: from now until one second after the periodic session.
@@ -556,14 +596,14 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
             };
             if written > 0 || io_bytes > 0 || events.is_some_and(|e| e > 0) {
                 table.problems.push(format!(
-                    "{WRITES}: goal 0, but {written} B in {} file(s), write_bytes {io}, \
+                    "{writes_name}: goal 0, but {written} B in {} file(s), write_bytes {io}, \
                      inotify events {events:?}",
                     files.len()
                 ));
             }
             let inotify = events.map_or("unavailable".into(), |e| e.to_string());
             table.row(
-                WRITES,
+                &writes_name,
                 format!("{written} B"),
                 "",
                 &format!(
@@ -579,14 +619,14 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) {
             );
         }
         Ok(s) => table.missing(
-            WRITES,
+            &writes_name,
             &format!(
                 "the second session was not periodic: {:?}",
                 s.get(1).map(SessionRecord::event_codes)
             ),
         ),
         Err(e) => table.missing(
-            WRITES,
+            &writes_name,
             &format!(
                 "no periodic session: {}; daemon: {}",
                 first_line(&e),
@@ -1635,11 +1675,15 @@ const MAX_LOG: usize = 64 * 1024;
 
 impl Daemon {
     fn spawn(cfg: &Path, netns: Option<&Netns>) -> Result<Daemon, String> {
-        let bin = env!("CARGO_BIN_EXE_cwmpd");
+        Daemon::spawn_bin(cfg, netns, Path::new(env!("CARGO_BIN_EXE_cwmpd")))
+    }
+
+    /// [`Daemon::spawn`] of another build of this source (the static musl one).
+    fn spawn_bin(cfg: &Path, netns: Option<&Netns>, bin: &Path) -> Result<Daemon, String> {
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns.name(), bin]);
+                c.args(["netns", "exec", ns.name()]).arg(bin);
                 c
             }
             None => Command::new(bin),

@@ -6,7 +6,9 @@
 #   --install    install the toolchain first (idempotent: only what is missing is installed)
 #   --no-budget  report the sizes but do not fail when a target is over its budget
 #   TARGET       mips-unknown-linux-musl, mipsel-unknown-linux-musl,
-#                armv7-unknown-linux-musleabihf, aarch64-unknown-linux-musl, or "all" (the default)
+#                armv7-unknown-linux-musleabihf, aarch64-unknown-linux-musl,
+#                x86_64-unknown-linux-musl (the router's libc and allocator on this machine, for
+#                the report's RSS and speed figures), or "all" (the default)
 #
 # The toolchain (see cross/README.md for why each piece): Debian's rustc-web, cargo-web and
 # rust-web-src (a rustc new enough for -Z build-std, with the std source), qemu-user to run the
@@ -25,6 +27,7 @@ all_targets=(
   mipsel-unknown-linux-musl
   armv7-unknown-linux-musleabihf
   aarch64-unknown-linux-musl
+  x86_64-unknown-linux-musl
 )
 zig_version=0.15.2
 zigbuild_version=0.24.0
