@@ -16,7 +16,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use support::acs::{Acs, AcsOptions, SessionRecord};
+use support::acs::{Acs, AcsOptions};
 use support::cpe::*;
 use support::netns::Netns;
 use support::servers::Coturn;
@@ -108,13 +108,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn sessions_with(acs: &Acs, code: &str) -> Vec<SessionRecord> {
-    acs.completed()
-        .into_iter()
-        .filter(|s| s.has_event(code))
-        .collect()
-}
-
 #[test]
 fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found() {
     let Some((cpe_ns, _nat, wan)) = nat_topology() else {
@@ -181,7 +174,7 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
         send_from(&wan, stun_server, public, &good);
     }
     let cr = poll(WAIT, || {
-        sessions_with(&acs, "6 CONNECTION REQUEST")
+        acs.completed_with("6 CONNECTION REQUEST")
             .into_iter()
             .next()
     })
@@ -195,7 +188,7 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
     assert_eq!(nat, ["true"], "NATDetected");
     // Forged, replayed, another user's, from elsewhere than the binding's peer: nothing.
     std::thread::sleep(Duration::from_secs(2));
-    let before = sessions_with(&acs, "6 CONNECTION REQUEST").len();
+    let before = acs.completed_with("6 CONNECTION REQUEST").len();
     send_from(&wan, stun_server, public, &good);
     send_from(
         &wan,
@@ -217,7 +210,7 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        sessions_with(&acs, "6 CONNECTION REQUEST").len(),
+        acs.completed_with("6 CONNECTION REQUEST").len(),
         before,
         "{}",
         daemon.log()
@@ -230,7 +223,7 @@ fn a_udp_connection_request_reaches_the_cpe_through_the_nat_binding_stun_found()
         &udp_request(ts + 2, "1005", CR_USER, CR_PASS, public),
     );
     poll(WAIT, || {
-        (sessions_with(&acs, "6 CONNECTION REQUEST").len() > before).then_some(())
+        (acs.completed_with("6 CONNECTION REQUEST").len() > before).then_some(())
     })
     .unwrap_or_else(|| panic!("no session from the second request\n{}", daemon.log()));
     let log = daemon.log();

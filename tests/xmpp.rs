@@ -24,7 +24,7 @@ use cwmpd::xmpp::client::{Client, NameServers, Servers, Settings};
 use cwmpd::xmpp::connreq::{self, Verdict};
 use cwmpd::xmpp::negotiate::{Config, Negotiation, Step};
 use cwmpd::xmpp::stream::{Event, Splitter};
-use support::acs::{Acs, AcsOptions, SessionRecord};
+use support::acs::{Acs, AcsOptions};
 use support::cpe::{add_req_at, gpv_req, gpv_values, poll, spv_req, Cpe};
 use support::tls::Pki;
 
@@ -36,6 +36,14 @@ struct Prosody {
 }
 
 impl Prosody {
+    /// prosody with the accounts of the tests: the CPE's, the ACS's, and another one's.
+    fn with_accounts(pki: &Pki) -> Option<Prosody> {
+        Prosody::start(
+            pki,
+            &[("cpe", "cpe-pw"), ("acs", "acs-pw"), ("eve", "eve-pw")],
+        )
+    }
+
     fn start(pki: &Pki, accounts: &[(&str, &str)]) -> Option<Prosody> {
         if std::process::Command::new("prosodyctl")
             .arg("--help")
@@ -228,10 +236,7 @@ fn free_port() -> u16 {
 #[test]
 fn an_annex_k_connection_request_through_prosody() {
     let pki = Pki::new();
-    let Some(server) = Prosody::start(
-        &pki,
-        &[("cpe", "cpe-pw"), ("acs", "acs-pw"), ("eve", "eve-pw")],
-    ) else {
+    let Some(server) = Prosody::with_accounts(&pki) else {
         return;
     };
     // The domain's _xmpp-client._tcp records from a real DNS server (dnsmasq): nothing at
@@ -364,13 +369,6 @@ fn an_annex_k_connection_request_through_prosody() {
     drop(client);
 }
 
-fn sessions_with(acs: &Acs, code: &str) -> Vec<SessionRecord> {
-    acs.completed()
-        .into_iter()
-        .filter(|s| s.has_event(code))
-        .collect()
-}
-
 #[test]
 fn the_daemon_answers_an_xmpp_connection_request_with_a_session() {
     daemon_flow("Device.", "tr181", "cwmp");
@@ -388,10 +386,7 @@ fn daemon_flow(root: &str, model: &str, resource: &str) {
     let jid_param = format!("{root}ManagementServer.ConnReqJabberID");
     let jid_param = jid_param.as_str();
     let pki = Pki::new();
-    let Some(server) = Prosody::start(
-        &pki,
-        &[("cpe", "cpe-pw"), ("acs", "acs-pw"), ("eve", "eve-pw")],
-    ) else {
+    let Some(server) = Prosody::with_accounts(&pki) else {
         return;
     };
     let acs = Acs::start(AcsOptions::default()).expect("start ACS");
@@ -494,7 +489,7 @@ fn daemon_flow(root: &str, model: &str, resource: &str) {
         "{ok}"
     );
     let cr = poll(wait, || {
-        sessions_with(&acs, "6 CONNECTION REQUEST")
+        acs.completed_with("6 CONNECTION REQUEST")
             .into_iter()
             .next()
     })
@@ -508,7 +503,7 @@ fn daemon_flow(root: &str, model: &str, resource: &str) {
     assert_eq!(v[&format!("{ms}SupportedConnReqMethods")], "HTTP,STUN,XMPP");
     // Wrong credentials, and a sender not allowed: answered, no session.
     std::thread::sleep(Duration::from_secs(2));
-    let before = sessions_with(&acs, "6 CONNECTION REQUEST").len();
+    let before = acs.completed_with("6 CONNECTION REQUEST").len();
     let bad = xacs.request(&connection_request("cr2", &jid, "cr-user", "wrong"), "cr2");
     assert!(bad.contains("not-authorized"), "{bad}");
     let mut eve = XmppAcs::connect(server.port, &pki, "eve", "eve-pw");
@@ -519,7 +514,7 @@ fn daemon_flow(root: &str, model: &str, resource: &str) {
     assert!(denied.contains("service-unavailable"), "{denied}");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        sessions_with(&acs, "6 CONNECTION REQUEST").len(),
+        acs.completed_with("6 CONNECTION REQUEST").len(),
         before,
         "{}",
         daemon.log()

@@ -151,6 +151,14 @@ impl Acs {
         completed(self.shared.lock().core.sessions())
     }
 
+    /// The completed sessions whose Inform carried the event `code`.
+    pub fn completed_with(&self, code: &str) -> Vec<SessionRecord> {
+        self.completed()
+            .into_iter()
+            .filter(|s| s.has_event(code))
+            .collect()
+    }
+
     /// Every HTTP request so far.
     pub fn http_log(&self) -> Vec<HttpEntry> {
         self.shared.lock().core.http_log().to_vec()
