@@ -258,8 +258,7 @@ fn dhcp_wan_wifi_stations_and_hosts_from_netifd_hostapd_and_the_kernel() {
     // the laptop, which the bridge floods to every port (it has not learnt the laptop's MAC).
     send_udp(&ns, "203.0.113.45", "203.0.113.1", 5, 1000);
     send_udp(&ns, "192.168.1.1", "192.168.1.123", 4, 300);
-    let got = router.get(&ns, &[IGD]);
-    let (tx_b, rx_b, tx_p, rx_p) = ip_counters(&ns, "wan");
+    let ((tx_b, rx_b, tx_p, rx_p), got) = counters_and_get(&router, &ns, "wan", IGD);
     assert!(tx_p >= 5 && tx_b >= 5000, "{tx_p} packets, {tx_b} bytes");
 
     // Every name answers with its type.
