@@ -58,7 +58,6 @@ fn client_settings(
     }
     Ok(client::Settings {
         servers,
-
         negotiate: negotiate::Config {
             username: c.username.clone(),
             domain: c.domain.clone(),
@@ -104,8 +103,7 @@ fn server_table(c: &XmppConnection) -> Vec<(String, u16)> {
 /// listener's throttle, then its rate limit and coalescing.
 fn decide(r: &Request, allowed: &Mutex<Vec<String>>, admission: &Admission) -> Verdict {
     let from = connreq::bare(&r.from);
-    let list = allowed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if !connreq::is_allowed(r, &list) {
+    if !connreq::is_allowed(r, &allowed.lock().unwrap_or_else(|e| e.into_inner())) {
         log::debug!("XMPP connection request from {from:?}: not in ConnReqAllowedJabberIDs");
         return Verdict::NotAllowed;
     }
@@ -223,13 +221,7 @@ impl Agent {
                     .agent_default("connection_request.jabber_id")
                     .unwrap_or_default()
                     .to_string();
-                let ours = format!(
-                    "{}@{}",
-                    settings.negotiate.username, settings.negotiate.domain
-                );
-                if connreq::bare(&known).eq_ignore_ascii_case(&ours)
-                    && self.jid_of(number).is_empty()
-                {
+                if settings.negotiate.owns(&known) && self.jid_of(number).is_empty() {
                     self.show_jid(number, &known);
                 }
                 // Without a Resource: the one of the JID shown, so that the server binds the
@@ -270,7 +262,7 @@ impl Agent {
                         (false, Problem::None) => "Connecting",
                         (false, Problem::Unreachable) => "ServerNotPresent",
                         (false, Problem::Auth) => "Error_AuthenticationFailure",
-                        (false, Problem::Other) => "Error",
+                        (false, Problem::Bind | Problem::Other) => "Error",
                     }
                 }
                 _ if misconfigured == Some(c.number) => "Error_Misconfigured",

@@ -192,12 +192,12 @@ impl Admission {
             gate.throttle().rejected(source, now);
             return Auth::Throttled;
         }
-        let (username, password) = (
-            gate.config().username.clone(),
-            gate.config().password.clone(),
-        );
         // Nothing to check against: no request holds an empty password.
-        if !password.is_empty() && check(&username, &password) {
+        let held = {
+            let c = gate.config();
+            !c.password.is_empty() && check(&c.username, &c.password)
+        };
+        if held {
             gate.throttle().succeeded(source, now);
             Auth::Ok
         } else {

@@ -311,7 +311,9 @@ impl XmppConnection {
         }
         let values = engine.own_values(std::slice::from_ref(&prefix))?;
         let mut all: Vec<XmppConnection> = Vec::new();
-        let mut servers: Vec<(u32, u32, XmppServer)> = Vec::new();
+        // The walk is depth first: a connection's values, its servers' among them, come
+        // together; the server being read is the last of its connection.
+        let mut server_number = None;
         for v in values {
             let Some((n, name)) = v.name.strip_prefix(&prefix).and_then(|r| r.split_once('.'))
             else {
@@ -321,6 +323,7 @@ impl XmppConnection {
                 continue;
             };
             if all.last().is_none_or(|c| c.number != number) {
+                server_number = None;
                 all.push(XmppConnection {
                     path: format!("{prefix}{number}"),
                     number,
@@ -331,13 +334,11 @@ impl XmppConnection {
             let value = v.value;
             if let Some((s, field)) = name.strip_prefix("Server.").and_then(|r| r.split_once('.')) {
                 let Ok(s) = s.parse::<u32>() else { continue };
-                if servers
-                    .last()
-                    .is_none_or(|(cn, sn, _)| (*cn, *sn) != (number, s))
-                {
-                    servers.push((number, s, XmppServer::default()));
+                if server_number != Some(s) {
+                    server_number = Some(s);
+                    c.servers.push(XmppServer::default());
                 }
-                if let Some((_, _, server)) = servers.last_mut() {
+                if let Some(server) = c.servers.last_mut() {
                     match field {
                         "Enable" => server.enable = value == "true",
                         "Priority" => server.priority = value.parse().unwrap_or(0),
@@ -361,11 +362,6 @@ impl XmppConnection {
                 "ServerRetryMaxInterval" => c.retry_max = value.parse().ok(),
                 "UseTLS" => c.use_tls = value == "true",
                 _ => {}
-            }
-        }
-        for (number, _, server) in servers {
-            if let Some(c) = all.iter_mut().find(|c| c.number == number) {
-                c.servers.push(server);
             }
         }
         Ok(all)

@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::connreq::{self, Request, Stanza, Verdict};
-use super::negotiate::{self, Config, Failure, Negotiation, Step};
+use super::negotiate::{Config, Failure, Negotiation, Step};
 use super::stream::{Event, Splitter};
 
 /// Stack of the thread.
@@ -176,6 +176,8 @@ pub enum Problem {
     Unreachable,
     /// The server refused the credentials.
     Auth,
+    /// The server refused the resource binding.
+    Bind,
     /// Anything else: TLS, the stream, the negotiation, a closed connection.
     Other,
 }
@@ -269,7 +271,7 @@ fn run(
         if learned {
             if let Some((_, resource)) = jid.split_once('/') {
                 s.negotiate.resource = resource.to_string();
-            } else if matches!(&result, Err((_, e)) if e.contains(negotiate::BIND_REFUSED)) {
+            } else if matches!(&result, Err((Problem::Bind, _))) {
                 s.negotiate.resource.clear();
             }
         }
@@ -355,14 +357,44 @@ fn connection(
         .resolve(stop)
         .map_err(|e| (Problem::Unreachable, e))?;
     let tcp = connect(&servers, stop).map_err(|e| (Problem::Unreachable, e))?;
-    session(s, tcp, handler, on_status, stop, status, ready_at).map_err(|e| {
-        let problem = if e.starts_with(AUTH_FAILED) {
-            Problem::Auth
-        } else {
-            Problem::Other
+    session(s, tcp, handler, on_status, stop, status, ready_at).map_err(|e| (e.problem, e.message))
+}
+
+/// Why a session ended: its kind and its one line.
+struct Ended {
+    problem: Problem,
+    message: String,
+}
+
+/// Any failure but the negotiation's own is [`Problem::Other`].
+impl From<String> for Ended {
+    fn from(message: String) -> Ended {
+        Ended {
+            problem: Problem::Other,
+            message,
+        }
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(message: &str) -> Ended {
+        Ended::from(message.to_string())
+    }
+}
+
+impl From<Failure> for Ended {
+    fn from(f: Failure) -> Ended {
+        let (problem, message) = match f {
+            Failure::Tls => (
+                Problem::Other,
+                "TLS is required by one side and not offered by the other".to_string(),
+            ),
+            Failure::Auth(m) => (Problem::Auth, format!("authentication failed: {m}")),
+            Failure::Bind => (Problem::Bind, "resource binding refused".to_string()),
+            Failure::Protocol(m) => (Problem::Other, m),
         };
-        (problem, e)
-    })
+        Ended { problem, message }
+    }
 }
 
 /// The first server (in order; each address of each) that accepts a TCP connection.
@@ -395,9 +427,6 @@ fn connect(servers: &[(String, u16)], stop: &AtomicBool) -> Result<TcpStream, St
     Err(last)
 }
 
-/// What a refused login's error starts with.
-const AUTH_FAILED: &str = "authentication failed";
-
 /// The stream on a connected socket: negotiation, then requests until the end.
 fn session(
     s: &Settings,
@@ -407,7 +436,7 @@ fn session(
     stop: &AtomicBool,
     status: &Mutex<Status>,
     ready_at: &mut Option<Instant>,
-) -> Result<(), String> {
+) -> Result<(), Ended> {
     tcp.set_read_timeout(Some(SLICE))
         .map_err(|e| e.to_string())?;
     tcp.set_write_timeout(Some(WRITE_TIMEOUT))
@@ -465,7 +494,7 @@ fn session(
                 }
                 continue;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         }
         while let Some(ev) = split
             .next_event()
@@ -477,13 +506,7 @@ fn session(
                 Event::Stanza(t) => t,
             };
             if !ready {
-                match neg.element(&text).map_err(|f| match f {
-                    Failure::Tls => {
-                        "TLS is required by one side and not offered by the other".to_string()
-                    }
-                    Failure::Auth(m) => format!("{AUTH_FAILED}: {m}"),
-                    Failure::Protocol(m) => m,
-                })? {
+                match neg.element(&text)? {
                     Step::Send(x) => conn.send(&x).map_err(io)?,
                     Step::StartTls => {
                         let Conn::Plain(tcp) = conn else {

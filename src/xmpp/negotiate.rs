@@ -18,8 +18,6 @@ const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 const NS_STREAM: &str = "http://etherx.jabber.org/streams";
-/// What a refused binding's failure says.
-pub const BIND_REFUSED: &str = "resource binding refused";
 /// The longest JID taken from the server (RFC 7622 §3.1: each part at most 1023 bytes; a
 /// bare JID and a resource fit).
 const MAX_JID: usize = 2048;
@@ -34,6 +32,17 @@ pub struct Config {
     pub resource: String,
     /// UseTLS: STARTTLS before the credentials.
     pub use_tls: bool,
+}
+
+impl Config {
+    /// Whether `jid` (full or bare) is this account's: its bare part is `username@domain`,
+    /// case (RFC 7622 maps the localpart and the domain to lower case) and a final dot of the
+    /// domain aside.
+    pub fn owns(&self, jid: &str) -> bool {
+        let fold = |j: &str| j.trim_end_matches('.').to_lowercase();
+        let bare = jid.split_once('/').map_or(jid, |(b, _)| b);
+        fold(bare) == fold(&format!("{}@{}", self.username, self.domain))
+    }
 }
 
 /// What the caller does next.
@@ -60,6 +69,9 @@ pub enum Failure {
     Tls,
     /// No mechanism we speak, or the credentials were refused.
     Auth(String),
+    /// The server refused the resource binding (or the legacy session after it): a resource
+    /// the client asked for may be taken.
+    Bind,
     /// Something RFC 6120 does not allow here, or a stream error.
     Protocol(String),
 }
@@ -216,7 +228,7 @@ impl Negotiation {
                     return Ok(Step::Wait);
                 }
                 if e.attribute("type") != Some("result") {
-                    return Err(Failure::Protocol(BIND_REFUSED.into()));
+                    return Err(Failure::Bind);
                 }
                 if expected == "bind1" {
                     self.jid = e
@@ -230,15 +242,7 @@ impl Negotiation {
                     }
                     // The account's own JID with a resource (RFC 6120 §7.6.1), within RFC
                     // 7622's bounds: it becomes ConnReqJabberID, which the ACS is told.
-                    let ours = format!("{}@{}", self.cfg.username, self.cfg.domain);
-                    let bare = self
-                        .jid
-                        .split_once('/')
-                        .map_or(self.jid.as_str(), |(b, _)| b);
-                    // Case (RFC 7622 maps the localpart and the domain to lower case) and a
-                    // final dot of the domain aside.
-                    let fold = |j: &str| j.trim_end_matches('.').to_lowercase();
-                    if self.jid.len() > MAX_JID || fold(bare) != fold(&ours) {
+                    if self.jid.len() > MAX_JID || !self.cfg.owns(&self.jid) {
                         return Err(Failure::Protocol(
                             "the server bound a JID that is not the account's".into(),
                         ));
@@ -360,6 +364,15 @@ mod tests {
             let got = n.element(&format!("<iq type='result' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{jid}</jid></bind></iq>"));
             assert_eq!(got.is_ok(), ok, "{jid}: {got:?}");
         }
+    }
+
+    #[test]
+    fn a_refused_binding_is_told_apart() {
+        let (mut n, _) = at_binding(cfg(false));
+        assert_eq!(
+            n.element("<iq type='error' id='bind1'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"),
+            Err(Failure::Bind)
+        );
     }
 
     #[test]
