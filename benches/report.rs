@@ -310,7 +310,6 @@ fn musl_binary(table: &mut Table) -> Option<PathBuf> {
 /// goal, but every change sees what it costs where.
 fn breakdown(table: &mut Table, bin: &Path, arch: &str, crates: bool) {
     use support::elf;
-    let kib = |n: u64| format!("{} KiB", (n + 512) / 1024);
     let figure = format!("size by section, {arch} (largest 10)");
     let data = match std::fs::read(bin) {
         Ok(d) => d,
@@ -326,19 +325,17 @@ fn breakdown(table: &mut Table, bin: &Path, arch: &str, crates: bool) {
             return;
         }
     };
-    let mut sections: Vec<elf::Section> = elf.sections().into_iter().filter(|s| s.alloc).collect();
-    let loaded: u64 = sections.iter().map(|s| s.size).sum();
-    sections.sort_by_key(|s| std::cmp::Reverse(s.size));
-    let list: Vec<String> = sections
-        .iter()
-        .take(10)
-        .map(|s| format!("{} {}", s.name, kib(s.size)))
-        .collect();
+    let sections = elf
+        .sections()
+        .into_iter()
+        .filter(|s| s.alloc)
+        .map(|s| (s.name, s.size));
+    let (loaded, list) = largest_ten(sections.collect());
     table.row(
         &figure,
-        format!("{} loaded", kib(loaded)),
+        format!("{} loaded", kib(loaded as usize)),
         "",
-        &list.join(", "),
+        &list,
     );
     if !crates {
         return;
@@ -349,19 +346,26 @@ fn breakdown(table: &mut Table, bin: &Path, arch: &str, crates: bool) {
         table.missing(&figure, &format!("{}: no symbol table", bin.display()));
         return;
     }
-    let by = elf::by_crate(&symbols);
-    let total: u64 = by.iter().map(|(_, n)| n).sum();
-    let list: Vec<String> = by
-        .iter()
-        .take(10)
-        .map(|(c, n)| format!("{c} {}", kib(*n)))
-        .collect();
+    let (total, list) = largest_ten(elf::by_crate(&symbols));
     table.row(
         &figure,
-        format!("{} in symbols", kib(total)),
+        format!("{} in symbols", kib(total as usize)),
         "",
-        &list.join(", "),
+        &list,
     );
+}
+
+/// The sum of the sizes, and the ten largest as `name N KiB, …` (the largest first; equals in
+/// the order given).
+fn largest_ten(mut sizes: Vec<(String, u64)>) -> (u64, String) {
+    let total = sizes.iter().map(|(_, n)| n).sum();
+    sizes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let list: Vec<String> = sizes
+        .iter()
+        .take(10)
+        .map(|(name, n)| format!("{name} {}", kib(*n as usize)))
+        .collect();
+    (total, list.join(", "))
 }
 
 /// The `target` binary of this source: `cross/build.sh` (re)builds it when the cross toolchain

@@ -1713,14 +1713,6 @@ impl CrUrl {
     }
 }
 
-/// A port free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// An HTTP request head (no body).
 fn request(
     method: &str,

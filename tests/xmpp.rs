@@ -25,7 +25,7 @@ use cwmpd::xmpp::connreq::{self, Verdict};
 use cwmpd::xmpp::negotiate::{Config, Negotiation, Step};
 use cwmpd::xmpp::stream::{Event, Splitter};
 use support::acs::{Acs, AcsOptions};
-use support::cpe::{add_req_at, gpv_req, gpv_values, poll, spv_req, Cpe};
+use support::cpe::{add_req_at, free_port, gpv_req, gpv_values, poll, spv_req, Cpe};
 use support::tls::Pki;
 
 /// prosody with its config and data in a directory of its own; killed on drop.
@@ -222,15 +222,6 @@ fn connected(client: &Client) -> cwmpd::xmpp::client::Status {
         s.up.then_some(s)
     })
     .unwrap_or_else(|| panic!("the CPE did not connect: {:?}", client.status()))
-}
-
-/// A TCP port nothing listens on (for the moment).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

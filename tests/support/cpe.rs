@@ -110,6 +110,14 @@ pub fn gpv(e: &Exchange) -> Vec<cwmpd::cwmp::value::ParameterValue> {
     }
 }
 
+/// A TCP port on 127.0.0.1 free a moment ago (nothing listens on it, for the moment).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// The values of a session's GetParameterValues, by name.
 pub fn gpv_values(s: &SessionRecord) -> BTreeMap<String, String> {
     s.calls("GetParameterValues")
