@@ -155,7 +155,7 @@ fn main() {
             "no static musl build of this source (cross/build.sh x86_64-unknown-linux-musl)",
         ),
     }
-    let gpv_response = router_daemon(&mut table, work.path(), &pki);
+    let gpv_response = router_daemon(&mut table, work.path(), &pki, musl.as_deref());
     value_change(&mut table, work.path(), &pki);
     parse_throughput(&mut table, gpv_response.as_ref());
     auth_throttle(&mut table, work.path());
@@ -650,7 +650,12 @@ struct GpvResponse {
     list: Vec<ParameterValue>,
 }
 
-fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvResponse> {
+fn router_daemon(
+    table: &mut Table,
+    work: &Path,
+    pki: &tls::Pki,
+    musl: Option<&Path>,
+) -> Option<GpvResponse> {
     const PEAK: &str = "peak RSS during GPV of Device. over TLS, live router";
     const TIME: &str = "GPV time, Device. over TLS, live router";
     const BASE: &str = "GPV time, Device. over TLS, without live sources";
@@ -658,8 +663,9 @@ fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvRe
     const UBUS: &str = "ubus calls per session, with GPV of Device.";
     const SPAWN_IDLE: &str = "process spawns per session, periodic (no RPC)";
     const SPAWN_GPV: &str = "process spawns per session, with GPV of Device.";
-    let base = router_run(work, pki, false);
-    let live = router_run(work, pki, true);
+    let base = router_run(work, pki, false, None);
+    let live = router_run(work, pki, true, None);
+    router_musl(table, work, pki, musl);
     match &base {
         Ok(b) => table.row(
             BASE,
@@ -812,6 +818,57 @@ fn router_daemon(table: &mut Table, work: &Path, pki: &tls::Pki) -> Option<GpvRe
     })
 }
 
+/// The live run of [`router_daemon`] with the static musl build (the router's libc and
+/// allocator): its peak RSS and its GPV time.
+fn router_musl(table: &mut Table, work: &Path, pki: &tls::Pki, musl: Option<&Path>) {
+    const PEAK: &str = "peak RSS during GPV of Device. over TLS, live router, static musl";
+    const TIME: &str = "GPV time, Device. over TLS, live router, static musl";
+    let Some(bin) = musl else {
+        for f in [PEAK, TIME] {
+            table.missing(
+                f,
+                "no static musl build of this source (cross/build.sh x86_64-unknown-linux-musl)",
+            );
+        }
+        return;
+    };
+    let r = match router_run(work, pki, true, Some(bin)) {
+        Ok(r) => r,
+        Err(e) => {
+            for f in [PEAK, TIME] {
+                table.missing(f, &e);
+            }
+            return;
+        }
+    };
+    let n = r.list.len();
+    match r.hwm {
+        Some(kib) => table.row(
+            PEAK,
+            format!("{kib} KiB"),
+            "",
+            &format!(
+                "as the glibc row: VmHWM{} over the session; VmRSS before it {} KiB; {n} \
+                 parameters{}",
+                if r.reset { " (reset before it)" } else { " since start" },
+                r.rss_before,
+                short(n)
+            ),
+        ),
+        None => table.missing(PEAK, "cannot read /proc/PID/status"),
+    }
+    table.row(
+        TIME,
+        ms(r.elapsed),
+        "",
+        &format!(
+            "as the glibc row, the same live sources; {n} parameters{}, response {}",
+            short(n),
+            bytes(r.body_len as u64)
+        ),
+    );
+}
+
 /// `" (FEWER than 2000)"` when `n` misses the target.
 fn short(n: usize) -> String {
     if n < GPV_TARGET {
@@ -852,10 +909,19 @@ struct RouterRun {
 /// the third a GPV of `Device.`. `live`: with the test ubus broker serving the fixture's
 /// daemons (`[datamodel] ubus_socket`) and, where namespaces can be made, inside a network
 /// namespace holding the router's netdevs ([`scale::mirror_netdevs`]).
-fn router_run(work: &Path, pki: &tls::Pki, live: bool) -> Result<RouterRun, String> {
+fn router_run(
+    work: &Path,
+    pki: &tls::Pki,
+    live: bool,
+    bin: Option<&Path>,
+) -> Result<RouterRun, String> {
     const RELEASE: &str = "openwrt-23.05";
     const SCENARIO: &str = "dhcp";
-    let dir = work.join(if live { "router-live" } else { "router" });
+    let dir = work.join(match (live, bin) {
+        (false, _) => "router",
+        (true, None) => "router-live",
+        (true, Some(_)) => "router-live-musl",
+    });
     // Live, the ACS listens inside the namespace, where the daemon's 127.0.0.1 is.
     let (mut acs_root, mut acs_in, mut no_netns) = (None, None, None);
     match live.then(make_netns) {
@@ -906,7 +972,10 @@ fn router_run(work: &Path, pki: &tls::Pki, live: bool) -> Result<RouterRun, Stri
     }
     // Info: the "session ended" lines count the processes each session started.
     let cfg = write_config(&dir, acs, pki, "info", PERIODIC_S, &dm)?;
-    let daemon = Daemon::spawn(&cfg, netns)?;
+    let daemon = match bin {
+        Some(b) => Daemon::spawn_bin(&cfg, netns, b)?,
+        None => Daemon::spawn(&cfg, netns)?,
+    };
     let periodic = WAIT + Duration::from_secs(PERIODIC_S.into());
     let invokes = || broker.as_ref().map(ubus::Broker::total_invokes);
     acs.wait_sessions(1, WAIT).map_err(|e| {
