@@ -850,7 +850,11 @@ fn router_musl(table: &mut Table, work: &Path, pki: &tls::Pki, musl: Option<&Pat
             &format!(
                 "as the glibc row: VmHWM{} over the session; VmRSS before it {} KiB; {n} \
                  parameters{}",
-                if r.reset { " (reset before it)" } else { " since start" },
+                if r.reset {
+                    " (reset before it)"
+                } else {
+                    " since start"
+                },
                 r.rss_before,
                 short(n)
             ),

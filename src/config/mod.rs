@@ -262,7 +262,11 @@ impl Config {
             message,
         };
         let sections = crate::uci::parse(text).map_err(|(l, m)| err(Some(l), m))?;
-        let defaults = toml::Table::try_from(Config::uci_types())
+        // As text and back (the serializer and deserializer the store uses anyway), not
+        // `Table::try_from`: no second serializer of the config types in the binary.
+        let defaults = toml::to_string(&Config::uci_types())
+            .map_err(|e| e.to_string())
+            .and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|e| e.to_string()))
             .map_err(|e| err(None, format!("internal: {e}")))?;
         let mut root = toml::Table::new();
         // "table.key" -> line, to name the line of a validation error.
@@ -351,14 +355,14 @@ impl Config {
                 .find(|(k, _)| k == key || k.ends_with(&format!(".{key}")))
                 .map(|(_, l)| *l)
         };
-        let cfg: Config = toml::Value::Table(root)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                let message = e.message().to_string();
-                // "unknown field `x`": point at the option.
-                let line = message.split('`').nth(1).and_then(&line_of);
-                err(line, message)
-            })?;
+        // Through TOML text, not `Value::try_into`: one deserializer (the text's) for every
+        // config type in the binary instead of two (issue 19: tens of KB of serde code each).
+        let cfg: Config = toml::from_str(&root.to_string()).map_err(|e: toml::de::Error| {
+            let message = e.message().to_string();
+            // "unknown field `x`": point at the option.
+            let line = message.split('`').nth(1).and_then(&line_of);
+            err(line, message)
+        })?;
         cfg.validate()
             .map_err(|(key, message)| err(line_of(key), format!("{key}: {message}")))?;
         Ok(cfg)
