@@ -150,6 +150,9 @@ echo "== rustc: $(/usr/bin/rustc --version), cargo: $(/usr/bin/cargo --version),
 
 # Debian's compiler with nightly features unlocked (build-std), a static non-PIE binary (a
 # static-pie mipsel binary crashes under qemu when it starts a thread) and zig's musl start files.
+# std is built with the feature optimize_for_size only: not the default "backtrace" (the
+# symbolizer of panic backtraces, useless in a stripped binary) nor "panic-unwind" (the profile
+# aborts); see cross/README.md for what each saves.
 export RUSTC=/usr/bin/rustc
 export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-C relocation-model=static -C link-self-contained=no"
@@ -162,7 +165,7 @@ for t in "${targets[@]}"; do
   echo "== cargo zigbuild --release --target $t"
   start=$(date +%s)
   if ! /usr/bin/cargo zigbuild --release --locked --bin cwmpd --target "$t" \
-    -Z build-std=std,panic_abort; then
+    -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size; then
     report+=("$(printf '%-32s %s' "$t" "BUILD FAILED")")
     status=1
     continue
