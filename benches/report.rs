@@ -173,6 +173,10 @@ fn main() {
         std::env::consts::OS
     );
     table.print();
+    println!("\nissue 19's goals (a strict one missed fails CI):");
+    for g in &table.goals {
+        println!("  {g}");
+    }
     println!("total time: {:.1} s", start.elapsed().as_secs_f64());
     if !table.problems.is_empty() {
         println!("\n{} problem(s):", table.problems.len());
@@ -201,7 +205,64 @@ struct Table {
     rows: Vec<Row>,
     /// What `CWMPD_REPORT_STRICT=1` (CI) fails on: a figure not measured, a goal missed.
     problems: Vec<String>,
+    /// Issue 19's goals as measured: printed after the table.
+    goals: Vec<String>,
 }
+
+/// One of issue 19's goals (binary size, memory, speed on the router's libc). `strict`: the
+/// work has reached it, so missing it is a problem (CI fails); until then it is printed with
+/// its distance, so every change sees how far it moved.
+struct Goal {
+    what: &'static str,
+    /// `<=`: the figure must not exceed the limit; `>=`: it must reach it.
+    at_most: bool,
+    limit: f64,
+    unit: &'static str,
+    strict: bool,
+}
+
+const GOAL_MIPS_SIZE: Goal = Goal {
+    what: "mips stripped binary (cross/build.sh)",
+    at_most: true,
+    limit: 2_400_000.0,
+    unit: "B",
+    strict: false,
+};
+const GOAL_IDLE_RSS: Goal = Goal {
+    what: "idle RSS, static musl",
+    at_most: true,
+    limit: 3072.0,
+    unit: "KiB",
+    strict: false,
+};
+const GOAL_IDLE_THREADS: Goal = Goal {
+    what: "idle threads, static musl",
+    at_most: true,
+    limit: 4.0,
+    unit: "threads",
+    strict: true,
+};
+const GOAL_GPV_PEAK: Goal = Goal {
+    what: "peak RSS during the GPV of Device. over TLS, static musl",
+    at_most: true,
+    limit: 4096.0,
+    unit: "KiB",
+    strict: false,
+};
+const GOAL_GPV_TIME: Goal = Goal {
+    what: "GPV of Device. over TLS, live router, static musl",
+    at_most: true,
+    limit: 12.0,
+    unit: "ms",
+    strict: false,
+};
+const GOAL_PARSE: Goal = Goal {
+    what: "SOAP parse of the field capture, cwmpd / cwmp crate",
+    at_most: false,
+    limit: 6.0,
+    unit: "x",
+    strict: false,
+};
 
 impl Table {
     fn row(&mut self, figure: &str, cwmpd: String, other: &str, how: &str) {
@@ -212,6 +273,49 @@ impl Table {
             other: other.into(),
             how: how.into(),
         });
+    }
+
+    /// Checks `value` against `goal`: the line printed after the table, and a problem when a
+    /// strict goal is missed.
+    fn goal(&mut self, goal: &Goal, value: f64) {
+        let met = if goal.at_most {
+            value <= goal.limit
+        } else {
+            value >= goal.limit
+        };
+        let num = |v: f64| {
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                group(v as u64)
+            } else {
+                format!("{v:.2}")
+            }
+        };
+        let sign = if goal.at_most { "<=" } else { ">=" };
+        let (value_s, limit_s) = (num(value), num(goal.limit));
+        let state = match (met, goal.strict) {
+            (true, true) => "met".to_string(),
+            (true, false) => "met (not yet strict: make it so)".to_string(),
+            (false, strict) => format!(
+                "{} {} {}{}",
+                num(((value - goal.limit).abs() * 100.0).round() / 100.0),
+                goal.unit,
+                if goal.at_most { "over" } else { "short" },
+                if strict {
+                    ": MISSED"
+                } else {
+                    " (not reached yet: not strict)"
+                }
+            ),
+        };
+        let line = format!(
+            "{}: {value_s} {u} (goal {sign} {limit_s} {u}): {state}",
+            goal.what,
+            u = goal.unit
+        );
+        if goal.strict && !met {
+            self.problems.push(line.clone());
+        }
+        self.goals.push(line);
     }
 
     /// A figure that could not be measured, with the reason.
@@ -279,11 +383,18 @@ fn sizes(table: &mut Table, work: &Path) {
         ),
         Err(e) => table.missing(&figure, &e),
     }
-    cross_size(table, MIPS);
-    let mips = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let mips_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/cross")
-        .join(MIPS)
-        .join("release/cwmpd");
+        .join(MIPS);
+    if cross_size(table, MIPS) {
+        match std::fs::metadata(mips_dir.join("cwmpd")) {
+            Ok(m) => table.goal(&GOAL_MIPS_SIZE, m.len() as f64),
+            Err(e) => table.missing(GOAL_MIPS_SIZE.what, &e.to_string()),
+        }
+    } else {
+        table.missing(GOAL_MIPS_SIZE.what, "no mips build of this source");
+    }
+    let mips = mips_dir.join("release/cwmpd");
     breakdown(table, &mips, MIPS, false);
     breakdown(table, &x86, std::env::consts::ARCH, true);
 }
@@ -561,6 +672,18 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki, bin: Option<&P
         );
     }
     thread::sleep(Duration::from_secs(1));
+    if bin.is_some() {
+        match (
+            proc_status(daemon.pid, "VmRSS"),
+            proc_status(daemon.pid, "Threads"),
+        ) {
+            (Some(kib), Some(threads)) => {
+                table.goal(&GOAL_IDLE_RSS, kib as f64);
+                table.goal(&GOAL_IDLE_THREADS, threads as f64);
+            }
+            _ => table.missing(GOAL_IDLE_RSS.what, "cannot read /proc/PID/status"),
+        }
+    }
     match proc_status(daemon.pid, "VmRSS") {
         Some(kib) => table.row(
             &idle_name,
@@ -842,6 +965,13 @@ fn router_musl(table: &mut Table, work: &Path, pki: &tls::Pki, musl: Option<&Pat
         }
     };
     let n = r.list.len();
+    if let Some(kib) = r.hwm {
+        table.goal(&GOAL_GPV_PEAK, kib as f64);
+    }
+    table.goal(
+        &GOAL_GPV_TIME,
+        (r.elapsed.as_secs_f64() * 1e4).round() / 10.0,
+    );
     match r.hwm {
         Some(kib) => table.row(
             PEAK,
@@ -1384,7 +1514,8 @@ fn parse_throughput(table: &mut Table, gpv: Option<&GpvResponse>) {
             &format!("no message both parse: {}", refused.join(", ")),
         );
     } else {
-        throughput_row(table, &figure, &set, &ours, &theirs, &refused);
+        let ratio = throughput_row(table, &figure, &set, &ours, &theirs, &refused);
+        table.goal(&GOAL_PARSE, (ratio * 100.0).round() / 100.0);
     }
 
     let figure = "SOAP parse, GetParameterValuesResponse of Device.";
@@ -1415,7 +1546,7 @@ fn throughput_row(
     ours: &dyn Fn(Sender, &[u8]) -> bool,
     theirs: &dyn Fn(&[u8]) -> bool,
     refused: &[String],
-) {
+) -> f64 {
     let total: usize = set.iter().map(|(_, b)| b.len()).sum();
     let a = time_set(set.len(), total, || {
         for (from, b) in set {
@@ -1427,10 +1558,10 @@ fn throughput_row(
             std::hint::black_box(theirs(std::hint::black_box(m)));
         }
     });
+    let ratio = a.0 / b.0.max(1e-9);
     let mut how = format!(
-        "{} per pass; cwmpd / cwmp speed: {:.2}x",
+        "{} per pass; cwmpd / cwmp speed: {ratio:.2}x",
         bytes(total as u64),
-        a.0 / b.0.max(1e-9)
     );
     if !refused.is_empty() {
         let _ = write!(how, "; left out (a parser refused): {}", refused.join(", "));
@@ -1441,6 +1572,7 @@ fn throughput_row(
         &format!("{:.1} MB/s, {:.0} msg/s", b.0, b.1),
         &how,
     );
+    ratio
 }
 
 /// Runs `pass` (one parse of each of `msgs` messages, `bytes` in all) for [`PARSE_TIME`];
@@ -2188,6 +2320,11 @@ fn ms(d: Duration) -> String {
 
 /// `1,234,567 B` (exact bytes, grouped).
 fn bytes(n: u64) -> String {
+    group(n) + " B"
+}
+
+/// `1,234,567`: digits in groups of three.
+fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -2196,7 +2333,7 @@ fn bytes(n: u64) -> String {
         }
         out.push(c);
     }
-    out + " B"
+    out
 }
 
 fn first_line(s: &str) -> String {
