@@ -47,6 +47,7 @@ pub mod session;
 pub mod soap;
 pub mod stun;
 pub mod sys;
+pub mod toml_read;
 pub mod transfer;
 pub mod uci;
 pub mod xmpp;

@@ -15,8 +15,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 pub use crate::connreq::config::{ConnectionRequest, Stun};
 pub use crate::datamodel::config::Datamodel;
 pub use crate::sys::config::{Log, Storage};
@@ -36,32 +34,35 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub const EMBEDDED: &str = include_str!("../cwmpd.toml");
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Config {
-    #[serde(default)]
     pub acs: Acs,
-    #[serde(default)]
     pub device: Device,
-    #[serde(default)]
     pub connection_request: ConnectionRequest,
-    #[serde(default)]
     pub stun: Stun,
-    #[serde(default)]
     pub storage: Storage,
-    #[serde(default)]
     pub datamodel: Datamodel,
-    #[serde(default)]
     pub transfer: Transfer,
-    #[serde(default)]
     pub hooks: Hooks,
-    #[serde(default)]
     pub log: Log,
 }
 
+crate::from_toml_struct!(Config {
+    acs,
+    device,
+    connection_request,
+    stun,
+    storage,
+    datamodel,
+    transfer,
+    hooks,
+    log,
+});
+
 /// `[acs]`: how to reach the ACS (`ManagementServer.*`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Acs {
     /// ACS URL (`ManagementServer.URL`). Default: empty (the agent does nothing until set).
     pub url: String,
@@ -114,6 +115,28 @@ pub struct Acs {
     pub dhcp_discovery: String,
 }
 
+crate::from_toml_struct!(Acs {
+    url,
+    username,
+    password,
+    ca_file,
+    client_cert,
+    client_key,
+    allow_basic_over_http,
+    periodic_inform_enable,
+    periodic_inform_interval,
+    periodic_inform_time,
+    heartbeat_enable,
+    heartbeat_interval,
+    heartbeat_time,
+    retry_minimum_wait_interval,
+    retry_interval_multiplier,
+    timeout,
+    session_limit,
+    cwmp_version,
+    dhcp_discovery,
+});
+
 impl Acs {
     /// The TLS settings of the ACS connection, which file transfers use too (§3.4.3).
     pub fn tls(&self) -> crate::http::tls::TlsSettings {
@@ -152,8 +175,8 @@ impl Default for Acs {
 }
 
 /// `[device]`: identity (`DeviceInfo.*`, the Inform's DeviceId) and the data model.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Device {
     /// `DeviceInfo.Manufacturer`. Default: "cwmpd".
     pub manufacturer: String,
@@ -178,6 +201,19 @@ pub struct Device {
     /// Default: "tr181".
     pub data_model: String,
 }
+
+crate::from_toml_struct!(Device {
+    manufacturer,
+    oui,
+    product_class,
+    serial_number,
+    hardware_version,
+    software_version,
+    model_name,
+    description,
+    provisioning_code,
+    data_model,
+});
 
 impl Default for Device {
     fn default() -> Self {
@@ -262,12 +298,7 @@ impl Config {
             message,
         };
         let sections = crate::uci::parse(text).map_err(|(l, m)| err(Some(l), m))?;
-        // As text and back (the serializer and deserializer the store uses anyway), not
-        // `Table::try_from`: no second serializer of the config types in the binary.
-        let defaults = toml::to_string(&Config::uci_types())
-            .map_err(|e| e.to_string())
-            .and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|e| e.to_string()))
-            .map_err(|e| err(None, format!("internal: {e}")))?;
+        let defaults = Config::uci_types().map_err(|e| err(None, format!("internal: {e}")))?;
         let mut root = toml::Table::new();
         // "table.key" -> line, to name the line of a validation error.
         let mut lines: Vec<(String, usize)> = Vec::new();
@@ -355,10 +386,9 @@ impl Config {
                 .find(|(k, _)| k == key || k.ends_with(&format!(".{key}")))
                 .map(|(_, l)| *l)
         };
-        // Through TOML text, not `Value::try_into`: one deserializer (the text's) for every
-        // config type in the binary instead of two (issue 19: tens of KB of serde code each).
-        let cfg: Config = toml::from_str(&root.to_string()).map_err(|e: toml::de::Error| {
-            let message = e.message().to_string();
+        // Through TOML text, read as the TOML form is (`toml_read`).
+        let cfg: Config = crate::toml_read::from_str(&root.to_string()).map_err(|e| {
+            let message = e.message;
             // "unknown field `x`": point at the option.
             let line = message.split('`').nth(1).and_then(&line_of);
             err(line, message)
@@ -373,23 +403,29 @@ impl Config {
     /// from the serialized defaults (so `option firmware_reboots 1` was read as the string "1"
     /// and refused as not a boolean). Optional text keys stay absent: an empty option of one is
     /// left out (the platform's default applies), not taken as "".
-    fn uci_types() -> Config {
-        let mut c = Config::default();
-        c.hooks = Hooks {
-            firmware_reboots: Some(false),
-            web_content_reboots: Some(false),
-            config_reboots: Some(false),
-            ..c.hooks
-        };
-        c
+    ///
+    /// Read from the embedded default config, which has every key with a default (a unit test
+    /// compares it with the defaults serialized), plus the optional booleans: the config types
+    /// need no serializer in the binary (issue 19: tens of KB).
+    fn uci_types() -> Result<toml::Table, String> {
+        let mut t: toml::Table = toml::from_str(EMBEDDED).map_err(|e| e.to_string())?;
+        if let toml::Value::Table(hooks) = t
+            .entry("hooks")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
+            for k in ["firmware_reboots", "web_content_reboots", "config_reboots"] {
+                hooks.insert(k.into(), toml::Value::Boolean(false));
+            }
+        }
+        Ok(t)
     }
 
     /// Parses and validates config text; `name` is used in errors.
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+        let cfg: Config = crate::toml_read::from_str(text).map_err(|e| ConfigError {
             file: name.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().to_string(),
+            line: e.offset.map(|o| line_of(text, o)),
+            message: e.message,
         })?;
         cfg.validate().map_err(|(key, message)| ConfigError {
             file: name.to_string(),
@@ -705,6 +741,40 @@ mod tests {
         // An endless file stops at the bound.
         let e = Config::load(Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().starts_with("/dev/zero: larger than"), "{e}");
+    }
+
+    /// The UCI reader types each option by [`Config::uci_types`]: the embedded config must
+    /// hold every key the defaults serialize, each of the same TOML type (`Serialize` on the
+    /// config types exists in tests only, for this check).
+    #[test]
+    fn uci_types_cover_every_key_of_the_defaults() {
+        fn kind(v: &toml::Value) -> &'static str {
+            v.type_str()
+        }
+        fn walk(path: &str, want: &toml::Table, have: &toml::Table, missing: &mut Vec<String>) {
+            for (k, v) in want {
+                let key = format!("{path}{k}");
+                match (v, have.get(k)) {
+                    (toml::Value::Table(w), Some(toml::Value::Table(h))) => {
+                        walk(&format!("{key}."), w, h, missing)
+                    }
+                    // An empty table (hooks.vendor) is typed by the reader itself.
+                    (toml::Value::Table(w), None) if w.is_empty() => {}
+                    (_, Some(h)) if kind(h) == kind(v) => {}
+                    (_, h) => missing.push(format!("{key}: {} vs {:?}", kind(v), h.map(kind))),
+                }
+            }
+        }
+        let mut c = Config::default();
+        c.hooks.firmware_reboots = Some(false);
+        c.hooks.web_content_reboots = Some(false);
+        c.hooks.config_reboots = Some(false);
+        let want: toml::Table = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        let have = Config::uci_types().unwrap();
+        let mut missing = Vec::new();
+        walk("", &want, &have, &mut missing);
+        assert!(missing.is_empty(), "{missing:?}");
+        assert!(want.len() >= 9 && have.len() >= want.len());
     }
 
     #[test]

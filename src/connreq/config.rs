@@ -2,11 +2,9 @@
 //! checks (the config file aggregates this section; errors name the key, the caller adds the
 //! file and the line).
 
-use serde::{Deserialize, Serialize};
-
 /// `[connection_request]`: the listener the ACS calls (TR-069 §3.2.2).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct ConnectionRequest {
     /// `ManagementServer.HTTPConnectionRequestEnable`'s default: listen at all. Default: true.
     pub enable: bool,
@@ -74,6 +72,34 @@ pub struct ConnectionRequest {
     /// Default: 300.
     pub udp_window: u32,
 }
+
+crate::from_toml_struct!(ConnectionRequest {
+    enable,
+    listen,
+    username,
+    password,
+    url,
+    host,
+    path,
+    bind_url_address,
+    check_host,
+    realm,
+    digest_algorithm,
+    allow_basic,
+    nonce_lifetime,
+    rate_burst,
+    rate_interval,
+    auth_fail_burst,
+    auth_fail_interval,
+    summary_interval,
+    max_connections,
+    max_header_bytes,
+    request_timeout,
+    check_interval,
+    udp,
+    udp_port,
+    udp_window,
+});
 
 impl Default for ConnectionRequest {
     fn default() -> Self {
@@ -239,8 +265,8 @@ impl ConnectionRequest {
 
 /// `[stun]`: the defaults of ManagementServer's STUN parameters (TR-111 Part 2), which the ACS
 /// may set; the values it set win.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Stun {
     /// STUNEnable. Default: false.
     pub enable: bool,
@@ -257,6 +283,16 @@ pub struct Stun {
     /// STUNMinimumKeepAlivePeriod in seconds. Default: 0.
     pub minimum_keepalive_period: u32,
 }
+
+crate::from_toml_struct!(Stun {
+    enable,
+    server_address,
+    server_port,
+    username,
+    password,
+    maximum_keepalive_period,
+    minimum_keepalive_period,
+});
 
 impl Default for Stun {
     fn default() -> Self {

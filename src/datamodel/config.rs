@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use crate::datamodel::schema::PlatformKind;
 
 /// `[datamodel]`: where the data model finds the system (the backends' paths).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Datamodel {
     /// "auto" (OpenWrt when `<root>/etc/openwrt_release` exists, else Linux), "openwrt",
     /// "linux" or "generic": which built-in bindings are loaded over the agent's own
@@ -44,9 +42,22 @@ pub struct Datamodel {
     pub script_timeout: u32,
     /// The config was read from `<uci_config>/cwmpd` (OpenWrt): ManagementServer's settings
     /// are then bound to that uci package, so what the ACS sets shows in `uci show cwmpd`.
-    #[serde(skip)]
+    #[cfg_attr(test, serde(skip))]
     pub cwmpd_uci: bool,
 }
+
+crate::from_toml_struct!(Datamodel {
+    platform,
+    root,
+    dir,
+    uci,
+    ubus_socket,
+    uci_config,
+    uci_savedir,
+    reload,
+    poll_interval,
+    script_timeout,
+});
 
 impl Default for Datamodel {
     fn default() -> Self {

@@ -4,16 +4,16 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 /// `[storage]`: where the state that must survive a power cut lives.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Storage {
     /// Directory of the crash-safe state files; must be on persistent storage (on OpenWrt under
     /// /etc, which survives reboots; /var is RAM). Default: "/etc/cwmpd/state".
     pub dir: PathBuf,
 }
+
+crate::from_toml_struct!(Storage { dir });
 
 impl Default for Storage {
     fn default() -> Self {
@@ -24,8 +24,8 @@ impl Default for Storage {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Log {
     /// "error", "warn", "info", "debug" or "trace". Default: "info".
     pub level: String,
@@ -33,6 +33,8 @@ pub struct Log {
     /// Default: "auto".
     pub target: String,
 }
+
+crate::from_toml_struct!(Log { level, target });
 
 impl Default for Log {
     fn default() -> Self {

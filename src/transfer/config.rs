@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 /// `[transfer]`: how Download and Upload files are moved (TR-069 §3.4.3, §A.3.2.8, §A.3.2.9).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Transfer {
     /// Where downloads arrive and uploads are produced (created when missing). Not the storage
     /// directory: a firmware image belongs in RAM (`/tmp` on OpenWrt), not in flash. Default:
@@ -32,6 +30,17 @@ pub struct Transfer {
     /// after that the agent resumes and reports the failure. Default: 300.
     pub reboot_timeout: u32,
 }
+
+crate::from_toml_struct!(Transfer {
+    dir,
+    timeout,
+    retries,
+    retry_interval,
+    max_queued,
+    upload_method,
+    hook_timeout,
+    reboot_timeout,
+});
 
 impl Default for Transfer {
     fn default() -> Self {
@@ -75,8 +84,8 @@ impl Transfer {
 /// `[hooks]`: the OS actions behind Download, Upload, Reboot and FactoryReset (shell command
 /// lines). A key left out takes the platform's default ([`Hooks::resolve`]); an empty command
 /// means the action is not supported (and its RPC is not listed by GetRPCMethods).
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Hooks {
     /// Applies a Download of FileType `1 Firmware Upgrade Image`. OpenWrt: `sysupgrade {file}`.
     pub firmware: Option<String>,
@@ -100,6 +109,20 @@ pub struct Hooks {
     /// Vendor FileTypes (`X <OUI> <name>`) and the command applying each.
     pub vendor: BTreeMap<String, String>,
 }
+
+crate::from_toml_struct!(Hooks {
+    firmware,
+    firmware_reboots,
+    web_content,
+    web_content_reboots,
+    config,
+    config_reboots,
+    upload_config,
+    upload_log,
+    reboot,
+    factory_reset,
+    vendor,
+});
 
 /// The hooks in force: the config's, else the platform's defaults. An empty string is "not
 /// supported".

@@ -1,0 +1,363 @@
+//! Reading TOML documents into the agent's types without serde's derive (issue 19).
+//!
+//! A derived `Deserialize` is generic over the deserializer: every struct, enum and field type
+//! instantiates toml's value deserializer again (6–20 KB of code each on x86_64; about 0.2 MB in
+//! all for the config, the data model files and the store). Here the document is parsed once
+//! into toml's spanned tree ([`toml::de::DeTable`]) and each type reads its own table: a
+//! [`FromToml`] impl per type, most of them written by [`from_toml_struct!`], with the work in
+//! the few non-generic functions of this module.
+//!
+//! Errors carry the byte offset of the value or key at fault, so the callers name the file and
+//! the line as before, and their messages keep serde's wording where users and tests see it
+//! (`unknown field `x`, expected one of ...`, `missing field `x``, `unknown variant ...`).
+//!
+//! Bounds: the parse is toml's (linear in the text); reading walks each value once.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use toml::de::{DeTable, DeValue};
+pub use toml::Spanned;
+
+/// A value of a parsed document, with its byte range in the text.
+pub type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A reading error: what is wrong, and where (a byte offset into the text, when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub offset: Option<usize>,
+    pub message: String,
+}
+
+impl Error {
+    pub fn at(offset: usize, message: String) -> Error {
+        Error {
+            offset: Some(offset),
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Parses a whole document: its root table as a [`Value`].
+pub fn parse(text: &str) -> Result<Value<'_>, Error> {
+    let root = DeTable::parse(text).map_err(|e| Error {
+        offset: e.span().map(|s| s.start),
+        message: e.message().trim().to_string(),
+    })?;
+    let span = root.span();
+    Ok(Spanned::new(span, DeValue::Table(root.into_inner())))
+}
+
+/// Parses `text` and reads its root table as a `T`.
+pub fn from_str<T: FromToml>(text: &str) -> Result<T, Error> {
+    T::from_toml(&parse(text)?)
+}
+
+/// A type read from a TOML value.
+pub trait FromToml: Sized {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error>;
+}
+
+/// The name of a value's TOML type, as errors say it.
+fn kind(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "string",
+        DeValue::Integer(_) => "integer",
+        DeValue::Float(_) => "float",
+        DeValue::Boolean(_) => "boolean",
+        DeValue::Datetime(_) => "datetime",
+        DeValue::Array(_) => "array",
+        DeValue::Table(_) => "table",
+    }
+}
+
+/// The error of a value of the wrong type.
+pub fn invalid_type(v: &Value<'_>, expected: &str) -> Error {
+    Error::at(
+        v.span().start,
+        format!("invalid type: {}, expected {expected}", kind(v.get_ref())),
+    )
+}
+
+/// The entries of a table value (for a struct's reader).
+pub fn table<'a, 'i>(v: &'a Value<'i>) -> Result<&'a DeTable<'i>, Error> {
+    match v.get_ref() {
+        DeValue::Table(t) => Ok(t),
+        _ => Err(invalid_type(v, "a table")),
+    }
+}
+
+/// The key of an entry as text.
+pub fn key<'a>(k: &'a Spanned<Cow<'_, str>>) -> &'a str {
+    k.get_ref()
+}
+
+/// The error of a key a struct does not have.
+pub fn unknown_field(k: &Spanned<Cow<'_, str>>, known: &[&str]) -> Error {
+    let mut message = format!("unknown field `{}`, expected ", key(k));
+    match known {
+        [] => message.push_str("no fields"),
+        [one] => message.push_str(&format!("`{one}`")),
+        _ => {
+            message.push_str("one of ");
+            for (i, k) in known.iter().enumerate() {
+                if i > 0 {
+                    message.push_str(", ");
+                }
+                message.push_str(&format!("`{k}`"));
+            }
+        }
+    }
+    Error::at(k.span().start, message)
+}
+
+/// Checks that the table `v` has each of `required`: the error of the first missing names it
+/// (at the table).
+pub fn require(v: &Value<'_>, required: &[&str]) -> Result<(), Error> {
+    let t = table(v)?;
+    for r in required {
+        if !t.iter().any(|(k, _)| key(k) == *r) {
+            return Err(Error::at(v.span().start, format!("missing field `{r}`")));
+        }
+    }
+    Ok(())
+}
+
+/// A string value.
+pub fn str<'a>(v: &'a Value<'_>) -> Result<&'a str, Error> {
+    match v.get_ref() {
+        DeValue::String(s) => Ok(s),
+        _ => Err(invalid_type(v, "a string")),
+    }
+}
+
+/// An integer value, within `min..=max` (`what` names the type in errors).
+pub fn integer(v: &Value<'_>, min: i128, max: i128, what: &str) -> Result<i128, Error> {
+    let DeValue::Integer(i) = v.get_ref() else {
+        return Err(invalid_type(v, what));
+    };
+    let text = i.as_str();
+    let n = i128::from_str_radix(text, i.radix()).map_err(|_| {
+        Error::at(
+            v.span().start,
+            format!("invalid value: integer `{text}`, expected {what}"),
+        )
+    })?;
+    if n < min || n > max {
+        return Err(Error::at(
+            v.span().start,
+            format!("invalid value: integer `{n}`, expected {what}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// One of `names` (a unit variant written as a string); the error lists them.
+pub fn variant(v: &Value<'_>, names: &[&str]) -> Result<usize, Error> {
+    let s = str(v)?;
+    names.iter().position(|n| *n == s).ok_or_else(|| {
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        Error::at(
+            v.span().start,
+            format!(
+                "unknown variant `{s}`, expected {}{}",
+                if names.len() > 1 { "one of " } else { "" },
+                list.join(", ")
+            ),
+        )
+    })
+}
+
+impl FromToml for String {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        str(v).map(str::to_string)
+    }
+}
+
+impl FromToml for PathBuf {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        str(v).map(PathBuf::from)
+    }
+}
+
+impl FromToml for bool {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            _ => Err(invalid_type(v, "a boolean")),
+        }
+    }
+}
+
+macro_rules! from_toml_int {
+    ($($t:ty),*) => {$(
+        impl FromToml for $t {
+            fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+                integer(v, <$t>::MIN as i128, <$t>::MAX as i128, stringify!($t)).map(|n| n as $t)
+            }
+        }
+    )*};
+}
+from_toml_int!(u8, u16, u32, u64, i32, i64, usize);
+
+impl<T: FromToml> FromToml for Option<T> {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        T::from_toml(v).map(Some)
+    }
+}
+
+impl<T: FromToml> FromToml for Vec<T> {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        match v.get_ref() {
+            DeValue::Array(a) => a.iter().map(T::from_toml).collect(),
+            _ => Err(invalid_type(v, "an array")),
+        }
+    }
+}
+
+impl<T: FromToml> FromToml for BTreeMap<String, T> {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        table(v)?
+            .iter()
+            .map(|(k, v)| Ok((key(k).to_string(), T::from_toml(v)?)))
+            .collect()
+    }
+}
+
+impl<T: FromToml> FromToml for Spanned<T> {
+    fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
+        Ok(Spanned::new(v.span(), T::from_toml(v)?))
+    }
+}
+
+/// `impl FromToml` for a struct with `Default`: each key of its table sets one field (a key
+/// missing keeps the default, as `#[serde(default)]`; an unknown key is an error, as
+/// `deny_unknown_fields`). Fields are named as their keys; after a `;`, `"key" => field` for
+/// keys that are not Rust names; `required` keys must be present.
+///
+/// ```ignore
+/// from_toml_struct!(Acs { url, username });
+/// from_toml_struct!(RawParam { name, list; "type" => base } required "name", "type");
+/// ```
+#[macro_export]
+macro_rules! from_toml_struct {
+    ($ty:ty { $($field:ident),* $(,)? $(; $($key:literal => $kfield:ident),+ $(,)?)? }
+     $(required $($req:literal),+)?) => {
+        impl $crate::toml_read::FromToml for $ty {
+            fn from_toml(
+                v: &$crate::toml_read::Value<'_>,
+            ) -> Result<Self, $crate::toml_read::Error> {
+                const KNOWN: &[&str] = &[$(stringify!($field),)* $($($key),+)?];
+                $($crate::toml_read::require(v, &[$($req),+])?;)?
+                let mut out = <$ty>::default();
+                for (k, v) in $crate::toml_read::table(v)? {
+                    match $crate::toml_read::key(k) {
+                        $(stringify!($field) => {
+                            out.$field = $crate::toml_read::FromToml::from_toml(v)?
+                        })*
+                        $($($key => out.$kfield = $crate::toml_read::FromToml::from_toml(v)?,)+)?
+                        _ => return Err($crate::toml_read::unknown_field(k, KNOWN)),
+                    }
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+/// `impl FromToml` for an enum of unit variants written as strings.
+///
+/// ```ignore
+/// from_toml_enum!(Access { "readOnly" => ReadOnly, "readWrite" => ReadWrite });
+/// ```
+#[macro_export]
+macro_rules! from_toml_enum {
+    ($ty:ty { $($name:literal => $variant:ident),+ $(,)? }) => {
+        impl $crate::toml_read::FromToml for $ty {
+            fn from_toml(
+                v: &$crate::toml_read::Value<'_>,
+            ) -> Result<Self, $crate::toml_read::Error> {
+                const ALL: &[$ty] = &[$(<$ty>::$variant),+];
+                $crate::toml_read::variant(v, &[$($name),+]).map(|i| ALL[i])
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq)]
+    struct Inner {
+        n: u32,
+        s: Option<String>,
+    }
+    from_toml_struct!(Inner { n, s });
+
+    #[derive(Debug, Default, PartialEq)]
+    struct Outer {
+        name: String,
+        flag: bool,
+        list: Vec<i64>,
+        map: BTreeMap<String, String>,
+        inner: Inner,
+        kind: Kind,
+    }
+    from_toml_struct!(Outer { name, flag, list, map, inner; "type" => kind } required "name");
+
+    #[derive(Debug, Default, PartialEq, Clone, Copy)]
+    enum Kind {
+        #[default]
+        A,
+        B,
+    }
+    from_toml_enum!(Kind { "a" => A, "b" => B });
+
+    #[test]
+    fn reads_every_kind_of_field() {
+        let o: Outer = from_str(
+            "name = \"x\"\nflag = true\nlist = [1, -2, 0x10]\ntype = \"b\"\n[map]\nk = \"v\"\n\
+             [inner]\nn = 7\n",
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            Outer {
+                name: "x".into(),
+                flag: true,
+                list: vec![1, -2, 16],
+                map: [("k".to_string(), "v".to_string())].into(),
+                inner: Inner { n: 7, s: None },
+                kind: Kind::B,
+            }
+        );
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let text = "name = \"x\"\n[inner]\nn = 1\nm = 2\n";
+        let e = from_str::<Outer>(text).unwrap_err();
+        assert_eq!(e.message, "unknown field `m`, expected one of `n`, `s`");
+        assert_eq!(e.offset, text.find("m ="));
+        let e = from_str::<Outer>("flag = true\n").unwrap_err();
+        assert_eq!(e.message, "missing field `name`");
+        let e = from_str::<Outer>("name = 1\n").unwrap_err();
+        assert_eq!(e.message, "invalid type: integer, expected a string");
+        let e = from_str::<Outer>("name = \"x\"\n[inner]\nn = -1\n").unwrap_err();
+        assert_eq!(e.message, "invalid value: integer `-1`, expected u32");
+        let e = from_str::<Outer>("name = \"x\"\ntype = \"c\"\n").unwrap_err();
+        assert_eq!(e.message, "unknown variant `c`, expected one of `a`, `b`");
+        let e = from_str::<Outer>("name = \"x\"\nlist = [1, 99999999999999999999]\n").unwrap_err();
+        assert!(e.message.contains("99999999999999999999"), "{e}");
+        let e = from_str::<Outer>("name = [\n").unwrap_err();
+        assert!(e.offset.is_some(), "{e:?}");
+    }
+}
