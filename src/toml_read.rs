@@ -231,9 +231,35 @@ impl<T: FromToml> FromToml for BTreeMap<String, T> {
     }
 }
 
-impl<T: FromToml> FromToml for Spanned<T> {
+/// A value read with its place in the text (as toml's `Spanned`, which has no `Default` for
+/// the fields of a struct read by [`from_toml_struct!`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct At<T> {
+    span: std::ops::Range<usize>,
+    value: T,
+}
+
+impl<T> At<T> {
+    /// The byte range of the value in the text.
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.span.clone()
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.value
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T: FromToml> FromToml for At<T> {
     fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
-        Ok(Spanned::new(v.span(), T::from_toml(v)?))
+        Ok(At {
+            span: v.span(),
+            value: T::from_toml(v)?,
+        })
     }
 }
 

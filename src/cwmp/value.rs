@@ -32,6 +32,19 @@ pub enum BaseType {
     Decimal,
 }
 
+crate::from_toml_enum!(BaseType {
+    "string" => String,
+    "int" => Int,
+    "unsignedInt" => UnsignedInt,
+    "long" => Long,
+    "unsignedLong" => UnsignedLong,
+    "boolean" => Boolean,
+    "dateTime" => DateTime,
+    "base64" => Base64,
+    "hexBinary" => HexBinary,
+    "decimal" => Decimal,
+});
+
 impl BaseType {
     /// The name without prefix, as in the DM schema and after `xsd:` in `xsi:type`.
     pub fn name(self) -> &'static str {

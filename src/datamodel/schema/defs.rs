@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::datamodel::backend::registry::BackendKind;
 use crate::datamodel::backend::ScriptDef;
 use crate::datamodel::transform::Transform;
@@ -130,35 +128,41 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Parameter or object access (DM Schema `ParameterAccess`; absent means `readOnly`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Access {
     #[default]
-    #[serde(rename = "readOnly")]
     ReadOnly,
-    #[serde(rename = "readWrite")]
     ReadWrite,
     /// Writable once, then read-only. The engine treats it as writable.
-    #[serde(rename = "writeOnceReadOnly")]
     WriteOnceReadOnly,
 }
 
+crate::from_toml_enum!(Access {
+    "readOnly" => ReadOnly,
+    "readWrite" => ReadWrite,
+    "writeOnceReadOnly" => WriteOnceReadOnly,
+});
+
 /// Whether active notification may be refused or is forced (DM Schema `activeNotify`,
 /// TR-069 §A.3.2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ActiveNotify {
     #[default]
-    #[serde(rename = "normal")]
     Normal,
     /// The CPE may refuse active notification (9009).
-    #[serde(rename = "canDeny")]
     CanDeny,
     /// Always active; cannot be turned off.
-    #[serde(rename = "forceEnabled")]
     ForceEnabled,
     /// Active by default; the ACS may change it.
-    #[serde(rename = "forceDefaultEnabled")]
     ForceDefaultEnabled,
 }
+
+crate::from_toml_enum!(ActiveNotify {
+    "normal" => Normal,
+    "canDeny" => CanDeny,
+    "forceEnabled" => ForceEnabled,
+    "forceDefaultEnabled" => ForceDefaultEnabled,
+});
 
 impl ActiveNotify {
     /// The notification attribute a parameter has until the ACS sets one.
@@ -192,12 +196,13 @@ pub struct ParamDef {
 }
 
 /// One unique key of a table (DM Schema `uniqueKey`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UniqueKey {
     pub functional: bool,
     pub params: Vec<String>,
 }
+
+crate::from_toml_struct!(UniqueKey { functional, params } required "functional", "params");
 
 /// One object definition (`X.` or a table `X.{i}.`).
 #[derive(Debug, Clone, PartialEq, Eq)]

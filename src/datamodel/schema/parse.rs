@@ -5,156 +5,146 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::Spanned;
-
 use super::defs::*;
 use crate::cwmp::value::BaseType;
 use crate::datamodel::backend::registry::BackendKind;
 use crate::datamodel::backend::ScriptDef;
 use crate::datamodel::transform::Transform;
 use crate::datamodel::types::{Range, TypeSpec};
+use crate::toml_read::{self, At, FromToml};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawFile {
-    #[serde(default)]
     model: Option<RawModel>,
-    #[serde(default)]
     object: Vec<RawObject>,
-    #[serde(default)]
-    bind: BTreeMap<String, BTreeMap<String, Spanned<RawBinding>>>,
-    #[serde(default)]
-    script: BTreeMap<String, Spanned<RawScript>>,
-    #[serde(default)]
-    device: BTreeMap<String, Spanned<String>>,
+    bind: BTreeMap<String, BTreeMap<String, At<RawBinding>>>,
+    script: BTreeMap<String, At<RawScript>>,
+    device: BTreeMap<String, At<String>>,
 }
 
 /// `[script.NAME]`: a vendor script of the `script` backend.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawScript {
     path: String,
-    #[serde(default)]
     timeout_ms: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawModel {
     name: String,
-    #[serde(default)]
     #[allow(dead_code)]
     source: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub(super) enum MaxEntries {
     Count(u32),
     Word(String),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawObject {
-    name: Spanned<String>,
-    #[serde(default)]
+    name: At<String>,
     access: Access,
-    #[serde(default)]
     min_entries: Option<u32>,
-    #[serde(default)]
     max_entries: Option<MaxEntries>,
-    #[serde(default)]
     num_entries: Option<String>,
-    #[serde(default)]
     enable: Option<String>,
-    #[serde(default)]
     unique_keys: Vec<UniqueKey>,
-    #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
     params: Vec<RawParam>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawParam {
-    name: Spanned<String>,
-    #[serde(rename = "type")]
+    name: At<String>,
     base: BaseType,
-    #[serde(default)]
     list: bool,
-    #[serde(default)]
     max_length: Option<u32>,
-    #[serde(default)]
     min_length: Option<u32>,
-    #[serde(default)]
     item_max_length: Option<u32>,
-    #[serde(default)]
     ranges: Vec<RawRange>,
-    #[serde(default, rename = "enum")]
     enumeration: Vec<String>,
-    #[serde(default)]
     enum_read_only: Vec<String>,
-    #[serde(default)]
     pattern: Vec<String>,
-    #[serde(default)]
     named: Option<String>,
-    #[serde(default)]
     access: Access,
-    #[serde(default)]
     forced_inform: bool,
-    #[serde(default)]
     active_notify: ActiveNotify,
-    #[serde(default)]
     hidden: bool,
-    #[serde(default)]
     default: Option<String>,
-    #[serde(default)]
     status: Option<String>,
 }
 
 /// A range facet (TOML integers are 64-bit).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawRange {
-    #[serde(default)]
     min: Option<i64>,
-    #[serde(default)]
     max: Option<i64>,
-    #[serde(default)]
     step: Option<i64>,
 }
 
 /// A binding: `"backend:key"`, or `{ to = "backend:key", default = "value" }`.
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub(super) enum RawBinding {
     Short(String),
     Long(LongBinding),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct LongBinding {
     to: String,
-    #[serde(default)]
     default: Option<String>,
-    #[serde(default)]
     map: BTreeMap<String, String>,
-    #[serde(default)]
     transform: Option<String>,
-    #[serde(default, rename = "ref")]
     reference: Option<String>,
-    #[serde(default)]
     under: Option<String>,
-    #[serde(default)]
     or: Option<String>,
-    #[serde(default)]
     or_transform: Option<String>,
-    #[serde(default)]
     notify: Option<String>,
+}
+
+crate::from_toml_struct!(RawFile {
+    model,
+    object,
+    bind,
+    script,
+    device
+});
+crate::from_toml_struct!(RawScript { path, timeout_ms } required "path");
+crate::from_toml_struct!(RawModel { name, source } required "name");
+crate::from_toml_struct!(RawObject {
+    name, access, min_entries, max_entries, num_entries, enable, unique_keys, status, params,
+} required "name");
+crate::from_toml_struct!(RawParam {
+    name, list, max_length, min_length, item_max_length, ranges, enum_read_only, pattern, named,
+    access, forced_inform, active_notify, hidden, default, status;
+    "type" => base, "enum" => enumeration,
+} required "name", "type");
+crate::from_toml_struct!(RawRange { min, max, step });
+crate::from_toml_struct!(LongBinding {
+    to, default, map, transform, under, or, or_transform, notify; "ref" => reference,
+} required "to");
+
+/// `max_entries`: a count, or a word (`"unbounded"`, checked by the caller).
+impl FromToml for MaxEntries {
+    fn from_toml(v: &toml_read::Value<'_>) -> Result<Self, toml_read::Error> {
+        match v.get_ref() {
+            toml_read::DeValue::String(s) => Ok(MaxEntries::Word(s.to_string())),
+            _ => u32::from_toml(v)
+                .map(MaxEntries::Count)
+                .map_err(|_| toml_read::invalid_type(v, "a count or \"unbounded\"")),
+        }
+    }
+}
+
+/// A binding: its short form (a string) or its long one (a table).
+impl FromToml for RawBinding {
+    fn from_toml(v: &toml_read::Value<'_>) -> Result<Self, toml_read::Error> {
+        match v.get_ref() {
+            toml_read::DeValue::String(s) => Ok(RawBinding::Short(s.to_string())),
+            toml_read::DeValue::Table(_) => LongBinding::from_toml(v).map(RawBinding::Long),
+            _ => Err(toml_read::invalid_type(v, "a string or a table")),
+        }
+    }
 }
 
 /// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
@@ -199,10 +189,10 @@ impl Lines {
 pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
     let lines = Lines::new(text);
     let line_of = |_: &str, offset: usize| lines.of(offset);
-    let raw: RawFile = toml::from_str(text).map_err(|e| LoadError {
+    let raw: RawFile = toml_read::from_str(text).map_err(|e| LoadError {
         file: file.to_string(),
-        line: e.span().map(|s| line_of(text, s.start)),
-        message: e.message().trim().to_string(),
+        line: e.offset.map(|o| line_of(text, o)),
+        message: e.message,
     })?;
     let err = |offset: usize, message: String| LoadError {
         file: file.to_string(),
