@@ -31,7 +31,7 @@
 //! open-source CPE agents (icwmp's `EVENT_RETRY_AFTER_TRANSMIT_FAIL` / `_AFTER_REBOOT` flags) and
 //! are kept in one table ([`rules`]) so that a correction is a one-line change.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::soap::msg::EventStruct;
 
@@ -84,8 +84,8 @@ pub const M_CHANGE_DU_STATE: &str = "M ChangeDUState";
 /// and stored form is the code's text ([`EventCode::as_str`]); any text parses, so that a code
 /// this version does not know reads back as it was written ([`EventCode::Other`]; the queue
 /// refuses it, [`is_valid_code`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
 pub enum EventCode {
     Bootstrap,
     Boot,
@@ -268,11 +268,33 @@ pub const MAX_CODE_LEN: usize = 64;
 pub const MAX_COMMAND_KEY_LEN: usize = 32;
 
 /// One pending event: a code (`"1 BOOT"`, `"M Reboot"`) and its CommandKey.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub code: EventCode,
-    #[serde(default)]
     pub command_key: String,
+}
+
+impl crate::toml_read::FromToml for EventCode {
+    fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {
+        crate::toml_read::str(v).map(EventCode::parse)
+    }
+}
+
+/// Read as stored: `code` required, `command_key` empty when missing, other keys ignored.
+impl crate::toml_read::FromToml for Event {
+    fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {
+        use crate::toml_read;
+        toml_read::require(v, &["code"])?;
+        let mut event = Event::new(EventCode::Other(String::new()), "");
+        for (k, v) in toml_read::table(v)? {
+            match toml_read::key(k) {
+                "code" => event.code = EventCode::from_toml(v)?,
+                "command_key" => event.command_key = String::from_toml(v)?,
+                _ => {}
+            }
+        }
+        Ok(event)
+    }
 }
 
 impl Event {
@@ -368,8 +390,8 @@ impl std::error::Error for AddError {}
 
 /// The pending events, in the order they were added. Persisted by the agent: it serializes as
 /// the plain list of events (`events = [{ code, command_key }, …]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "Stored", into = "Stored")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "Stored")]
 pub struct EventQueue {
     events: Vec<Queued>,
     /// The sequence number the next added event gets.
@@ -385,10 +407,17 @@ struct Queued {
 }
 
 /// The stored form of an [`EventQueue`].
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Default)]
 struct Stored {
-    #[serde(default)]
     events: Vec<Event>,
+}
+
+crate::from_toml_struct!(lenient Stored { events });
+
+impl crate::toml_read::FromToml for EventQueue {
+    fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {
+        Stored::from_toml(v).map(EventQueue::from)
+    }
 }
 
 impl From<Stored> for EventQueue {
@@ -560,10 +589,11 @@ mod tests {
 
     #[test]
     fn an_event_is_stored_with_the_text_of_its_code() {
-        #[derive(Serialize, Deserialize)]
+        #[derive(Serialize, Default)]
         struct File {
             event: Vec<Event>,
         }
+        crate::from_toml_struct!(File { event });
         let f = File {
             event: vec![
                 Event::new(BOOT, ""),
@@ -575,7 +605,7 @@ mod tests {
         let text = toml::to_string(&f).unwrap();
         assert!(text.contains("code = \"1 BOOT\""), "{text}");
         assert!(text.contains("code = \"M Reboot\""), "{text}");
-        let back: File = toml::from_str(&text).unwrap();
+        let back: File = crate::toml_read::from_str(&text).unwrap();
         assert_eq!(back.event, f.event);
     }
 
@@ -799,13 +829,13 @@ mod tests {
         q.add(Event::new(BOOT, "")).unwrap();
         q.add(Event::method("Reboot", "key & <x>")).unwrap();
         let text = toml::to_string(&q).unwrap();
-        let back: EventQueue = toml::from_str(&text).unwrap();
+        let back: EventQueue = crate::toml_read::from_str(&text).unwrap();
         assert_eq!(back, q);
         // A hand-written file loads; duplicates and bad codes in it are dropped as add() would.
         let stored = "[[events]]\ncode = \"1 BOOT\"\n[[events]]\ncode = \"1 BOOT\"\n\
                       [[events]]\ncode = \"bogus\"\n[[events]]\ncode = \"M Reboot\"\n\
                       command_key = \"k\"\n";
-        let old: EventQueue = toml::from_str(stored).unwrap();
+        let old: EventQueue = crate::toml_read::from_str(stored).unwrap();
         assert_eq!(codes(&old), [BOOT, M_REBOOT]);
         // Occurrences loaded from the store are distinct: delivering one keeps the others.
         let mut old = old;

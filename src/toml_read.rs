@@ -266,15 +266,20 @@ impl<T: FromToml> FromToml for At<T> {
 /// `impl FromToml` for a struct with `Default`: each key of its table sets one field (a key
 /// missing keeps the default, as `#[serde(default)]`; an unknown key is an error, as
 /// `deny_unknown_fields`). Fields are named as their keys; after a `;`, `"key" => field` for
-/// keys that are not Rust names; `required` keys must be present.
+/// keys that are not Rust names; `required` keys must be present. A `lenient` struct ignores
+/// keys it does not know (the store's records: a file a later version wrote still loads).
 ///
 /// ```ignore
 /// from_toml_struct!(Acs { url, username });
 /// from_toml_struct!(RawParam { name, list; "type" => base } required "name", "type");
+/// from_toml_struct!(lenient LastSession { time, ok, result } required "time", "ok", "result");
 /// ```
 #[macro_export]
 macro_rules! from_toml_struct {
-    ($ty:ty { $($field:ident),* $(,)? $(; $($key:literal => $kfield:ident),+ $(,)?)? }
+    (lenient $ty:ty { $($body:tt)* } $($rest:tt)*) => {
+        $crate::from_toml_struct!(@impl true, $ty { $($body)* } $($rest)*);
+    };
+    (@impl $lenient:expr, $ty:ty { $($field:ident),* $(,)? $(; $($key:literal => $kfield:ident),+ $(,)?)? }
      $(required $($req:literal),+)?) => {
         impl $crate::toml_read::FromToml for $ty {
             fn from_toml(
@@ -289,12 +294,16 @@ macro_rules! from_toml_struct {
                             out.$field = $crate::toml_read::FromToml::from_toml(v)?
                         })*
                         $($($key => out.$kfield = $crate::toml_read::FromToml::from_toml(v)?,)+)?
+                        _ if $lenient => {}
                         _ => return Err($crate::toml_read::unknown_field(k, KNOWN)),
                     }
                 }
                 Ok(out)
             }
         }
+    };
+    ($ty:ty { $($body:tt)* } $($rest:tt)*) => {
+        $crate::from_toml_struct!(@impl false, $ty { $($body)* } $($rest)*);
     };
 }
 
@@ -364,6 +373,28 @@ mod tests {
                 inner: Inner { n: 7, s: None },
                 kind: Kind::B,
             }
+        );
+    }
+
+    #[derive(Debug, Default, PartialEq)]
+    struct Record {
+        a: u32,
+    }
+    from_toml_struct!(lenient Record { a } required "a");
+
+    #[test]
+    fn a_lenient_struct_ignores_unknown_keys_but_not_missing_ones() {
+        assert_eq!(
+            from_str::<Record>(
+                "a = 1
+later = \"x\"\n"
+            )
+            .unwrap(),
+            Record { a: 1 }
+        );
+        assert_eq!(
+            from_str::<Record>("b = 1\n").unwrap_err().message,
+            "missing field `a`"
         );
     }
 

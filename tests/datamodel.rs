@@ -1073,7 +1073,7 @@ fn add_and_delete_objects_across_a_restart() {
 
     // Simulated restart: the state goes through TOML and back.
     let text = toml::to_string(e.take_dirty().unwrap()).unwrap();
-    let state: DmState = toml::from_str(&text).unwrap();
+    let state: DmState = cwmpd::toml_read::from_str(&text).unwrap();
     let mut e = engine_with(Model::Tr181, state);
     assert_eq!(
         names(&mut e, table, true),

@@ -30,7 +30,7 @@ use cwmpd::agent::AgentState;
 use cwmpd::datamodel::DmState;
 use cwmpd::sys::store::Store;
 use libfuzzer_sys::fuzz_target;
-use serde::de::DeserializeOwned;
+use cwmpd::toml_read::FromToml;
 use serde::Serialize;
 
 /// The header's start (src/sys/store.rs `MAGIC`).
@@ -135,7 +135,7 @@ fn intact_body(bytes: &[u8]) -> Option<&str> {
 /// own. Returns what the store loaded.
 fn check<T>(name: &str, bytes: &[u8]) -> Option<T>
 where
-    T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug,
+    T: FromToml + Serialize + PartialEq + std::fmt::Debug,
 {
     let dir = dir();
     let file = dir.join(format!("{name}.toml"));
@@ -151,7 +151,7 @@ where
         Ok(l) => l,
         Err(e) => panic!("load_existing failed on a readable file: {e}"),
     };
-    let expected = intact_body(bytes).map(|body| (body, toml::from_str::<T>(body)));
+    let expected = intact_body(bytes).map(|body| (body, cwmpd::toml_read::from_str::<T>(body)));
     match (&loaded, expected) {
         (Some(state), Some((_, Ok(want)))) => {
             assert_eq!(
@@ -203,11 +203,11 @@ where
 /// that byte XORed with `mask` otherwise).
 fn damaged<T>(name: &str, body: &[u8], offset: usize, mask: u8)
 where
-    T: DeserializeOwned + Serialize + PartialEq + Default + std::fmt::Debug,
+    T: FromToml + Serialize + PartialEq + Default + std::fmt::Debug,
 {
     let state: T = std::str::from_utf8(body)
         .ok()
-        .and_then(|b| toml::from_str(b).ok())
+        .and_then(|b| cwmpd::toml_read::from_str(b).ok())
         .unwrap_or_default();
     let dir = dir();
     let file = dir.join(format!("{name}.toml"));

@@ -12,7 +12,7 @@
 //! the DHCP clients' hooks, which run as root, can feed it; what a DHCP server says is trusted
 //! as far as the mode allows (SECURITY.md).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Agent;
 use crate::cwmp::value::SetValue;
@@ -23,18 +23,19 @@ use crate::dhcp::Discovered;
 pub const DHCP_REQUEST_PREFIX: &str = "dhcp-";
 
 /// What `cwmpd dhcp-acs` left for the daemon.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DhcpRequest {
     /// "v4" or "v6": where it came from (for the log).
     pub family: String,
     pub url: String,
-    #[serde(default)]
     pub provisioning_code: Option<String>,
-    #[serde(default)]
     pub min_wait: Option<u32>,
-    #[serde(default)]
     pub multiplier: Option<u32>,
 }
+
+crate::from_toml_struct!(lenient DhcpRequest {
+    family, url, provisioning_code, min_wait, multiplier,
+} required "family", "url");
 
 impl DhcpRequest {
     pub fn new(family: &str, d: Discovered) -> DhcpRequest {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Agent, AgentError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::events::EventQueue;
 use crate::transfer::{FileType, Transfers};
@@ -20,113 +20,86 @@ pub(super) const DATAMODEL_FILE: &str = "datamodel";
 pub(super) const MAX_SCHEDULED: usize = 64;
 
 /// What must survive a restart, besides the data model's own state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AgentState {
     /// Events not yet acknowledged by an InformResponse.
-    #[serde(default)]
     pub events: EventQueue,
     /// Failed session attempts since the last successful one (the Inform's RetryCount).
-    #[serde(default)]
     pub retry_count: u32,
     /// The ACS URL whose BOOTSTRAP was acknowledged; BOOTSTRAP is sent again when it differs.
-    #[serde(default)]
     pub bootstrapped_url: String,
     /// The kernel boot id of the last start, to tell a device boot from an agent restart.
-    #[serde(default)]
     pub boot_id: String,
     /// The last session's end, for `cwmpd status`.
-    #[serde(default)]
     pub last_session: Option<LastSession>,
     /// The CWMP namespace that worked, by ACS URL (§A.2 version negotiation fallback).
-    #[serde(default)]
     pub namespaces: BTreeMap<String, String>,
     /// Pending ScheduleInform requests (§A.4.1.4).
-    #[serde(default)]
     pub scheduled: Vec<ScheduledInform>,
     /// The random path of ConnectionRequestURL, generated once (§3.2.2: unique per CPE).
-    #[serde(default)]
     pub connection_request_path: String,
     /// The ACS URL DHCP gave last (ManagementServer.URL is DHCP's while it equals it).
-    #[serde(default)]
     pub dhcp_acs_url: String,
     /// The ConnectionRequestURL the ACS last acknowledged, so that one changed while the agent
     /// was not running (a restart, a WAN change meanwhile) is reported at start.
-    #[serde(default)]
     pub reported_connection_request_url: String,
     /// The ConnReqJabberID the ACS last acknowledged: shown again at start until the XMPP
     /// connection binds (the same JID then is no change to notify).
-    #[serde(default)]
     pub reported_jabber_id: String,
     /// The sources (an IPv4 address, an IPv6 /64) whose Connection Requests authenticated, the
     /// most recent first (at most `connreq::KEPT_SOURCES`): trusted again at start, so that an
     /// attacker who fills the failure throttle's table cannot lock the ACS out after a restart.
-    #[serde(default)]
     pub trusted_connreq_sources: Vec<String>,
     /// Downloads and Uploads from their request until their TransferComplete is acknowledged.
-    #[serde(default)]
     pub transfers: Transfers,
     /// A Reboot the ACS asked for (§A.3.2.10), until the next start reports it.
-    #[serde(default)]
     pub reboot: Option<PendingAction>,
     /// A FactoryReset the ACS asked for (§A.4.1.3), until the next start carries it out.
-    #[serde(default)]
     pub factory_reset: Option<PendingAction>,
     /// AutonomousTransferComplete reports not yet acknowledged (§A.4.2.2).
-    #[serde(default)]
     pub autonomous: Vec<AutonomousTransfer>,
     /// RequestDownload calls not yet answered by the ACS (§A.4.2.1).
-    #[serde(default)]
     pub requests: Vec<DownloadRequest>,
     /// DeviceInfo.SoftwareVersion at the last start, to notice a firmware change the ACS did not
     /// ask for.
-    #[serde(default)]
     pub software_version: String,
 }
 
 /// A Reboot or FactoryReset: journalled when the ACS asks, marked `started` before its hook runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PendingAction {
     /// The CommandKeys of the Reboot requests (each gets its `M Reboot`).
-    #[serde(default)]
     pub command_keys: Vec<String>,
     /// The hook was started: the next start is the one after it.
-    #[serde(default)]
     pub started: bool,
     /// Hook runs that failed.
-    #[serde(default)]
     pub tries: u32,
     /// Not tried again before this time.
-    #[serde(default)]
     pub next_try: i64,
 }
 
 /// An AutonomousTransferComplete to report (§A.4.2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AutonomousTransfer {
     pub is_download: bool,
     pub file_type: String,
-    #[serde(default)]
     pub transfer_url: String,
-    #[serde(default)]
     pub file_size: u32,
-    #[serde(default)]
     pub fault_code: u32,
-    #[serde(default)]
     pub fault_string: String,
 }
 
 /// A RequestDownload asked for with `cwmpd request-download` (§A.4.2.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DownloadRequest {
     /// The request file it came from (so a file picked up twice is queued once).
     pub name: String,
     pub file_type: String,
-    #[serde(default)]
     pub args: Vec<FileTypeArg>,
 }
 
 /// One ArgStruct of a RequestDownload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileTypeArg {
     pub name: String,
     pub value: String,
@@ -145,7 +118,7 @@ pub const MAX_REQUEST_ARG_LEN: usize = 256;
 
 /// The result of the sessions since `time`: the first session that ended this way (kept
 /// unchanged while later sessions end the same way, so that they write nothing).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LastSession {
     /// Unix time the first session with this result ended.
     pub time: i64,
@@ -155,11 +128,29 @@ pub struct LastSession {
 }
 
 /// A ScheduleInform waiting for its time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ScheduledInform {
     pub at: i64,
     pub command_key: String,
 }
+
+// The store's records (lenient: keys a later version added are ignored; the fields without a
+// default are required, as serde's derive had them).
+crate::from_toml_struct!(lenient AgentState {
+    events, retry_count, bootstrapped_url, boot_id, last_session, namespaces, scheduled,
+    connection_request_path, dhcp_acs_url, reported_connection_request_url, reported_jabber_id,
+    trusted_connreq_sources, transfers, reboot, factory_reset, autonomous, requests,
+    software_version,
+});
+crate::from_toml_struct!(lenient PendingAction { command_keys, started, tries, next_try });
+crate::from_toml_struct!(lenient AutonomousTransfer {
+    is_download, file_type, transfer_url, file_size, fault_code, fault_string,
+} required "is_download", "file_type");
+crate::from_toml_struct!(lenient DownloadRequest { name, file_type, args }
+    required "name", "file_type");
+crate::from_toml_struct!(lenient FileTypeArg { name, value } required "name", "value");
+crate::from_toml_struct!(lenient LastSession { time, ok, result } required "time", "ok", "result");
+crate::from_toml_struct!(lenient ScheduledInform { at, command_key } required "at", "command_key");
 
 /// Checks a RequestDownload (from the command line or a request file): a download FileType
 /// (§A.4.2.1), at most [`MAX_REQUEST_ARGS`] arguments of bounded length.

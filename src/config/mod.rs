@@ -15,6 +15,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::toml_read::{DeTable, DeValue};
+
 pub use crate::connreq::config::{ConnectionRequest, Stun};
 pub use crate::datamodel::config::Datamodel;
 pub use crate::sys::config::{Log, Storage};
@@ -298,7 +300,10 @@ impl Config {
             message,
         };
         let sections = crate::uci::parse(text).map_err(|(l, m)| err(Some(l), m))?;
-        let defaults = Config::uci_types().map_err(|e| err(None, format!("internal: {e}")))?;
+        let embedded =
+            crate::toml_read::parse(EMBEDDED).map_err(|e| err(None, format!("internal: {e}")))?;
+        let defaults =
+            crate::toml_read::table(&embedded).map_err(|e| err(None, format!("internal: {e}")))?;
         let mut root = toml::Table::new();
         // "table.key" -> line, to name the line of a validation error.
         let mut lines: Vec<(String, usize)> = Vec::new();
@@ -307,11 +312,11 @@ impl Config {
                 "reload" => vec!["datamodel", "reload"],
                 t => vec![t],
             };
-            let mut default_table = Some(&defaults);
+            let mut default_table = Some(defaults);
             for p in &path {
                 default_table = default_table
                     .and_then(|t| t.get(*p))
-                    .and_then(toml::Value::as_table);
+                    .and_then(|v| v.get_ref().as_table());
             }
             if path.len() == 1 && !defaults.contains_key(path[0]) {
                 return Err(err(
@@ -334,17 +339,17 @@ impl Config {
                     table.insert("vendor".into(), toml::Value::Table(vendor));
                     continue;
                 }
-                let kind = default_table.and_then(|t| t.get(&o.name));
+                let kind = Config::uci_kind(s.ty.as_str(), &o.name, default_table);
                 let one = |v: &str| -> Result<toml::Value, ConfigError> {
                     Ok(match kind {
-                        Some(toml::Value::Boolean(_)) => {
+                        Some(DeValue::Boolean(_)) => {
                             toml::Value::Boolean(match v.to_ascii_lowercase().as_str() {
                                 "1" | "true" | "yes" | "on" | "enabled" => true,
                                 "0" | "false" | "no" | "off" | "disabled" => false,
                                 _ => return Err(at(format!("{v:?} is not a boolean (1/0)"))),
                             })
                         }
-                        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                        Some(DeValue::Integer(_)) => toml::Value::Integer(
                             v.trim()
                                 .parse()
                                 .map_err(|_| at(format!("{v:?} is not a number")))?,
@@ -352,7 +357,7 @@ impl Config {
                         _ => toml::Value::String(v.to_string()),
                     })
                 };
-                let value = if o.list || matches!(kind, Some(toml::Value::Array(_))) {
+                let value = if o.list || matches!(kind, Some(DeValue::Array(_))) {
                     toml::Value::Array(o.values.iter().map(|v| one(v)).collect::<Result<_, _>>()?)
                 } else {
                     let v = o.values.first().map(String::as_str).unwrap_or("");
@@ -398,28 +403,24 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The defaults, plus a value of the right type for each optional key that has a type other
-    /// than text: the UCI reader types an option by its key's default, and a `None` is absent
-    /// from the serialized defaults (so `option firmware_reboots 1` was read as the string "1"
-    /// and refused as not a boolean). Optional text keys stay absent: an empty option of one is
-    /// left out (the platform's default applies), not taken as "".
-    ///
-    /// Read from the embedded default config, which has every key with a default (a unit test
-    /// compares it with the defaults serialized), plus the optional booleans: the config types
-    /// need no serializer in the binary (issue 19: tens of KB).
-    fn uci_types() -> Result<toml::Table, String> {
-        let mut t: toml::Table = toml::from_str(EMBEDDED).map_err(|e| e.to_string())?;
-        if let toml::Value::Table(hooks) = t
-            .entry("hooks")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        {
-            for k in ["firmware_reboots", "web_content_reboots", "config_reboots"] {
-                hooks.insert(k.into(), toml::Value::Boolean(false));
-            }
+    /// The TOML type the UCI reader gives option `key` of a section: its default's in the
+    /// embedded config (`defaults`: the section's table there), which has every key with a
+    /// default (a unit test compares it with the defaults serialized), and boolean for the
+    /// optional booleans, which have no default (so `option firmware_reboots 1` is not read as
+    /// the string "1" and refused as not a boolean). Optional text keys have none: an empty
+    /// option of one is left out (the platform's default applies), not taken as "".
+    fn uci_kind<'a>(
+        section: &str,
+        key: &str,
+        defaults: Option<&'a DeTable<'static>>,
+    ) -> Option<&'a DeValue<'static>> {
+        const FALSE: DeValue<'static> = DeValue::Boolean(false);
+        let optional_bool = ["firmware_reboots", "web_content_reboots", "config_reboots"];
+        if section == "hooks" && optional_bool.contains(&key) {
+            return Some(&FALSE);
         }
-        Ok(t)
+        defaults?.get(key).map(|v| v.get_ref())
     }
-
     /// Parses and validates config text; `name` is used in errors.
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
         let cfg: Config = crate::toml_read::from_str(text).map_err(|e| ConfigError {
@@ -743,25 +744,29 @@ mod tests {
         assert!(e.to_string().starts_with("/dev/zero: larger than"), "{e}");
     }
 
-    /// The UCI reader types each option by [`Config::uci_types`]: the embedded config must
+    /// The UCI reader types each option by [`Config::uci_kind`]: the embedded config must
     /// hold every key the defaults serialize, each of the same TOML type (`Serialize` on the
     /// config types exists in tests only, for this check).
     #[test]
-    fn uci_types_cover_every_key_of_the_defaults() {
-        fn kind(v: &toml::Value) -> &'static str {
-            v.type_str()
-        }
-        fn walk(path: &str, want: &toml::Table, have: &toml::Table, missing: &mut Vec<String>) {
+    fn uci_kinds_cover_every_key_of_the_defaults() {
+        fn walk(
+            path: &str,
+            section: &str,
+            want: &toml::Table,
+            have: Option<&DeTable<'static>>,
+            missing: &mut Vec<String>,
+        ) {
             for (k, v) in want {
                 let key = format!("{path}{k}");
-                match (v, have.get(k)) {
-                    (toml::Value::Table(w), Some(toml::Value::Table(h))) => {
-                        walk(&format!("{key}."), w, h, missing)
+                let found = Config::uci_kind(section, k, have);
+                match (v, found) {
+                    (toml::Value::Table(w), Some(DeValue::Table(h))) => {
+                        walk(&format!("{key}."), k, w, Some(h), missing)
                     }
                     // An empty table (hooks.vendor) is typed by the reader itself.
                     (toml::Value::Table(w), None) if w.is_empty() => {}
-                    (_, Some(h)) if kind(h) == kind(v) => {}
-                    (_, h) => missing.push(format!("{key}: {} vs {:?}", kind(v), h.map(kind))),
+                    (_, Some(h)) if h.type_str() == v.type_str() => {}
+                    (_, h) => missing.push(format!("{key}: {} vs {:?}", v.type_str(), h)),
                 }
             }
         }
@@ -770,11 +775,12 @@ mod tests {
         c.hooks.web_content_reboots = Some(false);
         c.hooks.config_reboots = Some(false);
         let want: toml::Table = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
-        let have = Config::uci_types().unwrap();
+        let embedded = crate::toml_read::parse(EMBEDDED).unwrap();
+        let have = crate::toml_read::table(&embedded).unwrap();
         let mut missing = Vec::new();
-        walk("", &want, &have, &mut missing);
+        walk("", "", &want, Some(have), &mut missing);
         assert!(missing.is_empty(), "{missing:?}");
-        assert!(want.len() >= 9 && have.len() >= want.len());
+        assert!(want.len() >= 9);
     }
 
     #[test]

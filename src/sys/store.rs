@@ -28,8 +28,9 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::sys::private::PrivateDir;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::toml_read::FromToml;
 
 const MAGIC: &str = "# cwmpd-store v1";
 
@@ -110,16 +111,13 @@ impl Store {
 
     /// Loads a state file; a missing file gives the default. A corrupt file is moved aside as
     /// `NAME.corrupt`, logged, and the default is returned.
-    pub fn load<T: DeserializeOwned + Default>(&mut self, name: &str) -> Result<T, StoreError> {
+    pub fn load<T: FromToml + Default>(&mut self, name: &str) -> Result<T, StoreError> {
         Ok(self.load_existing(name)?.unwrap_or_default())
     }
 
     /// Loads a state file; `None` when it is missing or corrupt (a corrupt one is moved aside as
     /// `NAME.corrupt` and logged). A caller that holds the state in memory keeps it then.
-    pub fn load_existing<T: DeserializeOwned>(
-        &mut self,
-        name: &str,
-    ) -> Result<Option<T>, StoreError> {
+    pub fn load_existing<T: FromToml>(&mut self, name: &str) -> Result<Option<T>, StoreError> {
         let path = self.path(name);
         let bytes = match self.read(name) {
             Ok(b) => b,
@@ -352,7 +350,7 @@ fn encode_header(body: &str) -> String {
     )
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+fn decode<T: FromToml>(bytes: &[u8]) -> Result<T, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     let (header, body) = text.split_once('\n').ok_or("no header line")?;
     let rest = header.strip_prefix(MAGIC).ok_or("unknown header")?;
@@ -368,7 +366,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     if header.as_bytes() != encode_header(body).trim_end().as_bytes() {
         return Err("checksum does not match, or the header is malformed".into());
     }
-    toml::from_str(body).map_err(|e| format!("invalid content: {e}"))
+    crate::toml_read::from_str(body).map_err(|e| format!("invalid content: {e}"))
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib). Bitwise: state files are small.
@@ -387,14 +385,14 @@ pub fn crc32(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
     use std::fs;
 
-    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Default, PartialEq, Serialize)]
     struct S {
         n: u32,
         v: Vec<String>,
     }
+    crate::from_toml_struct!(lenient S { n, v } required "n", "v");
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("cwmpd-store-{tag}-{}", std::process::id()));

@@ -27,7 +27,7 @@ pub mod config;
 pub mod hooks;
 pub mod job;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::cwmp::fault::{Fault, TransferFault};
 use crate::events::{self, MAX_COMMAND_KEY_LEN};
@@ -40,7 +40,7 @@ pub const MAX_ARG_LEN: usize = 256;
 use crate::cwmp::time::{self, UNKNOWN_TIME};
 
 /// What a FileType names (§A.3.2.8 and §A.3.2.9 tables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum FileKind {
     /// `1 Firmware Upgrade Image` (Download).
     Firmware,
@@ -139,8 +139,9 @@ pub fn normalize(s: &str) -> String {
 }
 
 /// Which RPC made the transfer: it names the `M <method>` event of its TransferComplete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum Origin {
+    #[default]
     Download,
     ScheduleDownload,
     Upload,
@@ -162,9 +163,10 @@ impl Origin {
 }
 
 /// Where a transfer is. Each is written to the store before the step it names begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum State {
     /// Waiting for its time (DelaySeconds, a time window, a retry).
+    #[default]
     Queued,
     /// Bytes are moving (a download arriving in `<id>.part`, or an upload being produced and
     /// sent).
@@ -181,14 +183,14 @@ pub enum State {
 
 /// One time window, in Unix seconds (ScheduleDownload's are relative to the request; a
 /// Download has one window from its DelaySeconds on, without end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Window {
     pub start: i64,
     pub end: i64,
 }
 
 /// One transfer the ACS asked for, from its request until its TransferComplete is acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Transfer {
     /// Unique for the life of the store: names the files in the transfer directory.
     pub id: u64,
@@ -215,7 +217,6 @@ pub struct Transfer {
     pub fault_code: u32,
     pub fault_string: String,
     /// When the state last changed to [`State::AwaitingReboot`].
-    #[serde(default)]
     pub since: i64,
 }
 
@@ -298,13 +299,36 @@ pub enum Next {
 }
 
 /// The agent's transfers, as persisted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Transfers {
-    #[serde(default)]
     pub list: Vec<Transfer>,
-    #[serde(default)]
     pub next_id: u64,
 }
+
+// The store's records (lenient: keys a later version added are ignored). `Default` on a
+// record and its enums only serves the reader: every field but `since` is required.
+crate::from_toml_struct!(lenient Transfers { list, next_id });
+crate::from_toml_struct!(lenient Window { start, end } required "start", "end");
+crate::from_toml_struct!(lenient Transfer {
+    id, origin, command_key, file_type, url, username, password, file_size, target_file_name,
+    windows, max_retries, attempts, not_before, state, start_time, complete_time, fault_code,
+    fault_string, since,
+} required "id", "origin", "command_key", "file_type", "url", "username", "password",
+    "file_size", "target_file_name", "windows", "max_retries", "attempts", "not_before", "state",
+    "start_time", "complete_time", "fault_code", "fault_string");
+crate::from_toml_enum!(Origin {
+    "Download" => Download,
+    "ScheduleDownload" => ScheduleDownload,
+    "Upload" => Upload,
+});
+crate::from_toml_enum!(State {
+    "Queued" => Queued,
+    "Fetching" => Fetching,
+    "Fetched" => Fetched,
+    "Applying" => Applying,
+    "AwaitingReboot" => AwaitingReboot,
+    "Done" => Done,
+});
 
 impl Transfers {
     /// Validates and queues a Download (§A.3.2.8). `supported` says whether a FileType has an
