@@ -284,7 +284,6 @@ impl crate::toml_read::FromToml for EventCode {
 impl crate::toml_read::FromToml for Event {
     fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {
         use crate::toml_read;
-        toml_read::require(v, &["code"])?;
         let mut event = Event::new(EventCode::Other(String::new()), "");
         for (k, v) in toml_read::table(v)? {
             match toml_read::key(k) {
@@ -293,6 +292,7 @@ impl crate::toml_read::FromToml for Event {
                 _ => {}
             }
         }
+        toml_read::require(v, &["code"])?;
         Ok(event)
     }
 }

@@ -99,23 +99,29 @@ pub fn key<'a>(k: &'a Spanned<Cow<'_, str>>) -> &'a str {
     k.get_ref()
 }
 
-/// The error of a key a struct does not have.
-pub fn unknown_field(k: &Spanned<Cow<'_, str>>, known: &[&str]) -> Error {
-    let mut message = format!("unknown field `{}`, expected ", key(k));
-    match known {
-        [] => message.push_str("no fields"),
-        [one] => message.push_str(&format!("`{one}`")),
+/// `names` as serde lists what it expected: "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+fn one_of(names: &[&str], none: &str) -> String {
+    match names {
+        [] => none.to_string(),
+        [one] => format!("`{one}`"),
+        [a, b] => format!("`{a}` or `{b}`"),
         _ => {
-            message.push_str("one of ");
-            for (i, k) in known.iter().enumerate() {
-                if i > 0 {
-                    message.push_str(", ");
-                }
-                message.push_str(&format!("`{k}`"));
-            }
+            let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!("one of {}", list.join(", "))
         }
     }
-    Error::at(k.span().start, message)
+}
+
+/// The error of a key a struct does not have.
+pub fn unknown_field(k: &Spanned<Cow<'_, str>>, known: &[&str]) -> Error {
+    Error::at(
+        k.span().start,
+        format!(
+            "unknown field `{}`, expected {}",
+            key(k),
+            one_of(known, "there are no fields")
+        ),
+    )
 }
 
 /// Checks that the table `v` has each of `required`: the error of the first missing names it
@@ -145,9 +151,14 @@ pub fn integer(v: &Value<'_>, min: i128, max: i128, what: &str) -> Result<i128, 
     };
     let text = i.as_str();
     let n = i128::from_str_radix(text, i.radix()).map_err(|_| {
+        // A number too large for any field: named by its first digits only.
+        let shown = match text.char_indices().nth(24) {
+            Some((at, _)) => format!("{}...", &text[..at]),
+            None => text.to_string(),
+        };
         Error::at(
             v.span().start,
-            format!("invalid value: integer `{text}`, expected {what}"),
+            format!("invalid value: integer `{shown}`, expected {what}"),
         )
     })?;
     if n < min || n > max {
@@ -163,13 +174,11 @@ pub fn integer(v: &Value<'_>, min: i128, max: i128, what: &str) -> Result<i128, 
 pub fn variant(v: &Value<'_>, names: &[&str]) -> Result<usize, Error> {
     let s = str(v)?;
     names.iter().position(|n| *n == s).ok_or_else(|| {
-        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
         Error::at(
             v.span().start,
             format!(
-                "unknown variant `{s}`, expected {}{}",
-                if names.len() > 1 { "one of " } else { "" },
-                list.join(", ")
+                "unknown variant `{s}`, expected {}",
+                one_of(names, "there are no variants")
             ),
         )
     })
@@ -265,39 +274,41 @@ impl<T: FromToml> FromToml for At<T> {
 
 /// `impl FromToml` for a struct with `Default`: each key of its table sets one field (a key
 /// missing keeps the default, as `#[serde(default)]`; an unknown key is an error, as
-/// `deny_unknown_fields`). Fields are named as their keys; after a `;`, `"key" => field` for
-/// keys that are not Rust names; `required` keys must be present. A `lenient` struct ignores
-/// keys it does not know (the store's records: a file a later version wrote still loads).
+/// `deny_unknown_fields`). Fields are named as their keys, or `field = "key"` for a key that is
+/// not a Rust name; `required` keys must be present (checked after the unknown ones, as serde
+/// does). A `lenient` struct ignores keys it does not know (the store's records: a file a later
+/// version wrote still loads).
 ///
 /// ```ignore
 /// from_toml_struct!(Acs { url, username });
-/// from_toml_struct!(RawParam { name, list; "type" => base } required "name", "type");
+/// from_toml_struct!(RawParam { name, base = "type", list } required "name", "type");
 /// from_toml_struct!(lenient LastSession { time, ok, result } required "time", "ok", "result");
 /// ```
 #[macro_export]
 macro_rules! from_toml_struct {
+    (@key $field:ident) => { stringify!($field) };
+    (@key $field:ident $key:literal) => { $key };
     (lenient $ty:ty { $($body:tt)* } $($rest:tt)*) => {
         $crate::from_toml_struct!(@impl true, $ty { $($body)* } $($rest)*);
     };
-    (@impl $lenient:expr, $ty:ty { $($field:ident),* $(,)? $(; $($key:literal => $kfield:ident),+ $(,)?)? }
+    (@impl $lenient:expr, $ty:ty { $($field:ident $(= $key:literal)?),* $(,)? }
      $(required $($req:literal),+)?) => {
         impl $crate::toml_read::FromToml for $ty {
             fn from_toml(
                 v: &$crate::toml_read::Value<'_>,
             ) -> Result<Self, $crate::toml_read::Error> {
-                const KNOWN: &[&str] = &[$(stringify!($field),)* $($($key),+)?];
-                $($crate::toml_read::require(v, &[$($req),+])?;)?
+                const KNOWN: &[&str] = &[$($crate::from_toml_struct!(@key $field $($key)?)),*];
                 let mut out = <$ty>::default();
-                for (k, v) in $crate::toml_read::table(v)? {
+                for (k, value) in $crate::toml_read::table(v)? {
                     match $crate::toml_read::key(k) {
-                        $(stringify!($field) => {
-                            out.$field = $crate::toml_read::FromToml::from_toml(v)?
+                        $($crate::from_toml_struct!(@key $field $($key)?) => {
+                            out.$field = $crate::toml_read::FromToml::from_toml(value)?
                         })*
-                        $($($key => out.$kfield = $crate::toml_read::FromToml::from_toml(v)?,)+)?
                         _ if $lenient => {}
                         _ => return Err($crate::toml_read::unknown_field(k, KNOWN)),
                     }
                 }
+                $($crate::toml_read::require(v, &[$($req),+])?;)?
                 Ok(out)
             }
         }
@@ -346,7 +357,7 @@ mod tests {
         inner: Inner,
         kind: Kind,
     }
-    from_toml_struct!(Outer { name, flag, list, map, inner; "type" => kind } required "name");
+    from_toml_struct!(Outer { name, flag, list, map, inner, kind = "type" } required "name");
 
     #[derive(Debug, Default, PartialEq, Clone, Copy)]
     enum Kind {
@@ -402,18 +413,30 @@ later = \"x\"\n"
     fn errors_say_what_and_where() {
         let text = "name = \"x\"\n[inner]\nn = 1\nm = 2\n";
         let e = from_str::<Outer>(text).unwrap_err();
-        assert_eq!(e.message, "unknown field `m`, expected one of `n`, `s`");
+        assert_eq!(e.message, "unknown field `m`, expected `n` or `s`");
         assert_eq!(e.offset, text.find("m ="));
         let e = from_str::<Outer>("flag = true\n").unwrap_err();
         assert_eq!(e.message, "missing field `name`");
+        // A misspelt required key is named where it is, as serde did, not reported missing.
+        let e = from_str::<Outer>("flag = true\nnmae = \"x\"\n").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("unknown field `nmae`, expected one of `name`, `flag`"),
+            "{e}"
+        );
+        assert_eq!(e.offset, Some(12));
         let e = from_str::<Outer>("name = 1\n").unwrap_err();
         assert_eq!(e.message, "invalid type: integer, expected a string");
         let e = from_str::<Outer>("name = \"x\"\n[inner]\nn = -1\n").unwrap_err();
         assert_eq!(e.message, "invalid value: integer `-1`, expected u32");
         let e = from_str::<Outer>("name = \"x\"\ntype = \"c\"\n").unwrap_err();
-        assert_eq!(e.message, "unknown variant `c`, expected one of `a`, `b`");
+        assert_eq!(e.message, "unknown variant `c`, expected `a` or `b`");
         let e = from_str::<Outer>("name = \"x\"\nlist = [1, 99999999999999999999]\n").unwrap_err();
         assert!(e.message.contains("99999999999999999999"), "{e}");
+        // A number too long for any type is named by its first digits only.
+        let text = format!("name = \"x\"\nlist = [{}]\n", "9".repeat(10_000));
+        let e = from_str::<Outer>(&text).unwrap_err();
+        assert!(e.message.len() < 100, "{e}");
         let e = from_str::<Outer>("name = [\n").unwrap_err();
         assert!(e.offset.is_some(), "{e:?}");
     }

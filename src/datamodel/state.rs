@@ -48,7 +48,6 @@ crate::from_toml_struct!(lenient Attributes { notification, access_list });
 impl crate::toml_read::FromToml for TableState {
     fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {
         use crate::toml_read;
-        toml_read::require(v, &["next"])?;
         let mut out = TableState::default();
         for (k, v) in toml_read::table(v)? {
             match toml_read::key(k) {
@@ -67,6 +66,7 @@ impl crate::toml_read::FromToml for TableState {
                 _ => {}
             }
         }
+        toml_read::require(v, &["next"])?;
         Ok(out)
     }
 }

@@ -115,13 +115,13 @@ crate::from_toml_struct!(RawObject {
     name, access, min_entries, max_entries, num_entries, enable, unique_keys, status, params,
 } required "name");
 crate::from_toml_struct!(RawParam {
-    name, list, max_length, min_length, item_max_length, ranges, enum_read_only, pattern, named,
-    access, forced_inform, active_notify, hidden, default, status;
-    "type" => base, "enum" => enumeration,
+    name, base = "type", list, max_length, min_length, item_max_length, ranges,
+    enumeration = "enum", enum_read_only, pattern, named, access, forced_inform, active_notify,
+    hidden, default, status,
 } required "name", "type");
 crate::from_toml_struct!(RawRange { min, max, step });
 crate::from_toml_struct!(LongBinding {
-    to, default, map, transform, under, or, or_transform, notify; "ref" => reference,
+    to, default, map, transform, reference = "ref", under, or, or_transform, notify,
 } required "to");
 
 /// `max_entries`: a count, or a word (`"unbounded"`, checked by the caller).
@@ -129,9 +129,8 @@ impl FromToml for MaxEntries {
     fn from_toml(v: &toml_read::Value<'_>) -> Result<Self, toml_read::Error> {
         match v.get_ref() {
             toml_read::DeValue::String(s) => Ok(MaxEntries::Word(s.to_string())),
-            _ => u32::from_toml(v)
-                .map(MaxEntries::Count)
-                .map_err(|_| toml_read::invalid_type(v, "a count or \"unbounded\"")),
+            toml_read::DeValue::Integer(_) => u32::from_toml(v).map(MaxEntries::Count),
+            _ => Err(toml_read::invalid_type(v, "a count or \"unbounded\"")),
         }
     }
 }
