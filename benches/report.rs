@@ -815,24 +815,7 @@ fn router_daemon(
         }
     };
     let n = r.list.len();
-    match r.hwm {
-        Some(kib) => table.row(
-            PEAK,
-            format!("{kib} KiB"),
-            "",
-            &format!(
-                "VmHWM of the daemon{} over the session; VmRSS before it {} KiB; {n} parameters{}",
-                if r.reset {
-                    " (reset before the session)"
-                } else {
-                    " since start (clear_refs refused)"
-                },
-                r.rss_before,
-                short(n)
-            ),
-        ),
-        None => table.missing(PEAK, "cannot read /proc/PID/status"),
-    }
+    peak_row(table, PEAK, &r);
     // The values the live sources gave: those that differ from the run without them.
     let differ = base.as_ref().map_or(0, |b| {
         let old: BTreeMap<&str, &str> = b
@@ -972,25 +955,7 @@ fn router_musl(table: &mut Table, work: &Path, pki: &tls::Pki, musl: Option<&Pat
         &GOAL_GPV_TIME,
         (r.elapsed.as_secs_f64() * 1e4).round() / 10.0,
     );
-    match r.hwm {
-        Some(kib) => table.row(
-            PEAK,
-            format!("{kib} KiB"),
-            "",
-            &format!(
-                "as the glibc row: VmHWM{} over the session; VmRSS before it {} KiB; {n} \
-                 parameters{}",
-                if r.reset {
-                    " (reset before it)"
-                } else {
-                    " since start"
-                },
-                r.rss_before,
-                short(n)
-            ),
-        ),
-        None => table.missing(PEAK, "cannot read /proc/PID/status"),
-    }
+    peak_row(table, PEAK, &r);
     table.row(
         TIME,
         ms(r.elapsed),
@@ -1001,6 +966,29 @@ fn router_musl(table: &mut Table, work: &Path, pki: &tls::Pki, musl: Option<&Pat
             bytes(r.body_len as u64)
         ),
     );
+}
+
+/// The peak RSS row of a live GPV run.
+fn peak_row(table: &mut Table, figure: &str, r: &RouterRun) {
+    match r.hwm {
+        Some(kib) => table.row(
+            figure,
+            format!("{kib} KiB"),
+            "",
+            &format!(
+                "VmHWM of the daemon{} over the session; VmRSS before it {} KiB; {} parameters{}",
+                if r.reset {
+                    " (reset before the session)"
+                } else {
+                    " since start (clear_refs refused)"
+                },
+                r.rss_before,
+                r.list.len(),
+                short(r.list.len())
+            ),
+        ),
+        None => table.missing(figure, "cannot read /proc/PID/status"),
+    }
 }
 
 /// `" (FEWER than 2000)"` when `n` misses the target.
