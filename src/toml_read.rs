@@ -65,24 +65,14 @@ pub trait FromToml: Sized {
     fn from_toml(v: &Value<'_>) -> Result<Self, Error>;
 }
 
-/// The name of a value's TOML type, as errors say it.
-fn kind(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "string",
-        DeValue::Integer(_) => "integer",
-        DeValue::Float(_) => "float",
-        DeValue::Boolean(_) => "boolean",
-        DeValue::Datetime(_) => "datetime",
-        DeValue::Array(_) => "array",
-        DeValue::Table(_) => "table",
-    }
-}
-
 /// The error of a value of the wrong type.
 pub fn invalid_type(v: &Value<'_>, expected: &str) -> Error {
     Error::at(
         v.span().start,
-        format!("invalid type: {}, expected {expected}", kind(v.get_ref())),
+        format!(
+            "invalid type: {}, expected {expected}",
+            v.get_ref().type_str()
+        ),
     )
 }
 

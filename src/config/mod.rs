@@ -415,12 +415,17 @@ impl Config {
         defaults: Option<&'a DeTable<'static>>,
     ) -> Option<&'a DeValue<'static>> {
         const FALSE: DeValue<'static> = DeValue::Boolean(false);
-        let optional_bool = ["firmware_reboots", "web_content_reboots", "config_reboots"];
-        if section == "hooks" && optional_bool.contains(&key) {
+        if section == "hooks" && Config::OPTIONAL_HOOK_BOOLS.contains(&key) {
             return Some(&FALSE);
         }
         defaults?.get(key).map(|v| v.get_ref())
     }
+
+    /// The `[hooks]` booleans without a default (`None`: the platform's), so absent from the
+    /// embedded config: [`Config::uci_kind`] types them.
+    const OPTIONAL_HOOK_BOOLS: [&'static str; 3] =
+        ["firmware_reboots", "web_content_reboots", "config_reboots"];
+
     /// Parses and validates config text; `name` is used in errors.
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
         let cfg: Config = crate::toml_read::from_str(text).map_err(|e| ConfigError {
