@@ -94,11 +94,14 @@ fn set_rcv_timeout(fd: &OwnedFd, left: Option<Duration>) -> io::Result<()> {
     setsockopt(fd, sockopt::ReceiveTimeout, &tv).map_err(nix_err)
 }
 
-/// One datagram into `buf` (resized to it): its size is peeked first so that a datagram
-/// larger than `buf` grows it instead of being cut (up to [`MAX_DATAGRAM`]; a larger one is
-/// consumed and an error). `Ok(None)` when the datagram is not from the kernel (port 0).
-/// Blocks as `SO_RCVTIMEO` says, or not at all with `nonblock`.
-fn recv_datagram(fd: &OwnedFd, buf: &mut Vec<u8>, nonblock: bool) -> Result<Option<()>, Errno> {
+/// One datagram into the front of `buf`, its length returned: its size is peeked first so
+/// that a datagram larger than `buf` grows it instead of being cut (up to [`MAX_DATAGRAM`]; a
+/// larger one is consumed and an error). `buf` only grows, so it is zeroed once, not at every
+/// datagram, and it stays at least [`INITIAL_BUF`] long: the kernel sizes a dump's datagrams
+/// by the largest buffer a reader offered (up to 32 KiB), so fewer of them come. `Ok(None)`
+/// when the datagram is not from the kernel (port 0). Blocks as `SO_RCVTIMEO` says, or not at
+/// all with `nonblock`.
+fn recv_datagram(fd: &OwnedFd, buf: &mut Vec<u8>, nonblock: bool) -> Result<Option<usize>, Errno> {
     let raw = fd.as_raw_fd();
     let mut flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
     if nonblock {
@@ -114,11 +117,13 @@ fn recv_datagram(fd: &OwnedFd, buf: &mut Vec<u8>, nonblock: bool) -> Result<Opti
         recv(raw, &mut probe, MsgFlags::MSG_DONTWAIT)?;
         return Err(Errno::EMSGSIZE);
     }
-    buf.resize(size.max(INITIAL_BUF), 0);
+    let want = size.max(INITIAL_BUF);
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
     let (n, from) = recvfrom::<NetlinkAddr>(raw, buf)?;
-    buf.truncate(n);
     match from {
-        Some(a) if a.pid() == 0 => Ok(Some(())),
+        Some(a) if a.pid() == 0 => Ok(Some(n.min(buf.len()))),
         _ => Ok(None),
     }
 }
@@ -252,21 +257,22 @@ impl Rtnl {
                 return Err(timed_out(kind, self.timeout));
             }
             set_rcv_timeout(&self.fd, Some(left))?;
-            match recv_datagram(&self.fd, &mut self.buf, false) {
-                Ok(Some(())) => {}
+            let n = match recv_datagram(&self.fd, &mut self.buf, false) {
+                Ok(Some(n)) => n,
                 Ok(None) => continue,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Err(timed_out(kind, self.timeout)),
                 Err(e) => return Err(nix_err(e)),
-            }
-            bytes = bytes.saturating_add(self.buf.len());
+            };
+            let datagram = self.buf.get(..n).unwrap_or_default();
+            bytes = bytes.saturating_add(n);
             if bytes > MAX_DUMP_BYTES {
                 return Err(io::Error::other(format!(
                     "netlink: the {kind:?} dump is larger than {MAX_DUMP_BYTES} bytes"
                 )));
             }
-            let msgs = wire::parse(&self.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let msgs =
+                wire::parse(datagram).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             for (mseq, flags, msg) in msgs {
                 if mseq != seq {
                     continue;
@@ -373,7 +379,10 @@ impl Monitor {
     /// interrupted, nothing queued, or a datagram not from the kernel).
     fn take(&mut self, nonblock: bool) -> io::Result<Option<usize>> {
         match recv_datagram(&self.fd, &mut self.buf, nonblock) {
-            Ok(Some(())) => Ok(Some(wire::parse(&self.buf).map_or(1, |m| m.len().max(1)))),
+            Ok(Some(n)) => {
+                let datagram = self.buf.get(..n).unwrap_or_default();
+                Ok(Some(wire::parse(datagram).map_or(1, |m| m.len().max(1))))
+            }
             Ok(None) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(None),
             // netlink(7): the socket's buffer overran and messages were dropped.
             Err(Errno::ENOBUFS) => Ok(Some(1)),
