@@ -138,9 +138,27 @@ impl UciBackend {
         }
     }
 
-    fn read_one(&self, k: &ValueKey<'_>) -> Option<String> {
-        let pkg = self.snapshot.get(k.pkg)?;
-        let sec = pkg.sections.get(locate(&pkg.sections, |s| s, &k.sec)?)?;
+    /// The value of one key. `names`: each package's sections by name (the first of a name),
+    /// built once per read: a request names thousands of keys in packages of hundreds of
+    /// sections, and a search of the list for each would be quadratic.
+    fn read_one<'s>(
+        &'s self,
+        k: &ValueKey<'_>,
+        names: &mut BTreeMap<&'s str, BTreeMap<&'s str, usize>>,
+    ) -> Option<String> {
+        let (pkg_name, pkg) = self.snapshot.get_key_value(k.pkg)?;
+        let at = match k.sec {
+            SecRef::Name(n) => *names
+                .entry(pkg_name.as_str())
+                .or_insert_with(|| {
+                    // Reversed: of two sections with one name, the first is the one kept.
+                    let all = pkg.sections.iter().enumerate().rev();
+                    all.map(|(i, s)| (s.name.as_str(), i)).collect()
+                })
+                .get(n)?,
+            SecRef::Nth(..) => locate(&pkg.sections, |s| s, &k.sec)?,
+        };
+        let sec = pkg.sections.get(at)?;
         match k.field {
             Field::Opt(o) | Field::List(o) => sec.opt(o).map(Value::joined),
             Field::Item(o, n) => sec.opt(o)?.items().get(n).map(|s| s.to_string()),
@@ -321,9 +339,10 @@ impl Backend for UciBackend {
             }
         }
         self.load(pkgs)?;
+        let mut names = BTreeMap::new();
         Ok(parsed
             .iter()
-            .map(|k| k.as_ref().and_then(|k| self.read_one(k)))
+            .map(|k| k.as_ref().and_then(|k| self.read_one(k, &mut names)))
             .collect())
     }
 
@@ -688,8 +707,11 @@ impl Backend for UciBackend {
             return Vec::new();
         };
         let pairs = pair_renamed(before, now, known, listed);
-        // Followed once: the engine now knows the new names.
-        before.clone_from(now);
+        // Followed once: the engine now knows the new names (a walk asks again and again
+        // about listings that did not change: no copy then).
+        if before != now {
+            before.clone_from(now);
+        }
         pairs
     }
 
