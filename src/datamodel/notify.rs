@@ -163,6 +163,7 @@ impl Engine {
                 continue;
             }
             for inst in self.all_instances(o) {
+                let inst = std::rc::Rc::new(inst);
                 for &param in &params {
                     refs.push(ParamRef {
                         obj: o,
@@ -228,7 +229,11 @@ impl Engine {
         let mut notes = Vec::new();
         for path in candidates {
             if let Ok(Node::Param(obj, param, inst)) = self.resolve(&path) {
-                let r = ParamRef { obj, param, inst };
+                let r = ParamRef {
+                    obj,
+                    param,
+                    inst: inst.into(),
+                };
                 let n = self.notification(&r, &path);
                 if n != 0 {
                     refs.push(r);
@@ -262,7 +267,11 @@ impl Engine {
     pub fn mark_reported(&mut self, values: &[ParameterValue]) {
         for pv in values {
             if let Ok(Node::Param(obj, param, inst)) = self.resolve(&pv.name) {
-                let r = ParamRef { obj, param, inst };
+                let r = ParamRef {
+                    obj,
+                    param,
+                    inst: inst.into(),
+                };
                 if self.notification(&r, &pv.name) != 0 {
                     self.note_reported(pv.name.clone(), pv.value.clone());
                 }
@@ -377,6 +386,7 @@ impl Engine {
         };
         let mut refs = Vec::new();
         for inst in self.all_instances(t) {
+            let inst = std::rc::Rc::new(inst);
             for param in [enable, pname, elist] {
                 refs.push(ParamRef {
                     obj: t,

@@ -2,6 +2,7 @@
 //! patterns, and the instance numbers of tables (handed out in order, never reused, §A.3.2.6).
 
 use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 
 use super::backend::registry::BackendKind;
 use super::backend::Cx;
@@ -44,7 +45,8 @@ pub(super) enum Node {
 pub(super) struct ParamRef {
     pub(super) obj: usize,
     pub(super) param: usize,
-    pub(super) inst: Inst,
+    /// Shared by the parameters of one object instance (a walk lists thousands).
+    pub(super) inst: Rc<Inst>,
 }
 
 impl Engine {
@@ -477,15 +479,32 @@ pub(super) fn generic_matches(generic: &str, path: &str) -> bool {
     }
 }
 
+/// Where the first `{i}` of `s` starts. Every path and key of a request goes through here, so
+/// it looks for `{` with std's word-at-a-time search (a substring search sets up its tables
+/// at every call).
+fn next_hole(s: &str) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let at = from + s.get(from..)?.find('{')?;
+        if s.get(at..)?.starts_with("{i}") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+}
+
 /// Replaces each `{i}` of a generic path with the instance numbers, in order.
 pub(super) fn fill(generic: &str, numbers: &[u32]) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(generic.len() + 8);
     let mut rest = generic;
     let mut nums = numbers.iter();
-    while let Some(pos) = rest.find("{i}") {
+    while let Some(pos) = next_hole(rest) {
         out.push_str(&rest[..pos]);
         match nums.next() {
-            Some(n) => out.push_str(&n.to_string()),
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
             None => out.push_str("{i}"),
         }
         rest = &rest[pos + 3..];
@@ -497,7 +516,12 @@ pub(super) fn fill(generic: &str, numbers: &[u32]) -> String {
 /// Replaces the `{i}` of a binding key with the innermost instance keys, in order (a key with
 /// one `{i}` takes the key of the innermost instance).
 pub(super) fn expand(template: &str, keys: &[String]) -> String {
-    let n = template.matches("{i}").count();
+    let mut n = 0;
+    let mut rest = template;
+    while let Some(pos) = next_hole(rest) {
+        n += 1;
+        rest = &rest[pos + 3..];
+    }
     if n == 0 {
         return template.to_string();
     }
@@ -505,7 +529,7 @@ pub(super) fn expand(template: &str, keys: &[String]) -> String {
     let mut out = String::with_capacity(template.len() + 8);
     let mut rest = template;
     let mut it = used.iter();
-    while let Some(pos) = rest.find("{i}") {
+    while let Some(pos) = next_hole(rest) {
         out.push_str(&rest[..pos]);
         match it.next() {
             Some(k) => out.push_str(k),

@@ -62,16 +62,26 @@ impl Engine {
 
     /// GetParameterValues (§A.3.2.2): full and partial paths, in request order.
     pub fn values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
-        let refs = self.params_named(names)?;
-        let values = self.read(&refs, true)?;
-        Ok(self.to_values(&refs, values))
+        self.values_masked(names, true)
     }
 
     /// Like [`Engine::values`], but hidden values (passwords) as they are: the agent reads
     /// its own settings under a path this way.
     pub fn own_values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
-        let refs = self.params_named(names)?;
-        let values = self.read(&refs, false)?;
+        self.values_masked(names, false)
+    }
+
+    fn values_masked(
+        &mut self,
+        names: &[String],
+        mask: bool,
+    ) -> Result<Vec<ParameterValue>, Fault> {
+        self.listed = Some(BTreeMap::new());
+        let got = self
+            .params_named(names)
+            .and_then(|refs| Ok((self.read(&refs, mask)?, refs)));
+        self.listed = None;
+        let (values, refs) = got?;
         Ok(self.to_values(&refs, values))
     }
 
@@ -105,7 +115,11 @@ impl Engine {
                 "{path} is not a parameter"
             )));
         };
-        let r = ParamRef { obj, param, inst };
+        let r = ParamRef {
+            obj,
+            param,
+            inst: inst.into(),
+        };
         self.read(std::slice::from_ref(&r), false)?
             .into_iter()
             .next()
@@ -140,7 +154,11 @@ impl Engine {
         out: &mut Vec<Item>,
     ) -> Result<(), Fault> {
         match node {
-            Node::Param(obj, param, inst) => out.push(Item::Param(ParamRef { obj, param, inst })),
+            Node::Param(obj, param, inst) => out.push(Item::Param(ParamRef {
+                obj,
+                param,
+                inst: inst.into(),
+            })),
             Node::Object(o, inst) => {
                 if objects {
                     let writable = self.schema.objects()[o].table.is_some()
@@ -163,7 +181,11 @@ impl Engine {
                         writable: self.creatable(t, &inst),
                     });
                 }
-                for (n, k) in self.instances(t, &inst)? {
+                let list = self.instances(t, &inst)?;
+                if let Some(l) = &mut self.listed {
+                    l.insert((t, inst.numbers.clone()), list.len());
+                }
+                for (n, k) in list {
                     self.walk(Node::Object(t, inst.with(n, &k)), objects, out)?;
                 }
             }
@@ -173,6 +195,7 @@ impl Engine {
 
     /// Every parameter of the object `o` in instance context `inst`, in definition order.
     pub(super) fn push_params(&self, o: usize, inst: &Inst, out: &mut Vec<Item>) {
+        let inst = std::rc::Rc::new(inst.clone());
         for param in 0..self.schema.objects()[o].params.len() {
             out.push(Item::Param(ParamRef {
                 obj: o,
@@ -326,6 +349,14 @@ impl Engine {
             match &p.source {
                 Source::Count(t) => {
                     let t = *t;
+                    let listed = self
+                        .listed
+                        .as_ref()
+                        .and_then(|l| l.get(&(t, r.inst.numbers.clone())));
+                    if let Some(n) = listed {
+                        out[i] = Some(n.to_string());
+                        continue;
+                    }
                     match self.instances(t, &r.inst) {
                         Ok(l) => out[i] = Some(l.len().to_string()),
                         Err(e) if strict => return Err(e),

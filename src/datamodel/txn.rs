@@ -375,7 +375,11 @@ impl Engine {
         let Node::Param(obj, param, inst) = self.resolve(&sv.name)? else {
             return Err(Fault::InvalidParameterName(sv.name.clone()));
         };
-        let r = ParamRef { obj, param, inst };
+        let r = ParamRef {
+            obj,
+            param,
+            inst: inst.into(),
+        };
         if !self.param_writable(&r) {
             return Err(Fault::NonWritableParameter(sv.name.clone()));
         }
@@ -556,7 +560,12 @@ impl Engine {
         }
         let path = format!("{}ManagementServer.ParameterKey", self.root());
         if let Ok(Node::Param(obj, param, inst)) = self.resolve(&path) {
-            if self.notification(&ParamRef { obj, param, inst }, &path) != 0 {
+            let r = ParamRef {
+                obj,
+                param,
+                inst: inst.into(),
+            };
+            if self.notification(&r, &path) != 0 {
                 self.note_reported(path, key.to_string());
             }
         }
