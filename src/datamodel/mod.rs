@@ -69,10 +69,11 @@ pub struct Engine {
     live_tables: BTreeMap<String, state::TableState>,
     /// The tables that listed more than [`MAX_INSTANCES`] (logged once until they shrink).
     crowded: std::collections::BTreeSet<String>,
-    /// During a GetParameterValues, how many instances its walk listed, by table and parent
-    /// instance numbers: the `NumberOfEntries` parameters read these instead of listing their
-    /// table again (and the request answers from one listing of each table).
-    listed: Option<BTreeMap<(usize, Vec<u32>), usize>>,
+    /// During a GetParameterValues, how many instances its walk listed, by table path (the
+    /// value of its `NumberOfEntries`, which reads this instead of listing the table again:
+    /// the request answers from one listing of each table). String to string: a map type the
+    /// binary has anyway.
+    listed: Option<BTreeMap<String, String>>,
     /// Set by [`Engine::hold`]: changes wait for [`Engine::settle`] to be committed.
     hold: bool,
     /// What a held change can be undone with.

@@ -182,8 +182,11 @@ impl Engine {
                     });
                 }
                 let list = self.instances(t, &inst)?;
-                if let Some(l) = &mut self.listed {
-                    l.insert((t, inst.numbers.clone()), list.len());
+                if self.listed.is_some() {
+                    let path = self.table_path(t, &inst);
+                    if let Some(l) = &mut self.listed {
+                        l.insert(path, list.len().to_string());
+                    }
                 }
                 for (n, k) in list {
                     self.walk(Node::Object(t, inst.with(n, &k)), objects, out)?;
@@ -349,13 +352,11 @@ impl Engine {
             match &p.source {
                 Source::Count(t) => {
                     let t = *t;
-                    let listed = self
-                        .listed
-                        .as_ref()
-                        .and_then(|l| l.get(&(t, r.inst.numbers.clone())));
-                    if let Some(n) = listed {
-                        out[i] = Some(n.to_string());
-                        continue;
+                    if let Some(l) = &self.listed {
+                        if let Some(n) = l.get(&self.table_path(t, &r.inst)) {
+                            out[i] = Some(n.clone());
+                            continue;
+                        }
                     }
                     match self.instances(t, &r.inst) {
                         Ok(l) => out[i] = Some(l.len().to_string()),
