@@ -31,8 +31,6 @@
 //! open-source CPE agents (icwmp's `EVENT_RETRY_AFTER_TRANSMIT_FAIL` / `_AFTER_REBOOT` flags) and
 //! are kept in one table ([`rules`]) so that a correction is a one-line change.
 
-use serde::Serialize;
-
 use crate::soap::msg::EventStruct;
 
 /// `0 BOOTSTRAP`: first contact with this ACS (from the factory, after a factory reset, or after
@@ -84,8 +82,7 @@ pub const M_CHANGE_DU_STATE: &str = "M ChangeDUState";
 /// and stored form is the code's text ([`EventCode::as_str`]); any text parses, so that a code
 /// this version does not know reads back as it was written ([`EventCode::Other`]; the queue
 /// refuses it, [`is_valid_code`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventCode {
     Bootstrap,
     Boot,
@@ -268,10 +265,28 @@ pub const MAX_CODE_LEN: usize = 64;
 pub const MAX_COMMAND_KEY_LEN: usize = 32;
 
 /// One pending event: a code (`"1 BOOT"`, `"M Reboot"`) and its CommandKey.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub code: EventCode,
     pub command_key: String,
+}
+
+/// Stored as its text (`"1 BOOT"`, `"M Reboot"`).
+impl crate::toml_write::ToToml for EventCode {
+    fn write(&self, out: &mut String) {
+        self.as_str().write(out);
+    }
+}
+
+impl crate::toml_write::ToToml for Event {
+    fn entries<'s>(&'s self, out: &mut Vec<crate::toml_write::Entry<'s>>) {
+        out.push(("code".into(), &self.code));
+        out.push(("command_key".into(), &self.command_key));
+    }
+
+    fn is_table(&self) -> bool {
+        true
+    }
 }
 
 impl crate::toml_read::FromToml for EventCode {
@@ -390,8 +405,7 @@ impl std::error::Error for AddError {}
 
 /// The pending events, in the order they were added. Persisted by the agent: it serializes as
 /// the plain list of events (`events = [{ code, command_key }, …]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(into = "Stored")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQueue {
     events: Vec<Queued>,
     /// The sequence number the next added event gets.
@@ -406,13 +420,30 @@ struct Queued {
     seq: u64,
 }
 
-/// The stored form of an [`EventQueue`].
-#[derive(Serialize, Default)]
+/// The stored form of an [`EventQueue`] (what it is read as).
+#[derive(Default)]
 struct Stored {
     events: Vec<Event>,
 }
 
 crate::from_toml_struct!(lenient Stored { events });
+
+/// Written as its [`Stored`] form: the events, without their sequence numbers.
+impl crate::toml_write::ToToml for EventQueue {
+    fn entries<'s>(&'s self, out: &mut Vec<crate::toml_write::Entry<'s>>) {
+        out.push(("events".into(), &self.events));
+    }
+
+    fn is_table(&self) -> bool {
+        true
+    }
+}
+
+impl crate::toml_write::ToToml for Queued {
+    fn write(&self, out: &mut String) {
+        self.event.write(out);
+    }
+}
 
 impl crate::toml_read::FromToml for EventQueue {
     fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {
@@ -589,11 +620,11 @@ mod tests {
 
     #[test]
     fn an_event_is_stored_with_the_text_of_its_code() {
-        #[derive(Serialize, Default)]
+        #[derive(Default)]
         struct File {
             event: Vec<Event>,
         }
-        crate::from_toml_struct!(File { event });
+        crate::from_toml_struct!(lenient File { event });
         let f = File {
             event: vec![
                 Event::new(BOOT, ""),
@@ -602,7 +633,7 @@ mod tests {
                 Event::new("14 FUTURE", ""),
             ],
         };
-        let text = toml::to_string(&f).unwrap();
+        let text = crate::toml_write::to_string(&f);
         assert!(text.contains("code = \"1 BOOT\""), "{text}");
         assert!(text.contains("code = \"M Reboot\""), "{text}");
         let back: File = crate::toml_read::from_str(&text).unwrap();
@@ -824,11 +855,11 @@ mod tests {
     }
 
     #[test]
-    fn queue_round_trips_through_serde() {
+    fn queue_round_trips_through_toml() {
         let mut q = EventQueue::new();
         q.add(Event::new(BOOT, "")).unwrap();
         q.add(Event::method("Reboot", "key & <x>")).unwrap();
-        let text = toml::to_string(&q).unwrap();
+        let text = crate::toml_write::to_string(&q);
         let back: EventQueue = crate::toml_read::from_str(&text).unwrap();
         assert_eq!(back, q);
         // A hand-written file loads; duplicates and bad codes in it are dropped as add() would.

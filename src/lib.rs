@@ -48,6 +48,7 @@ pub mod soap;
 pub mod stun;
 pub mod sys;
 pub mod toml_read;
+pub mod toml_write;
 pub mod transfer;
 pub mod uci;
 pub mod xmpp;

@@ -280,6 +280,22 @@ macro_rules! from_toml_struct {
     (@key $field:ident $key:literal) => { $key };
     (lenient $ty:ty { $($body:tt)* } $($rest:tt)*) => {
         $crate::from_toml_struct!(@impl true, $ty { $($body)* } $($rest)*);
+        $crate::from_toml_struct!(@write $ty { $($body)* });
+    };
+    // A store record is written back with the same keys (`toml_write`).
+    (@write $ty:ty { $($field:ident $(= $key:literal)?),* $(,)? }) => {
+        impl $crate::toml_write::ToToml for $ty {
+            fn entries<'s>(&'s self, out: &mut Vec<$crate::toml_write::Entry<'s>>) {
+                $(out.push((
+                    ::std::borrow::Cow::Borrowed($crate::from_toml_struct!(@key $field $($key)?)),
+                    &self.$field,
+                ));)*
+            }
+
+            fn is_table(&self) -> bool {
+                true
+            }
+        }
     };
     (@impl $lenient:expr, $ty:ty { $($field:ident $(= $key:literal)?),* $(,)? }
      $(required $($req:literal),+)?) => {
@@ -322,6 +338,12 @@ macro_rules! from_toml_enum {
             ) -> Result<Self, $crate::toml_read::Error> {
                 const ALL: &[$ty] = &[$(<$ty>::$variant),+];
                 $crate::toml_read::variant(v, &[$($name),+]).map(|i| ALL[i])
+            }
+        }
+
+        impl $crate::toml_write::ToToml for $ty {
+            fn write(&self, out: &mut String) {
+                $crate::toml_write::ToToml::write(match self { $(<$ty>::$variant => $name),+ }, out)
             }
         }
     };

@@ -1072,7 +1072,7 @@ fn add_and_delete_objects_across_a_restart() {
     assert_eq!(e.add_object(table, "a3").unwrap().0, 3);
 
     // Simulated restart: the state goes through TOML and back.
-    let text = toml::to_string(e.take_dirty().unwrap()).unwrap();
+    let text = cwmpd::toml_write::to_string(e.take_dirty().unwrap());
     let state: DmState = cwmpd::toml_read::from_str(&text).unwrap();
     let mut e = engine_with(Model::Tr181, state);
     assert_eq!(

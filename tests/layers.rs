@@ -55,6 +55,7 @@ const PURE: &[&str] = &[
     "datamodel::backend::ubus::proto",
     "diag::icmp",
     "diag::dns",
+    "toml_write",
 ];
 
 /// What production code names to reach the OS: files, sockets, processes, threads, clocks, the

@@ -31,7 +31,7 @@ use cwmpd::datamodel::DmState;
 use cwmpd::sys::store::Store;
 use libfuzzer_sys::fuzz_target;
 use cwmpd::toml_read::FromToml;
-use serde::Serialize;
+use cwmpd::toml_write::ToToml;
 
 /// The header's start (src/sys/store.rs `MAGIC`).
 const MAGIC: &str = "# cwmpd-store v1";
@@ -135,7 +135,7 @@ fn intact_body(bytes: &[u8]) -> Option<&str> {
 /// own. Returns what the store loaded.
 fn check<T>(name: &str, bytes: &[u8]) -> Option<T>
 where
-    T: FromToml + Serialize + PartialEq + std::fmt::Debug,
+    T: FromToml + ToToml + PartialEq + std::fmt::Debug,
 {
     let dir = dir();
     let file = dir.join(format!("{name}.toml"));
@@ -203,7 +203,7 @@ where
 /// that byte XORed with `mask` otherwise).
 fn damaged<T>(name: &str, body: &[u8], offset: usize, mask: u8)
 where
-    T: FromToml + Serialize + PartialEq + Default + std::fmt::Debug,
+    T: FromToml + ToToml + PartialEq + Default + std::fmt::Debug,
 {
     let state: T = std::str::from_utf8(body)
         .ok()

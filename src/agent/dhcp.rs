@@ -12,8 +12,6 @@
 //! the DHCP clients' hooks, which run as root, can feed it; what a DHCP server says is trusted
 //! as far as the mode allows (SECURITY.md).
 
-use serde::Serialize;
-
 use super::Agent;
 use crate::cwmp::value::SetValue;
 use crate::datamodel::management::{ManagementServer, Param};
@@ -23,7 +21,7 @@ use crate::dhcp::Discovered;
 pub const DHCP_REQUEST_PREFIX: &str = "dhcp-";
 
 /// What `cwmpd dhcp-acs` left for the daemon.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DhcpRequest {
     /// "v4" or "v6": where it came from (for the log).
     pub family: String,

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use super::{Agent, AgentError};
-use serde::Serialize;
 
 use crate::events::EventQueue;
 use crate::transfer::{FileType, Transfers};
@@ -20,7 +19,7 @@ pub(super) const DATAMODEL_FILE: &str = "datamodel";
 pub(super) const MAX_SCHEDULED: usize = 64;
 
 /// What must survive a restart, besides the data model's own state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentState {
     /// Events not yet acknowledged by an InformResponse.
     pub events: EventQueue,
@@ -66,7 +65,7 @@ pub struct AgentState {
 }
 
 /// A Reboot or FactoryReset: journalled when the ACS asks, marked `started` before its hook runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PendingAction {
     /// The CommandKeys of the Reboot requests (each gets its `M Reboot`).
     pub command_keys: Vec<String>,
@@ -79,7 +78,7 @@ pub struct PendingAction {
 }
 
 /// An AutonomousTransferComplete to report (§A.4.2.2).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AutonomousTransfer {
     pub is_download: bool,
     pub file_type: String,
@@ -90,7 +89,7 @@ pub struct AutonomousTransfer {
 }
 
 /// A RequestDownload asked for with `cwmpd request-download` (§A.4.2.1).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DownloadRequest {
     /// The request file it came from (so a file picked up twice is queued once).
     pub name: String,
@@ -99,7 +98,7 @@ pub struct DownloadRequest {
 }
 
 /// One ArgStruct of a RequestDownload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileTypeArg {
     pub name: String,
     pub value: String,
@@ -118,7 +117,7 @@ pub const MAX_REQUEST_ARG_LEN: usize = 256;
 
 /// The result of the sessions since `time`: the first session that ended this way (kept
 /// unchanged while later sessions end the same way, so that they write nothing).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LastSession {
     /// Unix time the first session with this result ended.
     pub time: i64,
@@ -128,7 +127,7 @@ pub struct LastSession {
 }
 
 /// A ScheduleInform waiting for its time.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScheduledInform {
     pub at: i64,
     pub command_key: String,

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::toml_read::{DeTable, DeValue};
+use crate::toml_write::Node;
 
 pub use crate::connreq::config::{ConnectionRequest, Stun};
 pub use crate::datamodel::config::Datamodel;
@@ -304,7 +305,7 @@ impl Config {
             crate::toml_read::parse(EMBEDDED).map_err(|e| err(None, format!("internal: {e}")))?;
         let defaults =
             crate::toml_read::table(&embedded).map_err(|e| err(None, format!("internal: {e}")))?;
-        let mut root = toml::Table::new();
+        let mut root: BTreeMap<String, Node> = BTreeMap::new();
         // "table.key" -> line, to name the line of a validation error.
         let mut lines: Vec<(String, usize)> = Vec::new();
         for s in &sections {
@@ -324,41 +325,41 @@ impl Config {
                     format!("unknown section type {:?}", s.ty),
                 ));
             }
-            let mut table = toml::Table::new();
+            let mut table = BTreeMap::new();
             for o in &s.options {
                 let at = |m: String| err(Some(o.line), format!("{}.{}: {m}", s.ty, o.name));
                 lines.push((format!("{}.{}", path.join("."), o.name), o.line));
                 if s.ty == "hooks" && o.name == "vendor" {
-                    let mut vendor = toml::Table::new();
+                    let mut vendor = BTreeMap::new();
                     for v in &o.values {
                         let (ft, cmd) = v
                             .split_once('=')
                             .ok_or_else(|| at(format!("{v:?} is not FILETYPE=COMMAND")))?;
-                        vendor.insert(ft.trim().to_string(), toml::Value::String(cmd.to_string()));
+                        vendor.insert(ft.trim().to_string(), Node::String(cmd.to_string()));
                     }
-                    table.insert("vendor".into(), toml::Value::Table(vendor));
+                    table.insert("vendor".into(), Node::Table(vendor));
                     continue;
                 }
                 let kind = Config::uci_kind(s.ty.as_str(), &o.name, default_table);
-                let one = |v: &str| -> Result<toml::Value, ConfigError> {
+                let one = |v: &str| -> Result<Node, ConfigError> {
                     Ok(match kind {
                         Some(DeValue::Boolean(_)) => {
-                            toml::Value::Boolean(match v.to_ascii_lowercase().as_str() {
+                            Node::Boolean(match v.to_ascii_lowercase().as_str() {
                                 "1" | "true" | "yes" | "on" | "enabled" => true,
                                 "0" | "false" | "no" | "off" | "disabled" => false,
                                 _ => return Err(at(format!("{v:?} is not a boolean (1/0)"))),
                             })
                         }
-                        Some(DeValue::Integer(_)) => toml::Value::Integer(
+                        Some(DeValue::Integer(_)) => Node::Integer(
                             v.trim()
                                 .parse()
                                 .map_err(|_| at(format!("{v:?} is not a number")))?,
                         ),
-                        _ => toml::Value::String(v.to_string()),
+                        _ => Node::String(v.to_string()),
                     })
                 };
                 let value = if o.list || matches!(kind, Some(DeValue::Array(_))) {
-                    toml::Value::Array(o.values.iter().map(|v| one(v)).collect::<Result<_, _>>()?)
+                    Node::Array(o.values.iter().map(|v| one(v)).collect::<Result<_, _>>()?)
                 } else {
                     let v = o.values.first().map(String::as_str).unwrap_or("");
                     if v.is_empty() && kind.is_none() {
@@ -373,9 +374,9 @@ impl Config {
             for p in &path {
                 at = match at
                     .entry(p.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .or_insert_with(|| Node::Table(BTreeMap::new()))
                 {
-                    toml::Value::Table(t) => t,
+                    Node::Table(t) => t,
                     _ => return Err(err(Some(s.line), format!("{} given twice", s.ty))),
                 };
             }
@@ -392,12 +393,13 @@ impl Config {
                 .map(|(_, l)| *l)
         };
         // Through TOML text, read as the TOML form is (`toml_read`).
-        let cfg: Config = crate::toml_read::from_str(&root.to_string()).map_err(|e| {
-            let message = e.message;
-            // "unknown field `x`": point at the option.
-            let line = message.split('`').nth(1).and_then(&line_of);
-            err(line, message)
-        })?;
+        let cfg: Config = crate::toml_read::from_str(&crate::toml_write::to_string(&root))
+            .map_err(|e| {
+                let message = e.message;
+                // "unknown field `x`": point at the option.
+                let line = message.split('`').nth(1).and_then(&line_of);
+                err(line, message)
+            })?;
         cfg.validate()
             .map_err(|(key, message)| err(line_of(key), format!("{key}: {message}")))?;
         Ok(cfg)

@@ -4,31 +4,19 @@
 //! SetParameterAttributesStruct). Shared by the codec (`soap`) and the engine (`datamodel`), so
 //! that neither imports the other. Pure.
 
-use serde::{Deserialize, Serialize};
-
 /// A TR-106 base type, with its `xsi:type` name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BaseType {
     #[default]
-    #[serde(rename = "string")]
     String,
-    #[serde(rename = "int")]
     Int,
-    #[serde(rename = "unsignedInt")]
     UnsignedInt,
-    #[serde(rename = "long")]
     Long,
-    #[serde(rename = "unsignedLong")]
     UnsignedLong,
-    #[serde(rename = "boolean")]
     Boolean,
-    #[serde(rename = "dateTime")]
     DateTime,
-    #[serde(rename = "base64")]
     Base64,
-    #[serde(rename = "hexBinary")]
     HexBinary,
-    #[serde(rename = "decimal")]
     Decimal,
 }
 

@@ -15,21 +15,18 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use roxmltree::{Document, Node};
-use serde::Deserialize;
 
 use crate::cwmp::value::BaseType;
 
 /// The selection file (`datamodel/selection.toml`): what to generate, per BBF file.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     /// One entry per generated file.
     pub model: Vec<ModelSelection>,
 }
 
 /// One generated file: the BBF XML it comes from, where it goes, and what it holds.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelSelection {
     /// The BBF "full" XML file name, relative to the BBF directory.
     pub xml: String,
@@ -41,9 +38,12 @@ pub struct ModelSelection {
     pub select: Vec<String>,
 }
 
-/// Reads a selection file.
+crate::from_toml_struct!(Selection { model } required "model");
+crate::from_toml_struct!(ModelSelection { xml, output, select } required "xml", "output", "select");
+
+/// Reads a selection file (every field required, no other key).
 pub fn parse_selection(text: &str) -> Result<Selection, String> {
-    toml::from_str(text).map_err(|e| e.to_string())
+    crate::toml_read::from_str(text).map_err(|e| e.to_string())
 }
 
 /// The DM Schema namespaces this generator understands (the BBF CWMP data model files use
@@ -650,7 +650,7 @@ mod tests {
             "name = \"Device.A.T.{i}.\"\naccess = \"readWrite\"\nmin_entries = 0\nmax_entries = \"unbounded\"\nnum_entries = \"TNumberOfEntries\"\nenable = \"Enable\"\nunique_keys = [{ functional = true, params = [\"Name\"] }]\n"
         ), "{out}");
         // The output is valid TOML.
-        let _: toml::Table = toml::from_str(&out).unwrap();
+        crate::toml_read::parse(&out).unwrap();
     }
 
     #[test]

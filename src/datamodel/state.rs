@@ -1,14 +1,13 @@
 //! What the engine persists ([`DmState`]: agent-owned values, non-default attributes, the
 //! instance numbers of every table, §A.3.2.6).
 
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::path::instance_number;
 
 /// What the engine keeps across restarts (persisted by the agent through the store when
 /// [`super::Engine::take_dirty`] says it changed).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DmState {
     /// Values owned by the agent backend that were set by the ACS or `cwmpd set`, by key.
     pub values: BTreeMap<String, String>,
@@ -19,7 +18,7 @@ pub struct DmState {
 }
 
 /// A parameter's attributes (§A.3.2.4).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attributes {
     /// 0 off, 1 passive, 2 active.
     pub notification: u8,
@@ -27,19 +26,24 @@ pub struct Attributes {
 }
 
 /// The instances of one table: instance number → the backend's key for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableState {
     /// The next instance number to hand out (never reused, §A.3.2.6).
     pub next: u32,
     /// Instance number → backend key (a uci section name, an index, …). Written with string
-    /// keys, as TOML tables need them.
-    #[serde(serialize_with = "number_keys")]
+    /// keys, as TOML tables need them (`"3" = "cfg02"`).
     pub instances: BTreeMap<u32, String>,
 }
 
-/// A map with instance-number keys, serialized with string keys (`"3" = "cfg02"`).
-fn number_keys<S: serde::Serializer>(m: &BTreeMap<u32, String>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(m.iter().map(|(k, v)| (k.to_string(), v)))
+impl crate::toml_write::ToToml for TableState {
+    fn entries<'s>(&'s self, out: &mut Vec<crate::toml_write::Entry<'s>>) {
+        out.push(("next".into(), &self.next));
+        out.push(("instances".into(), &self.instances));
+    }
+
+    fn is_table(&self) -> bool {
+        true
+    }
 }
 
 crate::from_toml_struct!(lenient DmState { values, attributes, tables });

@@ -3,21 +3,16 @@
 //! Values travel as strings in CWMP; the engine keeps every value in its canonical lexical form and
 //! checks it against the parameter's [`TypeSpec`] before any backend sees it.
 
-use serde::{Deserialize, Serialize};
-
 use crate::cwmp::fault::Fault;
 use crate::cwmp::time::is_datetime;
 use crate::cwmp::value::BaseType;
 
 /// An inclusive range facet; either end may be open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Range {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<i128>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i128>,
     /// Only values `min + k * step` are allowed (DM Schema `range@step`; `min` 0 when open).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<i128>,
 }
 
@@ -34,36 +29,24 @@ impl Range {
 }
 
 /// A parameter's full type: the base type and its facets (TR-106 §3.2.1–3.2.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TypeSpec {
-    #[serde(rename = "type")]
     pub base: BaseType,
     /// Maximum length: characters of a string, bytes of the binary data of base64 and hexBinary
     /// (DM Schema size facet, TR-106 A.2.3.3). For a list, characters of the whole list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
     /// Minimum length, when the model states one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
     /// For a list: the maximum length of each item (counted as [`TypeSpec::max_length`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_max_length: Option<u32>,
     /// Allowed ranges of numeric values; empty means the base type's own range.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<Range>,
     /// Allowed values of a string; empty means any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "enum")]
     pub enumeration: Vec<String>,
     /// A comma-separated list of items of this type (TR-106 §3.2.3).
-    #[serde(default, skip_serializing_if = "is_false")]
     pub list: bool,
     /// The named TR-106 type it was resolved from (IPAddress, MACAddress, …), for documentation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named: Option<String>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl TypeSpec {

@@ -28,8 +28,6 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::sys::private::PrivateDir;
 
-use serde::Serialize;
-
 use crate::toml_read::FromToml;
 
 const MAGIC: &str = "# cwmpd-store v1";
@@ -156,13 +154,12 @@ impl Store {
 
     /// Saves a state file crash-safely. Returns whether anything was written (nothing is written
     /// when the content is unchanged).
-    pub fn save<T: Serialize>(&mut self, name: &str, value: &T) -> Result<bool, StoreError> {
-        let path = self.path(name);
-        let body = toml::to_string(value).map_err(|e| StoreError {
-            path: path.clone(),
-            message: format!("cannot serialize: {e}"),
-        })?;
-        let bytes = encode(&body);
+    pub fn save(
+        &mut self,
+        name: &str,
+        value: &dyn crate::toml_write::ToToml,
+    ) -> Result<bool, StoreError> {
+        let bytes = encode(&crate::toml_write::to_string(value));
         if self.known.get(name) == Some(&bytes) {
             return Ok(false);
         }
@@ -387,7 +384,7 @@ mod tests {
     use super::*;
     use std::fs;
 
-    #[derive(Debug, Default, PartialEq, Serialize)]
+    #[derive(Debug, Default, PartialEq)]
     struct S {
         n: u32,
         v: Vec<String>,

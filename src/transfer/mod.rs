@@ -27,8 +27,6 @@ pub mod config;
 pub mod hooks;
 pub mod job;
 
-use serde::Serialize;
-
 use crate::cwmp::fault::{Fault, TransferFault};
 use crate::events::{self, MAX_COMMAND_KEY_LEN};
 use crate::soap::msg::{Download, FaultStruct, QueuedTransfer, ScheduleDownload, Upload};
@@ -40,7 +38,7 @@ pub const MAX_ARG_LEN: usize = 256;
 use crate::cwmp::time::{self, UNKNOWN_TIME};
 
 /// What a FileType names (§A.3.2.8 and §A.3.2.9 tables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// `1 Firmware Upgrade Image` (Download).
     Firmware,
@@ -139,7 +137,7 @@ pub fn normalize(s: &str) -> String {
 }
 
 /// Which RPC made the transfer: it names the `M <method>` event of its TransferComplete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Origin {
     #[default]
     Download,
@@ -163,7 +161,7 @@ impl Origin {
 }
 
 /// Where a transfer is. Each is written to the store before the step it names begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
     /// Waiting for its time (DelaySeconds, a time window, a retry).
     #[default]
@@ -183,14 +181,14 @@ pub enum State {
 
 /// One time window, in Unix seconds (ScheduleDownload's are relative to the request; a
 /// Download has one window from its DelaySeconds on, without end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
     pub start: i64,
     pub end: i64,
 }
 
 /// One transfer the ACS asked for, from its request until its TransferComplete is acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Transfer {
     /// Unique for the life of the store: names the files in the transfer directory.
     pub id: u64,
@@ -299,7 +297,7 @@ pub enum Next {
 }
 
 /// The agent's transfers, as persisted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transfers {
     pub list: Vec<Transfer>,
     pub next_id: u64,
