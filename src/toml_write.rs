@@ -37,7 +37,8 @@ pub trait ToToml {
         false
     }
 
-    /// Whether the entry holding it is left out (`None`).
+    /// Whether the entry or array element holding it is left out (`None`, at any depth: TOML
+    /// has no null, so nothing is written for it, not even its key).
     fn absent(&self) -> bool {
         false
     }
@@ -148,6 +149,8 @@ impl ToToml for bool {
     }
 }
 
+// A u64 above i64::MAX is written as its digits, beyond TOML 1.0's range: toml_read reads it
+// back (the store's only u64 are its own counters of transfers).
 macro_rules! integers {
     ($($t:ty),*) => {$(
         impl ToToml for $t {
@@ -177,14 +180,15 @@ impl<T: ToToml> ToToml for Option<T> {
     }
 
     fn absent(&self) -> bool {
-        self.is_none()
+        self.as_ref().is_none_or(ToToml::absent)
     }
 }
 
 impl<T: ToToml> ToToml for Vec<T> {
+    /// `[a, b]`; an absent element (`None`) is left out, as an absent entry is.
     fn write(&self, out: &mut String) {
         out.push('[');
-        for (i, v) in self.iter().enumerate() {
+        for (i, v) in self.iter().filter(|v| !v.absent()).enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
@@ -290,6 +294,26 @@ mod tests {
         // Plain entries come before the section (else they would belong to it).
         let at_section = text.find("[\"sec tion\"]").unwrap();
         assert!(text.find("plain-key_1").unwrap() < at_section, "{text}");
+    }
+
+    /// Nothing absent reaches the text, at any depth: the document always parses.
+    #[test]
+    fn absent_values_leave_no_trace() {
+        #[derive(Default)]
+        struct R {
+            v: Vec<Option<String>>,
+            o: Option<Option<String>>,
+            n: Option<u32>,
+        }
+        crate::from_toml_struct!(lenient R { v, o, n });
+        let r = R {
+            v: vec![None, Some("x".into()), None],
+            o: Some(None),
+            n: None,
+        };
+        let text = to_string(&r);
+        assert_eq!(text, "v = [\"x\"]\n");
+        crate::toml_read::parse(&text).unwrap();
     }
 
     /// The store's two largest records, with every kind of entry set, read back equal.
