@@ -152,10 +152,11 @@ echo "== rustc: $(/usr/bin/rustc --version), cargo: $(/usr/bin/cargo --version),
 # static-pie mipsel binary crashes under qemu when it starts a thread) and zig's musl start files.
 # std is built with the feature optimize_for_size only: not the default "backtrace" (the
 # symbolizer of panic backtraces, useless in a stripped binary) nor "panic-unwind" (the profile
-# aborts); see cross/README.md for what each saves.
+# aborts); see cross/README.md for what each saves. No unwind tables either (.eh_frame): with
+# panic = "abort" nothing unwinds, and std's backtrace symbolizer is not built.
 export RUSTC=/usr/bin/rustc
 export RUSTC_BOOTSTRAP=1
-export RUSTFLAGS="-C relocation-model=static -C link-self-contained=no"
+export RUSTFLAGS="-C relocation-model=static -C link-self-contained=no -C force-unwind-tables=no"
 export CARGO_TARGET_DIR=$target_dir
 unset RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER
 
