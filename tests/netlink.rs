@@ -176,8 +176,17 @@ fn links_veth_bridge_down_mtu_mac_master_kind() {
     compare_links(&ns, &links);
 
     // Down: the end taken down is DOWN, its peer loses its carrier (veth: both carriers go).
+    // The kernel sets the peer's operstate from its linkwatch work, which may run up to a
+    // second later (a CI run read UP there once): polled, as going up is above.
     ns.down("v1");
-    let links = rt.links().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let links = loop {
+        let links = rt.links().unwrap();
+        if link(&links, "v0").oper == IF_OPER_LOWERLAYERDOWN || Instant::now() > deadline {
+            break links;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let (v0, v1) = (link(&links, "v0"), link(&links, "v1"));
     assert_eq!((v1.oper, v1.flags & IFF_UP), (IF_OPER_DOWN, 0));
     assert_eq!(v0.carrier, Some(false));
