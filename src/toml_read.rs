@@ -2,26 +2,166 @@
 //!
 //! A derived `Deserialize` is generic over the deserializer: every struct, enum and field type
 //! instantiates toml's value deserializer again (6–20 KB of code each on x86_64; about 0.2 MB in
-//! all for the config, the data model files and the store). Here the document is parsed once
-//! into toml's spanned tree ([`toml::de::DeTable`]) and each type reads its own table: a
-//! [`FromToml`] impl per type, most of them written by [`from_toml_struct!`], with the work in
-//! the few non-generic functions of this module.
+//! all for the config, the data model files and the store). Here a document becomes one tree of
+//! this module's [`Value`]s (toml's parser builds its spanned tree, which is moved into ours),
+//! and each type reads its own table: a [`FromToml`] impl per type, most of them written by
+//! [`from_toml_struct!`], with the work in the few non-generic functions of this module.
 //!
-//! Errors carry the byte offset of the value or key at fault, so the callers name the file and
-//! the line as before, and their messages keep serde's wording where users and tests see it
-//! (`unknown field `x`, expected one of ...`, `missing field `x``, `unknown variant ...`).
+//! The tree is this module's own, not toml's, so that it can also be built from elsewhere than
+//! TOML text and read by the same readers.
 //!
-//! Bounds: the parse is toml's (linear in the text); reading walks each value once.
+//! Errors carry the place of the value or key at fault (a byte offset into the text; a line,
+//! for a compiled file), so the callers name the file and the line as before, and their
+//! messages keep serde's wording where users and tests see it (`unknown field `x`, expected one
+//! of ...`, `missing field `x``, `unknown variant ...`).
+//!
+//! Bounds: the parse is toml's (linear in the text); moving its tree and reading walk each value
+//! once.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 
-pub use toml::de::{DeTable, DeValue};
-pub use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
-/// A value of a parsed document, with its byte range in the text.
-pub type Value<'i> = Spanned<DeValue<'i>>;
+/// A value of a document, with its place: the byte range in the text it was parsed from (a
+/// compiled file's values are placed at their line: `line..line`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value<'i> {
+    span: Range<usize>,
+    item: Item<'i>,
+}
+
+impl<'i> Value<'i> {
+    pub fn new(span: Range<usize>, item: Item<'i>) -> Value<'i> {
+        Value { span, item }
+    }
+
+    /// Where the value is (see [`Value`]).
+    pub fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    pub fn get_ref(&self) -> &Item<'i> {
+        &self.item
+    }
+}
+
+/// The kinds of TOML value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item<'i> {
+    String(Cow<'i, str>),
+    /// An integer as written: its digits (with any sign, without a `0x` prefix) and radix, read
+    /// at the width its field wants.
+    Integer(Cow<'i, str>, u32),
+    /// A float as written (no field of the agent is one).
+    Float(Cow<'i, str>),
+    Boolean(bool),
+    /// A date-time as TOML writes it (no field of the agent is one).
+    Datetime(String),
+    Array(Vec<Value<'i>>),
+    Table(Table<'i>),
+}
+
+impl<'i> Item<'i> {
+    /// The name of the kind, as toml names it in errors.
+    pub fn type_str(&self) -> &'static str {
+        match self {
+            Item::String(_) => "string",
+            Item::Integer(..) => "integer",
+            Item::Float(_) => "float",
+            Item::Boolean(_) => "boolean",
+            Item::Datetime(_) => "datetime",
+            Item::Array(_) => "array",
+            Item::Table(_) => "table",
+        }
+    }
+
+    pub fn as_table(&self) -> Option<&Table<'i>> {
+        match self {
+            Item::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A key with its place.
+pub type Key<'i> = At<Cow<'i, str>>;
+
+/// The entries of a table, in key order (as toml's map gives them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table<'i>(Vec<(Key<'i>, Value<'i>)>);
+
+impl<'i> Table<'i> {
+    /// A table of these entries (each key once, in order).
+    pub fn new(entries: Vec<(Key<'i>, Value<'i>)>) -> Table<'i> {
+        Table(entries)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value<'i>> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, (Key<'i>, Value<'i>)> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a, 'i> IntoIterator for &'a Table<'i> {
+    type Item = &'a (Key<'i>, Value<'i>);
+    type IntoIter = std::slice::Iter<'a, (Key<'i>, Value<'i>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// toml's tree moved into ours (its strings stay borrowed from the text).
+fn from_toml_tree(v: Spanned<DeValue<'_>>) -> Value<'_> {
+    let span = v.span();
+    let item = match v.into_inner() {
+        DeValue::String(s) => Item::String(s),
+        DeValue::Integer(i) => Item::Integer(Cow::Owned(i.as_str().to_string()), i.radix()),
+        DeValue::Float(f) => Item::Float(Cow::Owned(f.as_str().to_string())),
+        DeValue::Boolean(b) => Item::Boolean(b),
+        DeValue::Datetime(d) => Item::Datetime(d.to_string()),
+        DeValue::Array(a) => Item::Array(a.into_iter().map(from_toml_tree).collect()),
+        DeValue::Table(t) => Item::Table(from_toml_table(t)),
+    };
+    Value { span, item }
+}
+
+fn from_toml_table(t: DeTable<'_>) -> Table<'_> {
+    Table(
+        t.into_iter()
+            .map(|(k, v)| {
+                let key = At {
+                    span: k.span(),
+                    value: k.into_inner(),
+                };
+                (key, from_toml_tree(v))
+            })
+            .collect(),
+    )
+}
 
 /// A reading error: what is wrong, and where (a byte offset into the text, when known).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +192,10 @@ pub fn parse(text: &str) -> Result<Value<'_>, Error> {
         message: e.message().trim().to_string(),
     })?;
     let span = root.span();
-    Ok(Spanned::new(span, DeValue::Table(root.into_inner())))
+    Ok(Value {
+        span,
+        item: Item::Table(from_toml_table(root.into_inner())),
+    })
 }
 
 /// Parses `text` and reads its root table as a `T`.
@@ -77,15 +220,15 @@ pub fn invalid_type(v: &Value<'_>, expected: &str) -> Error {
 }
 
 /// The entries of a table value (for a struct's reader).
-pub fn table<'a, 'i>(v: &'a Value<'i>) -> Result<&'a DeTable<'i>, Error> {
+pub fn table<'a, 'i>(v: &'a Value<'i>) -> Result<&'a Table<'i>, Error> {
     match v.get_ref() {
-        DeValue::Table(t) => Ok(t),
+        Item::Table(t) => Ok(t),
         _ => Err(invalid_type(v, "a table")),
     }
 }
 
 /// The key of an entry as text.
-pub fn key<'a>(k: &'a Spanned<Cow<'_, str>>) -> &'a str {
+pub fn key<'a>(k: &'a Key<'_>) -> &'a str {
     k.get_ref()
 }
 
@@ -103,7 +246,7 @@ fn one_of(names: &[&str], none: &str) -> String {
 }
 
 /// The error of a key a struct does not have.
-pub fn unknown_field(k: &Spanned<Cow<'_, str>>, known: &[&str]) -> Error {
+pub fn unknown_field(k: &Key<'_>, known: &[&str]) -> Error {
     Error::at(
         k.span().start,
         format!(
@@ -129,18 +272,17 @@ pub fn require(v: &Value<'_>, required: &[&str]) -> Result<(), Error> {
 /// A string value.
 pub fn str<'a>(v: &'a Value<'_>) -> Result<&'a str, Error> {
     match v.get_ref() {
-        DeValue::String(s) => Ok(s),
+        Item::String(s) => Ok(s),
         _ => Err(invalid_type(v, "a string")),
     }
 }
 
 /// An integer value, within `min..=max` (`what` names the type in errors).
 pub fn integer(v: &Value<'_>, min: i128, max: i128, what: &str) -> Result<i128, Error> {
-    let DeValue::Integer(i) = v.get_ref() else {
+    let Item::Integer(text, radix) = v.get_ref() else {
         return Err(invalid_type(v, what));
     };
-    let text = i.as_str();
-    let n = i128::from_str_radix(text, i.radix()).map_err(|_| {
+    let n = i128::from_str_radix(text, *radix).map_err(|_| {
         // A number too large for any field: named by its first digits only.
         let shown = match text.char_indices().nth(24) {
             Some((at, _)) => format!("{}...", &text[..at]),
@@ -189,7 +331,7 @@ impl FromToml for PathBuf {
 impl FromToml for bool {
     fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
         match v.get_ref() {
-            DeValue::Boolean(b) => Ok(*b),
+            Item::Boolean(b) => Ok(*b),
             _ => Err(invalid_type(v, "a boolean")),
         }
     }
@@ -215,7 +357,7 @@ impl<T: FromToml> FromToml for Option<T> {
 impl<T: FromToml> FromToml for Vec<T> {
     fn from_toml(v: &Value<'_>) -> Result<Self, Error> {
         match v.get_ref() {
-            DeValue::Array(a) => a.iter().map(T::from_toml).collect(),
+            Item::Array(a) => a.iter().map(T::from_toml).collect(),
             _ => Err(invalid_type(v, "an array")),
         }
     }
@@ -230,8 +372,8 @@ impl<T: FromToml> FromToml for BTreeMap<String, T> {
     }
 }
 
-/// A value read with its place in the text (as toml's `Spanned`, which has no `Default` for
-/// the fields of a struct read by [`from_toml_struct!`]).
+/// A value read with its place (as toml's `Spanned`, which has no `Default` for the fields of a
+/// struct read by [`from_toml_struct!`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct At<T> {
     span: std::ops::Range<usize>,
@@ -239,7 +381,7 @@ pub struct At<T> {
 }
 
 impl<T> At<T> {
-    /// The byte range of the value in the text.
+    /// Where the value is (see [`Value`]).
     pub fn span(&self) -> std::ops::Range<usize> {
         self.span.clone()
     }

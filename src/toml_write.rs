@@ -280,14 +280,14 @@ mod tests {
         let doc = crate::toml_read::parse(&text).unwrap();
         let t = crate::toml_read::table(&doc).unwrap();
         let get = |k: &str| t.get(k).map(|v| v.get_ref().clone());
-        assert!(matches!(get(nasty), Some(crate::toml_read::DeValue::String(s)) if s == nasty));
+        assert!(matches!(get(nasty), Some(crate::toml_read::Item::String(s)) if s == nasty));
         assert!(matches!(
             get("plain-key_1"),
-            Some(crate::toml_read::DeValue::Integer(_))
+            Some(crate::toml_read::Item::Integer(..))
         ));
         assert!(matches!(
             get(""),
-            Some(crate::toml_read::DeValue::Boolean(true))
+            Some(crate::toml_read::Item::Boolean(true))
         ));
         let sec = crate::toml_read::table(t.get("sec tion").unwrap()).unwrap();
         assert!(sec.contains_key("x.y") && sec.contains_key("t"), "{text}");

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::toml_read::{DeTable, DeValue};
+use crate::toml_read::{Item, Table};
 use crate::toml_write::Node;
 
 pub use crate::connreq::config::{ConnectionRequest, Stun};
@@ -316,7 +316,7 @@ impl Config {
             let mut default_table = Some(defaults);
             for p in &path {
                 default_table = default_table
-                    .and_then(|t| t.get(*p))
+                    .and_then(|t| t.get(p))
                     .and_then(|v| v.get_ref().as_table());
             }
             if path.len() == 1 && !defaults.contains_key(path[0]) {
@@ -343,14 +343,14 @@ impl Config {
                 let kind = Config::uci_kind(s.ty.as_str(), &o.name, default_table);
                 let one = |v: &str| -> Result<Node, ConfigError> {
                     Ok(match kind {
-                        Some(DeValue::Boolean(_)) => {
+                        Some(Item::Boolean(_)) => {
                             Node::Boolean(match v.to_ascii_lowercase().as_str() {
                                 "1" | "true" | "yes" | "on" | "enabled" => true,
                                 "0" | "false" | "no" | "off" | "disabled" => false,
                                 _ => return Err(at(format!("{v:?} is not a boolean (1/0)"))),
                             })
                         }
-                        Some(DeValue::Integer(_)) => Node::Integer(
+                        Some(Item::Integer(..)) => Node::Integer(
                             v.trim()
                                 .parse()
                                 .map_err(|_| at(format!("{v:?} is not a number")))?,
@@ -358,7 +358,7 @@ impl Config {
                         _ => Node::String(v.to_string()),
                     })
                 };
-                let value = if o.list || matches!(kind, Some(DeValue::Array(_))) {
+                let value = if o.list || matches!(kind, Some(Item::Array(_))) {
                     Node::Array(o.values.iter().map(|v| one(v)).collect::<Result<_, _>>()?)
                 } else {
                     let v = o.values.first().map(String::as_str).unwrap_or("");
@@ -414,9 +414,9 @@ impl Config {
     fn uci_kind<'a>(
         section: &str,
         key: &str,
-        defaults: Option<&'a DeTable<'static>>,
-    ) -> Option<&'a DeValue<'static>> {
-        const FALSE: DeValue<'static> = DeValue::Boolean(false);
+        defaults: Option<&'a Table<'static>>,
+    ) -> Option<&'a Item<'static>> {
+        const FALSE: Item<'static> = Item::Boolean(false);
         if section == "hooks" && Config::OPTIONAL_HOOK_BOOLS.contains(&key) {
             return Some(&FALSE);
         }
@@ -760,14 +760,14 @@ mod tests {
             path: &str,
             section: &str,
             want: &toml::Table,
-            have: Option<&DeTable<'static>>,
+            have: Option<&Table<'static>>,
             missing: &mut Vec<String>,
         ) {
             for (k, v) in want {
                 let key = format!("{path}{k}");
                 let found = Config::uci_kind(section, k, have);
                 match (v, found) {
-                    (toml::Value::Table(w), Some(DeValue::Table(h))) => {
+                    (toml::Value::Table(w), Some(Item::Table(h))) => {
                         walk(&format!("{key}."), k, w, Some(h), missing)
                     }
                     // An empty table (hooks.vendor) is typed by the reader itself.

@@ -128,8 +128,8 @@ crate::from_toml_struct!(LongBinding {
 impl FromToml for MaxEntries {
     fn from_toml(v: &toml_read::Value<'_>) -> Result<Self, toml_read::Error> {
         match v.get_ref() {
-            toml_read::DeValue::String(s) => Ok(MaxEntries::Word(s.to_string())),
-            toml_read::DeValue::Integer(_) => u32::from_toml(v).map(MaxEntries::Count),
+            toml_read::Item::String(s) => Ok(MaxEntries::Word(s.to_string())),
+            toml_read::Item::Integer(..) => u32::from_toml(v).map(MaxEntries::Count),
             _ => Err(toml_read::invalid_type(v, "a count or \"unbounded\"")),
         }
     }
@@ -139,8 +139,8 @@ impl FromToml for MaxEntries {
 impl FromToml for RawBinding {
     fn from_toml(v: &toml_read::Value<'_>) -> Result<Self, toml_read::Error> {
         match v.get_ref() {
-            toml_read::DeValue::String(s) => Ok(RawBinding::Short(s.to_string())),
-            toml_read::DeValue::Table(_) => LongBinding::from_toml(v).map(RawBinding::Long),
+            toml_read::Item::String(s) => Ok(RawBinding::Short(s.to_string())),
+            toml_read::Item::Table(_) => LongBinding::from_toml(v).map(RawBinding::Long),
             _ => Err(toml_read::invalid_type(v, "a string or a table")),
         }
     }
