@@ -381,6 +381,10 @@ pub struct At<T> {
 }
 
 impl<T> At<T> {
+    pub fn new(span: std::ops::Range<usize>, value: T) -> At<T> {
+        At { span, value }
+    }
+
     /// Where the value is (see [`Value`]).
     pub fn span(&self) -> std::ops::Range<usize> {
         self.span.clone()

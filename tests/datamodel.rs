@@ -126,8 +126,8 @@ fn embedded_files_load_for_both_models() {
             "{root}ManagementServer.InformParameterNumberOfEntries"
         ));
         assert!(matches!(count.map(|p| &p.source), Some(Source::Count(_))));
-        for (file, text) in model.embedded() {
-            parse_definitions(file, text).unwrap();
+        for file in model.embedded() {
+            parse_definitions(file, &text_of(file)).unwrap();
         }
     }
     let s = Schema::load(Model::Tr181, None).unwrap();
@@ -186,17 +186,15 @@ fn definitions_are_those_of_the_bbf_xml() {
     // Against the XML itself: every non-deleted object and parameter of the selection, with
     // its access, forcedInform and activeNotify.
     let Some(bbf) = bbf_dir() else { return };
-    for (xml, file, text, prefixes) in [
+    for (xml, file, prefixes) in [
         (
             "tr-181-2-19-1-cwmp-full.xml",
-            Model::Tr181.embedded()[0].0,
-            Model::Tr181.embedded()[0].1,
+            Model::Tr181.embedded()[0],
             ["Device.DeviceInfo.", "Device.ManagementServer."],
         ),
         (
             "tr-098-1-8-0-full.xml",
-            Model::Tr098.embedded()[0].0,
-            Model::Tr098.embedded()[0].1,
+            Model::Tr098.embedded()[0],
             [
                 "InternetGatewayDevice.DeviceInfo.",
                 "InternetGatewayDevice.ManagementServer.",
@@ -205,7 +203,7 @@ fn definitions_are_those_of_the_bbf_xml() {
     ] {
         let xml = std::fs::read_to_string(bbf.join(xml)).unwrap();
         let doc = roxmltree::Document::parse(&xml).unwrap();
-        let defs = parse_definitions(file, text).unwrap();
+        let defs = parse_definitions(file, &text_of(file)).unwrap();
         let model = doc
             .root_element()
             .children()
@@ -362,7 +360,7 @@ fn the_generator_handles_the_whole_trees() {
         files.extend(
             model.embedded()[1..]
                 .iter()
-                .map(|(n, t)| (n.to_string(), t.to_string(), false)),
+                .map(|n| (n.to_string(), text_of(n), false)),
         );
         let schema = Schema::from_files(model, &files).unwrap();
         assert!(schema
@@ -374,8 +372,8 @@ fn the_generator_handles_the_whole_trees() {
 #[test]
 fn every_default_of_the_generated_files_is_valid() {
     for model in [Model::Tr181, Model::Tr098] {
-        let (file, text) = model.embedded()[0];
-        for o in parse_definitions(file, text).unwrap().objects {
+        let file = model.embedded()[0];
+        for o in parse_definitions(file, &text_of(file)).unwrap().objects {
             for p in o.params {
                 if let Some(d) = &p.default {
                     let mut ty = p.ty.clone();
@@ -1535,4 +1533,11 @@ fn management_server_url_must_be_http_or_https() {
             assert_eq!(value(&mut e, &url), good);
         }
     }
+}
+
+/// The text of an embedded data model file (`datamodel/tr181.toml`), from the source tree: the
+/// binary holds it compiled.
+fn text_of(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

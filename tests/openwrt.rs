@@ -717,6 +717,8 @@ fn makefile_recipes_prepare_the_crate_and_install_the_package() {
         "src/main.rs",
         "src/cwmpd.toml",
         "datamodel/tr181.toml",
+        // The build script, which compiles the data model files.
+        "datamodel/compile.rs",
     ] {
         assert!(build.join(f).is_file(), "prepare did not copy {f}");
     }

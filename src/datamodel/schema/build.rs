@@ -135,7 +135,7 @@ impl Builder {
             model
                 .embedded()
                 .first()
-                .map_or("datamodel", |f| f.0)
+                .map_or("datamodel", |f| *f)
                 .to_string()
         };
         let model_name = model_name.ok_or_else(|| LoadError {

@@ -26,9 +26,10 @@ impl Model {
         }
     }
 
-    /// The files embedded in the binary for this model: definitions first, then bindings, as
-    /// `(name, text)`.
-    pub fn embedded(self) -> &'static [(&'static str, &'static str)] {
+    /// The files embedded in the binary for this model (compiled at build time:
+    /// `datamodel/compile.rs`), by their paths in the source tree: definitions first, then
+    /// bindings.
+    pub fn embedded(self) -> &'static [&'static str] {
         match self {
             Model::Tr181 => TR181_FILES,
             Model::Tr098 => TR098_FILES,
@@ -41,15 +42,6 @@ impl Model {
             Model::Tr098 => Model::Tr181,
         }
     }
-}
-
-macro_rules! embed {
-    ($name:literal) => {
-        (
-            concat!("datamodel/", $name),
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/datamodel/", $name)),
-        )
-    };
 }
 
 /// Which platform bindings are loaded over the agent's own (`[datamodel] platform`).
@@ -74,39 +66,39 @@ impl PlatformKind {
     }
 }
 
-pub(super) const TR181_FILES: &[(&str, &str)] = &[
-    embed!("tr181.toml"),
-    embed!("bindings/tr181-agent.toml"),
-    embed!("bindings/tr181-builtin.toml"),
-    embed!("bindings/tr181-diag.toml"),
+pub(super) const TR181_FILES: &[&str] = &[
+    "datamodel/tr181.toml",
+    "datamodel/bindings/tr181-agent.toml",
+    "datamodel/bindings/tr181-builtin.toml",
+    "datamodel/bindings/tr181-diag.toml",
 ];
 
-pub(super) const TR098_FILES: &[(&str, &str)] = &[
-    embed!("tr098.toml"),
-    embed!("bindings/tr098-agent.toml"),
-    embed!("bindings/tr098-builtin.toml"),
-    embed!("bindings/tr098-diag.toml"),
+pub(super) const TR098_FILES: &[&str] = &[
+    "datamodel/tr098.toml",
+    "datamodel/bindings/tr098-agent.toml",
+    "datamodel/bindings/tr098-builtin.toml",
+    "datamodel/bindings/tr098-diag.toml",
 ];
 
 /// OpenWrt: the kernel's parts every Linux has, then uci, ubus and OpenWrt's files.
-pub(super) const TR181_OPENWRT: &[(&str, &str)] = &[
-    embed!("bindings/linux/tr181.toml"),
-    embed!("bindings/openwrt/tr181.toml"),
+pub(super) const TR181_OPENWRT: &[&str] = &[
+    "datamodel/bindings/linux/tr181.toml",
+    "datamodel/bindings/openwrt/tr181.toml",
 ];
 
 /// A Linux host that is not OpenWrt: the kernel's parts, then its interfaces, addresses and
 /// neighbours as the kernel holds them (rtnetlink, /sys, /proc).
-pub(super) const TR181_LINUX: &[(&str, &str)] = &[
-    embed!("bindings/linux/tr181.toml"),
-    embed!("bindings/linux/tr181-host.toml"),
+pub(super) const TR181_LINUX: &[&str] = &[
+    "datamodel/bindings/linux/tr181.toml",
+    "datamodel/bindings/linux/tr181-host.toml",
 ];
 
-pub(super) const TR098_OPENWRT: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098.toml")];
+pub(super) const TR098_OPENWRT: &[&str] = &["datamodel/bindings/openwrt/tr098.toml"];
 
 /// ManagementServer bound to `/etc/config/cwmpd`, when the agent's config is that file.
-pub(super) const TR181_CWMPD_UCI: &[(&str, &str)] = &[embed!("bindings/openwrt/tr181-cwmpd.toml")];
+pub(super) const TR181_CWMPD_UCI: &[&str] = &["datamodel/bindings/openwrt/tr181-cwmpd.toml"];
 
-pub(super) const TR098_CWMPD_UCI: &[(&str, &str)] = &[embed!("bindings/openwrt/tr098-cwmpd.toml")];
+pub(super) const TR098_CWMPD_UCI: &[&str] = &["datamodel/bindings/openwrt/tr098-cwmpd.toml"];
 
 /// An error loading a file (a data model file, the config file): names the file and the line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! engine serves, in definition order.
 
 mod build;
+mod compiled;
 mod defs;
 mod parse;
 
@@ -21,7 +22,7 @@ use std::path::Path;
 
 use build::Builder;
 use defs::{TR098_CWMPD_UCI, TR098_OPENWRT, TR181_CWMPD_UCI, TR181_LINUX, TR181_OPENWRT};
-use parse::parse_file;
+use parse::{parse_file, parse_value};
 
 impl Schema {
     /// Loads the embedded definitions of `model` plus every extra file in `extra_dir` (vendor
@@ -52,24 +53,25 @@ impl Schema {
     ) -> Result<Schema, LoadError> {
         // TR-098 models a gateway: a Linux host that is not OpenWrt serves it with the
         // agent's own parameters only.
-        let platform: &[(&str, &str)] = match (platform, model) {
+        let platform: &[&str] = match (platform, model) {
             (PlatformKind::Generic, _) | (PlatformKind::Linux, Model::Tr098) => &[],
             (PlatformKind::Linux, Model::Tr181) => TR181_LINUX,
             (PlatformKind::OpenWrt, Model::Tr181) => TR181_OPENWRT,
             (PlatformKind::OpenWrt, Model::Tr098) => TR098_OPENWRT,
         };
-        let own: &[(&str, &str)] = match (cwmpd_uci, model) {
+        let own: &[&str] = match (cwmpd_uci, model) {
             (false, _) => &[],
             (true, Model::Tr181) => TR181_CWMPD_UCI,
             (true, Model::Tr098) => TR098_CWMPD_UCI,
         };
-        let mut files: Vec<(String, String, bool)> = model
+        let embedded: Vec<&str> = model
             .embedded()
             .iter()
             .chain(platform)
             .chain(own)
-            .map(|(n, t)| (n.to_string(), t.to_string(), false))
+            .copied()
             .collect();
+        let mut files: Vec<(String, String, bool)> = Vec::new();
         if let Some(dir) = extra_dir.filter(|d| d.exists()) {
             let err = |e: std::io::Error| LoadError {
                 file: dir.display().to_string(),
@@ -91,13 +93,33 @@ impl Schema {
                 files.push((p.display().to_string(), text, true));
             }
         }
-        Schema::from_files(model, &files)
+        Schema::build(model, &embedded, &files)
     }
 
     /// Builds a schema from `(file name, text, is_extension)` triples: the definitions and
     /// bindings of every file, later bindings overriding earlier ones.
     pub fn from_files(model: Model, files: &[(String, String, bool)]) -> Result<Schema, LoadError> {
+        Schema::build(model, &[], files)
+    }
+
+    /// The schema of the `embedded` files (compiled into the binary), then `files` (their
+    /// text).
+    fn build(
+        model: Model,
+        embedded: &[&str],
+        files: &[(String, String, bool)],
+    ) -> Result<Schema, LoadError> {
         let mut b = Builder::default();
+        for name in embedded {
+            let root = compiled::file(name)?.ok_or_else(|| LoadError {
+                file: name.to_string(),
+                line: None,
+                message: "not compiled into this binary".into(),
+            })?;
+            // A compiled value is placed at its line.
+            let parsed = parse_value(name, &root, &|line| line)?;
+            b.add(model, name, parsed, false)?;
+        }
         for (name, text, extension) in files {
             let parsed = parse_file(name, text)?;
             b.add(model, name, parsed, *extension)?;

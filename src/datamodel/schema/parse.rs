@@ -148,6 +148,7 @@ impl FromToml for RawBinding {
 
 /// One binding entry: `[bind."<object>"] <name> = …` (`<name>` is a parameter, or `{i}` for the
 /// instances of a table).
+#[derive(Debug, PartialEq)]
 pub(super) struct BindEntry {
     pub(super) object: String,
     pub(super) name: String,
@@ -156,6 +157,7 @@ pub(super) struct BindEntry {
     pub(super) line: usize,
 }
 
+#[derive(Debug, PartialEq)]
 pub(super) struct ParsedFile {
     pub(super) definitions: Definitions,
     pub(super) binds: Vec<BindEntry>,
@@ -185,22 +187,37 @@ impl Lines {
     }
 }
 
+/// Reads the TOML text of a file.
 pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError> {
     let lines = Lines::new(text);
-    let line_of = |_: &str, offset: usize| lines.of(offset);
-    let raw: RawFile = toml_read::from_str(text).map_err(|e| LoadError {
+    let root = toml_read::parse(text).map_err(|e| LoadError {
         file: file.to_string(),
-        line: e.offset.map(|o| line_of(text, o)),
+        line: e.offset.map(|o| lines.of(o)),
+        message: e.message,
+    })?;
+    parse_value(file, &root, &|offset| lines.of(offset))
+}
+
+/// Reads the root table of a file, read from its text or compiled; `line_of` gives the line of
+/// a value's place.
+pub(super) fn parse_value(
+    file: &str,
+    root: &toml_read::Value<'_>,
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<ParsedFile, LoadError> {
+    let raw = RawFile::from_toml(root).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: e.offset.map(line_of),
         message: e.message,
     })?;
     let err = |offset: usize, message: String| LoadError {
         file: file.to_string(),
-        line: Some(line_of(text, offset)),
+        line: Some(line_of(offset)),
         message,
     };
     let mut objects = Vec::with_capacity(raw.object.len());
     for o in raw.object {
-        let line = line_of(text, o.name.span().start);
+        let line = line_of(o.name.span().start);
         let path = o.name.into_inner();
         let max_entries = match o.max_entries {
             None => Some(1),
@@ -218,7 +235,7 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
         };
         let mut params = Vec::with_capacity(o.params.len());
         for p in o.params {
-            let pline = line_of(text, p.name.span().start);
+            let pline = line_of(p.name.span().start);
             let name = p.name.into_inner();
             let writable: Vec<String> = p
                 .enumeration
@@ -286,13 +303,13 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
                 name,
                 binding,
                 file: file.to_string(),
-                line: line_of(text, offset),
+                line: line_of(offset),
             });
         }
     }
     let mut scripts = Vec::new();
     for (name, raw) in raw.script {
-        let line = line_of(text, raw.span().start);
+        let line = line_of(raw.span().start);
         let raw = raw.into_inner();
         if name.is_empty()
             || !name
@@ -318,7 +335,7 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
         let offset = key.span().start;
         let binding = parse_binding(key.get_ref(), None)
             .map_err(|m| err(offset, format!("device of {table}: {m}")))?;
-        devices.push((table, binding, line_of(text, offset)));
+        devices.push((table, binding, line_of(offset)));
     }
     Ok(ParsedFile {
         definitions: Definitions {
