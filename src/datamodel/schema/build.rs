@@ -421,6 +421,8 @@ impl Builder {
                     });
                 }
             }
+            // Kept for the daemon's life: no room to grow.
+            params.shrink_to_fit();
             let table = table_bind.get(&i).map(|b| Table {
                 min_entries: d.min_entries,
                 max_entries: d.max_entries,
