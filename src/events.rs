@@ -278,16 +278,8 @@ impl crate::toml_write::ToToml for EventCode {
     }
 }
 
-impl crate::toml_write::ToToml for Event {
-    fn entries<'s>(&'s self, out: &mut Vec<crate::toml_write::Entry<'s>>) {
-        out.push(("code".into(), &self.code));
-        out.push(("command_key".into(), &self.command_key));
-    }
-
-    fn is_table(&self) -> bool {
-        true
-    }
-}
+// Written by the macro's writer; read by the hand-written reader below.
+crate::from_toml_struct!(@write Event { code, command_key });
 
 impl crate::toml_read::FromToml for EventCode {
     fn from_toml(v: &crate::toml_read::Value<'_>) -> Result<Self, crate::toml_read::Error> {

@@ -198,26 +198,27 @@ impl<T: ToToml> ToToml for Vec<T> {
     }
 }
 
-impl<V: ToToml> ToToml for BTreeMap<String, V> {
-    fn entries<'s>(&'s self, out: &mut Vec<Entry<'s>>) {
-        out.extend(
-            self.iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_str()), v as &dyn ToToml)),
-        );
-    }
+/// A key of a map written as a table: its text (TOML keys are strings).
+pub trait TableKey {
+    fn key_text(&self) -> Cow<'_, str>;
+}
 
-    fn is_table(&self) -> bool {
-        true
+impl TableKey for String {
+    fn key_text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
     }
 }
 
-/// A map with instance-number keys, written with string keys (TOML keys are strings).
-impl<V: ToToml> ToToml for BTreeMap<u32, V> {
+/// Instance numbers.
+impl TableKey for u32 {
+    fn key_text(&self) -> Cow<'_, str> {
+        Cow::Owned(self.to_string())
+    }
+}
+
+impl<K: TableKey, V: ToToml> ToToml for BTreeMap<K, V> {
     fn entries<'s>(&'s self, out: &mut Vec<Entry<'s>>) {
-        out.extend(
-            self.iter()
-                .map(|(k, v)| (Cow::Owned(k.to_string()), v as &dyn ToToml)),
-        );
+        out.extend(self.iter().map(|(k, v)| (k.key_text(), v as &dyn ToToml)));
     }
 
     fn is_table(&self) -> bool {

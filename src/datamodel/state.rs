@@ -35,16 +35,9 @@ pub struct TableState {
     pub instances: BTreeMap<u32, String>,
 }
 
-impl crate::toml_write::ToToml for TableState {
-    fn entries<'s>(&'s self, out: &mut Vec<crate::toml_write::Entry<'s>>) {
-        out.push(("next".into(), &self.next));
-        out.push(("instances".into(), &self.instances));
-    }
-
-    fn is_table(&self) -> bool {
-        true
-    }
-}
+// Written by the macro's writer; read by the hand-written reader below (instance numbers as
+// keys are checked).
+crate::from_toml_struct!(@write TableState { next, instances });
 
 crate::from_toml_struct!(lenient DmState { values, attributes, tables });
 crate::from_toml_struct!(lenient Attributes { notification, access_list });
