@@ -27,53 +27,138 @@ const KIND_TABLE: u8 = 8;
 /// The deepest nesting read (the files nest four deep).
 const MAX_DEPTH: usize = 16;
 
-/// The root table of the embedded file `name` (`datamodel/tr181.toml`): `None` when the binary
-/// has no such file.
-pub(super) fn file(name: &str) -> Result<Option<Value<'static>>, LoadError> {
-    file_in(BLOB, name).map_err(|at| LoadError {
-        file: name.to_string(),
+/// The compiled files with their string table, read once per load.
+pub(super) struct Blob<'b> {
+    bytes: &'b [u8],
+    strings: Vec<&'b str>,
+    /// Where the file table starts.
+    files: usize,
+}
+
+impl Blob<'static> {
+    /// The blob of this binary.
+    pub(super) fn embedded() -> Result<Blob<'static>, LoadError> {
+        Blob::open(BLOB).map_err(|at| damaged("datamodel", at))
+    }
+}
+
+fn damaged(file: &str, at: usize) -> LoadError {
+    LoadError {
+        file: file.to_string(),
         line: None,
         message: format!("the compiled data model is damaged (at byte {at})"),
-    })
-}
-
-/// The names of the files the binary embeds, in the order they were compiled.
-#[cfg(test)]
-pub(super) fn names() -> Vec<&'static str> {
-    let mut r = Reader { blob: BLOB, at: 0 };
-    let strings = r.header().expect("the blob reads");
-    let files = r.varint().expect("the blob reads");
-    (0..files)
-        .map(|_| {
-            let name = strings[r.varint().unwrap() as usize];
-            let len = r.varint().unwrap() as usize;
-            r.at += len;
-            name
-        })
-        .collect()
-}
-
-/// [`file`] in `blob`; the error is the offset where it is damaged.
-fn file_in<'b>(blob: &'b [u8], name: &str) -> Result<Option<Value<'b>>, usize> {
-    let mut r = Reader { blob, at: 0 };
-    let strings = r.header()?;
-    for _ in 0..r.varint()? {
-        let this = r.string(&strings)?;
-        let len = usize::try_from(r.varint()?).map_err(|_| r.at)?;
-        let end = r.at.checked_add(len).filter(|e| *e <= blob.len());
-        let end = end.ok_or(r.at)?;
-        if this == name {
-            let mut file = Reader {
-                blob: &blob[..end],
-                at: r.at,
-            };
-            let mut line = 0;
-            let root = file.value(&strings, &mut line, 0)?;
-            return Ok(Some(root));
-        }
-        r.at = end;
     }
-    Ok(None)
+}
+
+impl<'b> Blob<'b> {
+    fn open(bytes: &'b [u8]) -> Result<Blob<'b>, usize> {
+        let mut r = Reader { blob: bytes, at: 0 };
+        let strings = r.header()?;
+        Ok(Blob {
+            bytes,
+            strings,
+            files: r.at,
+        })
+    }
+
+    /// The names of the files, in the order they were compiled.
+    #[cfg(test)]
+    pub(super) fn names(&self) -> Vec<&'b str> {
+        let mut r = Reader {
+            blob: self.bytes,
+            at: self.files,
+        };
+        let files = r.varint().expect("the blob reads");
+        (0..files)
+            .map(|_| {
+                let name = r.string(&self.strings).expect("the blob reads");
+                let len = r.varint().expect("the blob reads") as usize;
+                r.at += len;
+                name
+            })
+            .collect()
+    }
+
+    /// Reads the root table of file `name` entry by entry: `each(key, value)` for each entry,
+    /// except that an array under the key `stream` is given one element at a time (`each(stream,
+    /// element)`). `false`: no such file.
+    pub(super) fn entries(
+        &self,
+        name: &str,
+        stream: &str,
+        each: &mut dyn FnMut(&'b str, Value<'b>) -> Result<(), LoadError>,
+    ) -> Result<bool, LoadError> {
+        match self.entries_at(name, stream, each) {
+            Ok(found) => Ok(found),
+            Err(Failed::Damaged(at)) => Err(damaged(name, at)),
+            Err(Failed::Refused(e)) => Err(e),
+        }
+    }
+
+    fn entries_at(
+        &self,
+        name: &str,
+        stream: &str,
+        each: &mut dyn FnMut(&'b str, Value<'b>) -> Result<(), LoadError>,
+    ) -> Result<bool, Failed> {
+        let Some(mut r) = self.file(name)? else {
+            return Ok(false);
+        };
+        let strings = &self.strings;
+        let mut line = 0;
+        let (kind, _) = r.tag(&mut line)?;
+        if kind != KIND_TABLE {
+            return Err(Failed::Damaged(r.at));
+        }
+        for _ in 0..r.count()? {
+            let key = r.string(strings)?;
+            let (kind, at) = r.tag(&mut line)?;
+            if kind == KIND_ARRAY && key == stream {
+                for _ in 0..r.count()? {
+                    let element = r.value(strings, &mut line, 1)?;
+                    each(key, element).map_err(Failed::Refused)?;
+                }
+            } else {
+                let value = r.item(kind, at, strings, &mut line, 1)?;
+                each(key, value).map_err(Failed::Refused)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// A reader of file `name`'s root value (up to the end of the file).
+    fn file(&self, name: &str) -> Result<Option<Reader<'b>>, usize> {
+        let mut r = Reader {
+            blob: self.bytes,
+            at: self.files,
+        };
+        for _ in 0..r.varint()? {
+            let this = r.string(&self.strings)?;
+            let len = usize::try_from(r.varint()?).map_err(|_| r.at)?;
+            let end = r.at.checked_add(len).filter(|e| *e <= self.bytes.len());
+            let end = end.ok_or(r.at)?;
+            if this == name {
+                return Ok(Some(Reader {
+                    blob: &self.bytes[..end],
+                    at: r.at,
+                }));
+            }
+            r.at = end;
+        }
+        Ok(None)
+    }
+}
+
+/// Why reading stopped: the blob is damaged (at this offset), or the reader refused a value.
+enum Failed {
+    Damaged(usize),
+    Refused(LoadError),
+}
+
+impl From<usize> for Failed {
+    fn from(at: usize) -> Failed {
+        Failed::Damaged(at)
+    }
 }
 
 struct Reader<'b> {
@@ -138,12 +223,8 @@ impl<'b> Reader<'b> {
             .ok_or(at)
     }
 
-    fn value(
-        &mut self,
-        strings: &[&'b str],
-        line: &mut usize,
-        depth: usize,
-    ) -> Result<Value<'b>, usize> {
+    /// A value's tag: its kind, and its line (kept in `line`, which each value's tag moves).
+    fn tag(&mut self, line: &mut usize) -> Result<(u8, usize), usize> {
         let at = self.at;
         let tag = self.byte()?;
         let zigzag = match tag >> 4 {
@@ -156,11 +237,33 @@ impl<'b> Reader<'b> {
             .and_then(|l| l.checked_add(delta))
             .and_then(|l| usize::try_from(l).ok())
             .ok_or(at)?;
+        Ok((tag & 0x0f, at))
+    }
+
+    fn value(
+        &mut self,
+        strings: &[&'b str],
+        line: &mut usize,
+        depth: usize,
+    ) -> Result<Value<'b>, usize> {
+        let (kind, at) = self.tag(line)?;
+        self.item(kind, at, strings, line, depth)
+    }
+
+    /// The rest of a value whose tag (at `at`) was read.
+    fn item(
+        &mut self,
+        kind: u8,
+        at: usize,
+        strings: &[&'b str],
+        line: &mut usize,
+        depth: usize,
+    ) -> Result<Value<'b>, usize> {
         let l = *line;
         if depth > MAX_DEPTH {
             return Err(at);
         }
-        let item = match tag & 0x0f {
+        let item = match kind {
             KIND_STRING => Item::String(Cow::Borrowed(self.string(strings)?)),
             KIND_INTEGER => Item::Integer(Cow::Borrowed(self.string(strings)?), 10),
             KIND_INTEGER_RADIX => {
@@ -201,21 +304,21 @@ impl<'b> Reader<'b> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse::{parse_file, parse_value};
+    use super::super::parse::{parse_compiled, parse_file};
     use super::*;
 
     /// Every embedded file reads from the blob as from its text: the same definitions,
     /// bindings, scripts and devices, at the same lines.
     #[test]
     fn every_file_reads_as_its_text() {
-        let names = names();
+        let blob = Blob::embedded().unwrap();
+        let names = blob.names();
         assert!(names.len() >= 14, "{names:?}");
         for name in names {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
             let text = std::fs::read_to_string(&path).unwrap();
             let from_text = parse_file(name, &text).unwrap();
-            let root = file(name).unwrap().unwrap();
-            let from_blob = parse_value(name, &root, &|l| l).unwrap();
+            let from_blob = parse_compiled(&blob, name).unwrap().unwrap();
             assert_eq!(from_blob, from_text, "{name}");
             let mut lines: Vec<usize> = from_text
                 .definitions
@@ -232,23 +335,34 @@ mod tests {
 
     #[test]
     fn a_file_not_embedded_is_none() {
-        assert_eq!(file("datamodel/none.toml").unwrap(), None);
+        let blob = Blob::embedded().unwrap();
+        assert!(parse_compiled(&blob, "datamodel/none.toml")
+            .unwrap()
+            .is_none());
     }
 
     /// A damaged blob is an error at every cut, never a panic.
     #[test]
     fn a_damaged_blob_is_an_error() {
-        let name = "datamodel/bindings/tr181-builtin.toml";
-        assert!(file_in(BLOB, name).unwrap().is_some());
+        let name = "datamodel/tr181.toml";
+        let read = |bytes: &[u8]| -> Result<bool, usize> {
+            let blob = Blob::open(bytes)?;
+            match blob.entries_at(name, "object", &mut |_, _| Ok(())) {
+                Ok(found) => Ok(found),
+                Err(Failed::Damaged(at)) => Err(at),
+                Err(Failed::Refused(e)) => panic!("{e}"),
+            }
+        };
+        assert_eq!(read(BLOB), Ok(true));
         let mut damaged = 0;
         for cut in (0..BLOB.len()).step_by(997) {
-            damaged += usize::from(file_in(&BLOB[..cut], name).is_err());
+            damaged += usize::from(read(&BLOB[..cut]).is_err());
         }
-        assert!(damaged > 0);
+        assert!(damaged > 50, "{damaged}");
         for flip in (MAGIC.len()..BLOB.len()).step_by(4099) {
             let mut copy = BLOB.to_vec();
             copy[flip] ^= 0xff;
-            let _ = file_in(&copy, name);
+            let _ = read(&copy);
         }
     }
 }

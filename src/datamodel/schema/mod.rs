@@ -22,7 +22,7 @@ use std::path::Path;
 
 use build::Builder;
 use defs::{TR098_CWMPD_UCI, TR098_OPENWRT, TR181_CWMPD_UCI, TR181_LINUX, TR181_OPENWRT};
-use parse::{parse_file, parse_value};
+use parse::{parse_compiled, parse_file};
 
 impl Schema {
     /// Loads the embedded definitions of `model` plus every extra file in `extra_dir` (vendor
@@ -110,15 +110,16 @@ impl Schema {
         files: &[(String, String, bool)],
     ) -> Result<Schema, LoadError> {
         let mut b = Builder::default();
-        for name in embedded {
-            let root = compiled::file(name)?.ok_or_else(|| LoadError {
-                file: name.to_string(),
-                line: None,
-                message: "not compiled into this binary".into(),
-            })?;
-            // A compiled value is placed at its line.
-            let parsed = parse_value(name, &root, &|line| line)?;
-            b.add(model, name, parsed, false)?;
+        if !embedded.is_empty() {
+            let blob = compiled::Blob::embedded()?;
+            for name in embedded {
+                let parsed = parse_compiled(&blob, name)?.ok_or_else(|| LoadError {
+                    file: name.to_string(),
+                    line: None,
+                    message: "not compiled into this binary".into(),
+                })?;
+                b.add(model, name, parsed, false)?;
+            }
         }
         for (name, text, extension) in files {
             let parsed = parse_file(name, text)?;

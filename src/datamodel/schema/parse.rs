@@ -1,10 +1,12 @@
 //! The file format of `datamodel/*.toml` (see `datamodel/README.md`): one file's definitions,
 //! bindings and scripts, with the line of each; parsing only (no file access).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::compiled;
 use super::defs::*;
 use crate::cwmp::value::BaseType;
 use crate::datamodel::backend::registry::BackendKind;
@@ -198,97 +200,146 @@ pub(super) fn parse_file(file: &str, text: &str) -> Result<ParsedFile, LoadError
     parse_value(file, &root, &|offset| lines.of(offset))
 }
 
-/// Reads the root table of a file, read from its text or compiled; `line_of` gives the line of
-/// a value's place.
+/// Reads the root table of a file read from its text; `line_of` gives the line of a value's
+/// place.
 pub(super) fn parse_value(
     file: &str,
     root: &toml_read::Value<'_>,
     line_of: &dyn Fn(usize) -> usize,
 ) -> Result<ParsedFile, LoadError> {
-    let raw = RawFile::from_toml(root).map_err(|e| LoadError {
+    let mut raw = RawFile::from_toml(root).map_err(|e| read_err(file, e, line_of))?;
+    let objects = std::mem::take(&mut raw.object)
+        .into_iter()
+        .map(|o| object_def(file, o, line_of))
+        .collect::<Result<Vec<_>, _>>()?;
+    parsed(file, raw, objects, line_of)
+}
+
+/// Reads the embedded file `file` from the compiled data model (`None`: not embedded). Its
+/// objects are read one at a time, so the file's whole tree is never in memory (a transient
+/// of about 1 MB for `tr181.toml`, which the allocator keeps after it is freed); its values are
+/// placed at their lines.
+pub(super) fn parse_compiled(
+    blob: &compiled::Blob<'_>,
+    file: &str,
+) -> Result<Option<ParsedFile>, LoadError> {
+    let line_of = |line: usize| line;
+    let mut objects = Vec::new();
+    let mut rest = Vec::new();
+    let found = blob.entries(file, "object", &mut |key, value| {
+        if key == "object" {
+            let raw = RawObject::from_toml(&value).map_err(|e| read_err(file, e, &line_of))?;
+            objects.push(object_def(file, raw, &line_of)?);
+        } else {
+            rest.push((toml_read::At::new(value.span(), Cow::Borrowed(key)), value));
+        }
+        Ok(())
+    })?;
+    if !found {
+        return Ok(None);
+    }
+    let root = toml_read::Value::new(0..0, toml_read::Item::Table(toml_read::Table::new(rest)));
+    let raw = RawFile::from_toml(&root).map_err(|e| read_err(file, e, &line_of))?;
+    parsed(file, raw, objects, &line_of).map(Some)
+}
+
+fn read_err(file: &str, e: toml_read::Error, line_of: &dyn Fn(usize) -> usize) -> LoadError {
+    LoadError {
         file: file.to_string(),
         line: e.offset.map(line_of),
         message: e.message,
-    })?;
+    }
+}
+
+/// One object of a file.
+fn object_def(
+    file: &str,
+    o: RawObject,
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<ObjectDef, LoadError> {
+    let line = line_of(o.name.span().start);
+    let path = o.name.into_inner();
+    let max_entries = match o.max_entries {
+        None => Some(1),
+        Some(MaxEntries::Count(n)) => Some(n),
+        Some(MaxEntries::Word(w)) if w == "unbounded" => None,
+        Some(MaxEntries::Word(w)) => {
+            return Err(load_err(
+                file,
+                line,
+                format!("object {path}: max_entries must be a number or \"unbounded\", not {w:?}"),
+            ))
+        }
+    };
+    let mut params = Vec::with_capacity(o.params.len());
+    for p in o.params {
+        let pline = line_of(p.name.span().start);
+        let name = p.name.into_inner();
+        let writable: Vec<String> = p
+            .enumeration
+            .iter()
+            .filter(|v| !p.enum_read_only.contains(v))
+            .cloned()
+            .collect();
+        let ty = TypeSpec {
+            base: p.base,
+            max_length: p.max_length,
+            min_length: p.min_length,
+            item_max_length: p.item_max_length,
+            ranges: p
+                .ranges
+                .iter()
+                .map(|r| Range {
+                    min: r.min.map(i128::from),
+                    max: r.max.map(i128::from),
+                    step: r.step.map(i128::from),
+                })
+                .collect(),
+            enumeration: writable,
+            list: p.list,
+            named: p.named,
+        };
+        params.push(ParamDef {
+            name,
+            ty,
+            enum_read_only: p.enum_read_only,
+            patterns: p.pattern,
+            access: p.access,
+            forced_inform: p.forced_inform,
+            active_notify: p.active_notify,
+            hidden: p.hidden,
+            default: p.default,
+            status: p.status,
+            line: pline,
+        });
+    }
+    Ok(ObjectDef {
+        path,
+        access: o.access,
+        min_entries: o.min_entries.unwrap_or(1),
+        max_entries,
+        num_entries: o.num_entries,
+        enable: o.enable,
+        unique_keys: o.unique_keys,
+        status: o.status,
+        params,
+        file: file.to_string(),
+        line,
+    })
+}
+
+/// The rest of a file (its bindings, scripts and devices) after its objects.
+fn parsed(
+    file: &str,
+    raw: RawFile,
+    objects: Vec<ObjectDef>,
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<ParsedFile, LoadError> {
     let err = |offset: usize, message: String| LoadError {
         file: file.to_string(),
         line: Some(line_of(offset)),
         message,
     };
-    let mut objects = Vec::with_capacity(raw.object.len());
-    for o in raw.object {
-        let line = line_of(o.name.span().start);
-        let path = o.name.into_inner();
-        let max_entries = match o.max_entries {
-            None => Some(1),
-            Some(MaxEntries::Count(n)) => Some(n),
-            Some(MaxEntries::Word(w)) if w == "unbounded" => None,
-            Some(MaxEntries::Word(w)) => {
-                return Err(load_err(
-                    file,
-                    line,
-                    format!(
-                        "object {path}: max_entries must be a number or \"unbounded\", not {w:?}"
-                    ),
-                ))
-            }
-        };
-        let mut params = Vec::with_capacity(o.params.len());
-        for p in o.params {
-            let pline = line_of(p.name.span().start);
-            let name = p.name.into_inner();
-            let writable: Vec<String> = p
-                .enumeration
-                .iter()
-                .filter(|v| !p.enum_read_only.contains(v))
-                .cloned()
-                .collect();
-            let ty = TypeSpec {
-                base: p.base,
-                max_length: p.max_length,
-                min_length: p.min_length,
-                item_max_length: p.item_max_length,
-                ranges: p
-                    .ranges
-                    .iter()
-                    .map(|r| Range {
-                        min: r.min.map(i128::from),
-                        max: r.max.map(i128::from),
-                        step: r.step.map(i128::from),
-                    })
-                    .collect(),
-                enumeration: writable,
-                list: p.list,
-                named: p.named,
-            };
-            params.push(ParamDef {
-                name,
-                ty,
-                enum_read_only: p.enum_read_only,
-                patterns: p.pattern,
-                access: p.access,
-                forced_inform: p.forced_inform,
-                active_notify: p.active_notify,
-                hidden: p.hidden,
-                default: p.default,
-                status: p.status,
-                line: pline,
-            });
-        }
-        objects.push(ObjectDef {
-            path,
-            access: o.access,
-            min_entries: o.min_entries.unwrap_or(1),
-            max_entries,
-            num_entries: o.num_entries,
-            enable: o.enable,
-            unique_keys: o.unique_keys,
-            status: o.status,
-            params,
-            file: file.to_string(),
-            line,
-        });
-    }
     let mut binds = Vec::new();
     for (object, entries) in raw.bind {
         for (name, value) in entries {
