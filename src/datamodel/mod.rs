@@ -153,7 +153,7 @@ impl Engine {
     pub fn event_sources(&self) -> Vec<Box<dyn backend::EventSource>> {
         let mut used = std::collections::BTreeSet::new();
         let mut note = |b: &schema::Binding| {
-            for b in std::iter::once(b).chain(b.or.as_deref()) {
+            for b in std::iter::once(b).chain(b.or()) {
                 used.insert(b.backend);
                 for (_, _, kind, _) in path::nested_refs(&b.key) {
                     used.insert(kind);

@@ -170,7 +170,7 @@ impl Engine {
         };
         let kind = table.binding.backend;
         let live = std::iter::once(&table.binding)
-            .chain(table.binding.or.as_deref())
+            .chain(table.binding.or())
             .any(|b| {
                 b.backend.live(&b.key)
                     || nested_refs(&b.key)
@@ -182,8 +182,7 @@ impl Engine {
         // the kernel knows).
         let alt = table
             .binding
-            .or
-            .as_deref()
+            .or()
             .map(|b| (b.backend, expand(&b.key, &inst.keys)));
         let tpath = self.table_path(t, inst);
         if live && self.state.tables.remove(&tpath).is_some() {
@@ -192,9 +191,8 @@ impl Engine {
         }
         if table
             .binding
-            .under
-            .as_ref()
-            .is_some_and(|u| inst.keys.last() != Some(u))
+            .under()
+            .is_some_and(|u| inst.keys.last().map(String::as_str) != Some(u))
         {
             // Its instances belong to another parent instance.
             if self.state.tables.remove(&tpath).is_some() {

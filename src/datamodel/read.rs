@@ -285,9 +285,8 @@ impl Engine {
                 if obj.writable
                     && tb
                         .binding
-                        .under
-                        .as_ref()
-                        .is_none_or(|u| inst.keys.last() == Some(u)) =>
+                        .under()
+                        .is_none_or(|u| inst.keys.last().map(String::as_str) == Some(u)) =>
             {
                 self.backends
                     .peek(tb.binding.backend)
@@ -463,7 +462,7 @@ impl Engine {
     /// The `or` source of a bound parameter.
     fn alternative(&self, r: &ParamRef) -> Option<&super::schema::Binding> {
         match &self.schema.objects()[r.obj].params[r.param].source {
-            Source::Bound(b) => b.or.as_deref(),
+            Source::Bound(b) => b.or(),
             Source::Count(_) => None,
         }
     }
@@ -582,10 +581,10 @@ impl Engine {
             Some(t) => t.read(&raw)?,
             None => raw,
         };
-        if let Some((_, m)) = b.map.iter().find(|(k, _)| *k == v) {
+        if let Some((_, m)) = b.map().iter().find(|(k, _)| *k == v) {
             v = m.clone();
         }
-        let Some(target) = b.reference.clone() else {
+        let Some(target) = b.reference().map(str::to_string) else {
             return Some(v);
         };
         let t = self.schema.object_index(&target)?;
@@ -609,7 +608,11 @@ impl Engine {
         let Source::Bound(b) = &self.schema.objects()[r.obj].params[r.param].source else {
             return Ok(value.to_string());
         };
-        let (transform, map, reference) = (b.transform, b.map.clone(), b.reference.clone());
+        let (transform, map, reference) = (
+            b.transform,
+            b.map().to_vec(),
+            b.reference().map(str::to_string),
+        );
         let mut v = value.to_string();
         if let Some(target) = reference {
             let t = self

@@ -234,13 +234,13 @@ impl Builder {
                     ));
                 }
                 for key in std::iter::once(&b.binding)
-                    .chain(b.binding.or.as_deref())
+                    .chain(b.binding.or())
                     .map(|b| &b.key)
                 {
                     check_placeholders(key, table_depth(&defs, &parent, o) - 1)
                         .map_err(|m| load_err(&b.file, b.line, m))?;
                 }
-                if b.binding.under.is_some() && table_depth(&defs, &parent, o) < 2 {
+                if b.binding.under().is_some() && table_depth(&defs, &parent, o) < 2 {
                     return Err(load_err(
                         &b.file,
                         b.line,
@@ -265,7 +265,7 @@ impl Builder {
                     })?;
                 check_placeholders(&b.binding.key, table_depth(&defs, &parent, o))
                     .map_err(|m| load_err(&b.file, b.line, m))?;
-                if b.binding.under.is_some() {
+                if b.binding.under().is_some() {
                     return Err(load_err(
                         &b.file,
                         b.line,
@@ -454,7 +454,7 @@ impl Builder {
                 })
                 .chain(o.table.iter().map(|t| ("{i}", &t.binding)));
             for (name, b) in bindings {
-                let Some(r) = &b.reference else { continue };
+                let Some(r) = b.reference() else { continue };
                 let ok = objects
                     .iter()
                     .any(|t| t.path == *r && t.table.is_some() && r.matches("{i}").count() == 1);

@@ -236,10 +236,22 @@ pub struct Binding {
     pub backend: BackendKind,
     pub key: String,
     pub default: Option<String>,
-    /// `map`: backend value → model value, tried in order (inverse on write).
-    pub map: Vec<(String, String)>,
     /// `transform`: a pure conversion applied before `map` on read, after it on write.
     pub transform: Option<Transform>,
+    /// What few bindings have (`map`, `ref`, `under`, `or`), boxed so that a binding stays
+    /// small (every exposed parameter holds one for the daemon's life).
+    pub more: Option<Box<BindingMore>>,
+    /// `notify = "active"`: active notification until the ACS sets another (the DM schema's
+    /// `forceDefaultEnabled`), for a parameter the model leaves `normal` that the CPE must
+    /// report without being asked (UDPConnectionRequestAddress, TR-069 Annex G).
+    pub active_by_default: bool,
+}
+
+/// The parts of a [`Binding`] that few bindings have.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BindingMore {
+    /// `map`: backend value → model value, tried in order (inverse on write).
+    pub map: Vec<(String, String)>,
     /// `ref`: the backend value is the instance key of an instance of this table (generic
     /// path, `Device.WiFi.Radio.{i}.`), shown as that instance's path (TR-106 references).
     pub reference: Option<String>,
@@ -253,14 +265,35 @@ pub struct Binding {
     /// address a DHCP client obtained, when uci holds only a static one; the channel a radio
     /// set to `auto` is on). Its own `transform`; the binding's `map` and `ref` apply to both.
     /// Writes go to the binding's own backend only.
-    pub or: Option<Box<Binding>>,
-    /// `notify = "active"`: active notification until the ACS sets another (the DM schema's
-    /// `forceDefaultEnabled`), for a parameter the model leaves `normal` that the CPE must
-    /// report without being asked (UDPConnectionRequestAddress, TR-069 Annex G).
-    pub active_by_default: bool,
+    pub or: Option<Binding>,
 }
 
 impl Binding {
+    /// `map` (empty when none).
+    pub fn map(&self) -> &[(String, String)] {
+        self.more.as_ref().map_or(&[], |m| &m.map)
+    }
+
+    /// `ref`: the generic path of the table whose instance key the value is.
+    pub fn reference(&self) -> Option<&str> {
+        self.more.as_ref()?.reference.as_deref()
+    }
+
+    /// `under`: the key of the one enclosing instance that has this table's instances.
+    pub fn under(&self) -> Option<&str> {
+        self.more.as_ref()?.under.as_deref()
+    }
+
+    /// `or`: where the value is read when this binding has none.
+    pub fn or(&self) -> Option<&Binding> {
+        self.more.as_ref()?.or.as_ref()
+    }
+
+    /// The rare parts, for setting one.
+    pub fn more_mut(&mut self) -> &mut BindingMore {
+        self.more.get_or_insert_with(Box::default)
+    }
+
     /// Whether a model value can be turned back into a backend value.
     pub fn invertible(&self) -> bool {
         self.transform.is_none_or(Transform::writable)

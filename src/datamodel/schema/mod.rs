@@ -13,8 +13,8 @@ mod defs;
 mod parse;
 
 pub use defs::{
-    Access, ActiveNotify, Binding, Definitions, LoadError, Model, Object, Param, ParamDef,
-    PlatformKind, Schema, Source, Table, UniqueKey,
+    Access, ActiveNotify, Binding, BindingMore, Definitions, LoadError, Model, Object, Param,
+    ParamDef, PlatformKind, Schema, Source, Table, UniqueKey,
 };
 pub use parse::nested_end;
 

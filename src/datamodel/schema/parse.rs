@@ -408,7 +408,9 @@ pub(super) fn long_binding(l: LongBinding) -> Result<Binding, String> {
         Some("active") => b.active_by_default = true,
         Some(n) => return Err(format!("notify {n:?}: only \"active\" is known")),
     }
-    b.map = l.map.into_iter().collect();
+    if !l.map.is_empty() {
+        b.more_mut().map = l.map.into_iter().collect();
+    }
     let transform = |t: String| {
         Transform::from_name(&t).ok_or_else(|| {
             let known: Vec<&str> = Transform::ALL.iter().map(|t| t.name()).collect();
@@ -422,7 +424,7 @@ pub(super) fn long_binding(l: LongBinding) -> Result<Binding, String> {
         (Some(or), t) => {
             let mut alt = parse_binding(&or, None)?;
             alt.transform = t.map(transform).transpose()?;
-            b.or = Some(Box::new(alt));
+            b.more_mut().or = Some(alt);
         }
         (None, Some(_)) => return Err("or_transform without or".into()),
         (None, None) => {}
@@ -433,13 +435,13 @@ pub(super) fn long_binding(l: LongBinding) -> Result<Binding, String> {
                 "ref {r:?} must name a table with a final `.` (`Device.WiFi.Radio.`)"
             ));
         }
-        b.reference = Some(format!("{r}{{i}}."));
+        b.more_mut().reference = Some(format!("{r}{{i}}."));
     }
     if let Some(u) = l.under {
         if u.is_empty() || u.contains(['{', '}']) {
             return Err(format!("under {u:?} must be an instance key"));
         }
-        b.under = Some(u);
+        b.more_mut().under = Some(u);
     }
     Ok(b)
 }
@@ -487,11 +489,8 @@ pub(super) fn parse_binding(to: &str, default: Option<String>) -> Result<Binding
         backend: kind,
         key: key.to_string(),
         default,
-        map: Vec::new(),
         transform: None,
-        reference: None,
-        under: None,
-        or: None,
+        more: None,
         active_by_default: false,
     })
 }
