@@ -181,7 +181,7 @@ fn definitions_are_those_of_the_bbf_xml() {
         .unwrap()
         .def;
     assert!(ds.forced_inform);
-    assert_eq!(ds.status.as_deref(), Some("deprecated"));
+    assert_eq!(ds.status(), Some("deprecated"));
 
     // Against the XML itself: every non-deleted object and parameter of the selection, with
     // its access, forcedInform and activeNotify.
@@ -345,7 +345,7 @@ fn the_generator_handles_the_whole_trees() {
             for p in &o.params {
                 if let Some(d) = &p.default {
                     let mut ty = p.ty.clone();
-                    ty.enumeration.extend(p.enum_read_only.iter().cloned());
+                    ty.enumeration.extend(p.enum_read_only().iter().cloned());
                     if d.is_empty() {
                         // Some models write "" for "no value yet" whatever the type (the engine
                         // then uses the type's null value).
@@ -377,7 +377,7 @@ fn every_default_of_the_generated_files_is_valid() {
             for p in o.params {
                 if let Some(d) = &p.default {
                     let mut ty = p.ty.clone();
-                    ty.enumeration.extend(p.enum_read_only.iter().cloned());
+                    ty.enumeration.extend(p.enum_read_only().iter().cloned());
                     assert!(ty.check(d).is_ok(), "{}{} default {d:?}", o.path, p.name);
                 }
             }

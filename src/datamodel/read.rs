@@ -456,7 +456,7 @@ impl Engine {
     /// Whether a shown value is one the parameter may read as.
     fn fits(&self, r: &ParamRef, v: &str) -> bool {
         let p = &self.schema.objects()[r.obj].params[r.param];
-        p.def.ty.check(v).is_ok() || p.def.enum_read_only.iter().any(|e| e == v)
+        p.def.ty.check(v).is_ok() || p.def.enum_read_only().iter().any(|e| e == v)
     }
 
     /// The `or` source of a bound parameter.
@@ -541,7 +541,7 @@ impl Engine {
         // (`enum_read_only`) is kept.
         match p.def.ty.check(&raw) {
             Ok(v) => v,
-            Err(_) if p.def.enum_read_only.contains(&raw) => raw,
+            Err(_) if p.def.enum_read_only().contains(&raw) => raw,
             Err(e) => {
                 log::debug!("{}: {e}; shown as its default", self.param_path(r));
                 let fallback = self.fallback_value(r);

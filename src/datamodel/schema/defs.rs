@@ -173,18 +173,43 @@ pub struct ParamDef {
     /// The type and its facets. `ty.enumeration` holds the values an ACS may set (those marked
     /// `access="readOnly"` in the model are in [`ParamDef::enum_read_only`]).
     pub ty: TypeSpec,
-    pub enum_read_only: Vec<String>,
-    /// Patterns of the model, kept as text (not enforced).
-    pub patterns: Vec<String>,
     pub access: Access,
     pub forced_inform: bool,
     pub active_notify: ActiveNotify,
     /// Reads back as the null value of its type (passwords; TR-106 A.2.3.5).
     pub hidden: bool,
     pub default: Option<String>,
+    pub line: usize,
+    /// What few definitions have (read-only enumeration values, patterns, a status), boxed
+    /// so that a definition stays small.
+    pub notes: Option<Box<ParamNotes>>,
+}
+
+/// The parts of a [`ParamDef`] that few definitions have.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParamNotes {
+    pub enum_read_only: Vec<String>,
+    /// Patterns of the model, kept as text (not enforced).
+    pub patterns: Vec<String>,
     /// `deprecated` or `obsoleted`; `None` when current.
     pub status: Option<String>,
-    pub line: usize,
+}
+
+impl ParamDef {
+    /// The enumeration values the model marks `access="readOnly"`: read, never set by an ACS.
+    pub fn enum_read_only(&self) -> &[String] {
+        self.notes.as_ref().map_or(&[], |n| &n.enum_read_only)
+    }
+
+    /// The model's patterns, as text (not enforced).
+    pub fn patterns(&self) -> &[String] {
+        self.notes.as_ref().map_or(&[], |n| &n.patterns)
+    }
+
+    /// `deprecated` or `obsoleted`; `None` when current.
+    pub fn status(&self) -> Option<&str> {
+        self.notes.as_ref()?.status.as_deref()
+    }
 }
 
 /// One unique key of a table (DM Schema `uniqueKey`).

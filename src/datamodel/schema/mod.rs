@@ -14,7 +14,7 @@ mod parse;
 
 pub use defs::{
     Access, ActiveNotify, Binding, BindingMore, Definitions, LoadError, Model, Object, Param,
-    ParamDef, PlatformKind, Schema, Source, Table, UniqueKey,
+    ParamDef, ParamNotes, PlatformKind, Schema, Source, Table, UniqueKey,
 };
 pub use parse::nested_end;
 

@@ -302,15 +302,21 @@ fn object_def(
         params.push(ParamDef {
             name,
             ty,
-            enum_read_only: p.enum_read_only,
-            patterns: p.pattern,
+
             access: p.access,
             forced_inform: p.forced_inform,
             active_notify: p.active_notify,
             hidden: p.hidden,
             default: p.default,
-            status: p.status,
             line: pline,
+            notes: (!p.enum_read_only.is_empty() || !p.pattern.is_empty() || p.status.is_some())
+                .then(|| {
+                    Box::new(ParamNotes {
+                        enum_read_only: p.enum_read_only,
+                        patterns: p.pattern,
+                        status: p.status,
+                    })
+                }),
         });
     }
     Ok(ObjectDef {
