@@ -47,6 +47,10 @@ impl<'i> Value<'i> {
     pub fn get_ref(&self) -> &Item<'i> {
         &self.item
     }
+
+    pub fn get_mut(&mut self) -> &mut Item<'i> {
+        &mut self.item
+    }
 }
 
 /// The kinds of TOML value.
@@ -110,6 +114,12 @@ impl<'i> Table<'i> {
 
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    /// Takes the entry of `key` out.
+    pub fn remove(&mut self, key: &str) -> Option<Value<'i>> {
+        let at = self.0.iter().position(|(k, _)| k.get_ref() == key)?;
+        Some(self.0.remove(at).1)
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, (Key<'i>, Value<'i>)> {

@@ -318,7 +318,7 @@ mod tests {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
             let text = std::fs::read_to_string(&path).unwrap();
             let from_text = parse_file(name, &text).unwrap();
-            let from_blob = parse_compiled(&blob, name).unwrap().unwrap();
+            let from_blob = parse_compiled(&blob, name, &|_| true).unwrap().unwrap();
             assert_eq!(from_blob, from_text, "{name}");
             let mut lines: Vec<usize> = from_text
                 .definitions
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn a_file_not_embedded_is_none() {
         let blob = Blob::embedded().unwrap();
-        assert!(parse_compiled(&blob, "datamodel/none.toml")
+        assert!(parse_compiled(&blob, "datamodel/none.toml", &|_| true)
             .unwrap()
             .is_none());
     }

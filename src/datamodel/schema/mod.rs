@@ -102,27 +102,68 @@ impl Schema {
         Schema::build(model, &[], files)
     }
 
-    /// The schema of the `embedded` files (compiled into the binary), then `files` (their
-    /// text).
+    /// The schema of the `embedded` files (compiled into the binary: the definitions first,
+    /// then bindings), then `files` (their text).
     fn build(
         model: Model,
         embedded: &[&str],
         files: &[(String, String, bool)],
     ) -> Result<Schema, LoadError> {
+        Schema::build_with(model, embedded, files, true)
+    }
+
+    /// [`Schema::build`]; with `elide`, the parameters of the definitions' objects that no file
+    /// binds at or below are not read: they could not be exposed (only what is bound is, and
+    /// the objects on the way to it), and reading them is most of the transient memory of a
+    /// load (the TR-181 definitions hold 1,046 parameters; 275 are exposed on the generic
+    /// platform), which musl's allocator keeps as RSS after it is freed. Not when a vendor file
+    /// defines objects: it could then define a parameter again, which is an error to report.
+    fn build_with(
+        model: Model,
+        embedded: &[&str],
+        files: &[(String, String, bool)],
+        elide: bool,
+    ) -> Result<Schema, LoadError> {
+        let not_compiled = |name: &str| LoadError {
+            file: name.to_string(),
+            line: None,
+            message: "not compiled into this binary".into(),
+        };
+        let texts = files
+            .iter()
+            .map(|(name, text, _)| parse_file(name, text))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut b = Builder::default();
-        if !embedded.is_empty() {
+        if let Some((defs, bindings)) = embedded.split_first() {
             let blob = compiled::Blob::embedded()?;
-            for name in embedded {
-                let parsed = parse_compiled(&blob, name)?.ok_or_else(|| LoadError {
-                    file: name.to_string(),
-                    line: None,
-                    message: "not compiled into this binary".into(),
-                })?;
+            let bindings = bindings
+                .iter()
+                .map(|name| {
+                    parse_compiled(&blob, name, &|_| true)?.ok_or_else(|| not_compiled(name))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let elide = elide && texts.iter().all(|p| p.definitions.objects.is_empty());
+            // Every object any file binds (a parameter, a table's instances, a device).
+            let bound: Vec<&str> = bindings
+                .iter()
+                .chain(&texts)
+                .flat_map(|p| {
+                    p.binds
+                        .iter()
+                        .map(|e| e.object.as_str())
+                        .chain(p.devices.iter().map(|(t, _, _)| t.as_str()))
+                })
+                .collect();
+            let keep = |path: &str| {
+                !elide || path == model.root() || bound.iter().any(|b| b.starts_with(path))
+            };
+            let parsed = parse_compiled(&blob, defs, &keep)?.ok_or_else(|| not_compiled(defs))?;
+            b.add(model, defs, parsed, false)?;
+            for (name, parsed) in embedded[1..].iter().zip(bindings) {
                 b.add(model, name, parsed, false)?;
             }
         }
-        for (name, text, extension) in files {
-            let parsed = parse_file(name, text)?;
+        for ((name, _, extension), parsed) in files.iter().zip(texts) {
             b.add(model, name, parsed, *extension)?;
         }
         b.finish(model)
@@ -138,6 +179,73 @@ pub fn parse_definitions(file: &str, text: &str) -> Result<Definitions, LoadErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every embedded combination loads the same schema whether the parameters of objects
+    /// nothing binds are read or not.
+    #[test]
+    fn eliding_unbound_objects_changes_nothing() {
+        for model in [Model::Tr181, Model::Tr098] {
+            for platform in [
+                PlatformKind::Generic,
+                PlatformKind::Linux,
+                PlatformKind::OpenWrt,
+            ] {
+                for cwmpd_uci in [false, true] {
+                    let platform_files: &[&str] = match (platform, model) {
+                        (PlatformKind::Generic, _) | (PlatformKind::Linux, Model::Tr098) => &[],
+                        (PlatformKind::Linux, Model::Tr181) => TR181_LINUX,
+                        (PlatformKind::OpenWrt, Model::Tr181) => TR181_OPENWRT,
+                        (PlatformKind::OpenWrt, Model::Tr098) => TR098_OPENWRT,
+                    };
+                    let own: &[&str] = match (cwmpd_uci, model) {
+                        (false, _) => &[],
+                        (true, Model::Tr181) => TR181_CWMPD_UCI,
+                        (true, Model::Tr098) => TR098_CWMPD_UCI,
+                    };
+                    let embedded: Vec<&str> = model
+                        .embedded()
+                        .iter()
+                        .chain(platform_files)
+                        .chain(own)
+                        .copied()
+                        .collect();
+                    let vendor = [(
+                        "datamodel.d/v.toml".to_string(),
+                        format!(
+                            "[bind.\"{}DeviceInfo.\"]\nModelNumber = \"const:X1\"\n",
+                            model.root()
+                        ),
+                        true,
+                    )];
+                    for files in [&[][..], &vendor[..]] {
+                        let a = Schema::build_with(model, &embedded, files, true).unwrap();
+                        let b = Schema::build_with(model, &embedded, files, false).unwrap();
+                        let what = format!("{model:?} {platform:?} {cwmpd_uci} {}", files.len());
+                        assert_eq!(a.objects, b.objects, "{what}");
+                        assert_eq!(a.scripts, b.scripts, "{what}");
+                        assert_eq!(a.devices, b.devices, "{what}");
+                        assert_eq!(a.model_name, b.model_name, "{what}");
+                        assert!(a.objects.len() > 10, "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A vendor file that defines a parameter the embedded definitions have, in an object
+    /// nothing binds, is still refused.
+    #[test]
+    fn a_vendor_definition_of_an_unbound_parameter_is_still_refused() {
+        let files = [(
+            "datamodel.d/v.toml".to_string(),
+            "[[object]]\nname = \"Device.DeviceInfo.VendorConfigFile.{i}.\"\nmax_entries = \"unbounded\"\n\
+             params = [{ name = \"Version\", type = \"string\" }]\n"
+                .to_string(),
+            true,
+        )];
+        let e = Schema::build(Model::Tr181, Model::Tr181.embedded(), &files).unwrap_err();
+        assert!(e.message.contains("already defined"), "{e}");
+    }
 
     const DEFS: &str = r#"
 [model]

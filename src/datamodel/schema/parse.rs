@@ -218,16 +218,27 @@ pub(super) fn parse_value(
 /// Reads the embedded file `file` from the compiled data model (`None`: not embedded). Its
 /// objects are read one at a time, so the file's whole tree is never in memory (a transient
 /// of about 1 MB for `tr181.toml`, which the allocator keeps after it is freed); its values are
-/// placed at their lines.
+/// placed at their lines. The parameters of an object that `keep` refuses (by its path) are
+/// not read at all.
 pub(super) fn parse_compiled(
     blob: &compiled::Blob<'_>,
     file: &str,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<Option<ParsedFile>, LoadError> {
     let line_of = |line: usize| line;
     let mut objects = Vec::new();
     let mut rest = Vec::new();
-    let found = blob.entries(file, "object", &mut |key, value| {
+    let found = blob.entries(file, "object", &mut |key, mut value| {
         if key == "object" {
+            if let toml_read::Item::Table(t) = value.get_mut() {
+                let kept = match t.get("name").map(toml_read::Value::get_ref) {
+                    Some(toml_read::Item::String(path)) => keep(path),
+                    _ => true,
+                };
+                if !kept {
+                    t.remove("params");
+                }
+            }
             let raw = RawObject::from_toml(&value).map_err(|e| read_err(file, e, &line_of))?;
             objects.push(object_def(file, raw, &line_of)?);
         } else {
