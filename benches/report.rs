@@ -233,7 +233,9 @@ const GOAL_IDLE_RSS: Goal = Goal {
     at_most: true,
     limit: 3072.0,
     unit: "KiB",
-    strict: false,
+    // Reached on 2026-12-07 (3,040 KiB): the data model compiled at build time, read one
+    // object at a time, the unbound definitions not read, smaller definitions and bindings.
+    strict: true,
 };
 const GOAL_IDLE_THREADS: Goal = Goal {
     what: "idle threads, static musl",
