@@ -11,7 +11,7 @@
 //! (`[datamodel] dir`) stay TOML read at run time.
 //!
 //! The format (every number an unsigned LEB128 varint):
-//! - `CWDM1`; the string count, then each string: its length, its UTF-8 bytes (most used first,
+//! - `CWDM1` (`MAGIC` in `format.rs`, with the kinds of value); the string count, then each string: its length, its UTF-8 bytes (most used first,
 //!   so the common ones have one-byte indexes);
 //! - the file count, then each file: the index of its name (`datamodel/bindings/x.toml`), the
 //!   length of its encoding, its root table;
@@ -30,20 +30,14 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-const KIND_STRING: u8 = 0;
-const KIND_INTEGER: u8 = 1;
-const KIND_INTEGER_RADIX: u8 = 2;
-const KIND_FLOAT: u8 = 3;
-const KIND_FALSE: u8 = 4;
-const KIND_TRUE: u8 = 5;
-const KIND_DATETIME: u8 = 6;
-const KIND_ARRAY: u8 = 7;
-const KIND_TABLE: u8 = 8;
+// MAGIC and the KIND_* tags.
+include!("format.rs");
 
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let dm = root.join("datamodel");
     println!("cargo:rerun-if-changed=datamodel/compile.rs");
+    println!("cargo:rerun-if-changed=datamodel/format.rs");
     println!("cargo:rerun-if-changed=datamodel/tr181.toml");
     println!("cargo:rerun-if-changed=datamodel/tr098.toml");
     println!("cargo:rerun-if-changed=datamodel/bindings");
@@ -75,7 +69,7 @@ fn main() {
         blob.count_table(root.get_ref());
     }
     let order = blob.order();
-    let mut out = b"CWDM1".to_vec();
+    let mut out = MAGIC.to_vec();
     varint(&mut out, order.len() as u64);
     for s in &order {
         varint(&mut out, s.len() as u64);

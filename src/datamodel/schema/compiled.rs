@@ -12,17 +12,8 @@ use crate::toml_read::{At, Item, Table, Value};
 
 static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/datamodel.bin"));
 
-const MAGIC: &[u8] = b"CWDM1";
-
-const KIND_STRING: u8 = 0;
-const KIND_INTEGER: u8 = 1;
-const KIND_INTEGER_RADIX: u8 = 2;
-const KIND_FLOAT: u8 = 3;
-const KIND_FALSE: u8 = 4;
-const KIND_TRUE: u8 = 5;
-const KIND_DATETIME: u8 = 6;
-const KIND_ARRAY: u8 = 7;
-const KIND_TABLE: u8 = 8;
+// MAGIC and the KIND_* tags, as the build script writes them.
+include!(concat!(env!("CARGO_MANIFEST_DIR"), "/datamodel/format.rs"));
 
 /// The deepest nesting read (the files nest four deep).
 const MAX_DEPTH: usize = 16;

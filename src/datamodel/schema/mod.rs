@@ -51,26 +51,7 @@ impl Schema {
         cwmpd_uci: bool,
         extra_dir: Option<&Path>,
     ) -> Result<Schema, LoadError> {
-        // TR-098 models a gateway: a Linux host that is not OpenWrt serves it with the
-        // agent's own parameters only.
-        let platform: &[&str] = match (platform, model) {
-            (PlatformKind::Generic, _) | (PlatformKind::Linux, Model::Tr098) => &[],
-            (PlatformKind::Linux, Model::Tr181) => TR181_LINUX,
-            (PlatformKind::OpenWrt, Model::Tr181) => TR181_OPENWRT,
-            (PlatformKind::OpenWrt, Model::Tr098) => TR098_OPENWRT,
-        };
-        let own: &[&str] = match (cwmpd_uci, model) {
-            (false, _) => &[],
-            (true, Model::Tr181) => TR181_CWMPD_UCI,
-            (true, Model::Tr098) => TR098_CWMPD_UCI,
-        };
-        let embedded: Vec<&str> = model
-            .embedded()
-            .iter()
-            .chain(platform)
-            .chain(own)
-            .copied()
-            .collect();
+        let embedded = embedded_files(model, platform, cwmpd_uci);
         let mut files: Vec<(String, String, bool)> = Vec::new();
         if let Some(dir) = extra_dir.filter(|d| d.exists()) {
             let err = |e: std::io::Error| LoadError {
@@ -170,6 +151,31 @@ impl Schema {
     }
 }
 
+/// The embedded files a load reads, in order: the model's definitions and bindings, the
+/// platform's bindings, ManagementServer bound to the agent's own uci package.
+fn embedded_files(model: Model, platform: PlatformKind, cwmpd_uci: bool) -> Vec<&'static str> {
+    // TR-098 models a gateway: a Linux host that is not OpenWrt serves it with the agent's own
+    // parameters only.
+    let platform: &[&str] = match (platform, model) {
+        (PlatformKind::Generic, _) | (PlatformKind::Linux, Model::Tr098) => &[],
+        (PlatformKind::Linux, Model::Tr181) => TR181_LINUX,
+        (PlatformKind::OpenWrt, Model::Tr181) => TR181_OPENWRT,
+        (PlatformKind::OpenWrt, Model::Tr098) => TR098_OPENWRT,
+    };
+    let own: &[&str] = match (cwmpd_uci, model) {
+        (false, _) => &[],
+        (true, Model::Tr181) => TR181_CWMPD_UCI,
+        (true, Model::Tr098) => TR098_CWMPD_UCI,
+    };
+    model
+        .embedded()
+        .iter()
+        .chain(platform)
+        .chain(own)
+        .copied()
+        .collect()
+}
+
 /// Parses the definitions of one file (its bindings are ignored), e.g. to compare a generated
 /// file with the BBF XML.
 pub fn parse_definitions(file: &str, text: &str) -> Result<Definitions, LoadError> {
@@ -191,24 +197,7 @@ mod tests {
                 PlatformKind::OpenWrt,
             ] {
                 for cwmpd_uci in [false, true] {
-                    let platform_files: &[&str] = match (platform, model) {
-                        (PlatformKind::Generic, _) | (PlatformKind::Linux, Model::Tr098) => &[],
-                        (PlatformKind::Linux, Model::Tr181) => TR181_LINUX,
-                        (PlatformKind::OpenWrt, Model::Tr181) => TR181_OPENWRT,
-                        (PlatformKind::OpenWrt, Model::Tr098) => TR098_OPENWRT,
-                    };
-                    let own: &[&str] = match (cwmpd_uci, model) {
-                        (false, _) => &[],
-                        (true, Model::Tr181) => TR181_CWMPD_UCI,
-                        (true, Model::Tr098) => TR098_CWMPD_UCI,
-                    };
-                    let embedded: Vec<&str> = model
-                        .embedded()
-                        .iter()
-                        .chain(platform_files)
-                        .chain(own)
-                        .copied()
-                        .collect();
+                    let embedded = embedded_files(model, platform, cwmpd_uci);
                     let vendor = [(
                         "datamodel.d/v.toml".to_string(),
                         format!(
