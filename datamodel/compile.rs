@@ -45,12 +45,14 @@ fn main() {
     collect(&dm.join("bindings"), &mut files);
     let mut texts = Vec::new();
     for path in &files {
-        let name = format!(
-            "datamodel/{}",
-            path.strip_prefix(&dm)
-                .expect("under datamodel/")
-                .to_string_lossy()
-        );
+        // Named with `/` whatever the build host's separator (the agent looks them up so).
+        let relative: Vec<String> = path
+            .strip_prefix(&dm)
+            .expect("under datamodel/")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let name = format!("datamodel/{}", relative.join("/"));
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
         texts.push((name, text));

@@ -270,7 +270,8 @@ impl<'b> Reader<'b> {
             KIND_DATETIME => Item::Datetime(self.string(strings)?.to_string()),
             KIND_ARRAY => {
                 let n = self.count()?;
-                let mut items = Vec::with_capacity(n);
+                // (A count is bounded by the bytes left, not by what its items take in memory.)
+                let mut items = Vec::with_capacity(n.min(64));
                 for _ in 0..n {
                     items.push(self.value(strings, line, depth + 1)?);
                 }
@@ -278,7 +279,7 @@ impl<'b> Reader<'b> {
             }
             KIND_TABLE => {
                 let n = self.count()?;
-                let mut entries = Vec::with_capacity(n);
+                let mut entries = Vec::with_capacity(n.min(64));
                 for _ in 0..n {
                     let key = self.string(strings)?;
                     let value = self.value(strings, line, depth + 1)?;

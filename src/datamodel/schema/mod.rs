@@ -22,7 +22,7 @@ use std::path::Path;
 
 use build::Builder;
 use defs::{TR098_CWMPD_UCI, TR098_OPENWRT, TR181_CWMPD_UCI, TR181_LINUX, TR181_OPENWRT};
-use parse::{parse_compiled, parse_file};
+use parse::{parse_compiled, parse_file, ParsedFile};
 
 impl Schema {
     /// Loads the embedded definitions of `model` plus every extra file in `extra_dir` (vendor
@@ -94,11 +94,11 @@ impl Schema {
     }
 
     /// [`Schema::build`]; with `elide`, the parameters of the definitions' objects that no file
-    /// binds at or below are not read: they could not be exposed (only what is bound is, and
-    /// the objects on the way to it), and reading them is most of the transient memory of a
-    /// load (the TR-181 definitions hold 1,046 parameters; 275 are exposed on the generic
-    /// platform), which musl's allocator keeps as RSS after it is freed. Not when a vendor file
-    /// defines objects: it could then define a parameter again, which is an error to report.
+    /// binds at or below are not read into definitions: they could not be exposed (only what
+    /// is bound is, and the objects on the way to it), and reading them is most of the
+    /// transient memory of a load (the TR-181 definitions hold 1,046 parameters; 275 are
+    /// exposed on the generic platform), which musl's allocator keeps as RSS after it is freed.
+    /// An object a vendor file defines keeps its parameters: one defined again is an error.
     fn build_with(
         model: Model,
         embedded: &[&str],
@@ -110,10 +110,12 @@ impl Schema {
             line: None,
             message: "not compiled into this binary".into(),
         };
-        let texts = files
+        // Read before the definitions, for what they bind; an error is reported in file order,
+        // when the file's turn comes.
+        let texts: Vec<Result<ParsedFile, LoadError>> = files
             .iter()
             .map(|(name, text, _)| parse_file(name, text))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let mut b = Builder::default();
         if let Some((defs, bindings)) = embedded.split_first() {
             let blob = compiled::Blob::embedded()?;
@@ -123,11 +125,11 @@ impl Schema {
                     parse_compiled(&blob, name, &|_| true)?.ok_or_else(|| not_compiled(name))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let elide = elide && texts.iter().all(|p| p.definitions.objects.is_empty());
+            let vendor = texts.iter().filter_map(|t| t.as_ref().ok());
             // Every object any file binds (a parameter, a table's instances, a device).
             let bound: Vec<&str> = bindings
                 .iter()
-                .chain(&texts)
+                .chain(vendor.clone())
                 .flat_map(|p| {
                     p.binds
                         .iter()
@@ -135,8 +137,14 @@ impl Schema {
                         .chain(p.devices.iter().map(|(t, _, _)| t.as_str()))
                 })
                 .collect();
+            let defined: Vec<&str> = vendor
+                .flat_map(|p| p.definitions.objects.iter().map(|o| o.path.as_str()))
+                .collect();
             let keep = |path: &str| {
-                !elide || path == model.root() || bound.iter().any(|b| b.starts_with(path))
+                !elide
+                    || path == model.root()
+                    || bound.iter().any(|b| b.starts_with(path))
+                    || defined.contains(&path)
             };
             let parsed = parse_compiled(&blob, defs, &keep)?.ok_or_else(|| not_compiled(defs))?;
             b.add(model, defs, parsed, false)?;
@@ -145,7 +153,7 @@ impl Schema {
             }
         }
         for ((name, _, extension), parsed) in files.iter().zip(texts) {
-            b.add(model, name, parsed, *extension)?;
+            b.add(model, name, parsed?, *extension)?;
         }
         b.finish(model)
     }
@@ -198,10 +206,12 @@ mod tests {
             ] {
                 for cwmpd_uci in [false, true] {
                     let embedded = embedded_files(model, platform, cwmpd_uci);
+                    // A table no embedded file binds.
                     let vendor = [(
                         "datamodel.d/v.toml".to_string(),
                         format!(
-                            "[bind.\"{}DeviceInfo.\"]\nModelNumber = \"const:X1\"\n",
+                            "[bind.\"{0}ManagementServer.ManageableDevice.{{i}}.\"]\n\
+                             \"{{i}}\" = \"agent:md\"\nManufacturerOUI = \"agent:md.{{i}}.oui\"\n",
                             model.root()
                         ),
                         true,
@@ -215,6 +225,16 @@ mod tests {
                         assert_eq!(a.devices, b.devices, "{what}");
                         assert_eq!(a.model_name, b.model_name, "{what}");
                         assert!(a.objects.len() > 10, "{what}");
+                        if !files.is_empty() {
+                            let md =
+                                format!("{}ManagementServer.ManageableDevice.{{i}}.", model.root());
+                            let oui = a.object(&md).and_then(|o| o.params.first());
+                            assert_eq!(
+                                oui.map(|p| p.def.name.as_str()),
+                                Some("ManufacturerOUI"),
+                                "{what}"
+                            );
+                        }
                     }
                 }
             }

@@ -219,7 +219,7 @@ pub(super) fn parse_value(
 /// objects are read one at a time, so the file's whole tree is never in memory (a transient
 /// of about 1 MB for `tr181.toml`, which the allocator keeps after it is freed); its values are
 /// placed at their lines. The parameters of an object that `keep` refuses (by its path) are
-/// not read at all.
+/// decoded and dropped, not read into definitions.
 pub(super) fn parse_compiled(
     blob: &compiled::Blob<'_>,
     file: &str,
