@@ -55,13 +55,19 @@ impl<'b> Blob<'b> {
     /// The names of the files, in the order they were compiled.
     #[cfg(test)]
     pub(super) fn names(&self) -> Vec<&'b str> {
-        let mut names = Vec::new();
-        self.find_file(|name, _| {
-            names.push(name);
-            None::<()>
-        })
-        .expect("the blob reads");
-        names
+        let mut r = Reader {
+            blob: self.bytes,
+            at: self.files,
+        };
+        let files = r.varint().expect("the blob reads");
+        (0..files)
+            .map(|_| {
+                let name = r.string(&self.strings).expect("the blob reads");
+                let len = r.varint().expect("the blob reads") as usize;
+                r.at += len;
+                name
+            })
+            .collect()
     }
 
     /// Reads the root table of file `name` entry by entry: `each(key, value)` for each entry,
@@ -113,15 +119,6 @@ impl<'b> Blob<'b> {
 
     /// A reader of file `name`'s root value (up to the end of the file).
     fn file(&self, name: &str) -> Result<Option<Reader<'b>>, usize> {
-        self.find_file(|this, reader| (this == name).then_some(reader))
-    }
-
-    /// Walks the file table: `visit` gets each file's name and a reader of its root value,
-    /// until it returns something.
-    fn find_file<T>(
-        &self,
-        mut visit: impl FnMut(&'b str, Reader<'b>) -> Option<T>,
-    ) -> Result<Option<T>, usize> {
         let mut r = Reader {
             blob: self.bytes,
             at: self.files,
@@ -131,12 +128,11 @@ impl<'b> Blob<'b> {
             let len = usize::try_from(r.varint()?).map_err(|_| r.at)?;
             let end = r.at.checked_add(len).filter(|e| *e <= self.bytes.len());
             let end = end.ok_or(r.at)?;
-            let file = Reader {
-                blob: &self.bytes[..end],
-                at: r.at,
-            };
-            if let Some(found) = visit(this, file) {
-                return Ok(Some(found));
+            if this == name {
+                return Ok(Some(Reader {
+                    blob: &self.bytes[..end],
+                    at: r.at,
+                }));
             }
             r.at = end;
         }
