@@ -263,6 +263,15 @@ impl Netns {
     }
 }
 
+/// Binds the calling thread (and the threads it starts from now on, which inherit its mask) to
+/// CPU `cpu` (`sched_setaffinity(2)`); false when that CPU is not there or the call failed.
+pub fn pin_thread(cpu: usize) -> bool {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_ok()
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         // Best effort: a failure here must not hide the test's own panic.
