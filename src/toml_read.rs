@@ -173,7 +173,8 @@ fn from_toml_table(t: DeTable<'_>) -> Table<'_> {
     )
 }
 
-/// A reading error: what is wrong, and where (a byte offset into the text, when known).
+/// A reading error: what is wrong, and where (the place of a [`Value`]: a byte offset into the
+/// text, or a compiled file's line; when known).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub offset: Option<usize>,

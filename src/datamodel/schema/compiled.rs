@@ -55,19 +55,13 @@ impl<'b> Blob<'b> {
     /// The names of the files, in the order they were compiled.
     #[cfg(test)]
     pub(super) fn names(&self) -> Vec<&'b str> {
-        let mut r = Reader {
-            blob: self.bytes,
-            at: self.files,
-        };
-        let files = r.varint().expect("the blob reads");
-        (0..files)
-            .map(|_| {
-                let name = r.string(&self.strings).expect("the blob reads");
-                let len = r.varint().expect("the blob reads") as usize;
-                r.at += len;
-                name
-            })
-            .collect()
+        let mut names = Vec::new();
+        self.find_file(|name, _| {
+            names.push(name);
+            None::<()>
+        })
+        .expect("the blob reads");
+        names
     }
 
     /// Reads the root table of file `name` entry by entry: `each(key, value)` for each entry,
@@ -119,6 +113,15 @@ impl<'b> Blob<'b> {
 
     /// A reader of file `name`'s root value (up to the end of the file).
     fn file(&self, name: &str) -> Result<Option<Reader<'b>>, usize> {
+        self.find_file(|this, reader| (this == name).then_some(reader))
+    }
+
+    /// Walks the file table: `visit` gets each file's name and a reader of its root value,
+    /// until it returns something.
+    fn find_file<T>(
+        &self,
+        mut visit: impl FnMut(&'b str, Reader<'b>) -> Option<T>,
+    ) -> Result<Option<T>, usize> {
         let mut r = Reader {
             blob: self.bytes,
             at: self.files,
@@ -128,11 +131,12 @@ impl<'b> Blob<'b> {
             let len = usize::try_from(r.varint()?).map_err(|_| r.at)?;
             let end = r.at.checked_add(len).filter(|e| *e <= self.bytes.len());
             let end = end.ok_or(r.at)?;
-            if this == name {
-                return Ok(Some(Reader {
-                    blob: &self.bytes[..end],
-                    at: r.at,
-                }));
+            let file = Reader {
+                blob: &self.bytes[..end],
+                at: r.at,
+            };
+            if let Some(found) = visit(this, file) {
+                return Ok(Some(found));
             }
             r.at = end;
         }
