@@ -79,22 +79,12 @@ impl Router {
         self.dir().join("root/etc/config")
     }
 
-    /// `uci -c <config dir> ARGS` with the real uci; its stdout.
+    /// `uci -c <config dir> -t <its own save dir> ARGS` with the real uci; its stdout.
     fn uci(&self, args: &[&str]) -> String {
-        let out = Command::new(uci_support::uci_bin())
-            .arg("-c")
-            .arg(self.config_dir())
-            .arg("-t")
-            .arg(self.dir().join("uci-test-save"))
-            .args(args)
-            .output()
-            .expect("run uci");
-        assert!(
-            out.status.success(),
-            "uci {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let save = self.dir().join("uci-test-save");
+        uci_support::run(&self.config_dir(), &save, args, "")
+            .trim()
+            .to_string()
     }
 
     fn reloads(&self) -> Vec<String> {

@@ -26,7 +26,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cwmpd::cwmp::value::BaseType;
 use support::cpe::Cpe;
@@ -96,16 +95,17 @@ impl Router {
         Router { cpe }
     }
 
-    /// `uci -c <config dir> ARGS` with the real uci; its stdout.
+    /// `uci -c <config dir> -t <its own save dir> ARGS` with the real uci; its stdout.
     fn uci(&self, args: &[&str]) -> String {
-        let out = Command::new(uci_support::uci_bin())
-            .arg("-c")
-            .arg(self.cpe.dir.path().join("root/etc/config"))
-            .args(args)
-            .output()
-            .expect("run uci");
-        assert!(out.status.success(), "uci {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let dir = self.cpe.dir.path();
+        uci_support::run(
+            &dir.join("root/etc/config"),
+            &dir.join("uci-test-save"),
+            args,
+            "",
+        )
+        .trim()
+        .to_string()
     }
 
     /// `cwmpd get PATHS…` inside `ns`: name → (type, value).

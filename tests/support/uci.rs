@@ -100,33 +100,7 @@ impl UciDir {
     /// Runs the real uci on this directory (`uci -c CONFIG -t SAVEDIR ARGS…`) with `stdin`;
     /// returns stdout, panicking when it fails.
     pub fn uci(&self, args: &[&str], stdin: &str) -> String {
-        use std::io::Write;
-        use std::process::Stdio;
-        let mut child = Command::new(uci_bin())
-            .arg("-c")
-            .arg(&self.config)
-            .arg("-t")
-            .arg(&self.savedir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run uci: {e}"));
-        if let Some(mut i) = child.stdin.take() {
-            i.write_all(stdin.as_bytes())
-                .unwrap_or_else(|e| panic!("cannot write to uci: {e}"));
-        }
-        let o = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("uci did not end: {e}"));
-        assert!(
-            o.status.success() && o.stderr.is_empty(),
-            "uci {args:?} failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        run(&self.config, &self.savedir, args, stdin)
     }
 
     /// `uci get NAME` through the real binary (None when uci says it is absent).
@@ -146,4 +120,40 @@ impl UciDir {
                 .to_string()
         })
     }
+}
+
+/// Runs the real uci on the config directory `config` with its own save directory `savedir`
+/// (`uci -c CONFIG -t SAVEDIR ARGS…`) and `stdin`; returns stdout, panicking when it fails or
+/// writes to stderr. Never without `-t`: libuci's default save directory, `/tmp/.uci`, is read
+/// by every uci run on the machine whatever its `-c`, so a test's `set` left there until its
+/// `commit` is seen by the other tests' agents (a `proto pppoe` emptied another test's DHCP
+/// table that way).
+pub fn run(config: &Path, savedir: &Path, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(uci_bin())
+        .arg("-c")
+        .arg(config)
+        .arg("-t")
+        .arg(savedir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run uci: {e}"));
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.as_bytes())
+            .unwrap_or_else(|e| panic!("cannot write to uci: {e}"));
+    }
+    let o = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("uci did not end: {e}"));
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "uci {args:?} failed ({}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
