@@ -2343,8 +2343,10 @@ fn first_line(s: &str) -> String {
 const DOWNLOAD_BYTES: u64 = 1 << 30;
 /// Downloads by each of cwmpd and curl, taken in turn; the best of each is compared (on two
 /// shared cores, three in a row each put the ratio anywhere from 0.89 to 1.23; five each, with
-/// nothing pinned, from 0.85 to 0.98: see [`download_vs_curl`] for the pinning).
-const DOWNLOAD_ROUNDS: u32 = 7;
+/// nothing pinned, from 0.85 to 0.98 (see [`download_vs_curl`] for the pinning); seven each,
+/// pinned, 0.94 to 1.19 here but 0.78 once in CI, where curl's rate fell from round to round
+/// while cwmpd's rose: a round takes about half a second, so many are cheap).
+const DOWNLOAD_ROUNDS: u32 = 15;
 /// Echo requests of each ping run.
 const PINGS: u32 = 50;
 
@@ -2402,7 +2404,8 @@ fn diagnostics(table: &mut Table, work: &Path) {
                 &format!(
                     "diag::http::download, one connection, best of {DOWNLOAD_ROUNDS}; curl -o \
                      /dev/null on the same URL, best of {DOWNLOAD_ROUNDS}, the two in turn, each \
-                     on CPU 1 and the server on CPU 0; goal x0.9"
+                     on CPU 1 and the server on CPU 0; goal x0.9; rounds (MB/s, cwmpd/curl): {}",
+                    d.rounds
                 ),
             );
             if ratio < 0.9 {
@@ -2443,6 +2446,8 @@ fn diagnostics(table: &mut Table, work: &Path) {
 
 struct DownloadFigures {
     cwmpd_mbs: f64,
+    /// Each round's rates in MB/s, `cwmpd/curl`, in order.
+    rounds: String,
     curl_mbs: f64,
     cwmpd_cpu_us_per_mib: f64,
     curl_cpu_us_per_mib: f64,
@@ -2542,21 +2547,22 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
     }
     let mib = (DOWNLOAD_BYTES as f64) / f64::from(1 << 20);
     let tick_us = 1e6 / ticks_per_second();
-    let mut best = (0.0f64, 0.0f64);
     // This process's CPU over cwmpd's runs, the waited-for curls' over theirs.
     let (mut cpu, mut child) = (0u64, 0u64);
-    // Turn about, so that whatever else the machine does weighs on both alike.
-    for _ in 0..DOWNLOAD_ROUNDS {
+    let mut ours = || -> Result<f64, String> {
         let (c0, _) = cpu_ticks();
         let t = once(&spec).map_err(|e| format!("cwmpd: {e}"))?;
-        let (c1, k0) = cpu_ticks();
+        let (c1, _) = cpu_ticks();
         cpu += c1.saturating_sub(c0);
         let c = &t.connections[0];
         if c.body_bytes != DOWNLOAD_BYTES {
             return Err(format!("cwmpd read {} bytes", c.body_bytes));
         }
         let secs = (c.eom_us.saturating_sub(c.rom_us)) as f64 / 1e6;
-        best.0 = best.0.max(DOWNLOAD_BYTES as f64 / secs / 1e6);
+        Ok(DOWNLOAD_BYTES as f64 / secs / 1e6)
+    };
+    let mut curl = || -> Result<f64, String> {
+        let (_, k0) = cpu_ticks();
         let out = Command::new("ip")
             .args(["netns", "exec", a.name()])
             .args(taskset("1"))
@@ -2580,13 +2586,31 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
         }
         // From the request sent (as ROM) to the last byte: the same span as cwmpd's.
         let secs = w.get(2).copied().unwrap_or(0.0) - w.get(1).copied().unwrap_or(0.0);
-        best.1 = best.1.max(DOWNLOAD_BYTES as f64 / secs / 1e6);
+        Ok(DOWNLOAD_BYTES as f64 / secs / 1e6)
+    };
+    // Turn about, so that whatever else the machine does weighs on both alike, and which goes
+    // first changes every round.
+    let mut rounds = Vec::new();
+    for r in 0..DOWNLOAD_ROUNDS {
+        rounds.push(if r % 2 == 0 {
+            let o = ours()?;
+            (o, curl()?)
+        } else {
+            let c = curl()?;
+            (ours()?, c)
+        });
     }
     let _ = server.kill();
     let _ = server.wait();
+    let best = |f: fn(&(f64, f64)) -> f64| rounds.iter().map(f).fold(0.0, f64::max);
     Ok(DownloadFigures {
-        cwmpd_mbs: best.0,
-        curl_mbs: best.1,
+        cwmpd_mbs: best(|r| r.0),
+        curl_mbs: best(|r| r.1),
+        rounds: rounds
+            .iter()
+            .map(|(o, c)| format!("{o:.0}/{c:.0}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         cwmpd_cpu_us_per_mib: cpu as f64 * tick_us / (f64::from(DOWNLOAD_ROUNDS) * mib),
         curl_cpu_us_per_mib: child as f64 * tick_us / (f64::from(DOWNLOAD_ROUNDS) * mib),
     })
