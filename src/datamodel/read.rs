@@ -524,23 +524,28 @@ impl Engine {
     /// the binding's default, the model's, or the type's null value, in canonical form.
     fn finish(&self, r: &ParamRef, v: Option<String>) -> String {
         let p = &self.schema.objects()[r.obj].params[r.param];
-        let binding_default = match &p.source {
-            Source::Bound(b) => b.default.clone(),
-            Source::Count(_) => None,
-        };
         // An empty value where the type has no empty form (an unset dateTime in the config
         // file) counts as no value.
         let raw = v
             .filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok())
-            .or(binding_default)
+            .or_else(|| match &p.source {
+                Source::Bound(b) => b.default.clone(),
+                Source::Count(_) => None,
+            })
             .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
             .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
-        // Values come back in their canonical lexical form (e.g. `1` → `true`). A value its
-        // type does not allow (uci's `channel 'auto'` for an unsignedInt) is not shown to the
-        // ACS: the parameter reads as having no value; a value only the CPE may report
-        // (`enum_read_only`) is kept.
-        match p.def.ty.check(&raw) {
-            Ok(v) => v,
+        // Values come back in their canonical lexical form (e.g. `1` → `true`); one already
+        // in it is kept as it is, not copied. A value its type does not allow (uci's
+        // `channel 'auto'` for an unsignedInt) is not shown to the ACS: the parameter reads as
+        // having no value; a value only the CPE may report (`enum_read_only`) is kept.
+        let canonical = match p.def.ty.canonical(&raw) {
+            Ok(c) if *c == *raw => Ok(None),
+            Ok(c) => Ok(Some(c.into_owned())),
+            Err(e) => Err(e),
+        };
+        match canonical {
+            Ok(None) => raw,
+            Ok(Some(v)) => v,
             Err(_) if p.def.enum_read_only().contains(&raw) => raw,
             Err(e) => {
                 log::debug!("{}: {e}; shown as its default", self.param_path(r));

@@ -3,6 +3,8 @@
 //! Values travel as strings in CWMP; the engine keeps every value in its canonical lexical form and
 //! checks it against the parameter's [`TypeSpec`] before any backend sees it.
 
+use std::borrow::Cow;
+
 use crate::cwmp::fault::Fault;
 use crate::cwmp::time::is_datetime;
 use crate::cwmp::value::BaseType;
@@ -70,6 +72,12 @@ impl TypeSpec {
     /// (`true`/`false` for booleans, no leading `+` or zeros for numbers). 9007 when the value is
     /// not of the type or outside its facets.
     pub fn check(&self, value: &str) -> Result<String, Fault> {
+        self.canonical(value).map(Cow::into_owned)
+    }
+
+    /// [`TypeSpec::check`] without a copy: the value itself when it is already in canonical
+    /// form (what a backend gives almost always is), borrowed.
+    pub fn canonical<'v>(&self, value: &'v str) -> Result<Cow<'v, str>, Fault> {
         let len = if self.list {
             value.chars().count()
         } else {
@@ -87,7 +95,7 @@ impl TypeSpec {
         }
         if self.list {
             if value.is_empty() {
-                return Ok(String::new());
+                return Ok(Cow::Borrowed(value));
             }
             let mut out = String::with_capacity(value.len());
             for (i, item) in value.split(',').enumerate() {
@@ -104,7 +112,11 @@ impl TypeSpec {
                 }
                 out.push_str(&self.check_item(item)?);
             }
-            return Ok(out);
+            return Ok(if out == value {
+                Cow::Borrowed(value)
+            } else {
+                Cow::Owned(out)
+            });
         }
         self.check_item(value)
     }
@@ -122,13 +134,13 @@ impl TypeSpec {
         }
     }
 
-    fn check_item(&self, v: &str) -> Result<String, Fault> {
+    fn check_item<'v>(&self, v: &'v str) -> Result<Cow<'v, str>, Fault> {
         let bad = |what: &str| Fault::InvalidParameterValue(format!("{v:?} is not a valid {what}"));
         let canon = match self.base {
-            BaseType::String => v.to_string(),
+            BaseType::String => Cow::Borrowed(v),
             BaseType::Boolean => match v {
-                "true" | "1" => "true".to_string(),
-                "false" | "0" => "false".to_string(),
+                "true" | "1" => Cow::Borrowed("true"),
+                "false" | "0" => Cow::Borrowed("false"),
                 _ => return Err(bad("boolean")),
             },
             BaseType::Int | BaseType::UnsignedInt | BaseType::Long | BaseType::UnsignedLong => {
@@ -147,34 +159,41 @@ impl TypeSpec {
                         "{n} is outside the allowed range"
                     )));
                 }
-                n.to_string()
+                // Already canonical: no sign but `-` on a nonzero number, no leading zero.
+                let digits = v.strip_prefix('-').unwrap_or(v);
+                if v.starts_with('+') || v == "-0" || (digits.len() > 1 && digits.starts_with('0'))
+                {
+                    Cow::Owned(n.to_string())
+                } else {
+                    Cow::Borrowed(v)
+                }
             }
             BaseType::DateTime => {
                 if !is_datetime(v) {
                     return Err(bad("dateTime"));
                 }
-                v.to_string()
+                Cow::Borrowed(v)
             }
             BaseType::Base64 => {
                 if !is_base64(v) {
                     return Err(bad("base64"));
                 }
-                v.to_string()
+                Cow::Borrowed(v)
             }
             BaseType::HexBinary => {
                 if v.len() % 2 != 0 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad("hexBinary"));
                 }
-                v.to_string()
+                Cow::Borrowed(v)
             }
             BaseType::Decimal => {
                 if !is_decimal(v) {
                     return Err(bad("decimal"));
                 }
-                v.to_string()
+                Cow::Borrowed(v)
             }
         };
-        if !self.enumeration.is_empty() && !self.enumeration.iter().any(|e| e == &canon) {
+        if !self.enumeration.is_empty() && !self.enumeration.iter().any(|e| *e == *canon) {
             return Err(Fault::InvalidParameterValue(format!(
                 "{v:?} is not one of the allowed values"
             )));
@@ -220,6 +239,50 @@ fn is_base64(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value already canonical comes back borrowed (a read copies nothing); one that is not
+    /// comes back in canonical form.
+    #[test]
+    fn canonical_values_are_not_copied() {
+        let int = TypeSpec::of(BaseType::Int);
+        let uint = TypeSpec::of(BaseType::UnsignedInt);
+        let boolean = TypeSpec::of(BaseType::Boolean);
+        let list = TypeSpec {
+            list: true,
+            ..TypeSpec::of(BaseType::UnsignedInt)
+        };
+        for (t, v) in [
+            (&int, "42"),
+            (&int, "-42"),
+            (&int, "0"),
+            (&uint, "4294967295"),
+            (&boolean, "true"),
+            (&boolean, "false"),
+            (&TypeSpec::of(BaseType::String), " a b "),
+            (&TypeSpec::of(BaseType::DateTime), "2026-12-07T10:00:00Z"),
+            (&list, "1,2,3"),
+            (&list, ""),
+        ] {
+            let c = t.canonical(v).unwrap();
+            assert!(matches!(c, Cow::Borrowed(b) if b == v), "{v:?}: {c:?}");
+            assert_eq!(t.check(v).unwrap(), v);
+        }
+        for (t, v, canon) in [
+            (&int, "+42", "42"),
+            (&int, "007", "7"),
+            (&int, "-0", "0"),
+            (&int, "-007", "-7"),
+            (&uint, "00", "0"),
+            (&boolean, "1", "true"),
+            (&boolean, "0", "false"),
+            (&list, "1, 02 ,3", "1,2,3"),
+        ] {
+            assert_eq!(t.canonical(v).unwrap(), canon, "{v:?}");
+            assert_eq!(t.check(v).unwrap(), canon);
+        }
+        assert!(int.canonical("4x").is_err());
+        assert!(boolean.canonical("yes").is_err());
+    }
 
     #[test]
     fn integers_and_ranges() {
