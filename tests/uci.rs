@@ -604,7 +604,7 @@ fn renamed_anonymous_sections() {
         .cloned()
         .collect();
     assert_eq!((gone.len(), new.len()), (1, 1));
-    let pairs = b.renamed("fw.@rule", &gone, &new);
+    let pairs = b.renamed("fw.@rule", &strs(&gone), &new);
     assert_eq!(pairs, vec![(gone[0].clone(), new[0].clone())]);
     assert_eq!(
         read(&mut b, &[&format!("fw.{}.name", new[0])]),
@@ -618,7 +618,7 @@ fn renamed_anonymous_sections() {
     let now = instances(&mut b, "fw.@rule");
     assert_eq!(now.len(), 1);
     let known = vec![all[1].clone()];
-    let pairs = b.renamed("fw.@rule", &known, &now);
+    let pairs = b.renamed("fw.@rule", &strs(&known), &now);
     assert_eq!(
         pairs,
         vec![(all[1].clone(), now[0].clone())],
@@ -629,7 +629,12 @@ fn renamed_anonymous_sections() {
         vec![opt("edited")]
     );
     // Told once: the next listing pairs nothing.
-    assert!(b.renamed("fw.@rule", &now, &now).is_empty());
+    assert!(b.renamed("fw.@rule", &strs(&now), &now).is_empty());
+}
+
+/// The `&str`s of `v`.
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// The renames the backend's own delete causes are reported with the

@@ -236,13 +236,6 @@ impl Engine {
             (listed, _) => listed,
         };
         if let Some(mut keys) = listed {
-            let tables = if live {
-                &self.live_tables
-            } else {
-                &self.state.tables
-            };
-            let mut ts = tables.get(&tpath).cloned().unwrap_or_default();
-            let before = ts.clone();
             // Instances whose key changed (a uci anonymous section renamed because one before
             // it was deleted, or moved) keep their number: the backend says which, as pairs
             // applied all at once (two sections may swap names). Keys that could reach into
@@ -254,7 +247,15 @@ impl Engine {
                 !k.contains(['{', '}', '[', ']'])
                     && !(live && (k.starts_with('*') || k.contains('=')))
             });
-            let known: Vec<String> = ts.instances.values().cloned().collect();
+            let tables = if live {
+                &self.live_tables
+            } else {
+                &self.state.tables
+            };
+            let current = tables.get(&tpath);
+            let known: Vec<&str> = current
+                .map(|ts| ts.instances.values().map(String::as_str).collect())
+                .unwrap_or_default();
             let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
             let pairs: BTreeMap<String, String> = self
                 .backends
@@ -263,6 +264,25 @@ impl Engine {
                 .into_iter()
                 .filter(|(_, new)| listed.contains(new.as_str()))
                 .collect();
+            // The same instances as last time, none renamed (what a walk sees table after
+            // table): nothing to number, move or prune, and nothing copied to find that out.
+            if let Some(ts) = current.filter(|ts| {
+                pairs.is_empty()
+                    && keys.len() <= MAX_INSTANCES
+                    && ts.instances.len() == keys.len()
+                    && listed.len() == keys.len()
+                    && {
+                        let known: HashSet<&str> = known.iter().copied().collect();
+                        keys.iter().all(|k| known.contains(k.as_str()))
+                    }
+            }) {
+                let same = ts.instances.iter().map(|(n, k)| (*n, k.clone())).collect();
+                self.crowded.remove(&tpath);
+                return Ok(same);
+            }
+            let mut ts = current.cloned().unwrap_or_default();
+            let before = ts.clone();
+            drop(known);
             if !pairs.is_empty() {
                 for v in ts.instances.values_mut() {
                     if let Some(new) = pairs.get(v.as_str()) {

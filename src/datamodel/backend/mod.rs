@@ -145,12 +145,7 @@ pub trait Backend {
     /// key their instance goes by now, as `(old, new)` pairs applied all at once. (libuci
     /// renames every anonymous section after a deleted one: the instance numbers must follow
     /// the sections, not the names.)
-    fn renamed(
-        &mut self,
-        table: &str,
-        known: &[String],
-        listed: &[String],
-    ) -> Vec<(String, String)> {
+    fn renamed(&mut self, table: &str, known: &[&str], listed: &[String]) -> Vec<(String, String)> {
         let _ = (table, known, listed);
         Vec::new()
     }

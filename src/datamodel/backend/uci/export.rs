@@ -229,7 +229,7 @@ fn is_quoted(raw: &str, value: &str) -> bool {
 pub(super) fn pair_renamed(
     before: &BTreeMap<String, Section>,
     now: &BTreeMap<String, Section>,
-    known: &[String],
+    known: &[&str],
     listed: &[String],
 ) -> Vec<(String, String)> {
     let same = |a: &Section, b: &Section| a.ty == b.ty && a.options == b.options;
@@ -241,7 +241,7 @@ pub(super) fn pair_renamed(
     };
     let mut taken: BTreeSet<&str> = BTreeSet::new();
     let mut pairs = Vec::new();
-    for k in known {
+    for &k in known {
         let Some(was) = before.get(k) else { continue };
         if now.get(k).is_some_and(|n| same(was, n)) {
             continue;
@@ -254,7 +254,7 @@ pub(super) fn pair_renamed(
         });
         if let Some(m) = target {
             taken.insert(m);
-            pairs.push((k.clone(), m.clone()));
+            pairs.push((k.to_string(), m.clone()));
         }
     }
     pairs
@@ -380,7 +380,7 @@ mod tests {
             pair_renamed(
                 &before,
                 &now,
-                &names(&["cfg02aaaa", "cfg03aaaa"]),
+                &["cfg02aaaa", "cfg03aaaa"],
                 &names(&["cfg01aaaa", "cfg02aaaa"])
             ),
             vec![
@@ -394,9 +394,9 @@ mod tests {
             sec("cfg02aaaa", "a"),
             sec("cfg03aaaa", "c"),
         ]);
-        let all = names(&["cfg01aaaa", "cfg02aaaa", "cfg03aaaa"]);
+        let all = ["cfg01aaaa", "cfg02aaaa", "cfg03aaaa"];
         assert_eq!(
-            pair_renamed(&before, &swapped, &all, &all),
+            pair_renamed(&before, &swapped, &all, &names(&all)),
             vec![
                 pair("cfg01aaaa", "cfg02aaaa"),
                 pair("cfg02aaaa", "cfg01aaaa")
@@ -408,7 +408,7 @@ mod tests {
             sec("cfg02aaaa", "b"),
             sec("cfg03aaaa", "c"),
         ]);
-        assert!(pair_renamed(&before, &edited, &all, &all).is_empty());
+        assert!(pair_renamed(&before, &edited, &all, &names(&all)).is_empty());
     }
 
     #[test]

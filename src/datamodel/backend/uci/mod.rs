@@ -697,12 +697,7 @@ impl Backend for UciBackend {
         self.forget_all();
     }
 
-    fn renamed(
-        &mut self,
-        table: &str,
-        known: &[String],
-        listed: &[String],
-    ) -> Vec<(String, String)> {
+    fn renamed(&mut self, table: &str, known: &[&str], listed: &[String]) -> Vec<(String, String)> {
         let Some((before, now)) = self.listings.get_mut(table) else {
             return Vec::new();
         };
