@@ -21,10 +21,11 @@ pub(super) struct Inst {
 }
 
 impl Inst {
-    pub(super) fn with(&self, number: u32, key: &str) -> Inst {
+    /// This instance context with one more level: `key` is moved in when it is a `String`.
+    pub(super) fn with(&self, number: u32, key: impl Into<String>) -> Inst {
         let mut i = self.clone();
         i.numbers.push(number);
-        i.keys.push(key.to_string());
+        i.keys.push(key.into());
         i
     }
 }
@@ -143,7 +144,7 @@ impl Engine {
                         }
                         for (n, key) in self.instances(t, &inst).unwrap_or_default() {
                             if wanted.is_none_or(|w| w == n) {
-                                next.push(Node::Object(t, inst.with(n, &key)));
+                                next.push(Node::Object(t, inst.with(n, key)));
                             }
                         }
                     }
@@ -415,7 +416,7 @@ impl Engine {
             let mut next = Vec::new();
             for i in insts {
                 for (n, k) in self.instances(c, &i).unwrap_or_default() {
-                    next.push(i.with(n, &k));
+                    next.push(i.with(n, k));
                 }
             }
             insts = next;
@@ -433,7 +434,7 @@ impl Engine {
         for c in self.schema.objects()[o].children.clone() {
             if self.schema.objects()[c].table.is_some() {
                 for (n, k) in self.instances(c, inst)? {
-                    let i = inst.with(n, &k);
+                    let i = inst.with(n, k);
                     self.nested_instances(c, &i, out)?;
                     out.push((c, i));
                 }

@@ -168,9 +168,13 @@ impl Engine {
                         writable,
                     });
                 }
+                let inst = std::rc::Rc::new(inst);
                 self.push_params(o, &inst, out);
-                for c in self.schema.objects()[o].children.clone() {
-                    let child = self.child_node(c, inst.clone());
+                // By index: the schema is not changed by a walk, and a copy of every object's
+                // list of children was an allocation per object.
+                for i in 0..self.schema.objects()[o].children.len() {
+                    let c = self.schema.objects()[o].children[i];
+                    let child = self.child_node(c, Inst::clone(&inst));
                     self.walk(child, objects, out)?;
                 }
             }
@@ -189,7 +193,7 @@ impl Engine {
                     }
                 }
                 for (n, k) in list {
-                    self.walk(Node::Object(t, inst.with(n, &k)), objects, out)?;
+                    self.walk(Node::Object(t, inst.with(n, k)), objects, out)?;
                 }
             }
         }
@@ -197,8 +201,7 @@ impl Engine {
     }
 
     /// Every parameter of the object `o` in instance context `inst`, in definition order.
-    pub(super) fn push_params(&self, o: usize, inst: &Inst, out: &mut Vec<Item>) {
-        let inst = std::rc::Rc::new(inst.clone());
+    pub(super) fn push_params(&self, o: usize, inst: &std::rc::Rc<Inst>, out: &mut Vec<Item>) {
         for param in 0..self.schema.objects()[o].params.len() {
             out.push(Item::Param(ParamRef {
                 obj: o,
@@ -213,7 +216,7 @@ impl Engine {
         match node {
             Node::Param(..) => {}
             Node::Object(o, inst) => {
-                self.push_params(o, &inst, out);
+                self.push_params(o, &std::rc::Rc::new(inst.clone()), out);
                 for c in self.schema.objects()[o].children.clone() {
                     let item = if self.schema.objects()[c].table.is_some() {
                         Item::Object {
@@ -233,7 +236,7 @@ impl Engine {
                 let writable = self.creatable(t, &inst);
                 for (n, k) in self.instances(t, &inst)? {
                     out.push(Item::Object {
-                        path: self.object_path(t, &inst.with(n, &k)),
+                        path: self.object_path(t, &inst.with(n, k)),
                         writable,
                     });
                 }
