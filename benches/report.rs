@@ -78,8 +78,9 @@
 //!   [`DOWNLOAD_BYTES`] from a server that sends a sparse file with `sendfile` (Python's
 //!   standard library, inline: fast enough that the client is what is measured), side by side
 //!   with `curl -o /dev/null` on the same URL (in the same namespace), the two in turn, best of
-//!   [`DOWNLOAD_ROUNDS`] each, each client on CPU 1 and the server on CPU 0 (`taskset`,
-//!   `sched_setaffinity`; unpinned when the machine has one CPU); goal: cwmpd at least 0.9 of curl's rate. The CPU time per MiB
+//!   [`DOWNLOAD_ROUNDS`] each, each client on the second CPU this process may use and the
+//!   server on the first (`taskset`, `sched_setaffinity`; unpinned with one CPU or without
+//!   `taskset`); goal: cwmpd at least 0.9 of curl's rate. The CPU time per MiB
 //!   of each: this process's `utime + stime` over cwmpd's runs (its other threads idle
 //!   meanwhile), and the `cutime + cstime` of the waited-for curls (`/proc/self/stat`). Ping accuracy: 50 ICMP
 //!   echoes to the neighbour by cwmpd's engine (`diag::ping`) and 50 by iputils `ping`, whose
@@ -1167,8 +1168,10 @@ fn router_run(
         &CpeResponse::GetParameterValues { list: list.clone() },
     )
     .len();
-    // The time's other sessions, after the figures of the first (its peak, its calls).
-    acs.wait_sessions(2 + GPV_SESSIONS, periodic * GPV_SESSIONS as u32)
+    // The time's other sessions, after the figures of the first (its peak, its calls); each
+    // timed only if it answered the whole tree as the first did.
+    let all = acs
+        .wait_sessions(2 + GPV_SESSIONS, periodic * GPV_SESSIONS as u32)
         .map_err(|e| {
             format!(
                 "GPV sessions: {}; daemon: {}",
@@ -1176,6 +1179,22 @@ fn router_run(
                 daemon.log_tail()
             )
         })?;
+    for (i, s) in all.iter().enumerate().skip(3).take(GPV_SESSIONS - 1) {
+        match s.exchanges.first().map(|x| &x.response) {
+            Some(Ok(CpeResponse::GetParameterValues { list: l })) if l.len() == list.len() => {}
+            other => {
+                return Err(format!(
+                    "session {} answered the GPV with {}",
+                    i + 1,
+                    match other {
+                        Some(Ok(CpeResponse::GetParameterValues { list: l })) =>
+                            format!("{} parameters, not {}", l.len(), list.len()),
+                        other => format!("{other:?}"),
+                    }
+                ))
+            }
+        }
+    }
     let mut times = timing.elapsed();
     if times.len() < GPV_SESSIONS {
         return Err(format!(
@@ -2449,9 +2468,9 @@ fn diagnostics(table: &mut Table, work: &Path) {
                 &format!("curl {:.0} MB/s (x{ratio:.2})", d.curl_mbs),
                 &format!(
                     "diag::http::download, one connection, best of {DOWNLOAD_ROUNDS}; curl -o \
-                     /dev/null on the same URL, best of {DOWNLOAD_ROUNDS}, the two in turn, each \
-                     on CPU 1 and the server on CPU 0; goal x0.9; rounds (MB/s, cwmpd/curl): {}",
-                    d.rounds
+                     /dev/null on the same URL, best of {DOWNLOAD_ROUNDS}, the two in turn, {}; \
+                     goal x0.9; rounds (MB/s, cwmpd/curl): {}",
+                    d.pinning, d.rounds
                 ),
             );
             if ratio < 0.9 {
@@ -2492,6 +2511,8 @@ fn diagnostics(table: &mut Table, work: &Path) {
 
 struct DownloadFigures {
     cwmpd_mbs: f64,
+    /// Where the server and the clients ran.
+    pinning: String,
     /// Each round's rates in MB/s, `cwmpd/curl`, in order.
     rounds: String,
     curl_mbs: f64,
@@ -2530,28 +2551,47 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
     std::fs::File::create(&file)
         .and_then(|f| f.set_len(DOWNLOAD_BYTES))
         .map_err(|e| format!("{}: {e}", file.display()))?;
-    // The server on one CPU, each client in turn on the other. Left to the scheduler, a client
+    // The server on one CPU, each client in turn on another. Left to the scheduler, a client
     // shared a CPU with the server in some runs and not others (cwmpd's best of five unpinned
     // runs at 3,310-3,532 MB/s, pinned at 4,083-4,867; curl's 3,474-3,602 and 3,949-4,388):
-    // pinned, both get the same machine each round.
-    let pin = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    let taskset = |cpu: &'static str| -> Vec<&str> {
-        if pin {
-            vec!["taskset", "-c", cpu]
-        } else {
-            Vec::new()
+    // pinned, both get the same machine each round. The first two CPUs this process may use;
+    // none pinned with fewer, or without `taskset` (util-linux) for the server and curl.
+    let cpus = netns::allowed_cpus();
+    let have_taskset = Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let pin = match (cpus.first(), cpus.get(1)) {
+        (Some(&server), Some(&client)) if have_taskset => Some((server, client)),
+        _ => None,
+    };
+    let pinning = match pin {
+        Some((s, c)) => format!("each client on CPU {c} and the server on CPU {s}"),
+        None if !have_taskset => "unpinned (no taskset)".to_string(),
+        None => format!("unpinned ({} CPU)", cpus.len()),
+    };
+    let taskset = |server: bool| -> Vec<String> {
+        match pin {
+            Some((s, c)) => vec![
+                "taskset".into(),
+                "-c".into(),
+                (if server { s } else { c }).to_string(),
+            ],
+            None => Vec::new(),
         }
     };
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", b.name()])
-        .args(taskset("0"))
-        .args(["python3", "-c", SENDFILE_SERVER])
-        .arg(&file)
-        .args(["10.77.1.2", "8080"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("python3: {e}"))?;
+    let mut server = Reaped(
+        Command::new("ip")
+            .args(["netns", "exec", b.name()])
+            .args(taskset(true))
+            .args(["python3", "-c", SENDFILE_SERVER])
+            .arg(&file)
+            .args(["10.77.1.2", "8080"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("python3: {e}"))?,
+    );
     let url = "http://10.77.1.2:8080/tr143.bin";
     let spec = Download {
         url: url.into(),
@@ -2568,10 +2608,12 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
         let spec = spec.clone();
         a.run(move || {
             // The download's connection threads inherit the mask.
-            if pin && !netns::pin_thread(1) {
-                return Err(cwmpd::diag::http::TestError::Transfer(
-                    "cannot pin the download to CPU 1".into(),
-                ));
+            if let Some((_, c)) = pin {
+                if !netns::pin_thread(c) {
+                    return Err(cwmpd::diag::http::TestError::Transfer(format!(
+                        "cannot pin the download to CPU {c}"
+                    )));
+                }
             }
             download(&spec, &AtomicBool::new(false))
         })
@@ -2584,9 +2626,10 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
     })
     .is_err()
     {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            return Err(format!("the sendfile server ended ({status}): {pinning}"));
+        }
         if Instant::now() > deadline {
-            let _ = server.kill();
-            let _ = server.wait();
             return Err("the sendfile server did not answer".into());
         }
         thread::sleep(Duration::from_millis(100));
@@ -2611,7 +2654,7 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
         let (_, k0) = cpu_ticks();
         let out = Command::new("ip")
             .args(["netns", "exec", a.name()])
-            .args(taskset("1"))
+            .args(taskset(false))
             .args(["curl", "-s", "-o", "/dev/null"])
             .args([
                 "-w",
@@ -2646,12 +2689,12 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
             (ours()?, c)
         });
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let best = |f: fn(&(f64, f64)) -> f64| rounds.iter().map(f).fold(0.0, f64::max);
     Ok(DownloadFigures {
         cwmpd_mbs: best(|r| r.0),
         curl_mbs: best(|r| r.1),
+        pinning,
         rounds: rounds
             .iter()
             .map(|(o, c)| format!("{o:.0}/{c:.0}"))
@@ -2660,6 +2703,16 @@ fn download_vs_curl(work: &Path, a: &Netns, b: &Netns) -> Result<DownloadFigures
         cwmpd_cpu_us_per_mib: cpu as f64 * tick_us / (f64::from(DOWNLOAD_ROUNDS) * mib),
         curl_cpu_us_per_mib: child as f64 * tick_us / (f64::from(DOWNLOAD_ROUNDS) * mib),
     })
+}
+
+/// A child process killed and reaped when dropped (an early return included).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Medians in µs of cwmpd's ping and of iputils `ping` to the neighbour.

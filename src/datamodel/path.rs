@@ -735,6 +735,32 @@ mod tests {
         assert_eq!(all, [vec![2, 1]]);
     }
 
+    /// A table listed again with the same instances answers the same numbers and changes
+    /// nothing in the store; one that lost an instance keeps the others' numbers.
+    #[test]
+    fn a_listing_as_before_keeps_its_numbers_and_writes_nothing() {
+        let mut e = fixture::engine();
+        for _ in 0..3 {
+            e.add_object("Device.A.T.", "").unwrap();
+        }
+        let t = e.schema.object_index("Device.A.T.{i}.").unwrap();
+        let first = e.instances(t, &Inst::default()).unwrap();
+        let want: Vec<(u32, String)> = (1..=3).map(|n| (n, n.to_string())).collect();
+        assert_eq!(first, want);
+        e.dirty = false;
+        let stored = e.state.tables.clone();
+        assert_eq!(e.instances(t, &Inst::default()).unwrap(), want);
+        assert!(!e.dirty);
+        assert_eq!(e.state.tables, stored);
+        e.delete_object("Device.A.T.2.", "").unwrap();
+        assert_eq!(
+            e.instances(t, &Inst::default()).unwrap(),
+            [(1, "1".to_string()), (3, "3".to_string())]
+        );
+        let (n, _) = e.add_object("Device.A.T.", "").unwrap();
+        assert_eq!(n, 4, "a number is not given twice");
+    }
+
     #[test]
     fn prune_under_takes_only_what_hangs_on_the_gone_instances() {
         let mut m: BTreeMap<String, u8> = [

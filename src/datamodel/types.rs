@@ -75,8 +75,9 @@ impl TypeSpec {
         self.canonical(value).map(Cow::into_owned)
     }
 
-    /// [`TypeSpec::check`] without a copy: the value itself when it is already in canonical
-    /// form (what a backend gives almost always is), borrowed.
+    /// [`TypeSpec::check`] without a copy: borrowed exactly when the value is already in
+    /// canonical form (what a backend gives almost always is), the value itself; owned when it
+    /// had to be rewritten.
     pub fn canonical<'v>(&self, value: &'v str) -> Result<Cow<'v, str>, Fault> {
         let len = if self.list {
             value.chars().count()
@@ -139,8 +140,9 @@ impl TypeSpec {
         let canon = match self.base {
             BaseType::String => Cow::Borrowed(v),
             BaseType::Boolean => match v {
-                "true" | "1" => Cow::Borrowed("true"),
-                "false" | "0" => Cow::Borrowed("false"),
+                "true" | "false" => Cow::Borrowed(v),
+                "1" => Cow::Owned("true".into()),
+                "0" => Cow::Owned("false".into()),
                 _ => return Err(bad("boolean")),
             },
             BaseType::Int | BaseType::UnsignedInt | BaseType::Long | BaseType::UnsignedLong => {
@@ -241,7 +243,7 @@ mod tests {
     use super::*;
 
     /// A value already canonical comes back borrowed (a read copies nothing); one that is not
-    /// comes back in canonical form.
+    /// comes back rewritten, owned; what is not of the type is refused, as `check` does.
     #[test]
     fn canonical_values_are_not_copied() {
         let int = TypeSpec::of(BaseType::Int);
@@ -276,12 +278,40 @@ mod tests {
             (&boolean, "1", "true"),
             (&boolean, "0", "false"),
             (&list, "1, 02 ,3", "1,2,3"),
+            (&int, "+0", "0"),
+            (&int, "-00", "0"),
+            (
+                &TypeSpec {
+                    list: true,
+                    ..TypeSpec::of(BaseType::Boolean)
+                },
+                "1,false,0",
+                "true,false,false",
+            ),
         ] {
-            assert_eq!(t.canonical(v).unwrap(), canon, "{v:?}");
+            let c = t.canonical(v).unwrap();
+            assert!(matches!(&c, Cow::Owned(o) if o == canon), "{v:?}: {c:?}");
             assert_eq!(t.check(v).unwrap(), canon);
         }
-        assert!(int.canonical("4x").is_err());
+        for bad in ["4x", "-", "+", "", "+-5", &"9".repeat(31)] {
+            assert!(int.canonical(bad).is_err(), "{bad:?}");
+        }
         assert!(boolean.canonical("yes").is_err());
+        // Against the formatting it replaces, over signs, zeros and digits.
+        for v in [
+            "0", "00", "-0", "+0", "7", "07", "-7", "-07", "+7", "70", "-70", "007000",
+        ] {
+            let want = parse_integer(v).map(|n| n.to_string());
+            assert_eq!(int.canonical(v).ok().map(Cow::into_owned), want, "{v:?}");
+        }
+        // An enumeration is checked on the canonical form.
+        let e = TypeSpec {
+            enumeration: vec!["1".into(), "2".into()],
+            ..TypeSpec::of(BaseType::UnsignedInt)
+        };
+        assert!(matches!(e.canonical("1"), Ok(Cow::Borrowed("1"))));
+        assert_eq!(e.canonical("02").unwrap(), "2");
+        assert!(e.canonical("3").is_err());
     }
 
     #[test]

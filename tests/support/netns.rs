@@ -263,6 +263,19 @@ impl Netns {
     }
 }
 
+/// The CPUs this process may run on (`sched_getaffinity(2)`), in order; empty when the call
+/// fails.
+pub fn allowed_cpus() -> Vec<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    use nix::unistd::Pid;
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Binds the calling thread (and the threads it starts from now on, which inherit its mask) to
 /// CPU `cpu` (`sched_setaffinity(2)`); false when that CPU is not there or the call failed.
 pub fn pin_thread(cpu: usize) -> bool {
