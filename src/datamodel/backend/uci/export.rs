@@ -10,14 +10,14 @@ pub(super) struct Package {
     pub(super) sections: Vec<Section>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Section {
     pub(super) name: String,
     pub(super) ty: String,
     pub(super) options: Vec<(String, Value)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Value {
     One(String),
     List(Vec<String>),
@@ -219,6 +219,18 @@ fn is_quoted(raw: &str, value: &str) -> bool {
     rest.is_empty()
 }
 
+/// What a section holds (its type and options, in order; not its name), as a 64-bit hash with
+/// the agent's random keys (`state`): two sections with the same fingerprint are taken as the
+/// same content. An accidental match has a chance of 2^-64 per pair, and without the keys,
+/// which never leave the process, no content can be chosen to match another.
+pub(super) fn fingerprint(state: &std::hash::RandomState, s: &Section) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = state.build_hasher();
+    s.ty.hash(&mut h);
+    s.options.hash(&mut h);
+    h.finish()
+}
+
 /// Which sections the engine knows by name (`known`) now go by another name. libuci names an
 /// anonymous section `cfg` + its position + a hash of its TYPE only: deleting a section
 /// renames every anonymous one after it, and a name may then belong to another section. The
@@ -226,13 +238,14 @@ fn is_quoted(raw: &str, value: &str) -> bool {
 /// holds now follows the listed section that holds exactly that content and whose own name
 /// changed hands too. A section edited in place keeps its name; anything ambiguous stays as it
 /// is. Returns `(old name, new name)` pairs, to apply all at once (they may form a cycle).
+/// Sections are compared by their [`fingerprint`]s.
 pub(super) fn pair_renamed(
-    before: &BTreeMap<String, Section>,
-    now: &BTreeMap<String, Section>,
+    before: &BTreeMap<String, u64>,
+    now: &BTreeMap<String, u64>,
     known: &[&str],
     listed: &[String],
 ) -> Vec<(String, String)> {
-    let same = |a: &Section, b: &Section| a.ty == b.ty && a.options == b.options;
+    let same = |a: &u64, b: &u64| a == b;
     // A name is free to receive a section when it is new, or its section is not the one the
     // engine knew by it.
     let free = |name: &str| match (before.get(name), now.get(name)) {
@@ -357,6 +370,43 @@ mod tests {
         assert!(!is_anonymous("cfg0292") && !is_anonymous("lan") && !is_anonymous("cfgXX92bd"));
     }
 
+    /// The fingerprint is the content: type and options (their order too), not the name.
+    #[test]
+    fn fingerprints_tell_contents_apart() {
+        let keys = std::hash::RandomState::new();
+        let f = |s: &Section| fingerprint(&keys, s);
+        let base = sec("cfg01aaaa", "redirect", &[("name", Value::One("a".into()))]);
+        let renamed = Section {
+            name: "cfg02aaaa".into(),
+            ..base.clone()
+        };
+        assert_eq!(f(&base), f(&renamed));
+        let other_ty = Section {
+            ty: "rule".into(),
+            ..base.clone()
+        };
+        let other_value = sec("cfg01aaaa", "redirect", &[("name", Value::One("b".into()))]);
+        let as_list = sec(
+            "cfg01aaaa",
+            "redirect",
+            &[("name", Value::List(vec!["a".into()]))],
+        );
+        let two = sec(
+            "x",
+            "redirect",
+            &[("a", Value::One("1".into())), ("b", Value::One("2".into()))],
+        );
+        let swapped = sec(
+            "x",
+            "redirect",
+            &[("b", Value::One("2".into())), ("a", Value::One("1".into()))],
+        );
+        for o in [&other_ty, &other_value, &as_list] {
+            assert_ne!(f(&base), f(o), "{o:?}");
+        }
+        assert_ne!(f(&two), f(&swapped));
+    }
+
     #[test]
     fn renamed_pairs() {
         let sec = |name: &str, v: &str| Section {
@@ -364,8 +414,11 @@ mod tests {
             ty: "redirect".into(),
             options: vec![("name".into(), Value::One(v.into()))],
         };
-        let map = |v: Vec<Section>| -> BTreeMap<String, Section> {
-            v.into_iter().map(|s| (s.name.clone(), s)).collect()
+        let keys = std::hash::RandomState::new();
+        let map = |v: Vec<Section>| -> BTreeMap<String, u64> {
+            v.into_iter()
+                .map(|s| (s.name.clone(), fingerprint(&keys, &s)))
+                .collect()
         };
         let names = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
