@@ -10,7 +10,7 @@ pub(super) struct Package {
     pub(super) sections: Vec<Section>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Section {
     pub(super) name: String,
     pub(super) ty: String,
@@ -220,9 +220,9 @@ fn is_quoted(raw: &str, value: &str) -> bool {
 }
 
 /// What a section holds (its type and options, in order; not its name), as a 64-bit hash with
-/// the agent's random keys (`state`): two sections with the same fingerprint are taken as the
-/// same content. An accidental match has a chance of 2^-64 per pair, and without the keys,
-/// which never leave the process, no content can be chosen to match another.
+/// keys drawn when the backend starts (`state`, std's keyed hasher): two sections with the same
+/// fingerprint are taken as the same content. An accidental match has a chance of 2^-64 per
+/// pair, and without the keys no content can be chosen to match another.
 pub(super) fn fingerprint(state: &std::hash::RandomState, s: &Section) -> u64 {
     use std::hash::{BuildHasher, Hash, Hasher};
     let mut h = state.build_hasher();
