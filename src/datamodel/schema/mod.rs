@@ -126,8 +126,10 @@ impl Schema {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let vendor = texts.iter().filter_map(|t| t.as_ref().ok());
-            // Every object any file binds (a parameter, a table's instances, a device).
-            let bound: Vec<&str> = bindings
+            // Every object any file binds (a parameter, a table's instances, a device), sorted:
+            // the paths under an object follow it in order, so whether one is bound is one
+            // binary search, not a scan of every binding for each object.
+            let mut bound: Vec<&str> = bindings
                 .iter()
                 .chain(vendor.clone())
                 .flat_map(|p| {
@@ -137,13 +139,16 @@ impl Schema {
                         .chain(p.devices.iter().map(|(t, _, _)| t.as_str()))
                 })
                 .collect();
+            bound.sort_unstable();
             let defined: Vec<&str> = vendor
                 .flat_map(|p| p.definitions.objects.iter().map(|o| o.path.as_str()))
                 .collect();
             let keep = |path: &str| {
                 !elide
                     || path == model.root()
-                    || bound.iter().any(|b| b.starts_with(path))
+                    || bound
+                        .get(bound.partition_point(|b| *b < path))
+                        .is_some_and(|b| b.starts_with(path))
                     || defined.contains(&path)
             };
             let parsed = parse_compiled(&blob, defs, &keep)?.ok_or_else(|| not_compiled(defs))?;
