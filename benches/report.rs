@@ -1180,20 +1180,16 @@ fn router_run(
             )
         })?;
     for (i, s) in all.iter().enumerate().skip(3).take(GPV_SESSIONS - 1) {
-        match s.exchanges.first().map(|x| &x.response) {
-            Some(Ok(CpeResponse::GetParameterValues { list: l })) if l.len() == list.len() => {}
-            other => {
-                return Err(format!(
-                    "session {} answered the GPV with {}",
-                    i + 1,
-                    match other {
-                        Some(Ok(CpeResponse::GetParameterValues { list: l })) =>
-                            format!("{} parameters, not {}", l.len(), list.len()),
-                        other => format!("{other:?}"),
-                    }
-                ))
+        let answer = match s.exchanges.first().map(|x| &x.response) {
+            Some(Ok(CpeResponse::GetParameterValues { list: l })) if l.len() == list.len() => {
+                continue
             }
-        }
+            Some(Ok(CpeResponse::GetParameterValues { list: l })) => {
+                format!("{} parameters, not {}", l.len(), list.len())
+            }
+            other => format!("{other:?}"),
+        };
+        return Err(format!("session {} answered the GPV with {answer}", i + 1));
     }
     let mut times = timing.elapsed();
     if times.len() < GPV_SESSIONS {
