@@ -107,7 +107,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use acs::{Acs, AcsOptions, Call, Cookie, SessionRecord, Turn};
-use cwmpd::cwmp::value::ParameterValue;
+use cwmpd::cwmp::value::ParameterValues;
 use cwmpd::cwmp::version::CwmpNs;
 use cwmpd::soap::acs::parse_cpe;
 use cwmpd::soap::{emit_response, parse_acs, AcsRequest, CpeResponse, Limits, ParseError};
@@ -780,7 +780,7 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki, bin: Option<&P
 struct GpvResponse {
     ns: CwmpNs,
     id: String,
-    list: Vec<ParameterValue>,
+    list: ParameterValues,
 }
 
 fn router_daemon(
@@ -830,14 +830,10 @@ fn router_daemon(
     peak_row(table, PEAK, &r);
     // The values the live sources gave: those that differ from the run without them.
     let differ = base.as_ref().map_or(0, |b| {
-        let old: BTreeMap<&str, &str> = b
-            .list
-            .iter()
-            .map(|p| (p.name.as_str(), p.value.as_str()))
-            .collect();
+        let old: BTreeMap<&str, &str> = b.list.iter().map(|p| (p.name, p.value)).collect();
         r.list
             .iter()
-            .filter(|p| old.get(p.name.as_str()) != Some(&p.value.as_str()))
+            .filter(|p| old.get(p.name) != Some(&p.value))
             .count()
     });
     table.row(
@@ -1015,7 +1011,7 @@ fn short(n: usize) -> String {
 }
 
 /// How many parameters have an empty value.
-fn empty(list: &[ParameterValue]) -> usize {
+fn empty(list: &ParameterValues) -> usize {
     list.iter().filter(|p| p.value.is_empty()).count()
 }
 
@@ -1025,7 +1021,7 @@ struct RouterRun {
     elapsed: Duration,
     /// Each of those times, in session order (`12.3 ms, …`).
     each: String,
-    list: Vec<ParameterValue>,
+    list: ParameterValues,
     ns: CwmpNs,
     id: String,
     body_len: usize,
@@ -1421,7 +1417,7 @@ fn value_change_run(work: &Path, pki: &tls::Pki) -> Result<ValueChange, String> 
                 found.throttle = list
                     .iter()
                     .find(|p| p.name.ends_with(".DefaultActiveNotificationThrottle"))
-                    .map(|p| p.value.clone());
+                    .map(|p| p.value.to_string());
                 let base = list
                     .iter()
                     .find(|p| p.name.ends_with(".Name") && p.value == VC_DEV)

@@ -20,7 +20,7 @@ const PARAMETERS: usize = 2_000;
 fn main() {
     let list = parameters(PARAMETERS);
     let names: Vec<String> = list.iter().map(|p| p.name.clone()).collect();
-    let response = CpeResponse::GetParameterValues { list };
+    let response = CpeResponse::GetParameterValues { list: list.into() };
     let limits = Limits::default();
 
     let gpv_response = emit_response(CwmpNs::V1_2, Some("bench-1"), &response);

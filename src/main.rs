@@ -187,7 +187,7 @@ fn cmd_get(cfg: Config, args: &[String]) -> CliResult {
         .values(args)
         .map_err(|f| failed(format!("fault {f}")))?;
     let mut out = String::new();
-    for v in values {
+    for v in &values {
         let ty = v.ty.xsi_type();
         let ty = ty.strip_prefix("xsd:").unwrap_or(ty);
         out.push_str(&format!("{} [{ty}] = {}\n", v.name, v.value));

@@ -728,7 +728,7 @@ fn unparsable(e: ParseError, expected: &str) -> SessionError {
 mod tests {
     use super::*;
     use crate::cwmp::value::BaseType;
-    use crate::cwmp::value::ParameterValue;
+    use crate::cwmp::value::{ParameterValue, ParameterValues};
     use crate::soap::acs::{self, CpeMessage};
     use crate::soap::{DeviceId, EventStruct, FaultStruct};
 
@@ -931,7 +931,9 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
             ),
             other => panic!("expected GPV, got {other:?}"),
         }
-        let a = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        let a = s.executed(CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        });
         let env = parsed(&a);
         assert_eq!(env.ns, CwmpNs::V1_0);
         assert_eq!(env.header.id.as_deref(), Some("1"));
@@ -1003,7 +1005,8 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
                 name: "Device.DeviceInfo.UpTime".into(),
                 value: "42".into(),
                 ty: BaseType::UnsignedInt,
-            }],
+            }]
+            .into(),
         };
         let a = s.executed(resp.clone());
         let env = parsed(&a);
@@ -1072,7 +1075,9 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
         // The ACS keeps holding while it sends a request.
         let a = s.on_reply(200, &gpv(NS12, "g1", Some(true)));
         assert!(matches!(a, Action::Execute(_)));
-        let a = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        let a = s.executed(CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        });
         assert_eq!(parsed(&a).header.id.as_deref(), Some("g1"));
         assert_eq!(s.delivered(), 0);
         // The empty response lifts the hold: the TransferComplete goes now…
@@ -1184,7 +1189,9 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
         }
         let a = s.on_reply(200, &gpv(NS12, "g", None));
         assert!(matches!(a, Action::Execute(_)));
-        let _ = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        let _ = s.executed(CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        });
         for _ in 0..2 {
             let a = s.on_reply(200, b"garbage");
             assert_eq!(fault_code(&parsed(&a)), 9003);
@@ -1302,7 +1309,9 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
         assert_eq!(posted(&a), b"");
         let a = s.on_reply(200, &gpv(ns14, "n-1", None));
         assert!(matches!(a, Action::Execute(_)));
-        let a = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        let a = s.executed(CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        });
         assert_eq!(parsed(&a).ns, ns14, "answered in the ACS's namespace");
         let a = s.on_reply(204, b"");
         let o = outcome(&a);
@@ -1419,10 +1428,14 @@ xmlns:SOAP-ENC="http://schemas.xmlsoap.org/soap/encoding/">
         // POST 1: Inform; POST 2: empty; POST 3: the first response; the fourth is refused.
         let (mut s, _) = accepted(p, inform_response(NS12, None, None));
         let a = s.on_reply(200, &gpv(NS12, "1", None));
-        let a2 = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        let a2 = s.executed(CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        });
         assert!(matches!(a, Action::Execute(_)) && matches!(a2, Action::Post(_)));
         let _ = s.on_reply(200, &gpv(NS12, "2", None));
-        let a = s.executed(CpeResponse::GetParameterValues { list: vec![] });
+        let a = s.executed(CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        });
         let o = outcome(&a);
         assert_eq!(o.result, Err(SessionError::TooManyExchanges));
         assert_eq!(o.executed, ["GetParameterValues", "GetParameterValues"]);

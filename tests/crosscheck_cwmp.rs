@@ -279,7 +279,9 @@ fn our_responses_parse_with_cwmp() {
             ])),
         ),
         (
-            CpeResponse::GetParameterValues { list: values() },
+            CpeResponse::GetParameterValues {
+                list: values().into(),
+            },
             cw::BodyElement::GetParameterValuesResponse(cw::GetParameterValuesResponse::new(
                 cw_values(&values()),
             )),
@@ -829,6 +831,8 @@ fn cwmp_cpe_messages_parse_with_our_acs_side() {
     assert_eq!(ours.header.id.as_deref(), Some("9"));
     assert_eq!(
         ours.body,
-        CpeMessage::Response(CpeResponse::GetParameterValues { list: values() })
+        CpeMessage::Response(CpeResponse::GetParameterValues {
+            list: values().into(),
+        })
     );
 }

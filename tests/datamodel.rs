@@ -70,7 +70,9 @@ fn attr(name: &str, notification: u8) -> SetAttributes {
 }
 
 fn value(e: &mut Engine, path: &str) -> String {
-    e.values(&[path.to_string()]).unwrap()[0].value.clone()
+    e.values(&[path.to_string()]).unwrap().to_vec()[0]
+        .value
+        .clone()
 }
 
 fn names(e: &mut Engine, path: &str, next_level: bool) -> Vec<(String, bool)> {
@@ -544,7 +546,8 @@ fn get_parameter_values() {
             "Device.RootDataModelVersion".to_string(),
             "Device.DeviceInfo.".to_string(),
         ])
-        .unwrap();
+        .unwrap()
+        .to_vec();
     assert_eq!(got[0].value, "https://acs.example.net/cwmp");
     assert_eq!(got[0].ty, BaseType::String);
     assert_eq!(got[1].value, "2.19");

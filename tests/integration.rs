@@ -965,7 +965,8 @@ fn test_acs_runs_a_scripted_session_over_https_with_the_cwmpd_transport() {
             name: PKEY.into(),
             value: "k<&>".into(),
             ty: BaseType::String,
-        }],
+        }]
+        .into(),
     };
     let r = t
         .post(&cwmpd::soap::emit_response(

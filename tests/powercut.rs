@@ -1403,8 +1403,10 @@ impl Ctl {
                             self.verify_names = list.into_iter().map(|p| p.name).collect()
                         }
                         Some(Ok(CpeResponse::GetParameterValues { list })) => {
-                            self.verify_values =
-                                list.into_iter().map(|p| (p.name, p.value)).collect()
+                            self.verify_values = list
+                                .iter()
+                                .map(|p| (p.name.into(), p.value.into()))
+                                .collect()
                         }
                         other => {
                             self.verify_values

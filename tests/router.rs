@@ -182,7 +182,7 @@ fn genieacs_style_discovery_reads_every_parameter_in_batches() {
                 };
                 assert_eq!(list.len(), asked, "every name of a batch answers");
                 for v in list {
-                    values.insert(v.name.clone(), (v.value.clone(), v.ty));
+                    values.insert(v.name.to_string(), (v.value.to_string(), v.ty));
                 }
             }
             r => panic!("unexpected answer {r:?}"),

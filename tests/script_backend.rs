@@ -560,8 +560,8 @@ fn vendor_example_through_the_engine() {
         engine
             .values(&["Device.X_ACME_Tweaks.".to_string()])
             .unwrap()
-            .into_iter()
-            .map(|v| (v.name, v.value))
+            .iter()
+            .map(|v| (v.name.to_string(), v.value.to_string()))
             .collect()
     };
     let v = values(&mut engine);

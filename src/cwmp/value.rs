@@ -121,6 +121,180 @@ pub struct ParameterValue {
     pub ty: BaseType,
 }
 
+/// The ParameterValueStructs of a GetParameterValuesResponse, kept compact: every name and
+/// value back to back in one string, and for each entry where its name and value end and its
+/// type. A GPV of a whole router (thousands of parameters) is two allocations, not two per
+/// parameter plus a struct each (issue 19: the response's list was a third of the GPV's heap).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ParameterValues {
+    text: String,
+    items: Vec<Entry>,
+}
+
+/// Where one entry's name and value end in [`ParameterValues::text`], and its type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    name_end: usize,
+    value_end: usize,
+    ty: BaseType,
+}
+
+/// One entry of a [`ParameterValues`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamValue<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    pub ty: BaseType,
+}
+
+impl ParamValue<'_> {
+    pub fn to_owned(self) -> ParameterValue {
+        ParameterValue {
+            name: self.name.to_string(),
+            value: self.value.to_string(),
+            ty: self.ty,
+        }
+    }
+}
+
+impl ParameterValues {
+    pub fn new() -> ParameterValues {
+        ParameterValues::default()
+    }
+
+    /// Room for `entries` entries whose names and values are `text` bytes in all.
+    pub fn with_capacity(entries: usize, text: usize) -> ParameterValues {
+        ParameterValues {
+            text: String::with_capacity(text),
+            items: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Appends an entry whose name is `prefix` followed by `name` (an object path and a
+    /// parameter name: the caller need not join them first).
+    pub fn push_joined(&mut self, prefix: &str, name: &str, value: &str, ty: BaseType) {
+        self.text.push_str(prefix);
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        self.text.push_str(value);
+        self.items.push(Entry {
+            name_end,
+            value_end: self.text.len(),
+            ty,
+        });
+    }
+
+    pub fn push(&mut self, name: &str, value: &str, ty: BaseType) {
+        self.push_joined(name, "", value, ty);
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The bytes of all names and values together.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn get(&self, i: usize) -> Option<ParamValue<'_>> {
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.items.get(prev)?.value_end,
+            None => 0,
+        };
+        Some(self.entry(start, self.items.get(i)?))
+    }
+
+    /// The entry `e`, whose name starts at `start`. The ends were taken after whole strings
+    /// were pushed: always char boundaries.
+    fn entry(&self, start: usize, e: &Entry) -> ParamValue<'_> {
+        ParamValue {
+            name: self.text.get(start..e.name_end).unwrap_or_default(),
+            value: self.text.get(e.name_end..e.value_end).unwrap_or_default(),
+            ty: e.ty,
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            list: self,
+            start: 0,
+            next: 0,
+        }
+    }
+
+    /// The bytes reserved for names and values (to test that a list was sized exactly).
+    pub fn text_capacity(&self) -> usize {
+        self.text.capacity()
+    }
+
+    /// Each entry as an owned struct.
+    pub fn to_vec(&self) -> Vec<ParameterValue> {
+        self.iter().map(ParamValue::to_owned).collect()
+    }
+}
+
+/// The entries of a [`ParameterValues`], in order.
+pub struct Iter<'a> {
+    list: &'a ParameterValues,
+    start: usize,
+    next: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = ParamValue<'a>;
+
+    fn next(&mut self) -> Option<ParamValue<'a>> {
+        let e = self.list.items.get(self.next)?;
+        let out = self.list.entry(self.start, e);
+        self.start = e.value_end;
+        self.next += 1;
+        Some(out)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.list.items.len().saturating_sub(self.next);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a ParameterValues {
+    type Item = ParamValue<'a>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for ParameterValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<ParameterValue> for ParameterValues {
+    fn from_iter<I: IntoIterator<Item = ParameterValue>>(iter: I) -> ParameterValues {
+        let mut out = ParameterValues::new();
+        for p in iter {
+            out.push(&p.name, &p.value, p.ty);
+        }
+        out
+    }
+}
+
+impl From<Vec<ParameterValue>> for ParameterValues {
+    fn from(list: Vec<ParameterValue>) -> ParameterValues {
+        list.into_iter().collect()
+    }
+}
+
 /// A ParameterInfoStruct (GetParameterNamesResponse).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterInfo {
@@ -134,4 +308,68 @@ pub struct ParameterAttribute {
     pub name: String,
     pub notification: u8,
     pub access_list: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pv(name: &str, value: &str, ty: BaseType) -> ParameterValue {
+        ParameterValue {
+            name: name.into(),
+            value: value.into(),
+            ty,
+        }
+    }
+
+    /// Entries come back as they went in, empty names and values, multi-byte text and
+    /// entries whose text runs into the next's included.
+    #[test]
+    fn entries_round_trip() {
+        let owned = vec![
+            pv("Device.A.", "", BaseType::String),
+            pv("", "x", BaseType::Int),
+            pv("Device.Ä.1.Name", "ü€𝄞", BaseType::String),
+            pv("ab", "c", BaseType::Boolean),
+            pv("a", "bc", BaseType::Boolean),
+            pv("", "", BaseType::DateTime),
+        ];
+        let list: ParameterValues = owned.clone().into();
+        assert_eq!(list.len(), owned.len());
+        assert!(!list.is_empty() && ParameterValues::new().is_empty());
+        assert_eq!(list.to_vec(), owned);
+        assert_eq!(list.iter().len(), owned.len());
+        for (i, p) in owned.iter().enumerate() {
+            let got = list.get(i).unwrap();
+            assert_eq!((got.name, got.value, got.ty), (&*p.name, &*p.value, p.ty));
+            assert_eq!(got.to_owned(), *p);
+        }
+        assert_eq!(list.get(owned.len()), None);
+        assert_eq!(
+            list.text_len(),
+            owned
+                .iter()
+                .map(|p| p.name.len() + p.value.len())
+                .sum::<usize>()
+        );
+        let mut it = list.iter();
+        it.next();
+        assert_eq!(it.size_hint(), (5, Some(5)));
+        // "ab"+"c" and "a"+"bc" are the same text: the split tells them apart.
+        let one: ParameterValues = vec![pv("ab", "c", BaseType::String)].into();
+        let other: ParameterValues = vec![pv("a", "bc", BaseType::String)].into();
+        assert_ne!(one, other);
+        assert_ne!(
+            one,
+            ParameterValues::from(vec![pv("ab", "c", BaseType::Int)])
+        );
+        assert_eq!(one, one.clone());
+        let mut joined = ParameterValues::with_capacity(1, 11);
+        joined.push_joined("Device.", "X", "abc", BaseType::String);
+        assert_eq!(joined.to_vec(), [pv("Device.X", "abc", BaseType::String)]);
+        assert_eq!(
+            format!("{one:?}"),
+            r#"[ParamValue { name: "ab", value: "c", ty: String }]"#
+        );
+    }
 }

@@ -115,9 +115,8 @@ pub fn attr(name: &str, notification: u8) -> SetAttributes {
 
 /// One value by GetParameterValues.
 pub fn get(e: &mut Engine, path: &str) -> String {
-    e.values(&[path.to_string()]).expect("readable")[0]
-        .value
-        .clone()
+    let values = e.values(&[path.to_string()]).expect("readable");
+    values.iter().next().expect("one value").value.to_string()
 }
 
 /// The fault code of a result.

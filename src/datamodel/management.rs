@@ -314,7 +314,7 @@ impl XmppConnection {
         // The walk is depth first: a connection's values, its servers' among them, come
         // together; the server being read is the last of its connection.
         let mut server_number = None;
-        for v in values {
+        for v in &values {
             let Some((n, name)) = v.name.strip_prefix(&prefix).and_then(|r| r.split_once('.'))
             else {
                 continue;
@@ -331,7 +331,7 @@ impl XmppConnection {
                 });
             }
             let Some(c) = all.last_mut() else { continue };
-            let value = v.value;
+            let value = v.value.to_string();
             if let Some((s, field)) = name.strip_prefix("Server.").and_then(|r| r.split_once('.')) {
                 let Ok(s) = s.parse::<u32>() else { continue };
                 if server_number != Some(s) {

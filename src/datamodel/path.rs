@@ -514,22 +514,42 @@ fn next_hole(s: &str) -> Option<usize> {
 
 /// Replaces each `{i}` of a generic path with the instance numbers, in order.
 pub(super) fn fill(generic: &str, numbers: &[u32]) -> String {
-    use std::fmt::Write as _;
     let mut out = String::with_capacity(generic.len() + 8);
+    fill_into(&mut out, generic, numbers);
+    out
+}
+
+/// [`fill`], appended to `out`.
+pub(super) fn fill_into(out: &mut impl std::fmt::Write, generic: &str, numbers: &[u32]) {
+    // Writing into a String or a count cannot fail.
     let mut rest = generic;
     let mut nums = numbers.iter();
     while let Some(pos) = next_hole(rest) {
-        out.push_str(&rest[..pos]);
-        match nums.next() {
-            Some(n) => {
-                let _ = write!(out, "{n}");
-            }
-            None => out.push_str("{i}"),
-        }
+        let _ = out.write_str(&rest[..pos]);
+        let _ = match nums.next() {
+            Some(n) => write!(out, "{n}"),
+            None => out.write_str("{i}"),
+        };
         rest = &rest[pos + 3..];
     }
-    out.push_str(rest);
-    out
+    let _ = out.write_str(rest);
+}
+
+/// The length of what [`fill`] returns, counted without building it.
+pub(super) fn filled_len(generic: &str, numbers: &[u32]) -> usize {
+    let mut n = Count(0);
+    fill_into(&mut n, generic, numbers);
+    n.0
+}
+
+/// A `fmt::Write` that only counts the bytes written to it.
+struct Count(usize);
+
+impl std::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
 }
 
 /// Replaces the `{i}` of a binding key with the innermost instance keys, in order (a key with

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use super::backend::registry::BackendKind;
 use super::backend::Cx;
-use super::path::{expand, fill, has_nested, instance_number, nested_refs, parent_of};
+use super::path::{expand, fill, fill_into, filled_len, has_nested, instance_number};
+use super::path::{nested_refs, parent_of};
 use super::path::{Inst, Node, ParamRef};
 use super::schema::{Access, Source};
 use super::{Engine, MAX_PARAMS_PER_REQUEST};
 use crate::cwmp::fault::Fault;
 use crate::cwmp::value::BaseType;
-use crate::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValue};
+use crate::cwmp::value::{ParameterAttribute, ParameterInfo, ParameterValues};
 
 /// An entry of a GetParameterNames walk.
 pub(super) enum Item {
@@ -61,21 +62,17 @@ impl Engine {
     }
 
     /// GetParameterValues (§A.3.2.2): full and partial paths, in request order.
-    pub fn values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
+    pub fn values(&mut self, names: &[String]) -> Result<ParameterValues, Fault> {
         self.values_masked(names, true)
     }
 
     /// Like [`Engine::values`], but hidden values (passwords) as they are: the agent reads
     /// its own settings under a path this way.
-    pub fn own_values(&mut self, names: &[String]) -> Result<Vec<ParameterValue>, Fault> {
+    pub fn own_values(&mut self, names: &[String]) -> Result<ParameterValues, Fault> {
         self.values_masked(names, false)
     }
 
-    fn values_masked(
-        &mut self,
-        names: &[String],
-        mask: bool,
-    ) -> Result<Vec<ParameterValue>, Fault> {
+    fn values_masked(&mut self, names: &[String], mask: bool) -> Result<ParameterValues, Fault> {
         self.listed = Some(BTreeMap::new());
         let got = self
             .params_named(names)
@@ -746,15 +743,35 @@ impl Engine {
             .collect()
     }
 
-    pub(super) fn to_values(&self, refs: &[ParamRef], values: Vec<String>) -> Vec<ParameterValue> {
-        refs.iter()
-            .zip(values)
-            .map(|(r, value)| ParameterValue {
-                name: self.param_path(r),
-                value,
-                ty: self.base(r),
-            })
-            .collect()
+    /// The response's list: each parameter's path, its value and its type. The parameters of
+    /// one object instance follow each other in a walk, so the object's path is written once
+    /// for all of them; the list is sized exactly before it is filled.
+    pub(super) fn to_values(&self, refs: &[ParamRef], values: Vec<String>) -> ParameterValues {
+        let objects = self.schema.objects();
+        let pname = |r: &ParamRef| objects[r.obj].params[r.param].def.name.as_str();
+        let same = |a: &ParamRef, b: &ParamRef| a.obj == b.obj && a.inst.numbers == b.inst.numbers;
+        let mut text: usize = values.iter().map(String::len).sum();
+        let mut last: Option<(&ParamRef, usize)> = None;
+        for r in refs {
+            let prefix = match last {
+                Some((l, len)) if same(l, r) => len,
+                _ => filled_len(&objects[r.obj].path, &r.inst.numbers),
+            };
+            text += prefix + pname(r).len();
+            last = Some((r, prefix));
+        }
+        let mut out = ParameterValues::with_capacity(refs.len(), text);
+        let mut prefix = String::new();
+        let mut last: Option<&ParamRef> = None;
+        for (r, value) in refs.iter().zip(values) {
+            if !last.is_some_and(|l| same(l, r)) {
+                prefix.clear();
+                fill_into(&mut prefix, &objects[r.obj].path, &r.inst.numbers);
+            }
+            out.push_joined(&prefix, pname(r), &value, self.base(r));
+            last = Some(r);
+        }
+        out
     }
 }
 
@@ -923,10 +940,10 @@ Chan = { to = "agent:a.chan", or = "const:6" }
                 "Device.A.X".to_string(),
             ])
             .unwrap();
-        let pairs: Vec<(&str, &str, BaseType)> = got
-            .iter()
-            .map(|p| (p.name.as_str(), p.value.as_str(), p.ty))
-            .collect();
+        let pairs: Vec<(&str, &str, BaseType)> =
+            got.iter().map(|p| (p.name, p.value, p.ty)).collect();
+        // The list was sized exactly before it was filled.
+        assert_eq!(got.text_capacity(), got.text_len());
         assert_eq!(
             pairs,
             [
@@ -944,6 +961,33 @@ Chan = { to = "agent:a.chan", or = "const:6" }
         // Values set are read back.
         e.set_values(&[set("Device.A.S", "hello")], "").unwrap();
         assert_eq!(get(&mut e, "Device.A.S"), "hello");
+    }
+
+    /// The list names each parameter by its full path: what GetParameterNames lists, in the
+    /// same order, instance numbers of one and two digits among them, sized exactly.
+    #[test]
+    fn values_name_every_parameter_by_its_path() {
+        let mut e = fixture::engine();
+        // The table holds 3 at most: 9, 10 and 11 are left.
+        for k in 1..=11 {
+            if k > 3 {
+                e.delete_object(&format!("Device.A.T.{}.", k - 3), "")
+                    .unwrap();
+            }
+            e.add_object("Device.A.T.", "").unwrap();
+        }
+        let got = e.values(&["Device.".to_string()]).unwrap();
+        let params: Vec<String> = e
+            .names("Device.", false)
+            .unwrap()
+            .into_iter()
+            .filter(|i| !i.name.ends_with('.'))
+            .map(|i| i.name)
+            .collect();
+        let names: Vec<&str> = got.iter().map(|p| p.name).collect();
+        assert_eq!(names, params);
+        assert!(names.contains(&"Device.A.T.11.V") && names.contains(&"Device.A.T.9.V"));
+        assert_eq!(got.text_capacity(), got.text_len());
     }
 
     #[test]

@@ -478,7 +478,7 @@ fn cpe_response(method: &str, a: Args<'_, '_>) -> Option<Result<CpeResponse, Str
             })
             .map(|list| CpeResponse::GetParameterNames { list }),
         "GetParameterValuesResponse" => parameter_values(a, "ParameterList")
-            .map(|list| CpeResponse::GetParameterValues { list }),
+            .map(|list| CpeResponse::GetParameterValues { list: list.into() }),
         "SetParameterValuesResponse" => a
             .num("Status")
             .map(|status| CpeResponse::SetParameterValues { status }),

@@ -7,7 +7,7 @@
 use super::msg::*;
 use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
 use crate::cwmp::fault::{Fault, FaultOrigin};
-use crate::cwmp::value::ParameterValue;
+use crate::cwmp::value::{BaseType, ParameterValue, ParameterValues};
 use crate::cwmp::version::CwmpNs;
 
 /// See [`super::emit_request`].
@@ -34,7 +34,7 @@ pub(crate) fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec
             w.elem_num("MaxEnvelopes", inf.max_envelopes);
             w.elem("CurrentTime", &inf.current_time);
             w.elem_num("RetryCount", inf.retry_count);
-            parameter_values(&mut w, &inf.parameters);
+            parameter_values(&mut w, inf.parameters.len(), owned(&inf.parameters));
             w.end_rpc(name);
         }
         CpeRequest::TransferComplete {
@@ -133,7 +133,11 @@ pub(crate) fn emit_response(ns: CwmpNs, id: Option<&str>, resp: &CpeResponse) ->
         }
         CpeResponse::GetParameterValues { list } => {
             w.start_rpc(name);
-            parameter_values(&mut w, list);
+            parameter_values(
+                &mut w,
+                list.len(),
+                list.iter().map(|p| (p.name, p.value, p.ty)),
+            );
             w.end_rpc(name);
         }
         CpeResponse::GetParameterAttributes { list } => {
@@ -230,15 +234,26 @@ fn cpe_fault(w: &mut Writer, f: &Fault) {
 }
 
 /// `ParameterList` of ParameterValueStruct with `xsi:type` on every Value (Inform, GPV response).
-fn parameter_values(w: &mut Writer, list: &[ParameterValue]) {
-    w.start_array("ParameterList", "cwmp:ParameterValueStruct", list.len());
-    for p in list {
+/// The `n` entries of `list`: (name, value, type).
+fn parameter_values<'a>(
+    w: &mut Writer,
+    n: usize,
+    list: impl Iterator<Item = (&'a str, &'a str, BaseType)>,
+) {
+    w.start_array("ParameterList", "cwmp:ParameterValueStruct", n);
+    for (name, value, ty) in list {
         w.start("ParameterValueStruct");
-        w.elem("Name", &p.name);
-        w.value(Some(p.ty.xsi_type()), &p.value);
+        w.elem("Name", name);
+        w.value(Some(ty.xsi_type()), value);
         w.end("ParameterValueStruct");
     }
     w.end("ParameterList");
+}
+
+/// The entries of a list of structs, as [`parameter_values`] takes them.
+fn owned(list: &[ParameterValue]) -> impl Iterator<Item = (&str, &str, BaseType)> {
+    list.iter()
+        .map(|p| (p.name.as_str(), p.value.as_str(), p.ty))
 }
 
 /// `FaultStruct` of TransferComplete (§A.3.3.2): code 0 and an empty string on success.
@@ -256,6 +271,10 @@ fn parameter_values_capacity(list: &[ParameterValue]) -> usize {
     list.iter()
         .map(|p| p.name.len() + p.value.len() + PVS_OVERHEAD)
         .sum()
+}
+
+fn compact_values_capacity(list: &ParameterValues) -> usize {
+    list.text_len() + list.len() * PVS_OVERHEAD
 }
 
 fn request_capacity(req: &CpeRequest) -> usize {
@@ -282,7 +301,7 @@ fn request_capacity(req: &CpeRequest) -> usize {
 fn response_capacity(resp: &CpeResponse) -> usize {
     BASE_CAPACITY
         + match resp {
-            CpeResponse::GetParameterValues { list } => parameter_values_capacity(list),
+            CpeResponse::GetParameterValues { list } => compact_values_capacity(list),
             CpeResponse::GetParameterNames { list } => list.iter().map(|p| p.name.len() + 96).sum(),
             CpeResponse::GetParameterAttributes { list } => list
                 .iter()
@@ -310,7 +329,6 @@ fn response_capacity(resp: &CpeResponse) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cwmp::value::BaseType;
 
     /// The buffer reserved up front is enough: emitting a large response never reallocates.
     #[test]
@@ -326,15 +344,14 @@ mod tests {
                 },
             })
             .collect();
-        let resp = CpeResponse::GetParameterValues { list };
+        let resp = CpeResponse::GetParameterValues {
+            list: list.iter().cloned().collect(),
+        };
         let bytes = emit_response(CwmpNs::V1_2, Some("12345678"), &resp);
         assert_eq!(bytes.capacity(), response_capacity(&resp));
         assert!(bytes.len() > 150_000);
         let inform = CpeRequest::Inform(Inform {
-            parameters: match resp {
-                CpeResponse::GetParameterValues { list } => list,
-                _ => unreachable!(),
-            },
+            parameters: list,
             ..Inform::default()
         });
         let bytes = emit_request(CwmpNs::V1_2, &Header::default(), &inform);

@@ -6,7 +6,7 @@
 
 use crate::cwmp::fault::{AcsFault, Fault};
 use crate::cwmp::value::{
-    ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue,
+    ParameterAttribute, ParameterInfo, ParameterValue, ParameterValues, SetAttributes, SetValue,
 };
 use crate::cwmp::version::CwmpNs;
 
@@ -375,7 +375,7 @@ pub enum CpeResponse {
         list: Vec<ParameterInfo>,
     },
     GetParameterValues {
-        list: Vec<ParameterValue>,
+        list: ParameterValues,
     },
     SetParameterValues {
         status: u8,

@@ -5,7 +5,8 @@ use super::*;
 use crate::cwmp::fault::{AcsFault, Fault, ParamFault};
 use crate::cwmp::value::BaseType;
 use crate::cwmp::value::{
-    ParameterAttribute, ParameterInfo, ParameterValue, SetAttributes, SetValue, XsiType,
+    ParameterAttribute, ParameterInfo, ParameterValue, ParameterValues, SetAttributes, SetValue,
+    XsiType,
 };
 
 const ALL_NS: [CwmpNs; 5] = [
@@ -317,7 +318,9 @@ fn cpe_responses() -> Vec<CpeResponse> {
             })
             .collect(),
         },
-        CpeResponse::GetParameterValues { list: vec![] },
+        CpeResponse::GetParameterValues {
+            list: ParameterValues::new(),
+        },
         CpeResponse::SetParameterValues { status: 1 },
         CpeResponse::GetParameterAttributes {
             list: vec![ParameterAttribute {

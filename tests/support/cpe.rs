@@ -105,7 +105,7 @@ pub fn gpn(e: &Exchange) -> Vec<ParameterInfo> {
 
 pub fn gpv(e: &Exchange) -> Vec<cwmpd::cwmp::value::ParameterValue> {
     match &e.response {
-        Ok(CpeResponse::GetParameterValues { list }) => list.clone(),
+        Ok(CpeResponse::GetParameterValues { list }) => list.to_vec(),
         r => panic!("{} answered {r:?}", e.call.method()),
     }
 }
