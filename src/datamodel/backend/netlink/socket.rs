@@ -205,15 +205,28 @@ impl Rtnl {
         Ok(out)
     }
 
-    /// One dump, repeated once when the kernel flags it interrupted.
+    /// One dump, repeated once when the kernel flags it interrupted. The receive buffer is
+    /// freed at its end: the client lives as long as the agent's snapshot, between sessions
+    /// too, and the buffer (64 KiB at least) is worth more to the rest of the agent there.
     fn dump<T>(
         &mut self,
         kind: Dump,
         family: u8,
         pick: impl Fn(Msg) -> Option<T>,
     ) -> io::Result<Vec<T>> {
+        let out = self.dump_retried(kind, family, &pick);
+        self.buf = Vec::new();
+        out
+    }
+
+    fn dump_retried<T>(
+        &mut self,
+        kind: Dump,
+        family: u8,
+        pick: &impl Fn(Msg) -> Option<T>,
+    ) -> io::Result<Vec<T>> {
         for _ in 0..2 {
-            match self.dump_once(kind, family, &pick)? {
+            match self.dump_once(kind, family, pick)? {
                 (items, false) => return Ok(items),
                 (_, true) => continue,
             }
