@@ -139,12 +139,22 @@ struct Entry {
     ty: BaseType,
 }
 
-/// One entry of a [`ParameterValues`], borrowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One entry of a [`ParameterValues`], borrowed. Its `Debug` is a [`ParameterValue`]'s.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ParamValue<'a> {
     pub name: &'a str,
     pub value: &'a str,
     pub ty: BaseType,
+}
+
+impl std::fmt::Debug for ParamValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParameterValue")
+            .field("name", &self.name)
+            .field("value", &self.value)
+            .field("ty", &self.ty)
+            .finish()
+    }
 }
 
 impl ParamValue<'_> {
@@ -369,7 +379,7 @@ mod tests {
         assert_eq!(joined.to_vec(), [pv("Device.X", "abc", BaseType::String)]);
         assert_eq!(
             format!("{one:?}"),
-            r#"[ParamValue { name: "ab", value: "c", ty: String }]"#
+            format!("{:?}", [pv("ab", "c", BaseType::String)])
         );
     }
 }
