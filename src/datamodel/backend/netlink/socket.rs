@@ -205,9 +205,11 @@ impl Rtnl {
         Ok(out)
     }
 
-    /// One dump, repeated once when the kernel flags it interrupted. The receive buffer is
-    /// freed at its end: the client lives as long as the agent's snapshot, between sessions
-    /// too, and the buffer (64 KiB at least) is worth more to the rest of the agent there.
+    /// One dump, repeated once when the kernel flags it interrupted. The receive buffer (64 KiB
+    /// at least) is freed at its end: the client lives as long as its backend, between
+    /// sessions too, and a GPV's response is built after its dumps, when the buffer is worth
+    /// more to the rest of the agent. The price is one zeroed buffer per dump (8 for a whole
+    /// snapshot).
     fn dump<T>(
         &mut self,
         kind: Dump,
