@@ -83,7 +83,9 @@ pub(super) fn read_bounded(path: &Path) -> Option<FileText> {
         buf.truncate(end);
     }
     Some(FileText {
-        text: String::from_utf8_lossy(&buf).into_owned(),
+        // Valid UTF-8 (nearly every file) is kept as read, without a copy.
+        text: String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         complete,
         fields: OnceCell::new(),
     })
