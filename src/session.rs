@@ -67,8 +67,8 @@ use std::fmt;
 use crate::cwmp::fault::{AcsFault, Fault};
 use crate::cwmp::version::{CwmpNs, CwmpVersion};
 use crate::soap::{
-    self, AcsMessage, AcsRequest, AcsResponse, CpeRequest, CpeResponse, Envelope, Header, Inform,
-    Limits, ParseError,
+    self, AcsMessage, AcsRequest, AcsResponse, Body, CpeRequest, CpeResponse, Envelope, Header,
+    Inform, Limits, ParseError,
 };
 
 /// How many times one CPE request is sent again after an 8005 "Retry request" fault (§A.5)
@@ -108,7 +108,7 @@ pub struct SessionParams {
 pub enum Action {
     /// POST this body to the ACS, then call [`Session::on_reply`] (or
     /// [`Session::on_failure`]). An empty body is the empty POST.
-    Post(Vec<u8>),
+    Post(Body),
     /// Execute this ACS request and give the result to [`Session::executed`].
     Execute(AcsRequest),
     /// The session is over.
@@ -299,7 +299,7 @@ impl Session {
         let mut inform = params.inform;
         inform.max_envelopes = 1;
         let body = soap::emit_request(s.ns, &header, &CpeRequest::Inform(inform));
-        let (state, action) = s.post(State::ExpectInformResponse, body);
+        let (state, action) = s.post(State::ExpectInformResponse, Body::Bytes(body));
         s.state = state;
         (s, action)
     }
@@ -342,7 +342,7 @@ impl Session {
             State::Done(outcome) => (State::Done(outcome.clone()), Action::Done(outcome)),
             State::Executing { id, ns, method } => {
                 self.executed.push(method);
-                let body = soap::emit_response(ns, id.as_deref(), &resp);
+                let body = soap::emit_response_body(ns, id.as_deref(), resp);
                 self.post(State::ExpectAcsRequest, body)
             }
             _ => self.finish(Err(SessionError::OutOfOrder(
@@ -630,7 +630,7 @@ impl Session {
         if !self.hold && self.delivered < self.requests.len() {
             self.send_request(self.delivered, 0)
         } else {
-            self.post(State::ExpectAcsRequest, Vec::new())
+            self.post(State::ExpectAcsRequest, Body::Bytes(Vec::new()))
         }
     }
 
@@ -643,16 +643,19 @@ impl Session {
             Some(req) => soap::emit_request(self.ns, &header, req),
             None => return self.finish(Err(SessionError::OutOfOrder("no such CPE request"))),
         };
-        self.post(State::ExpectCpeRequestResponse { index, resent }, body)
+        self.post(
+            State::ExpectCpeRequestResponse { index, resent },
+            Body::Bytes(body),
+        )
     }
 
     fn post_fault(&mut self, ns: CwmpNs, id: Option<&str>, fault: Fault) -> (State, Action) {
         let body = soap::emit_response(ns, id, &CpeResponse::Fault(fault));
-        self.post(State::ExpectAcsRequest, body)
+        self.post(State::ExpectAcsRequest, Body::Bytes(body))
     }
 
     /// Posts a body unless the session used up its exchanges.
-    fn post(&mut self, next: State, body: Vec<u8>) -> (State, Action) {
+    fn post(&mut self, next: State, body: Body) -> (State, Action) {
         if self.posts >= self.max_exchanges {
             return self.finish(Err(SessionError::TooManyExchanges));
         }
@@ -779,9 +782,9 @@ mod tests {
     }
 
     /// The body of a POST action (a test failure for any other action).
-    fn posted(a: &Action) -> &[u8] {
+    fn posted(a: &Action) -> Vec<u8> {
         match a {
-            Action::Post(body) => body,
+            Action::Post(body) => body.to_vec(),
             other => panic!("expected a POST, got {other:?}"),
         }
     }
@@ -789,7 +792,7 @@ mod tests {
     fn parsed(a: &Action) -> Envelope<CpeMessage> {
         let body = posted(a);
         assert!(!body.is_empty(), "expected a message, got the empty POST");
-        match acs::parse_cpe(body, &Limits::default()) {
+        match acs::parse_cpe(&body, &Limits::default()) {
             Ok(env) => env,
             Err(e) => panic!("our own POST does not parse: {e:?}"),
         }

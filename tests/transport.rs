@@ -266,6 +266,60 @@ fn digest_answered_on_the_same_connection_then_preauthorized() {
     }
 }
 
+/// A GetParameterValuesResponse of thousands of values goes out as it is written: with its
+/// length as `Content-Length` (no chunked coding), the same bytes as the message emitted whole,
+/// and again from its start after the 401 and after a redirect.
+#[test]
+fn a_streamed_message_is_sent_whole_again_after_a_401_and_a_redirect() {
+    use cwmpd::cwmp::value::{BaseType, ParameterValue};
+    use cwmpd::cwmp::version::CwmpNs;
+    use cwmpd::soap::{emit_response, emit_response_body, Body, CpeResponse};
+
+    let list: Vec<ParameterValue> = (0..3_000)
+        .map(|i| ParameterValue {
+            name: format!("Device.Hosts.Host.{i}.HostName"),
+            value: format!("host <{i}> & \"café\" \r"),
+            ty: BaseType::String,
+        })
+        .collect();
+    let resp = CpeResponse::GetParameterValues { list: list.into() };
+    let whole = emit_response(CwmpNs::V1_2, Some("id-1"), &resp);
+    let Body::Values(body) = emit_response_body(CwmpNs::V1_2, Some("id-1"), resp) else {
+        panic!("a GetParameterValuesResponse is streamed");
+    };
+    assert!(whole.len() > 200_000);
+
+    let pki = Pki::new();
+    let server = digest_server(&pki, Algorithm::Md5, PASS, 100);
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    let r = t.post_streamed(&body).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == whole, "the echo is the message emitted whole");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "one 401, then the message again");
+    for req in &reqs {
+        assert!(req.body == whole, "the same bytes each time");
+        assert_eq!(
+            req.header("content-length"),
+            Some(whole.len().to_string().as_str())
+        );
+        assert_eq!(req.header("transfer-encoding"), None);
+    }
+
+    let moved = TestServer::start(Some(pki.server_tls()), |req| {
+        if req.path == "/acs" {
+            Response::new(307).header("Location", "/final")
+        } else {
+            echo(req)
+        }
+    });
+    let mut t = Transport::new(config(moved.url("/acs"), &pki.ca_file)).unwrap();
+    assert_eq!(t.post_streamed(&body).unwrap().status, 200);
+    let reqs = moved.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|r| r.body == whole));
+}
+
 #[test]
 fn digest_stale_nonce_is_renewed_without_failing() {
     let pki = Pki::new();

@@ -15,6 +15,7 @@ use crate::http::acs::{HttpReply, TransportConfig, TransportError};
 use crate::schedule;
 use crate::soap::acs::{emit_acs_request, emit_acs_response, parse_cpe, CpeMessage};
 use crate::soap::msg::{AcsRequest, AcsResponse, CpeRequest, Header};
+use crate::soap::Body;
 
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600;
@@ -99,7 +100,9 @@ fn reply(status: u16, body: Vec<u8>, retry_after: Option<u32>) -> HttpReply {
 }
 
 impl AcsTransport for TestAcs {
-    fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError> {
+    fn post(&mut self, body: &Body) -> Result<HttpReply, TransportError> {
+        let bytes = body.to_vec();
+        let body = bytes.as_slice();
         let mut st = self.state.lock().unwrap();
         if body.is_empty() {
             // The empty POST (§3.7.2.2): the ACS's turn.

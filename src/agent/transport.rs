@@ -6,13 +6,14 @@
 
 use std::time::Instant;
 
-use crate::http::acs::{HttpReply, Transport, TransportConfig, TransportError};
+use crate::http::acs::{HttpReply, Streamed, Transport, TransportConfig, TransportError};
+use crate::soap::{Body, ValuesBody};
 
 /// The ACS end of one session (§3.7): each CWMP message the CPE posts, and the ACS's reply.
 pub trait AcsTransport {
     /// POSTs one CWMP message (empty body = the empty POST, §3.7.2.2) and returns the ACS's
     /// reply: its status, its body and its `Retry-After`.
-    fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError>;
+    fn post(&mut self, body: &Body) -> Result<HttpReply, TransportError>;
 
     /// The session ended: the next POST starts a new one (the CWMP version fallback of §A.2
     /// retries on the same transport). Nothing to do by default.
@@ -20,12 +21,26 @@ pub trait AcsTransport {
 }
 
 impl AcsTransport for Transport {
-    fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError> {
-        Transport::post(self, body)
+    fn post(&mut self, body: &Body) -> Result<HttpReply, TransportError> {
+        match body {
+            Body::Bytes(b) => Transport::post(self, b),
+            Body::Values(v) => self.post_streamed(v),
+        }
     }
 
     fn end_session(&mut self) {
         Transport::end_session(self);
+    }
+}
+
+/// A GetParameterValuesResponse goes out as it is written.
+impl Streamed for ValuesBody {
+    fn len(&self) -> usize {
+        ValuesBody::len(self)
+    }
+
+    fn reader(&self) -> Box<dyn std::io::Read + '_> {
+        Box::new(ValuesBody::reader(self))
     }
 }
 

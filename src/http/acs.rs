@@ -261,6 +261,16 @@ impl Transport {
     ///
     /// 401 and redirects are handled here; any other status is returned as is.
     pub fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError> {
+        self.post_payload(Payload::Bytes(body))
+    }
+
+    /// [`Transport::post`] of a message written as it is sent, with its length as
+    /// `Content-Length` (sent again from its start after a 401 or a redirect).
+    pub fn post_streamed(&mut self, body: &dyn Streamed) -> Result<HttpReply, TransportError> {
+        self.post_payload(Payload::Streamed(body))
+    }
+
+    fn post_payload(&mut self, body: Payload<'_>) -> Result<HttpReply, TransportError> {
         let mut redirects = 0u32;
         let mut tried = Tried::default();
         loop {
@@ -411,7 +421,7 @@ impl Transport {
     fn exchange(
         &self,
         target: &Target,
-        body: &[u8],
+        body: Payload<'_>,
         authorization: Option<String>,
         cookie: Option<String>,
     ) -> Result<RawReply, TransportError> {
@@ -445,7 +455,13 @@ impl Transport {
         if let Some(c) = cookie {
             req = req.header("Cookie", c);
         }
-        let resp = req.send(body).map_err(classify)?;
+        let resp = match body {
+            Payload::Bytes(b) => req.send(b),
+            Payload::Streamed(s) => req
+                .header("Content-Length", s.len().to_string())
+                .send(ureq::SendBody::from_reader(&mut s.reader())),
+        }
+        .map_err(classify)?;
         let status = resp.status().as_u16();
         let headers = resp.headers();
         let all = |name: &str| -> Vec<String> {
@@ -490,6 +506,38 @@ impl Transport {
             location,
             retry_after,
         })
+    }
+}
+
+/// A message that is written as it is sent: its length first, then its bytes from a reader
+/// (a fresh reader each time it is sent: again after a 401 or a redirect). The reader must
+/// give exactly `len` bytes.
+pub trait Streamed {
+    fn len(&self) -> usize;
+    fn reader(&self) -> Box<dyn std::io::Read + '_>;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What one POST sends.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Bytes(&'a [u8]),
+    Streamed(&'a dyn Streamed),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Bytes(b) => b.len(),
+            Payload::Streamed(s) => s.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -4,8 +4,11 @@
 //! Every array carries `SOAP-ENC:arrayType` with its item type and count (§A.2.2), every
 //! ParameterValueStruct Value its `xsi:type` (§A.3.2.1), booleans are written `1`/`0`.
 
+use std::fmt::Write;
+use std::io::Read;
+
 use super::msg::*;
-use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
+use super::xml::{Count, HeaderOut, Writer, BASE_CAPACITY};
 use crate::cwmp::fault::{Fault, FaultOrigin};
 use crate::cwmp::value::{BaseType, ParameterValue, ParameterValues};
 use crate::cwmp::version::CwmpNs;
@@ -34,7 +37,7 @@ pub(crate) fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec
             w.elem_num("MaxEnvelopes", inf.max_envelopes);
             w.elem("CurrentTime", &inf.current_time);
             w.elem_num("RetryCount", inf.retry_count);
-            parameter_values(&mut w, inf.parameters.len(), owned(&inf.parameters));
+            parameter_values(&mut w, &inf.parameters);
             w.end_rpc(name);
         }
         CpeRequest::TransferComplete {
@@ -106,6 +109,18 @@ pub(crate) fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec
 
 /// See [`super::emit_response`].
 pub(crate) fn emit_response(ns: CwmpNs, id: Option<&str>, resp: &CpeResponse) -> Vec<u8> {
+    if let CpeResponse::GetParameterValues { list } = resp {
+        let (head, tail) = values_frame(ns, id, list.len());
+        let mut w = Writer::part(String::with_capacity(
+            head.len() + values_len(list) + tail.len(),
+        ));
+        w.raw(&head);
+        for p in list {
+            parameter_value(&mut w, p.name, p.value, p.ty);
+        }
+        w.raw(&tail);
+        return w.into_bytes();
+    }
     let mut w = Writer::envelope(response_capacity(resp), ns, &HeaderOut::id(id));
     let Some(name) = resp.element() else {
         if let CpeResponse::Fault(f) = resp {
@@ -131,15 +146,8 @@ pub(crate) fn emit_response(ns: CwmpNs, id: Option<&str>, resp: &CpeResponse) ->
             w.end("ParameterList");
             w.end_rpc(name);
         }
-        CpeResponse::GetParameterValues { list } => {
-            w.start_rpc(name);
-            parameter_values(
-                &mut w,
-                list.len(),
-                list.iter().map(|p| (p.name, p.value, p.ty)),
-            );
-            w.end_rpc(name);
-        }
+        // Emitted above, in one piece with its body.
+        CpeResponse::GetParameterValues { .. } => {}
         CpeResponse::GetParameterAttributes { list } => {
             w.start_rpc(name);
             w.start_array("ParameterList", "cwmp:ParameterAttributeStruct", list.len());
@@ -233,27 +241,195 @@ fn cpe_fault(w: &mut Writer, f: &Fault) {
     w.fault(faultcode, f.code(), &f.fault_string(), f.param_faults());
 }
 
-/// `ParameterList` of ParameterValueStruct with `xsi:type` on every Value (Inform, GPV response).
-/// The `n` entries of `list`: (name, value, type).
-fn parameter_values<'a>(
-    w: &mut Writer,
-    n: usize,
-    list: impl Iterator<Item = (&'a str, &'a str, BaseType)>,
-) {
-    w.start_array("ParameterList", "cwmp:ParameterValueStruct", n);
-    for (name, value, ty) in list {
-        w.start("ParameterValueStruct");
-        w.elem("Name", name);
-        w.value(Some(ty.xsi_type()), value);
-        w.end("ParameterValueStruct");
+/// `ParameterList` of ParameterValueStruct with `xsi:type` on every Value (the Inform's).
+fn parameter_values(w: &mut Writer, list: &[ParameterValue]) {
+    w.start_array("ParameterList", "cwmp:ParameterValueStruct", list.len());
+    for p in list {
+        parameter_value(w, &p.name, &p.value, p.ty);
     }
     w.end("ParameterList");
 }
 
-/// The entries of a list of structs, as [`parameter_values`] takes them.
-fn owned(list: &[ParameterValue]) -> impl Iterator<Item = (&str, &str, BaseType)> {
-    list.iter()
-        .map(|p| (p.name.as_str(), p.value.as_str(), p.ty))
+/// One ParameterValueStruct.
+fn parameter_value<S: Write>(w: &mut Writer<S>, name: &str, value: &str, ty: BaseType) {
+    w.start("ParameterValueStruct");
+    w.elem("Name", name);
+    w.value(Some(ty.xsi_type()), value);
+    w.end("ParameterValueStruct");
+}
+
+/// The bytes the ParameterValueStructs of `list` take.
+fn values_len(list: &ParameterValues) -> usize {
+    let mut w = Writer::part(Count(0));
+    for p in list {
+        parameter_value(&mut w, p.name, p.value, p.ty);
+    }
+    w.into_inner().0
+}
+
+/// A GetParameterValuesResponse of `n` values without them: the envelope up to the first
+/// ParameterValueStruct, and from the end of the last.
+fn values_frame(ns: CwmpNs, id: Option<&str>, n: usize) -> (String, String) {
+    let name = "GetParameterValuesResponse";
+    let mut w = Writer::envelope(BASE_CAPACITY, ns, &HeaderOut::id(id));
+    w.start_rpc(name);
+    w.start_array("ParameterList", "cwmp:ParameterValueStruct", n);
+    let mut t = Writer::part(String::with_capacity(128));
+    t.end("ParameterList");
+    t.end_rpc(name);
+    t.close();
+    (w.into_inner(), t.into_inner())
+}
+
+/// See [`super::emit_response_body`].
+pub(crate) fn emit_response_body(ns: CwmpNs, id: Option<&str>, resp: CpeResponse) -> Body {
+    match resp {
+        CpeResponse::GetParameterValues { list } => {
+            let (head, tail) = values_frame(ns, id, list.len());
+            Body::Values(ValuesBody {
+                len: head.len() + values_len(&list) + tail.len(),
+                head,
+                list,
+                tail,
+            })
+        }
+        other => Body::Bytes(emit_response(ns, id, &other)),
+    }
+}
+
+/// A message as it is posted to the ACS: its bytes, or a GetParameterValuesResponse whose
+/// ParameterValueStructs are written as the message goes out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// The whole message (empty: the empty POST).
+    Bytes(Vec<u8>),
+    Values(ValuesBody),
+}
+
+impl Body {
+    /// The message's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Bytes(b) => b.len(),
+            Body::Values(v) => v.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The message's bytes, in one piece.
+    pub fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Body::Bytes(b) => b.clone(),
+            Body::Values(v) => v.to_vec(),
+        }
+    }
+}
+
+/// A GetParameterValuesResponse kept as its envelope's start and end and its list: a response
+/// of thousands of values is not held twice (as a list and as markup) while it is sent (issue
+/// 19). [`ValuesBody::reader`] writes its markup a chunk at a time; [`ValuesBody::len`] is
+/// counted by the same code, so a `Content-Length` sent first is exact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuesBody {
+    head: String,
+    list: ParameterValues,
+    tail: String,
+    len: usize,
+}
+
+/// How much markup [`ValuesReader`] writes ahead (one ParameterValueStruct more at most).
+const CHUNK: usize = 8 * 1024;
+
+impl ValuesBody {
+    /// The message's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The message from its start, as many times as it is sent (again after a 401).
+    pub fn reader(&self) -> ValuesReader<'_> {
+        ValuesReader {
+            body: self,
+            items: self.list.iter(),
+            chunk: String::new(),
+            at: 0,
+            stage: Stage::Head,
+        }
+    }
+
+    /// The message's bytes, in one piece.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        // Reading from memory cannot fail.
+        let _ = self.reader().read_to_end(&mut out);
+        out
+    }
+}
+
+/// The bytes of a [`ValuesBody`], written as they are read.
+pub struct ValuesReader<'a> {
+    body: &'a ValuesBody,
+    items: crate::cwmp::value::Iter<'a>,
+    /// Markup written and not yet read from `at` on.
+    chunk: String,
+    at: usize,
+    stage: Stage,
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Head,
+    Items,
+    Tail,
+    Done,
+}
+
+impl Read for ValuesReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            self.chunk.clear();
+            self.at = 0;
+            match self.stage {
+                Stage::Head => {
+                    self.chunk.push_str(&self.body.head);
+                    self.stage = Stage::Items;
+                }
+                Stage::Items => {
+                    let mut w = Writer::part(std::mem::take(&mut self.chunk));
+                    loop {
+                        let Some(p) = self.items.next() else {
+                            self.stage = Stage::Tail;
+                            break;
+                        };
+                        parameter_value(&mut w, p.name, p.value, p.ty);
+                        if w.len() >= CHUNK {
+                            break;
+                        }
+                    }
+                    self.chunk = w.into_inner();
+                }
+                Stage::Tail => {
+                    self.chunk.push_str(&self.body.tail);
+                    self.stage = Stage::Done;
+                }
+                Stage::Done => return Ok(0),
+            }
+        }
+        let left = self.chunk.as_bytes().get(self.at..).unwrap_or_default();
+        let n = left.len().min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), left.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// `FaultStruct` of TransferComplete (§A.3.3.2): code 0 and an empty string on success.
@@ -271,10 +447,6 @@ fn parameter_values_capacity(list: &[ParameterValue]) -> usize {
     list.iter()
         .map(|p| p.name.len() + p.value.len() + PVS_OVERHEAD)
         .sum()
-}
-
-fn compact_values_capacity(list: &ParameterValues) -> usize {
-    list.text_len() + list.len() * PVS_OVERHEAD
 }
 
 fn request_capacity(req: &CpeRequest) -> usize {
@@ -301,7 +473,6 @@ fn request_capacity(req: &CpeRequest) -> usize {
 fn response_capacity(resp: &CpeResponse) -> usize {
     BASE_CAPACITY
         + match resp {
-            CpeResponse::GetParameterValues { list } => compact_values_capacity(list),
             CpeResponse::GetParameterNames { list } => list.iter().map(|p| p.name.len() + 96).sum(),
             CpeResponse::GetParameterAttributes { list } => list
                 .iter()
@@ -348,7 +519,8 @@ mod tests {
             list: list.iter().cloned().collect(),
         };
         let bytes = emit_response(CwmpNs::V1_2, Some("12345678"), &resp);
-        assert_eq!(bytes.capacity(), response_capacity(&resp));
+        // A GetParameterValuesResponse is counted first: exactly its size.
+        assert_eq!(bytes.capacity(), bytes.len());
         assert!(bytes.len() > 150_000);
         let inform = CpeRequest::Inform(Inform {
             parameters: list,
@@ -356,5 +528,67 @@ mod tests {
         });
         let bytes = emit_request(CwmpNs::V1_2, &Header::default(), &inform);
         assert_eq!(bytes.capacity(), request_capacity(&inform));
+    }
+
+    /// A GetParameterValuesResponse posted as it is written is byte for byte the response
+    /// emitted whole, whatever the reader's buffer, as often as it is read; its length is
+    /// counted exactly. Values that are escaped, replaced, multi-byte, longer than a chunk, and
+    /// the empty list.
+    #[test]
+    fn a_streamed_response_is_the_response_emitted_whole() {
+        let long = "x&<".repeat(CHUNK);
+        let values = ["", "plain", "a&b<c>d\"e'f\rg\u{1}h\u{FFFE}", "café 𝄞"];
+        for n in [0, 1, 2, 7, 300, 3_000] {
+            let list: ParameterValues = (0..n)
+                .map(|i| ParameterValue {
+                    name: format!("Device.X.{i}.Name"),
+                    value: if i == 4 {
+                        long.clone()
+                    } else {
+                        values[i % values.len()].to_string()
+                    },
+                    ty: if i % 3 == 0 {
+                        BaseType::Boolean
+                    } else {
+                        BaseType::String
+                    },
+                })
+                .collect();
+            for (ns, id) in [(CwmpNs::V1_0, None), (CwmpNs::V1_4, Some("id & <7>"))] {
+                let resp = CpeResponse::GetParameterValues { list: list.clone() };
+                let whole = emit_response(ns, id, &resp);
+                let body = emit_response_body(ns, id, resp);
+                let Body::Values(v) = &body else {
+                    panic!("not streamed")
+                };
+                assert_eq!(body.len(), whole.len(), "{n}");
+                assert!(body.to_vec() == whole, "{n}");
+                assert!(v.to_vec() == whole, "{n}: read again");
+                for size in [1, 7, 4096, 1 << 20] {
+                    if size < 4096 && n > 300 {
+                        continue;
+                    }
+                    let mut r = v.reader();
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; size];
+                    loop {
+                        let k = r.read(&mut buf).unwrap();
+                        if k == 0 {
+                            break;
+                        }
+                        got.extend_from_slice(&buf[..k]);
+                    }
+                    assert!(got == whole, "{n} values, reads of {size}");
+                    assert_eq!(r.read(&mut buf).unwrap(), 0, "the end stays the end");
+                }
+            }
+        }
+        // Every other response is emitted whole.
+        let other = emit_response_body(CwmpNs::V1_2, None, CpeResponse::Reboot);
+        assert_eq!(
+            other,
+            Body::Bytes(emit_response(CwmpNs::V1_2, None, &CpeResponse::Reboot))
+        );
+        assert!(!other.is_empty());
     }
 }

@@ -35,6 +35,7 @@ mod tree;
 mod xml;
 
 use crate::cwmp::version::CwmpNs;
+pub use emit::{Body, ValuesBody, ValuesReader};
 pub use msg::*;
 
 /// Size limits applied while parsing (safe defaults: every bound holds without configuration).
@@ -137,6 +138,13 @@ pub fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec<u8> {
 /// A [`CpeResponse::Fault`] becomes a SOAP Fault (§A.5.1) with the SetParameterValuesFault list.
 pub fn emit_response(ns: CwmpNs, id: Option<&str>, resp: &CpeResponse) -> Vec<u8> {
     emit::emit_response(ns, id, resp)
+}
+
+/// [`emit_response`] as the agent posts it: a GetParameterValuesResponse stays its list and is
+/// written as it is sent ([`Body::Values`]), with the same bytes; every other response is
+/// emitted whole ([`Body::Bytes`]).
+pub fn emit_response_body(ns: CwmpNs, id: Option<&str>, resp: CpeResponse) -> Body {
+    emit::emit_response_body(ns, id, resp)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! C0 controls other than tab, line feed and carriage return, and U+FFFE/U+FFFF) are **replaced by
 //! U+FFFD** so the envelope stays well-formed and the value keeps its length in characters.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use super::msg::Header;
 use crate::cwmp::fault::ParamFault;
@@ -85,9 +85,21 @@ impl<'a> HeaderOut<'a> {
 pub(crate) const BASE_CAPACITY: usize = 640;
 
 /// A SOAP envelope being written. [`Writer::envelope`] writes everything up to `<SOAP-ENV:Body>`,
-/// [`Writer::finish`] closes it.
-pub(crate) struct Writer {
-    buf: String,
+/// [`Writer::finish`] closes it. Into a `String`, or into a [`Count`] of the bytes the same
+/// markup takes (the length of a message sent as it is written).
+pub(crate) struct Writer<S: Write = String> {
+    buf: S,
+}
+
+/// A sink that only counts the bytes written to it.
+#[derive(Default)]
+pub(crate) struct Count(pub usize);
+
+impl Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
 }
 
 impl Writer {
@@ -135,8 +147,35 @@ impl Writer {
 
     /// Closes the body and the envelope and hands the bytes over.
     pub fn finish(mut self) -> Vec<u8> {
-        self.raw("</SOAP-ENV:Body></SOAP-ENV:Envelope>");
+        self.close();
         self.buf.into_bytes()
+    }
+
+    /// The markup written so far, the envelope left open.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf.into_bytes()
+    }
+
+    /// The bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+impl<S: Write> Writer<S> {
+    /// A writer of a part of an envelope (no envelope of its own) into `buf`.
+    pub fn part(buf: S) -> Writer<S> {
+        Writer { buf }
+    }
+
+    /// Where the markup went.
+    pub fn into_inner(self) -> S {
+        self.buf
+    }
+
+    /// `</SOAP-ENV:Body></SOAP-ENV:Envelope>`: the end of every envelope.
+    pub fn close(&mut self) {
+        self.raw("</SOAP-ENV:Body></SOAP-ENV:Envelope>");
     }
 
     fn header_elem(&mut self, name: &str, must_understand: &str, text: &str) {
@@ -153,7 +192,8 @@ impl Writer {
 
     /// Appends markup as is. Only for names and constants of this module and its callers.
     pub fn raw(&mut self, s: &str) {
-        self.buf.push_str(s);
+        // Writing into a String or a Count cannot fail.
+        let _ = self.buf.write_str(s);
     }
 
     /// Appends escaped character data.
@@ -163,7 +203,7 @@ impl Writer {
 
     /// Appends a number.
     pub fn num(&mut self, n: impl std::fmt::Display) {
-        // Writing into a String cannot fail.
+        // Writing into a String or a Count cannot fail.
         let _ = write!(self.buf, "{n}");
     }
 
@@ -286,7 +326,8 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
 
 /// Escapes `s` into `out` (rules in the module doc). Runs without special characters are copied
 /// with one `push_str`.
-pub(crate) fn escape_into(out: &mut String, s: &str) {
+pub(crate) fn escape_into(out: &mut impl Write, s: &str) {
+    // Writing into a String or a Count cannot fail.
     let bytes = s.as_bytes();
     let mut run_start = 0;
     let mut i = 0;
@@ -318,14 +359,14 @@ pub(crate) fn escape_into(out: &mut String, s: &str) {
         };
         // Both ends are at an ASCII byte or at the lead byte of a character: char boundaries.
         if let Some(run) = s.get(run_start..i) {
-            out.push_str(run);
+            let _ = out.write_str(run);
         }
-        out.push_str(replacement);
+        let _ = out.write_str(replacement);
         i += len;
         run_start = i;
     }
     if let Some(run) = s.get(run_start..) {
-        out.push_str(run);
+        let _ = out.write_str(run);
     }
 }
 

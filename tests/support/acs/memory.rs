@@ -37,6 +37,7 @@ use cwmpd::cwmp::time::format_datetime_utc;
 use cwmpd::http::acs::{HttpReply, TransportConfig, TransportError};
 use cwmpd::http::cookie::{CookieJar, Site};
 use cwmpd::http::url::Url;
+use cwmpd::soap::Body;
 
 use super::{AcsCore, AcsOptions, Call, Connection, HttpRequest, SessionRecord};
 use cwmpd::agent::ManualClock;
@@ -240,7 +241,7 @@ struct MemoryTransport {
 }
 
 impl AcsTransport for MemoryTransport {
-    fn post(&mut self, body: &[u8]) -> Result<HttpReply, TransportError> {
+    fn post(&mut self, body: &Body) -> Result<HttpReply, TransportError> {
         let mut guard = lock(&self.net);
         let net = &mut *guard;
         let url = Url::parse(&self.url)
