@@ -17,7 +17,8 @@ use cwmpd::soap::*;
 /// Which end sent the input, and so which parser reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Sender {
-    /// ACS → CPE: `parse_acs`, the answer is the CPE's (`emit_response`).
+    /// ACS → CPE: `parse_acs`, the answer is the CPE's as the agent posts it
+    /// (`emit_response_body`: a GetParameterValuesResponse written as it is read).
     Acs,
     /// CPE → ACS: `acs::parse_cpe`, the answer is the ACS's (`acs::emit_acs_*`).
     Cpe,
@@ -225,7 +226,7 @@ fn cpe_answer(r: &Result<Envelope<AcsMessage>, ParseError>) -> Option<Vec<u8>> {
         ),
         Err(ParseError::Malformed(_)) => return None,
     };
-    Some(emit_response(ns, id.as_deref(), &resp))
+    Some(emit_response_body(ns, id.as_deref(), resp).to_vec())
 }
 
 /// The deterministic stand-in for the agent: a CPE response computed from the request alone.

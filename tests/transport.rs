@@ -320,6 +320,40 @@ fn a_streamed_message_is_sent_whole_again_after_a_401_and_a_redirect() {
     assert!(reqs.iter().all(|r| r.body == whole));
 }
 
+/// A streamed message that ends before its length fails at once (not at the send timeout,
+/// ureq waiting for the rest); one longer than its length is cut at it.
+#[test]
+fn a_streamed_message_is_held_to_its_length() {
+    struct Lying {
+        len: usize,
+        real: usize,
+    }
+    impl cwmpd::http::acs::Streamed for Lying {
+        fn len(&self) -> usize {
+            self.len
+        }
+        fn reader(&self) -> Box<dyn std::io::Read + '_> {
+            Box::new(std::io::repeat(b'x').take(self.real as u64))
+        }
+    }
+    use std::io::Read as _;
+    let pki = Pki::new();
+    let server = TestServer::start(Some(pki.server_tls()), echo);
+    let mut cfg = config(server.url("/acs"), &pki.ca_file);
+    cfg.timeout = Duration::from_secs(60);
+    let mut t = Transport::new(cfg).unwrap();
+    let e = expect_err(t.post_streamed(&Lying { len: 100, real: 90 }));
+    assert!(!matches!(e, TransportError::Timeout(_)), "{e:?}");
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    let r = t
+        .post_streamed(&Lying {
+            len: 100,
+            real: 500,
+        })
+        .unwrap();
+    assert_eq!(r.body, vec![b'x'; 100]);
+}
+
 #[test]
 fn digest_stale_nonce_is_renewed_without_failing() {
     let pki = Pki::new();

@@ -457,9 +457,15 @@ impl Transport {
         }
         let resp = match body {
             Payload::Bytes(b) => req.send(b),
-            Payload::Streamed(s) => req
-                .header("Content-Length", s.len().to_string())
-                .send(ureq::SendBody::from_reader(&mut s.reader())),
+            // Content-Length 0 is set above.
+            Payload::Streamed(s) if s.is_empty() => req.send(&[]),
+            Payload::Streamed(s) => {
+                req.header("Content-Length", s.len().to_string())
+                    .send(ureq::SendBody::from_reader(&mut Exact {
+                        inner: s.reader(),
+                        left: s.len(),
+                    }))
+            }
         }
         .map_err(classify)?;
         let status = resp.status().as_u16();
@@ -518,6 +524,31 @@ pub trait Streamed {
 
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A [`Streamed`] reader held to its length: it ends there, and one that ends short is an
+/// error at once (ureq would otherwise wait, busy, for the rest until its timeout).
+struct Exact<R> {
+    inner: R,
+    left: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for Exact<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let want = out.len().min(self.left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(out.get_mut(..want).unwrap_or_default())?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the message ended {} bytes before its length", self.left),
+            ));
+        }
+        self.left -= n.min(self.left);
+        Ok(n)
     }
 }
 

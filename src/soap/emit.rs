@@ -392,7 +392,25 @@ enum Stage {
 }
 
 impl Read for ValuesReader<'_> {
+    /// Fills `out` as far as the message goes: a chunk at a time, so that ureq's 16 KiB output
+    /// buffer leaves full.
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut done = 0;
+        while let Some(rest) = out.get_mut(done..).filter(|r| !r.is_empty()) {
+            let n = self.read_chunk(rest);
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+impl ValuesReader<'_> {
+    /// Copies from the current chunk into `out`, writing the next chunk first when this one is
+    /// read; 0 at the end of the message (or for an empty `out`).
+    fn read_chunk(&mut self, out: &mut [u8]) -> usize {
         while self.at >= self.chunk.len() {
             self.chunk.clear();
             self.at = 0;
@@ -419,7 +437,7 @@ impl Read for ValuesReader<'_> {
                     self.chunk.push_str(&self.body.tail);
                     self.stage = Stage::Done;
                 }
-                Stage::Done => return Ok(0),
+                Stage::Done => return 0,
             }
         }
         let left = self.chunk.as_bytes().get(self.at..).unwrap_or_default();
@@ -428,7 +446,7 @@ impl Read for ValuesReader<'_> {
             dst.copy_from_slice(src);
         }
         self.at += n;
-        Ok(n)
+        n
     }
 }
 

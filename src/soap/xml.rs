@@ -325,7 +325,7 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
 }
 
 /// Escapes `s` into `out` (rules in the module doc). Runs without special characters are copied
-/// with one `push_str`.
+/// with one `write_str`.
 pub(crate) fn escape_into(out: &mut impl Write, s: &str) {
     // Writing into a String or a Count cannot fail.
     let bytes = s.as_bytes();
