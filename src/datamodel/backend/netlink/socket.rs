@@ -65,8 +65,13 @@ const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 
-/// The first buffer; grown (up to [`MAX_DATAGRAM`]) when a datagram is larger.
+/// The first buffer of a dump; grown (up to [`MAX_DATAGRAM`]) when a datagram is larger.
 const INITIAL_BUF: usize = 64 << 10;
+
+/// The first buffer of the monitor. The kernel sizes a notification's datagram to its message
+/// (a few hundred bytes), not to the reader's buffer as it does a dump's, and the monitor keeps
+/// its buffer for the agent's life: 64 KiB there would be 60 of them idle.
+const MONITOR_BUF: usize = 4 << 10;
 
 fn nix_err(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
@@ -97,11 +102,17 @@ fn set_rcv_timeout(fd: &OwnedFd, left: Option<Duration>) -> io::Result<()> {
 /// One datagram into the front of `buf`, its length returned: its size is peeked first so
 /// that a datagram larger than `buf` grows it instead of being cut (up to [`MAX_DATAGRAM`]; a
 /// larger one is consumed and an error). `buf` only grows, so it is zeroed once, not at every
-/// datagram, and it stays at least [`INITIAL_BUF`] long: the kernel sizes a dump's datagrams
-/// by the largest buffer a reader offered (up to 32 KiB), so fewer of them come. `Ok(None)`
+/// datagram, and it stays at least `min` long (a dump's [`INITIAL_BUF`]: the kernel sizes a
+/// dump's datagrams by the largest buffer a reader offered, up to 32 KiB, so fewer of them
+/// come; the monitor's [`MONITOR_BUF`]). `Ok(None)`
 /// when the datagram is not from the kernel (port 0). Blocks as `SO_RCVTIMEO` says, or not at
 /// all with `nonblock`.
-fn recv_datagram(fd: &OwnedFd, buf: &mut Vec<u8>, nonblock: bool) -> Result<Option<usize>, Errno> {
+fn recv_datagram(
+    fd: &OwnedFd,
+    buf: &mut Vec<u8>,
+    min: usize,
+    nonblock: bool,
+) -> Result<Option<usize>, Errno> {
     let raw = fd.as_raw_fd();
     let mut flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
     if nonblock {
@@ -117,7 +128,7 @@ fn recv_datagram(fd: &OwnedFd, buf: &mut Vec<u8>, nonblock: bool) -> Result<Opti
         recv(raw, &mut probe, MsgFlags::MSG_DONTWAIT)?;
         return Err(Errno::EMSGSIZE);
     }
-    let want = size.max(INITIAL_BUF);
+    let want = size.max(min);
     if buf.len() < want {
         buf.resize(want, 0);
     }
@@ -272,7 +283,7 @@ impl Rtnl {
                 return Err(timed_out(kind, self.timeout));
             }
             set_rcv_timeout(&self.fd, Some(left))?;
-            let n = match recv_datagram(&self.fd, &mut self.buf, false) {
+            let n = match recv_datagram(&self.fd, &mut self.buf, INITIAL_BUF, false) {
                 Ok(Some(n)) => n,
                 Ok(None) => continue,
                 Err(Errno::EINTR) => continue,
@@ -393,7 +404,7 @@ impl Monitor {
     /// One datagram: `Some(messages)` (at least 1), or `None` when there was none (timeout,
     /// interrupted, nothing queued, or a datagram not from the kernel).
     fn take(&mut self, nonblock: bool) -> io::Result<Option<usize>> {
-        match recv_datagram(&self.fd, &mut self.buf, nonblock) {
+        match recv_datagram(&self.fd, &mut self.buf, MONITOR_BUF, nonblock) {
             Ok(Some(n)) => {
                 let datagram = self.buf.get(..n).unwrap_or_default();
                 Ok(Some(wire::parse(datagram).map_or(1, |m| m.len().max(1))))
