@@ -21,6 +21,41 @@ pub(super) enum Item {
     Param(ParamRef),
 }
 
+/// Where a walk puts what it finds: every entry (GetParameterNames), or only the parameters
+/// (the reads: no object's path is built, and no entry is made twice).
+pub(super) trait Walked {
+    /// Whether the objects are wanted.
+    fn objects(&self) -> bool;
+    fn object(&mut self, path: String, writable: bool);
+    fn param(&mut self, r: ParamRef);
+}
+
+impl Walked for Vec<Item> {
+    fn objects(&self) -> bool {
+        true
+    }
+
+    fn object(&mut self, path: String, writable: bool) {
+        self.push(Item::Object { path, writable });
+    }
+
+    fn param(&mut self, r: ParamRef) {
+        self.push(Item::Param(r));
+    }
+}
+
+impl Walked for Vec<ParamRef> {
+    fn objects(&self) -> bool {
+        false
+    }
+
+    fn object(&mut self, _path: String, _writable: bool) {}
+
+    fn param(&mut self, r: ParamRef) {
+        self.push(r);
+    }
+}
+
 impl Engine {
     /// GetParameterNames (§A.3.2.3).
     pub fn names(&mut self, path: &str, next_level: bool) -> Result<Vec<ParameterInfo>, Fault> {
@@ -33,7 +68,7 @@ impl Engine {
                     writable: false,
                 }]);
             }
-            self.walk(Node::Object(0, Inst::default()), true, &mut items)?;
+            self.walk(Node::Object(0, Inst::default()), &mut items)?;
         } else {
             match self.resolve(path)? {
                 Node::Param(..) if next_level => {
@@ -43,7 +78,7 @@ impl Engine {
                     ))
                 }
                 node if next_level => self.children(node, &mut items)?,
-                node => self.walk(node, true, &mut items)?,
+                node => self.walk(node, &mut items)?,
             }
         }
         Ok(items
@@ -144,26 +179,18 @@ impl Engine {
     }
 
     /// A node and everything under it, objects included when `objects` (GPN NextLevel false).
-    pub(super) fn walk(
-        &mut self,
-        node: Node,
-        objects: bool,
-        out: &mut Vec<Item>,
-    ) -> Result<(), Fault> {
+    pub(super) fn walk(&mut self, node: Node, out: &mut impl Walked) -> Result<(), Fault> {
         match node {
-            Node::Param(obj, param, inst) => out.push(Item::Param(ParamRef {
+            Node::Param(obj, param, inst) => out.param(ParamRef {
                 obj,
                 param,
                 inst: inst.into(),
-            })),
+            }),
             Node::Object(o, inst) => {
-                if objects {
+                if out.objects() {
                     let writable = self.schema.objects()[o].table.is_some()
                         && self.creatable(o, &parent_of(&inst));
-                    out.push(Item::Object {
-                        path: self.object_path(o, &inst),
-                        writable,
-                    });
+                    out.object(self.object_path(o, &inst), writable);
                 }
                 let inst = std::rc::Rc::new(inst);
                 self.push_params(o, &inst, out);
@@ -172,15 +199,12 @@ impl Engine {
                 for i in 0..self.schema.objects()[o].children.len() {
                     let c = self.schema.objects()[o].children[i];
                     let child = self.child_node(c, Inst::clone(&inst));
-                    self.walk(child, objects, out)?;
+                    self.walk(child, out)?;
                 }
             }
             Node::Table(t, inst) => {
-                if objects {
-                    out.push(Item::Object {
-                        path: self.table_path(t, &inst),
-                        writable: self.creatable(t, &inst),
-                    });
+                if out.objects() {
+                    out.object(self.table_path(t, &inst), self.creatable(t, &inst));
                 }
                 let list = self.instances(t, &inst)?;
                 if self.listed.is_some() {
@@ -190,7 +214,7 @@ impl Engine {
                     }
                 }
                 for (n, k) in list {
-                    self.walk(Node::Object(t, inst.with(n, k)), objects, out)?;
+                    self.walk(Node::Object(t, inst.with(n, k)), out)?;
                 }
             }
         }
@@ -198,13 +222,13 @@ impl Engine {
     }
 
     /// Every parameter of the object `o` in instance context `inst`, in definition order.
-    pub(super) fn push_params(&self, o: usize, inst: &std::rc::Rc<Inst>, out: &mut Vec<Item>) {
+    pub(super) fn push_params(&self, o: usize, inst: &std::rc::Rc<Inst>, out: &mut impl Walked) {
         for param in 0..self.schema.objects()[o].params.len() {
-            out.push(Item::Param(ParamRef {
+            out.param(ParamRef {
                 obj: o,
                 param,
                 inst: inst.clone(),
-            }));
+            });
         }
     }
 
@@ -254,6 +278,8 @@ impl Engine {
             };
             self.params_under(node, &mut refs)?;
         }
+        // Grown by doubling: up to half of it would be empty for the whole of the read.
+        refs.shrink_to_fit();
         Ok(refs)
     }
 
@@ -262,12 +288,7 @@ impl Engine {
         node: Node,
         out: &mut Vec<ParamRef>,
     ) -> Result<(), Fault> {
-        let mut items = Vec::new();
-        self.walk(node, false, &mut items)?;
-        out.extend(items.into_iter().filter_map(|i| match i {
-            Item::Param(r) => Some(r),
-            Item::Object { .. } => None,
-        }));
+        self.walk(node, out)?;
         if out.len() > MAX_PARAMS_PER_REQUEST {
             return Err(Fault::ResourcesExceeded(format!(
                 "the request covers more than {MAX_PARAMS_PER_REQUEST} parameters"
@@ -341,7 +362,21 @@ impl Engine {
         strict: bool,
     ) -> Result<Vec<Option<String>>, Fault> {
         let mut out: Vec<Option<String>> = vec![None; refs.len()];
-        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
+        // Each backend's keys, sized first: a whole tree's are thousands.
+        let mut counts: BTreeMap<BackendKind, usize> = BTreeMap::new();
+        for r in refs {
+            let p = &self.schema.objects()[r.obj].params[r.param];
+            match &p.source {
+                Source::Bound(b) if !(mask && p.def.hidden) => {
+                    *counts.entry(b.backend).or_default() += 1
+                }
+                _ => {}
+            }
+        }
+        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = counts
+            .into_iter()
+            .map(|(kind, n)| (kind, Vec::with_capacity(n)))
+            .collect();
         for (i, r) in refs.iter().enumerate() {
             let p = &self.schema.objects()[r.obj].params[r.param];
             if mask && p.def.hidden {
