@@ -334,10 +334,10 @@ impl Backend for UciBackend {
     fn read(&mut self, _cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
         // A key made invalid by a substituted value (a nested reference that read empty) has
         // no value; it is not an error of the backend.
-        let parsed: Vec<Option<ValueKey<'_>>> =
-            keys.iter().map(|k| parse_value_key(k).ok()).collect();
+        // Each key is parsed twice (for its package, then to read it): a whole tree's parsed
+        // keys, held together, were a tenth of a GPV's heap.
         let mut pkgs: BTreeSet<&str> = BTreeSet::new();
-        for k in parsed.iter().flatten() {
+        for k in keys.iter().filter_map(|k| parse_value_key(k).ok()) {
             pkgs.insert(k.pkg);
             if matches!(k.field, Field::Min | Field::Max) {
                 pkgs.insert(NETWORK);
@@ -345,9 +345,13 @@ impl Backend for UciBackend {
         }
         self.load(pkgs)?;
         let mut names = BTreeMap::new();
-        Ok(parsed
+        Ok(keys
             .iter()
-            .map(|k| k.as_ref().and_then(|k| self.read_one(k, &mut names)))
+            .map(|k| {
+                parse_value_key(k)
+                    .ok()
+                    .and_then(|k| self.read_one(&k, &mut names))
+            })
             .collect())
     }
 
