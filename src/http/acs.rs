@@ -38,13 +38,15 @@ pub const IDLE_AGE: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 /// Default for every network wait (TR-069 leaves it to the CPE; 30 s is common practice).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The most bytes of a response's status line and headers (ureq's default, written out: the
-/// input buffer below must hold them whole).
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// The most bytes of a response's status line and headers: the input buffer below must hold
+/// them whole. Half ureq's default: an ACS's head is a status line, a few cookies and a
+/// challenge (under 4 KiB even behind a load balancer's cookies), and Node.js, which GenieACS
+/// runs on, caps a head at 16 KiB by default.
+pub const MAX_RESPONSE_HEAD: usize = 32 * 1024;
 /// ureq's buffers, one pair per layer of a connection (TCP, then TLS), allocated and zeroed
 /// when the connection opens: the input one holds a response's head, the output one is a
 /// chunk of the request going out (a TLS record is at most 16 KiB). ureq's defaults, 128 KiB
-/// each, cost 512 KiB of RSS and of zeroing per connection (issue 19).
+/// each, cost 512 KiB of RSS and of zeroing per connection; these 96 KiB (issue 19).
 const INPUT_BUFFER: usize = MAX_RESPONSE_HEAD;
 const OUTPUT_BUFFER: usize = 16 * 1024;
 
