@@ -700,9 +700,10 @@ fn generic_daemon(table: &mut Table, work: &Path, pki: &tls::Pki, bin: Option<&P
             format!("{kib} KiB"),
             "",
             &format!(
-                "VmRSS of the daemon 1 s after its first session (VmHWM {} KiB, {} threads)",
+                "VmRSS of the daemon 1 s after its first session (VmHWM {} KiB, {} threads; {})",
                 proc_status(daemon.pid, "VmHWM").unwrap_or(0),
-                proc_status(daemon.pid, "Threads").unwrap_or(0)
+                proc_status(daemon.pid, "Threads").unwrap_or(0),
+                rss_split(daemon.pid)
             ),
         ),
         None => table.missing(&idle_name, "cannot read /proc/PID/status"),
@@ -986,18 +987,29 @@ fn peak_row(table: &mut Table, figure: &str, r: &RouterRun) {
             format!("{kib} KiB"),
             "",
             &format!(
-                "VmHWM of the daemon{} over the session; VmRSS before it {} KiB; {} parameters{}",
+                "VmHWM of the daemon{} over the session; VmRSS before it {} KiB ({}); {} \
+                 parameters{}",
                 if r.reset {
                     " (reset before the session)"
                 } else {
                     " since start (clear_refs refused)"
                 },
                 r.rss_before,
+                r.split_before,
                 r.list.len(),
                 short(r.list.len())
             ),
         ),
         None => table.missing(figure, "cannot read /proc/PID/status"),
+    }
+}
+
+/// A process's resident pages by kind: the mapped files (a static binary's own pages, which
+/// every figure of its RSS includes) and the anonymous ones (its heap and stacks).
+fn rss_split(pid: u32) -> String {
+    match (proc_status(pid, "RssFile"), proc_status(pid, "RssAnon")) {
+        (Some(file), Some(anon)) => format!("{file} KiB mapped from files, {anon} KiB anonymous"),
+        _ => "RssFile/RssAnon unreadable".into(),
     }
 }
 
@@ -1027,6 +1039,8 @@ struct RouterRun {
     body_len: usize,
     hwm: Option<u64>,
     rss_before: u64,
+    /// [`rss_split`] before the session.
+    split_before: String,
     reset: bool,
     /// The processes each session started (the log's count).
     spawns: Vec<u64>,
@@ -1133,6 +1147,7 @@ fn router_run(
     thread::sleep(Duration::from_millis(500));
     let after_idle = invokes();
     let rss_before = proc_status(daemon.pid, "VmRSS").unwrap_or(0);
+    let split_before = rss_split(daemon.pid);
     let reset = std::fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5").is_ok();
     let sessions = acs.wait_sessions(3, periodic).map_err(|e| {
         format!(
@@ -1207,6 +1222,7 @@ fn router_run(
         body_len,
         hwm,
         rss_before,
+        split_before,
         reset,
         spawns,
         invokes_idle: diff(after_boot, after_idle),
