@@ -373,10 +373,7 @@ impl Engine {
                 _ => {}
             }
         }
-        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = counts
-            .into_iter()
-            .map(|(kind, n)| (kind, Vec::with_capacity(n)))
-            .collect();
+        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
         for (i, r) in refs.iter().enumerate() {
             let p = &self.schema.objects()[r.obj].params[r.param];
             if mask && p.def.hidden {
@@ -400,7 +397,9 @@ impl Engine {
                 }
                 Source::Bound(b) => groups
                     .entry(b.backend)
-                    .or_default()
+                    .or_insert_with(|| {
+                        Vec::with_capacity(counts.get(&b.backend).copied().unwrap_or(0))
+                    })
                     .push((i, expand(&b.key, &r.inst.keys))),
             }
         }
