@@ -602,6 +602,27 @@ fn oversized_body_and_retry_after() {
     assert_eq!((r.status, r.retry_after), (503, Some(120)));
 }
 
+/// A response head over the cap is refused as such (not as a connection that made no
+/// progress); one just under it is read.
+#[test]
+fn a_response_head_over_the_cap_is_named_as_such() {
+    use cwmpd::http::acs::MAX_RESPONSE_HEAD;
+    let pki = Pki::new();
+    let server = TestServer::start(Some(pki.server_tls()), |req| {
+        let size = if req.body == b"over" {
+            MAX_RESPONSE_HEAD + 200
+        } else {
+            MAX_RESPONSE_HEAD - 2048
+        };
+        Response::new(200).header("X-Filler", &"f".repeat(size))
+    });
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    let e = expect_err(t.post(b"over"));
+    assert!(e.to_string().contains("header is too big"), "{e}");
+    let mut t = Transport::new(config(server.url("/acs"), &pki.ca_file)).unwrap();
+    assert_eq!(t.post(b"under").unwrap().status, 200);
+}
+
 #[test]
 fn plain_http_and_bad_configuration() {
     let pki = Pki::new();

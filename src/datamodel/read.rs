@@ -288,7 +288,12 @@ impl Engine {
         node: Node,
         out: &mut Vec<ParamRef>,
     ) -> Result<(), Fault> {
-        self.walk(node, out)?;
+        // A walk that fails adds nothing (it is walked straight into `out`).
+        let start = out.len();
+        if let Err(e) = self.walk(node, out) {
+            out.truncate(start);
+            return Err(e);
+        }
         if out.len() > MAX_PARAMS_PER_REQUEST {
             return Err(Fault::ResourcesExceeded(format!(
                 "the request covers more than {MAX_PARAMS_PER_REQUEST} parameters"

@@ -69,8 +69,8 @@ const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 const INITIAL_BUF: usize = 64 << 10;
 
 /// The first buffer of the monitor. The kernel sizes a notification's datagram to its message
-/// (a few hundred bytes), not to the reader's buffer as it does a dump's, and the monitor keeps
-/// its buffer for the agent's life: 64 KiB there would be 60 of them idle.
+/// (an RTM_NEWLINK is 1-2 KB), not to the reader's buffer as it does a dump's, and the monitor
+/// keeps its buffer for the agent's life: 64 KiB there would be 60 of them idle.
 const MONITOR_BUF: usize = 4 << 10;
 
 fn nix_err(e: Errno) -> io::Error {
