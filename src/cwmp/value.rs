@@ -139,6 +139,19 @@ struct Entry {
     ty: BaseType,
 }
 
+/// A `fmt::Write` that only counts the bytes written to it: the exact size of a text (the
+/// paths of a [`ParameterValues`], a GetParameterValuesResponse's markup) before it is written,
+/// by the code that writes it.
+#[derive(Default)]
+pub struct Count(pub usize);
+
+impl std::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
 /// One entry of a [`ParameterValues`], borrowed. Its `Debug` is a [`ParameterValue`]'s.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ParamValue<'a> {

@@ -8,7 +8,7 @@ use super::backend::registry::BackendKind;
 use super::backend::Cx;
 use super::{Engine, MAX_INSTANCES};
 use crate::cwmp::fault::Fault;
-use crate::cwmp::value::BaseType;
+use crate::cwmp::value::{BaseType, Count};
 
 /// The longest path accepted (the `Name` of the RPC schema is a string(256)).
 const MAX_PATH: usize = 256;
@@ -540,16 +540,6 @@ pub(super) fn filled_len(generic: &str, numbers: &[u32]) -> usize {
     let mut n = Count(0);
     fill_into(&mut n, generic, numbers);
     n.0
-}
-
-/// A `fmt::Write` that only counts the bytes written to it.
-struct Count(usize);
-
-impl std::fmt::Write for Count {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
 }
 
 /// Replaces the `{i}` of a binding key with the innermost instance keys, in order (a key with

@@ -8,9 +8,9 @@ use std::fmt::Write;
 use std::io::Read;
 
 use super::msg::*;
-use super::xml::{Count, HeaderOut, Writer, BASE_CAPACITY};
+use super::xml::{HeaderOut, Writer, BASE_CAPACITY};
 use crate::cwmp::fault::{Fault, FaultOrigin};
-use crate::cwmp::value::{BaseType, ParameterValue, ParameterValues};
+use crate::cwmp::value::{BaseType, Count, ParameterValue, ParameterValues};
 use crate::cwmp::version::CwmpNs;
 
 /// See [`super::emit_request`].

@@ -85,21 +85,10 @@ impl<'a> HeaderOut<'a> {
 pub(crate) const BASE_CAPACITY: usize = 640;
 
 /// A SOAP envelope being written. [`Writer::envelope`] writes everything up to `<SOAP-ENV:Body>`,
-/// [`Writer::finish`] closes it. Into a `String`, or into a [`Count`] of the bytes the same
-/// markup takes (the length of a message sent as it is written).
+/// [`Writer::finish`] closes it. Into a `String`, or into a `cwmp::value::Count` of the bytes
+/// the same markup takes (the length of a message sent as it is written).
 pub(crate) struct Writer<S: Write = String> {
     buf: S,
-}
-
-/// A sink that only counts the bytes written to it.
-#[derive(Default)]
-pub(crate) struct Count(pub usize);
-
-impl Write for Count {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
 }
 
 impl Writer {
