@@ -110,16 +110,8 @@ pub(crate) fn emit_request(ns: CwmpNs, header: &Header, req: &CpeRequest) -> Vec
 /// See [`super::emit_response`].
 pub(crate) fn emit_response(ns: CwmpNs, id: Option<&str>, resp: &CpeResponse) -> Vec<u8> {
     if let CpeResponse::GetParameterValues { list } = resp {
-        let (head, tail) = values_frame(ns, id, list.len());
-        let mut w = Writer::part(String::with_capacity(
-            head.len() + values_len(list) + tail.len(),
-        ));
-        w.raw(&head);
-        for p in list {
-            parameter_value(&mut w, p.name, p.value, p.ty);
-        }
-        w.raw(&tail);
-        return w.into_bytes();
+        let (head, tail, len) = values_parts(ns, id, list);
+        return ValuesReader::new(&head, list, &tail).read_whole(len);
     }
     let mut w = Writer::envelope(response_capacity(resp), ns, &HeaderOut::id(id));
     let Some(name) = resp.element() else {
@@ -258,39 +250,37 @@ fn parameter_value<S: Write>(w: &mut Writer<S>, name: &str, value: &str, ty: Bas
     w.end("ParameterValueStruct");
 }
 
-/// The bytes the ParameterValueStructs of `list` take.
-fn values_len(list: &ParameterValues) -> usize {
-    let mut w = Writer::part(Count(0));
-    for p in list {
-        parameter_value(&mut w, p.name, p.value, p.ty);
-    }
-    w.into_inner().0
-}
-
-/// A GetParameterValuesResponse of `n` values without them: the envelope up to the first
-/// ParameterValueStruct, and from the end of the last.
-fn values_frame(ns: CwmpNs, id: Option<&str>, n: usize) -> (String, String) {
+/// A GetParameterValuesResponse of `list` without its values: the envelope up to the first
+/// ParameterValueStruct, from the end of the last, and the whole message's length (the
+/// ParameterValueStructs counted by the code that writes them).
+fn values_parts(ns: CwmpNs, id: Option<&str>, list: &ParameterValues) -> (String, String, usize) {
     let name = "GetParameterValuesResponse";
     let mut w = Writer::envelope(BASE_CAPACITY, ns, &HeaderOut::id(id));
     w.start_rpc(name);
-    w.start_array("ParameterList", "cwmp:ParameterValueStruct", n);
+    w.start_array("ParameterList", "cwmp:ParameterValueStruct", list.len());
     let mut t = Writer::part(String::with_capacity(128));
     t.end("ParameterList");
     t.end_rpc(name);
     t.close();
-    (w.into_inner(), t.into_inner())
+    let mut n = Writer::part(Count(0));
+    for p in list {
+        parameter_value(&mut n, p.name, p.value, p.ty);
+    }
+    let (head, tail) = (w.into_inner(), t.into_inner());
+    let len = head.len() + n.into_inner().0 + tail.len();
+    (head, tail, len)
 }
 
 /// See [`super::emit_response_body`].
 pub(crate) fn emit_response_body(ns: CwmpNs, id: Option<&str>, resp: CpeResponse) -> Body {
     match resp {
         CpeResponse::GetParameterValues { list } => {
-            let (head, tail) = values_frame(ns, id, list.len());
+            let (head, tail, len) = values_parts(ns, id, &list);
             Body::Values(ValuesBody {
-                len: head.len() + values_len(&list) + tail.len(),
                 head,
                 list,
                 tail,
+                len,
             })
         }
         other => Body::Bytes(emit_response(ns, id, &other)),
@@ -355,27 +345,20 @@ impl ValuesBody {
 
     /// The message from its start, as many times as it is sent (again after a 401).
     pub fn reader(&self) -> ValuesReader<'_> {
-        ValuesReader {
-            body: self,
-            items: self.list.iter(),
-            chunk: String::new(),
-            at: 0,
-            stage: Stage::Head,
-        }
+        ValuesReader::new(&self.head, &self.list, &self.tail)
     }
 
     /// The message's bytes, in one piece.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len);
-        // Reading from memory cannot fail.
-        let _ = self.reader().read_to_end(&mut out);
-        out
+        self.reader().read_whole(self.len)
     }
 }
 
-/// The bytes of a [`ValuesBody`], written as they are read.
+/// The bytes of a GetParameterValuesResponse (a [`ValuesBody`], or one emitted whole), written
+/// as they are read.
 pub struct ValuesReader<'a> {
-    body: &'a ValuesBody,
+    head: &'a str,
+    tail: &'a str,
     items: crate::cwmp::value::Iter<'a>,
     /// Markup written and not yet read from `at` on.
     chunk: String,
@@ -407,7 +390,26 @@ impl Read for ValuesReader<'_> {
     }
 }
 
-impl ValuesReader<'_> {
+impl<'a> ValuesReader<'a> {
+    fn new(head: &'a str, list: &'a ParameterValues, tail: &'a str) -> ValuesReader<'a> {
+        ValuesReader {
+            head,
+            tail,
+            items: list.iter(),
+            chunk: String::new(),
+            at: 0,
+            stage: Stage::Head,
+        }
+    }
+
+    /// All of the message, `len` bytes long, in one piece.
+    fn read_whole(mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        // Reading from memory cannot fail.
+        let _ = self.read_to_end(&mut out);
+        out
+    }
+
     /// Copies from the current chunk into `out`, writing the next chunk first when this one is
     /// read; 0 at the end of the message (or for an empty `out`).
     fn read_chunk(&mut self, out: &mut [u8]) -> usize {
@@ -416,7 +418,7 @@ impl ValuesReader<'_> {
             self.at = 0;
             match self.stage {
                 Stage::Head => {
-                    self.chunk.push_str(&self.body.head);
+                    self.chunk.push_str(self.head);
                     self.stage = Stage::Items;
                 }
                 Stage::Items => {
@@ -434,7 +436,7 @@ impl ValuesReader<'_> {
                     self.chunk = w.into_inner();
                 }
                 Stage::Tail => {
-                    self.chunk.push_str(&self.body.tail);
+                    self.chunk.push_str(self.tail);
                     self.stage = Stage::Done;
                 }
                 Stage::Done => return 0,

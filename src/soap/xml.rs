@@ -140,11 +140,6 @@ impl Writer {
         self.buf.into_bytes()
     }
 
-    /// The markup written so far, the envelope left open.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.buf.into_bytes()
-    }
-
     /// The bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
