@@ -178,7 +178,8 @@ impl Engine {
         Ok(out)
     }
 
-    /// A node and everything under it, objects included when `objects` (GPN NextLevel false).
+    /// A node and everything under it, objects included when the sink wants them (GPN
+    /// NextLevel false).
     pub(super) fn walk(&mut self, node: Node, out: &mut impl Walked) -> Result<(), Fault> {
         match node {
             Node::Param(obj, param, inst) => out.param(ParamRef {
