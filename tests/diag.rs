@@ -334,7 +334,13 @@ fn udp_echo_plain_and_plus_both_ways_and_a_source_it_refuses() {
         );
         assert_eq!(r.reply.map(|p| (p.resp_sn, p.recv_us)), Some((0, 0)));
     }
-    let st = server.stats();
+    // The server counts an answer once its send returned: the client may hold the 4th answer
+    // before that, so the counts are read once they settle (or as they are after 2 s).
+    let st = support::cpe::poll(Duration::from_secs(2), || {
+        let st = server.stats();
+        (st.packets_responded >= 4).then_some(st)
+    })
+    .unwrap_or_else(|| server.stats());
     assert_eq!((st.packets_received, st.packets_responded), (4, 4));
     assert_eq!((st.bytes_received, st.bytes_responded), (256, 256));
     assert!(st.first_us.is_some() && st.first_us <= st.last_us);
