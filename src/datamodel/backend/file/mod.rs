@@ -86,7 +86,7 @@ impl FileBackend {
     }
 
     /// The value of one key; `None` when there is none (or the key cannot be read).
-    fn value(&mut self, call: &mut CallCache, key: &str) -> Option<String> {
+    fn value<'k>(&mut self, call: &mut CallCache<'k>, key: &'k str) -> Option<String> {
         if escapes(key) {
             log::warn!("file key {key:?}: `..` is not allowed");
             return None;
@@ -141,7 +141,13 @@ impl FileBackend {
     }
 
     /// The snapshot of a table file, read now if it is not in the snapshot yet.
-    fn rows(&mut self, table: &str, path: &str, spec: &Spec<'_>, call: &mut CallCache) -> &Rows {
+    fn rows<'k>(
+        &mut self,
+        table: &str,
+        path: &'k str,
+        spec: &Spec<'_>,
+        call: &mut CallCache<'k>,
+    ) -> &Rows {
         let root = &self.root;
         self.tables.entry(table.to_string()).or_insert_with(|| {
             call.file(root, path)

@@ -21,18 +21,19 @@ pub const MAX_ROWS: usize = 4096;
 /// The most directory entries looked at for one listing.
 pub const MAX_DIR_SCAN: usize = 16384;
 
-/// What one [`Backend::read`] call has read so far, by full path.
+/// What one [`Backend::read`] call has read so far, by the path its keys name. A whole tree's
+/// read holds hundreds of files here at once: an entry is the key's own text and the file's,
+/// nothing more (the field index, on the few files that have one, is boxed).
 #[derive(Default)]
-pub(super) struct CallCache {
-    pub(super) files: HashMap<PathBuf, Option<FileText>>,
+pub(super) struct CallCache<'k> {
+    files: HashMap<&'k str, Option<FileText>>,
 }
 
-impl CallCache {
-    pub(super) fn file(&mut self, root: &Path, path: &str) -> Option<&FileText> {
-        let full = resolve(root, path)?;
+impl<'k> CallCache<'k> {
+    pub(super) fn file(&mut self, root: &Path, path: &'k str) -> Option<&FileText> {
         self.files
-            .entry(full)
-            .or_insert_with_key(|p| read_bounded(p))
+            .entry(path)
+            .or_insert_with(|| read_bounded(&resolve(root, path)?))
             .as_ref()
     }
 }
@@ -43,13 +44,13 @@ pub(super) struct FileText {
     /// False when the file was longer than the bound (the text ends at the last whole line).
     pub(super) complete: bool,
     /// `FIELD: value` / `FIELD=value` lines, first occurrence of each, parsed on first use.
-    pub(super) fields: OnceCell<HashMap<String, String>>,
+    pub(super) fields: OnceCell<Box<HashMap<String, String>>>,
 }
 
 impl FileText {
     pub(super) fn field(&self, name: &str) -> Option<&str> {
         self.fields
-            .get_or_init(|| parse_fields(&self.text))
+            .get_or_init(|| Box::new(parse_fields(&self.text)))
             .get(name)
             .map(String::as_str)
     }
@@ -123,17 +124,16 @@ pub(super) fn unquote(v: &str) -> &str {
 /// A value as sent: control characters (NULs of `/proc/PID/cmdline`, junk) become spaces,
 /// trailing whitespace goes.
 pub(super) fn clean(v: &str) -> String {
-    let s: String = v
-        .chars()
-        .map(|c| {
-            if c.is_control() && !matches!(c, '\n' | '\t') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    s.trim_end().to_string()
+    let mut s = String::with_capacity(v.len());
+    s.extend(v.chars().map(|c| {
+        if c.is_control() && !matches!(c, '\n' | '\t') {
+            ' '
+        } else {
+            c
+        }
+    }));
+    s.truncate(s.trim_end().len());
+    s
 }
 
 /// The rows of a table file: `(key, line)` in file order.
