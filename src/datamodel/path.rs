@@ -545,29 +545,35 @@ pub(super) fn filled_len(generic: &str, numbers: &[u32]) -> usize {
 /// Replaces the `{i}` of a binding key with the innermost instance keys, in order (a key with
 /// one `{i}` takes the key of the innermost instance).
 pub(super) fn expand(template: &str, keys: &[String]) -> String {
+    let mut out = String::with_capacity(template.len() + 8);
+    expand_into(&mut out, template, keys);
+    out
+}
+
+/// [`expand`] written to `out` (a string, or a [`Count`] for its length).
+pub(super) fn expand_into(out: &mut impl std::fmt::Write, template: &str, keys: &[String]) {
     let mut n = 0;
     let mut rest = template;
     while let Some(pos) = next_hole(rest) {
         n += 1;
         rest = &rest[pos + 3..];
     }
-    if n == 0 {
-        return template.to_string();
-    }
     let used = &keys[keys.len().saturating_sub(n)..];
-    let mut out = String::with_capacity(template.len() + 8);
     let mut rest = template;
     let mut it = used.iter();
     while let Some(pos) = next_hole(rest) {
-        out.push_str(&rest[..pos]);
-        match it.next() {
-            Some(k) => out.push_str(k),
-            None => out.push_str("{i}"),
-        }
+        let _ = out.write_str(&rest[..pos]);
+        let _ = out.write_str(it.next().map_or("{i}", String::as_str));
         rest = &rest[pos + 3..];
     }
-    out.push_str(rest);
-    out
+    let _ = out.write_str(rest);
+}
+
+/// The length of what [`expand`] returns, counted without building it.
+pub(super) fn expanded_len(template: &str, keys: &[String]) -> usize {
+    let mut n = Count(0);
+    expand_into(&mut n, template, keys);
+    n.0
 }
 
 /// Whether a key (after `{i}` expansion) holds a reference to another backend's value.

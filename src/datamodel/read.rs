@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::backend::registry::BackendKind;
 use super::backend::Cx;
-use super::path::{expand, fill, fill_into, filled_len, has_nested, instance_number};
+use super::path::instance_number;
+use super::path::{expand, expand_into, expanded_len, fill, fill_into, filled_len, has_nested};
 use super::path::{nested_refs, parent_of};
 use super::path::{Inst, Node, ParamRef};
 use super::schema::{Access, Source};
@@ -369,17 +370,19 @@ impl Engine {
     ) -> Result<Vec<Option<String>>, Fault> {
         let mut out: Vec<Option<String>> = vec![None; refs.len()];
         // Each backend's keys, sized first: a whole tree's are thousands.
-        let mut counts: BTreeMap<BackendKind, usize> = BTreeMap::new();
+        let mut sizes: BTreeMap<BackendKind, (usize, usize)> = BTreeMap::new();
         for r in refs {
             let p = &self.schema.objects()[r.obj].params[r.param];
             match &p.source {
                 Source::Bound(b) if !(mask && p.def.hidden) => {
-                    *counts.entry(b.backend).or_default() += 1
+                    let (n, text) = sizes.entry(b.backend).or_default();
+                    *n += 1;
+                    *text += expanded_len(&b.key, &r.inst.keys);
                 }
                 _ => {}
             }
         }
-        let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
+        let mut groups: BTreeMap<BackendKind, KeyList> = BTreeMap::new();
         for (i, r) in refs.iter().enumerate() {
             let p = &self.schema.objects()[r.obj].params[r.param];
             if mask && p.def.hidden {
@@ -401,12 +404,14 @@ impl Engine {
                         Err(e) => log::warn!("{}: {e}", self.param_path(r)),
                     }
                 }
-                Source::Bound(b) => groups
-                    .entry(b.backend)
-                    .or_insert_with(|| {
-                        Vec::with_capacity(counts.get(&b.backend).copied().unwrap_or(0))
-                    })
-                    .push((i, expand(&b.key, &r.inst.keys))),
+                Source::Bound(b) => {
+                    let keys = groups.entry(b.backend).or_insert_with(|| {
+                        let (n, text) = sizes.get(&b.backend).copied().unwrap_or_default();
+                        KeyList::with_capacity(n, text)
+                    });
+                    expand_into(&mut keys.text, &b.key, &r.inst.keys);
+                    keys.end(i);
+                }
             }
         }
         // Keys holding a reference to another backend's value (`{uci:network.lan.device}`)
@@ -416,27 +421,24 @@ impl Engine {
             let nested: Vec<String> = items
                 .iter()
                 .filter(|(_, k)| has_nested(k))
-                .map(|(_, k)| k.clone())
+                .map(|(_, k)| k.to_string())
                 .collect();
             if nested.is_empty() {
                 continue;
             }
             let mut done = self.resolve_nested(&nested).into_iter();
-            items.retain_mut(|(i, k)| {
+            let mut completed = KeyList::with_capacity(items.len(), items.text.len());
+            for (i, k) in items.iter() {
                 if !has_nested(k) {
-                    return true;
+                    completed.push(i, k);
+                    continue;
                 }
                 match done.next().flatten() {
-                    Some(full) => {
-                        *k = full;
-                        true
-                    }
-                    None => {
-                        unresolved.push(*i);
-                        false
-                    }
+                    Some(full) => completed.push(i, &full),
+                    None => unresolved.push(i),
                 }
-            });
+            }
+            *items = completed;
         }
         // Parameters whose backend has no value and whose binding names another source
         // (`or`): read from it in a second pass.
@@ -450,7 +452,7 @@ impl Engine {
         }
         let mut ref_cache: BTreeMap<usize, Vec<(u32, String)>> = BTreeMap::new();
         for (kind, items) in groups {
-            let keys: Vec<&str> = items.iter().map(|(_, k)| k.as_str()).collect();
+            let keys: Vec<&str> = items.iter().map(|(_, k)| k).collect();
             let mut cx = Cx {
                 values: &mut self.state.values,
                 changed: false,
@@ -465,15 +467,16 @@ impl Engine {
                 Err(e) => {
                     log::warn!("{} backend: {e}", kind.name());
                     if strict {
-                        for (i, _) in &items {
-                            out[*i] = Some(self.fallback_value(&refs[*i]));
+                        for (i, _) in items.iter() {
+                            out[i] = Some(self.fallback_value(&refs[i]));
                         }
                     }
                     continue;
                 }
             };
+            drop(keys);
             for ((i, _), v) in items.iter().zip(got) {
-                let r = &refs[*i];
+                let r = &refs[i];
                 let v = match v {
                     Some(raw) => self.shown_value(r, raw, None, &mut ref_cache),
                     None => None,
@@ -481,10 +484,10 @@ impl Engine {
                 // No value, or one the type does not allow (uci's `channel 'auto'`): the `or`
                 // source's, when the binding names one.
                 if self.alternative(r).is_some() && !v.as_deref().is_some_and(|x| self.fits(r, x)) {
-                    second.push(*i);
+                    second.push(i);
                     continue;
                 }
-                out[*i] = Some(self.finish(r, v));
+                out[i] = Some(self.finish(r, v));
             }
         }
         if !second.is_empty() {
@@ -812,6 +815,47 @@ impl Engine {
             last = Some(r);
         }
         out
+    }
+}
+
+/// One backend's keys in a read: their text back to back in one string (a whole tree's are
+/// thousands: one allocation, not one each), each with the index of its parameter in the
+/// request and where its key ends.
+struct KeyList {
+    text: String,
+    ends: Vec<(usize, usize)>,
+}
+
+impl KeyList {
+    fn with_capacity(keys: usize, text: usize) -> KeyList {
+        KeyList {
+            text: String::with_capacity(text),
+            ends: Vec::with_capacity(keys),
+        }
+    }
+
+    /// Ends the key written to `text` since the last one: parameter `i`'s.
+    fn end(&mut self, i: usize) {
+        self.ends.push((i, self.text.len()));
+    }
+
+    fn push(&mut self, i: usize, key: &str) {
+        self.text.push_str(key);
+        self.end(i);
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// `(parameter index, key)` in order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(i, end)| {
+            let key = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            (i, key)
+        })
     }
 }
 
