@@ -196,6 +196,17 @@ pub(super) fn parse_export(pkg: &str, text: &str) -> Result<Package, String> {
             _ => return unexpected(),
         }
     }
+    // The snapshot is kept for the session, beside the largest reads: without the room the
+    // lists grew into (a third of them, on average).
+    p.sections.shrink_to_fit();
+    for s in &mut p.sections {
+        s.options.shrink_to_fit();
+        for (_, v) in &mut s.options {
+            if let Value::List(items) = v {
+                items.shrink_to_fit();
+            }
+        }
+    }
     Ok(p)
 }
 
