@@ -44,6 +44,9 @@ pub(super) struct FileText {
     /// False when the file was longer than the bound (the text ends at the last whole line).
     pub(super) complete: bool,
     /// `FIELD: value` / `FIELD=value` lines, first occurrence of each, parsed on first use.
+    /// Boxed: only a few files have one, and an empty map inline would cost every cached file
+    /// 48 bytes (a whole tree's read holds hundreds).
+    #[allow(clippy::box_collection)]
     pub(super) fields: OnceCell<Box<HashMap<String, String>>>,
 }
 
