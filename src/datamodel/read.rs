@@ -115,7 +115,7 @@ impl Engine {
             .and_then(|refs| Ok((self.read(&refs, mask)?, refs)));
         self.listed = None;
         let (values, refs) = got?;
-        Ok(self.to_values(&refs, values))
+        Ok(self.to_values(&refs, &values))
     }
 
     /// GetParameterAttributes (§A.3.2.5).
@@ -153,10 +153,10 @@ impl Engine {
             param,
             inst: inst.into(),
         };
-        self.read(std::slice::from_ref(&r), false)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Fault::InvalidParameterName(path.to_string()))
+        Ok(self
+            .read(std::slice::from_ref(&r), false)?
+            .get(0)
+            .to_string())
     }
 
     /// Where each parameter under `path` lives: `(parameter path, backend, key)` with the
@@ -351,15 +351,18 @@ impl Engine {
 
     /// Reads many parameters with one call per backend (never one per parameter). With
     /// `mask`, hidden parameters read as their type's null value (TR-106 A.2.3.5).
-    pub(super) fn read(&mut self, refs: &[ParamRef], mask: bool) -> Result<Vec<String>, Fault> {
-        let got = self.read_inner(refs, mask, true)?;
-        Ok(got.into_iter().map(Option::unwrap_or_default).collect())
+    pub(super) fn read(&mut self, refs: &[ParamRef], mask: bool) -> Result<ReadValues, Fault> {
+        self.read_inner(refs, mask, true)
     }
 
     /// Like [`Engine::read`], but a failing backend only leaves its values out.
     pub(super) fn read_lenient(&mut self, refs: &[ParamRef], mask: bool) -> Vec<Option<String>> {
-        self.read_inner(refs, mask, false)
-            .unwrap_or_else(|_| vec![None; refs.len()])
+        match self.read_inner(refs, mask, false) {
+            Ok(v) => (0..refs.len())
+                .map(|i| v.value(i).map(str::to_string))
+                .collect(),
+            Err(_) => vec![None; refs.len()],
+        }
     }
 
     pub(super) fn read_inner(
@@ -367,8 +370,8 @@ impl Engine {
         refs: &[ParamRef],
         mask: bool,
         strict: bool,
-    ) -> Result<Vec<Option<String>>, Fault> {
-        let mut out: Vec<Option<String>> = vec![None; refs.len()];
+    ) -> Result<ReadValues, Fault> {
+        let mut out = ReadValues::new(refs.len());
         // Each backend's keys, sized first: a whole tree's are thousands.
         let mut sizes: BTreeMap<BackendKind, (usize, usize)> = BTreeMap::new();
         for r in refs {
@@ -386,7 +389,7 @@ impl Engine {
         for (i, r) in refs.iter().enumerate() {
             let p = &self.schema.objects()[r.obj].params[r.param];
             if mask && p.def.hidden {
-                out[i] = Some(null_value(p.def.ty.base).to_string());
+                out.set(i, null_value(p.def.ty.base));
                 continue;
             }
             match &p.source {
@@ -394,12 +397,12 @@ impl Engine {
                     let t = *t;
                     if let Some(l) = &self.listed {
                         if let Some(n) = l.get(&self.table_path(t, &r.inst)) {
-                            out[i] = Some(n.clone());
+                            out.set(i, n);
                             continue;
                         }
                     }
                     match self.instances(t, &r.inst) {
-                        Ok(l) => out[i] = Some(l.len().to_string()),
+                        Ok(l) => out.set(i, &l.len().to_string()),
                         Err(e) if strict => return Err(e),
                         Err(e) => log::warn!("{}: {e}", self.param_path(r)),
                     }
@@ -447,7 +450,7 @@ impl Engine {
             if self.alternative(&refs[i]).is_some() {
                 second.push(i);
             } else {
-                out[i] = Some(self.fallback_value(&refs[i]));
+                out.set(i, &self.fallback_value(&refs[i]));
             }
         }
         let mut ref_cache: BTreeMap<usize, Vec<(u32, String)>> = BTreeMap::new();
@@ -468,7 +471,7 @@ impl Engine {
                     log::warn!("{} backend: {e}", kind.name());
                     if strict {
                         for (i, _) in items.iter() {
-                            out[i] = Some(self.fallback_value(&refs[i]));
+                            out.set(i, &self.fallback_value(&refs[i]));
                         }
                     }
                     continue;
@@ -487,7 +490,7 @@ impl Engine {
                     second.push(i);
                     continue;
                 }
-                out[i] = Some(self.finish(r, v));
+                out.set(i, &self.finish(r, v));
             }
         }
         if !second.is_empty() {
@@ -517,7 +520,7 @@ impl Engine {
         &mut self,
         refs: &[ParamRef],
         which: &[usize],
-        out: &mut [Option<String>],
+        out: &mut ReadValues,
         ref_cache: &mut BTreeMap<usize, Vec<(u32, String)>>,
     ) {
         let mut groups: BTreeMap<BackendKind, Vec<(usize, String)>> = BTreeMap::new();
@@ -558,7 +561,7 @@ impl Engine {
                 let v = values
                     .remove(i)
                     .and_then(|raw| self.shown_value(r, raw, Some(transform), ref_cache));
-                out[*i] = Some(self.finish(r, v));
+                out.set(*i, &self.finish(r, v));
             }
         }
     }
@@ -789,11 +792,11 @@ impl Engine {
     /// The response's list: each parameter's path, its value and its type. The parameters of
     /// one object instance follow each other in a walk, so the object's path is written once
     /// for all of them; the list is sized exactly before it is filled.
-    pub(super) fn to_values(&self, refs: &[ParamRef], values: Vec<String>) -> ParameterValues {
+    pub(super) fn to_values(&self, refs: &[ParamRef], values: &ReadValues) -> ParameterValues {
         let objects = self.schema.objects();
         let pname = |r: &ParamRef| objects[r.obj].params[r.param].def.name.as_str();
         let same = |a: &ParamRef, b: &ParamRef| a.obj == b.obj && a.inst.numbers == b.inst.numbers;
-        let mut text: usize = values.iter().map(String::len).sum();
+        let mut text: usize = (0..refs.len()).map(|i| values.get(i).len()).sum();
         let mut last: Option<(&ParamRef, usize)> = None;
         for r in refs {
             let prefix = match last {
@@ -806,15 +809,56 @@ impl Engine {
         let mut out = ParameterValues::with_capacity(refs.len(), text);
         let mut prefix = String::new();
         let mut last: Option<&ParamRef> = None;
-        for (r, value) in refs.iter().zip(values) {
+        for (i, r) in refs.iter().enumerate() {
             if !last.is_some_and(|l| same(l, r)) {
                 prefix.clear();
                 fill_into(&mut prefix, &objects[r.obj].path, &r.inst.numbers);
             }
-            out.push_joined(&prefix, pname(r), &value, self.base(r));
+            out.push_joined(&prefix, pname(r), values.get(i), self.base(r));
             last = Some(r);
         }
         out
+    }
+}
+
+/// The values of a read, by the parameter's index in the request: their text back to back in
+/// the order they were read (by backend, not the request's), and where each one is. A whole
+/// tree's values are thousands of short strings: this holds them in one, beside the response's
+/// list while it is built, not in one allocation each.
+pub(super) struct ReadValues {
+    text: String,
+    /// `(start, end)` in `text`; `UNSET` for a parameter that has no value (yet).
+    spans: Vec<(usize, usize)>,
+}
+
+const UNSET: (usize, usize) = (usize::MAX, 0);
+
+impl ReadValues {
+    fn new(n: usize) -> ReadValues {
+        ReadValues {
+            text: String::new(),
+            spans: vec![UNSET; n],
+        }
+    }
+
+    /// Sets parameter `i`'s value (a value set again leaves the first's text unused).
+    fn set(&mut self, i: usize, value: &str) {
+        let start = self.text.len();
+        self.text.push_str(value);
+        if let Some(span) = self.spans.get_mut(i) {
+            *span = (start, self.text.len());
+        }
+    }
+
+    /// Parameter `i`'s value, `None` when it has none.
+    pub(super) fn value(&self, i: usize) -> Option<&str> {
+        let &(start, end) = self.spans.get(i)?;
+        self.text.get(start..end)
+    }
+
+    /// Parameter `i`'s value, empty when it has none.
+    pub(super) fn get(&self, i: usize) -> &str {
+        self.value(i).unwrap_or_default()
     }
 }
 
