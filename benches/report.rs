@@ -28,10 +28,10 @@
 //!   gives the table's GPV time, parameter count and peak RSS; the ratio is to the first run's
 //!   time, and the parameters whose value differs between the two are counted. The peak RSS is
 //!   the daemon's VmHWM (the daemon alone, not the `uci` it runs), reset
-//!   (`/proc/PID/clear_refs` 5) half a second before that session; the GPV time is the ACS's,
-//!   from handing the request to the HTTP layer to having parsed the response, the median of
-//!   that session's and of the next ones' ([`GPV_SESSIONS`] in all, each one GPV on a fresh
-//!   snapshot). The ubus calls
+//!   (`/proc/PID/clear_refs` 5) half a second before that session and again after each GPV
+//!   session ends, before the next; the GPV time is the ACS's, from handing the request to the
+//!   HTTP layer to having parsed the response. Both are the median of that session's and of
+//!   the next ones' ([`GPV_SESSIONS`] in all, each one GPV on a fresh snapshot). The ubus calls
 //!   per session are the broker's count of INVOKEs over the periodic session and over the GPV
 //!   one. A live run without a namespace is a problem (its kernel parameters are the host's).
 //! - **Kernel address event to the `4 VALUE CHANGE` Inform**: the real daemon on the `linux`
@@ -987,13 +987,14 @@ fn peak_row(table: &mut Table, figure: &str, r: &RouterRun) {
             format!("{kib} KiB"),
             "",
             &format!(
-                "VmHWM of the daemon{} over the session; VmRSS before it {} KiB ({}); {} \
-                 parameters{}",
+                "VmHWM of the daemon{} over each GPV session, the median of {GPV_SESSIONS} ({} \
+                 KiB); VmRSS before the first {} KiB ({}); {} parameters{}",
                 if r.reset {
-                    " (reset before the session)"
+                    " (reset before each)"
                 } else {
                     " since start (clear_refs refused)"
                 },
+                r.hwm_each,
                 r.rss_before,
                 r.split_before,
                 r.list.len(),
@@ -1037,7 +1038,10 @@ struct RouterRun {
     ns: CwmpNs,
     id: String,
     body_len: usize,
+    /// The median peak RSS of the GPV sessions (KiB).
     hwm: Option<u64>,
+    /// Each of those peaks, in session order (`4012, …`).
+    hwm_each: String,
     rss_before: u64,
     /// [`rss_split`] before the session.
     split_before: String,
@@ -1148,7 +1152,8 @@ fn router_run(
     let after_idle = invokes();
     let rss_before = proc_status(daemon.pid, "VmRSS").unwrap_or(0);
     let split_before = rss_split(daemon.pid);
-    let reset = std::fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5").is_ok();
+    let reset_hwm = || std::fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5").is_ok();
+    let reset = reset_hwm();
     let sessions = acs.wait_sessions(3, periodic).map_err(|e| {
         format!(
             "no GPV session: {}; daemon: {}",
@@ -1156,7 +1161,7 @@ fn router_run(
             daemon.log_tail()
         )
     })?;
-    let hwm = proc_status(daemon.pid, "VmHWM");
+    let mut hwms = vec![proc_status(daemon.pid, "VmHWM")];
     // The daemon logs a session's end just after the ACS saw it.
     let spawns = cpe::poll(Duration::from_secs(5), || {
         let counts = daemon.session_spawns();
@@ -1180,7 +1185,19 @@ fn router_run(
     )
     .len();
     // The time's other sessions, after the figures of the first (its peak, its calls); each
-    // timed only if it answered the whole tree as the first did.
+    // timed only if it answered the whole tree as the first did. The peak is reset before each
+    // (the next session starts PERIODIC_S after one ends).
+    for k in 4..=2 + GPV_SESSIONS {
+        reset_hwm();
+        acs.wait_sessions(k, periodic).map_err(|e| {
+            format!(
+                "GPV session {k}: {}; daemon: {}",
+                first_line(&e),
+                daemon.log_tail()
+            )
+        })?;
+        hwms.push(proc_status(daemon.pid, "VmHWM"));
+    }
     let all = acs
         .wait_sessions(2 + GPV_SESSIONS, periodic * GPV_SESSIONS as u32)
         .map_err(|e| {
@@ -1212,6 +1229,21 @@ fn router_run(
     let each = times.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(", ");
     times.sort();
     let elapsed = times[times.len() / 2];
+    // The peak as the time: the median of the sessions' (one session's moves by up to 150 KiB
+    // with the allocator's layout and timing).
+    let hwms: Option<Vec<u64>> = hwms.into_iter().collect();
+    let (hwm, hwm_each) = match hwms {
+        Some(mut h) => {
+            let each = h
+                .iter()
+                .map(|k| format!("{k}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            h.sort();
+            (h.get(h.len() / 2).copied(), each)
+        }
+        None => (None, String::new()),
+    };
     let diff = |a: Option<usize>, b: Option<usize>| Some(b?.saturating_sub(a?));
     let run = RouterRun {
         elapsed,
@@ -1221,6 +1253,7 @@ fn router_run(
         id: exchange.echoed_id.clone().unwrap_or_default(),
         body_len,
         hwm,
+        hwm_each,
         rss_before,
         split_before,
         reset,
