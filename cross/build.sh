@@ -39,6 +39,7 @@ zigbuild_version=0.24.0
 min_rustc=1.96
 budget_file=$root/cross/budget.toml
 target_dir=${CROSS_TARGET_DIR:-$root/target/cross}
+target_dir=${target_dir%/}
 
 die() {
   echo "cross: $*" >&2
@@ -174,7 +175,9 @@ if [ "$messages" = 0 ]; then
   export CARGO_PROFILE_RELEASE_PANIC=immediate-abort
   panic_flags=(-Z panic-immediate-abort)
 else
-  # Its own target directory: std is built for each strategy, and switching rebuilds it.
+  # The profile's abort, whatever the caller's environment says; its own target directory:
+  # std is built for each strategy, and switching would rebuild it.
+  unset CARGO_PROFILE_RELEASE_PANIC
   export CARGO_TARGET_DIR=$target_dir-panic-messages
 fi
 unset RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER
@@ -197,7 +200,9 @@ for t in "${targets[@]}"; do
   size=$(stat -c %s "$out")
   limit=$(budget_of "$t")
   verdict="no budget"
-  if [ -n "$limit" ]; then
+  if [ "$messages" = 1 ]; then
+    verdict="the diagnostic build: no budget"
+  elif [ -n "$limit" ]; then
     if [ "$size" -le "$limit" ]; then
       verdict="ok (budget $limit)"
     else

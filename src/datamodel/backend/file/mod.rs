@@ -35,7 +35,8 @@
 //! or [`Backend::end_session`], so a GetParameterNames and the GetParameterValues that follows
 //! see the same instances with the same row values. Single values (`PATH`, `PATH:FIELD`:
 //! counters, link state, uptime, memory) are read afresh by each [`Backend::read`] call, each
-//! file once per call however many keys use it.
+//! file once per call however many keys use it (keys that spell its path alike: `/a//b` and
+//! `/a/b` are read apart).
 //!
 //! Bounds: at most [`MAX_FILE_BYTES`] of a file are read. A longer file is cut after its last
 //! complete line within the bound: line-based keys see those lines, and `PATH` of it has no
