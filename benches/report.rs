@@ -1222,7 +1222,7 @@ fn router_run(
         };
         return Err(format!("session {} answered the GPV with {answer}", i + 1));
     }
-    let mut times = timing.elapsed();
+    let times = timing.elapsed();
     if times.len() < GPV_SESSIONS {
         return Err(format!(
             "the ACS timed {} GPVs of {GPV_SESSIONS}",
@@ -1230,20 +1230,18 @@ fn router_run(
         ));
     }
     let each = times.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(", ");
-    times.sort();
-    let elapsed = times[times.len() / 2];
+    let elapsed = median(&times).unwrap_or_default();
     // The peak as the time: the median of the sessions' (one session's moves by up to 150 KiB
     // with the allocator's layout and timing).
     let hwms: Option<Vec<u64>> = hwms.into_iter().collect();
     let (hwm, hwm_each) = match hwms {
-        Some(mut h) => {
+        Some(h) => {
             let each = h
                 .iter()
                 .map(|k| format!("{k}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            h.sort();
-            (h.get(h.len() / 2).copied(), each)
+            (median(&h), each)
         }
         None => (None, String::new()),
     };
@@ -1376,14 +1374,10 @@ fn value_change(table: &mut Table, work: &Path, pki: &tls::Pki) {
     const FIG: &str = "kernel address event -> Inform of 4 VALUE CHANGE";
     match value_change_run(work, pki) {
         Ok(v) => {
-            let mut times = v.times.clone();
-            times.sort();
-            let median = times.get(times.len() / 2).copied().unwrap_or_default();
-            let mut ip = v.ip_times.clone();
-            ip.sort();
+            let min_max = (v.times.iter().min(), v.times.iter().max());
             table.row(
                 FIG,
-                ms(median),
+                ms(median(&v.times).unwrap_or_default()),
                 "",
                 &format!(
                     "median of {VC_ROUNDS} (min {}, max {}): the linux platform daemon in a \
@@ -1392,10 +1386,10 @@ fn value_change(table: &mut Table, work: &Path, pki: &tls::Pki) {
                      {VC_DEV}` in turn, timed from the start of `ip` (its own run: median {}) to \
                      the ACS having the Inform; poll_interval 3600 s, so only the rtnetlink \
                      event starts the session; DefaultActiveNotificationThrottle read {:?}",
-                    ms(times.first().copied().unwrap_or_default()),
-                    ms(times.last().copied().unwrap_or_default()),
+                    ms(min_max.0.copied().unwrap_or_default()),
+                    ms(min_max.1.copied().unwrap_or_default()),
                     v.param,
-                    ms(ip.get(ip.len() / 2).copied().unwrap_or_default()),
+                    ms(median(&v.ip_times).unwrap_or_default()),
                     v.throttle
                 ),
             );
@@ -2414,6 +2408,13 @@ impl StoreWatch {
 // ---------------------------------------------------------------------------------------------
 // Formatting.
 
+/// The middle of the values once sorted (the upper one of an even count); `None` for none.
+fn median<T: Ord + Copy>(values: &[T]) -> Option<T> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).copied()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -2776,7 +2777,7 @@ fn ping_vs_kernel(a: &Netns) -> Result<(u64, u64), String> {
     let got = a
         .run(move || ping::run(&p, &AtomicBool::new(false)))
         .map_err(|e| format!("cwmpd: {e}"))?;
-    let mut ours: Vec<u64> = got.rtts.iter().map(|d| d.as_micros() as u64).collect();
+    let ours: Vec<u64> = got.rtts.iter().map(|d| d.as_micros() as u64).collect();
     let out = Command::new("ip")
         .args(["netns", "exec", a.name(), "ping", "-n", "-c"])
         .arg(PINGS.to_string())
@@ -2785,7 +2786,7 @@ fn ping_vs_kernel(a: &Netns) -> Result<(u64, u64), String> {
         .map_err(|e| format!("ping: {e} (Debian: iputils-ping)"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     // `64 bytes from 10.77.1.2: icmp_seq=1 ttl=64 time=0.045 ms`
-    let mut kernel: Vec<u64> = text
+    let kernel: Vec<u64> = text
         .lines()
         .filter_map(|l| l.split("time=").nth(1))
         .filter_map(|t| t.trim_end_matches(" ms").trim().parse::<f64>().ok())
@@ -2798,9 +2799,10 @@ fn ping_vs_kernel(a: &Netns) -> Result<(u64, u64), String> {
             kernel.len()
         ));
     }
-    ours.sort_unstable();
-    kernel.sort_unstable();
-    Ok((ours[ours.len() / 2], kernel[kernel.len() / 2]))
+    Ok((
+        median(&ours).unwrap_or_default(),
+        median(&kernel).unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]
