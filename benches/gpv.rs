@@ -165,7 +165,7 @@ fn main() {
     let _ = writeln!(
         out,
         "{:<52} {:>10} {:>10} {:>10} {:>9.1}",
-        "cwmpd: SOAP in -> engine (one uci export) -> SOAP out",
+        "cwmpd: SOAP in -> engine (uci files read in the process) -> SOAP out",
         ms(fast),
         ms(*times.iter().min().unwrap_or(&fast)),
         ms(*times.iter().max().unwrap_or(&fast)),

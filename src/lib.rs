@@ -6,7 +6,7 @@
 //! | layer | holds | may import | touches the OS |
 //! |---|---|---|---|
 //! | [`cwmp`] | the words of CWMP: faults, parameter values and their TR-106 types, versions and namespaces, `xsd:dateTime` text | nothing of the crate | no |
-//! | [`uci`] | the UCI file grammar: one lexer (libuci's quoting) for the config file and the `uci` backend's `uci export` | nothing of the crate | no |
+//! | [`uci`] | the UCI file grammar: the lexer (libuci's quoting, read leniently) for the config file and the `uci` backend's `uci export` (the package files the backend reads in the process have a strict reader of their own) | nothing of the crate | no |
 //! | [`soap`] | the codec: bytes ⇄ typed messages, within size limits | `cwmp` | no |
 //! | [`session`], [`events`], [`schedule`] | one CWMP session as a state machine, the event queue, the retry and periodic timing | `cwmp`, `soap` | no: time and randomness are arguments |
 //! | [`diag`] | the diagnostics: what each test is (`spec`), one run from its inputs to its results (`run`), the network engines (ICMP echo, TraceRoute, DNS lookups, UDP echo, TR-143 HTTP download and upload) | `cwmp`, `http` (the URL), `sys` (the route's source address, interface addresses) | ICMP, UDP and TCP sockets, the system resolver, the UDP echo server's thread, the HTTP tests' connection threads, interface counters; the message codecs are pure |

@@ -14,6 +14,7 @@ use support::{tempdir, uci as uci_support};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use cwmpd::cwmp::fault::Fault;
 use cwmpd::datamodel::backend::uci::UciBackend;
@@ -216,7 +217,7 @@ fn tricky_values_written_by_uci_read_back_equal() {
 }
 
 #[test]
-fn one_export_per_snapshot_and_one_snapshot_until_invalidate() {
+fn one_read_per_snapshot_and_one_snapshot_until_invalidate() {
     let u = UciDir::new("uci-snapshot");
     u.write("a", "config x 'one'\n\toption v '1'\n\toption w '2'\n");
     u.write("b", "config y 'two'\n\toption v '3'\n");
@@ -238,11 +239,10 @@ fn one_export_per_snapshot_and_one_snapshot_until_invalidate() {
         read(&mut b, &keys),
         vec![opt("1"), opt("2"), opt("3"), opt("4"), opt("1"), None, None]
     );
-    // One export of the whole directory; the package it did not have is asked for alone
-    // (and is empty).
-    assert_eq!(calls(&log), ["export", "export d"]);
+    // Files in the form uci writes are read in the process; the package with no file is
+    // empty, as uci says.
+    assert_eq!(calls(&log), Vec::<String>::new());
     assert_eq!(instances(&mut b, "a.@x"), ["one"]);
-    assert_eq!(calls(&log).len(), 2, "reads come from the snapshot");
 
     // An edit from outside is not seen until the snapshot is dropped.
     u.uci(
@@ -254,8 +254,208 @@ fn one_export_per_snapshot_and_one_snapshot_until_invalidate() {
     b.invalidate();
     assert_eq!(read(&mut b, &["a.one.v"]), vec![opt("changed")]);
     assert_eq!(instances(&mut b, "a.@x"), ["one", "extra"]);
-    assert_eq!(calls(&log).len(), 3);
+    assert_eq!(calls(&log), Vec::<String>::new());
     assert_eq!(b.watch_paths(), vec![u.config.clone()]);
+
+    // What the process does not read is uci's: a file in a form with rules of its own (a
+    // trailing comment, `;`), and changes saved but not committed (in the save directory).
+    // The first such read exports the whole directory; what it did not give, alone.
+    u.write(
+        "e",
+        "config q 'n'\n\toption v 'x' # a comment\n\toption w 1;\n",
+    );
+    u.uci(&["set", "a.one.v=staged"], "");
+    b.invalidate();
+    assert_eq!(
+        read(&mut b, &["a.one.v", "e.n.v", "e.n.w", "b.two.v"]),
+        vec![opt("staged"), opt("x"), opt("1"), opt("3")]
+    );
+    assert_eq!(calls(&log), ["export"]);
+}
+
+/// A small deterministic generator (xorshift64*), for the generated files below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+/// A value written the way a person or a script might: unquoted, in either quotes, in parts
+/// joined, with escapes; sometimes in a form libuci reads by rules of its own.
+fn written(r: &mut Rng, v: &str) -> String {
+    let safe = !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || "'\"\\#;".contains(c));
+    match r.below(6) {
+        0 if safe => v.to_string(),
+        1 => format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")),
+        2 if v.len() > 1 => {
+            let cut = v
+                .char_indices()
+                .nth(v.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
+            format!("{}{}", quote(&v[..cut]), quote(&v[cut..]))
+        }
+        3 => v
+            .chars()
+            .map(|c| match c {
+                '\n' => "'\n'".to_string(),
+                c if c.is_alphanumeric() => c.to_string(),
+                c => format!("\\{c}"),
+            })
+            .collect(),
+        _ => quote(v),
+    }
+}
+
+/// A generated package file: sections of options and lists in the forms of [`written`], with
+/// comments, blanks, tabs, and now and then what libuci reads by rules of its own (a repeated
+/// name, an empty value, `;`, a trailing comment, an abbreviation, a bad name, a line break
+/// inside double quotes, CRLF).
+fn generated_package(r: &mut Rng) -> String {
+    const TYPES: &[&str] = &["rule", "zone", "wifi-iface", "a.b", "x"];
+    const NAMES: &[&str] = &["lan", "wan", "cfg01abcd", "x_1", "bad-name", "Up9"];
+    const OPTIONS: &[&str] = &["ip", "name", "a_b", "dns", "Ports9"];
+    const VALUES: &[&str] = &[
+        "1",
+        "192.168.1.1",
+        "it's",
+        "two\nlines",
+        "a b",
+        "#hash",
+        "semi;colon",
+        "back\\slash",
+        "\"dq\"",
+        "ünï ✓",
+        "tab\there",
+        "",
+        "x'y",
+        "$HOME",
+        "  lead",
+    ];
+    const SEP: &[&str] = &[" ", "\t", "  ", " \t "];
+    let mut text = String::new();
+    for _ in 0..r.below(6) {
+        match r.below(20) {
+            0 => text.push_str("# comment 'with quote\n"),
+            1 => text.push_str("  \t\n"),
+            2 => text.push_str("package difftest\n"),
+            _ => {}
+        }
+        let sep = r.pick(SEP);
+        let ty = r.pick(TYPES);
+        match r.below(4) {
+            0 => text.push_str(&format!("config{sep}{ty}\n")),
+            1 => text.push_str(&format!("config{sep}{}\n", quote(ty))),
+            _ => {
+                let name = r.pick(NAMES);
+                text.push_str(&format!("config{sep}{ty}{sep}{}\n", written(r, name)));
+            }
+        }
+        for _ in 0..r.below(5) {
+            let indent = r.pick(&["\t", "", "    "]);
+            let kind = if r.below(3) == 0 { "list" } else { "option" };
+            let name = r.pick(OPTIONS);
+            let value = r.pick(VALUES);
+            let tail = match r.below(40) {
+                0 => " # trailing",
+                1 => "; option z 1",
+                2 => "\r",
+                _ => "",
+            };
+            let kind = if r.below(50) == 0 { &kind[..1] } else { kind };
+            text.push_str(&format!(
+                "{indent}{kind}{sep}{name}{sep}{}{tail}\n",
+                written(r, value)
+            ));
+        }
+    }
+    text
+}
+
+/// The in-process reading of a package (what a GPV's snapshot takes without starting uci)
+/// against the real uci on generated files: where it reads a file, it reads what `uci -n
+/// export` gives; where uci refuses a file, it leaves the file to uci too. And every file uci
+/// writes (its `export`, anonymous sections unnamed) is read in the process.
+#[test]
+fn files_read_in_the_process_read_as_uci_reads_them() {
+    use cwmpd::datamodel::backend::uci::checking::direct_read_matches;
+    let u = UciDir::new("uci-direct");
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut read_here, mut refused) = (0, 0);
+    for i in 0..400 {
+        let text = generated_package(&mut r);
+        u.write("difftest", &text);
+        let out = Command::new(uci_bin())
+            .arg("-c")
+            .arg(&u.config)
+            .arg("-t")
+            .arg(&u.savedir)
+            .args(["-n", "export", "difftest"])
+            .output()
+            .unwrap();
+        let export = String::from_utf8_lossy(&out.stdout).into_owned();
+        let direct = direct_read_matches(&u.config, "difftest", &export);
+        if !out.status.success() {
+            refused += 1;
+            assert_eq!(
+                direct, None,
+                "file {i}, which uci refuses, was read:\n{text}"
+            );
+            continue;
+        }
+        assert_ne!(
+            direct,
+            Some(false),
+            "file {i} read apart from uci:\n{text}\n---\n{export}"
+        );
+        read_here += usize::from(direct.is_some());
+        // What uci writes of it, read back.
+        let plain = Command::new(uci_bin())
+            .arg("-c")
+            .arg(&u.config)
+            .arg("-t")
+            .arg(&u.savedir)
+            .args(["export", "difftest"])
+            .output()
+            .unwrap();
+        u.write("difftest", &String::from_utf8_lossy(&plain.stdout));
+        let again = Command::new(uci_bin())
+            .arg("-c")
+            .arg(&u.config)
+            .arg("-t")
+            .arg(&u.savedir)
+            .args(["-n", "export", "difftest"])
+            .output()
+            .unwrap();
+        assert!(again.status.success());
+        let export = String::from_utf8_lossy(&again.stdout);
+        assert_eq!(
+            direct_read_matches(&u.config, "difftest", &export),
+            Some(true),
+            "uci's own export of file {i} is not read in the process:\n{}",
+            String::from_utf8_lossy(&plain.stdout)
+        );
+    }
+    // The generator reaches both sides.
+    assert!(
+        read_here >= 100 && refused >= 20,
+        "{read_here} read, {refused} refused"
+    );
 }
 
 #[test]
@@ -283,7 +483,7 @@ fn one_batch_lands_in_the_file() {
         ],
     );
     assert_eq!(applied, Ok(Applied::Now));
-    assert_eq!(calls(&log), ["export", "batch"], "one read, one batch");
+    assert_eq!(calls(&log), ["batch"], "read in the process, one batch");
     assert_eq!(u.get("net.lan.proto").as_deref(), Some("dhcp"));
     assert_eq!(u.get("net.lan.hostname").as_deref(), Some("it's me"));
     assert_eq!(
@@ -746,14 +946,19 @@ fn reloads_run_once_per_package_at_session_end() {
 fn missing_or_failing_uci_is_a_9002() {
     let u = UciDir::new("uci-missing");
     u.write("p", "config x 's'\n\toption v '1'\n");
+    // A comment after a value: a form libuci reads by a rule of its own, so uci reads it.
+    u.write("q", "config x 's'\n\toption v '1' # one\n");
     let mut b = UciBackend::new(&platform(&u, Path::new("/nonexistent/bin/uci"), &[]));
     let mut s = store();
-    let e = b.read(&mut s.cx(), &["p.s.v"]).unwrap_err();
+    // A file in the form uci writes is read without it; writing needs it.
+    assert_eq!(read(&mut b, &["p.s.v"]), vec![opt("1")]);
+    assert_eq!(set_all(&mut b, &[("p.s.v", "2")]).unwrap_err().code(), 9002);
+    let e = b.read(&mut s.cx(), &["q.s.v"]).unwrap_err();
     assert_eq!(e.code(), 9002);
     assert!(e.detail().contains("/nonexistent/bin/uci"), "{e}");
-    assert_eq!(b.instances(&mut s.cx(), "p.@x").unwrap_err().code(), 9002);
+    assert_eq!(b.instances(&mut s.cx(), "q.@x").unwrap_err().code(), 9002);
     assert_eq!(
-        b.stage_set(&mut s.cx(), "p.s.v", "2").unwrap_err().code(),
+        b.stage_set(&mut s.cx(), "q.s.v", "2").unwrap_err().code(),
         9002
     );
     b.rollback(&mut s.cx());

@@ -1,11 +1,13 @@
-//! The `uci` backend: values that live in OpenWrt's configuration (`/etc/config`), read and
-//! written through the system's own `uci` command, never by editing its files (key grammar
-//! below and in `datamodel/README.md`).
+//! The `uci` backend: values that live in OpenWrt's configuration (`/etc/config`), read from
+//! its files or through the system's own `uci` command, and written through `uci` only, never
+//! by editing its files (key grammar below and in `datamodel/README.md`).
 //!
-//! Reads: the first read of a snapshot is one `uci -n export` of the whole configuration
-//! directory; a package it did not give (missing, or one uci cannot load) and a package the
-//! agent changed since are read alone with `uci -n export PKG` (several side by side). Never a
-//! process per parameter. (`export` rather than `show`: it tells a one-item list from a plain
+//! Reads: a package whose file is in the form uci writes and has no changes saved beside it is
+//! read in the agent's process, exactly as `uci -n export PKG` would give it ([`direct`]: no
+//! process started, what most reads are). For the others, the first read of a snapshot is one
+//! `uci -n export` of the whole configuration directory; a package it did not give (missing,
+//! or one uci cannot load) is read alone with `uci -n export PKG` (several side by side). Never
+//! a process per parameter. (`export` rather than `show`: it tells a one-item list from a plain
 //! option, which an exact rollback needs; `-n` names anonymous sections as `uci -X show` does.)
 //! The snapshot is
 //! kept until [`Backend::invalidate`] or the end of the session, so every read between two
@@ -42,6 +44,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod batch;
+mod direct;
 mod export;
 mod key;
 mod pool;
@@ -733,3 +736,27 @@ fn no_section(pkg: &str, sec: &SecRef<'_>) -> Fault {
 }
 
 // ---- batches ---------------------------------------------------------------------------------
+
+/// The in-process reading of a package's file ([`direct`]) held against the real `uci`, for
+/// `tests/uci.rs` and the `config_uci` fuzz target only: not part of the API, hidden from the
+/// docs, used nowhere else.
+#[doc(hidden)]
+pub mod checking {
+    use std::path::Path;
+
+    use super::direct;
+    use super::export::parse_export;
+
+    /// `pkg` of the config directory `config` read in the process (no save directory holds
+    /// changes), against `export`, what `uci -n export PKG` printed for it: `None` when the
+    /// file is left to uci, else whether the two are the same packages.
+    pub fn direct_read_matches(config: &Path, pkg: &str, export: &str) -> Option<bool> {
+        let direct = direct::read(config, &[], pkg)?;
+        Some(parse_export(pkg, export).is_ok_and(|p| p == direct))
+    }
+
+    /// Whether a file's text is read in the process (what it reads as is not checked here).
+    pub fn direct_parses(text: &str) -> bool {
+        direct::parse(text).is_some()
+    }
+}

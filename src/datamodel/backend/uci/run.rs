@@ -1,11 +1,14 @@
-//! Running the `uci` command: the snapshot's `uci -n export` (one of the whole directory,
-//! then per package, started side by side) and the `uci batch` of a change. With the service
-//! reloads of `end_session`, the backend's only access to the OS.
+//! Loading the snapshot (each package from its file in the process when [`direct`] can, else
+//! `uci -n export`: one of the whole directory, then per package, started side by side) and
+//! running the `uci batch` of a change. With the service reloads of `end_session`, the
+//! backend's only access to the OS.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use super::direct;
 use super::export::{parse_export, split_packages, Package};
 use super::UciBackend;
 use crate::cwmp::fault::Fault;
@@ -35,8 +38,9 @@ impl UciBackend {
         })
     }
 
-    /// Reads the packages not in the snapshot yet: one `uci export` each, all started before
-    /// the first is waited for.
+    /// Reads the packages not in the snapshot yet: from their files in the process where
+    /// [`direct`] can, the others with `uci export` (see below), all started before the first
+    /// is waited for.
     pub(super) fn load<'k>(
         &mut self,
         pkgs: impl IntoIterator<Item = &'k str>,
@@ -44,6 +48,18 @@ impl UciBackend {
         let missing: BTreeSet<&str> = pkgs
             .into_iter()
             .filter(|p| !self.snapshot.contains_key(*p))
+            .collect();
+        // What can be read in the process is (no process started); the rest is uci's.
+        let savedirs = [self.savedir.as_path(), Path::new(direct::DEFAULT_SAVEDIR)];
+        let missing: BTreeSet<&str> = missing
+            .into_iter()
+            .filter(|p| match direct::read(&self.config, &savedirs, p) {
+                Some(pkg) => {
+                    self.snapshot.insert(p.to_string(), pkg);
+                    false
+                }
+                None => true,
+            })
             .collect();
         if missing.is_empty() {
             return Ok(());
