@@ -20,23 +20,26 @@
 //!   lines, as uci writes a value holding a line break), `"…"` and `\c`, joined when adjacent
 //!   (`'it'\''s'`); a `\` takes the next character as it is (in `"…"` too).
 //! - Names as libuci's parser checks them (package: letters, digits, `_`, `-`; section and
-//!   option: letters, digits, `_`; type: printable ASCII), a section name given once, an option
-//!   given once (a list's items in order), no option with an empty value.
+//!   option: letters, digits, `_`; type: printable ASCII but `#`, quotes, `\` and `;`), a
+//!   section name given once, an option given once (a list's items in order), no option with an
+//!   empty value; at most [`MAX_SECTIONS`] sections and [`MAX_OPTIONS`] options in each.
 //!
 //! Outside that (a `;` joining commands, `#` after a word, a `\` ending a line, an abbreviated
 //! command, a name redeclared, an empty value, a parse error…) libuci has rules of its own
 //! (merges, moves, silent drops) and `uci` reads the package, as it did for every package
-//! before. Anonymous sections get
-//! the names libuci gives them ([`anonymous_name`]).
+//! before. Anonymous sections get the names libuci gives them ([`anonymous_name`]).
 //!
 //! Who controls the input: the files under the uci config directory, root's on a router; and
 //! the save directories, where an account could plant a change file when `/tmp/.uci` does not
 //! exist yet (uci applies such files on every run, as it always did). Change files are only
-//! looked at (`stat`), never opened: one that is not an empty regular file leaves the package to
-//! uci. A package file is opened non-blocking (a FIFO cannot hold the agent), its lock never
-//! waited for; the reading is linear in the file and bounded by [`MAX_FILE`]; nothing here
-//! panics or follows a path out of the config directory (package names are checked first).
+//! looked at (`lstat`, a link not followed), never opened: one that is not an empty regular
+//! file leaves the package to uci. A package file is opened only when it is a regular file, and
+//! non-blocking (a FIFO put in its place cannot hold the agent), its lock never waited for. The
+//! reading is linear in the file and bounded by [`MAX_FILE`], what it builds by the counts
+//! above; nothing here panics or follows a path out of the config directory (package names are
+//! checked first).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -49,8 +52,14 @@ use super::export::{anonymous_name, Package, Section, Value};
 /// libuci's own save directory (`UCI_SAVEDIR` as OpenWrt builds it): `uci` applies the change
 /// files other tools leave there on every read, whatever `-t` says.
 pub(super) const DEFAULT_SAVEDIR: &str = "/tmp/.uci";
-/// The largest file read here (as `uci export`'s output is bounded for the same package).
-pub(super) const MAX_FILE: u64 = 8 * 1024 * 1024;
+/// The largest file read here: a router's largest package (a firewall with hundreds of rules)
+/// is tens of KiB. A larger one is uci's, whose run has a deadline.
+pub(super) const MAX_FILE: u64 = 1024 * 1024;
+/// The most sections of a package, and options of a section, read here (the same: beyond, the
+/// package is uci's). What is built from a file stays within a few times its size, and the
+/// search for an option's earlier occurrence within a section stays short.
+const MAX_SECTIONS: usize = 8192;
+const MAX_OPTIONS: usize = 256;
 
 /// The package `pkg` of `config` as `uci -n export PKG` would give it, or `None` when `uci`
 /// must read it (see the module documentation). A package with no file and no change file is
@@ -64,10 +73,11 @@ pub(super) fn read(config: &Path, savedirs: &[&Path], pkg: &str) -> Option<Packa
         return None;
     }
     // A change file is libuci's to apply. An empty one changes nothing: `uci commit` leaves
-    // the file empty behind it (on a router, after every change LuCI applies).
+    // the file empty behind it (on a router, after every change LuCI applies). Not followed: a
+    // link to a file whose size says 0 but that has content (procfs) is uci's.
     if savedirs
         .iter()
-        .any(|d| match std::fs::metadata(d.join(pkg)) {
+        .any(|d| match std::fs::symlink_metadata(d.join(pkg)) {
             Ok(m) => !(m.is_file() && m.len() == 0),
             Err(e) => e.kind() != std::io::ErrorKind::NotFound,
         })
@@ -75,17 +85,19 @@ pub(super) fn read(config: &Path, savedirs: &[&Path], pkg: &str) -> Option<Packa
         return None;
     }
     let path = config.join(pkg);
-    // Non-blocking: a FIFO in the directory cannot hold the agent (it is refused below).
-    let file = match File::options()
+    // Only a regular file is opened (as libuci checks first), non-blocking in case it was
+    // replaced since: nothing in the directory can hold the agent or be a device it opens.
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        // Not there, or a dangling link: uci finds no package either.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Package::default()),
+        _ => return None,
+    }
+    let file = File::options()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(&path)
-    {
-        Ok(f) => f,
-        // Not there, or a dangling link: uci finds no package either.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Package::default()),
-        Err(_) => return None,
-    };
+        .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX_FILE {
         return None;
@@ -110,6 +122,8 @@ pub(super) fn parse(text: &str) -> Option<Package> {
         return None;
     }
     let mut p = Package::default();
+    // The names given so far, generated ones included: a name given again is libuci's merge.
+    let mut names: HashSet<String> = HashSet::new();
     let mut lexer = Words { text, pos: 0 };
     let mut words: Vec<String> = Vec::with_capacity(3);
     loop {
@@ -120,8 +134,10 @@ pub(super) fn parse(text: &str) -> Option<Package> {
         };
         match (command, words.as_slice()) {
             ("package", [name]) if is_name(name, true) => {}
+            _ if command == "config" && p.sections.len() >= MAX_SECTIONS => return None,
             ("config", [ty]) if is_type(ty) => {
                 let name = anonymous_name(p.sections.len(), ty);
+                names.insert(name.clone());
                 p.sections.push(Section {
                     name,
                     ty: ty.clone(),
@@ -129,9 +145,7 @@ pub(super) fn parse(text: &str) -> Option<Package> {
                 });
             }
             ("config", [ty, name])
-                if is_type(ty)
-                    && is_name(name, false)
-                    && !p.sections.iter().any(|s| s.name == *name) =>
+                if is_type(ty) && is_name(name, false) && names.insert(name.clone()) =>
             {
                 p.sections.push(Section {
                     name: name.clone(),
@@ -145,6 +159,9 @@ pub(super) fn parse(text: &str) -> Option<Package> {
                 if is_name(name, false) && !(kind == "option" && value.is_empty()) =>
             {
                 let s = p.sections.last_mut()?;
+                if s.options.len() >= MAX_OPTIONS {
+                    return None;
+                }
                 match (kind, s.options.iter_mut().find(|(n, _)| n == name)) {
                     ("list", Some((_, Value::List(items)))) => items.push(value.clone()),
                     ("list", None) => s
@@ -171,9 +188,13 @@ fn is_name(s: &str, package: bool) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || (package && b == b'-'))
 }
 
-/// libuci's type check: printable ASCII without the blank, not empty.
+/// libuci's type check (printable ASCII without the blank, not empty), less the characters
+/// `uci export` would print unquoted into a line that reads otherwise (`#`, quotes, `\`, `;`):
+/// no router has such a type, and the answer must be the one uci's output gives.
 fn is_type(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"#'\"\\;".contains(&b))
 }
 
 /// The commands of a file, one per line outside quotes.
@@ -382,6 +403,13 @@ mod tests {
             "package 'a.b'\n",
             "config a\r\n",
             "config a\n\toption x \u{1}\n",
+            // Types uci would print unquoted into a line that reads otherwise.
+            "config 'a#b'\n",
+            "config 'a;b'\n",
+            "config \"a'b\"\n",
+            "config 'a\\b'\n",
+            // A name given to an anonymous section before.
+            "config rule\nconfig zone 'cfg0192bd'\n",
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
@@ -404,6 +432,36 @@ mod tests {
         assert_eq!(read(&config, &[], "none"), Some(Package::default()));
         assert_eq!(read(&config, &[], "../config/p"), None);
         assert_eq!(read(&config, &[], "a.b"), None);
+        // A link in the save directory is not followed: its target may say 0 bytes and hold a
+        // change (procfs).
+        std::fs::remove_file(save.join("p")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/comm", save.join("p")).unwrap();
+        assert_eq!(read(&config, &[&save], "p"), None);
+        // Only a regular file is opened.
+        std::fs::remove_file(config.join("p")).unwrap();
+        std::fs::create_dir(config.join("p")).unwrap();
+        assert_eq!(read(&config, &[], "p"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What a file may make the agent build is bounded: a file, sections and options beyond
+    /// the bounds are uci's. Section counters past 255 take three digits, as libuci's do.
+    #[test]
+    fn bounds_and_long_counters() {
+        let many = "config rule\n".repeat(MAX_SECTIONS);
+        let p = parse(&many).unwrap();
+        assert_eq!(p.sections[299].name, "cfg12c92bd");
+        assert_eq!(parse(&format!("{many}config rule\n")), None);
+        let options: String = (0..=MAX_OPTIONS)
+            .map(|i| format!("option o{i} v\n"))
+            .collect();
+        assert_eq!(parse(&format!("config x\n{options}")), None);
+        let dir = std::env::temp_dir().join(format!("cwmpd-direct-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = "# a comment line of a file that is too long\n";
+        let big = line.repeat(usize::try_from(MAX_FILE).unwrap() / line.len() + 1);
+        std::fs::write(dir.join("big"), big).unwrap();
+        assert_eq!(read(&dir, &[], "big"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
