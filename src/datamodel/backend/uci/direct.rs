@@ -41,6 +41,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -122,8 +123,10 @@ pub(super) fn parse(text: &str) -> Option<Package> {
         return None;
     }
     let mut p = Package::default();
-    // The names given so far, generated ones included: a name given again is libuci's merge.
-    let mut names: HashSet<String> = HashSet::new();
+    // The names given so far, generated ones included, by their hash: a name given again is
+    // libuci's merge (two names of one hash, never seen, would only leave the file to uci).
+    let keys = std::hash::RandomState::new();
+    let mut names: HashSet<u64> = HashSet::new();
     let mut lexer = Words { text, pos: 0 };
     let mut words: Vec<String> = Vec::with_capacity(3);
     loop {
@@ -132,24 +135,24 @@ pub(super) fn parse(text: &str) -> Option<Package> {
             Line::Blank => continue,
             Line::Command(c) => c,
         };
-        match (command, words.as_slice()) {
+        match (command, words.as_mut_slice()) {
             ("package", [name]) if is_name(name, true) => {}
             _ if command == "config" && p.sections.len() >= MAX_SECTIONS => return None,
             ("config", [ty]) if is_type(ty) => {
                 let name = anonymous_name(p.sections.len(), ty);
-                names.insert(name.clone());
+                names.insert(keys.hash_one(&name));
                 p.sections.push(Section {
                     name,
-                    ty: ty.clone(),
+                    ty: std::mem::take(ty),
                     options: Vec::new(),
                 });
             }
             ("config", [ty, name])
-                if is_type(ty) && is_name(name, false) && names.insert(name.clone()) =>
+                if is_type(ty) && is_name(name, false) && names.insert(keys.hash_one(&*name)) =>
             {
                 p.sections.push(Section {
-                    name: name.clone(),
-                    ty: ty.clone(),
+                    name: std::mem::take(name),
+                    ty: std::mem::take(ty),
                     options: Vec::new(),
                 });
             }
@@ -162,12 +165,13 @@ pub(super) fn parse(text: &str) -> Option<Package> {
                 if s.options.len() >= MAX_OPTIONS {
                     return None;
                 }
+                let value = std::mem::take(value);
                 match (kind, s.options.iter_mut().find(|(n, _)| n == name)) {
-                    ("list", Some((_, Value::List(items)))) => items.push(value.clone()),
+                    ("list", Some((_, Value::List(items)))) => items.push(value),
                     ("list", None) => s
                         .options
-                        .push((name.clone(), Value::List(vec![value.clone()]))),
-                    ("option", None) => s.options.push((name.clone(), Value::One(value.clone()))),
+                        .push((std::mem::take(name), Value::List(vec![value]))),
+                    ("option", None) => s.options.push((std::mem::take(name), Value::One(value))),
                     _ => return None,
                 }
             }
@@ -268,6 +272,9 @@ impl<'a> Words<'a> {
 
     /// One argument, at a character that is not blank: `None` for what is outside the subset.
     fn word(&mut self) -> Option<String> {
+        /// What ends an unquoted run, and a run inside `"…"`.
+        const UNQUOTED: [bool; 256] = stops(b" \t\n#;'\"\\");
+        const DOUBLE: [bool; 256] = stops(b"\"\\\n");
         let bytes = self.text.as_bytes();
         let mut out = String::new();
         loop {
@@ -275,7 +282,8 @@ impl<'a> Words<'a> {
                 b' ' | b'\t' | b'\n' => return Some(out),
                 b'#' | b';' => return None,
                 b'\'' => {
-                    let close = self.text.get(self.pos + 1..)?.find('\'')?;
+                    let rest = self.text.get(self.pos + 1..)?;
+                    let close = rest.bytes().position(|b| b == b'\'')?;
                     out.push_str(self.text.get(self.pos + 1..self.pos + 1 + close)?);
                     self.pos += close + 2;
                 }
@@ -292,7 +300,7 @@ impl<'a> Words<'a> {
                                 self.pos += 1;
                                 self.escaped(&mut out)?;
                             }
-                            _ => self.plain(&mut out, b"\"\\\n"),
+                            _ => self.plain(&mut out, &DOUBLE),
                         }
                     }
                 }
@@ -300,7 +308,7 @@ impl<'a> Words<'a> {
                     self.pos += 1;
                     self.escaped(&mut out)?;
                 }
-                _ => self.plain(&mut out, b" \t\n#;'\"\\"),
+                _ => self.plain(&mut out, &UNQUOTED),
             }
         }
     }
@@ -316,16 +324,27 @@ impl<'a> Words<'a> {
         Some(())
     }
 
-    /// A run of characters up to one of `stops` (or the end), appended.
-    fn plain(&mut self, out: &mut String, stops: &[u8]) {
+    /// A run of characters up to a byte `stop` marks (or the end), appended.
+    fn plain(&mut self, out: &mut String, stop: &[bool; 256]) {
         let rest = self.text.get(self.pos..).unwrap_or("");
         let n = rest
             .bytes()
-            .position(|b| stops.contains(&b))
+            .position(|b| stop[usize::from(b)])
             .unwrap_or(rest.len());
         out.push_str(rest.get(..n).unwrap_or(""));
         self.pos += n;
     }
+}
+
+/// A table of the bytes in `set`, for [`Words::plain`].
+const fn stops(set: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
 }
 
 #[cfg(test)]
