@@ -308,14 +308,37 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
     }
 }
 
+/// The bytes [`escape_into`] looks at: the five special characters, CR and the other control
+/// characters (tab and line feed are let through below), and the lead byte of U+FFFE/U+FFFF.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[0xEF] = true;
+    t
+};
+
 /// Escapes `s` into `out` (rules in the module doc). Runs without special characters are copied
-/// with one `write_str`.
+/// with one `write_str`; a byte of such a run costs one look into [`SPECIAL`] (every name and
+/// value of a response passes here).
 pub(crate) fn escape_into(out: &mut impl Write, s: &str) {
     // Writing into a String or a Count cannot fail.
     let bytes = s.as_bytes();
     let mut run_start = 0;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
+        if !SPECIAL[usize::from(b)] {
+            i += 1;
+            continue;
+        }
         let (replacement, len): (&str, usize) = match b {
             b'&' => ("&amp;", 1),
             b'<' => ("&lt;", 1),
