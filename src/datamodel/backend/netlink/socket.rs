@@ -129,7 +129,11 @@ fn recv_datagram(
         return Err(Errno::EMSGSIZE);
     }
     let want = size.max(min);
-    if buf.len() < want {
+    if buf.is_empty() {
+        // Zeroed by the allocator (fresh pages need no writing), not a byte at a time: a
+        // dump's buffer is made anew for each dump (see `Rtnl::dump`).
+        *buf = vec![0; want];
+    } else if buf.len() < want {
         buf.resize(want, 0);
     }
     let (n, from) = recvfrom::<NetlinkAddr>(raw, buf)?;
