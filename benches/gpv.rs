@@ -1,6 +1,7 @@
 //! Benchmark of GetParameterValues of `Device.` on a router: from the SOAP request in
-//! to the SOAP response out, through the real engine, the OpenWrt bindings and the real `uci`
-//! command, on the fixture router (`tests/fixtures/router/`) scaled up with port forwards and
+//! to the SOAP response out, through the real engine and the OpenWrt bindings (uci's files read
+//! in the process as the real `uci` command reads them; the command where that cannot be
+//! certain), on the fixture router (`tests/fixtures/router/`) scaled up with port forwards and
 //! static leases until the tree has more than 2,000 parameters.
 //!
 //! Side by side, the per-parameter approach of agents that run `uci get` once per parameter
@@ -11,7 +12,7 @@
 //!
 //! `cargo bench --bench gpv` (release profile; harness = false). `GPV_ENGINE_ONLY=1` skips the
 //! per-parameter runs (for profiling); `GPV_CACHED=1` also prints GPVs served from a kept
-//! snapshot (the engine's own cost, without the `uci` process).
+//! snapshot (the engine's own cost, without reading uci's files).
 
 use scale::{HOSTS, REDIRECTS};
 use support::{scale, uci as uci_support};

@@ -402,6 +402,20 @@ fn generated_package(r: &mut Rng) -> String {
     text
 }
 
+/// `uci -c CONFIG -t SAVEDIR [-n] export difftest` on `u`, whatever its exit (`named`: with
+/// `-n`, anonymous sections named).
+fn uci_export(u: &UciDir, named: bool) -> std::process::Output {
+    Command::new(uci_bin())
+        .arg("-c")
+        .arg(&u.config)
+        .arg("-t")
+        .arg(&u.savedir)
+        .args(if named { &["-n"][..] } else { &[][..] })
+        .args(["export", "difftest"])
+        .output()
+        .unwrap()
+}
+
 /// The in-process reading of a package (what a GPV's snapshot takes without starting uci)
 /// against the real uci on generated files, now and then with a change file in the save
 /// directory (empty, as `uci commit` leaves it, or a change): where it reads a package, it
@@ -425,14 +439,7 @@ fn files_read_in_the_process_read_as_uci_reads_them() {
             1 => std::fs::write(&change, "difftest.lan.added='1'\n").unwrap(),
             _ => {}
         }
-        let out = Command::new(uci_bin())
-            .arg("-c")
-            .arg(&u.config)
-            .arg("-t")
-            .arg(&u.savedir)
-            .args(["-n", "export", "difftest"])
-            .output()
-            .unwrap();
+        let out = uci_export(&u, true);
         let export = String::from_utf8_lossy(&out.stdout).into_owned();
         let direct = direct_read_matches(&u.config, &u.savedir, "difftest", &export);
         if !out.status.success() {
@@ -451,14 +458,7 @@ fn files_read_in_the_process_read_as_uci_reads_them() {
         read_here += usize::from(direct.is_some());
         let _ = std::fs::remove_file(&change);
         // What uci writes of it, read back.
-        let plain = Command::new(uci_bin())
-            .arg("-c")
-            .arg(&u.config)
-            .arg("-t")
-            .arg(&u.savedir)
-            .args(["export", "difftest"])
-            .output()
-            .unwrap();
+        let plain = uci_export(&u, false);
         let plain = String::from_utf8_lossy(&plain.stdout);
         if ["t#x", "q'"]
             .iter()
@@ -467,14 +467,7 @@ fn files_read_in_the_process_read_as_uci_reads_them() {
             continue;
         }
         u.write("difftest", &plain);
-        let again = Command::new(uci_bin())
-            .arg("-c")
-            .arg(&u.config)
-            .arg("-t")
-            .arg(&u.savedir)
-            .args(["-n", "export", "difftest"])
-            .output()
-            .unwrap();
+        let again = uci_export(&u, true);
         assert!(again.status.success());
         let export = String::from_utf8_lossy(&again.stdout);
         assert_eq!(
