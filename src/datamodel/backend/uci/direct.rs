@@ -52,7 +52,7 @@ use super::export::{anonymous_name, Package, Section, Value};
 
 /// libuci's own save directory (`UCI_SAVEDIR` as OpenWrt builds it): `uci` applies the change
 /// files other tools leave there on every read, whatever `-t` says.
-pub(super) const DEFAULT_SAVEDIR: &str = "/tmp/.uci";
+const DEFAULT_SAVEDIR: &str = "/tmp/.uci";
 /// The largest file read here: a router's largest package (a firewall with hundreds of rules)
 /// is tens of KiB. A larger one is uci's, whose run has a deadline.
 pub(super) const MAX_FILE: u64 = 1024 * 1024;
@@ -62,10 +62,11 @@ pub(super) const MAX_FILE: u64 = 1024 * 1024;
 const MAX_SECTIONS: usize = 8192;
 const MAX_OPTIONS: usize = 256;
 
-/// The package `pkg` of `config` as `uci -n export PKG` would give it, or `None` when `uci`
-/// must read it (see the module documentation). A package with no file and no change file is
-/// empty, as `uci` says ("Entry not found").
-pub(super) fn read(config: &Path, savedirs: &[&Path], pkg: &str) -> Option<Package> {
+/// The package `pkg` of `config` as `uci -c CONFIG -t SAVEDIR -n export PKG` would give it, or
+/// `None` when `uci` must read it (see the module documentation). The change files looked for
+/// are those uci reads: in `savedir` and in [`DEFAULT_SAVEDIR`]. A package with no file and no
+/// change file is empty, as `uci` says ("Entry not found").
+pub(super) fn read(config: &Path, savedir: &Path, pkg: &str) -> Option<Package> {
     if pkg.is_empty()
         || !pkg
             .bytes()
@@ -76,13 +77,12 @@ pub(super) fn read(config: &Path, savedirs: &[&Path], pkg: &str) -> Option<Packa
     // A change file is libuci's to apply. An empty one changes nothing: `uci commit` leaves
     // the file empty behind it (on a router, after every change LuCI applies). Not followed: a
     // link to a file whose size says 0 but that has content (procfs) is uci's.
-    if savedirs
-        .iter()
-        .any(|d| match std::fs::symlink_metadata(d.join(pkg)) {
+    if [savedir, Path::new(DEFAULT_SAVEDIR)].iter().any(|d| {
+        match std::fs::symlink_metadata(d.join(pkg)) {
             Ok(m) => !(m.is_file() && m.len() == 0),
             Err(e) => e.kind() != std::io::ErrorKind::NotFound,
-        })
-    {
+        }
+    }) {
         return None;
     }
     let path = config.join(pkg);
@@ -178,10 +178,7 @@ pub(super) fn parse(text: &str) -> Option<Package> {
             _ => return None,
         }
     }
-    p.sections.shrink_to_fit();
-    for s in &mut p.sections {
-        s.options.shrink_to_fit();
-    }
+    p.shrink_to_fit();
     Some(p)
 }
 
@@ -284,7 +281,7 @@ impl<'a> Words<'a> {
                 b'\'' => {
                     let rest = self.text.get(self.pos + 1..)?;
                     let close = rest.bytes().position(|b| b == b'\'')?;
-                    out.push_str(self.text.get(self.pos + 1..self.pos + 1 + close)?);
+                    out.push_str(rest.get(..close)?);
                     self.pos += close + 2;
                 }
                 b'"' => {
@@ -441,25 +438,26 @@ mod tests {
         std::fs::create_dir_all(&config).unwrap();
         std::fs::create_dir_all(&save).unwrap();
         std::fs::write(config.join("p"), "config a 'n'\n\toption x '1'\n").unwrap();
-        assert!(read(&config, &[&save], "p").is_some());
+        assert!(read(&config, &save, "p").is_some());
         // What `uci commit` leaves behind: nothing to apply.
         std::fs::write(save.join("p"), "").unwrap();
-        assert!(read(&config, &[&save], "p").is_some());
+        assert!(read(&config, &save, "p").is_some());
         std::fs::write(save.join("p"), "p.n.x='2'\n").unwrap();
-        assert_eq!(read(&config, &[&save], "p"), None);
+        assert_eq!(read(&config, &save, "p"), None);
         // No file: the empty package uci reports; a name that is not a package's: uci's.
-        assert_eq!(read(&config, &[], "none"), Some(Package::default()));
-        assert_eq!(read(&config, &[], "../config/p"), None);
-        assert_eq!(read(&config, &[], "a.b"), None);
+        assert_eq!(read(&config, &save, "none"), Some(Package::default()));
+        assert_eq!(read(&config, &save, "../config/p"), None);
+        assert_eq!(read(&config, &save, "a.b"), None);
         // A link in the save directory is not followed: its target may say 0 bytes and hold a
         // change (procfs).
         std::fs::remove_file(save.join("p")).unwrap();
         std::os::unix::fs::symlink("/proc/self/comm", save.join("p")).unwrap();
-        assert_eq!(read(&config, &[&save], "p"), None);
+        assert_eq!(read(&config, &save, "p"), None);
         // Only a regular file is opened.
+        std::fs::remove_file(save.join("p")).unwrap();
         std::fs::remove_file(config.join("p")).unwrap();
         std::fs::create_dir(config.join("p")).unwrap();
-        assert_eq!(read(&config, &[], "p"), None);
+        assert_eq!(read(&config, &save, "p"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -480,7 +478,7 @@ mod tests {
         let line = "# a comment line of a file that is too long\n";
         let big = line.repeat(usize::try_from(MAX_FILE).unwrap() / line.len() + 1);
         std::fs::write(dir.join("big"), big).unwrap();
-        assert_eq!(read(&dir, &[], "big"), None);
+        assert_eq!(read(&dir, &dir.join("save"), "big"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

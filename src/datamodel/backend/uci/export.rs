@@ -23,6 +23,22 @@ pub(super) enum Value {
     List(Vec<String>),
 }
 
+impl Package {
+    /// Drops the room the lists grew into (a third of them, on average): a package read into
+    /// the snapshot is kept for the session, beside the largest reads.
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.sections.shrink_to_fit();
+        for s in &mut self.sections {
+            s.options.shrink_to_fit();
+            for (_, v) in &mut s.options {
+                if let Value::List(items) = v {
+                    items.shrink_to_fit();
+                }
+            }
+        }
+    }
+}
+
 impl Section {
     pub(super) fn opt(&self, name: &str) -> Option<&Value> {
         self.options.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -196,17 +212,7 @@ pub(super) fn parse_export(pkg: &str, text: &str) -> Result<Package, String> {
             _ => return unexpected(),
         }
     }
-    // The snapshot is kept for the session, beside the largest reads: without the room the
-    // lists grew into (a third of them, on average).
-    p.sections.shrink_to_fit();
-    for s in &mut p.sections {
-        s.options.shrink_to_fit();
-        for (_, v) in &mut s.options {
-            if let Value::List(items) = v {
-                items.shrink_to_fit();
-            }
-        }
-    }
+    p.shrink_to_fit();
     Ok(p)
 }
 

@@ -748,16 +748,16 @@ pub mod checking {
     use super::export::parse_export;
 
     /// `pkg` of the config directory `config` read in the process, with the save directory
-    /// `savedir` and libuci's default one, against `export`, what `uci -c CONFIG -t SAVEDIR -n
-    /// export PKG` printed for it: `None` when the package is left to uci, else whether the two
-    /// are the same packages.
+    /// `savedir` (and libuci's default one), against `export`, what `uci -c CONFIG -t SAVEDIR
+    /// -n export PKG` printed for it: `None` when the package is left to uci, else whether the
+    /// two are the same packages.
     pub fn direct_read_matches(
         config: &Path,
         savedir: &Path,
         pkg: &str,
         export: &str,
     ) -> Option<bool> {
-        let direct = direct::read(config, &[savedir, Path::new(direct::DEFAULT_SAVEDIR)], pkg)?;
+        let direct = direct::read(config, savedir, pkg)?;
         Some(parse_export(pkg, export).is_ok_and(|p| p == direct))
     }
 

@@ -4,7 +4,6 @@
 //! backend's only access to the OS.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -50,10 +49,9 @@ impl UciBackend {
             .filter(|p| !self.snapshot.contains_key(*p))
             .collect();
         // What can be read in the process is (no process started); the rest is uci's.
-        let savedirs = [self.savedir.as_path(), Path::new(direct::DEFAULT_SAVEDIR)];
         let missing: BTreeSet<&str> = missing
             .into_iter()
-            .filter(|p| match direct::read(&self.config, &savedirs, p) {
+            .filter(|p| match direct::read(&self.config, &self.savedir, p) {
                 Some(pkg) => {
                     self.snapshot.insert(p.to_string(), pkg);
                     false
