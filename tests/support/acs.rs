@@ -357,6 +357,8 @@ pub struct Turn<'a> {
     pub session: &'a SessionRecord,
     /// The previous exchange of this session, if any.
     pub last: Option<&'a Exchange>,
+    /// When the POST that asks for this turn had been read whole (before the ACS parsed it).
+    pub at: Instant,
 }
 
 /// A session script as a closure: called after the empty POST and after each response; `None`

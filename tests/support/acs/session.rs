@@ -715,6 +715,7 @@ impl AcsCore {
                 let turn = Turn {
                     session,
                     last: session.exchanges.last(),
+                    at: now,
                 };
                 script(&turn)
             }
