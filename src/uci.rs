@@ -93,7 +93,9 @@ pub fn parse(text: &str) -> Result<Vec<Section>, (usize, String)> {
 /// Letters, digits and `_` (what libuci allows in types, names and option names,
 /// `uci_validate_name`).
 pub fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_'))
 }
 
 /// One word of a UCI line, its quoting resolved; `start..end` is its text in the input. The
