@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use super::backend::registry::BackendKind;
 use super::backend::Cx;
 use super::path::instance_number;
-use super::path::{expand, expand_into, expanded_len, fill, fill_into, filled_len, has_nested};
+use super::path::{expand, expand_binding_into, expanded_len, fill, fill_into, filled_len};
+use super::path::{has_byte_of, has_nested};
 use super::path::{nested_refs, parent_of};
 use super::path::{Inst, Node, ParamRef};
 use super::schema::{Access, Source};
@@ -380,7 +381,7 @@ impl Engine {
                 Source::Bound(b) if !(mask && p.def.hidden) => {
                     let (n, text) = sizes.entry(b.backend).or_default();
                     *n += 1;
-                    *text += expanded_len(&b.key, &r.inst.keys);
+                    *text += expanded_len(b, &r.inst.keys);
                 }
                 _ => {}
             }
@@ -412,7 +413,7 @@ impl Engine {
                         let (n, text) = sizes.get(&b.backend).copied().unwrap_or_default();
                         KeyList::with_capacity(n, text)
                     });
-                    expand_into(&mut keys.text, &b.key, &r.inst.keys);
+                    expand_binding_into(&mut keys.text, b, &r.inst.keys);
                     keys.end(i);
                 }
             }
@@ -774,10 +775,7 @@ impl Engine {
                     // A value is one path segment of the key, or one selection of a netlink or
                     // ubus key: nothing may escape it, nor turn it into a listing (`*`), a
                     // match (`=`) or the path of a ubus reply (`#`).
-                    if v.is_empty()
-                        || v.contains(['/', '{', '}', '[', ']', '*', '=', '#'])
-                        || v == ".."
-                    {
+                    if v.is_empty() || has_byte_of(v, b"/{}[]*=#") || v == ".." {
                         return None;
                     }
                     out.push_str(v);

@@ -270,6 +270,10 @@ pub struct Binding {
     /// `forceDefaultEnabled`), for a parameter the model leaves `normal` that the CPE must
     /// report without being asked (UDPConnectionRequestAddress, TR-069 Annex G).
     pub active_by_default: bool,
+    /// How many `{i}` `key` holds, set with it (`u8::MAX`: that many or more, counted at
+    /// use). A key is expanded for every parameter of a read: counting them each time was
+    /// most of that.
+    pub holes: u8,
 }
 
 /// The parts of a [`Binding`] that few bindings have.

@@ -1,6 +1,8 @@
 //! The key grammar of the `file` backend (see the module documentation of `file`) and the
 //! globs of `name=GLOB` conditions: parsing and checking only.
 
+use crate::datamodel::path::has_byte_of;
+
 /// Checks a binding key when the definitions are loaded: one of the value or table forms of
 /// the module documentation. Placeholders (`{i}`, `{uci:…}`) count as one path component or
 /// one name and are not looked into.
@@ -222,7 +224,7 @@ pub(super) fn check_path(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
         return Err(format!("{p:?} is not an absolute path"));
     }
-    if p.contains(['*', '?']) {
+    if has_byte_of(p, b"*?") {
         return Err(format!(
             "{p:?}: wildcards only in a directory listing `PATH/*?name=GLOB`"
         ));
@@ -232,7 +234,7 @@ pub(super) fn check_path(p: &str) -> Result<(), String> {
 
 /// A path relative to a directory entry (a condition's `SUB`).
 pub(super) fn check_sub(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.starts_with('/') || s.contains(['*', '?']) {
+    if s.is_empty() || s.starts_with('/') || has_byte_of(s, b"*?") {
         return Err(format!(
             "condition {s:?}: a relative path inside the entry (or `name=GLOB`)"
         ));
@@ -241,23 +243,27 @@ pub(super) fn check_sub(s: &str) -> Result<(), String> {
 }
 
 pub(super) fn check_components(p: &str) -> Result<(), String> {
-    if p.split('/').any(|c| c == "..") {
+    if dot_dot(p, b"/") {
         return Err(format!("{p:?}: `..` is not allowed"));
     }
-    if p.contains('\0') {
+    if has_byte_of(p, b"\0") {
         return Err(format!("{p:?}: NUL in a path"));
     }
     Ok(())
 }
 
-/// Whether a key (placeholders filled in) has a `..` path component anywhere. Every key of a
-/// read is checked: one without two dots in a row (nearly all) is answered by one pass over
-/// its bytes, before the split by separators.
+/// Whether a key (placeholders filled in) has a `..` path component anywhere.
 pub(super) fn escapes(key: &str) -> bool {
-    key.as_bytes().windows(2).any(|w| w == b"..")
-        && key
-            .split(['/', '?', '&', '#', '=', '[', ']'])
-            .any(|c| c == "..")
+    dot_dot(key, b"/?&#=[]")
+}
+
+/// Whether `s`, split at each of the bytes `seps`, has a part `..`: one pass over its bytes
+/// (every key of a read is checked twice; splitting it was most of what reading a file cost).
+fn dot_dot(s: &str, seps: &[u8]) -> bool {
+    let b = s.as_bytes();
+    let edge = |i: Option<usize>| i.and_then(|i| b.get(i)).is_none_or(|c| seps.contains(c));
+    (1..b.len())
+        .any(|i| b[i - 1] == b'.' && b[i] == b'.' && edge(i.checked_sub(2)) && edge(Some(i + 1)))
 }
 
 /// Replaces each `{…}` placeholder (nested ones included) by one inert character, for
@@ -400,6 +406,31 @@ pub(super) fn glob_matches(toks: &[Tok], name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dot_dot_part_is_found_between_separators_only() {
+        for key in [
+            "..",
+            "/..",
+            "../x",
+            "/a/../b",
+            "/a/..",
+            "/sys/x#1[..].2",
+            "/d/*?name=..",
+            "/d/*?a=b&..",
+        ] {
+            assert!(escapes(key), "{key}");
+        }
+        for key in [
+            "", ".", "...", "/a/..b", "/a/b..", "/.../x", "/a./.b", "/a.b/c.d",
+        ] {
+            assert!(!escapes(key), "{key}");
+        }
+        assert!(check_components("/a/../b").is_err());
+        assert!(check_components("/a/b?..").is_ok());
+        assert!(check_components("/a/..\0").is_err());
+        assert!(check_components("/a/.../b").is_ok());
+    }
 
     #[test]
     fn key_forms_parse() {
