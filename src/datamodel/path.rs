@@ -174,10 +174,7 @@ impl Engine {
         let live = std::iter::once(&table.binding)
             .chain(table.binding.or())
             .any(|b| {
-                b.backend.live(&b.key)
-                    || nested_refs(&b.key)
-                        .iter()
-                        .any(|(_, _, k, inner)| k.live(inner))
+                b.backend.live(&b.key) || nested_refs(&b.key).any(|(_, _, k, inner)| k.live(inner))
             });
         let tkey = expand(&table.binding.key, &inst.keys);
         // `or` on a table: its keys join the own ones (the hosts with a lease, then those only
@@ -644,34 +641,33 @@ pub(super) fn expanded_len(b: &Binding, keys: &[String]) -> usize {
 
 /// Whether a key (after `{i}` expansion) holds a reference to another backend's value.
 pub(super) fn has_nested(key: &str) -> bool {
-    !nested_refs(key).is_empty()
+    nested_refs(key).next().is_some()
 }
 
-/// The references `{kind:key}` in a key: (start, end, backend, inner key), `end` exclusive.
-pub(super) fn nested_refs(key: &str) -> Vec<(usize, usize, BackendKind, &str)> {
-    let mut out = Vec::new();
+/// The references `{kind:key}` in a key: (start, end, backend, inner key), `end` exclusive,
+/// found as they are iterated (a read asks [`has_nested`] of every key: a list of them was an
+/// allocation for each key that has one).
+pub(super) fn nested_refs(key: &str) -> impl Iterator<Item = (usize, usize, BackendKind, &str)> {
     let mut from = 0;
-    while let Some(pos) = key.get(from..).and_then(|k| byte_at(k, b'{')) {
-        let start = from + pos;
-        let after = &key[start + 1..];
-        let Some(colon) = byte_at(after, b':') else {
-            break;
-        };
-        let Some(kind) = BackendKind::from_name(&after[..colon]) else {
-            from = start + 1;
-            continue;
-        };
-        let Some(close) = byte_at(after, b'}') else {
-            break;
-        };
-        if close < colon {
-            from = start + 1;
-            continue;
+    std::iter::from_fn(move || {
+        while let Some(pos) = key.get(from..).and_then(|k| byte_at(k, b'{')) {
+            let start = from + pos;
+            let after = &key[start + 1..];
+            let colon = byte_at(after, b':')?;
+            let Some(kind) = BackendKind::from_name(&after[..colon]) else {
+                from = start + 1;
+                continue;
+            };
+            let close = byte_at(after, b'}')?;
+            if close < colon {
+                from = start + 1;
+                continue;
+            }
+            from = start + close + 2;
+            return Some((start, start + close + 2, kind, &after[colon + 1..close]));
         }
-        out.push((start, start + close + 2, kind, &after[colon + 1..close]));
-        from = start + close + 2;
-    }
-    out
+        None
+    })
 }
 
 /// The instance context of the table that holds an instance.

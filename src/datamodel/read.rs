@@ -2,6 +2,7 @@
 //! §A.3.2.2, §A.3.2.3, §A.3.2.5), the walks under a node, and the values as the model shows
 //! them (one backend call per request, defaults, hidden values masked, `transform`/`map`/`ref`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::backend::registry::BackendKind;
@@ -569,18 +570,26 @@ impl Engine {
 
     /// What a parameter reads as, from what its source gave (`None`: nothing): the value, else
     /// the binding's default, the model's, or the type's null value, in canonical form.
-    fn finish(&self, r: &ParamRef, v: Option<String>) -> String {
+    fn finish(&self, r: &ParamRef, v: Option<String>) -> Cow<'_, str> {
         let p = &self.schema.objects()[r.obj].params[r.param];
         // An empty value where the type has no empty form (an unset dateTime in the config
-        // file) counts as no value.
-        let raw = v
-            .filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok())
-            .or_else(|| match &p.source {
-                Source::Bound(b) => b.default.clone(),
+        // file) counts as no value. A default is borrowed, not copied (hundreds of a GPV's
+        // parameters read as one).
+        let raw: Cow<'_, str> = match v.filter(|x| !x.is_empty() || p.def.ty.check(x).is_ok()) {
+            Some(x) => Cow::Owned(x),
+            None => match &p.source {
+                Source::Bound(b) => b.default.as_deref(),
                 Source::Count(_) => None,
+            }
+            .or_else(|| {
+                p.def
+                    .default
+                    .as_deref()
+                    .filter(|d| p.def.ty.check(d).is_ok())
             })
-            .or_else(|| p.def.default.clone().filter(|d| p.def.ty.check(d).is_ok()))
-            .unwrap_or_else(|| null_value(p.def.ty.base).to_string());
+            .unwrap_or_else(|| null_value(p.def.ty.base))
+            .into(),
+        };
         // Values come back in their canonical lexical form (e.g. `1` → `true`); one already
         // in it is kept as it is, not copied. A value its type does not allow (uci's
         // `channel 'auto'` for an unsignedInt) is not shown to the ACS: the parameter reads as
@@ -592,12 +601,12 @@ impl Engine {
         };
         match canonical {
             Ok(None) => raw,
-            Ok(Some(v)) => v,
-            Err(_) if p.def.enum_read_only().contains(&raw) => raw,
+            Ok(Some(v)) => v.into(),
+            Err(_) if p.def.enum_read_only().iter().any(|e| *e == *raw) => raw,
             Err(e) => {
                 log::debug!("{}: {e}; shown as its default", self.param_path(r));
                 let fallback = self.fallback_value(r);
-                p.def.ty.check(&fallback).unwrap_or(fallback)
+                p.def.ty.check(&fallback).unwrap_or(fallback).into()
             }
         }
     }
