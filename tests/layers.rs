@@ -44,6 +44,7 @@ const PURE: &[&str] = &[
     "agent::plan",
     "datamodel::types",
     "datamodel::generate",
+    "datamodel::scan",
     "datamodel::backend::file::key",
     "datamodel::backend::uci::key",
     "datamodel::backend::uci::export",

@@ -33,6 +33,7 @@ mod fixture;
 mod notify;
 mod path;
 mod read;
+mod scan;
 mod state;
 mod txn;
 

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use super::backend::registry::BackendKind;
 use super::backend::Cx;
+use super::path::has_nested;
 use super::path::instance_number;
 use super::path::{expand, expand_binding_into, expanded_len, fill, fill_into, filled_len};
-use super::path::{has_byte_of, has_nested};
 use super::path::{nested_refs, parent_of};
 use super::path::{Inst, Node, ParamRef};
+use super::scan::has_byte_of;
 use super::schema::{Access, Source};
 use super::{Engine, MAX_PARAMS_PER_REQUEST};
 use crate::cwmp::fault::Fault;

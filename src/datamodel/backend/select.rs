@@ -161,7 +161,7 @@ pub fn truthy(v: Option<&str>) -> bool {
 
 /// Whether a listed key may stand between brackets in a later key.
 pub fn listable(key: &str) -> bool {
-    !key.is_empty() && !crate::datamodel::path::has_byte_of(key, b"[]{}")
+    !key.is_empty() && !crate::datamodel::scan::has_byte_of(key, b"[]{}")
 }
 
 #[cfg(test)]

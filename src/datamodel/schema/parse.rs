@@ -509,7 +509,7 @@ pub(super) fn parse_binding(to: &str, default: Option<String>) -> Result<Binding
         transform: None,
         more: None,
         active_by_default: false,
-        holes: u8::try_from(crate::datamodel::path::count_holes(key)).unwrap_or(u8::MAX),
+        holes: u8::try_from(crate::datamodel::scan::count_holes(key)).unwrap_or(u8::MAX),
     })
 }
 

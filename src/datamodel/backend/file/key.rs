@@ -1,7 +1,7 @@
 //! The key grammar of the `file` backend (see the module documentation of `file`) and the
 //! globs of `name=GLOB` conditions: parsing and checking only.
 
-use crate::datamodel::path::has_byte_of;
+use crate::datamodel::scan::has_byte_of;
 
 /// Checks a binding key when the definitions are loaded: one of the value or table forms of
 /// the module documentation. Placeholders (`{i}`, `{uci:…}`) count as one path component or
