@@ -261,7 +261,7 @@ const GOAL_GPV_PEAK: Goal = Goal {
     strict: false,
 };
 const GOAL_GPV_TIME: Goal = Goal {
-    what: "GPV of Device. over TLS, live router, static musl",
+    what: "GPV of Device. over TLS, live router, static musl (to the response read whole)",
     at_most: true,
     limit: 12.0,
     unit: "ms",

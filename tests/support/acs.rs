@@ -357,7 +357,9 @@ pub struct Turn<'a> {
     pub session: &'a SessionRecord,
     /// The previous exchange of this session, if any.
     pub last: Option<&'a Exchange>,
-    /// When the POST that asks for this turn had been read whole (before the ACS parsed it).
+    /// When the POST that asks for this turn had been read whole (before the ACS parsed it), on
+    /// the transport's clock: the real one for the TCP/TLS server, the test's manual clock for
+    /// the in-memory transport.
     pub at: Instant,
 }
 
