@@ -530,16 +530,11 @@ pub(super) fn filled_len(generic: &str, numbers: &[u32]) -> usize {
 /// one `{i}` takes the key of the innermost instance).
 pub(super) fn expand(template: &str, keys: &[String]) -> String {
     let mut out = String::with_capacity(template.len() + 8);
-    expand_into(&mut out, template, keys);
+    expand_holes_into(&mut out, template, keys, count_holes(template));
     out
 }
 
-/// [`expand`] written to `out` (a string, or a [`Count`] for its length).
-pub(super) fn expand_into(out: &mut impl std::fmt::Write, template: &str, keys: &[String]) {
-    expand_holes_into(out, template, keys, count_holes(template));
-}
-
-/// [`expand_into`] of a template with `n` holes.
+/// [`expand`] of a template with `n` holes, written to `out`.
 fn expand_holes_into(out: &mut impl std::fmt::Write, template: &str, keys: &[String], n: usize) {
     let mut rest = template;
     let mut used = keys[keys.len().saturating_sub(n)..].iter();
@@ -562,7 +557,7 @@ fn binding_holes(b: &Binding) -> usize {
     }
 }
 
-/// [`expand_into`] of a binding's key.
+/// [`expand`] of a binding's key, written to `out`.
 pub(super) fn expand_binding_into(out: &mut impl std::fmt::Write, b: &Binding, keys: &[String]) {
     expand_holes_into(out, &b.key, keys, binding_holes(b));
 }

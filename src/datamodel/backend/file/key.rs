@@ -1,7 +1,7 @@
 //! The key grammar of the `file` backend (see the module documentation of `file`) and the
 //! globs of `name=GLOB` conditions: parsing and checking only.
 
-use crate::datamodel::scan::has_byte_of;
+use crate::datamodel::scan::{byte_at, has_byte_of};
 
 /// Checks a binding key when the definitions are loaded: one of the value or table forms of
 /// the module documentation. Placeholders (`{i}`, `{uci:…}`) count as one path component or
@@ -246,7 +246,7 @@ pub(super) fn check_components(p: &str) -> Result<(), String> {
     if dot_dot(p, b"/") {
         return Err(format!("{p:?}: `..` is not allowed"));
     }
-    if has_byte_of(p, b"\0") {
+    if byte_at(p, b'\0').is_some() {
         return Err(format!("{p:?}: NUL in a path"));
     }
     Ok(())

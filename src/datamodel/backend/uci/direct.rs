@@ -49,6 +49,7 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::export::{anonymous_name, Package, Section, Value};
+use crate::datamodel::scan::byte_at;
 
 /// libuci's own save directory (`UCI_SAVEDIR` as OpenWrt builds it): `uci` applies the change
 /// files other tools leave there on every read, whatever `-t` says.
@@ -280,7 +281,7 @@ impl<'a> Words<'a> {
                 b'#' | b';' => return None,
                 b'\'' => {
                     let rest = self.text.get(self.pos + 1..)?;
-                    let close = rest.bytes().position(|b| b == b'\'')?;
+                    let close = byte_at(rest, b'\'')?;
                     out.push_str(rest.get(..close)?);
                     self.pos += close + 2;
                 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::export::{Section, Value};
 use super::pool::POOL;
+use crate::datamodel::scan::byte_at;
 use crate::uci::is_name;
 
 /// Largest list index accepted in a key (`OPT[N]`).
@@ -142,9 +143,9 @@ pub(super) fn is_type(s: &str) -> bool {
 }
 
 /// `s` split at the first `b` (an ASCII byte), which neither part holds. Every key of a read
-/// is split so: a byte loop costs a fraction of `split_once`'s searcher on a few bytes.
+/// is split so: a byte search costs a fraction of `split_once`'s searcher on a few bytes.
 fn cut(s: &str, b: u8) -> Option<(&str, &str)> {
-    let at = s.bytes().position(|c| c == b)?;
+    let at = byte_at(s, b)?;
     Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
