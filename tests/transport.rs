@@ -97,6 +97,25 @@ fn https_with_ca_file_headers_and_keep_alive() {
 }
 
 #[test]
+fn an_acs_named_by_host_name_keeps_its_session_on_one_connection() {
+    // `localhost` through the system's resolver (/etc/hosts), the certificate checked against
+    // the name: the session's POSTs reuse the one connection and the name's addresses.
+    let pki = Pki::new();
+    let server = TestServer::start(Some(pki.server_tls()), echo);
+    let url = server.url("/acs").replace("127.0.0.1", "localhost");
+    let mut t = Transport::new(config(url, &pki.ca_file)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(t.post(b"<Envelope/>").unwrap().status, 200);
+    }
+    assert_eq!(t.post(b"").unwrap().status, 204);
+    assert_eq!(server.connections(), 1);
+    t.end_session();
+    assert_eq!(t.post(b"x").unwrap().status, 200);
+    assert_eq!(server.connections(), 2);
+    assert_eq!(server.requests().len(), 5);
+}
+
+#[test]
 fn unknown_ca_is_refused() {
     let pki = Pki::new();
     let server = TestServer::start(Some(pki.server_tls()), echo);

@@ -27,6 +27,7 @@ use ureq::http::Uri;
 use crate::http::auth::DigestSession;
 use crate::http::cookie::{self, CookieJar, Site};
 use crate::http::policy::{self, ClientAuth, Decision, Refusal, Tried, Unauthorized};
+use crate::http::resolve::SessionResolver;
 use crate::http::tls::TlsSettings;
 use crate::http::url::Origin;
 
@@ -240,7 +241,7 @@ impl Transport {
             .timeout_per_call(Some(call_budget))
             .timeout_global(Some(call_budget))
             .build();
-        let agent = agent_config.new_agent();
+        let agent = new_agent(&agent_config);
         Ok(Transport {
             cfg,
             target,
@@ -336,7 +337,7 @@ impl Transport {
         self.auth = None;
         self.session_target = None;
         // A fresh agent has an empty pool: the kept-alive connection is closed.
-        self.agent = self.agent_config.new_agent();
+        self.agent = new_agent(&self.agent_config);
     }
 
     /// Updates `self.auth` from the challenges of a 401 that `target` answered (RFC 7235 §3.1,
@@ -588,6 +589,16 @@ struct RawReply {
 
 /// Maps a ureq error to ours, naming TLS failures as such (also used by the file-transfer
 /// client, [`crate::http::files`]).
+/// An agent of `config` with an empty connection pool and the resolver of the session
+/// ([`SessionResolver`]: the ACS's name looked up once, no thread for an address).
+pub(crate) fn new_agent(config: &ureq::config::Config) -> ureq::Agent {
+    ureq::Agent::with_parts(
+        config.clone(),
+        ureq::unversioned::transport::DefaultConnector::default(),
+        SessionResolver::new(),
+    )
+}
+
 pub(crate) fn classify(e: ureq::Error) -> TransportError {
     match e {
         ureq::Error::Timeout(t) => TransportError::Timeout(t.to_string()),

@@ -521,5 +521,5 @@ fn build_agent(cfg: &ClientConfig, https: bool) -> Result<ureq::Agent, String> {
         .timeout_per_read(Some(timeout))
         .timeout_per_write(Some(timeout))
         .build();
-    Ok(config.new_agent())
+    Ok(acs::new_agent(&config))
 }
