@@ -519,6 +519,64 @@ fn junk_content_never_panics() {
     let _ = fs::remove_dir_all(&root);
 }
 
+/// Whether opening the FIFO `path` to read released a writer blocked in opening it: the writer
+/// is a thread in `open(O_WRONLY)`, which returns only once some reader has opened the FIFO.
+fn opened_by(path: &Path, read: impl FnOnce()) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let at = path.to_path_buf();
+    let writer = std::thread::spawn(move || {
+        let w = fs::OpenOptions::new().write(true).open(&at);
+        let _ = tx.send(());
+        drop(w);
+    });
+    // The writer's open is under way (it blocks until a reader comes).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    read();
+    let opened = rx
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_ok();
+    if !opened {
+        // Release the writer: this test's own reader.
+        let _r = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(path);
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the writer released");
+    }
+    writer.join().unwrap();
+    opened
+}
+
+#[test]
+fn only_regular_files_are_opened_outside_sysfs_and_nothing_blocks() {
+    let root = tmp("fifo-open");
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    fs::create_dir_all(root.join("sys/class/net/lan1")).unwrap();
+    for fifo in ["tmp/leases", "sys/class/net/lan1/carrier"] {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(root.join(fifo))
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mkfifo {fifo}");
+    }
+    let mut b = backend(&root);
+    // Outside sysfs (where a local account could leave a FIFO, or a link to a device), the
+    // path is looked at first: the FIFO is never opened, its writer stays blocked.
+    let opened = opened_by(&root.join("tmp/leases"), || {
+        assert_eq!(read1(&mut b, "/tmp/leases"), None);
+    });
+    assert!(!opened, "a FIFO outside sysfs was opened");
+    // In sysfs the file is opened at once, without blocking, and refused once opened.
+    b.invalidate();
+    let opened = opened_by(&root.join("sys/class/net/lan1/carrier"), || {
+        assert_eq!(read1(&mut b, "/sys/class/net/lan1/carrier"), None);
+    });
+    assert!(opened, "the sysfs path was looked at before it was opened");
+    let _ = fs::remove_dir_all(&root);
+}
+
 #[test]
 fn reads_are_bounded() {
     let root = tmp("bound");

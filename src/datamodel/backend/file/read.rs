@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::key::{glob_matches, Cond, Spec};
@@ -33,7 +34,7 @@ impl<'k> CallCache<'k> {
     pub(super) fn file(&mut self, root: &Path, path: &'k str) -> Option<&FileText> {
         self.files
             .entry(path)
-            .or_insert_with(|| read_bounded(&resolve(root, path)?))
+            .or_insert_with(|| read_bounded(&resolve(root, path)?, in_sysfs(path)))
             .as_ref()
     }
 }
@@ -59,6 +60,11 @@ impl FileText {
     }
 }
 
+/// Whether an absolute key path is in sysfs (under the root's `/sys/`).
+pub(super) fn in_sysfs(path: &str) -> bool {
+    path.starts_with("/sys/")
+}
+
 /// The full path of an absolute key path under the root; `None` for a path that is not
 /// absolute or would leave the root.
 pub(super) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
@@ -71,11 +77,26 @@ pub(super) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
 
 /// Reads a regular file, at most [`MAX_FILE_BYTES`]; `None` when it is absent, not a regular
 /// file, or unreadable (sysfs answers EINVAL for the `speed` of a link that is down).
-pub(super) fn read_bounded(path: &Path) -> Option<FileText> {
-    if !fs::metadata(path).ok()?.is_file() {
+///
+/// Nothing but a regular file is read, and nothing else is opened where another account could
+/// have put it: outside sysfs the path is looked at first, so that a device there (a link to
+/// one left in `/tmp` by a local account) is never opened, and the file is opened without
+/// blocking (a FIFO swapped in between cannot hold the agent) and looked at again. `sysfs`
+/// (the key's path is under `/sys/`) skips the first look, one path walk of two: sysfs holds
+/// only the kernel's regular files, directories and links within it, and a GPV reads a few
+/// hundred of them (issue 19).
+pub(super) fn read_bounded(path: &Path, sysfs: bool) -> Option<FileText> {
+    if !sysfs && !fs::metadata(path).ok()?.is_file() {
         return None;
     }
-    let f = fs::File::open(path).ok()?;
+    let f = fs::File::options()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut buf = Vec::new();
     f.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut buf)
@@ -217,6 +238,7 @@ pub(super) fn list_dir(root: &Path, dir: &str, conds: &[Cond<'_>]) -> Listing {
     let Ok(entries) = fs::read_dir(&full) else {
         return Listing::default();
     };
+    let sysfs = in_sysfs(dir);
     let mut names = Vec::new();
     for entry in entries.take(MAX_DIR_SCAN) {
         let Ok(entry) = entry else {
@@ -229,7 +251,7 @@ pub(super) fn list_dir(root: &Path, dir: &str, conds: &[Cond<'_>]) -> Listing {
             continue;
         }
         let at = full.join(&name);
-        if conds.iter().all(|c| c.holds(&at, &name)) {
+        if conds.iter().all(|c| c.holds(&at, &name, sysfs)) {
             names.push(name);
         }
     }
@@ -240,12 +262,13 @@ pub(super) fn list_dir(root: &Path, dir: &str, conds: &[Cond<'_>]) -> Listing {
 }
 
 impl Cond<'_> {
-    pub(super) fn holds(&self, at: &Path, name: &str) -> bool {
+    /// Whether the entry `name` at `at` meets the condition; `sysfs` as [`read_bounded`] has it.
+    pub(super) fn holds(&self, at: &Path, name: &str, sysfs: bool) -> bool {
         match self {
             Cond::Has(sub) => fs::metadata(at.join(sub)).is_ok(),
             Cond::Lacks(sub) => fs::metadata(at.join(sub)).is_err(),
             Cond::Equals(sub, value) => {
-                read_bounded(&at.join(sub)).is_some_and(|f| f.complete && clean(&f.text) == *value)
+                read_bounded(&at.join(sub), sysfs).is_some_and(|f| f.complete && clean(&f.text) == *value)
             }
             Cond::Name(glob) => glob_matches(glob, name),
         }
