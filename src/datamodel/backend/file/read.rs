@@ -267,9 +267,8 @@ impl Cond<'_> {
         match self {
             Cond::Has(sub) => fs::metadata(at.join(sub)).is_ok(),
             Cond::Lacks(sub) => fs::metadata(at.join(sub)).is_err(),
-            Cond::Equals(sub, value) => {
-                read_bounded(&at.join(sub), sysfs).is_some_and(|f| f.complete && clean(&f.text) == *value)
-            }
+            Cond::Equals(sub, value) => read_bounded(&at.join(sub), sysfs)
+                .is_some_and(|f| f.complete && clean(&f.text) == *value),
             Cond::Name(glob) => glob_matches(glob, name),
         }
     }
