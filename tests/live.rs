@@ -6,7 +6,9 @@
 //!   addresses as `ip` made them (a static address, one with the lifetimes a DHCP client sets);
 //! - with active notification on an interface's Status and on its IPv4 address count, a link
 //!   going down and an address added each reach the ACS in a VALUE CHANGE session within
-//!   seconds, with a poll interval of an hour: the netlink event source drives them.
+//!   seconds, with a poll interval of an hour: the netlink event source drives them;
+//! - an Ethernet link's and a bridge port's counters, read in one rtnetlink dump, are what the
+//!   kernel's sysfs files print for that netdev.
 //!
 //! The namespaces need root (CI is root); elsewhere the tests say so and pass.
 
@@ -215,4 +217,87 @@ fn the_connection_request_url_follows_a_new_wan_address_at_once() {
     ns.addr("wan0", "192.0.2.88/24");
     let s = informed("http://192.0.2.88:", seen);
     assert!(s.has_event("4 VALUE CHANGE"), "{:?}", s.event_codes());
+}
+
+/// The name of the instance under `table` (`Device.Ethernet.Link.`) whose `Name` is `name`.
+fn instance_named(v: &BTreeMap<String, String>, table: &str, name: &str) -> String {
+    v.iter()
+        .find(|(k, val)| {
+            k.starts_with(table)
+                && k.ends_with(".Name")
+                && k[table.len()..].matches('.').count() == 1
+                && *val == name
+        })
+        .map(|(k, _)| k.trim_end_matches("Name").to_string())
+        .unwrap_or_else(|| panic!("no {table} named {name}: {v:#?}"))
+}
+
+#[test]
+fn ethernet_link_and_bridge_port_counters_are_the_kernel_s_sysfs_ones() {
+    // A bridge `br0` with the port `lan0`, a veth whose peer is in another namespace that
+    // pings the bridge: the counters of both move. IPv6 is off in both, so nothing else moves
+    // them between the agent's read (one rtnetlink dump) and the test's (sysfs, the files
+    // the bindings read before).
+    let Some(ns) = Netns::new() else { return };
+    let Some(peer) = Netns::new() else { return };
+    for n in [&ns, &peer] {
+        n.sysctl("net/ipv6/conf/all/disable_ipv6", "1");
+        n.sysctl("net/ipv6/conf/default/disable_ipv6", "1");
+    }
+    ns.veth_to("lan0", &peer, "host0");
+    ns.bridge("br0");
+    ns.enslave("lan0", "br0");
+    ns.up("br0");
+    ns.addr("br0", "192.0.2.1/24");
+    peer.addr("host0", "192.0.2.2/24");
+    let ping = peer.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.1"]);
+    assert!(ping.status.success(), "ping: {ping:?}");
+    let cpe = linux_cpe("live-counters", "http://127.0.0.1:9/");
+    let out = cpe.cli_in(
+        ns.name(),
+        &["get", "Device.Ethernet.Link.", "Device.Bridging."],
+    );
+    out.assert_code(0, "get");
+    let v = out.values();
+    let sysfs = |dev: &str, counter: &str| -> String {
+        let o = ns.exec(&["cat", &format!("/sys/class/net/{dev}/statistics/{counter}")]);
+        assert!(o.status.success(), "{dev}/{counter}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let link = format!(
+        "{}Stats.",
+        instance_named(&v, "Device.Ethernet.Link.", "br0")
+    );
+    let bridge = instance_named(&v, "Device.Bridging.Bridge.", "br0");
+    let port = format!(
+        "{}Stats.",
+        instance_named(&v, &format!("{bridge}Port."), "lan0")
+    );
+    let counters = [
+        ("BytesSent", "tx_bytes"),
+        ("BytesReceived", "rx_bytes"),
+        ("PacketsSent", "tx_packets"),
+        ("PacketsReceived", "rx_packets"),
+        ("ErrorsSent", "tx_errors"),
+        ("ErrorsReceived", "rx_errors"),
+        ("DiscardPacketsSent", "tx_dropped"),
+        ("DiscardPacketsReceived", "rx_dropped"),
+        ("MulticastPacketsReceived", "multicast"),
+        ("UnknownProtoPacketsReceived", "rx_nohandler"),
+    ];
+    for (stats, dev) in [(&link, "br0"), (&port, "lan0")] {
+        for (param, counter) in counters {
+            let name = format!("{stats}{param}");
+            assert_eq!(
+                v.get(&name).map(String::as_str),
+                Some(sysfs(dev, counter).as_str()),
+                "{name} against {dev}/statistics/{counter}\n{out}"
+            );
+        }
+        // The pings and their answers went through both.
+        for param in ["PacketsSent", "PacketsReceived"] {
+            let n: u64 = v[&format!("{stats}{param}")].parse().unwrap();
+            assert!(n >= 3, "{stats}{param} = {n}");
+        }
+    }
 }
