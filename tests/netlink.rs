@@ -4,7 +4,8 @@
 //! addresses with and without lifetimes, routes (default, connected, metric, another table),
 //! neighbours and the bridge FDB after traffic, and the change monitor. Every dump is also
 //! compared with what iproute2 (`ip -j …`, an independent implementation of the same
-//! protocol) prints for the same namespace.
+//! protocol) prints for the same namespace. The backend over it: counters read afresh within a
+//! session, its links kept.
 //!
 //! Needs root and `ip netns` (skipped with a line otherwise, never under `CI`). Traffic is UDP
 //! sent from a thread inside a namespace: nothing leaves the namespaces.
@@ -617,4 +618,57 @@ fn monitor_survives_an_overrun() {
     // Still listening after the overrun.
     ns.down("v1");
     assert!(mon.wait(Some(Duration::from_secs(5))).unwrap() >= 1);
+}
+
+/// The backend as the engine uses it: a link's counters are read afresh once the snapshot's
+/// are older than `COUNTER_AGE` (an ACS reading them twice in a session sees them move, as it
+/// did when they came from sysfs), while the links themselves stay the snapshot's until it is
+/// invalidated (a link added since is not listed; the instances of a GPN and the GPV after it
+/// agree).
+#[test]
+fn the_backend_reads_counters_afresh_and_keeps_its_links() {
+    use cwmpd::datamodel::backend::netlink::{NetlinkBackend, COUNTER_AGE};
+    use cwmpd::datamodel::backend::{Backend, Cx};
+    use std::collections::BTreeMap;
+    let Some((a, _b)) = two_namespaces() else {
+        return;
+    };
+    // Everything in one thread inside `a`: the backend's socket and `ip`, its child, are there.
+    a.run(|| {
+        let mut be = NetlinkBackend::new();
+        let mut values = BTreeMap::new();
+        let mut cx = Cx {
+            values: &mut values,
+            changed: false,
+        };
+        let packets = |be: &mut NetlinkBackend, cx: &mut Cx<'_>| -> u64 {
+            let got = be.read(cx, &["link[a0].tx_packets"]).unwrap();
+            got[0].as_deref().unwrap().parse().unwrap()
+        };
+        let links = |be: &mut NetlinkBackend, cx: &mut Cx<'_>| -> Vec<String> {
+            be.instances(cx, "link[*]").unwrap().unwrap()
+        };
+        let first = links(&mut be, &mut cx);
+        let before = packets(&mut be, &mut cx);
+        let s = UdpSocket::bind(("10.77.0.1", 0)).expect("bind");
+        for _ in 0..20 {
+            s.send_to(&[0x5a; 100], ("10.77.0.2", 9)).expect("send");
+        }
+        let added = std::process::Command::new("ip")
+            .args(["link", "add", "v7a", "type", "veth", "peer", "name", "v7b"])
+            .status()
+            .unwrap();
+        assert!(added.success());
+        std::thread::sleep(COUNTER_AGE + Duration::from_millis(100));
+        let after = packets(&mut be, &mut cx);
+        assert!(after >= before + 20, "tx_packets {before} -> {after}");
+        assert_eq!(
+            links(&mut be, &mut cx),
+            first,
+            "the snapshot's links changed"
+        );
+        assert!(!first.contains(&"v7a".to_string()));
+        be.invalidate();
+        assert!(links(&mut be, &mut cx).contains(&"v7a".to_string()));
+    });
 }

@@ -52,7 +52,11 @@
 //!
 //! Consistency: each table (links, addresses, routes, neighbours) is dumped once per snapshot,
 //! on its first use after [`Backend::invalidate`], so a session sees one state of the kernel
-//! (one dump per table per session, however many parameters). A kernel that refuses a dump
+//! (one dump per table per session, however many parameters). A link's counters are the
+//! exception: like the sysfs files they once came from, they are never older than
+//! [`COUNTER_AGE`] when a [`Backend::read`] call asks for one, so an ACS that reads them twice
+//! in one session sees them move; the links themselves (their instances and other fields) stay
+//! the snapshot's. A kernel that refuses a dump
 //! (no rtnetlink in a sandbox) makes the table empty, with one log line per failure run.
 //!
 //! `last_change`: the kernel keeps no time of an operstate change. The backend notes when it
@@ -77,6 +81,10 @@ use wire::{Addr, Link, Neigh, Route};
 
 /// The deadline of one dump.
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// How old a link's counters may be when a read asks for them: older, the links are dumped
+/// again for their counters (at most once per [`Backend::read`] call). A GPV's walk and its
+/// read take one dump; a later request in the session sees counters of its own time.
+pub const COUNTER_AGE: Duration = Duration::from_secs(1);
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -380,6 +388,11 @@ pub struct NetlinkBackend {
     ends: HashMap<AddrKey, (Option<i64>, Option<i64>)>,
     /// Whether the last dump failed (logged once per failure run).
     failing: bool,
+    /// [`Backend::read`] calls so far, and the one that last looked at the counters' age.
+    reads: u64,
+    counters_checked: u64,
+    /// When the snapshot's link counters were dumped.
+    counters_at: Option<Instant>,
 }
 
 impl Default for NetlinkBackend {
@@ -396,6 +409,46 @@ impl NetlinkBackend {
             seen: HashMap::new(),
             ends: HashMap::new(),
             failing: false,
+            reads: 0,
+            counters_checked: 0,
+            counters_at: None,
+        }
+    }
+
+    /// Before a link's counter is read: the links are dumped again when the snapshot's counters
+    /// are older than [`COUNTER_AGE`] (once per read call), and each link of the snapshot takes
+    /// the counters of the link of the same index and name. Nothing else of the snapshot
+    /// changes; a link gone since keeps its old counters. A failed dump leaves them as they were.
+    fn fresh_counters(&mut self) {
+        if self.counters_checked == self.reads {
+            return;
+        }
+        self.counters_checked = self.reads;
+        let stale = self.snap.links.is_some()
+            && self
+                .counters_at
+                .is_none_or(|at| at.elapsed() >= COUNTER_AGE);
+        if !stale {
+            return;
+        }
+        let fresh = self.dump("links", socket::Rtnl::links);
+        if fresh.is_empty() {
+            return;
+        }
+        self.counters_at = Some(Instant::now());
+        let Some(links) = self.snap.links.as_mut() else {
+            return;
+        };
+        for l in fresh {
+            if let Some(old) = self
+                .snap
+                .link_named
+                .get(&l.name)
+                .and_then(|&i| links.get_mut(i))
+                .filter(|old| old.index == l.index)
+            {
+                old.stats = l.stats;
+            }
         }
     }
 
@@ -450,6 +503,7 @@ impl NetlinkBackend {
                 // Every table names links by index: the links come first.
                 let links = self.dump("links", socket::Rtnl::links);
                 let now = Instant::now();
+                self.counters_at = Some(now);
                 for l in &links {
                     let e = self.seen.entry(l.name.clone()).or_insert((l.oper, now));
                     if e.0 != l.oper {
@@ -896,6 +950,9 @@ impl NetlinkBackend {
         let What::Field(row, field) = p.what else {
             return None;
         };
+        if p.table == Table::Link && STATS.contains(&field) {
+            self.fresh_counters();
+        }
         self.load(p.table);
         self.ensure_index(p.table, p.scope);
         let idx = self.index(p.table, p.scope)?;
@@ -962,6 +1019,7 @@ impl Backend for NetlinkBackend {
     }
 
     fn read(&mut self, _cx: &mut Cx<'_>, keys: &[&str]) -> Result<Vec<Option<String>>, Fault> {
+        self.reads = self.reads.wrapping_add(1);
         Ok(keys.iter().map(|k| self.value(k)).collect())
     }
 
