@@ -521,28 +521,57 @@ fn junk_content_never_panics() {
 
 /// Whether opening the FIFO `path` to read released a writer blocked in opening it: the writer
 /// is a thread in `open(O_WRONLY)`, which returns only once some reader has opened the FIFO.
+/// `read` runs once the writer is seen blocked in that call (`/proc/self/task/TID/syscall`),
+/// so that a reader's open cannot come before it and go unnoticed.
 fn opened_by(path: &Path, read: impl FnOnce()) -> bool {
     use std::os::unix::fs::OpenOptionsExt as _;
+    use std::time::{Duration, Instant};
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (tx, rx) = std::sync::mpsc::channel();
     let at = path.to_path_buf();
     let writer = std::thread::spawn(move || {
+        let _ = tid_tx.send(nix::unistd::gettid().as_raw());
         let w = fs::OpenOptions::new().write(true).open(&at);
         let _ = tx.send(());
         drop(w);
     });
-    // The writer's open is under way (it blocks until a reader comes).
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let tid = tid_rx.recv().unwrap();
+    // The first field is the number of the system call the thread is blocked in (`running`
+    // while it runs): openat, or open where the C library still uses it.
+    let opens: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["257", "2"]
+    } else if cfg!(target_arch = "aarch64") {
+        &["56"]
+    } else {
+        &[]
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        let first = text.split(' ').next().unwrap_or("");
+        let blocked = if opens.is_empty() {
+            first.parse::<u32>().is_ok()
+        } else {
+            opens.contains(&first)
+        };
+        if blocked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never blocked in open: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     read();
-    let opened = rx
-        .recv_timeout(std::time::Duration::from_millis(300))
-        .is_ok();
+    let opened = rx.recv_timeout(Duration::from_secs(2)).is_ok();
     if !opened {
         // Release the writer: this test's own reader.
         let _r = fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
             .open(path);
-        rx.recv_timeout(std::time::Duration::from_secs(5))
+        rx.recv_timeout(Duration::from_secs(5))
             .expect("the writer released");
     }
     writer.join().unwrap();
@@ -563,7 +592,8 @@ fn only_regular_files_are_opened_outside_sysfs_and_nothing_blocks() {
     }
     let mut b = backend(&root);
     // Outside sysfs (where a local account could leave a FIFO, or a link to a device), the
-    // path is looked at first: the FIFO is never opened, its writer stays blocked.
+    // path is opened with O_PATH and looked at: the FIFO is never opened to read, its writer
+    // stays blocked.
     let opened = opened_by(&root.join("tmp/leases"), || {
         assert_eq!(read1(&mut b, "/tmp/leases"), None);
     });

@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -77,26 +78,8 @@ pub(super) fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
 
 /// Reads a regular file, at most [`MAX_FILE_BYTES`]; `None` when it is absent, not a regular
 /// file, or unreadable (sysfs answers EINVAL for the `speed` of a link that is down).
-///
-/// Nothing but a regular file is read, and nothing else is opened where another account could
-/// have put it: outside sysfs the path is looked at first, so that a device there (a link to
-/// one left in `/tmp` by a local account) is never opened, and the file is opened without
-/// blocking (a FIFO swapped in between cannot hold the agent) and looked at again. `sysfs`
-/// (the key's path is under `/sys/`) skips the first look, one path walk of two: sysfs holds
-/// only the kernel's regular files, directories and links within it, and a GPV reads a few
-/// hundred of them (issue 19).
 pub(super) fn read_bounded(path: &Path, sysfs: bool) -> Option<FileText> {
-    if !sysfs && !fs::metadata(path).ok()?.is_file() {
-        return None;
-    }
-    let f = fs::File::options()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
+    let f = open_regular(path, sysfs)?;
     let mut buf = Vec::new();
     f.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut buf)
@@ -114,6 +97,39 @@ pub(super) fn read_bounded(path: &Path, sysfs: bool) -> Option<FileText> {
         complete,
         fields: OnceCell::new(),
     })
+}
+
+/// Opens a regular file to read; `None` for anything else, or when it cannot be opened.
+///
+/// Nothing but a regular file is opened where another account could have put something: the
+/// path is first opened with `O_PATH` (which opens nothing for reading: no device's open runs,
+/// no FIFO waits for a writer), what it names is looked at (`fstat`), and only a regular file
+/// is then opened for reading, through `/proc/self/fd/N`: the file just looked at, not whatever
+/// the path names by then (a link to a device swapped into `/tmp` between the look and the
+/// open is never opened). In sysfs (`sysfs`: the key's path is under `/sys/`), which holds only
+/// the kernel's regular files, directories and links within it, the file is opened at once and
+/// looked at after: one path walk, where a GPV reads a few hundred such files (issue 19). Every
+/// open is non-blocking and takes no controlling terminal.
+fn open_regular(path: &Path, sysfs: bool) -> Option<fs::File> {
+    use nix::fcntl::OFlag;
+    let read = |p: &Path| {
+        fs::File::options()
+            .read(true)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+            .open(p)
+            .ok()
+    };
+    let regular = |f: &fs::File| f.metadata().is_ok_and(|m| m.is_file());
+    if sysfs {
+        return read(path).filter(regular);
+    }
+    let at = fs::File::options()
+        .read(true)
+        .custom_flags(OFlag::O_PATH.bits())
+        .open(path)
+        .ok()
+        .filter(regular)?;
+    read(Path::new(&format!("/proc/self/fd/{}", at.as_raw_fd()))).filter(regular)
 }
 
 /// The `FIELD: value` and `FIELD=value` lines of a text (`/proc/meminfo`,
