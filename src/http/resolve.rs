@@ -23,7 +23,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, PoisonError};
 
@@ -31,6 +31,9 @@ use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
+
+/// The stack of a lookup's thread.
+const LOOKUP_STACK: usize = 256 * 1024;
 
 /// The system's lookup of `host` and `port` (`getaddrinfo` through std).
 pub type Lookup = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
@@ -121,7 +124,9 @@ impl Resolver for SessionResolver {
 }
 
 /// The URI's host (an IPv6 address without its brackets) and port (the scheme's default when
-/// none is written).
+/// none is written, as ureq's own resolver has them: a proxy's URI from the environment comes
+/// here too). Brackets around anything but an IPv6 address (a name, an address with a zone)
+/// are refused, as ureq's resolver refuses them.
 fn host_and_port(uri: &Uri) -> Result<(&str, u16), ureq::Error> {
     let host = uri
         .host()
@@ -131,16 +136,17 @@ fn host_and_port(uri: &Uri) -> Result<(&str, u16), ureq::Error> {
         (Some(port), _) => port,
         (None, Some("https")) => 443,
         (None, Some("http")) => 80,
+        (None, Some("socks4" | "socks4a" | "socks5" | "socks5h")) => 1080,
         (None, _) => return Err(ureq::Error::BadUri(format!("{uri}: no port"))),
     };
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    Ok((host, port))
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) if inner.parse::<Ipv6Addr>().is_ok() => Ok((inner, port)),
+        Some(_) => Err(ureq::Error::HostNotFound),
+        None => Ok((host, port)),
+    }
 }
 
-/// `host` as an address when it is one (an IPv6 address with a zone is left to the system).
+/// `host` as an address when it is one.
 fn ip_literal(host: &str) -> Option<IpAddr> {
     host.parse().ok()
 }
@@ -161,6 +167,9 @@ fn lookup_within(
     let name = host.to_string();
     std::thread::Builder::new()
         .name("resolve".into())
+        // Room for the C library's resolver (glibc's keeps a 64 KiB answer on the stack), not
+        // the default 2 MiB.
+        .stack_size(LOOKUP_STACK)
         .spawn(move || {
             // The receiver may have given up; the answer is then dropped.
             let _ = tx.send(lookup(&name, port));
@@ -335,7 +344,23 @@ mod tests {
 
     #[test]
     fn a_uri_without_a_host_or_a_known_port_is_refused() {
+        // `failing`'s answer (an I/O error) would show a lookup.
         let r = SessionResolver::with_lookup(failing);
+        // Brackets hold an IPv6 address, nothing else: never looked up.
+        for bad in ["https://[acs.example]/", "https://[fe80::1%25eth0]/"] {
+            assert!(
+                matches!(
+                    resolved(&r, bad),
+                    Err(ureq::Error::HostNotFound) | Err(ureq::Error::BadUri(_))
+                ),
+                "{bad}"
+            );
+        }
+        // A SOCKS proxy's default port, as ureq has it.
+        assert_eq!(
+            resolved(&r, "socks5://192.0.2.9").unwrap(),
+            vec!["192.0.2.9:1080".parse().unwrap()]
+        );
         assert!(matches!(
             resolved(&r, "/relative"),
             Err(ureq::Error::BadUri(_))
