@@ -5,7 +5,9 @@
 //!
 //! - `--version` and `check` on the embedded configuration run;
 //! - `cwmpd get Device.` reads the whole TR-181 tree from the fixture and prints exactly what the
-//!   host (little-endian x86_64) binary prints, so no value depends on the byte order;
+//!   host (little-endian x86_64) binary prints, so no value depends on the byte order (a
+//!   netdev's counters, which come from the live kernel over rtnetlink, by their type only:
+//!   qemu-user cannot carry a link dump to a big-endian guest whole);
 //! - a whole CWMP session (§3.7): Inform, GetRPCMethods, GetParameterNames and
 //!   GetParameterValues of `Device.`, SetParameterValues of the SSID (applied through uci after
 //!   the session, Status 1), AddObject and DeleteObject of a port mapping; the values the MIPS
@@ -427,11 +429,32 @@ fn values(stdout: &str) -> BTreeMap<String, String> {
 }
 
 /// The two agents read the same names with the same types and values (the clock aside).
+/// Whether `name` is a netdev's counter: read from the live kernel over rtnetlink (the
+/// fixture holds no kernel), and not through qemu-user, whose translation of a link dump for a
+/// big-endian guest is incomplete (it leaves the headers of some nested attributes in the
+/// host's order: the guest refuses the dump as truncated and reads the counters as absent). The
+/// netlink codec's byte order is the unit tests' and tests/netlink.rs's; here such a value is
+/// compared by its type only. A station's counters (`AssociatedDevice.{i}.Stats.`) come from
+/// the fixture's ubus replies and are compared whole.
+fn kernel_counter(name: &str) -> bool {
+    name.contains(".Stats.") && !name.contains(".AssociatedDevice.")
+}
+
+/// The type part of a printed value (`[unsignedLong]` of `[unsignedLong] = 12`).
+fn type_of(v: &str) -> &str {
+    v.split(" = ").next().unwrap_or(v)
+}
+
 fn assert_same_values(host: &BTreeMap<String, String>, mips: &BTreeMap<String, String>) {
     let mut host = host.clone();
     let mut mips = mips.clone();
     host.remove(CLOCK);
     mips.remove(CLOCK);
+    for (k, v) in host.iter_mut().chain(mips.iter_mut()) {
+        if kernel_counter(k) {
+            *v = type_of(v).to_string();
+        }
+    }
     let differ: Vec<String> = host
         .iter()
         .filter(|(k, v)| mips.get(*k) != Some(*v))
