@@ -34,12 +34,7 @@ fn linux_cpe(tag: &str, url: &str) -> Cpe {
 
 /// The instance path of the IP interface named `name`.
 fn interface(v: &BTreeMap<String, String>, name: &str) -> String {
-    v.iter()
-        .find(|(k, val)| {
-            k.starts_with("Device.IP.Interface.") && k.ends_with(".Name") && *val == name
-        })
-        .map(|(k, _)| k.trim_end_matches("Name").to_string())
-        .unwrap_or_else(|| panic!("no interface {name}: {v:#?}"))
+    instance_named(v, "Device.IP.Interface.", name)
 }
 
 #[test]

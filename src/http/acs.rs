@@ -587,8 +587,6 @@ struct RawReply {
     retry_after: Option<String>,
 }
 
-/// Maps a ureq error to ours, naming TLS failures as such (also used by the file-transfer
-/// client, [`crate::http::files`]).
 /// An agent of `config` with an empty connection pool and the resolver of the session
 /// ([`SessionResolver`]: the ACS's name looked up once, no thread for an address).
 pub(crate) fn new_agent(config: &ureq::config::Config) -> ureq::Agent {
@@ -599,6 +597,8 @@ pub(crate) fn new_agent(config: &ureq::config::Config) -> ureq::Agent {
     )
 }
 
+/// Maps a ureq error to ours, naming TLS failures as such (also used by the file-transfer
+/// client, [`crate::http::files`]).
 pub(crate) fn classify(e: ureq::Error) -> TransportError {
     match e {
         ureq::Error::Timeout(t) => TransportError::Timeout(t.to_string()),

@@ -44,8 +44,8 @@
 //! directory scans look at most at [`MAX_DIR_SCAN`] entries. Only regular files are read, every
 //! open is non-blocking (a FIFO never holds the agent), and outside sysfs nothing but a
 //! regular file is opened to read: the path is opened with `O_PATH`, looked at, and reopened
-//! through `/proc/self/fd` (a device or FIFO left there is never opened; sysfs has neither). Content that is not UTF-8 is read lossily and
-//! control characters other than newline and tab (the NULs of `/proc/PID/cmdline`) become
+//! through `/proc/self/fd` (a device or FIFO left there is never opened; sysfs has neither).
+//! Content that is not UTF-8 is read lossily and control characters other than newline and tab (the NULs of `/proc/PID/cmdline`) become
 //! spaces, so a value is always printable in the SOAP envelope.
 //!
 //! Limits of the grammar: a path cannot contain `#`, and one whose last component contains `:`
